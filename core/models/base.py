@@ -1,0 +1,301 @@
+"""The face-model protocol every FR backend implements, and the model registry.
+
+A face model turns aligned face chips into embeddings with a differentiable torch
+forward pass, and exposes named *layer taps* (intermediate activations) so that
+explainers can build layer-by-layer heatmaps.  Concrete backends:
+
+* ``core.models.dlib_resnet`` - dlib's ResNet re-implemented in torch (default).
+* ``core.models.onnx_model`` - bring-your-own ONNX / TorchScript model with a card.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+
+from core.errors import BadInputError, UnknownModelError
+
+Metric = Literal["euclidean", "cosine"]
+ChannelOrder = Literal["RGB", "BGR"]
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How an aligned chip becomes the model's input tensor.
+
+    ``tensor = (pixel - mean) / std`` per channel, with pixels in 0..255 and the
+    channels in ``channel_order``.  ``alignment`` names the chip geometry the model
+    was trained on (see ``core.faces.align``).
+    """
+
+    input_size: tuple[int, int]  # (height, width) of the aligned chip
+    channel_order: ChannelOrder = "RGB"
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (255.0, 255.0, 255.0)
+    alignment: str = "dlib"  # "dlib" (get_face_chip, 25 % padding) or "arcface"
+    flip_average: bool = False  # embed = mean of the chip's and its mirror's embedding
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """Decision rule of a model: accept when the score is on the accepting side.
+
+    ``euclidean``: accept when distance < value; ``cosine``: accept when
+    similarity >= value.  ``source`` says where the value comes from, because an
+    examiner must be able to say why this number.
+    """
+
+    metric: Metric
+    value: float
+    source: str = ""
+
+    def accepts(self, cosine_similarity: float, euclidean_distance: float) -> bool:
+        if self.metric == "euclidean":
+            return euclidean_distance < self.value
+        return cosine_similarity >= self.value
+
+
+@dataclass(frozen=True)
+class LayerTap:
+    """A named intermediate activation of the network, shallow to deep."""
+
+    name: str
+    module_path: str  # dotted path of the nn.Module whose output is tapped
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the registry lists without loading weights."""
+
+    model_id: str
+    display_name: str
+    description: str
+    source: str  # where the weights come from (package, file path)
+
+
+class FaceModel:
+    """Base class of face-recognition backends.
+
+    Subclasses set the attributes in ``__init__`` and provide ``network`` (an
+    ``nn.Module`` mapping a preprocessed batch to embeddings).  Everything else -
+    preprocessing, device handling, layer taps - lives here once.
+    """
+
+    model_id: str
+    display_name: str
+    weights_sha256: str
+    embedding_dim: int
+    preprocessing: Preprocessing
+    threshold: Threshold
+    network: torch.nn.Module
+    taps: tuple[LayerTap, ...] = ()
+
+    # ---- device -----------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(self.network.parameters()).device
+
+    def to(self, device: str | torch.device) -> FaceModel:
+        self.network.to(resolve_device(device))
+        return self
+
+    # ---- preprocessing ----------------------------------------------------------
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return self.preprocessing.input_size
+
+    def prepare(self, chips: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
+        """Aligned RGB uint8 chips ``(N, H, W, 3)`` -> input tensor ``(N, 3, H, W)``.
+
+        The returned tensor is on the model's device, float32, normalised.  Callers
+        that need gradients w.r.t. the input call ``requires_grad_()`` on it.
+        """
+        batch = np.asarray(chips if isinstance(chips, np.ndarray) else np.stack(chips))
+        if batch.ndim == 3:
+            batch = batch[None]
+        height, width = self.input_size
+        if batch.ndim != 4 or batch.shape[1:] != (height, width, 3):
+            raise BadInputError(
+                f"model {self.model_id} expects aligned RGB chips of "
+                f"{height}x{width}x3, got array of shape {batch.shape}"
+            )
+        if self.preprocessing.channel_order == "BGR":
+            batch = batch[..., ::-1]
+        tensor = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
+        tensor = tensor.permute(0, 3, 1, 2).to(self.device)
+        order = self.preprocessing.channel_order
+        mean = torch.tensor(self.preprocessing.mean, device=self.device)
+        std = torch.tensor(self.preprocessing.std, device=self.device)
+        if order == "BGR":  # mean/std are given in RGB order in cards
+            mean, std = mean.flip(0), std.flip(0)
+        return (tensor - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)
+
+    # ---- forward ------------------------------------------------------------------
+    def embed(self, batch: torch.Tensor) -> torch.Tensor:
+        """Preprocessed batch ``(N, 3, H, W)`` -> embeddings ``(N, D)``; differentiable."""
+        embeddings = self.network(batch)
+        if self.preprocessing.flip_average:
+            embeddings = 0.5 * (embeddings + self.network(batch.flip(-1)))
+        return embeddings.reshape(embeddings.shape[0], -1)
+
+    @torch.no_grad()
+    def embed_chips(self, chips: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+        """Convenience: aligned uint8 chips -> embeddings as float64 numpy (no grad)."""
+        was_training = self.network.training
+        self.network.eval()
+        try:
+            return self.embed(self.prepare(chips)).double().cpu().numpy()
+        finally:
+            self.network.train(was_training)
+
+    # ---- layer taps ---------------------------------------------------------------
+    def layer_taps(self) -> list[LayerTap]:
+        return list(self.taps)
+
+    def _tap(self, name: str) -> LayerTap:
+        for tap in self.taps:
+            if tap.name == name:
+                return tap
+        known = ", ".join(t.name for t in self.taps)
+        raise BadInputError(f"model {self.model_id} has no layer tap '{name}' ({known})")
+
+    @contextlib.contextmanager
+    def capture(self, names: Sequence[str]) -> Iterator[dict[str, torch.Tensor]]:
+        """Record the activations of the named taps during forward passes.
+
+        Usage::
+
+            with model.capture(["stage2"]) as activations:
+                embedding = model.embed(batch)
+            activations["stage2"]  # (N, C, h, w), still part of the autograd graph
+
+        Hooks are removed on exit, also when the body raises.
+        """
+        activations: dict[str, torch.Tensor] = {}
+        modules = dict(self.network.named_modules())
+        handles = []
+        try:
+            for name in names:
+                tap = self._tap(name)
+                module = modules[tap.module_path]
+
+                def hook(_module, _inputs, output, _name=name):
+                    activations[_name] = output
+
+                handles.append(module.register_forward_hook(hook))
+            yield activations
+        finally:
+            for handle in handles:
+                handle.remove()
+
+
+# ---- similarity -------------------------------------------------------------------
+def cosine_similarity(a: np.ndarray, b: np.ndarray) -> float:
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    denominator = float(np.linalg.norm(a) * np.linalg.norm(b))
+    return float(a @ b / denominator) if denominator > 0 else 0.0
+
+
+def euclidean_distance(a: np.ndarray, b: np.ndarray) -> float:
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    return float(np.linalg.norm(a - b))
+
+
+def cosine_from_unit_euclidean(distance: float) -> float:
+    """Cosine similarity equivalent to a Euclidean distance between unit vectors.
+
+    For ``|a| = |b| = 1``: ``|a - b|^2 = 2 - 2 cos``, so ``cos = 1 - d^2 / 2``.
+    """
+    return 1.0 - distance * distance / 2.0
+
+
+def euclidean_from_unit_cosine(similarity: float) -> float:
+    return math.sqrt(max(0.0, 2.0 - 2.0 * similarity))
+
+
+# ---- device -----------------------------------------------------------------------
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
+    if isinstance(device, torch.device):
+        return device
+    name = (device or "auto").lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise BadInputError("device 'cuda' requested but no CUDA GPU is available")
+    if name == "cpu" or name.startswith("cuda"):
+        return torch.device(name)
+    raise BadInputError(f"unknown device '{device}' (use auto, cpu or cuda)")
+
+
+# ---- registry ---------------------------------------------------------------------
+@dataclass
+class _Entry:
+    info: ModelInfo
+    loader: Callable[[], FaceModel]
+    instances: dict[str, FaceModel] = field(default_factory=dict)
+
+
+class ModelRegistry:
+    """Models the application can use, loaded lazily and cached per device."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, _Entry] = {}
+        self._lock = threading.Lock()
+
+    def register(self, info: ModelInfo, loader: Callable[[], FaceModel]) -> None:
+        if info.model_id in self._entries:
+            raise ValueError(f"model id '{info.model_id}' registered twice")
+        self._entries[info.model_id] = _Entry(info, loader)
+
+    def unregister(self, model_id: str) -> None:
+        self._entries.pop(model_id, None)
+
+    def infos(self) -> list[ModelInfo]:
+        return [entry.info for entry in self._entries.values()]
+
+    def ids(self) -> list[str]:
+        return list(self._entries)
+
+    def __contains__(self, model_id: object) -> bool:
+        return model_id in self._entries
+
+    def load(self, model_id: str, device: str | torch.device = "auto") -> FaceModel:
+        entry = self._entries.get(model_id)
+        if entry is None:
+            known = ", ".join(self._entries) or "none"
+            raise UnknownModelError(f"unknown model '{model_id}' (available: {known})")
+        target = resolve_device(device)
+        with self._lock:
+            model = entry.instances.get(str(target))
+            if model is None:
+                model = entry.loader().to(target)
+                model.network.eval()
+                entry.instances[str(target)] = model
+        return model
+
+
+DEFAULT_MODEL_ID = "dlib-resnet-v1"
+
+_registry: ModelRegistry | None = None
+
+
+def registry() -> ModelRegistry:
+    """The process-wide registry, with the built-in models registered."""
+    global _registry
+    if _registry is None:
+        _registry = ModelRegistry()
+        from core.models import dlib_resnet
+
+        dlib_resnet.register(_registry)
+    return _registry
