@@ -24,7 +24,9 @@ class BadInputError(XfrError):
     def __init__(self, message: str, path: str | Path | None = None) -> None:
         self.path = None if path is None else Path(path)
         self.reason = message
-        super().__init__(f"{self.path}: {message}" if self.path is not None else message)
+        super().__init__(
+            f"{self.path}: {message}" if self.path is not None else message
+        )
 
 
 class NoFaceError(BadInputError):

@@ -1,5 +1,8 @@
-"""Shared fixtures.  Tests never touch ../shared: real photos come from installed
-packages (scikit-image's astronaut, matplotlib's grace_hopper.jpg) or are synthesised."""
+"""Shared fixtures.
+
+Tests never touch ../shared: real photos come from installed packages
+(scikit-image's astronaut, matplotlib's grace_hopper.jpg) or are synthesised.
+"""
 
 from __future__ import annotations
 

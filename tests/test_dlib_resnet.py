@@ -44,7 +44,9 @@ def dlib_reference():
 
     def descriptors(chips: list[np.ndarray]) -> np.ndarray:
         batch = [np.ascontiguousarray(chip) for chip in chips]
-        return np.array([np.array(d) for d in recognizer.compute_face_descriptor(batch)])
+        return np.array(
+            [np.array(d) for d in recognizer.compute_face_descriptor(batch)]
+        )
 
     return chip_of, descriptors
 
@@ -165,7 +167,10 @@ def test_layer_taps_capture_every_depth(model):
 
 
 def test_unknown_tap_is_a_clear_error(model):
-    with pytest.raises(Exception, match="no layer tap 'conv99'"), model.capture(["conv99"]):
+    with (
+        pytest.raises(Exception, match="no layer tap 'conv99'"),
+        model.capture(["conv99"]),
+    ):
         pass
 
 

@@ -140,7 +140,7 @@ class FaceModel:
 
     # ---- forward ------------------------------------------------------------------
     def embed(self, batch: torch.Tensor) -> torch.Tensor:
-        """Preprocessed batch ``(N, 3, H, W)`` -> embeddings ``(N, D)``; differentiable."""
+        """Preprocessed ``(N, 3, H, W)`` -> embeddings ``(N, D)``; differentiable."""
         embeddings = self.network(batch)
         if self.preprocessing.flip_average:
             embeddings = 0.5 * (embeddings + self.network(batch.flip(-1)))
@@ -165,7 +165,9 @@ class FaceModel:
             if tap.name == name:
                 return tap
         known = ", ".join(t.name for t in self.taps)
-        raise BadInputError(f"model {self.model_id} has no layer tap '{name}' ({known})")
+        raise BadInputError(
+            f"model {self.model_id} has no layer tap '{name}' ({known})"
+        )
 
     @contextlib.contextmanager
     def capture(self, names: Sequence[str]) -> Iterator[dict[str, torch.Tensor]]:

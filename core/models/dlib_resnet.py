@@ -82,14 +82,16 @@ def add_zero_padded(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 class ResidualBlock(nn.Module):
-    """dlib's ``ares`` (identity shortcut) or ``ares_down`` (2×2 average-pool shortcut)."""
+    """dlib's ``ares`` (identity shortcut) or ``ares_down`` (2×2 avg-pool shortcut)."""
 
     def __init__(self, in_channels: int, out_channels: int, downsample: bool) -> None:
         super().__init__()
         stride = 2 if downsample else 1
         self.downsample = downsample
         # padding 0 for stride 2, k/2 for stride 1: dlib's default (see module doc).
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 0 if downsample else 1)
+        self.conv1 = nn.Conv2d(
+            in_channels, out_channels, 3, stride, 0 if downsample else 1
+        )
         self.affine1 = Affine(out_channels)
         self.relu1 = nn.ReLU()
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1)
@@ -105,7 +107,9 @@ class ResidualBlock(nn.Module):
 class DlibResNet(nn.Module):
     """The network: stem, five stages of residual blocks, global average, FC 128."""
 
-    def __init__(self, stage_specs: list[list[tuple[int, int, bool]]], dim: int) -> None:
+    def __init__(
+        self, stage_specs: list[list[tuple[int, int, bool]]], dim: int
+    ) -> None:
         super().__init__()
         self.stem = nn.Sequential(
             nn.Conv2d(3, 32, 7, 2, 0),

@@ -327,7 +327,9 @@ def _read_loss(reader: DlibReader) -> DlibLayer:
         return DlibLayer("loss_metric", name, {"margin": 0.1, "dist_thresh": 0.75})
     if name == "loss_metric_2":
         return DlibLayer(
-            "loss_metric", name, {"margin": reader.float(), "dist_thresh": reader.float()}
+            "loss_metric",
+            name,
+            {"margin": reader.float(), "dist_thresh": reader.float()},
         )
     raise _DlibFormatError(f"unsupported loss layer '{name}'")
 
@@ -380,7 +382,9 @@ def read_dlib_net(path: str | Path) -> DlibNetFile:
     try:
         data = path.read_bytes()
     except OSError as error:
-        raise ModelFileError(f"cannot read model file ({error.strerror})", path) from None
+        raise ModelFileError(
+            f"cannot read model file ({error.strerror})", path
+        ) from None
     try:
         return parse_dlib_net(data)
     except (_DlibFormatError, struct.error, ValueError) as error:

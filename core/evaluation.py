@@ -1,0 +1,400 @@
+"""Verification accuracy of a model on a labelled data set.
+
+Two layouts are read:
+
+* a folder of identities (``DIR/<person>/<image>``): every genuine pair (two images of
+  one person) plus a deterministic, seeded sample of impostor pairs (images of two
+  different people) - as many impostor as genuine pairs, or all of them if fewer;
+* LFW's protocol file ``pairs.txt`` (folds header, then ``name i j`` for genuine and
+  ``name1 i name2 j`` for impostor pairs), given directly or as a folder holding
+  ``pairs.txt`` and ``pairs-images/`` (or the usual LFW image folder beside it).
+
+Each image is embedded once.  Reported: EER, ROC AUC, accuracy / true-accept and
+false-accept rates at the model's threshold, pair counts, and failures to detect (a
+pair with an undetected face is left out and counted, never guessed - unless the
+caller asks for dlib's LFW convention of falling back to the centre of the image).
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core.errors import BadInputError, Cancelled, NoFaceError
+from core.faces.align import chip_for_model
+from core.faces.detect import FaceDetector, find_faces, select_face
+from core.imageio import load_image
+from core.models.base import FaceModel, Threshold
+from core.verify import needs_68_landmarks
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+
+ProgressCallback = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class Pair:
+    first: Path
+    second: Path
+    genuine: bool
+
+
+@dataclass
+class VerificationReport:
+    """Figures of one evaluation run (plain data, JSON-serialisable via to_dict)."""
+
+    data: str
+    protocol: str
+    model_id: str
+    weights_sha256: str
+    score: str  # which score the ROC is computed on
+    threshold: dict
+    genuine_pairs: int
+    impostor_pairs: int
+    pairs_evaluated: int
+    pairs_skipped: int
+    images: int
+    failures_to_detect: int
+    failed_images: list[str]
+    eer: float
+    eer_threshold: float
+    roc_auc: float
+    accuracy_at_threshold: float
+    true_accept_rate: float
+    false_accept_rate: float
+    seconds: float
+    seed: int
+    centre_fallbacks: int = 0
+    extras: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def summary(self) -> str:
+        return "\n".join(
+            [
+                f"data: {self.data} ({self.protocol})",
+                f"model: {self.model_id} (weights {self.weights_sha256[:12]}…)",
+                f"pairs: {self.genuine_pairs} genuine + "
+                f"{self.impostor_pairs} impostor; "
+                f"{self.pairs_evaluated} evaluated, {self.pairs_skipped} skipped "
+                f"(images: {self.images}, failures to detect: "
+                f"{self.failures_to_detect}, unreadable: "
+                f"{len(self.failed_images) - self.failures_to_detect}, "
+                f"centre fallbacks: {self.centre_fallbacks})",
+                f"EER {100 * self.eer:.2f} % "
+                f"(at {self.score} {self.eer_threshold:.4f}), "
+                f"ROC AUC {self.roc_auc:.4f}",
+                f"at the model threshold ({self.threshold['metric']} "
+                f"{self.threshold['value']:g}): accuracy "
+                f"{100 * self.accuracy_at_threshold:.2f} %, "
+                f"TAR {100 * self.true_accept_rate:.2f} %, "
+                f"FAR {100 * self.false_accept_rate:.2f} %",
+                f"time {self.seconds:.1f} s",
+            ]
+        )
+
+
+# ---- pair lists ---------------------------------------------------------------------
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    )
+
+
+def identity_pairs(
+    root: str | Path, *, seed: int = 0, max_pairs: int | None = None
+) -> list[Pair]:
+    """Genuine pairs (all) and a seeded sample of impostor pairs from DIR/<person>/."""
+    root = Path(root)
+    if not root.is_dir():
+        raise BadInputError("not a folder of identities", root)
+    people = {
+        folder.name: images
+        for folder in sorted(root.iterdir())
+        if folder.is_dir() and (images := _images_in(folder))
+    }
+    if len(people) < 2:
+        raise BadInputError(
+            "need at least two identity folders with images (DIR/<person>/<image>)",
+            root,
+        )
+    genuine = [
+        Pair(a, b, True)
+        for images in people.values()
+        for a, b in itertools.combinations(images, 2)
+    ]
+    rng = random.Random(seed)
+    names = list(people)
+    all_impostor_count = sum(
+        len(people[a]) * len(people[b]) for a, b in itertools.combinations(names, 2)
+    )
+    wanted = min(max(len(genuine), 1), all_impostor_count)
+    impostor: set[tuple[Path, Path]] = set()
+    if wanted == all_impostor_count:
+        impostor = {
+            (x, y)
+            for a, b in itertools.combinations(names, 2)
+            for x in people[a]
+            for y in people[b]
+        }
+    while len(impostor) < wanted:
+        a, b = rng.sample(names, 2)
+        x, y = rng.choice(people[a]), rng.choice(people[b])
+        impostor.add((x, y) if str(x) < str(y) else (y, x))
+    pairs = genuine + [Pair(x, y, False) for x, y in sorted(impostor)]
+    return _limit(pairs, max_pairs, seed)
+
+
+def lfw_pairs(
+    pairs_file: str | Path,
+    image_root: str | Path | None = None,
+    *,
+    max_pairs: int | None = None,
+    seed: int = 0,
+) -> list[Pair]:
+    """Pairs from LFW's ``pairs.txt`` (images at ``<root>/<Name>/<Name>_NNNN.jpg``)."""
+    pairs_file = Path(pairs_file)
+    root = Path(image_root) if image_root else _lfw_image_root(pairs_file)
+    try:
+        lines = pairs_file.read_text().split("\n")
+    except (OSError, UnicodeDecodeError) as error:
+        raise BadInputError(
+            f"cannot read the pairs file ({error})", pairs_file
+        ) from None
+
+    def image(name: str, number: str) -> Path:
+        return root / name / f"{name}_{int(number):04d}.jpg"
+
+    pairs: list[Pair] = []
+    for line_number, line in enumerate(lines[1:], start=2):
+        fields = line.split()
+        if not fields:
+            continue
+        try:
+            if len(fields) == 3:
+                pairs.append(
+                    Pair(image(fields[0], fields[1]), image(fields[0], fields[2]), True)
+                )
+            elif len(fields) == 4:
+                pairs.append(
+                    Pair(
+                        image(fields[0], fields[1]), image(fields[2], fields[3]), False
+                    )
+                )
+            else:
+                raise ValueError
+        except ValueError:
+            raise BadInputError(
+                f"line {line_number} is not 'name i j' or 'name1 i name2 j'", pairs_file
+            ) from None
+    if not pairs:
+        raise BadInputError("no pairs found in the pairs file", pairs_file)
+    return _limit(pairs, max_pairs, seed)
+
+
+def _lfw_image_root(pairs_file: Path) -> Path:
+    for candidate in ("pairs-images", "lfw", "lfw-deepfunneled", "images"):
+        if (pairs_file.parent / candidate).is_dir():
+            return pairs_file.parent / candidate
+    return pairs_file.parent
+
+
+def _limit(pairs: list[Pair], max_pairs: int | None, seed: int) -> list[Pair]:
+    """A seeded subset keeping the genuine/impostor balance."""
+    if max_pairs is None or max_pairs >= len(pairs):
+        return pairs
+    rng = random.Random(seed)
+    genuine = [p for p in pairs if p.genuine]
+    impostor = [p for p in pairs if not p.genuine]
+    n_genuine = min(len(genuine), max(1, round(max_pairs * len(genuine) / len(pairs))))
+    n_impostor = min(len(impostor), max_pairs - n_genuine)
+    return rng.sample(genuine, n_genuine) + rng.sample(impostor, n_impostor)
+
+
+def pairs_for(data: str | Path, *, seed: int = 0, max_pairs: int | None = None):
+    """Pick the protocol from what ``data`` is; returns (pairs, protocol name)."""
+    data = Path(data)
+    if data.is_file() and data.name.startswith("pairs"):
+        return lfw_pairs(data, max_pairs=max_pairs, seed=seed), "LFW pairs protocol"
+    if data.is_dir() and (data / "pairs.txt").is_file():
+        return (
+            lfw_pairs(data / "pairs.txt", max_pairs=max_pairs, seed=seed),
+            "LFW pairs protocol",
+        )
+    if data.is_dir() and (data / "identities").is_dir():
+        data = data / "identities"
+    pairs = identity_pairs(data, seed=seed, max_pairs=max_pairs)
+    return pairs, "folder of identities: all genuine pairs + seeded impostor sample"
+
+
+# ---- metrics ----------------------------------------------------------------------
+def roc_auc(genuine_scores: np.ndarray, impostor_scores: np.ndarray) -> float:
+    """P(a genuine pair scores above an impostor pair), ties counting half."""
+    genuine = np.asarray(genuine_scores, float)
+    impostor = np.asarray(impostor_scores, float)
+    if genuine.size == 0 or impostor.size == 0:
+        return float("nan")
+    scores = np.concatenate([genuine, impostor])
+    order = scores.argsort(kind="mergesort")
+    ranks = np.empty(scores.size, float)
+    ranks[order] = np.arange(1, scores.size + 1)
+    for value in np.unique(scores):  # average ranks of ties
+        tied = scores == value
+        if tied.sum() > 1:
+            ranks[tied] = ranks[tied].mean()
+    rank_sum = ranks[: genuine.size].sum()
+    return float(
+        (rank_sum - genuine.size * (genuine.size + 1) / 2)
+        / (genuine.size * impostor.size)
+    )
+
+
+def equal_error_rate(
+    genuine_scores: np.ndarray, impostor_scores: np.ndarray
+) -> tuple[float, float]:
+    """EER and the score threshold where false-accept = false-reject (higher = same).
+
+    Evaluated at every observed score; the EER is the mean of FAR and FRR at the
+    threshold where they are closest (standard discrete estimate).
+    """
+    genuine = np.asarray(genuine_scores, float)
+    impostor = np.asarray(impostor_scores, float)
+    if genuine.size == 0 or impostor.size == 0:
+        return float("nan"), float("nan")
+    candidates = np.unique(np.concatenate([genuine, impostor, [np.inf]]))
+    far = np.array([(impostor >= t).mean() for t in candidates])
+    frr = np.array([(genuine < t).mean() for t in candidates])
+    best = int(np.argmin(np.abs(far - frr)))
+    return float((far[best] + frr[best]) / 2), float(candidates[best])
+
+
+# ---- running ----------------------------------------------------------------------
+def evaluate_verification(
+    data: str | Path,
+    model: FaceModel,
+    *,
+    seed: int = 0,
+    max_pairs: int | None = None,
+    centre_fallback: bool = False,
+    batch_size: int = 32,
+    progress: ProgressCallback | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> VerificationReport:
+    started = time.perf_counter()
+    pairs, protocol = pairs_for(data, seed=seed, max_pairs=max_pairs)
+    images = sorted({p for pair in pairs for p in (pair.first, pair.second)})
+    detector = FaceDetector.shared()
+    with_68 = needs_68_landmarks(model)
+    embeddings: dict[Path, np.ndarray] = {}
+    failed: list[str] = []
+    fallbacks = no_face = 0
+    pending_paths: list[Path] = []
+    pending_chips: list[np.ndarray] = []
+
+    def flush() -> None:
+        if pending_chips:
+            for path, emb in zip(
+                pending_paths, model.embed_chips(np.stack(pending_chips)), strict=True
+            ):
+                embeddings[path] = emb
+            pending_paths.clear()
+            pending_chips.clear()
+
+    for number, path in enumerate(images, start=1):
+        if cancel is not None and cancel():
+            raise Cancelled("evaluation cancelled")
+        if progress is not None:
+            progress(number, len(images), str(path))
+        try:
+            image = load_image(path)
+            try:
+                faces = find_faces(image, detector=detector, with_68=with_68)
+                face = select_face(faces, 0, path=path)
+            except NoFaceError:
+                if not centre_fallback:
+                    raise
+                box = _centre_box(image.rgb.shape)
+                face = detector.face_in_box(image.rgb, box, with_68)
+                fallbacks += 1
+            chip = chip_for_model(image.rgb, face, model.preprocessing).chip
+        except NoFaceError as error:
+            no_face += 1
+            failed.append(f"{path}: {error.reason}")
+            continue
+        except BadInputError as error:
+            failed.append(f"{path}: {error.reason}")
+            continue
+        pending_paths.append(path)
+        pending_chips.append(chip)
+        if len(pending_chips) >= batch_size:
+            flush()
+    flush()
+
+    threshold: Threshold = model.threshold
+    genuine_scores, impostor_scores = [], []
+    correct = evaluated = 0
+    accepted_genuine = accepted_impostor = 0
+    for pair in pairs:
+        if pair.first not in embeddings or pair.second not in embeddings:
+            continue
+        a, b = embeddings[pair.first], embeddings[pair.second]
+        distance = float(np.linalg.norm(a - b))
+        similarity = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+        score = -distance if threshold.metric == "euclidean" else similarity
+        (genuine_scores if pair.genuine else impostor_scores).append(score)
+        accepted = threshold.accepts(similarity, distance)
+        evaluated += 1
+        correct += accepted == pair.genuine
+        if pair.genuine:
+            accepted_genuine += accepted
+        else:
+            accepted_impostor += accepted
+    genuine_arr, impostor_arr = np.array(genuine_scores), np.array(impostor_scores)
+    eer, eer_threshold = equal_error_rate(genuine_arr, impostor_arr)
+    score_name = (
+        "negative Euclidean distance"
+        if threshold.metric == "euclidean"
+        else "cosine similarity"
+    )
+    return VerificationReport(
+        data=str(data),
+        protocol=protocol,
+        model_id=model.model_id,
+        weights_sha256=model.weights_sha256,
+        score=score_name,
+        threshold={
+            "metric": threshold.metric,
+            "value": threshold.value,
+            "source": threshold.source,
+        },
+        genuine_pairs=sum(p.genuine for p in pairs),
+        impostor_pairs=sum(not p.genuine for p in pairs),
+        pairs_evaluated=evaluated,
+        pairs_skipped=len(pairs) - evaluated,
+        images=len(images),
+        failures_to_detect=no_face,
+        failed_images=failed,
+        eer=eer,
+        eer_threshold=eer_threshold,
+        roc_auc=roc_auc(genuine_arr, impostor_arr),
+        accuracy_at_threshold=correct / evaluated if evaluated else float("nan"),
+        true_accept_rate=accepted_genuine / max(1, len(genuine_scores)),
+        false_accept_rate=accepted_impostor / max(1, len(impostor_scores)),
+        seconds=time.perf_counter() - started,
+        seed=seed,
+        centre_fallbacks=fallbacks,
+    )
+
+
+def _centre_box(shape: tuple[int, ...]) -> tuple[float, float, float, float]:
+    height, width = shape[:2]
+    return (width * 0.25, height * 0.25, width * 0.75, height * 0.75)
