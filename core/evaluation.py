@@ -4,7 +4,8 @@ Two layouts are read:
 
 * a folder of identities (``DIR/<person>/<image>``): every genuine pair (two images of
   one person) plus a deterministic, seeded sample of impostor pairs (images of two
-  different people) - as many impostor as genuine pairs, or all of them if fewer;
+  different people): as many as genuine pairs but at least 1000, or all of them if
+  there are fewer;
 * LFW's protocol file ``pairs.txt`` (folds header, then ``name i j`` for genuine and
   ``name1 i name2 j`` for impostor pairs), given directly or as a folder holding
   ``pairs.txt`` and ``pairs-images/`` (or the usual LFW image folder beside it).
@@ -34,6 +35,8 @@ from core.models.base import FaceModel, Threshold
 from core.verify import needs_68_landmarks
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+
+MIN_IMPOSTOR_PAIRS = 1000
 
 ProgressCallback = Callable[[int, int, str], None]
 
@@ -137,7 +140,9 @@ def identity_pairs(
     all_impostor_count = sum(
         len(people[a]) * len(people[b]) for a, b in itertools.combinations(names, 2)
     )
-    wanted = min(max(len(genuine), 1), all_impostor_count)
+    # At least as many impostor as genuine pairs, and at least 1000 when there are
+    # that many (small sets then use every impostor pair).
+    wanted = min(max(len(genuine), MIN_IMPOSTOR_PAIRS), all_impostor_count)
     impostor: set[tuple[Path, Path]] = set()
     if wanted == all_impostor_count:
         impostor = {

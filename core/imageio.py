@@ -9,6 +9,7 @@ orientation applied - together with the SHA-256 of the file's bytes.  Every prob
 from __future__ import annotations
 
 import hashlib
+import io
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,12 +82,10 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> LoadedImage:
         raise BadInputError("file is empty (0 bytes)", path)
     digest = hashlib.sha256(data).hexdigest()
 
-    import io
-
     ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file must fail, not pad
     try:
         with warnings.catch_warnings():
-            # Pillow warns (DecompressionBombWarning) before it errors; we check ourselves.
+            # Pillow warns (DecompressionBombWarning) before it errors: we check first.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
                 width, height = image.size
@@ -105,7 +104,9 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> LoadedImage:
     except BadInputError:
         raise
     except UnidentifiedImageError:
-        raise BadInputError("not an image file (unknown or unsupported format)", path)
+        raise BadInputError(
+            "not an image file (unknown or unsupported format)", path
+        ) from None
     except Image.DecompressionBombError as error:
         raise BadInputError(f"image too large: {error}", path) from None
     except (OSError, SyntaxError, ValueError) as error:

@@ -151,7 +151,7 @@ class FaceDetector:
         box: tuple[float, float, float, float],
         with_68: bool = False,
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """5 (and optionally 68) landmarks inside ``box`` on the full-resolution image."""
+        """5 (optionally 68) landmarks inside ``box``, on the full-resolution image."""
         dlib = _dlib()
         left, top, right, bottom = box
         rect = dlib.rectangle(
@@ -204,11 +204,12 @@ def find_faces(
     with_68: bool = False,
     detector: FaceDetector | None = None,
 ) -> list[Face]:
-    """Faces in a loaded image, largest first; ``NoFaceError`` naming the file if none."""
+    """Faces in a loaded image, largest first; NoFaceError naming the file if none."""
     faces = (detector or FaceDetector.shared()).detect(image.rgb, method, with_68)
     if not faces:
         raise NoFaceError(
-            f"no face found (detector: {method}); mark the face by hand with 5 landmarks",
+            f"no face found (detector: {method}); "
+            "mark the face by hand with 5 landmarks",
             image.path,
         )
     return faces
@@ -222,7 +223,8 @@ def select_face(faces: list[Face], index: int | None = None, path=None) -> Face:
     if not 0 <= chosen < len(faces):
         raise BadInputError(
             f"face index {chosen} requested but {len(faces)} face"
-            f"{'s were' if len(faces) != 1 else ' was'} found (indices 0-{len(faces) - 1})",
+            f"{'s were' if len(faces) != 1 else ' was'} found "
+            f"(indices 0-{len(faces) - 1})",
             path,
         )
     return faces[chosen]
