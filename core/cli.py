@@ -20,16 +20,17 @@ EXIT_INTERNAL = 1
 EXIT_BAD_INPUT = 2
 
 
-def _load_model(model: str, device: str):
+def _load_model(model: str, device: str, card: str | None = None):
     """A registry id, or a path to an ONNX / TorchScript file with a model card."""
     from core.models.base import registry, resolve_device
+    from core.models.onnx_model import MODEL_SUFFIXES, load_model_file
 
-    if model in registry():
+    if model in registry() and card is None:
         return registry().load(model, device)
-    if Path(model).suffix.lower() in {".onnx", ".pt", ".ts", ".pth", ".torchscript"}:
-        from core.models.onnx_model import load_model_file
-
-        return load_model_file(model).to(resolve_device(device))
+    if Path(model).suffix.lower() in MODEL_SUFFIXES:
+        loaded = load_model_file(model, card)
+        loaded.network.eval()
+        return loaded.to(resolve_device(device))
     return registry().load(model, device)  # raises UnknownModelError listing ids
 
 
@@ -50,7 +51,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_layers(args: argparse.Namespace) -> int:
-    model = _load_model(args.model, "cpu")
+    model = _load_model(args.model, "cpu", args.card)
     taps = model.layer_taps()
     if args.json:
         _print_json(
@@ -76,7 +77,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     for path in (args.probe, args.gallery):
         if not Path(path).exists():
             raise BadInputError("file not found", path)
-    model = _load_model(args.model, args.device)
+    model = _load_model(args.model, args.device, args.card)
     threshold = make_threshold(model, args.metric, args.threshold)
     result = verify_files(
         args.probe,
@@ -100,7 +101,7 @@ def _first(*values: int | None) -> int | None:
 def cmd_eval_verification(args: argparse.Namespace) -> int:
     from core.evaluation import evaluate_verification
 
-    model = _load_model(args.model, args.device)
+    model = _load_model(args.model, args.device, args.card)
 
     def progress(done: int, total: int, _path: str) -> None:
         if not args.json and sys.stderr.isatty():
@@ -140,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     layers = commands.add_parser("layers", help="list a model's layer taps")
     layers.add_argument("--model", default=DEFAULT_MODEL_ID, help="model id or file")
+    layers.add_argument(
+        "--card", help="model card of a model file (default: the .card.toml beside it)"
+    )
     layers.add_argument("--json", action="store_true")
     layers.set_defaults(run=cmd_layers)
 
@@ -162,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.add_argument(
         "--metric", choices=["euclidean", "cosine"], help="metric of --threshold"
+    )
+    verify.add_argument(
+        "--card", help="model card of a model file (default: the .card.toml beside it)"
     )
     verify.add_argument("--json", action="store_true", help="machine-readable output")
     verify.set_defaults(run=cmd_verify)
@@ -187,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="when no face is detected use the image centre (dlib's LFW convention) "
         "instead of leaving the pair out",
+    )
+    verification.add_argument(
+        "--card", help="model card of a model file (default: the .card.toml beside it)"
     )
     verification.add_argument("--json", action="store_true")
     verification.set_defaults(run=cmd_eval_verification)

@@ -141,10 +141,14 @@ class FaceModel:
     # ---- forward ------------------------------------------------------------------
     def embed(self, batch: torch.Tensor) -> torch.Tensor:
         """Preprocessed ``(N, 3, H, W)`` -> embeddings ``(N, D)``; differentiable."""
-        embeddings = self.network(batch)
+        embeddings = self._forward(batch)
         if self.preprocessing.flip_average:
-            embeddings = 0.5 * (embeddings + self.network(batch.flip(-1)))
+            embeddings = 0.5 * (embeddings + self._forward(batch.flip(-1)))
         return embeddings.reshape(embeddings.shape[0], -1)
+
+    def _forward(self, batch: torch.Tensor) -> torch.Tensor:
+        """The network on a batch (backends with batch limits override this)."""
+        return self.network(batch)
 
     @torch.no_grad()
     def embed_chips(self, chips: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:

@@ -1,0 +1,178 @@
+"""Model cards: what a bring-your-own face model needs to be used correctly.
+
+A card is a small TOML or JSON file beside the weights (``model.onnx`` ->
+``model.card.toml`` / ``model.card.json``).  Fields::
+
+    id = "mobilefacenet"              # registry id (letters, digits, - _ .)
+    name = "MobileFaceNet"            # shown to the examiner
+    input_size = [112, 112]           # height, width of the aligned chip
+    channel_order = "RGB"             # or "BGR"
+    mean = [123.675, 116.28, 103.53]  # tensor = (pixel - mean) / std, pixels 0..255
+    std = [58.395, 57.12, 57.375]     # ([0,1] then ImageNet: mean = 255*m, std = 255*s)
+    alignment = "arcface"             # "arcface" (112 template) or "dlib" (chip, 25 %)
+    flip_average = true               # embed = mean(chip, mirrored chip)
+    embedding_output = "output0"      # ONNX output holding the embedding (optional)
+    description = "..."               # optional
+    licence = "..."                   # optional
+
+    [threshold]
+    metric = "cosine"                 # or "euclidean"
+    value = 0.3
+    source = "where the value comes from"
+
+    [[taps]]                          # optional; otherwise derived from the network
+    name = "stage2"
+    module = "dotted.module.path"
+    description = "..."
+
+Every problem is a ``ModelFileError`` naming the card file and the field.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from core.errors import ModelFileError
+from core.models.base import LayerTap, Preprocessing, Threshold
+
+_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    path: Path
+    model_id: str
+    name: str
+    preprocessing: Preprocessing
+    threshold: Threshold
+    embedding_output: str | None
+    taps: tuple[LayerTap, ...]
+    description: str
+    licence: str
+
+
+def card_path_for(weights: str | Path) -> Path | None:
+    """The card beside a weights file, if there is one."""
+    weights = Path(weights)
+    for suffix in (".card.toml", ".card.json"):
+        for candidate in (
+            weights.with_name(weights.name + suffix),
+            weights.with_suffix(suffix),
+        ):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ModelFileError(f"cannot read model card ({error})", path) from None
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(text)
+        else:
+            data = tomllib.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as error:
+        raise ModelFileError(f"model card is not valid: {error}", path) from None
+    if not isinstance(data, dict):
+        raise ModelFileError("model card must be a table of fields", path)
+    return data
+
+
+def load_card(path: str | Path) -> ModelCard:
+    path = Path(path)
+    data = _read(path)
+
+    def fail(field: str, problem: str) -> ModelFileError:
+        return ModelFileError(f"'{field}' {problem}", path)
+
+    def required(field: str) -> Any:
+        if field not in data:
+            raise fail(field, "is missing")
+        return data[field]
+
+    def numbers(field: str, count: int, positive: bool = False) -> tuple[float, ...]:
+        value = data.get(field) if field in data else required(field)
+        if (
+            not isinstance(value, list)
+            or len(value) != count
+            or not all(
+                isinstance(v, int | float) and not isinstance(v, bool) for v in value
+            )
+            or (positive and not all(v > 0 for v in value))
+        ):
+            kind = "positive numbers" if positive else "numbers"
+            raise fail(field, f"must be a list of {count} {kind}")
+        return tuple(float(v) for v in value)
+
+    model_id = required("id")
+    if not isinstance(model_id, str) or not _ID_PATTERN.match(model_id):
+        raise fail("id", "must be 1-64 letters, digits, '.', '-' or '_'")
+    size = numbers("input_size", 2, positive=True)
+    if not all(v == int(v) for v in size):
+        raise fail("input_size", "must be two positive integers")
+    order = data.get("channel_order", "RGB")
+    if order not in ("RGB", "BGR"):
+        raise fail("channel_order", 'must be "RGB" or "BGR"')
+    alignment = data.get("alignment", "arcface")
+    if alignment not in ("arcface", "dlib"):
+        raise fail("alignment", 'must be "arcface" or "dlib"')
+    flip = data.get("flip_average", False)
+    if not isinstance(flip, bool):
+        raise fail("flip_average", "must be true or false")
+    preprocessing = Preprocessing(
+        input_size=(int(size[0]), int(size[1])),
+        channel_order=order,
+        mean=numbers("mean", 3),  # type: ignore[arg-type]
+        std=numbers("std", 3, positive=True),  # type: ignore[arg-type]
+        alignment=alignment,
+        flip_average=flip,
+    )
+
+    threshold_table = required("threshold")
+    if not isinstance(threshold_table, dict):
+        raise fail("threshold", "must be a table with metric, value and source")
+    metric = threshold_table.get("metric")
+    value = threshold_table.get("value")
+    if metric not in ("cosine", "euclidean"):
+        raise fail("threshold.metric", 'must be "cosine" or "euclidean"')
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise fail("threshold.value", "must be a number")
+    source = threshold_table.get("source", "")
+    if not isinstance(source, str) or not source.strip():
+        raise fail("threshold.source", "must say where the threshold comes from")
+    threshold = Threshold(metric, float(value), source)
+
+    taps = []
+    for number, entry in enumerate(data.get("taps", [])):
+        if not isinstance(entry, dict) or not {"name", "module"} <= entry.keys():
+            raise fail(f"taps[{number}]", "needs 'name' and 'module'")
+        taps.append(
+            LayerTap(
+                str(entry["name"]),
+                str(entry["module"]),
+                str(entry.get("description", "")),
+            )
+        )
+    output = data.get("embedding_output")
+    if output is not None and not isinstance(output, str):
+        raise fail("embedding_output", "must be the name of an output")
+    return ModelCard(
+        path=path,
+        model_id=model_id,
+        name=str(data.get("name", model_id)),
+        preprocessing=preprocessing,
+        threshold=threshold,
+        embedding_output=output,
+        taps=tuple(taps),
+        description=str(data.get("description", "")),
+        licence=str(data.get("licence", "")),
+    )
