@@ -108,7 +108,11 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> LoadedImage:
             "not an image file (unknown or unsupported format)", path
         ) from None
     except Image.DecompressionBombError as error:
-        raise BadInputError(f"image too large: {error}", path) from None
+        raise BadInputError(
+            f"image is larger than the limit of {max_pixels / 1e6:.0f} megapixels "
+            f"(possible decompression bomb; {error})",
+            path,
+        ) from None
     except (OSError, SyntaxError, ValueError) as error:
         reason = str(error) or type(error).__name__
         if "truncated" in reason.lower() or isinstance(error, OSError):
