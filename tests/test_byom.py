@@ -230,7 +230,6 @@ def test_registry_and_discovery(onnx_file):
 
 def test_json_card_is_accepted(onnx_file, tmp_path):
     import json
-
     import tomllib
 
     model = tmp_path / "j.onnx"

@@ -32,11 +32,10 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from core.errors import ModelFileError
 from core.models.base import LayerTap, Preprocessing, Threshold
