@@ -86,6 +86,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         probe_face_index=_first(args.probe_face_index, args.face_index),
         gallery_face_index=_first(args.gallery_face_index, args.face_index),
         threshold=threshold,
+        detector_method=args.detector,
     )
     if args.json:
         _print_json(result.to_dict())
@@ -156,6 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--face-index",
         type=int,
         help="which face to use when several are found (0 = largest) in both images",
+    )
+    verify.add_argument(
+        "--detector",
+        default="hog",
+        choices=["hog", "cnn"],
+        help="dlib HOG (fast, default) or MMOD CNN (slower on CPU, finds more faces)",
     )
     verify.add_argument("--probe-face-index", type=int, help="face index in the probe")
     verify.add_argument(

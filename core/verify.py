@@ -131,6 +131,7 @@ def prepare_face(
     face_index: int | None = None,
     landmarks5: Sequence[Sequence[float]] | None = None,
     detector: FaceDetector | None = None,
+    detector_method: str = "hog",
 ) -> PreparedFace:
     """Load an image and align one face for ``model``.
 
@@ -142,7 +143,12 @@ def prepare_face(
         face = face_from_landmarks(np.asarray(landmarks5, float), image.rgb.shape)
         faces_found, index = 0, 0
     else:
-        faces = find_faces(image, detector=detector, with_68=needs_68_landmarks(model))
+        faces = find_faces(
+            image,
+            method=detector_method,
+            detector=detector,
+            with_68=needs_68_landmarks(model),
+        )
         face = select_face(faces, face_index, path=image.path)
         faces_found, index = len(faces), face_index or 0
     aligned = chip_for_model(image.rgb, face, model.preprocessing)
@@ -209,11 +215,19 @@ def verify_files(
     gallery_face_index: int | None = None,
     threshold: Threshold | None = None,
     detector: FaceDetector | None = None,
+    detector_method: str = "hog",
 ) -> VerificationResult:
-    probe = prepare_face(
-        probe_path, model, face_index=probe_face_index, detector=detector
-    )
-    gallery = prepare_face(
-        gallery_path, model, face_index=gallery_face_index, detector=detector
+    probe, gallery = (
+        prepare_face(
+            path,
+            model,
+            face_index=index,
+            detector=detector,
+            detector_method=detector_method,
+        )
+        for path, index in (
+            (probe_path, probe_face_index),
+            (gallery_path, gallery_face_index),
+        )
     )
     return verify_faces(probe, gallery, model, threshold)

@@ -154,6 +154,19 @@ def test_several_faces_largest_first_and_selectable(
     assert path.name in str(caught.value)
 
 
+def test_mmod_cnn_detector_finds_the_face(astronaut_rgb, detector):
+    small = cv2.resize(astronaut_rgb, (256, 256))  # CNN on CPU: keep it small
+    cnn = detector.detect(small, method="cnn")
+    hog = detector.detect(small, method="hog")
+    assert cnn and cnn[0].source == "cnn"
+    # Both detectors find the same face: their boxes overlap substantially.
+    (l1, t1, r1, b1), (l2, t2, r2, b2) = cnn[0].bbox, hog[0].bbox
+    overlap = max(0, min(r1, r2) - max(l1, l2)) * max(0, min(b1, b2) - max(t1, t2))
+    assert overlap / min(cnn[0].area, hog[0].area) > 0.5
+    with pytest.raises(BadInputError, match="unknown detector"):
+        detector.detect(small, method="haar")
+
+
 def test_no_face_names_the_file(tmp_path):
     path = tmp_path / "wall.png"
     noise = np.random.default_rng(0).integers(90, 110, (400, 400, 3), dtype=np.uint8)

@@ -119,15 +119,9 @@ class ChipTransform:
         Pixels of the image that the chip does not cover get ``fill`` (NaN by
         default, so an overlay can leave them transparent rather than claim 0).
         """
-        chip_map = np.asarray(chip_map, np.float32)
         height, width = image_shape[:2]
-        return cv2.warpAffine(
-            chip_map,
-            self.chip_to_image,
-            (width, height),
-            flags=cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_CONSTANT,
-            borderValue=fill,
+        return _warp(
+            np.asarray(chip_map, np.float32), self.chip_to_image, (height, width), fill
         )
 
     def to_dict(self) -> dict:
@@ -145,6 +139,21 @@ class AlignedChip:
 
 
 # ---- geometry helpers ---------------------------------------------------------------
+def _warp(
+    array: np.ndarray, matrix: np.ndarray, size: tuple[int, int], fill: float
+) -> np.ndarray:
+    """Bilinear affine resampling; ``matrix`` maps source to destination pixels."""
+    height, width = size
+    return cv2.warpAffine(
+        array,
+        matrix,
+        (width, height),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=fill,
+    )
+
+
 def similarity_transform(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Least-squares similarity (rotation, uniform scale, translation) source->target.
 
@@ -377,15 +386,7 @@ def arcface_chip_transform(points: np.ndarray, size: int = 112) -> ChipTransform
 
 def extract_chip(rgb: np.ndarray, transform: ChipTransform) -> np.ndarray:
     """Bilinear resampling of the image through a chip transform (any method)."""
-    height, width = transform.size
-    return cv2.warpAffine(
-        rgb,
-        transform.image_to_chip,
-        (width, height),
-        flags=cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_CONSTANT,
-        borderValue=0,
-    )
+    return _warp(rgb, transform.image_to_chip, transform.size, 0)
 
 
 def chip_for_model(
