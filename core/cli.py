@@ -85,6 +85,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         model,
         probe_face_index=_first(args.probe_face_index, args.face_index),
         gallery_face_index=_first(args.gallery_face_index, args.face_index),
+        probe_landmarks5=_landmarks(args.probe_landmarks, "--probe-landmarks"),
+        gallery_landmarks5=_landmarks(args.gallery_landmarks, "--gallery-landmarks"),
         threshold=threshold,
         detector_method=args.detector,
     )
@@ -93,6 +95,19 @@ def cmd_verify(args: argparse.Namespace) -> int:
     else:
         print(result.summary())
     return EXIT_OK
+
+
+def _landmarks(text: str | None, option: str) -> list[list[float]] | None:
+    """'x1,y1,...,x5,y5' -> five points (dlib's 5-point order)."""
+    if text is None:
+        return None
+    try:
+        values = [float(v) for v in text.replace(";", ",").split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 10:
+        raise BadInputError(f"{option} needs 10 numbers: x1,y1,...,x5,y5")
+    return [values[i : i + 2] for i in range(0, 10, 2)]
 
 
 def _first(*values: int | None) -> int | None:
@@ -168,6 +183,13 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument(
         "--gallery-face-index", type=int, help="face index in the gallery"
     )
+    landmark_help = (
+        "the examiner's 5 landmarks instead of detection, as x1,y1,...,x5,y5 in "
+        "pixels, dlib's order: outer and inner corner of the eye on the image's "
+        "right, outer and inner corner of the other eye, base of the nose"
+    )
+    verify.add_argument("--probe-landmarks", help=landmark_help)
+    verify.add_argument("--gallery-landmarks", help=landmark_help)
     verify.add_argument(
         "--threshold", type=float, help="decision threshold (default: the model's)"
     )

@@ -52,6 +52,7 @@ class PreparedFace:
             "faces_found": self.faces_found,
             "face_index": self.face_index,
             "face": self.face.to_dict(),
+            "chip_transform": self.aligned.transform.to_dict(),
         }
 
 
@@ -213,6 +214,8 @@ def verify_files(
     *,
     probe_face_index: int | None = None,
     gallery_face_index: int | None = None,
+    probe_landmarks5: Sequence[Sequence[float]] | None = None,
+    gallery_landmarks5: Sequence[Sequence[float]] | None = None,
     threshold: Threshold | None = None,
     detector: FaceDetector | None = None,
     detector_method: str = "hog",
@@ -222,12 +225,13 @@ def verify_files(
             path,
             model,
             face_index=index,
+            landmarks5=landmarks,
             detector=detector,
             detector_method=detector_method,
         )
-        for path, index in (
-            (probe_path, probe_face_index),
-            (gallery_path, gallery_face_index),
+        for path, index, landmarks in (
+            (probe_path, probe_face_index, probe_landmarks5),
+            (gallery_path, gallery_face_index, gallery_landmarks5),
         )
     )
     return verify_faces(probe, gallery, model, threshold)

@@ -84,6 +84,31 @@ def test_verify_same_person_accepts_with_full_json(capsys, photo_files):
     assert 0.0 < result["cosine_similarity"] <= 1.0
 
 
+def test_manual_landmarks_give_the_same_result(capsys, photo_files):
+    args = [
+        "verify",
+        str(photo_files["astronaut"]),
+        str(photo_files["hopper"]),
+        "--json",
+    ]
+    _, out, _ = run(capsys, *args)
+    automatic = json.loads(out)
+    points = automatic["probe"]["face"]["landmarks5"]
+    text = ",".join(f"{x},{y}" for x, y in points)
+    code, out, _ = run(capsys, *args, "--probe-landmarks", text)
+    manual = json.loads(out)
+    assert code == 0 and manual["probe"]["face"]["source"] == "manual"
+    assert manual["euclidean_distance"] == pytest.approx(
+        automatic["euclidean_distance"], abs=1e-6
+    )
+    assert np.allclose(
+        manual["probe"]["chip_transform"]["chip_to_image"],
+        automatic["probe"]["chip_transform"]["chip_to_image"],
+    )
+    code, _, err = run(capsys, *args, "--probe-landmarks", "1,2,3")
+    assert code == EXIT_BAD_INPUT and "10 numbers" in err
+
+
 def test_verify_different_people_rejects(capsys, photo_files):
     code, out, _ = run(
         capsys, "verify", str(photo_files["astronaut"]), str(photo_files["hopper"])
