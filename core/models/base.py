@@ -11,7 +11,6 @@ explainers can build layer-by-layer heatmaps.  Concrete backends:
 from __future__ import annotations
 
 import contextlib
-import math
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -217,18 +216,6 @@ def euclidean_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(a - b))
 
 
-def cosine_from_unit_euclidean(distance: float) -> float:
-    """Cosine similarity equivalent to a Euclidean distance between unit vectors.
-
-    For ``|a| = |b| = 1``: ``|a - b|^2 = 2 - 2 cos``, so ``cos = 1 - d^2 / 2``.
-    """
-    return 1.0 - distance * distance / 2.0
-
-
-def euclidean_from_unit_cosine(similarity: float) -> float:
-    return math.sqrt(max(0.0, 2.0 - 2.0 * similarity))
-
-
 # ---- device -----------------------------------------------------------------------
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
@@ -263,9 +250,6 @@ class ModelRegistry:
         if info.model_id in self._entries:
             raise ValueError(f"model id '{info.model_id}' registered twice")
         self._entries[info.model_id] = _Entry(info, loader)
-
-    def unregister(self, model_id: str) -> None:
-        self._entries.pop(model_id, None)
 
     def infos(self) -> list[ModelInfo]:
         return [entry.info for entry in self._entries.values()]

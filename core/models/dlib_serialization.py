@@ -76,13 +76,6 @@ class DlibReader:
             raise _DlibFormatError("negative value where an unsigned one is expected")
         return -value if negative else value
 
-    def peek_int(self) -> int:
-        saved = self.pos
-        try:
-            return self.int()
-        finally:
-            self.pos = saved
-
     def float(self) -> float:
         if self.pos < len(self.data) and self.data[self.pos] & 0x70:
             raise _DlibFormatError("old ASCII float format is not supported")
