@@ -22,7 +22,7 @@ import itertools
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -74,7 +74,6 @@ class VerificationReport:
     seconds: float
     seed: int
     centre_fallbacks: int = 0
-    extras: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -225,8 +225,7 @@ def build_dlib_resnet(path: str | Path) -> tuple[DlibResNet, dict[str, float]]:
     stream.take("max_pool", nr=3, nc=3, stride_y=2, stride_x=2, padding_y=0)
 
     blocks = list(_read_blocks(stream))
-    pool = stream.take("avg_pool", nr=0, nc=0)  # avg_pool_everything
-    del pool
+    stream.take("avg_pool", nr=0, nc=0)  # avg_pool_everything
     fc = stream.take("fc", bias=False)
     if stream.peek() is not None:
         raise ModelFileError("extra layers after the embedding layer", path)
