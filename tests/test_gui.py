@@ -1,65 +1,273 @@
-"""The main window and the background-task wrapper, in real (offscreen) Qt."""
+"""The main window, the error path and the background-task wrapper, in real
+(offscreen) Qt.
+
+Most tests use a tiny model registered into a fresh ``ModelRegistry`` so that they
+do not depend on the real weights; one test loads the real default model.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
+import torch
 
 pytest.importorskip("PySide6")
 
+from PySide6.QtCore import QCoreApplication, QEvent, QTimer
+from PySide6.QtWidgets import QApplication, QMessageBox
+
 from core import APP_NAME, __version__
-from core.errors import Cancelled, UnknownModelError
-from core.models.base import DEFAULT_MODEL_ID
+from core.errors import Cancelled, ModelFileError, UnknownModelError
+from core.models.base import (
+    DEFAULT_MODEL_ID,
+    FaceModel,
+    ModelInfo,
+    ModelRegistry,
+    Preprocessing,
+    Threshold,
+)
+from xfr_desktop import app as gui_app
+from xfr_desktop import main_window as main_window_module
+from xfr_desktop.errors import ErrorReporter, describe, install_excepthook
 from xfr_desktop.main_window import MainWindow
-from xfr_desktop.workers import TaskRunner
+from xfr_desktop.workers import TaskRunner, active_task_count, wait_all
+
+TINY_ID = "tiny-test"
+TINY_SHA256 = hashlib.sha256(b"tiny test weights").hexdigest()
+
+
+class TinyModel(FaceModel):
+    """A real (if useless) FaceModel: 8x8 chips -> 4-d embeddings."""
+
+    def __init__(self) -> None:
+        self.model_id = TINY_ID
+        self.display_name = "Tiny test model"
+        self.weights_sha256 = TINY_SHA256
+        self.embedding_dim = 4
+        self.preprocessing = Preprocessing(input_size=(8, 8))
+        self.threshold = Threshold("cosine", 0.5, "test value")
+        self.network = torch.nn.Sequential(
+            torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4)
+        )
 
 
 @pytest.fixture
-def window(qtbot):
-    created = []
-
-    def make(**kwargs) -> MainWindow:
-        win = MainWindow(**kwargs)
-        qtbot.addWidget(win)
-        win.show()
-        created.append(win)
-        return win
-
-    yield make
-    for win in created:
-        win.model_loader.shutdown()
+def damaged_file(tmp_path) -> Path:
+    path = tmp_path / "damaged_model.dat"
+    path.write_bytes(b"not a model")
+    return path
 
 
-def test_main_window_shows_app_model_and_device(qtbot, window):
-    win = window(model_id=DEFAULT_MODEL_ID, device="cpu")
-    assert win.windowTitle() == f"{APP_NAME} {__version__}"
-    with qtbot.waitSignal(win.model_ready, timeout=60_000):
+@pytest.fixture
+def test_registry(damaged_file) -> ModelRegistry:
+    """A fresh registry: a tiny model, a gated (slow) one and a damaged file."""
+    models = ModelRegistry()
+    models.register(ModelInfo(TINY_ID, "Tiny test model", "test", "tests"), TinyModel)
+
+    def damaged() -> FaceModel:
+        raise ModelFileError("not a dlib model file (bad header)", damaged_file)
+
+    models.register(ModelInfo("damaged", "Damaged", "test", "tests"), damaged)
+    models.gate = threading.Event()  # type: ignore[attr-defined]
+
+    def gated() -> FaceModel:
+        assert models.gate.wait(10)  # type: ignore[attr-defined]
+        return TinyModel()
+
+    models.register(ModelInfo("gated", "Gated", "test", "tests"), gated)
+    return models
+
+
+def _flush_deferred_deletes() -> None:
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    QCoreApplication.processEvents()
+
+
+@pytest.fixture(autouse=True)
+def _no_leaks(qapp):
+    """Fail a test that leaves top-level widgets or running workers behind.
+
+    pytest-qt closes the widgets given to ``qtbot.addWidget`` before fixtures are
+    torn down, so by now only leaked windows remain.
+    """
+    _flush_deferred_deletes()
+    before = len(QApplication.topLevelWidgets())
+    yield
+    assert wait_all(10), "a background task did not stop"
+    _flush_deferred_deletes()
+    leaked = QApplication.topLevelWidgets()
+    assert len(leaked) == before, f"top-level widgets leaked: {leaked}"
+    assert active_task_count() == 0
+
+
+@pytest.fixture
+def open_window(qtbot, test_registry):
+    def make(model_id: str = TINY_ID, device: str = "cpu", **kwargs) -> MainWindow:
+        kwargs.setdefault("model_registry", test_registry)
+        window = MainWindow(model_id=model_id, device=device, **kwargs)
+        qtbot.addWidget(window)  # closed (workers awaited) and deleted at teardown
+        window.show()
+        return window
+
+    return make
+
+
+# ---- main window ------------------------------------------------------------------
+def test_window_title_and_loading_state(qtbot, open_window, test_registry):
+    window = open_window("gated")
+    assert window.windowTitle() == f"{APP_NAME} {__version__}"
+    assert window.model_label.text() == "Model: loading…"
+    assert window.model is None
+    with qtbot.waitSignal(window.model_ready, timeout=10_000):
+        test_registry.gate.set()
+    assert window.model_label.text() == f"Model: Tiny test model ({TINY_ID})"
+
+
+def test_status_bar_names_model_hash_and_device(qtbot, open_window):
+    window = open_window()
+    qtbot.waitUntil(lambda: window.model is not None, timeout=10_000)
+    assert window.model_label.text() == f"Model: Tiny test model ({TINY_ID})"
+    assert window.hash_label.text() == f"Weights SHA-256: {TINY_SHA256[:12]}…"
+    assert TINY_SHA256 in window.hash_label.toolTip()
+    assert window.hash_label.isVisible()
+    assert window.device_label.text() == "Device: CPU"
+    # permanent widgets: a temporary message does not hide them
+    window.statusBar().showMessage("working")
+    assert window.model_label.isVisible()
+
+
+def test_real_default_model(qtbot, open_window):
+    window = open_window(DEFAULT_MODEL_ID, model_registry=None)  # global registry
+    with qtbot.waitSignal(window.model_ready, timeout=60_000) as blocker:
         pass
-    assert win.model is not None
-    assert win.model_label.text() == (
-        f"Model: {win.model.display_name} ({DEFAULT_MODEL_ID})"
+    model = blocker.args[0]
+    assert model.model_id == DEFAULT_MODEL_ID
+    assert window.model_label.text() == (
+        f"Model: {model.display_name} ({DEFAULT_MODEL_ID})"
     )
-    assert win.device_label.text() == "Device: CPU"
-    assert win.model.weights_sha256 in win.hash_label.toolTip()
-    assert win.model.weights_sha256 in win.about_text()
+    assert len(model.weights_sha256) == 64
+    assert model.weights_sha256 in window.hash_label.toolTip()
+    assert window.device_label.text() == "Device: CPU"
+    assert model.weights_sha256 in window.about_html()
 
 
-def test_unknown_model_goes_through_the_error_path(qtbot, window):
-    win = window(model_id="no-such-model", device="cpu")
-    with qtbot.waitSignal(win.errors.reported, timeout=30_000) as blocker:
+def test_unknown_model_goes_through_the_error_path(qtbot, open_window):
+    window = open_window("no-such-model")
+    with qtbot.waitSignal(window.errors.reported, timeout=10_000) as blocker:
         pass
     report = blocker.args[0]
-    assert "unknown model 'no-such-model'" in report.message
+    assert report is window.errors.last_report
     assert report.title == "Cannot use this input"
-    assert win.model_label.text() == "Model: not loaded"
-    assert win.errors.last_dialog is not None and win.errors.last_dialog.isVisible()
-    win.errors.last_dialog.close()
-    assert win.isVisible()  # the app stays alive
+    assert "unknown model 'no-such-model'" in report.message
+    assert TINY_ID in report.message  # lists what is available
+    assert "Traceback" in report.details
+    assert window.model is None
+    assert window.model_label.text() == "Model: not loaded"
+    assert not window.hash_label.isVisible()  # no hash of a model we do not have
+    dialog = window.errors.last_dialog
+    assert dialog is not None and dialog.isVisible()  # shown, yet nothing blocked
+    assert "no-such-model" in dialog.text()
+    assert dialog.detailedText() == report.details
+    dialog.close()
+    # the app stays alive and usable: the next load works
+    assert window.isVisible()
+    with qtbot.waitSignal(window.model_ready, timeout=10_000):
+        window.load_model(TINY_ID, "cpu")
+    assert window.model_label.text() == f"Model: Tiny test model ({TINY_ID})"
 
 
-def _counting_task(steps: int, progress, cancel, delay: float = 0.01, **_):
+def test_damaged_model_file_message_names_the_file(qtbot, open_window, damaged_file):
+    window = open_window("damaged")
+    with qtbot.waitSignal(window.errors.reported, timeout=10_000) as blocker:
+        pass
+    report = blocker.args[0]
+    assert str(damaged_file) in report.message
+    assert "bad header" in report.message
+    assert report.message.startswith("The face model could not be loaded.")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_gpu_is_a_readable_error(qtbot, open_window):
+    window = open_window(TINY_ID, device="cuda")
+    with qtbot.waitSignal(window.errors.reported, timeout=10_000) as blocker:
+        pass
+    assert "no CUDA GPU is available" in blocker.args[0].message
+
+
+def test_about_names_version_model_hash_and_licences(qtbot, open_window):
+    window = open_window()
+    qtbot.waitUntil(lambda: window.model is not None, timeout=10_000)
+    box = window.show_about()
+    assert box.isVisible()
+    text = box.text()
+    for expected in (APP_NAME, __version__, TINY_ID, TINY_SHA256, "public domain"):
+        assert expected in text
+    box.close()
+
+
+def test_menus_trigger_about_and_quit(qtbot, open_window):
+    window = open_window()
+    titles = [action.text() for action in window.menuBar().actions()]
+    assert titles == ["&File", "&Help"]
+    window.about_action.trigger()
+    boxes = [w for w in window.findChildren(QMessageBox) if w.isVisible()]
+    assert len(boxes) == 1 and boxes[0].windowTitle() == f"About {APP_NAME}"
+    boxes[0].close()
+    window.quit_action.trigger()
+    assert not window.isVisible()
+
+
+# ---- error path -------------------------------------------------------------------
+def test_describe_names_the_file_of_os_errors(tmp_path):
+    missing = tmp_path / "missing.dat"
+    try:
+        missing.open("rb")
+    except OSError as error:
+        title, message = describe(error)
+    assert title == "Cannot open file"
+    assert str(missing) in message
+    title, message = describe(RuntimeError("boom"))
+    assert title == "Internal error" and "RuntimeError: boom" in message
+
+
+def test_excepthook_routes_uncaught_errors_to_the_reporter(qtbot, monkeypatch):
+    # Stand-ins for the previous hooks (pytest's own would fail the test).
+    chained = []
+    monkeypatch.setattr(sys, "excepthook", lambda *exc_info: chained.append(exc_info))
+    monkeypatch.setattr(threading, "excepthook", chained.append)
+    stand_in = sys.excepthook
+    reporter = ErrorReporter(show_dialogs=False)
+    restore = install_excepthook(reporter)
+    try:
+        error = ValueError("from a slot")
+        with qtbot.waitSignal(reporter.reported, timeout=5_000) as from_slot:
+            sys.excepthook(ValueError, error, error.__traceback__)
+
+        def thread_body() -> None:
+            raise OSError(2, "No such file or directory", "/cases/probe.png")
+
+        with qtbot.waitSignal(reporter.reported, timeout=5_000) as from_thread:
+            thread = threading.Thread(target=thread_body)
+            thread.start()
+            thread.join(5)
+    finally:
+        restore()
+    assert sys.excepthook is stand_in  # restored
+    assert len(chained) == 2  # the previous hooks still ran (console trace kept)
+    assert from_slot.args[0].title == "Internal error"
+    assert "ValueError: from a slot" in from_slot.args[0].message
+    assert from_thread.args[0].message == "/cases/probe.png: No such file or directory"
+    assert "thread_body" in from_thread.args[0].details
+    reporter.deleteLater()
+
+
+# ---- background tasks -------------------------------------------------------------
+def _counting_task(steps: int, progress, cancel, delay: float = 0.01) -> str:
     for step in range(1, steps + 1):
         if cancel():
             raise Cancelled("stopped")
@@ -68,67 +276,138 @@ def _counting_task(steps: int, progress, cancel, delay: float = 0.01, **_):
     return f"done {steps}"
 
 
-def test_runner_delivers_progress_and_result(qtbot):
-    runner = TaskRunner()
+@pytest.fixture
+def runner():
+    task_runner = TaskRunner()
+    yield task_runner
+    assert task_runner.shutdown(10)
+
+
+def test_runner_delivers_progress_then_result(qtbot, runner):
     seen = []
     runner.progress.connect(lambda done, total, message: seen.append((done, total)))
+    runner.result.connect(lambda value: seen.append(value))
+    with qtbot.waitSignals([runner.started, runner.finished], timeout=10_000):
+        runner.start(_counting_task, 5)
+    assert seen == [*((i, 5) for i in range(1, 6)), "done 5"]
+    assert not runner.is_busy()
+
+
+def test_runner_passes_only_the_hooks_a_function_takes(qtbot, runner):
+    def plain(a: int, b: int = 0) -> int:  # knows nothing of progress or cancel
+        return a + b
+
     with qtbot.waitSignal(runner.result, timeout=10_000) as blocker:
-        runner.start(_counting_task, steps=5)
-    assert blocker.args == ["done 5"]
-    qtbot.waitUntil(lambda: not runner.is_busy())
-    assert seen == [(i, 5) for i in range(1, 6)]
+        runner.start(plain, 2, b=3)
+    assert blocker.args == [5]
 
 
-def test_runner_cancel_stops_a_long_task(qtbot):
-    runner = TaskRunner()
+def test_runner_cancel_stops_a_long_task(qtbot, runner):
     results = []
     runner.result.connect(results.append)
     started = threading.Event()
+    checks = []
 
-    def long_task(progress, cancel, **_):
+    def long_task(cancel) -> str:
         started.set()
-        for _ in range(10_000):
+        for _ in range(100_000):
+            checks.append(1)
             if cancel():
                 raise Cancelled("stopped")
             time.sleep(0.005)
         return "finished"
 
-    with qtbot.waitSignal(runner.cancelled, timeout=10_000):
+    with qtbot.waitSignals([runner.cancelled, runner.finished], timeout=10_000):
         runner.start(long_task)
         assert started.wait(5)
+        assert runner.is_busy()
         runner.cancel()
     assert runner.wait(5)
     assert results == []
+    assert len(checks) < 1_000  # it stopped early, not at the end
+    assert not runner.is_busy()
 
 
-def test_runner_drops_stale_results(qtbot):
-    """A superseded task's result never reaches the view, even if it ends last."""
-    runner = TaskRunner()
+def test_runner_drops_stale_results(qtbot, runner):
+    """A superseded task's result never arrives, even if it ends last."""
     results = []
     runner.result.connect(results.append)
     release_old = threading.Event()
 
-    def old_task(progress, cancel, **_):
+    def old_task() -> str:
         release_old.wait(5)
         return "old"  # ignores cancel on purpose: a slow, uncooperative task
 
-    runner.start(old_task)
+    old_generation = runner.start(old_task)
     with qtbot.waitSignal(runner.result, timeout=10_000):
-        runner.start(_counting_task, steps=2)
+        new_generation = runner.start(_counting_task, 2)
+    assert new_generation == old_generation + 1 == runner.generation
     release_old.set()
     assert runner.wait(5)
     qtbot.wait(50)  # let any queued signal of the old task arrive
     assert results == ["done 2"]
 
 
-def test_runner_reports_exceptions(qtbot):
-    runner = TaskRunner()
-
-    def failing(progress, cancel, **_):
+def test_runner_reports_exceptions(qtbot, runner):
+    def failing() -> None:
         raise UnknownModelError("unknown model 'x'")
 
     with qtbot.waitSignal(runner.error, timeout=10_000) as blocker:
         runner.start(failing)
     error, details = blocker.args
     assert isinstance(error, UnknownModelError)
-    assert "Traceback" in details
+    assert "Traceback" in details and "failing" in details
+    qtbot.waitUntil(lambda: not runner.is_busy())
+
+
+def test_wait_all_cancels_every_running_task(qtbot):
+    runners = [TaskRunner(), TaskRunner()]
+    started = threading.Semaphore(0)
+
+    def until_cancelled(cancel) -> None:
+        started.release()
+        while not cancel():
+            time.sleep(0.005)
+        raise Cancelled("stopped")
+
+    for each in runners:
+        each.start(until_cancelled)
+    assert started.acquire(timeout=5) and started.acquire(timeout=5)
+    assert active_task_count() == 2
+    assert wait_all(5)
+    assert active_task_count() == 0
+
+
+# ---- entry point ------------------------------------------------------------------
+def test_version_option(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        gui_app.main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"{APP_NAME} {__version__}"
+
+
+def test_main_opens_the_window_and_quits(qapp, monkeypatch, test_registry):
+    monkeypatch.setattr(main_window_module, "registry", lambda: test_registry)
+    seen: list[str] = []
+
+    def close_when_loaded() -> None:
+        windows = [w for w in qapp.topLevelWidgets() if isinstance(w, MainWindow)]
+        if windows and windows[0].model is not None:
+            seen.append(windows[0].windowTitle())
+            seen.append(windows[0].model_label.text())
+            windows[0].quit_action.trigger()  # last window closed: the app quits
+        else:
+            poll.start(20)
+
+    poll = QTimer(singleShot=True, timeout=close_when_loaded)
+    guard = QTimer(singleShot=True, timeout=qapp.quit)  # never hang the suite
+    poll.start(0)
+    guard.start(30_000)
+    try:
+        assert gui_app.main(["--model", TINY_ID, "--device", "cpu"]) == 0
+    finally:
+        poll.stop()
+        guard.stop()
+    assert seen == [f"{APP_NAME} {__version__}", f"Model: Tiny test model ({TINY_ID})"]
+    assert qapp.applicationName() == APP_NAME
+    assert qapp.applicationVersion() == __version__

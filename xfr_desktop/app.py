@@ -9,33 +9,62 @@ from collections.abc import Sequence
 from core import APP_NAME, __version__
 from core.models.base import DEFAULT_MODEL_ID
 
+ORGANISATION = "XFR"  # with APP_NAME, names the settings/data folders Qt uses
+QUIT_WAIT_S = 30.0  # longest wait for background work at exit
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="xfr-desktop", description=APP_NAME)
-    parser.add_argument("--model", default=DEFAULT_MODEL_ID, help="model id")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="xfr-desktop",
+        description=f"{APP_NAME}: offline workstation for forensic face examiners.",
+    )
+    parser.add_argument(
+        "--model",
+        default=DEFAULT_MODEL_ID,
+        metavar="ID",
+        help=f"face model id (default: {DEFAULT_MODEL_ID}; `xfr models` lists them)",
+    )
+    parser.add_argument(
+        "--device",
+        default="auto",
+        choices=["auto", "cpu", "cuda"],
+        help="where the model runs (auto: CUDA when available, else CPU)",
+    )
     parser.add_argument(
         "--version", action="version", version=f"{APP_NAME} {__version__}"
     )
-    return parser.parse_args(argv)
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    from PySide6.QtCore import QThreadPool
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    # Qt is imported only now, so --help and --version work without a display.
     from PySide6.QtWidgets import QApplication
 
+    from xfr_desktop.errors import install_excepthook
     from xfr_desktop.main_window import MainWindow
+    from xfr_desktop.workers import wait_all
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
+    assert isinstance(app, QApplication)
     app.setApplicationName(APP_NAME)
-    app.setOrganizationName("XFR")
+    app.setOrganizationName(ORGANISATION)
     app.setApplicationVersion(__version__)
+
     window = MainWindow(model_id=args.model, device=args.device)
-    # On quit, running workers are cancelled and awaited: nothing half-done remains.
-    app.aboutToQuit.connect(lambda: QThreadPool.globalInstance().waitForDone(30_000))
+    restore_excepthook = install_excepthook(window.errors)
+
+    def on_about_to_quit() -> None:
+        wait_all(QUIT_WAIT_S)  # no worker may outlive the GUI
+
+    app.aboutToQuit.connect(on_about_to_quit)
     window.show()
-    return app.exec()
+    try:
+        return app.exec()
+    finally:
+        app.aboutToQuit.disconnect(on_about_to_quit)
+        restore_excepthook()
+        window.deleteLater()  # the window goes before the app, not at interpreter exit
 
 
 if __name__ == "__main__":
