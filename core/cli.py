@@ -28,9 +28,7 @@ def _load_model(model: str, device: str, card: str | None = None):
     if model in registry() and card is None:
         return registry().load(model, device)
     if Path(model).suffix.lower() in MODEL_SUFFIXES:
-        loaded = load_model_file(model, card)
-        loaded.network.eval()
-        return loaded.to(resolve_device(device))
+        return load_model_file(model, card).to(resolve_device(device))
     return registry().load(model, device)  # raises UnknownModelError listing ids
 
 

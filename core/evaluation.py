@@ -29,10 +29,15 @@ import numpy as np
 
 from core.errors import BadInputError, Cancelled, NoFaceError
 from core.faces.align import chip_for_model
-from core.faces.detect import FaceDetector, find_faces, select_face
+from core.faces.detect import FaceDetector
 from core.imageio import load_image
-from core.models.base import FaceModel, Threshold
-from core.verify import needs_68_landmarks
+from core.models.base import (
+    FaceModel,
+    Threshold,
+    cosine_similarity,
+    euclidean_distance,
+)
+from core.verify import needs_68_landmarks, prepare_face
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
@@ -319,17 +324,15 @@ def evaluate_verification(
         if progress is not None:
             progress(number, len(images), str(path))
         try:
-            image = load_image(path)
             try:
-                faces = find_faces(image, detector=detector, with_68=with_68)
-                face = select_face(faces, 0, path=path)
+                chip = prepare_face(path, model, detector=detector).aligned.chip
             except NoFaceError:
                 if not centre_fallback:
                     raise
-                box = _centre_box(image.rgb.shape)
-                face = detector.face_in_box(image.rgb, box, with_68)
+                rgb = load_image(path).rgb  # read again: rare (no face detected)
+                face = detector.face_in_box(rgb, _centre_box(rgb.shape), with_68)
+                chip = chip_for_model(rgb, face, model.preprocessing).chip
                 fallbacks += 1
-            chip = chip_for_model(image.rgb, face, model.preprocessing).chip
         except NoFaceError as error:
             no_face += 1
             failed.append(f"{path}: {error.reason}")
@@ -351,8 +354,8 @@ def evaluate_verification(
         if pair.first not in embeddings or pair.second not in embeddings:
             continue
         a, b = embeddings[pair.first], embeddings[pair.second]
-        distance = float(np.linalg.norm(a - b))
-        similarity = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+        distance = euclidean_distance(a, b)
+        similarity = cosine_similarity(a, b)
         score = -distance if threshold.metric == "euclidean" else similarity
         (genuine_scores if pair.genuine else impostor_scores).append(score)
         accepted = threshold.accepts(similarity, distance)
@@ -375,11 +378,7 @@ def evaluate_verification(
         model_id=model.model_id,
         weights_sha256=model.weights_sha256,
         score=score_name,
-        threshold={
-            "metric": threshold.metric,
-            "value": threshold.value,
-            "source": threshold.source,
-        },
+        threshold=threshold.to_dict(),
         genuine_pairs=sum(p.genuine for p in pairs),
         impostor_pairs=sum(not p.genuine for p in pairs),
         pairs_evaluated=evaluated,

@@ -88,11 +88,7 @@ class VerificationResult:
             },
             "cosine_similarity": self.cosine_similarity,
             "euclidean_distance": self.euclidean_distance,
-            "threshold": {
-                "metric": self.threshold.metric,
-                "value": self.threshold.value,
-                "source": self.threshold.source,
-            },
+            "threshold": self.threshold.to_dict(),
             "decision": self.decision,
             "software_version": __version__,
         }

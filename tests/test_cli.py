@@ -21,6 +21,10 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
     return code, captured.out, captured.err
 
 
+def verify(capsys, first: Path, second: Path, *options: str) -> tuple[int, str, str]:
+    return run(capsys, "verify", str(first), str(second), *options)
+
+
 @pytest.fixture(scope="module")
 def photo_files(tmp_path_factory, astronaut_rgb, grace_hopper_path) -> dict[str, Path]:
     """Two people; the astronaut also mirrored and re-compressed (same person)."""
@@ -54,11 +58,10 @@ def test_layers_lists_taps_shallow_to_deep(capsys):
 
 
 def test_verify_same_person_accepts_with_full_json(capsys, photo_files):
-    code, out, _ = run(
+    code, out, _ = verify(
         capsys,
-        "verify",
-        str(photo_files["astronaut"]),
-        str(photo_files["astronaut_mirrored"]),
+        photo_files["astronaut"],
+        photo_files["astronaut_mirrored"],
         "--json",
         "--device",
         "cpu",
@@ -110,20 +113,17 @@ def test_manual_landmarks_give_the_same_result(capsys, photo_files):
 
 
 def test_verify_different_people_rejects(capsys, photo_files):
-    code, out, _ = run(
-        capsys, "verify", str(photo_files["astronaut"]), str(photo_files["hopper"])
-    )
+    code, out, _ = verify(capsys, photo_files["astronaut"], photo_files["hopper"])
     assert code == 0
     assert "REJECT" in out and "Euclidean distance" in out
 
 
 def test_verify_examiner_threshold_is_applied_and_labelled(capsys, photo_files):
     # A cosine threshold of -1 accepts anything: the decision must follow it.
-    code, out, _ = run(
+    code, out, _ = verify(
         capsys,
-        "verify",
-        str(photo_files["astronaut"]),
-        str(photo_files["hopper"]),
+        photo_files["astronaut"],
+        photo_files["hopper"],
         "--metric",
         "cosine",
         "--threshold",
@@ -154,18 +154,17 @@ def _bad_files(folder: Path, photo: Path) -> dict[str, Path]:
 @pytest.mark.parametrize("case", ["missing", "truncated", "not_an_image", "no_face"])
 def test_verify_bad_input_exits_2_naming_the_file(capsys, tmp_path, photo_files, case):
     bad = _bad_files(tmp_path, photo_files["hopper"])[case]
-    code, out, err = run(capsys, "verify", str(photo_files["astronaut"]), str(bad))
+    code, out, err = verify(capsys, photo_files["astronaut"], bad)
     assert code == EXIT_BAD_INPUT
     assert out == ""
     assert bad.name in err and len(err.strip().splitlines()) == 1
 
 
 def test_verify_unknown_model_exits_2(capsys, photo_files):
-    code, _, err = run(
+    code, _, err = verify(
         capsys,
-        "verify",
-        str(photo_files["astronaut"]),
-        str(photo_files["hopper"]),
+        photo_files["astronaut"],
+        photo_files["hopper"],
         "--model",
         "no-such-model",
     )
@@ -173,11 +172,10 @@ def test_verify_unknown_model_exits_2(capsys, photo_files):
 
 
 def test_face_index_out_of_range_is_bad_input(capsys, photo_files):
-    code, _, err = run(
+    code, _, err = verify(
         capsys,
-        "verify",
-        str(photo_files["astronaut"]),
-        str(photo_files["hopper"]),
+        photo_files["astronaut"],
+        photo_files["hopper"],
         "--face-index",
         "3",
     )

@@ -14,7 +14,7 @@ import contextlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -54,6 +54,9 @@ class Threshold:
     metric: Metric
     value: float
     source: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"metric": self.metric, "value": self.value, "source": self.source}
 
     def accepts(self, cosine_similarity: float, euclidean_distance: float) -> bool:
         if self.metric == "euclidean":
