@@ -70,29 +70,117 @@ def cmd_layers(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from core.verify import make_threshold, verify_files
+    from core.verify import make_threshold, verify_faces
 
-    for path in (args.probe, args.gallery):
-        if not Path(path).exists():
-            raise BadInputError("file not found", path)
     model = _load_model(args.model, args.device, args.card)
     threshold = make_threshold(model, args.metric, args.threshold)
-    result = verify_files(
-        args.probe,
-        args.gallery,
-        model,
-        probe_face_index=_first(args.probe_face_index, args.face_index),
-        gallery_face_index=_first(args.gallery_face_index, args.face_index),
-        probe_landmarks5=_landmarks(args.probe_landmarks, "--probe-landmarks"),
-        gallery_landmarks5=_landmarks(args.gallery_landmarks, "--gallery-landmarks"),
-        threshold=threshold,
-        detector_method=args.detector,
-    )
+    probe, gallery = _prepare_pair(args, model)
+    result = verify_faces(probe, gallery, model, threshold)
     if args.json:
         _print_json(result.to_dict())
     else:
         print(result.summary())
     return EXIT_OK
+
+
+def cmd_methods(args: argparse.Namespace) -> int:
+    from core.explain import infos
+
+    methods = infos()
+    if args.json:
+        _print_json([info.to_dict() for info in methods])
+        return EXIT_OK
+    for info in methods:
+        maps = "similarity + dissimilarity" if info.has_dissimilarity else "similarity"
+        print(f"{info.method_id:<22}{info.display_name} [{info.kind}; {maps}]")
+        print(f"{'':<22}{info.citation}")
+        for param in info.params:
+            print(f"{'':<24}{param.name}={param.default!s}: {param.description}")
+    return EXIT_OK
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from core.explain import get, method_ids
+    from core.explain.base import FacePair
+    from core.explain.export import write_result
+
+    methods = method_ids() if args.method == "all" else [args.method]
+    overrides = _params(args.param)
+    model = _load_model(args.model, args.device, args.card)
+    probe, gallery = _prepare_pair(args, model)
+    pair = FacePair.from_prepared(probe, gallery)
+    evidence = (probe.image.rgb, gallery.image.rgb)
+    out = Path(args.out)
+    reports = []
+    for method_id in methods:
+        explainer = get(method_id)
+        params = {
+            name: value
+            for name, value in overrides.items()
+            if any(p.name == name for p in explainer.info.params)
+        }
+        if args.method != "all":
+            params = overrides  # unknown names are an error for a single method
+        if args.layer is not None and explainer.info.uses_layer:
+            params = {**params, "layer": args.layer}
+        result = explainer.explain(
+            pair,
+            model,
+            params,
+            seed=args.seed,
+            progress=_progress_printer(method_id, args.json),
+            batch_size=args.batch_size,
+        )
+        manifest = write_result(result, evidence, out)
+        reports.append(manifest)
+        if not args.json:
+            print(
+                f"{method_id:<22}{result.seconds:7.2f} s  {result.decision}  "
+                f"-> {out / method_id}"
+            )
+    if args.layerwise:
+        from core.explain.layerwise import explain_layers, write_layers
+
+        layers = explain_layers(
+            pair,
+            model,
+            seed=args.seed,
+            progress=_progress_printer("layerwise", args.json),
+            batch_size=args.batch_size,
+        )
+        reports.append(write_layers(layers, out))
+        if not args.json:
+            print(f"{'layerwise':<22}{layers.seconds:7.2f} s  -> {out / 'layerwise'}")
+    if args.json:
+        _print_json(
+            {
+                "probe": probe.to_dict(),
+                "gallery": gallery.to_dict(),
+                "results": reports,
+            }
+        )
+    return EXIT_OK
+
+
+def _params(items: Sequence[str] | None) -> dict[str, str]:
+    params = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise BadInputError(f"--param needs NAME=VALUE, got {item!r}")
+        params[name.strip()] = value.strip()
+    return params
+
+
+def _progress_printer(label: str, quiet: bool):
+    def progress(done: int, total: int, _message: str = "") -> None:
+        if not quiet and sys.stderr.isatty():
+            end = "\n" if done >= total else ""
+            print(
+                f"\r{label}: {100 * done // max(total, 1)} %", end=end, file=sys.stderr
+            )
+
+    return progress
 
 
 def _landmarks(text: str | None, option: str) -> list[list[float]] | None:
@@ -138,6 +226,71 @@ def cmd_eval_verification(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_pair_arguments(command: argparse.ArgumentParser, default_model: str) -> None:
+    """Probe, gallery, model and face-selection options (verify and explain)."""
+    command.add_argument("probe", help="probe image (e.g. the questioned image)")
+    command.add_argument("gallery", help="gallery image (e.g. the known image)")
+    command.add_argument("--model", default=default_model, help="model id or file")
+    command.add_argument(
+        "--card", help="model card of a model file (default: the .card.toml beside it)"
+    )
+    command.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    command.add_argument(
+        "--face-index",
+        type=int,
+        help="which face to use when several are found (0 = largest) in both images",
+    )
+    command.add_argument(
+        "--detector",
+        default="hog",
+        choices=["hog", "cnn"],
+        help="dlib HOG (fast, default) or MMOD CNN (slower on CPU, finds more faces)",
+    )
+    command.add_argument("--probe-face-index", type=int, help="face index in the probe")
+    command.add_argument(
+        "--gallery-face-index", type=int, help="face index in the gallery"
+    )
+    landmark_help = (
+        "the examiner's 5 landmarks instead of detection, as x1,y1,...,x5,y5 in "
+        "pixels, dlib's order: outer and inner corner of the eye on the image's "
+        "right, outer and inner corner of the other eye, base of the nose"
+    )
+    command.add_argument("--probe-landmarks", help=landmark_help)
+    command.add_argument("--gallery-landmarks", help=landmark_help)
+
+
+def _prepare_pair(args: argparse.Namespace, model):
+    """The two aligned faces the pair options describe."""
+    from core.verify import prepare_face
+
+    for path in (args.probe, args.gallery):
+        if not Path(path).exists():
+            raise BadInputError("file not found", path)
+    return tuple(
+        prepare_face(
+            path,
+            model,
+            face_index=_first(index, args.face_index),
+            landmarks5=_landmarks(landmarks, option),
+            detector_method=args.detector,
+        )
+        for path, index, landmarks, option in (
+            (
+                args.probe,
+                args.probe_face_index,
+                args.probe_landmarks,
+                "--probe-landmarks",
+            ),
+            (
+                args.gallery,
+                args.gallery_face_index,
+                args.gallery_landmarks,
+                "--gallery-landmarks",
+            ),
+        )
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     from core.models.base import DEFAULT_MODEL_ID
 
@@ -162,43 +315,45 @@ def build_parser() -> argparse.ArgumentParser:
     layers.set_defaults(run=cmd_layers)
 
     verify = commands.add_parser("verify", help="compare the faces in two images")
-    verify.add_argument("probe", help="probe image (e.g. the questioned image)")
-    verify.add_argument("gallery", help="gallery image (e.g. the known image)")
-    verify.add_argument("--model", default=DEFAULT_MODEL_ID, help="model id or file")
-    verify.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    verify.add_argument(
-        "--face-index",
-        type=int,
-        help="which face to use when several are found (0 = largest) in both images",
-    )
-    verify.add_argument(
-        "--detector",
-        default="hog",
-        choices=["hog", "cnn"],
-        help="dlib HOG (fast, default) or MMOD CNN (slower on CPU, finds more faces)",
-    )
-    verify.add_argument("--probe-face-index", type=int, help="face index in the probe")
-    verify.add_argument(
-        "--gallery-face-index", type=int, help="face index in the gallery"
-    )
-    landmark_help = (
-        "the examiner's 5 landmarks instead of detection, as x1,y1,...,x5,y5 in "
-        "pixels, dlib's order: outer and inner corner of the eye on the image's "
-        "right, outer and inner corner of the other eye, base of the nose"
-    )
-    verify.add_argument("--probe-landmarks", help=landmark_help)
-    verify.add_argument("--gallery-landmarks", help=landmark_help)
+    _add_pair_arguments(verify, DEFAULT_MODEL_ID)
     verify.add_argument(
         "--threshold", type=float, help="decision threshold (default: the model's)"
     )
     verify.add_argument(
         "--metric", choices=["euclidean", "cosine"], help="metric of --threshold"
     )
-    verify.add_argument(
-        "--card", help="model card of a model file (default: the .card.toml beside it)"
-    )
     verify.add_argument("--json", action="store_true", help="machine-readable output")
     verify.set_defaults(run=cmd_verify)
+
+    methods = commands.add_parser("methods", help="list the explanation methods")
+    methods.add_argument("--json", action="store_true")
+    methods.set_defaults(run=cmd_methods)
+
+    explain = commands.add_parser(
+        "explain", help="saliency maps explaining a comparison of two faces"
+    )
+    _add_pair_arguments(explain, DEFAULT_MODEL_ID)
+    explain.add_argument(
+        "--method", required=True, help="method id (see 'xfr methods') or 'all'"
+    )
+    explain.add_argument("--layer", help="layer tap for layer-based methods (Grad-CAM)")
+    explain.add_argument("--seed", type=int, default=0, help="seed of random methods")
+    explain.add_argument(
+        "--param",
+        action="append",
+        metavar="NAME=VALUE",
+        help="method parameter (repeatable), e.g. --param samples=500",
+    )
+    explain.add_argument("--batch-size", type=int, help="forward-pass batch size")
+    explain.add_argument(
+        "--layerwise",
+        action="store_true",
+        help="also write the layer-by-layer stack (LIME on each layer's pooled "
+        "features and Grad-CAM at each layer)",
+    )
+    explain.add_argument("--out", default="xfr-explanations", help="output folder")
+    explain.add_argument("--json", action="store_true", help="machine-readable output")
+    explain.set_defaults(run=cmd_explain)
 
     evaluate = commands.add_parser("eval", help="evaluate a model on a data set")
     eval_kinds = evaluate.add_subparsers(dest="eval_kind", required=True)

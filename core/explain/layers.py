@@ -1,0 +1,60 @@
+"""Which layer taps have a spatial extent, and a default layer for CAM methods."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from core.errors import BadInputError
+from core.models.base import FaceModel
+
+
+@dataclass(frozen=True)
+class TapShape:
+    name: str
+    channels: int
+    size: tuple[int, int] | None  # (h, w); None for vectors such as the embedding
+
+
+def tap_shapes(model: FaceModel) -> list[TapShape]:
+    """Every layer tap with its output shape (one forward pass on a black chip)."""
+    names = [tap.name for tap in model.layer_taps()]
+    height, width = model.input_size
+    black = model.prepare(np.zeros((1, height, width, 3), np.uint8))
+    with torch.inference_mode(), model.capture(names) as activations:
+        model.embed(black)
+    shapes = []
+    for name in names:
+        shape = tuple(activations[name].shape) if name in activations else ()
+        spatial = (int(shape[2]), int(shape[3])) if len(shape) == 4 else None
+        shapes.append(TapShape(name, int(shape[1]) if len(shape) > 1 else 0, spatial))
+    return shapes
+
+
+def default_cam_layer(model: FaceModel) -> str:
+    """The deepest tap with at least 4x4 positions.
+
+    Grad-CAM is usually taken at the last convolutional layer; dlib's last stage is
+    2x2, too coarse to point at a facial region, so we stop one stage earlier.
+    """
+    candidates = [s for s in tap_shapes(model) if s.size and min(s.size) >= 4]
+    if not candidates:
+        raise BadInputError(f"model {model.model_id} has no spatial layer tap")
+    return candidates[-1].name
+
+
+def spatial_layer(model: FaceModel, name: str | None) -> str:
+    if name is None:
+        return default_cam_layer(model)
+    for shape in tap_shapes(model):
+        if shape.name == name:
+            if shape.size is None:
+                raise BadInputError(
+                    f"layer {name} of model {model.model_id} has no spatial extent; "
+                    "choose a convolutional layer (see 'xfr layers')"
+                )
+            return name
+    known = ", ".join(tap.name for tap in model.layer_taps())
+    raise BadInputError(f"model {model.model_id} has no layer '{name}' ({known})")
