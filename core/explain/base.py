@@ -497,12 +497,22 @@ def auto_batch_size(device: torch.device) -> int:
 
 @contextlib.contextmanager
 def eval_mode(model: FaceModel) -> Iterator[None]:
+    """Inference behaviour, and deterministic cuDNN kernels while explaining.
+
+    cuDNN's fastest backward convolutions accumulate with atomics, whose order -
+    and so the last bits of a gradient map - changes from run to run; an examiner
+    must get the same map again from the same inputs and seed.
+    """
     was_training = model.network.training
+    cudnn = torch.backends.cudnn
+    was_deterministic, was_benchmark = cudnn.deterministic, cudnn.benchmark
     model.network.eval()
+    cudnn.deterministic, cudnn.benchmark = True, False
     try:
         yield
     finally:
         model.network.train(was_training)
+        cudnn.deterministic, cudnn.benchmark = was_deterministic, was_benchmark
 
 
 def cache_key(
