@@ -126,8 +126,9 @@ def bench_lime(pair: FacePair, model, repeats: int) -> None:
             hide_color=0,
             num_samples=1000,
             batch_size=64,
-            segmentation_fn=lambda image: superpixels(image, 75),
+            segmentation_fn=lambda image: superpixels(image, 75)[0],
             num_features=100000,
+            progress_bar=False,
         )
 
     package_s, _ = timed(lambda: [package_one(v) for v in pair.sides], repeats)

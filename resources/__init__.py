@@ -1,1 +1,4 @@
-"""Data files shipped with XFR Desktop (model cards, icons); read with importlib.resources."""
+"""Data files shipped with XFR Desktop (model cards, icons).
+
+Read them with importlib.resources.
+"""

@@ -56,6 +56,7 @@ class LayerwiseResult:
     seed: int
     seconds: float
     layers: tuple[LayerMaps, ...]
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -63,6 +64,7 @@ class LayerwiseResult:
             "params": dict(self.params),
             "seed": self.seed,
             "seconds": round(self.seconds, 4),
+            "notes": list(self.notes),
             "layers": [
                 {
                     "name": layer.name,
@@ -188,6 +190,7 @@ def explain_layers(
         int(seed),
         time.perf_counter() - began,
         layers,
+        tuple(ctx.notes),
     )
 
 

@@ -14,11 +14,34 @@ def blend(x: torch.Tensor, fill: torch.Tensor, keep: torch.Tensor) -> torch.Tens
     return fill + keep[:, None].to(x.device, x.dtype) * (x - fill)
 
 
-def superpixels(chip: np.ndarray, count: int) -> np.ndarray:
-    """SLIC superpixels (Achanta et al.) of an RGB chip, labels 0..n-1."""
+def superpixels(chip: np.ndarray, count: int) -> tuple[np.ndarray, str | None]:
+    """SLIC superpixels (Achanta et al.) of an RGB chip, labels 0..n-1.
+
+    On strong pixel noise (a grainy CCTV still) SLIC's connectivity step can merge
+    everything into a handful of regions, which would make any region-based map
+    flat.  When it finds fewer than a quarter of the requested regions we use a
+    regular grid of about ``count`` cells instead and say so (second value).
+    """
     labels = slic(chip, n_segments=count, compactness=10.0, start_label=0)
     _, dense = np.unique(labels, return_inverse=True)  # no gaps in the numbering
-    return dense.reshape(labels.shape).astype(np.int64)
+    found = int(dense.max()) + 1
+    if found >= max(2, count // 4):
+        return dense.reshape(labels.shape).astype(np.int64), None
+    grid = grid_segments(chip.shape[:2], count)
+    return grid, (
+        f"SLIC found only {found} region(s) in the noisy chip; used a regular grid "
+        f"of {int(grid.max()) + 1} cells instead"
+    )
+
+
+def grid_segments(size: tuple[int, int], count: int) -> np.ndarray:
+    """Labels of a regular grid with about ``count`` near-square cells."""
+    height, width = size
+    rows = max(1, round(np.sqrt(count * height / width)))
+    columns = max(1, round(count / rows))
+    row_of = np.minimum(np.arange(height) * rows // height, rows - 1)
+    column_of = np.minimum(np.arange(width) * columns // width, columns - 1)
+    return (row_of[:, None] * columns + column_of[None, :]).astype(np.int64)
 
 
 def lime_kernel_weights(samples: np.ndarray, width: float) -> np.ndarray:

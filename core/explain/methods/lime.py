@@ -71,7 +71,9 @@ def lime_design(
     ctx: ExplainContext, side: int
 ) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
     """Superpixel labels, the on/off design matrix and per-pixel keep masks."""
-    labels = superpixels(ctx.pair.sides[side].chip, int(ctx.params["segments"]))
+    labels, note = superpixels(ctx.pair.sides[side].chip, int(ctx.params["segments"]))
+    if note:
+        ctx.notes.append(f"{ctx.pair.sides[side].side}: {note}")
     count = int(labels.max()) + 1
     rng = ctx.rng(stream=side)
     samples = int(ctx.params["samples"])

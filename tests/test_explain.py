@@ -1,0 +1,489 @@
+"""Explainer engine: the registry contract on the real dlib model, closed forms and
+region recovery on synthetic models, progress/cancel, layer-by-layer maps, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from core.cli import EXIT_BAD_INPUT, main
+from core.errors import BadInputError, Cancelled
+from core.explain import FacePair, FaceView, get, infos, method_ids
+from core.explain.layerwise import explain_layers, write_layers
+from core.explain.perturb import superpixels
+from core.faces.align import ChipTransform
+from core.models.base import (
+    DEFAULT_MODEL_ID,
+    FaceModel,
+    LayerTap,
+    Preprocessing,
+    Threshold,
+    registry,
+)
+from core.verify import prepare_face
+
+# Reduced work per method so the whole table runs in seconds on two CPU cores; every
+# registered method must appear here, so a new explainer is tested from day one.
+FAST_PARAMS: dict[str, dict[str, object]] = {
+    "fggb": {"chunk": 64},
+    "xssab": {},
+    "gradient": {},
+    "smoothgrad": {"samples": 4},
+    "integrated_gradients": {"steps": 4},
+    "gradcam": {},
+    "gradcampp": {},
+    "lime": {"samples": 64},
+    "corrrise": {"masks": 64},
+    "xface": {"patch_sizes": "28", "stride": 20},
+    "minusplus": {"stride": 30},
+}
+
+
+def test_every_registered_method_is_covered_and_documented():
+    assert sorted(FAST_PARAMS) == sorted(method_ids())
+    for info in infos():
+        assert info.display_name and info.citation and len(info.description) > 80
+        assert info.kind in ("gradient", "perturbation")
+        defaults = info.defaults()
+        assert set(defaults) == {p.name for p in info.params}
+        assert json.dumps(info.to_dict())  # serialisable for the GUI and the case
+
+
+# ---- real model, real photos ---------------------------------------------------------
+@pytest.fixture(scope="module")
+def dlib_model():
+    return registry().load(DEFAULT_MODEL_ID, "cpu")
+
+
+@pytest.fixture(scope="module")
+def photo_pair(dlib_model, astronaut_path, grace_hopper_path):
+    probe = prepare_face(astronaut_path, dlib_model)
+    gallery = prepare_face(grace_hopper_path, dlib_model)
+    return probe, gallery, FacePair.from_prepared(probe, gallery)
+
+
+@pytest.fixture(scope="module")
+def dlib_results(dlib_model, photo_pair):
+    """Each method run once on astronaut vs Grace Hopper, with its progress calls."""
+    pair = photo_pair[2]
+    results = {}
+    for method_id in method_ids():
+        calls: list[tuple[int, int]] = []
+        result = get(method_id).explain(
+            pair,
+            dlib_model,
+            FAST_PARAMS[method_id],
+            seed=7,
+            progress=lambda done, total, _message, calls=calls: calls.append(
+                (done, total)
+            ),
+            batch_size=32,
+        )
+        results[method_id] = (result, calls)
+    return results
+
+
+@pytest.mark.parametrize("method_id", sorted(FAST_PARAMS))
+def test_method_contract_on_real_faces(method_id, dlib_results, photo_pair, dlib_model):
+    result, calls = dlib_results[method_id]
+    info = get(method_id).info
+    probe, gallery, _pair = photo_pair
+    assert result.decision == "reject"  # two different people
+    assert result.model_id == DEFAULT_MODEL_ID
+    assert result.model_sha256 == dlib_model.weights_sha256
+    assert result.params == info.resolve(FAST_PARAMS[method_id])
+    assert len(result.cache_key) == 64
+    # progress is monotone and ends complete
+    assert calls and calls[-1][0] == calls[-1][1]
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+    for maps, prepared in zip(result.images, (probe, gallery), strict=True):
+        assert (maps.dissimilarity_map is not None) == info.has_dissimilarity
+        for kind, chip_map in maps.chip_maps().items():
+            assert chip_map.shape == (150, 150), kind
+            assert chip_map.dtype == np.float32 and np.isfinite(chip_map).all(), kind
+        assert np.ptp(maps.combined_map) > 0  # not a constant map
+        assert (maps.similarity_map >= 0).all()
+        if info.has_dissimilarity:
+            assert (maps.dissimilarity_map >= 0).all()
+            np.testing.assert_allclose(
+                maps.combined_map,
+                maps.similarity_map - maps.dissimilarity_map,
+                atol=1e-6,
+            )
+        # on the evidence: a finite map under the face box centre, NaN far away
+        evidence = maps.evidence["combined"].full()
+        height, width = prepared.image.rgb.shape[:2]
+        assert evidence.shape == (height, width)
+        left, top, right, bottom = prepared.face.bbox
+        centre = evidence[int((top + bottom) / 2), int((left + right) / 2)]
+        assert np.isfinite(centre)
+        assert np.isnan(evidence).any()  # the chip does not cover the whole photo
+    assert json.dumps(result.to_dict())
+
+
+@pytest.mark.parametrize("method_id", sorted(FAST_PARAMS))
+def test_same_seed_same_maps(method_id, dlib_results, dlib_model, photo_pair):
+    first, _ = dlib_results[method_id]
+    again = get(method_id).explain(
+        photo_pair[2], dlib_model, FAST_PARAMS[method_id], seed=7, batch_size=32
+    )
+    assert again.cache_key == first.cache_key
+    for a, b in zip(first.images, again.images, strict=True):
+        np.testing.assert_array_equal(a.combined_map, b.combined_map)
+
+
+@pytest.mark.parametrize(
+    "method_id", sorted(i.method_id for i in infos() if i.stochastic)
+)
+def test_another_seed_other_samples(method_id, dlib_results, dlib_model, photo_pair):
+    first, _ = dlib_results[method_id]
+    other = get(method_id).explain(
+        photo_pair[2], dlib_model, FAST_PARAMS[method_id], seed=8, batch_size=32
+    )
+    assert other.cache_key != first.cache_key
+    assert not np.array_equal(other.probe.combined_map, first.probe.combined_map)
+
+
+def test_fggb_batched_backward_equals_the_loop(dlib_model, photo_pair):
+    from core.explain.base import eval_mode, make_context
+    from core.explain.methods.fggb import fggb_map
+
+    info = get("fggb").info
+    with eval_mode(dlib_model):
+        ctx = make_context(
+            photo_pair[2], dlib_model, info.defaults(), 0, None, None, None, None
+        )
+        ctx.start(4 * 128)
+        batched = fggb_map(ctx, 0, chunk=64)
+        looped = fggb_map(ctx, 0, batched=False, chunk=64)
+    torch.testing.assert_close(batched, looped, rtol=1e-4, atol=1e-6)
+
+
+def test_cancel_stops_between_batches(dlib_model, photo_pair):
+    progress: list[int] = []
+
+    def cancel() -> bool:
+        return bool(progress) and progress[-1] >= 16
+
+    with pytest.raises(Cancelled):
+        get("lime").explain(
+            photo_pair[2],
+            dlib_model,
+            {"samples": 400},
+            progress=lambda done, _total, _message: progress.append(done),
+            cancel=cancel,
+            batch_size=16,
+        )
+    assert progress[-1] == 16  # stopped after the first batch, not at the end
+
+
+@pytest.mark.parametrize(
+    ("method_id", "params", "message"),
+    [
+        ("lime", {"samples": "many"}, "samples"),
+        ("lime", {"samples": 3}, "samples"),
+        ("lime", {"reference": "mirror"}, "reference"),
+        ("lime", {"colour": 1}, "colour"),
+        ("xface", {"patch_sizes": "7,x"}, "patch_sizes"),
+        ("gradcam", {"layer": "no-such-layer"}, "no-such-layer"),
+        ("gradcam", {"layer": "embedding"}, "spatial"),
+    ],
+)
+def test_bad_parameters_are_named(method_id, params, message, dlib_model, photo_pair):
+    with pytest.raises(BadInputError, match=message):
+        get(method_id).explain(photo_pair[2], dlib_model, params, batch_size=8)
+
+
+def test_unknown_method_names_the_known_ones():
+    with pytest.raises(BadInputError, match="fggb"):
+        get("shap")
+
+
+def test_chip_of_the_wrong_size_is_refused(dlib_model, photo_pair):
+    probe = photo_pair[2].probe
+    small = FaceView(
+        "probe", probe.chip[:100, :100], probe.transform, probe.image_shape, "0"
+    )
+    with pytest.raises(BadInputError, match="100x100"):
+        get("gradient").explain(FacePair(small, photo_pair[2].gallery), dlib_model)
+
+
+def test_layer_by_layer_maps(dlib_model, photo_pair):
+    result = explain_layers(
+        photo_pair[2], dlib_model, {"samples": 48}, seed=1, batch_size=48
+    )
+    names = [layer.name for layer in result.layers]
+    assert names == [tap.name for tap in dlib_model.layer_taps()]
+    for layer in result.layers:
+        for lime_map in layer.lime_maps:
+            assert lime_map.shape == (150, 150) and np.isfinite(lime_map).all()
+            assert lime_map.min() >= 0 and lime_map.max() <= 1
+        assert (layer.gradcam_maps is None) == (layer.size is None)
+        assert -1 <= layer.gap_cosine <= 1
+    # the embedding tap's pooled cosine is the pair's score
+    assert result.layers[-1].gap_cosine == pytest.approx(
+        float(
+            torch.nn.functional.cosine_similarity(
+                *[
+                    torch.from_numpy(e[None])
+                    for e in dlib_model.embed_chips(
+                        [v.chip for v in photo_pair[2].sides]
+                    )
+                ]
+            )
+        ),
+        abs=1e-5,
+    )
+
+
+def test_layerwise_export(dlib_model, photo_pair, tmp_path):
+    result = explain_layers(photo_pair[2], dlib_model, {"samples": 16}, batch_size=16)
+    manifest = write_layers(result, tmp_path)
+    stack = np.load(tmp_path / "layerwise" / "lime_probe.npy")
+    assert stack.shape == (len(result.layers), 150, 150)
+    saved = json.loads((tmp_path / "layerwise" / "layers.json").read_text())
+    assert saved == json.loads(json.dumps(manifest))
+
+
+def test_superpixels_fall_back_to_a_grid_on_noise():
+    rng = np.random.default_rng(0)
+    grain = np.repeat(rng.integers(0, 256, (150, 150, 1)), 3, axis=2).astype(np.uint8)
+    labels, note = superpixels(grain, 75)
+    assert note and "grid" in note
+    assert 60 <= labels.max() + 1 <= 90
+    assert np.bincount(labels.ravel()).min() > 150  # no sliver cells
+    smooth = cv2.GaussianBlur(grain, (0, 0), 4)
+    labels, note = superpixels(
+        np.dstack([smooth[..., 0], smooth[..., 0][::-1], 90 + 0 * smooth[..., 0]]), 75
+    )
+    assert note is None and labels.max() + 1 >= 40
+
+
+# ---- synthetic models with known answers ---------------------------------------------
+class SyntheticModel(FaceModel):
+    def __init__(
+        self,
+        network: nn.Module,
+        size: int,
+        taps: tuple[LayerTap, ...] = (),
+        threshold: float = 0.3,
+    ) -> None:
+        self.model_id = "synthetic"
+        self.display_name = "synthetic test model"
+        self.weights_sha256 = "0" * 64
+        self.network = network.eval()
+        self.embedding_dim = 0
+        self.preprocessing = Preprocessing(input_size=(size, size))
+        self.threshold = Threshold("cosine", threshold, "test")
+        self.taps = taps
+
+
+def synthetic_pair(size: int, seed: int = 0, similar: bool = True) -> FacePair:
+    """Two textured chips placed at 2x scale inside 'evidence' images."""
+    rng = np.random.default_rng(seed)
+
+    def texture() -> np.ndarray:  # smooth enough for SLIC to find regions
+        return cv2.GaussianBlur(rng.uniform(0, 255, (size, size, 3)), (0, 0), 2) * 3
+
+    base = np.clip(texture() - 250, 20, 235)
+    other = base if similar else np.clip(texture() - 250, 20, 235)
+    noisy = np.clip(other + rng.normal(0, 60, other.shape), 0, 255)
+    transform = ChipTransform(
+        np.array([[2.0, 0, 10], [0, 2.0, 20]]), (size, size), "dlib"
+    )
+    shape = (2 * size + 60, 2 * size + 40)
+    return FacePair(
+        FaceView("probe", base.astype(np.uint8), transform, shape, "a" * 64),
+        FaceView("gallery", noisy.astype(np.uint8), transform, shape, "b" * 64),
+    )
+
+
+def test_fggb_matches_closed_form_on_a_linear_model():
+    """Embedding = W x: G^k = W_k, so eq. (4) can be evaluated by hand."""
+    size, dimensions = 12, 10
+    torch.manual_seed(0)
+    linear = nn.Linear(3 * size * size, dimensions, bias=False)
+    model = SyntheticModel(nn.Sequential(nn.Flatten(), linear), size, threshold=0.3)
+    pair = synthetic_pair(size, seed=1, similar=False)
+    result = get("fggb").explain(pair, model, {"chunk": 3})
+
+    inputs = [model.prepare(view.chip[None]) for view in pair.sides]
+    with torch.no_grad():
+        a, b = (linear(x.flatten(1))[0].double() for x in inputs)
+    weights = linear.weight.detach().double()
+    normalised = weights.abs() / weights.norm(dim=1, keepdim=True)  # eq. (2)
+    for embedding, other, maps in ((a, b, result.probe), (b, a, result.gallery)):
+        bracket = embedding * other / (embedding.norm() * other.norm())  # eq. (3)
+        bracket = bracket - 0.3 / dimensions  # eq. (4)
+        expected = (bracket @ normalised).reshape(3, size, size).sum(0)
+        np.testing.assert_allclose(maps.combined_map, expected.numpy(), rtol=1e-4)
+    np.testing.assert_allclose(result.probe.evidence["combined"].values.shape, (24, 24))
+    assert result.probe.evidence["combined"].origin == (10, 20)
+
+
+class RegionNet(nn.Module):
+    """Looks only at rows 16:36, columns 24:52 of a 64x64 chip (asymmetric on
+    purpose: a transposed or flipped map fails)."""
+
+    ROWS, COLS = slice(16, 36), slice(24, 52)
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(3)
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.masked = nn.Identity()
+        mask = torch.zeros(1, 1, 64, 64)
+        mask[..., self.ROWS, self.COLS] = 1
+        self.register_buffer("mask", mask)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.masked(torch.relu(self.conv(x)) * self.mask)
+        pooled = nn.functional.adaptive_avg_pool2d(
+            features[..., self.ROWS, self.COLS], 4
+        )
+        return pooled.flatten(1) + 0.05
+
+
+REGION_PARAMS: dict[str, dict[str, object]] = {
+    **FAST_PARAMS,
+    "fggb": {},
+    "lime": {"samples": 300, "segments": 60, "sigma": 1},
+    "corrrise": {"masks": 300},
+    "xface": {"patch_sizes": "7", "stride": 3},
+    "minusplus": {"sigma": 4, "stride": 4},
+    "smoothgrad": {"samples": 8},
+}
+
+
+@pytest.fixture(scope="module")
+def region_model():
+    taps = (LayerTap("conv", "conv"), LayerTap("masked", "masked"))
+    return SyntheticModel(RegionNet(), 64, taps)
+
+
+@pytest.mark.parametrize("method_id", sorted(FAST_PARAMS))
+def test_methods_find_the_region_the_model_looks_at(method_id, region_model):
+    """A model that ignores everything outside one rectangle: the saliency there."""
+    result = get(method_id).explain(
+        synthetic_pair(64), region_model, REGION_PARAMS[method_id], seed=0
+    )
+    inside = np.zeros((64, 64), bool)
+    inside[RegionNet.ROWS, RegionNet.COLS] = True
+    for maps in result.images:
+        magnitude = np.abs(maps.combined_map)
+        assert magnitude[inside].mean() > 4 * magnitude[~inside].mean(), method_id
+
+
+def explain_at_threshold(method_id: str, model: SyntheticModel, threshold: float):
+    original = model.threshold
+    model.threshold = Threshold("cosine", threshold, "test")
+    try:
+        return get(method_id).explain(synthetic_pair(64), model)
+    finally:
+        model.threshold = original
+
+
+def test_fggb_threshold_moves_mass_from_similarity_to_dissimilarity(region_model):
+    """Eq. (4): S(t) = sum_k G~k w_k - (t / N) sum_k G~k, affine in t, decreasing."""
+    maps = [
+        explain_at_threshold("fggb", region_model, t).probe for t in (0.0, 1.0, 2.0)
+    ]
+    combined = [m.combined_map.astype(np.float64) for m in maps]
+    np.testing.assert_allclose(
+        combined[0] - combined[1], combined[1] - combined[2], rtol=1e-4, atol=1e-7
+    )
+    assert (combined[2] <= combined[0]).all()
+    # a threshold above any cosine: every pixel with a gradient argues against
+    assert maps[2].dissimilarity_map.sum() > maps[0].dissimilarity_map.sum()
+    assert maps[2].similarity_map.sum() < maps[0].similarity_map.sum()
+
+
+def test_xssab_threshold_splits_the_arguments(region_model):
+    """All arguments above a threshold of -N: nothing speaks against the match;
+    all below a threshold of N (a_k b_k <= 1 for unit vectors): nothing for it."""
+    everything_for = explain_at_threshold("xssab", region_model, -1000.0).probe
+    assert everything_for.similarity_map.max() > 0
+    assert not everything_for.dissimilarity_map.any()
+    everything_against = explain_at_threshold("xssab", region_model, 1000.0).probe
+    assert not everything_against.similarity_map.any()
+    np.testing.assert_allclose(
+        everything_against.dissimilarity_map, everything_for.similarity_map, rtol=1e-5
+    )
+
+
+# ---- command line -------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def photo_files(tmp_path_factory, astronaut_path, grace_hopper_path):
+    folder = tmp_path_factory.mktemp("explain-cli")
+    hopper = folder / "hopper.png"
+    Image.open(grace_hopper_path).convert("RGB").save(hopper)
+    return astronaut_path, hopper
+
+
+def test_cli_lists_methods(capsys):
+    assert main(["methods", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert sorted(m["id"] for m in listed) == sorted(method_ids())
+    assert all(m["description"] and m["citation"] for m in listed)
+
+
+def test_cli_explain_writes_maps_and_overlays(capsys, photo_files, tmp_path):
+    code = main(
+        [
+            "explain",
+            *map(str, photo_files),
+            "--method",
+            "gradcam",
+            "--out",
+            str(tmp_path),
+            "--json",
+        ]
+    )
+    payload = json.loads(capsys.readouterr().out)
+    assert code == 0
+    (result,) = payload["results"]
+    assert result["method"] == "gradcam" and result["decision"] == "reject"
+    for stem, files in result["files"].items():
+        chip = np.load(files["chip_npy"])
+        evidence = np.load(files["evidence_npy"])
+        assert chip.shape == (150, 150), stem
+        assert list(evidence.shape[::-1]) == files["size_wh"]
+        with Image.open(files["overlay_png"]) as overlay:
+            assert overlay.size[0] >= files["image_size_wh"][0] // 2
+    assert Path(tmp_path / "gradcam" / "result.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("argument", "message"),
+    [
+        ("--param=samples", "NAME=VALUE"),
+        ("--param=samples=x", "parameter samples: cannot use 'x'"),
+        ("--param=bogus=1", "no parameter 'bogus'"),
+    ],
+)
+def test_cli_bad_param_is_a_clear_error(
+    capsys, photo_files, tmp_path, argument, message
+):
+    probe, gallery = map(str, photo_files)
+    code = main(
+        [
+            "explain",
+            probe,
+            gallery,
+            "--method",
+            "lime",
+            argument,
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    assert code == EXIT_BAD_INPUT
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "lime").exists()  # nothing written for a refused run
