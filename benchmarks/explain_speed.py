@@ -13,6 +13,8 @@ reads it back, for machines without dlib's detector (e.g. a GPU box).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -118,6 +120,10 @@ def bench_lime(pair: FacePair, model, repeats: int) -> None:
         return (embeddings @ reference)[:, None]
 
     def package_one(view) -> None:
+        with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink):
+            explain_with_package(view)  # lime draws a progress bar per image
+
+    def explain_with_package(view) -> None:
         explainer = lime_image.LimeImageExplainer(kernel_width=0.25, random_state=0)
         explainer.explain_instance(
             view.chip,
@@ -128,7 +134,6 @@ def bench_lime(pair: FacePair, model, repeats: int) -> None:
             batch_size=64,
             segmentation_fn=lambda image: superpixels(image, 75)[0],
             num_features=100000,
-            progress_bar=False,
         )
 
     package_s, _ = timed(lambda: [package_one(v) for v in pair.sides], repeats)

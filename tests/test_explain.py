@@ -487,3 +487,37 @@ def test_cli_bad_param_is_a_clear_error(
     assert code == EXIT_BAD_INPUT
     assert message in capsys.readouterr().err
     assert not (tmp_path / "lime").exists()  # nothing written for a refused run
+
+
+def test_integrated_gradients_account_for_the_score(region_model):
+    """Completeness (Sundararajan et al.): attributions sum to f(x) - f(black)."""
+    result = get("integrated_gradients").explain(
+        synthetic_pair(64), region_model, {"steps": 256}
+    )
+    gaps = [float(note.split("gap ")[1].split()[0]) for note in result.notes]
+    assert len(gaps) == 2 and max(abs(g) for g in gaps) < 2e-3, result.notes
+    coarse = get("integrated_gradients").explain(
+        synthetic_pair(64), region_model, {"steps": 2}
+    )
+    coarse_gaps = [float(n.split("gap ")[1].split()[0]) for n in coarse.notes]
+    assert max(map(abs, coarse_gaps)) > max(map(abs, gaps))  # the check can fail
+
+
+@pytest.mark.parametrize("kind", ["similarity", "combined"])
+def test_overlay_keeps_labels_inside_the_picture(kind):
+    """A narrow evidence image and long tick labels: nothing drawn at the edge."""
+    from core.explain.base import EvidenceMap
+    from core.explain.render import render_overlay
+
+    image = np.full((300, 120, 3), 128, np.uint8)
+    values = np.random.default_rng(0).normal(0, 7e-5, (100, 80)).astype(np.float32)
+    if kind == "similarity":
+        values = np.abs(values)
+    overlay = render_overlay(
+        image, EvidenceMap(values, (20, 60), (300, 120)), kind, "a long title " * 4
+    )
+    assert overlay.shape[0] > 300 and overlay.shape[1] > 120
+    assert (overlay[:, -4:] == 255).all() and (overlay[-2:, 120:] == 255).all()
+    # the evidence is shown untouched outside the chip footprint
+    header = overlay.shape[0] - 300
+    assert (overlay[header:, :, :][:50, :120] == 128).all()

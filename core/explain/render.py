@@ -118,16 +118,30 @@ def _frame(
     height, width = canvas.shape[:2]
     font = cv2.FONT_HERSHEY_SIMPLEX
     text_scale = max(0.45, min(1.0, width / 1400))
+    tick_scale = text_scale * 0.8
     line = int(30 * text_scale) + 6
-    header_lines = [title, LEGENDS[kind], *notes]
+    header_lines = [_ascii(text) for text in (title, LEGENDS[kind], *notes)]
     header = line * len(header_lines) + 10
-    bar_width = max(90, int(110 * text_scale))
-    out = np.full((height + header, width + bar_width, 3), 255, np.uint8)
+    top, bottom = header + 10, header + max(60, int(height * 0.6))
+    ticks = [(top, high), (bottom - 1, low)]
+    if kind == "combined":
+        ticks.append(((top + bottom) // 2, 0.0))
+    labels = [(y, f"{value:.3g}") for y, value in ticks]
+
+    def text_width(text: str, scale: float) -> int:
+        return cv2.getTextSize(text, font, scale, 1)[0][0]
+
+    # wide enough for the longest tick label and header line: nothing is clipped
+    bar_width = 10 + 20 + 4 + max(text_width(t, tick_scale) for _, t in labels) + 8
+    total_width = max(
+        width + bar_width, 16 + max(text_width(t, text_scale) for t in header_lines)
+    )
+    out = np.full((height + header, total_width, 3), 255, np.uint8)
     out[header:, :width] = canvas
     for number, text in enumerate(header_lines):
         cv2.putText(
             out,
-            _ascii(text),
+            text,
             (8, line * (number + 1)),
             font,
             text_scale,
@@ -136,25 +150,14 @@ def _frame(
             cv2.LINE_AA,
         )
     # colour bar: top = high, bottom = low
-    top, bottom = header + 10, header + max(60, int(height * 0.6))
     ramp = np.linspace(high, low, bottom - top)[:, None].repeat(20, axis=1)
     colours, _, _ = colour_map(ramp, kind == "combined", peak=max(abs(low), abs(high)))
     x0 = width + 10
     out[top:bottom, x0 : x0 + 20] = colours
     cv2.rectangle(out, (x0, top), (x0 + 19, bottom - 1), (0, 0, 0), 1)
-    ticks = [(top, high), (bottom - 1, low)]
-    if kind == "combined":
-        ticks.append(((top + bottom) // 2, 0.0))
-    for y, value in ticks:
+    for y, label in labels:
         cv2.putText(
-            out,
-            f"{value:.3g}",
-            (x0 + 24, y + 5),
-            font,
-            text_scale * 0.8,
-            (0, 0, 0),
-            1,
-            cv2.LINE_AA,
+            out, label, (x0 + 24, y + 5), font, tick_scale, (0, 0, 0), 1, cv2.LINE_AA
         )
     return out
 
