@@ -355,6 +355,10 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--json", action="store_true", help="machine-readable output")
     explain.set_defaults(run=cmd_explain)
 
+    from core.case.cli import add_case_commands
+
+    add_case_commands(commands)
+
     evaluate = commands.add_parser("eval", help="evaluate a model on a data set")
     eval_kinds = evaluate.add_subparsers(dest="eval_kind", required=True)
     verification = eval_kinds.add_parser(

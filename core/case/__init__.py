@@ -1,0 +1,1 @@
+"""Case files: evidence store, audit trail, archive."""

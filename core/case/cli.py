@@ -1,0 +1,442 @@
+"""``xfr case ...``: the case file from the command line (every command has --json)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from core.errors import BadInputError
+
+EXIT_OK, EXIT_TAMPERED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
+    print(json.dumps(payload, indent=2) if args.json else text)
+
+
+def _open(args: argparse.Namespace, read_only: bool = False):
+    from core.case.store import Case
+
+    return Case.open(args.case, user=args.user, read_only=read_only)
+
+
+def _model(args: argparse.Namespace):
+    from core.cli import _load_model
+
+    return _load_model(args.model, args.device)
+
+
+def _progress(args: argparse.Namespace, label: str):
+    from core.cli import _progress_printer
+
+    return _progress_printer(label, args.json)
+
+
+# ---- commands ----------------------------------------------------------------------
+def cmd_new(args: argparse.Namespace) -> int:
+    from core.case.store import Case
+
+    with Case.create(
+        args.case,
+        args.number,
+        args.examiner,
+        title=args.title,
+        agency=args.agency,
+        user=args.user,
+    ) as case:
+        info = case.info().to_dict()
+    _emit(args, {"case": str(args.case), **info}, f"created case {info['case_number']}")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from core.case.demo import create_demo_case
+
+    model = None if args.no_compare else _model(args)
+    with create_demo_case(args.case, model=model) as case:
+        payload = case.snapshot_info()
+    _emit(args, payload, f"demo case created in {args.case}")
+    return EXIT_OK
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    with _open(args, read_only=True) as case:
+        payload = case.snapshot_info()
+        payload["exhibits"] = [e.to_dict() for e in case.exhibits()]
+    lines = [f"case {payload['case_number']}: {payload['title']}"] + [
+        f"  {e['mark']:<4} {e['role']:<8} {e['original_name']}  sha256 {e['sha256']}"
+        for e in payload["exhibits"]
+    ]
+    _emit(args, payload, "\n".join(lines))
+    return EXIT_OK
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    from core.case import workflow
+
+    files = _expand(args.files)
+    with _open(args) as case:
+        intake = case.add_exhibits(
+            files, args.role, note=args.note, progress=_progress(args, "intake")
+        )
+        faces = {}
+        if not args.no_detect:
+            for exhibit in intake.added:
+                found = workflow.detect_faces(case, exhibit.mark, method=args.detector)
+                faces[exhibit.mark] = len(found)
+    payload = {
+        "added": [e.to_dict() | {"faces": faces.get(e.mark)} for e in intake.added],
+        "rejected": [r.__dict__ for r in intake.rejected],
+    }
+    lines = [
+        f"{e.mark:<4} {e.original_name}  ({faces.get(e.mark, '?')} face(s))"
+        for e in intake.added
+    ] + [f"rejected: {r.path}: {r.reason}" for r in intake.rejected]
+    _emit(args, payload, "\n".join(lines) or "nothing added")
+    return EXIT_BAD_INPUT if intake.rejected else EXIT_OK
+
+
+def _expand(names: list[str]) -> list[Path]:
+    """Files, and the files inside folders (sorted, not recursive)."""
+    files: list[Path] = []
+    for name in names:
+        path = Path(name)
+        if path.is_dir():
+            files.extend(sorted(p for p in path.iterdir() if p.is_file()))
+        else:
+            files.append(path)
+    return files
+
+
+def cmd_faces(args: argparse.Namespace) -> int:
+    from core.case import workflow
+    from core.cli import _landmarks
+
+    with _open(args, read_only=not (args.correct or args.detect)) as case:
+        if args.detect:
+            workflow.detect_faces(case, args.detect, method=args.detector)
+        if args.correct:
+            points = _landmarks(args.landmarks, "--landmarks")
+            if points is None:
+                raise BadInputError("--correct needs --landmarks x1,y1,...,x5,y5")
+            case.correct_face(args.correct, points)
+        faces = case.faces()
+        marks = [e.mark for e in case.exhibits()]
+    payload = {"faces": [f.to_dict() for f in faces]}
+    without = [m for m in marks if not any(f.mark == m for f in faces)]
+    lines = [
+        f"{f.label:<6} {f.source:<6} box {', '.join(f'{v:.0f}' for v in f.bbox)}"
+        for f in faces
+    ] + [f"{m:<6} no face found (place landmarks with --correct)" for m in without]
+    _emit(args, payload, "\n".join(lines))
+    return EXIT_OK
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from core.case import workflow
+
+    model = _model(args)
+    with _open(args) as case:
+        if args.all:
+            probes = [f.label for f in case.faces() if f.mark.startswith("Q")]
+        else:
+            probes = [args.probe or _only_probe(case)]
+        rankings = {
+            probe: workflow.rank_gallery(
+                case, probe, model, progress=_progress(args, "compare")
+            )
+            for probe in probes
+        }
+    payload = {
+        "model": {"id": model.model_id, "weights_sha256": model.weights_sha256},
+        "threshold": model.threshold.to_dict(),
+        "rankings": {p: [c.to_dict() for c in r] for p, r in rankings.items()},
+    }
+    lines = []
+    for probe, candidates in rankings.items():
+        lines.append(f"probe {probe} - gallery ranked by cosine similarity:")
+        lines += [
+            f"  {c.rank:>3}. {c.face.label:<6} cosine {c.comparison.similarity:.4f}  "
+            f"distance {c.comparison.distance:.4f}  {c.comparison.decision}"
+            for c in candidates
+        ]
+    _emit(args, payload, "\n".join(lines))
+    return EXIT_OK
+
+
+def _only_probe(case) -> str:
+    probes = case.exhibits("probe")
+    if len(probes) != 1:
+        marks = ", ".join(e.mark for e in probes) or "none"
+        raise BadInputError(f"choose a probe with --probe (probes: {marks})")
+    return probes[0].mark
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from core.case import workflow
+    from core.cli import _params
+    from core.explain.export import write_result
+
+    model = _model(args)
+    with _open(args) as case:
+        done = workflow.explain(
+            case,
+            args.probe,
+            args.gallery,
+            args.method,
+            model,
+            params=_params(args.param),
+            seed=args.seed,
+            progress=_progress(args, args.method),
+            batch_size=args.batch_size,
+        )
+        files = None
+        if args.out:
+            images = [
+                workflow.load_evidence(case, label.partition("#")[0]).rgb
+                for label in (args.probe, args.gallery)
+            ]
+            files = write_result(done.result, images, args.out)["files"]
+    payload = {
+        "explanation_id": done.stored.id,
+        "from_cache": done.from_cache,
+        **done.stored.result,
+        "files": files,
+    }
+    source = "stored result reused" if done.from_cache else "computed and stored"
+    _emit(
+        args,
+        payload,
+        f"explanation {done.stored.id} ({args.method}, {source}); "
+        f"{done.result.decision}, cosine {done.result.cosine_similarity:.4f}",
+    )
+    return EXIT_OK
+
+
+def cmd_annotate(args: argparse.Namespace) -> int:
+    with _open(args, read_only=args.list) as case:
+        if args.delete is not None:
+            case.delete_annotation(args.delete)
+        elif not args.list:
+            if not args.shape or not args.points:
+                raise BadInputError("annotate needs --shape and --points")
+            on_explanation = args.on.lower().startswith("explanation:")
+            case.add_annotation(
+                shape=args.shape,
+                points=_points(args.points),
+                exhibit=None if on_explanation else args.on,
+                explanation_id=int(args.on.split(":", 1)[1])
+                if on_explanation
+                else None,
+                label=args.label,
+                note=args.note,
+                component=args.component,
+            )
+        annotations = case.annotations()
+        marks = {e.id: e.mark for e in case.exhibits()}
+    payload = {"annotations": [a.to_dict() for a in annotations]}
+    lines = [
+        f"{a.id:>4} {a.shape:<9} on "
+        + (marks[a.exhibit_id] if a.exhibit_id else f"explanation {a.explanation_id}")
+        + f"  {a.label}  {a.component or ''}  ({a.author}, {a.created})"
+        for a in annotations
+    ]
+    _emit(args, payload, "\n".join(lines) or "no annotations")
+    return EXIT_OK
+
+
+def _points(items: list[str]) -> list[list[float]]:
+    try:
+        return [[float(v) for v in item.split(",")] for item in items]
+    except ValueError:
+        raise BadInputError(
+            "--points takes x,y pairs separated by spaces, e.g. 10,20 30,40"
+        ) from None
+
+
+def cmd_conclude(args: argparse.Namespace) -> int:
+    with _open(args) as case:
+        conclusion = case.add_conclusion(args.text, args.comparison)
+    _emit(args, conclusion.__dict__, f"conclusion {conclusion.id} recorded")
+    return EXIT_OK
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    with _open(args, read_only=True) as case:
+        entries = case.audit_log()
+    payload = {"entries": [e.to_dict() for e in entries]}
+    lines = [
+        f"{e.seq:>5} {e.time} {e.user:<14} {e.action:<18} "
+        f"{json.dumps(e.details, ensure_ascii=False)[:100]}"
+        for e in entries
+    ]
+    _emit(args, payload, "\n".join(lines))
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    with _open(args, read_only=True) as case:
+        report = case.verify(progress=_progress(args, "verify"))
+    lines = [
+        f"{'INTACT' if report.intact else 'TAMPERED'}: {report.audit_entries} audit "
+        f"entries, {report.evidence_files} evidence files, {report.derived_files} "
+        "derived files checked"
+    ]
+    lines += [f"problem: {p}" for p in report.problems]
+    lines += [f"warning: {w}" for w in report.warnings]
+    _emit(args, report.to_dict(), "\n".join(lines))
+    return EXIT_OK if report.intact else EXIT_TAMPERED
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from core.case.archive import export_case
+
+    from core.resources import sha256_file
+
+    with _open(args) as case:
+        case.log("case.export.start", {"archive": str(Path(args.archive).resolve())})
+        manifest = export_case(
+            case.folder, args.archive, case_info=case.info().to_dict()
+        )
+        digest = sha256_file(args.archive)
+        case.log(
+            "case.export",
+            {
+                "archive": str(Path(args.archive).resolve()),
+                "archive_sha256": digest,
+                "files": len(manifest["files"]),
+            },
+        )
+    payload = {"archive": str(args.archive), "sha256": digest, **manifest}
+    _emit(args, payload, f"exported to {args.archive} (sha256 {digest})")
+    return EXIT_OK
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from core.case.archive import import_case
+
+    from core.case.store import Case
+    from core.resources import sha256_file
+
+    digest = sha256_file(args.archive) if Path(args.archive).is_file() else None
+    manifest = import_case(args.archive, args.case)
+    with Case.open(args.case, user=args.user) as case:
+        case.log(
+            "case.import",
+            {"archive": str(Path(args.archive).resolve()), "archive_sha256": digest},
+        )
+        report = case.verify()
+    payload = {"case": str(args.case), "verify": report.to_dict(), **manifest}
+    _emit(
+        args,
+        payload,
+        f"imported into {args.case}; "
+        f"{'intact' if report.intact else 'TAMPERED: ' + '; '.join(report.problems)}",
+    )
+    return EXIT_OK if report.intact else EXIT_TAMPERED
+
+
+# ---- parser --------------------------------------------------------------------------
+def add_case_commands(commands: argparse._SubParsersAction) -> None:
+    from core.models.base import DEFAULT_MODEL_ID
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+    common.add_argument("--user", help="name recorded in the audit trail")
+    with_case = argparse.ArgumentParser(add_help=False, parents=[common])
+    with_case.add_argument("case", help="case folder")
+    with_model = argparse.ArgumentParser(add_help=False)
+    with_model.add_argument("--model", default=DEFAULT_MODEL_ID)
+    with_model.add_argument("--device", default="auto", help="auto, cpu or cuda")
+
+    case = commands.add_parser("case", help="case files: evidence, audit trail")
+    sub = case.add_subparsers(dest="case_command", required=True, metavar="COMMAND")
+
+    new = sub.add_parser("new", parents=[with_case], help="create a case")
+    new.add_argument("--number", required=True, help="case number")
+    new.add_argument("--examiner", required=True, help="examiner's name")
+    new.add_argument("--title", default="")
+    new.add_argument("--agency", default="")
+    new.set_defaults(run=cmd_new)
+
+    demo = sub.add_parser(
+        "demo", parents=[with_case, with_model], help="create the demo case"
+    )
+    demo.add_argument("--no-compare", action="store_true", help="skip the 1:N run")
+    demo.set_defaults(run=cmd_demo)
+
+    info = sub.add_parser("info", parents=[with_case], help="case and exhibits")
+    info.set_defaults(run=cmd_info)
+
+    add = sub.add_parser("add", parents=[with_case], help="add evidence images")
+    add.add_argument("files", nargs="+", help="image files or folders")
+    add.add_argument("--role", required=True, choices=("probe", "gallery"))
+    add.add_argument("--note", default="", help="acquisition note")
+    add.add_argument("--detector", default="hog", choices=("hog", "cnn"))
+    add.add_argument("--no-detect", action="store_true", help="do not find faces")
+    add.set_defaults(run=cmd_add)
+
+    faces = sub.add_parser("faces", parents=[with_case], help="list or fix faces")
+    faces.add_argument("--detect", metavar="MARK", help="detect faces again")
+    faces.add_argument("--detector", default="hog", choices=("hog", "cnn"))
+    faces.add_argument("--correct", metavar="FACE", help="e.g. Q1 or Q1#2")
+    faces.add_argument("--landmarks", help="x1,y1,...,x5,y5 (dlib's 5-point order)")
+    faces.set_defaults(run=cmd_faces)
+
+    compare = sub.add_parser(
+        "compare", parents=[with_case, with_model], help="rank the gallery (1:N)"
+    )
+    compare.add_argument("--probe", help="probe face (default: the only probe)")
+    compare.add_argument("--all", action="store_true", help="every probe face")
+    compare.set_defaults(run=cmd_compare)
+
+    explain = sub.add_parser(
+        "explain", parents=[with_case, with_model], help="explain one pair"
+    )
+    explain.add_argument("--probe", required=True)
+    explain.add_argument("--gallery", required=True)
+    explain.add_argument("--method", required=True, help="see 'xfr methods'")
+    explain.add_argument("--param", action="append", metavar="NAME=VALUE")
+    explain.add_argument("--seed", type=int, default=0)
+    explain.add_argument("--batch-size", type=int)
+    explain.add_argument("--out", help="also write maps and overlays here")
+    explain.set_defaults(run=cmd_explain)
+
+    annotate = sub.add_parser("annotate", parents=[with_case], help="annotations")
+    annotate.add_argument("--on", default="", help="exhibit mark or explanation:ID")
+    annotate.add_argument(
+        "--shape", choices=("point", "rectangle", "ellipse", "polygon", "freehand")
+    )
+    annotate.add_argument("--points", nargs="+", metavar="X,Y")
+    annotate.add_argument("--label", default="")
+    annotate.add_argument("--note", default="")
+    annotate.add_argument("--component", help="FISWG facial component, e.g. nose")
+    annotate.add_argument("--delete", type=int, metavar="ID")
+    annotate.add_argument("--list", action="store_true")
+    annotate.set_defaults(run=cmd_annotate)
+
+    conclude = sub.add_parser(
+        "conclude", parents=[with_case], help="record the examiner's conclusion"
+    )
+    conclude.add_argument("--text", required=True)
+    conclude.add_argument("--comparison", type=int)
+    conclude.set_defaults(run=cmd_conclude)
+
+    log = sub.add_parser("log", parents=[with_case], help="the audit trail")
+    log.set_defaults(run=cmd_log)
+
+    verify = sub.add_parser(
+        "verify", parents=[with_case], help="check evidence hashes and audit chain"
+    )
+    verify.set_defaults(run=cmd_verify)
+
+    export = sub.add_parser("export", parents=[with_case], help="case -> zip")
+    export.add_argument("archive", help="OUT.zip (must not exist)")
+    export.set_defaults(run=cmd_export)
+
+    importer = sub.add_parser("import", parents=[common], help="zip -> new case")
+    importer.add_argument("archive", help="the .zip made by 'xfr case export'")
+    importer.add_argument("case", help="new case folder (must not exist)")
+    importer.set_defaults(run=cmd_import)

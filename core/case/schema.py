@@ -1,0 +1,155 @@
+"""The case database schema and its migrations.
+
+``PRAGMA user_version`` holds the schema version; ``MIGRATIONS[n]`` takes a case
+from version n to n + 1.  A case written by a newer XFR version is refused rather
+than guessed at.  ``application_id`` marks the file as an XFR case ("XFRC").
+"""
+
+from __future__ import annotations
+
+APPLICATION_ID = 0x58465243  # "XFRC"
+
+_V1 = """
+CREATE TABLE case_info (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    case_uuid TEXT NOT NULL,
+    case_number TEXT NOT NULL,
+    title TEXT NOT NULL DEFAULT '',
+    agency TEXT NOT NULL DEFAULT '',
+    examiner TEXT NOT NULL,
+    created TEXT NOT NULL,
+    modified TEXT NOT NULL
+);
+
+CREATE TABLE exhibits (
+    id INTEGER PRIMARY KEY,
+    mark TEXT NOT NULL UNIQUE,              -- Q1, Q2 (questioned) / K1, K2 (known)
+    role TEXT NOT NULL CHECK (role IN ('probe', 'gallery')),
+    sha256 TEXT NOT NULL UNIQUE,
+    original_name TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    format TEXT NOT NULL,
+    width INTEGER NOT NULL,                 -- as analysed (EXIF orientation applied)
+    height INTEGER NOT NULL,
+    exif_orientation INTEGER NOT NULL DEFAULT 1,
+    exif TEXT NOT NULL DEFAULT '{}',        -- JSON summary
+    note TEXT NOT NULL DEFAULT '',
+    intake_time TEXT NOT NULL,
+    intake_user TEXT NOT NULL
+);
+
+CREATE TABLE faces (
+    id INTEGER PRIMARY KEY,
+    exhibit_id INTEGER NOT NULL REFERENCES exhibits(id),
+    face_index INTEGER NOT NULL,            -- 0 = largest detected face
+    bbox TEXT NOT NULL,                     -- JSON [left, top, right, bottom]
+    landmarks5 TEXT NOT NULL,               -- JSON [[x, y] x 5]
+    landmarks68 TEXT,
+    score REAL,
+    source TEXT NOT NULL,                   -- detector name or 'manual'
+    created TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    superseded INTEGER NOT NULL DEFAULT 0,  -- 1 once replaced by a correction
+    UNIQUE (exhibit_id, face_index, created)
+);
+
+CREATE TABLE embeddings (
+    face_id INTEGER NOT NULL REFERENCES faces(id),
+    model_sha256 TEXT NOT NULL,
+    vector BLOB NOT NULL,                   -- float32, little endian
+    PRIMARY KEY (face_id, model_sha256)
+);
+
+CREATE TABLE comparisons (
+    id INTEGER PRIMARY KEY,
+    probe_face_id INTEGER NOT NULL REFERENCES faces(id),
+    gallery_face_id INTEGER NOT NULL REFERENCES faces(id),
+    model_id TEXT NOT NULL,
+    model_sha256 TEXT NOT NULL,
+    similarity REAL NOT NULL,
+    distance REAL NOT NULL,
+    threshold TEXT NOT NULL,                -- JSON {metric, value, source}
+    decision TEXT NOT NULL CHECK (decision IN ('accept', 'reject')),
+    created TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    UNIQUE (probe_face_id, gallery_face_id, model_sha256, threshold)
+);
+
+CREATE TABLE derived (
+    sha256 TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    file_name TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    created TEXT NOT NULL
+);
+
+CREATE TABLE explanations (
+    id INTEGER PRIMARY KEY,
+    comparison_id INTEGER NOT NULL REFERENCES comparisons(id),
+    method TEXT NOT NULL,
+    params TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    model_sha256 TEXT NOT NULL,
+    software_version TEXT NOT NULL,
+    cache_key TEXT NOT NULL UNIQUE,
+    result TEXT NOT NULL,                   -- JSON (ExplanationResult.to_dict)
+    maps_sha256 TEXT NOT NULL REFERENCES derived(sha256),
+    created TEXT NOT NULL,
+    created_by TEXT NOT NULL
+);
+
+CREATE TABLE annotations (
+    id INTEGER PRIMARY KEY,
+    exhibit_id INTEGER REFERENCES exhibits(id),
+    explanation_id INTEGER REFERENCES explanations(id),
+    shape TEXT NOT NULL CHECK (
+        shape IN ('point', 'rectangle', 'ellipse', 'polygon', 'freehand')),
+    points TEXT NOT NULL,                   -- JSON [[x, y], ...] in image pixels
+    label TEXT NOT NULL DEFAULT '',
+    note TEXT NOT NULL DEFAULT '',
+    component TEXT,                         -- FISWG facial component, optional
+    author TEXT NOT NULL,
+    created TEXT NOT NULL,
+    modified TEXT NOT NULL,
+    CHECK ((exhibit_id IS NULL) != (explanation_id IS NULL))
+);
+
+CREATE TABLE conclusions (
+    id INTEGER PRIMARY KEY,
+    comparison_id INTEGER REFERENCES comparisons(id),
+    text TEXT NOT NULL,                     -- written by the examiner, never the app
+    author TEXT NOT NULL,
+    created TEXT NOT NULL
+);
+
+CREATE TABLE audit (
+    seq INTEGER PRIMARY KEY,
+    time TEXT NOT NULL,
+    user TEXT NOT NULL,
+    action TEXT NOT NULL,
+    details TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+
+-- The newest entry, written in the same transaction: removing the last rows of the
+-- log then no longer leaves a consistent-looking chain.
+CREATE TABLE audit_head (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    seq INTEGER NOT NULL,
+    hash TEXT NOT NULL
+);
+
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+
+CREATE INDEX faces_exhibit ON faces(exhibit_id);
+CREATE INDEX annotations_exhibit ON annotations(exhibit_id);
+CREATE INDEX annotations_explanation ON annotations(explanation_id);
+CREATE INDEX explanations_comparison ON explanations(comparison_id);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1,)
+SCHEMA_VERSION = len(MIGRATIONS)

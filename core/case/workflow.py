@@ -1,0 +1,317 @@
+"""Case workflows: faces, 1:N ranking and cached explanations on a case's exhibits.
+
+The store (``core.case.store``) knows rows and files; this module connects it with
+the detector, the face model and the explainers.  Evidence is always read from the
+case's own write-protected copy, never from where it was first found.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from core.case.store import Case, CaseFace, Comparison, StoredExplanation
+from core.errors import BadInputError, NoFaceError
+from core.explain.base import (
+    ChipMaps,
+    EvidenceMap,
+    ExplanationResult,
+    FacePair,
+    FaceView,
+    ImageMaps,
+    cache_key,
+    get,
+)
+from core.faces.align import chip_for_model
+from core.faces.detect import FaceDetector, find_faces
+from core.imageio import LoadedImage, load_image
+from core.models.base import FaceModel, Threshold
+
+ProgressCallback = Callable[[int, int, str], None]
+
+
+# ---- faces -----------------------------------------------------------------------
+def detect_faces(
+    case: Case,
+    mark: str,
+    *,
+    method: str = "hog",
+    detector: FaceDetector | None = None,
+) -> list[CaseFace]:
+    """Detect the faces of one exhibit and record them (none found: an empty list)."""
+    exhibit = case.exhibit(mark)
+    image = load_image(case.evidence_path(exhibit))
+    try:
+        faces = find_faces(image, method=method, detector=detector, with_68=True)
+    except NoFaceError:
+        faces = []
+    return case.set_faces(exhibit.mark, faces, detector=method)
+
+
+def load_evidence(case: Case, mark: str) -> LoadedImage:
+    return load_image(case.evidence_path(case.exhibit(mark)))
+
+
+def face_view(case: Case, face: CaseFace, model: FaceModel, side: str) -> FaceView:
+    """One side of a pair, aligned from the case's copy of the evidence."""
+    exhibit = case.exhibit(face.mark)
+    image = load_image(case.evidence_path(exhibit))
+    aligned = chip_for_model(image.rgb, face.to_face(), model.preprocessing)
+    return FaceView(
+        side=side,
+        chip=aligned.chip,
+        transform=aligned.transform,
+        image_shape=(int(image.rgb.shape[0]), int(image.rgb.shape[1])),
+        image_sha256=exhibit.sha256,
+        face_record=face.to_face().to_dict(),
+        path=f"{exhibit.mark} ({exhibit.original_name})",
+    )
+
+
+def embed_faces(
+    case: Case,
+    faces: Sequence[CaseFace],
+    model: FaceModel,
+    progress: ProgressCallback | None = None,
+) -> dict[int, np.ndarray]:
+    """Embeddings of ``faces``, from the case's cache or computed (and cached)."""
+    cached = case.cached_embeddings([f.id for f in faces], model.weights_sha256)
+    missing = [f for f in faces if f.id not in cached]
+    computed: dict[int, np.ndarray] = {}
+    for number, face in enumerate(missing):
+        if progress:
+            progress(number, len(missing), f"embedding {face.label}")
+        view = face_view(case, face, model, "probe")
+        computed[face.id] = model.embed_chips(view.chip[None])[0].astype(np.float32)
+    case.store_embeddings(computed, model.model_id, model.weights_sha256)
+    if progress:
+        progress(len(missing), len(missing), "embeddings ready")
+    return {**cached, **computed}
+
+
+# ---- 1:N ranking -----------------------------------------------------------------
+@dataclass(frozen=True)
+class Candidate:
+    rank: int
+    face: CaseFace
+    comparison: Comparison
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rank": self.rank,
+            "gallery": self.face.label,
+            "comparison_id": self.comparison.id,
+            "cosine_similarity": self.comparison.similarity,
+            "euclidean_distance": self.comparison.distance,
+            "decision": self.comparison.decision,
+        }
+
+
+def rank_scores(
+    probe: np.ndarray, gallery: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cosine similarities and distances of one probe to N gallery embeddings.
+
+    Returns (order best first, similarities, distances); vectorised so that 10 000
+    cached embeddings rank in milliseconds.
+    """
+    probe = np.asarray(probe, np.float64)
+    gallery = np.asarray(gallery, np.float64).reshape(-1, probe.size)
+    norms = np.linalg.norm(gallery, axis=1) * np.linalg.norm(probe)
+    similarities = (gallery @ probe) / np.where(norms > 0, norms, 1.0)
+    distances = np.linalg.norm(gallery - probe, axis=1)
+    order = np.argsort(-similarities, kind="stable")
+    return order, similarities, distances
+
+
+def rank_gallery(
+    case: Case,
+    probe_label: str,
+    model: FaceModel,
+    *,
+    threshold: Threshold | None = None,
+    progress: ProgressCallback | None = None,
+) -> list[Candidate]:
+    """Every current gallery face against the probe face, best first (1:N)."""
+    threshold = threshold or model.threshold
+    probe = case.face(probe_label)
+    if case.exhibit(probe.mark).role != "probe":
+        raise BadInputError(f"{probe.mark} is a gallery exhibit, not a probe")
+    gallery_marks = {e.mark for e in case.exhibits("gallery")}
+    gallery = [f for f in case.faces() if f.mark in gallery_marks]
+    if not gallery:
+        raise BadInputError("the case has no gallery face to compare with")
+    vectors = embed_faces(case, [probe, *gallery], model, progress)
+    order, similarities, distances = rank_scores(
+        vectors[probe.id], np.stack([vectors[f.id] for f in gallery])
+    )
+    candidates = []
+    for rank, index in enumerate(order, start=1):
+        similarity, distance = float(similarities[index]), float(distances[index])
+        comparison = case.record_comparison(
+            probe.id,
+            gallery[index].id,
+            model_id=model.model_id,
+            model_sha256=model.weights_sha256,
+            similarity=similarity,
+            distance=distance,
+            threshold=threshold.to_dict(),
+            decision="accept" if threshold.accepts(similarity, distance) else "reject",
+        )
+        candidates.append(Candidate(rank, gallery[index], comparison))
+    return candidates
+
+
+def compare(
+    case: Case,
+    probe_label: str,
+    gallery_label: str,
+    model: FaceModel,
+    *,
+    threshold: Threshold | None = None,
+) -> Comparison:
+    threshold = threshold or model.threshold
+    probe, gallery = case.face(probe_label), case.face(gallery_label)
+    vectors = embed_faces(case, [probe, gallery], model)
+    _, similarities, distances = rank_scores(vectors[probe.id], vectors[gallery.id])
+    similarity, distance = float(similarities[0]), float(distances[0])
+    return case.record_comparison(
+        probe.id,
+        gallery.id,
+        model_id=model.model_id,
+        model_sha256=model.weights_sha256,
+        similarity=similarity,
+        distance=distance,
+        threshold=threshold.to_dict(),
+        decision="accept" if threshold.accepts(similarity, distance) else "reject",
+    )
+
+
+# ---- explanations, cached in the case --------------------------------------------
+@dataclass(frozen=True)
+class CaseExplanation:
+    stored: StoredExplanation
+    result: ExplanationResult
+    from_cache: bool
+
+
+def explain(
+    case: Case,
+    probe_label: str,
+    gallery_label: str,
+    method_id: str,
+    model: FaceModel,
+    *,
+    params: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    progress: ProgressCallback | None = None,
+    cancel: Callable[[], bool] | None = None,
+    batch_size: int | None = None,
+) -> CaseExplanation:
+    """Explain a pair of the case; a stored result with the same key is reused."""
+    from core import __version__
+
+    explainer = get(method_id)
+    resolved = explainer.info.resolve(params)
+    comparison = compare(case, probe_label, gallery_label, model)
+    probe, gallery = case.face(probe_label), case.face(gallery_label)
+    pair = FacePair(
+        face_view(case, probe, model, "probe"),
+        face_view(case, gallery, model, "gallery"),
+    )
+    key = cache_key(pair, model, method_id, resolved, int(seed), __version__)
+    stored = case.find_explanation(key)
+    if stored is not None:
+        return CaseExplanation(stored, load_result(case, stored), from_cache=True)
+    result = explainer.explain(
+        pair,
+        model,
+        resolved,
+        seed=seed,
+        progress=progress,
+        cancel=cancel,
+        batch_size=batch_size,
+    )
+    stored = case.store_explanation(comparison.id, result.to_dict(), maps_npz(result))
+    return CaseExplanation(stored, result, from_cache=False)
+
+
+def maps_npz(result: ExplanationResult) -> bytes:
+    """All maps of a result as one compressed ``.npz`` (float32)."""
+    arrays: dict[str, np.ndarray] = {}
+    for maps in result.images:
+        for kind, chip_map in maps.chip_maps().items():
+            evidence = maps.evidence[kind]
+            arrays[f"{maps.side}_{kind}_chip"] = chip_map.astype(np.float32)
+            arrays[f"{maps.side}_{kind}_evidence"] = evidence.values.astype(np.float32)
+            arrays[f"{maps.side}_origin"] = np.asarray(evidence.origin, np.int64)
+            arrays[f"{maps.side}_image_shape"] = np.asarray(
+                evidence.image_shape, np.int64
+            )
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def load_result(case: Case, stored: StoredExplanation) -> ExplanationResult:
+    """An ``ExplanationResult`` rebuilt from the case (maps file hash-checked)."""
+    from core.resources import sha256_file
+
+    path = case.derived_path(stored.maps_sha256)
+    if sha256_file(path) != stored.maps_sha256:
+        raise BadInputError(
+            "stored maps do not match their hash; run the explanation again", path
+        )
+    record = stored.result
+    with np.load(path) as arrays:
+        images = []
+        for side in ("probe", "gallery"):
+            origin = tuple(int(v) for v in arrays[f"{side}_origin"])
+            shape = tuple(int(v) for v in arrays[f"{side}_image_shape"])
+            chip = {}
+            evidence = {}
+            for kind in ("similarity", "dissimilarity", "combined"):
+                if f"{side}_{kind}_chip" in arrays:
+                    chip[kind] = arrays[f"{side}_{kind}_chip"]
+                    evidence[kind] = EvidenceMap(
+                        arrays[f"{side}_{kind}_evidence"], origin, shape
+                    )
+            images.append(
+                ImageMaps(
+                    side,
+                    ChipMaps(
+                        chip["similarity"], chip.get("dissimilarity"), chip["combined"]
+                    ),
+                    evidence,
+                )
+            )
+    threshold = record["threshold"]
+    return ExplanationResult(
+        method_id=record["method"],
+        method_name=record["method_name"],
+        params={
+            k: tuple(v) if isinstance(v, list) else v
+            for k, v in record["params"].items()
+        },
+        seed=record["seed"],
+        model_id=record["model"]["id"],
+        model_sha256=record["model"]["weights_sha256"],
+        device=record["device"],
+        software_version=record["software_version"],
+        seconds=record["seconds"],
+        batch_size=record["batch_size"],
+        cosine_similarity=record["cosine_similarity"],
+        cosine_threshold=record["cosine_threshold"],
+        threshold=Threshold(
+            threshold["metric"], threshold["value"], threshold.get("source", "")
+        ),
+        decision=record["decision"],
+        probe=images[0],
+        gallery=images[1],
+        cache_key=record["cache_key"],
+        notes=tuple(record["notes"]),
+    )
