@@ -292,7 +292,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from core.case.archive import export_case
-
     from core.resources import sha256_file
 
     with _open(args) as case:
@@ -316,7 +315,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     from core.case.archive import import_case
-
     from core.case.store import Case
     from core.resources import sha256_file
 

@@ -32,16 +32,13 @@ from typing import Any
 
 import numpy as np
 
+from core.case.layout import DATABASE, DERIVED, EVIDENCE, LOCK, PARTIAL_SUFFIX
 from core.case.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 from core.errors import BadInputError, Cancelled
 from core.faces.detect import Face, face_from_landmarks
 from core.imageio import MAX_PIXELS, load_image
 from core.resources import sha256_file
 
-DATABASE = "case.sqlite"
-LOCK = "case.lock"
-EVIDENCE = "evidence"
-DERIVED = "derived"
 GENESIS = "0" * 64
 ROLE_PREFIX = {"probe": "Q", "gallery": "K"}  # questioned / known (forensic marks)
 SHAPES = ("point", "rectangle", "ellipse", "polygon", "freehand")
@@ -681,7 +678,7 @@ class Case:
         target = self.folder / EVIDENCE / sha256
         if target.exists() and sha256_file(target) == sha256:
             return target  # left by an intake that crashed before its commit
-        partial = target.with_name(sha256 + ".partial")
+        partial = target.with_name(sha256 + PARTIAL_SUFFIX)
         digest = hashlib.sha256()
         try:
             with open(source, "rb") as reader, open(partial, "wb") as writer:
@@ -723,7 +720,7 @@ class Case:
 
     def _remove_partial_files(self) -> None:
         for folder in (EVIDENCE, DERIVED):
-            for leftover in (self.folder / folder).glob("*.partial"):
+            for leftover in (self.folder / folder).glob("*" + PARTIAL_SUFFIX):
                 with contextlib.suppress(OSError):
                     os.chmod(leftover, 0o644)
                     leftover.unlink()
@@ -905,63 +902,77 @@ class Case:
             )
 
     # -- comparisons ---------------------------------------------------------------
-    def record_comparison(
+    def record_comparisons(
         self,
         probe_face_id: int,
-        gallery_face_id: int,
+        scores: Sequence[tuple[int, float, float, str]],
         *,
         model_id: str,
         model_sha256: str,
-        similarity: float,
-        distance: float,
         threshold: Mapping[str, Any],
-        decision: str,
-    ) -> Comparison:
-        """Store a comparison (once: the same pair, model and threshold is reused)."""
+    ) -> list[Comparison]:
+        """Store one probe's comparisons, ``(gallery face id, cosine, distance,
+        decision)`` each, in one transaction with one audit entry.
+
+        A comparison already stored (same pair, model and threshold) is reused.
+        """
         threshold_text = json.dumps(dict(threshold), sort_keys=True)
-        existing = self._db.execute(
-            "SELECT * FROM comparisons WHERE probe_face_id = ? AND gallery_face_id = ? "
-            "AND model_sha256 = ? AND threshold = ?",
-            (probe_face_id, gallery_face_id, model_sha256, threshold_text),
-        ).fetchone()
-        if existing is not None:
-            return _comparison(existing)
-        probe, gallery = (
-            self.face_by_id(probe_face_id),
-            self.face_by_id(gallery_face_id),
-        )
-        with self._change(
-            "comparison.record",
-            {
-                "probe": probe.label,
-                "gallery": gallery.label,
-                "model": model_id,
-                "model_sha256": model_sha256,
-                "similarity": similarity,
-                "distance": distance,
-                "threshold": dict(threshold),
-                "decision": decision,
-            },
-        ) as db:
-            cursor = db.execute(
-                "INSERT INTO comparisons (probe_face_id, gallery_face_id, model_id, "
-                "model_sha256, similarity, distance, threshold, decision, created, "
-                "created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    probe_face_id,
-                    gallery_face_id,
-                    model_id,
-                    model_sha256,
-                    float(similarity),
-                    float(distance),
-                    threshold_text,
-                    decision,
-                    now(),
-                    self.user,
-                ),
+
+        def stored() -> dict[int, Comparison]:
+            rows = self._db.execute(
+                "SELECT * FROM comparisons WHERE probe_face_id = ? AND "
+                "model_sha256 = ? AND threshold = ?",
+                (probe_face_id, model_sha256, threshold_text),
             )
-            comparison_id = cursor.lastrowid
-        return self.comparison(int(comparison_id))
+            return {row["gallery_face_id"]: _comparison(row) for row in rows}
+
+        existing = stored()
+        new = [s for s in scores if s[0] not in existing]
+        if new:
+            labels = {f.id: f.label for f in self.faces()}
+            probe = self.face_by_id(probe_face_id)
+            stamp = now()
+            with self._change(
+                "comparisons.record",
+                {
+                    "probe": probe.label,
+                    "model": model_id,
+                    "model_sha256": model_sha256,
+                    "threshold": dict(threshold),
+                    "results": [
+                        {
+                            "gallery": labels.get(face_id, face_id),
+                            "similarity": similarity,
+                            "distance": distance,
+                            "decision": decision,
+                        }
+                        for face_id, similarity, distance, decision in new
+                    ],
+                },
+            ) as db:
+                db.executemany(
+                    "INSERT INTO comparisons (probe_face_id, gallery_face_id, "
+                    "model_id, model_sha256, similarity, distance, threshold, "
+                    "decision, created, created_by) VALUES "
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            probe_face_id,
+                            face_id,
+                            model_id,
+                            model_sha256,
+                            float(similarity),
+                            float(distance),
+                            threshold_text,
+                            decision,
+                            stamp,
+                            self.user,
+                        )
+                        for face_id, similarity, distance, decision in new
+                    ],
+                )
+            existing = stored()
+        return [existing[face_id] for face_id, *_ in scores]
 
     def comparison(self, comparison_id: int) -> Comparison:
         row = self._db.execute(
@@ -979,12 +990,12 @@ class Case:
 
     # -- derived files ----------------------------------------------------------------
     def store_derived(self, data: bytes, kind: str, suffix: str) -> str:
-        """Write regenerable data under its SHA-256 (call inside a change)."""
+        """Write regenerable data under its SHA-256 (call inside ``_change``)."""
         digest = hashlib.sha256(data).hexdigest()
         name = f"{digest}.{suffix}"
         target = self.folder / DERIVED / name
         if not target.exists():
-            partial = target.with_name(name + ".partial")
+            partial = target.with_name(name + PARTIAL_SUFFIX)
             with open(partial, "wb") as writer:
                 writer.write(data)
                 writer.flush()

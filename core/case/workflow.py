@@ -149,21 +149,34 @@ def rank_gallery(
     order, similarities, distances = rank_scores(
         vectors[probe.id], np.stack([vectors[f.id] for f in gallery])
     )
-    candidates = []
-    for rank, index in enumerate(order, start=1):
-        similarity, distance = float(similarities[index]), float(distances[index])
-        comparison = case.record_comparison(
-            probe.id,
+    scores = [
+        (
             gallery[index].id,
-            model_id=model.model_id,
-            model_sha256=model.weights_sha256,
-            similarity=similarity,
-            distance=distance,
-            threshold=threshold.to_dict(),
-            decision="accept" if threshold.accepts(similarity, distance) else "reject",
+            float(similarities[index]),
+            float(distances[index]),
+            _decision(threshold, similarities[index], distances[index]),
         )
-        candidates.append(Candidate(rank, gallery[index], comparison))
-    return candidates
+        for index in order
+    ]
+    comparisons = case.record_comparisons(
+        probe.id,
+        scores,
+        model_id=model.model_id,
+        model_sha256=model.weights_sha256,
+        threshold=threshold.to_dict(),
+    )
+    return [
+        Candidate(rank, gallery[index], comparison)
+        for rank, (index, comparison) in enumerate(
+            zip(order, comparisons, strict=True), start=1
+        )
+    ]
+
+
+def _decision(threshold: Threshold, similarity: float, distance: float) -> str:
+    return (
+        "accept" if threshold.accepts(float(similarity), float(distance)) else "reject"
+    )
 
 
 def compare(
@@ -179,16 +192,21 @@ def compare(
     vectors = embed_faces(case, [probe, gallery], model)
     _, similarities, distances = rank_scores(vectors[probe.id], vectors[gallery.id])
     similarity, distance = float(similarities[0]), float(distances[0])
-    return case.record_comparison(
+    (comparison,) = case.record_comparisons(
         probe.id,
-        gallery.id,
+        [
+            (
+                gallery.id,
+                similarity,
+                distance,
+                _decision(threshold, similarity, distance),
+            )
+        ],
         model_id=model.model_id,
         model_sha256=model.weights_sha256,
-        similarity=similarity,
-        distance=distance,
         threshold=threshold.to_dict(),
-        decision="accept" if threshold.accepts(similarity, distance) else "reject",
     )
+    return comparison
 
 
 # ---- explanations, cached in the case --------------------------------------------

@@ -1,0 +1,7 @@
+"""Names inside a case folder, shared by the store and the archive."""
+
+DATABASE = "case.sqlite"  # the SQLite database
+EVIDENCE = "evidence"  # originals, byte for byte, named by their SHA-256
+DERIVED = "derived"  # regenerable data, named by its SHA-256
+LOCK = "case.lock"  # held by the process that has the case open for writing
+PARTIAL_SUFFIX = ".partial"  # files being written; never part of a case

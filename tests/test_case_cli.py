@@ -1,0 +1,156 @@
+"""`xfr case ...`: the whole round trip on real photos, with --json everywhere."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.cli import main
+
+
+def xfr(capsys, *argv: str) -> tuple[int, dict, str]:
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    as_json = "--json" in argv and captured.out.strip()
+    return code, json.loads(captured.out) if as_json else {}, captured.err
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory, astronaut_rgb, grace_hopper_path) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("cli-photos")
+    files = {
+        "probe": folder / "still.jpg",
+        "same": folder / "astronaut.png",
+        "other": Path(grace_hopper_path),
+    }
+    small = Image.fromarray(astronaut_rgb).resize((300, 300))
+    small.convert("L").save(files["probe"], quality=40)
+    Image.fromarray(astronaut_rgb).save(files["same"])
+    return files
+
+
+def test_round_trip_new_add_compare_explain_annotate_export_import_verify(
+    capsys, tmp_path, photos
+):
+    case = tmp_path / "smith.xfrcase"
+    code, out, _ = xfr(
+        capsys, "case", "new", case, "--number", "2026-0077", "--examiner", "J. Doe",
+        "--title", "Smith burglary", "--user", "jdoe", "--json",
+    )  # fmt: skip
+    assert code == 0 and out["case_number"] == "2026-0077"
+
+    code, out, _ = xfr(
+        capsys, "case", "add", case, photos["probe"], "--role", "probe",
+        "--note", "CCTV export, camera 3", "--user", "jdoe", "--json",
+    )  # fmt: skip
+    assert code == 0 and out["added"][0]["mark"] == "Q1" and out["added"][0]["faces"]
+    code, out, _ = xfr(
+        capsys, "case", "add", case, photos["same"], photos["other"], "--role",
+        "gallery", "--user", "jdoe", "--json",
+    )  # fmt: skip
+    assert code == 0 and [e["mark"] for e in out["added"]] == ["K1", "K2"]
+
+    code, out, _ = xfr(capsys, "case", "faces", case, "--json")
+    assert {f["mark"] for f in out["faces"]} == {"Q1", "K1", "K2"}
+
+    code, out, _ = xfr(
+        capsys, "case", "compare", case, "--device", "cpu", "--user", "jdoe", "--json"
+    )
+    ranking = out["rankings"]["Q1"]
+    assert code == 0 and ranking[0]["gallery"] == "K1"
+    assert ranking[0]["decision"] == "accept"
+    by_face = {entry["gallery"]: entry for entry in ranking}
+    assert by_face["K2"]["decision"] == "reject"  # Grace Hopper
+
+    explain = ["case", "explain", case, "--probe", "Q1", "--gallery", "K1"]
+    explain += ["--method", "gradcam", "--device", "cpu", "--json"]
+    code, first, _ = xfr(capsys, *explain, "--out", tmp_path / "maps")
+    assert code == 0 and not first["from_cache"]
+    assert Path(first["files"]["probe_combined"]["overlay_png"]).is_file()
+    code, again, _ = xfr(capsys, *explain)
+    assert again["from_cache"] and again["explanation_id"] == first["explanation_id"]
+
+    code, out, _ = xfr(
+        capsys, "case", "annotate", case, "--on", "Q1", "--shape", "rectangle",
+        "--points", "100,80", "180,200", "--label", "left eyebrow", "--component",
+        "eyebrows", "--note", "gap in the outer third", "--user", "jdoe", "--json",
+    )  # fmt: skip
+    assert code == 0 and out["annotations"][0]["component"] == "eyebrows"
+    code, out, _ = xfr(
+        capsys, "case", "annotate", case, "--on",
+        f"explanation:{first['explanation_id']}", "--shape", "point", "--points",
+        "75,60", "--label", "hot spot", "--json",
+    )  # fmt: skip
+    assert code == 0 and len(out["annotations"]) == 2
+
+    archive = tmp_path / "smith.zip"
+    code, out, _ = xfr(capsys, "case", "export", case, archive, "--json")
+    assert code == 0 and archive.is_file() and len(out["sha256"]) == 64
+
+    restored = tmp_path / "restored.xfrcase"
+    code, out, _ = xfr(capsys, "case", "import", archive, restored, "--json")
+    assert code == 0 and out["verify"]["intact"]
+
+    code, out, _ = xfr(capsys, "case", "verify", restored, "--json")
+    assert code == 0 and out["intact"] and out["evidence_files"] == 3
+
+    code, log, _ = xfr(capsys, "case", "log", restored, "--json")
+    actions = [e["action"] for e in log["entries"]]
+    for action in (
+        "case.create",
+        "exhibits.add",
+        "faces.detect",
+        "comparisons.record",
+        "explanation.store",
+        "annotation.add",
+        "case.import",
+    ):
+        assert action in actions, action
+    assert {e["user"] for e in log["entries"][:8]} == {"jdoe"}
+    code, info, _ = xfr(capsys, "case", "info", restored, "--json")
+    assert info["case_number"] == "2026-0077" and info["counts"]["explanations"] == 1
+    # the original case recorded the export with the archive's hash
+    code, log, _ = xfr(capsys, "case", "log", case, "--json")
+    assert log["entries"][-1]["action"] == "case.export"
+
+
+def test_verify_exit_code_names_the_tampered_file(capsys, tmp_path, photos):
+    case = tmp_path / "c"
+    xfr(capsys, "case", "new", case, "--number", "1", "--examiner", "X")
+    xfr(capsys, "case", "add", case, photos["same"], "--role", "gallery", "--no-detect")
+    (stored,) = (case / "evidence").iterdir()
+    os.chmod(stored, 0o644)
+    data = bytearray(stored.read_bytes())
+    data[-100] ^= 0xFF
+    stored.write_bytes(bytes(data))
+    code, out, _ = xfr(capsys, "case", "verify", case, "--json")
+    assert code == 1 and not out["intact"]
+    assert "K1" in out["problems"][0] and "astronaut.png" in out["problems"][0]
+
+
+def test_clear_errors_exit_2(capsys, tmp_path, photos):
+    code, _, err = xfr(capsys, "case", "verify", tmp_path / "nothing-here")
+    assert code == 2 and "not a case folder" in err
+    damaged = tmp_path / "damaged"
+    xfr(capsys, "case", "new", damaged, "--number", "1", "--examiner", "X")
+    (damaged / "case.sqlite").write_bytes(np.random.default_rng(0).bytes(8192))
+    for companion in ("case.sqlite-wal", "case.sqlite-shm"):
+        (damaged / companion).unlink(missing_ok=True)
+    code, _, err = xfr(capsys, "case", "info", damaged)
+    assert code == 2 and "damaged or not an XFR case" in err and "Traceback" not in err
+    code, _, err = xfr(capsys, "case", "import", photos["same"], tmp_path / "new")
+    assert code == 2 and "astronaut.png" in err
+    assert not (tmp_path / "new").exists()
+
+
+def test_demo_case_from_the_command_line(capsys, tmp_path):
+    code, out, _ = xfr(
+        capsys, "case", "demo", tmp_path / "demo", "--device", "cpu", "--json"
+    )
+    assert code == 0 and out["counts"]["exhibits"] == 3
+    assert out["counts"]["comparisons"] >= 2
