@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -613,8 +614,15 @@ class Case:
                 )
                 continue
             known[image.sha256] = f"this intake ({path.name})"
-            accepted.append((path, image, _exif_summary(path)))
-            del image  # pixels are not kept: intake of many files stays small
+            # keep what the record needs, not the pixels: a large intake stays small
+            facts = SimpleNamespace(
+                sha256=image.sha256,
+                format=image.format,
+                size=image.size,
+                exif_orientation=image.exif_orientation,
+            )
+            del image
+            accepted.append((path, facts, _exif_summary(path)))
         stored: list[tuple[Path, Any, dict[str, Any]]] = []
         for path, image, exif in accepted:
             try:
