@@ -576,3 +576,22 @@ def test_everything_reads_back_after_reopening(busy_case):
         assert [e.to_dict() for e in again.audit_log()] == before
         assert again.verify().intact
         assert json.dumps(again.snapshot_info())
+
+
+def test_image_without_a_face_gets_manual_landmarks(case, tmp_path, astronaut_rgb):
+    wall = tmp_path / "wall.png"
+    Image.fromarray(np.full((200, 240, 3), 180, np.uint8)).save(wall)
+    case.add_exhibits([wall], "probe")
+    assert workflow.detect_faces(case, "Q1") == []
+    with pytest.raises(BadInputError, match="no face yet"):
+        case.face("Q1")
+    points = [[90, 80], [70, 80], [130, 80], [150, 80], [110, 130]]
+    face = case.correct_face("Q1", points)
+    assert (
+        face.source == "manual" and face.label == "Q1" and face.created_by == "tester"
+    )
+    np.testing.assert_array_equal(face.landmarks5, points)
+    (entry,) = [e for e in case.audit_log() if e.action == "faces.correct"]
+    assert entry.details["from"] is None and entry.details["to"]["source"] == "manual"
+    with pytest.raises(BadInputError, match="five finite"):
+        case.correct_face("Q1", points[:4])
