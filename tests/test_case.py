@@ -595,3 +595,28 @@ def test_image_without_a_face_gets_manual_landmarks(case, tmp_path, astronaut_rg
     assert entry.details["from"] is None and entry.details["to"]["source"] == "manual"
     with pytest.raises(BadInputError, match="five finite"):
         case.correct_face("Q1", points[:4])
+
+
+def test_a_case_is_shared_safely_between_threads(case):
+    """The GUI reads while a worker writes: no interleaved transactions."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            for number in range(40):
+                case.add_conclusion(f"revision {number}")
+        except BaseException as error:  # reported below, in the test thread
+            errors.append(error)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    seen = 0
+    while writer.is_alive():
+        entries = case.audit_log()
+        assert [e.seq for e in entries] == list(range(1, len(entries) + 1))
+        seen = max(seen, len(entries))
+    writer.join()
+    assert not errors
+    assert len(case.conclusions()) == 40 and case.verify().intact

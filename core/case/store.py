@@ -23,6 +23,7 @@ import json
 import os
 import sqlite3
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -339,6 +340,49 @@ class _WriteLock:
         self._file.close()  # closing drops the flock
 
 
+# ---- thread safety ---------------------------------------------------------------
+class _Rows:
+    """A finished query: all rows fetched while the connection lock was held."""
+
+    def __init__(self, cursor: sqlite3.Cursor) -> None:
+        self.rows = cursor.fetchall()
+        self.lastrowid = cursor.lastrowid
+
+    def fetchone(self) -> Any:
+        return self.rows[0] if self.rows else None
+
+    def fetchall(self) -> list[Any]:
+        return self.rows
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.rows)
+
+
+class _LockedConnection:
+    """The case's SQLite connection, usable from the GUI thread and its workers.
+
+    Every statement runs under one re-entrant lock and returns its rows at once;
+    ``Case._change`` holds the same lock for a whole transaction, so another thread
+    never sees (or interleaves with) a transaction half done.
+    """
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.connection = connection
+        self.lock = threading.RLock()
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ()) -> _Rows:
+        with self.lock:
+            return _Rows(self.connection.execute(sql, parameters))
+
+    def executemany(self, sql: str, rows: Any) -> None:
+        with self.lock:
+            self.connection.executemany(sql, rows)
+
+    def close(self) -> None:
+        with self.lock:
+            self.connection.close()
+
+
 # ---- the case --------------------------------------------------------------------
 class Case:
     """An open case: use ``Case.create`` or ``Case.open``, then ``close`` it."""
@@ -348,7 +392,7 @@ class Case:
     ) -> None:
         self.folder = folder
         self.user = user
-        self._db = db
+        self._db = _LockedConnection(db)
         self._lock = lock
 
     # -- opening -------------------------------------------------------------------
@@ -413,10 +457,15 @@ class Case:
         path = folder / DATABASE
         try:
             if writable:
-                db = sqlite3.connect(path, isolation_level=None, timeout=10)
+                db = sqlite3.connect(
+                    path, isolation_level=None, timeout=10, check_same_thread=False
+                )
             else:
                 db = sqlite3.connect(
-                    f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10
+                    f"{path.resolve().as_uri()}?mode=ro",
+                    uri=True,
+                    timeout=10,
+                    check_same_thread=False,
                 )
                 db.isolation_level = None
             db.row_factory = sqlite3.Row
@@ -497,20 +546,21 @@ class Case:
     @contextlib.contextmanager
     def _change(
         self, action: str, details: Mapping[str, Any]
-    ) -> Iterator[sqlite3.Connection]:
+    ) -> Iterator[_LockedConnection]:
         """One transaction: the change made in the body plus its audit entry."""
         if self.read_only:
             raise CaseError("the case is open read-only", self.folder)
         db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-            self._append_audit(action, details)
-            db.execute("UPDATE case_info SET modified = ? WHERE id = 1", (now(),))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+        with db.lock:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                self._append_audit(action, details)
+                db.execute("UPDATE case_info SET modified = ? WHERE id = 1", (now(),))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
 
     def _append_audit(self, action: str, details: Mapping[str, Any]) -> None:
         head = self._db.execute("SELECT seq, hash FROM audit_head").fetchone()
@@ -806,7 +856,7 @@ class Case:
         return self.face(label)
 
     def _insert_face(
-        self, db: sqlite3.Connection, exhibit_id: int, index: int, face: Face, stamp
+        self, db: _LockedConnection, exhibit_id: int, index: int, face: Face, stamp
     ) -> None:
         db.execute(
             "INSERT INTO faces (exhibit_id, face_index, bbox, landmarks5, "
