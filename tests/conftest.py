@@ -48,3 +48,30 @@ def astronaut_path(tmp_path_factory, astronaut_rgb) -> Path:
     path = tmp_path_factory.mktemp("images") / "astronaut.png"
     Image.fromarray(astronaut_rgb).save(path)
     return path
+
+
+@pytest.fixture
+def no_qt_leaks(qapp):
+    """Fail a test that leaves top-level widgets or running workers behind.
+
+    pytest-qt closes the widgets given to ``qtbot.addWidget`` before fixtures are
+    torn down, so by now only leaked windows remain.  GUI test modules opt in with
+    ``pytestmark = pytest.mark.usefixtures("no_qt_leaks")``.
+    """
+    from PySide6.QtCore import QCoreApplication, QEvent
+    from PySide6.QtWidgets import QApplication
+
+    from xfr_desktop.workers import active_task_count, wait_all
+
+    def flush_deferred_deletes() -> None:
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+        QCoreApplication.processEvents()
+
+    flush_deferred_deletes()
+    before = len(QApplication.topLevelWidgets())
+    yield
+    assert wait_all(10), "a background task did not stop"
+    flush_deferred_deletes()
+    leaked = QApplication.topLevelWidgets()
+    assert len(leaked) == before, f"top-level widgets leaked: {leaked}"
+    assert active_task_count() == 0

@@ -18,8 +18,8 @@ import torch
 
 pytest.importorskip("PySide6")
 
-from PySide6.QtCore import QCoreApplication, QEvent, QTimer
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QMessageBox
 
 from core import APP_NAME, __version__
 from core.errors import Cancelled, ModelFileError, UnknownModelError
@@ -83,26 +83,7 @@ def test_registry(damaged_file) -> ModelRegistry:
     return models
 
 
-def _flush_deferred_deletes() -> None:
-    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
-    QCoreApplication.processEvents()
-
-
-@pytest.fixture(autouse=True)
-def _no_leaks(qapp):
-    """Fail a test that leaves top-level widgets or running workers behind.
-
-    pytest-qt closes the widgets given to ``qtbot.addWidget`` before fixtures are
-    torn down, so by now only leaked windows remain.
-    """
-    _flush_deferred_deletes()
-    before = len(QApplication.topLevelWidgets())
-    yield
-    assert wait_all(10), "a background task did not stop"
-    _flush_deferred_deletes()
-    leaked = QApplication.topLevelWidgets()
-    assert len(leaked) == before, f"top-level widgets leaked: {leaked}"
-    assert active_task_count() == 0
+pytestmark = pytest.mark.usefixtures("no_qt_leaks")
 
 
 @pytest.fixture
@@ -213,7 +194,7 @@ def test_about_names_version_model_hash_and_licences(qtbot, open_window):
 def test_menus_trigger_about_and_quit(qtbot, open_window):
     window = open_window()
     titles = [action.text() for action in window.menuBar().actions()]
-    assert titles == ["&File", "&Help"]
+    assert titles == ["&File", "&Edit", "&View", "&Help"]
     window.about_action.trigger()
     boxes = [w for w in window.findChildren(QMessageBox) if w.isVisible()]
     assert len(boxes) == 1 and boxes[0].windowTitle() == f"About {APP_NAME}"

@@ -1,46 +1,54 @@
-"""The main window: app name and version, the active model and device.
+"""The main window: start screen, then the case workspace.
 
-This is the frame the examiner's workstation grows in (cases, comparisons and
-explanations come in later issues).  The model is loaded in the background: the
-window appears at once and the status bar says "loading" until the model is ready.
+Workspace: exhibits on the left; tabs for the comparison (viewers, score, 1:N
+candidates, overlays, annotations, explanation jobs), all methods at once, layer by
+layer, the examiner's conclusion and the audit trail.  The model loads in the
+background; the status bar names it, its weights hash and the device.  Panels read
+from ``core`` through the ``CaseController``; no science happens in a widget.
 """
 
 from __future__ import annotations
 
 import html
+from datetime import datetime
+from pathlib import Path
 
 import torch
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QByteArray, QStandardPaths, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QApplication,
+    QDialog,
+    QFileDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
-    QVBoxLayout,
-    QWidget,
+    QSplitter,
+    QStackedWidget,
+    QTabWidget,
 )
 
 from core import APP_NAME, __version__
-from core.models.base import DEFAULT_MODEL_ID, FaceModel, ModelRegistry, registry
+from core.explain.base import ExplanationResult
+from core.models.base import FaceModel, ModelRegistry, registry
+from xfr_desktop.audit_view import AuditTrailView
+from xfr_desktop.case_controller import CaseController, ExplainJob
+from xfr_desktop.compare_panel import ComparePanel, LoadedPair
+from xfr_desktop.conclusion_editor import ConclusionEditor
 from xfr_desktop.errors import ErrorReporter
+from xfr_desktop.exhibits_panel import ExhibitsPanel
+from xfr_desktop.explain_panel import ExplainPanel
+from xfr_desktop.maps_panels import LayersPanel, MethodGrid
+from xfr_desktop.settings import Settings, load_settings, save_settings
+from xfr_desktop.settings_dialog import SettingsDialog
+from xfr_desktop.start_page import NewCaseDialog, StartPage
+from xfr_desktop.theme import apply_theme
 from xfr_desktop.workers import TaskRunner
-
-WELCOME_HTML = f"""
-<h2>{APP_NAME}</h2>
-<p>An offline workstation for forensic face examiners. It compares faces with a
-face-recognition model that runs on this computer; no image leaves it.</p>
-<p>So far this window loads the face model and shows which one is active, and on
-which device, in the status bar below. Comparisons can already be run from the
-command line: <code>xfr verify PROBE GALLERY</code>.</p>
-<p>Case handling comes next: opening the images of a case, side-by-side
-comparison, explanation maps and reports.</p>
-<p>Model scores support the examiner's own comparison; they never replace it.</p>
-"""
 
 LICENCES_HTML = (
     "Default model: dlib's <i>dlib_face_recognition_resnet_model_v1</i> "
     "(public domain), run with PyTorch (BSD licence). "
-    "GUI: Qt for Python / PySide6 (LGPL v3)."
+    "GUI: Qt for Python / PySide6 (LGPL v3), pyqtgraph (MIT)."
 )
 
 HASH_PREFIX_CHARS = 12  # enough to tell weight files apart at a glance
@@ -60,77 +68,376 @@ def _load_model(
     return (model_registry or registry()).load(model_id, device)
 
 
+def _load_results(case, comparison_id: int) -> dict[int, ExplanationResult]:
+    """Worker: every stored explanation of one comparison, maps read from the case."""
+    from core.case.workflow import load_result
+
+    return {
+        stored.id: load_result(case, stored)
+        for stored in case.explanations(comparison_id)
+    }
+
+
+def demo_folder() -> Path:
+    data = QStandardPaths.writableLocation(
+        QStandardPaths.StandardLocation.AppDataLocation
+    )
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path(data) / "demo-cases" / f"demo-{stamp}.xfrcase"
+
+
 class MainWindow(QMainWindow):
     """The application's main window.
 
     ``model_registry`` defaults to the process-wide registry (built lazily in the
     loading worker, so that a broken model module still reaches the error path).
+    ``settings`` defaults to the user's stored settings.
     """
 
     model_ready = Signal(object)  # FaceModel
 
     def __init__(
         self,
-        model_id: str = DEFAULT_MODEL_ID,
-        device: str = "auto",
+        model_id: str | None = None,
+        device: str | None = None,
         model_registry: ModelRegistry | None = None,
+        settings: Settings | None = None,
     ) -> None:
         super().__init__()
         self.setWindowTitle(f"{APP_NAME} {__version__}")
-        self.resize(1100, 720)
+        self.resize(1400, 900)
+        self.settings = settings if settings is not None else load_settings()
         self.model: FaceModel | None = None
         self._registry = model_registry
         self.errors = ErrorReporter(self)
         self.model_loader = TaskRunner(self)
         self.model_loader.result.connect(self._on_model_loaded)
         self.model_loader.error.connect(self._on_model_error)
+        self.controller = CaseController(self.errors, self)
+        self.controller.user = self.settings.effective_user()
+        self._results_loader = TaskRunner(self)
+        self._results_loader.result.connect(self._on_results)
+        self._verifier = TaskRunner(self)
+        self._verifier.result.connect(
+            lambda r: self.audit.show_verify_result(
+                r.intact, list(r.problems), list(r.warnings)
+            )
+        )
 
-        self.setCentralWidget(self._build_welcome())
+        self._build_pages()
         self._build_status_bar()
         self._build_menus()
-        self.load_model(model_id, device)
+        self._connect()
+        self._restore_window_state()
+        if self.settings.theme != "light" or QApplication.style().name() != "fusion":
+            self.set_theme(self.settings.theme)
+        self.load_model(
+            model_id or self.settings.model_id, device or self.settings.device
+        )
 
     # ---- layout -------------------------------------------------------------------
-    def _build_welcome(self) -> QWidget:
-        welcome = QLabel(WELCOME_HTML)
-        welcome.setObjectName("welcome")
-        welcome.setTextFormat(Qt.TextFormat.RichText)
-        welcome.setWordWrap(True)
-        welcome.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-        welcome.setMaximumWidth(720)  # long lines are hard to read
-        welcome.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        panel = QWidget()
-        layout = QVBoxLayout(panel)
-        layout.setContentsMargins(32, 24, 32, 24)
-        layout.addWidget(welcome)
-        layout.addStretch(1)
-        return panel
+    def _build_pages(self) -> None:
+        self.start_page = StartPage()
+        self.start_page.set_recent(self.settings.recent_cases)
+        self.exhibits = ExhibitsPanel()
+        self.compare = ComparePanel()
+        self.compare.set_colour_map(self.settings.colour_map)
+        self.compare.opacity.setValue(round(self.settings.overlay_opacity * 100))
+        self.compare.sync_check.setChecked(self.settings.sync_views)
+        self.explain = ExplainPanel()
+        self.grid = MethodGrid()
+        self.layers = LayersPanel(self.errors)
+        self.conclusion = ConclusionEditor()
+        self.audit = AuditTrailView()
+        compare_page = QSplitter()
+        compare_page.addWidget(self.compare)
+        compare_page.addWidget(self.explain)
+        compare_page.setStretchFactor(0, 4)
+        compare_page.setStretchFactor(1, 1)
+        compare_page.setSizes([900, 340])
+        self.tabs = QTabWidget()
+        self.tabs.addTab(compare_page, "Comparison")
+        self.tabs.addTab(self.grid, "All methods")
+        self.tabs.addTab(self.layers, "Layer by layer")
+        self.tabs.addTab(self.conclusion, "Conclusion")
+        self.tabs.addTab(self.audit, "Audit trail")
+        self.workspace = QSplitter()
+        self.workspace.addWidget(self.exhibits)
+        self.workspace.addWidget(self.tabs)
+        self.workspace.setStretchFactor(1, 1)
+        self.workspace.setSizes([300, 1100])
+        self.pages = QStackedWidget()
+        self.pages.addWidget(self.start_page)
+        self.pages.addWidget(self.workspace)
+        self.setCentralWidget(self.pages)
 
     def _build_status_bar(self) -> None:
+        self.case_label = QLabel("No case open")
         self.model_label = QLabel()
         self.hash_label = QLabel()
         self.device_label = QLabel()
-        for label in (self.model_label, self.hash_label, self.device_label):
+        for label in (
+            self.case_label,
+            self.model_label,
+            self.hash_label,
+            self.device_label,
+        ):
             label.setContentsMargins(8, 0, 8, 0)
             # Permanent widgets stay on the right; temporary messages cannot hide them.
             self.statusBar().addPermanentWidget(label)
 
+    def _action(
+        self, menu, text: str, slot, shortcut=None, checkable: bool = False
+    ) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(shortcut)
+        action.setCheckable(checkable)
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        return action
+
     def _build_menus(self) -> None:
+        keys = QKeySequence.StandardKey
         file_menu = self.menuBar().addMenu("&File")
-        self.quit_action = QAction("&Quit", self)
-        self.quit_action.setShortcut(QKeySequence.StandardKey.Quit)
-        self.quit_action.triggered.connect(self.close)
-        file_menu.addAction(self.quit_action)
+        self.new_action = self._action(file_menu, "&New case…", self.new_case, keys.New)
+        self.open_action = self._action(
+            file_menu, "&Open case…", lambda: self.open_case(""), keys.Open
+        )
+        self.demo_action = self._action(file_menu, "Open &demo case", self.open_demo)
+        self.close_case_action = self._action(
+            file_menu, "&Close case", self.close_case, keys.Close
+        )
+        file_menu.addSeparator()
+        self.settings_action = self._action(
+            file_menu, "&Settings…", self.edit_settings, keys.Preferences
+        )
+        file_menu.addSeparator()
+        self.quit_action = self._action(file_menu, "&Quit", self.close, keys.Quit)
+
+        edit_menu = self.menuBar().addMenu("&Edit")
+        self.undo_action = self.controller.undo_stack.createUndoAction(self, "&Undo")
+        self.undo_action.setShortcut(keys.Undo)
+        self.redo_action = self.controller.undo_stack.createRedoAction(self, "&Redo")
+        self.redo_action.setShortcut(keys.Redo)
+        edit_menu.addAction(self.undo_action)
+        edit_menu.addAction(self.redo_action)
+
+        view_menu = self.menuBar().addMenu("&View")
+        viewers = self.compare.viewers
+        self._action(
+            view_menu, "Zoom &in", lambda: [v.zoom_in() for v in viewers], keys.ZoomIn
+        )
+        self._action(
+            view_menu,
+            "Zoom &out",
+            lambda: [v.zoom_out() for v in viewers],
+            keys.ZoomOut,
+        )
+        self._action(
+            view_menu,
+            "&Fit",
+            lambda: [v.fit() for v in viewers],
+            QKeySequence("Ctrl+0"),
+        )
+        self.overlay_action = self._action(
+            view_menu,
+            "Show &map overlay",
+            self.compare.toggle_overlay,
+            QKeySequence("Ctrl+M"),
+        )
+        self._action(
+            view_menu,
+            "&Next candidate",
+            lambda: self.compare.next_candidate(1),
+            QKeySequence("Ctrl+Down"),
+        )
+        self._action(
+            view_menu,
+            "&Previous candidate",
+            lambda: self.compare.next_candidate(-1),
+            QKeySequence("Ctrl+Up"),
+        )
+        self.dark_action = self._action(
+            view_menu,
+            "&Dark theme",
+            lambda on: self.set_theme("dark" if on else "light"),
+            checkable=True,
+        )
+        self.dark_action.setChecked(self.settings.theme == "dark")
 
         help_menu = self.menuBar().addMenu("&Help")
-        self.about_action = QAction(f"&About {APP_NAME}", self)
-        self.about_action.triggered.connect(self.show_about)
-        help_menu.addAction(self.about_action)
+        self.about_action = self._action(
+            help_menu, f"&About {APP_NAME}", self.show_about
+        )
+        self._update_actions()
+
+    def _connect(self) -> None:
+        c = self.controller
+        self.start_page.new_requested.connect(self.new_case)
+        self.start_page.open_requested.connect(self.open_case)
+        self.start_page.demo_requested.connect(self.open_demo)
+        c.case_opened.connect(self._on_case_opened)
+        c.case_closed.connect(self._on_case_closed)
+        c.status.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        c.exhibits_changed.connect(self.exhibits.refresh)
+        c.faces_changed.connect(self._on_faces_changed)
+        c.comparisons_changed.connect(self.compare.refresh_candidates)
+        c.annotations_changed.connect(self.compare.refresh_annotations)
+        c.conclusions_changed.connect(self._refresh_conclusions)
+        c.audit_changed.connect(self._refresh_audit)
+        c.jobs_changed.connect(lambda: self.explain.set_jobs(c.jobs))
+        c.explanations_changed.connect(self._on_explained)
+        self.exhibits.add_requested.connect(c.add_files)
+        self.exhibits.face_selected.connect(self.compare.select)
+        self.compare.pair_loaded.connect(self._on_pair_loaded)
+        self.compare.annotation_requested.connect(lambda f: c.add_annotation(**f))
+        self.compare.annotation_moved.connect(c.move_annotation)
+        self.compare.annotation_delete_requested.connect(c.delete_annotation)
+        self.compare.landmarks_corrected.connect(self._on_landmarks_corrected)
+        self.explain.run_requested.connect(self._run_methods)
+        self.explain.cancel_requested.connect(
+            lambda job: c.cancel_all_jobs() if job is None else c.cancel_job(job)
+        )
+        self.conclusion.save_requested.connect(self._save_conclusion)
+        self.audit.verify_requested.connect(self.verify_case)
+
+    # ---- cases --------------------------------------------------------------------
+    def new_case(self) -> None:
+        dialog = NewCaseDialog(self.settings.effective_user(), self)
+        if dialog.exec() == QDialog.DialogCode.Accepted:
+            folder, number, examiner, title, agency = dialog.values()
+            self.controller.new_case(folder, number, examiner, title, agency)
+
+    def open_case(self, path: str = "") -> None:
+        if not path:
+            path = QFileDialog.getExistingDirectory(self, "Open a case folder")
+        if path:
+            self.controller.open_case(path)
+
+    def open_demo(self) -> None:
+        self.controller.open_demo(demo_folder())
+
+    def close_case(self) -> None:
+        self.controller.close_case()
+
+    def verify_case(self) -> None:
+        if self.controller.case is not None:
+            self._verifier.start(self.controller.case.verify)
+
+    def _on_case_opened(self, case) -> None:
+        info = case.info()
+        self.settings.add_recent(case.folder)
+        save_settings(self.settings)
+        self.start_page.set_recent(self.settings.recent_cases)
+        self.case_label.setText(f"Case {info.case_number}")
+        self.case_label.setToolTip(f"{info.title}\n{case.folder}")
+        self.setWindowTitle(f"{info.case_number} — {APP_NAME} {__version__}")
+        self.exhibits.set_case(case)
+        self.compare.set_case(case, self.model)
+        self._refresh_conclusions()
+        self._refresh_audit()
+        self.pages.setCurrentWidget(self.workspace)
+        self._update_actions()
+        self._select_first_pair()
+        if not case.comparisons():
+            self.controller.rank()
+
+    def _on_case_closed(self) -> None:
+        self.exhibits.set_case(None)
+        self.compare.set_case(None, self.model)
+        self.layers.set_pair(None, self.model)
+        self.grid.set_results({}, None)
+        self.case_label.setText("No case open")
+        self.setWindowTitle(f"{APP_NAME} {__version__}")
+        self.pages.setCurrentWidget(self.start_page)
+        self._update_actions()
+
+    def _update_actions(self) -> None:
+        has_case = self.controller.case is not None
+        self.close_case_action.setEnabled(has_case)
+
+    def _select_first_pair(self) -> None:
+        case = self.controller.case
+        if case is None:
+            return
+        faces = case.faces()
+        probes = [f.label for f in faces if f.mark.startswith("Q")]
+        gallery = [f.label for f in faces if f.mark.startswith("K")]
+        if probes and gallery:
+            ranked = sorted(
+                (c for c in case.comparisons()),
+                key=lambda c: -c.similarity,
+            )
+            best = {f.id: f.label for f in faces}
+            first = next(
+                (best[c.gallery_face_id] for c in ranked if c.gallery_face_id in best),
+                gallery[0],
+            )
+            self.compare.gallery_combo.setCurrentText(first)
+            self.compare.select(probes[0], "probe")
+
+    def _on_faces_changed(self) -> None:
+        self.compare.refresh_faces()
+        if self.compare.loaded is None:
+            self._select_first_pair()
+
+    def _on_landmarks_corrected(self, label: str, points) -> None:
+        self.controller.correct_landmarks(label, points)
+        self.compare.reload()  # re-aligns the chip from the corrected points
+
+    def _on_pair_loaded(self, loaded: LoadedPair) -> None:
+        self.layers.set_pair(loaded.pair, self.model)
+        self.explain.setEnabled(True)
+        self._results_loader.start(
+            _load_results, self.controller.case, loaded.comparison.id
+        )
+
+    def _on_results(self, results: dict[int, ExplanationResult]) -> None:
+        self.compare.set_explanations(results)
+        loaded = self.compare.loaded
+        chips = None if loaded is None else tuple(v.chip for v in loaded.pair.sides)
+        self.grid.set_results(results, chips)  # type: ignore[arg-type]
+
+    def _run_methods(self, methods: dict, seed: int) -> None:
+        loaded = self.compare.loaded
+        if loaded is None:
+            self.statusBar().showMessage(
+                "Choose a probe and a gallery face first", 5000
+            )
+            return
+        self.controller.queue_explanations(
+            loaded.probe_label, loaded.gallery_label, methods, seed
+        )
+
+    def _on_explained(self, job: ExplainJob) -> None:
+        loaded = self.compare.loaded
+        if loaded is None or (job.probe, job.gallery) != (
+            loaded.probe_label,
+            loaded.gallery_label,
+        ):
+            return
+        results = dict(self.compare.results)
+        results[job.explanation_id] = job.result.result
+        self._on_results(results)
+        self.compare.show_explanation(job.explanation_id)
+
+    def _refresh_conclusions(self) -> None:
+        case = self.controller.case
+        self.conclusion.set_revisions([] if case is None else case.conclusions())
+
+    def _refresh_audit(self) -> None:
+        case = self.controller.case
+        self.audit.set_entries([] if case is None else case.audit_log())
+
+    def _save_conclusion(self, text: str) -> None:
+        self.controller.add_conclusion(text)
 
     # ---- model --------------------------------------------------------------------
     def load_model(self, model_id: str, device: str = "auto") -> None:
         """Load a model in the background; a load still running is superseded."""
         self.model = None  # until the new one is ready, no model is active
+        self.controller.model = None
         self.model_label.setText("Model: loading…")
         self.model_label.setToolTip(f"Loading {model_id} on device '{device}'")
         self.hash_label.clear()
@@ -141,6 +448,7 @@ class MainWindow(QMainWindow):
 
     def _on_model_loaded(self, model: FaceModel) -> None:
         self.model = model
+        self.controller.model = model
         self.model_label.setText(f"Model: {model.display_name} ({model.model_id})")
         self.model_label.setToolTip("")
         self.hash_label.setText(
@@ -151,6 +459,10 @@ class MainWindow(QMainWindow):
         )
         self.hash_label.show()
         self.device_label.setText(device_text(model.device))
+        if self.controller.case is not None:
+            self.compare.set_case(self.controller.case, model)
+            self._select_first_pair()
+            self.controller.rank()
         self.model_ready.emit(model)
 
     def _on_model_error(self, error: BaseException, details: str) -> None:
@@ -162,8 +474,50 @@ class MainWindow(QMainWindow):
             error, details, context="The face model could not be loaded."
         )
 
+    # ---- settings, theme, window state --------------------------------------------
+    def edit_settings(self) -> None:
+        model_ids = (self._registry or registry()).ids()
+        dialog = SettingsDialog(self.settings, model_ids, self)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return
+        old, new = self.settings, dialog.settings()
+        self.settings = new
+        save_settings(new)
+        self.controller.user = new.effective_user()
+        if self.controller.case is not None:
+            self.controller.case.user = self.controller.user
+        self.compare.set_colour_map(new.colour_map)
+        self.compare.opacity.setValue(round(new.overlay_opacity * 100))
+        self.set_theme(new.theme)
+        if (old.model_id, old.device) != (new.model_id, new.device):
+            self.load_model(new.model_id, new.device)
+
+    def set_theme(self, name: str) -> None:
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            apply_theme(app, name)
+        self.settings.theme = name
+        self.dark_action.setChecked(name == "dark")
+
+    def _restore_window_state(self) -> None:
+        from xfr_desktop.settings import default_store
+
+        store = default_store()
+        geometry = store.value("window/geometry")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+
+    def _save_window_state(self) -> None:
+        from xfr_desktop.settings import default_store
+
+        store = default_store()
+        store.setValue("window/geometry", self.saveGeometry())
+        store.sync()
+
     # ---- about / quit -------------------------------------------------------------
     def about_html(self) -> str:
+        import PySide6
+
         parts = [f"<b>{APP_NAME}</b> {html.escape(__version__)}"]
         if self.model is not None:
             parts.append(
@@ -173,6 +527,10 @@ class MainWindow(QMainWindow):
             )
         else:
             parts.append("No model is loaded.")
+        parts.append(
+            f"PyTorch {html.escape(torch.__version__)}, PySide6 "
+            f"{html.escape(PySide6.__version__)}"
+        )
         parts.append(LICENCES_HTML)
         return "<br><br>".join(parts)
 
@@ -187,7 +545,17 @@ class MainWindow(QMainWindow):
         box.open()  # non-blocking, like every dialog of the app
         return box
 
+    def shutdown(self) -> None:
+        """Cancel and await every worker; close the case (nothing half-written)."""
+        for runner in (self.model_loader, self._results_loader, self._verifier):
+            runner.shutdown()
+        self.exhibits.shutdown()
+        self.compare.shutdown()
+        self.layers.runner.shutdown()
+        self.controller.shutdown()
+
     def closeEvent(self, event: QCloseEvent) -> None:
         # Nothing may run after the window is gone: cancel and wait for workers.
-        self.model_loader.shutdown()
+        self._save_window_state()
+        self.shutdown()
         super().closeEvent(event)

@@ -65,8 +65,8 @@ def render_overlay(
     """The evidence image with the map blended in, a colour bar and a legend."""
     values = evidence_map.full()
     # Display smoothing: 2 % of the width of the area the chip covers.
-    sigma = 0.02 * max(1.0, float(evidence_map.values.shape[1]))
-    values = _smooth_covered(values, sigma)
+    sigma = display_sigma(evidence_map.values)
+    values = smooth_covered(values, sigma)
     scale = min(1.0, MAX_SIDE / max(image_rgb.shape[:2]))
     if scale < 1.0:
         size = (round(image_rgb.shape[1] * scale), round(image_rgb.shape[0] * scale))
@@ -90,7 +90,16 @@ def render_overlay(
     return _frame(canvas, low, high, kind, title, notes)
 
 
-def _smooth_covered(values: np.ndarray, sigma: float) -> np.ndarray:
+def display_sigma(values: np.ndarray) -> float:
+    """Display smoothing: 2 % of the width of the area a map covers.
+
+    Pixel-level gradient maps are speckled; an examiner reads regions, so overlays
+    (PNG and GUI) are smoothed, while stored arrays stay raw.
+    """
+    return 0.02 * max(1.0, float(values.shape[1]))
+
+
+def smooth_covered(values: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian smoothing inside the covered area (NaN outside stays NaN)."""
     covered = np.isfinite(values)
     if sigma < 0.5 or not covered.any():

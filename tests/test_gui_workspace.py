@@ -1,0 +1,212 @@
+"""The examiner's workstation end to end, in real (offscreen) Qt with the real
+model and real case files: demo case, intake by drop, explanations and overlays,
+annotations with undo/redo, cancellation, reopening."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("PySide6")
+
+from core.case.store import Case
+from xfr_desktop.main_window import MainWindow
+from xfr_desktop.settings import Settings
+
+pytestmark = pytest.mark.usefixtures("no_qt_leaks")
+WAIT_MS = 120_000
+
+
+@pytest.fixture
+def window(qtbot):
+    window = MainWindow(device="cpu", settings=Settings())
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: window.model is not None, timeout=WAIT_MS)
+    window.compare.ask_annotation_details = False
+    return window
+
+
+def open_demo(qtbot, window: MainWindow) -> Case:
+    window.open_demo()
+    qtbot.waitUntil(lambda: window.controller.case is not None, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.compare.loaded is not None, timeout=WAIT_MS)
+    assert window.controller.case is not None
+    return window.controller.case
+
+
+def wait_for_pair(qtbot, window: MainWindow, gallery: str) -> None:
+    qtbot.waitUntil(
+        lambda: (
+            window.compare.loaded is not None
+            and window.compare.loaded.gallery_label == gallery
+        ),
+        timeout=WAIT_MS,
+    )
+
+
+def run_methods(qtbot, window: MainWindow, methods: list[str], **params) -> None:
+    window.explain.set_checked(methods)
+    before = len(window.controller.jobs)
+    with qtbot.waitSignals(
+        [window.controller.explanations_changed] * len(methods), timeout=WAIT_MS
+    ):
+        if params:
+            window.controller.queue_explanations(
+                window.compare.loaded.probe_label,
+                window.compare.loaded.gallery_label,
+                dict.fromkeys(methods, params),
+                0,
+            )
+        else:
+            window.explain.run_button.click()
+    assert [j.state for j in window.controller.jobs[before:]] == ["done"] * len(methods)
+
+
+def test_demo_case_shows_an_accept_and_a_reject_explained(qtbot, window):
+    case = open_demo(qtbot, window)
+    assert window.pages.currentWidget() is window.workspace
+    assert window.exhibits.tree.topLevelItemCount() == 2
+    qtbot.waitUntil(lambda: window.compare.candidates.count() >= 2, timeout=WAIT_MS)
+    assert window.compare.candidates.item(0).text().startswith("1. K1")
+    wait_for_pair(qtbot, window, "K1")
+    assert "same person (accept)" in window.compare.score.text()
+
+    run_methods(qtbot, window, ["fggb"])
+    probe_view = window.compare.viewers[0]
+    qtbot.waitUntil(lambda: probe_view.rendered_overlay_rgba() is not None)
+    rgba = probe_view.rendered_overlay_rgba()
+    assert rgba[..., 3].max() > 0  # the map is drawn on the evidence
+    face = window.compare.loaded.faces[0]
+    x = (face.bbox[0] + face.bbox[2]) / 2
+    y = (face.bbox[1] + face.bbox[3]) / 2
+    assert probe_view.value_at(x, y) is not None  # drawn under the face centre
+    raw = window.compare.raw_value(0, x, y)  # the read-out gives the stored value
+    evidence = window.compare.current_result().probe.evidence["similarity"]
+    column, row = int(x) - evidence.origin[0], int(y) - evidence.origin[1]
+    assert raw == pytest.approx(float(evidence.values[row, column]))
+    window.compare._on_hover(0, x, y, None)
+    assert f"{raw:.4g}" in window.compare.hover.text()
+    window.compare.show_overlay.setChecked(False)
+    assert not probe_view.overlay_visible
+    window.compare.show_overlay.setChecked(True)
+    assert probe_view.overlay_visible
+    window.compare.kind_combo.setCurrentText("dissimilarity")
+    assert probe_view.rendered_overlay_rgba() is not None
+    assert window.grid.cells  # the all-methods grid shows it too
+
+    window.compare.select("K2", "gallery")  # Grace Hopper: a different person
+    wait_for_pair(qtbot, window, "K2")
+    assert "different people (reject)" in window.compare.score.text()
+    run_methods(qtbot, window, ["gradcam"])
+    assert [r.method_id for r in window.compare.results.values()] == ["gradcam"]
+
+    window.layers.params = {"samples": 24}
+    with qtbot.waitSignal(window.layers.runner.result, timeout=WAIT_MS):
+        window.layers.compute.click()
+    taps = window.model.layer_taps()
+    assert window.layers.slider.maximum() == len(taps) - 1
+    window.layers.slider.setValue(0)
+    assert taps[0].name in window.layers.layer_label.text()
+    assert case.verify().intact
+
+
+def test_drop_adds_images_and_names_the_bad_one(qtbot, window, tmp_path, astronaut_rgb):
+    case = open_demo(qtbot, window)
+    good = tmp_path / "mirrored.png"
+    Image.fromarray(astronaut_rgb[:, ::-1]).save(good)
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    with qtbot.waitSignal(window.errors.reported, timeout=WAIT_MS) as reported:
+        window.exhibits.handle_drop([str(good), str(bad)], "gallery")
+    assert "broken.jpg" in str(reported.args[0].details)
+    marks = [e.mark for e in case.exhibits()]
+    assert marks == ["Q1", "K1", "K2", "K3"]
+    assert case.exhibit("K3").original_name == "mirrored.png"
+    qtbot.waitUntil(
+        lambda: (
+            "K3"
+            in [
+                window.compare.gallery_combo.itemText(i)
+                for i in range(window.compare.gallery_combo.count())
+            ]
+        ),
+        timeout=WAIT_MS,
+    )
+
+
+def test_annotation_undo_redo_goes_to_the_case_file(qtbot, window):
+    case = open_demo(qtbot, window)
+    viewer = window.compare.viewers[0]
+    viewer.annotation_drawn.emit("rectangle", [[100.0, 40.0], [140.0, 90.0]])
+    (stored,) = case.annotations(exhibit="Q1")
+    assert stored.shape == "rectangle" and stored.points[1] == (140.0, 90.0)
+    with Case.open(case.folder, read_only=True) as reader:  # really on disk
+        assert len(reader.annotations(exhibit="Q1")) == 1
+    assert [a["id"] for a in viewer.annotations()] == [stored.id]
+    window.undo_action.trigger()
+    assert case.annotations(exhibit="Q1") == []
+    assert viewer.annotations() == []
+    window.redo_action.trigger()
+    (again,) = case.annotations(exhibit="Q1")
+    assert again.points == stored.points
+    window.compare.annotation_delete_requested.emit(again.id)
+    assert case.annotations(exhibit="Q1") == []
+    actions = [e.action for e in case.audit_log() if e.action.startswith("annot")]
+    assert actions == [
+        "annotation.add",
+        "annotation.delete",
+        "annotation.add",
+        "annotation.delete",
+    ]
+
+
+def test_cancelling_a_long_lime_run_leaves_the_ui_usable(qtbot, window):
+    open_demo(qtbot, window)
+    controller = window.controller
+    controller.queue_explanations("Q1", "K1", {"lime": {"samples": 50_000}}, 0)
+    qtbot.waitUntil(
+        lambda: controller.jobs[-1].state == "running" and controller.jobs[-1].done > 0,
+        timeout=WAIT_MS,
+    )
+    assert window.explain.cancel_button.isEnabled()
+    window.explain.cancel_button.click()
+    qtbot.waitUntil(lambda: controller.jobs[-1].state == "cancelled", timeout=WAIT_MS)
+    assert controller.jobs[-1].done < 50_000
+    run_methods(qtbot, window, ["xssab"])  # the queue runs again
+    assert not window.explain.cancel_button.isEnabled()
+
+
+def test_close_and_reopen_keeps_everything(qtbot, window):
+    case = open_demo(qtbot, window)
+    folder = case.folder
+    run_methods(qtbot, window, ["gradient"])
+    window.compare.viewers[1].annotation_drawn.emit("point", [[200.0, 120.0]])
+    window.controller.add_conclusion("Examiner's own words.")
+    window.close_case()
+    assert window.pages.currentWidget() is window.start_page
+    assert str(Path(folder).resolve()) in [
+        str(Path(p).resolve()) for p in window.settings.recent_cases
+    ]
+    window.open_case(str(folder))
+    qtbot.waitUntil(lambda: window.compare.loaded is not None, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.compare.method_combo.count() == 1, timeout=WAIT_MS)
+    reopened = window.controller.case
+    assert len(reopened.annotations(exhibit="K1")) == 1
+    assert [c.text for c in reopened.conclusions()] == ["Examiner's own words."]
+    assert window.conclusion.isEnabled()
+    assert np.isfinite(window.compare.current_result().probe.combined_map).all()
+
+
+def test_dark_theme_and_about(qtbot, window):
+    from PySide6.QtWidgets import QApplication
+
+    window.dark_action.trigger()
+    assert QApplication.palette().window().color().lightness() < 100
+    window.dark_action.trigger()
+    assert QApplication.palette().window().color().lightness() > 150
+    qtbot.waitUntil(lambda: window.model is not None)
+    assert window.model.weights_sha256 in window.about_html()

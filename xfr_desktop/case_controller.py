@@ -1,0 +1,395 @@
+"""The open case and the model, shared by every panel: a thin layer over ``core``.
+
+Long work (opening, intake, face detection, ranking, explaining, loading evidence)
+runs in ``TaskRunner`` workers; quick writes (annotations, conclusions) go straight
+to the case, which commits them at once.  Panels listen to the ``*_changed``
+signals and read what they show from ``controller.case``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QUndoCommand, QUndoStack
+
+from core.case import workflow
+from core.case.demo import create_demo_case
+from core.case.store import Case
+from core.models.base import FaceModel
+from xfr_desktop.errors import ErrorReporter
+from xfr_desktop.workers import TaskRunner
+
+
+@dataclass
+class ExplainJob:
+    """One queued explanation: what to run and how far it got."""
+
+    probe: str
+    gallery: str
+    method: str
+    params: dict[str, Any]
+    seed: int = 0
+    state: str = "queued"  # queued, running, done, cached, failed, cancelled
+    done: int = 0
+    total: int = 1
+    message: str = ""
+    explanation_id: int | None = None
+    result: Any = field(default=None, repr=False)  # workflow.CaseExplanation
+
+
+def _open_case(path: str, user: str) -> Case:
+    return Case.open(path, user=user)
+
+
+def _new_case(path: str, number: str, examiner: str, title: str, agency: str) -> Case:
+    return Case.create(path, number, examiner, title=title, agency=agency)
+
+
+def _intake(
+    case: Case,
+    files: Sequence[str],
+    role: str,
+    progress: Callable[..., None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> Any:
+    result = case.add_exhibits(files, role, progress=progress, cancel=cancel)
+    for number, exhibit in enumerate(result.added):
+        if progress:
+            progress(number, len(result.added), f"finding faces in {exhibit.mark}")
+        workflow.detect_faces(case, exhibit.mark)
+    return result
+
+
+def _explain(
+    case: Case,
+    job: ExplainJob,
+    model: FaceModel,
+    progress: Callable[..., None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> Any:
+    return workflow.explain(
+        case,
+        job.probe,
+        job.gallery,
+        job.method,
+        model,
+        params=job.params,
+        seed=job.seed,
+        progress=progress,
+        cancel=cancel,
+    )
+
+
+class CaseController(QObject):
+    case_opened = Signal(object)  # Case
+    case_closed = Signal()
+    exhibits_changed = Signal()
+    faces_changed = Signal()
+    comparisons_changed = Signal()
+    explanations_changed = Signal(object)  # the finished ExplainJob
+    annotations_changed = Signal()
+    conclusions_changed = Signal()
+    audit_changed = Signal()
+    jobs_changed = Signal()
+    status = Signal(str)  # short messages for the status bar
+    intake_finished = Signal(object)  # core IntakeResult
+
+    def __init__(self, errors: ErrorReporter, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.errors = errors
+        self.case: Case | None = None
+        self.model: FaceModel | None = None
+        self.user = ""
+        self.undo_stack = QUndoStack(self)
+        self._annotation_ids: dict[int, int] = {}  # first id -> current id (undo)
+        self.jobs: list[ExplainJob] = []
+        self._opener = self._runner("open the case", self._on_opened)
+        self._intake = self._runner("add the images", self._on_intake)
+        self._ranker = self._runner("rank the gallery", self._on_ranked)
+        self._explainer = self._runner("explain the pair", self._on_explained)
+        self._explainer.progress.connect(self._on_job_progress)
+        self._explainer.cancelled.connect(self._on_job_cancelled)
+        self._explainer.error.connect(self._on_job_failed)
+        self._explainer.finished.connect(self._start_next_job)
+        self._ranker.progress.connect(
+            lambda done, total, message: self.status.emit(message)
+        )
+
+    def _runner(self, doing: str, on_result: Callable[[Any], None]) -> TaskRunner:
+        runner = TaskRunner(self)
+        runner.result.connect(on_result)
+        runner.error.connect(
+            lambda error, details: self.errors.report(
+                error, details, context=f"Could not {doing}."
+            )
+        )
+        return runner
+
+    @property
+    def runners(self) -> tuple[TaskRunner, ...]:
+        return (self._opener, self._intake, self._ranker, self._explainer)
+
+    # ---- opening and closing -------------------------------------------------------
+    def open_case(self, path: str | Path) -> None:
+        self.status.emit(f"Opening {path}…")
+        self._opener.start(_open_case, str(path), self.user or None)
+
+    def new_case(
+        self, path: str | Path, number: str, examiner: str, title: str, agency: str
+    ) -> None:
+        self._opener.start(_new_case, str(path), number, examiner, title, agency)
+
+    def open_demo(self, path: str | Path) -> None:
+        self.status.emit("Creating the demo case…")
+        self._opener.start(create_demo_case, str(path), model=self.model)
+
+    def _on_opened(self, case: Case) -> None:
+        self.close_case()
+        if self.user:
+            case.user = self.user
+        self.case = case
+        self.undo_stack.clear()
+        self.status.emit(f"Case {case.info().case_number} open")
+        self.case_opened.emit(case)
+
+    def close_case(self) -> None:
+        for runner in self.runners[1:]:
+            runner.shutdown()
+        self.jobs.clear()
+        self.jobs_changed.emit()
+        if self.case is not None:
+            self.case.close()
+            self.case = None
+            self.undo_stack.clear()
+            self._annotation_ids.clear()
+            self.case_closed.emit()
+
+    # ---- intake, faces, ranking ----------------------------------------------------
+    def add_files(self, files: Sequence[str], role: str) -> None:
+        if self.case is None:
+            return
+        self.status.emit(f"Adding {len(files)} file(s) as {role}…")
+        self._intake.start(_intake, self.case, [str(f) for f in files], role)
+
+    def _on_intake(self, result: Any) -> None:
+        self.exhibits_changed.emit()
+        self.faces_changed.emit()
+        self.audit_changed.emit()
+        self.intake_finished.emit(result)
+        if result.rejected:
+            lines = "\n".join(f"{r.path}: {r.reason}" for r in result.rejected)
+            self.errors.report(
+                ValueError(f"{len(result.rejected)} file(s) were not added:\n{lines}"),
+                lines,
+                context="Some files could not be added to the case.",
+            )
+        self.rank()
+
+    def correct_landmarks(self, label: str, points: Any) -> None:
+        if self.case is None:
+            return
+        self.case.correct_face(label, points)
+        self.faces_changed.emit()
+        self.audit_changed.emit()
+
+    def rank(self, probe: str | None = None) -> None:
+        """1:N: every gallery face against the probe (the first probe by default)."""
+        if self.case is None or self.model is None:
+            return
+        probes = [f for f in self.case.faces() if f.mark.startswith("Q")]
+        gallery = [f for f in self.case.faces() if f.mark.startswith("K")]
+        if not probes or not gallery:
+            return
+        label = probe or probes[0].label
+        self._ranker.start(workflow.rank_gallery, self.case, label, self.model)
+
+    def _on_ranked(self, candidates: Any) -> None:
+        self.comparisons_changed.emit()
+        self.audit_changed.emit()
+        self.status.emit(f"Ranked {len(candidates)} gallery face(s)")
+
+    # ---- explanations: a queue, one job at a time -----------------------------------
+    def queue_explanations(
+        self, probe: str, gallery: str, methods: dict[str, dict[str, Any]], seed: int
+    ) -> None:
+        for method, params in methods.items():
+            self.jobs.append(ExplainJob(probe, gallery, method, dict(params), seed))
+        self.jobs_changed.emit()
+        if not self._explainer.is_busy():
+            self._start_next_job()
+
+    def cancel_job(self, job: ExplainJob) -> None:
+        if job.state == "queued":
+            job.state = "cancelled"
+            self.jobs_changed.emit()
+        elif job.state == "running":
+            self._explainer.cancel()
+
+    def cancel_all_jobs(self) -> None:
+        for job in self.jobs:
+            if job.state == "queued":
+                job.state = "cancelled"
+        self._explainer.cancel()
+        self.jobs_changed.emit()
+
+    def running_job(self) -> ExplainJob | None:
+        return next((j for j in self.jobs if j.state == "running"), None)
+
+    def _start_next_job(self) -> None:
+        if self.case is None or self.model is None or self._explainer.is_busy():
+            return
+        job = next((j for j in self.jobs if j.state == "queued"), None)
+        if job is None:
+            return
+        job.state = "running"
+        self.jobs_changed.emit()
+        self._explainer.start(_explain, self.case, job, self.model)
+
+    def _on_job_progress(self, done: int, total: int, message: str) -> None:
+        job = self.running_job()
+        if job is not None:
+            job.done, job.total, job.message = done, total, message
+            self.jobs_changed.emit()
+
+    def _on_explained(self, done: Any) -> None:
+        job = self.running_job()
+        if job is None:
+            return
+        job.state = "cached" if done.from_cache else "done"
+        job.result, job.explanation_id = done, done.stored.id
+        job.done = job.total
+        self.jobs_changed.emit()
+        self.comparisons_changed.emit()
+        self.audit_changed.emit()
+        self.explanations_changed.emit(job)
+
+    def _on_job_cancelled(self) -> None:
+        job = self.running_job()
+        if job is not None:
+            job.state = "cancelled"
+            self.jobs_changed.emit()
+
+    def _on_job_failed(self, error: BaseException, details: str) -> None:
+        job = self.running_job()
+        if job is not None:
+            job.state, job.message = "failed", str(error)
+            self.jobs_changed.emit()
+
+    # ---- annotations (undoable) and conclusions ------------------------------------
+    def add_annotation(self, **fields: Any) -> None:
+        self.undo_stack.push(_AddAnnotation(self, fields))
+
+    def move_annotation(self, annotation_id: int, points: Any) -> None:
+        self.undo_stack.push(_EditAnnotation(self, annotation_id, {"points": points}))
+
+    def edit_annotation(self, annotation_id: int, **changes: Any) -> None:
+        self.undo_stack.push(_EditAnnotation(self, annotation_id, changes))
+
+    def delete_annotation(self, annotation_id: int) -> None:
+        self.undo_stack.push(_DeleteAnnotation(self, annotation_id))
+
+    def add_conclusion(self, text: str, comparison_id: int | None = None) -> None:
+        if self.case is None:
+            return
+        self.case.add_conclusion(text, comparison_id)
+        self.conclusions_changed.emit()
+        self.audit_changed.emit()
+
+    def _annotations_touched(self) -> None:
+        self.annotations_changed.emit()
+        self.audit_changed.emit()
+
+    def shutdown(self) -> None:
+        """Cancel and wait for every worker, then close the case (at quit)."""
+        for runner in self.runners:
+            runner.shutdown()
+        self.close_case()
+
+
+# Undo/redo: each step is a real change in the case (and so in its audit trail);
+# undoing an addition deletes the row, undoing a deletion adds it again as a new row.
+# Commands keep the id an annotation had first; ``_ids`` maps it to the current one.
+class _AnnotationCommand(QUndoCommand):
+    def __init__(self, controller: CaseController, text: str, key: int | None):
+        super().__init__(text)
+        self.controller, self.key = controller, key
+
+    @property
+    def case(self) -> Case:
+        assert self.controller.case is not None
+        return self.controller.case
+
+    def current_id(self) -> int:
+        ids = self.controller._annotation_ids
+        return ids.get(self.key, self.key)  # type: ignore[arg-type]
+
+    def re_added(self, new_id: int) -> None:
+        if self.key is None:
+            self.key = new_id
+        self.controller._annotation_ids[self.key] = new_id
+
+    def fields_of(self, annotation_id: int) -> dict[str, Any]:
+        annotation = self.case.annotation(annotation_id)
+        fields: dict[str, Any] = {
+            "shape": annotation.shape,
+            "points": [list(p) for p in annotation.points],
+            "label": annotation.label,
+            "note": annotation.note,
+            "component": annotation.component,
+        }
+        if annotation.exhibit_id is not None:
+            marks = {e.id: e.mark for e in self.case.exhibits()}
+            fields["exhibit"] = marks[annotation.exhibit_id]
+        else:
+            fields["explanation_id"] = annotation.explanation_id
+        return fields
+
+
+class _AddAnnotation(_AnnotationCommand):
+    def __init__(self, controller: CaseController, fields: dict[str, Any]) -> None:
+        super().__init__(controller, f"add {fields.get('shape', 'annotation')}", None)
+        self.fields = fields
+
+    def redo(self) -> None:
+        self.re_added(self.case.add_annotation(**self.fields).id)
+        self.controller._annotations_touched()
+
+    def undo(self) -> None:
+        self.case.delete_annotation(self.current_id())
+        self.controller._annotations_touched()
+
+
+class _EditAnnotation(_AnnotationCommand):
+    def __init__(
+        self, controller: CaseController, annotation_id: int, changes: dict[str, Any]
+    ) -> None:
+        super().__init__(controller, "edit annotation", annotation_id)
+        self.changes = changes
+        before = self.fields_of(annotation_id)
+        self.before = {key: before[key] for key in changes}
+
+    def redo(self) -> None:
+        self.case.update_annotation(self.current_id(), **self.changes)
+        self.controller._annotations_touched()
+
+    def undo(self) -> None:
+        self.case.update_annotation(self.current_id(), **self.before)
+        self.controller._annotations_touched()
+
+
+class _DeleteAnnotation(_AnnotationCommand):
+    def __init__(self, controller: CaseController, annotation_id: int) -> None:
+        super().__init__(controller, "delete annotation", annotation_id)
+        self.fields = self.fields_of(annotation_id)
+
+    def redo(self) -> None:
+        self.case.delete_annotation(self.current_id())
+        self.controller._annotations_touched()
+
+    def undo(self) -> None:
+        self.re_added(self.case.add_annotation(**self.fields).id)
+        self.controller._annotations_touched()

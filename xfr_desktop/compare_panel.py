@@ -1,0 +1,541 @@
+"""The comparison workspace: probe and gallery side by side, score in plain words,
+the ranked candidates (1:N), explanation overlays and annotations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction, QActionGroup
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QSlider,
+    QSpinBox,
+    QSplitter,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.case import workflow
+from core.case.store import FISWG_COMPONENTS, Case, Comparison
+from core.explain import FacePair
+from core.explain.base import ExplanationResult
+from core.explain.render import display_sigma, smooth_covered
+from core.imageio import load_image
+from core.models.base import FaceModel
+from xfr_desktop.chip_view import ChipView
+from xfr_desktop.viewer import EvidenceViewer, ViewSync
+from xfr_desktop.workers import TaskRunner
+
+COLOUR_MAPS = ("jet", "viridis", "inferno", "magma", "gray")
+TOOLS = (
+    (None, "Pan / select"),
+    ("point", "Point"),
+    ("rectangle", "Rectangle"),
+    ("ellipse", "Ellipse"),
+    ("polygon", "Polygon"),
+    ("freehand", "Freehand"),
+)
+
+
+@dataclass
+class LoadedPair:
+    """Everything the workspace shows for one pair (loaded in a worker)."""
+
+    probe_label: str
+    gallery_label: str
+    pair: FacePair
+    images: tuple[np.ndarray, np.ndarray]  # evidence RGB, EXIF orientation applied
+    faces: tuple[Any, Any]  # CaseFace
+    comparison: Comparison
+
+
+def load_pair(
+    case: Case, probe_label: str, gallery_label: str, model: FaceModel
+) -> LoadedPair:
+    """Worker: read both evidence copies, align both faces, score the pair."""
+    probe, gallery = case.face(probe_label), case.face(gallery_label)
+    images = tuple(
+        load_image(case.evidence_path(case.exhibit(face.mark))).rgb
+        for face in (probe, gallery)
+    )
+    pair = FacePair(
+        workflow.face_view(case, probe, model, "probe"),
+        workflow.face_view(case, gallery, model, "gallery"),
+    )
+    comparison = workflow.compare(case, probe_label, gallery_label, model)
+    return LoadedPair(
+        probe_label, gallery_label, pair, (images[0], images[1]), (probe, gallery),
+        comparison,
+    )  # fmt: skip
+
+
+def plain_words(comparison: Comparison) -> str:
+    """The score and the decision as an examiner reads them out."""
+    threshold = comparison.threshold
+    if threshold["metric"] == "euclidean":
+        rule = f"same person when the distance is below {threshold['value']:g}"
+    else:
+        rule = (
+            f"same person when the cosine similarity is at least {threshold['value']:g}"
+        )
+    verdict = (
+        "The model scores these two faces as the <b>same person (accept)</b>."
+        if comparison.decision == "accept"
+        else "The model scores these two faces as <b>different people (reject)</b>."
+    )
+    return (
+        f"Cosine similarity <b>{comparison.similarity:.4f}</b>, Euclidean distance "
+        f"<b>{comparison.distance:.4f}</b>; rule: {rule}. {verdict} "
+        "<i>This is a model score, not an identification: it supports, and does not "
+        "replace, the examiner's comparison.</i>"
+    )
+
+
+class AnnotationDialog(QDialog):
+    """Label, note and optional FISWG component for a new annotation."""
+
+    def __init__(self, shape: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(f"New {shape}")
+        self.label = QLineEdit()
+        self.note = QLineEdit()
+        self.component = QComboBox()
+        self.component.addItem("(none)", None)
+        for name in FISWG_COMPONENTS:
+            self.component.addItem(name, name)
+        form = QFormLayout(self)
+        form.addRow("Label", self.label)
+        form.addRow("Note", self.note)
+        form.addRow("FISWG component", self.component)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+
+    def values(self) -> dict[str, Any]:
+        return {
+            "label": self.label.text().strip(),
+            "note": self.note.text().strip(),
+            "component": self.component.currentData(),
+        }
+
+
+class ComparePanel(QWidget):
+    """Probe | gallery viewers, chips, score text, candidates and overlay controls."""
+
+    pair_loaded = Signal(object)  # LoadedPair
+    annotation_requested = Signal(dict)  # fields for CaseController.add_annotation
+    annotation_moved = Signal(int, object)
+    annotation_delete_requested = Signal(int)
+    landmarks_corrected = Signal(str, object)  # face label, (5, 2) points
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.case: Case | None = None
+        self.model: FaceModel | None = None
+        self.loaded: LoadedPair | None = None
+        self.results: dict[int, ExplanationResult] = {}  # explanation id -> result
+        self.ask_annotation_details = True  # tests switch the dialog off
+        self.viewers = (EvidenceViewer(), EvidenceViewer())
+        self.chips = (ChipView(), ChipView())
+        self.sync = ViewSync(*self.viewers)
+        self.probe_combo, self.gallery_combo = QComboBox(), QComboBox()
+        self.probe_combo.activated.connect(lambda _: self._selection_changed())
+        self.gallery_combo.activated.connect(lambda _: self._selection_changed())
+        self.candidates = QListWidget()
+        self.candidates.currentItemChanged.connect(self._on_candidate)
+        self.score = QLabel("Open a case and choose a probe and a gallery face.")
+        self.score.setWordWrap(True)
+        self.score.setTextFormat(Qt.TextFormat.RichText)
+        self.hover = QLabel(" ")
+        self._build_overlay_controls()
+        self._build_toolbar()
+        self._layout()
+        self._loader = TaskRunner(self)
+        self._loader.result.connect(self._on_pair_loaded)
+        for side, viewer in enumerate(self.viewers):
+            viewer.hovered.connect(
+                lambda x, y, value, side=side: self._on_hover(side, x, y, value)
+            )
+            viewer.annotation_drawn.connect(
+                lambda shape, points, side=side: self._on_drawn(side, shape, points)
+            )
+            viewer.annotation_moved.connect(self.annotation_moved)
+            viewer.annotation_delete_requested.connect(self.annotation_delete_requested)
+            viewer.landmarks_edited.connect(
+                lambda points, side=side: self._on_landmarks(side, points)
+            )
+
+    # ---- layout --------------------------------------------------------------------
+    def _build_overlay_controls(self) -> None:
+        self.method_combo = QComboBox()
+        self.method_combo.setToolTip("Explanations computed for this pair")
+        self.kind_combo = QComboBox()
+        self.kind_combo.addItems(["similarity", "dissimilarity", "combined"])
+        self.kind_combo.setToolTip(
+            "similarity: regions behind 'same person'; dissimilarity: regions "
+            "behind 'different people'; combined: both, red for and blue against"
+        )
+        self.opacity = QSlider(Qt.Orientation.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity.setValue(60)
+        self.colour_combo = QComboBox()
+        self.colour_combo.addItems(COLOUR_MAPS)
+        self.top_percent = QSpinBox()
+        self.top_percent.setRange(1, 100)
+        self.top_percent.setValue(100)
+        self.top_percent.setSuffix(" %")
+        self.top_percent.setToolTip("Show only the strongest x % of the map")
+        self.smooth = QCheckBox("Smooth")
+        self.smooth.setChecked(True)
+        self.smooth.setToolTip(
+            "Display only: Gaussian smoothing over 2 % of the face width, as in the "
+            "exported overlays; stored maps and read-outs stay raw"
+        )
+        self.show_overlay = QCheckBox("Show map")
+        self.show_overlay.setChecked(True)
+        self.sync_check = QCheckBox("Synchronise zoom")
+        self.sync_check.setChecked(True)
+        self.sync_check.toggled.connect(self.sync.set_enabled)
+        self.sync.set_enabled(True)
+        for signal in (
+            self.method_combo.currentIndexChanged,
+            self.kind_combo.currentIndexChanged,
+            self.opacity.valueChanged,
+            self.colour_combo.currentIndexChanged,
+            self.top_percent.valueChanged,
+            self.show_overlay.toggled,
+            self.smooth.toggled,
+        ):
+            signal.connect(lambda *_: self.update_overlays())
+
+    def _build_toolbar(self) -> None:
+        self.toolbar = QToolBar("Annotation tools")
+        group = QActionGroup(self)
+        self.tool_actions: dict[str | None, QAction] = {}
+        for tool, text in TOOLS:
+            action = QAction(text, self)
+            action.setCheckable(True)
+            action.triggered.connect(lambda _=False, tool=tool: self.set_tool(tool))
+            group.addAction(action)
+            self.toolbar.addAction(action)
+            self.tool_actions[tool] = action
+        self.tool_actions[None].setChecked(True)
+        self.toolbar.addSeparator()
+        self.edit_landmarks = QAction("Edit landmarks", self)
+        self.edit_landmarks.setCheckable(True)
+        self.edit_landmarks.setToolTip(
+            "Drag the five points (eyes' corners, nose); the chip is re-aligned"
+        )
+        self.edit_landmarks.toggled.connect(
+            lambda on: [v.set_landmarks_editable(on) for v in self.viewers]
+        )
+        self.toolbar.addAction(self.edit_landmarks)
+
+    def _layout(self) -> None:
+        pickers = QHBoxLayout()
+        pickers.addWidget(QLabel("Probe"))
+        pickers.addWidget(self.probe_combo, 1)
+        pickers.addWidget(QLabel("Gallery"))
+        pickers.addWidget(self.gallery_combo, 1)
+        views = QGridLayout()
+        for side, (viewer, chip) in enumerate(
+            zip(self.viewers, self.chips, strict=True)
+        ):
+            views.addWidget(viewer, 0, side)
+            views.addWidget(chip, 1, side, alignment=Qt.AlignmentFlag.AlignHCenter)
+        views.setRowStretch(0, 1)
+        controls = QGridLayout()
+        self.opacity.setMinimumWidth(100)
+        self.method_combo.setMinimumWidth(220)
+        controls.addWidget(QLabel("Map"), 0, 0)
+        controls.addWidget(self.method_combo, 0, 1)
+        controls.addWidget(self.kind_combo, 0, 2)
+        controls.addWidget(self.show_overlay, 0, 3)
+        controls.addWidget(self.smooth, 0, 4)
+        controls.addWidget(self.sync_check, 0, 5)
+        controls.addWidget(QLabel("Opacity"), 1, 0)
+        controls.addWidget(self.opacity, 1, 1)
+        controls.addWidget(QLabel("Colours"), 1, 2)
+        controls.addWidget(self.colour_combo, 1, 3)
+        controls.addWidget(QLabel("Show top"), 1, 4)
+        controls.addWidget(self.top_percent, 1, 5)
+        controls.setColumnStretch(6, 1)
+        left = QWidget()
+        column = QVBoxLayout(left)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addLayout(pickers)
+        column.addWidget(self.toolbar)
+        column.addLayout(views, 1)
+        column.addLayout(controls)
+        column.addWidget(self.hover)
+        column.addWidget(self.score)
+        right = QWidget()
+        side = QVBoxLayout(right)
+        side.setContentsMargins(0, 0, 0, 0)
+        side.addWidget(QLabel("<b>Candidates</b> (1:N, best first)"))
+        side.addWidget(self.candidates)
+        splitter = QSplitter()
+        splitter.addWidget(left)
+        splitter.addWidget(right)
+        splitter.setStretchFactor(0, 5)
+        splitter.setStretchFactor(1, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(splitter)
+
+    # ---- case content --------------------------------------------------------------
+    def set_case(self, case: Case | None, model: FaceModel | None) -> None:
+        self.case, self.model = case, model
+        self.loaded = None
+        self.results.clear()
+        for viewer in self.viewers:
+            viewer.set_image(np.zeros((8, 8, 3), np.uint8))
+            viewer.set_overlay(None, signed=False)
+        self.refresh_faces()
+
+    def refresh_faces(self) -> None:
+        if self.case is None:
+            self.probe_combo.clear()
+            self.gallery_combo.clear()
+            return
+        for combo, prefix in ((self.probe_combo, "Q"), (self.gallery_combo, "K")):
+            current = combo.currentText()
+            combo.blockSignals(True)
+            combo.clear()
+            combo.addItems([f.label for f in self.case.faces() if f.mark[0] == prefix])
+            if current:
+                combo.setCurrentText(current)
+            combo.blockSignals(False)
+        self.refresh_candidates()
+
+    def refresh_candidates(self) -> None:
+        self.candidates.blockSignals(True)
+        self.candidates.clear()
+        if (
+            self.case is not None
+            and self.model is not None
+            and self.probe_combo.currentText()
+        ):
+            probe = self.case.face(self.probe_combo.currentText())
+            rows = [
+                c
+                for c in self.case.comparisons()
+                if c.probe_face_id == probe.id
+                and c.model_sha256 == self.model.weights_sha256
+            ]
+            rows.sort(key=lambda c: -c.similarity)
+            current = {f.id: f.label for f in self.case.faces()}
+            for rank, comparison in enumerate(
+                [c for c in rows if c.gallery_face_id in current], start=1
+            ):
+                label = current[comparison.gallery_face_id]
+                item = QListWidgetItem(
+                    f"{rank}. {label}   {comparison.similarity:.3f}   "
+                    f"{comparison.decision}"
+                )
+                item.setData(Qt.ItemDataRole.UserRole, label)
+                self.candidates.addItem(item)
+                if label == self.gallery_combo.currentText():
+                    self.candidates.setCurrentItem(item)
+        self.candidates.blockSignals(False)
+
+    def _on_candidate(self, item: QListWidgetItem | None) -> None:
+        if item is not None:
+            self.gallery_combo.setCurrentText(item.data(Qt.ItemDataRole.UserRole))
+            self._selection_changed()
+
+    def next_candidate(self, step: int = 1) -> None:
+        count = self.candidates.count()
+        if count:
+            row = (self.candidates.currentRow() + step) % count
+            self.candidates.setCurrentRow(row)
+
+    def select(self, label: str, role: str) -> None:
+        combo = self.probe_combo if role == "probe" else self.gallery_combo
+        combo.setCurrentText(label)
+        if role == "probe":
+            self.refresh_candidates()
+        self._selection_changed()
+
+    def _selection_changed(self) -> None:
+        probe, gallery = (
+            self.probe_combo.currentText(),
+            self.gallery_combo.currentText(),
+        )
+        if self.case is None or self.model is None or not probe or not gallery:
+            return
+        self.score.setText(f"Loading {probe} and {gallery}…")
+        self._loader.start(load_pair, self.case, probe, gallery, self.model)
+
+    def reload(self) -> None:
+        self._selection_changed()
+
+    def _on_pair_loaded(self, loaded: LoadedPair) -> None:
+        self.loaded = loaded
+        for side in (0, 1):
+            face = loaded.faces[side]
+            self.viewers[side].set_image(loaded.images[side], face.label)
+            self.viewers[side].set_face(face.bbox, face.landmarks5)
+            self.chips[side].set_chip(loaded.pair.sides[side].chip)
+            self.chips[side].set_caption(f"{face.label}: aligned chip")
+        self.sync.set_anchors(loaded.faces[0].bbox, loaded.faces[1].bbox)
+        self.score.setText(plain_words(loaded.comparison))
+        self.refresh_annotations()
+        self.refresh_candidates()
+        self.pair_loaded.emit(loaded)
+
+    # ---- explanations ----------------------------------------------------------------
+    def set_explanations(self, results: dict[int, ExplanationResult]) -> None:
+        """Results stored for the current pair, by explanation id."""
+        self.results = dict(results)
+        current = self.method_combo.currentData()
+        self.method_combo.blockSignals(True)
+        self.method_combo.clear()
+        for explanation_id, result in self.results.items():
+            self.method_combo.addItem(
+                f"{result.method_name} (#{explanation_id})", explanation_id
+            )
+        index = self.method_combo.findData(current)
+        self.method_combo.setCurrentIndex(
+            index if index >= 0 else self.method_combo.count() - 1
+        )
+        self.method_combo.blockSignals(False)
+        self.update_overlays()
+
+    def show_explanation(self, explanation_id: int) -> None:
+        index = self.method_combo.findData(explanation_id)
+        if index >= 0:
+            self.method_combo.setCurrentIndex(index)
+
+    def current_result(self) -> ExplanationResult | None:
+        return self.results.get(self.method_combo.currentData())
+
+    def update_overlays(self) -> None:
+        result = self.current_result()
+        kind = self.kind_combo.currentText()
+        options = {
+            "signed": kind == "combined",
+            "colour_map": self.colour_combo.currentText(),
+            "opacity": self.opacity.value() / 100,
+            "top_percent": float(self.top_percent.value()),
+        }
+        visible = self.show_overlay.isChecked()
+        for side, viewer in enumerate(self.viewers):
+            maps = result.images[side] if result is not None else None
+            viewer.set_overlay_visible(visible)
+            if maps is None or kind not in maps.evidence:
+                viewer.set_overlay(None, signed=False)
+                self.chips[side].set_overlay(None, signed=False)
+                continue
+            evidence = maps.evidence[kind]
+            chip_map = maps.chip_maps()[kind]
+            values = evidence.values
+            if self.smooth.isChecked():
+                values = smooth_covered(values, display_sigma(values))
+                chip_map = smooth_covered(chip_map, display_sigma(chip_map))
+            viewer.set_overlay(values, evidence.origin, **options)
+            self.chips[side].set_overlay(chip_map if visible else None, **options)
+
+    def set_colour_map(self, name: str) -> None:
+        self.colour_combo.setCurrentText(name)
+
+    def toggle_overlay(self) -> None:
+        self.show_overlay.toggle()
+
+    # ---- hover: the value under the cursor, and at the same face point opposite -----
+    def raw_value(self, side: int, x: float, y: float) -> float | None:
+        """The stored (unsmoothed) map value at evidence pixel (x, y) of one side."""
+        result = self.current_result()
+        kind = self.kind_combo.currentText()
+        if result is None or kind not in result.images[side].evidence:
+            return None
+        evidence = result.images[side].evidence[kind]
+        column = int(np.floor(x)) - evidence.origin[0]
+        row = int(np.floor(y)) - evidence.origin[1]
+        height, width = evidence.values.shape
+        if not (0 <= row < height and 0 <= column < width):
+            return None
+        value = float(evidence.values[row, column])
+        return value if np.isfinite(value) else None
+
+    def _on_hover(self, side: int, x: float, y: float, _shown: Any) -> None:
+        if self.loaded is None:
+            return
+        here = self.loaded.pair.sides[side].transform
+        there = self.loaded.pair.sides[1 - side].transform
+        ox, oy = there.to_image(here.to_chip(np.array([[x, y]])))[0]
+        names = ("probe", "gallery")
+
+        def text(v: float | None) -> str:
+            return "no map" if v is None else f"{v:.4g}"
+
+        self.hover.setText(
+            f"{names[side]} ({x:.0f}, {y:.0f}): {text(self.raw_value(side, x, y))}   "
+            f"|   same face point on the {names[1 - side]} ({ox:.0f}, {oy:.0f}): "
+            f"{text(self.raw_value(1 - side, float(ox), float(oy)))}"
+        )
+
+    # ---- annotations and landmarks ---------------------------------------------------
+    def set_tool(self, tool: str | None) -> None:
+        self.tool_actions[tool].setChecked(True)
+        for viewer in self.viewers:
+            viewer.set_tool(tool)
+
+    def refresh_annotations(self) -> None:
+        if self.case is None or self.loaded is None:
+            return
+        for side, viewer in enumerate(self.viewers):
+            mark = self.loaded.faces[side].mark
+            viewer.set_annotations(
+                [
+                    {
+                        "id": a.id,
+                        "shape": a.shape,
+                        "points": [list(p) for p in a.points],
+                        "label": a.label or (a.component or ""),
+                    }
+                    for a in self.case.annotations(exhibit=mark)
+                ]
+            )
+
+    def _on_drawn(self, side: int, shape: str, points: list) -> None:
+        if self.loaded is None:
+            return
+        details = {"label": "", "note": "", "component": None}
+        if self.ask_annotation_details:
+            dialog = AnnotationDialog(shape, self)
+            if dialog.exec() != QDialog.DialogCode.Accepted:
+                return
+            details = dialog.values()
+        self.annotation_requested.emit(
+            {
+                "exhibit": self.loaded.faces[side].mark,
+                "shape": shape,
+                "points": points,
+                **details,
+            }
+        )
+
+    def _on_landmarks(self, side: int, points: Any) -> None:
+        if self.loaded is not None:
+            self.landmarks_corrected.emit(self.loaded.faces[side].label, points)
+
+    def shutdown(self) -> None:
+        self._loader.shutdown()

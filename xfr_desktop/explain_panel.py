@@ -1,0 +1,231 @@
+"""Pick explanation methods, edit their parameters, queue them, follow the jobs.
+
+The parameter form is generated from each method's typed ``Param`` defaults; the
+method's plain-language description is its tooltip.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.explain import ExplainerInfo, Param, infos
+from xfr_desktop.case_controller import ExplainJob
+
+INT_LIMIT = 2_000_000_000
+
+
+def editor_for(param: Param) -> QWidget:
+    """A widget for one typed parameter, showing its default."""
+    if param.choices:
+        combo = QComboBox()
+        combo.addItems([str(c) for c in param.choices])
+        combo.setCurrentText(str(param.default))
+        editor: QWidget = combo
+    elif param.type is int:
+        spin = QSpinBox()
+        spin.setRange(
+            int(param.minimum if param.minimum is not None else -INT_LIMIT),
+            int(param.maximum if param.maximum is not None else INT_LIMIT),
+        )
+        spin.setValue(int(param.default))
+        editor = spin
+    elif param.type is float:
+        double = QDoubleSpinBox()
+        double.setDecimals(4)
+        double.setRange(
+            float(param.minimum if param.minimum is not None else -1e9),
+            float(param.maximum if param.maximum is not None else 1e9),
+        )
+        double.setValue(float(param.default))
+        editor = double
+    else:
+        line = QLineEdit()
+        if isinstance(param.default, tuple):
+            line.setText(",".join(str(v) for v in param.default))
+        elif param.default is not None:
+            line.setText(str(param.default))
+        if param.optional:
+            line.setPlaceholderText("automatic")
+        editor = line
+    editor.setToolTip(param.description)
+    return editor
+
+
+def value_of(editor: QWidget) -> Any:
+    if isinstance(editor, QComboBox):
+        return editor.currentText()
+    if isinstance(editor, (QSpinBox, QDoubleSpinBox)):
+        return editor.value()
+    assert isinstance(editor, QLineEdit)
+    return editor.text().strip()  # the method's Param coerces and checks it
+
+
+class ExplainPanel(QWidget):
+    """Methods (checkable), the current method's parameters, Run and the job list."""
+
+    run_requested = Signal(dict, int)  # {method: params}, seed
+    cancel_requested = Signal(object)  # ExplainJob or None (= all)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.infos: dict[str, ExplainerInfo] = {i.method_id: i for i in infos()}
+        self.methods = QListWidget()
+        for info in self.infos.values():
+            item = QListWidgetItem(info.display_name)
+            item.setData(Qt.ItemDataRole.UserRole, info.method_id)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(
+                Qt.CheckState.Checked
+                if info.method_id == "fggb"
+                else Qt.CheckState.Unchecked
+            )
+            item.setToolTip(
+                f"<b>{info.display_name}</b><br>{info.description}<br><i>"
+                f"{info.citation}</i><br>"
+                + (
+                    "Gives similarity and dissimilarity maps."
+                    if info.has_dissimilarity
+                    else "Gives a similarity map only."
+                )
+            )
+            self.methods.addItem(item)
+        self.methods.currentItemChanged.connect(self._show_params)
+        self.params_box = QGroupBox("Parameters")
+        self.params_form = QFormLayout(self.params_box)
+        self._editors: dict[str, dict[str, QWidget]] = {}
+        self.seed = QSpinBox()
+        self.seed.setRange(0, INT_LIMIT)
+        self.seed.setToolTip(
+            "Random methods give the same maps again for the same seed"
+        )
+        self.run_button = QPushButton("Run checked methods")
+        self.run_button.clicked.connect(self._run)
+        self.cancel_button = QPushButton("Cancel all")
+        self.cancel_button.clicked.connect(lambda: self.cancel_requested.emit(None))
+        self.jobs = QTableWidget(0, 3)
+        self.jobs.setHorizontalHeaderLabels(["Method", "State", "Progress"])
+        self.jobs.horizontalHeader().setStretchLastSection(True)
+        self.jobs.verticalHeader().hide()
+        self.jobs.cellDoubleClicked.connect(self._cancel_row)
+        self._job_rows: list[ExplainJob] = []
+        seed_row = QHBoxLayout()
+        seed_row.addWidget(QLabel("Seed"))
+        seed_row.addWidget(self.seed)
+        seed_row.addStretch(1)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button, 1)
+        buttons.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(
+            QLabel("<b>Explanation methods</b> (hover for what they show)")
+        )
+        layout.addWidget(self.methods, 2)
+        layout.addWidget(self.params_box)
+        layout.addLayout(seed_row)
+        layout.addLayout(buttons)
+        layout.addWidget(QLabel("Jobs (double-click one to cancel it)"))
+        layout.addWidget(self.jobs, 1)
+        self.methods.setCurrentRow(0)
+
+    def _show_params(self, item: QListWidgetItem | None) -> None:
+        while self.params_form.rowCount():
+            self.params_form.takeRow(0).fieldItem.widget().setParent(None)  # type: ignore[union-attr]
+        if item is None:
+            return
+        method = item.data(Qt.ItemDataRole.UserRole)
+        info = self.infos[method]
+        self.params_box.setTitle(f"Parameters of {info.display_name}")
+        editors = self._editors.setdefault(
+            method, {p.name: editor_for(p) for p in info.params}
+        )
+        for param in info.params:
+            self.params_form.addRow(param.name, editors[param.name])
+        if not info.params:
+            self.params_form.addRow(QLabel("(no parameters)"), QWidget())
+
+    def checked_methods(self) -> list[str]:
+        return [
+            self.methods.item(i).data(Qt.ItemDataRole.UserRole)
+            for i in range(self.methods.count())
+            if self.methods.item(i).checkState() == Qt.CheckState.Checked
+        ]
+
+    def set_checked(self, methods: list[str]) -> None:
+        for i in range(self.methods.count()):
+            item = self.methods.item(i)
+            state = item.data(Qt.ItemDataRole.UserRole) in methods
+            item.setCheckState(
+                Qt.CheckState.Checked if state else Qt.CheckState.Unchecked
+            )
+
+    def params_for(self, method: str) -> dict[str, Any]:
+        """Only the parameters the examiner changed from the defaults."""
+        editors = self._editors.get(method, {})
+        changed = {}
+        for param in self.infos[method].params:
+            if param.name in editors:
+                value = value_of(editors[param.name])
+                default = param.default
+                shown = (
+                    ",".join(str(v) for v in default)
+                    if isinstance(default, tuple)
+                    else default
+                )
+                if value != shown and not (value == "" and default is None):
+                    changed[param.name] = value
+        return changed
+
+    def _run(self) -> None:
+        methods = {m: self.params_for(m) for m in self.checked_methods()}
+        if methods:
+            self.run_requested.emit(methods, self.seed.value())
+
+    def _cancel_row(self, row: int, _column: int) -> None:
+        if 0 <= row < len(self._job_rows):
+            self.cancel_requested.emit(self._job_rows[row])
+
+    def set_jobs(self, jobs: list[ExplainJob]) -> None:
+        self._job_rows = list(jobs)
+        self.jobs.setRowCount(len(jobs))
+        for row, job in enumerate(jobs):
+            name = (
+                self.infos[job.method].display_name
+                if job.method in self.infos
+                else job.method
+            )
+            self.jobs.setItem(
+                row, 0, QTableWidgetItem(f"{name} ({job.probe}×{job.gallery})")
+            )
+            state = QTableWidgetItem(job.state)
+            state.setToolTip(job.message)
+            self.jobs.setItem(row, 1, state)
+            bar = self.jobs.cellWidget(row, 2)
+            if not isinstance(bar, QProgressBar):
+                bar = QProgressBar()
+                self.jobs.setCellWidget(row, 2, bar)
+            bar.setRange(0, max(1, job.total))
+            bar.setValue(job.done)
+        self.cancel_button.setEnabled(
+            any(j.state in ("queued", "running") for j in jobs)
+        )

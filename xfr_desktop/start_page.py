@@ -1,0 +1,138 @@
+"""The start screen: recent cases, New case, Open case, Open demo case."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core import APP_NAME
+
+INTRO = (
+    "Open a case to compare a questioned face (probe, marked Q1, Q2…) with known "
+    "faces (gallery, K1, K2…). Every step is recorded in the case's audit trail; the "
+    "evidence files are stored unaltered. New here? Open the demo case."
+)
+
+
+class StartPage(QWidget):
+    new_requested = Signal()
+    open_requested = Signal(str)  # a case folder ("" = ask)
+    demo_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        title = QLabel(f"<h1>{APP_NAME}</h1>")
+        intro = QLabel(INTRO)
+        intro.setWordWrap(True)
+        intro.setMaximumWidth(640)
+        self.new_button = QPushButton("New case…")
+        self.open_button = QPushButton("Open case…")
+        self.demo_button = QPushButton("Open demo case")
+        self.new_button.clicked.connect(self.new_requested)
+        self.open_button.clicked.connect(lambda: self.open_requested.emit(""))
+        self.demo_button.clicked.connect(self.demo_requested)
+        buttons = QHBoxLayout()
+        for button in (self.new_button, self.open_button, self.demo_button):
+            button.setMinimumHeight(36)
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        self.recent = QListWidget()
+        self.recent.setMaximumWidth(640)
+        self.recent.itemActivated.connect(
+            lambda item: self.open_requested.emit(item.data(Qt.ItemDataRole.UserRole))
+        )
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(40, 24, 40, 24)
+        layout.addWidget(title)
+        layout.addWidget(intro)
+        layout.addSpacing(12)
+        layout.addLayout(buttons)
+        layout.addSpacing(16)
+        layout.addWidget(QLabel("<b>Recent cases</b> (double-click to open)"))
+        layout.addWidget(self.recent, 1)
+
+    def set_recent(self, paths: list[str]) -> None:
+        self.recent.clear()
+        for path in paths:
+            item = QListWidgetItem(f"{Path(path).name}    —    {path}")
+            item.setData(Qt.ItemDataRole.UserRole, path)
+            if not Path(path).exists():
+                item.setFlags(Qt.ItemFlag.NoItemFlags)
+                item.setToolTip("This case folder is no longer there.")
+            self.recent.addItem(item)
+        if not paths:
+            item = QListWidgetItem("No recent cases yet.")
+            item.setFlags(Qt.ItemFlag.NoItemFlags)
+            self.recent.addItem(item)
+
+
+class NewCaseDialog(QDialog):
+    """Case number, examiner, title, agency and the folder of a new case."""
+
+    def __init__(self, examiner: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("New case")
+        self.number = QLineEdit()
+        self.examiner = QLineEdit(examiner)
+        self.title = QLineEdit()
+        self.agency = QLineEdit()
+        self.folder = QLineEdit()
+        self.folder.setPlaceholderText("a new folder, e.g. …/2026-0077.xfrcase")
+        browse = QPushButton("Choose…")
+        browse.clicked.connect(self._choose_folder)
+        folder_row = QHBoxLayout()
+        folder_row.addWidget(self.folder, 1)
+        folder_row.addWidget(browse)
+        form = QFormLayout()
+        form.addRow("Case number*", self.number)
+        form.addRow("Examiner*", self.examiner)
+        form.addRow("Title", self.title)
+        form.addRow("Agency", self.agency)
+        form.addRow("Case folder*", folder_row)
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        for edit in (self.number, self.examiner, self.folder):
+            edit.textChanged.connect(self._update_ok)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.buttons)
+        self._update_ok()
+
+    def _choose_folder(self) -> None:
+        name = self.number.text().strip() or "case"
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Folder for the new case", f"{name}.xfrcase"
+        )
+        if path:
+            self.folder.setText(path)
+
+    def _update_ok(self) -> None:
+        ready = all(e.text().strip() for e in (self.number, self.examiner, self.folder))
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(ready)
+
+    def values(self) -> tuple[str, str, str, str, str]:
+        return (
+            self.folder.text().strip(),
+            self.number.text().strip(),
+            self.examiner.text().strip(),
+            self.title.text().strip(),
+            self.agency.text().strip(),
+        )
