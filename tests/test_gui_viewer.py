@@ -27,7 +27,6 @@ from xfr_desktop.viewer import (
     ViewSync,
     colour_lut,
     colourise,
-    protect_none_refcount,
 )
 
 W, H = 300, 200
@@ -550,9 +549,10 @@ def test_colourise_edge_cases():
 
 
 def test_void_qt_calls_do_not_use_up_none():
-    """shiboken6 6.12 on Python 3.11 drops a reference to None per void call."""
-    protect_none_refcount()
+    """PySide6 6.12.0 on Python 3.11 drops a reference to None per void call and
+    aborts the interpreter after a few thousand; pyproject excludes it."""
     point = QPointF()
-    for _ in range(20_000):  # more than None's references at start-up
+    before = sys.getrefcount(None)
+    for _ in range(2_000):  # well below None's references at start-up
         point.setX(1.0)
-    assert sys.getrefcount(None) > 1000
+    assert sys.getrefcount(None) >= before - 100

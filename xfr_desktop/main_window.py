@@ -83,7 +83,11 @@ def demo_folder() -> Path:
         QStandardPaths.StandardLocation.AppDataLocation
     )
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path(data) / "demo-cases" / f"demo-{stamp}.xfrcase"
+    folder = Path(data) / "demo-cases"
+    number = 1
+    while (folder / f"demo-{stamp}-{number}.xfrcase").exists():
+        number += 1  # a demo case is never overwritten, even within one second
+    return folder / f"demo-{stamp}-{number}.xfrcase"
 
 
 class MainWindow(QMainWindow):
@@ -129,8 +133,7 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._connect()
         self._restore_window_state()
-        if self.settings.theme != "light" or QApplication.style().name() != "fusion":
-            self.set_theme(self.settings.theme)
+        self.set_theme(self.settings.theme)
         self.load_model(
             model_id or self.settings.model_id, device or self.settings.device
         )

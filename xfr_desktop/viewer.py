@@ -21,9 +21,6 @@ the main window take precedence and nothing is handled twice): ``+``/``-`` zoom,
 fits, ``O`` toggles the overlay, Enter finishes a polygon, Escape cancels a drawing
 (or clears the selection), Delete/Backspace asks to delete the selected annotation.
 
-``protect_none_refcount`` (called on import) works around a reference-counting
-fault of shiboken6 6.12 on Python 3.11 that otherwise aborts the interpreter.
-
 ``ViewSync`` keeps two viewers showing the same region relative to the two faces
 (side-by-side comparison); ``colourise`` is the one colour-mapping function, shared
 with ``ChipView``.
@@ -31,9 +28,7 @@ with ``ChipView``.
 
 from __future__ import annotations
 
-import ctypes
 import math
-import sys
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
@@ -87,41 +82,6 @@ _FACE_COLOUR = QColor(60, 220, 90)
 Point = tuple[float, float]
 
 
-# -- a guard for the Qt binding -----------------------------------------------------
-
-_none_protected = False
-
-
-def protect_none_refcount() -> bool:
-    """Keep ``None`` alive under a shiboken6 that returns it without a reference.
-
-    PySide6 6.12 (the abi3 wheel) returns ``None`` from void C++ methods without
-    incrementing its reference count.  Python >= 3.12 has an immortal ``None``, so
-    nothing happens there; on 3.11 every such call (``QPainterPath.lineTo``,
-    ``QLabel.setText``, each paint in pyqtgraph) takes one reference away until the
-    interpreter aborts with "none_dealloc: deallocating None".  The fault is
-    measured, not assumed from a version number, and countered the way 3.12 does by
-    design: ``None`` gets a reference count that can never reach zero.  Idempotent;
-    True when the counter-measure is (now or already) in place.
-    """
-    global _none_protected
-    if _none_protected:
-        return True
-    if sys.version_info >= (3, 12):
-        return False
-    probe = QPointF()
-    before = sys.getrefcount(None)
-    for _ in range(100):
-        probe.setX(0.0)
-    if before - sys.getrefcount(None) < 50:
-        return False
-    # ob_refcnt is the first field of every CPython object.
-    ctypes.c_ssize_t.from_address(id(None)).value += 1 << 40
-    _none_protected = True
-    return True
-
-
-protect_none_refcount()
 
 
 # -- colour mapping --------------------------------------------------------------------
