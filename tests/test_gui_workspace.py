@@ -210,3 +210,12 @@ def test_dark_theme_and_about(qtbot, window):
     assert QApplication.palette().window().color().lightness() > 150
     qtbot.waitUntil(lambda: window.model is not None)
     assert window.model.weights_sha256 in window.about_html()
+
+
+def test_demo_is_reused_when_asked(qtbot, window):
+    first = open_demo(qtbot, window)
+    folder = first.folder
+    window.close_case()
+    window.open_demo(reuse=True)
+    qtbot.waitUntil(lambda: window.controller.case is not None, timeout=WAIT_MS)
+    assert window.controller.case.folder == folder

@@ -30,6 +30,14 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["auto", "cpu", "cuda"],
         help="where the model runs (auto: CUDA when available, else CPU)",
     )
+    opening = parser.add_mutually_exclusive_group()
+    opening.add_argument(
+        "--demo",
+        action="store_true",
+        help="open the demo case (made from photos bundled with the installed "
+        "packages on first use, then reused)",
+    )
+    opening.add_argument("--case", metavar="FOLDER", help="open this case folder")
     parser.add_argument(
         "--version", action="version", version=f"{APP_NAME} {__version__}"
     )
@@ -59,6 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     app.aboutToQuit.connect(on_about_to_quit)
     window.show()
+    if args.case:
+        window.open_case(args.case)
+    elif args.demo:
+        window.open_demo(reuse=True)
     try:
         return app.exec()
     finally:

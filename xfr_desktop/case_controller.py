@@ -145,7 +145,9 @@ class CaseController(QObject):
 
     def open_demo(self, path: str | Path) -> None:
         self.status.emit("Creating the demo case…")
-        self._opener.start(create_demo_case, str(path), model=self.model)
+        self._opener.start(
+            create_demo_case, str(path), user=self.user or None, model=self.model
+        )
 
     def _on_opened(self, case: Case) -> None:
         self.close_case()

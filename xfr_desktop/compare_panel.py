@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -396,10 +396,23 @@ class ComparePanel(QWidget):
             self.chips[side].set_chip(loaded.pair.sides[side].chip)
             self.chips[side].set_caption(f"{face.label}: aligned chip")
         self.sync.set_anchors(loaded.faces[0].bbox, loaded.faces[1].bbox)
+        self.zoom_to_faces()
         self.score.setText(plain_words(loaded.comparison))
         self.refresh_annotations()
         self.refresh_candidates()
         self.pair_loaded.emit(loaded)
+
+    def zoom_to_faces(self, margin: float = 1.6) -> None:
+        """Show each face with ``margin`` times its box around it (both views alike)."""
+        if self.loaded is None:
+            return
+        for viewer, face in zip(self.viewers, self.loaded.faces, strict=True):
+            left, top, right, bottom = face.bbox
+            size = margin * max(right - left, bottom - top)
+            centre_x, centre_y = (left + right) / 2, (top + bottom) / 2
+            viewer.view_box.setRange(
+                QRectF(centre_x - size / 2, centre_y - size / 2, size, size), padding=0
+            )
 
     # ---- explanations ----------------------------------------------------------------
     def set_explanations(self, results: dict[int, ExplanationResult]) -> None:

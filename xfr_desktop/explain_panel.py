@@ -146,7 +146,8 @@ class ExplainPanel(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(QLabel("Jobs (double-click one to cancel it)"))
         layout.addWidget(self.jobs, 1)
-        self.methods.setCurrentRow(0)
+        checked = self.checked_methods()
+        self.methods.setCurrentRow(list(self.infos).index(checked[0]) if checked else 0)
 
     def _show_params(self, item: QListWidgetItem | None) -> None:
         while self.params_form.rowCount():

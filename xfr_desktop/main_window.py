@@ -78,12 +78,17 @@ def _load_results(case, comparison_id: int) -> dict[int, ExplanationResult]:
     }
 
 
-def demo_folder() -> Path:
+def demo_cases_folder() -> Path:
     data = QStandardPaths.writableLocation(
         QStandardPaths.StandardLocation.AppDataLocation
     )
+    return Path(data) / "demo-cases"
+
+
+def demo_folder() -> Path:
+    """A new, unused folder for a demo case."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    folder = Path(data) / "demo-cases"
+    folder = demo_cases_folder()
     number = 1
     while (folder / f"demo-{stamp}-{number}.xfrcase").exists():
         number += 1  # a demo case is never overwritten, even within one second
@@ -239,9 +244,15 @@ class MainWindow(QMainWindow):
         )
         self._action(
             view_menu,
-            "&Fit",
+            "&Fit whole images",
             lambda: [v.fit() for v in viewers],
             QKeySequence("Ctrl+0"),
+        )
+        self._action(
+            view_menu,
+            "Zoom to the &faces",
+            self.compare.zoom_to_faces,
+            QKeySequence("Ctrl+F"),
         )
         self.overlay_action = self._action(
             view_menu,
@@ -318,8 +329,13 @@ class MainWindow(QMainWindow):
         if path:
             self.controller.open_case(path)
 
-    def open_demo(self) -> None:
-        self.controller.open_demo(demo_folder())
+    def open_demo(self, reuse: bool = False) -> None:
+        """A new demo case, or with ``reuse`` the newest one made before."""
+        existing = sorted(demo_cases_folder().glob("demo-*.xfrcase"))
+        if reuse and existing and (existing[-1] / "case.sqlite").is_file():
+            self.controller.open_case(existing[-1])
+        else:
+            self.controller.open_demo(demo_folder())
 
     def close_case(self) -> None:
         self.controller.close_case()

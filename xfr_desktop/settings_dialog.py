@@ -124,7 +124,7 @@ class SettingsDialog(QDialog):
         form.addRow("&Face model:", self.model_combo)
         form.addRow("Threshold:", threshold_row)
         form.addRow("&Colour map:", self.colour_map_combo)
-        form.addRow("Overlay &opacity:", opacity_row)
+        form.addRow("Overlay opacity:", opacity_row)
         form.addRow("&Your name:", self.user_edit)
         form.addRow("&Theme:", self.theme_combo)
 

@@ -82,8 +82,6 @@ _FACE_COLOUR = QColor(60, 220, 90)
 Point = tuple[float, float]
 
 
-
-
 # -- colour mapping --------------------------------------------------------------------
 
 
@@ -468,9 +466,9 @@ class EvidenceViewer(QWidget):
         for x, y in points:
             item = pg.TargetItem(
                 pos=(float(x), float(y)),
-                size=11,
+                size=9,
                 symbol="crosshair",
-                pen=pg.mkPen((0, 255, 255), width=2),
+                pen=pg.mkPen((0, 255, 255), width=1.5),
                 hoverPen=pg.mkPen((255, 0, 255), width=2),
                 brush=(0, 0, 0, 0),
                 movable=self._landmarks_editable,

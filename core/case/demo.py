@@ -64,10 +64,14 @@ def create_demo_case(
     folder: str | Path,
     *,
     examiner: str = "Demo examiner",
+    user: str | None = None,
     model: FaceModel | None = None,
     detector: FaceDetector | None = None,
 ) -> Case:
-    """Create the demo case (faces detected; ranked when a model is given)."""
+    """Create the demo case (faces detected; ranked when a model is given).
+
+    ``user`` is who the audit trail names (default: the examiner).
+    """
     from core.case import workflow
 
     case = Case.create(
@@ -76,6 +80,7 @@ def create_demo_case(
         examiner,
         title="Demo: CCTV still against two portraits",
         agency="XFR Desktop demo",
+        user=user,
     )
     try:
         with tempfile.TemporaryDirectory() as scratch:
