@@ -219,3 +219,23 @@ def test_demo_is_reused_when_asked(qtbot, window):
     window.open_demo(reuse=True)
     qtbot.waitUntil(lambda: window.controller.case is not None, timeout=WAIT_MS)
     assert window.controller.case.folder == folder
+
+
+def test_dragged_landmarks_realign_the_chip_and_are_recorded(qtbot, window):
+    case = open_demo(qtbot, window)
+    wait_for_pair(qtbot, window, "K1")
+    before = window.compare.loaded.pair.probe.chip.copy()
+    moved = window.compare.loaded.faces[0].landmarks5 + np.array([3.0, 2.0])
+    window.compare.edit_landmarks.setChecked(True)
+    window.compare.viewers[0].landmarks_edited.emit(moved)
+    qtbot.waitUntil(
+        lambda: (
+            window.compare.loaded is not None
+            and window.compare.loaded.faces[0].source == "manual"
+        ),
+        timeout=WAIT_MS,
+    )
+    assert not np.array_equal(window.compare.loaded.pair.probe.chip, before)
+    assert case.face("Q1").source == "manual"
+    assert [e.action for e in case.audit_log()].count("faces.correct") == 1
+    qtbot.waitUntil(lambda: window.compare.candidates.count() >= 2, timeout=WAIT_MS)

@@ -404,6 +404,7 @@ class MainWindow(QMainWindow):
     def _on_landmarks_corrected(self, label: str, points) -> None:
         self.controller.correct_landmarks(label, points)
         self.compare.reload()  # re-aligns the chip from the corrected points
+        self.controller.rank()  # the corrected face is a new face: rank it again
 
     def _on_pair_loaded(self, loaded: LoadedPair) -> None:
         self.layers.set_pair(loaded.pair, self.model)
