@@ -356,8 +356,10 @@ def build_parser() -> argparse.ArgumentParser:
     explain.set_defaults(run=cmd_explain)
 
     from core.case.cli import add_case_commands
+    from core.report.cli import add_report_commands
 
     add_case_commands(commands)
+    add_report_commands(commands)
 
     evaluate = commands.add_parser("eval", help="evaluate a model on a data set")
     eval_kinds = evaluate.add_subparsers(dest="eval_kind", required=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from PySide6.QtWidgets import QMessageBox
 
 pytest.importorskip("PySide6")
 
@@ -239,3 +240,23 @@ def test_dragged_landmarks_realign_the_chip_and_are_recorded(qtbot, window):
     assert case.face("Q1").source == "manual"
     assert [e.action for e in case.audit_log()].count("faces.correct") == 1
     qtbot.waitUntil(lambda: window.compare.candidates.count() >= 2, timeout=WAIT_MS)
+
+
+def test_export_and_verify_a_report_from_the_gui(qtbot, window, tmp_path):
+    from core.report.api import Signer
+    from core.report.signing import create_identity, export_certificate
+
+    case = open_demo(qtbot, window)
+    create_identity("Examiner Éowyn", tmp_path / "me.p12", "password-1")
+    export_certificate(tmp_path / "me.p12", "password-1", tmp_path / "me.pem")
+    report = tmp_path / "report.pdf"
+    with qtbot.waitSignal(window.report_exported, timeout=WAIT_MS) as exported:
+        window.export_report(str(report), Signer(tmp_path / "me.p12", "password-1"))
+    assert report.is_file() and exported.args[0].signed_by == ("Examiner Éowyn",)
+    assert case.audit_log()[-1].action == "report.generate"
+    with qtbot.waitSignal(window.report_verified, timeout=WAIT_MS) as verified:
+        window.verify_report_file(str(report), [str(tmp_path / "me.pem")])
+    check = verified.args[0]
+    assert check.ok and check.case_checked and not check.evidence_problems
+    for box in window.findChildren(QMessageBox):
+        box.close()

@@ -20,7 +20,9 @@ from PySide6.QtWidgets import (
     QApplication,
     QDialog,
     QFileDialog,
+    QInputDialog,
     QLabel,
+    QLineEdit,
     QMainWindow,
     QMessageBox,
     QSplitter,
@@ -31,6 +33,8 @@ from PySide6.QtWidgets import (
 from core import APP_NAME, __version__
 from core.explain.base import ExplanationResult
 from core.models.base import FaceModel, ModelRegistry, registry
+from core.report.api import Signer, generate_report, verify_report
+from core.report.signing import load_certificate
 from xfr_desktop.audit_view import AuditTrailView
 from xfr_desktop.case_controller import CaseController, ExplainJob
 from xfr_desktop.compare_panel import ComparePanel, LoadedPair
@@ -104,6 +108,8 @@ class MainWindow(QMainWindow):
     """
 
     model_ready = Signal(object)  # FaceModel
+    report_exported = Signal(object)  # core.report.api.ReportOutcome
+    report_verified = Signal(object)  # core.report.api.ReportCheck
 
     def __init__(
         self,
@@ -126,6 +132,21 @@ class MainWindow(QMainWindow):
         self.controller.user = self.settings.effective_user()
         self._results_loader = TaskRunner(self)
         self._results_loader.result.connect(self._on_results)
+        self._reporter = TaskRunner(self)
+        self._reporter.progress.connect(
+            lambda done, total, message: self.statusBar().showMessage(
+                f"Report: {message} ({done}/{total})"
+            )
+        )
+        self._reporter.result.connect(self._on_report)
+        self._report_checker = TaskRunner(self)
+        self._report_checker.result.connect(self._show_report_check)
+        self._report_checker.error.connect(
+            lambda e, d: self.errors.report(e, d, context="Could not check the report.")
+        )
+        self._reporter.error.connect(
+            lambda e, d: self.errors.report(e, d, context="The report failed.")
+        )
         self._verifier = TaskRunner(self)
         self._verifier.result.connect(
             lambda r: self.audit.show_verify_result(
@@ -215,6 +236,13 @@ class MainWindow(QMainWindow):
         self.demo_action = self._action(file_menu, "Open &demo case", self.open_demo)
         self.close_case_action = self._action(
             file_menu, "&Close case", self.close_case, keys.Close
+        )
+        file_menu.addSeparator()
+        self.report_action = self._action(
+            file_menu, "&Export report…", self.ask_export_report, keys.Print
+        )
+        self.verify_report_action = self._action(
+            file_menu, "&Verify a report…", self.ask_verify_report
         )
         file_menu.addSeparator()
         self.settings_action = self._action(
@@ -344,6 +372,102 @@ class MainWindow(QMainWindow):
         if self.controller.case is not None:
             self._verifier.start(self.controller.case.verify)
 
+    # ---- reports ------------------------------------------------------------------
+    def ask_export_report(self) -> None:
+        """Where to write it, and (optionally) the identity to sign it with."""
+        case = self.controller.case
+        if case is None:
+            return
+        path, _ = QFileDialog.getSaveFileName(
+            self,
+            "Export report",
+            f"{case.info().case_number}-report.pdf",
+            "PDF (*.pdf)",
+        )
+        if not path:
+            return
+        identity, _ = QFileDialog.getOpenFileName(
+            self,
+            "Sign with your identity (Cancel: unsigned report)",
+            "",
+            "Identity (*.p12 *.pfx)",
+        )
+        signer = None
+        if identity:
+            password, ok = QInputDialog.getText(
+                self,
+                "Identity password",
+                f"Password for {Path(identity).name} (never stored):",
+                QLineEdit.EchoMode.Password,
+            )
+            if not ok:
+                return
+            signer = Signer(Path(identity), password)
+        self.export_report(path, signer)
+
+    def export_report(self, path: str, signer=None, countersigner=None) -> None:
+        if self.controller.case is None:
+            return
+        self.statusBar().showMessage("Writing the report…")
+        self._reporter.start(
+            generate_report,
+            self.controller.case,
+            path,
+            sign=signer,
+            countersign=countersigner,
+        )
+
+    def _on_report(self, outcome) -> None:
+        self._refresh_audit()
+        signed = ", ".join(outcome.signed_by) or "not signed"
+        self.statusBar().showMessage(
+            f"Report {outcome.report_id} written to {outcome.path} ({signed})", 15000
+        )
+        self.report_exported.emit(outcome)
+
+    def ask_verify_report(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Verify a report", "", "PDF (*.pdf)"
+        )
+        if not path:
+            return
+        certificates, _ = QFileDialog.getOpenFileNames(
+            self,
+            "Certificates you trust (the signers'; Cancel: none)",
+            "",
+            "Certificates (*.pem *.cer *.crt *.der)",
+        )
+        self.verify_report_file(path, certificates)
+
+    def verify_report_file(self, path: str, certificates=()) -> None:
+        trust = [load_certificate(Path(c)) for c in certificates]
+        self._report_checker.start(
+            verify_report, path, trust=trust, case=self.controller.case
+        )
+
+    def _show_report_check(self, check) -> None:
+        lines = [f"Report {check.report_id or '(no XFR manifest)'}"]
+        lines += [f"• {s.field_name}: {s.summary}" for s in check.signatures] or [
+            "• Not signed: the report can have been changed without trace."
+        ]
+        if check.case_checked:
+            lines.append(
+                "• Evidence hashes match the open case."
+                if not check.evidence_problems
+                else "• Evidence MISMATCH: " + "; ".join(check.evidence_problems)
+            )
+        box = QMessageBox(
+            QMessageBox.Icon.Information if check.ok else QMessageBox.Icon.Warning,
+            "Report verification",
+            ("All checks hold." if check.ok else "Not all checks hold.")
+            + "\n\n"
+            + "\n".join(lines),
+            parent=self,
+        )
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+        self.report_verified.emit(check)
+
     def _on_case_opened(self, case) -> None:
         info = case.info()
         self.settings.add_recent(case.folder)
@@ -375,6 +499,7 @@ class MainWindow(QMainWindow):
     def _update_actions(self) -> None:
         has_case = self.controller.case is not None
         self.close_case_action.setEnabled(has_case)
+        self.report_action.setEnabled(has_case)
 
     def _select_first_pair(self) -> None:
         case = self.controller.case
@@ -567,7 +692,8 @@ class MainWindow(QMainWindow):
 
     def shutdown(self) -> None:
         """Cancel and await every worker; close the case (nothing half-written)."""
-        for runner in (self.model_loader, self._results_loader, self._verifier):
+        runners = (self.model_loader, self._results_loader, self._verifier)
+        for runner in (*runners, self._reporter, self._report_checker):
             runner.shutdown()
         self.exhibits.shutdown()
         self.compare.shutdown()

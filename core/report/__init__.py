@@ -1,0 +1,1 @@
+"""Court-ready PDF reports: building, fonts, signing."""

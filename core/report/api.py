@@ -1,0 +1,259 @@
+"""Generate, sign and verify reports; what the CLI and the GUI call.
+
+The report carries a machine-readable manifest (``xfr-report.json``, a PDF file
+attachment inside the signed bytes): report id, case identifier, every exhibit's
+mark and SHA-256, the comparisons and explanations.  ``verify_report`` checks the
+signatures and, given the case, that this manifest matches the case's evidence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.case.store import Case
+from core.errors import BadInputError
+from core.report.build import BuiltReport, ReportRequest, build_report
+from core.report.signing import (
+    SignatureStatus,
+    load_certificate,
+    sign_pdf,
+    verify_pdf,
+)
+
+MANIFEST_NAME = "xfr-report.json"
+ProgressCallback = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class Signer:
+    """A PKCS#12 identity and its password (kept in memory only)."""
+
+    p12: Path
+    password: str = ""
+
+
+@dataclass(frozen=True)
+class ReportOutcome:
+    path: Path
+    report_id: str
+    sha256: str
+    pages: int
+    signed_by: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "path": str(self.path)}
+
+
+def _manifest(case: Case, built: BuiltReport) -> dict[str, Any]:
+    info = case.info()
+    return {
+        "format": "xfr-report",
+        "report_id": built.report_id,
+        "case_uuid": info.case_uuid,
+        "case_number": info.case_number,
+        "exhibits": [{"mark": e.mark, "sha256": e.sha256} for e in case.exhibits()],
+        "comparisons": list(built.comparisons),
+        "explanations": list(built.explanations),
+    }
+
+
+def _attach(pdf: bytes, manifest: dict[str, Any]) -> bytes:
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf)))
+    writer.add_attachment(MANIFEST_NAME, json.dumps(manifest, indent=2).encode())
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    return buffer.getvalue()
+
+
+def read_manifest(pdf: bytes | Path) -> dict[str, Any] | None:
+    from pypdf import PdfReader
+
+    data = Path(pdf).read_bytes() if isinstance(pdf, Path) else pdf
+    try:
+        attachments = PdfReader(io.BytesIO(data)).attachments
+    except Exception as error:  # pypdf raises many types on damaged files
+        raise BadInputError(f"not a readable PDF ({error})") from None
+    contents = attachments.get(MANIFEST_NAME)
+    if not contents:
+        return None
+    return json.loads(contents[0])
+
+
+def signature_note(signers: Sequence[Signer], timestamp_url: str | None) -> str:
+    """What the cover page says about the signatures that will follow."""
+    if not signers:
+        return ""
+    from core.report.signing import _common_name, _is_self_signed
+
+    parts = []
+    for role, signer in zip(("examiner", "peer reviewer"), signers, strict=False):
+        cert = load_certificate(signer.p12, signer.password)
+        kind = (
+            "a self-signed certificate (no certification authority vouches for it; "
+            "compare its fingerprint with the one the signer gives you)"
+            if _is_self_signed(cert)
+            else "a certificate issued by a certification authority"
+        )
+        parts.append(f"the {role}, {_common_name(cert)}, with {kind}")
+    stamp = (
+        "A trusted time stamp from the configured server is attached."
+        if timestamp_url
+        else "No trusted time stamp is attached (no time-stamp server was configured "
+        "or the workstation is offline); the signing time is the signer's clock."
+    )
+    return (
+        "This report is signed (PAdES) by "
+        + "; and countersigned by ".join(parts)
+        + ". Any change after signing is detected by signature validation. "
+        + stamp
+    )
+
+
+def generate_report(
+    case: Case,
+    out: str | Path,
+    request: ReportRequest | None = None,
+    *,
+    sign: Signer | None = None,
+    countersign: Signer | None = None,
+    timestamp_url: str | None = None,
+    progress: ProgressCallback | None = None,
+) -> ReportOutcome:
+    """Build the report, sign it (and countersign it), write ``out``, audit it."""
+    out = Path(out)
+    if out.exists():
+        raise BadInputError("already exists; a report is never overwritten", out)
+    if countersign is not None and sign is None:
+        raise BadInputError("a countersignature needs the examiner's signature first")
+    signers = [s for s in (sign, countersign) if s is not None]
+    request = request or ReportRequest()
+    request.signature_note = signature_note(signers, timestamp_url)
+    request.timestamp_note = ""
+    built = build_report(case, request, progress)
+    pdf = _attach(built.pdf, _manifest(case, built))
+    names: list[str] = []
+    partial = out.with_name(out.name + ".partial")
+    try:
+        partial.write_bytes(pdf)
+        for signer, field, reason in (
+            (sign, "Examiner", "Examiner's report"),
+            (countersign, "Peer reviewer", "Verified by a second examiner (ACE-V)"),
+        ):
+            if signer is None:
+                continue
+            signed = partial.with_name(partial.name + ".signed")
+            info = sign_pdf(
+                partial, signed, signer.p12, signer.password,
+                reason=reason, field_name=field, timestamp_url=timestamp_url,
+            )  # fmt: skip
+            os.replace(signed, partial)
+            names.append(info.signer_name)
+        os.replace(partial, out)
+    finally:
+        for leftover in (partial, partial.with_name(partial.name + ".signed")):
+            leftover.unlink(missing_ok=True)
+    digest = hashlib.sha256(out.read_bytes()).hexdigest()
+    case.log(
+        "report.generate",
+        {
+            "report_id": built.report_id,
+            "path": str(out.resolve()),
+            "pdf_sha256": digest,
+            "pages": built.pages,
+            "comparisons": list(built.comparisons),
+            "explanations": list(built.explanations),
+            "signed_by": names,
+            "timestamped": bool(timestamp_url and signers),
+        },
+    )
+    return ReportOutcome(out, built.report_id, digest, built.pages, tuple(names))
+
+
+@dataclass(frozen=True)
+class ReportCheck:
+    signatures: tuple[SignatureStatus, ...]
+    evidence_problems: tuple[str, ...]  # empty: matches the case (or not checked)
+    case_checked: bool
+    report_id: str | None
+
+    @property
+    def ok(self) -> bool:
+        signatures_ok = bool(self.signatures) and all(
+            s.intact and s.valid and s.trusted and not s.modified_after
+            for s in self.signatures
+        )
+        return signatures_ok and not self.evidence_problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "report_id": self.report_id,
+            "signatures": [
+                {**s.__dict__, "signing_time": str(s.signing_time)}
+                for s in self.signatures
+            ],
+            "case_checked": self.case_checked,
+            "evidence_problems": list(self.evidence_problems),
+        }
+
+
+def verify_report(
+    pdf: str | Path,
+    *,
+    trust: Sequence[Any] = (),
+    case: Case | None = None,
+) -> ReportCheck:
+    """Signatures (trusting only ``trust``) and, with ``case``, the evidence hashes."""
+    path = Path(pdf)
+    if not path.is_file():
+        raise BadInputError("report not found", path)
+    data = path.read_bytes()
+    try:
+        statuses = tuple(verify_pdf(data, trust=list(trust)))
+        manifest = read_manifest(data)
+    except BadInputError as error:
+        raise BadInputError(error.reason, path) from None
+    problems: list[str] = []
+    if case is not None:
+        if manifest is None:
+            problems.append("the report carries no XFR manifest to compare with")
+        else:
+            problems += _compare_with_case(manifest, case)
+    return ReportCheck(
+        statuses,
+        tuple(problems),
+        case is not None,
+        None if manifest is None else manifest.get("report_id"),
+    )
+
+
+def _compare_with_case(manifest: dict[str, Any], case: Case) -> list[str]:
+    problems = []
+    info = case.info()
+    if manifest.get("case_uuid") != info.case_uuid:
+        problems.append(
+            f"the report is about case {manifest.get('case_number')} "
+            f"({manifest.get('case_uuid')}), not this case ({info.case_uuid})"
+        )
+    stored = {e.mark: e.sha256 for e in case.exhibits()}
+    for exhibit in manifest.get("exhibits", []):
+        mark, digest = exhibit.get("mark"), exhibit.get("sha256")
+        if mark not in stored:
+            problems.append(f"exhibit {mark} of the report is not in the case")
+        elif stored[mark] != digest:
+            problems.append(
+                f"exhibit {mark}: the report states SHA-256 {digest}, the case holds "
+                f"{stored[mark]}"
+            )
+    report = case.verify()
+    problems += [f"case: {p}" for p in report.problems]
+    return problems

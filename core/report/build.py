@@ -1,0 +1,845 @@
+"""The examiner's report as a PDF (reportlab platypus), built from the case alone.
+
+Sections: cover; exhibits with their SHA-256; per comparison the faces, the scores
+in plain words and each selected explanation (similarity and dissimilarity panels
+with a colour bar and a plain reading); the examiner's annotations and conclusion
+(verbatim); limitations; reproducibility block; methods appendix; the audit trail.
+Every page carries the case number, the report id and "page x of y".
+
+The report id is a hash of what the report states (case, audit-log head, selected
+comparisons and explanations, time): two reports of different case states never
+share an id.  Generating a report is itself recorded in the case's audit trail,
+with the PDF's SHA-256 (``core.report.api.generate_report``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from reportlab.graphics.shapes import Drawing, Rect, String
+from reportlab.lib import colors
+from reportlab.lib.enums import TA_CENTER
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
+from reportlab.lib.units import mm
+from reportlab.pdfgen.canvas import Canvas
+from reportlab.platypus import (
+    CondPageBreak,
+    Flowable,
+    Image,
+    KeepTogether,
+    PageBreak,
+    Paragraph,
+    SimpleDocTemplate,
+    Spacer,
+    Table,
+    TableStyle,
+)
+
+from core import APP_NAME, __version__
+from core.case.store import Case, CaseFace, Comparison, StoredExplanation
+from core.case.workflow import load_evidence, load_result
+from core.explain import infos
+from core.explain.base import ExplanationResult
+from core.explain.render import colour_map
+from core.report import figures
+from core.report.fonts import markup, register_fonts
+
+PAGE_WIDTH, PAGE_HEIGHT = A4
+MARGIN = 18 * mm
+TEXT_WIDTH = PAGE_WIDTH - 2 * MARGIN
+ProgressCallback = Callable[[int, int, str], None]
+
+LIMITATIONS = (
+    "The similarity score comes from an automatic face-recognition model. It "
+    "measures how alike the model finds two face images; it is not a probability "
+    "that the two images show the same person, and it is not an identification.",
+    "The model can be wrong, more so for low resolution, blur, compression, "
+    "unusual pose, occlusion, illumination, age difference or image manipulation. "
+    "Its decision threshold was set by its authors on other data; it is not "
+    "calibrated for this case.",
+    "Saliency maps show which image regions influenced the model's score under one "
+    "explanation method. Different methods can highlight different regions. A map "
+    "does not show which features a human examiner should rely on, and a region "
+    "without colour is not proven irrelevant.",
+    "The maps and scores support, and do not replace, the examiner's own "
+    "morphological comparison (ACE-V). The conclusion in this report is the "
+    "examiner's; the software does not propose one.",
+)
+
+READINGS = {
+    "similarity": (
+        "Warm colours (yellow to red) mark the regions that most supported the "
+        "model's 'same person' score; blue or uncoloured regions supported it little."
+    ),
+    "dissimilarity": (
+        "Warm colours mark the regions that most pushed the model towards "
+        "'different people'; blue or uncoloured regions did so little."
+    ),
+    "combined": (
+        "Red marks regions that supported 'same person', blue regions that supported "
+        "'different people'; white or uncoloured regions had little influence."
+    ),
+}
+
+
+@dataclass
+class ReportRequest:
+    """What goes into the report; empty selections mean 'everything stored'."""
+
+    comparisons: Sequence[tuple[str, str]] = ()  # (probe label, gallery label)
+    explanation_ids: Sequence[int] = ()
+    layerwise: dict[tuple[str, str], Any] = field(default_factory=dict)
+    signature_note: str = ""  # what the signing step will add, stated on the cover
+    timestamp_note: str = ""
+
+
+@dataclass(frozen=True)
+class BuiltReport:
+    pdf: bytes
+    report_id: str
+    pages: int
+    comparisons: tuple[int, ...]
+    explanations: tuple[int, ...]
+    evidence_sha256: tuple[str, ...]
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.pdf).hexdigest()
+
+
+# ---- styles and small helpers -------------------------------------------------------
+class _Styles:
+    def __init__(self, texts: Sequence[str] = ()) -> None:
+        self.fonts = register_fonts(texts)
+        base = getSampleStyleSheet()
+        regular, bold = self.fonts.regular, self.fonts.bold
+
+        def style(name: str, parent: str, **kwargs: Any) -> ParagraphStyle:
+            return ParagraphStyle(name, parent=base[parent], fontName=regular, **kwargs)
+
+        self.body = style("xfr-body", "BodyText", fontSize=9.5, leading=12.5)
+        self.small = style("xfr-small", "BodyText", fontSize=7.5, leading=9.5)
+        self.mono = ParagraphStyle(
+            "xfr-mono", parent=self.small, fontName=self.fonts.mono, fontSize=7
+        )
+        self.hash = ParagraphStyle(
+            "xfr-hash", parent=self.small, fontName=self.fonts.mono, fontSize=6.3
+        )
+        self.title = style("xfr-title", "Title", fontSize=20, leading=24)
+        self.title.fontName = bold
+        self.h1 = style("xfr-h1", "Heading1", fontSize=15, leading=19, spaceBefore=6)
+        self.h1.fontName = bold
+        self.h2 = style("xfr-h2", "Heading2", fontSize=12, leading=15, spaceBefore=8)
+        self.h2.fontName = bold
+        self.caption = style(
+            "xfr-caption", "BodyText", fontSize=8, leading=10, alignment=TA_CENTER
+        )
+
+    def p(self, text: str, style: ParagraphStyle | None = None) -> Paragraph:
+        """A paragraph of trusted template markup (user text goes through ``u``)."""
+        return Paragraph(str(text), style or self.body)
+
+    def u(self, text: Any, *, bold: bool = False) -> str:
+        """User text (names, notes, labels) as escaped markup in any script."""
+        return markup(str(text), bold=bold, fonts=self.fonts)
+
+
+def _table(rows: list[list[Any]], widths: Sequence[float], header: bool = True):
+    table = Table(rows, colWidths=widths, repeatRows=1 if header else 0)
+    commands = [
+        ("VALIGN", (0, 0), (-1, -1), "TOP"),
+        ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
+        ("LEFTPADDING", (0, 0), (-1, -1), 3),
+        ("RIGHTPADDING", (0, 0), (-1, -1), 3),
+    ]
+    if header:
+        commands.append(("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8e8e8")))
+    table.setStyle(TableStyle(commands))
+    return table
+
+
+def _image(rgb: np.ndarray, width: float) -> Image:
+    height = width * rgb.shape[0] / rgb.shape[1]
+    return Image(io.BytesIO(figures.png_bytes(rgb)), width=width, height=height)
+
+
+def colour_bar(kind: str, peak: float, width: float) -> Drawing:
+    """A vector colour bar with its value range (the same LUT as the panels)."""
+    signed = kind == "combined"
+    low, high = (-peak, peak) if signed else (0.0, peak)
+    steps = 64
+    ramp = np.linspace(low, high, steps)[None, :]
+    rgb, _, _ = colour_map(ramp, signed, peak=peak)
+    drawing = Drawing(width, 22)
+    bar_width = width - 90
+    for index in range(steps):
+        r, g, b = (rgb[0, index] / 255.0).tolist()
+        drawing.add(
+            Rect(
+                45 + index * bar_width / steps, 10, bar_width / steps + 0.3, 8,
+                fillColor=colors.Color(r, g, b), strokeColor=None,
+            )
+        )  # fmt: skip
+    drawing.add(String(0, 11, f"{low:.3g}", fontSize=7))
+    drawing.add(String(width - 40, 11, f"{high:.3g}", fontSize=7))
+    return drawing
+
+
+# ---- the page frame: case number, report id, page x of y ----------------------------
+def _numbered_canvas(case_number: str, report_id: str, font: str):
+    class NumberedCanvas(Canvas):
+        """Defers drawing the footer until the page count is known."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._pages: list[dict] = []
+
+        def showPage(self) -> None:
+            self._pages.append(dict(self.__dict__))
+            self._startPage()
+
+        def save(self) -> None:
+            total = len(self._pages)
+            for number, state in enumerate(self._pages, start=1):
+                self.__dict__.update(state)
+                self.setFont(font, 7.5)
+                self.setFillColor(colors.dimgrey)
+                self.drawString(
+                    MARGIN, 10 * mm, f"Case {case_number} · report {report_id}"
+                )
+                self.drawRightString(
+                    PAGE_WIDTH - MARGIN, 10 * mm, f"page {number} of {total}"
+                )
+                self.drawString(
+                    MARGIN, PAGE_HEIGHT - 10 * mm, f"{APP_NAME} examiner report"
+                )
+                super().showPage()
+            super().save()
+
+    return NumberedCanvas
+
+
+# ---- selection ----------------------------------------------------------------------
+def _selected(
+    case: Case, request: ReportRequest
+) -> list[tuple[Comparison, list[StoredExplanation]]]:
+    comparisons = case.comparisons()
+    if request.comparisons:
+        wanted = []
+        for probe, gallery in request.comparisons:
+            probe_id, gallery_id = case.face(probe).id, case.face(gallery).id
+            match = [
+                c
+                for c in comparisons
+                if (c.probe_face_id, c.gallery_face_id) == (probe_id, gallery_id)
+            ]
+            if not match:
+                from core.errors import BadInputError
+
+                raise BadInputError(
+                    f"no comparison {probe} × {gallery} in the case (run 'xfr case "
+                    "compare' or explain the pair first)"
+                )
+            wanted.append(match[-1])
+        comparisons = wanted
+    else:  # every comparison that was explained, else the best per probe
+        explained = {e.comparison_id for e in case.explanations()}
+        chosen = [c for c in comparisons if c.id in explained]
+        if not chosen:
+            best: dict[int, Comparison] = {}
+            for comparison in comparisons:
+                old = best.get(comparison.probe_face_id)
+                if old is None or comparison.similarity > old.similarity:
+                    best[comparison.probe_face_id] = comparison
+            chosen = list(best.values())
+        comparisons = chosen
+    selection = []
+    for comparison in comparisons:
+        stored = case.explanations(comparison.id)
+        if request.explanation_ids:
+            stored = [e for e in stored if e.id in request.explanation_ids]
+        selection.append((comparison, stored))
+    return selection
+
+
+def _report_id(case: Case, selection, stamp: str) -> str:
+    head = case.audit_log()[-1]
+    payload = {
+        "case": case.info().case_uuid,
+        "audit_head": [head.seq, head.hash],
+        "comparisons": [c.id for c, _ in selection],
+        "explanations": [e.id for _, stored in selection for e in stored],
+        "time": stamp,
+    }
+    text = json.dumps(payload, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16].upper()
+
+
+# ---- the document -------------------------------------------------------------------
+def build_report(
+    case: Case,
+    request: ReportRequest | None = None,
+    progress: ProgressCallback | None = None,
+) -> BuiltReport:
+    """Render the report of ``case`` to PDF bytes (nothing is written anywhere)."""
+    request = request or ReportRequest()
+    styles = _Styles(_case_texts(case))
+    info = case.info()
+    now = datetime.now().astimezone()
+    stamp = now.isoformat(timespec="seconds")
+    selection = _selected(case, request)
+    report_id = _report_id(case, selection, stamp)
+    exhibits = case.exhibits()
+    total = 4 + len(selection)
+    step = 0
+
+    def advance(message: str) -> None:
+        nonlocal step
+        step += 1
+        if progress:
+            progress(step, total, message)
+
+    story: list[Flowable] = []
+    story += _cover(case, styles, stamp, report_id, selection, request)
+    advance("cover")
+    story += _exhibits(case, exhibits, styles)
+    advance("exhibits")
+    images: dict[str, np.ndarray] = {}
+
+    def evidence(mark: str) -> np.ndarray:
+        if mark not in images:
+            images[mark] = load_evidence(case, mark).rgb
+        return images[mark]
+
+    story.append(PageBreak())
+    story.append(styles.p("Comparisons", styles.h1))
+    if not selection:
+        story.append(
+            styles.p(
+                "<b>No comparisons.</b> The case holds no comparison of a probe face "
+                "with a gallery face yet, so this report states the evidence received "
+                "and the audit trail only.",
+            )
+        )
+    for comparison, stored in selection:
+        story += _comparison(case, comparison, stored, styles, evidence, request)
+        advance(f"comparison {comparison.id}")
+    story += _annotations(case, styles, evidence)
+    story += _conclusion(case, styles)
+    story += _limitations(styles)
+    story += _reproducibility(case, selection, styles)
+    story += _methods_appendix(selection, styles)
+    advance("appendices")
+    story += _audit_appendix(case, styles)
+    buffer = io.BytesIO()
+    document = SimpleDocTemplate(
+        buffer,
+        pagesize=A4,
+        leftMargin=MARGIN,
+        rightMargin=MARGIN,
+        topMargin=16 * mm,
+        bottomMargin=16 * mm,
+        title=f"{APP_NAME} report - case {info.case_number}",
+        author=info.examiner,
+        subject=f"Report {report_id}",
+        creator=f"{APP_NAME} {__version__}",
+    )
+    document.build(
+        story,
+        canvasmaker=_numbered_canvas(info.case_number, report_id, styles.fonts.regular),
+    )
+    advance("done")
+    pdf = buffer.getvalue()
+    return BuiltReport(
+        pdf=pdf,
+        report_id=report_id,
+        pages=_count_pages(pdf),
+        comparisons=tuple(c.id for c, _ in selection),
+        explanations=tuple(e.id for _, stored in selection for e in stored),
+        evidence_sha256=tuple(e.sha256 for e in exhibits),
+    )
+
+
+def _case_texts(case: Case) -> list[str]:
+    """Every user-written string the report may show (for one shared CJK subset)."""
+    info = case.info()
+    texts = [info.case_number, info.title, info.agency, info.examiner]
+    texts += [
+        t for e in case.exhibits() for t in (e.original_name, e.note, e.intake_user)
+    ]
+    texts += [t for a in case.annotations() for t in (a.label, a.note, a.author)]
+    texts += [t for c in case.conclusions() for t in (c.text, c.author)]
+    texts += [
+        e.user + json.dumps(e.details, ensure_ascii=False) for e in case.audit_log()
+    ]
+    return texts
+
+
+def _count_pages(pdf: bytes) -> int:
+    from pypdf import PdfReader
+
+    return len(PdfReader(io.BytesIO(pdf)).pages)
+
+
+def _cover(case, styles: _Styles, stamp, report_id, selection, request) -> list:
+    info = case.info()
+    model_rows = sorted({(c.model_id, c.model_sha256) for c, _ in selection})
+    rows = [
+        ["Agency", info.agency or "-"],
+        ["Case number", info.case_number],
+        ["Case title", info.title or "-"],
+        ["Examiner", info.examiner],
+        ["Report generated", stamp],
+        ["Report id", report_id],
+        ["Software", f"{APP_NAME} {__version__}"],
+    ]
+    for model_id, model_sha256 in model_rows:
+        rows.append(["Face model", f"{model_id}, weights SHA-256 {model_sha256}"])
+    head = case.audit_log()[-1]
+    rows.append(["Audit trail", f"{head.seq} entries; last entry hash {head.hash}"])
+    rows.append(["Case identifier", info.case_uuid])
+    table = _table(
+        [[styles.p(a), styles.p(styles.u(b))] for a, b in rows],
+        [40 * mm, TEXT_WIDTH - 40 * mm],
+        header=False,
+    )
+    notes = [
+        request.signature_note
+        or "This report is not signed. An unsigned report can be changed without "
+        "trace; rely on a signed copy.",
+        request.timestamp_note,
+    ]
+    return [
+        Spacer(1, 20 * mm),
+        styles.p("Facial image comparison", styles.title),
+        styles.p("Examiner report", styles.h2),
+        Spacer(1, 8 * mm),
+        table,
+        Spacer(1, 6 * mm),
+        *[styles.p(styles.u(n)) for n in notes if n],
+        styles.p(
+            "Check this report against the case with <i>xfr report verify REPORT "
+            "--case CASE</i> and the case itself with <i>xfr case verify CASE</i>."
+        ),
+    ]
+
+
+def _exhibits(case, exhibits, styles: _Styles) -> list:
+    story: list[Flowable] = [PageBreak(), styles.p("Evidence received", styles.h1)]
+    if not exhibits:
+        return [*story, styles.p("No exhibits were added to this case.")]
+    story.append(
+        styles.p(
+            "Each exhibit is stored unaltered in the case, under its SHA-256. Marks: "
+            "Q = questioned (probe), K = known (gallery)."
+        )
+    )
+    rows: list[list[Any]] = [
+        [
+            styles.p(h, styles.small)
+            for h in ("Mark", "Image", "File, intake", "SHA-256")
+        ]
+    ]
+    for exhibit in exhibits:
+        try:
+            rgb = load_evidence(case, exhibit.mark).rgb
+            thumb = _image(figures.scale_to(rgb, 240)[0], 22 * mm)
+        except Exception:  # a damaged copy: state it, verify names it
+            thumb = styles.p("unreadable", styles.small)
+        rows.append(
+            [
+                styles.p(f"<b>{exhibit.mark}</b>", styles.small),
+                thumb,
+                styles.p(
+                    f"{styles.u(exhibit.original_name)}<br/>{exhibit.size:,} bytes, "
+                    f"{exhibit.format}, {exhibit.width}×{exhibit.height}<br/>"
+                    f"received {exhibit.intake_time} by "
+                    f"{styles.u(exhibit.intake_user)}"
+                    + (f"<br/>note: {styles.u(exhibit.note)}" if exhibit.note else ""),
+                    styles.small,
+                ),
+                # one line, so that the hash can be read and searched as a whole
+                styles.p(exhibit.sha256, styles.hash),
+            ]
+        )
+    story.append(_table(rows, [11 * mm, 24 * mm, 50 * mm, TEXT_WIDTH - 85 * mm]))
+    return story
+
+
+def _plain_decision(comparison: Comparison) -> str:
+    threshold = comparison.threshold
+    if threshold["metric"] == "euclidean":
+        rule = f"same person when the distance is below {threshold['value']:g}"
+    else:
+        rule = (
+            f"same person when the cosine similarity is at least {threshold['value']:g}"
+        )
+    verdict = (
+        "the model scores the two faces as the same person (accept)"
+        if comparison.decision == "accept"
+        else "the model scores the two faces as different people (reject)"
+    )
+    return f"Decision rule of the model: {rule}. Result: {verdict}."
+
+
+def _comparison(case, comparison, stored, styles: _Styles, evidence, request) -> list:
+    probe = case.face_by_id(comparison.probe_face_id)
+    gallery = case.face_by_id(comparison.gallery_face_id)
+    threshold = comparison.threshold
+    title = f"{probe.label} × {gallery.label}"
+    faces = (probe, gallery)
+    marks_annotations = {
+        face.mark: _numbered_annotations(case, face.mark) for face in faces
+    }
+    crops = [
+        figures.face_crop(
+            evidence(face.mark),
+            face.bbox,
+            face.landmarks5,
+            annotations=marks_annotations[face.mark],
+        )
+        for face in faces
+    ]
+    width = (TEXT_WIDTH - 6 * mm) / 2
+    figure = Table(
+        [
+            [_image(crops[0], width), _image(crops[1], width)],
+            [
+                styles.p(f"{probe.label} ({_source(probe)})", styles.caption),
+                styles.p(f"{gallery.label} ({_source(gallery)})", styles.caption),
+            ],
+        ],
+        colWidths=[width + 3 * mm] * 2,
+    )
+    scores = _table(
+        [
+            [
+                styles.p(h, styles.small)
+                for h in (
+                    "Cosine similarity",
+                    "Euclidean distance",
+                    "Threshold",
+                    "Decision",
+                )
+            ],
+            [
+                styles.p(f"{comparison.similarity:.4f}"),
+                styles.p(f"{comparison.distance:.4f}"),
+                styles.p(f"{threshold['metric']} {threshold['value']:g}"),
+                styles.p(f"<b>{comparison.decision}</b>"),
+            ],
+        ],
+        [TEXT_WIDTH / 4] * 4,
+    )
+    story: list[Flowable] = [
+        CondPageBreak(120 * mm),
+        styles.p(f"Comparison {title}", styles.h2),
+        figure,
+        styles.p(
+            "Green box: the face the model compared; cyan crosses: the five landmarks "
+            "used to align it; yellow: the examiner's annotations (numbered as in the "
+            "annotation list).",
+            styles.small,
+        ),
+        Spacer(1, 2 * mm),
+        scores,
+        styles.p(_plain_decision(comparison)),
+        styles.p(
+            f"Model {comparison.model_id}, weights SHA-256 {comparison.model_sha256}.",
+            styles.small,
+        ),
+    ]
+    if not stored:
+        story.append(styles.p("No explanation was computed for this comparison."))
+    for explanation in stored:
+        result = load_result(case, explanation)
+        story += _explanation(result, explanation, faces, styles, evidence)
+    layers = request.layerwise.get((probe.label, gallery.label))
+    if layers is not None:
+        story += _layer_strip(layers, styles)
+    return story
+
+
+def _source(face: CaseFace) -> str:
+    return (
+        "landmarks placed by hand" if face.source == "manual" else "found automatically"
+    )
+
+
+def _explanation(result: ExplanationResult, stored, faces, styles: _Styles, evidence):
+    kinds = [k for k in ("similarity", "dissimilarity") if k in result.probe.evidence]
+    width = (TEXT_WIDTH - 6 * mm) / 2
+    story: list[Flowable] = []
+    heading = [styles.p(f"{result.method_name} (explanation #{stored.id})", styles.h2)]
+    for kind in kinds:
+        maps = [image.evidence[kind] for image in result.images]
+        peak = figures.shared_peak(maps)
+        panels = [
+            figures.map_on_face(
+                evidence(face.mark), face.bbox, evidence_map, kind, peak
+            )
+            for face, evidence_map in zip(faces, maps, strict=True)
+        ]
+        story.append(
+            KeepTogether(
+                [
+                    *heading,  # the method's heading stays with its first panel
+                    styles.p(f"<b>{kind.capitalize()} map</b> — {READINGS[kind]}"),
+                    Table(
+                        [[_image(panels[0], width), _image(panels[1], width)]],
+                        colWidths=[width + 3 * mm] * 2,
+                    ),
+                    colour_bar(kind, peak, TEXT_WIDTH),
+                ]
+            )
+        )
+        heading = []
+    if "dissimilarity" not in kinds:
+        story.append(
+            styles.p(
+                "This method gives a similarity map only (no dissimilarity map).",
+                styles.small,
+            )
+        )
+    params = ", ".join(f"{k} = {v}" for k, v in result.params.items()) or "none"
+    story.append(
+        styles.p(
+            f"Parameters: {styles.u(params)}; seed {result.seed}; computed in "
+            f"{result.seconds:.1f} s on {result.device}; software "
+            f"{result.software_version}; "
+            f"cache key {result.cache_key}."
+            + (f" Notes: {styles.u('; '.join(result.notes))}." if result.notes else ""),
+            styles.small,
+        )
+    )
+    return story
+
+
+def _layer_strip(layers, styles: _Styles) -> list:
+    story: list[Flowable] = [
+        styles.p("Layer by layer (LIME on pooled features)", styles.h2)
+    ]
+    cells, captions = [], []
+    width = TEXT_WIDTH / max(1, len(layers.layers)) - 2
+    for layer in layers.layers:
+        values = np.clip(layer.lime_maps[0], 0, 1)
+        rgb, _, _ = colour_map(values, False, peak=1.0)
+        cells.append(_image(rgb.astype(np.uint8), width))
+        captions.append(styles.p(layer.name, styles.small))
+    story.append(Table([cells, captions]))
+    return story
+
+
+def _numbered_annotations(case: Case, mark: str) -> list[dict]:
+    numbers = {a.id: n for n, a in enumerate(case.annotations(), start=1)}
+    return [
+        {"number": numbers[a.id], "shape": a.shape, "points": a.points}
+        for a in case.annotations(exhibit=mark)
+    ]
+
+
+def _annotations(case: Case, styles: _Styles, evidence) -> list:
+    annotations = case.annotations()
+    story: list[Flowable] = [
+        CondPageBreak(60 * mm),
+        styles.p("Examiner's annotations", styles.h1),
+    ]
+    if not annotations:
+        return [*story, styles.p("The examiner made no annotations.")]
+    marks = {e.id: e.mark for e in case.exhibits()}
+    rows = [
+        [
+            styles.p(h, styles.small)
+            for h in (
+                "#",
+                "On",
+                "Shape",
+                "Label",
+                "Note",
+                "FISWG component",
+                "Author, time",
+            )
+        ]
+    ]
+    for number, a in enumerate(annotations, start=1):
+        target = marks.get(a.exhibit_id, f"explanation #{a.explanation_id}")
+        rows.append(
+            [
+                styles.p(str(number), styles.small),
+                styles.p(target, styles.small),
+                styles.p(a.shape, styles.small),
+                styles.p(styles.u(a.label or "-"), styles.small),
+                styles.p(styles.u(a.note or "-"), styles.small),
+                styles.p(styles.u(a.component or "-"), styles.small),
+                styles.p(f"{styles.u(a.author)}<br/>{a.created}", styles.small),
+            ]
+        )
+    widths = [8 * mm, 14 * mm, 18 * mm, 30 * mm, 45 * mm, 24 * mm]
+    widths.append(TEXT_WIDTH - sum(widths))
+    story.append(_table(rows, widths))
+    story.append(
+        styles.p(
+            "Annotations on an exhibit are drawn on the face figures of the "
+            "comparisons above, numbered as here.",
+            styles.small,
+        )
+    )
+    return story
+
+
+def _conclusion(case: Case, styles: _Styles) -> list:
+    story: list[Flowable] = [
+        CondPageBreak(50 * mm),
+        styles.p("Examiner's conclusion", styles.h1),
+    ]
+    revisions = case.conclusions()
+    if not revisions:
+        return [*story, styles.p("The examiner has not recorded a conclusion.")]
+    latest = revisions[-1]
+    story.append(
+        styles.p(
+            f"Written by {styles.u(latest.author)} on {latest.created} (revision "
+            f"{len(revisions)} of {len(revisions)}; earlier revisions are kept in the "
+            "case). Reproduced verbatim:",
+            styles.small,
+        )
+    )
+    for paragraph in latest.text.split("\n"):
+        story.append(styles.p(styles.u(paragraph) or " "))
+    return story
+
+
+def _limitations(styles: _Styles) -> list:
+    return [
+        CondPageBreak(60 * mm),
+        styles.p("Limitations", styles.h1),
+        *[styles.p(f"• {text}") for text in LIMITATIONS],
+    ]
+
+
+def _reproducibility(case: Case, selection, styles: _Styles) -> list:
+    story: list[Flowable] = [
+        CondPageBreak(60 * mm),
+        styles.p("Reproducibility", styles.h1),
+        styles.p(
+            "Every number and map above can be recomputed from the case: verify the "
+            "evidence and the audit trail with <i>xfr case verify CASE</i>, then rerun "
+            "an explanation with <i>xfr case explain CASE --probe P --gallery G "
+            "--method M --param NAME=VALUE --seed S</i>; the same inputs, model, "
+            "method, parameters, seed and software version give the same cache key."
+        ),
+    ]
+    rows = [
+        [
+            styles.p(h, styles.small)
+            for h in (
+                "Item",
+                "Inputs (SHA-256)",
+                "Model / method / parameters / seed / version",
+            )
+        ]
+    ]
+    for comparison, stored in selection:
+        faces = [
+            case.face_by_id(comparison.probe_face_id),
+            case.face_by_id(comparison.gallery_face_id),
+        ]
+        hashes = "<br/>".join(
+            f"{f.label}: {case.exhibit(f.mark).sha256}" for f in faces
+        )
+        rows.append(
+            [
+                styles.p(
+                    f"comparison {faces[0].label} × {faces[1].label}", styles.small
+                ),
+                styles.p(hashes, styles.mono),
+                styles.p(
+                    f"{comparison.model_id} {comparison.model_sha256}", styles.mono
+                ),
+            ]
+        )
+        for explanation in stored:
+            params = json.dumps(explanation.params, sort_keys=True)
+            rows.append(
+                [
+                    styles.p(f"explanation #{explanation.id}", styles.small),
+                    styles.p(f"cache key {explanation.cache_key}", styles.mono),
+                    styles.p(
+                        f"{explanation.method} {params} seed {explanation.seed} "
+                        f"software {explanation.software_version} model "
+                        f"{explanation.model_sha256}",
+                        styles.mono,
+                    ),
+                ]
+            )
+    if len(rows) > 1:
+        story.append(_table(rows, [32 * mm, 68 * mm, TEXT_WIDTH - 100 * mm]))
+    return story
+
+
+def _methods_appendix(selection, styles: _Styles) -> list:
+    used = {e.method for _, stored in selection for e in stored}
+    story: list[Flowable] = [PageBreak(), styles.p("Appendix A: methods", styles.h1)]
+    story.append(
+        styles.p(
+            "Face model: dlib's ResNet face-recognition model "
+            "(dlib_face_recognition_resnet_model_v1, public domain), re-implemented "
+            "in PyTorch; faces found with dlib's detector and aligned on five "
+            "landmarks."
+        )
+    )
+    for info in infos():
+        if info.method_id in used:
+            story.append(styles.p(info.display_name, styles.h2))
+            story.append(styles.p(styles.u(info.description)))
+            story.append(
+                styles.p(f"Reference: {styles.u(info.citation)}.", styles.small)
+            )
+    if not used:
+        story.append(styles.p("No explanation method was used in this report."))
+    return story
+
+
+def _audit_appendix(case: Case, styles: _Styles) -> list:
+    entries = case.audit_log()
+    story: list[Flowable] = [
+        PageBreak(),
+        styles.p("Appendix B: audit trail", styles.h1),
+        styles.p(
+            f"All {len(entries)} entries of the case's append-only log, each chained "
+            "to the previous one by SHA-256 (details shortened here; the case holds "
+            "them in full)."
+        ),
+    ]
+    rows = [
+        [
+            styles.p(h, styles.small)
+            for h in ("#", "Time (UTC)", "User", "Action", "Details", "Hash")
+        ]
+    ]
+    for entry in entries:
+        details = json.dumps(entry.details, ensure_ascii=False, sort_keys=True)
+        if len(details) > 240:
+            details = details[:237] + "…"
+        rows.append(
+            [
+                styles.p(str(entry.seq), styles.small),
+                styles.p(entry.time, styles.small),
+                styles.p(styles.u(entry.user), styles.small),
+                styles.p(entry.action, styles.small),
+                styles.p(styles.u(details), styles.small),
+                styles.p(entry.hash[:16] + "…", styles.mono),
+            ]
+        )
+    widths = [8 * mm, 26 * mm, 20 * mm, 26 * mm, 70 * mm]
+    widths.append(TEXT_WIDTH - sum(widths))
+    story.append(_table(rows, widths))
+    return story

@@ -1,0 +1,208 @@
+"""``xfr identity ...`` and ``xfr report ...``: examiner identities, signed reports.
+
+Passwords are asked on the terminal (``getpass``), never taken from the command
+line (it ends up in shell histories) and never stored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+from pathlib import Path
+
+from core.errors import BadInputError
+
+EXIT_OK, EXIT_FAILED = 0, 1
+
+
+def ask_password(prompt: str, confirm: bool = False) -> str:
+    password = getpass.getpass(prompt)
+    if confirm and getpass.getpass("Repeat the password: ") != password:
+        raise BadInputError("the two passwords differ")
+    return password
+
+
+def cmd_identity_new(args: argparse.Namespace) -> int:
+    from core.report.signing import create_identity
+
+    password = ask_password(f"Password for {args.out}: ", confirm=True)
+    if len(password) < 8:
+        raise BadInputError("use a password of at least 8 characters")
+    info = create_identity(
+        args.name, Path(args.out), password,
+        organisation=args.organisation, email=args.email,
+    )  # fmt: skip
+    payload = {
+        "path": str(args.out),
+        "name": info.name,
+        "fingerprint_sha256": info.fingerprint_sha256,
+        "valid_until": info.not_after.isoformat(),
+        "self_signed": info.self_signed,
+    }
+    print(
+        json.dumps(payload, indent=2)
+        if args.json
+        else f"created {args.out}: self-signed identity of {info.name}\n"
+        f"certificate SHA-256 fingerprint: {info.fingerprint_sha256}\n"
+        "Give verifiers this fingerprint (or 'xfr identity export') so that they "
+        "can trust your signatures."
+    )
+    return EXIT_OK
+
+
+def cmd_identity_export(args: argparse.Namespace) -> int:
+    from core.report.signing import export_certificate
+
+    info = export_certificate(
+        Path(args.p12), ask_password(f"Password for {args.p12}: "), Path(args.out)
+    )
+    print(f"wrote {args.out} (certificate of {info.name}, SHA-256 "
+          f"{info.fingerprint_sha256})")  # fmt: skip
+    return EXIT_OK
+
+
+def cmd_report(argv: list[str]) -> int:
+    if argv and argv[0] == "verify":
+        return _verify(_verify_parser().parse_args(argv[1:]))
+    return _build(_build_parser().parse_args(argv))
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="xfr report",
+        description="write the examiner's report of a case as PDF "
+        "('xfr report verify REPORT' checks one)",
+    )
+    parser.add_argument("case", help="case folder")
+    parser.add_argument("--out", required=True, help="report.pdf (must not exist)")
+    parser.add_argument(
+        "--comparison", action="append", metavar="PROBE:GALLERY",
+        help="e.g. Q1:K3 (repeatable; default: every explained comparison)",
+    )  # fmt: skip
+    parser.add_argument("--explanation", action="append", type=int, metavar="ID")
+    parser.add_argument("--sign", metavar="ID.p12", help="examiner's identity")
+    parser.add_argument("--countersign", metavar="ID.p12", help="peer reviewer's")
+    parser.add_argument("--timestamp-url", help="RFC 3161 time-stamp server")
+    parser.add_argument("--user", help="name recorded in the audit trail")
+    parser.add_argument("--json", action="store_true")
+    return parser
+
+
+def _build(args: argparse.Namespace) -> int:
+    from core.case.store import Case
+    from core.cli import _progress_printer
+    from core.report.api import Signer, generate_report
+    from core.report.build import ReportRequest
+
+    comparisons = []
+    for item in args.comparison or []:
+        probe, sep, gallery = item.partition(":")
+        if not sep or not probe or not gallery:
+            raise BadInputError(f"--comparison needs PROBE:GALLERY, got {item!r}")
+        comparisons.append((probe, gallery))
+    signers = {}
+    for role, path in (("sign", args.sign), ("countersign", args.countersign)):
+        if path:
+            signers[role] = Signer(Path(path), ask_password(f"Password for {path}: "))
+    request = ReportRequest(
+        comparisons=comparisons, explanation_ids=args.explanation or ()
+    )
+    with Case.open(args.case, user=args.user) as case:
+        outcome = generate_report(
+            case,
+            args.out,
+            request,
+            sign=signers.get("sign"),
+            countersign=signers.get("countersign"),
+            timestamp_url=args.timestamp_url,
+            progress=_progress_printer("report", args.json),
+        )
+    if args.json:
+        print(json.dumps(outcome.to_dict(), indent=2))
+    else:
+        signed = ", ".join(outcome.signed_by) or "not signed"
+        print(
+            f"wrote {outcome.path}: report {outcome.report_id}, {outcome.pages} pages, "
+            f"{signed}\nSHA-256 {outcome.sha256} (recorded in the case's audit trail)"
+        )
+    return EXIT_OK
+
+
+def _verify_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="xfr report verify",
+        description="check a report's signatures and, with --case, its evidence "
+        "hashes against the case; exit 0 only when everything holds",
+    )
+    parser.add_argument("report", help="report.pdf")
+    parser.add_argument("--case", help="the case folder the report is about")
+    parser.add_argument(
+        "--trust", action="append", metavar="CERT",
+        help="certificate to trust (.pem/.cer, or an identity .p12); repeatable",
+    )  # fmt: skip
+    parser.add_argument("--json", action="store_true")
+    return parser
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from core.case.store import Case
+    from core.report.api import verify_report
+    from core.report.signing import load_certificate
+
+    trust = []
+    for item in args.trust or []:
+        password = (
+            ask_password(f"Password for {item}: ")
+            if item.lower().endswith((".p12", ".pfx"))
+            else None
+        )
+        trust.append(load_certificate(Path(item), password))
+    if args.case:
+        with Case.open(args.case, read_only=True) as case:
+            check = verify_report(args.report, trust=trust, case=case)
+    else:
+        check = verify_report(args.report, trust=trust)
+    if args.json:
+        print(json.dumps(check.to_dict(), indent=2))
+    else:
+        print(f"report {check.report_id or '(no XFR manifest)'}: "
+              f"{'OK' if check.ok else 'NOT OK'}")  # fmt: skip
+        if not check.signatures:
+            print("  no signature: the report can have been changed without trace")
+        for status in check.signatures:
+            print(f"  {status.field_name}: {status.summary}")
+        if check.case_checked:
+            print(
+                "  evidence: "
+                + ("matches the case" if not check.evidence_problems else "MISMATCH")
+            )
+            for problem in check.evidence_problems:
+                print(f"    {problem}")
+        elif not args.case:
+            print("  evidence not compared (give --case CASE)")
+    return EXIT_OK if check.ok else EXIT_FAILED
+
+
+def add_report_commands(commands: argparse._SubParsersAction) -> None:
+    identity = commands.add_parser("identity", help="examiner signing identities")
+    sub = identity.add_subparsers(dest="identity_command", required=True)
+    new = sub.add_parser("new", help="create a self-signed examiner identity (.p12)")
+    new.add_argument("--name", required=True, help="the examiner's full name")
+    new.add_argument("--out", required=True, help="identity file to create (.p12)")
+    new.add_argument("--organisation", default="")
+    new.add_argument("--email", default="")
+    new.add_argument("--json", action="store_true")
+    new.set_defaults(run=cmd_identity_new)
+    export = sub.add_parser("export", help="write an identity's public certificate")
+    export.add_argument("p12")
+    export.add_argument("--out", required=True, help="certificate file (.pem)")
+    export.set_defaults(run=cmd_identity_export)
+
+    report = commands.add_parser(
+        "report",
+        help="write a case's PDF report; 'xfr report verify REPORT' checks one",
+        add_help=False,
+    )
+    report.add_argument("argv", nargs=argparse.REMAINDER)
+    report.set_defaults(run=lambda args: cmd_report(args.argv))

@@ -1,0 +1,189 @@
+"""The examiner's report: content, signatures, countersignature, tampering, CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+
+from core.case import workflow
+from core.case.demo import create_demo_case
+from core.case.store import Case
+from core.cli import main
+from core.errors import BadInputError
+from core.models.base import DEFAULT_MODEL_ID, registry
+from core.report.api import Signer, generate_report, read_manifest, verify_report
+from core.report.signing import create_identity, load_certificate
+
+EXAMINER = "Zoë Ångström"
+REVIEWER = "محمد عبد الله"
+
+
+@pytest.fixture(scope="module")
+def model():
+    return registry().load(DEFAULT_MODEL_ID, "cpu")
+
+
+@pytest.fixture(scope="module")
+def case_folder(tmp_path_factory, model) -> Path:
+    folder = tmp_path_factory.mktemp("report") / "demo.xfrcase"
+    with create_demo_case(folder, examiner=EXAMINER, model=model) as case:
+        workflow.explain(case, "Q1", "K1", "gradcam", model)
+        workflow.explain(case, "Q1", "K2", "xssab", model)
+        case.add_annotation(
+            exhibit="Q1", shape="ellipse", points=[[96, 40], [128, 62]],
+            label="眉 (eyebrows) 张伟", note="تطابق الحاجب", component="eyebrows",
+        )  # fmt: skip
+        case.add_conclusion("Conclusion written by the examiner, Zoë Ångström.")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def identities(tmp_path_factory) -> dict[str, Signer]:
+    folder = tmp_path_factory.mktemp("ids")
+    create_identity(EXAMINER, folder / "examiner.p12", "examiner-pw")
+    create_identity(REVIEWER, folder / "reviewer.p12", "reviewer-pw")
+    return {
+        "examiner": Signer(folder / "examiner.p12", "examiner-pw"),
+        "reviewer": Signer(folder / "reviewer.p12", "reviewer-pw"),
+    }
+
+
+def trust(*signers: Signer) -> list:
+    return [load_certificate(s.p12, s.password) for s in signers]
+
+
+def text_of(path: Path) -> str:
+    reader = PdfReader(io.BytesIO(path.read_bytes()))
+    return "\n".join(page.extract_text() for page in reader.pages)
+
+
+@pytest.fixture(scope="module")
+def signed_report(case_folder, identities, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("out") / "report.pdf"
+    with Case.open(case_folder, user=EXAMINER) as case:
+        outcome = generate_report(
+            case, out, sign=identities["examiner"], countersign=identities["reviewer"]
+        )
+    assert outcome.signed_by == (EXAMINER, REVIEWER)
+    return out
+
+
+def test_report_states_case_exhibit_hashes_scores_and_conclusion(
+    signed_report, case_folder
+):
+    text = text_of(signed_report)
+    with Case.open(case_folder, read_only=True) as case:
+        info = case.info()
+        assert info.case_number in text
+        for exhibit in case.exhibits():
+            assert exhibit.sha256 in text, exhibit.mark
+        for comparison in case.comparisons():
+            if case.explanations(comparison.id):
+                assert f"{comparison.similarity:.4f}" in text
+                assert f"{comparison.distance:.4f}" in text
+        head = [e for e in case.audit_log() if e.action == "report.generate"][-1]
+    assert "accept" in text and "reject" in text
+    assert "Conclusion written by the examiner, Zoë Ångström." in text
+    assert EXAMINER in text
+    assert "Limitations" in text and "Appendix B: audit trail" in text
+    assert "Grad-CAM" in text and "xSSAB" in text  # methods appendix
+    pages = len(PdfReader(signed_report).pages)
+    assert f"page {pages} of {pages}" in text
+    manifest = read_manifest(signed_report)
+    assert manifest["report_id"] in text  # report id on the pages
+    # generating the report was audited with the final PDF's hash
+    assert (
+        head.details["pdf_sha256"]
+        == hashlib.sha256(signed_report.read_bytes()).hexdigest()
+    )
+    assert head.details["signed_by"] == [EXAMINER, REVIEWER]
+
+
+def test_signatures_verify_only_with_the_signers_certificates(
+    signed_report, identities, case_folder
+):
+    with Case.open(case_folder, read_only=True) as case:
+        check = verify_report(
+            signed_report, trust=trust(*identities.values()), case=case
+        )
+    assert check.ok, check.to_dict()
+    examiner, reviewer = check.signatures
+    assert (examiner.signer_name, reviewer.signer_name) == (EXAMINER, REVIEWER)
+    assert examiner.intact and examiner.valid and not examiner.modified_after
+    assert reviewer.intact and reviewer.valid and examiner.self_signed
+    untrusted = verify_report(signed_report)
+    assert not untrusted.ok and not any(s.trusted for s in untrusted.signatures)
+    only_examiner = verify_report(signed_report, trust=trust(identities["examiner"]))
+    assert [s.trusted for s in only_examiner.signatures] == [True, False]
+
+
+def test_one_flipped_byte_is_detected(signed_report, identities, tmp_path):
+    data = bytearray(signed_report.read_bytes())
+    # a byte of the first page's content, well inside both signed ranges
+    start = data.index(b"stream", 2000) + 40
+    data[start] ^= 0x01
+    tampered = tmp_path / "tampered.pdf"
+    tampered.write_bytes(bytes(data))
+    check = verify_report(tampered, trust=trust(*identities.values()))
+    assert not check.ok
+    assert not all(s.intact for s in check.signatures)
+
+
+def test_report_against_another_case_is_a_mismatch(signed_report, tmp_path):
+    with Case.create(tmp_path / "other", "X-1", "Someone") as other:
+        check = verify_report(signed_report, case=other)
+    assert any("not this case" in p for p in check.evidence_problems)
+
+
+def test_case_without_comparisons_still_reports(tmp_path, astronaut_path):
+    with Case.create(tmp_path / "c", "2026-9", EXAMINER, title="Évidence 证据") as case:
+        case.add_exhibits([astronaut_path], "probe")
+        outcome = generate_report(case, tmp_path / "empty.pdf")
+    text = text_of(outcome.path)
+    assert "No comparisons." in text and "not signed" in text
+    assert outcome.signed_by == () and outcome.pages >= 3
+
+
+def test_never_overwrites_and_needs_the_right_password(
+    case_folder, identities, tmp_path
+):
+    existing = tmp_path / "there.pdf"
+    existing.write_bytes(b"keep")
+    with Case.open(case_folder) as case:
+        with pytest.raises(BadInputError, match="never overwritten"):
+            generate_report(case, existing)
+        with pytest.raises(BadInputError, match=r"examiner\.p12"):
+            generate_report(
+                case, tmp_path / "r.pdf",
+                sign=Signer(identities["examiner"].p12, "wrong password"),
+            )  # fmt: skip
+    assert existing.read_bytes() == b"keep"
+    assert not (tmp_path / "r.pdf").exists()
+    assert not list(tmp_path.glob("*.partial*"))
+
+
+def test_cli_identity_report_and_verify(case_folder, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": "cli-password-1")
+    p12, cert = tmp_path / "me.p12", tmp_path / "me.pem"
+    assert main(["identity", "new", "--name", EXAMINER, "--out", str(p12)]) == 0
+    assert main(["identity", "export", str(p12), "--out", str(cert)]) == 0
+    report = tmp_path / "cli.pdf"
+    code = main(
+        ["report", str(case_folder), "--out", str(report), "--sign", str(p12),
+         "--comparison", "Q1:K1", "--json"]
+    )  # fmt: skip
+    assert code == 0
+    capsys.readouterr()
+    verify = ["report", "verify", str(report), "--case", str(case_folder)]
+    assert main([*verify, "--trust", str(cert), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["ok"] and result["signatures"][0]["signer_name"] == EXAMINER
+    assert main(verify) == 1  # nobody trusted
+    assert "not trusted" in capsys.readouterr().out.lower()
+    assert main(["report", str(case_folder), "--out", str(tmp_path / "x.pdf"),
+                 "--comparison", "Q1"]) == 2  # fmt: skip
