@@ -38,5 +38,8 @@ VENV_PY=.venv/bin/python
 "$VENV_PY" -m pip install -q --upgrade pip
 "$VENV_PY" -m pip install -q "torch==${TORCH_VERSION}"
 "$VENV_PY" -m pip install -q -e ".[test]"
+# Noto Sans CJK for reports (CJK names embedded in the PDF).  --no-deps: the package
+# only needs its font files, not rinohtype and its ~25 dependencies.
+"$VENV_PY" -m pip install -q --no-deps "rinoh-typeface-notosanscjk==0.0.1"
 "$VENV_PY" -m pip install -q --no-deps "onnx2torch==1.5.15"
 echo "setup: done ($("$VENV_PY" -c 'import torch; print("torch", torch.__version__)'))"

@@ -50,7 +50,7 @@ from core.explain import infos
 from core.explain.base import ExplanationResult
 from core.explain.render import colour_map
 from core.report import figures
-from core.report.fonts import markup, register_fonts
+from core.report.fonts import coverage_warning, markup, register_fonts
 
 PAGE_WIDTH, PAGE_HEIGHT = A4
 MARGIN = 18 * mm
@@ -351,6 +351,7 @@ def build_report(
         author=info.examiner,
         subject=f"Report {report_id}",
         creator=f"{APP_NAME} {__version__}",
+        initialFontName=styles.fonts.regular,  # no stray non-embedded Helvetica
     )
     document.build(
         story,
@@ -416,6 +417,7 @@ def _cover(case, styles: _Styles, stamp, report_id, selection, request) -> list:
         or "This report is not signed. An unsigned report can be changed without "
         "trace; rely on a signed copy.",
         request.timestamp_note,
+        coverage_warning(_case_texts(case)),
     ]
     return [
         Spacer(1, 20 * mm),
