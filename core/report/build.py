@@ -152,6 +152,11 @@ class _Styles:
         return markup(str(text), bold=bold, fonts=self.fonts)
 
 
+def _plain_table(rows: list[list[Any]], widths: Sequence[float] | None = None):
+    """A layout grid of flowables (figures side by side), no rules."""
+    return Table(rows, colWidths=widths)
+
+
 def _table(rows: list[list[Any]], widths: Sequence[float], header: bool = True):
     table = Table(rows, colWidths=widths, repeatRows=1 if header else 0)
     commands = [
@@ -171,7 +176,7 @@ def _image(rgb: np.ndarray, width: float) -> Image:
     return Image(io.BytesIO(figures.png_bytes(rgb)), width=width, height=height)
 
 
-def colour_bar(kind: str, peak: float, width: float) -> Drawing:
+def colour_bar(kind: str, peak: float, width: float, font: str) -> Drawing:
     """A vector colour bar with its value range (the same LUT as the panels)."""
     signed = kind == "combined"
     low, high = (-peak, peak) if signed else (0.0, peak)
@@ -188,8 +193,8 @@ def colour_bar(kind: str, peak: float, width: float) -> Drawing:
                 fillColor=colors.Color(r, g, b), strokeColor=None,
             )
         )  # fmt: skip
-    drawing.add(String(0, 11, f"{low:.3g}", fontSize=7))
-    drawing.add(String(width - 40, 11, f"{high:.3g}", fontSize=7))
+    drawing.add(String(0, 11, f"{low:.3g}", fontSize=7, fontName=font))
+    drawing.add(String(width - 40, 11, f"{high:.3g}", fontSize=7, fontName=font))
     return drawing
 
 
@@ -199,6 +204,9 @@ def _numbered_canvas(case_number: str, report_id: str, font: str):
         """Defers drawing the footer until the page count is known."""
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
+            # every page starts in the embedded font, not in (unembedded) Helvetica
+            if not kwargs.get("initialFontName"):
+                kwargs["initialFontName"] = font
             super().__init__(*args, **kwargs)
             self._pages: list[dict] = []
 
@@ -351,7 +359,6 @@ def build_report(
         author=info.examiner,
         subject=f"Report {report_id}",
         creator=f"{APP_NAME} {__version__}",
-        initialFontName=styles.fonts.regular,  # no stray non-embedded Helvetica
     )
     document.build(
         story,
@@ -511,7 +518,7 @@ def _comparison(case, comparison, stored, styles: _Styles, evidence, request) ->
         for face in faces
     ]
     width = (TEXT_WIDTH - 6 * mm) / 2
-    figure = Table(
+    figure = _plain_table(
         [
             [_image(crops[0], width), _image(crops[1], width)],
             [
@@ -519,7 +526,7 @@ def _comparison(case, comparison, stored, styles: _Styles, evidence, request) ->
                 styles.p(f"{gallery.label} ({_source(gallery)})", styles.caption),
             ],
         ],
-        colWidths=[width + 3 * mm] * 2,
+        [width + 3 * mm] * 2,
     )
     scores = _table(
         [
@@ -541,8 +548,7 @@ def _comparison(case, comparison, stored, styles: _Styles, evidence, request) ->
         ],
         [TEXT_WIDTH / 4] * 4,
     )
-    story: list[Flowable] = [
-        CondPageBreak(120 * mm),
+    block: list[Flowable] = [
         styles.p(f"Comparison {title}", styles.h2),
         figure,
         styles.p(
@@ -559,6 +565,7 @@ def _comparison(case, comparison, stored, styles: _Styles, evidence, request) ->
             styles.small,
         ),
     ]
+    story: list[Flowable] = [KeepTogether(block)]  # faces, scores and rule together
     if not stored:
         story.append(styles.p("No explanation was computed for this comparison."))
     for explanation in stored:
@@ -595,11 +602,11 @@ def _explanation(result: ExplanationResult, stored, faces, styles: _Styles, evid
                 [
                     *heading,  # the method's heading stays with its first panel
                     styles.p(f"<b>{kind.capitalize()} map</b> — {READINGS[kind]}"),
-                    Table(
+                    _plain_table(
                         [[_image(panels[0], width), _image(panels[1], width)]],
-                        colWidths=[width + 3 * mm] * 2,
+                        [width + 3 * mm] * 2,
                     ),
-                    colour_bar(kind, peak, TEXT_WIDTH),
+                    colour_bar(kind, peak, TEXT_WIDTH, styles.fonts.regular),
                 ]
             )
         )
@@ -636,7 +643,7 @@ def _layer_strip(layers, styles: _Styles) -> list:
         rgb, _, _ = colour_map(values, False, peak=1.0)
         cells.append(_image(rgb.astype(np.uint8), width))
         captions.append(styles.p(layer.name, styles.small))
-    story.append(Table([cells, captions]))
+    story.append(_plain_table([cells, captions]))
     return story
 
 

@@ -131,7 +131,7 @@ def map_on_face(
     opacity = 0.65 * (0.15 + 0.85 * strength)
     covered = np.isfinite(window)[..., None]
     blended = crop.astype(np.float32) * (1 - opacity) + colours * opacity
-    return np.where(covered, blended, crop * 0.6).astype(np.uint8)
+    return np.where(covered, blended, crop).astype(np.uint8)
 
 
 def shared_peak(maps: Sequence[EvidenceMap]) -> float:
