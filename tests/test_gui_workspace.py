@@ -189,6 +189,7 @@ def test_close_and_reopen_keeps_everything(qtbot, window):
     window.controller.add_conclusion("Examiner's own words.")
     window.close_case()
     assert window.pages.currentWidget() is window.start_page
+    assert window.compare.method_combo.count() == 0  # nothing of the closed case
     assert str(Path(folder).resolve()) in [
         str(Path(p).resolve()) for p in window.settings.recent_cases
     ]

@@ -304,7 +304,7 @@ class ComparePanel(QWidget):
     def set_case(self, case: Case | None, model: FaceModel | None) -> None:
         self.case, self.model = case, model
         self.loaded = None
-        self.results.clear()
+        self.set_explanations({})  # no map of another case may stay selectable
         for viewer in self.viewers:
             viewer.set_image(np.zeros((8, 8, 3), np.uint8))
             viewer.set_overlay(None, signed=False)
