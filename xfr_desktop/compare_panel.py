@@ -35,7 +35,7 @@ from core.explain import FacePair
 from core.explain.base import ExplanationResult
 from core.explain.render import display_sigma, smooth_covered
 from core.imageio import load_image
-from core.models.base import FaceModel
+from core.models.base import FaceModel, Threshold
 from xfr_desktop.chip_view import ChipView
 from xfr_desktop.viewer import EvidenceViewer, ViewSync
 from xfr_desktop.workers import TaskRunner
@@ -85,13 +85,7 @@ def load_pair(
 
 def plain_words(comparison: Comparison) -> str:
     """The score and the decision as an examiner reads them out."""
-    threshold = comparison.threshold
-    if threshold["metric"] == "euclidean":
-        rule = f"same person when the distance is below {threshold['value']:g}"
-    else:
-        rule = (
-            f"same person when the cosine similarity is at least {threshold['value']:g}"
-        )
+    rule = Threshold.from_dict(comparison.threshold).rule_text()
     verdict = (
         "The model scores these two faces as the <b>same person (accept)</b>."
         if comparison.decision == "accept"

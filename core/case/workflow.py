@@ -324,9 +324,7 @@ def load_result(case: Case, stored: StoredExplanation) -> ExplanationResult:
         batch_size=record["batch_size"],
         cosine_similarity=record["cosine_similarity"],
         cosine_threshold=record["cosine_threshold"],
-        threshold=Threshold(
-            threshold["metric"], threshold["value"], threshold.get("source", "")
-        ),
+        threshold=Threshold.from_dict(threshold),
         decision=record["decision"],
         probe=images[0],
         gallery=images[1],

@@ -58,6 +58,16 @@ class Threshold:
     def to_dict(self) -> dict[str, Any]:
         return {"metric": self.metric, "value": self.value, "source": self.source}
 
+    def rule_text(self) -> str:
+        """The decision rule in plain words ("same person when ...")."""
+        if self.metric == "euclidean":
+            return f"same person when the distance is below {self.value:g}"
+        return f"same person when the cosine similarity is at least {self.value:g}"
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Threshold:
+        return cls(values["metric"], float(values["value"]), values.get("source", ""))
+
     def accepts(self, cosine_similarity: float, euclidean_distance: float) -> bool:
         if self.metric == "euclidean":
             return euclidean_distance < self.value

@@ -49,6 +49,7 @@ from core.case.workflow import load_evidence, load_result
 from core.explain import infos
 from core.explain.base import ExplanationResult
 from core.explain.render import colour_map
+from core.models.base import Threshold
 from core.report import figures
 from core.report.fonts import coverage_warning, markup, register_fonts
 
@@ -484,13 +485,7 @@ def _exhibits(case, exhibits, styles: _Styles) -> list:
 
 
 def _plain_decision(comparison: Comparison) -> str:
-    threshold = comparison.threshold
-    if threshold["metric"] == "euclidean":
-        rule = f"same person when the distance is below {threshold['value']:g}"
-    else:
-        rule = (
-            f"same person when the cosine similarity is at least {threshold['value']:g}"
-        )
+    rule = Threshold.from_dict(comparison.threshold).rule_text()
     verdict = (
         "the model scores the two faces as the same person (accept)"
         if comparison.decision == "accept"
