@@ -261,3 +261,16 @@ def test_export_and_verify_a_report_from_the_gui(qtbot, window, tmp_path):
     assert check.ok and check.case_checked and not check.evidence_problems
     for box in window.findChildren(QMessageBox):
         box.close()
+
+
+def test_check_faithfulness_plots_the_curves(qtbot, window):
+    open_demo(qtbot, window)
+    wait_for_pair(qtbot, window, "K1")
+    run_methods(qtbot, window, ["gradient"])
+    with qtbot.waitSignal(window.compare._measurer.result, timeout=WAIT_MS):
+        window.compare.check_faithfulness.click()
+    for plot in window.compare.reliability:
+        assert {"deletion", "insertion", "random deletion"} <= set(plot.curves)
+        assert "deletion AUC" in plot.summary.text()
+    window.compare.kind_combo.setCurrentText("dissimilarity")  # other map: cleared
+    assert not window.compare.reliability[0].curves

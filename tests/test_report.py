@@ -104,6 +104,16 @@ def test_report_states_case_exhibit_hashes_scores_and_conclusion(
     assert head.details["signed_by"] == [EXAMINER, REVIEWER]
 
 
+def test_report_measures_each_maps_faithfulness_with_the_model(
+    case_folder, model, tmp_path
+):
+    with Case.open(case_folder) as case:
+        outcome = generate_report(case, tmp_path / "with-curves.pdf", model=model)
+    text = text_of(outcome.path)
+    assert "Faithfulness of the similarity map for this pair" in text
+    assert text.count("deletion AUC") >= 2  # probe and gallery of each map
+
+
 def test_signatures_verify_only_with_the_signers_certificates(
     signed_report, identities, case_folder
 ):

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QListWidget,
     QListWidgetItem,
+    QPushButton,
     QSlider,
     QSpinBox,
     QSplitter,
@@ -35,8 +36,10 @@ from core.explain import FacePair
 from core.explain.base import ExplanationResult
 from core.explain.render import display_sigma, smooth_covered
 from core.imageio import load_image
+from core.metrics.reliability import pair_reliability
 from core.models.base import FaceModel, Threshold
 from xfr_desktop.chip_view import ChipView
+from xfr_desktop.reliability_plot import ReliabilityPlot
 from xfr_desktop.viewer import EvidenceViewer, ViewSync
 from xfr_desktop.workers import TaskRunner
 
@@ -158,11 +161,28 @@ class ComparePanel(QWidget):
         self.score.setWordWrap(True)
         self.score.setTextFormat(Qt.TextFormat.RichText)
         self.hover = QLabel(" ")
+        self.reliability = (ReliabilityPlot(), ReliabilityPlot())
+        self.check_faithfulness = QPushButton("Check faithfulness")
+        self.check_faithfulness.setToolTip(
+            "Deletion/Insertion for this pair (paper 000): does removing the pixels "
+            "in the map's order change the score faster than removing random ones?"
+        )
+        self.check_faithfulness.clicked.connect(self.measure_reliability)
         self._build_overlay_controls()
         self._build_toolbar()
         self._layout()
         self._loader = TaskRunner(self)
         self._loader.result.connect(self._on_pair_loaded)
+        self._measurer = TaskRunner(self)
+        self._measurer.result.connect(self._on_reliability)
+        self._measurer.progress.connect(
+            lambda done, total, message: self.check_faithfulness.setText(
+                f"Measuring… {100 * done // max(total, 1)} %"
+            )
+        )
+        self._measurer.finished.connect(
+            lambda: self.check_faithfulness.setText("Check faithfulness")
+        )
         for side, viewer in enumerate(self.viewers):
             viewer.hovered.connect(
                 lambda x, y, value, side=side: self._on_hover(side, x, y, value)
@@ -279,6 +299,12 @@ class ComparePanel(QWidget):
         column.addLayout(views, 1)
         column.addLayout(controls)
         column.addWidget(self.hover)
+        faithfulness = QHBoxLayout()
+        faithfulness.addWidget(self.check_faithfulness)
+        for plot in self.reliability:
+            plot.setMaximumHeight(190)
+            faithfulness.addWidget(plot, 1)
+        column.addLayout(faithfulness)
         column.addWidget(self.score)
         right = QWidget()
         side = QVBoxLayout(right)
@@ -436,6 +462,8 @@ class ComparePanel(QWidget):
 
     def update_overlays(self) -> None:
         result = self.current_result()
+        for plot in self.reliability:  # the curves belong to the map measured
+            plot.clear()
         kind = self.kind_combo.currentText()
         options = {
             "signed": kind == "combined",
@@ -459,6 +487,27 @@ class ComparePanel(QWidget):
                 chip_map = smooth_covered(chip_map, display_sigma(chip_map))
             viewer.set_overlay(values, evidence.origin, **options)
             self.chips[side].set_overlay(chip_map if visible else None, **options)
+
+    # ---- per-pair faithfulness of the shown map --------------------------------
+    def measure_reliability(self) -> None:
+        result = self.current_result()
+        if result is None or self.loaded is None or self.model is None:
+            for plot in self.reliability:
+                plot.clear("Compute an explanation first.")
+            return
+        kind = self.kind_combo.currentText()
+        if kind == "combined" or kind not in result.probe.evidence:
+            kind = "similarity"
+        self._measurer.start(
+            pair_reliability, result, self.loaded.pair, self.model, kind=kind
+        )
+
+    def _on_reliability(self, measured: Any) -> None:
+        for plot, side in zip(self.reliability, ("probe", "gallery"), strict=True):
+            if side in measured.sides:
+                plot.set_result(measured.sides[side], side)
+            else:
+                plot.clear(f"{side}: no {measured.kind} map")
 
     def set_colour_map(self, name: str) -> None:
         self.colour_combo.setCurrentText(name)
@@ -546,3 +595,4 @@ class ComparePanel(QWidget):
 
     def shutdown(self) -> None:
         self._loader.shutdown()
+        self._measurer.shutdown()

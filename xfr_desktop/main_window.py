@@ -415,6 +415,7 @@ class MainWindow(QMainWindow):
             path,
             sign=signer,
             countersign=countersigner,
+            model=self.model,
         )
 
     def _on_report(self, outcome) -> None:

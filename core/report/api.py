@@ -126,9 +126,14 @@ def generate_report(
     sign: Signer | None = None,
     countersign: Signer | None = None,
     timestamp_url: str | None = None,
+    model: Any = None,
     progress: ProgressCallback | None = None,
 ) -> ReportOutcome:
-    """Build the report, sign it (and countersign it), write ``out``, audit it."""
+    """Build the report, sign it (and countersign it), write ``out``, audit it.
+
+    With ``model`` (the one the comparisons were made with), each map's per-pair
+    faithfulness (Deletion/Insertion) is measured and shown.
+    """
     out = Path(out)
     if out.exists():
         raise BadInputError("already exists; a report is never overwritten", out)
@@ -138,6 +143,8 @@ def generate_report(
     request = request or ReportRequest()
     request.signature_note = signature_note(signers, timestamp_url)
     request.timestamp_note = ""
+    if model is not None:
+        request.model = model
     built = build_report(case, request, progress)
     pdf = _attach(built.pdf, _manifest(case, built))
     names: list[str] = []

@@ -45,9 +45,9 @@ from reportlab.platypus import (
 
 from core import APP_NAME, __version__
 from core.case.store import Case, CaseFace, Comparison, StoredExplanation
-from core.case.workflow import load_evidence, load_result
+from core.case.workflow import face_view, load_evidence, load_result
 from core.explain import infos
-from core.explain.base import ExplanationResult
+from core.explain.base import ExplanationResult, FacePair
 from core.explain.render import colour_map
 from core.models.base import Threshold
 from core.report import figures
@@ -100,6 +100,9 @@ class ReportRequest:
     layerwise: dict[tuple[str, str], Any] = field(default_factory=dict)
     signature_note: str = ""  # what the signing step will add, stated on the cover
     timestamp_note: str = ""
+    model: Any = None  # with a model, each map's per-pair faithfulness is measured
+    reliability_steps: int = 20
+    reliability_random_orders: int = 3
 
 
 @dataclass(frozen=True)
@@ -563,9 +566,17 @@ def _comparison(case, comparison, stored, styles: _Styles, evidence, request) ->
     story: list[Flowable] = [KeepTogether(block)]  # faces, scores and rule together
     if not stored:
         story.append(styles.p("No explanation was computed for this comparison."))
+    pair = None
+    if request.model is not None and stored:
+        pair = FacePair(
+            face_view(case, probe, request.model, "probe"),
+            face_view(case, gallery, request.model, "gallery"),
+        )
     for explanation in stored:
         result = load_result(case, explanation)
         story += _explanation(result, explanation, faces, styles, evidence)
+        if pair is not None:
+            story += _reliability(result, pair, request, styles)
     layers = request.layerwise.get((probe.label, gallery.label))
     if layers is not None:
         story += _layer_strip(layers, styles)
@@ -625,6 +636,85 @@ def _explanation(result: ExplanationResult, stored, faces, styles: _Styles, evid
         )
     )
     return story
+
+
+def _reliability(result, pair, request: ReportRequest, styles: _Styles) -> list:
+    """Deletion/Insertion curves of the similarity map for this very pair."""
+    from core.metrics.reliability import pair_reliability, reliability_sentence
+
+    kind = "similarity"
+    measured = pair_reliability(
+        result,
+        pair,
+        request.model,
+        kind=kind,
+        steps=request.reliability_steps,
+        random_orders=request.reliability_random_orders,
+    )
+    if not measured.sides:
+        return []
+    width = (TEXT_WIDTH - 6 * mm) / 2
+    charts = [
+        reliability_chart(curves, width, styles.fonts.regular)
+        for curves in measured.sides.values()
+    ]
+    sentences = [
+        styles.p(styles.u(reliability_sentence(curves, side)), styles.small)
+        for side, curves in measured.sides.items()
+    ]
+    return [
+        KeepTogether(
+            [
+                styles.p(
+                    "<b>Faithfulness of the similarity map for this pair</b> — the "
+                    "similarity score as the pixels are removed (deletion, red) or put "
+                    "back (insertion, blue) in the map's order; dashed: random orders "
+                    f"(mean of {request.reliability_random_orders}). A faithful map "
+                    "makes the red curve fall and the blue curve rise faster than the "
+                    "dashed ones (paper 000, §IV-B)."
+                ),
+                _plain_table([charts, sentences], [width + 3 * mm] * len(charts)),
+            ]
+        )
+    ]
+
+
+def reliability_chart(curves, width: float, font: str) -> Drawing:
+    from reportlab.graphics.charts.lineplots import LinePlot
+
+    height = 38 * mm
+    drawing = Drawing(width, height)
+    plot = LinePlot()
+    plot.x, plot.y = 28, 18
+    plot.width, plot.height = width - 36, height - 26
+    series = [
+        list(zip(curves.fractions, curves.deletion_scores, strict=True)),
+        list(zip(curves.fractions, curves.insertion_scores, strict=True)),
+    ]
+    styles_ = [(colors.HexColor("#c82828"), None), (colors.HexColor("#1e6ec8"), None)]
+    if curves.random_deletion_scores is not None:
+        series += [
+            list(zip(curves.fractions, curves.random_deletion_scores, strict=True)),
+            list(zip(curves.fractions, curves.random_insertion_scores, strict=True)),
+        ]
+        styles_ += [
+            (colors.HexColor("#c82828"), (2, 2)),
+            (colors.HexColor("#1e6ec8"), (2, 2)),
+        ]
+    plot.data = series
+    for index, (colour, dash) in enumerate(styles_):
+        plot.lines[index].strokeColor = colour
+        plot.lines[index].strokeWidth = 1.2
+        if dash:
+            plot.lines[index].strokeDashArray = dash
+    for axis in (plot.xValueAxis, plot.yValueAxis):
+        axis.labels.fontName = font
+        axis.labels.fontSize = 6
+    plot.xValueAxis.valueMin, plot.xValueAxis.valueMax = 0, 1
+    plot.xValueAxis.valueStep = 0.25
+    drawing.add(plot)
+    drawing.add(String(28, 2, "fraction of pixels", fontName=font, fontSize=6))
+    return drawing
 
 
 def _layer_strip(layers, styles: _Styles) -> list:

@@ -84,6 +84,12 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sign", metavar="ID.p12", help="examiner's identity")
     parser.add_argument("--countersign", metavar="ID.p12", help="peer reviewer's")
     parser.add_argument("--timestamp-url", help="RFC 3161 time-stamp server")
+    parser.add_argument(
+        "--no-faithfulness",
+        action="store_true",
+        help="skip measuring each map's faithfulness for its pair (faster)",
+    )
+    parser.add_argument("--device", default="auto", help="for the faithfulness curves")
     parser.add_argument("--user", help="name recorded in the audit trail")
     parser.add_argument("--json", action="store_true")
     return parser
@@ -108,6 +114,14 @@ def _build(args: argparse.Namespace) -> int:
     request = ReportRequest(
         comparisons=comparisons, explanation_ids=args.explanation or ()
     )
+    model = None
+    if not args.no_faithfulness:
+        from core.cli import _load_model
+
+        with Case.open(args.case, read_only=True) as case:
+            model_ids = {c.model_id for c in case.comparisons()}
+        if len(model_ids) == 1:
+            model = _load_model(model_ids.pop(), args.device)
     with Case.open(args.case, user=args.user) as case:
         outcome = generate_report(
             case,
@@ -116,6 +130,7 @@ def _build(args: argparse.Namespace) -> int:
             sign=signers.get("sign"),
             countersign=signers.get("countersign"),
             timestamp_url=args.timestamp_url,
+            model=model,
             progress=_progress_printer("report", args.json),
         )
     if args.json:

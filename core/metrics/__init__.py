@@ -1,0 +1,1 @@
+"""Quantitative faithfulness metrics for saliency maps (no Qt)."""
