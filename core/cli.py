@@ -226,6 +226,29 @@ def cmd_eval_verification(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_eval_faithfulness(args: argparse.Namespace) -> int:
+    from core.metrics.evaluate import evaluate_faithfulness, write_outputs
+
+    model = _load_model(args.model, args.device, args.card)
+    table = evaluate_faithfulness(
+        args.data,
+        model,
+        [m.strip() for m in args.methods.split(",") if m.strip()],
+        args.metric,
+        max_pairs=args.max_pairs,
+        seed=args.seed,
+        progress=_progress_printer("faithfulness", args.json),
+    )
+    files = write_outputs(table, args.out) if args.out else {}
+    if args.json:
+        _print_json({**table.to_dict(), "files": files})
+    else:
+        print(f"{table.metric} on {table.data} ({table.protocol}); "
+              f"{table.pairs_used} pairs, {table.pairs_skipped} skipped")  # fmt: skip
+        print(table.markdown())
+    return EXIT_OK
+
+
 def _add_pair_arguments(command: argparse.ArgumentParser, default_model: str) -> None:
     """Probe, gallery, model and face-selection options (verify and explain)."""
     command.add_argument("probe", help="probe image (e.g. the questioned image)")
@@ -363,6 +386,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("eval", help="evaluate a model on a data set")
     eval_kinds = evaluate.add_subparsers(dest="eval_kind", required=True)
+    faithful = eval_kinds.add_parser(
+        "faithfulness", help="Deletion/Insertion, hiding game, pixel elimination"
+    )
+    faithful.add_argument(
+        "--data", required=True, help="identities folder or pairs.txt"
+    )
+    faithful.add_argument("--methods", required=True, help="ID,ID,... (xfr methods)")
+    faithful.add_argument(
+        "--metric",
+        required=True,
+        choices=["deletion-insertion", "hiding-game", "pixel-elimination"],
+    )
+    faithful.add_argument("--model", default=DEFAULT_MODEL_ID)
+    faithful.add_argument("--card", help="model card of a model file")
+    faithful.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    faithful.add_argument("--max-pairs", type=int)
+    faithful.add_argument("--seed", type=int, default=0)
+    faithful.add_argument("--out", help="folder for CSV curves, PNG plot, tables")
+    faithful.add_argument("--json", action="store_true")
+    faithful.set_defaults(run=cmd_eval_faithfulness)
     verification = eval_kinds.add_parser(
         "verification", help="EER, ROC AUC and accuracy on genuine/impostor pairs"
     )
