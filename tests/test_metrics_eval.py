@@ -1,0 +1,58 @@
+"""`xfr eval faithfulness` on a small folder of identities built from bundled photos."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.cli import main
+
+
+@pytest.fixture(scope="module")
+def identities(tmp_path_factory, astronaut_rgb, grace_hopper_path):
+    root = tmp_path_factory.mktemp("identities")
+    collins, hopper = root / "collins", root / "hopper"
+    collins.mkdir()
+    hopper.mkdir()
+    Image.fromarray(astronaut_rgb).save(collins / "a.png")
+    Image.fromarray(astronaut_rgb[:, ::-1]).save(collins / "b.jpg", quality=85)
+    photo = np.asarray(Image.open(grace_hopper_path).convert("RGB"))
+    Image.fromarray(photo).save(hopper / "a.jpg")
+    return root
+
+
+@pytest.mark.parametrize(
+    "metric", ["deletion-insertion", "hiding-game", "pixel-elimination"]
+)
+def test_eval_faithfulness_writes_tables_and_curves(
+    identities, tmp_path, capsys, metric
+):
+    code = main(
+        ["eval", "faithfulness", "--data", str(identities), "--methods",
+         "gradient,gradcam", "--metric", metric, "--device", "cpu",
+         "--out", str(tmp_path), "--json"]
+    )  # fmt: skip
+    assert code == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["pairs_used"] >= 2 and payload["metric"] == metric
+    methods = {row["method"] for row in payload["rows"]}
+    assert methods == {"gradient", "gradcam"}
+    assert (tmp_path / "table.md").read_text().startswith("| method")
+    assert (tmp_path / f"{metric}.png").stat().st_size > 1000
+    assert list(tmp_path.glob("*.csv"))
+    if metric == "deletion-insertion":
+        kinds = {row["map"].split()[0] for row in payload["rows"]}
+        assert kinds == {"similarity", "dissimilarity"}
+        for row in payload["rows"]:
+            assert 0 < row["deletion_auc"] <= 1 and 0 < row["insertion_auc"] <= 1
+
+
+def test_eval_faithfulness_unknown_method_is_exit_2(identities, capsys):
+    code = main(
+        ["eval", "faithfulness", "--data", str(identities), "--methods", "shap",
+         "--metric", "hiding-game", "--device", "cpu"]
+    )  # fmt: skip
+    assert code == 2 and "unknown explanation method" in capsys.readouterr().err
