@@ -237,7 +237,7 @@ def write_outputs(table: FaithfulnessTable, out_dir: str | Path) -> dict[str, st
         json.dumps(table.to_dict(), indent=2, default=float)
     )
     (folder / "table.md").write_text(table.markdown() + "\n")
-    figure, axis = plt.subplots(figsize=(7, 4.5))
+    groups: dict[str, list[tuple[str, dict[str, list[float]]]]] = {}
     for name, curve in table.curves.items():
         stem = name.replace("/", "_")
         with open(folder / f"{stem}.csv", "w", newline="") as handle:
@@ -245,15 +245,32 @@ def write_outputs(table: FaithfulnessTable, out_dir: str | Path) -> dict[str, st
             keys = list(curve)
             writer.writerow(keys)
             writer.writerows(zip(*(curve[k] for k in keys), strict=True))
-        for key in list(curve)[1:]:
-            style = "--" if key.startswith("random") else "-"
-            axis.plot(curve["x"], curve[key], style, label=f"{name} {key}")
-    axis.set_xlabel("fraction / percentage / level")
-    axis.set_ylabel("score")
-    axis.legend(fontsize=6)
-    axis.set_title(f"{table.metric} on {Path(table.data).name}")
+        method, _, group = name.partition("/")
+        groups.setdefault(group, []).append((method, curve))
+    figure, axes = plt.subplots(
+        len(groups), 1, figsize=(9, 3.6 * len(groups)), squeeze=False
+    )
+    for axis, (group, members) in zip(axes[:, 0], groups.items(), strict=True):
+        for index, (method, curve) in enumerate(members):
+            colour = f"C{index % 10}"
+            for key in list(curve)[1:]:
+                if key.startswith("random"):
+                    if index == 0:  # the same pairs and orders for every method
+                        axis.plot(curve["x"], curve[key], "k--", lw=1, label=key)
+                    continue
+                style = ":" if key == "insertion" else "-"
+                axis.plot(
+                    curve["x"], curve[key], style, color=colour, label=f"{method} {key}"
+                )
+        axis.set_title(f"{table.metric}: {group} maps ({Path(table.data).name})")
+        axis.set_xlabel("fraction of pixels" if table.metric == "deletion-insertion"
+                        else "percentage / level")  # fmt: skip
+        axis.set_ylabel(
+            "similarity" if table.metric == "deletion-insertion" else "score"
+        )
+        axis.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5))
     figure.tight_layout()
-    figure.savefig(folder / f"{table.metric}.png", dpi=120)
+    figure.savefig(folder / f"{table.metric}.png", dpi=110)
     plt.close(figure)
     files["plot"] = str(folder / f"{table.metric}.png")
     return files
