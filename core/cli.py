@@ -378,11 +378,13 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--json", action="store_true", help="machine-readable output")
     explain.set_defaults(run=cmd_explain)
 
+    from core.calibration_cli import add_calibration_commands
     from core.case.cli import add_case_commands
     from core.report.cli import add_report_commands
 
     add_case_commands(commands)
     add_report_commands(commands)
+    add_calibration_commands(commands)
 
     evaluate = commands.add_parser("eval", help="evaluate a model on a data set")
     eval_kinds = evaluate.add_subparsers(dest="eval_kind", required=True)

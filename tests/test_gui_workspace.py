@@ -75,6 +75,7 @@ def test_demo_case_shows_an_accept_and_a_reject_explained(qtbot, window):
     assert window.compare.candidates.item(0).text().startswith("1. K1")
     wait_for_pair(qtbot, window, "K1")
     assert "same person (accept)" in window.compare.score.text()
+    assert "Likelihood ratio" in window.compare.score.text()  # shipped calibration
 
     run_methods(qtbot, window, ["fggb"])
     probe_view = window.compare.viewers[0]

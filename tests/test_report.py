@@ -88,6 +88,7 @@ def test_report_states_case_exhibit_hashes_scores_and_conclusion(
                 assert f"{comparison.distance:.4f}" in text
         head = [e for e in case.audit_log() if e.action == "report.generate"][-1]
     assert "accept" in text and "reject" in text
+    assert "Strength of evidence: likelihood ratio" in text
     assert "Conclusion written by the examiner, Zoë Ångström." in text
     assert EXAMINER in text
     assert "Limitations" in text and "Appendix B: audit trail" in text

@@ -3,6 +3,7 @@ the ranked candidates (1:N), explanation overlays and annotations."""
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.calibration import strength_of_evidence
 from core.case import workflow
 from core.case.store import FISWG_COMPONENTS, Case, Comparison
 from core.explain import FacePair
@@ -94,9 +96,18 @@ def plain_words(comparison: Comparison) -> str:
         if comparison.decision == "accept"
         else "The model scores these two faces as <b>different people (reject)</b>."
     )
+    strength = strength_of_evidence(
+        comparison.similarity, comparison.model_id, comparison.model_sha256
+    )
+    evidence = (
+        "No likelihood ratio: no calibration is available for this model. "
+        if strength is None
+        else f"Likelihood ratio <b>{strength[0]:.3g}</b> ({html.escape(strength[1])} "
+        f"Calibrated on: {html.escape(strength[2])}.) "
+    )
     return (
         f"Cosine similarity <b>{comparison.similarity:.4f}</b>, Euclidean distance "
-        f"<b>{comparison.distance:.4f}</b>; rule: {rule}. {verdict} "
+        f"<b>{comparison.distance:.4f}</b>; rule: {rule}. {verdict} {evidence}"
         "<i>This is a model score, not an identification: it supports, and does not "
         "replace, the examiner's comparison.</i>"
     )

@@ -44,6 +44,7 @@ from reportlab.platypus import (
 )
 
 from core import APP_NAME, __version__
+from core.calibration import strength_of_evidence
 from core.case.store import Case, CaseFace, Comparison, StoredExplanation
 from core.case.workflow import face_view, load_evidence, load_result
 from core.explain import infos
@@ -487,6 +488,24 @@ def _exhibits(case, exhibits, styles: _Styles) -> list:
     return story
 
 
+def _strength_text(comparison: Comparison) -> str:
+    """The likelihood ratio and its ENFSI verbal equivalent, when calibrated."""
+    strength = strength_of_evidence(
+        comparison.similarity, comparison.model_id, comparison.model_sha256
+    )
+    if strength is None:
+        return (
+            "Strength of evidence: no likelihood ratio is given, because no "
+            "calibration is available for this model."
+        )
+    lr, sentence, reference = strength
+    return (
+        f"Strength of evidence: likelihood ratio {lr:.3g}. {sentence} The ratio "
+        f"comes from a calibration of this model's scores on a reference set "
+        f"({reference}); it describes the score, not the case as a whole."
+    )
+
+
 def _plain_decision(comparison: Comparison) -> str:
     rule = Threshold.from_dict(comparison.threshold).rule_text()
     verdict = (
@@ -558,6 +577,7 @@ def _comparison(case, comparison, stored, styles: _Styles, evidence, request) ->
         Spacer(1, 2 * mm),
         scores,
         styles.p(_plain_decision(comparison)),
+        styles.p(styles.u(_strength_text(comparison))),
         styles.p(
             f"Model {comparison.model_id}, weights SHA-256 {comparison.model_sha256}.",
             styles.small,

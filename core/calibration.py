@@ -1,0 +1,524 @@
+"""Score-to-likelihood-ratio calibration (strength of evidence for the examiner).
+
+A raw similarity score says nothing by itself about the strength of the evidence.
+A :class:`Calibration` turns a model's score for a pair of face images into a
+likelihood ratio
+
+    LR = p(score | same person) / p(score | different people),
+
+fitted on the genuine (same-person) and impostor (different-person) scores of a
+reference set with the Netherlands Forensic Institute's ``lir`` package.  Without a
+calibration made for the model in use there is no LR: nothing here ever invents one.
+
+Methods (``method``):
+
+* ``"logistic"`` (default): ``lir.algorithms.logistic_regression.LogitCalibrator``
+  (class-balanced logistic regression, so the fitted log-odds are log-LRs), fitted
+  *without* regularisation (``C=inf``: scikit-learn's default ``C=1`` shrinks the
+  slope towards zero on scores in [0, 1] and understates the LRs).  The two fitted
+  coefficients are stored; evaluating an LR needs numpy only, no refit.
+* ``"kde"``: ``lir.algorithms.kde.KDECalibrator`` with Silverman's bandwidths.  A
+  fitted KDE is not a handful of numbers, so the *training scores themselves* are
+  stored in the JSON and the calibrator is refitted on load (deterministic: the
+  same scores give the same densities); the file then grows with the reference set.
+
+Bounds.  LRs are never extrapolated beyond what the reference set can support:
+
+1. the score is first clipped to the range of the training scores
+   (``score_range``), so that a score beyond everything seen gives the LR of the
+   most extreme score seen;
+2. the log10-LR is then clipped to the empirical lower and upper bounds (ELUB,
+   Vergeer et al., Science & Justice 56 (2016) 482-491) computed by
+   ``lir.algorithms.bayeserror.ELUBBounder`` on the training LRs (``llr_bounds``).
+
+Cllr and Cllr_min (``lir.metrics.cllr`` / ``lir.metrics.cllr_min``) are computed on
+the (bounded) LRs of the training scores themselves, i.e. in-sample; they describe
+the fit, not an independent validation.  Cllr = 1 is an uninformative system (LR = 1
+always), 0 a perfect one; Cllr_min is the Cllr after the best monotone
+recalibration (the discrimination part) and is never above Cllr.
+
+The verbal equivalents follow the ENFSI Guideline for Evaluative Reporting in
+Forensic Science (European Network of Forensic Science Institutes, 2015), table of
+verbal equivalents, see :func:`verbal_scale`.
+
+Only numpy is needed to load and evaluate a logistic calibration; ``lir`` is imported
+when fitting (and to refit a KDE calibration).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from core import __version__
+from core.errors import BadInputError
+
+FORMAT = "xfr-calibration"
+FORMAT_VERSION = 1
+METHODS = ("logistic", "kde")
+SCORE_KINDS = ("cosine",)
+LN10 = math.log(10.0)
+
+# ---- ENFSI (2015) verbal equivalents ----------------------------------------------
+# (lower limit of the band, inclusive; words).  A boundary value belongs to the
+# *higher* band, as in the guideline's last row "1,000,000 and above": LR = 10 is
+# "moderate support", LR = 100 "moderately strong support", and so on.  For LR < 1
+# the same bands are applied to 1/LR in favour of the different-source proposition.
+ENFSI_BANDS: tuple[tuple[float, str], ...] = (
+    (1_000_000.0, "extremely strong support"),
+    (10_000.0, "very strong support"),
+    (1_000.0, "strong support"),
+    (100.0, "moderately strong support"),
+    (10.0, "moderate support"),
+    (1.0, "weak support"),
+)
+SAME_SOURCE = "the two images show the same person rather than different people"
+DIFFERENT_SOURCE = "the two images show different people rather than the same person"
+VERBAL_SCALE_SOURCE = (
+    "ENFSI Guideline for Evaluative Reporting in Forensic Science (European Network "
+    "of Forensic Science Institutes, 2015), verbal equivalents of the likelihood ratio"
+)
+
+
+def verbal_band(lr: float) -> str:
+    """The ENFSI band of an LR, e.g. ``"moderate support"`` (``"no support"`` at 1).
+
+    Bands (lower limit inclusive): [1, 10) weak, [10, 100) moderate, [100, 1,000)
+    moderately strong, [1,000, 10,000) strong, [10,000, 1,000,000) very strong,
+    >= 1,000,000 extremely strong; for LR < 1 the band of 1/LR.
+    """
+    value = float(lr)
+    if math.isnan(value) or value < 0:
+        raise ValueError(f"a likelihood ratio must be a number >= 0, got {lr!r}")
+    if value == 1.0:
+        return "no support"
+    strength = value if value > 1.0 else (math.inf if value == 0 else 1.0 / value)
+    for lower, words in ENFSI_BANDS:
+        if strength >= lower:
+            return words
+    raise AssertionError("unreachable: strength >= 1")
+
+
+def verbal_scale(lr: float) -> str:
+    """The ENFSI (2015) verbal equivalent of an LR, as a sentence for a report.
+
+    LR > 1 supports the same-person proposition, LR < 1 the different-people
+    proposition (with the band of 1/LR), LR = 1 exactly supports neither.  A boundary
+    value belongs to the higher band (LR = 10 is "moderate support"); see
+    :func:`verbal_band`.  Source: :data:`VERBAL_SCALE_SOURCE`.
+    """
+    band = verbal_band(lr)
+    if float(lr) == 1.0:
+        return (
+            "The similarity score is as probable if the two images show the same "
+            "person as if they show different people: neither proposition is "
+            "supported."
+        )
+    proposition = SAME_SOURCE if float(lr) > 1.0 else DIFFERENT_SOURCE
+    return (
+        f"The similarity score provides {band} for the proposition that {proposition}."
+    )
+
+
+# ---- the calibration ----------------------------------------------------------------
+@dataclass(frozen=True)
+class Calibration:
+    """A fitted score-to-LR mapping for one model's scores (JSON via to_dict)."""
+
+    model_id: str
+    model_sha256: str
+    score_kind: str  # "cosine": cosine similarity of the two embeddings
+    method: str  # "logistic" | "kde"
+    # logistic: {"intercept": a, "slope": b}, natural-log LR = a + b * score
+    # (class-balanced, unregularised); kde: {"bandwidth": "silverman"}
+    parameters: dict
+    score_range: tuple[float, float]  # training scores' min and max (clip)
+    llr_bounds: tuple[float, float]  # ELUB lower / upper log10-LR (clip)
+    reference: str  # name / description of the reference set (data, seed, command)
+    n_genuine: int
+    n_impostor: int
+    cllr: float
+    cllr_min: float
+    created: str  # ISO 8601, UTC
+    software_version: str  # XFR Desktop version that fitted it
+    lir_version: str
+    # only for methods that are refitted on load (kde): the training scores
+    training_scores: dict | None = None
+    _fitted: object = field(default=None, init=False, repr=False, compare=False)
+
+    # -- evaluation ---------------------------------------------------------------
+    def log10_lrs(self, scores) -> np.ndarray:
+        """Bounded log10-LRs of an array of scores (NaN scores give NaN)."""
+        s = np.asarray(scores, dtype=float)
+        clipped = np.clip(s, self.score_range[0], self.score_range[1])
+        if self.method == "logistic":
+            a = float(self.parameters["intercept"])
+            b = float(self.parameters["slope"])
+            llrs = (a + b * clipped) / LN10
+        elif self.method == "kde":
+            llrs = np.asarray(
+                self._kde().transform(clipped.reshape(-1)), dtype=float
+            ).reshape(clipped.shape)
+        else:  # guarded in from_dict / fit; keeps the type checker honest
+            raise BadInputError(f"unknown calibration method {self.method!r}")
+        llrs = np.clip(llrs, self.llr_bounds[0], self.llr_bounds[1])
+        return np.where(np.isnan(s), np.nan, llrs)
+
+    def lrs(self, scores) -> np.ndarray:
+        """Bounded LRs of an array of scores."""
+        return np.power(10.0, self.log10_lrs(scores))
+
+    def log10_lr(self, score: float) -> float:
+        return float(self.log10_lrs(np.array([float(score)]))[0])
+
+    def lr(self, score: float) -> float:
+        return float(10.0 ** self.log10_lr(score))
+
+    def verbal(self, score: float) -> str:
+        """The ENFSI sentence for the LR of ``score``."""
+        return verbal_scale(self.lr(score))
+
+    def _kde(self):
+        if self._fitted is None:
+            scores = self.training_scores or {}
+            genuine = np.asarray(scores.get("genuine", []), float)
+            impostor = np.asarray(scores.get("impostor", []), float)
+            object.__setattr__(
+                self, "_fitted", _fit_kde(genuine, impostor, self.parameters)
+            )
+        return self._fitted
+
+    # -- checks ---------------------------------------------------------------------
+    def check_model(
+        self, model_id: str, sha256: str, path: str | Path | None = None
+    ) -> None:
+        """Refuse a calibration made for another model (or other weights)."""
+        if model_id != self.model_id or sha256 != self.model_sha256:
+            raise BadInputError(
+                f"this calibration was made for model {self.model_id} "
+                f"(weights {self.model_sha256[:12]}…), not for {model_id} "
+                f"(weights {sha256[:12]}…); its likelihood ratios do not apply",
+                path,
+            )
+
+    # -- JSON -----------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        data = {"format": FORMAT, "format_version": FORMAT_VERSION}
+        data.update(asdict(self))
+        data.pop("_fitted", None)
+        data["score_range"] = list(self.score_range)
+        data["llr_bounds"] = list(self.llr_bounds)
+        if data["training_scores"] is None:
+            del data["training_scores"]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict, path: str | Path | None = None) -> Calibration:
+        def bad(problem: str) -> BadInputError:
+            return BadInputError(f"not a usable calibration file: {problem}", path)
+
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise bad(f"'format' is not {FORMAT!r}")
+        if data.get("format_version") != FORMAT_VERSION:
+            raise bad(f"unsupported format_version {data.get('format_version')!r}")
+        try:
+            method = str(data["method"])
+            score_kind = str(data["score_kind"])
+            parameters = dict(data["parameters"])
+            lo, hi = (float(v) for v in data["score_range"])
+            llr_lo, llr_hi = (float(v) for v in data["llr_bounds"])
+            calibration = cls(
+                model_id=str(data["model_id"]),
+                model_sha256=str(data["model_sha256"]),
+                score_kind=score_kind,
+                method=method,
+                parameters=parameters,
+                score_range=(lo, hi),
+                llr_bounds=(llr_lo, llr_hi),
+                reference=str(data["reference"]),
+                n_genuine=int(data["n_genuine"]),
+                n_impostor=int(data["n_impostor"]),
+                cllr=float(data["cllr"]),
+                cllr_min=float(data["cllr_min"]),
+                created=str(data["created"]),
+                software_version=str(data["software_version"]),
+                lir_version=str(data.get("lir_version", "")),
+                training_scores=data.get("training_scores"),
+            )
+        except KeyError as error:
+            raise bad(f"field {error.args[0]!r} is missing") from None
+        except (TypeError, ValueError) as error:
+            raise bad(f"a field has the wrong type ({error})") from None
+        if method not in METHODS:
+            raise bad(f"unknown method {method!r} (known: {', '.join(METHODS)})")
+        if score_kind not in SCORE_KINDS:
+            raise bad(f"unknown score kind {score_kind!r}")
+        if not (lo <= hi and llr_lo <= llr_hi) or not all(
+            math.isfinite(v) for v in (lo, hi, llr_lo, llr_hi)
+        ):
+            raise bad("score_range / llr_bounds are not finite, ordered pairs")
+        if method == "logistic":
+            try:
+                values = [float(parameters[k]) for k in ("intercept", "slope")]
+            except (KeyError, TypeError, ValueError):
+                raise bad("logistic parameters need 'intercept' and 'slope'") from None
+            if not all(math.isfinite(v) for v in values):
+                raise bad("logistic parameters are not finite")
+        if method == "kde":
+            scores = calibration.training_scores
+            if (
+                not isinstance(scores, dict)
+                or not scores.get("genuine")
+                or not (scores.get("impostor"))
+            ):
+                raise bad("a kde calibration needs its training_scores")
+        return calibration
+
+
+# ---- fitting ------------------------------------------------------------------------
+def _lir_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lir")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _fit_kde(genuine: np.ndarray, impostor: np.ndarray, parameters: dict):
+    from lir.algorithms.kde import KDECalibrator
+
+    scores = np.concatenate([genuine, impostor])
+    labels = np.concatenate([np.ones(genuine.size), np.zeros(impostor.size)]).astype(
+        int
+    )
+    return KDECalibrator(bandwidth=parameters.get("bandwidth", "silverman")).fit(
+        scores, labels
+    )
+
+
+def _clean_scores(values, name: str) -> np.ndarray:
+    scores = np.asarray(values, dtype=float).reshape(-1)
+    if scores.size < 2:
+        raise BadInputError(f"need at least two {name} scores, got {scores.size}")
+    if not np.all(np.isfinite(scores)):
+        raise BadInputError(f"the {name} scores contain NaN or infinite values")
+    return scores
+
+
+def fit_calibration(
+    genuine_scores,
+    impostor_scores,
+    *,
+    model_id: str,
+    model_sha256: str,
+    reference: str,
+    method: str = "logistic",
+    score_kind: str = "cosine",
+) -> Calibration:
+    """Fit a score-to-LR calibration on genuine / impostor scores with ``lir``."""
+    from lir import metrics
+    from lir.algorithms.bayeserror import ELUBBounder
+    from lir.data.models import LLRData
+
+    if method not in METHODS:
+        raise BadInputError(
+            f"unknown calibration method {method!r} (known: {', '.join(METHODS)})"
+        )
+    if score_kind not in SCORE_KINDS:
+        raise BadInputError(f"unknown score kind {score_kind!r}")
+    genuine = _clean_scores(genuine_scores, "genuine")
+    impostor = _clean_scores(impostor_scores, "impostor")
+    scores = np.concatenate([genuine, impostor])
+    labels = np.concatenate([np.ones(genuine.size), np.zeros(impostor.size)]).astype(
+        int
+    )
+
+    training_scores = None
+    if method == "logistic":
+        from lir.algorithms.logistic_regression import LogitCalibrator
+
+        calibrator = LogitCalibrator(C=np.inf).fit(scores, labels)
+        parameters = {
+            "intercept": float(np.ravel(calibrator._logit.intercept_)[0]),
+            "slope": float(np.ravel(calibrator._logit.coef_)[0]),
+        }
+        raw_llrs = (parameters["intercept"] + parameters["slope"] * scores) / LN10
+    else:  # kde
+        parameters = {"bandwidth": "silverman"}
+        raw_llrs = np.asarray(
+            _fit_kde(genuine, impostor, parameters).transform(scores), float
+        )
+        training_scores = {
+            "genuine": [float(v) for v in genuine],
+            "impostor": [float(v) for v in impostor],
+        }
+
+    # ELUB bounds from the training LLRs (lir's elub clips its input in place: copy)
+    finite = np.clip(raw_llrs, -9.0, 9.0)
+    bounder = ELUBBounder().fit(LLRData(features=finite.copy(), labels=labels))
+    lower = float(bounder.lower_llr_bound)
+    upper = float(bounder.upper_llr_bound)
+    llrs = np.clip(finite, lower, upper)
+    llr_data = LLRData(features=llrs, labels=labels)
+
+    return Calibration(
+        model_id=model_id,
+        model_sha256=model_sha256,
+        score_kind=score_kind,
+        method=method,
+        parameters=parameters,
+        score_range=(float(scores.min()), float(scores.max())),
+        llr_bounds=(lower, upper),
+        reference=reference,
+        n_genuine=int(genuine.size),
+        n_impostor=int(impostor.size),
+        cllr=float(metrics.cllr(llr_data)),
+        cllr_min=float(metrics.cllr_min(llr_data)),
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        software_version=f"{__version__} (Python {platform.python_version()})",
+        lir_version=_lir_version(),
+        training_scores=training_scores,
+    )
+
+
+# ---- files --------------------------------------------------------------------------
+def save_calibration(cal: Calibration, path: str | Path) -> Path:
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(cal.to_dict(), indent=2) + "\n", encoding="utf-8")
+    except OSError as error:
+        raise BadInputError(
+            f"cannot write the calibration ({error.strerror})", path
+        ) from None
+    return path
+
+
+def load_calibration(
+    path: str | Path, *, model_id: str | None = None, sha256: str | None = None
+) -> Calibration:
+    """Read a calibration; with ``model_id``/``sha256`` refuse one for another model."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInputError("calibration file not found", path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        raise BadInputError(
+            f"cannot read the calibration file ({error})", path
+        ) from None
+    except json.JSONDecodeError as error:
+        raise BadInputError(
+            f"the calibration file is damaged (not valid JSON: {error.msg} at line "
+            f"{error.lineno})",
+            path,
+        ) from None
+    calibration = Calibration.from_dict(data, path)
+    if model_id is not None or sha256 is not None:
+        calibration.check_model(
+            model_id if model_id is not None else calibration.model_id,
+            sha256 if sha256 is not None else calibration.model_sha256,
+            path,
+        )
+    return calibration
+
+
+def default_calibration_path(model_id: str) -> Path:
+    """Where the calibration shipped for a model lives (it may not exist)."""
+    return (
+        Path(__file__).resolve().parent.parent
+        / "resources"
+        / "calibration"
+        / (f"{model_id}.json")
+    )
+
+
+# ---- plotting data ------------------------------------------------------------------
+def calibration_curve(
+    cal: Calibration, genuine, impostor, *, bins: int = 10, points: int = 101
+) -> dict:
+    """Data to plot a calibration: the LR-vs-score curve and empirical LRs in bins.
+
+    ``curve``: ``points`` scores over the training range with their bounded
+    log10-LRs.  ``bins``: equal-width score bins over the range of the given scores,
+    each with its genuine / impostor counts, the calibration's mean log10-LR of the
+    scores in it, and the empirical log10-LR (share of genuine scores falling in the
+    bin divided by the share of impostor scores; None when either count is 0).  Well
+    calibrated: the two agree where there are enough pairs.
+    """
+    genuine = np.asarray(genuine, float).reshape(-1)
+    impostor = np.asarray(impostor, float).reshape(-1)
+    grid = np.linspace(cal.score_range[0], cal.score_range[1], points)
+    every = np.concatenate([genuine, impostor])
+    result: dict = {
+        "curve": {
+            "score": grid.tolist(),
+            "log10_lr": cal.log10_lrs(grid).tolist(),
+        },
+        "bins": [],
+        "n_genuine": int(genuine.size),
+        "n_impostor": int(impostor.size),
+    }
+    if every.size == 0:
+        return result
+    edges = np.linspace(every.min(), every.max(), bins + 1)
+    for i in range(bins):
+        lo, hi = float(edges[i]), float(edges[i + 1])
+        last = i == bins - 1
+
+        def inside(x: np.ndarray, lo=lo, hi=hi, last=last) -> np.ndarray:
+            return (x >= lo) & ((x <= hi) if last else (x < hi))
+
+        g, m = inside(genuine), inside(impostor)
+        n_g, n_i = int(g.sum()), int(m.sum())
+        members = np.concatenate([genuine[g], impostor[m]])
+        empirical = None
+        if n_g and n_i and genuine.size and impostor.size:
+            empirical = math.log10((n_g / genuine.size) / (n_i / impostor.size))
+        result["bins"].append(
+            {
+                "low": lo,
+                "high": hi,
+                "n_genuine": n_g,
+                "n_impostor": n_i,
+                "mean_log10_lr": (
+                    float(np.mean(cal.log10_lrs(members))) if members.size else None
+                ),
+                "empirical_log10_lr": empirical,
+            }
+        )
+    return result
+
+
+def calibration_for(model_id: str, sha256: str) -> Calibration | None:
+    """The calibration shipped for this model and weights, or None (never invented)."""
+    path = default_calibration_path(model_id)
+    if not path.is_file():
+        return None
+    try:
+        return load_calibration(path, model_id=model_id, sha256=sha256)
+    except BadInputError:
+        return None  # made for other weights: no LR rather than a wrong one
+
+
+def strength_of_evidence(
+    similarity: float, model_id: str, sha256: str
+) -> tuple[float, str, str] | None:
+    """(LR, verbal sentence, reference set) for a cosine score, when calibrated."""
+    calibration = calibration_for(model_id, sha256)
+    if calibration is None:
+        return None
+    lr = calibration.lr(similarity)
+    name = calibration.reference.split(":")[0].strip()
+    reference = (
+        f"{name}, {calibration.n_genuine} genuine + {calibration.n_impostor} "
+        f"impostor pairs, Cllr {calibration.cllr:.3f}"
+    )
+    return lr, verbal_scale(lr), reference

@@ -1,0 +1,187 @@
+"""``xfr calibrate``: fit a score-to-LR calibration on a reference set.
+
+The reference set is read exactly as ``xfr eval verification`` reads it
+(:func:`core.evaluation.pairs_for`): a folder of identities (``DIR/<person>/<image>``:
+every genuine pair plus a seeded sample of as many impostor pairs, at least 1000) or
+an LFW ``pairs.txt``; ``--max-pairs`` keeps a seeded subset with the same
+genuine/impostor balance.  Each image is embedded once (faces found and aligned by
+:func:`core.verify.prepare_face`, as for a case); a pair whose image has no
+detectable face is left out and counted.  The score is the cosine similarity of the
+two embeddings.  The calibration (:mod:`core.calibration`) records the data, the
+pair counts, the seed and the command line it was made with.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from core.errors import BadInputError
+
+ProgressCallback = Callable[[int, int, str], None]
+
+
+def pair_scores(
+    pairs, model, *, batch_size: int = 32, progress: ProgressCallback | None = None
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Cosine similarities of genuine and impostor pairs; and the images that failed.
+
+    Each distinct image is embedded once; pairs with a failed image are left out.
+    """
+    from core.faces.detect import FaceDetector
+    from core.models.base import cosine_similarity
+    from core.verify import prepare_face
+
+    images = sorted({p for pair in pairs for p in (pair.first, pair.second)})
+    detector = FaceDetector.shared()
+    embeddings: dict[Path, np.ndarray] = {}
+    failed: list[str] = []
+    paths: list[Path] = []
+    chips: list[np.ndarray] = []
+
+    def flush() -> None:
+        if chips:
+            for path, emb in zip(
+                paths, model.embed_chips(np.stack(chips)), strict=True
+            ):
+                embeddings[path] = emb
+            paths.clear()
+            chips.clear()
+
+    for number, path in enumerate(images, start=1):
+        if progress is not None:
+            progress(number, len(images), str(path))
+        try:
+            chip = prepare_face(path, model, detector=detector).aligned.chip
+        except BadInputError as error:  # includes NoFaceError
+            failed.append(f"{path}: {error.reason}")
+            continue
+        paths.append(path)
+        chips.append(chip)
+        if len(chips) >= batch_size:
+            flush()
+    flush()
+
+    genuine, impostor = [], []
+    for pair in pairs:
+        if pair.first in embeddings and pair.second in embeddings:
+            score = cosine_similarity(embeddings[pair.first], embeddings[pair.second])
+            (genuine if pair.genuine else impostor).append(score)
+    return np.array(genuine, float), np.array(impostor, float), failed
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    """The command that reproduces this calibration (recorded in the file)."""
+    words = ["xfr", "calibrate", "--data", str(args.data), "--out", str(args.out)]
+    words += ["--model", args.model, "--device", args.device, "--seed", str(args.seed)]
+    if args.card:
+        words += ["--card", args.card]
+    if args.max_pairs is not None:
+        words += ["--max-pairs", str(args.max_pairs)]
+    if args.reference:
+        words += ["--reference", args.reference]
+    if args.method != "logistic":
+        words += ["--method", args.method]
+    return shlex.join(words)
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from core.calibration import fit_calibration, save_calibration
+    from core.cli import EXIT_OK, _load_model, _print_json
+    from core.evaluation import pairs_for
+
+    started = time.perf_counter()
+    model = _load_model(args.model, args.device, args.card)
+    pairs, protocol = pairs_for(args.data, seed=args.seed, max_pairs=args.max_pairs)
+
+    def progress(done: int, total: int, _path: str) -> None:
+        if not args.json and sys.stderr.isatty():
+            end = "\n" if done >= total else ""
+            print(f"\rembedding images {done}/{total}", end=end, file=sys.stderr)
+
+    genuine, impostor, failed = pair_scores(pairs, model, progress=progress)
+    if genuine.size < 2 or impostor.size < 2:
+        raise BadInputError(
+            f"too few scored pairs to calibrate ({genuine.size} genuine, "
+            f"{impostor.size} impostor)",
+            args.data,
+        )
+    command = _command_line(args)
+    name = args.reference or Path(args.data).name
+    reference = (
+        f"{name}: {Path(args.data)} ({protocol}); {genuine.size} genuine + "
+        f"{impostor.size} impostor pairs scored "
+        f"({len(pairs)} selected, {len(failed)} images without a usable face), "
+        f"seed {args.seed}, max pairs {args.max_pairs}; command: {command}"
+    )
+    calibration = fit_calibration(
+        genuine,
+        impostor,
+        model_id=model.model_id,
+        model_sha256=model.weights_sha256,
+        reference=reference,
+        method=args.method,
+    )
+    out = save_calibration(calibration, args.out)
+    seconds = time.perf_counter() - started
+    if args.json:
+        _print_json(
+            {
+                "out": str(out),
+                "seconds": seconds,
+                "failed_images": failed,
+                "calibration": calibration.to_dict(),
+            }
+        )
+        return EXIT_OK
+    low, high = calibration.llr_bounds
+    print(f"model: {calibration.model_id} (weights {calibration.model_sha256[:12]}…)")
+    print(f"reference: {reference}")
+    print(f"pairs: {calibration.n_genuine} genuine + {calibration.n_impostor} impostor")
+    print(f"Cllr {calibration.cllr:.4f}, Cllr_min {calibration.cllr_min:.4f}")
+    print(
+        f"method {calibration.method}; LRs bounded to 10^{low:.2f} .. 10^{high:.2f} "
+        f"(ELUB), scores clipped to {calibration.score_range[0]:.4f} .. "
+        f"{calibration.score_range[1]:.4f}"
+    )
+    print(f"written: {out} ({seconds:.1f} s)")
+    return EXIT_OK
+
+
+def add_calibration_commands(commands) -> None:
+    """Add ``xfr calibrate`` to the CLI's sub-command parsers."""
+    from core.models.base import DEFAULT_MODEL_ID
+
+    calibrate = commands.add_parser(
+        "calibrate",
+        help="fit a score-to-likelihood-ratio calibration on a reference set",
+    )
+    calibrate.add_argument(
+        "--data",
+        required=True,
+        help="folder of identities (DIR/<person>/<image>) or LFW pairs.txt",
+    )
+    calibrate.add_argument("--out", required=True, help="calibration JSON to write")
+    calibrate.add_argument("--model", default=DEFAULT_MODEL_ID)
+    calibrate.add_argument(
+        "--card", help="model card of a model file (default: the .card.toml beside it)"
+    )
+    calibrate.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    calibrate.add_argument(
+        "--max-pairs",
+        type=int,
+        help="seeded subset of the pairs, keeping the genuine/impostor balance",
+    )
+    calibrate.add_argument("--seed", type=int, default=0)
+    calibrate.add_argument(
+        "--reference", help="name of the reference set (default: the folder name)"
+    )
+    calibrate.add_argument("--method", default="logistic", choices=["logistic", "kde"])
+    calibrate.add_argument("--json", action="store_true")
+    calibrate.set_defaults(run=cmd_calibrate)
