@@ -497,6 +497,112 @@ def calibration_curve(
     return result
 
 
+@dataclass(frozen=True)
+class CalibrationCheck:
+    """How a calibration performs on a set of scored pairs (ideally independent)."""
+
+    data: str
+    n_genuine: int
+    n_impostor: int
+    cllr: float  # of the calibration's bounded LRs on these pairs
+    cllr_min: float  # after the best monotone recalibration (discrimination only)
+    genuine_lr_below_1: float  # rate of misleading evidence, same-person pairs
+    impostor_lr_above_1: float  # rate of misleading evidence, different people
+    strongest_misleading_genuine_lr: float | None
+    strongest_misleading_impostor_lr: float | None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def check_calibration(
+    cal: Calibration, genuine, impostor, data: str
+) -> CalibrationCheck:
+    """Cllr, Cllr_min and rates of misleading evidence of ``cal`` on these scores.
+
+    On pairs the calibration was *not* fitted on this is a validation: Cllr well
+    above Cllr_min means the LRs are miscalibrated for this kind of data, even if
+    the model still discriminates.
+    """
+    from lir import metrics
+    from lir.data.models import LLRData
+
+    genuine = _clean_scores(genuine, "genuine")
+    impostor = _clean_scores(impostor, "impostor")
+    genuine_llr, impostor_llr = cal.log10_lrs(genuine), cal.log10_lrs(impostor)
+    llrs = np.concatenate([genuine_llr, impostor_llr])
+    labels = np.concatenate([np.ones(genuine.size), np.zeros(impostor.size)])
+    llr_data = LLRData(features=llrs.copy(), labels=labels.astype(int))
+    misleading_genuine = genuine_llr[genuine_llr < 0]
+    misleading_impostor = impostor_llr[impostor_llr > 0]
+    return CalibrationCheck(
+        data=data,
+        n_genuine=int(genuine.size),
+        n_impostor=int(impostor.size),
+        cllr=float(metrics.cllr(llr_data)),
+        cllr_min=float(metrics.cllr_min(llr_data)),
+        genuine_lr_below_1=float(np.mean(genuine_llr < 0)),
+        impostor_lr_above_1=float(np.mean(impostor_llr > 0)),
+        strongest_misleading_genuine_lr=(
+            float(10 ** misleading_genuine.min()) if misleading_genuine.size else None
+        ),
+        strongest_misleading_impostor_lr=(
+            float(10 ** misleading_impostor.max()) if misleading_impostor.size else None
+        ),
+    )
+
+
+def plot_calibration(
+    cal: Calibration, genuine, impostor, path: str | Path, title: str
+) -> Path:
+    """PNG: the calibration curve with empirical LRs per score bin, and the Tippett
+    plot (share of same-person / different-people pairs with an LR above x)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    genuine = _clean_scores(genuine, "genuine")
+    impostor = _clean_scores(impostor, "impostor")
+    data = calibration_curve(cal, genuine, impostor, bins=12)
+    figure, (curve_axis, tippett_axis) = plt.subplots(1, 2, figsize=(11, 4.2))
+    curve_axis.plot(
+        data["curve"]["score"], data["curve"]["log10_lr"], "k-", label="calibration"
+    )
+    bins = [b for b in data["bins"] if b["empirical_log10_lr"] is not None]
+    curve_axis.plot(
+        [(b["low"] + b["high"]) / 2 for b in bins],
+        [b["empirical_log10_lr"] for b in bins],
+        "o",
+        color="C1",
+        label="empirical (score bins of these pairs)",
+    )
+    curve_axis.axhline(0, color="grey", lw=0.6)
+    curve_axis.set_xlabel(f"score ({cal.score_kind})")
+    curve_axis.set_ylabel("log10 likelihood ratio")
+    curve_axis.legend(fontsize=8)
+    curve_axis.set_title("score → LR", fontsize=10)
+    for values, label, colour in (
+        (cal.log10_lrs(genuine), f"same person ({genuine.size})", "C0"),
+        (cal.log10_lrs(impostor), f"different people ({impostor.size})", "C3"),
+    ):
+        ordered = np.sort(values)
+        above = 1.0 - np.arange(ordered.size) / ordered.size
+        tippett_axis.step(ordered, above, where="post", color=colour, label=label)
+    tippett_axis.axvline(0, color="grey", lw=0.6)
+    tippett_axis.set_xlabel("log10 likelihood ratio x")
+    tippett_axis.set_ylabel("share of pairs with log10 LR ≥ x")
+    tippett_axis.legend(fontsize=8)
+    tippett_axis.set_title("Tippett plot", fontsize=10)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
 def calibration_for(model_id: str, sha256: str) -> Calibration | None:
     """The calibration shipped for this model and weights, or None (never invented)."""
     path = default_calibration_path(model_id)

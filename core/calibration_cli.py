@@ -92,7 +92,7 @@ def _command_line(args: argparse.Namespace) -> str:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from core.calibration import fit_calibration, save_calibration
+    from core.calibration import fit_calibration, plot_calibration, save_calibration
     from core.cli import EXIT_OK, _load_model, _print_json
     from core.evaluation import pairs_for
 
@@ -106,6 +106,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             print(f"\rembedding images {done}/{total}", end=end, file=sys.stderr)
 
     genuine, impostor, failed = pair_scores(pairs, model, progress=progress)
+    if args.evaluate:
+        return _evaluate_existing(args, model, genuine, impostor, failed, protocol)
     if genuine.size < 2 or impostor.size < 2:
         raise BadInputError(
             f"too few scored pairs to calibrate ({genuine.size} genuine, "
@@ -129,6 +131,14 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         method=args.method,
     )
     out = save_calibration(calibration, args.out)
+    if args.plot:
+        plot_calibration(
+            calibration,
+            genuine,
+            impostor,
+            args.plot,
+            f"{calibration.model_id}: calibration fitted on {name} (in-sample)",
+        )
     seconds = time.perf_counter() - started
     if args.json:
         _print_json(
@@ -154,6 +164,45 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _evaluate_existing(args, model, genuine, impostor, failed, protocol) -> int:
+    """``--evaluate CAL``: measure an existing calibration on these pairs."""
+    from core.calibration import check_calibration, load_calibration, plot_calibration
+    from core.cli import EXIT_OK, _print_json
+
+    calibration = load_calibration(args.evaluate)
+    calibration.check_model(model.model_id, model.weights_sha256)
+    if genuine.size < 1 or impostor.size < 1:
+        raise BadInputError(
+            "need genuine and impostor pairs to check against", args.data
+        )
+    check = check_calibration(
+        calibration, genuine, impostor, f"{args.data} ({protocol})"
+    )
+    if args.plot:
+        plot_calibration(
+            calibration,
+            genuine,
+            impostor,
+            args.plot,
+            f"{calibration.model_id}: calibration from {Path(args.evaluate).name} "
+            f"checked on {Path(args.data).name}",
+        )
+    if args.json:
+        _print_json({"check": check.to_dict(), "failed_images": failed})
+        return EXIT_OK
+    print(f"calibration: {args.evaluate} (reference: {calibration.reference[:80]}…)")
+    print(f"checked on: {check.data}: {check.n_genuine} genuine + "
+          f"{check.n_impostor} impostor pairs")  # fmt: skip
+    print(f"Cllr {check.cllr:.4f}, Cllr_min {check.cllr_min:.4f} "
+          f"(fit: Cllr {calibration.cllr:.4f})")  # fmt: skip
+    print(
+        f"misleading evidence: {100 * check.genuine_lr_below_1:.1f} % of same-person "
+        f"pairs got LR < 1, {100 * check.impostor_lr_above_1:.1f} % of "
+        "different-people pairs got LR > 1"
+    )
+    return EXIT_OK
+
+
 def add_calibration_commands(commands) -> None:
     """Add ``xfr calibrate`` to the CLI's sub-command parsers."""
     from core.models.base import DEFAULT_MODEL_ID
@@ -167,7 +216,17 @@ def add_calibration_commands(commands) -> None:
         required=True,
         help="folder of identities (DIR/<person>/<image>) or LFW pairs.txt",
     )
-    calibrate.add_argument("--out", required=True, help="calibration JSON to write")
+    target = calibrate.add_mutually_exclusive_group(required=True)
+    target.add_argument("--out", help="calibration JSON to write")
+    target.add_argument(
+        "--evaluate",
+        metavar="CALIBRATION",
+        help="do not fit: measure this calibration (Cllr, misleading evidence) on "
+        "the pairs of --data, ideally pairs it was not fitted on",
+    )
+    calibrate.add_argument(
+        "--plot", help="PNG: calibration curve and Tippett plot on these pairs"
+    )
     calibrate.add_argument("--model", default=DEFAULT_MODEL_ID)
     calibrate.add_argument(
         "--card", help="model card of a model file (default: the .card.toml beside it)"

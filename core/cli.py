@@ -380,11 +380,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     from core.calibration_cli import add_calibration_commands
     from core.case.cli import add_case_commands
+    from core.ecloss.cli import add_channels_commands
     from core.report.cli import add_report_commands
+    from core.selftest_cli import add_selftest_commands
+    from core.train_cli import add_train_commands
 
     add_case_commands(commands)
     add_report_commands(commands)
     add_calibration_commands(commands)
+    add_channels_commands(commands)
+    add_selftest_commands(commands)
+    add_train_commands(commands)
 
     evaluate = commands.add_parser("eval", help="evaluate a model on a data set")
     eval_kinds = evaluate.add_subparsers(dest="eval_kind", required=True)
@@ -433,6 +439,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verification.add_argument("--json", action="store_true")
     verification.set_defaults(run=cmd_eval_verification)
+    from core.metrics.models_eval import add_models_eval
+
+    add_models_eval(eval_kinds)
     return parser
 
 

@@ -11,9 +11,11 @@ import pytest
 from core.calibration import (
     Calibration,
     calibration_curve,
+    check_calibration,
     default_calibration_path,
     fit_calibration,
     load_calibration,
+    plot_calibration,
     save_calibration,
     verbal_band,
     verbal_scale,
@@ -217,3 +219,47 @@ def test_strength_of_evidence_only_for_the_calibrated_model():
     assert lr > 1 and "same person" in sentence and "LFW" in reference
     assert strength_of_evidence(0.97, "dlib-resnet-v1", "0" * 64) is None
     assert strength_of_evidence(0.97, "no-such-model", sha) is None
+
+
+def test_check_on_fresh_pairs_and_on_shifted_scores(fitted, tmp_path):
+    """A calibration checked on new pairs of the same kind performs as fitted; on
+    scores shifted towards the other class it misleads, and Cllr shows it while
+    Cllr_min (discrimination only) does not."""
+    cal, _, _ = fitted
+    genuine, impostor = _scores(seed=1)
+    same = check_calibration(cal, genuine, impostor, "fresh synthetic pairs")
+    assert same.cllr == pytest.approx(cal.cllr, abs=0.1)
+    assert same.cllr_min <= same.cllr + 1e-9
+    assert same.genuine_lr_below_1 < 0.05 and same.impostor_lr_above_1 < 0.05
+    shifted = check_calibration(cal, genuine - 0.2, impostor - 0.2, "shifted")
+    assert shifted.genuine_lr_below_1 > 0.5  # same people now look different
+    assert shifted.cllr > shifted.cllr_min + 0.3
+    assert shifted.strongest_misleading_genuine_lr < 1
+    png = plot_calibration(cal, genuine, impostor, tmp_path / "c.png", "title")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_checks_the_shipped_calibration_on_a_folder(
+    tmp_path, astronaut_path, grace_hopper_path, capsys
+):
+    from PIL import Image, ImageOps
+
+    from core.cli import EXIT_OK, main
+
+    data = tmp_path / "identities"
+    for person, photo in (("astronaut", astronaut_path), ("hopper", grace_hopper_path)):
+        (data / person).mkdir(parents=True)
+        image = Image.open(photo).convert("RGB")
+        image.save(data / person / "1.png")
+        ImageOps.mirror(image).save(data / person / "2.png")
+    plot = tmp_path / "check.png"
+    shipped = str(default_calibration_path(DEFAULT_MODEL))
+    code = main(
+        ["calibrate", "--data", str(data), "--device", "cpu", "--json",
+         "--evaluate", shipped, "--plot", str(plot)]
+    )  # fmt: skip
+    assert code == EXIT_OK
+    check = json.loads(capsys.readouterr().out)["check"]
+    assert check["n_genuine"] == 2 and check["n_impostor"] == 4
+    assert check["genuine_lr_below_1"] == 0 and check["impostor_lr_above_1"] == 0
+    assert plot.read_bytes()[:4] == b"\x89PNG"

@@ -116,6 +116,29 @@ def test_demo_case_shows_an_accept_and_a_reject_explained(qtbot, window):
     assert case.verify().intact
 
 
+def test_ddfv_runs_like_any_method_and_a_missing_reconstructor_is_named(
+    qtbot, window, tmp_path
+):
+    case = open_demo(qtbot, window)
+    wait_for_pair(qtbot, window, "K1")
+    run_methods(qtbot, window, ["ddfv"], ig_steps=4)  # the shipped reconstructor
+    result = window.compare.current_result()
+    assert result.method_id == "ddfv"
+    assert any("reconstructor" in note for note in result.notes)
+    assert window.compare.viewers[0].rendered_overlay_rgba() is not None
+
+    missing = tmp_path / "missing.pt"
+    window.controller.queue_explanations(
+        "Q1", "K1", {"ddfv": {"reconstructor": str(missing)}}, 0
+    )
+    qtbot.waitUntil(
+        lambda: window.controller.jobs[-1].state == "failed", timeout=WAIT_MS
+    )
+    message = window.controller.jobs[-1].message
+    assert "missing.pt" in message and "reconstructor file not found" in message
+    assert case.verify().intact
+
+
 def test_drop_adds_images_and_names_the_bad_one(qtbot, window, tmp_path, astronaut_rgb):
     case = open_demo(qtbot, window)
     good = tmp_path / "mirrored.png"

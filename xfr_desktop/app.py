@@ -38,14 +38,66 @@ def build_parser() -> argparse.ArgumentParser:
         "packages on first use, then reused)",
     )
     opening.add_argument("--case", metavar="FOLDER", help="open this case folder")
+    opening.add_argument(
+        "--self-test",
+        action="store_true",
+        help="check this installation headless (model, demo case, explanations, "
+        "signed report, Qt libraries), print a summary and exit (0: all passed)",
+    )
     parser.add_argument(
         "--version", action="version", version=f"{APP_NAME} {__version__}"
     )
     return parser
 
 
+def qt_libraries_check() -> str:
+    """Load Qt's widget libraries and render a widget on the offscreen platform.
+
+    Checks that the bundle's Qt libraries and platform plugins load without a
+    display; reuses a running QApplication (then on whatever platform it has).
+    """
+    import PySide6
+    from PySide6.QtCore import qVersion
+    from PySide6.QtWidgets import QApplication, QLabel
+
+    app = QApplication.instance() or QApplication(
+        [sys.argv[0] if sys.argv else "xfr-desktop", "-platform", "offscreen"]
+    )
+    assert isinstance(app, QApplication)
+    label = QLabel(f"{APP_NAME} self-test")
+    try:
+        label.resize(240, 40)
+        image = label.grab().toImage()
+        if image.isNull() or image.width() < 1:
+            raise RuntimeError("Qt could not render a widget")
+    finally:
+        label.deleteLater()
+    import pyqtgraph
+
+    import xfr_desktop.main_window  # every GUI module imports (all bundled)
+
+    return (
+        f"PySide6 {PySide6.__version__}, Qt {qVersion()}, pyqtgraph "
+        f"{pyqtgraph.__version__}; platform plugin '{app.platformName()}' rendered "
+        f"a widget; GUI modules import ({xfr_desktop.main_window.__name__})"
+    )
+
+
+def self_test(device: str = "auto") -> int:
+    """``--self-test``: the core checks first (no Qt imported yet), then Qt's."""
+    from core.selftest import run_self_test
+
+    report = run_self_test(
+        device=device, extra_steps=[("Qt GUI libraries", qt_libraries_check)]
+    )
+    print(report.format_summary(), flush=True)
+    return report.exit_code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    if args.self_test:
+        return self_test(args.device)
     # Qt is imported only now, so --help and --version work without a display.
     from PySide6.QtWidgets import QApplication
 

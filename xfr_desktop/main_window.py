@@ -37,6 +37,7 @@ from core.report.api import Signer, generate_report, verify_report
 from core.report.signing import load_certificate
 from xfr_desktop.audit_view import AuditTrailView
 from xfr_desktop.case_controller import CaseController, ExplainJob
+from xfr_desktop.channels_panel import ChannelsPanel
 from xfr_desktop.compare_panel import ComparePanel, LoadedPair
 from xfr_desktop.conclusion_editor import ConclusionEditor
 from xfr_desktop.errors import ErrorReporter
@@ -176,6 +177,9 @@ class MainWindow(QMainWindow):
         self.explain = ExplainPanel()
         self.grid = MethodGrid()
         self.layers = LayersPanel(self.errors)
+        self.channels = ChannelsPanel(
+            self.errors, lambda: self.model, lambda: self.controller.case
+        )
         self.conclusion = ConclusionEditor()
         self.audit = AuditTrailView()
         compare_page = QSplitter()
@@ -188,6 +192,7 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(compare_page, "Comparison")
         self.tabs.addTab(self.grid, "All methods")
         self.tabs.addTab(self.layers, "Layer by layer")
+        self.tabs.addTab(self.channels, "Channels")
         self.tabs.addTab(self.conclusion, "Conclusion")
         self.tabs.addTab(self.audit, "Audit trail")
         self.workspace = QSplitter()
@@ -699,6 +704,7 @@ class MainWindow(QMainWindow):
         self.exhibits.shutdown()
         self.compare.shutdown()
         self.layers.runner.shutdown()
+        self.channels.shutdown()
         self.controller.shutdown()
 
     def closeEvent(self, event: QCloseEvent) -> None:

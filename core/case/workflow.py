@@ -241,7 +241,8 @@ def explain(
         face_view(case, probe, model, "probe"),
         face_view(case, gallery, model, "gallery"),
     )
-    key = cache_key(pair, model, method_id, resolved, int(seed), __version__)
+    extras = explainer.cache_extras(model, resolved)
+    key = cache_key(pair, model, method_id, resolved, int(seed), __version__, extras)
     stored = case.find_explanation(key)
     if stored is not None:
         return CaseExplanation(stored, load_result(case, stored), from_cache=True)

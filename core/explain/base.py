@@ -522,8 +522,13 @@ def cache_key(
     params: Mapping[str, ParamValue],
     seed: int,
     software_version: str,
+    extras: Mapping[str, Any] | None = None,
 ) -> str:
-    """SHA-256 over everything that determines the maps."""
+    """SHA-256 over everything that determines the maps.
+
+    ``extras``: inputs a method depends on beyond its parameters (e.g. the hash of
+    the trained reconstructor DDFV uses), from ``Explainer.cache_extras``.
+    """
     payload = {
         "images": [
             {"sha256": view.image_sha256, "face": dict(view.face_record)}
@@ -537,6 +542,8 @@ def cache_key(
         "seed": seed,
         "software_version": software_version,
     }
+    if extras:  # absent when empty, so that keys of other methods stay as they were
+        payload["extras"] = dict(extras)
     text = json.dumps(payload, sort_keys=True, default=_json_default)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -608,6 +615,16 @@ class Explainer:
     def compute(self, ctx: ExplainContext) -> tuple[ChipMaps, ChipMaps]:
         raise NotImplementedError
 
+    def cache_extras(
+        self, model: FaceModel, params: Mapping[str, ParamValue]
+    ) -> dict[str, Any]:
+        """Inputs besides params, seed and model that determine the maps (hashes).
+
+        Raises ``BadInputError`` when such an input is missing, before any work.
+        """
+        del model, params
+        return {}
+
     def explain(
         self,
         pair: FacePair,
@@ -623,6 +640,7 @@ class Explainer:
         from core import __version__
 
         resolved = self.info.resolve(params)
+        extras = self.cache_extras(model, resolved)
         began = time.perf_counter()
         with eval_mode(model):
             ctx = make_context(
@@ -663,7 +681,13 @@ class Explainer:
             probe=images[0],
             gallery=images[1],
             cache_key=cache_key(
-                pair, model, self.info.method_id, resolved, int(seed), __version__
+                pair,
+                model,
+                self.info.method_id,
+                resolved,
+                int(seed),
+                __version__,
+                extras,
             ),
             notes=tuple(ctx.notes),
         )

@@ -66,9 +66,11 @@ class FaithfulnessTable:
         return "\n".join(lines)
 
 
-def _chips(
+def aligned_pairs(
     data: str | Path, model: FaceModel, seed: int, max_pairs: int | None
 ) -> tuple[list[tuple[np.ndarray, np.ndarray, bool]], list[FacePair], int, str]:
+    """(probe chip, gallery chip, is_genuine) and FacePair per usable pair, the
+    number of pairs left out (no face / unreadable) and the protocol name."""
     pairs, protocol = pairs_for(data, seed=seed, max_pairs=max_pairs)
     prepared: dict[Path, Any] = {}
     out, face_pairs, skipped = [], [], 0
@@ -102,7 +104,7 @@ def evaluate_faithfulness(
     if metric not in METRICS:
         raise BadInputError(f"unknown metric {metric!r} (one of: {', '.join(METRICS)})")
     explainers = {m: get(m) for m in methods}
-    chips, face_pairs, skipped, protocol = _chips(data, model, seed, max_pairs)
+    chips, face_pairs, skipped, protocol = aligned_pairs(data, model, seed, max_pairs)
     if not chips:
         raise BadInputError("no usable pair (no face found in any)", data)
     table = FaithfulnessTable(str(data), protocol, metric, len(chips), skipped)
@@ -223,6 +225,16 @@ def _deletion_insertion(model, chips, results, steps, random_orders, seed):
     return rows, curves
 
 
+AXIS_LABELS = {
+    "deletion-insertion": ("fraction of pixels deleted / inserted", "similarity"),
+    "hiding-game": ("fraction of least important pixels blurred", "accuracy"),
+    "pixel-elimination": (
+        "saliency threshold (pixels above it removed)",
+        "EER (genuine vs impostor)",
+    ),
+}
+
+
 def write_outputs(table: FaithfulnessTable, out_dir: str | Path) -> dict[str, str]:
     """``table.json``, ``table.md``, one CSV per curve and a PNG plot per metric."""
     import matplotlib
@@ -258,16 +270,15 @@ def write_outputs(table: FaithfulnessTable, out_dir: str | Path) -> dict[str, st
                     if index == 0:  # the same pairs and orders for every method
                         axis.plot(curve["x"], curve[key], "k--", lw=1, label=key)
                     continue
-                style = ":" if key == "insertion" else "-"
+                # pixel elimination's random control depends on each map (same
+                # pixel count), so it is drawn per method, dashed in its colour
+                style = ":" if key == "insertion" else "--" if "random" in key else "-"
                 axis.plot(
                     curve["x"], curve[key], style, color=colour, label=f"{method} {key}"
                 )
         axis.set_title(f"{table.metric}: {group} maps ({Path(table.data).name})")
-        axis.set_xlabel("fraction of pixels" if table.metric == "deletion-insertion"
-                        else "percentage / level")  # fmt: skip
-        axis.set_ylabel(
-            "similarity" if table.metric == "deletion-insertion" else "score"
-        )
+        axis.set_xlabel(AXIS_LABELS[table.metric][0])
+        axis.set_ylabel(AXIS_LABELS[table.metric][1])
         axis.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5))
     figure.tight_layout()
     figure.savefig(folder / f"{table.metric}.png", dpi=110)

@@ -1,0 +1,1 @@
+"""DDFV's face-reconstruction module (paper 002): network, files, training."""
