@@ -227,7 +227,7 @@ def _deletion_insertion(model, chips, results, steps, random_orders, seed):
 
 AXIS_LABELS = {
     "deletion-insertion": ("fraction of pixels deleted / inserted", "similarity"),
-    "hiding-game": ("fraction of least important pixels blurred", "accuracy"),
+    "hiding-game": ("least important pixels blurred (%)", "accuracy"),
     "pixel-elimination": (
         "saliency threshold (pixels above it removed)",
         "EER (genuine vs impostor)",

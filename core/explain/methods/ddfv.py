@@ -104,9 +104,12 @@ def channel_weights(
     module = dict(model.network.named_modules())[model._tap(tap).module_path]
     alphas = (torch.arange(steps, device=ctx.device) + 0.5) / steps
     shares = torch.zeros(features.shape[0], device=ctx.device)
+    # a backend that splits batches itself would hand the hook sub-batches: one
+    # alpha per pass then, so the replaced map always matches the pass
+    per_pass = ctx.batch_size if type(model)._forward is FaceModel._forward else 1
     with torch.enable_grad():
-        for start in range(0, steps, ctx.batch_size):
-            batch = alphas[start : start + ctx.batch_size]
+        for start in range(0, steps, per_pass):
+            batch = alphas[start : start + per_pass]
             scaled = (batch[:, None, None, None] * features[None]).requires_grad_()
             handle = module.register_forward_hook(
                 lambda _m, _i, _o, replacement=scaled: replacement
