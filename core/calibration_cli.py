@@ -34,46 +34,18 @@ def pair_scores(
 
     Each distinct image is embedded once; pairs with a failed image are left out.
     """
-    from core.faces.detect import FaceDetector
+    from core.evaluation import embed_images
     from core.models.base import cosine_similarity
-    from core.verify import prepare_face
 
     images = sorted({p for pair in pairs for p in (pair.first, pair.second)})
-    detector = FaceDetector.shared()
-    embeddings: dict[Path, np.ndarray] = {}
-    failed: list[str] = []
-    paths: list[Path] = []
-    chips: list[np.ndarray] = []
-
-    def flush() -> None:
-        if chips:
-            for path, emb in zip(
-                paths, model.embed_chips(np.stack(chips)), strict=True
-            ):
-                embeddings[path] = emb
-            paths.clear()
-            chips.clear()
-
-    for number, path in enumerate(images, start=1):
-        if progress is not None:
-            progress(number, len(images), str(path))
-        try:
-            chip = prepare_face(path, model, detector=detector).aligned.chip
-        except BadInputError as error:  # includes NoFaceError
-            failed.append(f"{path}: {error.reason}")
-            continue
-        paths.append(path)
-        chips.append(chip)
-        if len(chips) >= batch_size:
-            flush()
-    flush()
-
+    embedded = embed_images(images, model, batch_size=batch_size, progress=progress)
+    embeddings = embedded.embeddings
     genuine, impostor = [], []
     for pair in pairs:
         if pair.first in embeddings and pair.second in embeddings:
             score = cosine_similarity(embeddings[pair.first], embeddings[pair.second])
             (genuine if pair.genuine else impostor).append(score)
-    return np.array(genuine, float), np.array(impostor, float), failed
+    return np.array(genuine, float), np.array(impostor, float), embedded.failed
 
 
 def _command_line(args: argparse.Namespace) -> str:

@@ -287,25 +287,33 @@ def equal_error_rate(
 
 
 # ---- running ----------------------------------------------------------------------
-def evaluate_verification(
-    data: str | Path,
+@dataclass
+class EmbeddedImages:
+    """Embeddings of the images whose face could be used, and what failed."""
+
+    embeddings: dict[Path, np.ndarray]
+    failed: list[str]  # "path: reason"
+    failures_to_detect: int = 0
+    centre_fallbacks: int = 0
+
+
+def embed_images(
+    images: list[Path],
     model: FaceModel,
     *,
-    seed: int = 0,
-    max_pairs: int | None = None,
     centre_fallback: bool = False,
     batch_size: int = 32,
     progress: ProgressCallback | None = None,
     cancel: Callable[[], bool] | None = None,
-) -> VerificationReport:
-    started = time.perf_counter()
-    pairs, protocol = pairs_for(data, seed=seed, max_pairs=max_pairs)
-    images = sorted({p for pair in pairs for p in (pair.first, pair.second)})
+) -> EmbeddedImages:
+    """Detect, align and embed each image once, in batches.
+
+    An image without a usable face is listed in ``failed`` and left out - unless
+    ``centre_fallback`` asks for dlib's LFW convention of using the image centre.
+    """
     detector = FaceDetector.shared()
     with_68 = needs_68_landmarks(model)
-    embeddings: dict[Path, np.ndarray] = {}
-    failed: list[str] = []
-    fallbacks = no_face = 0
+    result = EmbeddedImages({}, [])
     pending_paths: list[Path] = []
     pending_chips: list[np.ndarray] = []
 
@@ -314,7 +322,7 @@ def evaluate_verification(
             for path, emb in zip(
                 pending_paths, model.embed_chips(np.stack(pending_chips)), strict=True
             ):
-                embeddings[path] = emb
+                result.embeddings[path] = emb
             pending_paths.clear()
             pending_chips.clear()
 
@@ -332,19 +340,45 @@ def evaluate_verification(
                 rgb = load_image(path).rgb  # read again: rare (no face detected)
                 face = detector.face_in_box(rgb, _centre_box(rgb.shape), with_68)
                 chip = chip_for_model(rgb, face, model.preprocessing).chip
-                fallbacks += 1
+                result.centre_fallbacks += 1
         except NoFaceError as error:
-            no_face += 1
-            failed.append(f"{path}: {error.reason}")
+            result.failures_to_detect += 1
+            result.failed.append(f"{path}: {error.reason}")
             continue
         except BadInputError as error:
-            failed.append(f"{path}: {error.reason}")
+            result.failed.append(f"{path}: {error.reason}")
             continue
         pending_paths.append(path)
         pending_chips.append(chip)
         if len(pending_chips) >= batch_size:
             flush()
     flush()
+    return result
+
+
+def evaluate_verification(
+    data: str | Path,
+    model: FaceModel,
+    *,
+    seed: int = 0,
+    max_pairs: int | None = None,
+    centre_fallback: bool = False,
+    batch_size: int = 32,
+    progress: ProgressCallback | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> VerificationReport:
+    started = time.perf_counter()
+    pairs, protocol = pairs_for(data, seed=seed, max_pairs=max_pairs)
+    images = sorted({p for pair in pairs for p in (pair.first, pair.second)})
+    embedded = embed_images(
+        images,
+        model,
+        centre_fallback=centre_fallback,
+        batch_size=batch_size,
+        progress=progress,
+        cancel=cancel,
+    )
+    embeddings = embedded.embeddings
 
     threshold: Threshold = model.threshold
     genuine_scores, impostor_scores = [], []
@@ -384,8 +418,8 @@ def evaluate_verification(
         pairs_evaluated=evaluated,
         pairs_skipped=len(pairs) - evaluated,
         images=len(images),
-        failures_to_detect=no_face,
-        failed_images=failed,
+        failures_to_detect=embedded.failures_to_detect,
+        failed_images=embedded.failed,
         eer=eer,
         eer_threshold=eer_threshold,
         roc_auc=roc_auc(genuine_arr, impostor_arr),
@@ -394,7 +428,7 @@ def evaluate_verification(
         false_accept_rate=accepted_impostor / max(1, len(impostor_scores)),
         seconds=time.perf_counter() - started,
         seed=seed,
-        centre_fallbacks=fallbacks,
+        centre_fallbacks=embedded.centre_fallbacks,
     )
 
 
