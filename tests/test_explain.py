@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from synthetic_models import RegionNet, SyntheticModel
 from torch import nn
 
 from core.cli import EXIT_BAD_INPUT, main
@@ -21,9 +22,7 @@ from core.explain.perturb import superpixels
 from core.faces.align import ChipTransform
 from core.models.base import (
     DEFAULT_MODEL_ID,
-    FaceModel,
     LayerTap,
-    Preprocessing,
     Threshold,
     registry,
 )
@@ -268,24 +267,6 @@ def test_superpixels_fall_back_to_a_grid_on_noise():
 
 
 # ---- synthetic models with known answers ---------------------------------------------
-class SyntheticModel(FaceModel):
-    def __init__(
-        self,
-        network: nn.Module,
-        size: int,
-        taps: tuple[LayerTap, ...] = (),
-        threshold: float = 0.3,
-    ) -> None:
-        self.model_id = "synthetic"
-        self.display_name = "synthetic test model"
-        self.weights_sha256 = "0" * 64
-        self.network = network.eval()
-        self.embedding_dim = 0
-        self.preprocessing = Preprocessing(input_size=(size, size))
-        self.threshold = Threshold("cosine", threshold, "test")
-        self.taps = taps
-
-
 def synthetic_pair(size: int, seed: int = 0, similar: bool = True) -> FacePair:
     """Two textured chips placed at 2x scale inside 'evidence' images."""
     rng = np.random.default_rng(seed)
@@ -327,29 +308,6 @@ def test_fggb_matches_closed_form_on_a_linear_model():
         np.testing.assert_allclose(maps.combined_map, expected.numpy(), rtol=1e-4)
     np.testing.assert_allclose(result.probe.evidence["combined"].values.shape, (24, 24))
     assert result.probe.evidence["combined"].origin == (10, 20)
-
-
-class RegionNet(nn.Module):
-    """Looks only at rows 16:36, columns 24:52 of a 64x64 chip (asymmetric on
-    purpose: a transposed or flipped map fails)."""
-
-    ROWS, COLS = slice(16, 36), slice(24, 52)
-
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(3)
-        self.conv = nn.Conv2d(3, 8, 3, padding=1)
-        self.masked = nn.Identity()
-        mask = torch.zeros(1, 1, 64, 64)
-        mask[..., self.ROWS, self.COLS] = 1
-        self.register_buffer("mask", mask)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = self.masked(torch.relu(self.conv(x)) * self.mask)
-        pooled = nn.functional.adaptive_avg_pool2d(
-            features[..., self.ROWS, self.COLS], 4
-        )
-        return pooled.flatten(1) + 0.05
 
 
 REGION_PARAMS: dict[str, dict[str, object]] = {
