@@ -30,6 +30,7 @@ from core.faces.align import chip_for_model
 from core.faces.detect import FaceDetector, find_faces
 from core.imageio import LoadedImage, load_image
 from core.models.base import FaceModel, Threshold
+from core.verify import decide
 
 ProgressCallback = Callable[[int, int, str], None]
 
@@ -154,7 +155,7 @@ def rank_gallery(
             gallery[index].id,
             float(similarities[index]),
             float(distances[index]),
-            _decision(threshold, similarities[index], distances[index]),
+            decide(float(similarities[index]), float(distances[index]), threshold),
         )
         for index in order
     ]
@@ -171,12 +172,6 @@ def rank_gallery(
             zip(order, comparisons, strict=True), start=1
         )
     ]
-
-
-def _decision(threshold: Threshold, similarity: float, distance: float) -> str:
-    return (
-        "accept" if threshold.accepts(float(similarity), float(distance)) else "reject"
-    )
 
 
 def compare(
@@ -199,7 +194,7 @@ def compare(
                 gallery.id,
                 similarity,
                 distance,
-                _decision(threshold, similarity, distance),
+                decide(float(similarity), float(distance), threshold),
             )
         ],
         model_id=model.model_id,
