@@ -313,8 +313,7 @@ class _SinglePassView(FaceModel):
 
     def safe_batch_size(self, batch_size: int) -> int:
         """1 when the model may split a batch into several forward passes."""
-        overridden = type(self.inner)._forward is not FaceModel._forward
-        return 1 if overridden else batch_size
+        return batch_size if self.inner.forwards_whole_batches else 1
 
 
 # ---- 3. heatmap PSNR on the evidence image (paper 003, §IV-B) ------------------------

@@ -162,6 +162,13 @@ class FaceModel:
         """The network on a batch (backends with batch limits override this)."""
         return self.network(batch)
 
+    @property
+    def forwards_whole_batches(self) -> bool:
+        """False when the backend splits a batch into several network passes, so a
+        layer hook sees sub-batches (code that replaces or reads a tap's output for
+        a whole batch must then go one chip at a time)."""
+        return type(self)._forward is FaceModel._forward
+
     @torch.no_grad()
     def embed_chips(self, chips: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         """Convenience: aligned uint8 chips -> embeddings as float64 numpy (no grad)."""

@@ -104,9 +104,9 @@ def channel_weights(
     module = dict(model.network.named_modules())[model._tap(tap).module_path]
     alphas = (torch.arange(steps, device=ctx.device) + 0.5) / steps
     shares = torch.zeros(features.shape[0], device=ctx.device)
-    # a backend that splits batches itself would hand the hook sub-batches: one
-    # alpha per pass then, so the replaced map always matches the pass
-    per_pass = ctx.batch_size if type(model)._forward is FaceModel._forward else 1
+    # the replaced map must match the pass the hook sees: one alpha per pass for a
+    # backend that splits batches itself
+    per_pass = ctx.batch_size if model.forwards_whole_batches else 1
     with torch.enable_grad():
         for start in range(0, steps, per_pass):
             batch = alphas[start : start + per_pass]
