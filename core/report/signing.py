@@ -213,13 +213,18 @@ def create_identity(
     return _identity_info(cert)
 
 
+def _read_file(path: Path, what: str) -> bytes:
+    """The file's bytes, or a ``BadInputError`` naming it and why it can't be read."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise BadInputError(f"cannot read {what} ({exc.strerror})", path) from None
+
+
 def _read_pkcs12(p12: Path, password: str | None):
     """Decrypt a PKCS#12 file, telling a wrong password from a damaged file."""
     p12 = Path(p12)
-    try:
-        data = p12.read_bytes()
-    except OSError as exc:
-        raise BadInputError(f"cannot read the identity ({exc.strerror})", p12) from None
+    data = _read_file(p12, "the identity")
     pw = password.encode("utf-8") if password else None
     try:
         key, cert, extra = pkcs12.load_key_and_certificates(data, pw)
@@ -263,12 +268,7 @@ def load_certificate(path: Path, password: str | None = None) -> x509.Certificat
     path = Path(path)
     if path.suffix.lower() in (".p12", ".pfx"):
         return _read_pkcs12(path, password)[2]
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise BadInputError(
-            f"cannot read the certificate ({exc.strerror})", path
-        ) from None
+    data = _read_file(path, "the certificate")
     try:
         if b"-----BEGIN CERTIFICATE-----" in data:
             return x509.load_pem_x509_certificate(data)
@@ -356,12 +356,7 @@ def sign_pdf(
         source = Path(pdf_in)
         if out.resolve() == source.resolve():
             raise BadInputError("the signed copy must go to a new file", out)
-        try:
-            data = source.read_bytes()
-        except OSError as exc:
-            raise BadInputError(
-                f"cannot read the PDF ({exc.strerror})", source
-            ) from None
+        data = _read_file(source, "the PDF")
     signer = load_identity(p12, password)
     try:
         writer = IncrementalPdfFileWriter(BytesIO(data), strict=False)
@@ -435,12 +430,7 @@ def verify_pdf(
     if isinstance(pdf, bytes):
         data = pdf
     else:
-        try:
-            data = source.read_bytes()
-        except OSError as exc:
-            raise BadInputError(
-                f"cannot read the PDF ({exc.strerror})", source
-            ) from None
+        data = _read_file(source, "the PDF")
     roots = [_as_asn1(c) for c in trust or ()]
     try:
         reader = PdfFileReader(BytesIO(data), strict=False)
