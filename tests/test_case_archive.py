@@ -449,22 +449,20 @@ def test_import_refuses_a_zip_bomb(exported, tmp_path, monkeypatch):
     _assert_refused(bomb, tmp_path / "restored", repr(name), "zip bomb")
 
 
+def _with_database(exported: Path, out: Path, database: bytes) -> Path:
+    """The archive with another case.sqlite and a manifest that matches it, so
+    only the database check itself can refuse it."""
+    manifest = _manifest(exported)
+    manifest["files"]["case.sqlite"] = {"sha256": _sha(database), "size": len(database)}
+    return _rebuild(exported, out, replace={"case.sqlite": database}, manifest=manifest)
+
+
 def test_import_refuses_a_damaged_database_with_matching_manifest(exported, tmp_path):
     with zipfile.ZipFile(exported) as source:
         database = bytearray(source.read("case.sqlite"))
     assert len(database) >= 2 * 4096
     database[4096 : 2 * 4096] = b"\xa5" * 4096  # the table's b-tree page
-    manifest = _manifest(exported)
-    manifest["files"]["case.sqlite"] = {
-        "sha256": _sha(bytes(database)),
-        "size": len(database),
-    }
-    damaged = _rebuild(
-        exported,
-        tmp_path / "damaged.zip",
-        replace={"case.sqlite": bytes(database)},
-        manifest=manifest,
-    )
+    damaged = _with_database(exported, tmp_path / "damaged.zip", bytes(database))
     _assert_refused(
         damaged, tmp_path / "restored", "'case.sqlite' is not a usable case database"
     )
@@ -477,17 +475,7 @@ def test_import_runs_the_database_integrity_check(exported, tmp_path):
     table_page = database[4096 : 2 * 4096]  # page 2: the exhibits table
     assert table_page.count(b"w1") == 1
     database[4096 : 2 * 4096] = table_page.replace(b"w1", b"w9")
-    manifest = _manifest(exported)
-    manifest["files"]["case.sqlite"] = {
-        "sha256": _sha(bytes(database)),
-        "size": len(database),
-    }
-    damaged = _rebuild(
-        exported,
-        tmp_path / "index.zip",
-        replace={"case.sqlite": bytes(database)},
-        manifest=manifest,
-    )
+    damaged = _with_database(exported, tmp_path / "index.zip", bytes(database))
     _assert_refused(
         damaged,
         tmp_path / "restored",
