@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -184,6 +185,22 @@ def load_reconstructor(path: str | Path) -> LoadedReconstructor:
     return LoadedReconstructor(network, card, path, sha256_file(path))
 
 
+def load_reconstructor_cached(path: str | Path) -> LoadedReconstructor:
+    """``load_reconstructor``, read once per file version (path, size, mtime): DDFV
+    looks its reconstructor up for the cache key and again to run."""
+    path = Path(path)
+    if not path.is_file():
+        return load_reconstructor(path)  # raises, naming the file
+    stat = path.stat()
+    return _load_once(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@cache
+def _load_once(path: str, mtime_ns: int, size: int) -> LoadedReconstructor:
+    del mtime_ns, size  # cache key only: a replaced file is read again
+    return load_reconstructor(path)
+
+
 def check_matches(reconstructor: LoadedReconstructor, model: FaceModel) -> None:
     """A reconstructor decodes one backbone's features only: refuse any other."""
     card = reconstructor.card
@@ -236,7 +253,7 @@ def find_reconstructor(model: FaceModel, path: str | Path | None = None) -> Path
     for candidate in candidates:
         if candidate.is_file():
             try:
-                card = load_reconstructor(candidate).card
+                card = load_reconstructor_cached(candidate).card
             except BadInputError:
                 continue
             if card.backbone_sha256 == model.weights_sha256:

@@ -43,7 +43,6 @@ mapping" with one channel modified at a time.  We follow the text by default;
 
 from __future__ import annotations
 
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -63,14 +62,8 @@ from core.reconstruct.network import (
     LoadedReconstructor,
     check_matches,
     find_reconstructor,
-    load_reconstructor,
+    load_reconstructor_cached,
 )
-
-
-@cache
-def _load(path: str, mtime_ns: int, size: int) -> LoadedReconstructor:
-    del mtime_ns, size  # cache key only: a replaced file is read again
-    return load_reconstructor(path)
 
 
 def reconstructor_for(
@@ -78,13 +71,7 @@ def reconstructor_for(
 ) -> LoadedReconstructor:
     """The checked reconstructor for ``model`` (``BadInputError`` saying how to train
     one when there is none)."""
-    found = find_reconstructor(model, path)
-    stat = found.stat() if found.is_file() else None
-    loaded = (
-        _load(str(found), stat.st_mtime_ns, stat.st_size)
-        if stat
-        else load_reconstructor(found)
-    )
+    loaded = load_reconstructor_cached(find_reconstructor(model, path))
     check_matches(loaded, model)
     return loaded
 
