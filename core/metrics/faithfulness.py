@@ -748,7 +748,9 @@ def layer_scores(
     Paper 003 §IV-D uses "the embedding provided by the respective intermediate
     layer" as descriptor and cosine similarity as score (§III-B).  Here the layer
     taps' activations (N, C, h, w) are averaged over space (GAP) to (N, C); other
-    shapes are flattened.  Feed the result to ``eer_per_layer``.
+    shapes are flattened.  Taps of a flip-averaging model describe the chip itself,
+    not the flip average (one pass per chip is what the hooks can see).  Feed the
+    result to ``eer_per_layer``.
     """
     if not pairs:
         raise BadInputError("no pairs to evaluate")
@@ -761,18 +763,25 @@ def layer_scores(
     genuine = np.array([bool(same) for _, _, same in pairs])
     chips = probes + galleries
     pooled: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
-    runner = _Runner(model, batch_size, len(chips), progress, cancel, "layers")
-    with eval_mode(model):
+    # ``capture`` keeps the activations of the last network pass: one plain pass per
+    # batch (no flip averaging, so a tap describes the chip itself), and one chip
+    # per pass for a backend that splits batches itself.
+    if not model.forwards_whole_batches:
+        batch_size = 1
+    done = 0
+    with eval_mode(model), torch.inference_mode():
         for start, stop in _batches(len(chips), batch_size):
+            if cancel is not None and cancel():
+                raise Cancelled("layers: cancelled")
             with model.capture(list(layers)) as activations:
-                runner.embed(
-                    stop - start,
-                    lambda a, b, s=start: model.prepare(np.stack(chips[s + a : s + b])),
-                )
+                model._forward(model.prepare(np.stack(chips[start:stop])))
             for name in layers:
                 act = activations[name].detach()
                 act = act.mean(dim=(2, 3)) if act.ndim == 4 else act.flatten(1)
                 pooled[name].append(act)
+            done += stop - start
+            if progress is not None:
+                progress(done, len(chips), "layers")
     n = len(pairs)
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for name in layers:

@@ -29,12 +29,11 @@ import json
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from core.errors import BadInputError, Cancelled
 from core.evaluation import equal_error_rate, roc_auc
@@ -247,28 +246,23 @@ def model_layer_eers(
     which is always the last entry; ``embedding_scores`` (cosines per pair, in
     pair order) reuses already computed ones.
 
-    ``FaceModel.capture`` keeps the activation of the *last* forward pass, so
-    ``layer_scores`` would describe only the mirrored chip of a flip-averaged model
-    and only the last chip of each batch of a model that runs one image at a time
-    (``FileFaceModel.batch_of_one``, e.g. our MobileFaceNet export).  We therefore
-    run it on ``_SinglePassView`` (same network, no flip averaging) with batch size
-    1 for models that override ``_forward``: the intermediate taps then describe
-    the chip itself, not the flip average the paper uses for every layer (§III-B);
-    the embedding entry is flip-averaged.  The paper's Fig. 8 has every layer
-    (~150); we have the model's taps only (dlib 15 + embedding, ONNX models one
-    per spatial resolution).
+    ``layer_scores`` runs one plain pass per chip batch (one chip per pass for a
+    model that runs one image at a time, e.g. our MobileFaceNet export), so the
+    intermediate taps describe the chip itself, not the flip average the paper uses
+    for every layer (§III-B); the embedding entry is flip-averaged.  The paper's
+    Fig. 8 has every layer (~150); we have the model's taps only (dlib 15 +
+    embedding, ONNX models one per spatial resolution).
     """
     if not pairs:
         raise BadInputError("no pairs to evaluate")
     genuine = np.array([bool(same) for _, _, same in pairs])
     layers = [tap.name for tap in model.layer_taps() if tap.name != EMBEDDING_LAYER]
-    single_pass = _SinglePassView(model)
     scores = (
         layer_scores(
-            single_pass,
+            model,
             pairs,
             layers,
-            batch_size=single_pass.safe_batch_size(batch_size),
+            batch_size=batch_size,
             progress=progress,
             cancel=cancel,
         )
@@ -292,28 +286,6 @@ def model_layer_eers(
         layers=tuple(eers),
         eers=np.array(list(eers.values()), np.float64),
     )
-
-
-class _SinglePassView(FaceModel):
-    """``model``'s network and taps with one forward pass per chip (no flip average)."""
-
-    def __init__(self, model: FaceModel) -> None:
-        self.inner = model
-        self.model_id = model.model_id
-        self.display_name = model.display_name
-        self.weights_sha256 = model.weights_sha256
-        self.embedding_dim = model.embedding_dim
-        self.threshold = model.threshold
-        self.network = model.network
-        self.taps = tuple(model.layer_taps())
-        self.preprocessing = replace(model.preprocessing, flip_average=False)
-
-    def _forward(self, batch: torch.Tensor) -> torch.Tensor:
-        return self.inner._forward(batch)
-
-    def safe_batch_size(self, batch_size: int) -> int:
-        """1 when the model may split a batch into several forward passes."""
-        return batch_size if self.inner.forwards_whole_batches else 1
 
 
 # ---- 3. heatmap PSNR on the evidence image (paper 003, §IV-B) ------------------------
