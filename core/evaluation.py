@@ -109,7 +109,7 @@ class VerificationReport:
 
 
 # ---- pair lists ---------------------------------------------------------------------
-def _images_in(folder: Path) -> list[Path]:
+def images_in(folder: Path) -> list[Path]:
     return sorted(
         p
         for p in folder.iterdir()
@@ -127,7 +127,7 @@ def identity_pairs(
     people = {
         folder.name: images
         for folder in sorted(root.iterdir())
-        if folder.is_dir() and (images := _images_in(folder))
+        if folder.is_dir() and (images := images_in(folder))
     }
     if len(people) < 2:
         raise BadInputError(

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import BadInputError, Cancelled, NoFaceError
-from core.evaluation import IMAGE_SUFFIXES
+from core.evaluation import images_in
 from core.faces.align import chip_for_model
 from core.faces.detect import FaceDetector, find_faces, select_face
 from core.imageio import load_image
@@ -72,8 +72,7 @@ def identity_images(root: str | Path) -> list[tuple[str, Path]]:
     items = [
         (folder.name, image)
         for folder in sorted(p for p in root.iterdir() if p.is_dir())
-        for image in sorted(folder.iterdir())
-        if image.is_file() and image.suffix.lower() in IMAGE_SUFFIXES
+        for image in images_in(folder)
     ]
     if not items:
         raise BadInputError("no images found in DIR/<person>/<image>", root)
