@@ -140,6 +140,7 @@ class CaseFace:
     source: str
     created: str
     created_by: str
+    superseded: bool = False  # replaced by a later detection or correction
 
     @property
     def label(self) -> str:
@@ -164,6 +165,7 @@ class CaseFace:
             **self.to_face().to_dict(),
             "created": self.created,
             "created_by": self.created_by,
+            "superseded": self.superseded,
         }
 
 
@@ -1509,6 +1511,7 @@ def _face(row: sqlite3.Row) -> CaseFace:
         source=row["source"],
         created=row["created"],
         created_by=row["created_by"],
+        superseded=bool(row["superseded"]),
     )
 
 
