@@ -248,8 +248,20 @@ def test_bad_files_are_rejected_and_the_case_is_unchanged(case, image_files, tmp
     assert "megapixels" in reasons["bomb.png"]
     assert "not found" in reasons["missing.jpg"]
     assert "not a file" in reasons["bad"]
-    assert folder_state(case.folder) == before
-    assert audit_count(case) == entries
+    after = folder_state(case.folder)
+    for name in before:  # evidence and derived files untouched, none added
+        if name.startswith(("evidence", "derived")):
+            assert after[name] == before[name]
+    assert {n for n in after if n.startswith("evidence")} == {
+        n for n in before if n.startswith("evidence")
+    }
+    assert [e.mark for e in case.exhibits()] == ["Q1"]
+    # the refusal itself is audited: what was offered and why it was refused
+    assert audit_count(case) == entries + 1
+    refusal = case.audit_log()[-1]
+    assert refusal.action == "exhibits.refused"
+    assert {Path(r["path"]).name for r in refusal.details["rejected"]} == set(reasons)
+    assert case.verify().intact
 
 
 @pytest.mark.parametrize("seed", range(6))

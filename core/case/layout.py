@@ -5,3 +5,4 @@ EVIDENCE = "evidence"  # originals, byte for byte, named by their SHA-256
 DERIVED = "derived"  # regenerable data, named by its SHA-256
 LOCK = "case.lock"  # held by the process that has the case open for writing
 PARTIAL_SUFFIX = ".partial"  # files being written; never part of a case
+SESSION = "case.session"  # last committed audit head, and whether the case is open

@@ -151,5 +151,11 @@ CREATE INDEX annotations_explanation ON annotations(explanation_id);
 CREATE INDEX explanations_comparison ON explanations(comparison_id);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1,)
+# Version 2 changes no table: from it on, every audit entry records the digests of
+# the rows it wrote (core/case/state.py).  Opening a version-1 case for writing
+# records the state as found in a ``case.upgrade`` entry.
+_V2 = ""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
+BINDING_VERSION = 2  # the first schema version whose entries bind rows

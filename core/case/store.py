@@ -18,10 +18,12 @@ unreferenced file, reported by ``verify`` and reused by a later intake).
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import sqlite3
+import stat
 import sys
 import threading
 import uuid
@@ -29,13 +31,20 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
-from core.case.layout import DATABASE, DERIVED, EVIDENCE, LOCK, PARTIAL_SUFFIX
-from core.case.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
+from core.case import state as bound
+from core.case.layout import (
+    DATABASE,
+    DERIVED,
+    EVIDENCE,
+    LOCK,
+    PARTIAL_SUFFIX,
+    SESSION,
+)
+from core.case.schema import APPLICATION_ID, BINDING_VERSION, MIGRATIONS, SCHEMA_VERSION
 from core.errors import BadInputError, Cancelled
 from core.faces.detect import Face, face_from_landmarks
 from core.imageio import MAX_PIXELS, load_image
@@ -82,13 +91,17 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def default_user() -> str:
+def login_name() -> str:
+    """The operating-system login, recorded beside the examiner's name."""
     import getpass
 
     try:
         return getpass.getuser()
     except Exception:  # no login name (some containers): still record something
         return "unknown"
+
+
+default_user = login_name  # the settings dialog's suggestion
 
 
 # ---- plain records ---------------------------------------------------------------
@@ -235,6 +248,9 @@ class Conclusion:
 
 @dataclass(frozen=True)
 class AuditEntry:
+    """One entry; ``details`` is what the action recorded, without the row digests
+    (``rows``) and the login name (``login``) that every entry also carries."""
+
     seq: int
     time: str
     user: str
@@ -242,9 +258,15 @@ class AuditEntry:
     details: Mapping[str, Any]
     prev_hash: str
     hash: str
+    login: str = ""
+    rows: Mapping[str, Mapping[str, str | None]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.__dict__, "details": dict(self.details)}
+        return {
+            **self.__dict__,
+            "details": dict(self.details),
+            "rows": {t: dict(r) for t, r in self.rows.items()},
+        }
 
 
 @dataclass(frozen=True)
@@ -269,6 +291,8 @@ class VerifyReport:
     evidence_files: int
     derived_files: int
     first_broken_entry: int | None = None
+    head: tuple[int, str] | None = None  # (seq, hash) of the last entry read
+    state_digest: str = ""  # of the state the chain records at ``head``
 
     @property
     def intact(self) -> bool:
@@ -394,8 +418,15 @@ class Case:
     ) -> None:
         self.folder = folder
         self.user = user
+        self.login = login_name()
         self._db = _LockedConnection(db)
         self._lock = lock
+        self.schema_problems: tuple[str, ...] = ()  # found at open (read-only)
+        self.open_warnings: tuple[str, ...] = ()
+        self._recorded: bound.Replay | None = None  # checked replay, extended lazily
+        self._recorded_hash = GENESIS
+        self._columns: dict[str, tuple[str, ...]] = {}
+        self._raw_reader: int | None = None  # thread reading without checks
 
     # -- opening -------------------------------------------------------------------
     @classmethod
@@ -424,7 +455,9 @@ class Case:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / EVIDENCE).mkdir(exist_ok=True)
         (folder / DERIVED).mkdir(exist_ok=True)
-        case = cls._connect(folder, user or examiner, writable=True, creating=True)
+        case = cls._connect(
+            folder, user or examiner.strip(), writable=True, creating=True
+        )
         stamp = now()
         info = {
             "case_uuid": str(uuid.uuid4()),
@@ -445,34 +478,42 @@ class Case:
     def open(
         cls, folder: str | Path, *, user: str | None = None, read_only: bool = False
     ) -> Case:
-        """Open an existing case; for writing unless ``read_only``."""
+        """Open an existing case; for writing unless ``read_only``.
+
+        Audit entries name ``user``, by default the case's examiner (the login name
+        is recorded beside it in every entry).
+        """
         folder = Path(folder)
         if not (folder / DATABASE).is_file():
             raise CaseError(f"not a case folder (no {DATABASE} inside)", folder)
-        return cls._connect(folder, user or default_user(), writable=not read_only)
+        if not read_only and not os.access(folder, os.W_OK):
+            raise CaseError(
+                "the case folder is read-only (a read-only disk or share, or no "
+                "permission); open it read-only to look at or verify it",
+                folder,
+            )
+        return cls._connect(folder, user, writable=not read_only)
 
     @classmethod
     def _connect(
-        cls, folder: Path, user: str, *, writable: bool, creating: bool = False
+        cls, folder: Path, user: str | None, *, writable: bool, creating: bool = False
     ) -> Case:
         lock = _WriteLock(folder / LOCK) if writable else None
         path = folder / DATABASE
+        warnings: list[str] = []
         try:
             if writable:
                 db = sqlite3.connect(
                     path, isolation_level=None, timeout=10, check_same_thread=False
                 )
             else:
-                db = sqlite3.connect(
-                    f"{path.resolve().as_uri()}?mode=ro",
-                    uri=True,
-                    timeout=10,
-                    check_same_thread=False,
-                )
-                db.isolation_level = None
+                db = _connect_read_only(path, warnings)
             db.row_factory = sqlite3.Row
             try:
-                cls._prepare(db, path, writable=writable, creating=creating)
+                version = cls._prepare(db, path, writable=writable, creating=creating)
+                schema_problems = cls._check_schema(db, path, version, writable)
+                if writable:
+                    bound.install_touch_triggers(db)
             except BaseException:
                 db.close()
                 raise
@@ -486,15 +527,67 @@ class Case:
             if lock:
                 lock.release()
             raise
-        case = cls(folder, db, lock, user)
-        if writable:
-            case._remove_partial_files()
+        case = cls(folder, db, lock, user or "")
+        case.schema_problems = tuple(schema_problems)
+        case.open_warnings = tuple(warnings)
+        try:
+            if not case.user and not creating:
+                with case._db.lock, case._reading_raw():  # judged by verify
+                    case.user = case.info().examiner
+            if writable and not creating:
+                case._remove_partial_files()
+                if version < BINDING_VERSION:
+                    case._upgrade(version)
+                case._write_session(open_=True)
+        except BaseException:
+            case.close()
+            raise
         return case
+
+    @staticmethod
+    def _check_schema(
+        db: sqlite3.Connection, path: Path, version: int, writable: bool
+    ) -> list[str]:
+        """Compare the schema with the one this version writes; refuse to write
+        into a database with objects XFR never created (a trigger could rewrite
+        every later change)."""
+        if version == 0:
+            return []
+        expected = bound.expected_schema(
+            _statements(script) for script in MIGRATIONS[:version]
+        )
+        problems, _ = bound.schema_differences(
+            bound.schema_objects(db.execute), expected
+        )
+        if problems and writable:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise CaseError(
+                f"the case database's structure was altered: {problems[0]}{more}; "
+                "it is not opened for writing (open it read-only and run "
+                "`xfr case verify`)",
+                path,
+            )
+        return problems
+
+    def _upgrade(self, version: int) -> None:
+        """A case from before row binding: record the state as found, once."""
+        with self._change(
+            "case.upgrade",
+            {
+                "from_schema": version,
+                "to_schema": SCHEMA_VERSION,
+                "note": "stored rows bound to the audit log as found; earlier "
+                "entries did not record row digests",
+            },
+            bind_all=True,
+        ):
+            pass
 
     @staticmethod
     def _prepare(
         db: sqlite3.Connection, path: Path, *, writable: bool, creating: bool
-    ) -> None:
+    ) -> int:
+        """Check the file, migrate it when writable; the version it was at."""
         db.execute("PRAGMA foreign_keys = ON")
         application_id = db.execute("PRAGMA application_id").fetchone()[0]
         version = db.execute("PRAGMA user_version").fetchone()[0]
@@ -511,7 +604,7 @@ class Case:
                 path,
             )
         if not writable:
-            return
+            return version
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = FULL")  # a committed change survives a crash
         if creating:
@@ -526,13 +619,44 @@ class Case:
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+        return version
 
     def close(self) -> None:
+        """Close; a writable case first moves every committed change from the
+        write-ahead log into ``case.sqlite``, so the folder alone holds them."""
+        if self._lock:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._write_session(open_=False)
         with contextlib.suppress(sqlite3.Error):
             self._db.close()
         if self._lock:
             self._lock.release()
             self._lock = None
+
+    def _write_session(self, *, open_: bool) -> None:
+        """``case.session``: the last committed audit head, for ``verify`` to tell
+        a lost write-ahead log or an older copy of the database put back."""
+        head = self.head()
+        record = {
+            "open": open_,
+            "seq": head[0],
+            "hash": head[1],
+            "time": now(),
+            "login": self.login,
+            "pid": os.getpid(),
+        }
+        target = self.folder / SESSION
+        partial = target.with_name(SESSION + PARTIAL_SUFFIX)
+        try:
+            with open(partial, "w", encoding="utf-8") as writer:
+                json.dump(record, writer)
+                writer.flush()
+                os.fsync(writer.fileno())
+            os.replace(partial, target)
+        except OSError:  # best effort: the database holds the truth
+            with contextlib.suppress(OSError):
+                partial.unlink()
 
     def __enter__(self) -> Case:
         return self
@@ -547,27 +671,84 @@ class Case:
     # -- transactions and the audit log ----------------------------------------------
     @contextlib.contextmanager
     def _change(
-        self, action: str, details: Mapping[str, Any]
+        self, action: str, details: Mapping[str, Any], *, bind_all: bool = False
     ) -> Iterator[_LockedConnection]:
-        """One transaction: the change made in the body plus its audit entry."""
+        """One transaction: the change made in the body plus its audit entry.
+
+        The entry records the digest of every row the transaction wrote (noted by
+        the temporary triggers of core.case.state), or of every row (``bind_all``).
+        """
         if self.read_only:
             raise CaseError("the case is open read-only", self.folder)
         db = self._db
-        with db.lock:
+        with db.lock, self._reading_raw():
             db.execute("BEGIN IMMEDIATE")
             try:
+                bound.clear_touched(db.execute)
                 yield db
-                self._append_audit(action, details)
                 db.execute("UPDATE case_info SET modified = ? WHERE id = 1", (now(),))
+                rows = (
+                    bound.all_rows_state(db.execute)
+                    if bind_all
+                    else bound.touched_state(db.execute)
+                )
+                self._append_audit(action, details, rows)
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
                 raise
+        self._write_session(open_=True)
 
-    def _append_audit(self, action: str, details: Mapping[str, Any]) -> None:
+    @contextlib.contextmanager
+    def _reading_raw(self) -> Iterator[None]:
+        """Within a change or a verification (connection lock held), reads are not
+        checked against the chain: the rows are not bound yet, or being judged."""
+        previous, self._raw_reader = self._raw_reader, threading.get_ident()
+        try:
+            yield
+        finally:
+            self._raw_reader = previous
+
+    def _checked(self, table: str, rows: Sequence[Any]) -> list[Any]:
+        """``rows`` of ``table``, each checked against the digest its latest audit
+        entry recorded: a fact altered outside XFR is never used to decide
+        anything.  A case open read-only is shown as it is (``verify`` judges)."""
+        rows = list(rows)
+        if not rows or self.read_only or self._raw_reader == threading.get_ident():
+            return rows
+        recorded = self._checked_recorded_state()
+        if table not in self._columns:
+            self._columns[table] = tuple(
+                r["name"] for r in self._db.execute(f"PRAGMA table_info({table})")
+            )
+        columns, keys = self._columns[table], bound.BOUND_TABLES[table]
+        for row in rows:
+            values = {c: row[c] for c in columns}
+            key = bound.row_key(table, (values[c] for c in keys))
+            binding = recorded.bindings.get((table, key))
+            if binding is None or binding.digest != bound.row_digest(table, values):
+                raise CaseError(
+                    f"{bound.describe_row(table, key)} is not what the audit log "
+                    "recorded (the case database was altered outside XFR); nothing "
+                    "stored in the case is used until `xfr case verify` passes",
+                    self.folder,
+                )
+        return rows
+
+    def _append_audit(
+        self,
+        action: str,
+        details: Mapping[str, Any],
+        rows: Mapping[str, Mapping[str, str | None]],
+    ) -> None:
+        clash = set(details) & set(bound.RESERVED_KEYS)
+        if clash:
+            raise ValueError(f"audit details may not use the keys {sorted(clash)}")
         head = self._db.execute("SELECT seq, hash FROM audit_head").fetchone()
         seq, prev = (head["seq"] + 1, head["hash"]) if head else (1, GENESIS)
-        stamp, text = now(), _canonical(details)
+        recorded = {**details, bound.LOGIN_KEY: self.login, bound.STATE_KEY: rows}
+        stamp, text = now(), _canonical(recorded)
         digest = entry_hash(seq, stamp, self.user, action, text, prev)
         self._db.execute(
             "INSERT INTO audit (seq, time, user, action, details, prev_hash, hash) "
@@ -587,21 +768,66 @@ class Case:
 
     def audit_log(self) -> list[AuditEntry]:
         return [
-            AuditEntry(
-                r["seq"],
-                r["time"],
-                r["user"],
-                r["action"],
-                json.loads(r["details"]),
-                r["prev_hash"],
-                r["hash"],
-            )
+            _audit_entry(r)
             for r in self._db.execute("SELECT * FROM audit ORDER BY seq")
         ]
+
+    def head(self) -> tuple[int, str]:
+        """``(seq, hash)`` of the newest audit entry (``(0, GENESIS)`` when none)."""
+        row = self._db.execute("SELECT seq, hash FROM audit_head").fetchone()
+        return (0, GENESIS) if row is None else (int(row["seq"]), str(row["hash"]))
+
+    def entries_after(self, seq: int) -> list[AuditEntry]:
+        return [
+            _audit_entry(r)
+            for r in self._db.execute(
+                "SELECT * FROM audit WHERE seq > ? ORDER BY seq", (seq,)
+            )
+        ]
+
+    def recorded_state(self, up_to: int | None = None) -> bound.Replay:
+        """The state the audit chain records after entry ``up_to`` (default: all)."""
+        rows = self._db.execute(
+            "SELECT seq, action, details FROM audit WHERE seq <= ? ORDER BY seq",
+            (up_to if up_to is not None else 1 << 62,),
+        )
+        return bound.replay(
+            (r["seq"], r["action"], _details(r["details"])) for r in rows
+        )
+
+    def _checked_recorded_state(self) -> bound.Replay:
+        """The recorded state, each new entry's hash and link checked as it is read.
+
+        Used before a stored fact is relied on (cached embeddings): extended
+        incrementally, so it costs one hash per new entry.
+        """
+        with self._db.lock:
+            if self._recorded is None:
+                self._recorded, self._recorded_hash = bound.Replay({}), GENESIS
+            replayed = self._recorded
+            for row in self._db.execute(
+                "SELECT * FROM audit WHERE seq > ? ORDER BY seq", (replayed.last_seq,)
+            ):
+                if (
+                    row["seq"] != replayed.last_seq + 1
+                    or row["prev_hash"] != self._recorded_hash
+                    or row["hash"] != _row_hash(row)
+                ):
+                    self._recorded = None
+                    raise CaseError(
+                        f"the audit log is damaged at entry {row['seq']}; nothing "
+                        "stored in the case is used until `xfr case verify` passes",
+                        self.folder,
+                    )
+                replayed.add(row["seq"], row["action"], _details(row["details"]))
+                self._recorded_hash = row["hash"]
+            return replayed
 
     # -- case metadata -----------------------------------------------------------------
     def info(self) -> CaseInfo:
         row = self._db.execute("SELECT * FROM case_info WHERE id = 1").fetchone()
+        if row is not None:
+            self._checked("case_info", [row])
         if row is None:
             raise CaseError("the case has no case record", self.folder)
         return CaseInfo(*(row[k] for k in CaseInfo.__dataclass_fields__))
@@ -631,126 +857,188 @@ class Case:
         progress: ProgressCallback | None = None,
         cancel: Callable[[], bool] | None = None,
     ) -> IntakeResult:
-        """Hash, check and store evidence files; one transaction for all of them.
+        """Copy, check and store evidence files; one transaction for all of them.
 
-        Files that cannot be read as images, or that are already in the case, are
-        rejected with a reason and never stored; the others become exhibits with the
-        next free marks (Q… for probes, K… for gallery images).
+        Each file is read once: copied into the case while being hashed, and its
+        size, format, dimensions and EXIF summary are then read from that copy,
+        so the record always describes the stored bytes.  A file that changes
+        while it is copied, cannot be read as an image, or is already in the case
+        is rejected with a reason (the refusal is audited) and never stored; the
+        others become exhibits with the next free marks (Q… probes, K… gallery).
         """
         if role not in ROLE_PREFIX:
             raise BadInputError(f"role must be probe or gallery, not {role!r}")
+        if self.read_only:
+            raise CaseError("the case is open read-only", self.folder)
         known = {
             r["sha256"]: r["mark"]
             for r in self._db.execute("SELECT sha256, mark FROM exhibits")
         }
-        accepted: list[tuple[Path, Any, dict[str, Any]]] = []
+        staged: list[tuple[Path, Path, dict[str, Any]]] = []  # source, copy, record
         rejected: list[Rejection] = []
         total = len(files)
-        for number, name in enumerate(files):
-            if cancel is not None and cancel():
-                raise Cancelled("intake cancelled; nothing was added")
-            path = Path(name)
-            if progress:
-                progress(number, total, f"checking {path.name}")
-            try:
-                image = load_image(path, max_pixels=max_pixels)
-            except BadInputError as error:
-                rejected.append(Rejection(str(path), error.reason))
-                continue
-            if image.sha256 in known:
-                rejected.append(
-                    Rejection(
-                        str(path),
-                        f"already in the case as {known[image.sha256]} (same SHA-256)",
+        try:
+            for number, name in enumerate(files):
+                if cancel is not None and cancel():
+                    raise Cancelled("intake cancelled; nothing was added")
+                path = Path(name)
+                if progress:
+                    progress(number, total, f"checking {_safe_text(path.name)}")
+                try:
+                    copy, record = self._stage_evidence(path, max_pixels)
+                except BadInputError as error:
+                    rejected.append(Rejection(_safe_text(str(path)), error.reason))
+                    continue
+                if record["sha256"] in known:
+                    _remove_partial(copy)
+                    rejected.append(
+                        Rejection(
+                            _safe_text(str(path)),
+                            f"already in the case as {known[record['sha256']]} "
+                            "(same SHA-256)",
+                        )
                     )
-                )
-                continue
-            known[image.sha256] = f"this intake ({path.name})"
-            # keep what the record needs, not the pixels: a large intake stays small
-            facts = SimpleNamespace(
-                sha256=image.sha256,
-                format=image.format,
-                size=image.size,
-                exif_orientation=image.exif_orientation,
-            )
-            del image
-            accepted.append((path, facts, _exif_summary(path)))
-        stored: list[tuple[Path, Any, dict[str, Any]]] = []
-        for path, image, exif in accepted:
-            try:
-                self._store_evidence(path, image.sha256)
-            except BadInputError as error:
-                rejected.append(Rejection(str(path), error.reason))
-                continue
-            stored.append((path, image, exif))
+                    continue
+                known[record["sha256"]] = f"this intake ({_safe_text(path.name)})"
+                staged.append((path, copy, record))
+            stored: list[tuple[Path, dict[str, Any]]] = []
+            for path, copy, record in staged:
+                try:
+                    self._commit_evidence(copy, record["sha256"], path)
+                except BadInputError as error:
+                    rejected.append(Rejection(_safe_text(str(path)), error.reason))
+                    continue
+                stored.append((path, record))
+        finally:
+            for _path, copy, _record in staged:
+                _remove_partial(copy)
         added: list[Exhibit] = []
+        refused = [r.__dict__ for r in rejected]
         if stored:
             marks = self._next_marks(role, len(stored))
-            records = [
-                {
-                    "mark": mark,
-                    "role": role,
-                    "sha256": image.sha256,
-                    "original_name": path.name,
-                    "size": path.stat().st_size,
-                    "format": image.format,
-                    "width": image.size[0],
-                    "height": image.size[1],
-                    "exif_orientation": image.exif_orientation,
-                    "exif": exif,
-                    "note": note,
-                }
-                for mark, (path, image, exif) in zip(marks, stored, strict=True)
-            ]
             stamp = now()
             with self._change(
                 "exhibits.add",
                 {
                     "exhibits": [
-                        {k: r[k] for k in ("mark", "role", "sha256", "original_name")}
-                        | {"source_path": str(p)}
-                        for r, (p, _, _) in zip(records, stored, strict=True)
+                        {"mark": mark, "role": role}
+                        | {k: r[k] for k in ("sha256", "original_name", "size")}
+                        | {"source_path": _safe_text(str(p))}
+                        for mark, (p, r) in zip(marks, stored, strict=True)
                     ],
-                    "rejected": [r.__dict__ for r in rejected],
+                    "rejected": refused,
                 },
             ) as db:
-                for record in records:
+                for mark, (_path, record) in zip(marks, stored, strict=True):
                     db.execute(
                         "INSERT INTO exhibits (mark, role, sha256, original_name, "
                         "size, format, width, height, exif_orientation, exif, note, "
                         "intake_time, intake_user) VALUES "
                         "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (
-                            *(record[k] for k in list(record)[:9]),
+                            mark,
+                            role,
+                            record["sha256"],
+                            record["original_name"],
+                            record["size"],
+                            record["format"],
+                            record["width"],
+                            record["height"],
+                            record["exif_orientation"],
                             json.dumps(record["exif"], default=_plain),
-                            record["note"],
+                            note,
                             stamp,
                             self.user,
                         ),
                     )
-            added = [self.exhibit(record["mark"]) for record in records]
+            added = [self.exhibit(mark) for mark in marks]
+        elif rejected:
+            self.log("exhibits.refused", {"role": role, "rejected": refused})
         if progress:
             progress(total, total, "intake done")
         return IntakeResult(tuple(added), tuple(rejected))
 
-    def _store_evidence(self, source: Path, sha256: str) -> Path:
-        """Copy ``source`` to ``evidence/<sha256>`` (read-only), checking the hash."""
-        target = self.folder / EVIDENCE / sha256
-        if target.exists() and sha256_file(target) == sha256:
-            return target  # left by an intake that crashed before its commit
-        partial = target.with_name(sha256 + PARTIAL_SUFFIX)
-        digest = hashlib.sha256()
+    def _stage_evidence(self, source: Path, max_pixels: int) -> tuple[Path, dict]:
+        """Copy ``source`` into the evidence folder under a ``.partial`` name,
+        hashing while copying, and describe the copy (never the source again)."""
         try:
-            with open(source, "rb") as reader, open(partial, "wb") as writer:
-                while chunk := reader.read(1 << 20):
+            before = os.stat(source)
+        except OSError as error:
+            reason = (
+                "file not found"
+                if error.errno == errno.ENOENT
+                else (f"cannot read file ({error.strerror})")
+            )
+            raise BadInputError(reason, source) from None
+        if stat.S_ISDIR(before.st_mode):
+            raise BadInputError("not a file (a folder)", source)
+        if not stat.S_ISREG(before.st_mode):
+            raise BadInputError("not a regular file (a device, pipe or socket)", source)
+        partial = self.folder / EVIDENCE / f"{uuid.uuid4().hex}{PARTIAL_SUFFIX}"
+        digest, size = hashlib.sha256(), 0
+        try:
+            try:
+                reader = open(source, "rb")
+            except OSError as error:
+                raise BadInputError(
+                    f"cannot read file ({error.strerror})", source
+                ) from None
+            with reader, open(partial, "xb") as writer:
+                while chunk := _read_chunk(reader):
                     digest.update(chunk)
                     writer.write(chunk)
+                    size += len(chunk)
                 writer.flush()
                 os.fsync(writer.fileno())
-            if digest.hexdigest() != sha256:
-                raise BadInputError(
-                    "the file changed while it was being added; try again", source
-                )
+                after = os.fstat(reader.fileno())
+        except BadInputError:
+            _remove_partial(partial)
+            raise
+        except OSError as error:
+            _remove_partial(partial)
+            raise BadInputError(
+                f"cannot store a copy in the case ({error.strerror})", source
+            ) from None
+        changed = (after.st_size, after.st_mtime_ns) != (
+            before.st_size,
+            before.st_mtime_ns,
+        )
+        if changed or size != after.st_size:
+            _remove_partial(partial)
+            raise BadInputError(
+                "the file changed while it was being added (it is still being "
+                "written or copied?); nothing was stored, add it again when it is "
+                "complete",
+                source,
+            )
+        try:
+            image = load_image(partial, max_pixels=max_pixels)
+            exif = _exif_summary(partial)
+        except BadInputError as error:
+            _remove_partial(partial)
+            raise BadInputError(error.reason, source) from None
+        if image.sha256 != digest.hexdigest():  # our own copy changed: never expected
+            _remove_partial(partial)
+            raise BadInputError("the stored copy does not match what was read", source)
+        record = {
+            "sha256": image.sha256,
+            "original_name": _safe_text(source.name),
+            "size": size,
+            "format": image.format,
+            "width": image.size[0],
+            "height": image.size[1],
+            "exif_orientation": image.exif_orientation,
+            "exif": exif,
+        }
+        del image
+        return partial, record
+
+    def _commit_evidence(self, partial: Path, sha256: str, source: Path) -> Path:
+        """Give a staged copy its final name ``evidence/<sha256>``, read-only."""
+        target = self.folder / EVIDENCE / sha256
+        try:
+            if target.exists() and sha256_file(target) == sha256:
+                return target  # left by an intake that crashed before its commit
             os.chmod(partial, 0o444)
             if target.exists():  # a damaged leftover: keep it aside, never delete
                 os.replace(target, target.with_name(f"{sha256}.damaged-{uuid.uuid4()}"))
@@ -760,11 +1048,6 @@ class Case:
             raise BadInputError(
                 f"cannot store a copy in the case ({error.strerror})", source
             ) from None
-        finally:
-            if partial.exists():
-                with contextlib.suppress(OSError):
-                    os.chmod(partial, 0o644)
-                    partial.unlink()
         return target
 
     def _next_marks(self, role: str, count: int) -> list[str]:
@@ -793,12 +1076,14 @@ class Case:
             if role
             else self._db.execute(query + " ORDER BY id")
         )
-        return [_exhibit(row) for row in rows]
+        return [_exhibit(row) for row in self._checked("exhibits", rows)]
 
     def exhibit(self, mark: str) -> Exhibit:
         row = self._db.execute(
             "SELECT * FROM exhibits WHERE mark = ?", (mark.upper(),)
         ).fetchone()
+        if row is not None:
+            self._checked("exhibits", [row])
         if row is None:
             marks = ", ".join(e.mark for e in self.exhibits()) or "none yet"
             raise BadInputError(f"no exhibit {mark!r} in this case (exhibits: {marks})")
@@ -892,7 +1177,7 @@ class Case:
             )
         else:
             rows = self._db.execute(query + " ORDER BY exhibit_id, face_index")
-        return [_face(row) for row in rows]
+        return [_face(row) for row in self._checked("faces", rows)]
 
     def _has_face(self, label: str) -> bool:
         mark, index = _split_label(label)
@@ -921,21 +1206,37 @@ class Case:
         ).fetchone()
         if row is None:
             raise BadInputError(f"no face with id {face_id}")
-        return _face(row)
+        return _face(self._checked("faces", [row])[0])
 
     # -- embeddings cache (derived; for 1:N ranking) -----------------------------------
     def cached_embeddings(
         self, face_ids: Sequence[int], model_sha256: str
     ) -> dict[int, np.ndarray]:
+        """Stored embeddings, each checked against the digest its audit entry
+        recorded: an altered cache stops the comparison instead of deciding it."""
+        recorded = self._checked_recorded_state()
         out = {}
         for start in range(0, len(face_ids), 500):  # SQLite's parameter limit
             part = list(face_ids[start : start + 500])
             marks = ",".join("?" * len(part))
             for row in self._db.execute(
-                f"SELECT face_id, vector FROM embeddings WHERE model_sha256 = ? "
+                f"SELECT * FROM embeddings WHERE model_sha256 = ? "
                 f"AND face_id IN ({marks})",
                 (model_sha256, *part),
             ):
+                values = dict(row)
+                key = bound.row_key("embeddings", (row["face_id"], model_sha256))
+                binding = recorded.bindings.get(("embeddings", key))
+                if binding is None or binding.digest != bound.row_digest(
+                    "embeddings", values
+                ):
+                    label = self.face_by_id(row["face_id"]).label
+                    raise CaseError(
+                        f"the stored embedding of face {label} is not the one the "
+                        "audit log recorded (the case database was altered outside "
+                        "XFR); nothing is compared until `xfr case verify` passes",
+                        self.folder,
+                    )
                 out[row["face_id"]] = np.frombuffer(row["vector"], "<f4").copy()
         return out
 
@@ -984,7 +1285,10 @@ class Case:
                 "model_sha256 = ? AND threshold = ?",
                 (probe_face_id, model_sha256, threshold_text),
             )
-            return {row["gallery_face_id"]: _comparison(row) for row in rows}
+            return {
+                row["gallery_face_id"]: _comparison(row)
+                for row in self._checked("comparisons", rows)
+            }
 
         existing = stored()
         new = [s for s in scores if s[0] not in existing]
@@ -1040,13 +1344,11 @@ class Case:
         ).fetchone()
         if row is None:
             raise BadInputError(f"no comparison with id {comparison_id}")
-        return _comparison(row)
+        return _comparison(self._checked("comparisons", [row])[0])
 
     def comparisons(self) -> list[Comparison]:
-        return [
-            _comparison(r)
-            for r in self._db.execute("SELECT * FROM comparisons ORDER BY id")
-        ]
+        rows = self._db.execute("SELECT * FROM comparisons ORDER BY id")
+        return [_comparison(r) for r in self._checked("comparisons", rows)]
 
     # -- derived files ----------------------------------------------------------------
     def store_derived(self, data: bytes, kind: str, suffix: str) -> str:
@@ -1071,10 +1373,11 @@ class Case:
 
     def derived_path(self, sha256: str) -> Path:
         row = self._db.execute(
-            "SELECT file_name FROM derived WHERE sha256 = ?", (sha256,)
+            "SELECT * FROM derived WHERE sha256 = ?", (sha256,)
         ).fetchone()
         if row is None:
             raise CaseError(f"no derived file {sha256[:12]}…", self.folder)
+        self._checked("derived", [row])
         return self.folder / DERIVED / row["file_name"]
 
     # -- explanations --------------------------------------------------------------
@@ -1124,7 +1427,9 @@ class Case:
         row = self._db.execute(
             "SELECT * FROM explanations WHERE cache_key = ?", (cache_key,)
         ).fetchone()
-        return None if row is None else _explanation(row)
+        if row is None:
+            return None
+        return _explanation(self._checked("explanations", [row])[0])
 
     def explanation(self, explanation_id: int) -> StoredExplanation:
         row = self._db.execute(
@@ -1132,7 +1437,7 @@ class Case:
         ).fetchone()
         if row is None:
             raise BadInputError(f"no explanation with id {explanation_id}")
-        return _explanation(row)
+        return _explanation(self._checked("explanations", [row])[0])
 
     def explanations(self, comparison_id: int | None = None) -> list[StoredExplanation]:
         if comparison_id is None:
@@ -1142,7 +1447,7 @@ class Case:
                 "SELECT * FROM explanations WHERE comparison_id = ? ORDER BY id",
                 (comparison_id,),
             )
-        return [_explanation(r) for r in rows]
+        return [_explanation(r) for r in self._checked("explanations", rows)]
 
     # -- annotations ---------------------------------------------------------------
     def add_annotation(
@@ -1239,7 +1544,7 @@ class Case:
         ).fetchone()
         if row is None:
             raise BadInputError(f"no annotation with id {annotation_id}")
-        return _annotation(row)
+        return _annotation(self._checked("annotations", [row])[0])
 
     def annotations(
         self, exhibit: str | None = None, explanation_id: int | None = None
@@ -1256,7 +1561,7 @@ class Case:
             )
         else:
             rows = self._db.execute("SELECT * FROM annotations ORDER BY id")
-        return [_annotation(r) for r in rows]
+        return [_annotation(r) for r in self._checked("annotations", rows)]
 
     # -- examiner conclusions ------------------------------------------------------
     def add_conclusion(self, text: str, comparison_id: int | None = None) -> Conclusion:
@@ -1281,66 +1586,124 @@ class Case:
             Conclusion(
                 r["id"], r["comparison_id"], r["text"], r["author"], r["created"]
             )
-            for r in self._db.execute("SELECT * FROM conclusions ORDER BY id")
+            for r in self._checked(
+                "conclusions", self._db.execute("SELECT * FROM conclusions ORDER BY id")
+            )
         ]
 
     # -- verification --------------------------------------------------------------
-    def verify(self, progress: ProgressCallback | None = None) -> VerifyReport:
-        """Recompute the audit chain and every stored file's hash."""
+    def verify(
+        self,
+        progress: ProgressCallback | None = None,
+        *,
+        anchor: Mapping[str, Any] | None = None,
+    ) -> VerifyReport:
+        """Check the case against its audit chain (see docs/integrity.md).
+
+        The database is read in one read transaction, so a writer committing in
+        another process meanwhile is never taken for tampering: the audit chain,
+        the schema, every stored row against the digest its latest audit entry
+        recorded, and then every evidence and derived file against its hash.
+        ``anchor`` (from ``anchor()``, kept elsewhere) also detects a rolled-back
+        or rewritten log.
+        """
         problems: list[str] = []
-        warnings: list[str] = []
-        check = self._db.execute("PRAGMA integrity_check").fetchone()[0]
-        if check != "ok":
-            problems.append(f"database integrity check failed: {check}")
-        first_broken, entries = self._verify_chain(problems)
-        triggers = {
-            r[0]
-            for r in self._db.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'trigger'"
-            )
-        }
-        for trigger in ("audit_no_update", "audit_no_delete"):
-            if trigger not in triggers:
-                problems.append(
-                    f"the audit log's append-only protection ({trigger}) was removed"
+        warnings: list[str] = list(self.open_warnings)
+        session = self._read_session()  # before the snapshot: see _session_checks
+        listed = _list_folder(self.folder / EVIDENCE)
+        db = self._db
+        with db.lock, self._reading_raw():
+            db.execute("BEGIN")  # deferred: the first read fixes the snapshot
+            try:
+                check = db.execute("PRAGMA integrity_check").fetchone()[0]
+                if check != "ok":
+                    problems.append(f"database integrity check failed: {check}")
+                version = int(db.execute("PRAGMA user_version").fetchone()[0])
+                audit_rows = [
+                    dict(r) for r in db.execute("SELECT * FROM audit ORDER BY seq")
+                ]
+                head_row = db.execute("SELECT seq, hash FROM audit_head").fetchone()
+                first_broken = self._verify_chain(audit_rows, head_row, problems)
+                known_version = min(version, SCHEMA_VERSION)
+                expected = bound.expected_schema(
+                    _statements(script) for script in MIGRATIONS[:known_version]
                 )
-        exhibits = self.exhibits()
-        derived = list(self._db.execute("SELECT * FROM derived ORDER BY sha256"))
+                schema_problems, schema_warnings = bound.schema_differences(
+                    bound.schema_objects(db.execute), expected
+                )
+                problems += schema_problems
+                warnings += schema_warnings
+                recorded = bound.replay(
+                    (r["seq"], r["action"], _details(r["details"])) for r in audit_rows
+                )
+                problems_rows, row_warnings = self._state_checks(recorded, version)
+                problems += problems_rows
+                warnings += row_warnings
+                exhibits = self.exhibits()
+                derived = [
+                    dict(r) for r in db.execute("SELECT * FROM derived ORDER BY sha256")
+                ]
+                try:
+                    case_uuid = self.info().case_uuid
+                except CaseError:
+                    case_uuid = ""  # the missing row is named by the state checks
+            finally:
+                db.execute("COMMIT")
+        head = (
+            (int(head_row["seq"]), str(head_row["hash"])) if head_row else (0, GENESIS)
+        )
+        session_problems, session_warnings = self._session_checks(session, head)
+        problems += session_problems
+        warnings += session_warnings
+        if anchor is not None:
+            problems += anchor_problems(anchor, audit_rows, case_uuid)
         total = len(exhibits) + len(derived)
         for number, exhibit in enumerate(exhibits):
             if progress:
                 progress(number, total, f"checking {exhibit.mark}")
             path = self.evidence_path(exhibit)
-            if not path.is_file():
+            try:
+                if not path.is_file():
+                    problems.append(
+                        f"evidence file of {exhibit.mark} ({exhibit.original_name}) "
+                        f"is missing: {path}"
+                    )
+                elif sha256_file(path) != exhibit.sha256:
+                    problems.append(
+                        f"evidence file of {exhibit.mark} ({exhibit.original_name}) "
+                        "was altered: its SHA-256 no longer matches the intake hash "
+                        f"({path})"
+                    )
+                elif os.stat(path).st_mode & 0o222:
+                    warnings.append(
+                        f"evidence file of {exhibit.mark} is not write-protected"
+                    )
+            except OSError as error:
                 problems.append(
-                    f"evidence file of {exhibit.mark} ({exhibit.original_name}) is "
-                    f"missing: {path}"
-                )
-            elif sha256_file(path) != exhibit.sha256:
-                problems.append(
-                    f"evidence file of {exhibit.mark} ({exhibit.original_name}) was "
-                    f"altered: its SHA-256 no longer matches the intake hash ({path})"
-                )
-            elif os.access(path, os.W_OK) and os.stat(path).st_mode & 0o222:
-                warnings.append(
-                    f"evidence file of {exhibit.mark} is not write-protected"
+                    f"evidence file of {exhibit.mark} cannot be read "
+                    f"({error.strerror}): {path}"
                 )
         for number, row in enumerate(derived, start=len(exhibits)):
             if progress:
                 progress(number, total, "checking derived data")
             path = self.folder / DERIVED / row["file_name"]
-            if not path.is_file():
-                problems.append(f"derived file {row['file_name']} is missing")
-            elif sha256_file(path) != row["sha256"]:
+            try:
+                if not path.is_file():
+                    problems.append(f"derived file {row['file_name']} is missing")
+                elif sha256_file(path) != row["sha256"]:
+                    problems.append(
+                        f"derived file {row['file_name']} was altered (it can be "
+                        "regenerated, but the stored copy is not what was computed)"
+                    )
+            except OSError as error:
                 problems.append(
-                    f"derived file {row['file_name']} was altered (it can be "
-                    "regenerated, but the stored copy is not what was computed)"
+                    f"derived file {row['file_name']} cannot be read ({error.strerror})"
                 )
         referenced = {e.sha256 for e in exhibits}
-        for path in sorted((self.folder / EVIDENCE).iterdir()):
-            if path.name not in referenced:
+        for name in listed:
+            if name not in referenced and not name.endswith(PARTIAL_SUFFIX):
                 warnings.append(
-                    f"file {path.name} in the evidence folder belongs to no exhibit "
+                    f"file {name} in the evidence folder belongs to no exhibit "
                     "(left by an interrupted intake?)"
                 )
         if progress:
@@ -1348,30 +1711,102 @@ class Case:
         return VerifyReport(
             tuple(problems),
             tuple(warnings),
-            entries,
+            len(audit_rows),
             len(exhibits),
             len(derived),
             first_broken,
+            head=head,
+            state_digest=recorded.digest(),
         )
 
-    def _verify_chain(self, problems: list[str]) -> tuple[int | None, int]:
-        prev, expected_seq, first_broken, count = GENESIS, 1, None, 0
-        for row in self._db.execute("SELECT * FROM audit ORDER BY seq"):
-            count += 1
+    def _state_checks(
+        self, recorded: bound.Replay, version: int
+    ) -> tuple[list[str], list[str]]:
+        """Every stored row against the digest the chain recorded for it."""
+        problems: list[str] = []
+        warnings: list[str] = []
+        if recorded.first_bound_seq is None:
+            if recorded.last_seq == 0:
+                return problems, warnings
+            if version >= BINDING_VERSION:
+                problems.append(
+                    "no audit entry records the stored rows, although this case's "
+                    "format requires every entry to (the log was rewritten?)"
+                )
+            else:
+                warnings.append(
+                    "the case was written by an XFR version that did not bind the "
+                    "stored rows to the audit log: only the log and the files are "
+                    "checked (opening it for writing binds them as found)"
+                )
+            return problems, warnings
+        if recorded.first_bound_seq > 1:
+            warnings.append(
+                f"audit entries 1-{recorded.first_bound_seq - 1} were written by an "
+                "XFR version that did not bind the stored rows; the rows are checked "
+                f"from entry {recorded.first_bound_seq} on (the state as found then)"
+            )
+        if recorded.unbound_after_first:
+            listed = ", ".join(map(str, recorded.unbound_after_first[:10]))
+            problems.append(
+                f"audit entries {listed} do not record the rows they wrote, which "
+                "every entry of this format does (entries were rewritten?)"
+            )
+        marks = {
+            r["id"]: r["mark"]
+            for r in self._db.execute("SELECT id, mark FROM exhibits")
+        }
+        faces = {
+            r["id"]: (marks.get(r["exhibit_id"], "?"), r["face_index"])
+            for r in self._db.execute("SELECT id, exhibit_id, face_index FROM faces")
+        }
+
+        def face_label(face_id: Any) -> str:
+            mark, index = faces.get(face_id, ("?", 0))
+            return mark if not index else f"{mark}#{index}"
+
+        def label(table: str, row: Mapping[str, Any]) -> str:
+            if table == "exhibits":
+                return f"exhibit {row['mark']}"
+            if table == "faces":
+                return f"a face of {face_label(row['id'])}"
+            if table == "embeddings":
+                return f"cached embedding of {face_label(row['face_id'])}"
+            if table == "comparisons":
+                return (
+                    f"comparison {face_label(row['probe_face_id'])} × "
+                    f"{face_label(row['gallery_face_id'])}, now '{row['decision']}'"
+                )
+            if table == "explanations":
+                return (
+                    f"{row['method']} explanation of comparison {row['comparison_id']}"
+                )
+            if table == "annotations":
+                return f"annotation '{row['label']}'" if row["label"] else "annotation"
+            if table == "conclusions":
+                return "examiner's conclusion"
+            if table == "case_info":
+                return f"case number {row['case_number']}, examiner {row['examiner']}"
+            return ""
+
+        problems += [
+            problem.text()
+            for problem in bound.compare(recorded, self._db.execute, label=label)
+        ]
+        return problems, warnings
+
+    def _verify_chain(
+        self, rows: Sequence[Mapping[str, Any]], head: Any, problems: list[str]
+    ) -> int | None:
+        prev, expected_seq, first_broken = GENESIS, 1, None
+        for row in rows:
             seq = row["seq"]
             reason = None
             if seq != expected_seq:
                 reason = f"entries {expected_seq}..{seq - 1} are missing"
             elif row["prev_hash"] != prev:
                 reason = "its link to the previous entry is broken"
-            elif row["hash"] != entry_hash(
-                seq,
-                row["time"],
-                row["user"],
-                row["action"],
-                row["details"],
-                row["prev_hash"],
-            ):
+            elif row["hash"] != _row_hash(row):
                 reason = "its content was changed after it was written"
             if reason and first_broken is None:
                 first_broken = seq
@@ -1379,7 +1814,6 @@ class Case:
                     f"audit log entry {seq} ({row['action']}, {row['time']}): {reason}"
                 )
             prev, expected_seq = row["hash"], seq + 1
-        head = self._db.execute("SELECT seq, hash FROM audit_head").fetchone()
         if head is None or head["seq"] != expected_seq - 1 or head["hash"] != prev:
             if first_broken is None:
                 first_broken = expected_seq
@@ -1389,7 +1823,83 @@ class Case:
                 f"log's last entry ({expected_seq - 1}); entries were removed from "
                 "or added to its end"
             )
-        return first_broken, count
+        return first_broken
+
+    def _read_session(self) -> dict[str, Any] | None:
+        try:
+            text = (self.folder / SESSION).read_text(encoding="utf-8")
+        except OSError:
+            return None
+        value = _details(text)
+        return value or {"unreadable": True}
+
+    def _session_checks(
+        self, session: Mapping[str, Any] | None, head: tuple[int, str]
+    ) -> tuple[list[str], list[str]]:
+        """``case.session`` (read before the snapshot) against the log's head.
+
+        It is written after each commit, so in honest use it never records more
+        than the snapshot read after it holds.
+        """
+        if session is None:
+            return [], []
+        seq, digest = session.get("seq"), session.get("hash")
+        if not isinstance(seq, int) or not isinstance(digest, str):
+            return [], [f"{SESSION} is damaged (it should record the last entry)"]
+        if seq > head[0]:
+            return [
+                f"{SESSION} records audit entry {seq} as committed (at "
+                f"{session.get('time')}), but the database ends at entry {head[0]}: "
+                "committed changes are missing (a lost write-ahead log "
+                f"{DATABASE}-wal, or an older copy of {DATABASE} put back)"
+            ], []
+        problems, warnings = [], []
+        if seq == head[0] and digest != head[1]:
+            problems.append(
+                f"{SESSION} records a different hash for audit entry {seq} than the "
+                "log holds: the log was rewritten"
+            )
+        wal = self.folder / (DATABASE + "-wal")
+        if (
+            session.get("open")
+            and not self._lock
+            and not wal.exists()
+            and not _lock_is_held(self.folder / LOCK)
+        ):
+            warnings.append(
+                f"the case was not closed cleanly and has no write-ahead log "
+                f"({DATABASE}-wal): if the folder was copied while the case was "
+                "open, changes after the last checkpoint may be missing"
+            )
+        return problems, warnings
+
+    def anchor(self) -> dict[str, Any]:
+        """A small record of the audit head, to keep outside the case folder.
+
+        ``verify(anchor=...)`` then detects a rollback (the case replaced by an
+        older copy) and a consistently rewritten log.
+        """
+        from core import __version__
+
+        with self._db.lock:
+            self._db.execute("BEGIN")
+            try:
+                seq, digest = self.head()
+                info = self.info()
+                state = self.recorded_state(seq).digest()
+            finally:
+                self._db.execute("COMMIT")
+        return {
+            "format": ANCHOR_FORMAT,
+            "version": 1,
+            "case_uuid": info.case_uuid,
+            "case_number": info.case_number,
+            "seq": seq,
+            "hash": digest,
+            "state_digest": state,
+            "time": now(),
+            "software_version": __version__,
+        }
 
     # -- for other core modules ----------------------------------------------------
     def snapshot_info(self) -> dict[str, Any]:
@@ -1401,7 +1911,192 @@ class Case:
         return {**self.info().to_dict(), "counts": counts}
 
 
+# ---- anchors ---------------------------------------------------------------------
+ANCHOR_FORMAT = "xfr-case-anchor"
+
+
+def anchor_problems(
+    anchor: Mapping[str, Any], audit_rows: Sequence[Mapping[str, Any]], case_uuid: str
+) -> list[str]:
+    """What an anchor (``Case.anchor()``, or a report's) says is wrong with a log.
+
+    ``audit_rows`` are the log's entries, oldest first.  A missing entry means the
+    log was rolled back (or truncated); a different hash means it was rewritten;
+    a different state digest means the rows it recorded were.
+    """
+    made = f"(anchor made {anchor.get('time', 'at an unknown time')})"
+    if anchor.get("case_uuid") != case_uuid:
+        return [
+            f"the anchor belongs to case {anchor.get('case_number')} "
+            f"({anchor.get('case_uuid')}), not to this case ({case_uuid})"
+        ]
+    seq, digest = anchor.get("seq"), anchor.get("hash")
+    if not isinstance(seq, int) or not isinstance(digest, str):
+        return ["the anchor is damaged (no audit entry number and hash)"]
+    last = audit_rows[-1]["seq"] if audit_rows else 0
+    if seq == 0:
+        return []
+    if seq > last:
+        return [
+            f"the case was rolled back: the anchor records audit entry {seq} "
+            f"{made}, but the case's log ends at entry {last}"
+        ]
+    by_seq = {row["seq"]: row for row in audit_rows}
+    row = by_seq.get(seq)
+    if row is None or row["hash"] != digest:
+        return [
+            f"the audit log was rewritten: entry {seq} is not the one the anchor "
+            f"recorded {made}"
+        ]
+    wanted = anchor.get("state_digest")
+    if isinstance(wanted, str) and wanted:
+        recorded = bound.replay(
+            (r["seq"], r["action"], _details(r["details"]))
+            for r in audit_rows
+            if r["seq"] <= seq
+        )
+        if recorded.digest() != wanted:
+            return [
+                f"the state the log records up to entry {seq} is not the one the "
+                f"anchor recorded {made}"
+            ]
+    return []
+
+
+def read_anchor(path: str | Path) -> dict[str, Any]:
+    """An anchor file written by ``xfr case anchor``; one clear error otherwise."""
+    path = Path(path)
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise BadInputError(
+            f"cannot read the anchor ({error.strerror})", path
+        ) from None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise BadInputError("not an XFR case anchor (not JSON)", path) from None
+    if not isinstance(value, dict) or value.get("format") != ANCHOR_FORMAT:
+        raise BadInputError("not an XFR case anchor", path)
+    return value
+
+
 # ---- helpers ---------------------------------------------------------------------
+_CHUNK_BYTES = 1 << 20
+
+
+def _read_chunk(reader: Any) -> bytes:
+    """One chunk of an evidence file being copied (a seam for the race test)."""
+    return reader.read(_CHUNK_BYTES)
+
+
+def _remove_partial(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        os.chmod(path, 0o644)
+    with contextlib.suppress(OSError):
+        path.unlink()
+
+
+def _safe_text(text: str) -> str:
+    """A file name as text that can always be stored and printed: bytes that are
+    not UTF-8 (kept by Python as surrogates) become a backslash escape."""
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate that is no escaped byte
+        raw = text.encode("utf-8", "backslashreplace")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def _list_folder(folder: Path) -> list[str]:
+    try:
+        return sorted(entry.name for entry in os.scandir(folder))
+    except OSError:
+        return []
+
+
+def _lock_is_held(path: Path) -> bool:
+    """Whether another process holds the case's write lock (POSIX; else False)."""
+    if sys.platform == "win32":
+        return False
+    import fcntl
+
+    try:
+        with open(path, "rb") as handle:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                return True
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    except OSError:
+        return False
+    return False
+
+
+def _connect_read_only(path: Path, warnings: list[str]) -> sqlite3.Connection:
+    """A read-only connection, also on read-only media.
+
+    SQLite reads a WAL database through its ``-shm`` file, which it must be able to
+    create; in a read-only folder that fails, and the database is then opened as
+    immutable.  That is exact when no ``-wal`` file holds committed changes, which
+    a case closed by XFR never leaves (``close`` checkpoints); otherwise say so.
+    """
+    uri = path.resolve().as_uri()
+    db = sqlite3.connect(
+        f"{uri}?mode=ro", uri=True, timeout=10, check_same_thread=False
+    )
+    try:
+        db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError:
+        db.close()
+        wal = path.with_name(path.name + "-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            warnings.append(
+                f"the case is on a read-only disk and its write-ahead log ({wal.name}"
+                f", {wal.stat().st_size} bytes) cannot be read there: changes "
+                "committed after the last checkpoint are not shown (copy the case "
+                "to a writable disk to see them)"
+            )
+        db = sqlite3.connect(
+            f"{uri}?mode=ro&immutable=1", uri=True, check_same_thread=False
+        )
+    db.isolation_level = None
+    return db
+
+
+def _details(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except (json.JSONDecodeError, TypeError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _row_hash(row: Mapping[str, Any]) -> str:
+    return entry_hash(
+        row["seq"],
+        row["time"],
+        row["user"],
+        row["action"],
+        row["details"],
+        row["prev_hash"],
+    )
+
+
+def _audit_entry(row: Mapping[str, Any]) -> AuditEntry:
+    details = _details(row["details"])
+    rows = details.pop(bound.STATE_KEY, None)
+    login = details.pop(bound.LOGIN_KEY, "")
+    return AuditEntry(
+        row["seq"],
+        row["time"],
+        row["user"],
+        row["action"],
+        details,
+        row["prev_hash"],
+        row["hash"],
+        login=str(login),
+        rows=rows if isinstance(rows, dict) else {},
+    )
+
+
 def _statements(script: str) -> list[str]:
     """Split a migration script into statements (triggers keep their bodies)."""
     statements, current = [], []
