@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -277,8 +279,11 @@ def cmd_log(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from core.case.store import read_anchor
+
+    anchor = read_anchor(args.anchor) if args.anchor else None
     with _open(args, read_only=True) as case:
-        report = case.verify(progress=_progress(args, "verify"))
+        report = case.verify(progress=_progress(args, "verify"), anchor=anchor)
     lines = [
         f"{'INTACT' if report.intact else 'TAMPERED'}: {report.audit_entries} audit "
         f"entries, {report.evidence_files} evidence files, {report.derived_files} "
@@ -286,8 +291,55 @@ def cmd_verify(args: argparse.Namespace) -> int:
     ]
     lines += [f"problem: {p}" for p in report.problems]
     lines += [f"warning: {w}" for w in report.warnings]
+    if anchor is not None and report.intact:
+        later = report.head[0] - int(anchor["seq"]) if report.head else 0
+        lines.append(
+            f"anchor {args.anchor}: entry {anchor['seq']} of {anchor['time']} is in "
+            f"the log; {later} entr{'y' if later == 1 else 'ies'} added since"
+        )
     _emit(args, report.to_dict(), "\n".join(lines))
     return EXIT_OK if report.intact else EXIT_TAMPERED
+
+
+def cmd_anchor(args: argparse.Namespace) -> int:
+    """Write the audit head to a small file to keep outside the case folder."""
+    out = Path(args.out)
+    if out.exists():
+        raise BadInputError("already exists; an anchor is never overwritten", out)
+    if not out.parent.is_dir():
+        raise BadInputError("the folder for the anchor does not exist", out.parent)
+    with _open(args, read_only=True) as case:
+        report = case.verify()
+        if not report.intact:
+            raise BadInputError(
+                f"the case does not verify ({report.problems[0]}); an anchor would "
+                "pin a tampered state",
+                case.folder,
+            )
+        anchor = case.anchor()
+    text = json.dumps(anchor, indent=2) + "\n"
+    partial = out.with_name(out.name + ".partial")
+    try:
+        with open(partial, "x", encoding="utf-8") as writer:
+            writer.write(text)
+            writer.flush()
+            os.fsync(writer.fileno())
+        os.replace(partial, out)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        raise BadInputError(
+            f"cannot write the anchor ({error.strerror})", out
+        ) from None
+    _emit(
+        args,
+        anchor,
+        f"anchor written to {out}: audit entry {anchor['seq']} "
+        f"({anchor['hash'][:16]}…), state {anchor['state_digest'][:16]}…; keep it "
+        "outside the case folder and check with `xfr case verify CASE --anchor "
+        f"{out}`",
+    )
+    return EXIT_OK
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -342,7 +394,11 @@ def add_case_commands(commands: argparse._SubParsersAction) -> None:
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="machine-readable output")
-    common.add_argument("--user", help="name recorded in the audit trail")
+    common.add_argument(
+        "--user",
+        help="examiner named in the audit trail (default: the case's examiner; "
+        "the login name is recorded beside it)",
+    )
     with_case = argparse.ArgumentParser(add_help=False, parents=[common])
     with_case.add_argument("case", help="case folder")
     with_model = argparse.ArgumentParser(add_help=False)
@@ -426,9 +482,25 @@ def add_case_commands(commands: argparse._SubParsersAction) -> None:
     log.set_defaults(run=cmd_log)
 
     verify = sub.add_parser(
-        "verify", parents=[with_case], help="check evidence hashes and audit chain"
+        "verify",
+        parents=[with_case],
+        help="check the audit chain, every stored row and every file",
+    )
+    verify.add_argument(
+        "--anchor",
+        metavar="FILE",
+        help="an anchor from 'xfr case anchor': also detects a rolled-back or "
+        "rewritten audit log",
     )
     verify.set_defaults(run=cmd_verify)
+
+    anchor = sub.add_parser(
+        "anchor",
+        parents=[with_case],
+        help="write the audit head to a file kept elsewhere (detects rollback)",
+    )
+    anchor.add_argument("--out", required=True, help="the anchor file (new)")
+    anchor.set_defaults(run=cmd_anchor)
 
     export = sub.add_parser("export", parents=[with_case], help="case -> zip")
     export.add_argument("archive", help="OUT.zip (must not exist)")

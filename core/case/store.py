@@ -22,6 +22,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import stat
 import sys
@@ -533,7 +534,10 @@ class Case:
         try:
             if not case.user and not creating:
                 with case._db.lock, case._reading_raw():  # judged by verify
-                    case.user = case.info().examiner
+                    try:
+                        case.user = case.info().examiner
+                    except CaseError:  # no case record: verify names that
+                        case.user = case.login
             if writable and not creating:
                 case._remove_partial_files()
                 if version < BINDING_VERSION:
@@ -1639,7 +1643,14 @@ class Case:
                 problems_rows, row_warnings = self._state_checks(recorded, version)
                 problems += problems_rows
                 warnings += row_warnings
-                exhibits = self.exhibits()
+                exhibits = [
+                    _StoredFile(
+                        str(r["mark"]), str(r["sha256"]), str(r["original_name"])
+                    )
+                    for r in db.execute(
+                        "SELECT mark, sha256, original_name FROM exhibits ORDER BY id"
+                    )
+                ]
                 derived = [
                     dict(r) for r in db.execute("SELECT * FROM derived ORDER BY sha256")
                 ]
@@ -1661,7 +1672,13 @@ class Case:
         for number, exhibit in enumerate(exhibits):
             if progress:
                 progress(number, total, f"checking {exhibit.mark}")
-            path = self.evidence_path(exhibit)
+            if not _SHA256_HEX.fullmatch(exhibit.sha256):
+                problems.append(
+                    f"exhibit {exhibit.mark}: its stored SHA-256 is not a SHA-256 "
+                    f"({exhibit.sha256[:80]!r})"
+                )
+                continue
+            path = self.folder / EVIDENCE / exhibit.sha256
             try:
                 if not path.is_file():
                     problems.append(
@@ -1686,7 +1703,13 @@ class Case:
         for number, row in enumerate(derived, start=len(exhibits)):
             if progress:
                 progress(number, total, "checking derived data")
-            path = self.folder / DERIVED / row["file_name"]
+            path = self.folder / DERIVED / str(row["file_name"])
+            if Path(str(row["file_name"])).name != row["file_name"]:
+                problems.append(
+                    f"derived file name {str(row['file_name'])[:80]!r} points outside "
+                    "the derived folder"
+                )
+                continue
             try:
                 if not path.is_file():
                     problems.append(f"derived file {row['file_name']} is missing")
@@ -1913,6 +1936,16 @@ class Case:
 
 # ---- anchors ---------------------------------------------------------------------
 ANCHOR_FORMAT = "xfr-case-anchor"
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class _StoredFile:
+    """What ``verify`` needs of an exhibit row (read without trusting the rest)."""
+
+    mark: str
+    sha256: str
+    original_name: str
 
 
 def anchor_problems(
@@ -2185,12 +2218,33 @@ def _exif_value(value: Any) -> Any:
     return str(value).strip("\x00 ")
 
 
+def _malformed_as_case_error(table: str):
+    """A stored row that cannot be read (edited outside XFR) is a CaseError."""
+
+    def decorate(build):
+        def wrapper(row):
+            try:
+                return build(row)
+            except (ValueError, TypeError, KeyError, IndexError) as error:
+                raise CaseError(
+                    f"a stored {table} row cannot be read ({type(error).__name__}: "
+                    f"{error}); the database was altered outside XFR - run "
+                    "`xfr case verify`"
+                ) from None
+
+        return wrapper
+
+    return decorate
+
+
+@_malformed_as_case_error("exhibits")
 def _exhibit(row: sqlite3.Row) -> Exhibit:
     values = dict(row)
     values["exif"] = json.loads(values["exif"])
     return Exhibit(**values)
 
 
+@_malformed_as_case_error("faces")
 def _face(row: sqlite3.Row) -> CaseFace:
     return CaseFace(
         id=row["id"],
@@ -2210,12 +2264,14 @@ def _face(row: sqlite3.Row) -> CaseFace:
     )
 
 
+@_malformed_as_case_error("comparisons")
 def _comparison(row: sqlite3.Row) -> Comparison:
     values = dict(row)
     values["threshold"] = json.loads(values["threshold"])
     return Comparison(**values)
 
 
+@_malformed_as_case_error("explanations")
 def _explanation(row: sqlite3.Row) -> StoredExplanation:
     values = dict(row)
     values["params"] = json.loads(values["params"])
@@ -2223,6 +2279,7 @@ def _explanation(row: sqlite3.Row) -> StoredExplanation:
     return StoredExplanation(**values)
 
 
+@_malformed_as_case_error("annotations")
 def _annotation(row: sqlite3.Row) -> Annotation:
     values = dict(row)
     values["points"] = tuple(tuple(p) for p in json.loads(values["points"]))

@@ -51,7 +51,7 @@ class ReportOutcome:
         return {**self.__dict__, "path": str(self.path)}
 
 
-def _manifest(case: Case, built: BuiltReport) -> dict[str, Any]:
+def _manifest(case: Case, built: BuiltReport, anchor: dict[str, Any]) -> dict[str, Any]:
     info = case.info()
     return {
         "format": "xfr-report",
@@ -61,6 +61,12 @@ def _manifest(case: Case, built: BuiltReport) -> dict[str, Any]:
         "exhibits": [{"mark": e.mark, "sha256": e.sha256} for e in case.exhibits()],
         "comparisons": list(built.comparisons),
         "explanations": list(built.explanations),
+        # the state the report describes: `report verify --case` finds this entry
+        # in the case's chain (a rewritten or rolled-back log fails) and says what
+        # changed since
+        "audit_head": {"seq": anchor["seq"], "hash": anchor["hash"]},
+        "state_digest": anchor["state_digest"],
+        "anchored": anchor["time"],
     }
 
 
@@ -145,8 +151,22 @@ def generate_report(
     request.timestamp_note = ""
     if model is not None:
         request.model = model
+    check = case.verify()
+    if not check.intact:
+        raise BadInputError(
+            f"the case does not verify ({check.problems[0]}); no report is made of "
+            "a case in that state (run `xfr case verify`)",
+            case.folder,
+        )
+    anchor = case.anchor()
     built = build_report(case, request, progress)
-    pdf = _attach(built.pdf, _manifest(case, built))
+    if case.head() != (anchor["seq"], anchor["hash"]):
+        raise BadInputError(
+            "the case changed while the report was being laid out (a job finished "
+            "meanwhile?); make the report again",
+            case.folder,
+        )
+    pdf = _attach(built.pdf, _manifest(case, built, anchor))
     names: list[str] = []
     partial = out.with_name(out.name + ".partial")
     try:
@@ -191,6 +211,8 @@ class ReportCheck:
     evidence_problems: tuple[str, ...]  # empty: matches the case (or not checked)
     case_checked: bool
     report_id: str | None
+    # audit entries made after the state the report describes (its own excepted)
+    changes_since: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -210,6 +232,7 @@ class ReportCheck:
             ],
             "case_checked": self.case_checked,
             "evidence_problems": list(self.evidence_problems),
+            "changes_since": list(self.changes_since),
         }
 
 
@@ -230,16 +253,20 @@ def verify_report(
     except BadInputError as error:
         raise BadInputError(error.reason, path) from None
     problems: list[str] = []
+    changes: list[str] = []
     if case is not None:
         if manifest is None:
             problems.append("the report carries no XFR manifest to compare with")
         else:
             problems += _compare_with_case(manifest, case)
+            if not problems:
+                changes = changes_since(manifest, case)
     return ReportCheck(
         statuses,
         tuple(problems),
         case is not None,
         None if manifest is None else manifest.get("report_id"),
+        tuple(changes),
     )
 
 
@@ -261,6 +288,50 @@ def _compare_with_case(manifest: dict[str, Any], case: Case) -> list[str]:
                 f"exhibit {mark}: the report states SHA-256 {digest}, the case holds "
                 f"{stored[mark]}"
             )
-    report = case.verify()
+    head = manifest.get("audit_head")
+    anchor = None
+    if isinstance(head, dict):
+        anchor = {
+            "case_uuid": manifest.get("case_uuid"),
+            "case_number": manifest.get("case_number"),
+            "seq": head.get("seq"),
+            "hash": head.get("hash"),
+            "state_digest": manifest.get("state_digest"),
+            "time": manifest.get("anchored", "when the report was made"),
+        }
+    else:
+        problems.append(
+            "the report carries no audit head (made by an XFR version before 0.2), "
+            "so it cannot be tied to a state of the case"
+        )
+    report = case.verify(anchor=anchor)
     problems += [f"case: {p}" for p in report.problems]
     return problems
+
+
+def changes_since(manifest: dict[str, Any], case: Case) -> list[str]:
+    """What was done in the case after the state a report describes, in words.
+
+    The report's own ``report.generate`` entry is not a change of the case.
+    """
+    head = manifest.get("audit_head")
+    if not isinstance(head, dict) or not isinstance(head.get("seq"), int):
+        return []
+    later = [
+        entry
+        for entry in case.entries_after(head["seq"])
+        if not (
+            entry.action == "report.generate"
+            and entry.details.get("report_id") == manifest.get("report_id")
+        )
+    ]
+    return [
+        f"entry {e.seq}, {e.time}, {e.user}: {e.action}"
+        + (f" ({_short_details(e.details)})" if e.details else "")
+        for e in later
+    ]
+
+
+def _short_details(details: dict[str, Any]) -> str:
+    text = json.dumps(details, ensure_ascii=False, sort_keys=True)
+    return text if len(text) <= 100 else text[:99] + "…"

@@ -194,6 +194,16 @@ def _verify(args: argparse.Namespace) -> int:
             )
             for problem in check.evidence_problems:
                 print(f"    {problem}")
+            if check.changes_since:
+                print(
+                    f"  the case has changed since this report: "
+                    f"{len(check.changes_since)} later audit entr"
+                    f"{'y' if len(check.changes_since) == 1 else 'ies'}"
+                )
+                for change in check.changes_since:
+                    print(f"    {change}")
+            elif not check.evidence_problems:
+                print("  the case is unchanged since this report")
         elif not args.case:
             print("  evidence not compared (give --case CASE)")
     return EXIT_OK if check.ok else EXIT_FAILED
