@@ -54,6 +54,8 @@ def _command_line(args: argparse.Namespace) -> str:
     words += ["--model", args.model, "--device", args.device, "--seed", str(args.seed)]
     if args.card:
         words += ["--card", args.card]
+    if args.trust_model_code:
+        words.append("--trust-model-code")
     if args.max_pairs is not None:
         words += ["--max-pairs", str(args.max_pairs)]
     if args.reference:
@@ -69,7 +71,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from core.evaluation import pairs_for
 
     started = time.perf_counter()
-    model = _load_model(args.model, args.device, args.card)
+    model = _load_model(args.model, args.device, args.card, args.trust_model_code)
     pairs, protocol = pairs_for(args.data, seed=args.seed, max_pairs=args.max_pairs)
 
     def progress(done: int, total: int, _path: str) -> None:
@@ -177,6 +179,7 @@ def _evaluate_existing(args, model, genuine, impostor, failed, protocol) -> int:
 
 def add_calibration_commands(commands) -> None:
     """Add ``xfr calibrate`` to the CLI's sub-command parsers."""
+    from core.cli import add_trust_model_code
     from core.models.base import DEFAULT_MODEL_ID
 
     calibrate = commands.add_parser(
@@ -203,6 +206,7 @@ def add_calibration_commands(commands) -> None:
     calibrate.add_argument(
         "--card", help="model card of a model file (default: the .card.toml beside it)"
     )
+    add_trust_model_code(calibrate)
     calibrate.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     calibrate.add_argument(
         "--max-pairs",

@@ -20,15 +20,46 @@ EXIT_INTERNAL = 1
 EXIT_BAD_INPUT = 2
 
 
-def _load_model(model: str, device: str, card: str | None = None):
-    """A registry id, or a path to an ONNX / TorchScript file with a model card."""
+TRUST_MODEL_CODE_HELP = (
+    "allow a TorchScript model file: it contains program code, which then runs on "
+    "this computer with your rights; use it only for a file whose origin you trust "
+    "(ONNX files need no trust)"
+)
+
+
+def add_trust_model_code(parser: argparse.ArgumentParser) -> None:
+    """``--trust-model-code`` for a command that takes a model file."""
+    parser.add_argument(
+        "--trust-model-code", action="store_true", help=TRUST_MODEL_CODE_HELP
+    )
+
+
+def note_trusted_code(model, source: str) -> None:
+    """One line on stderr when a model file's program code was trusted to run."""
+    if getattr(model, "code_trusted", False):
+        print(
+            f"xfr: note: {source}: the program code in this TorchScript model file "
+            "is trusted and runs (--trust-model-code)",
+            file=sys.stderr,
+        )
+
+
+def _load_model(
+    model: str, device: str, card: str | None = None, trust_code: bool = False
+):
+    """A registry id, or a path to an ONNX / TorchScript file with a model card.
+
+    A TorchScript file is refused unless ``trust_code`` (``--trust-model-code``).
+    """
     from core.models.base import registry, resolve_device
     from core.models.onnx_model import MODEL_SUFFIXES, load_model_file
 
     if model in registry() and card is None:
         return registry().load(model, device)
     if Path(model).suffix.lower() in MODEL_SUFFIXES:
-        return load_model_file(model, card).to(resolve_device(device))
+        loaded = load_model_file(model, card, trust_code=trust_code)
+        note_trusted_code(loaded, model)
+        return loaded.to(resolve_device(device))
     return registry().load(model, device)  # raises UnknownModelError listing ids
 
 
@@ -49,13 +80,14 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_layers(args: argparse.Namespace) -> int:
-    model = _load_model(args.model, "cpu", args.card)
+    model = _load_model(args.model, "cpu", args.card, args.trust_model_code)
     taps = model.layer_taps()
     if args.json:
         _print_json(
             {
                 "model_id": model.model_id,
                 "weights_sha256": model.weights_sha256,
+                **({"code_trusted": True} if model.code_trusted else {}),
                 "layers": [tap.__dict__ for tap in taps],
             }
         )
@@ -72,7 +104,7 @@ def cmd_layers(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from core.verify import make_threshold, verify_faces
 
-    model = _load_model(args.model, args.device, args.card)
+    model = _load_model(args.model, args.device, args.card, args.trust_model_code)
     threshold = make_threshold(model, args.metric, args.threshold)
     probe, gallery = _prepare_pair(args, model)
     result = verify_faces(probe, gallery, model, threshold)
@@ -106,7 +138,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
     methods = method_ids() if args.method == "all" else [args.method]
     overrides = _params(args.param)
-    model = _load_model(args.model, args.device, args.card)
+    model = _load_model(args.model, args.device, args.card, args.trust_model_code)
     probe, gallery = _prepare_pair(args, model)
     pair = FacePair.from_prepared(probe, gallery)
     evidence = (probe.image.rgb, gallery.image.rgb)
@@ -203,7 +235,7 @@ def _first(*values: int | None) -> int | None:
 def cmd_eval_verification(args: argparse.Namespace) -> int:
     from core.evaluation import evaluate_verification
 
-    model = _load_model(args.model, args.device, args.card)
+    model = _load_model(args.model, args.device, args.card, args.trust_model_code)
 
     def progress(done: int, total: int, _path: str) -> None:
         if not args.json and sys.stderr.isatty():
@@ -229,7 +261,7 @@ def cmd_eval_verification(args: argparse.Namespace) -> int:
 def cmd_eval_faithfulness(args: argparse.Namespace) -> int:
     from core.metrics.evaluate import evaluate_faithfulness, write_outputs
 
-    model = _load_model(args.model, args.device, args.card)
+    model = _load_model(args.model, args.device, args.card, args.trust_model_code)
     table = evaluate_faithfulness(
         args.data,
         model,
@@ -257,6 +289,7 @@ def _add_pair_arguments(command: argparse.ArgumentParser, default_model: str) ->
     command.add_argument(
         "--card", help="model card of a model file (default: the .card.toml beside it)"
     )
+    add_trust_model_code(command)
     command.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     command.add_argument(
         "--face-index",
@@ -334,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     layers.add_argument(
         "--card", help="model card of a model file (default: the .card.toml beside it)"
     )
+    add_trust_model_code(layers)
     layers.add_argument("--json", action="store_true")
     layers.set_defaults(run=cmd_layers)
 
@@ -408,6 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     faithful.add_argument("--model", default=DEFAULT_MODEL_ID)
     faithful.add_argument("--card", help="model card of a model file")
+    add_trust_model_code(faithful)
     faithful.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     faithful.add_argument("--max-pairs", type=int)
     faithful.add_argument("--seed", type=int, default=0)
@@ -437,6 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
     verification.add_argument(
         "--card", help="model card of a model file (default: the .card.toml beside it)"
     )
+    add_trust_model_code(verification)
     verification.add_argument("--json", action="store_true")
     verification.set_defaults(run=cmd_eval_verification)
     from core.metrics.models_eval import add_models_eval

@@ -72,6 +72,7 @@ class VerificationResult:
     threshold: Threshold
     decision: str  # "accept" or "reject"
     embeddings: tuple[np.ndarray, np.ndarray] = field(repr=False, compare=False)
+    code_trusted: bool = False  # the model file's program code was trusted to run
 
     def to_dict(self) -> dict[str, Any]:
         from core import __version__
@@ -85,6 +86,7 @@ class VerificationResult:
                 "weights_sha256": self.weights_sha256,
                 "embedding_dim": self.embedding_dim,
                 "device": self.device,
+                **({"code_trusted": True} if self.code_trusted else {}),
             },
             "cosine_similarity": self.cosine_similarity,
             "euclidean_distance": self.euclidean_distance,
@@ -193,6 +195,7 @@ def verify_faces(
         model_id=model.model_id,
         model_name=model.display_name,
         weights_sha256=model.weights_sha256,
+        code_trusted=model.code_trusted,
         embedding_dim=model.embedding_dim,
         device=str(model.device),
         cosine_similarity=similarity,

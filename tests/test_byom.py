@@ -14,6 +14,7 @@ from core.errors import ModelFileError
 from core.models.base import ModelRegistry
 from core.models.model_card import load_card
 from core.models.onnx_model import (
+    FileFaceModel,
     discover_models,
     load_model_file,
     register_model_file,
@@ -150,16 +151,90 @@ def test_prepare_applies_card_normalisation(onnx_file, tmp_path):
     assert torch.allclose(tensor[0, :, 0, 0], torch.tensor(expected[::-1]))
 
 
-def test_torchscript_round_trip(tiny, tmp_path):
-    path = tmp_path / "tiny.pt"
+@pytest.fixture(scope="module")
+def torchscript_file(tmp_path_factory, tiny) -> Path:
+    folder = tmp_path_factory.mktemp("byom-ts")
+    path = folder / "tiny.pt"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.jit.trace(tiny, torch.zeros(1, 3, 112, 112)).save(str(path))
-    (tmp_path / "tiny.pt.card.toml").write_text(CARD.format(order="RGB"))
-    model = load_model_file(path)
+    (folder / "tiny.pt.card.toml").write_text(CARD.format(order="RGB"))
+    return path
+
+
+def test_torchscript_is_refused_unless_its_code_is_trusted(torchscript_file):
+    with pytest.raises(ModelFileError) as caught:
+        load_model_file(torchscript_file)
+    message = str(caught.value)
+    assert message.startswith(f"{torchscript_file}: ") and "\n" not in message
+    assert "program code" in message
+    assert "--trust-model-code" in message and "ONNX" in message
+    with pytest.raises(ModelFileError, match="program code"):
+        FileFaceModel(torchscript_file)
+    registry = ModelRegistry()
+    register_model_file(registry, torchscript_file)  # the card is read, not the code
+    with pytest.raises(ModelFileError, match="program code"):
+        registry.load("tiny-resnet", "cpu")
+
+
+def test_torchscript_round_trip_when_trusted(tiny, torchscript_file):
+    model = load_model_file(torchscript_file, trust_code=True)
+    assert model.code_trusted and model.format == "torchscript"
     batch = torch.zeros(3, 3, 112, 112).normal_()
     with torch.no_grad():
         assert torch.allclose(model.embed(batch), tiny(batch), atol=1e-5)
+    registry = ModelRegistry()
+    register_model_file(registry, torchscript_file, trust_code=True)
+    assert registry.load("tiny-resnet", "cpu").code_trusted
+
+
+def test_onnx_needs_no_trust(onnx_file):
+    assert not load_model_file(onnx_file).code_trusted
+
+
+def test_cli_refuses_torchscript_without_the_flag(torchscript_file, capsys):
+    import json
+
+    from core.cli import main
+
+    assert main(["layers", "--model", str(torchscript_file)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(torchscript_file) in err[0]
+    assert "--trust-model-code" in err[0]
+    code = main(["layers", "--model", str(torchscript_file), "--trust-model-code",
+                 "--json"])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 0
+    note = captured.err.strip().splitlines()
+    assert len(note) == 1 and str(torchscript_file) in note[0]
+    assert "trusted" in note[0]
+    payload = json.loads(captured.out)
+    assert payload["model_id"] == "tiny-resnet" and payload["code_trusted"] is True
+
+
+def test_cli_verify_records_trusted_code(torchscript_file, onnx_file, tmp_path, capsys):
+    import json
+
+    from PIL import Image
+
+    from core.cli import main
+
+    # the examiner's landmarks instead of detection: a random net finds no faces
+    chip = tmp_path / "face.png"
+    Image.fromarray(np.full((200, 200, 3), 128, np.uint8)).save(chip)
+    marks = "130,80,110,80,70,80,90,80,100,120"
+    pair = [str(chip), str(chip), "--probe-landmarks", marks,
+            "--gallery-landmarks", marks, "--device", "cpu", "--json"]  # fmt: skip
+    assert main(["verify", *pair, "--model", str(torchscript_file)]) == 2
+    assert "--trust-model-code" in capsys.readouterr().err
+    code = main(["verify", *pair, "--model", str(torchscript_file),
+                 "--trust-model-code"])  # fmt: skip
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["model"]["code_trusted"] is True
+    assert main(["verify", *pair, "--model", str(onnx_file)]) == 0
+    captured = capsys.readouterr()
+    assert "code_trusted" not in json.loads(captured.out)["model"]
+    assert captured.err == ""
 
 
 def test_plain_pickle_is_refused(tiny, tmp_path):
@@ -238,3 +313,79 @@ def test_json_card_is_accepted(onnx_file, tmp_path):
     (tmp_path / "j.onnx.card.json").write_text(json.dumps(data))
     assert load_card(tmp_path / "j.onnx.card.json").model_id == "tiny-resnet"
     assert load_model_file(model).embedding_dim == 64
+
+
+SIZE, MEAN, STD = (
+    "input_size = [112, 112]",
+    "mean = [127.5, 120.0, 110.0]",
+    ("std = [64.0, 60.0, 58.0]"),
+)
+THRESHOLD, FLIP = "value = 0.35", "flip_average = false"
+ABSURD_VALUES = [
+    *[(SIZE, f"input_size = [112, {v}]", "input_size")
+      for v in ("nan", "inf", '"112"', "0", "-112", "4097", "1e9", "112.5", "true")],
+    *[(MEAN, f"mean = [127.5, {v}, 110.0]", "mean")
+      for v in ("nan", "inf", "-inf", '"120"', "-1", "256", "1e30", "false")],
+    (MEAN, 'mean = "127.5, 120, 110"', "mean"),
+    *[(STD, f"std = [64.0, {v}, 58.0]", "std")
+      for v in ("nan", "inf", '"60"', "0", "-60", "1e9", "true")],
+    *[(THRESHOLD, f"value = {v}", "threshold.value")
+      for v in ("nan", "inf", "-inf", '"0.35"', "1.5", "-1.01", "1e300", "true")],
+    (f'metric = "cosine"\n{THRESHOLD}', 'metric = "euclidean"\nvalue = -0.6',
+     "threshold.value"),
+    (f'metric = "cosine"\n{THRESHOLD}', 'metric = "euclidean"\nvalue = inf',
+     "threshold.value"),
+    *[(FLIP, f"flip_average = {v}", "flip_average") for v in ('"false"', "0", "1")],
+    ('name = "Tiny test ResNet"', "name = 42", "name"),
+    ('name = "Tiny test ResNet"', 'name = ""', "name"),
+    ('name = "Tiny test ResNet"', 'name = "x"\ndescription = 3', "description"),
+    ('name = "Tiny test ResNet"', 'name = "x"\nlicence = ["MIT"]', "licence"),
+    ('embedding_output = "embedding"', "embedding_output = 0", "embedding_output"),
+    ('embedding_output = "embedding"', 'embedding_output = ""', "embedding_output"),
+    ("[threshold]", 'taps = "stem"\n[threshold]', "taps"),
+    ("[threshold]", 'taps = [{name = "a", module = 3}]\n[threshold]', "taps[0].module"),
+    ("[threshold]", 'taps = [{name = "", module = "stem"}]\n[threshold]',
+     "taps[0].name"),
+    ("[threshold]", 'taps = [{name = "a", module = "stem"}, {name = "a", module = '
+     '"blocks"}]\n[threshold]', "taps[1].name"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("old", "new", "key"), ABSURD_VALUES)
+def test_absurd_card_values_are_refused_naming_card_and_key(tmp_path, old, new, key):
+    card = tmp_path / "m.onnx.card.toml"
+    text = CARD.format(order="RGB")
+    assert old in text
+    card.write_text(text.replace(old, new))
+    with pytest.raises(ModelFileError) as caught:
+        load_card(card)
+    message = str(caught.value)
+    assert message.startswith(f"{card}: '{key}' ") and "\n" not in message
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_json_numbers_are_refused(tmp_path, value):
+    import json
+    import tomllib
+
+    data = tomllib.loads(CARD.format(order="RGB"))
+    card = tmp_path / "m.card.json"
+    card.write_text(json.dumps(data).replace("0.35", value))
+    with pytest.raises(ModelFileError, match=r"'threshold\.value' must be a finite"):
+        load_card(card)
+
+
+def test_sensible_edge_values_are_accepted(tmp_path):
+    card = tmp_path / "m.onnx.card.toml"
+    text = CARD.format(order="RGB")
+    for old, new in (
+        (SIZE, "input_size = [1, 4096]"),
+        (THRESHOLD, "value = -1.0"),
+        (MEAN, "mean = [0, 0, 255]"),
+        (STD, "std = [256, 256, 256]"),
+    ):
+        text = text.replace(old, new)  # fmt: skip
+    card.write_text(text)
+    parsed = load_card(card)
+    assert parsed.preprocessing.input_size == (1, 4096)
+    assert parsed.threshold.value == -1.0 and parsed.preprocessing.std[0] == 256

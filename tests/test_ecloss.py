@@ -412,12 +412,13 @@ def test_training_checkpoints_resumes_and_reloads(dlib_model, tmp_path):
     assert "software" in training and "final" in training
 
     chips = data.chips[:3]
-    loaded = load_model_file(resumed.model_path)  # the generic model-file loader
+    # the generic model-file loader; the file is TorchScript, written here
+    loaded = load_model_file(resumed.model_path, trust_code=True)
     assert loaded.model_id == "dlib-resnet-v1-ecloss"
     embedded = loaded.embed_chips(chips)
     assert embedded.shape == (3, 128) and np.isfinite(embedded).all()
     assert not np.allclose(embedded, dlib_model.embed_chips(chips))  # it changed
-    eager = load_analysis_model(str(resumed.model_path))
+    eager = load_analysis_model(str(resumed.model_path), trust_code=True)
     assert "stage4.block2" in [tap.name for tap in eager.layer_taps()]
     np.testing.assert_allclose(eager.embed_chips(chips), embedded, atol=1e-4)
 
@@ -478,6 +479,7 @@ def test_cli_train_and_channels_end_to_end(face_folder, tmp_path, capsys):
             "channels",
             "--model",
             result["model_path"],
+            "--trust-model-code",  # the trained model is TorchScript
             "--layer",
             "stage4.block2",
             "--data",

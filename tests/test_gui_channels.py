@@ -65,3 +65,74 @@ def test_channels_panel_without_a_model_says_so(qtbot):
     panel.start()  # nothing to run
     assert panel.report is None and errors.last_report is None
     panel.shutdown()
+
+
+CARD = """
+id = "tiny-script"
+input_size = [32, 32]
+mean = [127.5, 127.5, 127.5]
+std = [128.0, 128.0, 128.0]
+
+[threshold]
+metric = "cosine"
+value = 0.3
+source = "test value"
+"""
+
+
+@pytest.fixture
+def torchscript_file(tmp_path):
+    import warnings
+
+    import torch
+    from torch import nn
+
+    network = nn.Sequential(nn.Conv2d(3, 4, 3, 2), nn.Flatten(), nn.LazyLinear(8))
+    network(torch.zeros(1, 3, 32, 32))  # materialise the lazy layer
+    path = tmp_path / "tiny.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit's deprecation note
+        torch.jit.trace(network.eval(), torch.zeros(1, 3, 32, 32)).save(str(path))
+    (tmp_path / "tiny.pt.card.toml").write_text(CARD)
+    return path
+
+
+@pytest.mark.parametrize("answer", ["No", "Yes"])
+def test_torchscript_file_loads_only_when_the_examiner_trusts_it(
+    qtbot, monkeypatch, torchscript_file, answer
+):
+    from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+    from xfr_desktop.channels_panel import FILE
+
+    asked = []
+
+    def question(_parent, _title, text, _buttons, default):
+        asked.append((text, default))
+        return getattr(QMessageBox.StandardButton, answer)
+
+    monkeypatch.setattr(QMessageBox, "question", staticmethod(question))
+    monkeypatch.setattr(
+        QFileDialog, "getOpenFileName", lambda *a, **k: (str(torchscript_file), "")
+    )
+    errors = ErrorReporter(show_dialogs=False)
+    panel = ChannelsPanel(errors, lambda: None)
+    qtbot.addWidget(panel)
+    try:
+        panel.model_choice.setCurrentText(FILE)
+        panel._choose_model()
+        assert len(asked) == 1
+        text, default = asked[0]
+        assert "program code" in text and str(torchscript_file) in text
+        assert "trust where it came from" in text
+        assert default == QMessageBox.StandardButton.No
+        if answer == "No":
+            assert not panel.loader.is_busy()
+            qtbot.wait(200)
+            assert panel.model is None and "not loaded" in panel.status.text()
+        else:
+            qtbot.waitUntil(lambda: panel.model is not None, timeout=WAIT_MS)
+            assert panel.model.code_trusted and panel.model.model_id == "tiny-script"
+        assert errors.last_report is None
+    finally:
+        panel.shutdown()

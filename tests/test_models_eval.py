@@ -308,7 +308,9 @@ def test_cli_eval_models_end_to_end(
 
     by_name = {model.model_id: model for model in two_models}
     monkeypatch.setattr(
-        core.cli, "_load_model", lambda name, device, card=None: by_name[name]
+        core.cli,
+        "_load_model",
+        lambda name, device, card=None, trust_code=False: by_name[name],
     )
     code = main(
         ["eval", "models", "--data", str(identities), "--models",

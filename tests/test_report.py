@@ -179,7 +179,7 @@ def test_never_overwrites_and_needs_the_right_password(
 
 
 def test_cli_identity_report_and_verify(case_folder, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr("getpass.getpass", lambda prompt="": "cli-password-1")
+    monkeypatch.setenv("XFR_PASSWORD", "cli-password-1")
     p12, cert = tmp_path / "me.p12", tmp_path / "me.pem"
     assert main(["identity", "new", "--name", EXAMINER, "--out", str(p12)]) == 0
     assert main(["identity", "export", str(p12), "--out", str(cert)]) == 0

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
     QLabel,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QScrollArea,
@@ -52,13 +53,25 @@ FILE = "Model file…"
 SOURCE_CASE = "Faces of the open case"
 SOURCE_FOLDER = "Faces in a folder…"
 MAX_EXAMPLES = 50  # faces kept for browsing (the figures use every face)
+TRUST_CODE_QUESTION = (
+    "This model file contains program code (TorchScript), which runs on this "
+    "computer with your rights when the model is loaded.\n\n{path}\n\n"
+    "Load it only if you trust where it came from. (An ONNX export of the model "
+    "needs no such trust.) Load it?"
+)
 MIN_FACES_FOR_LS = 20  # below this, location consistency is not informative
 
 
 def prepare_model(
-    choice: str, current: FaceModel | None, path: str | None
+    choice: str,
+    current: FaceModel | None,
+    path: str | None,
+    trust_code: bool = False,
 ) -> tuple[FaceModel, list[str]]:
-    """Worker: the chosen model and its spatial layers, deepest first."""
+    """Worker: the chosen model and its spatial layers, deepest first.
+
+    ``trust_code``: the examiner agreed to run a TorchScript file's code.
+    """
     from core.ecloss.train import _tap_shapes, load_analysis_model
 
     if choice == CURRENT:
@@ -68,7 +81,7 @@ def prepare_model(
     elif choice == FILE:
         if not path:
             raise BadInputError("no model file chosen")
-        model = load_analysis_model(path, "auto")
+        model = load_analysis_model(path, "auto", trust_code=trust_code)
     else:
         model = load_analysis_model(choice, "auto")
     shapes = _tap_shapes(model)
@@ -248,10 +261,34 @@ class ChannelsPanel(QWidget):
             if not path:
                 return
             self.model_file = path
-        self.load_model(choice, self.model_file)
+        trust_code = False
+        if choice == FILE and self.model_file:
+            from core.models.onnx_model import is_torchscript_file
 
-    def load_model(self, choice: str, path: str | None = None) -> None:
-        """Load the model in the background and list its spatial layers."""
+            if is_torchscript_file(self.model_file):
+                # Asked here, on the UI thread, before anything reads the file.
+                answer = QMessageBox.question(
+                    self,
+                    "Trust this model file?",
+                    TRUST_CODE_QUESTION.format(path=self.model_file),
+                    QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                    QMessageBox.StandardButton.No,
+                )
+                if answer != QMessageBox.StandardButton.Yes:
+                    self.status.setText(
+                        f"{self.model_file} was not loaded: its code is not trusted."
+                    )
+                    return
+                trust_code = True
+        self.load_model(choice, self.model_file, trust_code)
+
+    def load_model(
+        self, choice: str, path: str | None = None, trust_code: bool = False
+    ) -> None:
+        """Load the model in the background and list its spatial layers.
+
+        ``trust_code`` lets a TorchScript file's code run (the examiner said yes).
+        """
         self.model = None
         self.layer.clear()
         if choice == CURRENT and self._current_model() is None:
@@ -260,7 +297,9 @@ class ChannelsPanel(QWidget):
             return
         self.analyse.setEnabled(False)
         self.status.setText("Loading the model…")
-        self.loader.start(prepare_model, choice, self._current_model(), path)
+        self.loader.start(
+            prepare_model, choice, self._current_model(), path, trust_code
+        )
 
     def _choose_source(self) -> None:
         if self.source.currentText() == SOURCE_FOLDER:

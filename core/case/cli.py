@@ -27,7 +27,7 @@ def _open(args: argparse.Namespace, read_only: bool = False):
 def _model(args: argparse.Namespace):
     from core.cli import _load_model
 
-    return _load_model(args.model, args.device)
+    return _load_model(args.model, args.device, trust_code=args.trust_model_code)
 
 
 def _progress(args: argparse.Namespace, label: str):
@@ -390,6 +390,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 # ---- parser --------------------------------------------------------------------------
 def add_case_commands(commands: argparse._SubParsersAction) -> None:
+    from core.cli import add_trust_model_code
     from core.models.base import DEFAULT_MODEL_ID
 
     common = argparse.ArgumentParser(add_help=False)
@@ -404,6 +405,7 @@ def add_case_commands(commands: argparse._SubParsersAction) -> None:
     with_model = argparse.ArgumentParser(add_help=False)
     with_model.add_argument("--model", default=DEFAULT_MODEL_ID)
     with_model.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    add_trust_model_code(with_model)
 
     case = commands.add_parser("case", help="case files: evidence, audit trail")
     sub = case.add_subparsers(dest="case_command", required=True, metavar="COMMAND")

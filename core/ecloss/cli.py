@@ -49,13 +49,16 @@ def _line_printer(label: str, every: int, quiet: bool):
 
 # ---- xfr train ecloss ----------------------------------------------------------------
 def cmd_train_ecloss(args: argparse.Namespace) -> int:
-    from core.cli import EXIT_OK, _print_json
+    from core.cli import EXIT_OK, _print_json, note_trusted_code
     from core.ecloss.train import ECLossConfig, load_analysis_model, train_ecloss
     from core.errors import BadInputError
     from core.train_data import default_cache_dir, load_identity_chips
 
     _set_threads(args.threads)
-    model = load_analysis_model(args.model, args.device, args.card)
+    model = load_analysis_model(
+        args.model, args.device, args.card, trust_code=args.trust_model_code
+    )
+    note_trusted_code(model, args.model)
     config = ECLossConfig(
         layer=args.layer,
         steps=args.steps,
@@ -120,6 +123,8 @@ def cmd_train_ecloss(args: argparse.Namespace) -> int:
 
 def add_ecloss_training(kinds: argparse._SubParsersAction) -> None:
     """Register ``xfr train ecloss``."""
+    from core.cli import add_trust_model_code
+
     parser = kinds.add_parser(
         "ecloss",
         help="fine-tune a face model with identity loss + β·ECLoss (paper 004)",
@@ -128,6 +133,7 @@ def add_ecloss_training(kinds: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--model", default=DEFAULT_MODEL_ID, help="id or model file")
     parser.add_argument("--card", help="model card of a model file")
+    add_trust_model_code(parser)
     parser.add_argument(
         "--data", required=True, help="folder of identities DIR/<person>/<image>"
     )
@@ -190,7 +196,7 @@ def add_ecloss_training(kinds: argparse._SubParsersAction) -> None:
 
 # ---- xfr channels -------------------------------------------------------------------
 def cmd_channels(args: argparse.Namespace) -> int:
-    from core.cli import EXIT_OK, _print_json
+    from core.cli import EXIT_OK, _print_json, note_trusted_code
     from core.ecloss.channels import (
         analyse_channels,
         load_face_chips,
@@ -199,7 +205,10 @@ def cmd_channels(args: argparse.Namespace) -> int:
     from core.ecloss.train import check_layer, load_analysis_model
 
     _set_threads(args.threads)
-    model = load_analysis_model(args.model, args.device, args.card)
+    model = load_analysis_model(
+        args.model, args.device, args.card, trust_code=args.trust_model_code
+    )
+    note_trusted_code(model, args.model)
     check_layer(model, args.layer)
     faces = load_face_chips(
         args.data,
@@ -234,6 +243,8 @@ def cmd_channels(args: argparse.Namespace) -> int:
 
 def add_channels_commands(commands: argparse._SubParsersAction) -> None:
     """Register ``xfr channels``."""
+    from core.cli import add_trust_model_code
+
     parser = commands.add_parser(
         "channels",
         help="part explainability of a layer's channels (paper 004 §5.2)",
@@ -243,6 +254,7 @@ def add_channels_commands(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--model", default=DEFAULT_MODEL_ID, help="id or model file")
     parser.add_argument("--card", help="model card of a model file")
+    add_trust_model_code(parser)
     parser.add_argument("--layer", required=True, help="a spatial layer")
     parser.add_argument(
         "--data",

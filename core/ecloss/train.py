@@ -168,6 +168,7 @@ class _EagerModel(FaceModel):
         self.taps = taps
         self.card = getattr(source, "card", None)
         self.path = getattr(source, "path", None)
+        self.code_trusted = source.code_trusted
 
 
 def training_record(card_path: str | Path) -> dict[str, Any]:
@@ -181,7 +182,11 @@ def training_record(card_path: str | Path) -> dict[str, Any]:
 
 
 def load_analysis_model(
-    model: str, device: str = "cpu", card: str | None = None
+    model: str,
+    device: str = "cpu",
+    card: str | None = None,
+    *,
+    trust_code: bool = False,
 ) -> FaceModel:
     """A registry id or model file, with layer taps wherever they can be had.
 
@@ -198,7 +203,7 @@ def load_analysis_model(
         return registry().load(model, target)
     if Path(model).suffix.lower() not in MODEL_SUFFIXES:
         return registry().load(model, target)  # UnknownModelError listing the ids
-    loaded = load_model_file(model, card)
+    loaded = load_model_file(model, card, trust_code=trust_code)
     architecture = str(training_record(loaded.card.path).get("architecture", ""))
     if not isinstance(loaded.network, torch.jit.ScriptModule) or not architecture:
         return loaded.to(target)

@@ -927,7 +927,10 @@ def cmd_eval_models(args: argparse.Namespace) -> int:
                 "nothing (fused scores equal its own at every weight, its heatmaps "
                 "equal themselves); give two different models"
             )
-    models = [_load_model(name, args.device, card) for name, card in given]
+    models = [
+        _load_model(name, args.device, card, args.trust_model_code)
+        for name, card in given
+    ]
     method = None if args.method.lower() == "none" else args.method
     comparison = compare_models(
         args.data,
@@ -952,6 +955,8 @@ def cmd_eval_models(args: argparse.Namespace) -> int:
 
 def add_models_eval(eval_kinds: Any) -> None:
     """Register ``xfr eval models`` in the ``eval`` sub-parsers."""
+    from core.cli import add_trust_model_code
+
     command = eval_kinds.add_parser(
         "models",
         help="compare two models: EER, score fusion, EER per layer, heatmap PSNR "
@@ -970,6 +975,7 @@ def add_models_eval(eval_kinds: Any) -> None:
         help="CARD,CARD: model card per model, 'none' for none (a registry id, or "
         "the .card.toml beside the file), e.g. none,mobilefacenet.card.toml",
     )
+    add_trust_model_code(command)
     command.add_argument(
         "--method",
         default=DEFAULT_METHOD,

@@ -109,6 +109,8 @@ class FaceModel:
     threshold: Threshold
     network: torch.nn.Module
     taps: tuple[LayerTap, ...] = ()
+    # True for a model file whose program code (TorchScript) was trusted to run.
+    code_trusted: bool = False
 
     # ---- device -----------------------------------------------------------------
     @property

@@ -31,6 +31,7 @@ Every problem is a ``ModelFileError`` naming the card file and the field.
 from __future__ import annotations
 
 import json
+import math
 import re
 import tomllib
 from dataclasses import dataclass
@@ -86,7 +87,22 @@ def _read(path: Path) -> dict[str, Any]:
     return data
 
 
+MAX_INPUT_SIDE = 4096  # pixels; a face chip is a few hundred at most
+PIXEL_RANGE = (0.0, 255.0)  # a mean is a pixel value, 0..255
+MAX_STD = 1024.0  # dlib divides by 256; 4x the pixel range is already absurd
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def load_card(path: str | Path) -> ModelCard:
+    """Read and check a model card; every value a model's use depends on is checked.
+
+    Non-finite numbers (TOML ``nan``/``inf``, JSON ``NaN``/``Infinity``), sizes and
+    scales outside what a face chip can be, and text where a number or a boolean
+    belongs are refused, naming the card and the key.
+    """
     path = Path(path)
     data = _read(path)
 
@@ -98,26 +114,35 @@ def load_card(path: str | Path) -> ModelCard:
             raise fail(field, "is missing")
         return data[field]
 
-    def numbers(field: str, count: int, positive: bool = False) -> tuple[float, ...]:
-        value = data.get(field) if field in data else required(field)
+    def numbers(
+        field: str, count: int, low: float, high: float, low_open: bool = False
+    ) -> tuple[float, ...]:
+        """``count`` finite numbers in [low, high] (``(low, high]`` if low_open)."""
+        value = required(field)
+        kind = f"{'(' if low_open else '['}{low:g}, {high:g}]"
         if (
             not isinstance(value, list)
             or len(value) != count
-            or not all(
-                isinstance(v, int | float) and not isinstance(v, bool) for v in value
-            )
-            or (positive and not all(v > 0 for v in value))
+            or not all(_is_number(v) and math.isfinite(v) for v in value)
+            or not all((v > low if low_open else v >= low) and v <= high for v in value)
         ):
-            kind = "positive numbers" if positive else "numbers"
-            raise fail(field, f"must be a list of {count} {kind}")
+            raise fail(field, f"must be a list of {count} numbers in {kind}")
         return tuple(float(v) for v in value)
+
+    def text(field: str, default: str = "", allow_empty: bool = True) -> str:
+        value = data.get(field, default)
+        if not isinstance(value, str) or (not allow_empty and not value.strip()):
+            raise fail(
+                field, "must be text" if allow_empty else "must be non-empty text"
+            )
+        return value
 
     model_id = required("id")
     if not isinstance(model_id, str) or not _ID_PATTERN.match(model_id):
         raise fail("id", "must be 1-64 letters, digits, '.', '-' or '_'")
-    size = numbers("input_size", 2, positive=True)
+    size = numbers("input_size", 2, 0, MAX_INPUT_SIDE, low_open=True)
     if not all(v == int(v) for v in size):
-        raise fail("input_size", "must be two positive integers")
+        raise fail("input_size", f"must be two whole numbers in [1, {MAX_INPUT_SIDE}]")
     order = data.get("channel_order", "RGB")
     if order not in ("RGB", "BGR"):
         raise fail("channel_order", 'must be "RGB" or "BGR"')
@@ -126,12 +151,12 @@ def load_card(path: str | Path) -> ModelCard:
         raise fail("alignment", 'must be "arcface" or "dlib"')
     flip = data.get("flip_average", False)
     if not isinstance(flip, bool):
-        raise fail("flip_average", "must be true or false")
+        raise fail("flip_average", "must be true or false (not text or a number)")
     preprocessing = Preprocessing(
         input_size=(int(size[0]), int(size[1])),
         channel_order=order,
-        mean=numbers("mean", 3),  # type: ignore[arg-type]
-        std=numbers("std", 3, positive=True),  # type: ignore[arg-type]
+        mean=numbers("mean", 3, *PIXEL_RANGE),  # type: ignore[arg-type]
+        std=numbers("std", 3, 0, MAX_STD, low_open=True),  # type: ignore[arg-type]
         alignment=alignment,
         flip_average=flip,
     )
@@ -143,35 +168,47 @@ def load_card(path: str | Path) -> ModelCard:
     value = threshold_table.get("value")
     if metric not in ("cosine", "euclidean"):
         raise fail("threshold.metric", 'must be "cosine" or "euclidean"')
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        raise fail("threshold.value", "must be a number")
+    if not _is_number(value) or not math.isfinite(value):
+        raise fail("threshold.value", "must be a finite number")
+    if metric == "cosine" and not -1 <= value <= 1:
+        raise fail(
+            "threshold.value", f"is {value:g}; a cosine similarity is in [-1, 1]"
+        )
+    if metric == "euclidean" and value < 0:
+        raise fail("threshold.value", f"is {value:g}; a distance is never negative")
     source = threshold_table.get("source", "")
     if not isinstance(source, str) or not source.strip():
         raise fail("threshold.source", "must say where the threshold comes from")
     threshold = Threshold(metric, float(value), source)
 
+    entries = data.get("taps", [])
+    if not isinstance(entries, list):
+        raise fail("taps", "must be a list of tables ([[taps]])")
     taps = []
-    for number, entry in enumerate(data.get("taps", [])):
+    for number, entry in enumerate(entries):
+        key = f"taps[{number}]"
         if not isinstance(entry, dict) or not {"name", "module"} <= entry.keys():
-            raise fail(f"taps[{number}]", "needs 'name' and 'module'")
-        taps.append(
-            LayerTap(
-                str(entry["name"]),
-                str(entry["module"]),
-                str(entry.get("description", "")),
-            )
-        )
+            raise fail(key, "needs 'name' and 'module'")
+        for field in ("name", "module"):
+            if not isinstance(entry[field], str) or not entry[field].strip():
+                raise fail(f"{key}.{field}", "must be non-empty text")
+        description = entry.get("description", "")
+        if not isinstance(description, str):
+            raise fail(f"{key}.description", "must be text")
+        if entry["name"] in {tap.name for tap in taps}:
+            raise fail(f"{key}.name", f"'{entry['name']}' is given twice")
+        taps.append(LayerTap(entry["name"], entry["module"], description))
     output = data.get("embedding_output")
-    if output is not None and not isinstance(output, str):
+    if output is not None and (not isinstance(output, str) or not output.strip()):
         raise fail("embedding_output", "must be the name of an output")
     return ModelCard(
         path=path,
         model_id=model_id,
-        name=str(data.get("name", model_id)),
+        name=text("name", model_id, allow_empty=False),
         preprocessing=preprocessing,
         threshold=threshold,
         embedding_output=output,
         taps=tuple(taps),
-        description=str(data.get("description", "")),
-        licence=str(data.get("licence", "")),
+        description=text("description"),
+        licence=text("licence"),
     )

@@ -3,11 +3,13 @@
 * ONNX files are read with ``onnx`` (protobuf, no code executed), checked, and
   converted to a torch ``GraphModule`` with ``onnx2torch`` so that gradients flow
   through the model for the explainers.
-* TorchScript archives are read with ``torch.jit.load``: the archive's tensors and
-  constants are restored by TorchScript's own restricted unpickler, which only builds
-  TorchScript types and never imports arbitrary Python objects.  Plain pickles
-  (``torch.save`` of a module or state dict, ``.pth``) are refused: loading them would
-  execute code from the file, and a state dict has no architecture anyway.
+* TorchScript archives are program code: the file's ``forward`` is compiled and run
+  with the examiner's rights (TorchScript can, for instance, read and write files).
+  They are refused unless the caller trusts the file's code (``trust_code=True``,
+  ``--trust-model-code`` on the command line, a question in the GUI); a model so
+  loaded says so in ``code_trusted``.  Plain pickles (``torch.save`` of a module or
+  state dict, ``.pth``) are always refused: unpickling them would execute code
+  from the file, and a state dict has no architecture anyway.
 
 The card beside the file (``core.models.model_card``) says how to preprocess, align
 and decide.  Weights are identified by the SHA-256 of the file.
@@ -135,7 +137,23 @@ def _is_torchscript_archive(path: Path) -> bool:
         return any("/code/" in f"/{name}" for name in archive.namelist())
 
 
-def load_torchscript_network(path: Path) -> nn.Module:
+TORCHSCRIPT_REFUSED = (
+    "TorchScript model files contain program code that runs on this computer; "
+    "load it only if you trust where it came from (--trust-model-code), or export "
+    "the model to ONNX"
+)
+
+
+def is_torchscript_file(path: str | Path) -> bool:
+    """Whether ``FileFaceModel`` would load ``path`` as TorchScript (run its code).
+
+    Every suffix but ONNX's is read as TorchScript; ``.pth`` is refused anyway.
+    """
+    suffix = Path(path).suffix.lower()
+    return suffix not in ONNX_SUFFIXES and suffix != ".pth"
+
+
+def load_torchscript_network(path: Path, trust_code: bool = False) -> nn.Module:
     if path.suffix.lower() == ".pth" or not _is_torchscript_archive(path):
         raise ModelFileError(
             "not a TorchScript archive; plain pickled models and state dicts are "
@@ -143,6 +161,8 @@ def load_torchscript_network(path: Path) -> nn.Module:
             "architecture) - export the model to ONNX or TorchScript",
             path,
         )
+    if not trust_code:
+        raise ModelFileError(TORCHSCRIPT_REFUSED, path)
     try:
         with warnings.catch_warnings():
             # torch.jit is deprecated in favour of torch.export, but loading works.
@@ -187,9 +207,19 @@ def _default_taps(
 
 
 class FileFaceModel(FaceModel):
-    """A face model loaded from an ONNX or TorchScript file with its card."""
+    """A face model loaded from an ONNX or TorchScript file with its card.
 
-    def __init__(self, path: str | Path, card: str | Path | ModelCard | None = None):
+    ``trust_code`` must be true for a TorchScript file (it runs code from the file);
+    ``code_trusted`` then records that the model's code was trusted.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        card: str | Path | ModelCard | None = None,
+        *,
+        trust_code: bool = False,
+    ):
         path = Path(path)
         if not path.is_file():
             raise ModelFileError("model file not found", path)
@@ -208,8 +238,9 @@ class FileFaceModel(FaceModel):
             self.network = load_onnx_network(path, self.card)
             self.format = "onnx"
         else:
-            self.network = load_torchscript_network(path)
+            self.network = load_torchscript_network(path, trust_code)
             self.format = "torchscript"
+            self.code_trusted = True
         self.network.eval()
         self.model_id = self.card.model_id
         self.display_name = self.card.name
@@ -250,12 +281,18 @@ class FileFaceModel(FaceModel):
         return self.network(batch)
 
 
-def load_model_file(path: str | Path, card: str | Path | None = None) -> FaceModel:
-    return FileFaceModel(path, card)
+def load_model_file(
+    path: str | Path, card: str | Path | None = None, *, trust_code: bool = False
+) -> FileFaceModel:
+    return FileFaceModel(path, card, trust_code=trust_code)
 
 
 def register_model_file(
-    target: ModelRegistry, path: str | Path, card: str | Path | None = None
+    target: ModelRegistry,
+    path: str | Path,
+    card: str | Path | None = None,
+    *,
+    trust_code: bool = False,
 ) -> ModelInfo:
     """Register a model file (its card is read now, the weights when first used)."""
     path = Path(path)
@@ -269,7 +306,7 @@ def register_model_file(
         description=parsed.description or f"user model ({path.suffix[1:]})",
         source=str(path),
     )
-    target.register(info, lambda: FileFaceModel(path, parsed))
+    target.register(info, lambda: FileFaceModel(path, parsed, trust_code=trust_code))
     return info
 
 

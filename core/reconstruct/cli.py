@@ -19,6 +19,8 @@ def _command_line(args: argparse.Namespace) -> str:
         words += ["--max-images", str(args.max_images)]
     if args.no_flip:
         words.append("--no-flip")
+    if args.trust_model_code:
+        words.append("--trust-model-code")
     return shlex.join(words)
 
 
@@ -28,7 +30,7 @@ def cmd_train_reconstructor(args: argparse.Namespace) -> int:
     from core.reconstruct.train import TrainingSettings, train_reconstructor
     from core.train_data import default_cache_dir, load_identity_chips
 
-    model = _load_model(args.model, args.device, args.card)
+    model = _load_model(args.model, args.device, args.card, args.trust_model_code)
     show = not args.json and sys.stderr.isatty()
 
     def reading(done: int, total: int, _path: str) -> None:
@@ -97,6 +99,7 @@ def cmd_train_reconstructor(args: argparse.Namespace) -> int:
 
 
 def add_reconstructor_training(kinds: argparse._SubParsersAction) -> None:
+    from core.cli import add_trust_model_code
     from core.models.base import DEFAULT_MODEL_ID
 
     train = kinds.add_parser(
@@ -105,6 +108,7 @@ def add_reconstructor_training(kinds: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--model", default=DEFAULT_MODEL_ID, help="model id or file")
     train.add_argument("--card", help="model card of a model file")
+    add_trust_model_code(train)
     train.add_argument(
         "--data", required=True, help="folder of identities (DIR/<person>/<image>)"
     )

@@ -1,7 +1,11 @@
 """``xfr identity ...`` and ``xfr report ...``: examiner identities, signed reports.
 
-Passwords are asked on the terminal (``getpass``), never taken from the command
-line (it ends up in shell histories) and never stored.
+Passwords are never taken from the command line (it ends up in shell histories)
+and never stored.  Each command that opens an identity takes its password from,
+in this order: ``--password-file FILE`` (the file's first line, as openssl's
+``-passin file:``), the ``XFR_PASSWORD`` environment variable, or a prompt on the
+terminal when there is one.  A countersigner's identity has its own
+``--countersign-password-file`` and ``XFR_COUNTERSIGN_PASSWORD``.
 """
 
 from __future__ import annotations
@@ -9,26 +13,105 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import os
+import stat
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import BadInputError
 
-EXIT_OK, EXIT_FAILED = 0, 1
+EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
+PASSWORD_ENV = "XFR_PASSWORD"
+COUNTERSIGN_PASSWORD_ENV = "XFR_COUNTERSIGN_PASSWORD"
+PASSWORD_FILE_HELP = (
+    "read the identity's password from the first line of FILE (keep it readable "
+    f"by you only); default: ${PASSWORD_ENV}, else a prompt on the terminal"
+)
+
+
+@dataclass(frozen=True)
+class PasswordSource:
+    """Where a password may come from besides the terminal."""
+
+    file: str | None
+    option: str = "--password-file"
+    env_var: str = PASSWORD_ENV
+
+
+def read_password_file(path: str | Path) -> str:
+    """The first line of a password file, without its line ending."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise BadInputError(
+            f"cannot read the password file ({exc.strerror})", path
+        ) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadInputError("the password file is not UTF-8 text", path) from None
+    password = text.split("\n", 1)[0].removesuffix("\r")
+    if not password:
+        raise BadInputError(
+            "the password file is empty (the password is its first line)", path
+        )
+    if os.name == "posix" and mode & (stat.S_IRGRP | stat.S_IROTH):
+        # As ssh does for keys: say so, but a lab's shared setup may need it.
+        print(
+            f"xfr: warning: {path}: other users can read this password file "
+            f"(chmod 600 {path})",
+            file=sys.stderr,
+        )
+    return password
+
+
+def obtain_password(
+    identity: str | Path, source: PasswordSource, confirm: bool = False
+) -> str:
+    """The password for ``identity``: file, then environment, then the terminal."""
+    if source.file is not None:
+        return read_password_file(source.file)
+    from_env = os.environ.get(source.env_var)
+    if from_env is not None:
+        if not from_env:
+            raise BadInputError(f"{source.env_var} is set but empty", identity)
+        return from_env
+    if not sys.stdin.isatty():
+        raise BadInputError(
+            f"no terminal to ask the password: give {source.option} FILE or set "
+            f"{source.env_var}",
+            identity,
+        )
+    return ask_password(f"Password for {identity}: ", confirm)
 
 
 def ask_password(prompt: str, confirm: bool = False) -> str:
-    password = getpass.getpass(prompt)
-    if confirm and getpass.getpass("Repeat the password: ") != password:
-        raise BadInputError("the two passwords differ")
+    try:
+        password = getpass.getpass(prompt)
+        if confirm and getpass.getpass("Repeat the password: ") != password:
+            raise BadInputError("the two passwords differ")
+    except KeyboardInterrupt:
+        print("\nxfr: interrupted", file=sys.stderr)
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    except EOFError:
+        raise BadInputError(
+            "no password given (the input ended at the prompt)"
+        ) from None
     return password
 
 
 def cmd_identity_new(args: argparse.Namespace) -> int:
     from core.report.signing import create_identity
 
-    password = ask_password(f"Password for {args.out}: ", confirm=True)
+    # A password from a file or the environment was typed once, on purpose.
+    password = obtain_password(
+        args.out, PasswordSource(args.password_file), confirm=True
+    )
     if len(password) < 8:
-        raise BadInputError("use a password of at least 8 characters")
+        raise BadInputError("use a password of at least 8 characters", args.out)
     info = create_identity(
         args.name, Path(args.out), password,
         organisation=args.organisation, email=args.email,
@@ -55,7 +138,9 @@ def cmd_identity_export(args: argparse.Namespace) -> int:
     from core.report.signing import export_certificate
 
     info = export_certificate(
-        Path(args.p12), ask_password(f"Password for {args.p12}: "), Path(args.out)
+        Path(args.p12),
+        obtain_password(args.p12, PasswordSource(args.password_file)),
+        Path(args.out),
     )
     print(f"wrote {args.out} (certificate of {info.name}, SHA-256 "
           f"{info.fingerprint_sha256})")  # fmt: skip
@@ -83,6 +168,14 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--explanation", action="append", type=int, metavar="ID")
     parser.add_argument("--sign", metavar="ID.p12", help="examiner's identity")
     parser.add_argument("--countersign", metavar="ID.p12", help="peer reviewer's")
+    parser.add_argument(
+        "--password-file", metavar="FILE", help="for --sign: " + PASSWORD_FILE_HELP
+    )
+    parser.add_argument(
+        "--countersign-password-file", metavar="FILE",
+        help="the same for --countersign; default: "
+        f"${COUNTERSIGN_PASSWORD_ENV}, else a prompt on the terminal",
+    )  # fmt: skip
     parser.add_argument("--timestamp-url", help="RFC 3161 time-stamp server")
     parser.add_argument(
         "--no-faithfulness",
@@ -107,10 +200,18 @@ def _build(args: argparse.Namespace) -> int:
         if not sep or not probe or not gallery:
             raise BadInputError(f"--comparison needs PROBE:GALLERY, got {item!r}")
         comparisons.append((probe, gallery))
+    sources = {
+        "sign": PasswordSource(args.password_file),
+        "countersign": PasswordSource(
+            args.countersign_password_file,
+            "--countersign-password-file",
+            COUNTERSIGN_PASSWORD_ENV,
+        ),
+    }
     signers = {}
     for role, path in (("sign", args.sign), ("countersign", args.countersign)):
         if path:
-            signers[role] = Signer(Path(path), ask_password(f"Password for {path}: "))
+            signers[role] = Signer(Path(path), obtain_password(path, sources[role]))
     request = ReportRequest(
         comparisons=comparisons, explanation_ids=args.explanation or ()
     )
@@ -156,6 +257,10 @@ def _verify_parser() -> argparse.ArgumentParser:
         "--trust", action="append", metavar="CERT",
         help="certificate to trust (.pem/.cer, or an identity .p12); repeatable",
     )  # fmt: skip
+    parser.add_argument(
+        "--password-file", metavar="FILE",
+        help="for a .p12 given to --trust: " + PASSWORD_FILE_HELP,
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true")
     return parser
 
@@ -168,7 +273,7 @@ def _verify(args: argparse.Namespace) -> int:
     trust = []
     for item in args.trust or []:
         password = (
-            ask_password(f"Password for {item}: ")
+            obtain_password(item, PasswordSource(args.password_file))
             if item.lower().endswith((".p12", ".pfx"))
             else None
         )
@@ -217,11 +322,17 @@ def add_report_commands(commands: argparse._SubParsersAction) -> None:
     new.add_argument("--out", required=True, help="identity file to create (.p12)")
     new.add_argument("--organisation", default="")
     new.add_argument("--email", default="")
+    new.add_argument(
+        "--password-file", metavar="FILE",
+        help="the new identity's password (at least 8 characters), from the first "
+        f"line of FILE; default: ${PASSWORD_ENV}, else asked twice on the terminal",
+    )  # fmt: skip
     new.add_argument("--json", action="store_true")
     new.set_defaults(run=cmd_identity_new)
     export = sub.add_parser("export", help="write an identity's public certificate")
     export.add_argument("p12")
     export.add_argument("--out", required=True, help="certificate file (.pem)")
+    export.add_argument("--password-file", metavar="FILE", help=PASSWORD_FILE_HELP)
     export.set_defaults(run=cmd_identity_export)
 
     report = commands.add_parser(
