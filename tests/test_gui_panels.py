@@ -179,7 +179,7 @@ def test_recent_cases_deduplicated_capped_and_filtered(tmp_path):
 
 
 def test_effective_user():
-    assert Settings().effective_user() == login_name() != ""
+    assert Settings().effective_user() == ""  # the case's examiner
     assert Settings(user_name="  Dr Jones ").effective_user() == "Dr Jones"
 
 
@@ -195,7 +195,8 @@ def test_settings_dialog_returns_edited_copy(qtbot):
     assert cuda_item.toolTip() == NO_CUDA_TOOLTIP
     assert dialog.own_threshold_check.isChecked()
     assert not dialog.threshold_spin.isEnabled()
-    assert dialog.user_edit.placeholderText() == login_name()
+    assert dialog.user_edit.placeholderText() == "the case's examiner"
+    assert login_name() in dialog.user_edit.toolTip()
 
     dialog.device_combo.setCurrentIndex(dialog.device_combo.findData("cpu"))
     dialog.model_combo.setCurrentIndex(dialog.model_combo.findData("arcface-onnx"))

@@ -298,3 +298,37 @@ def test_check_faithfulness_plots_the_curves(qtbot, window):
         assert "deletion AUC" in plot.summary.text()
     window.compare.kind_combo.setCurrentText("dissimilarity")  # other map: cleared
     assert not window.compare.reliability[0].curves
+
+
+def test_a_locked_case_is_offered_read_only(qtbot, window, tmp_path, monkeypatch):
+    """Open in another process/window: the window offers a read-only look."""
+    from core.case.demo import create_demo_case
+
+    asked = []
+
+    def answer(parent, title, text, *args):
+        asked.append(text)
+        return QMessageBox.StandardButton.Open
+
+    monkeypatch.setattr(QMessageBox, "question", answer)
+    with create_demo_case(tmp_path / "locked", model=window.model) as elsewhere:
+        window.open_case(str(elsewhere.folder))
+        qtbot.waitUntil(lambda: window.controller.case is not None, timeout=WAIT_MS)
+        case = window.controller.case
+        assert case.read_only and "open in another window" in asked[0]
+        assert "(read-only)" in window.windowTitle()
+        assert not window.conclusion.save_button.isEnabled()
+        assert case.verify().intact
+        window.close_case()
+
+
+def test_entries_name_the_case_examiner_not_the_login(qtbot, window, tmp_path):
+    from core.case.store import login_name
+
+    window.controller.new_case(tmp_path / "new", "2026-7", "Dr. A. Examiner", "", "")
+    qtbot.waitUntil(lambda: window.controller.case is not None, timeout=WAIT_MS)
+    window.controller.add_conclusion("Own words.")
+    entries = window.controller.case.audit_log()
+    assert {e.user for e in entries} == {"Dr. A. Examiner"}
+    assert {e.login for e in entries} == {login_name()}
+    window.close_case()

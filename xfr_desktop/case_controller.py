@@ -18,7 +18,7 @@ from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from core.case import workflow
 from core.case.demo import create_demo_case
-from core.case.store import Case
+from core.case.store import Case, CaseError, CaseLockedError
 from core.models.base import FaceModel
 from xfr_desktop.errors import ErrorReporter
 from xfr_desktop.workers import TaskRunner
@@ -41,8 +41,15 @@ class ExplainJob:
     result: Any = field(default=None, repr=False)  # workflow.CaseExplanation
 
 
-def _open_case(path: str, user: str) -> Case:
-    return Case.open(path, user=user)
+def _open_case(path: str, user: str | None, read_only: bool = False) -> Case:
+    return Case.open(path, user=user, read_only=read_only)
+
+
+def _read_only_would_work(error: BaseException) -> bool:
+    """The case is fine but cannot be written here: locked, or a read-only disk."""
+    return isinstance(error, CaseLockedError) or (
+        isinstance(error, CaseError) and "read-only" in str(error)
+    )
 
 
 def _new_case(path: str, number: str, examiner: str, title: str, agency: str) -> Case:
@@ -86,6 +93,9 @@ def _explain(
 
 class CaseController(QObject):
     case_opened = Signal(object)  # Case
+    # a case that can only be opened read-only (locked elsewhere, read-only disk):
+    # the window offers that (path, the one-line reason)
+    open_read_only_offered = Signal(str, str)
     case_closed = Signal()
     exhibits_changed = Signal()
     faces_changed = Signal()
@@ -107,7 +117,10 @@ class CaseController(QObject):
         self.undo_stack = QUndoStack(self)
         self._annotation_ids: dict[int, int] = {}  # first id -> current id (undo)
         self.jobs: list[ExplainJob] = []
-        self._opener = self._runner("open the case", self._on_opened)
+        self._opener = TaskRunner(self)
+        self._opener.result.connect(self._on_opened)
+        self._opener.error.connect(self._on_open_failed)
+        self._opening = ""
         self._intake = self._runner("add the images", self._on_intake)
         self._ranker = self._runner("rank the gallery", self._on_ranked)
         self._explainer = self._runner("explain the pair", self._on_explained)
@@ -134,22 +147,34 @@ class CaseController(QObject):
         return (self._opener, self._intake, self._ranker, self._explainer)
 
     # ---- opening and closing -------------------------------------------------------
-    def open_case(self, path: str | Path) -> None:
-        self.status.emit(f"Opening {path}…")
-        self._opener.start(_open_case, str(path), self.user or None)
+    def open_case(self, path: str | Path, *, read_only: bool = False) -> None:
+        self.status.emit(f"Opening {path}{' read-only' if read_only else ''}…")
+        self._opening = "" if read_only else str(path)
+        self._opener.start(_open_case, str(path), self.user or None, read_only)
+
+    def _on_open_failed(self, error: BaseException, details: str) -> None:
+        if self._opening and _read_only_would_work(error):
+            path, self._opening = self._opening, ""
+            self.open_read_only_offered.emit(path, str(error))
+            return
+        self._opening = ""
+        self.errors.report(error, details, context="Could not open the case.")
 
     def new_case(
         self, path: str | Path, number: str, examiner: str, title: str, agency: str
     ) -> None:
+        self._opening = ""
         self._opener.start(_new_case, str(path), number, examiner, title, agency)
 
     def open_demo(self, path: str | Path) -> None:
         self.status.emit("Creating the demo case…")
+        self._opening = ""
         self._opener.start(
             create_demo_case, str(path), user=self.user or None, model=self.model
         )
 
     def _on_opened(self, case: Case) -> None:
+        self._opening = ""
         self.close_case()
         if self.user:
             case.user = self.user

@@ -325,6 +325,7 @@ class MainWindow(QMainWindow):
         self.start_page.open_requested.connect(self.open_case)
         self.start_page.demo_requested.connect(self.open_demo)
         c.case_opened.connect(self._on_case_opened)
+        c.open_read_only_offered.connect(self._offer_read_only)
         c.case_closed.connect(self._on_case_closed)
         c.status.connect(lambda text: self.statusBar().showMessage(text, 8000))
         c.exhibits_changed.connect(self.exhibits.refresh)
@@ -474,6 +475,18 @@ class MainWindow(QMainWindow):
         box.open()
         self.report_verified.emit(check)
 
+    def _offer_read_only(self, path: str, reason: str) -> None:
+        answer = QMessageBox.question(
+            self,
+            "Open read-only?",
+            f"{reason}\n\nOpen the case read-only? You can look at everything and "
+            "verify it, but nothing can be added or changed.",
+            QMessageBox.StandardButton.Open | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Open,
+        )
+        if answer == QMessageBox.StandardButton.Open:
+            self.controller.open_case(path, read_only=True)
+
     def _on_case_opened(self, case) -> None:
         info = case.info()
         self.settings.add_recent(case.folder)
@@ -481,7 +494,10 @@ class MainWindow(QMainWindow):
         self.start_page.set_recent(self.settings.recent_cases)
         self.case_label.setText(f"Case {info.case_number}")
         self.case_label.setToolTip(f"{info.title}\n{case.folder}")
-        self.setWindowTitle(f"{info.case_number} — {APP_NAME} {__version__}")
+        suffix = " (read-only)" if case.read_only else ""
+        self.case_label.setText(f"Case {info.case_number}{suffix}")
+        self.setWindowTitle(f"{info.case_number}{suffix} — {APP_NAME} {__version__}")
+        self.conclusion.set_read_only(case.read_only)
         self.exhibits.set_case(case)
         self.compare.set_case(case, self.model)
         self._refresh_conclusions()
@@ -489,7 +505,7 @@ class MainWindow(QMainWindow):
         self.pages.setCurrentWidget(self.workspace)
         self._update_actions()
         self._select_first_pair()
-        if not case.comparisons():
+        if not case.comparisons() and not case.read_only:
             self.controller.rank()
 
     def _on_case_closed(self) -> None:
@@ -636,7 +652,8 @@ class MainWindow(QMainWindow):
         save_settings(new)
         self.controller.user = new.effective_user()
         if self.controller.case is not None:
-            self.controller.case.user = self.controller.user
+            case = self.controller.case
+            case.user = self.controller.user or case.info().examiner
         self.compare.set_colour_map(new.colour_map)
         self.compare.opacity.setValue(round(new.overlay_opacity * 100))
         self.set_theme(new.theme)

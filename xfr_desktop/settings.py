@@ -71,7 +71,7 @@ class Settings:
     """What the examiner can set in the Settings dialog (all fields validated).
 
     ``threshold`` None means "use the model's own threshold"; ``user_name`` empty
-    means "use the login name" (see ``effective_user``); ``recent_cases`` is most
+    means "the case's examiner" (see ``effective_user``); ``recent_cases`` is most
     recent first, at most ``MAX_RECENT`` entries, and may name folders that no
     longer exist (``existing_recent_cases`` leaves those out).
     """
@@ -88,8 +88,9 @@ class Settings:
     schema_version: int = SCHEMA_VERSION
 
     def effective_user(self) -> str:
-        """The name recorded in audit entries: ``user_name`` or the login name."""
-        return self.user_name.strip() or login_name()
+        """The name audit entries record when set; empty: the case's examiner
+        (the store records the login name beside it in every entry)."""
+        return self.user_name.strip()
 
     def add_recent(self, path: str | os.PathLike[str]) -> None:
         """Put ``path`` first in ``recent_cases`` (no duplicates, at most 10)."""

@@ -93,9 +93,10 @@ class SettingsDialog(QDialog):
             self.colour_map_combo.addItem(name, name)
 
         self.user_edit = QLineEdit()
-        self.user_edit.setPlaceholderText(login_name())
+        self.user_edit.setPlaceholderText("the case's examiner")
         self.user_edit.setToolTip(
-            "The name recorded in the audit trail; empty means your login name."
+            "The name recorded in the audit trail; empty means the examiner named "
+            f"in the case. Your login name ({login_name()}) is recorded beside it."
         )
 
         self.theme_combo = QComboBox()
