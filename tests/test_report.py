@@ -198,3 +198,67 @@ def test_cli_identity_report_and_verify(case_folder, tmp_path, monkeypatch, caps
     assert "not trusted" in capsys.readouterr().out.lower()
     assert main(["report", str(case_folder), "--out", str(tmp_path / "x.pdf"),
                  "--comparison", "Q1"]) == 2  # fmt: skip
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_a_comparison_on_a_corrected_face_is_never_reported_as_current(
+    tmp_path, model
+):
+    from core.report.build import ReportRequest
+
+    with create_demo_case(tmp_path / "c.xfrcase", examiner=EXAMINER, model=model) as case:
+        workflow.explain(case, "Q1", "K1", "gradcam", model)
+        old = [c for c in case.comparisons() if case.explanations(c.id)][-1]
+        old_q1 = case.face("Q1")
+        case.correct_face("Q1", old_q1.landmarks5 + 2.0)
+        correction = case.audit_log()[-1]
+        assert correction.action == "faces.correct"
+        new = workflow.compare(case, "Q1", "K1", model)
+        assert new.id != old.id and f"{new.similarity:.4f}" != f"{old.similarity:.4f}"
+        default = generate_report(case, tmp_path / "default.pdf")
+        chosen = generate_report(
+            case,
+            tmp_path / "chosen.pdf",
+            ReportRequest(comparison_ids=[old.id, new.id]),
+        )
+        by_label = generate_report(
+            case, tmp_path / "label.pdf", ReportRequest(comparisons=[("Q1", "K1")])
+        )
+        with pytest.raises(BadInputError, match=r"Q1 × K2 .*corrected since.*again"):
+            generate_report(
+                case, tmp_path / "k2.pdf", ReportRequest(comparisons=[("Q1", "K2")])
+            )
+        entry = case.audit_log()[-1]  # the last report made
+    # by default, and by label: only the comparison on the current face
+    for outcome in (default, by_label):
+        text = _flat(text_of(outcome.path))
+        assert "SUPERSEDED" not in text
+        assert f"{new.similarity:.4f}" in text
+        assert f"{old.similarity:.4f}" not in text
+        assert "landmarks placed by hand" in text
+        [only] = read_manifest(outcome.path)["comparisons"]
+        assert only["id"] == new.id and only["superseded"] is False
+    # chosen explicitly: printed, under the banner, after the current one
+    text = _flat(text_of(chosen.path))
+    banner = (
+        "SUPERSEDED — computed on a face that was later corrected (see audit entry "
+        f"#{correction.seq})"
+    )
+    assert banner in text
+    assert text.index(f"{new.similarity:.4f}") < text.index(banner)
+    assert text.index(banner) < text.index(f"{old.similarity:.4f}")
+    assert "Superseded comparisons (not current results)" in text
+    assert f"Q1 (found automatically (hog detector), recorded {old_q1.created}" in text
+    assert "of a SUPERSEDED comparison" in text  # its explanation
+    assert "(SUPERSEDED; Q1 = face record" in text  # reproducibility appendix
+    assert "1 of the 2 comparisons in this report were computed on faces" in text
+    entries = {e["id"]: e for e in read_manifest(chosen.path)["comparisons"]}
+    assert entries[new.id]["superseded"] is False
+    assert entries[old.id]["superseded"] is True
+    [face] = entries[old.id]["superseded_faces"]
+    assert face["label"] == "Q1" and face["face_id"] == old_q1.id
+    assert face["replaced_by_audit_entry"] == correction.seq
+    assert entry.details["superseded_comparisons"] == []  # k2 refused: no entry

@@ -184,7 +184,7 @@ def _verify(args: argparse.Namespace) -> int:
         print(f"report {check.report_id or '(no XFR manifest)'}: "
               f"{'OK' if check.ok else 'NOT OK'}")  # fmt: skip
         if not check.signatures:
-            print("  no signature: the report can have been changed without trace")
+            print("  not signed: the report can have been changed without trace")
         for status in check.signatures:
             print(f"  {status.field_name}: {status.summary}")
         if check.case_checked:
