@@ -17,7 +17,7 @@ from core.cli import main
 from core.errors import BadInputError
 from core.models.base import DEFAULT_MODEL_ID, registry
 from core.report.api import Signer, generate_report, read_manifest, verify_report
-from core.report.signing import create_identity, load_certificate
+from core.report.signing import create_identity, export_certificate, load_certificate
 
 EXAMINER = "Zoë Ångström"
 REVIEWER = "محمد عبد الله"
@@ -204,12 +204,12 @@ def _flat(text: str) -> str:
     return " ".join(text.split())
 
 
-def test_a_comparison_on_a_corrected_face_is_never_reported_as_current(
-    tmp_path, model
-):
+def test_a_comparison_on_a_corrected_face_is_never_reported_as_current(tmp_path, model):
     from core.report.build import ReportRequest
 
-    with create_demo_case(tmp_path / "c.xfrcase", examiner=EXAMINER, model=model) as case:
+    with create_demo_case(
+        tmp_path / "c.xfrcase", examiner=EXAMINER, model=model
+    ) as case:
         workflow.explain(case, "Q1", "K1", "gradcam", model)
         old = [c for c in case.comparisons() if case.explanations(c.id)][-1]
         old_q1 = case.face("Q1")
@@ -262,3 +262,117 @@ def test_a_comparison_on_a_corrected_face_is_never_reported_as_current(
     assert face["label"] == "Q1" and face["face_id"] == old_q1.id
     assert face["replaced_by_audit_entry"] == correction.seq
     assert entry.details["superseded_comparisons"] == []  # k2 refused: no entry
+
+
+def _append_garbage(data: bytes) -> bytes:
+    return data + b"% not part of the signed report\n\x00\x01binary tail"
+
+
+def _pypdf_info(data: bytes) -> bytes:
+    from pypdf import PdfWriter
+
+    writer = PdfWriter(PdfReader(io.BytesIO(data)), incremental=True)
+    writer.add_metadata({"/Title": "Forged title"})
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def _pypdf_annotation(data: bytes) -> bytes:
+    from pypdf import PdfWriter
+    from pypdf.annotations import FreeText
+
+    writer = PdfWriter(PdfReader(io.BytesIO(data)), incremental=True)
+    writer.add_annotation(0, FreeText(text="accept", rect=(50, 50, 200, 100)))
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def _pyhanko_metadata(data: bytes) -> bytes:
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+
+    writer = IncrementalPdfFileWriter(io.BytesIO(data))
+    title = generic.TextStringObject("Forged title")
+    writer.set_info(generic.DictionaryObject({generic.NameObject("/Title"): title}))
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def _empty_revision(data: bytes) -> bytes:
+    """A new revision that writes no object: only a trailer pointing back."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    reader = PdfFileReader(io.BytesIO(data), strict=False)
+    trailer = reader.trailer_view
+    root, size = trailer.raw_get("/Root"), trailer["/Size"]
+    prev = data.rindex(b"startxref")
+    previous = int(data[prev:].split()[1])
+    start = len(data) + 1
+    section = (
+        f"\nxref\n0 0\ntrailer\n<< /Size {size} /Root {root.idnum} {root.generation} R "
+        f"/Prev {previous} >>\nstartxref\n{start}\n%%EOF\n"
+    )
+    return data + section.encode()
+
+
+@pytest.mark.parametrize(
+    ("tamper", "added"),
+    [
+        (_append_garbage, "bytes of data that is not PDF after %%EOF"),
+        (_pypdf_info, "an incremental update changing: /Info"),
+        (_pypdf_annotation, "an incremental update changing: a new annotation"),
+        (_pyhanko_metadata, "an incremental update changing: /Info"),
+        (_empty_revision, "an incremental update that changes no object"),
+        (lambda data: data + b"\n\n\n", "3 bytes of data that is not PDF"),
+    ],
+    ids=["garbage", "pypdf-info", "pypdf-annotation", "pyhanko-info", "empty", "3nl"],
+)
+def test_anything_after_the_last_signature_is_a_change(
+    signed_report, identities, tmp_path, capsys, tamper, added
+):
+    original = signed_report.read_bytes()
+    data = tamper(original)
+    assert data.startswith(original) and len(data) > len(original)
+    tampered = tmp_path / "tampered.pdf"
+    tampered.write_bytes(data)
+    check = verify_report(tampered, trust=trust(*identities.values()))
+    assert check.ok is False
+    extra = f"{len(data) - len(original):,} bytes"
+    for status in check.signatures:  # both the examiner's and the reviewer's
+        assert status.intact and status.valid and status.trusted
+        assert status.modified_after and status.added_after.startswith(extra)
+        assert added in status.added_after
+        assert "CHANGED after signing: " + status.added_after in status.summary
+    pems = []
+    for name, signer in identities.items():
+        pem = tmp_path / f"{name}.pem"
+        export_certificate(signer.p12, signer.password, pem)
+        pems += ["--trust", str(pem)]
+    capsys.readouterr()
+    assert main(["report", "verify", str(tampered), *pems]) == 1
+    out, err = capsys.readouterr()
+    assert "NOT OK" in out and added in out and extra in out
+    assert "Traceback" not in out + err
+    assert main(["report", "verify", str(signed_report), *pems]) == 0
+
+
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n"])
+def test_one_trailing_newline_is_tolerated(
+    signed_report, identities, tmp_path, newline
+):
+    padded = tmp_path / "padded.pdf"
+    padded.write_bytes(signed_report.read_bytes() + newline)
+    check = verify_report(padded, trust=trust(*identities.values()))
+    assert check.ok and all(not s.added_after for s in check.signatures)
+
+
+def test_an_unsigned_report_fails_verification(case_folder, tmp_path, capsys):
+    with Case.open(case_folder) as case:
+        outcome = generate_report(case, tmp_path / "unsigned.pdf")
+    assert not verify_report(outcome.path).ok
+    capsys.readouterr()
+    assert main(["report", "verify", str(outcome.path)]) == 1
+    assert "not signed" in capsys.readouterr().out
