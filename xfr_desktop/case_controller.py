@@ -107,6 +107,9 @@ class CaseController(QObject):
         self.undo_stack = QUndoStack(self)
         self._annotation_ids: dict[int, int] = {}  # first id -> current id (undo)
         self.jobs: list[ExplainJob] = []
+        # comparisons shown to the examiner since the case was opened: the report
+        # dialog checks these by default
+        self.viewed_comparisons: set[int] = set()
         self._opener = self._runner("open the case", self._on_opened)
         self._intake = self._runner("add the images", self._on_intake)
         self._ranker = self._runner("rank the gallery", self._on_ranked)
@@ -155,6 +158,7 @@ class CaseController(QObject):
             case.user = self.user
         self.case = case
         self.undo_stack.clear()
+        self.viewed_comparisons.clear()
         self.status.emit(f"Case {case.info().case_number} open")
         self.case_opened.emit(case)
 
@@ -168,6 +172,7 @@ class CaseController(QObject):
             self.case = None
             self.undo_stack.clear()
             self._annotation_ids.clear()
+            self.viewed_comparisons.clear()
             self.case_closed.emit()
 
     # ---- intake, faces, ranking ----------------------------------------------------
