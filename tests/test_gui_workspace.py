@@ -323,13 +323,20 @@ def test_report_dialog_offers_the_viewed_comparisons_and_marks_superseded_ones(
         timeout=WAIT_MS,
     )
     new_k1 = window.compare.loaded.comparison
-    qtbot.waitUntil(lambda: len(case.comparisons()) >= 4, timeout=WAIT_MS)  # ranked
-    current = {f.id for f in case.faces()}
-    on_current = {
-        c.id
-        for c in case.comparisons()
-        if c.probe_face_id in current and c.gallery_face_id in current
-    }
+
+    def on_current_faces() -> set[int]:
+        current = {f.id for f in case.faces()}
+        return {
+            c.id
+            for c in case.comparisons()
+            if c.probe_face_id in current and c.gallery_face_id in current
+        }
+
+    gallery = [f for f in case.faces() if f.mark.startswith("K")]
+    # the corrected probe is ranked again against every gallery face
+    qtbot.waitUntil(lambda: len(on_current_faces()) == len(gallery), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: not window.controller._ranker.is_busy(), timeout=WAIT_MS)
+    on_current = on_current_faces()
     superseded = {c.id for c in case.comparisons()} - on_current
     assert old_k1.id in superseded and new_k1.id in on_current and len(on_current) >= 2
     assert {old_k1.id, new_k1.id} <= window.controller.viewed_comparisons

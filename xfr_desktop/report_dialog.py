@@ -95,7 +95,8 @@ class ReportDialog(QDialog):
         )
         form.addRow("Identity password", self.password)
         self.comparisons = QListWidget()
-        for item in comparison_items(case, viewed):
+        items = comparison_items(case, viewed)
+        for item in items:
             row = QListWidgetItem(item.text)
             row.setData(Qt.ItemDataRole.UserRole, item.comparison_id)
             row.setFlags(row.flags() | Qt.ItemFlag.ItemIsUserCheckable)
@@ -118,10 +119,15 @@ class ReportDialog(QDialog):
         self.comparisons.itemChanged.connect(self._update)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
+        opened = any(i.checked and i.comparison_id in viewed for i in items)
         layout.addWidget(
             QLabel(
-                "Comparisons in the report (with their explanations); checked: the "
-                "ones you opened in this session:"
+                "Comparisons in the report (with their explanations); checked: "
+                + (
+                    "the ones you opened in this session:"
+                    if opened
+                    else "every current one (you opened none in this session):"
+                )
             )
         )
         layout.addWidget(self.comparisons, 1)

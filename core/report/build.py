@@ -448,7 +448,7 @@ def build_report(
         advance(f"comparison {comparison.id}")
     if older:
         story += [
-            CondPageBreak(80 * mm),
+            PageBreak(),  # apart from the current results, never below them
             styles.p("Superseded comparisons (not current results)", styles.h1),
             styles.p(
                 "The examiner chose to include these comparisons for the record. "
