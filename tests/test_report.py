@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -346,6 +348,12 @@ def test_anything_after_the_last_signature_is_a_change(
         assert status.modified_after and status.added_after.startswith(extra)
         assert added in status.added_after
         assert "CHANGED after signing: " + status.added_after in status.summary
+    if shutil.which("pdfsig"):  # poppler agrees: the last signature stops short
+        for path, verdict in ((signed_report, "Total"), (tampered, "Not total")):
+            run = subprocess.run(["pdfsig", str(path)], capture_output=True, text=True)
+            lines = [line.strip("- ") for line in run.stdout.splitlines()]
+            coverage = [line for line in lines if "total document" in line.lower()]
+            assert coverage and coverage[-1].startswith(verdict), run.stdout
     pems = []
     for name, signer in identities.items():
         pem = tmp_path / f"{name}.pem"

@@ -78,7 +78,8 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="report.pdf (must not exist)")
     parser.add_argument(
         "--comparison", action="append", metavar="PROBE:GALLERY",
-        help="e.g. Q1:K3 (repeatable; default: every explained comparison)",
+        help="e.g. Q1:K3, on the current faces (repeatable; default: every explained "
+        "comparison on current faces)",
     )  # fmt: skip
     parser.add_argument("--explanation", action="append", type=int, metavar="ID")
     parser.add_argument("--sign", metavar="ID.p12", help="examiner's identity")
