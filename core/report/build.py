@@ -801,7 +801,8 @@ def _comparison(
         )
         if pair is not None:
             story += _reliability(result, pair, request, styles)
-    layers = request.layerwise.get((probe.label, gallery.label))
+    # keyed by labels, which name the current faces: never shown for an older pair
+    layers = None if replaced else request.layerwise.get((probe.label, gallery.label))
     if layers is not None:
         story += _layer_strip(layers, styles)
     return story
