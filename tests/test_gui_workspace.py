@@ -4,6 +4,7 @@ annotations with undo/redo, cancellation, reopening."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -298,6 +299,80 @@ def test_check_faithfulness_plots_the_curves(qtbot, window):
         assert "deletion AUC" in plot.summary.text()
     window.compare.kind_combo.setCurrentText("dissimilarity")  # other map: cleared
     assert not window.compare.reliability[0].curves
+
+
+def test_report_dialog_offers_the_viewed_comparisons_and_marks_superseded_ones(
+    qtbot, window, tmp_path
+):
+    from PySide6.QtCore import Qt
+
+    from core.report.api import read_manifest
+    from xfr_desktop.report_dialog import comparison_items
+
+    case = open_demo(qtbot, window)
+    wait_for_pair(qtbot, window, "K1")
+    old_k1 = window.compare.loaded.comparison
+    moved = window.compare.loaded.faces[0].landmarks5 + np.array([3.0, 2.0])
+    window.compare.edit_landmarks.setChecked(True)
+    window.compare.viewers[0].landmarks_edited.emit(moved)
+    qtbot.waitUntil(
+        lambda: (
+            window.compare.loaded is not None
+            and window.compare.loaded.faces[0].source == "manual"
+        ),
+        timeout=WAIT_MS,
+    )
+    new_k1 = window.compare.loaded.comparison
+
+    def on_current_faces() -> set[int]:
+        current = {f.id for f in case.faces()}
+        return {
+            c.id
+            for c in case.comparisons()
+            if c.probe_face_id in current and c.gallery_face_id in current
+        }
+
+    gallery = [f for f in case.faces() if f.mark.startswith("K")]
+    # the corrected probe is ranked again against every gallery face
+    qtbot.waitUntil(lambda: len(on_current_faces()) == len(gallery), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: not window.controller._ranker.is_busy(), timeout=WAIT_MS)
+    on_current = on_current_faces()
+    superseded = {c.id for c in case.comparisons()} - on_current
+    assert old_k1.id in superseded and new_k1.id in on_current and len(on_current) >= 2
+    assert {old_k1.id, new_k1.id} <= window.controller.viewed_comparisons
+    # none viewed: every current comparison is checked, superseded ones never
+    fallback = {i.comparison_id: i.checked for i in comparison_items(case, set())}
+    assert {cid for cid, checked in fallback.items() if checked} == on_current
+
+    window.ask_export_report()
+    dialog = window.report_dialog
+    assert dialog is not None and dialog.isVisible()
+    rows = {
+        dialog.comparisons.item(i).data(
+            Qt.ItemDataRole.UserRole
+        ): dialog.comparisons.item(i)
+        for i in range(dialog.comparisons.count())
+    }
+    assert set(rows) == {c.id for c in case.comparisons()}
+    checked = {
+        cid for cid, row in rows.items() if row.checkState() == Qt.CheckState.Checked
+    }
+    assert checked == {new_k1.id}  # the one viewed on current faces only
+    for cid in superseded:
+        assert "SUPERSEDED" in rows[cid].text()
+    assert re.fullmatch(r"Q1 × K1 — (accept|reject), LR \S+", rows[new_k1.id].text())
+    assert "SUPERSEDED" not in rows[new_k1.id].text()
+    assert not dialog.password.isEnabled()  # no identity: unsigned
+
+    rows[old_k1.id].setCheckState(Qt.CheckState.Checked)  # for the record
+    out = tmp_path / "chosen.pdf"
+    dialog.path.setText(str(out))
+    with qtbot.waitSignal(window.report_exported, timeout=WAIT_MS) as exported:
+        dialog.accept()
+    assert exported.args[0].path == out
+    entries = {e["id"]: e for e in read_manifest(out)["comparisons"]}
+    assert set(entries) == {new_k1.id, old_k1.id}
+    assert entries[old_k1.id]["superseded"] and not entries[new_k1.id]["superseded"]
 
 
 def test_a_locked_case_is_offered_read_only(qtbot, window, tmp_path, monkeypatch):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,7 @@ from core.cli import main
 from core.errors import BadInputError
 from core.models.base import DEFAULT_MODEL_ID, registry
 from core.report.api import Signer, generate_report, read_manifest, verify_report
-from core.report.signing import create_identity, load_certificate
+from core.report.signing import create_identity, export_certificate, load_certificate
 
 EXAMINER = "Zoë Ångström"
 REVIEWER = "محمد عبد الله"
@@ -198,3 +200,187 @@ def test_cli_identity_report_and_verify(case_folder, tmp_path, monkeypatch, caps
     assert "not trusted" in capsys.readouterr().out.lower()
     assert main(["report", str(case_folder), "--out", str(tmp_path / "x.pdf"),
                  "--comparison", "Q1"]) == 2  # fmt: skip
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_a_comparison_on_a_corrected_face_is_never_reported_as_current(tmp_path, model):
+    from core.report.build import ReportRequest
+
+    with create_demo_case(
+        tmp_path / "c.xfrcase", examiner=EXAMINER, model=model
+    ) as case:
+        workflow.explain(case, "Q1", "K1", "gradcam", model)
+        old = [c for c in case.comparisons() if case.explanations(c.id)][-1]
+        old_q1 = case.face("Q1")
+        case.correct_face("Q1", old_q1.landmarks5 + 2.0)
+        correction = case.audit_log()[-1]
+        assert correction.action == "faces.correct"
+        new = workflow.compare(case, "Q1", "K1", model)
+        assert new.id != old.id and f"{new.similarity:.4f}" != f"{old.similarity:.4f}"
+        default = generate_report(case, tmp_path / "default.pdf")
+        chosen = generate_report(
+            case,
+            tmp_path / "chosen.pdf",
+            ReportRequest(comparison_ids=[old.id, new.id]),
+        )
+        by_label = generate_report(
+            case, tmp_path / "label.pdf", ReportRequest(comparisons=[("Q1", "K1")])
+        )
+        with pytest.raises(BadInputError, match=r"Q1 × K2 .*corrected since.*again"):
+            generate_report(
+                case, tmp_path / "k2.pdf", ReportRequest(comparisons=[("Q1", "K2")])
+            )
+        entry = case.audit_log()[-1]  # the last report made
+    # by default, and by label: only the comparison on the current face
+    for outcome in (default, by_label):
+        text = _flat(text_of(outcome.path))
+        assert "SUPERSEDED" not in text
+        assert f"{new.similarity:.4f}" in text
+        assert f"{old.similarity:.4f}" not in text
+        assert "landmarks placed by hand" in text
+        [only] = read_manifest(outcome.path)["comparisons"]
+        assert only["id"] == new.id and only["superseded"] is False
+    # chosen explicitly: printed, under the banner, after the current one
+    text = _flat(text_of(chosen.path))
+    banner = (
+        "SUPERSEDED — computed on a face that was later corrected (see audit entry "
+        f"#{correction.seq})"
+    )
+    assert banner in text
+    assert text.index(f"{new.similarity:.4f}") < text.index(banner)
+    assert text.index(banner) < text.index(f"{old.similarity:.4f}")
+    assert "Superseded comparisons (not current results)" in text
+    assert f"Q1 (found automatically (hog detector), recorded {old_q1.created}" in text
+    assert "of a SUPERSEDED comparison" in text  # its explanation
+    assert "(SUPERSEDED; Q1 = face record" in text  # reproducibility appendix
+    assert "1 of the 2 comparisons in this report were computed on faces" in text
+    entries = {e["id"]: e for e in read_manifest(chosen.path)["comparisons"]}
+    assert entries[new.id]["superseded"] is False
+    assert entries[old.id]["superseded"] is True
+    [face] = entries[old.id]["superseded_faces"]
+    assert face["label"] == "Q1" and face["face_id"] == old_q1.id
+    assert face["replaced_by_audit_entry"] == correction.seq
+    assert entry.details["superseded_comparisons"] == []  # k2 refused: no entry
+
+
+def _append_garbage(data: bytes) -> bytes:
+    return data + b"% not part of the signed report\n\x00\x01binary tail"
+
+
+def _pypdf_info(data: bytes) -> bytes:
+    from pypdf import PdfWriter
+
+    writer = PdfWriter(PdfReader(io.BytesIO(data)), incremental=True)
+    writer.add_metadata({"/Title": "Forged title"})
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def _pypdf_annotation(data: bytes) -> bytes:
+    from pypdf import PdfWriter
+    from pypdf.annotations import FreeText
+
+    writer = PdfWriter(PdfReader(io.BytesIO(data)), incremental=True)
+    writer.add_annotation(0, FreeText(text="accept", rect=(50, 50, 200, 100)))
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def _pyhanko_metadata(data: bytes) -> bytes:
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+
+    writer = IncrementalPdfFileWriter(io.BytesIO(data))
+    title = generic.TextStringObject("Forged title")
+    writer.set_info(generic.DictionaryObject({generic.NameObject("/Title"): title}))
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def _empty_revision(data: bytes) -> bytes:
+    """A new revision that writes no object: only a trailer pointing back."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    reader = PdfFileReader(io.BytesIO(data), strict=False)
+    trailer = reader.trailer_view
+    root, size = trailer.raw_get("/Root"), trailer["/Size"]
+    prev = data.rindex(b"startxref")
+    previous = int(data[prev:].split()[1])
+    start = len(data) + 1
+    section = (
+        f"\nxref\n0 0\ntrailer\n<< /Size {size} /Root {root.idnum} {root.generation} R "
+        f"/Prev {previous} >>\nstartxref\n{start}\n%%EOF\n"
+    )
+    return data + section.encode()
+
+
+@pytest.mark.parametrize(
+    ("tamper", "added"),
+    [
+        (_append_garbage, "bytes of data that is not PDF after %%EOF"),
+        (_pypdf_info, "an incremental update changing: /Info"),
+        (_pypdf_annotation, "an incremental update changing: a new annotation"),
+        (_pyhanko_metadata, "an incremental update changing: /Info"),
+        (_empty_revision, "an incremental update that changes no object"),
+        (lambda data: data + b"\n\n\n", "3 bytes of data that is not PDF"),
+    ],
+    ids=["garbage", "pypdf-info", "pypdf-annotation", "pyhanko-info", "empty", "3nl"],
+)
+def test_anything_after_the_last_signature_is_a_change(
+    signed_report, identities, tmp_path, capsys, tamper, added
+):
+    original = signed_report.read_bytes()
+    data = tamper(original)
+    assert data.startswith(original) and len(data) > len(original)
+    tampered = tmp_path / "tampered.pdf"
+    tampered.write_bytes(data)
+    check = verify_report(tampered, trust=trust(*identities.values()))
+    assert check.ok is False
+    extra = f"{len(data) - len(original):,} bytes"
+    for status in check.signatures:  # both the examiner's and the reviewer's
+        assert status.intact and status.valid and status.trusted
+        assert status.modified_after and status.added_after.startswith(extra)
+        assert added in status.added_after
+        assert "CHANGED after signing: " + status.added_after in status.summary
+    if shutil.which("pdfsig"):  # poppler agrees: the last signature stops short
+        for path, verdict in ((signed_report, "Total"), (tampered, "Not total")):
+            run = subprocess.run(["pdfsig", str(path)], capture_output=True, text=True)
+            lines = [line.strip("- ") for line in run.stdout.splitlines()]
+            coverage = [line for line in lines if "total document" in line.lower()]
+            assert coverage and coverage[-1].startswith(verdict), run.stdout
+    pems = []
+    for name, signer in identities.items():
+        pem = tmp_path / f"{name}.pem"
+        export_certificate(signer.p12, signer.password, pem)
+        pems += ["--trust", str(pem)]
+    capsys.readouterr()
+    assert main(["report", "verify", str(tampered), *pems]) == 1
+    out, err = capsys.readouterr()
+    assert "NOT OK" in out and added in out and extra in out
+    assert "Traceback" not in out + err
+    assert main(["report", "verify", str(signed_report), *pems]) == 0
+
+
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n"])
+def test_one_trailing_newline_is_tolerated(
+    signed_report, identities, tmp_path, newline
+):
+    padded = tmp_path / "padded.pdf"
+    padded.write_bytes(signed_report.read_bytes() + newline)
+    check = verify_report(padded, trust=trust(*identities.values()))
+    assert check.ok and all(not s.added_after for s in check.signatures)
+
+
+def test_an_unsigned_report_fails_verification(case_folder, tmp_path, capsys):
+    with Case.open(case_folder) as case:
+        outcome = generate_report(case, tmp_path / "unsigned.pdf")
+    assert not verify_report(outcome.path).ok
+    capsys.readouterr()
+    assert main(["report", "verify", str(outcome.path)]) == 1
+    assert "not signed" in capsys.readouterr().out

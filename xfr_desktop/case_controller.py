@@ -117,6 +117,9 @@ class CaseController(QObject):
         self.undo_stack = QUndoStack(self)
         self._annotation_ids: dict[int, int] = {}  # first id -> current id (undo)
         self.jobs: list[ExplainJob] = []
+        # comparisons shown to the examiner since the case was opened: the report
+        # dialog checks these by default
+        self.viewed_comparisons: set[int] = set()
         self._opener = TaskRunner(self)
         self._opener.result.connect(self._on_opened)
         self._opener.error.connect(self._on_open_failed)
@@ -180,6 +183,7 @@ class CaseController(QObject):
             case.user = self.user
         self.case = case
         self.undo_stack.clear()
+        self.viewed_comparisons.clear()
         self.status.emit(f"Case {case.info().case_number} open")
         self.case_opened.emit(case)
 
@@ -193,6 +197,7 @@ class CaseController(QObject):
             self.case = None
             self.undo_stack.clear()
             self._annotation_ids.clear()
+            self.viewed_comparisons.clear()
             self.case_closed.emit()
 
     # ---- intake, faces, ranking ----------------------------------------------------

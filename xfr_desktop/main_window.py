@@ -20,9 +20,7 @@ from PySide6.QtWidgets import (
     QApplication,
     QDialog,
     QFileDialog,
-    QInputDialog,
     QLabel,
-    QLineEdit,
     QMainWindow,
     QMessageBox,
     QSplitter,
@@ -34,6 +32,7 @@ from core import APP_NAME, __version__
 from core.explain.base import ExplanationResult
 from core.models.base import FaceModel, ModelRegistry, registry
 from core.report.api import Signer, generate_report, verify_report
+from core.report.build import ReportRequest
 from core.report.signing import load_certificate
 from xfr_desktop.audit_view import AuditTrailView
 from xfr_desktop.case_controller import CaseController, ExplainJob
@@ -44,6 +43,7 @@ from xfr_desktop.errors import ErrorReporter
 from xfr_desktop.exhibits_panel import ExhibitsPanel
 from xfr_desktop.explain_panel import ExplainPanel
 from xfr_desktop.maps_panels import LayersPanel, MethodGrid
+from xfr_desktop.report_dialog import ReportDialog
 from xfr_desktop.settings import Settings, load_settings, save_settings
 from xfr_desktop.settings_dialog import SettingsDialog
 from xfr_desktop.start_page import NewCaseDialog, StartPage
@@ -155,6 +155,7 @@ class MainWindow(QMainWindow):
             )
         )
 
+        self.report_dialog: ReportDialog | None = None  # the last one opened
         self._build_pages()
         self._build_status_bar()
         self._build_menus()
@@ -380,45 +381,40 @@ class MainWindow(QMainWindow):
 
     # ---- reports ------------------------------------------------------------------
     def ask_export_report(self) -> None:
-        """Where to write it, and (optionally) the identity to sign it with."""
+        """Where to write it, who signs it and which comparisons go in (one dialog)."""
         case = self.controller.case
         if case is None:
             return
-        path, _ = QFileDialog.getSaveFileName(
-            self,
-            "Export report",
-            f"{case.info().case_number}-report.pdf",
-            "PDF (*.pdf)",
+        default = case.folder.parent / f"{case.info().case_number}-report.pdf"
+        dialog = ReportDialog(
+            case, self.controller.viewed_comparisons, str(default), self
         )
-        if not path:
-            return
-        identity, _ = QFileDialog.getOpenFileName(
-            self,
-            "Sign with your identity (Cancel: unsigned report)",
-            "",
-            "Identity (*.p12 *.pfx)",
-        )
-        signer = None
-        if identity:
-            password, ok = QInputDialog.getText(
-                self,
-                "Identity password",
-                f"Password for {Path(identity).name} (never stored):",
-                QLineEdit.EchoMode.Password,
-            )
-            if not ok:
-                return
-            signer = Signer(Path(identity), password)
-        self.export_report(path, signer)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.accepted.connect(lambda: self._export_chosen(dialog.choice()))
+        self.report_dialog = dialog
+        dialog.open()
 
-    def export_report(self, path: str, signer=None, countersigner=None) -> None:
+    def _export_chosen(self, choice) -> None:
+        signer = (
+            Signer(Path(choice.identity), choice.password) if choice.identity else None
+        )
+        self.export_report(choice.path, signer, comparison_ids=choice.comparison_ids)
+
+    def export_report(
+        self, path: str, signer=None, countersigner=None, *, comparison_ids=None
+    ) -> None:
+        """Write the report in the background (``comparison_ids``: the choice)."""
         if self.controller.case is None:
             return
+        request = None
+        if comparison_ids is not None:
+            request = ReportRequest(comparison_ids=tuple(comparison_ids))
         self.statusBar().showMessage("Writing the report…")
         self._reporter.start(
             generate_report,
             self.controller.case,
             path,
+            request,
             sign=signer,
             countersign=countersigner,
             model=self.model,
@@ -554,6 +550,7 @@ class MainWindow(QMainWindow):
         self.controller.rank()  # the corrected face is a new face: rank it again
 
     def _on_pair_loaded(self, loaded: LoadedPair) -> None:
+        self.controller.viewed_comparisons.add(loaded.comparison.id)
         self.layers.set_pair(loaded.pair, self.model)
         self.explain.setEnabled(True)
         self._results_loader.start(

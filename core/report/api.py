@@ -59,7 +59,8 @@ def _manifest(case: Case, built: BuiltReport, anchor: dict[str, Any]) -> dict[st
         "case_uuid": info.case_uuid,
         "case_number": info.case_number,
         "exhibits": [{"mark": e.mark, "sha256": e.sha256} for e in case.exhibits()],
-        "comparisons": list(built.comparisons),
+        # each with its pair, result and "superseded" (a face of it was replaced)
+        "comparisons": list(built.comparison_entries),
         "explanations": list(built.explanations),
         # the state the report describes: `report verify --case` finds this entry
         # in the case's chain (a rewritten or rolled-back log fails) and says what
@@ -197,6 +198,7 @@ def generate_report(
             "pdf_sha256": digest,
             "pages": built.pages,
             "comparisons": list(built.comparisons),
+            "superseded_comparisons": list(built.superseded_comparisons),
             "explanations": list(built.explanations),
             "signed_by": names,
             "timestamped": bool(timestamp_url and signers),

@@ -47,6 +47,7 @@ from core import APP_NAME, __version__
 from core.calibration import strength_of_evidence
 from core.case.store import Case, CaseFace, Comparison, StoredExplanation
 from core.case.workflow import face_view, load_evidence, load_result
+from core.errors import BadInputError
 from core.explain import infos
 from core.explain.base import ExplanationResult, FacePair
 from core.explain.render import colour_map
@@ -97,6 +98,7 @@ class ReportRequest:
     """What goes into the report; empty selections mean 'everything stored'."""
 
     comparisons: Sequence[tuple[str, str]] = ()  # (probe label, gallery label)
+    comparison_ids: Sequence[int] = ()  # exact records, superseded ones included
     explanation_ids: Sequence[int] = ()
     layerwise: dict[tuple[str, str], Any] = field(default_factory=dict)
     signature_note: str = ""  # what the signing step will add, stated on the cover
@@ -114,6 +116,12 @@ class BuiltReport:
     comparisons: tuple[int, ...]
     explanations: tuple[int, ...]
     evidence_sha256: tuple[str, ...]
+    # per comparison: its pair, result and whether a face of it was superseded
+    comparison_entries: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def superseded_comparisons(self) -> tuple[int, ...]:
+        return tuple(e["id"] for e in self.comparison_entries if e["superseded"])
 
     @property
     def sha256(self) -> str:
@@ -241,29 +249,77 @@ def _numbered_canvas(case_number: str, report_id: str, font: str):
 
 
 # ---- selection ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Superseded:
+    """A face of a comparison that a later detection or correction replaced."""
+
+    face: CaseFace
+    entry_seq: int | None  # the audit entry that replaced it (None: not found)
+
+
+def superseded_faces(case: Case, comparison: Comparison) -> list[Superseded]:
+    """The comparison's faces that are no longer current, with the replacing entry."""
+    faces = [
+        case.face_by_id(comparison.probe_face_id),
+        case.face_by_id(comparison.gallery_face_id),
+    ]
+    old = [face for face in faces if face.superseded]
+    if not old:
+        return []
+    entries = case.audit_log()
+    return [Superseded(face, _replacing_entry(entries, face)) for face in old]
+
+
+def _replacing_entry(entries, face: CaseFace) -> int | None:
+    """The seq of the audit entry that replaced ``face``.
+
+    Faces are stamped just before the entry that records them is written, so the
+    first entry about this face from its stamp on is the one that made it and the
+    next one (a new detection of its exhibit or a correction of this face) is the
+    one that replaced it.
+    """
+    about = [
+        e
+        for e in entries
+        if e.time >= face.created
+        and (
+            (e.action == "faces.detect" and e.details.get("exhibit") == face.mark)
+            or (e.action == "faces.correct" and e.details.get("face") == face.label)
+        )
+    ]
+    return about[1].seq if len(about) > 1 else None
+
+
 def _selected(
     case: Case, request: ReportRequest
 ) -> list[tuple[Comparison, list[StoredExplanation]]]:
-    comparisons = case.comparisons()
-    if request.comparisons:
-        wanted = []
-        for probe, gallery in request.comparisons:
-            probe_id, gallery_id = case.face(probe).id, case.face(gallery).id
-            match = [
-                c
-                for c in comparisons
-                if (c.probe_face_id, c.gallery_face_id) == (probe_id, gallery_id)
-            ]
-            if not match:
-                from core.errors import BadInputError
+    """The comparisons the report shows, current ones first, and their explanations.
 
+    Labels name the *current* faces, so a label-based choice never picks a
+    comparison computed on a face that was replaced since; ``comparison_ids``
+    can (the report then marks it SUPERSEDED).  The default is every explained
+    comparison on current faces, else the best current one per probe.
+    """
+    comparisons = case.comparisons()
+    if request.comparisons or request.comparison_ids:
+        by_id = {c.id: c for c in comparisons}
+        wanted: list[Comparison] = []
+        for comparison_id in request.comparison_ids:
+            if comparison_id not in by_id:
                 raise BadInputError(
-                    f"no comparison {probe} × {gallery} in the case (run 'xfr case "
-                    "compare' or explain the pair first)"
+                    f"no comparison with id {comparison_id} in the case"
                 )
-            wanted.append(match[-1])
-        comparisons = wanted
-    else:  # every comparison that was explained, else the best per probe
+            wanted.append(by_id[comparison_id])
+        for probe, gallery in request.comparisons:
+            wanted.append(_by_labels(case, comparisons, probe, gallery))
+        comparisons = list({c.id: c for c in wanted}.values())  # once each, in order
+    else:  # every current comparison that was explained, else the best per probe
+        current = {f.id for f in case.faces()}
+        comparisons = [
+            c
+            for c in comparisons
+            if c.probe_face_id in current and c.gallery_face_id in current
+        ]
         explained = {e.comparison_id for e in case.explanations()}
         chosen = [c for c in comparisons if c.id in explained]
         if not chosen:
@@ -280,7 +336,41 @@ def _selected(
         if request.explanation_ids:
             stored = [e for e in stored if e.id in request.explanation_ids]
         selection.append((comparison, stored))
+    # current results first; superseded ones follow under their own heading
+    selection.sort(key=lambda item: bool(superseded_faces(case, item[0])))
     return selection
+
+
+def _by_labels(
+    case: Case, comparisons: Sequence[Comparison], probe: str, gallery: str
+) -> Comparison:
+    probe_id, gallery_id = case.face(probe).id, case.face(gallery).id
+    match = [
+        c
+        for c in comparisons
+        if (c.probe_face_id, c.gallery_face_id) == (probe_id, gallery_id)
+    ]
+    if match:
+        return match[-1]
+    older = [
+        c
+        for c in comparisons
+        if (
+            case.face_by_id(c.probe_face_id).label,
+            case.face_by_id(c.gallery_face_id).label,
+        )
+        == (probe, gallery)
+    ]
+    if older:
+        raise BadInputError(
+            f"the comparison {probe} × {gallery} was computed on a face that was "
+            f"corrected since; compare them again ('xfr case compare CASE --probe "
+            f"{probe}', or open the pair in the workstation) to report it"
+        )
+    raise BadInputError(
+        f"no comparison {probe} × {gallery} in the case (run 'xfr case "
+        "compare' or explain the pair first)"
+    )
 
 
 def _report_id(case: Case, selection, stamp: str) -> str:
@@ -309,6 +399,7 @@ def build_report(
     now = datetime.now().astimezone()
     stamp = now.isoformat(timespec="seconds")
     selection = _selected(case, request)
+    replaced = {c.id: superseded_faces(case, c) for c, _ in selection}
     report_id = _report_id(case, selection, stamp)
     exhibits = case.exhibits()
     total = 4 + len(selection)
@@ -321,7 +412,7 @@ def build_report(
             progress(step, total, message)
 
     story: list[Flowable] = []
-    story += _cover(case, styles, stamp, report_id, selection, request)
+    story += _cover(case, styles, stamp, report_id, selection, request, replaced)
     advance("cover")
     story += _exhibits(case, exhibits, styles)
     advance("exhibits")
@@ -334,6 +425,8 @@ def build_report(
 
     story.append(PageBreak())
     story.append(styles.p("Comparisons", styles.h1))
+    current = [item for item in selection if not replaced[item[0].id]]
+    older = [item for item in selection if replaced[item[0].id]]
     if not selection:
         story.append(
             styles.p(
@@ -342,14 +435,38 @@ def build_report(
                 "and the audit trail only.",
             )
         )
-    for comparison, stored in selection:
+    elif not current:
+        story.append(
+            styles.p(
+                "<b>No current comparison.</b> Only comparisons computed on faces "
+                "that were later corrected were chosen for this report; they follow, "
+                "each marked SUPERSEDED."
+            )
+        )
+    for comparison, stored in current:
         story += _comparison(case, comparison, stored, styles, evidence, request)
         advance(f"comparison {comparison.id}")
+    if older:
+        story += [
+            PageBreak(),  # apart from the current results, never below them
+            styles.p("Superseded comparisons (not current results)", styles.h1),
+            styles.p(
+                "The examiner chose to include these comparisons for the record. "
+                "Each was computed on a face that a later face detection or landmark "
+                "correction replaced, so its scores and maps do not describe the "
+                "faces as the case now holds them."
+            ),
+        ]
+    for comparison, stored in older:
+        story += _comparison(
+            case, comparison, stored, styles, evidence, request, replaced[comparison.id]
+        )
+        advance(f"comparison {comparison.id} (superseded)")
     story += _annotations(case, styles, evidence)
     story += _conclusion(case, styles)
     story += _limitations(styles)
-    story += _reproducibility(case, selection, styles)
-    story += _methods_appendix(selection, styles)
+    story += _reproducibility(case, selection, styles, replaced)
+    story += _methods_appendix(selection, styles, replaced)
     advance("appendices")
     story += _audit_appendix(case, styles)
     buffer = io.BytesIO()
@@ -376,6 +493,9 @@ def build_report(
         report_id=report_id,
         pages=_count_pages(pdf),
         comparisons=tuple(c.id for c, _ in selection),
+        comparison_entries=tuple(
+            _comparison_entry(case, c, replaced[c.id]) for c, _ in selection
+        ),
         explanations=tuple(e.id for _, stored in selection for e in stored),
         evidence_sha256=tuple(e.sha256 for e in exhibits),
     )
@@ -402,9 +522,10 @@ def _count_pages(pdf: bytes) -> int:
     return len(PdfReader(io.BytesIO(pdf)).pages)
 
 
-def _cover(case, styles: _Styles, stamp, report_id, selection, request) -> list:
+def _cover(case, styles: _Styles, stamp, report_id, selection, request, replaced):
     info = case.info()
     model_rows = sorted({(c.model_id, c.model_sha256) for c, _ in selection})
+    older = [c for c, _ in selection if replaced[c.id]]
     rows = [
         ["Agency", info.agency or "-"],
         ["Case number", info.case_number],
@@ -430,6 +551,12 @@ def _cover(case, styles: _Styles, stamp, report_id, selection, request) -> list:
         "trace; rely on a signed copy.",
         request.timestamp_note,
         coverage_warning(_case_texts(case)),
+        f"{len(older)} of the {len(selection)} comparisons in this report were "
+        "computed on faces that were later corrected; they are shown for the record "
+        "under 'Superseded comparisons', each marked SUPERSEDED, and are not current "
+        "results."
+        if older
+        else "",
     ]
     return [
         Spacer(1, 20 * mm),
@@ -516,11 +643,82 @@ def _plain_decision(comparison: Comparison) -> str:
     return f"Decision rule of the model: {rule}. Result: {verdict}."
 
 
-def _comparison(case, comparison, stored, styles: _Styles, evidence, request) -> list:
+def _comparison_entry(
+    case: Case, comparison: Comparison, replaced: Sequence[Superseded]
+) -> dict[str, Any]:
+    """The manifest's record of one comparison (what a machine reader checks)."""
+    probe = case.face_by_id(comparison.probe_face_id)
+    gallery = case.face_by_id(comparison.gallery_face_id)
+    return {
+        "id": comparison.id,
+        "probe": probe.label,
+        "gallery": gallery.label,
+        "probe_face_id": probe.id,
+        "gallery_face_id": gallery.id,
+        "model_sha256": comparison.model_sha256,
+        "similarity": comparison.similarity,
+        "decision": comparison.decision,
+        "superseded": bool(replaced),
+        "superseded_faces": [
+            {
+                "label": s.face.label,
+                "face_id": s.face.id,
+                "source": s.face.source,
+                "created": s.face.created,
+                "replaced_by_audit_entry": s.entry_seq,
+            }
+            for s in replaced
+        ],
+    }
+
+
+def _superseded_banner(replaced: Sequence[Superseded], styles: _Styles) -> Table:
+    entries = sorted({s.entry_seq for s in replaced if s.entry_seq is not None})
+    where = (
+        "see audit entry " + ", ".join(f"#{seq}" for seq in entries)
+        if entries
+        else "see the audit trail"
+    )
+    faces = " and ".join(
+        f"{s.face.label} ({_source(s.face)}, recorded {s.face.created})"
+        for s in replaced
+    )
+    text = (
+        f"<b>SUPERSEDED — computed on a face that was later corrected ({where}).</b> "
+        f"Face {faces} was replaced after this comparison was made. This is not a "
+        "current result of the case; it is shown because it was chosen for the report."
+    )
+    banner = Table([[styles.p(text)]], colWidths=[TEXT_WIDTH])
+    banner.setStyle(
+        TableStyle(
+            [
+                ("BOX", (0, 0), (-1, -1), 1.5, colors.HexColor("#b00020")),
+                ("BACKGROUND", (0, 0), (-1, -1), colors.HexColor("#fde8ea")),
+                ("LEFTPADDING", (0, 0), (-1, -1), 6),
+                ("RIGHTPADDING", (0, 0), (-1, -1), 6),
+                ("TOPPADDING", (0, 0), (-1, -1), 4),
+                ("BOTTOMPADDING", (0, 0), (-1, -1), 4),
+            ]
+        )
+    )
+    return banner
+
+
+def _comparison(
+    case,
+    comparison,
+    stored,
+    styles: _Styles,
+    evidence,
+    request,
+    replaced: Sequence[Superseded] = (),
+) -> list:
     probe = case.face_by_id(comparison.probe_face_id)
     gallery = case.face_by_id(comparison.gallery_face_id)
     threshold = comparison.threshold
     title = f"{probe.label} × {gallery.label}"
+    if replaced:
+        title += " — SUPERSEDED"
     faces = (probe, gallery)
     marks_annotations = {
         face.mark: _numbered_annotations(case, face.mark) for face in faces
@@ -539,8 +737,8 @@ def _comparison(case, comparison, stored, styles: _Styles, evidence, request) ->
         [
             [_image(crops[0], width), _image(crops[1], width)],
             [
-                styles.p(f"{probe.label} ({_source(probe)})", styles.caption),
-                styles.p(f"{gallery.label} ({_source(gallery)})", styles.caption),
+                styles.p(_caption(probe), styles.caption),
+                styles.p(_caption(gallery), styles.caption),
             ],
         ],
         [width + 3 * mm] * 2,
@@ -560,13 +758,17 @@ def _comparison(case, comparison, stored, styles: _Styles, evidence, request) ->
                 styles.p(f"{comparison.similarity:.4f}"),
                 styles.p(f"{comparison.distance:.4f}"),
                 styles.p(f"{threshold['metric']} {threshold['value']:g}"),
-                styles.p(f"<b>{comparison.decision}</b>"),
+                styles.p(
+                    f"<b>{comparison.decision}</b>"
+                    + (" (superseded)" if replaced else "")
+                ),
             ],
         ],
         [TEXT_WIDTH / 4] * 4,
     )
     block: list[Flowable] = [
         styles.p(f"Comparison {title}", styles.h2),
+        *([_superseded_banner(replaced, styles)] if replaced else []),
         figure,
         styles.p(
             "Green box: the face the model compared; cyan crosses: the five landmarks "
@@ -594,26 +796,48 @@ def _comparison(case, comparison, stored, styles: _Styles, evidence, request) ->
         )
     for explanation in stored:
         result = load_result(case, explanation)
-        story += _explanation(result, explanation, faces, styles, evidence)
+        story += _explanation(
+            result, explanation, faces, styles, evidence, superseded=bool(replaced)
+        )
         if pair is not None:
             story += _reliability(result, pair, request, styles)
-    layers = request.layerwise.get((probe.label, gallery.label))
+    # keyed by labels, which name the current faces: never shown for an older pair
+    layers = None if replaced else request.layerwise.get((probe.label, gallery.label))
     if layers is not None:
         story += _layer_strip(layers, styles)
     return story
 
 
 def _source(face: CaseFace) -> str:
-    return (
-        "landmarks placed by hand" if face.source == "manual" else "found automatically"
-    )
+    """How the face record's landmarks came about, in plain words."""
+    if face.source == "manual":
+        return "landmarks placed by hand"
+    if face.source == "box":
+        return "landmarks found automatically in a box drawn by hand"
+    return f"found automatically ({face.source} detector)"
 
 
-def _explanation(result: ExplanationResult, stored, faces, styles: _Styles, evidence):
+def _caption(face: CaseFace) -> str:
+    state = "; later replaced" if face.superseded else ""
+    return f"{face.label} ({_source(face)}, recorded {face.created}{state})"
+
+
+def _explanation(
+    result: ExplanationResult,
+    stored,
+    faces,
+    styles: _Styles,
+    evidence,
+    *,
+    superseded: bool = False,
+):
     kinds = [k for k in ("similarity", "dissimilarity") if k in result.probe.evidence]
     width = (TEXT_WIDTH - 6 * mm) / 2
     story: list[Flowable] = []
-    heading = [styles.p(f"{result.method_name} (explanation #{stored.id})", styles.h2)]
+    title = f"{result.method_name} (explanation #{stored.id})"
+    if superseded:
+        title += " — of a SUPERSEDED comparison"
+    heading = [styles.p(title, styles.h2)]
     for kind in kinds:
         maps = [image.evidence[kind] for image in result.images]
         peak = figures.shared_peak(maps)
@@ -839,7 +1063,7 @@ def _limitations(styles: _Styles) -> list:
     ]
 
 
-def _reproducibility(case: Case, selection, styles: _Styles) -> list:
+def _reproducibility(case: Case, selection, styles: _Styles, replaced) -> list:
     story: list[Flowable] = [
         CondPageBreak(60 * mm),
         styles.p("Reproducibility", styles.h1),
@@ -849,6 +1073,14 @@ def _reproducibility(case: Case, selection, styles: _Styles) -> list:
             "an explanation with <i>xfr case explain CASE --probe P --gallery G "
             "--method M --param NAME=VALUE --seed S</i>; the same inputs, model, "
             "method, parameters, seed and software version give the same cache key."
+            + (
+                " A superseded comparison's labels now name the corrected faces, so "
+                "rerunning it by label computes the current comparison instead; its "
+                "own inputs are the face records named below, whose landmarks the "
+                "audit trail holds."
+                if any(replaced.values())
+                else ""
+            )
         ),
     ]
     rows = [
@@ -869,11 +1101,16 @@ def _reproducibility(case: Case, selection, styles: _Styles) -> list:
         hashes = "<br/>".join(
             f"{f.label}: {case.exhibit(f.mark).sha256}" for f in faces
         )
+        item = f"comparison {faces[0].label} × {faces[1].label}"
+        if replaced[comparison.id]:
+            records = ", ".join(
+                f"{s.face.label} = face record {s.face.id}"
+                for s in replaced[comparison.id]
+            )
+            item += f" (SUPERSEDED; {records})"
         rows.append(
             [
-                styles.p(
-                    f"comparison {faces[0].label} × {faces[1].label}", styles.small
-                ),
+                styles.p(item, styles.small),
                 styles.p(hashes, styles.mono),
                 styles.p(
                     f"{comparison.model_id} {comparison.model_sha256}", styles.mono
@@ -899,8 +1136,11 @@ def _reproducibility(case: Case, selection, styles: _Styles) -> list:
     return story
 
 
-def _methods_appendix(selection, styles: _Styles) -> list:
+def _methods_appendix(selection, styles: _Styles, replaced) -> list:
     used = {e.method for _, stored in selection for e in stored}
+    current = {
+        e.method for c, stored in selection if not replaced[c.id] for e in stored
+    }
     story: list[Flowable] = [PageBreak(), styles.p("Appendix A: methods", styles.h1)]
     story.append(
         styles.p(
@@ -912,7 +1152,10 @@ def _methods_appendix(selection, styles: _Styles) -> list:
     )
     for info in infos():
         if info.method_id in used:
-            story.append(styles.p(info.display_name, styles.h2))
+            only_old = (
+                "" if info.method_id in current else " (superseded comparisons only)"
+            )
+            story.append(styles.p(info.display_name + only_old, styles.h2))
             story.append(styles.p(styles.u(info.description)))
             story.append(
                 styles.p(f"Reference: {styles.u(info.citation)}.", styles.small)

@@ -163,7 +163,8 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="report.pdf (must not exist)")
     parser.add_argument(
         "--comparison", action="append", metavar="PROBE:GALLERY",
-        help="e.g. Q1:K3 (repeatable; default: every explained comparison)",
+        help="e.g. Q1:K3, on the current faces (repeatable; default: every explained "
+        "comparison on current faces)",
     )  # fmt: skip
     parser.add_argument("--explanation", action="append", type=int, metavar="ID")
     parser.add_argument("--sign", metavar="ID.p12", help="examiner's identity")
@@ -289,7 +290,7 @@ def _verify(args: argparse.Namespace) -> int:
         print(f"report {check.report_id or '(no XFR manifest)'}: "
               f"{'OK' if check.ok else 'NOT OK'}")  # fmt: skip
         if not check.signatures:
-            print("  no signature: the report can have been changed without trace")
+            print("  not signed: the report can have been changed without trace")
         for status in check.signatures:
             print(f"  {status.field_name}: {status.summary}")
         if check.case_checked:

@@ -93,7 +93,10 @@ class SignatureStatus:
     ``coverage``: how much of the file the signature covers, as pyHanko says
     (``entire_file``, ``entire_revision``, ...); ``modification``: the kind of
     later changes (``none``, ``lta_updates``, ``form_filling``, ``annotations``,
-    ``other``), empty when unknown.
+    ``other``), empty when unknown.  ``added_after``: what follows the last
+    signature's signed bytes in plain words (an incremental update and what it
+    changes, or data that is not PDF), empty when nothing does; any such bytes
+    make every signature ``modified_after``.
     """
 
     field_name: str
@@ -109,6 +112,7 @@ class SignatureStatus:
     self_signed: bool
     timestamped: bool
     summary: str
+    added_after: str = ""
 
 
 # --------------------------------------------------------------------- identities
@@ -426,6 +430,7 @@ def verify_pdf(
     from pyhanko.pdf_utils.reader import PdfFileReader
     from pyhanko_certvalidator import ValidationContext
 
+    _quiet_pyhanko()
     source = Path("<bytes>") if isinstance(pdf, bytes) else Path(pdf)
     if isinstance(pdf, bytes):
         data = pdf
@@ -442,7 +447,106 @@ def verify_pdf(
     for sig in sigs:
         context = ValidationContext(trust_roots=roots, allow_fetching=False)
         result.append(_check(sig, context, signed_fields))
+    added = _added_after_last_signature(reader, data, sigs) if sigs else ""
+    if added:
+        # Nothing may follow the last signature: pyHanko's difference analysis
+        # accepts some updates (a new /Info, "LTA" updates) and never looks at
+        # bytes that are not PDF, yet either changes what a reader gets.
+        result = [
+            _with_summary(replace(s, modified_after=True, added_after=added))
+            for s in result
+        ]
     return result
+
+
+# A newline that some transfer tools add after %%EOF changes nothing a reader
+# sees; it is the only thing tolerated after the last signed revision.
+TOLERATED_TRAILERS = (b"\n", b"\r\n")
+
+
+def _added_after_last_signature(reader, data: bytes, sigs) -> str:
+    """What follows the bytes the last signature covers, in plain words ("" if none)."""
+    signed_end = min(max(_signed_end(s) for s in sigs), len(data))
+    extra = data[signed_end:]
+    if not extra or extra in TOLERATED_TRAILERS:
+        return ""
+    try:
+        later = [
+            rev
+            for rev in range(reader.xrefs.total_revisions)
+            if reader.xrefs.get_startxref_for_revision(rev) >= signed_end
+        ]
+        changes = [_revision_changes(reader, rev) for rev in later]
+    except Exception:  # a damaged update: its size is still a fact
+        later, changes = [], []
+    if not later:
+        return f"{len(extra):,} bytes of data that is not PDF after %%EOF"
+    updates = (
+        "an incremental update"
+        if len(later) == 1
+        else f"{len(later)} incremental updates"
+    )
+    changed = sorted({c for revision in changes for c in revision})
+    what = f"changing: {', '.join(changed)}" if changed else "that changes no object"
+    return f"{len(extra):,} bytes after the last signed revision ({updates} {what})"
+
+
+def _signed_end(sig) -> int:
+    """Where the bytes a signature covers end (the end of its revision)."""
+    _start1, _length1, start2, length2 = (int(v) for v in list(sig.byte_range))
+    return start2 + length2
+
+
+def _revision_changes(reader, rev: int) -> list[str]:
+    """The objects a revision writes, each named by what it is for a reader."""
+    from pyhanko.pdf_utils import generic
+
+    view = reader.get_historical_resolver(rev)
+    trailer = view.trailer_view
+    info = trailer.raw_get("/Info") if "/Info" in trailer else None
+    info_ref = info.reference if isinstance(info, generic.IndirectObject) else None
+    names = []
+    for ref in reader.xrefs.explicit_refs_in_revision(rev):
+        new = reader.xrefs.get_introducing_revision(ref) == rev
+        if ref == info_ref:
+            names.append("/Info (title, author and other document properties)")
+            continue
+        obj = view(ref)
+        kind = obj.get("/Type") if isinstance(obj, generic.DictionaryObject) else None
+        if kind == "/XRef":
+            continue
+        if kind == "/Annot" or (
+            isinstance(obj, generic.DictionaryObject) and "/Subtype" in obj
+            and "/Rect" in obj
+        ):  # fmt: skip
+            names.append("a new annotation" if new else "an annotation")
+        elif kind == "/Page":
+            names.append("a new page" if new else "a page")
+        elif kind == "/Pages":
+            names.append("the page list")
+        elif kind == "/Catalog":
+            names.append("the document catalogue")
+        elif kind == "/Metadata":
+            names.append("the XMP metadata")
+        elif kind == "/EmbeddedFile" or kind == "/Filespec":
+            names.append("an attached file")
+        else:
+            names.append(f"{'new ' if new else ''}object {ref.idnum}")
+    if info_ref is not None and rev > 0 and not any("/Info" in n for n in names):
+        before = reader.get_historical_resolver(rev - 1).trailer_view
+        old = before.raw_get("/Info") if "/Info" in before else None
+        if getattr(old, "reference", None) != info_ref:  # /Info re-pointed
+            names.append("/Info (title, author and other document properties)")
+    return names
+
+
+def _quiet_pyhanko() -> None:
+    """pyHanko logs its difference analysis with tracebacks; the verdict says it."""
+    import logging
+
+    logger = logging.getLogger("pyhanko")
+    if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+        logger.addHandler(logging.NullHandler())
 
 
 def _check(sig, context, signed_fields: set[str]) -> SignatureStatus:
@@ -512,6 +616,8 @@ def _with_summary(s: SignatureStatus) -> SignatureStatus:
         text = f"{who}: INVALID — the signed content was altered."
     elif not s.valid:
         text = f"{who}: INVALID — the signature does not match the certificate."
+    elif s.modified_after and s.added_after:
+        text = f"{who}: the document was CHANGED after signing: {s.added_after}."
     elif s.modified_after:
         text = f"{who}: the document was CHANGED after signing ({s.modification})."
     elif not s.trusted:
