@@ -347,7 +347,7 @@ def test_audit_view_with_real_case(qtbot, case_folder):
     view.filter_edit.setText("bob")
     assert view.visible_row_count() == 1
     shown = view.proxy.index(0, USER_COLUMN)
-    assert view.proxy.data(shown) == "bob"
+    assert view.proxy.data(shown) == f"bob [{login_name()}]"  # the login beside
     view.filter_edit.setText("")
     view.action_combo.setCurrentIndex(0)
     assert view.visible_row_count() == len(entries)

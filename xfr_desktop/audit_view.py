@@ -97,6 +97,13 @@ _SORT = int(SORT_ROLE)
 _JSON = int(DETAILS_JSON_ROLE)
 
 
+def _who(entry: Any) -> str:
+    """The examiner an entry names, with the login name when it differs."""
+    login = str(getattr(entry, "login", "") or "")
+    user = str(entry.user)
+    return f"{user} [{login}]" if login and login != user else user
+
+
 class _Row(NamedTuple):
     """One entry, formatted once."""
 
@@ -112,7 +119,7 @@ class _Row(NamedTuple):
         cells = (
             str(entry.seq),
             display_time(str(entry.time)),
-            str(entry.user),
+            _who(entry),
             str(entry.action),
             compact_details(details),
         )

@@ -1165,6 +1165,13 @@ def _methods_appendix(selection, styles: _Styles, replaced) -> list:
     return story
 
 
+def _who(entry) -> str:
+    """The examiner an entry names, and the login beside it when different."""
+    if entry.login and entry.login != entry.user:
+        return f"{entry.user} [{entry.login}]"
+    return entry.user
+
+
 def _audit_appendix(case: Case, styles: _Styles) -> list:
     entries = case.audit_log()
     story: list[Flowable] = [
@@ -1173,7 +1180,9 @@ def _audit_appendix(case: Case, styles: _Styles) -> list:
         styles.p(
             f"All {len(entries)} entries of the case's append-only log, each chained "
             "to the previous one by SHA-256 (details shortened here; the case holds "
-            "them in full)."
+            "them in full, with the SHA-256 of every row each entry wrote). "
+            "“User” is the examiner the entry names; the login name of the "
+            "computer account follows in brackets when it differs."
         ),
     ]
     rows = [
@@ -1190,7 +1199,7 @@ def _audit_appendix(case: Case, styles: _Styles) -> list:
             [
                 styles.p(str(entry.seq), styles.small),
                 styles.p(entry.time, styles.small),
-                styles.p(styles.u(entry.user), styles.small),
+                styles.p(styles.u(_who(entry)), styles.small),
                 styles.p(entry.action, styles.small),
                 styles.p(styles.u(details), styles.small),
                 styles.p(entry.hash[:16] + "…", styles.mono),
