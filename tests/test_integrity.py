@@ -595,3 +595,28 @@ def test_a_case_on_read_only_media_can_be_read_and_verified(folder, tmp_path):
             assert np.isfinite(case.comparisons()[0].similarity)
     finally:
         subprocess.run(["umount", str(mount)], check=False)
+
+
+# ---- laundering: a later legitimate write must not re-bind an altered row -----------
+def test_an_altered_case_record_is_not_laundered_by_the_next_change(folder):
+    db = raw(folder)
+    db.execute("UPDATE case_info SET examiner = 'Someone Else'")
+    db.close()
+    with Case.open(folder, user="Examiner") as case:
+        before = len(case.audit_log())
+        # every change updates case_info.modified: that must not re-bind the row
+        with pytest.raises(CaseError, match="case_info row 1 is not what"):
+            case.log("report.view", {"what": "anything"})
+        assert len(case.audit_log()) == before  # nothing was written
+    assert any("case_info row 1" in p for p in verify(folder).problems)
+
+
+def test_a_planted_face_is_not_laundered_by_a_new_detection(folder):
+    db = raw(folder)
+    insert_copy(db, "faces")
+    db.close()
+    with Case.open(folder) as case:
+        exhibit = case.exhibits()[0].mark
+        with pytest.raises(CaseError, match="faces row .* is not what"):
+            case.set_faces(exhibit, [])  # supersedes every face of the exhibit
+    assert not verify(folder).intact

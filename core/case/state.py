@@ -79,13 +79,47 @@ def describe_row(table: str, key: str) -> str:
 
 
 # ---- what a transaction touched -----------------------------------------------------
-def install_touch_triggers(db: sqlite3.Connection) -> None:
-    """Temporary triggers that note every bound row a statement writes."""
+class PriorRows:
+    """The rows a transaction overwrote or deleted, as they were before it.
+
+    Filled by the ``xfr_prior_row`` SQL function that the temporary UPDATE and
+    DELETE triggers call with the OLD row's columns: the exact values SQLite
+    held (types included), so ``Case._change`` can refuse to bind a row that had
+    been altered outside XFR - otherwise any later legitimate write of that row
+    (``case_info.modified`` is updated by every change) would launder it.
+    """
+
+    def __init__(self, columns: Mapping[str, tuple[str, ...]]) -> None:
+        self.columns = columns
+        self.digests: dict[tuple[str, str], str] = {}
+
+    def clear(self) -> None:
+        self.digests.clear()
+
+    def record(self, table: str, *values: Any) -> int:
+        names = self.columns[table]
+        row = dict(zip(names, values, strict=True))
+        key = row_key(table, (row[c] for c in BOUND_TABLES[table]))
+        self.digests.setdefault((table, key), row_digest(table, row))  # first wins
+        return 0
+
+
+def install_touch_triggers(db: sqlite3.Connection) -> PriorRows:
+    """Temporary triggers that note every bound row a statement writes, and the
+    digest of every row as it was before an UPDATE or DELETE changed it."""
     db.execute(
         f"CREATE TEMP TABLE IF NOT EXISTS {TOUCHED} "
         "(tbl TEXT NOT NULL, k1, k2, UNIQUE (tbl, k1, k2))"
     )
-    for table, columns in BOUND_TABLES.items():
+    # REPLACE deletes the row it replaces: let that fire the DELETE trigger too
+    db.execute("PRAGMA recursive_triggers = ON")
+    columns = {
+        table: tuple(r[1] for r in db.execute(f"PRAGMA main.table_info({table})"))
+        for table in BOUND_TABLES
+    }
+    prior = PriorRows(columns)
+    db.create_function("xfr_prior_row", -1, prior.record)
+    for table, keys in BOUND_TABLES.items():
         for event, refs in (
             ("INSERT", ("NEW",)),
             ("UPDATE", ("OLD", "NEW")),
@@ -93,15 +127,22 @@ def install_touch_triggers(db: sqlite3.Connection) -> None:
         ):
             body = " ".join(
                 f"INSERT OR IGNORE INTO {TOUCHED} VALUES ('{table}', "
-                + ", ".join(f"{ref}.{c}" for c in columns)
-                + (", NULL" if len(columns) == 1 else "")
+                + ", ".join(f"{ref}.{c}" for c in keys)
+                + (", NULL" if len(keys) == 1 else "")
                 + ");"
                 for ref in refs
             )
+            if "OLD" in refs:
+                body += (
+                    f" SELECT xfr_prior_row('{table}', "
+                    + ", ".join(f"OLD.{c}" for c in columns[table])
+                    + ");"
+                )
             db.execute(
                 f"CREATE TEMP TRIGGER IF NOT EXISTS xfr_touch_{table}_{event.lower()} "
                 f"AFTER {event} ON main.{table} BEGIN {body} END"
             )
+    return prior
 
 
 def clear_touched(execute: Callable[..., Any]) -> None:

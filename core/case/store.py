@@ -428,6 +428,7 @@ class Case:
         self._recorded_hash = GENESIS
         self._columns: dict[str, tuple[str, ...]] = {}
         self._raw_reader: int | None = None  # thread reading without checks
+        self._prior: bound.PriorRows | None = None  # rows as before a change
 
     # -- opening -------------------------------------------------------------------
     @classmethod
@@ -513,8 +514,7 @@ class Case:
             try:
                 version = cls._prepare(db, path, writable=writable, creating=creating)
                 schema_problems = cls._check_schema(db, path, version, writable)
-                if writable:
-                    bound.install_touch_triggers(db)
+                prior = bound.install_touch_triggers(db) if writable else None
             except BaseException:
                 db.close()
                 raise
@@ -529,6 +529,7 @@ class Case:
                 lock.release()
             raise
         case = cls(folder, db, lock, user or "")
+        case._prior = prior
         case.schema_problems = tuple(schema_problems)
         case.open_warnings = tuple(warnings)
         try:
@@ -686,11 +687,16 @@ class Case:
             raise CaseError("the case is open read-only", self.folder)
         db = self._db
         with db.lock, self._reading_raw():
+            recorded = None if bind_all else self._checked_recorded_state()
             db.execute("BEGIN IMMEDIATE")
             try:
                 bound.clear_touched(db.execute)
+                if self._prior is not None:
+                    self._prior.clear()
                 yield db
                 db.execute("UPDATE case_info SET modified = ? WHERE id = 1", (now(),))
+                if recorded is not None:
+                    self._refuse_to_launder(recorded)
                 rows = (
                     bound.all_rows_state(db.execute)
                     if bind_all
@@ -703,6 +709,21 @@ class Case:
                     db.execute("ROLLBACK")
                 raise
         self._write_session(open_=True)
+
+    def _refuse_to_launder(self, recorded: bound.Replay) -> None:
+        """A row this change overwrote or deleted must have been what the chain
+        recorded; binding it anew would otherwise hide an outside alteration."""
+        if self._prior is None or recorded.first_bound_seq is None:
+            return  # a case from before row binding: nothing to compare with
+        for (table, key), digest in self._prior.digests.items():
+            binding = recorded.bindings.get((table, key))
+            if binding is None or binding.digest != digest:
+                raise CaseError(
+                    f"{bound.describe_row(table, key)} is not what the audit log "
+                    "recorded (the case database was altered outside XFR), so it is "
+                    "not changed; nothing was written - run `xfr case verify`",
+                    self.folder,
+                )
 
     @contextlib.contextmanager
     def _reading_raw(self) -> Iterator[None]:
