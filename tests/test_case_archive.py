@@ -325,6 +325,16 @@ def test_export_refuses_a_folder_without_database(tmp_path):
     assert not (tmp_path / "out.zip").exists()
 
 
+def test_export_refuses_a_database_without_an_audit_log(tmp_path):
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    sqlite3.connect(folder / "case.sqlite").close()
+    with pytest.raises(BadInputError, match="not an XFR case database") as caught:
+        export_case(folder, tmp_path / "out.zip")
+    assert str(caught.value).startswith(str(folder / "case.sqlite"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain"]
+
+
 def test_export_refuses_altered_evidence_and_leaves_no_partial(case, tmp_path):
     name = next(iter(case.evidence))
     path = case.folder / name
