@@ -907,6 +907,10 @@ def _verify_staged(
         raise _member_error(
             source, DATABASE, f"cannot be opened as a case ({error.reason})"
         ) from None
+    except sqlite3.Error as error:  # passed the checks above, yet unreadable
+        raise _member_error(
+            source, DATABASE, f"is not a usable case database ({error})"
+        ) from None
     finally:
         _remove_companions(staging / DATABASE)
     if not report.intact:
