@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -154,3 +156,147 @@ def test_demo_case_from_the_command_line(capsys, tmp_path):
     )
     assert code == 0 and out["counts"]["exhibits"] == 3
     assert out["counts"]["comparisons"] >= 2
+
+
+# ---- signed export / import ---------------------------------------------------------
+def _xfr_without_terminal(*argv: str, env: dict | None = None):
+    """Run ``xfr`` as a batch job would: no terminal, stdin closed."""
+    environment = {k: v for k, v in os.environ.items() if k != "XFR_PASSWORD"}
+    environment["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    environment.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "core.cli", *map(str, argv)],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=300,
+    )
+
+
+@pytest.fixture
+def small_case(tmp_path, photos) -> Path:
+    from core.case.store import Case
+
+    folder = tmp_path / "smith.xfrcase"
+    with Case.create(folder, "2026-0099", "J. Doe") as case:
+        assert not case.add_exhibits([photos["same"]], "gallery").rejected
+        case.add_conclusion("no identification")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def examiner_identity(tmp_path_factory) -> tuple[Path, Path, Path]:
+    """(identity .p12, a file holding its password, its public certificate)."""
+    from core.report.signing import create_identity, export_certificate
+
+    folder = tmp_path_factory.mktemp("examiner")
+    p12, password_file = folder / "jane.p12", folder / "password.txt"
+    create_identity("Jane Examiner", p12, "correct horse")
+    password_file.write_text("correct horse\n", encoding="utf-8")
+    export_certificate(p12, "correct horse", folder / "jane.pem")
+    return p12, password_file, folder / "jane.pem"
+
+
+def test_signed_export_with_a_password_file_and_trusted_import(
+    capsys, tmp_path, small_case, examiner_identity
+):
+    p12, password_file, certificate = examiner_identity
+    archive = tmp_path / "smith.zip"
+    done = _xfr_without_terminal(
+        "case", "export", small_case, archive, "--sign", p12,
+        "--password-file", password_file, "--json",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["signed_by"]["name"] == "Jane Examiner"
+    assert out["format_version"] == 2 and len(out["state_digest"]) == 64
+    code, log, _ = xfr(capsys, "case", "log", small_case, "--json")
+    export = log["entries"][-1]
+    assert export["action"] == "case.export"
+    assert export["details"]["signed_by"] == out["signed_by"]
+    assert export["details"]["audit_head"] == out["audit_head"]
+
+    restored = tmp_path / "restored.xfrcase"
+    code, _, err = xfr(capsys, "case", "import", archive, restored, "--trust",
+                       certificate)  # fmt: skip
+    assert code == 0, err
+    code, log, _ = xfr(capsys, "case", "log", restored, "--json")
+    imported = log["entries"][-1]
+    assert imported["action"] == "case.import"
+    assert imported["details"]["archive_audit_head"] == out["audit_head"]
+    assert imported["details"]["archive_state_digest"] == out["state_digest"]
+    assert imported["details"]["signed_by"] == {
+        **out["signed_by"],
+        "trusted": True,
+    }
+
+
+def test_import_prints_the_signer_and_whether_trusted(
+    capsys, tmp_path, small_case, examiner_identity, monkeypatch
+):
+    from core.case.archive import export_case
+    from core.case.archive_signature import load_signer
+
+    p12, _, _ = examiner_identity
+    archive = tmp_path / "smith.zip"
+    export_case(small_case, archive, signer=load_signer(p12, "correct horse"))
+    monkeypatch.setenv("XFR_PASSWORD", "correct horse")  # for --trust ID.p12
+    code = main(
+        ["case", "import", str(archive), str(tmp_path / "a"), "--trust", str(p12)]
+    )
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert out[0] == f"imported into {tmp_path / 'a'}; intact"
+    assert out[1].startswith("the database is the one the manifest describes")
+    assert out[2].startswith("signed by Jane Examiner (certificate SHA-256 ")
+    assert out[2].endswith("signature valid, signer trusted")
+
+    unsigned = tmp_path / "unsigned.zip"
+    export_case(small_case, unsigned)
+    code = main(["case", "import", str(unsigned), str(tmp_path / "b")])
+    assert code == 0 and capsys.readouterr().out.splitlines()[2] == "not signed"
+
+
+def test_export_sign_without_a_password_or_terminal_exits_2(
+    tmp_path, small_case, examiner_identity
+):
+    p12, _, _ = examiner_identity
+    archive = tmp_path / "smith.zip"
+    done = _xfr_without_terminal("case", "export", small_case, archive, "--sign", p12)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert str(p12) in line and "--password-file" in line and "XFR_PASSWORD" in line
+    assert not archive.exists()
+    assert not list(tmp_path.glob("smith.zip*"))
+
+
+def test_import_of_a_tampered_signed_archive_exits_1_and_leaves_nothing(
+    capsys, tmp_path, small_case, examiner_identity
+):
+    import zipfile
+
+    from core.case.archive import export_case
+    from core.case.archive_signature import load_signer
+
+    p12, _, _ = examiner_identity
+    archive = tmp_path / "smith.zip"
+    export_case(small_case, archive, signer=load_signer(p12, "correct horse"))
+    with zipfile.ZipFile(archive) as source:
+        members = [(info, source.read(info)) for info in source.infolist()]
+    forged = tmp_path / "forged.zip"
+    with zipfile.ZipFile(forged, "w") as target:
+        for info, data in members:
+            if info.filename == "manifest.json":
+                data = data.replace(b'"seq": ', b'"seq":  ')
+            target.writestr(info, data)
+    code, _, err = xfr(capsys, "case", "import", forged, tmp_path / "restored")
+    assert code == 1
+    assert "Traceback" not in err
+    (line,) = err.strip().splitlines()
+    assert (
+        str(forged) in line and "'manifest.json.p7s' is not a valid signature" in line
+    )
+    assert not (tmp_path / "restored").exists()
+    assert not list(tmp_path.glob("*.importing-*"))

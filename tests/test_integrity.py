@@ -617,6 +617,6 @@ def test_a_planted_face_is_not_laundered_by_a_new_detection(folder):
     db.close()
     with Case.open(folder) as case:
         exhibit = case.exhibits()[0].mark
-        with pytest.raises(CaseError, match="faces row .* is not what"):
+        with pytest.raises(CaseError, match=r"faces row .* is not what"):
             case.set_faces(exhibit, [])  # supersedes every face of the exhibit
     assert not verify(folder).intact

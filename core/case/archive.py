@@ -16,6 +16,15 @@ paths, backslashes, links, unknown names, zip bombs), the files are extracted in
 a temporary sibling folder while being hashed, the database must pass SQLite's
 integrity check, and only then is the folder renamed to its final name.  An
 existing case is never overwritten, and a refused archive leaves nothing behind.
+
+The manifest also pins the database's *state* (format version 2): the audit
+head (entry number and hash) and the state digest of the snapshot (see
+core/case/state.py).  Import checks the database's schema against the exact
+schema of its version (an extra trigger could rewrite every later change),
+verifies the case as ``xfr case verify`` does, and refuses a database whose head
+or state is not the one the manifest describes.  The manifest can be signed with
+an examiner identity (``manifest.json.p7s``, see core/case/archive_signature.py);
+a signature that does not verify refuses the archive.
 """
 
 from __future__ import annotations
@@ -32,18 +41,27 @@ import stat
 import tempfile
 import zipfile
 import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.case.layout import DATABASE, DERIVED, EVIDENCE, LOCK, PARTIAL_SUFFIX
 from core.errors import BadInputError
 
+if TYPE_CHECKING:
+    from cryptography import x509
+
+    from core.case.archive_signature import ManifestSigner, SignatureVerdict
+
 FORMAT = "xfr-case-archive"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the manifest pins the audit head and state digest
+READABLE_VERSIONS = (1, 2)
 
 # Names inside the archive besides the case layout (core.case.layout).
 MANIFEST = "manifest.json"
+SIGNATURE = "manifest.json.p7s"  # detached CMS signature over manifest.json
 DERIVED_EXTENSIONS = frozenset({"npz", "png", "json"})
 
 DEFAULT_MAX_BYTES = 64 * 1024**3
@@ -58,6 +76,8 @@ BOMB_RATIO = 1000
 BOMB_MIN_BYTES = 100 * 1000 * 1000
 
 _MAX_MANIFEST_BYTES = 64 * 1024**2
+_MAX_SIGNATURE_BYTES = 1024**2
+_PROBLEMS_SHOWN = 3
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _EVIDENCE_NAME = re.compile(rf"{EVIDENCE}/([0-9a-f]{{64}})")
 _DERIVED_NAME = re.compile(
@@ -81,11 +101,15 @@ def export_case(
     zip_path: str | Path,
     *,
     case_info: dict[str, Any] | None = None,
+    signer: ManifestSigner | None = None,
 ) -> dict[str, Any]:
     """Write the case in ``case_dir`` to the new zip file ``zip_path``.
 
     The archive holds a snapshot of ``case.sqlite``, every evidence and derived
-    file, and ``manifest.json`` (written last) with the SHA-256 and size of each.
+    file, and ``manifest.json`` (written after them) with the SHA-256 and size of
+    each, and the audit head and state digest read from the snapshot.  With
+    ``signer`` (`core.case.archive_signature.load_signer`), ``manifest.json.p7s``
+    follows: a detached CMS signature over the manifest's exact bytes.
     ``case_info`` (JSON-serialisable) is stored in the manifest as ``"case"``, so a
     recipient can see what the archive is without importing it.  Files in
     ``evidence/`` or ``derived/`` that are not part of the case layout (links,
@@ -142,6 +166,7 @@ def export_case(
         with out:
             with zipfile.ZipFile(out, "w", allowZip64=True) as archive:
                 snapshot = _snapshot_database(database, target)
+                head, state = _snapshot_state(snapshot, database)
                 files = {
                     DATABASE: _add_file(
                         archive, snapshot, DATABASE, zipfile.ZIP_DEFLATED, 0o644
@@ -169,17 +194,24 @@ def export_case(
                     "format": FORMAT,
                     "format_version": FORMAT_VERSION,
                     "created": datetime.now(UTC).isoformat(timespec="seconds"),
+                    "audit_head": {"seq": head[0], "hash": head[1]},
+                    "state_digest": state,
                     "files": files,
                 }
                 if case_info is not None:
                     manifest["case"] = case_info
                 if skipped:
                     manifest["skipped"] = skipped
+                text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+                manifest_bytes = text.encode("utf-8")
                 info = _zip_info(MANIFEST, 0o644)
                 info.compress_type = zipfile.ZIP_DEFLATED
-                archive.writestr(
-                    info, json.dumps(manifest, indent=2, sort_keys=True) + "\n"
-                )
+                archive.writestr(info, manifest_bytes)
+                if signer is not None:
+                    from core.case.archive_signature import sign_manifest
+
+                    info = _zip_info(SIGNATURE, 0o644)
+                    archive.writestr(info, sign_manifest(manifest_bytes, signer))
             out.flush()
             os.fsync(out.fileno())
         if target.exists() or target.is_symlink():  # appeared while we were writing
@@ -236,6 +268,42 @@ def _snapshot_database(database: Path, target: Path) -> Path:
         _remove_snapshot(snapshot)
         raise
     return snapshot
+
+
+def _snapshot_state(snapshot: Path, database: Path) -> tuple[tuple[int, str], str]:
+    """The audit head ``(seq, hash)`` and state digest of the snapshot.
+
+    Read from the snapshot itself (not the live case), so that the manifest
+    describes exactly the database in the archive.
+    """
+    from core.case import state as bound
+    from core.case.store import GENESIS
+
+    try:
+        with contextlib.closing(
+            sqlite3.connect(f"{snapshot.resolve().as_uri()}?mode=ro", uri=True)
+        ) as db:
+            row = db.execute("SELECT seq, hash FROM audit_head").fetchone()
+            entries = db.execute("SELECT seq, action, details FROM audit ORDER BY seq")
+            recorded = bound.replay(
+                (seq, action, _json_object(details)) for seq, action, details in entries
+            )
+    except sqlite3.Error as error:
+        raise BadInputError(
+            f"not an XFR case database, its audit log cannot be read ({error})",
+            database,
+        ) from None
+    head = (0, GENESIS) if row is None else (int(row[0]), str(row[1]))
+    return head, recorded.digest()
+
+
+def _json_object(text: Any) -> dict[str, Any]:
+    """An audit entry's details, as ``Case.verify`` reads them ({} when not JSON)."""
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _case_members(case: Path) -> tuple[list[tuple[str, Path]], list[str]]:
@@ -312,23 +380,76 @@ def _is_inside(path: Path, folder: Path) -> bool:
 
 
 # ---- import -------------------------------------------------------------------------
+class ArchiveVerificationError(BadInputError):
+    """The archive is readable but fails verification (altered, or not what its
+    manifest or signature says): the CLI exits 1 rather than 2."""
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What `import_case` checked: the manifest, and the verdict on it."""
+
+    manifest: dict[str, Any]
+    head: tuple[int, str]  # the audit head of the imported database
+    state_digest: str
+    signature: SignatureVerdict | None  # None: the archive is not signed
+    notes: tuple[str, ...] = ()  # e.g. an older archive without a head
+    warnings: tuple[str, ...] = ()  # from verifying the case
+
+    @property
+    def head_pinned(self) -> bool:
+        """Whether the manifest named the head (format 2 on); it then matched."""
+        return "audit_head" in self.manifest
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "head": {"seq": self.head[0], "hash": self.head[1]},
+            "state_digest": self.state_digest,
+            "head_pinned": self.head_pinned,
+            "signature": None if self.signature is None else self.signature.to_dict(),
+            "notes": list(self.notes),
+            "warnings": list(self.warnings),
+        }
+
+    def lines(self) -> list[str]:
+        """Two lines for the examiner: the database, and the signature."""
+        where = f"audit entry {self.head[0]}, hash {self.head[1][:16]}…"
+        first = (
+            f"the database is the one the manifest describes ({where}, state "
+            f"{self.state_digest[:16]}…)"
+            if self.head_pinned
+            else where
+        )
+        return [
+            first + "".join(f"; {note}" for note in self.notes),
+            "not signed" if self.signature is None else self.signature.text(),
+        ]
+
+
 def import_case(
     zip_path: str | Path,
     case_dir: str | Path,
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
-) -> dict[str, Any]:
+    trust: Sequence[x509.Certificate] = (),
+) -> ImportResult:
     """Restore the archive ``zip_path`` into the new folder ``case_dir``.
 
-    Nothing is written until every member name, size and the manifest have been
-    checked; files are then extracted into a temporary sibling folder while being
-    hashed, evidence is made read-only, the database must pass ``PRAGMA
-    integrity_check``, and the folder is renamed to ``case_dir`` last.  Any failure
+    Nothing is written until every member name, size, the manifest and its
+    signature (``manifest.json.p7s``, when there is one) have been checked; files
+    are then extracted into a temporary sibling folder while being hashed,
+    evidence is made read-only, the database must pass ``PRAGMA integrity_check``,
+    have exactly the schema of its version, verify as a case (audit chain, every
+    row against it, every file) and have the audit head and state digest the
+    manifest names; the folder is renamed to ``case_dir`` last.  Any failure
     removes the temporary folder, so a refused archive leaves nothing behind.
-    ``max_bytes`` caps the total uncompressed size.
+    ``max_bytes`` caps the total uncompressed size.  With ``trust``
+    (certificates), an archive not signed by one of them (or by a certificate a
+    trusted CA issued) is refused.
 
-    Returns the manifest.  Raises `BadInputError` (naming the archive and, where
-    there is one, the member at fault) for every refusal.
+    Raises `ArchiveVerificationError` when the archive fails verification and
+    `BadInputError` for every other refusal (each naming the archive and, where
+    there is one, the member at fault).
     """
     source = Path(zip_path)
     target = Path(case_dir)
@@ -349,9 +470,10 @@ def import_case(
         ) from None
     with archive:
         members = _checked_members(archive, source, max_bytes)
-        manifest = _read_manifest(archive, members, source)
+        manifest, manifest_bytes = _read_manifest(archive, members, source)
         files: dict[str, dict[str, Any]] = manifest["files"]
         _check_against_manifest(members, files, source)
+        signature = _check_signature(archive, members, manifest_bytes, source, trust)
         total = sum(info.file_size for info in members.values())
         with contextlib.suppress(OSError):
             if shutil.disk_usage(target.parent).free < total:
@@ -374,6 +496,7 @@ def import_case(
             for name in sorted(files):
                 _extract(archive, members[name], files[name], staging, source, target)
             _check_database(staging / DATABASE, source)
+            head, state, warnings = _verify_staged(staging, manifest, source)
             for folder in (staging / EVIDENCE, staging / DERIVED, staging):
                 _fsync_dir(folder)
             if target.exists() or target.is_symlink():  # appeared meanwhile
@@ -388,7 +511,13 @@ def import_case(
             _remove_tree(staging)
             raise
     _fsync_dir(target.parent)
-    return manifest
+    notes = []
+    if manifest["format_version"] < 2:
+        notes.append(
+            "archive made by an older XFR: no audit head in its manifest, so the "
+            "database was verified on its own"
+        )
+    return ImportResult(manifest, head, state, signature, tuple(notes), warnings)
 
 
 def _exists_message(target: Path) -> str:
@@ -397,9 +526,15 @@ def _exists_message(target: Path) -> str:
     return "already exists; a case is only imported into a new folder, choose another"
 
 
-def _member_error(source: Path, name: str, problem: str) -> BadInputError:
-    """An error naming the archive and the member (``repr``: names may be hostile)."""
-    return BadInputError(f"member {name!r} {problem}; nothing was imported", source)
+def _member_error(
+    source: Path, name: str, problem: str, *, tampered: bool = False
+) -> BadInputError:
+    """An error naming the archive and the member (``repr``: names may be hostile).
+
+    ``tampered``: the member is readable but fails verification.
+    """
+    kind = ArchiveVerificationError if tampered else BadInputError
+    return kind(f"member {name!r} {problem}; nothing was imported", source)
 
 
 def _checked_members(
@@ -429,7 +564,7 @@ def _checked_members(
         if stat.S_IFMT(mode) not in (0, stat.S_IFREG):
             raise _member_error(source, name, "is not a regular file")
         if not (
-            name in (MANIFEST, DATABASE)
+            name in (MANIFEST, SIGNATURE, DATABASE)
             or _EVIDENCE_NAME.fullmatch(name)
             or _DERIVED_NAME.fullmatch(name)
         ):
@@ -468,8 +603,10 @@ def _checked_members(
 
 def _read_manifest(
     archive: zipfile.ZipFile, members: dict[str, zipfile.ZipInfo], source: Path
-) -> dict[str, Any]:
-    """Load and validate ``manifest.json`` (format, version, one entry per file)."""
+) -> tuple[dict[str, Any], bytes]:
+    """Load and validate ``manifest.json`` (format, version, one entry per file,
+    the audit head and state digest from version 2 on); also its exact bytes,
+    which the signature covers."""
     info = members[MANIFEST]
     if info.file_size > _MAX_MANIFEST_BYTES:
         raise _member_error(source, MANIFEST, "is implausibly large")
@@ -489,12 +626,27 @@ def _read_manifest(
             source,
         )
     version = manifest.get("format_version")
-    if not _is_int(version) or version != FORMAT_VERSION:
+    if not _is_int(version) or version not in READABLE_VERSIONS:
+        newer = " (made by a newer XFR?)" if _is_int(version) and version > 0 else ""
         raise BadInputError(
-            f"case archive format version {version!r} is not supported (this "
-            f"version reads version {FORMAT_VERSION}); nothing was imported",
+            f"case archive format version {version!r} is not supported{newer} (this "
+            f"version reads versions {', '.join(map(str, READABLE_VERSIONS))}); "
+            "nothing was imported",
             source,
         )
+    if version >= 2:
+        head = manifest.get("audit_head")
+        if not (
+            isinstance(head, dict)
+            and _is_int(head.get("seq"))
+            and head["seq"] >= 0
+            and isinstance(head.get("hash"), str)
+            and _HEX64.fullmatch(head["hash"])
+        ):
+            raise _member_error(source, MANIFEST, "has no valid audit head")
+        digest = manifest.get("state_digest")
+        if not (isinstance(digest, str) and _HEX64.fullmatch(digest)):
+            raise _member_error(source, MANIFEST, "has no valid state digest")
     files = manifest.get("files")
     if not isinstance(files, dict):
         raise _member_error(source, MANIFEST, "has no list of files")
@@ -507,14 +659,14 @@ def _read_manifest(
             and entry["size"] >= 0
         ):
             raise _member_error(source, MANIFEST, f"has a malformed entry for {name!r}")
-    if MANIFEST in files:
-        raise _member_error(source, MANIFEST, "lists itself")
+    if MANIFEST in files or SIGNATURE in files:
+        raise _member_error(source, MANIFEST, "lists itself or its signature")
     if DATABASE not in files:
         raise BadInputError(
             f"the archive has no case database ({DATABASE}); nothing was imported",
             source,
         )
-    return manifest
+    return manifest, raw
 
 
 def _check_against_manifest(
@@ -524,7 +676,7 @@ def _check_against_manifest(
 ) -> None:
     """Zip and manifest must list exactly the same files, with the same sizes."""
     for name in sorted(members):
-        if name != MANIFEST and name not in files:
+        if name not in (MANIFEST, SIGNATURE) and name not in files:
             raise _member_error(source, name, f"is not listed in {MANIFEST}")
     for name in sorted(files):
         if name not in members:
@@ -595,6 +747,7 @@ def _extract(
             name,
             f"does not match {MANIFEST}: SHA-256 {sha256} instead of "
             f"{entry['sha256']} (altered or damaged)",
+            tampered=True,
         )
     match = _EVIDENCE_NAME.fullmatch(name)
     if match:
@@ -603,23 +756,204 @@ def _extract(
         os.chmod(destination, 0o444)
 
 
-def _check_database(path: Path, source: Path) -> None:
-    """Refuse a damaged database now, rather than when the examiner opens the case.
+def _check_signature(
+    archive: zipfile.ZipFile,
+    members: dict[str, zipfile.ZipInfo],
+    manifest: bytes,
+    source: Path,
+    trust: Sequence[x509.Certificate],
+) -> SignatureVerdict | None:
+    """The verdict on ``manifest.json.p7s``; None when the archive is unsigned.
 
-    Opened read-write (the folder is still private to this import) so that SQLite
-    removes its ``-wal``/``-shm`` files again when the connection closes.
+    A signature that cannot be read or does not verify refuses the archive, and
+    so does, when ``trust`` is given, a signer none of those certificates vouch
+    for (or no signature at all): the examiner asked for a trusted signer.
     """
+    from core.case.archive_signature import SignatureError, check_signature
+
+    info = members.get(SIGNATURE)
+    if info is None:
+        if trust:
+            raise ArchiveVerificationError(
+                f"the archive is not signed (no {SIGNATURE}), but a signature by a "
+                "trusted certificate was asked for (--trust); nothing was imported",
+                source,
+            )
+        return None
+    if info.file_size > _MAX_SIGNATURE_BYTES:
+        raise _member_error(source, SIGNATURE, "is implausibly large", tampered=True)
+    try:
+        with archive.open(info) as reader:
+            signature = reader.read(_MAX_SIGNATURE_BYTES + 1)
+    except _ZIP_READ_ERRORS as error:
+        raise _member_error(source, SIGNATURE, f"is damaged ({error})") from None
+    try:
+        verdict = check_signature(manifest, signature, trust)
+    except SignatureError as error:
+        raise _member_error(
+            source, SIGNATURE, f"is not a valid signature: {error}", tampered=True
+        ) from None
+    if verdict.trusted is False:
+        raise ArchiveVerificationError(
+            f"the archive was signed by {verdict.signer_name} (certificate SHA-256 "
+            f"{verdict.fingerprint_sha256}), for whom none of the --trust "
+            "certificates vouch; nothing was imported",
+            source,
+        )
+    return verdict
+
+
+def _check_database(path: Path, source: Path) -> None:
+    """Refuse a damaged or altered database now, before it is opened as a case.
+
+    Checks SQLite's integrity, that it is an XFR case of a version this XFR reads,
+    and that its schema is exactly the one that version's migrations create:
+    nothing extra (a trigger could rewrite every later change, a view or index
+    could hide rows) and nothing missing (the audit log's protection), each
+    named.  Opened read-write (the folder is still private to this import) so
+    that SQLite removes its ``-wal``/``-shm`` files again when the connection
+    closes; ``trusted_schema = OFF`` keeps the schema's code from running.
+    """
+    from core.case import state as bound
+    from core.case.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
+    from core.case.store import _statements
+
     try:
         with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
             db.execute("PRAGMA trusted_schema = OFF")
             rows = db.execute("PRAGMA integrity_check").fetchall()
+            application_id = db.execute("PRAGMA application_id").fetchone()[0]
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            actual = bound.schema_objects(db.execute)
+            columns = {
+                name: _columns(db, name) for kind, name in actual if kind == "table"
+            }
     except sqlite3.Error as error:
         raise _member_error(
             source, DATABASE, f"is not a usable case database ({error})"
         ) from None
     if rows != [("ok",)]:
         found = "; ".join(str(row[0]) for row in rows[:3])
-        raise _member_error(source, DATABASE, f"is damaged (integrity check: {found})")
+        raise _member_error(
+            source, DATABASE, f"is damaged (integrity check: {found})", tampered=True
+        )
+    if application_id != APPLICATION_ID or version < 1:
+        raise _member_error(source, DATABASE, "is not an XFR case database")
+    if version > SCHEMA_VERSION:
+        raise _member_error(
+            source,
+            DATABASE,
+            f"was made by a newer XFR (schema version {version}, this version "
+            f"reads up to {SCHEMA_VERSION}); update XFR Desktop to import it",
+        )
+    expected = bound.expected_schema(_statements(s) for s in MIGRATIONS[:version])
+    problems, _warnings = bound.schema_differences(actual, expected)
+    problems = _column_changes(columns, expected) + problems
+    if problems:
+        raise _member_error(
+            source,
+            DATABASE,
+            f"has an altered structure: {_first(problems)}",
+            tampered=True,
+        )
+
+
+def _columns(db: sqlite3.Connection, table: str) -> list[str]:
+    return [row[1] for row in db.execute(f"PRAGMA main.table_info({_quoted(table)})")]
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _column_changes(
+    actual: dict[str, list[str]], expected: dict[tuple[str, str], str]
+) -> list[str]:
+    """Columns added to or removed from the tables XFR creates, by name (the
+    schema comparison only says that a table was redefined)."""
+    changes: list[str] = []
+    with contextlib.closing(sqlite3.connect(":memory:")) as db:
+        for (kind, table), sql in sorted(expected.items()):
+            if kind != "table" or table not in actual:
+                continue
+            db.execute(sql)
+            wanted = _columns(db, table)
+            changes += [
+                f"the table '{table}' has an extra column '{column}' that XFR never "
+                "creates"
+                for column in actual[table]
+                if column not in wanted
+            ]
+            changes += [
+                f"the table '{table}' lacks the column '{column}' that XFR creates"
+                for column in wanted
+                if column not in actual[table]
+            ]
+    return changes
+
+
+def _verify_staged(
+    staging: Path, manifest: dict[str, Any], source: Path
+) -> tuple[tuple[int, str], str, tuple[str, ...]]:
+    """Verify the extracted case as ``xfr case verify`` does, and compare its audit
+    head and state digest with the manifest's: ``(head, state digest, warnings)``.
+    """
+    from core.case.store import Case
+
+    try:
+        with Case.open(staging, read_only=True) as case:
+            report = case.verify()
+    except BadInputError as error:
+        raise _member_error(
+            source, DATABASE, f"cannot be opened as a case ({error.reason})"
+        ) from None
+    except sqlite3.Error as error:  # passed the checks above, yet unreadable
+        raise _member_error(
+            source, DATABASE, f"is not a usable case database ({error})"
+        ) from None
+    finally:
+        _remove_companions(staging / DATABASE)
+    if not report.intact:
+        raise ArchiveVerificationError(
+            f"the case in the archive does not verify: {_first(report.problems)}; "
+            "nothing was imported",
+            source,
+        )
+    head = report.head or (0, "")
+    if "audit_head" in manifest:
+        wanted = manifest["audit_head"]
+        if (wanted["seq"], wanted["hash"]) != head:
+            raise ArchiveVerificationError(
+                "the archive's database is not the one its manifest describes: "
+                f"the manifest names audit entry {wanted['seq']} (hash "
+                f"{wanted['hash'][:16]}…), the database ends at entry {head[0]} "
+                f"(hash {head[1][:16]}…); nothing was imported",
+                source,
+            )
+        if manifest["state_digest"] != report.state_digest:
+            raise ArchiveVerificationError(
+                "the archive's database is not the one its manifest describes: "
+                "the state its audit log records differs from the manifest's state "
+                "digest; nothing was imported",
+                source,
+            )
+    return head, report.state_digest, tuple(report.warnings)
+
+
+def _first(problems: Sequence[str]) -> str:
+    """The first few problems, and how many more there are."""
+    shown = "; ".join(problems[:_PROBLEMS_SHOWN])
+    more = len(problems) - _PROBLEMS_SHOWN
+    return shown + (f" (and {more} more)" if more > 0 else "")
+
+
+def _remove_companions(database: Path) -> None:
+    """Empty ``-wal``/``-shm`` files a read-only connection may leave behind."""
+    for suffix in ("-wal", "-shm"):
+        companion = database.with_name(database.name + suffix)
+        if suffix == "-wal" and companion.exists() and companion.stat().st_size:
+            continue  # it holds pages; a read-only reader writes none, so keep it
+        _remove_file(companion)
 
 
 # ---- helpers ------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -342,49 +343,117 @@ def cmd_anchor(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _password(args: argparse.Namespace, p12: str) -> str:
+    """The password of identity ``p12``, as every command takes it (file,
+    $XFR_PASSWORD, then the terminal: core.report.cli.obtain_password)."""
+    from core.report.cli import PasswordSource, obtain_password
+
+    return obtain_password(p12, PasswordSource(args.password_file))
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from core.case.archive import export_case
+    from core.case.archive_signature import load_signer
     from core.resources import sha256_file
 
+    # The identity is loaded first: a wrong password stops before anything is
+    # written or audited.
+    signer = load_signer(args.sign, _password(args, args.sign)) if args.sign else None
     with _open(args) as case:
         case.log("case.export.start", {"archive": str(Path(args.archive).resolve())})
         manifest = export_case(
-            case.folder, args.archive, case_info=case.info().to_dict()
+            case.folder, args.archive, case_info=case.info().to_dict(), signer=signer
         )
         digest = sha256_file(args.archive)
+        signed_by = (
+            None
+            if signer is None
+            else {"name": signer.name, "fingerprint_sha256": signer.fingerprint_sha256}
+        )
         case.log(
             "case.export",
             {
                 "archive": str(Path(args.archive).resolve()),
                 "archive_sha256": digest,
                 "files": len(manifest["files"]),
+                "audit_head": manifest["audit_head"],
+                "state_digest": manifest["state_digest"],
+                "signed_by": signed_by,
             },
         )
-    payload = {"archive": str(args.archive), "sha256": digest, **manifest}
-    _emit(args, payload, f"exported to {args.archive} (sha256 {digest})")
+    payload = {
+        "archive": str(args.archive),
+        "sha256": digest,
+        "signed_by": signed_by,
+        **manifest,
+    }
+    head = manifest["audit_head"]
+    lines = [
+        f"exported to {args.archive} (sha256 {digest})",
+        f"manifest pins audit entry {head['seq']} (hash {head['hash'][:16]}…) and "
+        f"state {manifest['state_digest'][:16]}…; "
+        + (
+            "not signed"
+            if signer is None
+            else f"signed by {signer.name} (certificate SHA-256 "
+            f"{signer.fingerprint_sha256})"
+        ),
+    ]
+    _emit(args, payload, "\n".join(lines))
     return EXIT_OK
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from core.case.archive import import_case
+    from core.case.archive import ArchiveVerificationError, import_case
     from core.case.store import Case
+    from core.report.signing import load_certificate
     from core.resources import sha256_file
 
+    trust = [
+        load_certificate(
+            Path(item),
+            _password(args, item) if item.lower().endswith((".p12", ".pfx")) else None,
+        )
+        for item in args.trust or []
+    ]
     digest = sha256_file(args.archive) if Path(args.archive).is_file() else None
-    manifest = import_case(args.archive, args.case)
+    try:
+        result = import_case(args.archive, args.case, trust=trust)
+    except ArchiveVerificationError as error:
+        if args.json:
+            print(json.dumps({"imported": False, "error": str(error)}, indent=2))
+        print(f"xfr: refused: {error}", file=sys.stderr)
+        return EXIT_TAMPERED
+    signature = result.signature
     with Case.open(args.case, user=args.user) as case:
         case.log(
             "case.import",
-            {"archive": str(Path(args.archive).resolve()), "archive_sha256": digest},
+            {
+                "archive": str(Path(args.archive).resolve()),
+                "archive_sha256": digest,
+                "archive_audit_head": {"seq": result.head[0], "hash": result.head[1]},
+                "archive_state_digest": result.state_digest,
+                "archive_head_in_manifest": result.head_pinned,
+                "signed_by": None
+                if signature is None
+                else {
+                    "name": signature.signer_name,
+                    "fingerprint_sha256": signature.fingerprint_sha256,
+                    "trusted": signature.trusted,
+                },
+            },
         )
         report = case.verify()
-    payload = {"case": str(args.case), "verify": report.to_dict(), **manifest}
-    _emit(
-        args,
-        payload,
-        f"imported into {args.case}; "
-        f"{'intact' if report.intact else 'TAMPERED: ' + '; '.join(report.problems)}",
-    )
+    payload = {
+        "case": str(args.case),
+        "verdict": result.to_dict(),
+        "verify": report.to_dict(),
+        **result.manifest,
+    }
+    state = "intact" if report.intact else "TAMPERED: " + "; ".join(report.problems)
+    lines = [f"imported into {args.case}; {state}", *result.lines()]
+    lines += [f"warning: {w}" for w in result.warnings]
+    _emit(args, payload, "\n".join(lines))
     return EXIT_OK if report.intact else EXIT_TAMPERED
 
 
@@ -506,9 +575,29 @@ def add_case_commands(commands: argparse._SubParsersAction) -> None:
 
     export = sub.add_parser("export", parents=[with_case], help="case -> zip")
     export.add_argument("archive", help="OUT.zip (must not exist)")
+    export.add_argument(
+        "--sign", metavar="ID.p12", help="sign the manifest with this identity"
+    )
+    export.add_argument(
+        "--password-file",
+        metavar="FILE",
+        help="the identity's password, first line of FILE (or set XFR_PASSWORD)",
+    )
     export.set_defaults(run=cmd_export)
 
     importer = sub.add_parser("import", parents=[common], help="zip -> new case")
     importer.add_argument("archive", help="the .zip made by 'xfr case export'")
     importer.add_argument("case", help="new case folder (must not exist)")
+    importer.add_argument(
+        "--trust",
+        action="append",
+        metavar="CERT",
+        help="require a signature by this certificate (.pem/.cer, or an identity "
+        ".p12); repeatable",
+    )
+    importer.add_argument(
+        "--password-file",
+        metavar="FILE",
+        help="password of a --trust .p12, first line of FILE (or set XFR_PASSWORD)",
+    )
     importer.set_defaults(run=cmd_import)
