@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 from pathlib import Path
 from typing import Any
 
-from core.errors import BadInputError
+from core.errors import BadInputError, describe_os_error
 
 EXIT_OK, EXIT_TAMPERED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -19,7 +20,17 @@ def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
 def _open(args: argparse.Namespace, read_only: bool = False):
     from core.case.store import Case
 
-    return Case.open(args.case, user=args.user, read_only=read_only)
+    try:
+        return Case.open(args.case, user=args.user, read_only=read_only)
+    except OSError as error:
+        if read_only or error.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        # Opening for writing takes the case's lock file: the first write refused.
+        raise BadInputError(
+            f"the case is read-only ({describe_os_error(error)}); it can still be "
+            "read: info, log, verify, report verify --case",
+            args.case,
+        ) from None
 
 
 def _model(args: argparse.Namespace):
