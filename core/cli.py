@@ -474,6 +474,25 @@ def _safe_streams() -> None:
             stream.reconfigure(errors="backslashreplace")
 
 
+def _quiet_library_logs() -> None:
+    """Libraries' log records never reach the examiner's terminal as tracebacks.
+
+    pyHanko logs every validation problem with its traceback (a certificate that
+    is not trusted, a change after signing); the verdict says the same in plain
+    words.  With no handler, Python would print them to stderr.  ``XFR_DEBUG=1``
+    shows them.
+    """
+    import logging
+
+    root = logging.getLogger()
+    if root.handlers:  # the caller (a test, an embedding program) configured it
+        return
+    if os.environ.get("XFR_DEBUG") == "1":
+        logging.basicConfig(level=logging.WARNING)
+    else:
+        root.addHandler(logging.NullHandler())
+
+
 def _output_path(args: argparse.Namespace) -> str | None:
     """What the command writes (its --out or archive), to check and to name."""
     if getattr(args, "case_command", None) == "export":
@@ -539,6 +558,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     _safe_streams()
+    _quiet_library_logs()
     try:
         args = build_parser().parse_args(argv)
     except KeyboardInterrupt:

@@ -113,6 +113,9 @@ def describe_os_error(error: OSError, where: str | os.PathLike | None = None) ->
     """
     code = error.errno
     problem = _OS_PROBLEMS.get(code) if code is not None else None
+    if problem is None and code is None and "requested and" in str(error):
+        # numpy's short write ("16256 requested and 2016 written") has no errno
+        problem = f"could not be written completely ({error}); is the disk full?"
     if problem is None:
         problem = error.strerror or str(error) or type(error).__name__
     name = error.filename if error.filename is not None else where

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -331,12 +332,22 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     digest = sha256_file(args.archive) if Path(args.archive).is_file() else None
     manifest = import_case(args.archive, args.case)
-    with Case.open(args.case, user=args.user) as case:
-        case.log(
-            "case.import",
-            {"archive": str(Path(args.archive).resolve()), "archive_sha256": digest},
-        )
-        report = case.verify()
+    try:
+        with Case.open(args.case, user=args.user) as case:
+            case.log(
+                "case.import",
+                {
+                    "archive": str(Path(args.archive).resolve()),
+                    "archive_sha256": digest,
+                },
+            )
+            report = case.verify()
+    except BaseException:
+        # The import is not done until the case records it; a folder left behind
+        # (a full disk, Ctrl-C) would be a case without its import entry.  The
+        # folder did not exist before (import_case refuses one that does).
+        shutil.rmtree(args.case, ignore_errors=True)
+        raise
     payload = {"case": str(args.case), "verify": report.to_dict(), **manifest}
     _emit(
         args,
