@@ -41,10 +41,13 @@ def _load_model(model: str, device: str, card: str | None = None):
     from core.models.base import registry, resolve_device
     from core.models.onnx_model import MODEL_SUFFIXES, load_model_file
 
-    if model in registry() and card is None:
-        return registry().load(model, device)
     if Path(model).suffix.lower() in MODEL_SUFFIXES:
         return load_model_file(model, card).to(resolve_device(device))
+    if card is not None:  # a registry model has its card built in; never ignore it
+        raise BadInputError(
+            "--card is for a model file (.onnx, .pt); a registry model has its own",
+            card,
+        )
     return registry().load(model, device)  # raises UnknownModelError listing ids
 
 
@@ -339,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--version", action="version", version=f"{APP_NAME} {__version__}"
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     models = commands.add_parser("models", help="list the available face models")
     models.add_argument("--json", action="store_true")
@@ -409,7 +412,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_commands(commands)
 
     evaluate = commands.add_parser("eval", help="evaluate a model on a data set")
-    eval_kinds = evaluate.add_subparsers(dest="eval_kind", required=True)
+    eval_kinds = evaluate.add_subparsers(
+        dest="eval_kind", required=True, metavar="KIND"
+    )
     faithful = eval_kinds.add_parser(
         "faithfulness", help="Deletion/Insertion, hiding game, pixel elimination"
     )
@@ -493,11 +498,17 @@ def _quiet_library_logs() -> None:
         root.addHandler(logging.NullHandler())
 
 
-def _output_path(args: argparse.Namespace) -> str | None:
-    """What the command writes (its --out or archive), to check and to name."""
+def _output_paths(args: argparse.Namespace) -> list[str]:
+    """What the command writes (--out, --plot, --keep, an export's archive)."""
+    names = ["out", "plot", "keep"]
     if getattr(args, "case_command", None) == "export":
-        return args.archive
-    return getattr(args, "out", None) or None
+        names.append("archive")
+    return [value for name in names if (value := getattr(args, name, None))]
+
+
+def _output_path(args: argparse.Namespace) -> str | None:
+    """The output to name when an error does not say which file it is about."""
+    return next(iter(_output_paths(args)), None)
 
 
 def check_output_folder(path: str | os.PathLike | None) -> None:
@@ -529,7 +540,8 @@ def run_command(args: argparse.Namespace) -> int:
     """Run a parsed command; every failure becomes one line and an exit code."""
     case = getattr(args, "case", None)
     try:
-        check_output_folder(_output_path(args))
+        for path in _output_paths(args):
+            check_output_folder(path)
         return int(args.run(args))
     except KeyboardInterrupt:
         _interrupted()

@@ -26,6 +26,8 @@ def ask_password(prompt: str, confirm: bool = False) -> str:
 def cmd_identity_new(args: argparse.Namespace) -> int:
     from core.report.signing import create_identity
 
+    if Path(args.out).exists():  # say so before asking for a password
+        raise BadInputError("file exists; an identity is never overwritten", args.out)
     password = ask_password(f"Password for {args.out}: ", confirm=True)
     if len(password) < 8:
         raise BadInputError("use a password of at least 8 characters")
