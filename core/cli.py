@@ -1,23 +1,39 @@
 """``xfr`` - the command-line interface.
 
-Exit codes: 0 success, 2 bad input (one line on stderr saying which file and why),
-1 an unexpected internal error.
+Exit codes:
+
+* 0 success;
+* 1 a verification failed (``xfr case verify``, ``xfr report verify``, an import
+  whose case does not verify), or an internal error (a fault in XFR: one line
+  asking to report it; ``XFR_DEBUG=1`` adds the traceback);
+* 2 bad input or environment: a missing or unreadable file, an output folder that
+  does not exist, a full disk, a read-only case, a file name that is not valid
+  UTF-8, no terminal to ask a password on; also argparse's usage errors;
+* 130 interrupted (Ctrl-C).
+
+Every failure is one line on stderr naming the file and the problem, never a
+traceback (`core.errors.plain_message` words the system's errors).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import sqlite3
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
 from core import APP_NAME, __version__
-from core.errors import BadInputError, XfrError
+from core.errors import BadInputError, XfrError, plain_message, printable
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
+EXIT_FAILED = 1  # a verification failed
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
 
 
 TRUST_MODEL_CODE_HELP = (
@@ -54,12 +70,15 @@ def _load_model(
     from core.models.base import registry, resolve_device
     from core.models.onnx_model import MODEL_SUFFIXES, load_model_file
 
-    if model in registry() and card is None:
-        return registry().load(model, device)
     if Path(model).suffix.lower() in MODEL_SUFFIXES:
         loaded = load_model_file(model, card, trust_code=trust_code)
         note_trusted_code(loaded, model)
         return loaded.to(resolve_device(device))
+    if card is not None:  # a registry model has its card built in; never ignore it
+        raise BadInputError(
+            "--card is for a model file (.onnx, .pt); a registry model has its own",
+            card,
+        )
     return registry().load(model, device)  # raises UnknownModelError listing ids
 
 
@@ -356,7 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--version", action="version", version=f"{APP_NAME} {__version__}"
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     models = commands.add_parser("models", help="list the available face models")
     models.add_argument("--json", action="store_true")
@@ -427,7 +446,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_commands(commands)
 
     evaluate = commands.add_parser("eval", help="evaluate a model on a data set")
-    eval_kinds = evaluate.add_subparsers(dest="eval_kind", required=True)
+    eval_kinds = evaluate.add_subparsers(
+        dest="eval_kind", required=True, metavar="KIND"
+    )
     faithful = eval_kinds.add_parser(
         "faithfulness", help="Deletion/Insertion, hiding game, pixel elimination"
     )
@@ -481,16 +502,117 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _safe_streams() -> None:
+    """Printing never fails: an odd file name is escaped instead of raising.
+
+    A path with bytes that are not valid UTF-8 carries surrogate escapes, which a
+    strict UTF-8 (or a narrower) terminal encoding cannot write.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) == "strict" and hasattr(
+            stream, "reconfigure"
+        ):
+            stream.reconfigure(errors="backslashreplace")
+
+
+def _quiet_library_logs() -> None:
+    """Libraries' log records never reach the examiner's terminal as tracebacks.
+
+    pyHanko logs every validation problem with its traceback (a certificate that
+    is not trusted, a change after signing); the verdict says the same in plain
+    words.  With no handler, Python would print them to stderr.  ``XFR_DEBUG=1``
+    shows them.
+    """
+    import logging
+
+    root = logging.getLogger()
+    if root.handlers:  # the caller (a test, an embedding program) configured it
+        return
+    if os.environ.get("XFR_DEBUG") == "1":
+        logging.basicConfig(level=logging.WARNING)
+    else:
+        root.addHandler(logging.NullHandler())
+
+
+def _output_paths(args: argparse.Namespace) -> list[str]:
+    """What the command writes (--out, --plot, --keep, an export's archive)."""
+    names = ["out", "plot", "keep"]
+    if getattr(args, "case_command", None) == "export":
+        names.append("archive")
+    return [value for name in names if (value := getattr(args, name, None))]
+
+
+def _output_path(args: argparse.Namespace) -> str | None:
+    """The output to name when an error does not say which file it is about."""
+    return next(iter(_output_paths(args)), None)
+
+
+def check_output_folder(path: str | os.PathLike | None) -> None:
+    """``BadInputError`` when the folder ``path`` would be written into is missing.
+
+    Checked before any long work starts, so that an hour of computing is not lost
+    to a typing mistake in --out.
+    """
+    if not path:
+        return
+    parent = Path(path).absolute().parent
+    if not parent.exists():
+        raise BadInputError("folder does not exist", parent)
+    if not parent.is_dir():
+        raise BadInputError("not a folder", parent)
+
+
+def _error(message: str) -> None:
+    print(f"xfr: error: {printable(message)}", file=sys.stderr)
+
+
+def _interrupted() -> None:
+    # On a terminal the ^C is still on the prompt's line.
+    start = "\n" if sys.stderr.isatty() else ""
+    print(f"{start}xfr: interrupted", file=sys.stderr)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run a parsed command; every failure becomes one line and an exit code."""
+    case = getattr(args, "case", None)
     try:
+        for path in _output_paths(args):
+            check_output_folder(path)
         return int(args.run(args))
+    except KeyboardInterrupt:
+        _interrupted()
+        return EXIT_INTERRUPTED
     except BadInputError as error:
-        print(f"xfr: error: {error}", file=sys.stderr)
+        _error(str(error))
         return EXIT_BAD_INPUT
     except XfrError as error:
-        print(f"xfr: error: {error}", file=sys.stderr)
+        _error(str(error))
         return EXIT_INTERNAL
+    except (OSError, sqlite3.Error, UnicodeError, EOFError, MemoryError) as error:
+        # The run may have filled in what it worked on (report's own arguments).
+        case = getattr(args, "case", None) or case
+        where = case if isinstance(error, sqlite3.Error) else _output_path(args)
+        _error(plain_message(error, where or case) or str(error))
+        return EXIT_BAD_INPUT
+    except Exception as error:  # a fault in XFR: still one line
+        if os.environ.get("XFR_DEBUG") == "1":
+            traceback.print_exc()
+        _error(
+            f"internal error: {type(error).__name__}: {error} (please report this; "
+            "XFR_DEBUG=1 shows the details)"
+        )
+        return EXIT_INTERNAL
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _safe_streams()
+    _quiet_library_logs()
+    try:
+        args = build_parser().parse_args(argv)
+    except KeyboardInterrupt:
+        _interrupted()
+        return EXIT_INTERRUPTED
+    return run_command(args)
 
 
 if __name__ == "__main__":

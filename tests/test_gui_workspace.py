@@ -407,3 +407,36 @@ def test_entries_name_the_case_examiner_not_the_login(qtbot, window, tmp_path):
     assert {e.user for e in entries} == {"Dr. A. Examiner"}
     assert {e.login for e in entries} == {login_name()}
     window.close_case()
+
+
+@pytest.mark.parametrize(
+    ("error", "title", "words"),
+    [
+        (OSError(28, "No space left on device", "REPORT"), "Disk full", "disk full"),
+        (PermissionError(13, "Permission denied", "REPORT"), "Cannot open file", ""),
+    ],
+    ids=["disk-full", "permission-denied"],
+)
+def test_a_failing_report_says_which_file_and_why_not_internal_error(
+    qtbot, window, tmp_path, monkeypatch, error, title, words
+):
+    import xfr_desktop.main_window
+
+    open_demo(qtbot, window)
+    report = tmp_path / "report.pdf"
+    error.filename = str(report)
+
+    def fails(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(xfr_desktop.main_window, "generate_report", fails)
+    with qtbot.waitSignal(window.errors.reported, timeout=WAIT_MS) as reported:
+        window.export_report(str(report))
+    shown = reported.args[0]
+    assert shown.title == title
+    assert "fault" not in shown.message and "Internal" not in shown.title
+    line = shown.message.splitlines()[-1]
+    assert line.startswith(f"{report}: ") and words in line
+    assert not report.exists()
+    for box in window.findChildren(QMessageBox):
+        box.close()

@@ -1,8 +1,10 @@
 """The GUI's one error path: every failure reaches the examiner the same way.
 
 * ``describe(error)`` turns an exception into a title and a readable message: input
-  problems (``core.errors.BadInputError``) already name the file and the reason; a
-  file the system cannot open names the file; anything else is an internal error.
+  problems (``core.errors.BadInputError``) already name the file and the reason;
+  the system's errors (a file that cannot be opened, a full disk, a read-only
+  folder, the case database) are worded by ``core.errors.plain_message``;
+  anything else is an internal error.
 * ``show_error_dialog(parent, report)`` shows it in a ``QMessageBox`` with the
   traceback under "Show Details...".  The box is opened with ``open()``, never
   ``exec()``: nothing blocks, neither background work nor tests.
@@ -14,6 +16,8 @@
 
 from __future__ import annotations
 
+import errno
+import sqlite3
 import sys
 import threading
 import traceback
@@ -25,7 +29,9 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from core import APP_NAME
-from core.errors import BadInputError
+from core.errors import BadInputError, plain_message, printable
+
+EDQUOT = getattr(errno, "EDQUOT", errno.ENOSPC)
 
 
 @dataclass(frozen=True)
@@ -38,12 +44,23 @@ class ErrorReport:
 
 
 def describe(error: BaseException) -> tuple[str, str]:
-    """``(title, message)`` for an exception, in plain words."""
+    """``(title, message)`` for an exception, in plain words.
+
+    Input and environment problems (a bad file, a full disk, a read-only folder,
+    the case database refusing a write) get the one line that names the file;
+    only what is none of these is called a fault in the application.
+    """
     if isinstance(error, BadInputError):  # its message names the file and reason
-        return "Cannot use this input", str(error)
-    if isinstance(error, OSError) and error.filename is not None:
-        reason = error.strerror or type(error).__name__
-        return "Cannot open file", f"{error.filename}: {reason}"
+        return "Cannot use this input", printable(str(error))
+    message = plain_message(error)
+    if message is not None:
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, EDQUOT):
+            return "Disk full", message
+        if isinstance(error, sqlite3.Error):
+            return "Cannot use the case", message
+        if isinstance(error, OSError):
+            return "Cannot open file", message
+        return "Cannot use this input", message
     return (
         "Internal error",
         f"{type(error).__name__}: {error}\n\nThis is a fault in {APP_NAME}; "

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
-from core.errors import BadInputError
+from core.errors import BadInputError, describe_os_error
 
 EXIT_OK, EXIT_TAMPERED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -22,7 +24,17 @@ def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
 def _open(args: argparse.Namespace, read_only: bool = False):
     from core.case.store import Case
 
-    return Case.open(args.case, user=args.user, read_only=read_only)
+    try:
+        return Case.open(args.case, user=args.user, read_only=read_only)
+    except OSError as error:
+        if read_only or error.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        # Opening for writing takes the case's lock file: the first write refused.
+        raise BadInputError(
+            f"the case is read-only ({describe_os_error(error)}); it can still be "
+            "read: info, log, verify, report verify --case",
+            args.case,
+        ) from None
 
 
 def _model(args: argparse.Namespace):
@@ -425,25 +437,35 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(f"xfr: refused: {error}", file=sys.stderr)
         return EXIT_TAMPERED
     signature = result.signature
-    with Case.open(args.case, user=args.user) as case:
-        case.log(
-            "case.import",
-            {
-                "archive": str(Path(args.archive).resolve()),
-                "archive_sha256": digest,
-                "archive_audit_head": {"seq": result.head[0], "hash": result.head[1]},
-                "archive_state_digest": result.state_digest,
-                "archive_head_in_manifest": result.head_pinned,
-                "signed_by": None
-                if signature is None
-                else {
-                    "name": signature.signer_name,
-                    "fingerprint_sha256": signature.fingerprint_sha256,
-                    "trusted": signature.trusted,
+    try:
+        with Case.open(args.case, user=args.user) as case:
+            case.log(
+                "case.import",
+                {
+                    "archive": str(Path(args.archive).resolve()),
+                    "archive_sha256": digest,
+                    "archive_audit_head": {
+                        "seq": result.head[0],
+                        "hash": result.head[1],
+                    },
+                    "archive_state_digest": result.state_digest,
+                    "archive_head_in_manifest": result.head_pinned,
+                    "signed_by": None
+                    if signature is None
+                    else {
+                        "name": signature.signer_name,
+                        "fingerprint_sha256": signature.fingerprint_sha256,
+                        "trusted": signature.trusted,
+                    },
                 },
-            },
-        )
-        report = case.verify()
+            )
+            report = case.verify()
+    except BaseException:
+        # The import is not done until the case records it; a folder left behind
+        # (a full disk, Ctrl-C) would be a case without its import entry.  The
+        # folder did not exist before (import_case refuses one that does).
+        shutil.rmtree(args.case, ignore_errors=True)
+        raise
     payload = {
         "case": str(args.case),
         "verdict": result.to_dict(),

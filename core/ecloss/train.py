@@ -202,6 +202,11 @@ def load_analysis_model(
     if model in registry() and card is None:
         return registry().load(model, target)
     if Path(model).suffix.lower() not in MODEL_SUFFIXES:
+        if card is not None:  # never silently ignored
+            raise BadInputError(
+                "--card is for a model file (.onnx, .pt); a registry model has its own",
+                card,
+            )
         return registry().load(model, target)  # UnknownModelError listing the ids
     loaded = load_model_file(model, card, trust_code=trust_code)
     architecture = str(training_record(loaded.card.path).get("architecture", ""))

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Sequence
+import os
+import shutil
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,31 +31,54 @@ def write_result(
     evidence image with colour bar and legend).  ``result.json`` holds the
     manifest.
     """
-    folder = Path(out_dir) / result.method_id
+    final = Path(out_dir) / result.method_id
+    files: dict[str, dict[str, Any]] = {}
+    with staged_folder(final) as folder:
+        for maps, image in zip(result.images, evidence_images, strict=True):
+            for kind, chip_map in maps.chip_maps().items():
+                stem = f"{maps.side}_{kind}"
+                evidence_map = maps.evidence[kind]
+                np.save(folder / f"{stem}_chip.npy", chip_map.astype(np.float32))
+                np.save(folder / f"{stem}.npy", evidence_map.values.astype(np.float32))
+                title = f"{result.method_name} - {kind} map - {maps.side}"
+                overlay = render_overlay(image, evidence_map, kind, title)
+                if not cv2.imwrite(str(folder / f"{stem}.png"), overlay[..., ::-1]):
+                    raise BadInputError(
+                        "cannot write overlay image (is the disk full?)",
+                        final / f"{stem}.png",
+                    )
+                files[stem] = {
+                    "chip_npy": str(final / f"{stem}_chip.npy"),
+                    "evidence_npy": str(final / f"{stem}.npy"),
+                    "overlay_png": str(final / f"{stem}.png"),
+                    **evidence_map.to_dict(),
+                }
+        manifest = {**result.to_dict(), "files": files}
+        (folder / "result.json").write_text(json.dumps(manifest, indent=2))
+    return manifest
+
+
+@contextlib.contextmanager
+def staged_folder(final: Path) -> Iterator[Path]:
+    """A folder to write ``final``'s files in, which becomes ``final`` only when
+    all were written: a full disk or Ctrl-C never leaves a half-written result
+    under the final name (an earlier one stays until the new one is complete)."""
+    staging = final.with_name(final.name + ".partial")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)  # left by an interrupted run
+        staging.mkdir(parents=True)
     except OSError as error:
         raise BadInputError(
-            f"cannot create output folder ({error.strerror})", folder
+            f"cannot create output folder ({error.strerror})", final
         ) from None
-    files: dict[str, dict[str, Any]] = {}
-    for maps, image in zip(result.images, evidence_images, strict=True):
-        for kind, chip_map in maps.chip_maps().items():
-            stem = f"{maps.side}_{kind}"
-            evidence_map = maps.evidence[kind]
-            np.save(folder / f"{stem}_chip.npy", chip_map.astype(np.float32))
-            np.save(folder / f"{stem}.npy", evidence_map.values.astype(np.float32))
-            title = f"{result.method_name} - {kind} map - {maps.side}"
-            overlay = render_overlay(image, evidence_map, kind, title)
-            png = folder / f"{stem}.png"
-            if not cv2.imwrite(str(png), overlay[..., ::-1]):
-                raise BadInputError("cannot write overlay image", png)
-            files[stem] = {
-                "chip_npy": str(folder / f"{stem}_chip.npy"),
-                "evidence_npy": str(folder / f"{stem}.npy"),
-                "overlay_png": str(png),
-                **evidence_map.to_dict(),
-            }
-    manifest = {**result.to_dict(), "files": files}
-    (folder / "result.json").write_text(json.dumps(manifest, indent=2))
-    return manifest
+    try:
+        yield staging
+        previous = final.with_name(final.name + ".previous")
+        if final.exists():
+            shutil.rmtree(previous, ignore_errors=True)
+            os.replace(final, previous)
+        os.replace(staging, final)
+        shutil.rmtree(previous, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

@@ -196,26 +196,28 @@ def explain_layers(
 
 def write_layers(result: LayerwiseResult, out_dir: str | Path) -> dict[str, Any]:
     """``layerwise/{lime,gradcam}_{probe,gallery}.npy`` stacks (layers, H, W) + JSON."""
-    folder = Path(out_dir) / "layerwise"
-    folder.mkdir(parents=True, exist_ok=True)
+    from core.explain.export import staged_folder
+
+    final = Path(out_dir) / "layerwise"
     files = {}
-    for index, side in enumerate(("probe", "gallery")):
-        lime_stack = np.stack([layer.lime_maps[index] for layer in result.layers])
-        np.save(folder / f"lime_{side}.npy", lime_stack.astype(np.float32))
-        files[f"lime_{side}"] = str(folder / f"lime_{side}.npy")
-        cam_layers = [
-            layer for layer in result.layers if layer.gradcam_maps is not None
-        ]
-        cam_stack = np.stack([layer.gradcam_maps[index] for layer in cam_layers])
-        np.save(folder / f"gradcam_{side}.npy", cam_stack.astype(np.float32))
-        files[f"gradcam_{side}"] = str(folder / f"gradcam_{side}.npy")
-    manifest = {
-        **result.to_dict(),
-        "files": files,
-        "lime_layers": [layer.name for layer in result.layers],
-        "gradcam_layers": [
-            layer.name for layer in result.layers if layer.gradcam_maps is not None
-        ],
-    }
-    (folder / "layers.json").write_text(json.dumps(manifest, indent=2))
+    with staged_folder(final) as folder:
+        for index, side in enumerate(("probe", "gallery")):
+            lime_stack = np.stack([layer.lime_maps[index] for layer in result.layers])
+            np.save(folder / f"lime_{side}.npy", lime_stack.astype(np.float32))
+            files[f"lime_{side}"] = str(final / f"lime_{side}.npy")
+            cam_layers = [
+                layer for layer in result.layers if layer.gradcam_maps is not None
+            ]
+            cam_stack = np.stack([layer.gradcam_maps[index] for layer in cam_layers])
+            np.save(folder / f"gradcam_{side}.npy", cam_stack.astype(np.float32))
+            files[f"gradcam_{side}"] = str(final / f"gradcam_{side}.npy")
+        manifest = {
+            **result.to_dict(),
+            "files": files,
+            "lime_layers": [layer.name for layer in result.layers],
+            "gradcam_layers": [
+                layer.name for layer in result.layers if layer.gradcam_maps is not None
+            ],
+        }
+        (folder / "layers.json").write_text(json.dumps(manifest, indent=2))
     return manifest

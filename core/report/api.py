@@ -189,21 +189,27 @@ def generate_report(
     finally:
         for leftover in (partial, partial.with_name(partial.name + ".signed")):
             leftover.unlink(missing_ok=True)
-    digest = hashlib.sha256(out.read_bytes()).hexdigest()
-    case.log(
-        "report.generate",
-        {
-            "report_id": built.report_id,
-            "path": str(out.resolve()),
-            "pdf_sha256": digest,
-            "pages": built.pages,
-            "comparisons": list(built.comparisons),
-            "superseded_comparisons": list(built.superseded_comparisons),
-            "explanations": list(built.explanations),
-            "signed_by": names,
-            "timestamped": bool(timestamp_url and signers),
-        },
-    )
+    try:
+        digest = hashlib.sha256(out.read_bytes()).hexdigest()
+        case.log(
+            "report.generate",
+            {
+                "report_id": built.report_id,
+                "path": str(out.resolve()),
+                "pdf_sha256": digest,
+                "pages": built.pages,
+                "comparisons": list(built.comparisons),
+                "superseded_comparisons": list(built.superseded_comparisons),
+                "explanations": list(built.explanations),
+                "signed_by": names,
+                "timestamped": bool(timestamp_url and signers),
+            },
+        )
+    except BaseException:
+        # A report the audit trail does not record must not be left behind (a
+        # full disk or Ctrl-C between the rename and the entry).
+        out.unlink(missing_ok=True)
+        raise
     return ReportOutcome(out, built.report_id, digest, built.pages, tuple(names))
 
 

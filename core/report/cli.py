@@ -106,6 +106,8 @@ def ask_password(prompt: str, confirm: bool = False) -> str:
 def cmd_identity_new(args: argparse.Namespace) -> int:
     from core.report.signing import create_identity
 
+    if Path(args.out).exists():  # say so before asking for a password
+        raise BadInputError("file exists; an identity is never overwritten", args.out)
     # A password from a file or the environment was typed once, on purpose.
     password = obtain_password(
         args.out, PasswordSource(args.password_file), confirm=True
@@ -147,10 +149,18 @@ def cmd_identity_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_report(argv: list[str]) -> int:
+def cmd_report(argv: list[str], into: argparse.Namespace | None = None) -> int:
+    """``into`` receives the parsed options, so that xfr's error handler can name
+    the case and the output file in its message."""
     if argv and argv[0] == "verify":
-        return _verify(_verify_parser().parse_args(argv[1:]))
-    return _build(_build_parser().parse_args(argv))
+        args = _verify_parser().parse_args(argv[1:])
+        run = _verify
+    else:
+        args = _build_parser().parse_args(argv)
+        run = _build
+    if into is not None:
+        vars(into).update(vars(args))
+    return run(args)
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -191,10 +201,11 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def _build(args: argparse.Namespace) -> int:
     from core.case.store import Case
-    from core.cli import _progress_printer
+    from core.cli import _progress_printer, check_output_folder
     from core.report.api import Signer, generate_report
     from core.report.build import ReportRequest
 
+    check_output_folder(args.out)  # before passwords and the long work
     comparisons = []
     for item in args.comparison or []:
         probe, sep, gallery = item.partition(":")
@@ -342,4 +353,4 @@ def add_report_commands(commands: argparse._SubParsersAction) -> None:
         add_help=False,
     )
     report.add_argument("argv", nargs=argparse.REMAINDER)
-    report.set_defaults(run=lambda args: cmd_report(args.argv))
+    report.set_defaults(run=lambda args: cmd_report(args.argv, args))
