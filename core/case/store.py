@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import sqlite3
 import stat
 import sys
@@ -46,7 +47,7 @@ from core.case.layout import (
     SESSION,
 )
 from core.case.schema import APPLICATION_ID, BINDING_VERSION, MIGRATIONS, SCHEMA_VERSION
-from core.errors import BadInputError, Cancelled
+from core.errors import BadInputError, Cancelled, describe_sqlite_error, printable
 from core.faces.detect import Face, face_from_landmarks
 from core.imageio import MAX_PIXELS, load_image
 from core.resources import sha256_file
@@ -490,8 +491,9 @@ class Case:
             raise CaseError(f"not a case folder (no {DATABASE} inside)", folder)
         if not read_only and not os.access(folder, os.W_OK):
             raise CaseError(
-                "the case folder is read-only (a read-only disk or share, or no "
-                "permission); open it read-only to look at or verify it",
+                "the case is read-only (its folder is on a read-only disk or share, "
+                "or you may not write there); open it read-only to look at or verify "
+                "it",
                 folder,
             )
         return cls._connect(folder, user, writable=not read_only)
@@ -521,9 +523,18 @@ class Case:
         except sqlite3.DatabaseError as error:
             if lock:
                 lock.release()
-            raise CaseError(
-                f"the case database is damaged or not an XFR case ({error})", path
-            ) from None
+            name = getattr(error, "sqlite_errorname", "") or ""
+            if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or not name:
+                raise CaseError(
+                    f"the case database is damaged or not an XFR case ({error})", path
+                ) from None
+            if name.startswith("SQLITE_IOERR") and _nearly_full(folder):
+                raise CaseError(
+                    "disk full: the case database cannot be opened for writing "
+                    f"({error}); free some space",
+                    path,
+                ) from None
+            raise CaseError(describe_sqlite_error(error), path) from None
         except BaseException:
             if lock:
                 lock.release()
@@ -772,7 +783,11 @@ class Case:
             raise ValueError(f"audit details may not use the keys {sorted(clash)}")
         head = self._db.execute("SELECT seq, hash FROM audit_head").fetchone()
         seq, prev = (head["seq"] + 1, head["hash"]) if head else (1, GENESIS)
-        recorded = {**details, bound.LOGIN_KEY: self.login, bound.STATE_KEY: rows}
+        recorded = {
+            **_printable_values(details),
+            bound.LOGIN_KEY: self.login,
+            bound.STATE_KEY: rows,
+        }
         stamp, text = now(), _canonical(recorded)
         digest = entry_hash(seq, stamp, self.user, action, text, prev)
         self._db.execute(
@@ -908,31 +923,36 @@ class Case:
                     raise Cancelled("intake cancelled; nothing was added")
                 path = Path(name)
                 if progress:
-                    progress(number, total, f"checking {_safe_text(path.name)}")
+                    progress(number, total, f"checking {printable(path.name)}")
                 try:
                     copy, record = self._stage_evidence(path, max_pixels)
                 except BadInputError as error:
-                    rejected.append(Rejection(_safe_text(str(path)), error.reason))
+                    rejected.append(Rejection(printable(str(path)), error.reason))
                     continue
                 if record["sha256"] in known:
                     _remove_partial(copy)
                     rejected.append(
                         Rejection(
-                            _safe_text(str(path)),
+                            printable(str(path)),
                             f"already in the case as {known[record['sha256']]} "
                             "(same SHA-256)",
                         )
                     )
                     continue
-                known[record["sha256"]] = f"this intake ({_safe_text(path.name)})"
+                known[record["sha256"]] = f"this intake ({printable(path.name)})"
                 staged.append((path, copy, record))
             stored: list[tuple[Path, dict[str, Any]]] = []
+            new_files: list[Path] = []  # named by this intake: removed if it fails
             for path, copy, record in staged:
+                target = self.folder / EVIDENCE / record["sha256"]
+                existed = target.exists()
                 try:
                     self._commit_evidence(copy, record["sha256"], path)
                 except BadInputError as error:
-                    rejected.append(Rejection(_safe_text(str(path)), error.reason))
+                    rejected.append(Rejection(printable(str(path)), error.reason))
                     continue
+                if not existed:
+                    new_files.append(target)
                 stored.append((path, record))
         finally:
             for _path, copy, _record in staged:
@@ -942,18 +962,21 @@ class Case:
         if stored:
             marks = self._next_marks(role, len(stored))
             stamp = now()
-            with self._change(
-                "exhibits.add",
-                {
-                    "exhibits": [
-                        {"mark": mark, "role": role}
-                        | {k: r[k] for k in ("sha256", "original_name", "size")}
-                        | {"source_path": _safe_text(str(p))}
-                        for mark, (p, r) in zip(marks, stored, strict=True)
-                    ],
-                    "rejected": refused,
-                },
-            ) as db:
+            with (
+                self._removing_on_failure(new_files),
+                self._change(
+                    "exhibits.add",
+                    {
+                        "exhibits": [
+                            {"mark": mark, "role": role}
+                            | {k: r[k] for k in ("sha256", "original_name", "size")}
+                            | {"source_path": printable(str(p))}
+                            for mark, (p, r) in zip(marks, stored, strict=True)
+                        ],
+                        "rejected": refused,
+                    },
+                ) as db,
+            ):
                 for mark, (_path, record) in zip(marks, stored, strict=True):
                     db.execute(
                         "INSERT INTO exhibits (mark, role, sha256, original_name, "
@@ -982,6 +1005,16 @@ class Case:
         if progress:
             progress(total, total, "intake done")
         return IntakeResult(tuple(added), tuple(rejected))
+
+    @contextlib.contextmanager
+    def _removing_on_failure(self, files: Sequence[Path]) -> Iterator[None]:
+        """Evidence files whose exhibits were not committed are not left behind."""
+        try:
+            yield
+        except BaseException:
+            for path in files:
+                _remove_partial(path)
+            raise
 
     def _stage_evidence(self, source: Path, max_pixels: int) -> tuple[Path, dict]:
         """Copy ``source`` into the evidence folder under a ``.partial`` name,
@@ -1047,7 +1080,7 @@ class Case:
             raise BadInputError("the stored copy does not match what was read", source)
         record = {
             "sha256": image.sha256,
-            "original_name": _safe_text(source.name),
+            "original_name": printable(source.name),
             "size": size,
             "format": image.format,
             "width": image.size[0],
@@ -2049,14 +2082,26 @@ def _remove_partial(path: Path) -> None:
         path.unlink()
 
 
-def _safe_text(text: str) -> str:
-    """A file name as text that can always be stored and printed: bytes that are
-    not UTF-8 (kept by Python as surrogates) become a backslash escape."""
+def _printable_values(value: Any) -> Any:
+    """Audit details with every text made storable (file names whose bytes are
+    not UTF-8 arrive with surrogate escapes, which SQLite and JSON cannot take)."""
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, Path):
+        return printable(str(value))
+    if isinstance(value, Mapping):
+        return {printable(str(k)): _printable_values(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_printable_values(v) for v in value]
+    return value
+
+
+def _nearly_full(folder: Path) -> bool:
+    """Too little space left for SQLite's write-ahead log and index files."""
     try:
-        raw = text.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:  # a lone surrogate that is no escaped byte
-        raw = text.encode("utf-8", "backslashreplace")
-    return raw.decode("utf-8", "backslashreplace")
+        return shutil.disk_usage(folder).free < 4 << 20
+    except OSError:
+        return False
 
 
 def _list_folder(folder: Path) -> list[str]:
@@ -2098,12 +2143,20 @@ def _connect_read_only(path: Path, warnings: list[str]) -> sqlite3.Connection:
     )
     try:
         db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
-    except sqlite3.OperationalError:
+    except sqlite3.OperationalError as error:
         db.close()
+        name = getattr(error, "sqlite_errorname", "") or ""
+        cannot_write = not os.access(path.parent, os.W_OK) or _nearly_full(path.parent)
+        if not (
+            name.startswith(("SQLITE_CANTOPEN", "SQLITE_READONLY"))
+            or (name.startswith("SQLITE_IOERR") and cannot_write)
+        ):
+            raise  # busy, damaged, ...: not a matter of a read-only disk
         wal = path.with_name(path.name + "-wal")
         if wal.exists() and wal.stat().st_size > 0:
             warnings.append(
-                f"the case is on a read-only disk and its write-ahead log ({wal.name}"
+                f"the case is on a read-only or full disk and its write-ahead log "
+                f"({wal.name}"
                 f", {wal.stat().st_size} bytes) cannot be read there: changes "
                 "committed after the last checkpoint are not shown (copy the case "
                 "to a writable disk to see them)"

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from core.errors import BadInputError
 
-EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
+EXIT_OK, EXIT_FAILED = 0, 1
 PASSWORD_ENV = "XFR_PASSWORD"
 COUNTERSIGN_PASSWORD_ENV = "XFR_COUNTERSIGN_PASSWORD"
 PASSWORD_FILE_HELP = (
@@ -93,9 +93,6 @@ def ask_password(prompt: str, confirm: bool = False) -> str:
         password = getpass.getpass(prompt)
         if confirm and getpass.getpass("Repeat the password: ") != password:
             raise BadInputError("the two passwords differ")
-    except KeyboardInterrupt:
-        print("\nxfr: interrupted", file=sys.stderr)
-        raise SystemExit(EXIT_INTERRUPTED) from None
     except EOFError:
         raise BadInputError(
             "no password given (the input ended at the prompt)"
