@@ -265,7 +265,7 @@ SCHEMA_CHANGES = {
     "view": ("CREATE VIEW hidden AS SELECT * FROM annotations", "view 'hidden'"),
     "column": (
         "ALTER TABLE annotations ADD COLUMN hidden INTEGER DEFAULT 1",
-        "table 'annotations' was redefined",
+        "extra column 'hidden'",
     ),
     "index": ("CREATE INDEX extra ON faces(source)", "index 'extra'"),
     "dropped trigger": ("DROP TRIGGER audit_no_delete", "append-only protection"),

@@ -825,9 +825,6 @@ def _check_database(path: Path, source: Path) -> None:
             application_id = db.execute("PRAGMA application_id").fetchone()[0]
             version = db.execute("PRAGMA user_version").fetchone()[0]
             actual = bound.schema_objects(db.execute)
-            columns = {
-                name: _columns(db, name) for kind, name in actual if kind == "table"
-            }
     except sqlite3.Error as error:
         raise _member_error(
             source, DATABASE, f"is not a usable case database ({error})"
@@ -848,7 +845,6 @@ def _check_database(path: Path, source: Path) -> None:
         )
     expected = bound.expected_schema(_statements(s) for s in MIGRATIONS[:version])
     problems, _warnings = bound.schema_differences(actual, expected)
-    problems = _column_changes(columns, expected) + problems
     if problems:
         raise _member_error(
             source,
@@ -856,40 +852,6 @@ def _check_database(path: Path, source: Path) -> None:
             f"has an altered structure: {_first(problems)}",
             tampered=True,
         )
-
-
-def _columns(db: sqlite3.Connection, table: str) -> list[str]:
-    return [row[1] for row in db.execute(f"PRAGMA main.table_info({_quoted(table)})")]
-
-
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _column_changes(
-    actual: dict[str, list[str]], expected: dict[tuple[str, str], str]
-) -> list[str]:
-    """Columns added to or removed from the tables XFR creates, by name (the
-    schema comparison only says that a table was redefined)."""
-    changes: list[str] = []
-    with contextlib.closing(sqlite3.connect(":memory:")) as db:
-        for (kind, table), sql in sorted(expected.items()):
-            if kind != "table" or table not in actual:
-                continue
-            db.execute(sql)
-            wanted = _columns(db, table)
-            changes += [
-                f"the table '{table}' has an extra column '{column}' that XFR never "
-                "creates"
-                for column in actual[table]
-                if column not in wanted
-            ]
-            changes += [
-                f"the table '{table}' lacks the column '{column}' that XFR creates"
-                for column in wanted
-                if column not in actual[table]
-            ]
-    return changes
 
 
 def _verify_staged(

@@ -330,11 +330,40 @@ def schema_differences(
         problems.append(f"the database lacks the {kind} '{name}' that XFR creates")
     for key in sorted(set(actual) & set(expected)):
         if _normal(actual[key]) != _normal(expected[key]):
-            problems.append(
+            changes = _column_changes(key, actual[key], expected[key])
+            problems += changes or [
                 f"the {key[0]} '{key[1]}' was redefined (its definition differs "
                 "from the one XFR creates)" + _sql_hint(actual[key])
-            )
+            ]
     return problems, warnings
+
+
+def _column_changes(key: tuple[str, str], actual: str, expected: str) -> list[str]:
+    """Columns added to or removed from a table, by name (empty: none, or the
+    definitions cannot be compared that way)."""
+    kind, table = key
+    if kind != "table":
+        return []
+    columns = []
+    for sql in (actual, expected):
+        db = sqlite3.connect(":memory:")
+        try:
+            db.execute(sql)
+            columns.append([r[1] for r in db.execute(f"PRAGMA table_info({table})")])
+        except sqlite3.Error:
+            return []
+        finally:
+            db.close()
+    have, want = columns
+    return [
+        f"the table '{table}' has an extra column '{c}' that XFR never creates"
+        for c in have
+        if c not in want
+    ] + [
+        f"the table '{table}' lacks the column '{c}' that XFR creates"
+        for c in want
+        if c not in have
+    ]
 
 
 def _normal(sql: str) -> str:
