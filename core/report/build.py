@@ -537,8 +537,15 @@ def _cover(case, styles: _Styles, stamp, report_id, selection, request, replaced
     ]
     for model_id, model_sha256 in model_rows:
         rows.append(["Face model", f"{model_id}, weights SHA-256 {model_sha256}"])
-    head = case.audit_log()[-1]
-    rows.append(["Audit trail", f"{head.seq} entries; last entry hash {head.hash}"])
+    seq, digest = case.head()
+    rows.append(
+        [
+            "Audit trail",
+            f"{seq} entries; last entry hash {digest}; state digest "
+            f"{case.recorded_state(seq).digest()} (the report describes the case "
+            "as of this entry)",
+        ]
+    )
     rows.append(["Case identifier", info.case_uuid])
     table = _table(
         [[styles.p(a), styles.p(styles.u(b))] for a, b in rows],
