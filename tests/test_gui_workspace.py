@@ -393,6 +393,8 @@ def test_a_locked_case_is_offered_read_only(qtbot, window, tmp_path, monkeypatch
         assert case.read_only and "open in another window" in asked[0]
         assert "(read-only)" in window.windowTitle()
         assert not window.conclusion.save_button.isEnabled()
+        assert not window.exhibits.add_probe.isEnabled()
+        assert not window.report_action.isEnabled()
         assert case.verify().intact
         window.close_case()
 

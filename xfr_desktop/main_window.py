@@ -515,9 +515,21 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     def _update_actions(self) -> None:
-        has_case = self.controller.case is not None
+        case = self.controller.case
+        has_case = case is not None
+        writable = has_case and not case.read_only
         self.close_case_action.setEnabled(has_case)
-        self.report_action.setEnabled(has_case)
+        # a report is audited in the case: it needs a case open for writing
+        self.report_action.setEnabled(writable)
+        for button in (
+            self.exhibits.add_probe,
+            self.exhibits.add_gallery,
+            self.explain.run_button,
+        ):
+            button.setEnabled(writable or not has_case)
+            button.setToolTip(
+                "" if writable or not has_case else "The case is open read-only."
+            )
 
     def _select_first_pair(self) -> None:
         case = self.controller.case
