@@ -607,6 +607,11 @@ def run_command(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     _safe_streams()
     _quiet_library_logs()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["report"] and argv[1:2] in (["-h"], ["--help"]):
+        # `report` hands its arguments on untouched (it has two parsers of its
+        # own), so argparse would take a leading -h for an unknown option
+        argv = ["report", "--", *argv[1:]]
     try:
         args = build_parser().parse_args(argv)
     except KeyboardInterrupt:

@@ -149,6 +149,16 @@ def clear_touched(execute: Callable[..., Any]) -> None:
     execute(f"DELETE FROM temp.{TOUCHED}")
 
 
+def touched_keys(execute: Callable[..., Any]) -> list[tuple[str, str]]:
+    """``(table, row key)`` of every bound row touched since ``clear_touched``."""
+    keys = []
+    for record in list(execute(f"SELECT tbl, k1, k2 FROM temp.{TOUCHED}")):
+        table = record[0]
+        values = [record[1]] if len(BOUND_TABLES[table]) == 1 else list(record[1:3])
+        keys.append((table, row_key(table, values)))
+    return keys
+
+
 def touched_state(execute: Callable[..., Any]) -> dict[str, dict[str, str | None]]:
     """Digest of every row touched since ``clear_touched`` (None: it was deleted)."""
     state: dict[str, dict[str, str | None]] = {}
@@ -263,7 +273,8 @@ def compare(
     problems: list[RowProblem] = []
     seen: set[tuple[str, str]] = set()
     for table, columns in BOUND_TABLES.items():
-        for row in execute(f"SELECT * FROM main.{table} ORDER BY rowid"):
+        order = ", ".join(columns)  # not rowid: a table may be WITHOUT ROWID
+        for row in execute(f"SELECT * FROM main.{table} ORDER BY {order}"):
             values = dict(row)
             key = row_key(table, (values[c] for c in columns))
             seen.add((table, key))
@@ -329,7 +340,7 @@ def schema_differences(
             continue
         problems.append(f"the database lacks the {kind} '{name}' that XFR creates")
     for key in sorted(set(actual) & set(expected)):
-        if _normal(actual[key]) != _normal(expected[key]):
+        if actual[key] != expected[key]:  # exact: a moved newline can comment out
             changes = _column_changes(key, actual[key], expected[key])
             problems += changes or [
                 f"the {key[0]} '{key[1]}' was redefined (its definition differs "

@@ -420,7 +420,7 @@ class Case:
     ) -> None:
         self.folder = folder
         self.user = user
-        self.login = login_name()
+        self.login = printable(login_name())
         self._db = _LockedConnection(db)
         self._lock = lock
         self.schema_problems: tuple[str, ...] = ()  # found at open (read-only)
@@ -445,6 +445,7 @@ class Case:
     ) -> Case:
         """A new, empty case in ``folder`` (which must not exist or be empty)."""
         folder = Path(folder)
+        case_number, examiner = printable(case_number), printable(examiner)
         if not case_number.strip():
             raise BadInputError("a case needs a case number")
         if not examiner.strip():
@@ -455,26 +456,40 @@ class Case:
                 "overwrites anything",
                 folder,
             )
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / EVIDENCE).mkdir(exist_ok=True)
-        (folder / DERIVED).mkdir(exist_ok=True)
-        case = cls._connect(
-            folder, user or examiner.strip(), writable=True, creating=True
-        )
-        stamp = now()
-        info = {
-            "case_uuid": str(uuid.uuid4()),
-            "case_number": case_number.strip(),
-            "title": title.strip(),
-            "agency": agency.strip(),
-            "examiner": examiner.strip(),
-        }
-        with case._change("case.create", info) as db:
-            db.execute(
-                "INSERT INTO case_info (id, case_uuid, case_number, title, agency, "
-                "examiner, created, modified) VALUES (1, ?, ?, ?, ?, ?, ?, ?)",
-                (*info.values(), stamp, stamp),
+        existed = folder.exists()
+        case = None
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / EVIDENCE).mkdir(exist_ok=True)
+            (folder / DERIVED).mkdir(exist_ok=True)
+            case = cls._connect(
+                folder,
+                printable(user or examiner.strip()),
+                writable=True,
+                creating=True,
             )
+            stamp = now()
+            info = {
+                "case_uuid": str(uuid.uuid4()),
+                "case_number": case_number.strip(),
+                "title": printable(title).strip(),
+                "agency": printable(agency).strip(),
+                "examiner": examiner.strip(),
+            }
+            with case._change("case.create", info) as db:
+                db.execute(
+                    "INSERT INTO case_info (id, case_uuid, case_number, title, "
+                    "agency, examiner, created, modified) "
+                    "VALUES (1, ?, ?, ?, ?, ?, ?, ?)",
+                    (*info.values(), stamp, stamp),
+                )
+        except BaseException:
+            # a case that could not be made is not left half made (the folder was
+            # empty or absent: nothing of anyone else's is removed)
+            if case is not None:
+                case.close()
+            _remove_new_case(folder, remove_folder=not existed)
+            raise
         return case
 
     @classmethod
@@ -513,6 +528,9 @@ class Case:
             else:
                 db = _connect_read_only(path, warnings)
             db.row_factory = sqlite3.Row
+            # text that is not UTF-8 (edited in outside XFR) must be readable, to
+            # be named by verify rather than crash it; valid text reads as ever
+            db.text_factory = _decode_text
             try:
                 version = cls._prepare(db, path, writable=writable, creating=creating)
                 schema_problems = cls._check_schema(db, path, version, writable)
@@ -586,7 +604,18 @@ class Case:
         return problems
 
     def _upgrade(self, version: int) -> None:
-        """A case from before row binding: record the state as found, once."""
+        """A case from before row binding: record the state as found, once.
+
+        Refused when the log already binds rows: the format number was lowered
+        outside XFR, and binding everything as found would launder any change.
+        """
+        if self.recorded_state().first_bound_seq is not None:
+            raise CaseError(
+                f"the case says it is format {version}, but its audit log records "
+                "row digests (format 2 and later): the format number was altered "
+                "outside XFR; it is not opened for writing (run `xfr case verify`)",
+                self.folder,
+            )
         with self._change(
             "case.upgrade",
             {
@@ -610,7 +639,10 @@ class Case:
         if not creating:
             if application_id != APPLICATION_ID:
                 raise CaseError("not an XFR case database", path)
-            check = db.execute("PRAGMA quick_check").fetchone()[0]
+            # a case opened for writing gets the full check: quick_check skips
+            # index contents, and a damaged index can hide rows from a query
+            pragma = "integrity_check" if writable else "quick_check"
+            check = db.execute(f"PRAGMA {pragma}").fetchone()[0]
             if check != "ok":
                 raise CaseError(f"the case database is damaged ({check})", path)
         if version > SCHEMA_VERSION:
@@ -621,6 +653,18 @@ class Case:
             )
         if not writable:
             return version
+        if not creating and version < BINDING_VERSION:
+            # a log that binds rows is format 2 or later: the number was lowered
+            # outside XFR, and migrating would bind every altered row as found
+            for (text,) in db.execute("SELECT details FROM audit"):
+                if bound.STATE_KEY in _details(text):
+                    raise CaseError(
+                        f"the case says it is format {version}, but its audit log "
+                        "records row digests (format 2 and later): the format "
+                        "number was altered outside XFR; it is not opened for "
+                        "writing (run `xfr case verify`)",
+                        path,
+                    )
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = FULL")  # a committed change survives a crash
         if creating:
@@ -681,6 +725,15 @@ class Case:
         self.close()
 
     @property
+    def user(self) -> str:
+        """The examiner audit entries name (text that can always be stored)."""
+        return self._user
+
+    @user.setter
+    def user(self, name: str) -> None:
+        self._user = printable(name)
+
+    @property
     def read_only(self) -> bool:
         return self._lock is None
 
@@ -723,9 +776,23 @@ class Case:
 
     def _refuse_to_launder(self, recorded: bound.Replay) -> None:
         """A row this change overwrote or deleted must have been what the chain
-        recorded; binding it anew would otherwise hide an outside alteration."""
+        recorded, and a row it inserted must not be one the chain says exists
+        (deleted outside XFR, its key reused); binding it anew would otherwise
+        hide an outside alteration."""
         if self._prior is None or recorded.first_bound_seq is None:
             return  # a case from before row binding: nothing to compare with
+        for table, key in bound.touched_keys(self._db.execute):
+            if (table, key) in self._prior.digests:
+                continue  # updated or deleted: checked below
+            binding = recorded.bindings.get((table, key))
+            if binding is not None and binding.digest is not None:
+                raise CaseError(
+                    f"{bound.describe_row(table, key)} was written by audit entry "
+                    f"{binding.seq} ({binding.action}) and then removed outside XFR; "
+                    "its key is not reused and nothing was written - run `xfr case "
+                    "verify`",
+                    self.folder,
+                )
         for (table, key), digest in self._prior.digests.items():
             binding = recorded.bindings.get((table, key))
             if binding is None or binding.digest != digest:
@@ -763,14 +830,42 @@ class Case:
             values = {c: row[c] for c in columns}
             key = bound.row_key(table, (values[c] for c in keys))
             binding = recorded.bindings.get((table, key))
-            if binding is None or binding.digest != bound.row_digest(table, values):
-                raise CaseError(
-                    f"{bound.describe_row(table, key)} is not what the audit log "
-                    "recorded (the case database was altered outside XFR); nothing "
-                    "stored in the case is used until `xfr case verify` passes",
-                    self.folder,
-                )
+            if binding is not None and binding.digest == bound.row_digest(
+                table, values
+            ):
+                continue
+            if not self._still_altered(table, key, keys, columns):
+                continue  # another thread changed it (audited) after it was read
+            raise CaseError(
+                f"{bound.describe_row(table, key)} is not what the audit log "
+                "recorded (the case database was altered outside XFR); nothing "
+                "stored in the case is used until `xfr case verify` passes",
+                self.folder,
+            )
         return rows
+
+    def _still_altered(
+        self, table: str, key: str, keys: Sequence[str], columns: Sequence[str]
+    ) -> bool:
+        """Re-read one row and the chain under the connection lock: a row read
+        just before another thread's change differs from the newer binding
+        without being tampered with."""
+        with self._db.lock:
+            recorded = self._checked_recorded_state()
+            binding = recorded.bindings.get((table, key))
+            where = " AND ".join(f"{c} = ?" for c in keys)
+            values = key.split("/", len(keys) - 1)
+            typed = [
+                int(v) if c in ("id", "face_id") else v
+                for c, v in zip(keys, values, strict=True)
+            ]
+            row = self._db.execute(
+                f"SELECT * FROM {table} WHERE {where}", typed
+            ).fetchone()
+            if row is None:
+                return binding is None or binding.digest is not None
+            current = {c: row[c] for c in columns}
+            return binding is None or binding.digest != bound.row_digest(table, current)
 
     def _append_audit(
         self,
@@ -877,6 +972,7 @@ class Case:
         unknown = set(changes) - allowed
         if unknown:
             raise BadInputError(f"cannot change case field(s) {sorted(unknown)}")
+        changes = {key: printable(value) for key, value in changes.items()}
         before = self.info().to_dict()
         with self._change(
             "case.update",
@@ -1182,6 +1278,15 @@ class Case:
         previous = self.face(label) if self._has_face(label) else None
         mark, index = _split_label(label)
         exhibit = self.exhibit(mark)
+        indexes = [f.face_index for f in self.faces(mark)]
+        count = len(indexes)
+        if previous is None and index > max(indexes, default=-1) + 1:
+            following = max(indexes, default=-1) + 1
+            next_label = mark if following == 0 else f"{mark}#{following}"
+            raise BadInputError(
+                f"no face {label!r} to correct ({mark} has {count} face"
+                f"{'' if count == 1 else 's'}); to place a new face use {next_label}"
+            )
         face = face_from_landmarks(points, (exhibit.height, exhibit.width))
         stamp = now()
         with self._change(
@@ -1522,6 +1627,7 @@ class Case:
         """An annotation on an exhibit (by mark) or on a stored explanation."""
         if (exhibit is None) == (explanation_id is None):
             raise BadInputError("annotate either an exhibit or an explanation")
+        label, note = printable(label), printable(note)
         checked = _check_annotation(shape, points, component)
         exhibit_id = self.exhibit(exhibit).id if exhibit is not None else None
         if explanation_id is not None:
@@ -1564,6 +1670,9 @@ class Case:
         unknown = set(changes) - allowed
         if unknown:
             raise BadInputError(f"cannot change annotation field(s) {sorted(unknown)}")
+        for text in ("label", "note"):
+            if isinstance(changes.get(text), str):
+                changes[text] = printable(changes[text])
         before = self.annotation(annotation_id)
         if "points" in changes:
             changes["points"] = _check_annotation(
@@ -1624,6 +1733,7 @@ class Case:
     # -- examiner conclusions ------------------------------------------------------
     def add_conclusion(self, text: str, comparison_id: int | None = None) -> Conclusion:
         """The examiner's own words; each edit is a new revision, none is lost."""
+        text = printable(text)
         if not text.strip():
             raise BadInputError("a conclusion needs text")
         if comparison_id is not None:
@@ -1817,6 +1927,13 @@ class Case:
                     "checked (opening it for writing binds them as found)"
                 )
             return problems, warnings
+        if version < BINDING_VERSION:
+            problems.append(
+                f"the case says it is format {version}, but audit entry "
+                f"{recorded.first_bound_seq} records row digests, which only format "
+                f"{BINDING_VERSION} and later write: the format number was lowered "
+                "outside XFR"
+            )
         if recorded.first_bound_seq > 1:
             warnings.append(
                 f"audit entries 1-{recorded.first_bound_seq - 1} were written by an "
@@ -1903,12 +2020,15 @@ class Case:
         return first_broken
 
     def _read_session(self) -> dict[str, Any] | None:
+        """``case.session`` as written, ``None`` when absent, or what is wrong."""
         try:
-            text = (self.folder / SESSION).read_text(encoding="utf-8")
-        except OSError:
+            text = _read_small_file(self.folder / SESSION)
+        except FileNotFoundError:
             return None
+        except OSError as error:
+            return {"unusable": error.strerror or str(error)}
         value = _details(text)
-        return value or {"unreadable": True}
+        return value or {"unusable": "not the record XFR writes"}
 
     def _session_checks(
         self, session: Mapping[str, Any] | None, head: tuple[int, str]
@@ -1919,10 +2039,21 @@ class Case:
         than the snapshot read after it holds.
         """
         if session is None:
-            return [], []
+            if head[0] == 0:
+                return [], []
+            return [], [
+                f"{SESSION} is missing (XFR writes it after every change): an older "
+                f"copy of {DATABASE} put back would go unnoticed; only an anchor "
+                "(`xfr case anchor`) can tell"
+            ]
+        if "unusable" in session:
+            return [
+                f"{SESSION} cannot be used ({session['unusable']}); it is how a lost "
+                f"write-ahead log or an older {DATABASE} put back is detected"
+            ], []
         seq, digest = session.get("seq"), session.get("hash")
         if not isinstance(seq, int) or not isinstance(digest, str):
-            return [], [f"{SESSION} is damaged (it should record the last entry)"]
+            return [f"{SESSION} is damaged (it should record the last entry)"], []
         if seq > head[0]:
             return [
                 f"{SESSION} records audit entry {seq} as committed (at "
@@ -2054,7 +2185,7 @@ def read_anchor(path: str | Path) -> dict[str, Any]:
     """An anchor file written by ``xfr case anchor``; one clear error otherwise."""
     path = Path(path)
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
+        value = json.loads(_read_small_file(path))
     except OSError as error:
         raise BadInputError(
             f"cannot read the anchor ({error.strerror})", path
@@ -2063,7 +2194,52 @@ def read_anchor(path: str | Path) -> dict[str, Any]:
         raise BadInputError("not an XFR case anchor (not JSON)", path) from None
     if not isinstance(value, dict) or value.get("format") != ANCHOR_FORMAT:
         raise BadInputError("not an XFR case anchor", path)
+    if not isinstance(value.get("case_uuid"), str) or not isinstance(
+        value.get("seq"), int
+    ):
+        raise BadInputError(
+            "the anchor is damaged (no case identifier or entry number)", path
+        )
     return value
+
+
+_SMALL_FILE_BYTES = 1 << 20
+
+
+def _read_small_file(path: Path) -> str:
+    """A small regular file as text; never blocks on a pipe or reads a device."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        descriptor = os.open(path, flags)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise OSError(errno.ELOOP, "a link, not a file", str(path)) from None
+        raise
+    with os.fdopen(descriptor, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        if info.st_size > _SMALL_FILE_BYTES:
+            raise OSError(errno.EFBIG, "too large", str(path))
+        data = handle.read(_SMALL_FILE_BYTES + 1)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise OSError(errno.EINVAL, "not UTF-8 text", str(path)) from None
+
+
+def _remove_new_case(folder: Path, *, remove_folder: bool) -> None:
+    """Undo a ``Case.create`` that failed: only what it made itself."""
+    names = (DATABASE, DATABASE + "-wal", DATABASE + "-shm", SESSION, LOCK)
+    for name in names:
+        with contextlib.suppress(OSError):
+            (folder / name).unlink()
+    for sub in (EVIDENCE, DERIVED):
+        with contextlib.suppress(OSError):
+            (folder / sub).rmdir()  # empty: a new case holds no file yet
+    if remove_folder:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 # ---- helpers ---------------------------------------------------------------------
@@ -2166,6 +2342,10 @@ def _connect_read_only(path: Path, warnings: list[str]) -> sqlite3.Connection:
         )
     db.isolation_level = None
     return db
+
+
+def _decode_text(data: bytes) -> str:
+    return data.decode("utf-8", "surrogateescape")
 
 
 def _details(text: str) -> dict[str, Any]:

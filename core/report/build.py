@@ -331,11 +331,23 @@ def _selected(
             chosen = list(best.values())
         comparisons = chosen
     selection = []
+    shown: set[int] = set()
     for comparison in comparisons:
         stored = case.explanations(comparison.id)
         if request.explanation_ids:
             stored = [e for e in stored if e.id in request.explanation_ids]
+        shown.update(e.id for e in stored)
         selection.append((comparison, stored))
+    left_out = sorted(set(request.explanation_ids) - shown)
+    if left_out:  # asked for, but not in the report: say so rather than omit it
+        known = {e.id: e for e in case.explanations()}
+        first = left_out[0]
+        if first not in known:
+            raise BadInputError(f"no explanation with id {first} in the case")
+        raise BadInputError(
+            f"explanation {first} belongs to comparison {known[first].comparison_id}, "
+            "which the report does not include (choose that comparison too)"
+        )
     # current results first; superseded ones follow under their own heading
     selection.sort(key=lambda item: bool(superseded_faces(case, item[0])))
     return selection
