@@ -620,3 +620,29 @@ def test_a_planted_face_is_not_laundered_by_a_new_detection(folder):
         with pytest.raises(CaseError, match=r"faces row .* is not what"):
             case.set_faces(exhibit, [])  # supersedes every face of the exhibit
     assert not verify(folder).intact
+
+
+# ---- reports pin the state they describe ---------------------------------------------
+def test_a_report_pins_its_state_against_a_rewritten_chain(folder, tmp_path):
+    from core.report.api import generate_report, read_manifest, verify_report
+    from core.report.build import ReportRequest
+
+    report = tmp_path / "r.pdf"
+    with Case.open(folder) as case:
+        outcome = generate_report(case, report, ReportRequest())
+        manifest = read_manifest(report)
+        # the state before the report's own report.generate entry
+        assert manifest["audit_head"]["seq"] == case.head()[0] - 1
+        check = verify_report(report, case=case)
+        assert check.evidence_problems == () and check.changes_since == ()
+        case.add_conclusion("written after the report")
+        later = verify_report(report, case=case).changes_since
+        assert len(later) == 1 and "conclusion.add" in later[0]
+    rewrite_chain(folder, "UPDATE conclusions SET text = 'identification'")
+    assert verify(folder).intact  # self-consistent ...
+    with Case.open(folder, read_only=True) as case:
+        problems = verify_report(report, case=case).evidence_problems
+    assert any("rewritten" in p for p in problems), (
+        problems
+    )  # ... but not to the report
+    assert outcome.report_id == manifest["report_id"]
