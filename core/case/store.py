@@ -430,6 +430,7 @@ class Case:
         self._columns: dict[str, tuple[str, ...]] = {}
         self._raw_reader: int | None = None  # thread reading without checks
         self._prior: bound.PriorRows | None = None  # rows as before a change
+        self._schema_at_open: dict | None = None  # as checked when opened
 
     # -- opening -------------------------------------------------------------------
     @classmethod
@@ -559,6 +560,8 @@ class Case:
             raise
         case = cls(folder, db, lock, user or "")
         case._prior = prior
+        if writable:
+            case._schema_at_open = bound.schema_objects(db.execute)
         case.schema_problems = tuple(schema_problems)
         case.open_warnings = tuple(warnings)
         try:
@@ -569,6 +572,7 @@ class Case:
                     except CaseError:  # no case record: verify names that
                         case.user = case.login
             if writable and not creating:
+                case._refuse_a_rolled_back_case()
                 case._remove_partial_files()
                 if version < BINDING_VERSION:
                     case._upgrade(version)
@@ -603,13 +607,46 @@ class Case:
             )
         return problems
 
+    def _refuse_an_altered_schema(self) -> None:
+        """The schema as checked at open may have been changed since (a trigger
+        added by another program): checked again inside every write transaction,
+        before the change runs, since such a trigger would run inside it."""
+        actual = bound.schema_objects(self._db.execute)
+        if actual == self._schema_at_open:
+            return
+        self._schema_at_open = None
+        raise CaseError(
+            "the case database's structure was changed by another program while "
+            "the case was open; nothing was written (close it and run `xfr case "
+            "verify`)",
+            self.folder,
+        )
+
+    def _refuse_a_rolled_back_case(self) -> None:
+        """Before ``case.session`` is rewritten: a database older than the last
+        committed change it records (a lost write-ahead log, an older copy put
+        back) is not opened for writing, so the evidence of it is kept."""
+        problems, _ = self._session_checks(self._read_session(), self.head())
+        if problems:
+            raise CaseError(
+                f"{problems[0]}; the case is not opened for writing (open it "
+                "read-only, run `xfr case verify`, and restore it from a backup or "
+                "an export)",
+                self.folder,
+            )
+
     def _upgrade(self, version: int) -> None:
         """A case from before row binding: record the state as found, once.
 
         Refused when the log already binds rows: the format number was lowered
         outside XFR, and binding everything as found would launder any change.
         """
-        if self.recorded_state().first_bound_seq is not None:
+        recorded = self.recorded_state()
+        forged = (self.folder / SESSION).exists() or (
+            recorded.last_seq == 0
+            and any(bound.all_rows_state(self._db.execute).values())
+        )
+        if recorded.first_bound_seq is not None or forged:
             raise CaseError(
                 f"the case says it is format {version}, but its audit log records "
                 "row digests (format 2 and later): the format number was altered "
@@ -754,6 +791,7 @@ class Case:
             recorded = None if bind_all else self._checked_recorded_state()
             db.execute("BEGIN IMMEDIATE")
             try:
+                self._refuse_an_altered_schema()  # nobody can add one until COMMIT
                 bound.clear_touched(db.execute)
                 if self._prior is not None:
                     self._prior.clear()
@@ -1914,6 +1952,11 @@ class Case:
         warnings: list[str] = []
         if recorded.first_bound_seq is None:
             if recorded.last_seq == 0:
+                if any(bound.all_rows_state(self._db.execute).values()):
+                    problems.append(
+                        "the audit log is empty, but the case holds stored rows: "
+                        "the log was removed outside XFR"
+                    )
                 return problems, warnings
             if version >= BINDING_VERSION:
                 problems.append(
