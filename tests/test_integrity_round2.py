@@ -138,3 +138,203 @@ def test_an_emptied_log_with_a_lowered_version_is_not_laundered(folder):
     except CaseError:
         return  # refused: correct
     assert not verify(folder).intact, "XFR's own upgrade completed the forgery"
+
+
+# ---- 1. false alarms: the GUI through a whole examination -----------------------------
+@pytest.fixture
+def gui(qtbot, monkeypatch):
+    """The main window, every error it shows recorded (no dialog blocks)."""
+    pytest.importorskip("PySide6")
+    from PySide6.QtWidgets import QMessageBox
+
+    from xfr_desktop.main_window import MainWindow
+    from xfr_desktop.settings import Settings
+
+    shown: list[str] = []
+    for name in ("critical", "warning", "information", "question"):
+
+        def record(parent, title, text, *args, _name=name, **kwargs):
+            shown.append(f"{_name}: {title}: {text}")
+            return QMessageBox.StandardButton.Ok
+
+        monkeypatch.setattr(QMessageBox, name, record)
+    window = MainWindow(device="cpu", settings=Settings())
+    qtbot.addWidget(window)
+    window.errors.show_dialogs = False
+    window.errors.reported.connect(
+        lambda report: shown.append(f"{report.title}: {report.message}")
+    )
+    window.show()
+    qtbot.waitUntil(lambda: window.model is not None, timeout=120_000)
+    window.compare.ask_annotation_details = False
+    window.shown_errors = shown
+    yield window
+    window.close_case()
+
+
+WAIT = 120_000
+
+
+def idle(qtbot, window) -> None:
+    """Every background task of the window finished."""
+    runners = (
+        *window.controller.runners,
+        window._results_loader,
+        window._reporter,
+        window._verifier,
+        window.layers.runner,
+        window.channels.runner,
+        window.channels.loader,
+    )
+    qtbot.waitUntil(lambda: not any(r.is_busy() for r in runners), timeout=WAIT)
+
+
+def check(qtbot, window, step: str) -> None:
+    idle(qtbot, window)
+    case = window.controller.case
+    report = case.verify()
+    assert report.intact, f"after {step}: {report.problems}"
+    alarms = [s for s in window.shown_errors if any(a in s for a in ALARMS)]
+    assert not alarms, f"after {step}: {alarms}"
+    failed = [j.message for j in window.controller.jobs if j.state == "failed"]
+    assert not failed, f"after {step}: {failed}"
+
+
+def test_a_whole_examination_in_the_gui_raises_no_false_alarm(
+    qtbot, gui, tmp_path, astronaut_rgb, grace_hopper_path
+):
+    from PIL import Image
+    from PySide6.QtCore import Qt
+
+    from xfr_desktop.channels_panel import CURRENT as CHANNELS_CURRENT
+
+    window = gui
+    window.open_demo()
+    qtbot.waitUntil(lambda: window.controller.case is not None, timeout=WAIT)
+    qtbot.waitUntil(lambda: window.compare.loaded is not None, timeout=WAIT)
+    case = window.controller.case
+    check(qtbot, window, "opening the demo")
+
+    # intake: a probe and two gallery images (detection runs on intake)
+    probe = tmp_path / "probe.png"
+    Image.fromarray(astronaut_rgb[:, ::-1].copy()).save(probe)
+    with qtbot.waitSignal(window.controller.intake_finished, timeout=WAIT):
+        window.controller.add_files([str(probe)], "probe")
+    check(qtbot, window, "adding a probe")
+    gallery = tmp_path / "gallery.png"
+    Image.fromarray(astronaut_rgb[20:, 10:].copy()).save(gallery)
+    other = tmp_path / "other.jpg"
+    Image.open(grace_hopper_path).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(other)
+    with qtbot.waitSignal(window.controller.intake_finished, timeout=WAIT):
+        window.controller.add_files([str(gallery), str(other)], "gallery")
+    check(qtbot, window, "adding gallery files")
+    assert [e.mark for e in case.exhibits()][-3:] == ["Q2", "K3", "K4"]
+
+    # landmark edit (drag) while the ranking of the new faces may still run
+    window.compare.select("K1", "gallery")
+    qtbot.waitUntil(
+        lambda: window.compare.loaded is not None
+        and window.compare.loaded.gallery_label == "K1",
+        timeout=WAIT,
+    )
+    moved = window.compare.loaded.faces[0].landmarks5 + np.array([2.0, 1.0])
+    window.compare.edit_landmarks.setChecked(True)
+    window.compare.viewers[0].landmarks_edited.emit(moved)
+    qtbot.waitUntil(
+        lambda: window.compare.loaded is not None
+        and window.compare.loaded.faces[0].source == "manual",
+        timeout=WAIT,
+    )
+    moved = window.compare.loaded.faces[1].landmarks5 - np.array([1.0, 1.0])
+    window.compare.viewers[1].landmarks_edited.emit(moved)  # the gallery side too
+    window.compare.edit_landmarks.setChecked(False)
+    check(qtbot, window, "editing landmarks")
+
+    # several methods at once (a worker thread) while annotations are drawn, moved,
+    # undone and redone on the GUI thread
+    window.explain.set_checked(["gradient", "gradcam", "xssab"])
+    window.explain.run_button.click()
+    viewer = window.compare.viewers[0]
+    viewer.annotation_drawn.emit("rectangle", [[100.0, 40.0], [140.0, 90.0]])
+    viewer.annotation_drawn.emit("point", [[120.0, 60.0]])
+    first, second = case.annotations(exhibit="Q1")
+    window.compare.annotation_moved.emit(first.id, [[101.0, 41.0], [141.0, 91.0]])
+    for _ in range(3):
+        window.undo_action.trigger()
+    for _ in range(2):
+        window.redo_action.trigger()
+    window.compare.annotation_delete_requested.emit(second.id)
+    window.undo_action.trigger()  # the deletion undone: added again
+    qtbot.waitUntil(
+        lambda: len(window.controller.jobs) == 3
+        and all(j.state in ("done", "failed", "cached") for j in window.controller.jobs),
+        timeout=WAIT,
+    )
+    check(qtbot, window, "explaining while annotating")
+
+    # the same methods again: stored explanations are reused, not recomputed
+    window.explain.run_button.click()
+    try:
+        qtbot.waitUntil(
+            lambda: all(j.state in ("done", "failed", "cached") for j in window.controller.jobs),
+            timeout=20000,
+        )
+    except Exception:
+        raise AssertionError([(j.method, j.state, j.message) for j in window.controller.jobs])
+    check(qtbot, window, "reusing stored explanations")
+
+    # layer by layer, channels (reads the case's faces in a worker)
+    window.layers.params = {"samples": 16}
+    with qtbot.waitSignal(window.layers.runner.result, timeout=WAIT):
+        window.layers.compute.click()
+    window.channels.load_model(CHANNELS_CURRENT)
+    qtbot.waitUntil(lambda: window.channels.layer.count() > 0, timeout=WAIT)
+    window.channels.set_folder(None)
+    window.channels.start()
+    viewer.annotation_drawn.emit("point", [[90.0, 50.0]])  # meanwhile a write
+    qtbot.waitUntil(lambda: window.channels.report is not None, timeout=WAIT)
+    check(qtbot, window, "layer-by-layer and channels")
+
+    # conclusions
+    window.conclusion.set_text("Moderate support for the same source.")
+    window.conclusion.save_button.click()
+    window.controller.add_conclusion("Revised: strong support.")
+    check(qtbot, window, "writing conclusions")
+
+    # the report through its dialog
+    window.ask_export_report()
+    dialog = window.report_dialog
+    out = tmp_path / "report.pdf"
+    dialog.path.setText(str(out))
+    for i in range(dialog.comparisons.count()):
+        dialog.comparisons.item(i).setCheckState(Qt.CheckState.Checked)
+    with qtbot.waitSignal(window.report_exported, timeout=WAIT):
+        dialog.accept()
+    check(qtbot, window, "exporting the report")
+    with qtbot.waitSignal(window.report_verified, timeout=WAIT) as verified:
+        window.verify_report_file(str(out))
+    assert verified.args[0].case_checked and not verified.args[0].evidence_problems
+
+    # verify from the Audit trail tab
+    with qtbot.waitSignal(window._verifier.result, timeout=WAIT):
+        window.audit.verify_button.click()
+    assert "intact" in window.audit.verify_label.text().lower()
+    check(qtbot, window, "verifying from the audit tab")
+
+    # close, reopen, keep working
+    folder = case.folder
+    window.close_case()
+    assert verify(folder).intact
+    window.open_case(str(folder))
+    qtbot.waitUntil(lambda: window.controller.case is not None, timeout=WAIT)
+    qtbot.waitUntil(lambda: window.compare.loaded is not None, timeout=WAIT)
+    window.compare.select("K4", "gallery")
+    qtbot.waitUntil(
+        lambda: window.compare.loaded is not None
+        and window.compare.loaded.gallery_label == "K4",
+        timeout=WAIT,
+    )
+    window.compare.viewers[1].annotation_drawn.emit("point", [[50.0, 50.0]])
+    window.undo_action.trigger()
+    check(qtbot, window, "reopening and working on")
+    assert not window.shown_errors, window.shown_errors
