@@ -243,10 +243,17 @@ def test_round_trip_restores_every_file_byte_for_byte(case, tmp_path):
     for name in case.evidence:
         assert stat.S_IMODE((target / name).stat().st_mode) == 0o444
     assert sorted(p.name for p in target.iterdir()) == [
+        "case.session",  # the exported head: a later rollback is detected
         "case.sqlite",
         "derived",
         "evidence",
-    ]  # no lock, no session, no .partial, no -wal/-shm left by the checks
+    ]  # no lock, no .partial, no -wal/-shm left by the checks
+    session = json.loads((target / "case.session").read_text())
+    assert (session["seq"], session["hash"], session["open"]) == (
+        manifest["audit_head"]["seq"],
+        manifest["audit_head"]["hash"],
+        False,
+    )
     assert _audit_seqs(target / "case.sqlite") == list(
         range(1, case.case.head()[0] + 1)
     )

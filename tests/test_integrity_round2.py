@@ -4,7 +4,7 @@
    and every CLI command end to end, with ``verify`` after each step.
 2. Bypasses of the binding: ways to change a bound fact that ``verify`` (and, where
    one exists, an anchor) then calls intact.
-Failing reproductions are marked ``xfail(strict=True)`` with the finding.
+Each reproduced a finding of the review; they pass since it was fixed.
 """
 
 from __future__ import annotations
@@ -59,13 +59,6 @@ def verify(folder: Path, anchor=None):
 
 
 # ---- 2. bypasses ---------------------------------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="a trigger added to case.sqlite while the case is open for writing runs "
-    "inside XFR's next transaction; its writes are bound into that audit entry "
-    "(the schema is only checked at open), so verify - even with an anchor made "
-    "before - calls the flipped decisions intact",
-)
 def test_a_trigger_planted_while_the_case_is_open_is_not_laundered(folder):
     case = Case.open(folder)
     try:
@@ -90,12 +83,6 @@ def test_a_trigger_planted_while_the_case_is_open_is_not_laundered(folder):
         assert not verify(folder, anchor).intact
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="opening for writing rewrites case.session before comparing it with the "
-    "database, so a rolled-back case.sqlite (or a lost WAL) is no longer detected "
-    "once the examiner has opened the case",
-)
 def test_a_rollback_stays_detected_after_the_case_is_opened(folder, tmp_path):
     old = tmp_path / "old"
     shutil.copytree(folder, old)
@@ -110,12 +97,6 @@ def test_a_rollback_stays_detected_after_the_case_is_opened(folder, tmp_path):
     assert not verify(folder).intact, "the rollback was forgotten by opening"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="deleting the whole audit log and lowering user_version to 1 makes the "
-    "next writable open 'upgrade' the case and bind every altered row as found; "
-    "case.session is rewritten too, so verify calls the forgery intact",
-)
 def test_an_emptied_log_with_a_lowered_version_is_not_laundered(folder):
     db = sqlite3.connect(folder / "case.sqlite", isolation_level=None)
     triggers = db.execute(
@@ -353,12 +334,6 @@ def test_a_whole_examination_in_the_gui_raises_no_false_alarm(
 
 
 # ---- 1. false alarms: the CLI and maintenance ----------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="every import of a healthy archive warns that case.session is missing and "
-    "that an older case.sqlite would go unnoticed: archives never carry "
-    "case.session, so the warning is a false alarm on every ordinary import",
-)
 def test_importing_a_healthy_archive_gives_no_warning(folder, tmp_path, capsys):
     from core.cli import main as xfr
 

@@ -860,10 +860,13 @@ def _verify_staged(
     """Verify the extracted case as ``xfr case verify`` does, and compare its audit
     head and state digest with the manifest's: ``(head, state digest, warnings)``.
     """
-    from core.case.store import Case
+    from core.case.store import Case, login_name, write_session
 
     try:
         with Case.open(staging, read_only=True) as case:
+            # archives carry no case.session (it belongs to a folder, not to the
+            # data): the new case's starts at the head it was exported with
+            write_session(staging, case.head(), open_=False, login=login_name())
             report = case.verify()
     except BadInputError as error:
         raise _member_error(

@@ -734,26 +734,7 @@ class Case:
     def _write_session(self, *, open_: bool) -> None:
         """``case.session``: the last committed audit head, for ``verify`` to tell
         a lost write-ahead log or an older copy of the database put back."""
-        head = self.head()
-        record = {
-            "open": open_,
-            "seq": head[0],
-            "hash": head[1],
-            "time": now(),
-            "login": self.login,
-            "pid": os.getpid(),
-        }
-        target = self.folder / SESSION
-        partial = target.with_name(SESSION + PARTIAL_SUFFIX)
-        try:
-            with open(partial, "w", encoding="utf-8") as writer:
-                json.dump(record, writer)
-                writer.flush()
-                os.fsync(writer.fileno())
-            os.replace(partial, target)
-        except OSError:  # best effort: the database holds the truth
-            with contextlib.suppress(OSError):
-                partial.unlink()
+        write_session(self.folder, self.head(), open_=open_, login=self.login)
 
     def __enter__(self) -> Case:
         return self
@@ -2244,6 +2225,32 @@ def read_anchor(path: str | Path) -> dict[str, Any]:
             "the anchor is damaged (no case identifier or entry number)", path
         )
     return value
+
+
+def write_session(
+    folder: Path, head: tuple[int, str], *, open_: bool, login: str
+) -> None:
+    """Write ``case.session`` (atomically; best effort: the database holds the
+    truth, and a missing or stale record only weakens rollback detection)."""
+    record = {
+        "open": open_,
+        "seq": head[0],
+        "hash": head[1],
+        "time": now(),
+        "login": login,
+        "pid": os.getpid(),
+    }
+    target = folder / SESSION
+    partial = target.with_name(SESSION + PARTIAL_SUFFIX)
+    try:
+        with open(partial, "w", encoding="utf-8") as writer:
+            json.dump(record, writer)
+            writer.flush()
+            os.fsync(writer.fileno())
+        os.replace(partial, target)
+    except OSError:
+        with contextlib.suppress(OSError):
+            partial.unlink()
 
 
 _SMALL_FILE_BYTES = 1 << 20
