@@ -47,7 +47,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.case.layout import DATABASE, DERIVED, EVIDENCE, LOCK, PARTIAL_SUFFIX
+from core.case.layout import (
+    DATABASE,
+    DERIVED,
+    EVIDENCE,
+    LOCK,
+    PARTIAL_SUFFIX,
+    SHA256_HEX,
+)
 from core.errors import BadInputError
 
 if TYPE_CHECKING:
@@ -78,7 +85,6 @@ BOMB_MIN_BYTES = 100 * 1000 * 1000
 _MAX_MANIFEST_BYTES = 64 * 1024**2
 _MAX_SIGNATURE_BYTES = 1024**2
 _PROBLEMS_SHOWN = 3
-_HEX64 = re.compile(r"[0-9a-f]{64}")
 _EVIDENCE_NAME = re.compile(rf"{EVIDENCE}/([0-9a-f]{{64}})")
 _DERIVED_NAME = re.compile(
     rf"{DERIVED}/[0-9a-f]{{64}}\.(?:{'|'.join(sorted(DERIVED_EXTENSIONS))})"
@@ -641,11 +647,11 @@ def _read_manifest(
             and _is_int(head.get("seq"))
             and head["seq"] >= 0
             and isinstance(head.get("hash"), str)
-            and _HEX64.fullmatch(head["hash"])
+            and SHA256_HEX.fullmatch(head["hash"])
         ):
             raise _member_error(source, MANIFEST, "has no valid audit head")
         digest = manifest.get("state_digest")
-        if not (isinstance(digest, str) and _HEX64.fullmatch(digest)):
+        if not (isinstance(digest, str) and SHA256_HEX.fullmatch(digest)):
             raise _member_error(source, MANIFEST, "has no valid state digest")
     files = manifest.get("files")
     if not isinstance(files, dict):
@@ -654,7 +660,7 @@ def _read_manifest(
         if not (
             isinstance(entry, dict)
             and isinstance(entry.get("sha256"), str)
-            and _HEX64.fullmatch(entry["sha256"])
+            and SHA256_HEX.fullmatch(entry["sha256"])
             and _is_int(entry.get("size"))
             and entry["size"] >= 0
         ):

@@ -149,27 +149,25 @@ def clear_touched(execute: Callable[..., Any]) -> None:
     execute(f"DELETE FROM temp.{TOUCHED}")
 
 
-def touched_keys(execute: Callable[..., Any]) -> list[tuple[str, str]]:
-    """``(table, row key)`` of every bound row touched since ``clear_touched``."""
-    keys = []
+def touched_rows(execute: Callable[..., Any]) -> list[tuple[str, list[Any]]]:
+    """``(table, key values)`` of every bound row touched since ``clear_touched``."""
+    touched = []
     for record in list(execute(f"SELECT tbl, k1, k2 FROM temp.{TOUCHED}")):
         table = record[0]
         values = [record[1]] if len(BOUND_TABLES[table]) == 1 else list(record[1:3])
-        keys.append((table, row_key(table, values)))
-    return keys
+        touched.append((table, values))
+    return touched
 
 
-def touched_state(execute: Callable[..., Any]) -> dict[str, dict[str, str | None]]:
-    """Digest of every row touched since ``clear_touched`` (None: it was deleted)."""
+def touched_state(
+    execute: Callable[..., Any], touched: list[tuple[str, list[Any]]]
+) -> dict[str, dict[str, str | None]]:
+    """Digest of every ``touched`` row as it is now (None: it was deleted)."""
     state: dict[str, dict[str, str | None]] = {}
-    for record in list(execute(f"SELECT tbl, k1, k2 FROM temp.{TOUCHED}")):
-        table = record[0]
-        columns = BOUND_TABLES[table]
-        values = [record[1]] if len(columns) == 1 else [record[1], record[2]]
-        where = " AND ".join(f"{c} = ?" for c in columns)
+    for table, values in touched:
+        where = " AND ".join(f"{c} = ?" for c in BOUND_TABLES[table])
         found = list(execute(f"SELECT * FROM main.{table} WHERE {where}", values))
-        key = row_key(table, values)
-        state.setdefault(table, {})[key] = (
+        state.setdefault(table, {})[row_key(table, values)] = (
             row_digest(table, dict(found[0])) if found else None
         )
     return state

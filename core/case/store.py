@@ -22,7 +22,6 @@ import errno
 import hashlib
 import json
 import os
-import re
 import shutil
 import sqlite3
 import stat
@@ -45,6 +44,7 @@ from core.case.layout import (
     LOCK,
     PARTIAL_SUFFIX,
     SESSION,
+    SHA256_HEX,
 )
 from core.case.schema import APPLICATION_ID, BINDING_VERSION, MIGRATIONS, SCHEMA_VERSION
 from core.errors import BadInputError, Cancelled, describe_sqlite_error, printable
@@ -101,9 +101,6 @@ def login_name() -> str:
         return getpass.getuser()
     except Exception:  # no login name (some containers): still record something
         return "unknown"
-
-
-default_user = login_name  # the settings dialog's suggestion
 
 
 # ---- plain records ---------------------------------------------------------------
@@ -778,12 +775,13 @@ class Case:
                     self._prior.clear()
                 yield db
                 db.execute("UPDATE case_info SET modified = ? WHERE id = 1", (now(),))
+                touched = bound.touched_rows(db.execute)
                 if recorded is not None:
-                    self._refuse_to_launder(recorded)
+                    self._refuse_to_launder(recorded, touched)
                 rows = (
                     bound.all_rows_state(db.execute)
                     if bind_all
-                    else bound.touched_state(db.execute)
+                    else bound.touched_state(db.execute, touched)
                 )
                 self._append_audit(action, details, rows)
                 db.execute("COMMIT")
@@ -793,14 +791,17 @@ class Case:
                 raise
         self._write_session(open_=True)
 
-    def _refuse_to_launder(self, recorded: bound.Replay) -> None:
+    def _refuse_to_launder(
+        self, recorded: bound.Replay, touched: Sequence[tuple[str, list[Any]]]
+    ) -> None:
         """A row this change overwrote or deleted must have been what the chain
         recorded, and a row it inserted must not be one the chain says exists
         (deleted outside XFR, its key reused); binding it anew would otherwise
         hide an outside alteration."""
         if self._prior is None or recorded.first_bound_seq is None:
             return  # a case from before row binding: nothing to compare with
-        for table, key in bound.touched_keys(self._db.execute):
+        for table, values in touched:
+            key = bound.row_key(table, values)
             if (table, key) in self._prior.digests:
                 continue  # updated or deleted: checked below
             binding = recorded.bindings.get((table, key))
@@ -832,12 +833,21 @@ class Case:
         finally:
             self._raw_reader = previous
 
-    def _checked(self, table: str, rows: Sequence[Any]) -> list[Any]:
+    def _checked(
+        self,
+        table: str,
+        rows: Sequence[Any],
+        *,
+        even_read_only: bool = False,
+        altered: Callable[[Any], str] | None = None,
+    ) -> list[Any]:
         """``rows`` of ``table``, each checked against the digest its latest audit
         entry recorded: a fact altered outside XFR is never used to decide
-        anything.  A case open read-only is shown as it is (``verify`` judges)."""
+        anything.  A case open read-only is shown as it is (``verify`` judges),
+        unless ``even_read_only``; ``altered(row)`` words the refusal."""
         rows = list(rows)
-        if not rows or self.read_only or self._raw_reader == threading.get_ident():
+        skip = self.read_only and not even_read_only
+        if not rows or skip or self._raw_reader == threading.get_ident():
             return rows
         recorded = self._checked_recorded_state()
         if table not in self._columns:
@@ -853,10 +863,13 @@ class Case:
                 table, values
             ):
                 continue
-            if not self._still_altered(table, key, keys, columns):
+            key_values = [values[c] for c in keys]
+            if not self._still_altered(table, key, key_values, columns):
                 continue  # another thread changed it (audited) after it was read
             raise CaseError(
-                f"{bound.describe_row(table, key)} is not what the audit log "
+                altered(row)
+                if altered is not None
+                else f"{bound.describe_row(table, key)} is not what the audit log "
                 "recorded (the case database was altered outside XFR); nothing "
                 "stored in the case is used until `xfr case verify` passes",
                 self.folder,
@@ -864,7 +877,11 @@ class Case:
         return rows
 
     def _still_altered(
-        self, table: str, key: str, keys: Sequence[str], columns: Sequence[str]
+        self,
+        table: str,
+        key: str,
+        key_values: Sequence[Any],
+        columns: Sequence[str],
     ) -> bool:
         """Re-read one row and the chain under the connection lock: a row read
         just before another thread's change differs from the newer binding
@@ -872,14 +889,10 @@ class Case:
         with self._db.lock:
             recorded = self._checked_recorded_state()
             binding = recorded.bindings.get((table, key))
+            keys = bound.BOUND_TABLES[table]
             where = " AND ".join(f"{c} = ?" for c in keys)
-            values = key.split("/", len(keys) - 1)
-            typed = [
-                int(v) if c in ("id", "face_id") else v
-                for c, v in zip(keys, values, strict=True)
-            ]
             row = self._db.execute(
-                f"SELECT * FROM {table} WHERE {where}", typed
+                f"SELECT * FROM {table} WHERE {where}", list(key_values)
             ).fetchone()
             if row is None:
                 return binding is None or binding.digest is not None
@@ -1395,30 +1408,29 @@ class Case:
         self, face_ids: Sequence[int], model_sha256: str
     ) -> dict[int, np.ndarray]:
         """Stored embeddings, each checked against the digest its audit entry
-        recorded: an altered cache stops the comparison instead of deciding it."""
-        recorded = self._checked_recorded_state()
+        recorded (also in a case open read-only): an altered cache stops the
+        comparison instead of deciding it."""
+
+        def altered(row: Any) -> str:
+            label = self.face_by_id(row["face_id"]).label
+            return (
+                f"the stored embedding of face {label} is not the one the audit log "
+                "recorded (the case database was altered outside XFR); nothing is "
+                "compared until `xfr case verify` passes"
+            )
+
         out = {}
         for start in range(0, len(face_ids), 500):  # SQLite's parameter limit
             part = list(face_ids[start : start + 500])
             marks = ",".join("?" * len(part))
-            for row in self._db.execute(
+            rows = self._db.execute(
                 f"SELECT * FROM embeddings WHERE model_sha256 = ? "
                 f"AND face_id IN ({marks})",
                 (model_sha256, *part),
+            )
+            for row in self._checked(
+                "embeddings", rows, even_read_only=True, altered=altered
             ):
-                values = dict(row)
-                key = bound.row_key("embeddings", (row["face_id"], model_sha256))
-                binding = recorded.bindings.get(("embeddings", key))
-                if binding is None or binding.digest != bound.row_digest(
-                    "embeddings", values
-                ):
-                    label = self.face_by_id(row["face_id"]).label
-                    raise CaseError(
-                        f"the stored embedding of face {label} is not the one the "
-                        "audit log recorded (the case database was altered outside "
-                        "XFR); nothing is compared until `xfr case verify` passes",
-                        self.folder,
-                    )
                 out[row["face_id"]] = np.frombuffer(row["vector"], "<f4").copy()
         return out
 
@@ -1855,7 +1867,7 @@ class Case:
         for number, exhibit in enumerate(exhibits):
             if progress:
                 progress(number, total, f"checking {exhibit.mark}")
-            if not _SHA256_HEX.fullmatch(exhibit.sha256):
+            if not SHA256_HEX.fullmatch(exhibit.sha256):
                 problems.append(
                     f"exhibit {exhibit.mark}: its stored SHA-256 is not a SHA-256 "
                     f"({exhibit.sha256[:80]!r})"
@@ -2145,7 +2157,6 @@ class Case:
 
 # ---- anchors ---------------------------------------------------------------------
 ANCHOR_FORMAT = "xfr-case-anchor"
-_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
