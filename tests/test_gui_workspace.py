@@ -50,6 +50,20 @@ def wait_for_pair(qtbot, window: MainWindow, gallery: str) -> None:
     )
 
 
+def drag_probe_landmarks(qtbot, window: MainWindow, offset) -> None:
+    """Move the probe's five landmarks by ``offset`` and wait for the new face."""
+    moved = window.compare.loaded.faces[0].landmarks5 + np.array(offset)
+    window.compare.edit_landmarks.setChecked(True)
+    window.compare.viewers[0].landmarks_edited.emit(moved)
+    qtbot.waitUntil(
+        lambda: (
+            window.compare.loaded is not None
+            and window.compare.loaded.faces[0].source == "manual"
+        ),
+        timeout=WAIT_MS,
+    )
+
+
 def run_methods(qtbot, window: MainWindow, methods: list[str], **params) -> None:
     window.explain.set_checked(methods)
     before = len(window.controller.jobs)
@@ -252,16 +266,7 @@ def test_dragged_landmarks_realign_the_chip_and_are_recorded(qtbot, window):
     case = open_demo(qtbot, window)
     wait_for_pair(qtbot, window, "K1")
     before = window.compare.loaded.pair.probe.chip.copy()
-    moved = window.compare.loaded.faces[0].landmarks5 + np.array([3.0, 2.0])
-    window.compare.edit_landmarks.setChecked(True)
-    window.compare.viewers[0].landmarks_edited.emit(moved)
-    qtbot.waitUntil(
-        lambda: (
-            window.compare.loaded is not None
-            and window.compare.loaded.faces[0].source == "manual"
-        ),
-        timeout=WAIT_MS,
-    )
+    drag_probe_landmarks(qtbot, window, [3.0, 2.0])
     assert not np.array_equal(window.compare.loaded.pair.probe.chip, before)
     assert case.face("Q1").source == "manual"
     assert [e.action for e in case.audit_log()].count("faces.correct") == 1
@@ -312,16 +317,7 @@ def test_report_dialog_offers_the_viewed_comparisons_and_marks_superseded_ones(
     case = open_demo(qtbot, window)
     wait_for_pair(qtbot, window, "K1")
     old_k1 = window.compare.loaded.comparison
-    moved = window.compare.loaded.faces[0].landmarks5 + np.array([3.0, 2.0])
-    window.compare.edit_landmarks.setChecked(True)
-    window.compare.viewers[0].landmarks_edited.emit(moved)
-    qtbot.waitUntil(
-        lambda: (
-            window.compare.loaded is not None
-            and window.compare.loaded.faces[0].source == "manual"
-        ),
-        timeout=WAIT_MS,
-    )
+    drag_probe_landmarks(qtbot, window, [3.0, 2.0])
     new_k1 = window.compare.loaded.comparison
 
     def on_current_faces() -> set[int]:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from case_tampering import copied_case, verify
 
 from core.case import state as bound
 from core.case import workflow
@@ -61,20 +62,13 @@ def template(tmp_path_factory, model) -> Path:
 
 @pytest.fixture
 def folder(template, tmp_path) -> Path:
-    target = tmp_path / "case"
-    shutil.copytree(template, target)
-    return target
+    return copied_case(template, tmp_path)
 
 
 def raw(folder: Path) -> sqlite3.Connection:
     db = sqlite3.connect(folder / "case.sqlite", isolation_level=None)
     db.row_factory = sqlite3.Row
     return db
-
-
-def verify(folder: Path, **kwargs):
-    with Case.open(folder, read_only=True) as case:
-        return case.verify(**kwargs)
 
 
 def first_row(db: sqlite3.Connection, table: str) -> dict:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import gc
 import json
 import shutil
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from case_tampering import copied_case, tamper, verify
 
 from core.case.demo import create_demo_case
 from core.case.store import Case, CaseError
@@ -53,24 +53,7 @@ def template(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def folder(template, tmp_path) -> Path:
-    target = tmp_path / "case"
-    shutil.copytree(template, target)
-    return target
-
-
-def tamper(folder: Path, *statements: str) -> None:
-    """Edit case.sqlite directly, as any SQLite tool would (foreign keys off)."""
-    db = sqlite3.connect(folder / "case.sqlite", isolation_level=None)
-    try:
-        for statement in statements:
-            db.execute(statement)
-    finally:
-        db.close()
-
-
-def verify(folder: Path):
-    with Case.open(folder, read_only=True) as case:
-        return case.verify()
+    return copied_case(template, tmp_path)
 
 
 REFUSALS = ("altered outside XFR", "removed outside XFR", "format number was")

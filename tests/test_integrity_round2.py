@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from case_tampering import copied_case, tamper, verify
 
 from core.case.demo import create_demo_case
 from core.case.store import Case, CaseError
@@ -39,23 +40,7 @@ def template(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def folder(template, tmp_path) -> Path:
-    target = tmp_path / "case"
-    shutil.copytree(template, target)
-    return target
-
-
-def tamper(folder: Path, *statements: str) -> None:
-    db = sqlite3.connect(folder / "case.sqlite", isolation_level=None)
-    try:
-        for statement in statements:
-            db.execute(statement)
-    finally:
-        db.close()
-
-
-def verify(folder: Path, anchor=None):
-    with Case.open(folder, read_only=True) as case:
-        return case.verify(anchor=anchor) if anchor else case.verify()
+    return copied_case(template, tmp_path)
 
 
 # ---- 2. bypasses ---------------------------------------------------------------------
