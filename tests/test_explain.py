@@ -136,7 +136,14 @@ def test_same_seed_same_maps(method_id, dlib_results, dlib_model, photo_pair):
     )
     assert again.cache_key == first.cache_key
     for a, b in zip(first.images, again.images, strict=True):
-        np.testing.assert_array_equal(a.combined_map, b.combined_map)
+        # Equal to float32 rounding, not bit for bit: on the CPU, oneDNN's
+        # thread-parallel sums in a backward pass change their last bits with the
+        # thread count and with its first-call kernel choice (measured: up to
+        # 5e-9 on maps of scale 1e-5); another seed's samples differ far more.
+        scale = float(np.abs(a.combined_map).max())
+        np.testing.assert_allclose(
+            b.combined_map, a.combined_map, rtol=0, atol=1e-5 * scale
+        )
 
 
 @pytest.mark.parametrize(
@@ -148,7 +155,10 @@ def test_another_seed_other_samples(method_id, dlib_results, dlib_model, photo_p
         photo_pair[2], dlib_model, FAST_PARAMS[method_id], seed=8, batch_size=32
     )
     assert other.cache_key != first.cache_key
-    assert not np.array_equal(other.probe.combined_map, first.probe.combined_map)
+    # beyond the rounding noise that test_same_seed_same_maps tolerates
+    scale = float(np.abs(first.probe.combined_map).max())
+    difference = np.abs(other.probe.combined_map - first.probe.combined_map).max()
+    assert difference > 1e-3 * scale
 
 
 def test_fggb_batched_backward_equals_the_loop(dlib_model, photo_pair):

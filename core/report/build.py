@@ -1091,7 +1091,9 @@ def _reproducibility(case: Case, selection, styles: _Styles, replaced) -> list:
             "evidence and the audit trail with <i>xfr case verify CASE</i>, then rerun "
             "an explanation with <i>xfr case explain CASE --probe P --gallery G "
             "--method M --param NAME=VALUE --seed S</i>; the same inputs, model, "
-            "method, parameters, seed and software version give the same cache key."
+            "method, parameters, seed and software version give the same cache key, "
+            "and the same maps up to floating-point rounding (a processor's parallel "
+            "sums can change a map's last digits, never its pattern)."
             + (
                 " A superseded comparison's labels now name the corrected faces, so "
                 "rerunning it by label computes the current comparison instead; its "
