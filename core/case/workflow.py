@@ -237,7 +237,16 @@ def explain(
         face_view(case, gallery, model, "gallery"),
     )
     extras = explainer.cache_extras(model, resolved)
-    key = cache_key(pair, model, method_id, resolved, int(seed), __version__, extras)
+    key = cache_key(
+        pair,
+        model,
+        method_id,
+        resolved,
+        int(seed),
+        __version__,
+        extras,
+        algorithm_version=explainer.info.algorithm_version,
+    )
     stored = case.find_explanation(key)
     if stored is not None:
         return CaseExplanation(stored, load_result(case, stored), from_cache=True)
@@ -326,4 +335,7 @@ def load_result(case: Case, stored: StoredExplanation) -> ExplanationResult:
         gallery=images[1],
         cache_key=record["cache_key"],
         notes=tuple(record["notes"]),
+        # results stored before methods carried a version are version 0
+        algorithm_version=int(record.get("algorithm_version", 0)),
+        details=record.get("details", {}),
     )

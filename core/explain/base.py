@@ -116,6 +116,12 @@ class ExplainerInfo:
     params: tuple[Param, ...] = ()
     stochastic: bool = False  # uses the seed
     uses_layer: bool = False  # takes the ``layer`` parameter (a model layer tap)
+    # Raised whenever a change alters the maps for the same inputs: it is part of
+    # the cache key, so a case never serves maps of an older algorithm as current.
+    algorithm_version: int = 1
+    # A control (e.g. ``prior``): run to test metrics and verdicts against it,
+    # never offered to the examiner as evidence by default.
+    control: bool = False
 
     def param(self, name: str) -> Param:
         for param in self.params:
@@ -145,6 +151,8 @@ class ExplainerInfo:
             "has_dissimilarity": self.has_dissimilarity,
             "stochastic": self.stochastic,
             "uses_layer": self.uses_layer,
+            "algorithm_version": self.algorithm_version,
+            "control": self.control,
             "params": [
                 {
                     "name": p.name,
@@ -335,6 +343,10 @@ class ExplanationResult:
     gallery: ImageMaps
     cache_key: str
     notes: tuple[str, ...] = ()
+    algorithm_version: int = 1
+    # JSON-ready tables a method gives besides its maps (e.g. a score change per
+    # facial component, or matched regions); stored in the case with the result.
+    details: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def images(self) -> tuple[ImageMaps, ImageMaps]:
@@ -344,6 +356,7 @@ class ExplanationResult:
         return {
             "method": self.method_id,
             "method_name": self.method_name,
+            "algorithm_version": self.algorithm_version,
             "params": {
                 k: list(v) if isinstance(v, tuple) else v
                 for k, v in self.params.items()
@@ -360,6 +373,7 @@ class ExplanationResult:
             "decision": self.decision,
             "cache_key": self.cache_key,
             "notes": list(self.notes),
+            "details": dict(self.details),
             "images": {
                 maps.side: {
                     "maps": sorted(maps.chip_maps()),
@@ -389,6 +403,7 @@ class ExplainContext:
     progress: ProgressCallback | None = None
     cancel: CancelCallback | None = None
     notes: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
     _total: int = 0
     _done: int = 0
 
@@ -523,6 +538,8 @@ def cache_key(
     seed: int,
     software_version: str,
     extras: Mapping[str, Any] | None = None,
+    *,
+    algorithm_version: int,
 ) -> str:
     """SHA-256 over everything that determines the maps.
 
@@ -536,6 +553,7 @@ def cache_key(
         ],
         "model_sha256": model.weights_sha256,
         "method": method_id,
+        "algorithm_version": int(algorithm_version),
         "params": {
             k: list(v) if isinstance(v, tuple) else v for k, v in sorted(params.items())
         },
@@ -607,7 +625,8 @@ class Explainer:
     """Template method: ``explain`` prepares, calls ``compute``, warps, records.
 
     Subclasses set ``info`` and implement ``compute(ctx)`` returning the probe's and
-    the gallery's ``ChipMaps``.
+    the gallery's ``ChipMaps``; a method with tables besides its maps puts them,
+    JSON-ready, in ``ctx.details``.
     """
 
     info: ClassVar[ExplainerInfo]
@@ -688,8 +707,11 @@ class Explainer:
                 int(seed),
                 __version__,
                 extras,
+                algorithm_version=self.info.algorithm_version,
             ),
             notes=tuple(ctx.notes),
+            algorithm_version=self.info.algorithm_version,
+            details=dict(ctx.details),
         )
 
 
