@@ -47,7 +47,13 @@ from core.case.layout import (
     SHA256_HEX,
 )
 from core.case.schema import APPLICATION_ID, BINDING_VERSION, MIGRATIONS, SCHEMA_VERSION
-from core.errors import BadInputError, Cancelled, describe_sqlite_error, printable
+from core.errors import (
+    BadInputError,
+    Cancelled,
+    describe_os_error,
+    describe_sqlite_error,
+    printable,
+)
 from core.faces.detect import Face, face_from_landmarks
 from core.imageio import MAX_PIXELS, load_image
 from core.resources import sha256_file
@@ -1642,6 +1648,62 @@ class Case:
                 (comparison_id,),
             )
         return [_explanation(r) for r in self._checked("explanations", rows)]
+
+    # -- faithfulness of explanations ----------------------------------------------
+    def store_faithfulness(
+        self, explanation_id: int, key: str, record: Mapping[str, Any]
+    ) -> None:
+        """Keep a faithfulness check of a stored explanation (a derived JSON file,
+        named with its hash in the audit entry that binds it to the explanation)."""
+        explanation = self.explanation(explanation_id)
+        if any(k == key for k, _ in self.faithfulness_records(explanation_id)):
+            return
+        data = json.dumps(record, sort_keys=True, default=_plain).encode()
+        verdicts = {
+            f"{side} {kind}": figures["verdict"]
+            for side, kinds in record["faithfulness"].items()
+            for kind, figures in kinds.items()
+        }
+        with self._change(
+            "explanation.faithfulness",
+            {
+                "explanation": explanation.id,
+                "method": explanation.method,
+                "key": key,
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "verdicts": verdicts,
+            },
+        ):
+            self.store_derived(data, "faithfulness", "json")
+
+    def faithfulness_records(
+        self, explanation_id: int
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """``(key, record)`` of every faithfulness check of an explanation, oldest
+        first; each file is checked against the hash its audit entry holds."""
+        out = []
+        for entry in self.audit_log():
+            details = entry.details
+            if entry.action != "explanation.faithfulness":
+                continue
+            if details.get("explanation") != explanation_id:
+                continue
+            path = self.derived_path(str(details["sha256"]))
+            try:
+                data = path.read_bytes()
+            except OSError as error:
+                raise CaseError(
+                    f"cannot read a faithfulness record ({describe_os_error(error)})",
+                    path,
+                ) from None
+            if hashlib.sha256(data).hexdigest() != details["sha256"]:
+                raise CaseError(
+                    "faithfulness record does not match the hash in the audit "
+                    f"trail (entry {entry.seq}): the case was altered",
+                    path,
+                )
+            out.append((str(details["key"]), json.loads(data)))
+        return out
 
     # -- annotations ---------------------------------------------------------------
     def add_annotation(

@@ -7,7 +7,9 @@ case's own write-protected copy, never from where it was first found.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +31,12 @@ from core.explain.base import (
 from core.faces.align import chip_for_model
 from core.faces.detect import FaceDetector, find_faces
 from core.imageio import LoadedImage, load_image
+from core.metrics.pair_faithfulness import ALGORITHM_VERSION as FAITHFULNESS_VERSION
+from core.metrics.pair_faithfulness import (
+    FaithfulnessSettings,
+    PairFaithfulness,
+    check_pair,
+)
 from core.models.base import FaceModel, Threshold
 from core.verify import decide
 
@@ -339,3 +347,114 @@ def load_result(case: Case, stored: StoredExplanation) -> ExplanationResult:
         algorithm_version=int(record.get("algorithm_version", 0)),
         details=record.get("details", {}),
     )
+
+
+# ---- faithfulness of an explanation, for its own pair ------------------------------
+# Other faces of the case whose maps test pair specificity (pair_faithfulness): more
+# make the test stronger (chance 1/(K+1)) and slower (two runs of the method each).
+DEFAULT_REFERENCE_FACES = 5
+
+
+@dataclass(frozen=True)
+class CaseFaithfulness:
+    explanation: CaseExplanation
+    result: PairFaithfulness
+    from_cache: bool
+
+
+def reference_faces(
+    case: Case, probe_label: str, gallery_label: str, count: int
+) -> list[CaseFace]:
+    """Up to ``count`` current faces of the case on other exhibits than the pair's
+    (oldest first, so that the same case always gives the same references)."""
+    probe, gallery = case.face(probe_label), case.face(gallery_label)
+    own = {probe.exhibit_id, gallery.exhibit_id}
+    faces = [f for f in case.faces() if not f.superseded and f.exhibit_id not in own]
+    return sorted(faces, key=lambda f: f.id)[: max(0, count)]
+
+
+def check_faithfulness(
+    case: Case,
+    probe_label: str,
+    gallery_label: str,
+    method_id: str,
+    model: FaceModel,
+    *,
+    params: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    settings: FaithfulnessSettings | None = None,
+    reference_count: int = DEFAULT_REFERENCE_FACES,
+    progress: ProgressCallback | None = None,
+    cancel: Callable[[], bool] | None = None,
+    batch_size: int | None = None,
+) -> CaseFaithfulness:
+    """The per-pair faithfulness verdicts of an explanation (stored and reused)."""
+    from core import __version__
+
+    settings = settings or FaithfulnessSettings(seed=seed)
+    explained = explain(
+        case,
+        probe_label,
+        gallery_label,
+        method_id,
+        model,
+        params=params,
+        seed=seed,
+        progress=progress,
+        cancel=cancel,
+        batch_size=batch_size,
+    )
+    references = [
+        face_view(case, face, model, "gallery")
+        for face in reference_faces(case, probe_label, gallery_label, reference_count)
+    ]
+    key = faithfulness_key(explained.result, references, settings, __version__)
+    for stored_key, record in case.faithfulness_records(explained.stored.id):
+        if stored_key == key:
+            return CaseFaithfulness(
+                explained, PairFaithfulness.from_dict(record), from_cache=True
+            )
+    pair = FacePair(
+        face_view(case, case.face(probe_label), model, "probe"),
+        face_view(case, case.face(gallery_label), model, "gallery"),
+    )
+    checked = check_pair(
+        explained.result,
+        pair,
+        model,
+        references,
+        settings=settings,
+        batch_size=batch_size or 64,
+        progress=progress,
+        cancel=cancel,
+    )
+    record = {**checked.to_dict(), "key": key, "software_version": __version__}
+    case.store_faithfulness(explained.stored.id, key, record)
+    return CaseFaithfulness(explained, checked, from_cache=False)
+
+
+def faithfulness_key(
+    result: ExplanationResult,
+    references: Sequence[FaceView],
+    settings: FaithfulnessSettings,
+    software_version: str,
+) -> str:
+    """SHA-256 over everything that determines the verdicts."""
+    payload = {
+        "explanation": result.cache_key,
+        "references": [
+            {"sha256": view.image_sha256, "face": dict(view.face_record)}
+            for view in references
+        ],
+        "settings": settings.to_dict(),
+        "algorithm_version": FAITHFULNESS_VERSION,
+        "software_version": software_version,
+    }
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def stored_faithfulness(case: Case, explanation_id: int) -> PairFaithfulness | None:
+    """The newest faithfulness check of a stored explanation, if any."""
+    records = case.faithfulness_records(explanation_id)
+    return PairFaithfulness.from_dict(records[-1][1]) if records else None

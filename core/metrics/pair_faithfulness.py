@@ -1,0 +1,722 @@
+"""Per-pair faithfulness: does this map show what decided *this* pair?
+
+Measured on LFW pairs (issue 16), the old per-pair figure (pixel deletion, black
+fill, cosine, against random pixel orders) is passed by a fixed face-centre blob
+that knows nothing about either face: the aligned chip puts the inner face in the
+middle, and any map that ranks the middle first beats random orders.  A map can
+only be said to explain *this* pair when it also beats maps that are not about it.
+So each map is tested against three controls:
+
+1. ``random_orders`` random region orders (the old, weak control);
+2. the ``prior`` map (``core.explain.methods.prior``): one fixed face-centre blob;
+3. the same method's maps for *other* pairs ("pair specificity"): the probe's map
+   computed against other people's faces, the gallery's map against other probes.
+   Under the null hypothesis that the map is no more about this pair than those
+   are, the map and the K other-pair maps are exchangeable, so the chance that it
+   beats all K by luck is 1 / (K + 1).
+
+The figure.  The aligned chip is cut into a ``grid`` x ``grid`` grid of cells;
+cells are ranked by the map's mean value in them (ties: row-major cell index) and
+removed ``step_cells`` at a time; after each step the model embeds the modified
+chip and its *decision margin* against the other image's (unmodified) embedding is
+recorded: ``threshold - distance`` for models decided on Euclidean distance (dlib:
+0.6 - d), ``cosine - threshold`` for cosine models; the decision is "same person"
+while the margin is positive (cosine: not negative).  Removed cells are replaced by
+the same cells of a Gaussian-blurred copy of the chip (``fill="blur"``, default) or
+by the chip's mean colour (``fill="mean"``).  Blur is the default because it takes
+out the identity detail (edges, texture, shape) while keeping the chip a natural
+image: flat mean-colour squares add sharp new edges, which a CNN can react to as
+structure of their own, so the margin would measure the patches as well as the
+loss of the face (paper 002 hides pixels by blur for the same reason).
+
+Directions.  A similarity map claims its top regions hold the model's evidence for
+"same person": removing them first must move the margin towards *reject*.  A
+dissimilarity map claims its top regions speak against the match: removing them
+first must move the margin towards *accept* (the reverse test).  A combined map is
+read as a similarity map when the pair was accepted (its highest cells first) and
+as a dissimilarity map when it was rejected (its lowest cells first), the
+direction in which it can change the decision.
+
+Statistics, per map and control order:
+* ``flip_fraction``: the fraction of the chip's cells removed when the decision
+  first changes (None when it never does, or cannot in this direction: e.g. a
+  similarity map of a rejected pair moves the margin away from the threshold);
+* ``effect``: the mean change of the margin over the curve, in the map's direction
+  (margin units; the area under the curve over the removed fraction).
+One order is *better* than another when it flips the decision after removing
+fewer cells, or, when both flip after as many (or neither flips), when its effect
+is larger.  ``random_percentile`` = 100 x (random orders worse + half the ties) / N;
+``p_random`` = (1 + random orders at least as good) / (N + 1), the permutation
+p-value (Phipson & Smyth 2010: never 0).  Verdicts:
+
+* *not shown*: the map is flat, or removing its regions first does not move the
+  margin in its direction, or it does not beat random orders at p <= 0.05, or
+  fewer than ``MIN_OTHER_MAPS`` other-pair maps were available to test it against;
+* *no better than a generic face prior*: it beats random orders, but not the
+  fixed face-centre map, or not every map the same method made for other pairs;
+* *pair-specific*: it beats random orders (p <= 0.05), the face-centre map and
+  every other-pair map (chance 1 / (K + 1) for a map that is not about this pair).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from core.errors import BadInputError, Cancelled
+from core.explain.base import (
+    MAP_KINDS,
+    ExplanationResult,
+    FacePair,
+    FaceView,
+    eval_mode,
+    get,
+)
+from core.explain.methods.prior import face_centre_prior
+from core.explain.perturb import blend, gaussian_smooth
+from core.models.base import FaceModel, Threshold
+
+ProgressCallback = Callable[[int, int, str], None]
+CancelCallback = Callable[[], bool]
+
+# Raised whenever a change alters the figures for the same inputs and settings.
+ALGORITHM_VERSION = 1
+DEFAULT_GRID = 10  # 10 x 10 cells: 15 px on a 150 px dlib chip, about an eye's width
+DEFAULT_STEP_CELLS = 4  # 25 steps from the whole face to none of it
+DEFAULT_RANDOM_ORDERS = 30
+DEFAULT_FILL = "blur"
+DEFAULT_BLUR_SIGMA = 8.0  # chip px, as the hiding game (faithfulness.py)
+FILLS = ("blur", "mean")
+ALPHA = 0.05
+MIN_OTHER_MAPS = 3
+# The face-centre prior control (core.explain.methods.prior default spread).
+PRIOR_SPREAD = 0.22
+
+PAIR_SPECIFIC = "pair-specific"
+GENERIC = "no better than a generic face prior"
+NOT_SHOWN = "not shown"
+VERDICTS = (PAIR_SPECIFIC, GENERIC, NOT_SHOWN)
+
+TOWARDS_REJECT, TOWARDS_ACCEPT = "towards reject", "towards accept"
+
+
+# ---- the settings ---------------------------------------------------------------
+@dataclass(frozen=True)
+class FaithfulnessSettings:
+    grid: int = DEFAULT_GRID
+    step_cells: int = DEFAULT_STEP_CELLS
+    random_orders: int = DEFAULT_RANDOM_ORDERS
+    fill: str = DEFAULT_FILL
+    blur_sigma: float = DEFAULT_BLUR_SIGMA
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.grid <= 50:
+            raise BadInputError(f"grid must lie in 2..50 cells a side, got {self.grid}")
+        if not 1 <= self.step_cells <= self.grid**2:
+            raise BadInputError(
+                f"step_cells must lie in 1..{self.grid**2}, got {self.step_cells}"
+            )
+        if self.random_orders < 30:
+            raise BadInputError(
+                f"at least 30 random orders are needed for a percentile, got "
+                f"{self.random_orders}"
+            )
+        if self.fill not in FILLS:
+            raise BadInputError(f"unknown fill {self.fill!r} (use blur or mean)")
+        if self.fill == "blur" and self.blur_sigma <= 0:
+            raise BadInputError(f"blur sigma must be positive, got {self.blur_sigma}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# ---- results -----------------------------------------------------------------
+@dataclass(frozen=True)
+class MapFaithfulness:
+    """The verdict on one map of one image, with the figures behind it."""
+
+    side: str
+    kind: str
+    direction: str  # TOWARDS_REJECT or TOWARDS_ACCEPT
+    can_flip: bool  # the direction moves the margin towards the threshold
+    verdict: str
+    reason: str  # the verdict's grounds, one plain sentence
+    flip_fraction: float | None
+    effect: float
+    random_percentile: float
+    p_random: float
+    vs_prior: Mapping[str, Any]
+    vs_other_pairs: Mapping[str, Any]
+    fractions: tuple[float, ...]
+    margins: tuple[float, ...]
+    random_margins_mean: tuple[float, ...]
+    prior_margins: tuple[float, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["vs_prior"] = dict(self.vs_prior)
+        data["vs_other_pairs"] = dict(self.vs_other_pairs)
+        for name in ("fractions", "margins", "random_margins_mean", "prior_margins"):
+            data[name] = list(data[name])
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MapFaithfulness:
+        values = dict(data)
+        for name in ("fractions", "margins", "random_margins_mean", "prior_margins"):
+            values[name] = tuple(float(v) for v in values[name])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class PairFaithfulness:
+    """The verdicts on every map of one explanation, for its own pair."""
+
+    method_id: str
+    explanation_cache_key: str
+    model_sha256: str
+    decision: str
+    margin: float
+    settings: FaithfulnessSettings
+    references: tuple[str, ...]  # SHA-256 of the other faces' images used
+    maps: Mapping[str, Mapping[str, MapFaithfulness]]  # side -> kind -> verdict
+    algorithm_version: int = ALGORITHM_VERSION
+
+    def get(self, side: str, kind: str) -> MapFaithfulness | None:
+        return self.maps.get(side, {}).get(kind)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method_id,
+            "explanation_cache_key": self.explanation_cache_key,
+            "model_sha256": self.model_sha256,
+            "decision": self.decision,
+            "margin": self.margin,
+            "settings": self.settings.to_dict(),
+            "references": list(self.references),
+            "algorithm_version": self.algorithm_version,
+            "faithfulness": {
+                side: {kind: m.to_dict() for kind, m in kinds.items()}
+                for side, kinds in self.maps.items()
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PairFaithfulness:
+        return cls(
+            method_id=data["method"],
+            explanation_cache_key=data["explanation_cache_key"],
+            model_sha256=data["model_sha256"],
+            decision=data["decision"],
+            margin=float(data["margin"]),
+            settings=FaithfulnessSettings(**data["settings"]),
+            references=tuple(data["references"]),
+            maps={
+                side: {k: MapFaithfulness.from_dict(m) for k, m in kinds.items()}
+                for side, kinds in data["faithfulness"].items()
+            },
+            algorithm_version=int(data["algorithm_version"]),
+        )
+
+
+# ---- the sentences an examiner reads ---------------------------------------------
+def verdict_sentence(result: MapFaithfulness) -> str:
+    """The verdict and its grounds in one line (GUI and report)."""
+    return f"{result.side} {result.kind} map: {result.verdict}. {result.reason}"
+
+
+def _percent(fraction: float | None) -> str:
+    return "never" if fraction is None else f"{100 * fraction:.0f} %"
+
+
+# ---- the figure ------------------------------------------------------------------
+def margin_of(threshold: Threshold, cosine: np.ndarray, distance: np.ndarray):
+    """Signed decision margin: positive (cosine: >= 0) means "same person"."""
+    if threshold.metric == "euclidean":
+        return threshold.value - distance
+    return cosine - threshold.value
+
+
+def _accepts(threshold: Threshold, margin: np.ndarray) -> np.ndarray:
+    if threshold.metric == "euclidean":
+        return margin > 0
+    return margin >= 0
+
+
+def cell_labels(size: tuple[int, int], grid: int) -> np.ndarray:
+    """(H, W) cell index of every chip pixel, row-major over a grid x grid grid."""
+    height, width = size
+    rows = np.minimum(np.arange(height) * grid // height, grid - 1)
+    columns = np.minimum(np.arange(width) * grid // width, grid - 1)
+    return (rows[:, None] * grid + columns[None, :]).astype(np.int64)
+
+
+def cell_order(saliency: np.ndarray, labels: np.ndarray, cells: int) -> np.ndarray:
+    """Cells by decreasing mean map value (NaN pixels ignored; ties by index)."""
+    values = np.nan_to_num(np.asarray(saliency, np.float64), nan=0.0).ravel()
+    flat = labels.ravel()
+    sums = np.bincount(flat, weights=values, minlength=cells)
+    counts = np.bincount(flat, minlength=cells)
+    means = sums / np.maximum(counts, 1)
+    return np.argsort(-means, kind="stable")
+
+
+@dataclass(frozen=True)
+class _Curve:
+    margins: np.ndarray  # (steps + 1,), margins[0] = the unmodified chip's
+    flip_step: float  # first step whose decision differs from step 0's (inf: none)
+    effect: float  # mean margin change over the curve, in the tested direction
+
+    def key(self) -> tuple[float, float]:
+        """Smaller is better: flip sooner; then move the margin further."""
+        return (self.flip_step, -self.effect)
+
+
+def _curve(
+    margins: np.ndarray, threshold: Threshold, sign: float, can_flip: bool
+) -> _Curve:
+    accepted = _accepts(threshold, margins)
+    flips = np.nonzero(accepted != accepted[0])[0]
+    flip_step = float(flips[0]) if can_flip and flips.size else float("inf")
+    change = sign * (margins - margins[0])
+    # trapezoid over the removed fraction in [0, 1]
+    effect = float(np.mean((change[1:] + change[:-1]) / 2))
+    return _Curve(margins, flip_step, effect)
+
+
+def _better(a: _Curve, b: _Curve) -> bool:
+    return a.key() < b.key()
+
+
+class _SideRunner:
+    """Margins of one chip with cells removed in given orders, in batches."""
+
+    def __init__(
+        self,
+        model: FaceModel,
+        view: FaceView,
+        other_embedding: torch.Tensor,
+        threshold: Threshold,
+        settings: FaithfulnessSettings,
+        batch_size: int,
+        tick: Callable[[int], None],
+    ) -> None:
+        self.model, self.threshold, self.settings = model, threshold, settings
+        self.batch_size, self.tick = batch_size, tick
+        size = model.input_size
+        self.cells = settings.grid**2
+        self.labels = cell_labels(size, settings.grid)
+        self.counts = np.minimum(
+            np.arange(0, self.cells + settings.step_cells, settings.step_cells),
+            self.cells,
+        )
+        self.counts = np.unique(self.counts)  # 0, step, 2 step, ..., all cells
+        chip = np.asarray(view.chip)
+        if settings.fill == "blur":
+            filled = gaussian_smooth(chip.astype(np.float32), settings.blur_sigma)
+            filled = np.clip(np.rint(filled), 0, 255).astype(np.uint8)
+        else:
+            mean = chip.reshape(-1, 3).mean(axis=0)
+            filled = np.broadcast_to(
+                np.clip(np.rint(mean), 0, 255).astype(np.uint8), chip.shape
+            ).copy()
+        self.x = model.prepare(chip[None])
+        self.fill = model.prepare(filled[None])
+        self.other = other_embedding.to(model.device).double()
+
+    @property
+    def steps(self) -> int:
+        return len(self.counts) - 1
+
+    def passes(self, orders: int) -> int:
+        return orders * self.steps
+
+    def base_margin(self) -> float:
+        return float(self._margins(self.x)[0])
+
+    def _margins(self, batch: torch.Tensor) -> np.ndarray:
+        with torch.inference_mode():
+            embedded = self.model.embed(batch).detach().double()
+        cosine = torch.nn.functional.cosine_similarity(
+            embedded, self.other[None].expand_as(embedded), dim=1, eps=1e-12
+        )
+        distance = torch.linalg.vector_norm(embedded - self.other[None], dim=1)
+        return margin_of(
+            self.threshold, cosine.cpu().numpy(), distance.cpu().numpy()
+        ).astype(np.float64)
+
+    def curves(self, orders: Sequence[np.ndarray], base: float) -> np.ndarray:
+        """(len(orders), steps + 1) margins; column 0 is ``base``."""
+        device = self.model.device
+        # pixel_rank[o, y, x]: when cell of (y, x) is removed in order o
+        rank_of_cell = np.empty((len(orders), self.cells), np.int64)
+        for index, order in enumerate(orders):
+            rank_of_cell[index, order] = np.arange(self.cells)
+        pixel_rank = torch.from_numpy(rank_of_cell[:, self.labels]).to(device)
+        counts = torch.from_numpy(self.counts[1:]).to(device)
+        total = len(orders) * self.steps
+        out = np.empty(total)
+        with torch.inference_mode():
+            for start in range(0, total, self.batch_size):
+                stop = min(total, start + self.batch_size)
+                index = torch.arange(start, stop, device=device)
+                order, step = index // self.steps, index % self.steps
+                keep = pixel_rank[order] >= counts[step][:, None, None]
+                batch = blend(self.x, self.fill, keep.float())
+                out[start:stop] = self._margins(batch)
+                self.tick(stop - start)
+        margins = out.reshape(len(orders), self.steps)
+        return np.concatenate([np.full((len(orders), 1), base), margins], axis=1)
+
+
+def _direction(kind: str, accepted: bool) -> tuple[str, float, bool]:
+    """(direction, sign of the expected margin change, whether it can flip)."""
+    if kind == "similarity" or (kind == "combined" and accepted):
+        return TOWARDS_REJECT, -1.0, accepted
+    return TOWARDS_ACCEPT, 1.0, not accepted
+
+
+def _ranked_map(kind: str, saliency: np.ndarray, accepted: bool) -> np.ndarray:
+    """The map whose highest cells go first: a rejected pair's combined map is
+    read from its most dissimilar (lowest) cells."""
+    if kind == "combined" and not accepted:
+        return -np.asarray(saliency, np.float64)
+    return np.asarray(saliency, np.float64)
+
+
+def pair_faithfulness(
+    result: ExplanationResult,
+    pair: FacePair,
+    model: FaceModel,
+    *,
+    other_maps: Mapping[str, Mapping[str, Sequence[np.ndarray]]] | None = None,
+    references: Sequence[str] = (),
+    settings: FaithfulnessSettings | None = None,
+    batch_size: int = 64,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCallback | None = None,
+) -> PairFaithfulness:
+    """Verdicts for every map of ``result`` on its own ``pair`` (module docstring).
+
+    ``other_maps[side][kind]``: the same method's maps of that kind for other pairs
+    (``other_pair_maps``); ``references``: the SHA-256 of the faces they came from,
+    recorded with the result.
+    """
+    settings = settings or FaithfulnessSettings()
+    other_maps = other_maps or {}
+    threshold = result.threshold
+    with eval_mode(model):
+        embeddings = [
+            model.embed(model.prepare(view.chip[None])).detach()[0]
+            for view in pair.sides
+        ]
+    cosine = float(
+        torch.nn.functional.cosine_similarity(embeddings[0], embeddings[1], dim=0)
+    )
+    distance = float((embeddings[0] - embeddings[1]).norm())
+    margin = float(margin_of(threshold, np.array([cosine]), np.array([distance]))[0])
+    accepted = bool(_accepts(threshold, np.array([margin]))[0])
+
+    done = [0]
+    plans = []
+    for index, (view, maps) in enumerate(zip(pair.sides, result.images, strict=True)):
+        runner = _SideRunner(
+            model,
+            view,
+            embeddings[1 - index],
+            threshold,
+            settings,
+            batch_size,
+            lambda n: _tick(done, n, total, progress, cancel),
+        )
+        kinds = maps.chip_maps()
+        others = sum(len(other_maps.get(view.side, {}).get(k, ())) for k in kinds)
+        plans.append((view, runner, kinds, others))
+    total = sum(
+        r.passes(settings.random_orders + 1 + len(kinds) + others)
+        for _, r, kinds, others in plans
+    )
+    total += 2  # the two unmodified chips
+    rng_root = settings.seed
+    sides: dict[str, dict[str, MapFaithfulness]] = {}
+    with eval_mode(model):
+        for index, (view, runner, kinds, _others) in enumerate(plans):
+            base = runner.base_margin()
+            _tick(done, 1, total, progress, cancel)
+            rng = np.random.default_rng([rng_root, index])
+            random_orders = [
+                rng.permutation(runner.cells) for _ in range(settings.random_orders)
+            ]
+            prior = face_centre_prior(model.input_size, PRIOR_SPREAD)
+            prior_order = cell_order(prior, runner.labels, runner.cells)
+            control = runner.curves([*random_orders, prior_order], base)
+            random_margins, prior_margins = control[:-1], control[-1]
+            sides[view.side] = {}
+            for kind, saliency in kinds.items():
+                ranked = _ranked_map(kind, saliency, accepted)
+                other = [
+                    _ranked_map(kind, m, accepted)
+                    for m in other_maps.get(view.side, {}).get(kind, ())
+                ]
+                orders = [
+                    cell_order(m, runner.labels, runner.cells) for m in [ranked, *other]
+                ]
+                curves = runner.curves(orders, base)
+                sides[view.side][kind] = _judge(
+                    view.side,
+                    kind,
+                    saliency,
+                    accepted,
+                    threshold,
+                    runner.counts / runner.cells,
+                    curves[0],
+                    curves[1:],
+                    random_margins,
+                    prior_margins,
+                )
+    return PairFaithfulness(
+        method_id=result.method_id,
+        explanation_cache_key=result.cache_key,
+        model_sha256=model.weights_sha256,
+        decision="accept" if accepted else "reject",
+        margin=margin,
+        settings=settings,
+        references=tuple(references),
+        maps=sides,
+    )
+
+
+def _tick(
+    done: list[int],
+    units: int,
+    total: int,
+    progress: ProgressCallback | None,
+    cancel: CancelCallback | None,
+) -> None:
+    if cancel is not None and cancel():
+        raise Cancelled("faithfulness check cancelled")
+    done[0] = min(total, done[0] + units)
+    if progress is not None:
+        progress(done[0], total, "faithfulness")
+
+
+def _judge(
+    side: str,
+    kind: str,
+    saliency: np.ndarray,
+    accepted: bool,
+    threshold: Threshold,
+    fractions: np.ndarray,
+    margins: np.ndarray,
+    other_margins: np.ndarray,
+    random_margins: np.ndarray,
+    prior_margins: np.ndarray,
+) -> MapFaithfulness:
+    direction, sign, can_flip = _direction(kind, accepted)
+    own = _curve(margins, threshold, sign, can_flip)
+    randoms = [_curve(m, threshold, sign, can_flip) for m in random_margins]
+    prior = _curve(prior_margins, threshold, sign, can_flip)
+    others = [_curve(m, threshold, sign, can_flip) for m in other_margins]
+
+    worse = sum(_better(own, r) for r in randoms)
+    ties = sum(own.key() == r.key() for r in randoms)
+    at_least_as_good = len(randoms) - worse
+    percentile = 100.0 * (worse + 0.5 * ties) / len(randoms)
+    p_random = (1 + at_least_as_good) / (len(randoms) + 1)
+    beats_prior = _better(own, prior)
+    beaten = sum(_better(own, o) for o in others)
+    p_other = (1 + len(others) - beaten) / (len(others) + 1)
+
+    def fraction(curve: _Curve) -> float | None:
+        if not np.isfinite(curve.flip_step):
+            return None
+        return float(fractions[int(curve.flip_step)])
+
+    flat = not np.isfinite(saliency).any() or float(np.nanmax(saliency)) == float(
+        np.nanmin(saliency)
+    )
+    moved = "lower" if sign < 0 else "raise"
+    if flat:
+        verdict, reason = NOT_SHOWN, "The map is flat: it ranks no region first."
+    elif own.effect <= 0:
+        verdict, reason = (
+            NOT_SHOWN,
+            f"Removing its strongest regions first does not {moved} the score.",
+        )
+    elif p_random > ALPHA:
+        verdict, reason = (
+            NOT_SHOWN,
+            f"Removing its regions first changes the score no more than removing "
+            f"random regions (better than {percentile:.0f} % of "
+            f"{len(randoms)} random orders, p = {p_random:.2f}).",
+        )
+    elif not beats_prior:
+        verdict, reason = (
+            GENERIC,
+            "A fixed face-centre map, the same for every pair, changes the score "
+            f"as fast (decision changes after {_percent(fraction(prior))} of the "
+            f"face removed, this map: {_percent(fraction(own))}).",
+        )
+    elif len(others) < MIN_OTHER_MAPS:
+        verdict, reason = (
+            NOT_SHOWN,
+            f"It beats random orders (p = {p_random:.2f}) and the face-centre map, "
+            f"but pair specificity needs maps for at least {MIN_OTHER_MAPS} other "
+            f"faces and {len(others)} were available.",
+        )
+    elif beaten < len(others):
+        verdict, reason = (
+            GENERIC,
+            f"Maps the same method made for other people's faces change this "
+            f"pair's score as fast ({len(others) - beaten} of {len(others)} did "
+            "as well).",
+        )
+    else:
+        verdict, reason = (
+            PAIR_SPECIFIC,
+            f"It changes the score faster than {len(randoms)} random orders "
+            f"(p = {p_random:.2f}), the face-centre map and all {len(others)} maps "
+            f"made for other faces (chance {p_other:.2f}).",
+        )
+    return MapFaithfulness(
+        side=side,
+        kind=kind,
+        direction=direction,
+        can_flip=can_flip,
+        verdict=verdict,
+        reason=reason,
+        flip_fraction=fraction(own),
+        effect=own.effect,
+        random_percentile=percentile,
+        p_random=p_random,
+        vs_prior={
+            "better": bool(beats_prior),
+            "prior_flip_fraction": fraction(prior),
+            "prior_effect": prior.effect,
+        },
+        vs_other_pairs={
+            "maps": len(others),
+            "beaten": int(beaten),
+            "p_value": p_other,
+            "flip_fractions": [fraction(o) for o in others],
+        },
+        fractions=tuple(float(f) for f in fractions),
+        margins=tuple(float(m) for m in margins),
+        random_margins_mean=tuple(float(m) for m in random_margins.mean(axis=0)),
+        prior_margins=tuple(float(m) for m in prior_margins),
+    )
+
+
+# ---- the other pairs ---------------------------------------------------------------
+def other_pair_maps(
+    result: ExplanationResult,
+    pair: FacePair,
+    model: FaceModel,
+    references: Sequence[FaceView],
+    *,
+    batch_size: int | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCallback | None = None,
+) -> dict[str, dict[str, list[np.ndarray]]]:
+    """The same method, parameters and seed on (probe, reference) and (reference,
+    gallery) for each reference face: maps that are not about this pair."""
+    explainer = get(result.method_id)
+    out: dict[str, dict[str, list[np.ndarray]]] = {"probe": {}, "gallery": {}}
+    jobs = [
+        ("probe", FacePair(pair.probe, dataclasses.replace(ref, side="gallery")))
+        for ref in references
+    ] + [
+        ("gallery", FacePair(dataclasses.replace(ref, side="probe"), pair.gallery))
+        for ref in references
+    ]
+    for number, (side, other_pair) in enumerate(jobs):
+        if progress is not None:
+            progress(number, len(jobs), "maps for other faces")
+        other = explainer.explain(
+            other_pair,
+            model,
+            result.params,
+            seed=result.seed,
+            cancel=cancel,
+            batch_size=batch_size,
+            threshold=result.threshold,
+        )
+        maps = other.probe if side == "probe" else other.gallery
+        for kind, array in maps.chip_maps().items():
+            out[side].setdefault(kind, []).append(array)
+    if progress is not None:
+        progress(len(jobs), len(jobs), "maps for other faces")
+    return out
+
+
+def check_pair(
+    result: ExplanationResult,
+    pair: FacePair,
+    model: FaceModel,
+    references: Sequence[FaceView],
+    *,
+    settings: FaithfulnessSettings | None = None,
+    batch_size: int = 64,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCallback | None = None,
+) -> PairFaithfulness:
+    """Maps for the other faces, then the verdicts (progress in two stages)."""
+    own = {pair.probe.image_sha256, pair.gallery.image_sha256}
+    references = [r for r in references if r.image_sha256 not in own]
+    maps = other_pair_maps(
+        result,
+        pair,
+        model,
+        references,
+        batch_size=batch_size,
+        progress=_stage(progress, "maps for other faces"),
+        cancel=cancel,
+    )
+    return pair_faithfulness(
+        result,
+        pair,
+        model,
+        other_maps=maps,
+        references=[r.image_sha256 for r in references],
+        settings=settings,
+        batch_size=batch_size,
+        progress=_stage(progress, "faithfulness"),
+        cancel=cancel,
+    )
+
+
+def _stage(progress: ProgressCallback | None, label: str) -> ProgressCallback | None:
+    if progress is None:
+        return None
+    return lambda done, total, _message: progress(done, total, label)
+
+
+def summary(result: PairFaithfulness) -> dict[str, str]:
+    """``"side kind"`` -> verdict, for tables and the audit trail."""
+    return {
+        f"{side} {kind}": m.verdict
+        for side, kinds in result.maps.items()
+        for kind, m in kinds.items()
+    }
+
+
+__all__ = [
+    "GENERIC",
+    "MAP_KINDS",
+    "NOT_SHOWN",
+    "PAIR_SPECIFIC",
+    "VERDICTS",
+    "FaithfulnessSettings",
+    "MapFaithfulness",
+    "PairFaithfulness",
+    "check_pair",
+    "other_pair_maps",
+    "pair_faithfulness",
+    "verdict_sentence",
+]
