@@ -3,6 +3,7 @@ synthetic pair, refuses what it cannot decompose; and its figure."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -296,3 +297,17 @@ def test_figure_from_a_result_on_evidence_coordinates(dlib_model, faces):
 def test_figure_refuses_a_grey_image():
     with pytest.raises(BadInputError, match="probe image must be RGB uint8"):
         render_correspondence(np.zeros((10, 10), np.uint8), np.zeros((10, 10, 3)), [])
+
+
+def test_links_sharing_a_region_do_not_hide_each_other():
+    chip = np.full((150, 150, 3), 90, np.uint8)
+    links = [
+        {"rank": 1, "probe_xy": [75, 75], "gallery_xy": [40, 40], "contribution": 1},
+        {"rank": 2, "probe_xy": [75, 75], "gallery_xy": [110, 110], "contribution": 1},
+    ]
+    figure = render_correspondence(chip, chip, links, gap=0)
+    for index in (0, 1):  # both spots of the shared probe region show their colour
+        colour = np.array(link_colour(index))
+        exact = (figure[40:110, 40:110] == colour).all(axis=2).astype(np.uint8)
+        # a 3x3 block of it: a spot, not the one-pixel line that leaves it
+        assert cv2.erode(exact, np.ones((3, 3), np.uint8)).any(), index

@@ -6,6 +6,8 @@ whose ``probe_xy`` / ``gallery_xy`` are chip pixel centres.  To draw on the
 evidence images instead of the chips, convert the points first with
 ``links_on_images``.  A link that raises the score (supporting) is a filled spot;
 one that lowers it (opposing) is a ring, so the figure stays readable in grey.
+Links that share a region (several per cell on a coarse grid) have their spots
+spread on a small circle around the region's centre.
 """
 
 from __future__ import annotations
@@ -77,7 +79,8 @@ def render_correspondence(
     None) drawn as numbered spot pairs joined by lines -> RGB uint8.
 
     Both images are scaled to the taller one's height (the link points with them);
-    the result is ``(height, width_probe' + gap + width_gallery', 3)``.
+    the result is ``(height, width_probe' + gap + width_gallery', 3)``.  A spot
+    sits at its link's point unless several links share that point (then around it).
     """
     probe_rgb = _as_rgb(probe_rgb, "probe")
     gallery_rgb = _as_rgb(gallery_rgb, "gallery")
@@ -108,7 +111,8 @@ def render_correspondence(
     for link in shown:
         px, py = (float(v) * scales[0] for v in link["probe_xy"])
         gx, gy = (float(v) * scales[1] for v in link["gallery_xy"])
-        points.append(((round(px), round(py)), (round(gx + offset), round(gy))))
+        points.append(((px, py), (gx + offset, gy)))
+    points = _spread_shared_points(points, spacing=2.4 * radius)
     # lines first, spots and numbers on top of every line
     for index, (probe, gallery) in enumerate(points):
         cv2.line(canvas, probe, gallery, link_colour(index), thickness, cv2.LINE_AA)
@@ -125,6 +129,29 @@ def render_correspondence(
                 )
             _label(canvas, str(link.get("rank", index + 1)), centre, radius, font_scale)
     return canvas
+
+
+def _spread_shared_points(
+    points: list[tuple[tuple[float, float], tuple[float, float]]], spacing: float
+) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """Links that share a region (coarse grids: several links per cell) get their
+    spots on a small circle around the region's centre, so none hides another."""
+    spread = [[list(probe), list(gallery)] for probe, gallery in points]
+    for side in (0, 1):
+        groups: dict[tuple[int, int], list[int]] = {}
+        for index, pair in enumerate(points):
+            centre = pair[side]
+            groups.setdefault((round(centre[0]), round(centre[1])), []).append(index)
+        for members in groups.values():
+            if len(members) < 2:
+                continue
+            # a circle whose chord between neighbours is ``spacing``
+            ring = spacing / (2 * np.sin(np.pi / len(members)))
+            for order, index in enumerate(members):
+                angle = 2 * np.pi * order / len(members) - np.pi / 2
+                spread[index][side][0] += ring * np.cos(angle)
+                spread[index][side][1] += ring * np.sin(angle)
+    return [((round(p[0]), round(p[1])), (round(g[0]), round(g[1]))) for p, g in spread]
 
 
 def _label(
