@@ -44,6 +44,7 @@ FAST_PARAMS: dict[str, dict[str, object]] = {
     "minusplus": {"stride": 30},
     "ddfv": {"ig_steps": 4},  # the shipped reconstructor of the default model
     "correspondence": {"links": 5},
+    "prior": {},
 }
 
 
