@@ -5,7 +5,11 @@ change of the model's own decision score, not an estimate.  The components are t
 ones of FISWG's "Facial Image Comparison Feature List for Morphological Analysis"
 (Version 2.0, 2018.09.11) that the 68 landmarks locate - forehead, eyebrows, eyes,
 cheeks, nose, ears (where visible), mouth, chin/jawline - built by
-``core.ecloss.parts.component_masks`` on the aligned chip.
+``core.ecloss.parts.component_masks`` on the aligned chip.  An ear counts only when
+its side of the face is not turned away (its half-width, nose tip to jaw line, is at
+least 0.6 of the other side's) and 75 % of its region lies inside the chip; the
+table says why a component was not located.  A face without 68 landmarks (marked
+by hand with 5 points) is refused with one line.
 
 For each component (and, with ``pairs``, each pair of components) the component is
 hidden in the probe only, in the gallery only, and in both, and the pair is scored
@@ -14,7 +18,9 @@ the model accepts: for Euclidean models (dlib) ``threshold - distance`` (0.6 - d
 for cosine models ``cosine - threshold``.  Reported per component and condition:
 the margin, its change from the unhidden pair, and whether the decision flips; per
 pair the interaction, ``joint change - (change of the one + change of the other)``
-(0 when the two components act independently).  The table is in
+(0 when the two components act independently; with the smoothed fills it also
+holds the fill's own dependence on the neighbourhood, since next to a hidden
+neighbour a component is filled from further away).  The table is in
 ``result.details["components"]``; ``component_table_lines`` renders it as text.
 
 Maps: each side's component regions painted with the change measured when that
@@ -33,8 +39,9 @@ the local skin tone and lighting, so the network is not shown a dark hole or
 sharp edges, a feature no real face has that would change the score by itself.
 The other fills, for comparison: ``blur`` (Gaussian blur of the component itself,
 same sigma: keeps its colour and coarse shape, so it hides detail only), ``mean``
-(the chip's mean colour, a flat patch), ``model-mean`` (the model's preprocessing
-mean, i.e. an input of zero after normalisation; for dlib a grey).
+(the mean colour of the rest of the chip, a flat patch), ``model-mean`` (the
+model's preprocessing mean, i.e. an input of zero after normalisation; for dlib a
+grey).
 """
 
 from __future__ import annotations
@@ -115,7 +122,7 @@ def occlude(
     if not mask.any():
         return image.copy()
     if fill == "mean":
-        patch = np.broadcast_to(image.reshape(-1, 3).mean(0), image.shape)
+        patch = np.broadcast_to(image[~mask].mean(0), image.shape)
     elif fill == "model-mean":
         patch = np.broadcast_to(np.asarray(model_mean, np.float32), image.shape)
     elif fill in ("surround", "blur"):
@@ -193,7 +200,8 @@ class Components(Explainer):
                 "surround",
                 "what replaces a hidden component: surround (smoothed from the "
                 "pixels around it), blur (the component blurred), mean (the "
-                "picture's mean colour), model-mean (the model's mean input)",
+                "mean colour of the rest of the picture), model-mean (the model's "
+                "mean input)",
                 choices=FILLS,
             ),
             Param(
@@ -245,24 +253,22 @@ class Components(Explainer):
             hidden.append(per_set)
         ctx.start(sum(len(per_set) for per_set in hidden))
         embedded: list[dict[tuple[str, ...], torch.Tensor]] = []
-        for side, (view, per_set) in enumerate(zip(views, hidden, strict=True)):
+        for view, per_set in zip(views, hidden, strict=True):
             keys = list(per_set)
-            chips = (
-                np.stack([occlude(view.chip, per_set[key], fill, mean) for key in keys])
-                if keys
-                else np.zeros((0, *view.chip.shape), np.float32)
+            if not keys:
+                embedded.append({})
+                continue
+            chips = np.stack(
+                [occlude(view.chip, per_set[key], fill, mean) for key in keys]
             )
 
             def make_batch(start: int, stop: int, chips=chips) -> torch.Tensor:
                 return ctx.model.prepare(chips[start:stop])
 
-            vectors = (
-                ctx.embed_batches(len(keys), make_batch, f"{view.side} components")
-                if keys
-                else torch.zeros(0)
+            vectors = ctx.embed_batches(
+                len(keys), make_batch, f"{view.side} components"
             )
             embedded.append({key: vectors[index] for index, key in enumerate(keys)})
-            del side
 
         threshold = ctx.threshold
         original = [e.detach().cpu() for e in ctx.embeddings]
