@@ -131,11 +131,14 @@ def prepare_face(
     landmarks5: Sequence[Sequence[float]] | None = None,
     detector: FaceDetector | None = None,
     detector_method: str = "hog",
+    with_68: bool | None = None,
 ) -> PreparedFace:
     """Load an image and align one face for ``model``.
 
     ``landmarks5`` (the examiner's five points, dlib order) bypasses detection;
     otherwise the largest face is used unless ``face_index`` picks another.
+    ``with_68``: also predict the 68 landmarks (None: only when the model's
+    alignment needs them); landmark-based explanations (``components``) need them.
     """
     image = load_image(path)
     if landmarks5 is not None:
@@ -146,7 +149,7 @@ def prepare_face(
             image,
             method=detector_method,
             detector=detector,
-            with_68=needs_68_landmarks(model),
+            with_68=needs_68_landmarks(model) if with_68 is None else with_68,
         )
         face = select_face(faces, face_index, path=image.path)
         faces_found, index = len(faces), face_index or 0
