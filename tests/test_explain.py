@@ -34,6 +34,7 @@ FAST_PARAMS: dict[str, dict[str, object]] = {
     "fggb": {"chunk": 64},
     "xssab": {},
     "gradient": {},
+    "gradient_input": {},
     "smoothgrad": {"samples": 4},
     "integrated_gradients": {"steps": 4},
     "gradcam": {},
@@ -350,6 +351,51 @@ def test_methods_find_the_region_the_model_looks_at(method_id, region_model):
     for maps in result.images:
         magnitude = np.abs(maps.combined_map)
         assert magnitude[inside].mean() > 4 * magnitude[~inside].mean(), method_id
+
+
+def _pair_gradients(model: SyntheticModel, pair: FacePair):
+    """Independent autograd: ds/dx of cos(f(x), f(other)) for both sides."""
+    inputs = [model.prepare(view.chip[None]) for view in pair.sides]
+    with torch.no_grad():
+        embeddings = [model.embed(x)[0] for x in inputs]
+    out = []
+    for side in (0, 1):
+        x = inputs[side].clone().requires_grad_()
+        score = nn.functional.cosine_similarity(
+            model.embed(x)[0], embeddings[1 - side], dim=0
+        )
+        out.append((x.detach(), torch.autograd.grad(score, x)[0]))
+    return out
+
+
+def test_vanilla_saliency_is_the_channel_max_of_the_absolute_gradient(region_model):
+    """Simonyan et al. 2014 §3.1: M = max_c |ds/dx_c|, per pixel value (÷ std)."""
+    pair = synthetic_pair(64, seed=2, similar=False)
+    result = get("gradient").explain(pair, region_model)
+    assert get("gradient").info.algorithm_version == 2
+    assert not get("gradient").info.has_dissimilarity
+    std = region_model.preprocessing.std[0]
+    for maps, (_x, gradient) in zip(
+        result.images, _pair_gradients(region_model, pair), strict=True
+    ):
+        expected = (gradient[0].abs() / std).amax(0).numpy()
+        np.testing.assert_allclose(maps.similarity_map, expected, rtol=1e-5)
+        assert maps.dissimilarity_map is None
+
+
+def test_gradient_input_is_the_signed_first_order_contribution(region_model):
+    """Shrikumar et al. 2016: gradient x (input - black), summed over colours; S+ and
+    S- are its positive and negative parts (the old ``gradient`` map)."""
+    pair = synthetic_pair(64, seed=2, similar=False)
+    result = get("gradient_input").explain(pair, region_model)
+    black = region_model.prepare(np.zeros((1, 64, 64, 3), np.uint8))
+    for maps, (x, gradient) in zip(
+        result.images, _pair_gradients(region_model, pair), strict=True
+    ):
+        signed = (gradient * (x - black))[0].sum(0).numpy()
+        np.testing.assert_allclose(maps.combined_map, signed, rtol=1e-5, atol=1e-9)
+        np.testing.assert_allclose(maps.dissimilarity_map, np.maximum(-signed, 0))
+        assert maps.dissimilarity_map.max() > 0 and maps.similarity_map.max() > 0
 
 
 def explain_at_threshold(method_id: str, model: SyntheticModel, threshold: float):
