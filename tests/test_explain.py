@@ -538,3 +538,50 @@ def test_overlay_keeps_labels_inside_the_picture(kind):
     # the evidence is shown untouched outside the chip footprint
     header = overlay.shape[0] - 300
     assert (overlay[header:, :, :][:50, :120] == 128).all()
+
+
+def _plus_plus_exact(activation: torch.Tensor, gradient: torch.Tensor) -> np.ndarray:
+    """Grad-CAM++ eq. 19 in float64 without any guard (denominators are nonzero)."""
+    a, g = activation.double(), gradient.double()
+    alpha = g**2 / (2 * g**2 + a.sum(dim=(1, 2), keepdim=True) * g**3)
+    weights = (alpha * torch.relu(g)).sum(dim=(1, 2))
+    return torch.relu(torch.einsum("c,chw->hw", weights, a)).numpy()
+
+
+def test_gradcampp_guard_does_not_swamp_small_gradients():
+    """alpha depends on A g only: rescaling (A, g) -> (A / k, k g) must leave the map
+    alone.  A fixed eps of 1e-7 (the old guard) swamps gradients of dlib's scale."""
+    from core.explain.cam import cam, gradcampp_weights
+
+    generator = torch.Generator().manual_seed(0)
+    activation = torch.rand(6, 5, 5, generator=generator)
+    gradient = torch.randn(6, 5, 5, generator=generator) * 0.1
+    reference = _plus_plus_exact(activation, gradient)
+    for k in (1.0, 1e-4, 1e-6):
+        scaled_a, scaled_g = activation / k, gradient * k
+        new = cam(scaled_a, gradcampp_weights(scaled_a, scaled_g)).numpy()
+        np.testing.assert_allclose(
+            new, reference, rtol=1e-4, atol=1e-6 * reference.max()
+        )
+    # what the old fixed eps did at k = 1e-6: alpha ~ g^2 / 1e-7, a different map
+    tiny_a, tiny_g = activation / 1e-6, gradient * 1e-6
+    squared = tiny_g**2
+    denominator = 2 * squared + tiny_a.sum(dim=(1, 2), keepdim=True) * tiny_g**3
+    alpha = torch.where(tiny_g != 0, squared / (denominator + 1e-7), 0.0)
+    old = cam(tiny_a, (alpha * torch.relu(tiny_g)).sum(dim=(1, 2))).numpy()
+    old_correlation = np.corrcoef(old.ravel(), reference.ravel())[0, 1]
+    relative_error = np.abs(old / old.max() - reference / reference.max()).max()
+    assert relative_error > 0.1 and old_correlation < 0.99  # another shape
+    assert old.max() < 1e-3 * reference.max()  # and a collapsed scale
+
+
+def test_gradcam_default_layer_is_the_measured_one(dlib_model, region_model):
+    """dlib names the layer chosen by benchmarks/gradcam_layer.py; a model without a
+    measurement falls back to the deepest tap with at least 4x4 positions."""
+    from core.explain.layers import default_cam_layer
+
+    assert default_cam_layer(dlib_model) == "stage2.block3"
+    assert region_model.cam_layer is None
+    assert default_cam_layer(region_model) == "masked"  # both 64x64: the deeper
+    for method_id in ("gradcam", "gradcampp"):
+        assert get(method_id).info.algorithm_version == 2

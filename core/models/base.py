@@ -111,6 +111,10 @@ class FaceModel:
     taps: tuple[LayerTap, ...] = ()
     # True for a model file whose program code (TorchScript) was trusted to run.
     code_trusted: bool = False
+    # The layer tap Grad-CAM explains by default, where it was measured for this
+    # model (benchmarks/gradcam_layer.py); None: the generic rule in
+    # ``core.explain.layers.default_cam_layer``.
+    cam_layer: str | None = None
 
     # ---- device -----------------------------------------------------------------
     @property
