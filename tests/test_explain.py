@@ -34,6 +34,7 @@ FAST_PARAMS: dict[str, dict[str, object]] = {
     "fggb": {"chunk": 64},
     "xssab": {},
     "gradient": {},
+    "gradient_input": {},
     "smoothgrad": {"samples": 4},
     "integrated_gradients": {"steps": 4},
     "gradcam": {},
@@ -361,6 +362,51 @@ def test_methods_find_the_region_the_model_looks_at(method_id, region_model):
         assert magnitude[inside].mean() > 4 * magnitude[~inside].mean(), method_id
 
 
+def _pair_gradients(model: SyntheticModel, pair: FacePair):
+    """Independent autograd: ds/dx of cos(f(x), f(other)) for both sides."""
+    inputs = [model.prepare(view.chip[None]) for view in pair.sides]
+    with torch.no_grad():
+        embeddings = [model.embed(x)[0] for x in inputs]
+    out = []
+    for side in (0, 1):
+        x = inputs[side].clone().requires_grad_()
+        score = nn.functional.cosine_similarity(
+            model.embed(x)[0], embeddings[1 - side], dim=0
+        )
+        out.append((x.detach(), torch.autograd.grad(score, x)[0]))
+    return out
+
+
+def test_vanilla_saliency_is_the_channel_max_of_the_absolute_gradient(region_model):
+    """Simonyan et al. 2014 §3.1: M = max_c |ds/dx_c|, per pixel value (÷ std)."""
+    pair = synthetic_pair(64, seed=2, similar=False)
+    result = get("gradient").explain(pair, region_model)
+    assert get("gradient").info.algorithm_version == 2
+    assert not get("gradient").info.has_dissimilarity
+    std = region_model.preprocessing.std[0]
+    for maps, (_x, gradient) in zip(
+        result.images, _pair_gradients(region_model, pair), strict=True
+    ):
+        expected = (gradient[0].abs() / std).amax(0).numpy()
+        np.testing.assert_allclose(maps.similarity_map, expected, rtol=1e-5)
+        assert maps.dissimilarity_map is None
+
+
+def test_gradient_input_is_the_signed_first_order_contribution(region_model):
+    """Shrikumar et al. 2016: gradient x (input - black), summed over colours; S+ and
+    S- are its positive and negative parts (the old ``gradient`` map)."""
+    pair = synthetic_pair(64, seed=2, similar=False)
+    result = get("gradient_input").explain(pair, region_model)
+    black = region_model.prepare(np.zeros((1, 64, 64, 3), np.uint8))
+    for maps, (x, gradient) in zip(
+        result.images, _pair_gradients(region_model, pair), strict=True
+    ):
+        signed = (gradient * (x - black))[0].sum(0).numpy()
+        np.testing.assert_allclose(maps.combined_map, signed, rtol=1e-5, atol=1e-9)
+        np.testing.assert_allclose(maps.dissimilarity_map, np.maximum(-signed, 0))
+        assert maps.dissimilarity_map.max() > 0 and maps.similarity_map.max() > 0
+
+
 def explain_at_threshold(method_id: str, model: SyntheticModel, threshold: float):
     original = model.threshold
     model.threshold = Threshold("cosine", threshold, "test")
@@ -501,3 +547,50 @@ def test_overlay_keeps_labels_inside_the_picture(kind):
     # the evidence is shown untouched outside the chip footprint
     header = overlay.shape[0] - 300
     assert (overlay[header:, :, :][:50, :120] == 128).all()
+
+
+def _plus_plus_exact(activation: torch.Tensor, gradient: torch.Tensor) -> np.ndarray:
+    """Grad-CAM++ eq. 19 in float64 without any guard (denominators are nonzero)."""
+    a, g = activation.double(), gradient.double()
+    alpha = g**2 / (2 * g**2 + a.sum(dim=(1, 2), keepdim=True) * g**3)
+    weights = (alpha * torch.relu(g)).sum(dim=(1, 2))
+    return torch.relu(torch.einsum("c,chw->hw", weights, a)).numpy()
+
+
+def test_gradcampp_guard_does_not_swamp_small_gradients():
+    """alpha depends on A g only: rescaling (A, g) -> (A / k, k g) must leave the map
+    alone.  A fixed eps of 1e-7 (the old guard) swamps gradients of dlib's scale."""
+    from core.explain.cam import cam, gradcampp_weights
+
+    generator = torch.Generator().manual_seed(0)
+    activation = torch.rand(6, 5, 5, generator=generator)
+    gradient = torch.randn(6, 5, 5, generator=generator) * 0.1
+    reference = _plus_plus_exact(activation, gradient)
+    for k in (1.0, 1e-4, 1e-6):
+        scaled_a, scaled_g = activation / k, gradient * k
+        new = cam(scaled_a, gradcampp_weights(scaled_a, scaled_g)).numpy()
+        np.testing.assert_allclose(
+            new, reference, rtol=1e-4, atol=1e-6 * reference.max()
+        )
+    # what the old fixed eps did at k = 1e-6: alpha ~ g^2 / 1e-7, a different map
+    tiny_a, tiny_g = activation / 1e-6, gradient * 1e-6
+    squared = tiny_g**2
+    denominator = 2 * squared + tiny_a.sum(dim=(1, 2), keepdim=True) * tiny_g**3
+    alpha = torch.where(tiny_g != 0, squared / (denominator + 1e-7), 0.0)
+    old = cam(tiny_a, (alpha * torch.relu(tiny_g)).sum(dim=(1, 2))).numpy()
+    old_correlation = np.corrcoef(old.ravel(), reference.ravel())[0, 1]
+    relative_error = np.abs(old / old.max() - reference / reference.max()).max()
+    assert relative_error > 0.1 and old_correlation < 0.99  # another shape
+    assert old.max() < 1e-3 * reference.max()  # and a collapsed scale
+
+
+def test_gradcam_default_layer_is_the_measured_one(dlib_model, region_model):
+    """dlib names the layer chosen by benchmarks/gradcam_layer.py; a model without a
+    measurement falls back to the deepest tap with at least 4x4 positions."""
+    from core.explain.layers import default_cam_layer
+
+    assert default_cam_layer(dlib_model) == "stage2.block3"
+    assert region_model.cam_layer is None
+    assert default_cam_layer(region_model) == "masked"  # both 64x64: the deeper
+    for method_id in ("gradcam", "gradcampp"):
+        assert get(method_id).info.algorithm_version == 2

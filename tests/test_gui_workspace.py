@@ -296,7 +296,7 @@ def test_export_and_verify_a_report_from_the_gui(qtbot, window, tmp_path):
 def test_check_faithfulness_plots_the_curves(qtbot, window):
     open_demo(qtbot, window)
     wait_for_pair(qtbot, window, "K1")
-    run_methods(qtbot, window, ["gradient"])
+    run_methods(qtbot, window, ["gradient_input"])  # has a dissimilarity map
     with qtbot.waitSignal(window.compare._measurer.result, timeout=WAIT_MS):
         window.compare.check_faithfulness.click()
     for plot in window.compare.reliability:

@@ -9,6 +9,7 @@ import math
 import cv2
 import numpy as np
 import pytest
+import torch
 from synthetic_models import RegionNet, SyntheticModel
 
 from core.errors import BadInputError, Cancelled
@@ -23,7 +24,7 @@ from core.metrics.faithfulness import (
     pixel_elimination,
     rank_pixels,
 )
-from core.models.base import LayerTap, Threshold
+from core.models.base import LayerTap, Preprocessing, Threshold
 
 SIZE = 64
 
@@ -228,6 +229,38 @@ def test_removing_the_true_region_raises_eer_more_than_random(model, pairs):
     assert json.loads(json.dumps(result.to_dict()))["is_genuine"][0] is True
     with pytest.raises(BadInputError, match="genuine and impostor"):
         pixel_elimination(model, pairs[:3], maps[:3])
+
+
+@pytest.mark.parametrize("order", ["RGB", "BGR"])
+@pytest.mark.parametrize("fill", ["mean", "black"])
+def test_eliminated_pixels_are_the_normalisation_mean(pairs, fill, order):
+    """Paper 003 §IV-E: removed pixels are the mean normalisation value, i.e. zero
+    after ``model.prepare`` (to uint8 rounding of the mean); "black" stays 0."""
+    mean = (122.8, 117.0, 104.3)  # dlib's preprocessing mean
+    model = SyntheticModel(RegionNet(), SIZE)
+    model.preprocessing = Preprocessing(
+        input_size=(SIZE, SIZE), channel_order=order, mean=mean, std=(256.0,) * 3
+    )
+    seen: list[torch.Tensor] = []
+    model.network.register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
+    maps = [true_map()] * len(pairs)
+    kwargs = {} if fill == "mean" else {"fill": fill}
+    result = pixel_elimination(
+        model, pairs, maps, thresholds=(1.0, 0.5), batch_size=1000, **kwargs
+    )
+    assert result.fill == fill
+    n = len(pairs)
+    modified = seen[-1]  # one batch: (saliency, random) x (level) x (pair)
+    removed = modified[n : 2 * n]  # saliency order, threshold 0.5: the true region
+    region = removed[:, :, RegionNet.ROWS, RegionNet.COLS]
+    if fill == "mean":
+        assert float(region.abs().max()) <= 0.5 / 256
+    else:
+        black = torch.tensor(mean).view(1, 3, 1, 1) / -256
+        if order == "BGR":
+            black = black.flip(1)
+        torch.testing.assert_close(region, black.expand_as(region))
+    assert float(modified[:n].abs().max()) > 0.1  # level 1.0: the intact photos
 
 
 # ---- PSNR, fusion, layers ------------------------------------------------------------

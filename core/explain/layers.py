@@ -34,12 +34,25 @@ def tap_shapes(model: FaceModel) -> list[TapShape]:
 
 
 def default_cam_layer(model: FaceModel) -> str:
-    """The deepest tap with at least 4x4 positions.
+    """The model's measured Grad-CAM layer (``FaceModel.cam_layer``), else the
+    deepest tap with at least 4x4 positions.
 
-    Grad-CAM is usually taken at the last convolutional layer; dlib's last stage is
-    2x2, too coarse to point at a facial region, so we stop one stage earlier.
+    Grad-CAM is usually taken at the last convolutional layer; that is often too
+    coarse to point at a facial region (dlib's last stage is 2x2), hence at least
+    4x4 when nothing was measured.  On dlib the measurement
+    (``benchmarks/gradcam_layer.py``) found the 4x4 taps put their mass off the
+    face, so dlib names its layer.
     """
-    candidates = [s for s in tap_shapes(model) if s.size and min(s.size) >= 4]
+    shapes = tap_shapes(model)
+    if model.cam_layer is not None:
+        for shape in shapes:
+            if shape.name == model.cam_layer and shape.size is not None:
+                return shape.name
+        raise BadInputError(
+            f"model {model.model_id} names Grad-CAM layer {model.cam_layer}, "
+            "which is not one of its spatial layer taps"
+        )
+    candidates = [s for s in shapes if s.size and min(s.size) >= 4]
     if not candidates:
         raise BadInputError(f"model {model.model_id} has no spatial layer tap")
     return candidates[-1].name

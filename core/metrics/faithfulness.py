@@ -569,7 +569,7 @@ def pixel_elimination(
     *,
     thresholds: Sequence[float] | None = DEFAULT_ELIMINATION_THRESHOLDS,
     fractions: Sequence[float] | None = None,
-    fill: str = "black",
+    fill: str = "mean",
     seed: int = 0,
     batch_size: int = 64,
     progress: ProgressCallback | None = None,
@@ -587,13 +587,15 @@ def pixel_elimination(
     pixels with value > t are removed (t = 1.0 removes nothing: the baseline).
     With ``fractions`` instead (a documented alternative, not in the paper), the
     top round(f * H*W) pixels by rank (ties: row-major index) are removed, which
-    removes the same share from every image.  Removed pixels are set to black (0)
-    with ``fill="black"`` (the explainers' convention; for the dlib model, whose
-    mean is 0, this *is* the paper's zero-after-normalisation), or to the model's
-    per-channel preprocessing mean with ``fill="mean"`` (the paper's rule for any
-    model).  The random control removes exactly as many pixels per image, chosen
-    from one random permutation per pair (from ``seed``), so the random sets are
-    nested across levels.  Only the probe chip is modified; the gallery is intact.
+    removes the same share from every image.  Removed pixels are set, with the
+    default ``fill="mean"`` (the paper's rule), to the model's per-channel
+    preprocessing mean rounded to a pixel value - for dlib (122.8, 117.0, 104.3)
+    -> (123, 117, 104), which is zero after normalisation to within 0.3 / 256 -
+    or with ``fill="black"`` to pixel value 0 (the explainers' "removed" value;
+    for dlib (-0.48, -0.46, -0.41) after normalisation, not the paper's zero).  The
+    random control removes exactly as many pixels per image, chosen from one
+    random permutation per pair (from ``seed``), so the random sets are nested
+    across levels.  Only the probe chip is modified; the gallery is intact.
     Scores are cosine similarities, EERs from ``core.evaluation.equal_error_rate``
     (fraction 0..1, not %).  Pairs must include genuine and impostor pairs.
     """

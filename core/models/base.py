@@ -111,6 +111,10 @@ class FaceModel:
     taps: tuple[LayerTap, ...] = ()
     # True for a model file whose program code (TorchScript) was trusted to run.
     code_trusted: bool = False
+    # The layer tap Grad-CAM explains by default, where it was measured for this
+    # model (benchmarks/gradcam_layer.py); None: the generic rule in
+    # ``core.explain.layers.default_cam_layer``.
+    cam_layer: str | None = None
 
     # ---- device -----------------------------------------------------------------
     @property
@@ -204,24 +208,59 @@ class FaceModel:
                 embedding = model.embed(batch)
             activations["stage2"]  # (N, C, h, w), still part of the autograd graph
 
-        Hooks are removed on exit, also when the body raises.
+        Only passes run by the calling thread are recorded: the network is shared
+        (the GUI's Channels panel or a ranking may embed from another thread while a
+        layer-by-layer job runs), and another thread's pass must neither overwrite
+        these activations nor be affected by them.  Captures nest (each records
+        independently).  Hooks are removed on exit, also when the body raises.
         """
         activations: dict[str, torch.Tensor] = {}
-        modules = dict(self.network.named_modules())
-        handles = []
-        try:
+
+        def record(name: str) -> Callable[[torch.Tensor], None]:
+            def store(output: torch.Tensor) -> None:
+                activations[name] = output
+
+            return store
+
+        with contextlib.ExitStack() as stack:
             for name in names:
-                tap = self._tap(name)
-                module = modules[tap.module_path]
-
-                def hook(_module, _inputs, output, _name=name):
-                    activations[_name] = output
-
-                handles.append(module.register_forward_hook(hook))
+                stack.enter_context(self._this_thread_hook(name, record(name)))
             yield activations
+
+    @contextlib.contextmanager
+    def replacing_output(
+        self, name: str, replacement: Callable[[torch.Tensor], torch.Tensor]
+    ) -> Iterator[None]:
+        """Replace the named tap's output by ``replacement(output)`` in forward
+        passes of the calling thread only (other threads' passes are untouched)."""
+        with self._this_thread_hook(name, replacement):
+            yield
+
+    @contextlib.contextmanager
+    def _this_thread_hook(
+        self, name: str, action: Callable[[torch.Tensor], torch.Tensor | None]
+    ) -> Iterator[None]:
+        """A forward hook on the tap's module that acts only in this thread.
+
+        A thread filter rather than a model lock: a lock held around a captured
+        pass would have to be taken by every forward of every caller (including
+        ``network(...)`` called directly and passes nested inside a capture), and
+        would stall the GUI behind a long job; the filter needs neither.  Forward
+        hooks run in the thread that calls the module, so the filter is exact.
+        """
+        module = dict(self.network.named_modules())[self._tap(name).module_path]
+        owner = threading.get_ident()
+
+        def hook(_module, _inputs, output):
+            if threading.get_ident() == owner:
+                return action(output)
+            return None
+
+        handle = module.register_forward_hook(hook)
+        try:
+            yield
         finally:
-            for handle in handles:
-                handle.remove()
+            handle.remove()
 
 
 # ---- similarity -------------------------------------------------------------------

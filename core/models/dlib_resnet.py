@@ -278,6 +278,11 @@ class DlibResNetModel(FaceModel):
             std=(256.0, 256.0, 256.0),  # dlib divides by 256, not 255
             alignment="dlib",
         )
+        # Grad-CAM's default layer, by measurement (benchmarks/gradcam_layer.py,
+        # 79 LFW + fr-examples pairs): the 17x17 end of stage 2 puts the largest
+        # share of the map on the face (landmark hull); the 4x4 stage-4 taps put
+        # less there than a map blind to the face would.
+        self.cam_layer = "stage2.block3"
         self.threshold = Threshold(
             "euclidean",
             DLIB_EUCLIDEAN_THRESHOLD,

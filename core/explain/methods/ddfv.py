@@ -88,7 +88,6 @@ def channel_weights(
     with torch.inference_mode(), model.capture([tap]) as captured:
         model._forward(ctx.inputs[side])
     features = captured[tap][0].clone()
-    module = dict(model.network.named_modules())[model._tap(tap).module_path]
     alphas = (torch.arange(steps, device=ctx.device) + 0.5) / steps
     shares = torch.zeros(features.shape[0], device=ctx.device)
     # the replaced map must match the pass the hook sees: one alpha per pass for a
@@ -98,26 +97,16 @@ def channel_weights(
         for start in range(0, steps, per_pass):
             batch = alphas[start : start + per_pass]
             scaled = (batch[:, None, None, None] * features[None]).requires_grad_()
-            handle = module.register_forward_hook(
-                lambda _m, _i, _o, replacement=scaled: replacement
-            )
-            try:  # the tap's output is replaced by alpha * C_A
+            # the tap's output is replaced by alpha * C_A (in this thread's passes)
+            with model.replacing_output(tap, lambda _output, new=scaled: new):
                 inputs = ctx.inputs[side].expand(len(batch), -1, -1, -1)
                 # one pass, no flip-averaging: the hook's map belongs to this view
                 embedded = model._forward(inputs).reshape(len(batch), -1)
                 score = (embedded @ direction).sum()
-            finally:
-                handle.remove()
             (gradient,) = torch.autograd.grad(score, [scaled])
             shares += (gradient.sum(0) * features).sum(dim=(1, 2)) / steps
-        handle = module.register_forward_hook(
-            lambda _m, _i, output: torch.zeros_like(output)
-        )
-        try:
-            with torch.inference_mode():
-                at_zero = float(model._forward(ctx.inputs[side]).ravel() @ direction)
-        finally:
-            handle.remove()
+        with model.replacing_output(tap, torch.zeros_like), torch.inference_mode():
+            at_zero = float(model._forward(ctx.inputs[side]).ravel() @ direction)
     return features, shares.detach(), at_zero
 
 

@@ -3,8 +3,10 @@
 Target: the pair's cosine similarity (the other image's embedding held fixed).
 Similarity map: ReLU(sum_c alpha_c A_c) with alpha_c the spatially averaged gradient;
 dissimilarity map: the same for the negated score.  Maps are upsampled bilinearly
-from the layer's grid to the chip.  Default layer: the deepest tap with at least
-4x4 positions (see ``core.explain.layers.default_cam_layer``).
+from the layer's grid to the chip.  Default layer: the one measured for the model
+(dlib: stage2.block3, 17x17, where the map's mass is most on the face; see
+``benchmarks/gradcam_layer.py``), else the deepest tap with at least 4x4 positions
+(``core.explain.layers.default_cam_layer``).
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ LAYER_PARAM = Param(
     "layer",
     str,
     None,
-    "layer tap to explain (see 'xfr layers'); empty = the deepest layer with at "
-    "least 4x4 positions",
+    "layer tap to explain (see 'xfr layers'); empty = the layer measured for the "
+    "model (dlib: stage2.block3), else the deepest layer with at least 4x4 "
+    "positions",
     optional=True,
 )
 
@@ -50,6 +53,8 @@ class GradCAM(Explainer):
         has_dissimilarity=True,
         uses_layer=True,
         params=(LAYER_PARAM,),
+        # 2: default layer stage2.block3 for dlib (was stage4.block2, off the face)
+        algorithm_version=2,
     )
 
     def compute(self, ctx: ExplainContext) -> tuple[ChipMaps, ChipMaps]:

@@ -30,4 +30,7 @@ class GradCAMPlusPlus(GradCAM):
         has_dissimilarity=True,
         uses_layer=True,
         params=(LAYER_PARAM,),
+        # 2: default layer stage2.block3 for dlib (was stage4.block2, off the face);
+        # the denominator guard scales with the gradients (was a fixed 1e-7)
+        algorithm_version=2,
     )

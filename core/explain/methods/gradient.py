@@ -1,15 +1,22 @@
-"""Gradient saliency of the pair's cosine similarity (Simonyan et al., 2014).
+"""Vanilla gradient saliency of the pair's cosine similarity (Simonyan et al., 2014).
 
-Simonyan's map is the gradient of the score w.r.t. the pixels.  The gradient of the
-negated score (the dissimilarity target) is just its negative, so a magnitude map
-could not tell the two apart; we therefore use the signed first-order contribution
-gradient x (input - black image), summed over colour channels: positive where the
-pixel's presence raises the similarity (similarity map), negative where it lowers
-it (dissimilarity map, = the positive part for the negated score).  The same
-black-image baseline is used by ``integrated_gradients``.
+Simonyan et al. §3.1: the saliency of pixel (i, j) is M_ij = max_c |w_(i,j,c)|, with
+w = ds/dx the gradient of the score with respect to the image.  We take it with
+respect to the pixel values (0..255), i.e. the gradient with respect to the model's
+input divided by the card's per-channel std, so that a model whose channels are
+scaled differently does not let one channel win the maximum by its scale alone.
+Channel maximum rather than mean, because that is the paper's definition (a pixel
+is salient when the score is sensitive to any one of its colours).
+
+A magnitude says how sensitive the score is to a pixel, not whether the pixel
+speaks for or against the match (the gradient of the negated score has the same
+magnitude), so there is only a similarity map.  The signed first-order
+contribution gradient x input is ``gradient_input``.
 """
 
 from __future__ import annotations
+
+import torch
 
 from core.explain.base import (
     ChipMaps,
@@ -21,36 +28,48 @@ from core.explain.base import (
 from core.explain.gradients import cosine_to, input_gradient
 
 
+def pixel_gradient(ctx: ExplainContext, side: int) -> torch.Tensor:
+    """d cos(f(x), f(other)) / d pixel value, (3, H, W)."""
+    reference = ctx.other(side).to(ctx.device)
+    gradient = input_gradient(
+        ctx.model, ctx.inputs[side], lambda e, r=reference: cosine_to(e, r)
+    )[0]
+    std = torch.tensor(ctx.model.preprocessing.std, device=gradient.device)
+    if ctx.model.preprocessing.channel_order == "BGR":  # card std is in RGB order
+        std = std.flip(0)
+    return gradient / std.view(3, 1, 1)  # x = (pixel - mean) / std
+
+
 @register
 class Gradient(Explainer):
     info = ExplainerInfo(
         method_id="gradient",
-        display_name="Gradient (vanilla saliency)",
+        display_name="Vanilla saliency (gradient)",
         citation=(
             "K. Simonyan, A. Vedaldi, A. Zisserman, Deep Inside Convolutional "
             "Networks: Visualising Image Classification Models and Saliency Maps, "
             "ICLR Workshop 2014"
         ),
         description=(
-            "Measures, pixel by pixel, how the similarity score would change if "
-            "that pixel faded towards black. Pixels whose presence raises the score "
-            "form the similarity map, pixels whose presence lowers it the "
-            "dissimilarity map. Fast, but known to be noisy."
+            "Shows, pixel by pixel, how strongly the similarity score reacts to a "
+            "tiny change of that pixel's colour: bright where the score is "
+            "sensitive. It cannot say whether a region speaks for or against the "
+            "match, so there is no dissimilarity map, and sensitivity is not the "
+            "same as importance: a region can matter to the decision and still "
+            "show little here. Fast, but known to be noisy."
         ),
         kind="gradient",
-        has_dissimilarity=True,
+        has_dissimilarity=False,
+        # 2: plain |ds/dx| (channel maximum), was gradient x input (now its own id)
+        algorithm_version=2,
     )
 
     def compute(self, ctx: ExplainContext) -> tuple[ChipMaps, ChipMaps]:
         ctx.start(2)
-        black = ctx.black_input()
         maps = []
         for side in (0, 1):
-            reference = ctx.other(side).to(ctx.device)
-            gradient = input_gradient(
-                ctx.model, ctx.inputs[side], lambda e, r=reference: cosine_to(e, r)
-            )
-            signed = (gradient * (ctx.inputs[side] - black))[0].sum(0)
-            maps.append(ChipMaps.from_signed(signed.cpu().numpy()))
+            # Simonyan et al. 2014, §3.1: M_ij = max_c |w_h(i,j,c)|
+            saliency = pixel_gradient(ctx, side).abs().amax(0).cpu().numpy()
+            maps.append(ChipMaps(saliency, None, saliency))
             ctx.step(1)
         return maps[0], maps[1]
