@@ -309,7 +309,7 @@ def test_fggb_matches_closed_form_on_a_linear_model():
     linear = nn.Linear(3 * size * size, dimensions, bias=False)
     model = SyntheticModel(nn.Sequential(nn.Flatten(), linear), size, threshold=0.3)
     pair = synthetic_pair(size, seed=1, similar=False)
-    result = get("fggb").explain(pair, model, {"chunk": 3})
+    result = get("fggb").explain(pair, model, {"chunk": 3, "centre": "none"})
 
     inputs = [model.prepare(view.chip[None]) for view in pair.sides]
     with torch.no_grad():
@@ -327,7 +327,9 @@ def test_fggb_matches_closed_form_on_a_linear_model():
 
 REGION_PARAMS: dict[str, dict[str, object]] = {
     **FAST_PARAMS,
-    "fggb": {},
+    # no reference mean for a synthetic model: the paper-exact weights
+    "fggb": {"centre": "none"},
+    "xssab": {"centre": "none"},
     "lime": {"samples": 300, "segments": 60, "sigma": 1},
     "corrrise": {"masks": 300},
     "xface": {"patch_sizes": "7", "stride": 3},
@@ -411,7 +413,8 @@ def explain_at_threshold(method_id: str, model: SyntheticModel, threshold: float
     original = model.threshold
     model.threshold = Threshold("cosine", threshold, "test")
     try:
-        return get(method_id).explain(synthetic_pair(64), model)
+        params = {"centre": "none"} if method_id in ("fggb", "xssab") else {}
+        return get(method_id).explain(synthetic_pair(64), model, params)
     finally:
         model.threshold = original
 
