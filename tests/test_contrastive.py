@@ -178,6 +178,22 @@ def test_reference_is_unavailable_without_a_mean_for_the_model():
     assert "\n" not in str(error.value) and "centre=none" in str(error.value)
 
 
+@pytest.mark.parametrize("method_id", ["fggb", "xssab"])
+def test_auto_centre_is_paper_exact_where_no_mean_is_shipped(method_id):
+    """The default (auto) never refuses a model: without a shipped mean it gives
+    the paper-exact maps, bit for bit, and says so."""
+    model = offset_model()
+    rng = np.random.default_rng(6)
+    pair = FacePair(view("probe", chip(rng), "a"), view("gallery", chip(rng), "b"))
+    auto = get(method_id).explain(pair, model, {})
+    exact = get(method_id).explain(pair, model, {"centre": "none"})
+    assert auto.params["centre"] == "auto"
+    np.testing.assert_array_equal(auto.probe.combined_map, exact.probe.combined_map)
+    assert auto.details["centring"] == {"centre": "none"}
+    assert any("no reference mean is shipped" in note for note in auto.notes)
+    assert auto.cache_key != exact.cache_key  # what auto resolved to is in the key
+
+
 @pytest.mark.parametrize(
     "content, problem",
     [

@@ -284,7 +284,10 @@ def centre_pair(
 
 
 # ---- the parameters FGGB and xSSAB share ----------------------------------------
-CENTRE_CHOICES = ("none", "reference")
+CENTRE_CHOICES = ("auto", "none", "reference")
+# "auto": centred where a reference mean is shipped for the model's weights (the
+# measured better default, docs/evaluation.md), paper-exact where none is; the
+# result's notes and details say which was used, and the cache key carries it.
 
 
 def centre_params(default: str) -> tuple[Param, Param]:
@@ -296,7 +299,8 @@ def centre_params(default: str) -> tuple[Param, Param]:
             "none: the paper's weights on the raw descriptors (paper-exact); "
             "reference: descriptors taken relative to the mean face of a reference "
             "population first, which removes the part of the map that is the same "
-            "for any gallery (the decision is unchanged)",
+            "for any gallery (the decision is unchanged); auto: reference where a "
+            "mean is shipped for the model, none where not",
             choices=CENTRE_CHOICES,
         ),
         Param(
@@ -310,10 +314,21 @@ def centre_params(default: str) -> tuple[Param, Param]:
     )
 
 
+def resolved_centre(model: FaceModel, params: Mapping[str, ParamValue]) -> str:
+    """ "none" or "reference": what ``centre`` (possibly "auto") means for ``model``."""
+    centre = str(params.get("centre", "none"))
+    if centre != "auto":
+        return centre
+    if params.get("reference_mean") or shipped_reference_path(model).is_file():
+        return "reference"
+    return "none"
+
+
 def centring_extras(model: FaceModel, params: Mapping[str, ParamValue]) -> dict:
     """Cache-key inputs: the reference file's hash when it is used."""
-    if params.get("centre", "none") != "reference":
-        return {}
+    centre = resolved_centre(model, params)
+    if centre != "reference":
+        return {"centre_used": "none"} if params.get("centre") == "auto" else {}
     reference = reference_mean_for(model, params.get("reference_mean"))  # type: ignore[arg-type]
     return {"reference_mean_sha256": reference.sha256}
 
@@ -331,7 +346,13 @@ class WeightingPair:
 
 def weighting_pair(ctx: ExplainContext) -> WeightingPair:
     """What eq. 3 is computed on for this run, with a note saying so."""
-    if ctx.params.get("centre", "none") != "reference":
+    if resolved_centre(ctx.model, ctx.params) != "reference":
+        if ctx.params.get("centre") == "auto":
+            ctx.notes.append(
+                f"no reference mean is shipped for model {ctx.model.model_id}: "
+                "paper-exact weights on the raw descriptors (centre=none)"
+            )
+            ctx.details["centring"] = {"centre": "none"}
         return WeightingPair(ctx.embeddings, ctx.cosine_threshold, None, None)
     reference = reference_mean_for(ctx.model, ctx.params.get("reference_mean"))  # type: ignore[arg-type]
     centred = centre_pair(ctx.model, ctx.embeddings, reference)

@@ -50,7 +50,7 @@ from core.models.base import FaceModel
 # impostor +0.83 -> +0.89: a rejection's map stays mostly eq. 4's threshold term),
 # xSSAB +0.10 -> +0.02; impostor "similar" pixels FGGB 21 -> 4 %, xSSAB 48 -> 30 %;
 # deletion AUC unchanged (FGGB 0.869 -> 0.870, xSSAB 0.871 both, random 0.866).
-DEFAULT_CENTRE = "reference"
+DEFAULT_CENTRE = "auto"  # reference_mean.CENTRE_CHOICES
 
 
 def xssab_parts(
