@@ -342,8 +342,10 @@ def test_check_faithfulness_shows_the_verdict_beside_each_map(qtbot, window):
     compare.select("K1", "gallery")
     wait_for_pair(qtbot, window, "K1")
     qtbot.waitUntil(
-        lambda: compare.faithfulness[0].verdict.text()
-        == verdict_sentence(check.get("probe", "dissimilarity")),
+        lambda: (
+            compare.faithfulness[0].verdict.text()
+            == verdict_sentence(check.get("probe", "dissimilarity"))
+        ),
         timeout=WAIT_MS,
     )
     assert compare._checker.generation == checks_started
