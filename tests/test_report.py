@@ -267,9 +267,11 @@ def test_cli_identity_report_and_verify(case_folder, tmp_path, monkeypatch, caps
     report = tmp_path / "cli.pdf"
     code = main(
         ["report", str(case_folder), "--out", str(report), "--sign", str(p12),
-         "--comparison", "Q1:K1", "--json"]
+         "--comparison", "Q1:K1", "--json", "--no-faithfulness"]
     )  # fmt: skip
     assert code == 0
+    # no check stored for Q1 x K1's Grad-CAM, and none made: said, not hidden
+    assert "Faithfulness not checked for this pair" in _flat(text_of(report))
     capsys.readouterr()
     verify = ["report", "verify", str(report), "--case", str(case_folder)]
     assert main([*verify, "--trust", str(cert), "--json"]) == 0

@@ -330,6 +330,8 @@ class ComparePanel(QWidget):
         pickers.addWidget(self.probe_combo, 1)
         pickers.addWidget(QLabel("Gallery"))
         pickers.addWidget(self.gallery_combo, 1)
+        pickers.addWidget(self.check_faithfulness)
+        pickers.addWidget(self.cancel_check)
         views = QGridLayout()
         for side, (viewer, chip) in enumerate(
             zip(self.viewers, self.chips, strict=True)
@@ -337,7 +339,7 @@ class ComparePanel(QWidget):
             views.addWidget(viewer, 0, side)
             views.addWidget(chip, 1, side, alignment=Qt.AlignmentFlag.AlignHCenter)
         for side, plot in enumerate(self.faithfulness):
-            plot.setMaximumHeight(170)
+            plot.setMaximumHeight(140)
             views.addWidget(plot, 2, side)
         views.setRowStretch(0, 1)
         controls = QGridLayout()
@@ -355,9 +357,7 @@ class ComparePanel(QWidget):
         controls.addWidget(self.colour_combo, 1, 3)
         controls.addWidget(QLabel("Show top"), 1, 4)
         controls.addWidget(self.top_percent, 1, 5)
-        controls.addWidget(self.check_faithfulness, 0, 6)
-        controls.addWidget(self.cancel_check, 1, 6)
-        controls.setColumnStretch(7, 1)
+        controls.setColumnStretch(6, 1)
         left = QWidget()
         column = QVBoxLayout(left)
         column.setContentsMargins(0, 0, 0, 0)
