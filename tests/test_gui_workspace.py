@@ -293,17 +293,77 @@ def test_export_and_verify_a_report_from_the_gui(qtbot, window, tmp_path):
         box.close()
 
 
-def test_check_faithfulness_plots_the_curves(qtbot, window):
-    open_demo(qtbot, window)
+def test_check_faithfulness_shows_the_verdict_beside_each_map(qtbot, window):
+    from core.case.workflow import stored_faithfulness
+    from core.metrics.pair_faithfulness import (
+        VERDICTS,
+        FaithfulnessSettings,
+        verdict_sentence,
+    )
+
+    case = open_demo(qtbot, window)
     wait_for_pair(qtbot, window, "K1")
+    compare = window.compare
+    # the smallest check: a 4 x 4 grid, two steps, the 30 random orders it needs
+    compare.faithfulness_settings = FaithfulnessSettings(grid=4, step_cells=8)
     run_methods(qtbot, window, ["gradient_input"])  # has a dissimilarity map
-    with qtbot.waitSignal(window.compare._measurer.result, timeout=WAIT_MS):
-        window.compare.check_faithfulness.click()
-    for plot in window.compare.reliability:
-        assert {"deletion", "insertion", "random deletion"} <= set(plot.curves)
-        assert "deletion AUC" in plot.summary.text()
-    window.compare.kind_combo.setCurrentText("dissimilarity")  # other map: cleared
-    assert not window.compare.reliability[0].curves
+    explanation_id = compare.method_combo.currentData()
+    qtbot.waitUntil(lambda: explanation_id in compare.checks, timeout=WAIT_MS)
+    assert compare.faithfulness[0].verdict.text() == "Faithfulness not checked yet."
+    with qtbot.waitSignal(compare._checker.result, timeout=WAIT_MS):
+        compare.check_faithfulness.click()
+    check = stored_faithfulness(case, explanation_id)  # kept in the case
+    assert check is not None and check.method_id == "gradient_input"
+    assert [e.action for e in case.audit_log()][-1] == "explanation.faithfulness"
+    for plot in compare.faithfulness:
+        verdict = check.get(plot.side, "similarity")
+        assert plot.verdict.text() == verdict_sentence(verdict)
+        assert verdict.verdict in VERDICTS
+        assert set(plot.curves) == {
+            "this map",
+            "random orders (mean)",
+            "face-centre map",
+        }
+        assert len(plot.curves["this map"][1]) == 3  # 0, 8 and 16 cells removed
+    compare.kind_combo.setCurrentText("dissimilarity")  # the other map's verdict
+    assert compare.faithfulness[1].verdict.text() == verdict_sentence(
+        check.get("gallery", "dissimilarity")
+    )
+    qtbot.waitUntil(lambda: bool(window.grid.verdicts), timeout=WAIT_MS)
+    window.grid.kind.setCurrentText("dissimilarity")
+    assert window.grid.verdicts[0].text() == verdict_sentence(
+        check.get("probe", "dissimilarity")
+    )
+
+    # shown again later: read from the case, not measured again
+    checks_started = compare._checker.generation
+    compare.select("K2", "gallery")
+    wait_for_pair(qtbot, window, "K2")
+    compare.select("K1", "gallery")
+    wait_for_pair(qtbot, window, "K1")
+    qtbot.waitUntil(
+        lambda: (
+            compare.faithfulness[0].verdict.text()
+            == verdict_sentence(check.get("probe", "dissimilarity"))
+        ),
+        timeout=WAIT_MS,
+    )
+    assert compare._checker.generation == checks_started
+
+
+def test_controls_are_not_offered_as_evidence_unless_asked_for(qtbot):
+    from xfr_desktop.explain_panel import ExplainPanel
+
+    panel = ExplainPanel()
+    qtbot.addWidget(panel)
+    assert "prior" in panel.infos and panel.infos["prior"].control
+    assert "prior" not in panel.offered_methods()
+    assert "gradient" in panel.offered_methods()
+    panel.set_checked(["prior", "gradient"])
+    assert panel.checked_methods() == ["gradient"]  # a hidden control never runs
+    panel.show_controls.setChecked(True)
+    assert "prior" in panel.offered_methods()
+    assert set(panel.checked_methods()) == {"prior", "gradient"}
 
 
 def test_report_dialog_offers_the_viewed_comparisons_and_marks_superseded_ones(

@@ -107,14 +107,93 @@ def test_report_states_case_exhibit_hashes_scores_and_conclusion(
     assert head.details["signed_by"] == [EXAMINER, REVIEWER]
 
 
-def test_report_measures_each_maps_faithfulness_with_the_model(
-    case_folder, model, tmp_path
+@pytest.fixture(scope="module")
+def unchecked_folder(tmp_path_factory, model) -> Path:
+    """A demo case with a gradient and a correspondence explanation, no check yet
+    (tests copy it, so that each sees it unchecked)."""
+    folder = tmp_path_factory.mktemp("unchecked") / "demo.xfrcase"
+    with create_demo_case(folder, examiner=EXAMINER, model=model) as case:
+        workflow.explain(case, "Q1", "K1", "gradient", model)
+        workflow.explain(case, "Q1", "K1", "correspondence", model)
+    return folder
+
+
+def pdf_text(path: Path) -> str:
+    """The PDF's text as poppler's pdftotext gives it, whitespace collapsed."""
+    done = subprocess.run(
+        ["pdftotext", str(path), "-"], capture_output=True, check=True
+    )
+    return " ".join(done.stdout.decode().split())
+
+
+CHEAP_CHECK = {"grid": 4, "step_cells": 8}  # 3 points a curve, 30 random orders
+
+
+@pytest.mark.skipif(not shutil.which("pdftotext"), reason="needs poppler")
+def test_report_gives_every_map_its_faithfulness_verdict(
+    unchecked_folder, model, tmp_path
 ):
-    with Case.open(case_folder) as case:
-        outcome = generate_report(case, tmp_path / "with-curves.pdf", model=model)
-    text = text_of(outcome.path)
-    assert "Faithfulness of the similarity map for this pair" in text
-    assert text.count("deletion AUC") >= 2  # probe and gallery of each map
+    from core.metrics.pair_faithfulness import FaithfulnessSettings, verdict_sentence
+    from core.report.build import ReportRequest
+
+    folder = tmp_path / "case.xfrcase"
+    shutil.copytree(unchecked_folder, folder)
+    request = ReportRequest(faithfulness_settings=FaithfulnessSettings(**CHEAP_CHECK))
+    with Case.open(folder, user=EXAMINER) as case:
+        outcome = generate_report(case, tmp_path / "verdicts.pdf", request, model=model)
+        explanations = case.explanations()
+        checks = {e.id: workflow.stored_faithfulness(case, e.id) for e in explanations}
+    assert len(explanations) == 2 and all(checks.values())  # checked, kept in case
+    text = pdf_text(outcome.path)
+    for check in checks.values():
+        for side in ("probe", "gallery"):
+            for kind in ("similarity", "dissimilarity"):  # the kinds the report shows
+                verdict = check.get(side, kind)
+                if verdict is not None:
+                    assert verdict_sentence(verdict) in text, (side, kind)
+    assert "Faithfulness not checked" not in text
+    assert "fraction of the face removed" in text  # the margin-curve charts
+    assert "Region-to-region links" in text  # the correspondence figure and table
+    assert "does not show that the highlighted regions look the same" in text
+    assert "Deletion" not in text
+
+    # a second report reuses the stored checks: nothing is measured again
+    with Case.open(folder, user=EXAMINER) as case:
+        before = [e.action for e in case.audit_log()].count("explanation.faithfulness")
+        generate_report(case, tmp_path / "again.pdf", request, model=model)
+        after = [e.action for e in case.audit_log()].count("explanation.faithfulness")
+    assert before == after == 2
+
+
+@pytest.mark.skipif(not shutil.which("pdftotext"), reason="needs poppler")
+def test_a_read_only_case_says_not_checked_and_writes_nothing(
+    unchecked_folder, model, tmp_path
+):
+    from core.report.build import ReportRequest, build_report, check_faithfulness_of
+
+    folder = tmp_path / "case.xfrcase"
+    shutil.copytree(unchecked_folder, folder)
+    with Case.open(folder, read_only=True) as case:
+        head = case.head()
+        request = ReportRequest(model=model)
+        assert check_faithfulness_of(case, request) == 0
+        built = build_report(case, request)
+        assert case.head() == head
+    pdf = tmp_path / "read-only.pdf"
+    pdf.write_bytes(built.pdf)
+    text = pdf_text(pdf)
+    assert (
+        text.count(
+            "Faithfulness not checked for this pair: the case was opened read-only"
+        )
+        == 4
+    )  # two maps of two explanations
+    with Case.open(folder, read_only=True) as case:
+        assert case.head() == head
+        assert all(
+            workflow.stored_faithfulness(case, e.id) is None
+            for e in case.explanations()
+        )
 
 
 def test_signatures_verify_only_with_the_signers_certificates(
@@ -188,9 +267,11 @@ def test_cli_identity_report_and_verify(case_folder, tmp_path, monkeypatch, caps
     report = tmp_path / "cli.pdf"
     code = main(
         ["report", str(case_folder), "--out", str(report), "--sign", str(p12),
-         "--comparison", "Q1:K1", "--json"]
+         "--comparison", "Q1:K1", "--json", "--no-faithfulness"]
     )  # fmt: skip
     assert code == 0
+    # no check stored for Q1 x K1's Grad-CAM, and none made: said, not hidden
+    assert "Faithfulness not checked for this pair" in _flat(text_of(report))
     capsys.readouterr()
     verify = ["report", "verify", str(report), "--case", str(case_folder)]
     assert main([*verify, "--trust", str(cert), "--json"]) == 0

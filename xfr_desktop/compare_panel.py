@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QRectF, Qt, Signal
-from PySide6.QtGui import QAction, QActionGroup
+from PySide6.QtGui import QAction, QActionGroup, QImage, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -37,11 +37,12 @@ from core.case.store import FISWG_COMPONENTS, Case, Comparison
 from core.explain import FacePair
 from core.explain.base import ExplanationResult
 from core.explain.render import display_sigma, smooth_covered
+from core.explain.render_correspondence import render_correspondence
 from core.imageio import load_image
-from core.metrics.reliability import pair_reliability
+from core.metrics.pair_faithfulness import FaithfulnessSettings, PairFaithfulness
 from core.models.base import FaceModel, Threshold
 from xfr_desktop.chip_view import ChipView
-from xfr_desktop.reliability_plot import ReliabilityPlot
+from xfr_desktop.faithfulness_plot import NOT_CHECKED, FaithfulnessPlot
 from xfr_desktop.viewer import EvidenceViewer, ViewSync
 from xfr_desktop.workers import TaskRunner
 
@@ -53,6 +54,15 @@ TOOLS = (
     ("ellipse", "Ellipse"),
     ("polygon", "Polygon"),
     ("freehand", "Freehand"),
+)
+CHECK_TIP = (
+    "Remove the face region by region in the map's order and watch the model's "
+    "decision for this pair; compare with random orders, a fixed face-centre map "
+    "and the same method's maps for other faces of the case (kept in the case)"
+)
+READ_ONLY_TIP = (
+    "The case is open read-only: a check is kept in the case, so it cannot be made "
+    "here (checks stored earlier are shown)."
 )
 
 
@@ -86,6 +96,35 @@ def load_pair(
         probe_label, gallery_label, pair, (images[0], images[1]), (probe, gallery),
         comparison,
     )  # fmt: skip
+
+
+def read_checks(case: Case, explanation_ids: list[int]) -> dict[int, Any]:
+    """Worker: the newest stored faithfulness check of each explanation (or None)."""
+    return {i: workflow.stored_faithfulness(case, i) for i in explanation_ids}
+
+
+def links_figure(pair: FacePair, links: list, height: int = 300) -> np.ndarray:
+    """Both aligned chips with the numbered region-to-region links (enlarged, so
+    that the numbers can be read; the link points scaled with the chips)."""
+    import cv2
+
+    chips, scales = [], []
+    for view in pair.sides:
+        scale = height / view.chip.shape[0]
+        width = round(view.chip.shape[1] * scale)
+        chips.append(
+            cv2.resize(view.chip, (width, height), interpolation=cv2.INTER_LINEAR)
+        )
+        scales.append(scale)
+    scaled = [
+        {
+            **link,
+            "probe_xy": [float(v) * scales[0] for v in link["probe_xy"]],
+            "gallery_xy": [float(v) * scales[1] for v in link["gallery_xy"]],
+        }
+        for link in links
+    ]
+    return render_correspondence(chips[0], chips[1], scaled, gap=12)
 
 
 def plain_words(comparison: Comparison) -> str:
@@ -152,6 +191,8 @@ class ComparePanel(QWidget):
     annotation_moved = Signal(int, object)
     annotation_delete_requested = Signal(int)
     landmarks_corrected = Signal(str, object)  # face label, (5, 2) points
+    checks_changed = Signal(object)  # {explanation id: PairFaithfulness or None}
+    check_failed = Signal(object, str)  # exception, details
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -172,28 +213,38 @@ class ComparePanel(QWidget):
         self.score.setWordWrap(True)
         self.score.setTextFormat(Qt.TextFormat.RichText)
         self.hover = QLabel(" ")
-        self.reliability = (ReliabilityPlot(), ReliabilityPlot())
+        # the per-pair faithfulness check of the shown maps (pair_faithfulness)
+        self.checks: dict[int, PairFaithfulness | None] = {}  # read or computed
+        self.faithfulness_settings: FaithfulnessSettings | None = None  # default
+        self.reference_count = workflow.DEFAULT_REFERENCE_FACES
+        self.faithfulness = (FaithfulnessPlot("probe"), FaithfulnessPlot("gallery"))
         self.check_faithfulness = QPushButton("Check faithfulness")
-        self.check_faithfulness.setToolTip(
-            "Deletion/Insertion for this pair (paper 000): does removing the pixels "
-            "in the map's order change the score faster than removing random ones?"
+        self.check_faithfulness.setToolTip(CHECK_TIP)
+        self.check_faithfulness.clicked.connect(self.start_check)
+        self.cancel_check = QPushButton("Cancel check")
+        self.cancel_check.setEnabled(False)
+        self.links_view = QLabel()
+        self.links_view.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.links_view.setToolTip(
+            "Correspondence: the numbered spots join the probe region and the "
+            "gallery region whose pairing adds most to the score (filled: raises "
+            "it, ring: lowers it)"
         )
-        self.check_faithfulness.clicked.connect(self.measure_reliability)
+        self.links_view.hide()
         self._build_overlay_controls()
         self._build_toolbar()
         self._layout()
         self._loader = TaskRunner(self)
         self._loader.result.connect(self._on_pair_loaded)
-        self._measurer = TaskRunner(self)
-        self._measurer.result.connect(self._on_reliability)
-        self._measurer.progress.connect(
-            lambda done, total, message: self.check_faithfulness.setText(
-                f"Measuring… {100 * done // max(total, 1)} %"
-            )
-        )
-        self._measurer.finished.connect(
-            lambda: self.check_faithfulness.setText("Check faithfulness")
-        )
+        self._check_reader = TaskRunner(self)
+        self._check_reader.result.connect(self._on_checks_read)
+        self._checker = TaskRunner(self)
+        self._checker.result.connect(self._on_checked)
+        self._checker.error.connect(self.check_failed)
+        self._checker.progress.connect(self._on_check_progress)
+        self._checker.started.connect(lambda: self.cancel_check.setEnabled(True))
+        self._checker.finished.connect(self._on_check_finished)
+        self.cancel_check.clicked.connect(self._checker.cancel)
         for side, viewer in enumerate(self.viewers):
             viewer.hovered.connect(
                 lambda x, y, value, side=side: self._on_hover(side, x, y, value)
@@ -279,12 +330,17 @@ class ComparePanel(QWidget):
         pickers.addWidget(self.probe_combo, 1)
         pickers.addWidget(QLabel("Gallery"))
         pickers.addWidget(self.gallery_combo, 1)
+        pickers.addWidget(self.check_faithfulness)
+        pickers.addWidget(self.cancel_check)
         views = QGridLayout()
         for side, (viewer, chip) in enumerate(
             zip(self.viewers, self.chips, strict=True)
         ):
             views.addWidget(viewer, 0, side)
             views.addWidget(chip, 1, side, alignment=Qt.AlignmentFlag.AlignHCenter)
+        for side, plot in enumerate(self.faithfulness):
+            plot.setMaximumHeight(140)
+            views.addWidget(plot, 2, side)
         views.setRowStretch(0, 1)
         controls = QGridLayout()
         self.opacity.setMinimumWidth(100)
@@ -310,18 +366,13 @@ class ComparePanel(QWidget):
         column.addLayout(views, 1)
         column.addLayout(controls)
         column.addWidget(self.hover)
-        faithfulness = QHBoxLayout()
-        faithfulness.addWidget(self.check_faithfulness)
-        for plot in self.reliability:
-            plot.setMaximumHeight(190)
-            faithfulness.addWidget(plot, 1)
-        column.addLayout(faithfulness)
         column.addWidget(self.score)
         right = QWidget()
         side = QVBoxLayout(right)
         side.setContentsMargins(0, 0, 0, 0)
         side.addWidget(QLabel("<b>Candidates</b> (1:N, best first)"))
-        side.addWidget(self.candidates)
+        side.addWidget(self.candidates, 1)
+        side.addWidget(self.links_view)
         splitter = QSplitter()
         splitter.addWidget(left)
         splitter.addWidget(right)
@@ -335,6 +386,11 @@ class ComparePanel(QWidget):
     def set_case(self, case: Case | None, model: FaceModel | None) -> None:
         self.case, self.model = case, model
         self.loaded = None
+        self._checker.cancel()
+        self.checks = {}
+        writable = case is None or not case.read_only
+        self.check_faithfulness.setEnabled(writable)
+        self.check_faithfulness.setToolTip(CHECK_TIP if writable else READ_ONLY_TIP)
         self.set_explanations({})  # no map of another case may stay selectable
         for viewer in self.viewers:
             viewer.set_image(np.zeros((8, 8, 3), np.uint8))
@@ -461,6 +517,9 @@ class ComparePanel(QWidget):
             index if index >= 0 else self.method_combo.count() - 1
         )
         self.method_combo.blockSignals(False)
+        unread = [i for i in self.results if i not in self.checks]
+        if self.case is not None and unread:
+            self._check_reader.start(read_checks, self.case, unread)
         self.update_overlays()
 
     def show_explanation(self, explanation_id: int) -> None:
@@ -473,8 +532,8 @@ class ComparePanel(QWidget):
 
     def update_overlays(self) -> None:
         result = self.current_result()
-        for plot in self.reliability:  # the curves belong to the map measured
-            plot.clear()
+        self.show_verdicts()
+        self._show_links(result)
         kind = self.kind_combo.currentText()
         options = {
             "signed": kind == "combined",
@@ -500,25 +559,101 @@ class ComparePanel(QWidget):
             self.chips[side].set_overlay(chip_map if visible else None, **options)
 
     # ---- per-pair faithfulness of the shown map --------------------------------
-    def measure_reliability(self) -> None:
+    def show_verdicts(self) -> None:
+        """Each side's curves and verdict for the method and map kind shown."""
+        explanation_id = self.method_combo.currentData()
         result = self.current_result()
-        if result is None or self.loaded is None or self.model is None:
-            for plot in self.reliability:
+        kind = self.kind_combo.currentText()
+        for side, plot in enumerate(self.faithfulness):
+            if result is None:
+                plot.clear("No map shown.")
+            elif kind not in result.images[side].evidence:
+                plot.clear(f"This method gives no {kind} map.")
+            elif explanation_id not in self.checks:
+                plot.clear("Reading the stored faithfulness check…")
+            else:
+                check = self.checks[explanation_id]
+                verdict = None if check is None else check.get(plot.side, kind)
+                if verdict is None:
+                    plot.clear(NOT_CHECKED)
+                else:
+                    plot.set_result(verdict)
+
+    def _on_checks_read(self, checks: dict[int, Any]) -> None:
+        for explanation_id, check in checks.items():
+            self.checks.setdefault(explanation_id, check)  # a new check stays
+        self.show_verdicts()
+        self.checks_changed.emit(dict(self.checks))
+
+    def start_check(self) -> None:
+        """Check the shown explanation's maps in the background (kept in the case)."""
+        result = self.current_result()
+        if (
+            result is None
+            or self.loaded is None
+            or self.model is None
+            or self.case is None
+        ):
+            for plot in self.faithfulness:
                 plot.clear("Compute an explanation first.")
             return
-        kind = self.kind_combo.currentText()
-        if kind == "combined" or kind not in result.probe.evidence:
-            kind = "similarity"
-        self._measurer.start(
-            pair_reliability, result, self.loaded.pair, self.model, kind=kind
+        if self.case.read_only:
+            return  # the button is disabled; a check would have to be stored
+        self._checker.start(
+            workflow.check_faithfulness,
+            self.case,
+            self.loaded.probe_label,
+            self.loaded.gallery_label,
+            result.method_id,
+            self.model,
+            params=dict(result.params),
+            seed=result.seed,
+            settings=self.faithfulness_settings,
+            reference_count=self.reference_count,
         )
 
-    def _on_reliability(self, measured: Any) -> None:
-        for plot, side in zip(self.reliability, ("probe", "gallery"), strict=True):
-            if side in measured.sides:
-                plot.set_result(measured.sides[side], side)
-            else:
-                plot.clear(f"{side}: no {measured.kind} map")
+    def _on_check_progress(self, done: int, total: int, message: str) -> None:
+        self.check_faithfulness.setText(
+            f"{(message or 'Checking').capitalize()}… {100 * done // max(total, 1)} %"
+        )
+
+    def _on_check_finished(self) -> None:
+        self.check_faithfulness.setText("Check faithfulness")
+        self.cancel_check.setEnabled(False)
+
+    def _on_checked(self, checked: Any) -> None:
+        """``workflow.CaseFaithfulness``: keep it under the explanation it checked
+        (a new one when the shown result was made by an older version)."""
+        stored = checked.explanation.stored
+        self.checks[stored.id] = checked.result
+        if (
+            self.loaded is not None
+            and stored.comparison_id == self.loaded.comparison.id
+            and stored.id not in self.results
+        ):
+            results = dict(self.results)
+            results[stored.id] = checked.explanation.result
+            self.set_explanations(results)
+            self.show_explanation(stored.id)
+        self.show_verdicts()
+        self.checks_changed.emit(dict(self.checks))
+
+    def _show_links(self, result: ExplanationResult | None) -> None:
+        links = [] if result is None else result.details.get("links", [])
+        if self.loaded is None or not links:
+            self.links_view.clear()
+            self.links_view.hide()
+            return
+        rgb = np.ascontiguousarray(links_figure(self.loaded.pair, links))
+        height, width = rgb.shape[:2]
+        image = QImage(rgb.data, width, height, 3 * width, QImage.Format.Format_RGB888)
+        pixmap = QPixmap.fromImage(image.copy())
+        self.links_view.setPixmap(
+            pixmap.scaledToWidth(
+                min(width, 320), Qt.TransformationMode.SmoothTransformation
+            )
+        )
+        self.links_view.show()
 
     def set_colour_map(self, name: str) -> None:
         self.colour_combo.setCurrentText(name)
@@ -606,4 +741,5 @@ class ComparePanel(QWidget):
 
     def shutdown(self) -> None:
         self._loader.shutdown()
-        self._measurer.shutdown()
+        self._check_reader.shutdown()
+        self._checker.shutdown()

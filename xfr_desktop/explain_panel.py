@@ -10,6 +10,7 @@ from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
@@ -109,6 +110,15 @@ class ExplainPanel(QWidget):
                 )
             )
             self.methods.addItem(item)
+            item.setHidden(info.control)
+        # Controls (the face-centre prior) test metrics and verdicts; they are not
+        # evidence, so they are offered only when asked for.
+        self.show_controls = QCheckBox("Show controls (not evidence)")
+        self.show_controls.setToolTip(
+            "Methods that are the same for every pair, run to test the faithfulness "
+            "check against them"
+        )
+        self.show_controls.toggled.connect(self._show_controls)
         self.methods.currentItemChanged.connect(self._show_params)
         self.params_box = QGroupBox("Parameters")
         self.params_form = QFormLayout(self.params_box)
@@ -141,6 +151,7 @@ class ExplainPanel(QWidget):
             QLabel("<b>Explanation methods</b> (hover for what they show)")
         )
         layout.addWidget(self.methods, 2)
+        layout.addWidget(self.show_controls)
         layout.addWidget(self.params_box)
         layout.addLayout(seed_row)
         layout.addLayout(buttons)
@@ -165,11 +176,27 @@ class ExplainPanel(QWidget):
         if not info.params:
             self.params_form.addRow(QLabel("(no parameters)"), QWidget())
 
+    def _show_controls(self, shown: bool) -> None:
+        for i in range(self.methods.count()):
+            item = self.methods.item(i)
+            if self.infos[item.data(Qt.ItemDataRole.UserRole)].control:
+                item.setHidden(not shown)
+
+    def offered_methods(self) -> list[str]:
+        """The methods the list shows (controls only with 'Show controls')."""
+        return [
+            self.methods.item(i).data(Qt.ItemDataRole.UserRole)
+            for i in range(self.methods.count())
+            if not self.methods.item(i).isHidden()
+        ]
+
     def checked_methods(self) -> list[str]:
+        """Checked methods among those shown (a hidden control never runs)."""
         return [
             self.methods.item(i).data(Qt.ItemDataRole.UserRole)
             for i in range(self.methods.count())
             if self.methods.item(i).checkState() == Qt.CheckState.Checked
+            and not self.methods.item(i).isHidden()
         ]
 
     def set_checked(self, methods: list[str]) -> None:

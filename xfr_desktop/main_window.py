@@ -344,6 +344,12 @@ class MainWindow(QMainWindow):
         self.compare.annotation_moved.connect(c.move_annotation)
         self.compare.annotation_delete_requested.connect(c.delete_annotation)
         self.compare.landmarks_corrected.connect(self._on_landmarks_corrected)
+        self.compare.checks_changed.connect(self._on_checks_changed)
+        self.compare.check_failed.connect(
+            lambda e, d: self.errors.report(
+                e, d, context="The faithfulness check failed."
+            )
+        )
         self.explain.run_requested.connect(self._run_methods)
         self.explain.cancel_requested.connect(
             lambda job: c.cancel_all_jobs() if job is None else c.cancel_job(job)
@@ -574,6 +580,10 @@ class MainWindow(QMainWindow):
         loaded = self.compare.loaded
         chips = None if loaded is None else tuple(v.chip for v in loaded.pair.sides)
         self.grid.set_results(results, chips)  # type: ignore[arg-type]
+
+    def _on_checks_changed(self, checks: dict) -> None:
+        self.grid.set_checks(checks)
+        self._refresh_audit()  # a new check is an audit entry
 
     def _run_methods(self, methods: dict, seed: int) -> None:
         loaded = self.compare.loaded

@@ -21,9 +21,11 @@ from PySide6.QtWidgets import (
 from core.explain.base import ExplanationResult, FacePair
 from core.explain.layerwise import LayerwiseResult, explain_layers
 from core.explain.render import display_sigma, smooth_covered
+from core.metrics.pair_faithfulness import verdict_sentence
 from core.models.base import FaceModel
 from xfr_desktop.chip_view import ChipView
 from xfr_desktop.errors import ErrorReporter
+from xfr_desktop.faithfulness_plot import NOT_CHECKED
 from xfr_desktop.workers import TaskRunner
 
 
@@ -37,6 +39,7 @@ class MethodGrid(QWidget):
         self.kind.addItems(["combined", "similarity", "dissimilarity"])
         self.kind.currentIndexChanged.connect(lambda _: self._render())
         self._results: dict[int, ExplanationResult] = {}
+        self._checks: dict[int, Any] = {}  # explanation id -> PairFaithfulness|None
         self._chips: tuple[Any, Any] | None = None
         self.inner = QWidget()
         self.grid = QGridLayout(self.inner)
@@ -51,6 +54,7 @@ class MethodGrid(QWidget):
         layout.addLayout(top)
         layout.addWidget(scroll, 1)
         self.cells: list[ChipView] = []
+        self.verdicts: list[QLabel] = []  # under each cell, in the cells' order
         self.grid.setColumnStretch(3, 1)
 
     def set_results(
@@ -61,12 +65,18 @@ class MethodGrid(QWidget):
         self._chips = chips
         self._render()
 
+    def set_checks(self, checks: dict[int, Any]) -> None:
+        """Stored faithfulness checks by explanation id (None: not checked)."""
+        self._checks = dict(checks)
+        self._render()
+
     def _render(self) -> None:
         while self.grid.count():
             widget = self.grid.takeAt(0).widget()
             if widget is not None:
                 widget.deleteLater()
         self.cells = []
+        self.verdicts = []
         kind = self.kind.currentText()
         if not self._results:
             self.grid.addWidget(QLabel("No explanation computed for this pair yet."))
@@ -93,8 +103,28 @@ class MethodGrid(QWidget):
                     cell.set_overlay(
                         values, signed=kind == "combined", colour_map=self.colour_map
                     )
-                self.grid.addWidget(cell, row, 1 + side, Qt.AlignmentFlag.AlignTop)
+                verdict = QLabel(
+                    ""
+                    if values is None
+                    else self._verdict(explanation_id, maps.side, kind)
+                )
+                verdict.setWordWrap(True)
+                verdict.setMaximumWidth(260)
+                box = QWidget()
+                column = QVBoxLayout(box)
+                column.setContentsMargins(0, 0, 0, 0)
+                column.addWidget(cell)
+                column.addWidget(verdict)
+                self.grid.addWidget(box, row, 1 + side, Qt.AlignmentFlag.AlignTop)
                 self.cells.append(cell)
+                self.verdicts.append(verdict)
+
+    def _verdict(self, explanation_id: int, side: str, kind: str) -> str:
+        if explanation_id not in self._checks:
+            return ""  # not read yet
+        check = self._checks[explanation_id]
+        verdict = None if check is None else check.get(side, kind)
+        return NOT_CHECKED if verdict is None else verdict_sentence(verdict)
 
 
 class LayersPanel(QWidget):

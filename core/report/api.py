@@ -19,7 +19,12 @@ from typing import Any
 
 from core.case.store import Case
 from core.errors import BadInputError
-from core.report.build import BuiltReport, ReportRequest, build_report
+from core.report.build import (
+    BuiltReport,
+    ReportRequest,
+    build_report,
+    check_faithfulness_of,
+)
 from core.report.signing import (
     SignatureStatus,
     load_certificate,
@@ -138,8 +143,10 @@ def generate_report(
 ) -> ReportOutcome:
     """Build the report, sign it (and countersign it), write ``out``, audit it.
 
-    With ``model`` (the one the comparisons were made with), each map's per-pair
-    faithfulness (Deletion/Insertion) is measured and shown.
+    With ``model`` (the one the comparisons were made with), each selected map that
+    has no stored per-pair faithfulness check is checked first and the check kept in
+    the case (``check_faithfulness_of``), so that the report shows every map's
+    verdict; the layout itself only reads the case.
     """
     out = Path(out)
     if out.exists():
@@ -159,6 +166,7 @@ def generate_report(
             "a case in that state (run `xfr case verify`)",
             case.folder,
         )
+    check_faithfulness_of(case, request, progress)  # writes: before the anchor
     anchor = case.anchor()
     built = build_report(case, request, progress)
     if case.head() != (anchor["seq"], anchor["hash"]):

@@ -46,11 +46,24 @@ from reportlab.platypus import (
 from core import APP_NAME, __version__
 from core.calibration import strength_of_evidence
 from core.case.store import Case, CaseFace, Comparison, StoredExplanation
-from core.case.workflow import face_view, load_evidence, load_result
+from core.case.workflow import (
+    DEFAULT_REFERENCE_FACES,
+    check_faithfulness,
+    face_view,
+    load_evidence,
+    load_result,
+    stored_faithfulness,
+)
 from core.errors import BadInputError
 from core.explain import infos
-from core.explain.base import ExplanationResult, FacePair
+from core.explain.base import ExplanationResult, FacePair, get
 from core.explain.render import colour_map
+from core.explain.render_correspondence import render_correspondence
+from core.metrics.pair_faithfulness import (
+    MapFaithfulness,
+    PairFaithfulness,
+    verdict_sentence,
+)
 from core.models.base import Threshold
 from core.report import figures
 from core.report.fonts import coverage_warning, markup, register_fonts
@@ -68,10 +81,20 @@ LIMITATIONS = (
     "unusual pose, occlusion, illumination, age difference or image manipulation. "
     "Its decision threshold was set by its authors on other data; it is not "
     "calibrated for this case.",
-    "Saliency maps show which image regions influenced the model's score under one "
-    "explanation method. Different methods can highlight different regions. A map "
-    "does not show which features a human examiner should rely on, and a region "
-    "without colour is not proven irrelevant.",
+    "A heatmap shows where the model's score for this pair is sensitive, under one "
+    "explanation method and the test stated with it. Different methods can "
+    "highlight different regions, and a region without colour is not proven "
+    "irrelevant.",
+    "Each map carries the verdict of a faithfulness check for this pair: the face "
+    "was removed region by region in the map's order while the model's decision was "
+    "followed. 'Pair-specific' means that this order changed the decision faster "
+    "than random orders, than one fixed face-centre map that is the same for every "
+    "pair, and than the same method's maps for other people's faces. 'No better "
+    "than a generic face prior' means that a map knowing nothing about this pair "
+    "did as well; 'not shown' means that the check did not bear the map out.",
+    "Even a pair-specific map does not show that the highlighted regions look the "
+    "same in both faces, nor why the model weighs them, nor anything about identity; "
+    "it does not show which features a human examiner should rely on.",
     "The maps and scores support, and do not replace, the examiner's own "
     "morphological comparison (ACE-V). The conclusion in this report is the "
     "examiner's; the software does not propose one.",
@@ -103,9 +126,13 @@ class ReportRequest:
     layerwise: dict[tuple[str, str], Any] = field(default_factory=dict)
     signature_note: str = ""  # what the signing step will add, stated on the cover
     timestamp_note: str = ""
-    model: Any = None  # with a model, each map's per-pair faithfulness is measured
-    reliability_steps: int = 20
-    reliability_random_orders: int = 3
+    # With a model, maps of a writable case without a stored faithfulness check are
+    # checked (and the check kept in the case) before the report is laid out
+    # (``check_faithfulness_of``, called by ``core.report.api.generate_report``);
+    # the model's aligned chips also carry the correspondence figure.
+    model: Any = None
+    faithfulness_settings: Any = None  # FaithfulnessSettings; None: the default
+    reference_faces: int | None = None  # None: workflow.DEFAULT_REFERENCE_FACES
 
 
 @dataclass(frozen=True)
@@ -815,11 +842,19 @@ def _comparison(
         )
     for explanation in stored:
         result = load_result(case, explanation)
+        check = stored_faithfulness(case, explanation.id)
         story += _explanation(
-            result, explanation, faces, styles, evidence, superseded=bool(replaced)
+            result,
+            explanation,
+            faces,
+            styles,
+            evidence,
+            superseded=bool(replaced),
+            check=check,
+            not_checked=_not_checked(case, request, result, bool(replaced)),
         )
-        if pair is not None:
-            story += _reliability(result, pair, request, styles)
+        if result.details.get("links"):
+            story += _correspondence(result, pair, styles)
     # keyed by labels, which name the current faces: never shown for an older pair
     layers = None if replaced else request.layerwise.get((probe.label, gallery.label))
     if layers is not None:
@@ -849,6 +884,8 @@ def _explanation(
     evidence,
     *,
     superseded: bool = False,
+    check: PairFaithfulness | None = None,
+    not_checked: str = "",
 ):
     kinds = [k for k in ("similarity", "dissimilarity") if k in result.probe.evidence]
     width = (TEXT_WIDTH - 6 * mm) / 2
@@ -876,6 +913,7 @@ def _explanation(
                         [width + 3 * mm] * 2,
                     ),
                     colour_bar(kind, peak, TEXT_WIDTH, styles.fonts.regular),
+                    *_verdicts(check, kind, not_checked, width, styles),
                 ]
             )
         )
@@ -898,86 +936,257 @@ def _explanation(
             styles.small,
         )
     )
+    if check is not None:
+        story.append(styles.p(_check_text(check, result), styles.small))
     return story
 
 
-def _reliability(result, pair, request: ReportRequest, styles: _Styles) -> list:
-    """Deletion/Insertion curves of the similarity map for this very pair."""
-    from core.metrics.reliability import pair_reliability, reliability_sentence
-
-    kind = "similarity"
-    measured = pair_reliability(
-        result,
-        pair,
-        request.model,
-        kind=kind,
-        steps=request.reliability_steps,
-        random_orders=request.reliability_random_orders,
+# ---- per-pair faithfulness ----------------------------------------------------------
+def _current(result: ExplanationResult, model: Any) -> bool:
+    """Whether ``explain`` with this model and software finds this very result again
+    (so that a check made now belongs to it, not to a new explanation)."""
+    try:
+        version = get(result.method_id).info.algorithm_version
+    except Exception:  # a method no longer registered
+        return False
+    return (
+        result.model_sha256 == model.weights_sha256
+        and result.software_version == __version__
+        and result.algorithm_version == version
     )
-    if not measured.sides:
-        return []
-    width = (TEXT_WIDTH - 6 * mm) / 2
-    charts = [
-        reliability_chart(curves, width, styles.fonts.regular)
-        for curves in measured.sides.values()
-    ]
-    sentences = [
-        styles.p(styles.u(reliability_sentence(curves, side)), styles.small)
-        for side, curves in measured.sides.items()
-    ]
-    return [
-        KeepTogether(
-            [
-                styles.p(
-                    "<b>Faithfulness of the similarity map for this pair</b> — the "
-                    "similarity score as the pixels are removed (deletion, red) or put "
-                    "back (insertion, blue) in the map's order; dashed: random orders "
-                    f"(mean of {request.reliability_random_orders}). A faithful map "
-                    "makes the red curve fall and the blue curve rise faster than the "
-                    "dashed ones (paper 000, §IV-B)."
-                ),
-                _plain_table([charts, sentences], [width + 3 * mm] * len(charts)),
-            ]
+
+
+def _not_checked(
+    case: Case, request: ReportRequest, result: ExplanationResult, superseded: bool
+) -> str:
+    """Why a map has no stored faithfulness check, in plain words."""
+    if case.read_only:
+        why = (
+            "the case was opened read-only, so no check was made for this report "
+            "(a check is kept in the case)"
         )
+    elif request.model is None:
+        why = "the report was made without the model (no check could be made)"
+    elif superseded:
+        why = "the comparison was made on a face that was replaced since"
+    elif not _current(result, request.model):
+        why = (
+            "the explanation was made with another model or software version; "
+            "compute it again to check it"
+        )
+    else:
+        why = "no check is stored in the case"
+    return f"Faithfulness not checked for this pair: {why}."
+
+
+def check_faithfulness_of(
+    case: Case, request: ReportRequest, progress: ProgressCallback | None = None
+) -> int:
+    """Check every selected map that has no stored check, keeping each in the case
+    (``workflow.check_faithfulness``); returns how many were made.  Nothing is done
+    without a model or on a read-only case: the report then says "not checked"."""
+    if request.model is None or case.read_only:
+        return 0
+    todo = []
+    for comparison, stored in _selected(case, request):
+        if superseded_faces(case, comparison):
+            continue  # labels name the current faces, not this comparison's
+        for explanation in stored:
+            if stored_faithfulness(case, explanation.id) is not None:
+                continue
+            result = load_result(case, explanation)
+            if _current(result, request.model):
+                todo.append((comparison, result))
+    for number, (comparison, result) in enumerate(todo):
+        probe = case.face_by_id(comparison.probe_face_id)
+        gallery = case.face_by_id(comparison.gallery_face_id)
+        message = f"faithfulness {number + 1} of {len(todo)} ({result.method_name})"
+        check_faithfulness(
+            case,
+            probe.label,
+            gallery.label,
+            result.method_id,
+            request.model,
+            params=dict(result.params),
+            seed=result.seed,
+            settings=request.faithfulness_settings,
+            reference_count=(
+                DEFAULT_REFERENCE_FACES
+                if request.reference_faces is None
+                else request.reference_faces
+            ),
+            progress=None
+            if progress is None
+            else lambda done, total, _m, message=message: progress(
+                done, total, message
+            ),
+        )
+    return len(todo)
+
+
+def _verdicts(
+    check: PairFaithfulness | None,
+    kind: str,
+    not_checked: str,
+    width: float,
+    styles: _Styles,
+) -> list:
+    """Under a map's two panels: each side's margin curve and verdict sentence."""
+    verdicts = [None if check is None else check.get(side, kind) for side in SIDES]
+    if all(v is None for v in verdicts):
+        return [styles.p(styles.u(not_checked or "Faithfulness not checked."))]
+    charts, sentences = [], []
+    for verdict in verdicts:
+        if verdict is None:
+            charts.append(Spacer(1, 1))
+            sentences.append(styles.p(styles.u(not_checked), styles.small))
+            continue
+        charts.append(margin_chart(verdict, width, styles.fonts.regular))
+        sentences.append(styles.p(styles.u(verdict_sentence(verdict)), styles.small))
+    return [
+        styles.p(
+            "Faithfulness for this pair — the model's decision margin as the face is "
+            "removed in the map's order (red), in random orders (grey, dashed: their "
+            "mean) and in a fixed face-centre map's order (orange, dotted); the pair "
+            "is accepted while the margin is above the black line.",
+            styles.small,
+        ),
+        _plain_table([charts, sentences], [width + 3 * mm] * 2),
     ]
 
 
-def reliability_chart(curves, width: float, font: str) -> Drawing:
-    from reportlab.graphics.charts.lineplots import LinePlot
+SIDES = ("probe", "gallery")
 
-    height = 38 * mm
+
+def _check_text(check: PairFaithfulness, result: ExplanationResult) -> str:
+    """How the stored faithfulness check was made (under the explanation)."""
+    settings = check.settings
+    margin = (
+        f"{result.threshold.value:g} minus the Euclidean distance"
+        if result.threshold.metric == "euclidean"
+        else f"the cosine similarity minus {result.threshold.value:g}"
+    )
+    fill = (
+        f"blurred (Gaussian, sigma {settings.blur_sigma:g} px)"
+        if settings.fill == "blur"
+        else "filled with the face's mean colour"
+    )
+    others = len(check.references)
+    return (
+        f"Faithfulness check: the aligned face was cut into {settings.grid} x "
+        f"{settings.grid} regions, removed {settings.step_cells} at a time ({fill}); "
+        f"decision margin = {margin}; compared with {settings.random_orders} random "
+        f"orders (seed {settings.seed}), a fixed face-centre map and the maps of "
+        f"{others} other face{'s' if others != 1 else ''} of the case; check version "
+        f"{check.algorithm_version}."
+    )
+
+
+def margin_chart(verdict: MapFaithfulness, width: float, font: str) -> Drawing:
+    """The margin curves of one map (red), the random mean (grey dashed), the
+    face-centre map (orange dotted) and the threshold (black, margin 0)."""
+    from reportlab.graphics.charts.lineplots import LinePlot
+    from reportlab.graphics.shapes import Line
+
+    height = 34 * mm
     drawing = Drawing(width, height)
     plot = LinePlot()
-    plot.x, plot.y = 28, 18
-    plot.width, plot.height = width - 36, height - 26
+    plot.x, plot.y = 30, 18
+    plot.width, plot.height = width - 38, height - 24
+    fractions = list(verdict.fractions)
     series = [
-        list(zip(curves.fractions, curves.deletion_scores, strict=True)),
-        list(zip(curves.fractions, curves.insertion_scores, strict=True)),
+        (verdict.random_margins_mean, colors.HexColor("#787878"), (3, 2)),
+        (verdict.prior_margins, colors.HexColor("#e68214"), (1, 1.5)),
+        (verdict.margins, colors.HexColor("#c81e1e"), None),
     ]
-    styles_ = [(colors.HexColor("#c82828"), None), (colors.HexColor("#1e6ec8"), None)]
-    if curves.random_deletion_scores is not None:
-        series += [
-            list(zip(curves.fractions, curves.random_deletion_scores, strict=True)),
-            list(zip(curves.fractions, curves.random_insertion_scores, strict=True)),
-        ]
-        styles_ += [
-            (colors.HexColor("#c82828"), (2, 2)),
-            (colors.HexColor("#1e6ec8"), (2, 2)),
-        ]
-    plot.data = series
-    for index, (colour, dash) in enumerate(styles_):
+    plot.data = [list(zip(fractions, ys, strict=True)) for ys, _, _ in series]
+    for index, (_, colour, dash) in enumerate(series):
         plot.lines[index].strokeColor = colour
-        plot.lines[index].strokeWidth = 1.2
+        plot.lines[index].strokeWidth = 1.4 if dash is None else 1.1
         if dash:
             plot.lines[index].strokeDashArray = dash
+    values = [v for ys, _, _ in series for v in ys] + [0.0]
+    low, high = min(values), max(values)
+    pad = max(1e-3, 0.05 * (high - low))
+    plot.yValueAxis.valueMin, plot.yValueAxis.valueMax = low - pad, high + pad
+    plot.xValueAxis.valueMin, plot.xValueAxis.valueMax = 0, 1
+    plot.xValueAxis.valueStep = 0.25
     for axis in (plot.xValueAxis, plot.yValueAxis):
         axis.labels.fontName = font
         axis.labels.fontSize = 6
-    plot.xValueAxis.valueMin, plot.xValueAxis.valueMax = 0, 1
-    plot.xValueAxis.valueStep = 0.25
     drawing.add(plot)
-    drawing.add(String(28, 2, "fraction of pixels", fontName=font, fontSize=6))
+    zero = (
+        plot.y
+        + (0 - plot.yValueAxis.valueMin)
+        / (plot.yValueAxis.valueMax - plot.yValueAxis.valueMin)
+        * plot.height
+    )
+    drawing.add(
+        Line(plot.x, zero, plot.x + plot.width, zero, strokeColor=colors.black,
+             strokeWidth=0.6)
+    )  # fmt: skip
+    drawing.add(String(plot.x + 2, zero + 2, "threshold", fontName=font, fontSize=5.5))
+    drawing.add(
+        String(30, 2, "fraction of the face removed", fontName=font, fontSize=6)
+    )
     return drawing
+
+
+def _correspondence(result: ExplanationResult, pair: FacePair | None, styles) -> list:
+    """The correspondence method's strongest region-to-region links: the figure on
+    the aligned chips (needs the model's alignment) and the table."""
+    links = result.details["links"]
+    story: list[Flowable] = [
+        styles.p(
+            "<b>Region-to-region links</b> — each numbered spot pair joins a probe "
+            "region and a gallery region whose pairing adds to the score (filled "
+            "spot) or takes from it (ring); the share is the link's part of the "
+            "whole score.",
+        )
+    ]
+    if pair is not None:
+        chips = [figures.scale_to(view.chip, 300) for view in pair.sides]
+        scaled = [
+            {
+                **link,
+                "probe_xy": [float(v) * chips[0][1] for v in link["probe_xy"]],
+                "gallery_xy": [float(v) * chips[1][1] for v in link["gallery_xy"]],
+            }
+            for link in links
+        ]
+        figure = render_correspondence(chips[0][0], chips[1][0], scaled, gap=12)
+        story.append(_image(figure, TEXT_WIDTH * 0.7))
+    else:
+        story.append(
+            styles.p(
+                "The figure is drawn on the model's aligned faces; this report was "
+                "made without the model, so only the table is given.",
+                styles.small,
+            )
+        )
+    rows = [
+        [
+            styles.p(h, styles.small)
+            for h in ("#", "Probe region", "Gallery region", "Contribution", "Share")
+        ]
+    ]
+    for link in links:
+        share = link.get("share")
+        rows.append(
+            [
+                styles.p(str(link["rank"]), styles.small),
+                styles.p("row {}, column {}".format(*link["probe_cell"]), styles.small),
+                styles.p(
+                    "row {}, column {}".format(*link["gallery_cell"]), styles.small
+                ),
+                styles.p(f"{float(link['contribution']):+.4f}", styles.small),
+                styles.p(
+                    "-" if share is None else f"{100 * share:.1f} %", styles.small
+                ),
+            ]
+        )
+    story.append(_table(rows, [10 * mm, 40 * mm, 40 * mm, 30 * mm, 25 * mm]))
+    return [KeepTogether(story)]
 
 
 def _layer_strip(layers, styles: _Styles) -> list:

@@ -188,9 +188,13 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-faithfulness",
         action="store_true",
-        help="skip measuring each map's faithfulness for its pair (faster)",
+        help="do not check maps that have no stored per-pair faithfulness check "
+        "(faster; checks already kept in the case are still shown, the other maps "
+        "say 'not checked')",
     )
-    parser.add_argument("--device", default="auto", help="for the faithfulness curves")
+    parser.add_argument(
+        "--device", default="auto", help="for the faithfulness checks and figures"
+    )
     parser.add_argument("--user", help="name recorded in the audit trail")
     parser.add_argument("--json", action="store_true")
     return parser
