@@ -231,6 +231,13 @@ def verdict_sentence(result: MapFaithfulness) -> str:
     return f"{result.side} {result.kind} map: {result.verdict}. {result.reason}"
 
 
+def _count(number: int, singular: str, plural: str) -> str:
+    """"1 was", "2 were", "none was"."""
+    if number == 0:
+        return f"none {singular}"
+    return f"{number} {singular if number == 1 else plural}"
+
+
 def _percent(fraction: float | None) -> str:
     return "never" if fraction is None else f"{100 * fraction:.0f} %"
 
@@ -568,7 +575,7 @@ def _judge(
             NOT_SHOWN,
             f"It beats random orders (p = {p_random:.2f}) and the face-centre map, "
             f"but pair specificity needs maps for at least {MIN_OTHER_MAPS} other "
-            f"faces and {len(others)} were available.",
+            f"faces and {_count(len(others), 'was', 'were')} available.",
         )
     elif beaten < len(others):
         verdict, reason = (
