@@ -96,7 +96,8 @@ CancelCallback = Callable[[], bool]
 # Raised whenever a change alters the figures for the same inputs and settings.
 # 2: the direction check uses the peak change (a flipping dissimilarity map was
 # "not shown"); effect integrates over the true removed fractions; a rejected
-# pair's combined map is held against the prior read the same way (lowest first).
+# pair's combined map is held against the prior read the same way (lowest first);
+# effects within EFFECT_TOLERANCE tie (the prior method tied only by luck).
 ALGORITHM_VERSION = 2
 DEFAULT_GRID = 10  # 10 x 10 cells: 15 px on a 150 px dlib chip, about an eye's width
 DEFAULT_STEP_CELLS = 4  # 25 steps from the whole face to none of it
@@ -287,9 +288,6 @@ class _Curve:
     effect: float  # mean margin change over the curve, in the tested direction
     peak: float  # largest margin change in the tested direction at any step
 
-    def key(self) -> tuple[float, float]:
-        """Smaller is better: flip sooner; then move the margin further."""
-        return (self.flip_step, -self.effect)
 
 
 def _curve(
@@ -308,8 +306,22 @@ def _curve(
     return _Curve(margins, flip_step, effect, float(np.max(change[1:])))
 
 
+# Effects closer than this are equal: the same order run in another batch gives
+# margins that differ in the last float32 digits (batch-dependent convolution
+# kernels), and the prior method's own map must tie with the prior control.
+EFFECT_TOLERANCE = 1e-6
+
+
+def _tied(a: _Curve, b: _Curve) -> bool:
+    return a.flip_step == b.flip_step and abs(a.effect - b.effect) <= EFFECT_TOLERANCE
+
+
 def _better(a: _Curve, b: _Curve) -> bool:
-    return a.key() < b.key()
+    """Flip sooner; when both flip after as many cells (or neither flips), move the
+    margin further."""
+    if a.flip_step != b.flip_step:
+        return a.flip_step < b.flip_step
+    return a.effect > b.effect + EFFECT_TOLERANCE
 
 
 class _SideRunner:
@@ -569,7 +581,7 @@ def _judge(
     others = [curve(m) for m in other_margins]
 
     worse = sum(_better(own, r) for r in randoms)
-    ties = sum(own.key() == r.key() for r in randoms)
+    ties = sum(_tied(own, r) for r in randoms)
     at_least_as_good = len(randoms) - worse
     percentile = 100.0 * (worse + 0.5 * ties) / len(randoms)
     p_random = (1 + at_least_as_good) / (len(randoms) + 1)
