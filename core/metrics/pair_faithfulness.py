@@ -289,7 +289,6 @@ class _Curve:
     peak: float  # largest margin change in the tested direction at any step
 
 
-
 def _curve(
     margins: np.ndarray,
     fractions: np.ndarray,
