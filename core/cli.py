@@ -312,6 +312,7 @@ def cmd_eval_verification(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_faithfulness(args: argparse.Namespace) -> int:
+    from core.metrics import faithfulness_cli
     from core.metrics.evaluate import evaluate_faithfulness, write_outputs
 
     model = _load_model(args.model, args.device, args.card, args.trust_model_code)
@@ -322,6 +323,8 @@ def cmd_eval_faithfulness(args: argparse.Namespace) -> int:
         args.metric,
         max_pairs=args.max_pairs,
         seed=args.seed,
+        references=args.references,
+        pair_settings=faithfulness_cli.settings_from(args),
         progress=_progress_printer("faithfulness", args.json),
     )
     files = write_outputs(table, args.out) if args.out else {}
@@ -496,8 +499,24 @@ def build_parser() -> argparse.ArgumentParser:
     faithful.add_argument(
         "--metric",
         required=True,
-        choices=["deletion-insertion", "hiding-game", "pixel-elimination"],
+        choices=[
+            "deletion-insertion",
+            "hiding-game",
+            "pixel-elimination",
+            "pair-specificity",
+        ],
     )
+    faithful.add_argument(
+        "--references",
+        type=int,
+        default=5,
+        metavar="K",
+        help="pair-specificity: other pairs of the data set whose faces test each "
+        "map (default 5)",
+    )
+    from core.metrics.faithfulness_cli import add_faithfulness_grid_options
+
+    add_faithfulness_grid_options(faithful)
     faithful.add_argument("--model", default=DEFAULT_MODEL_ID)
     faithful.add_argument("--card", help="model card of a model file")
     add_trust_model_code(faithful)

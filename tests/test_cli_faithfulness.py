@@ -192,3 +192,86 @@ def test_case_explain_with_faithfulness_is_stored_and_reused(
     code, out, err = run(capsys, *argv, "--references", "-1")
     assert code == EXIT_BAD_INPUT and len(err.strip().splitlines()) == 1
     assert "--references needs 0 or more" in err
+
+
+# ---- xfr eval faithfulness --metric pair-specificity ---------------------------------
+@pytest.fixture(scope="module")
+def three_people(tmp_path_factory, astronaut_rgb, grace_hopper_path) -> Path:
+    """Three identity folders of two photos each (the third a re-toned, mirrored
+    astronaut: another identity as far as the data set's labels go)."""
+    root = tmp_path_factory.mktemp("people")
+    hopper = np.asarray(Image.open(grace_hopper_path).convert("RGB"))
+    toned = np.clip(astronaut_rgb.astype(int) * 0.7 + 40, 0, 255)[:, ::-1]
+    for name, rgb in (("collins", astronaut_rgb), ("hopper", hopper), ("third", toned)):
+        (root / name).mkdir()
+        for number, variant in enumerate([rgb, rgb[:, ::-1]]):
+            Image.fromarray(variant.astype(np.uint8)).save(
+                root / name / f"{number}.jpg"
+            )
+    return root
+
+
+def test_references_are_other_pairs_never_the_pairs_own_faces():
+    from core.explain import FacePair, FaceView
+    from core.metrics.evaluate import reference_choice
+
+    def view(side: str, person: str, number: int) -> FaceView:
+        return FaceView(
+            side, np.zeros((2, 2, 3), np.uint8), None, (2, 2),
+            f"{person}{number}".ljust(64, "0"), path=f"/data/{person}/{number}.jpg",
+        )  # fmt: skip
+
+    people = ["ann", "bob", "cy", "dee", "eve"]
+    pairs = [
+        FacePair(view("probe", a, 1), view("gallery", b, 2))
+        for a in people
+        for b in people
+    ]
+
+    def names(index: int, seed: int) -> list[str]:
+        return [v.image_sha256 for v in reference_choice(pairs, index, 3, seed)]
+
+    for index, pair in enumerate(pairs):
+        chosen = reference_choice(pairs, index, 3, seed=4)
+        assert len(chosen) == 3
+        assert names(index, 4) == [v.image_sha256 for v in chosen]  # seeded
+        own = {Path(v.path).parent.name for v in pair.sides}
+        assert not own & {Path(v.path).parent.name for v in chosen}
+    assert names(0, 4) != names(0, 5)
+
+
+@pytest.mark.slow
+def test_eval_pair_specificity_writes_the_table(capsys, three_people, tmp_path):
+    out = tmp_path / "tables"
+    code, text, err = run(
+        capsys, "eval", "faithfulness", "--data", str(three_people),
+        "--methods", "prior", "--metric", "pair-specificity", "--references", "2",
+        "--max-pairs", "2", *CHEAP, "--out", str(out), "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    table = json.loads(text)
+    assert table["metric"] == "pair-specificity" and table["pairs_used"] == 2
+    rows = {row["map"]: row for row in table["rows"]}
+    assert set(rows) == {"similarity", "combined"}
+    for row in rows.values():
+        assert row["method"] == "prior" and row["maps"] == 4
+        assert row["pair_specific"] == 0.0  # the control never is
+        assert row["beats_prior"] == 0.0
+        assert row["generic"] + row["not_shown"] == pytest.approx(1.0)
+        assert 0 <= row["median_random_percentile"] <= 100
+        assert row["references"] == 2 and row["random_orders"] == 30
+    curve = table["curves"]["prior/similarity"]
+    assert curve["x"][0] == 0.0 and curve["x"][-1] == 1.0
+    assert len(curve["margin"]) == len(curve["x"]) == len(curve["random_margin"])
+    for name in ("table.json", "table.md", "prior_similarity.csv"):
+        assert (out / name).is_file()
+    assert "pair_specific" in (out / "table.md").read_text()
+
+
+def test_eval_pair_specificity_bad_references_is_one_line(capsys, three_people):
+    code, _text, err = run(
+        capsys, "eval", "faithfulness", "--data", str(three_people),
+        "--methods", "prior", "--metric", "pair-specificity", "--references", "-2",
+    )  # fmt: skip
+    assert code == EXIT_BAD_INPUT and len(err.strip().splitlines()) == 1
+    assert "--references needs 0 or more" in err

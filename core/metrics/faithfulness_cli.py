@@ -42,6 +42,11 @@ def add_faithfulness_options(
             f"pair specificity; at least {MIN_OTHER_MAPS} are needed, without them "
             "pair specificity is not measured",
         )
+    add_faithfulness_grid_options(parser)
+
+
+def add_faithfulness_grid_options(parser: argparse.ArgumentParser) -> None:
+    """The check's random orders and grid (cheap settings for a quick look)."""
     parser.add_argument(
         "--faithfulness-orders",
         type=int,
