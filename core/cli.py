@@ -163,6 +163,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     evidence = (probe.image.rgb, gallery.image.rgb)
     out = Path(args.out)
     reports = []
+    check = _faithfulness_setup(args, model)
     for method_id in methods:
         explainer = get(method_id)
         params = {
@@ -189,6 +190,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
                 f"{method_id:<22}{result.seconds:7.2f} s  {result.decision}  "
                 f"-> {out / method_id}"
             )
+        if check is not None:
+            manifest.update(check(result, pair, out / method_id))
     if args.layerwise:
         from core.explain.layerwise import explain_layers, write_layers
 
@@ -211,6 +214,37 @@ def cmd_explain(args: argparse.Namespace) -> int:
             }
         )
     return EXIT_OK
+
+
+def _faithfulness_setup(args: argparse.Namespace, model):
+    """With --faithfulness: a function checking one result on its pair (its JSON
+    object, also written to ``faithfulness.json``; sentences in text mode)."""
+    if not args.faithfulness:
+        return None
+    from core.metrics import faithfulness_cli
+    from core.metrics.pair_faithfulness import check_pair
+
+    settings = faithfulness_cli.settings_from(args)
+    references = faithfulness_cli.reference_views(args.references, model, args.detector)
+
+    def check(result, pair, folder: Path) -> dict:
+        checked = check_pair(
+            result,
+            pair,
+            model,
+            references,
+            settings=settings,
+            batch_size=args.batch_size or 64,
+            progress=_progress_printer(f"{result.method_id} check", args.json),
+        )
+        payload = faithfulness_cli.faithfulness_json(checked)
+        (folder / "faithfulness.json").write_text(json.dumps(checked.to_dict()))
+        if not args.json:
+            for line in faithfulness_cli.verdict_lines(checked):
+                print(f"{'':<22}{line}")
+        return payload
+
+    return check
 
 
 def _params(items: Sequence[str] | None) -> dict[str, str]:
@@ -278,6 +312,7 @@ def cmd_eval_verification(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_faithfulness(args: argparse.Namespace) -> int:
+    from core.metrics import faithfulness_cli
     from core.metrics.evaluate import evaluate_faithfulness, write_outputs
 
     model = _load_model(args.model, args.device, args.card, args.trust_model_code)
@@ -288,6 +323,8 @@ def cmd_eval_faithfulness(args: argparse.Namespace) -> int:
         args.metric,
         max_pairs=args.max_pairs,
         seed=args.seed,
+        references=args.references,
+        pair_settings=faithfulness_cli.settings_from(args),
         progress=_progress_printer("faithfulness", args.json),
     )
     files = write_outputs(table, args.out) if args.out else {}
@@ -429,6 +466,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     explain.add_argument("--out", default="xfr-explanations", help="output folder")
     explain.add_argument("--json", action="store_true", help="machine-readable output")
+    from core.metrics.faithfulness_cli import add_faithfulness_options
+
+    add_faithfulness_options(explain, references=True)
     explain.set_defaults(run=cmd_explain)
 
     from core.calibration_cli import add_calibration_commands
@@ -459,8 +499,24 @@ def build_parser() -> argparse.ArgumentParser:
     faithful.add_argument(
         "--metric",
         required=True,
-        choices=["deletion-insertion", "hiding-game", "pixel-elimination"],
+        choices=[
+            "deletion-insertion",
+            "hiding-game",
+            "pixel-elimination",
+            "pair-specificity",
+        ],
     )
+    faithful.add_argument(
+        "--references",
+        type=int,
+        default=5,
+        metavar="K",
+        help="pair-specificity: other pairs of the data set whose faces test each "
+        "map (default 5)",
+    )
+    from core.metrics.faithfulness_cli import add_faithfulness_grid_options
+
+    add_faithfulness_grid_options(faithful)
     faithful.add_argument("--model", default=DEFAULT_MODEL_ID)
     faithful.add_argument("--card", help="model card of a model file")
     add_trust_model_code(faithful)

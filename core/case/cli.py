@@ -194,7 +194,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from core.cli import _params
     from core.explain.export import write_result
 
+    settings = _faithfulness_settings(args)
     model = _model(args)
+    checked = None
     with _open(args) as case:
         done = workflow.explain(
             case,
@@ -207,6 +209,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
             progress=_progress(args, args.method),
             batch_size=args.batch_size,
         )
+        if args.faithfulness:
+            checked = _check_faithfulness(args, case, model, settings)
         files = None
         if args.out:
             images = [
@@ -221,13 +225,54 @@ def cmd_explain(args: argparse.Namespace) -> int:
         "files": files,
     }
     source = "stored result reused" if done.from_cache else "computed and stored"
-    _emit(
-        args,
-        payload,
+    text = (
         f"explanation {done.stored.id} ({args.method}, {source}); "
-        f"{done.result.decision}, cosine {done.result.cosine_similarity:.4f}",
+        f"{done.result.decision}, cosine {done.result.cosine_similarity:.4f}"
     )
+    if checked is not None:
+        from core.metrics.faithfulness_cli import faithfulness_json, verdict_lines
+
+        payload |= faithfulness_json(checked.result)
+        payload["faithfulness_from_cache"] = checked.from_cache
+        again = "stored check reused" if checked.from_cache else "checked and stored"
+        lines = [f"faithfulness ({again}):", *verdict_lines(checked.result)]
+        text += "\n" + "\n  ".join(lines)
+    _emit(args, payload, text)
     return EXIT_OK
+
+
+def _faithfulness_settings(args: argparse.Namespace):
+    """With --faithfulness, its settings, checked before any long work starts."""
+    if not args.faithfulness:
+        return None
+    from core.metrics.faithfulness_cli import settings_from
+
+    if args.references < 0:
+        raise BadInputError(
+            f"--references needs 0 or more faces, got {args.references}"
+        )
+    return settings_from(args)
+
+
+def _check_faithfulness(args: argparse.Namespace, case, model, settings):
+    """The per-pair verdicts of the explanation (stored in the case and reused);
+    the references are the case's faces on other exhibits."""
+    from core.case import workflow
+    from core.cli import _params
+
+    return workflow.check_faithfulness(
+        case,
+        args.probe,
+        args.gallery,
+        args.method,
+        model,
+        params=_params(args.param),
+        seed=args.seed,
+        settings=settings,
+        reference_count=args.references,
+        progress=_progress(args, f"{args.method} check"),
+        batch_size=args.batch_size,
+    )
 
 
 def cmd_annotate(args: argparse.Namespace) -> int:
@@ -549,6 +594,17 @@ def add_case_commands(commands: argparse._SubParsersAction) -> None:
     explain.add_argument("--seed", type=int, default=0)
     explain.add_argument("--batch-size", type=int)
     explain.add_argument("--out", help="also write maps and overlays here")
+    from core.metrics.faithfulness_cli import add_faithfulness_options
+
+    add_faithfulness_options(explain, references=False)
+    explain.add_argument(
+        "--references",
+        type=int,
+        default=5,
+        metavar="K",
+        help="with --faithfulness: how many of the case's faces on other exhibits "
+        "test pair specificity (default 5, oldest first)",
+    )
     explain.set_defaults(run=cmd_explain)
 
     annotate = sub.add_parser("annotate", parents=[with_case], help="annotations")

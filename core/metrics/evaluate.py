@@ -9,7 +9,32 @@ every requested method, the probe's map is computed once and scored with:
 * ``hiding-game`` (paper 002, §IV-B): verification accuracy as the least important
   pixels of the probe are blurred, and its AUC;
 * ``pixel-elimination`` (paper 003, §IV-E): EER when the most salient pixels are
-  removed vs the same number of random pixels.
+  removed vs the same number of random pixels;
+* ``pair-specificity`` (issue 16, ``core.metrics.pair_faithfulness``): every map
+  of both images (similarity, dissimilarity, combined) gets the per-pair verdict
+  *pair-specific* / *no better than a generic face prior* / *not shown*.  For each
+  image the face is removed region by region (``grid`` x ``grid`` cells of the
+  aligned chip, blur fill, ``step_cells`` at a time) in the map's order and the
+  model's decision margin against the other, unmodified image is tracked
+  (dlib: 0.6 - distance).  Controls: ``random_orders`` random cell orders (30
+  by default), the ``prior`` method's face-centre map, and the same method's maps
+  for *other* faces: the references are one face (the first image) of each of
+  ``references`` other pairs of the same data set (5 by default), drawn without
+  replacement by a generator seeded with (seed, pair index), never sharing an
+  image or an identity (the image's folder) with the pair; the probe's map is
+  recomputed against each reference as gallery, the gallery's map with each
+  reference as probe.  ``random_percentile`` = 100 x (random orders the map beats
+  + half the ties) / N; the map beats an order when the decision flips after
+  fewer cells, or, at the same flip (or none), when the margin moves further in
+  the map's direction (mean change over the curve; within 1e-6 is a tie).  The
+  permutation p-value against random orders is (1 + orders at least as good) /
+  (N + 1) (Phipson & Smyth 2010); against the K other-pair maps, under
+  exchangeability, beating all K has chance 1 / (K + 1).  Rows per method and map
+  kind (over both images of every pair): shares of each verdict, median flip
+  fraction (over maps that flip the decision), median random percentile, share
+  beating the prior map, mean share of the other-pair maps beaten; curves: the
+  mean margin against the removed fraction for the maps, random orders and the
+  prior.
 
 Curves go to CSV and a PNG plot per metric; the table to JSON and Markdown.
 """
@@ -28,12 +53,20 @@ import numpy as np
 
 from core.errors import BadInputError, NoFaceError
 from core.evaluation import pairs_for
-from core.explain.base import FacePair, get
+from core.explain.base import MAP_KINDS, FacePair, FaceView, get
 from core.metrics import faithfulness
+from core.metrics.pair_faithfulness import (
+    GENERIC,
+    NOT_SHOWN,
+    PAIR_SPECIFIC,
+    FaithfulnessSettings,
+    check_pair,
+)
 from core.models.base import FaceModel
 from core.verify import prepare_face
 
-METRICS = ("deletion-insertion", "hiding-game", "pixel-elimination")
+METRICS = ("deletion-insertion", "hiding-game", "pixel-elimination", "pair-specificity")
+DEFAULT_REFERENCES = 5
 ProgressCallback = Callable[[int, int, str], None]
 
 
@@ -99,10 +132,17 @@ def evaluate_faithfulness(
     params: dict[str, dict[str, Any]] | None = None,
     random_orders: int = 3,
     steps: int = 20,
+    references: int = DEFAULT_REFERENCES,
+    pair_settings: FaithfulnessSettings | None = None,
     progress: ProgressCallback | None = None,
 ) -> FaithfulnessTable:
+    """``random_orders`` and ``steps`` are deletion-insertion's; ``references`` and
+    ``pair_settings`` (default: 30 random orders, seeded with ``seed``) are
+    pair-specificity's (module docstring)."""
     if metric not in METRICS:
         raise BadInputError(f"unknown metric {metric!r} (one of: {', '.join(METRICS)})")
+    if references < 0:
+        raise BadInputError(f"--references needs 0 or more pairs, got {references}")
     explainers = {m: get(m) for m in methods}
     chips, face_pairs, skipped, protocol = aligned_pairs(data, model, seed, max_pairs)
     if not chips:
@@ -125,6 +165,15 @@ def evaluate_faithfulness(
         if metric == "deletion-insertion":
             rows, curves = _deletion_insertion(
                 model, chips, results, steps, random_orders, seed
+            )
+        elif metric == "pair-specificity":
+            rows, curves = _pair_specificity(
+                model,
+                face_pairs,
+                results,
+                references,
+                pair_settings or FaithfulnessSettings(seed=seed),
+                seed,
             )
         else:
             maps = [r.probe.chip_maps().get("similarity") for r in results]
@@ -225,7 +274,92 @@ def _deletion_insertion(model, chips, results, steps, random_orders, seed):
     return rows, curves
 
 
+def reference_choice(
+    face_pairs: Sequence[FacePair], index: int, count: int, seed: int
+) -> list[FaceView]:
+    """One face (the first image) of each of ``count`` other pairs, drawn with a
+    generator seeded by (seed, index); never an image or identity (folder) of
+    pair ``index``."""
+    pair = face_pairs[index]
+    own_images = {view.image_sha256 for view in pair.sides}
+    own_people = {_identity(view) for view in pair.sides}
+    candidates = [
+        number
+        for number, other in enumerate(face_pairs)
+        if number != index
+        and not own_images & {view.image_sha256 for view in other.sides}
+        and not own_people & {_identity(view) for view in other.sides}
+    ]
+    rng = np.random.default_rng([seed, index])
+    chosen = rng.permutation(len(candidates))[:count]
+    return [face_pairs[candidates[c]].probe for c in chosen]
+
+
+def _identity(view: FaceView) -> str:
+    return Path(view.path or view.image_sha256).parent.name or view.image_sha256
+
+
+def _pair_specificity(model, face_pairs, results, count, settings, seed):
+    checks = [
+        check_pair(
+            result,
+            face_pair,
+            model,
+            reference_choice(face_pairs, index, count, seed),
+            settings=settings,
+        )
+        for index, (face_pair, result) in enumerate(
+            zip(face_pairs, results, strict=True)
+        )
+    ]
+    rows, curves = [], {}
+    for kind in MAP_KINDS:
+        maps = [m for c in checks for side in c.maps.values() if (m := side.get(kind))]
+        if not maps:
+            continue
+        verdicts = [m.verdict for m in maps]
+        flips = [m.flip_fraction for m in maps if m.flip_fraction is not None]
+        beaten = [
+            m.vs_other_pairs["beaten"] / m.vs_other_pairs["maps"]
+            for m in maps
+            if m.vs_other_pairs["maps"]
+        ]
+        rows.append(
+            {
+                "map": kind,
+                "pairs": len(checks),
+                "maps": len(maps),
+                "pair_specific": verdicts.count(PAIR_SPECIFIC) / len(maps),
+                "generic": verdicts.count(GENERIC) / len(maps),
+                "not_shown": verdicts.count(NOT_SHOWN) / len(maps),
+                "median_flip_fraction": float(np.median(flips)) if flips else None,
+                "median_random_percentile": float(
+                    np.median([m.random_percentile for m in maps])
+                ),
+                "beats_prior": float(np.mean([m.vs_prior["better"] for m in maps])),
+                "other_pairs_beaten": float(np.mean(beaten)) if beaten else None,
+                "references": count,
+                "random_orders": settings.random_orders,
+            }
+        )
+        curves[kind] = {
+            "x": list(maps[0].fractions),
+            "margin": _mean_curve(m.margins for m in maps),
+            "random_margin": _mean_curve(m.random_margins_mean for m in maps),
+            "prior_margin": _mean_curve(m.prior_margins for m in maps),
+        }
+    return rows, curves
+
+
+def _mean_curve(curves) -> list[float]:
+    return [float(v) for v in np.mean(np.array(list(curves)), axis=0)]
+
+
 AXIS_LABELS = {
+    "pair-specificity": (
+        "fraction of the face removed (cells, in the map's order)",
+        "decision margin",
+    ),
     "deletion-insertion": ("fraction of pixels deleted / inserted", "similarity"),
     "hiding-game": ("least important pixels blurred (%)", "accuracy"),
     "pixel-elimination": (

@@ -8,7 +8,10 @@ only be said to explain *this* pair when it also beats maps that are not about i
 So each map is tested against three controls:
 
 1. ``random_orders`` random region orders (the old, weak control);
-2. the ``prior`` map (``core.explain.methods.prior``): one fixed face-centre blob;
+2. the ``prior`` map (``core.explain.methods.prior``): one fixed face-centre blob,
+   read as the map under test is read (a rejected pair's combined map from its
+   lowest cells, so the blob's edge first), so that the prior method's own maps
+   always tie with it;
 3. the same method's maps for *other* pairs ("pair specificity"): the probe's map
    computed against other people's faces, the gallery's map against other probes.
    Under the null hypothesis that the map is no more about this pair than those
@@ -42,16 +45,22 @@ Statistics, per map and control order:
   first changes (None when it never does, or cannot in this direction: e.g. a
   similarity map of a rejected pair moves the margin away from the threshold);
 * ``effect``: the mean change of the margin over the curve, in the map's direction
-  (margin units; the area under the curve over the removed fraction).
+  (margin units; the area under the curve over the removed fraction);
+* ``peak``: the largest change of the margin in the map's direction at any step.
+  It, not ``effect``, says whether removing the map's regions moves the margin its
+  way at all: once the regions a dissimilarity map points at are gone, removing the
+  rest of the face still drives every order towards reject, so a dissimilarity
+  map's ``effect`` can be negative although it flipped the decision to accept.
 One order is *better* than another when it flips the decision after removing
 fewer cells, or, when both flip after as many (or neither flips), when its effect
 is larger.  ``random_percentile`` = 100 x (random orders worse + half the ties) / N;
 ``p_random`` = (1 + random orders at least as good) / (N + 1), the permutation
 p-value (Phipson & Smyth 2010: never 0).  Verdicts:
 
-* *not shown*: the map is flat, or removing its regions first does not move the
-  margin in its direction, or it does not beat random orders at p <= 0.05, or
-  fewer than ``MIN_OTHER_MAPS`` other-pair maps were available to test it against;
+* *not shown*: the map is flat, or removing its regions first never moves the
+  margin in its direction (``peak`` <= 0), or it does not beat random orders at
+  p <= 0.05, or fewer than ``MIN_OTHER_MAPS`` other-pair maps were available to
+  test it against;
 * *no better than a generic face prior*: it beats random orders, but not the
   fixed face-centre map, or not every map the same method made for other pairs;
 * *pair-specific*: it beats random orders (p <= 0.05), the face-centre map and
@@ -85,7 +94,11 @@ ProgressCallback = Callable[[int, int, str], None]
 CancelCallback = Callable[[], bool]
 
 # Raised whenever a change alters the figures for the same inputs and settings.
-ALGORITHM_VERSION = 1
+# 2: the direction check uses the peak change (a flipping dissimilarity map was
+# "not shown"); effect integrates over the true removed fractions; a rejected
+# pair's combined map is held against the prior read the same way (lowest first);
+# effects within EFFECT_TOLERANCE tie (the prior method tied only by luck).
+ALGORITHM_VERSION = 2
 DEFAULT_GRID = 10  # 10 x 10 cells: 15 px on a 150 px dlib chip, about an eye's width
 DEFAULT_STEP_CELLS = 4  # 25 steps from the whole face to none of it
 DEFAULT_RANDOM_ORDERS = 30
@@ -157,6 +170,7 @@ class MapFaithfulness:
     margins: tuple[float, ...]
     random_margins_mean: tuple[float, ...]
     prior_margins: tuple[float, ...]
+    peak: float = 0.0  # largest margin change in the map's direction (module doc)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -279,26 +293,41 @@ class _Curve:
     margins: np.ndarray  # (steps + 1,), margins[0] = the unmodified chip's
     flip_step: float  # first step whose decision differs from step 0's (inf: none)
     effect: float  # mean margin change over the curve, in the tested direction
-
-    def key(self) -> tuple[float, float]:
-        """Smaller is better: flip sooner; then move the margin further."""
-        return (self.flip_step, -self.effect)
+    peak: float  # largest margin change in the tested direction at any step
 
 
 def _curve(
-    margins: np.ndarray, threshold: Threshold, sign: float, can_flip: bool
+    margins: np.ndarray,
+    fractions: np.ndarray,
+    threshold: Threshold,
+    sign: float,
+    can_flip: bool,
 ) -> _Curve:
     accepted = _accepts(threshold, margins)
     flips = np.nonzero(accepted != accepted[0])[0]
     flip_step = float(flips[0]) if can_flip and flips.size else float("inf")
     change = sign * (margins - margins[0])
-    # trapezoid over the removed fraction in [0, 1]
-    effect = float(np.mean((change[1:] + change[:-1]) / 2))
-    return _Curve(margins, flip_step, effect)
+    # trapezoid over the removed fraction in [0, 1] (the last step may be shorter)
+    effect = float(np.sum(np.diff(fractions) * (change[1:] + change[:-1]) / 2))
+    return _Curve(margins, flip_step, effect, float(np.max(change[1:])))
+
+
+# Effects closer than this are equal: the same order run in another batch gives
+# margins that differ in the last float32 digits (batch-dependent convolution
+# kernels), and the prior method's own map must tie with the prior control.
+EFFECT_TOLERANCE = 1e-6
+
+
+def _tied(a: _Curve, b: _Curve) -> bool:
+    return a.flip_step == b.flip_step and abs(a.effect - b.effect) <= EFFECT_TOLERANCE
 
 
 def _better(a: _Curve, b: _Curve) -> bool:
-    return a.key() < b.key()
+    """Flip sooner; when both flip after as many cells (or neither flips), move the
+    margin further."""
+    if a.flip_step != b.flip_step:
+        return a.flip_step < b.flip_step
+    return a.effect > b.effect + EFFECT_TOLERANCE
 
 
 class _SideRunner:
@@ -397,6 +426,15 @@ def _ranked_map(kind: str, saliency: np.ndarray, accepted: bool) -> np.ndarray:
     return np.asarray(saliency, np.float64)
 
 
+def _prior_reading(kind: str, accepted: bool) -> str:
+    """The kind whose reading of the prior serves as ``kind``'s control."""
+    return "combined" if kind == "combined" and not accepted else "similarity"
+
+
+def _prior_readings(kinds: Mapping[str, Any], accepted: bool) -> list[str]:
+    return sorted({_prior_reading(kind, accepted) for kind in kinds})
+
+
 def pair_faithfulness(
     result: ExplanationResult,
     pair: FacePair,
@@ -446,7 +484,8 @@ def pair_faithfulness(
         others = sum(len(other_maps.get(view.side, {}).get(k, ())) for k in kinds)
         plans.append((view, runner, kinds, others))
     total = sum(
-        r.passes(settings.random_orders + 1 + len(kinds) + others)
+        r.passes(settings.random_orders + len(_prior_readings(kinds, accepted)))
+        + r.passes(len(kinds) + others)
         for _, r, kinds, others in plans
     )
     total += 2  # the two unmodified chips
@@ -460,12 +499,24 @@ def pair_faithfulness(
             random_orders = [
                 rng.permutation(runner.cells) for _ in range(settings.random_orders)
             ]
+            # the prior read as each kind's map is (a rejected pair's combined map
+            # from its lowest cells): the prior method's own maps tie with it
             prior = face_centre_prior(model.input_size, PRIOR_SPREAD)
-            prior_order = cell_order(prior, runner.labels, runner.cells)
-            control = runner.curves([*random_orders, prior_order], base)
-            random_margins, prior_margins = control[:-1], control[-1]
+            readings = _prior_readings(kinds, accepted)
+            prior_orders = [
+                cell_order(
+                    _ranked_map(kind, prior, accepted), runner.labels, runner.cells
+                )
+                for kind in readings
+            ]
+            control = runner.curves([*random_orders, *prior_orders], base)
+            random_margins = control[: len(random_orders)]
+            prior_curves = dict(
+                zip(readings, control[len(random_orders) :], strict=True)
+            )
             sides[view.side] = {}
             for kind, saliency in kinds.items():
+                prior_margins = prior_curves[_prior_reading(kind, accepted)]
                 ranked = _ranked_map(kind, saliency, accepted)
                 other = [
                     _ranked_map(kind, m, accepted)
@@ -526,13 +577,17 @@ def _judge(
     prior_margins: np.ndarray,
 ) -> MapFaithfulness:
     direction, sign, can_flip = _direction(kind, accepted)
-    own = _curve(margins, threshold, sign, can_flip)
-    randoms = [_curve(m, threshold, sign, can_flip) for m in random_margins]
-    prior = _curve(prior_margins, threshold, sign, can_flip)
-    others = [_curve(m, threshold, sign, can_flip) for m in other_margins]
+
+    def curve(values: np.ndarray) -> _Curve:
+        return _curve(values, fractions, threshold, sign, can_flip)
+
+    own = curve(margins)
+    randoms = [curve(m) for m in random_margins]
+    prior = curve(prior_margins)
+    others = [curve(m) for m in other_margins]
 
     worse = sum(_better(own, r) for r in randoms)
-    ties = sum(own.key() == r.key() for r in randoms)
+    ties = sum(_tied(own, r) for r in randoms)
     at_least_as_good = len(randoms) - worse
     percentile = 100.0 * (worse + 0.5 * ties) / len(randoms)
     p_random = (1 + at_least_as_good) / (len(randoms) + 1)
@@ -551,7 +606,7 @@ def _judge(
     moved = "lower" if sign < 0 else "raise"
     if flat:
         verdict, reason = NOT_SHOWN, "The map is flat: it ranks no region first."
-    elif own.effect <= 0:
+    elif own.peak <= 0:
         verdict, reason = (
             NOT_SHOWN,
             f"Removing its strongest regions first does not {moved} the score.",
@@ -617,6 +672,7 @@ def _judge(
         margins=tuple(float(m) for m in margins),
         random_margins_mean=tuple(float(m) for m in random_margins.mean(axis=0)),
         prior_margins=tuple(float(m) for m in prior_margins),
+        peak=own.peak,
     )
 
 
