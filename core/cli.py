@@ -385,6 +385,7 @@ def _prepare_pair(args: argparse.Namespace, model):
             face_index=_first(index, args.face_index),
             landmarks5=_landmarks(landmarks, option),
             detector_method=args.detector,
+            with_68=True,  # the components method locates FISWG components by them
         )
         for path, index, landmarks, option in (
             (

@@ -365,12 +365,16 @@ class CaseFaithfulness:
 def reference_faces(
     case: Case, probe_label: str, gallery_label: str, count: int
 ) -> list[CaseFace]:
-    """Up to ``count`` current faces of the case on other exhibits than the pair's
-    (oldest first, so that the same case always gives the same references)."""
+    """Up to ``count`` faces of the case, one per exhibit other than the pair's:
+    each exhibit's first current face, oldest exhibit first (the same case always
+    gives the same references; two faces of one photo would count it twice)."""
     probe, gallery = case.face(probe_label), case.face(gallery_label)
     own = {probe.exhibit_id, gallery.exhibit_id}
-    faces = [f for f in case.faces() if not f.superseded and f.exhibit_id not in own]
-    return sorted(faces, key=lambda f: f.id)[: max(0, count)]
+    first: dict[int, CaseFace] = {}
+    for face in sorted(case.faces(), key=lambda f: f.id):
+        if not face.superseded and face.exhibit_id not in own:
+            first.setdefault(face.exhibit_id, face)
+    return [first[exhibit] for exhibit in sorted(first)][: max(0, count)]
 
 
 def check_faithfulness(

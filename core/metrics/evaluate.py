@@ -111,7 +111,8 @@ def aligned_pairs(
         try:
             for path in (pair.first, pair.second):
                 if path not in prepared:
-                    prepared[path] = prepare_face(path, model)
+                    # 68 landmarks: the components method needs them
+                    prepared[path] = prepare_face(path, model, with_68=True)
         except (NoFaceError, BadInputError):
             skipped += 1
             continue

@@ -13,7 +13,7 @@ So each map is tested against three controls:
    lowest cells, so the blob's edge first), so that the prior method's own maps
    always tie with it;
 3. the same method's maps for *other* pairs ("pair specificity"): the probe's map
-   computed against other people's faces, the gallery's map against other probes.
+   computed against other faces, the gallery's map against other probes.
    Under the null hypothesis that the map is no more about this pair than those
    are, the map and the K other-pair maps are exchangeable, so the chance that it
    beats all K by luck is 1 / (K + 1).
@@ -86,7 +86,7 @@ from core.explain.base import (
     eval_mode,
     get,
 )
-from core.explain.methods.prior import face_centre_prior
+from core.explain.methods.prior import FaceCentrePrior, face_centre_prior
 from core.explain.perturb import blend, gaussian_smooth
 from core.models.base import FaceModel, Threshold
 
@@ -107,8 +107,8 @@ DEFAULT_BLUR_SIGMA = 8.0  # chip px, as the hiding game (faithfulness.py)
 FILLS = ("blur", "mean")
 ALPHA = 0.05
 MIN_OTHER_MAPS = 3
-# The face-centre prior control (core.explain.methods.prior default spread).
-PRIOR_SPREAD = 0.22
+# The face-centre prior control, as the registered ``prior`` method draws it.
+PRIOR_SPREAD = float(FaceCentrePrior.info.param("spread").default)  # type: ignore[arg-type]
 
 PAIR_SPECIFIC = "pair-specific"
 GENERIC = "no better than a generic face prior"
@@ -246,7 +246,7 @@ def verdict_sentence(result: MapFaithfulness) -> str:
 
 
 def _count(number: int, singular: str, plural: str) -> str:
-    """"1 was", "2 were", "none was"."""
+    """ "1 was", "2 were", "none was"."""
     if number == 0:
         return f"none {singular}"
     return f"{number} {singular if number == 1 else plural}"
@@ -635,7 +635,7 @@ def _judge(
     elif beaten < len(others):
         verdict, reason = (
             GENERIC,
-            f"Maps the same method made for other people's faces change this "
+            f"Maps the same method made for other faces change this "
             f"pair's score as fast ({len(others) - beaten} of {len(others)} did "
             "as well).",
         )

@@ -89,7 +89,7 @@ LIMITATIONS = (
     "was removed region by region in the map's order while the model's decision was "
     "followed. 'Pair-specific' means that this order changed the decision faster "
     "than random orders, than one fixed face-centre map that is the same for every "
-    "pair, and than the same method's maps for other people's faces. 'No better "
+    "pair, and than the same method's maps for other faces. 'No better "
     "than a generic face prior' means that a map knowing nothing about this pair "
     "did as well; 'not shown' means that the check did not bear the map out.",
     "Even a pair-specific map does not show that the highlighted regions look the "
