@@ -113,8 +113,8 @@ def model_blocks(model: FaceModel) -> list[Block]:
     # the taps do not cover every weight: one block per module owning weights
     blocks = []
     for path, module in network.named_modules():
-        own = tuple(f"{path}.{n}" if path else n for n, _ in module.named_parameters(
-            recurse=False))  # fmt: skip
+        local = module.named_parameters(recurse=False)
+        own = tuple(f"{path}.{name}" if path else name for name, _ in local)
         if own:
             blocks.append(Block(path or "network", (path,), own))
     if not blocks:
@@ -258,6 +258,8 @@ def compare_maps(original: np.ndarray, randomised: np.ndarray) -> dict[str, floa
 
     original = np.asarray(original, np.float64)
     randomised = np.asarray(randomised, np.float64)
+    side = min(original.shape)
+    window = min(7, side if side % 2 else side - 1)  # 7x7, or what a tiny map allows
     return {
         "spearman_abs": spearman(np.abs(original), np.abs(randomised)),
         "spearman_signed": spearman(original, randomised),
@@ -266,6 +268,7 @@ def compare_maps(original: np.ndarray, randomised: np.ndarray) -> dict[str, floa
                 _unit_range(np.abs(original)),
                 _unit_range(np.abs(randomised)),
                 data_range=1.0,
+                win_size=window,
             )
         ),
         "constant": float(not _usable(original) or not _usable(randomised)),
