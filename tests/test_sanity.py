@@ -227,3 +227,12 @@ def test_eval_sanity_bad_data_is_one_line_and_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("xfr: error:") and err.count("\n") == 1
     assert "nowhere" in err
+
+
+def test_ranks_share_ties_as_scipy_does():
+    from scipy.stats import rankdata
+
+    rng = np.random.default_rng(0)
+    for size in (1, 2, 7, 40):
+        values = rng.integers(0, 4, size).astype(float)
+        assert np.array_equal(sanity._ranks(values), rankdata(values))
