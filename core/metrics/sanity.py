@@ -399,7 +399,8 @@ def sanity_check(
                         | {"constant": sum(s["constant"] for s in sides)}
                     )
             except BadInputError as error:  # e.g. a part trained for the weights
-                refused[method_id] = str(error)
+                # its own advice (e.g. "train one for this model") does not apply
+                refused[method_id] = str(error).split("; ")[0]
                 continue
             measured.setdefault(method_id, {})[depth] = per_pair
             seconds = (time.perf_counter() - began) / len(pairs)
@@ -451,7 +452,9 @@ def _verdict(method_id, by_depth, block_count, threshold, refused):
         "verdict": "",
     }
     if refused is not None:
-        verdict["verdict"] = f"not run on a randomised model: {refused}"
+        verdict["verdict"] = (
+            f"not judged: the method refuses a randomised model ({refused})"
+        )
     elif block_count not in by_depth:
         verdict["verdict"] = "not judged: full randomisation was not run"
     else:
