@@ -337,6 +337,49 @@ def cmd_eval_faithfulness(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_eval_sanity(args: argparse.Namespace) -> int:
+    from core.explain import get, infos, method_ids
+    from core.metrics.evaluate import aligned_pairs
+    from core.metrics.sanity import choose_depths, model_blocks, sanity_check
+    from core.metrics.sanity import write_outputs as write_sanity
+
+    if args.methods == "all":  # controls too: a pair-independent map must fail
+        methods = method_ids()
+    else:
+        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    overrides = _params(args.param)
+    params = {}
+    for info in infos():  # a parameter goes to every method that has one so named
+        params[info.method_id] = {
+            k: v for k, v in overrides.items() if any(p.name == k for p in info.params)
+        }
+    for name in overrides:
+        if not any(name in params[m] for m in methods if m in params):
+            raise BadInputError(f"--param {name}: none of the methods has it")
+    for method_id in methods:  # unknown ids and bad values fail before any work
+        get(method_id).info.resolve(params[method_id])
+    model = _load_model(args.model, args.device, args.card, args.trust_model_code)
+    depths = choose_depths(len(model_blocks(model)), args.blocks)
+    _, pairs, skipped, protocol = aligned_pairs(
+        args.data, model, args.seed, args.max_pairs
+    )
+    if not pairs:
+        raise BadInputError("no usable pair (no face found in any)", args.data)
+    table = sanity_check(
+        model, pairs, methods, depths=depths, seed=args.seed, params=params,
+        progress=_progress_printer("sanity", args.json), data=str(args.data),
+        protocol=protocol, pairs_skipped=skipped,
+    )  # fmt: skip
+    files = write_sanity(table, args.out) if args.out else {}
+    if args.json:
+        _print_json({**table.to_dict(), "files": files})
+    else:
+        print(f"model-parameter randomisation on {table.data} ({table.protocol}); "
+              f"{table.pairs_used} pairs, {table.pairs_skipped} skipped")  # fmt: skip
+        print(table.markdown())
+    return EXIT_OK
+
+
 def _add_pair_arguments(command: argparse.ArgumentParser, default_model: str) -> None:
     """Probe, gallery, model and face-selection options (verify and explain)."""
     command.add_argument("probe", help="probe image (e.g. the questioned image)")
@@ -527,6 +570,30 @@ def build_parser() -> argparse.ArgumentParser:
     faithful.add_argument("--out", help="folder for CSV curves, PNG plot, tables")
     faithful.add_argument("--json", action="store_true")
     faithful.set_defaults(run=cmd_eval_faithfulness)
+    sanity = eval_kinds.add_parser(
+        "sanity", help="model-parameter randomisation test (Adebayo et al. 2018)"
+    )
+    sanity.add_argument("--data", required=True, help="identities folder or pairs.txt")
+    sanity.add_argument("--methods", default="all", help="ID,ID,... or all")
+    sanity.add_argument(
+        "--blocks", type=int, help="depths to test, spread evenly, the last one the "
+        "whole network (default: every block, one at a time)",
+    )  # fmt: skip
+    sanity.add_argument(
+        "--param", action="append", metavar="NAME=VALUE",
+        help="method parameter for every method that has it (repeatable)",
+    )  # fmt: skip
+    sanity.add_argument("--model", default=DEFAULT_MODEL_ID)
+    sanity.add_argument("--card", help="model card of a model file")
+    add_trust_model_code(sanity)
+    sanity.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    sanity.add_argument("--max-pairs", type=int)
+    sanity.add_argument(
+        "--seed", type=int, default=0, help="methods' and weights' seed"
+    )
+    sanity.add_argument("--out", help="folder for the CSV, Markdown, JSON and plot")
+    sanity.add_argument("--json", action="store_true")
+    sanity.set_defaults(run=cmd_eval_sanity)
     verification = eval_kinds.add_parser(
         "verification", help="EER, ROC AUC and accuracy on genuine/impostor pairs"
     )

@@ -46,6 +46,12 @@ FGGB_PARAMS: dict[str, Any] = {"chunk": 128}
 PERTURBATION_METHOD = "xface"
 PERTURBATION_PARAMS: dict[str, Any] = {"patch_sizes": "28", "stride": 20}
 
+# The cheap randomisation test (Adebayo et al. 2018): two fast methods, one pair,
+# full randomisation only.  Its verdicts describe the methods on this model; the
+# step fails only when the test itself misbehaves (see ``_SelfTest.sanity``).
+SANITY_METHODS = ("gradient", "gradcam")
+SANITY_STEP = "Randomisation sanity check"
+
 SELF_TEST_EXAMINER = "XFR self-test"
 _IDENTITY_PASSWORD = "self-test"  # a throw-away identity made in the temp folder
 
@@ -222,6 +228,7 @@ class _SelfTest:
             ("FGGB explanation", self.fggb),
             (f"Perturbation explanation ({PERTURBATION_METHOD})", self.perturbation),
             ("DDFV reconstructor", self.ddfv),
+            (SANITY_STEP, self.sanity),
             ("Build and sign a report", self.signed_report),
             ("Verify the report and the case", self.verify_report),
         ]
@@ -386,6 +393,43 @@ class _SelfTest:
         return (
             f"{loaded.path.name} (SHA-256 {loaded.sha256[:12]}…) decodes layer "
             f"{loaded.card.tap} of {model.model_id}"
+        )
+
+    def sanity(self) -> str:
+        from core.case.workflow import face_view
+        from core.explain.base import FacePair
+        from core.metrics import sanity
+
+        model, case = self.need_model(), self.need_case()
+        pair = FacePair(  # the bundled photos: the astronaut (K1), Grace Hopper (K2)
+            *(
+                face_view(case, case.face(mark), model, side)
+                for mark, side in (("K1", "probe"), ("K2", "gallery"))
+            )
+        )
+        before = sanity.parameters_sha256(model.network)
+        blocks = len(sanity.model_blocks(model))
+        table = sanity.sanity_check(model, [pair], SANITY_METHODS, depths=[blocks])
+        if sanity.parameters_sha256(model.network) != before:
+            raise AssertionError("the randomisation test changed the shared model")
+        if table.copy_check != 0.0:
+            raise AssertionError(
+                f"a copy of the model gives other embeddings ({table.copy_check:.3g})"
+            )
+        for row in table.rows:
+            values = [row[k] for k in ("spearman_abs_mean", "spearman_signed_mean")]
+            if not np.all(np.isfinite(values)) or row["constant_maps"]:
+                raise AssertionError(f"{row['method']}: no usable randomised map")
+        lines = [
+            f"{v['method']}: rank correlation with a fully randomised model "
+            f"{v['spearman_abs_full']:+.2f} (absolute maps), "
+            f"{v['spearman_signed_full']:+.2f} (signed): {v['verdict']}"
+            for v in table.verdicts
+        ]
+        return (
+            f"all {blocks} blocks re-initialised (seed 0) on a copy; the shared "
+            "model is unchanged; verdicts describe the methods, not the "
+            "installation:\n" + "\n".join(lines)
         )
 
     # -- a report --------------------------------------------------------------------

@@ -202,6 +202,7 @@ def test_self_test_passes_end_to_end(passed_report):
         "Verify the demo pairs",
         "FGGB explanation",
         "DDFV reconstructor",
+        selftest.SANITY_STEP,
         "Build and sign a report",
         "Verify the report and the case",
     ):
@@ -210,6 +211,9 @@ def test_self_test_passes_end_to_end(passed_report):
     summary = report.format_summary()
     assert "PASSED" in summary and "accept" in summary and "reject" in summary
     assert "weights SHA-256" in summary
+    sanity = next(s for s in report.steps if s.name == selftest.SANITY_STEP)
+    for method_id in selftest.SANITY_METHODS:  # one verdict line per method
+        assert f"{method_id}: rank correlation with a fully randomised" in sanity.detail
     assert json.dumps(report.to_dict())
     assert report.workdir is None  # nothing kept
 
