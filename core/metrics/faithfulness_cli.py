@@ -61,6 +61,14 @@ def add_faithfulness_grid_options(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"N x N regions on the aligned face (default {DEFAULT_GRID})",
     )
+    parser.add_argument(
+        "--faithfulness-step",
+        type=int,
+        default=DEFAULT_STEP_CELLS,
+        metavar="N",
+        help=f"regions removed per step (default {DEFAULT_STEP_CELLS}; more is "
+        "faster and coarser)",
+    )
 
 
 def settings_from(args: argparse.Namespace) -> FaithfulnessSettings:
@@ -68,7 +76,7 @@ def settings_from(args: argparse.Namespace) -> FaithfulnessSettings:
     grid = args.faithfulness_grid
     return FaithfulnessSettings(
         grid=grid,
-        step_cells=min(DEFAULT_STEP_CELLS, max(grid * grid, 1)),
+        step_cells=min(args.faithfulness_step, max(grid * grid, 1)),
         random_orders=args.faithfulness_orders,
         seed=getattr(args, "seed", 0),
     )
