@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QRectF, Qt, Signal
-from PySide6.QtGui import QAction, QActionGroup, QImage, QPixmap
+from PySide6.QtGui import QAction, QActionGroup, QFontDatabase, QImage, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QListWidget,
     QListWidgetItem,
+    QPlainTextEdit,
     QPushButton,
     QSlider,
     QSpinBox,
@@ -36,6 +37,7 @@ from core.case import workflow
 from core.case.store import FISWG_COMPONENTS, Case, Comparison
 from core.explain import FacePair
 from core.explain.base import ExplanationResult
+from core.explain.methods.components import component_table_lines
 from core.explain.render import display_sigma, smooth_covered
 from core.explain.render_correspondence import render_correspondence
 from core.imageio import load_image
@@ -231,6 +233,18 @@ class ComparePanel(QWidget):
             "it, ring: lowers it)"
         )
         self.links_view.hide()
+        # the components method's measured table (monospace: aligned columns)
+        self.components_view = QPlainTextEdit()
+        self.components_view.setReadOnly(True)
+        self.components_view.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.components_view.setFont(
+            QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+        )
+        self.components_view.setToolTip(
+            "Components: each FISWG component hidden in the probe, the gallery and "
+            "both, and the measured change of the model's decision margin"
+        )
+        self.components_view.hide()
         self._build_overlay_controls()
         self._build_toolbar()
         self._layout()
@@ -373,6 +387,7 @@ class ComparePanel(QWidget):
         side.addWidget(QLabel("<b>Candidates</b> (1:N, best first)"))
         side.addWidget(self.candidates, 1)
         side.addWidget(self.links_view)
+        side.addWidget(self.components_view, 1)
         splitter = QSplitter()
         splitter.addWidget(left)
         splitter.addWidget(right)
@@ -534,6 +549,7 @@ class ComparePanel(QWidget):
         result = self.current_result()
         self.show_verdicts()
         self._show_links(result)
+        self._show_components(result)
         kind = self.kind_combo.currentText()
         options = {
             "signed": kind == "combined",
@@ -637,6 +653,15 @@ class ComparePanel(QWidget):
             self.show_explanation(stored.id)
         self.show_verdicts()
         self.checks_changed.emit(dict(self.checks))
+
+    def _show_components(self, result: ExplanationResult | None) -> None:
+        table = None if result is None else result.details.get("components")
+        if not table:
+            self.components_view.clear()
+            self.components_view.hide()
+            return
+        self.components_view.setPlainText("\n".join(component_table_lines(table)))
+        self.components_view.show()
 
     def _show_links(self, result: ExplanationResult | None) -> None:
         links = [] if result is None else result.details.get("links", [])

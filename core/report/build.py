@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -57,6 +57,7 @@ from core.case.workflow import (
 from core.errors import BadInputError
 from core.explain import infos
 from core.explain.base import ExplanationResult, FacePair, get
+from core.explain.methods.components import FISWG_NAMES, component_table_rows
 from core.explain.render import colour_map
 from core.explain.render_correspondence import render_correspondence
 from core.metrics.pair_faithfulness import (
@@ -855,6 +856,8 @@ def _comparison(
         )
         if result.details.get("links"):
             story += _correspondence(result, pair, styles)
+        if result.details.get("components"):
+            story += _components(result.details["components"], styles)
     # keyed by labels, which name the current faces: never shown for an older pair
     layers = None if replaced else request.layerwise.get((probe.label, gallery.label))
     if layers is not None:
@@ -1187,6 +1190,34 @@ def _correspondence(result: ExplanationResult, pair: FacePair | None, styles) ->
         )
     story.append(_table(rows, [10 * mm, 40 * mm, 40 * mm, 30 * mm, 25 * mm]))
     return [KeepTogether(story)]
+
+
+def _components(table: Mapping[str, Any], styles: _Styles) -> list:
+    """The components method's measurements: each FISWG component hidden in the
+    probe, the gallery and both, and the change of the decision margin."""
+    rows = component_table_rows(table)
+    story: list[Flowable] = [
+        styles.p(
+            f"<b>Facial components</b> — change of the {table['score']} when a "
+            f"component is hidden (unhidden: {table['margin']:+.4f}, "
+            f"{table['decision']}; fill: {table['fill']}). Negative: the component "
+            "supports the match; positive: it counts against it. Each figure is a "
+            "measured intervention on this pair.",
+        ),
+        _table(
+            [[styles.p(cell, styles.small) for cell in row] for row in rows],
+            [TEXT_WIDTH / len(rows[0])] * len(rows[0]),
+        ),
+    ]
+    for name, sides in table.get("not_located", {}).items():
+        where = "; ".join(f"{side}: {reason}" for side, reason in sides.items())
+        story.append(
+            styles.p(f"{FISWG_NAMES[name]} not located ({where}).", styles.small)
+        )
+    story += [
+        styles.p(f"Note: {note}", styles.small) for note in table.get("notes", [])
+    ]
+    return story
 
 
 def _layer_strip(layers, styles: _Styles) -> list:
