@@ -109,12 +109,13 @@ def test_report_states_case_exhibit_hashes_scores_and_conclusion(
 
 @pytest.fixture(scope="module")
 def unchecked_folder(tmp_path_factory, model) -> Path:
-    """A demo case with a gradient and a correspondence explanation, no check yet
-    (tests copy it, so that each sees it unchecked)."""
+    """A demo case with a gradient, a correspondence and a components explanation,
+    no check yet (tests copy it, so that each sees it unchecked)."""
     folder = tmp_path_factory.mktemp("unchecked") / "demo.xfrcase"
     with create_demo_case(folder, examiner=EXAMINER, model=model) as case:
         workflow.explain(case, "Q1", "K1", "gradient", model)
         workflow.explain(case, "Q1", "K1", "correspondence", model)
+        workflow.explain(case, "Q1", "K1", "components", model, params={"pairs": 0})
     return folder
 
 
@@ -143,7 +144,7 @@ def test_report_gives_every_map_its_faithfulness_verdict(
         outcome = generate_report(case, tmp_path / "verdicts.pdf", request, model=model)
         explanations = case.explanations()
         checks = {e.id: workflow.stored_faithfulness(case, e.id) for e in explanations}
-    assert len(explanations) == 2 and all(checks.values())  # checked, kept in case
+    assert len(explanations) == 3 and all(checks.values())  # checked, kept in case
     text = pdf_text(outcome.path)
     for check in checks.values():
         for side in ("probe", "gallery"):
@@ -154,6 +155,8 @@ def test_report_gives_every_map_its_faithfulness_verdict(
     assert "Faithfulness not checked" not in text
     assert "fraction of the face removed" in text  # the margin-curve charts
     assert "Region-to-region links" in text  # the correspondence figure and table
+    assert "Facial components — change of the" in text  # the components table
+    assert "Nose" in text and "hidden in both" in text
     assert "does not show that the highlighted regions look the same" in text
     assert "Deletion" not in text
 
@@ -162,7 +165,7 @@ def test_report_gives_every_map_its_faithfulness_verdict(
         before = [e.action for e in case.audit_log()].count("explanation.faithfulness")
         generate_report(case, tmp_path / "again.pdf", request, model=model)
         after = [e.action for e in case.audit_log()].count("explanation.faithfulness")
-    assert before == after == 2
+    assert before == after == 3
 
 
 @pytest.mark.skipif(not shutil.which("pdftotext"), reason="needs poppler")
@@ -186,8 +189,8 @@ def test_a_read_only_case_says_not_checked_and_writes_nothing(
         text.count(
             "Faithfulness not checked for this pair: the case was opened read-only"
         )
-        == 4
-    )  # two maps of two explanations
+        == 6
+    )  # two maps of each of three explanations
     with Case.open(folder, read_only=True) as case:
         assert case.head() == head
         assert all(
