@@ -351,6 +351,28 @@ def test_check_faithfulness_shows_the_verdict_beside_each_map(qtbot, window):
     assert compare._checker.generation == checks_started
 
 
+def test_correspondence_links_and_components_table_are_shown(qtbot, window):
+    open_demo(qtbot, window)
+    wait_for_pair(qtbot, window, "K1")
+    compare = window.compare
+    run_methods(qtbot, window, ["correspondence", "components"])
+    shown = {}
+    for index in range(compare.method_combo.count()):
+        compare.method_combo.setCurrentIndex(index)
+        result = compare.current_result()
+        shown[result.method_id] = (
+            compare.links_view.isVisibleTo(compare),
+            compare.components_view.isVisibleTo(compare),
+            compare.components_view.toPlainText(),
+            compare.links_view.pixmap().isNull(),
+        )
+    links_visible, table_visible, _, no_figure = shown["correspondence"]
+    assert (links_visible, table_visible, no_figure) == (True, False, False)
+    links_visible, table_visible, table, _ = shown["components"]
+    assert (links_visible, table_visible) == (False, True)
+    assert "Nose" in table and "hidden in both" in table
+
+
 def test_controls_are_not_offered_as_evidence_unless_asked_for(qtbot):
     from xfr_desktop.explain_panel import ExplainPanel
 
