@@ -34,12 +34,13 @@ FAST_PARAMS: dict[str, dict[str, object]] = {
     "fggb": {"chunk": 64},
     "xssab": {},
     "gradient": {},
-    "smoothgrad": {"samples": 4},
+    # stochastic methods: one round (the cap equals the round), see test_stability.py
+    "smoothgrad": {"samples": 4, "max_samples": 4},
     "integrated_gradients": {"steps": 4},
     "gradcam": {},
     "gradcampp": {},
-    "lime": {"samples": 64},
-    "corrrise": {"masks": 64},
+    "lime": {"samples": 64, "max_samples": 64},
+    "corrrise": {"masks": 64, "max_samples": 64},
     "xface": {"patch_sizes": "28", "stride": 20},
     "minusplus": {"stride": 30},
     "ddfv": {"ig_steps": 4},  # the shipped reconstructor of the default model
@@ -323,11 +324,11 @@ def test_fggb_matches_closed_form_on_a_linear_model():
 REGION_PARAMS: dict[str, dict[str, object]] = {
     **FAST_PARAMS,
     "fggb": {},
-    "lime": {"samples": 300, "segments": 60, "sigma": 1},
-    "corrrise": {"masks": 300},
+    "lime": {"samples": 300, "max_samples": 300, "segments": 60, "sigma": 1},
+    "corrrise": {"masks": 300, "max_samples": 300},
     "xface": {"patch_sizes": "7", "stride": 3},
     "minusplus": {"sigma": 4, "stride": 4},
-    "smoothgrad": {"samples": 8},
+    "smoothgrad": {"samples": 8, "max_samples": 8},
 }
 
 
