@@ -60,18 +60,19 @@ def main(argv: list[str] | None = None) -> int:
             continue
         prepared.append((pair, FacePair.from_prepared(*faces)))
     print(f"{len(prepared)} pairs ({protocol}), model {model.model_id}, CPU")
-    settings = [("default", {})]
     rows = []
-    for method_id in args.methods.split(","):
-        explainer = get(method_id)
-        if args.fixed:
-            count = COUNT_PARAMETER.get(method_id)
-            if count is None:
-                parser.error(f"--fixed: no count parameter known for {method_id}")
-            one_round = {"max_samples": explainer.info.defaults()[count]}
-            settings = [("one round", one_round), ("default", {})]
-        for label, params in settings:
-            for pair, face_pair in prepared:
+    # pairs outermost, so that a run cut short covers every method equally
+    for pair, face_pair in prepared:
+        for method_id in args.methods.split(","):
+            explainer = get(method_id)
+            settings = [("default", {})]
+            if args.fixed:
+                count = COUNT_PARAMETER.get(method_id)
+                if count is None:
+                    parser.error(f"--fixed: no count parameter known for {method_id}")
+                one_round = {"max_samples": explainer.info.defaults()[count]}
+                settings = [("one round", one_round), ("default", {})]
+            for label, params in settings:
                 runs = []
                 for seed in seeds:
                     began = time.perf_counter()
@@ -107,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"samples {last['samples']} r {last['seed_to_seed_r']:.3f}",
                     flush=True,
                 )
+                if args.json:  # after every pair, so that partial runs keep theirs
+                    args.json.write_text(json.dumps(rows, indent=2))
     print()
     print(table(rows))
     if args.json:

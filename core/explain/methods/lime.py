@@ -209,11 +209,15 @@ class Lime(Explainer):
         rows = (rng.random((count, segments)) >= hide).astype(np.float64)
         if first == 0:
             rows[0] = 1.0  # the unperturbed chip, as LIME does
-        keep = torch.from_numpy(rows[:, samples.labels].astype(np.float32))
+        labels = samples.labels
+
+        def keep(a: int, b: int) -> torch.Tensor:  # per batch: a round may be large
+            return torch.from_numpy(rows[a:b, labels].astype(np.float32))
+
         pair_reference = ctx.params["reference"] == "pair"
         reference = ctx.other(side) if pair_reference else ctx.embeddings[side]
         x, black = ctx.inputs[side], ctx.black_input()
         scores = ctx.scores(
-            side, count, lambda a, b: blend(x, black, keep[a:b]), reference, message
+            side, count, lambda a, b: blend(x, black, keep(a, b)), reference, message
         )
         samples.add(first, rows, scores.double().numpy())
