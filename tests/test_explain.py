@@ -35,12 +35,13 @@ FAST_PARAMS: dict[str, dict[str, object]] = {
     "xssab": {},
     "gradient": {},
     "gradient_input": {},
-    "smoothgrad": {"samples": 4},
+    # stochastic methods: one round (the cap equals the round), see test_stability.py
+    "smoothgrad": {"samples": 4, "max_samples": 4},
     "integrated_gradients": {"steps": 4},
     "gradcam": {},
     "gradcampp": {},
-    "lime": {"samples": 64},
-    "corrrise": {"masks": 64},
+    "lime": {"samples": 64, "max_samples": 64},
+    "corrrise": {"masks": 64, "max_samples": 64},
     "xface": {"patch_sizes": "28", "stride": 20},
     "minusplus": {"stride": 30},
     "ddfv": {"ig_steps": 4},  # the shipped reconstructor of the default model
@@ -330,11 +331,11 @@ REGION_PARAMS: dict[str, dict[str, object]] = {
     # no reference mean for a synthetic model: the paper-exact weights
     "fggb": {"centre": "none"},
     "xssab": {"centre": "none"},
-    "lime": {"samples": 300, "segments": 60, "sigma": 1},
-    "corrrise": {"masks": 300},
+    "lime": {"samples": 300, "max_samples": 300, "segments": 60, "sigma": 1},
+    "corrrise": {"masks": 300, "max_samples": 300},
     "xface": {"patch_sizes": "7", "stride": 3},
     "minusplus": {"sigma": 4, "stride": 4},
-    "smoothgrad": {"samples": 8},
+    "smoothgrad": {"samples": 8, "max_samples": 8},
     # RegionNet adds 0.05 to every descriptor component, which no region owns: the
     # region pairs add up to 0.70 of a cosine of 0.996, refused by default
     "correspondence": {"links": 5, "max_residual": 2},

@@ -272,7 +272,12 @@ def explain(
 
 
 def maps_npz(result: ExplanationResult) -> bytes:
-    """All maps of a result as one compressed ``.npz`` (float32)."""
+    """All maps of a result as one compressed ``.npz`` (float32).
+
+    Keys ``<side>_<kind>_chip`` / ``_evidence`` per map kind, and for stochastic
+    methods ``<side>_uncertainty_chip`` (per-pixel standard error of the combined
+    map, at chip resolution only); files written before it existed have none.
+    """
     arrays: dict[str, np.ndarray] = {}
     for maps in result.images:
         for kind, chip_map in maps.chip_maps().items():
@@ -282,6 +287,10 @@ def maps_npz(result: ExplanationResult) -> bytes:
             arrays[f"{maps.side}_origin"] = np.asarray(evidence.origin, np.int64)
             arrays[f"{maps.side}_image_shape"] = np.asarray(
                 evidence.image_shape, np.int64
+            )
+        if maps.chip.uncertainty is not None:  # stochastic methods (chip only)
+            arrays[f"{maps.side}_uncertainty_chip"] = maps.chip.uncertainty.astype(
+                np.float32
             )
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
@@ -315,7 +324,12 @@ def load_result(case: Case, stored: StoredExplanation) -> ExplanationResult:
                 ImageMaps(
                     side,
                     ChipMaps(
-                        chip["similarity"], chip.get("dissimilarity"), chip["combined"]
+                        chip["similarity"],
+                        chip.get("dissimilarity"),
+                        chip["combined"],
+                        uncertainty=arrays[f"{side}_uncertainty_chip"]
+                        if f"{side}_uncertainty_chip" in arrays
+                        else None,  # deterministic methods, and older files
                     ),
                     evidence,
                 )

@@ -225,6 +225,9 @@ class ChipMaps:
     similarity: np.ndarray
     dissimilarity: np.ndarray | None
     combined: np.ndarray
+    # Stochastic methods: the per-pixel standard error of ``combined`` (same
+    # units) from their own samples (core.explain.stability); not a map kind.
+    uncertainty: np.ndarray | None = None
 
     @classmethod
     def from_signed(cls, signed: np.ndarray) -> ChipMaps:

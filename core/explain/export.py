@@ -28,11 +28,14 @@ def write_result(
     Per image (probe, gallery) and map kind: ``<side>_<kind>_chip.npy`` (chip
     resolution), ``<side>_<kind>.npy`` (on the evidence, the part the chip covers;
     its pixel origin is in the manifest) and ``<side>_<kind>.png`` (overlay on the
-    evidence image with colour bar and legend).  ``result.json`` holds the
-    manifest.
+    evidence image with colour bar and legend).  Stochastic methods add
+    ``<side>_uncertainty_chip.npy``: the per-pixel standard error of the combined
+    map (same units), at chip resolution, listed per side under
+    ``uncertainty_chip_npy``.  ``result.json`` holds the manifest.
     """
     final = Path(out_dir) / result.method_id
     files: dict[str, dict[str, Any]] = {}
+    uncertainty: dict[str, str] = {}
     with staged_folder(final) as folder:
         for maps, image in zip(result.images, evidence_images, strict=True):
             for kind, chip_map in maps.chip_maps().items():
@@ -53,7 +56,16 @@ def write_result(
                     "overlay_png": str(final / f"{stem}.png"),
                     **evidence_map.to_dict(),
                 }
+            if maps.chip.uncertainty is not None:
+                stem = f"{maps.side}_uncertainty"
+                np.save(
+                    folder / f"{stem}_chip.npy",
+                    maps.chip.uncertainty.astype(np.float32),
+                )
+                uncertainty[maps.side] = str(final / f"{stem}_chip.npy")
         manifest = {**result.to_dict(), "files": files}
+        if uncertainty:  # beside "files", whose entries are all overlaid map kinds
+            manifest["uncertainty_chip_npy"] = uncertainty
         (folder / "result.json").write_text(json.dumps(manifest, indent=2))
     return manifest
 

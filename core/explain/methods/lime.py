@@ -1,9 +1,11 @@
 """LIME for face verification (paper 003 §II, Alonso-Fernandez et al.; Ribeiro et al.).
 
-The chip is divided into 75 SLIC superpixels; 1000 perturbed copies are made, each
-superpixel blacked out with probability 0.6 (the first copy is the unperturbed
-chip, as in the LIME package); each copy's score is the cosine similarity of its
-embedding to a reference embedding; a weighted linear (ridge, alpha = 1) surrogate
+The chip is divided into 75 SLIC superpixels; perturbed copies are made in rounds
+of 1000, each superpixel blacked out with probability 0.6 (the first copy is the
+unperturbed chip, as in the LIME package), until the map is stable (split-half
+correlation 0.95, ``core.explain.stability``) or 10000 copies per face were used;
+each copy's score is the cosine similarity of its embedding to a reference
+embedding; a weighted linear (ridge, alpha = 1) surrogate
 with LIME's exponential kernel (width 0.25 on the cosine distance of the on/off
 vectors) gives one coefficient per superpixel.  The coefficient map is smoothed
 with a Gaussian of sigma = 4 and scaled to [0, 1] (the similarity map).
@@ -15,6 +17,9 @@ combined map keeps the signed, smoothed coefficients before scaling.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
 
 import numpy as np
 import torch
@@ -28,17 +33,31 @@ from core.explain.base import (
     register,
 )
 from core.explain.perturb import (
+    blend,
     gaussian_smooth,
     lime_kernel_weights,
     scale_01,
-    score_masks,
     superpixels,
     weighted_ridge,
+)
+from core.explain.stability import (
+    GROUPS,
+    StoppingRule,
+    record,
+    sample_until_stable,
+    stopping_params,
 )
 
 LIME_PARAMS = (
     Param("segments", int, 75, "number of SLIC superpixels", minimum=2, maximum=5000),
-    Param("samples", int, 1000, "perturbed copies", minimum=10, maximum=100000),
+    Param(
+        "samples",
+        int,
+        1000,
+        "perturbed copies (per round in the LIME method; also the fewest used)",
+        minimum=10,
+        maximum=100000,
+    ),
     Param(
         "hide_probability",
         float,
@@ -94,6 +113,32 @@ def lime_map(
     return scale_01(signed), signed
 
 
+class LimeSamples:
+    """The on/off rows and scores drawn so far, with each row's group."""
+
+    def __init__(self, labels: np.ndarray, params) -> None:
+        self.labels, self.params = labels, params
+        self.sizes = [0] * GROUPS
+        self.rows: list[np.ndarray] = []
+        self.scores: list[np.ndarray] = []
+
+    def add(self, first_index: int, rows: np.ndarray, scores: np.ndarray) -> None:
+        self.rows.append(rows)
+        self.scores.append(scores)
+        for index in range(first_index, first_index + len(rows)):
+            self.sizes[index % GROUPS] += 1
+
+    def map_of(self, groups: Sequence[int]) -> np.ndarray | None:
+        rows, scores = np.concatenate(self.rows), np.concatenate(self.scores)
+        chosen = np.isin(np.arange(len(rows)) % GROUPS, list(groups))
+        if chosen.sum() < 2:
+            return None
+        _scaled, signed = lime_map(
+            self.labels, rows[chosen], scores[chosen], self.params
+        )
+        return signed
+
+
 @register
 class Lime(Explainer):
     info = ExplainerInfo(
@@ -106,28 +151,73 @@ class Lime(Explainer):
         ),
         description=(
             "Cuts the face into about 75 small regions, hides random sets of them "
-            "(a thousand times) and watches how the similarity score changes. A "
-            "simple model fitted to these trials says how much each region "
-            "contributes to the match. Treats the network as a black box; gives a "
-            "similarity map only."
+            "(a thousand times or more, until two halves of the trials give the "
+            "same map) and watches how the similarity score changes. A simple "
+            "model fitted to these trials says how much each region contributes "
+            "to the match; the agreement reached and a per-pixel uncertainty are "
+            "reported. Treats the network as a black box; gives a similarity map "
+            "only."
         ),
         kind="perturbation",
         has_dissimilarity=False,
         stochastic=True,
-        params=LIME_PARAMS,
+        # 2: copies drawn in rounds until the map is stable (it was a fixed count)
+        algorithm_version=2,
+        params=(*LIME_PARAMS, *stopping_params("copies", 10000, 1000000)),
     )
 
     def compute(self, ctx: ExplainContext) -> tuple[ChipMaps, ChipMaps]:
-        ctx.start(2 * int(ctx.params["samples"]))
-        maps = []
+        rule = StoppingRule.from_params(ctx.params, "samples")
+        ctx.start(2 * rule.cap)
+        maps, stabilities = [], []
         for side in (0, 1):
-            labels, design, keep = lime_design(ctx, side)
-            reference = (
-                ctx.other(side)
-                if ctx.params["reference"] == "pair"
-                else ctx.embeddings[side]
+            view = ctx.pair.sides[side]
+            labels, note = superpixels(view.chip, int(ctx.params["segments"]))
+            if note:
+                ctx.notes.append(f"{view.side}: {note}")
+            samples = LimeSamples(labels, ctx.params)
+            draw_round = partial(
+                self._draw_round, ctx, side, samples, ctx.rng(stream=side)
             )
-            scores = score_masks(ctx, side, keep, reference).double().numpy()
-            scaled, signed = lime_map(labels, design, scores, ctx.params)
-            maps.append(ChipMaps(scaled, None, signed))
+            signed, uncertainty, stability = sample_until_stable(
+                ctx, side, rule, samples, draw_round, "copies"
+            )
+            maps.append(
+                ChipMaps(scale_01(signed), None, signed, uncertainty=uncertainty)
+            )
+            stabilities.append(stability)
+        record(ctx, rule, stabilities)
         return maps[0], maps[1]
+
+    @staticmethod
+    def _draw_round(
+        ctx: ExplainContext,
+        side: int,
+        samples: LimeSamples,
+        rng: np.random.Generator,
+        first: int,
+        count: int,
+        message: str,
+    ) -> None:
+        """Copies ``first`` .. ``first + count - 1``: on/off rows and their scores.
+
+        The stream is the one ``lime_design`` draws from, so a run that stops
+        after its first round used the same copies as the fixed-count version.
+        """
+        segments = int(samples.labels.max()) + 1
+        hide = float(ctx.params["hide_probability"])
+        rows = (rng.random((count, segments)) >= hide).astype(np.float64)
+        if first == 0:
+            rows[0] = 1.0  # the unperturbed chip, as LIME does
+        labels = samples.labels
+
+        def keep(a: int, b: int) -> torch.Tensor:  # per batch: a round may be large
+            return torch.from_numpy(rows[a:b, labels].astype(np.float32))
+
+        pair_reference = ctx.params["reference"] == "pair"
+        reference = ctx.other(side) if pair_reference else ctx.embeddings[side]
+        x, black = ctx.inputs[side], ctx.black_input()
+        scores = ctx.scores(
+            side, count, lambda a, b: blend(x, black, keep(a, b)), reference, message
+        )
+        samples.add(first, rows, scores.double().numpy())
