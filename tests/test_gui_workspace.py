@@ -373,6 +373,30 @@ def test_correspondence_links_and_components_table_are_shown(qtbot, window):
     assert "Nose" in table and "hidden in both" in table
 
 
+def test_a_sampled_map_shows_its_stability_and_uncertainty(qtbot, window):
+    from core.explain.stability import stability_sentence
+
+    open_demo(qtbot, window)
+    wait_for_pair(qtbot, window, "K1")
+    compare = window.compare
+    run_methods(qtbot, window, ["smoothgrad"], samples=4, max_samples=8)
+    result = compare.current_result()
+    assert result.method_id == "smoothgrad"
+    for maps in result.images:
+        assert stability_sentence(result.details, maps.side) in (
+            compare.stability_label.text()
+        )
+    compare.kind_combo.setCurrentText("uncertainty")
+    shown = compare.viewers[0]._overlay_values
+    assert shown is not None and np.nanmax(shown) > 0  # the standard error, warped
+    assert np.nanmin(shown) >= 0
+    assert "not a map of its own" in compare.faithfulness[0].verdict.text()
+    run_methods(qtbot, window, ["gradcam"])  # deterministic: nothing to show
+    assert compare.current_result().method_id == "gradcam"
+    assert compare.stability_label.text() == ""
+    assert compare.viewers[0]._overlay_values is None
+
+
 def test_controls_are_not_offered_as_evidence_unless_asked_for(qtbot):
     from xfr_desktop.explain_panel import ExplainPanel
 

@@ -250,3 +250,30 @@ def test_maps_files_without_uncertainty_still_load(demo, dlib_model):
     for maps, computed in zip(loaded.images, done.result.images, strict=True):
         assert maps.chip.uncertainty is None
         assert sorted(maps.chip_maps()) == sorted(computed.chip_maps())
+
+
+def test_stability_sentence_says_what_was_reached_and_why_it_stopped():
+    from core.explain.stability import stability_sentence
+
+    details = {
+        "stability": {
+            "target": 0.95,
+            "probe": {
+                "reached": 0.9612,
+                "samples": 3000,
+                "cap": 10000,
+                "stopped_by": "target",
+            },
+            "gallery": {
+                "reached": 0.71,
+                "samples": 10000,
+                "cap": 10000,
+                "stopped_by": "cap",
+            },
+        }
+    }
+    probe = stability_sentence(details, "probe")
+    assert "stability 0.961 after 3000 samples" in probe and "at the target" in probe
+    gallery = stability_sentence(details, "gallery")
+    assert "cap of 10000 samples, below the target" in gallery
+    assert stability_sentence({}, "probe") is None  # a method that samples nothing

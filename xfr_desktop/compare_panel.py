@@ -36,10 +36,11 @@ from core.calibration import strength_of_evidence
 from core.case import workflow
 from core.case.store import FISWG_COMPONENTS, Case, Comparison
 from core.explain import FacePair
-from core.explain.base import ExplanationResult
+from core.explain.base import ExplanationResult, warp_to_evidence
 from core.explain.methods.components import component_table_lines
 from core.explain.render import display_sigma, smooth_covered
 from core.explain.render_correspondence import render_correspondence
+from core.explain.stability import stability_sentence
 from core.imageio import load_image
 from core.metrics.pair_faithfulness import FaithfulnessSettings, PairFaithfulness
 from core.models.base import FaceModel, Threshold
@@ -62,10 +63,23 @@ CHECK_TIP = (
     "decision for this pair; compare with random orders, a fixed face-centre map "
     "and the same method's maps for other faces of the case (kept in the case)"
 )
+UNCERTAINTY = "uncertainty"
+UNCERTAINTY_NOTE = (
+    "The uncertainty shows how much a sampled map could change with another seed "
+    "(per-pixel standard error); it is not a map of its own and gets no check."
+)
 READ_ONLY_TIP = (
     "The case is open read-only: a check is kept in the case, so it cannot be made "
     "here (checks stored earlier are shown)."
 )
+
+
+def stability_text(result: ExplanationResult | None) -> str:
+    """The stability lines of a sampled method's result ("" for others)."""
+    if result is None:
+        return ""
+    lines = [stability_sentence(result.details, m.side) for m in result.images]
+    return " ".join(line for line in lines if line)
 
 
 @dataclass
@@ -277,11 +291,17 @@ class ComparePanel(QWidget):
         self.method_combo = QComboBox()
         self.method_combo.setToolTip("Explanations computed for this pair")
         self.kind_combo = QComboBox()
-        self.kind_combo.addItems(["similarity", "dissimilarity", "combined"])
+        self.kind_combo.addItems(
+            ["similarity", "dissimilarity", "combined", UNCERTAINTY]
+        )
         self.kind_combo.setToolTip(
             "similarity: regions behind 'same person'; dissimilarity: regions "
-            "behind 'different people'; combined: both, red for and blue against"
+            "behind 'different people'; combined: both, red for and blue against; "
+            "uncertainty: for sampled methods, how much the map could change with "
+            "another seed"
         )
+        self.stability_label = QLabel()
+        self.stability_label.setWordWrap(True)
         self.opacity = QSlider(Qt.Orientation.Horizontal)
         self.opacity.setRange(0, 100)
         self.opacity.setValue(60)
@@ -379,6 +399,7 @@ class ComparePanel(QWidget):
         column.addWidget(self.toolbar)
         column.addLayout(views, 1)
         column.addLayout(controls)
+        column.addWidget(self.stability_label)
         column.addWidget(self.hover)
         column.addWidget(self.score)
         right = QWidget()
@@ -551,6 +572,7 @@ class ComparePanel(QWidget):
         self._show_links(result)
         self._show_components(result)
         kind = self.kind_combo.currentText()
+        self.stability_label.setText(stability_text(result))
         options = {
             "signed": kind == "combined",
             "colour_map": self.colour_combo.currentText(),
@@ -561,6 +583,9 @@ class ComparePanel(QWidget):
         for side, viewer in enumerate(self.viewers):
             maps = result.images[side] if result is not None else None
             viewer.set_overlay_visible(visible)
+            if maps is not None and kind == UNCERTAINTY:
+                self._show_uncertainty(side, maps.chip.uncertainty, options)
+                continue
             if maps is None or kind not in maps.evidence:
                 viewer.set_overlay(None, signed=False)
                 self.chips[side].set_overlay(None, signed=False)
@@ -574,6 +599,22 @@ class ComparePanel(QWidget):
             viewer.set_overlay(values, evidence.origin, **options)
             self.chips[side].set_overlay(chip_map if visible else None, **options)
 
+    def _show_uncertainty(
+        self, side: int, uncertainty: np.ndarray | None, options: dict
+    ) -> None:
+        """A stochastic map's per-pixel standard error, on the evidence and chip."""
+        viewer, chip = self.viewers[side], self.chips[side]
+        if uncertainty is None or self.loaded is None:
+            viewer.set_overlay(None, signed=False)
+            chip.set_overlay(None, signed=False)
+            return
+        view = self.loaded.pair.sides[side]
+        evidence = warp_to_evidence(uncertainty, view.transform, view.image_shape)
+        options = {**options, "signed": False}
+        viewer.set_overlay(evidence.values, evidence.origin, **options)
+        visible = self.show_overlay.isChecked()
+        chip.set_overlay(uncertainty if visible else None, **options)
+
     # ---- per-pair faithfulness of the shown map --------------------------------
     def show_verdicts(self) -> None:
         """Each side's curves and verdict for the method and map kind shown."""
@@ -583,6 +624,8 @@ class ComparePanel(QWidget):
         for side, plot in enumerate(self.faithfulness):
             if result is None:
                 plot.clear("No map shown.")
+            elif kind == UNCERTAINTY:
+                plot.clear(UNCERTAINTY_NOTE)
             elif kind not in result.images[side].evidence:
                 plot.clear(f"This method gives no {kind} map.")
             elif explanation_id not in self.checks:

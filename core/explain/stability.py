@@ -28,7 +28,7 @@ it costs only 8 more map evaluations from statistics already kept.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -241,3 +241,24 @@ def record(
                 f"samples (its stability {reached}, target {rule.target:g}); "
                 "another seed may give a visibly different map"
             )
+
+
+def stability_sentence(details: Mapping[str, Any], side: str) -> str | None:
+    """The stability a stochastic map reached, in one line (GUI and report);
+    None for a method that samples nothing."""
+    stability = details.get("stability")
+    if not stability or side not in stability:
+        return None
+    figures = stability[side]
+    reached = figures.get("reached")
+    value = "not measurable" if reached is None else f"{reached:.3f}"
+    how = (
+        "stopped at the target"
+        if figures.get("stopped_by") == "target"
+        else f"stopped at the cap of {figures.get('cap')} samples, below the target"
+    )
+    return (
+        f"{side}: stability {value} after {figures.get('samples')} samples "
+        f"(split-half correlation, corrected to the full count; target "
+        f"{stability.get('target')}; {how})."
+    )

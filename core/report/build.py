@@ -60,6 +60,7 @@ from core.explain.base import ExplanationResult, FacePair, get
 from core.explain.methods.components import FISWG_NAMES, component_table_rows
 from core.explain.render import colour_map
 from core.explain.render_correspondence import render_correspondence
+from core.explain.stability import stability_sentence
 from core.metrics.pair_faithfulness import (
     MapFaithfulness,
     PairFaithfulness,
@@ -933,12 +934,16 @@ def _explanation(
         styles.p(
             f"Parameters: {styles.u(params)}; seed {result.seed}; computed in "
             f"{result.seconds:.1f} s on {result.device}; software "
-            f"{result.software_version}; "
-            f"cache key {result.cache_key}."
+            f"{result.software_version}; method algorithm version "
+            f"{result.algorithm_version}; cache key {result.cache_key}."
             + (f" Notes: {styles.u('; '.join(result.notes))}." if result.notes else ""),
             styles.small,
         )
     )
+    for maps in result.images:
+        stability = stability_sentence(result.details, maps.side)
+        if stability:
+            story.append(styles.p(stability[0].upper() + stability[1:], styles.small))
     if check is not None:
         story.append(styles.p(_check_text(check, result), styles.small))
     return story
