@@ -143,7 +143,8 @@ def cmd_methods(args: argparse.Namespace) -> int:
         return EXIT_OK
     for info in methods:
         maps = "similarity + dissimilarity" if info.has_dissimilarity else "similarity"
-        print(f"{info.method_id:<22}{info.display_name} [{info.kind}; {maps}]")
+        role = "; a control, not evidence" if info.control else ""
+        print(f"{info.method_id:<22}{info.display_name} [{info.kind}; {maps}{role}]")
         print(f"{'':<22}{info.citation}")
         for param in info.params:
             print(f"{'':<24}{param.name}={param.default!s}: {param.description}")
@@ -151,11 +152,13 @@ def cmd_methods(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from core.explain import get, method_ids
+    from core.explain import get, infos
     from core.explain.base import FacePair
     from core.explain.export import write_result
 
-    methods = method_ids() if args.method == "all" else [args.method]
+    # "all" means every explanation; a control (prior) runs only when named
+    every = [info.method_id for info in infos() if not info.control]
+    methods = every if args.method == "all" else [args.method]
     overrides = _params(args.param)
     model = _load_model(args.model, args.device, args.card, args.trust_model_code)
     probe, gallery = _prepare_pair(args, model)
