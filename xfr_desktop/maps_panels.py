@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 from core.explain.base import ExplanationResult, FacePair
 from core.explain.layerwise import LayerwiseResult, explain_layers
 from core.explain.render import display_sigma, smooth_covered
-from core.metrics.pair_faithfulness import verdict_sentence
+from core.metrics.pair_faithfulness import LAYER_MAPS_NOT_CHECKED, verdict_sentence
 from core.models.base import FaceModel
 from xfr_desktop.chip_view import ChipView
 from xfr_desktop.errors import ErrorReporter
@@ -174,6 +174,9 @@ class LayersPanel(QWidget):
         layout.addWidget(QLabel("Depth (shallow → deep)"))
         layout.addWidget(self.slider)
         layout.addWidget(self.layer_label)
+        not_checked = QLabel(LAYER_MAPS_NOT_CHECKED)
+        not_checked.setWordWrap(True)
+        layout.addWidget(not_checked)
         layout.addLayout(chips)
         layout.addStretch(1)
 

@@ -240,6 +240,13 @@ class PairFaithfulness:
 
 
 # ---- the sentences an examiner reads ---------------------------------------------
+LAYER_MAPS_NOT_CHECKED = (
+    "Layer-by-layer maps show which regions each layer's pooled features respond to "
+    "(paper 003 §IV-D), not what decided this pair: they carry no faithfulness "
+    "verdict and are not evidence about the pair."
+)
+
+
 def verdict_sentence(result: MapFaithfulness) -> str:
     """The verdict and its grounds in one line (GUI and report)."""
     return f"{result.side} {result.kind} map: {result.verdict}. {result.reason}"

@@ -62,6 +62,7 @@ from core.explain.render import colour_map
 from core.explain.render_correspondence import render_correspondence
 from core.explain.stability import stability_sentence
 from core.metrics.pair_faithfulness import (
+    LAYER_MAPS_NOT_CHECKED,
     MapFaithfulness,
     PairFaithfulness,
     verdict_sentence,
@@ -1227,7 +1228,8 @@ def _components(table: Mapping[str, Any], styles: _Styles) -> list:
 
 def _layer_strip(layers, styles: _Styles) -> list:
     story: list[Flowable] = [
-        styles.p("Layer by layer (LIME on pooled features)", styles.h2)
+        styles.p("Layer by layer (LIME on pooled features)", styles.h2),
+        styles.p(LAYER_MAPS_NOT_CHECKED, styles.small),
     ]
     cells, captions = [], []
     width = TEXT_WIDTH / max(1, len(layers.layers)) - 2
