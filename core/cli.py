@@ -318,14 +318,17 @@ def cmd_eval_faithfulness(args: argparse.Namespace) -> int:
     from core.metrics import faithfulness_cli
     from core.metrics.evaluate import evaluate_faithfulness, write_outputs
 
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    params = _params_by_method(args.param, methods)
     model = _load_model(args.model, args.device, args.card, args.trust_model_code)
     table = evaluate_faithfulness(
         args.data,
         model,
-        [m.strip() for m in args.methods.split(",") if m.strip()],
+        methods,
         args.metric,
         max_pairs=args.max_pairs,
         seed=args.seed,
+        params=params,
         references=args.references,
         pair_settings=faithfulness_cli.settings_from(args),
         progress=_progress_printer("faithfulness", args.json),
@@ -340,8 +343,31 @@ def cmd_eval_faithfulness(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _params_by_method(
+    pairs: Sequence[str] | None, methods: Sequence[str]
+) -> dict[str, dict[str, str]]:
+    """``--param NAME=VALUE`` for a data-set run of several methods: each goes to
+    every method with a parameter so named; unknown methods, a name none of them
+    has and bad values fail before any work."""
+    from core.explain import get
+
+    overrides = _params(pairs)
+    params = {}
+    for method_id in methods:
+        info = get(method_id).info
+        params[method_id] = {
+            k: v for k, v in overrides.items() if any(p.name == k for p in info.params)
+        }
+    for name in overrides:
+        if not any(name in params[m] for m in methods):
+            raise BadInputError(f"--param {name}: none of the methods has it")
+    for method_id in methods:
+        get(method_id).info.resolve(params[method_id])
+    return params
+
+
 def cmd_eval_sanity(args: argparse.Namespace) -> int:
-    from core.explain import get, infos, method_ids
+    from core.explain import method_ids
     from core.metrics.evaluate import aligned_pairs
     from core.metrics.sanity import choose_depths, model_blocks, sanity_check
     from core.metrics.sanity import write_outputs as write_sanity
@@ -350,17 +376,7 @@ def cmd_eval_sanity(args: argparse.Namespace) -> int:
         methods = method_ids()
     else:
         methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    overrides = _params(args.param)
-    params = {}
-    for info in infos():  # a parameter goes to every method that has one so named
-        params[info.method_id] = {
-            k: v for k, v in overrides.items() if any(p.name == k for p in info.params)
-        }
-    for name in overrides:
-        if not any(name in params[m] for m in methods if m in params):
-            raise BadInputError(f"--param {name}: none of the methods has it")
-    for method_id in methods:  # unknown ids and bad values fail before any work
-        get(method_id).info.resolve(params[method_id])
+    params = _params_by_method(args.param, methods)
     model = _load_model(args.model, args.device, args.card, args.trust_model_code)
     depths = choose_depths(len(model_blocks(model)), args.blocks)
     _, pairs, skipped, protocol = aligned_pairs(
@@ -543,6 +559,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--data", required=True, help="identities folder or pairs.txt"
     )
     faithful.add_argument("--methods", required=True, help="ID,ID,... (xfr methods)")
+    faithful.add_argument(
+        "--param",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a method parameter, given to every method that has one so named",
+    )
     faithful.add_argument(
         "--metric",
         required=True,
