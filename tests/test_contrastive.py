@@ -294,3 +294,16 @@ def test_the_shipped_mean_is_for_the_default_models_weights():
     assert "train-identities" in provenance["data"] + provenance["data_folder"]
     assert provenance["command"].startswith("python scripts/reference_mean.py")
     assert provenance["created"] and provenance["images_used"] == reference.images
+
+
+@pytest.mark.parametrize("method_id", ["fggb", "xssab"])
+def test_a_result_s_own_parameters_run_it_again(method_id):
+    """The faithfulness check and the GUI rerun a method with ``result.params``:
+    the choice "auto" must survive being read back (it once meant "no value")."""
+    model = offset_model()
+    rng = np.random.default_rng(7)
+    pair = FacePair(view("probe", chip(rng), "a"), view("gallery", chip(rng), "b"))
+    first = get(method_id).explain(pair, model, {})
+    again = get(method_id).explain(pair, model, dict(first.params))
+    assert again.params == first.params and again.cache_key == first.cache_key
+    assert get(method_id).info.resolve({"centre": "auto"})["centre"] == "auto"

@@ -135,6 +135,16 @@ def test_method_contract_on_real_faces(method_id, dlib_results, photo_pair, dlib
 
 
 @pytest.mark.parametrize("method_id", sorted(FAST_PARAMS))
+def test_a_result_s_parameters_resolve_to_themselves(method_id, dlib_results):
+    """Reruns (faithfulness checks, the GUI, the report) pass ``result.params``
+    back in: every resolved value must read back as itself."""
+    result, _ = dlib_results[method_id]
+    assert get(method_id).info.resolve(result.params) == dict(result.params)
+    stored = json.loads(json.dumps(result.to_dict()))["params"]  # as the case has it
+    assert get(method_id).info.resolve(stored) == dict(result.params)
+
+
+@pytest.mark.parametrize("method_id", sorted(FAST_PARAMS))
 def test_same_seed_same_maps(method_id, dlib_results, dlib_model, photo_pair):
     first, _ = dlib_results[method_id]
     again = get(method_id).explain(

@@ -52,6 +52,8 @@ class Param:
     def coerce(self, value: Any, method: str) -> ParamValue:
         """A value from Python or from the command line (a string) -> checked value."""
         where = f"method {method}, parameter {self.name}"
+        if isinstance(value, str) and self.choices and value.strip() in self.choices:
+            return value.strip()  # a choice, even one named "auto"
         if value is None or (
             isinstance(value, str) and value.strip().lower() in ("", "auto")
         ):
