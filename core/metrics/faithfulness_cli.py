@@ -99,7 +99,9 @@ def reference_views(
     views = []
     for file in sorted(p for p in path.iterdir() if p.is_file()):
         try:
-            prepared = prepare_face(file, model, detector_method=detector_method)
+            prepared = prepare_face(
+                file, model, detector_method=detector_method, with_68=True
+            )
         except (NoFaceError, BadInputError, XfrError) as error:
             print(
                 f"xfr: note: reference skipped: {printable(str(error))}",
