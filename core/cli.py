@@ -575,13 +575,15 @@ def build_parser() -> argparse.ArgumentParser:
             "pair-specificity",
         ],
     )
+    from core.metrics.pair_faithfulness import MIN_OTHER_MAPS
+
     faithful.add_argument(
         "--references",
         type=int,
-        default=5,
+        default=MIN_OTHER_MAPS,
         metavar="K",
         help="pair-specificity: other pairs of the data set whose faces test each "
-        "map (default 5)",
+        f"map (default {MIN_OTHER_MAPS}, the fewest for a pair-specific verdict)",
     )
     from core.metrics.faithfulness_cli import add_faithfulness_grid_options
 

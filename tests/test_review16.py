@@ -53,11 +53,6 @@ def _verdict(model, pair, saliency, other, settings=SETTINGS, side="probe"):
 
 
 # ---- 1. pair specificity at chance 0.25 ------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="pair-specific is granted at chance 1/(K+1) = 0.25 (K = 3): one of four "
-    "exchangeable generic maps always wins",
-)
 def test_one_of_four_exchangeable_generic_maps_is_never_pair_specific(model):
     """Four maps that are the same generic template plus independent noise (none
     of them more about this pair than the others): whichever is tested against the
@@ -78,11 +73,6 @@ def test_one_of_four_exchangeable_generic_maps_is_never_pair_specific(model):
 
 
 # ---- 2. ties fall in row-major order -----------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="tied cells are removed row-major: a map that is zero except one "
-    "background-corner pixel is judged pair-specific",
-)
 def test_a_map_of_one_background_corner_pixel_is_not_pair_specific(model):
     """All zero except the bottom-right corner pixel: it ranks one background cell
     first and says nothing about the other 63.  cell_order breaks the ties by
@@ -97,11 +87,6 @@ def test_a_map_of_one_background_corner_pixel_is_not_pair_specific(model):
 
 
 # ---- 3. the same face counted as several references ---------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="check_pair counts one reference image given three times as three "
-    "other faces (MIN_OTHER_MAPS met with one face)",
-)
 def test_one_reference_given_three_times_counts_once(model):
     """``xfr explain --references DIR`` with three copies of one photo (same
     SHA-256) today reports 3 other faces and passes MIN_OTHER_MAPS; the three maps
@@ -115,11 +100,6 @@ def test_one_reference_given_three_times_counts_once(model):
 
 
 # ---- 4. flat / NaN other-pair maps are "beaten" --------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="flat or all-NaN other-pair maps count as beaten comparators and make a "
-    "map pair-specific",
-)
 @pytest.mark.parametrize("fill", [0.0, np.nan])
 def test_flat_other_pair_maps_are_no_comparators(model, fill):
     """When the method gives a flat (or all-NaN) map for the other faces (e.g. an
@@ -132,11 +112,6 @@ def test_flat_other_pair_maps_are_no_comparators(model, fill):
 
 
 # ---- 5. the decision at the threshold --------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="at the threshold the check says accept (margin 0.0) while its curves "
-    "start from a rejecting margin, so the flip is never found",
-)
 def test_curves_start_from_the_decision_the_check_reports(model):
     """The pair's decision is computed in float32 (cosine >= t), the curves' first
     point again in float64: for a pair on the threshold they disagree, the flip is
@@ -158,11 +133,6 @@ def test_curves_start_from_the_decision_the_check_reports(model):
 
 
 # ---- 6.-9. bad input: one clear line, never a traceback or garbage ------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="a negative seed is accepted by FaithfulnessSettings and then crashes in "
-    "numpy (xfr explain --seed -1 --faithfulness: internal error)",
-)
 def test_a_negative_seed_is_refused_or_works(model):
     pair = agreeing_pair((0, 0))
     result = with_maps(pair, model, region_map((0, 0)))
@@ -173,10 +143,6 @@ def test_a_negative_seed_is_refused_or_works(model):
     pf.pair_faithfulness(result, pair, model, settings=settings)  # must not raise
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a map of the wrong shape raises numpy's ValueError, not one clear line",
-)
 def test_a_map_of_the_wrong_shape_is_one_clear_line(model):
     pair = agreeing_pair((0, 0))
     small = np.ones((SIZE // 2, SIZE // 2), np.float32)
@@ -185,11 +151,6 @@ def test_a_map_of_the_wrong_shape_is_one_clear_line(model):
         pf.pair_faithfulness(result, pair, model, settings=CHEAP)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="batch_size -1 leaves np.empty margins unfilled: a verdict on "
-    "uninitialised memory (0: ValueError)",
-)
 @pytest.mark.parametrize("batch_size", [0, -1])
 def test_a_non_positive_batch_size_is_refused(model, batch_size):
     """workflow.check_faithfulness passes ``batch_size or 64`` straight on, and a
@@ -200,11 +161,6 @@ def test_a_non_positive_batch_size_is_refused(model, batch_size):
         pf.pair_faithfulness(result, pair, model, settings=CHEAP, batch_size=batch_size)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="settings accept 10**9 random orders (orders x H x W int64 in memory), a "
-    "NaN blur sigma and a fractional grid",
-)
 @pytest.mark.parametrize(
     "change",
     [{"random_orders": 10**9}, {"blur_sigma": float("nan")}, {"grid": 4.5}],
@@ -239,11 +195,6 @@ def test_the_faithfulness_key_changes_with_the_threshold(model):
 
 
 # ---- 11. a result checked on another pair ------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="pair_faithfulness judges a result made for another pair (or model) "
-    "without a word and records it under that result's cache key",
-)
 def test_a_result_for_another_pair_is_refused(model):
     made_for = agreeing_pair((0, 0))
     result = get("gradient").explain(made_for, model)

@@ -33,6 +33,7 @@ from core.faces.detect import FaceDetector, find_faces
 from core.imageio import LoadedImage, load_image
 from core.metrics.pair_faithfulness import ALGORITHM_VERSION as FAITHFULNESS_VERSION
 from core.metrics.pair_faithfulness import (
+    MIN_OTHER_MAPS,
     FaithfulnessSettings,
     PairFaithfulness,
     check_pair,
@@ -364,9 +365,10 @@ def load_result(case: Case, stored: StoredExplanation) -> ExplanationResult:
 
 
 # ---- faithfulness of an explanation, for its own pair ------------------------------
-# Other faces of the case whose maps test pair specificity (pair_faithfulness): more
-# make the test stronger (chance 1/(K+1)) and slower (two runs of the method each).
-DEFAULT_REFERENCE_FACES = 5
+# Other faces of the case whose maps test pair specificity (pair_faithfulness): the
+# fewest that can make a map pair-specific (chance 1/(K+1) <= 5 %); each costs two
+# runs of the method.
+DEFAULT_REFERENCE_FACES = MIN_OTHER_MAPS
 
 
 @dataclass(frozen=True)
@@ -473,6 +475,10 @@ def faithfulness_key(
 
 
 def stored_faithfulness(case: Case, explanation_id: int) -> PairFaithfulness | None:
-    """The newest faithfulness check of a stored explanation, if any."""
-    records = case.faithfulness_records(explanation_id)
-    return PairFaithfulness.from_dict(records[-1][1]) if records else None
+    """The newest faithfulness check of a stored explanation made by this
+    version of the check (an older one's verdicts are not shown as current; the
+    audit trail and the case keep them)."""
+    for _key, record in reversed(case.faithfulness_records(explanation_id)):
+        if record.get("algorithm_version") == FAITHFULNESS_VERSION:
+            return PairFaithfulness.from_dict(record)
+    return None

@@ -57,6 +57,7 @@ from core.explain.base import MAP_KINDS, FacePair, FaceView, get
 from core.metrics import faithfulness
 from core.metrics.pair_faithfulness import (
     GENERIC,
+    MIN_OTHER_MAPS,
     NOT_SHOWN,
     PAIR_SPECIFIC,
     FaithfulnessSettings,
@@ -66,7 +67,7 @@ from core.models.base import FaceModel
 from core.verify import prepare_face
 
 METRICS = ("deletion-insertion", "hiding-game", "pixel-elimination", "pair-specificity")
-DEFAULT_REFERENCES = 5
+DEFAULT_REFERENCES = MIN_OTHER_MAPS  # the fewest for a pair-specific verdict
 ProgressCallback = Callable[[int, int, str], None]
 
 

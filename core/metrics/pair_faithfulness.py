@@ -59,17 +59,22 @@ p-value (Phipson & Smyth 2010: never 0).  Verdicts:
 
 * *not shown*: the map is flat, or removing its regions first never moves the
   margin in its direction (``peak`` <= 0), or it does not beat random orders at
-  p <= 0.05, or fewer than ``MIN_OTHER_MAPS`` other-pair maps were available to
-  test it against;
+  p <= 0.05, or it beats every other-pair map but there are fewer than
+  ``MIN_OTHER_MAPS`` (19) of them, so that 1 / (K + 1) > 0.05;
 * *no better than a generic face prior*: it beats random orders, but not the
   fixed face-centre map, or not every map the same method made for other pairs;
 * *pair-specific*: it beats random orders (p <= 0.05), the face-centre map and
-  every other-pair map (chance 1 / (K + 1) for a map that is not about this pair).
+  every one of K >= 19 other-pair maps (chance 1 / (K + 1) <= 0.05 for a map that
+  is not about this pair).
+Other-pair maps that are flat or non-finite rank nothing and are left out of K;
+duplicate reference faces (same image) count once.  Tied cells are ordered by a
+random permutation from the seed, never by position.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -106,7 +111,11 @@ DEFAULT_FILL = "blur"
 DEFAULT_BLUR_SIGMA = 8.0  # chip px, as the hiding game (faithfulness.py)
 FILLS = ("blur", "mean")
 ALPHA = 0.05
-MIN_OTHER_MAPS = 3
+# "Pair-specific" needs the chance that a map not about this pair beats all K
+# other-face maps, 1 / (K + 1), to be at most ALPHA: K >= 19.  With fewer the
+# check still runs and says what it found, but cannot call a map pair-specific.
+MIN_OTHER_MAPS = math.ceil(1 / ALPHA) - 1
+MAX_RANDOM_ORDERS = 1000  # orders x chip pixels of ranks are held at once
 # The face-centre prior control, as the registered ``prior`` method draws it.
 PRIOR_SPREAD = float(FaceCentrePrior.info.param("spread").default)  # type: ignore[arg-type]
 
@@ -129,21 +138,33 @@ class FaithfulnessSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        for name in ("grid", "step_cells", "random_orders", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | np.integer):
+                raise BadInputError(f"{name} must be a whole number, got {value!r}")
+        if not isinstance(self.blur_sigma, int | float) or not math.isfinite(
+            self.blur_sigma
+        ):
+            raise BadInputError(f"blur sigma must be a number, got {self.blur_sigma!r}")
+        if self.seed < 0:
+            raise BadInputError(f"the seed must be 0 or more, got {self.seed}")
         if not 2 <= self.grid <= 50:
             raise BadInputError(f"grid must lie in 2..50 cells a side, got {self.grid}")
         if not 1 <= self.step_cells <= self.grid**2:
             raise BadInputError(
                 f"step_cells must lie in 1..{self.grid**2}, got {self.step_cells}"
             )
-        if self.random_orders < 30:
+        if not 30 <= self.random_orders <= MAX_RANDOM_ORDERS:
             raise BadInputError(
-                f"at least 30 random orders are needed for a percentile, got "
-                f"{self.random_orders}"
+                f"random orders must lie in 30..{MAX_RANDOM_ORDERS} (30 are needed "
+                f"for a percentile), got {self.random_orders}"
             )
         if self.fill not in FILLS:
             raise BadInputError(f"unknown fill {self.fill!r} (use blur or mean)")
-        if self.fill == "blur" and self.blur_sigma <= 0:
-            raise BadInputError(f"blur sigma must be positive, got {self.blur_sigma}")
+        if self.fill == "blur" and not 0 < self.blur_sigma <= 100:
+            raise BadInputError(
+                f"blur sigma must lie in (0, 100] chip pixels, got {self.blur_sigma}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -285,14 +306,22 @@ def cell_labels(size: tuple[int, int], grid: int) -> np.ndarray:
     return (rows[:, None] * grid + columns[None, :]).astype(np.int64)
 
 
-def cell_order(saliency: np.ndarray, labels: np.ndarray, cells: int) -> np.ndarray:
-    """Cells by decreasing mean map value (NaN pixels ignored; ties by index)."""
+def cell_order(
+    saliency: np.ndarray, labels: np.ndarray, cells: int, tiebreak: np.ndarray
+) -> np.ndarray:
+    """Cells by decreasing mean map value (NaN pixels ignored).
+
+    Tied cells (a map that is zero off the face, a coarse or piecewise-constant
+    map) follow ``tiebreak``, a random permutation of the cells drawn from the
+    check's seed: a fixed order such as row-major would remove the brows and eyes
+    of an aligned chip first, a strong order that no map earned.
+    """
     values = np.nan_to_num(np.asarray(saliency, np.float64), nan=0.0).ravel()
     flat = labels.ravel()
     sums = np.bincount(flat, weights=values, minlength=cells)
     counts = np.bincount(flat, minlength=cells)
     means = sums / np.maximum(counts, 1)
-    return np.argsort(-means, kind="stable")
+    return np.lexsort((tiebreak, -means))
 
 
 @dataclass(frozen=True)
@@ -309,9 +338,12 @@ def _curve(
     threshold: Threshold,
     sign: float,
     can_flip: bool,
+    start_accepted: bool,
 ) -> _Curve:
-    accepted = _accepts(threshold, margins)
-    flips = np.nonzero(accepted != accepted[0])[0]
+    # flips from the decision the check reports (the explanation's), not from the
+    # first point's margin: on the threshold they can differ in the last digits
+    changed = _accepts(threshold, margins[1:]) != start_accepted
+    flips = np.nonzero(changed)[0] + 1
     flip_step = float(flips[0]) if can_flip and flips.size else float("inf")
     change = sign * (margins - margins[0])
     # trapezoid over the removed fraction in [0, 1] (the last step may be shorter)
@@ -458,22 +490,18 @@ def pair_faithfulness(
 
     ``other_maps[side][kind]``: the same method's maps of that kind for other pairs
     (``other_pair_maps``); ``references``: the SHA-256 of the faces they came from,
-    recorded with the result.
+    recorded with the result.  Flat or non-finite other-pair maps rank nothing and
+    are left out of K (the verdict says how many).
     """
     settings = settings or FaithfulnessSettings()
     other_maps = other_maps or {}
     threshold = result.threshold
-    with eval_mode(model):
-        embeddings = [
-            model.embed(model.prepare(view.chip[None])).detach()[0]
-            for view in pair.sides
-        ]
-    cosine = float(
-        torch.nn.functional.cosine_similarity(embeddings[0], embeddings[1], dim=0)
-    )
+    embeddings, cosine = _check_inputs(result, pair, model, batch_size)
     distance = float((embeddings[0] - embeddings[1]).norm())
     margin = float(margin_of(threshold, np.array([cosine]), np.array([distance]))[0])
-    accepted = bool(_accepts(threshold, np.array([margin]))[0])
+    # the decision the explanation recorded (on the threshold, float32 and float64
+    # margins can disagree in the last digits; the check follows the recorded one)
+    accepted = result.decision == "accept"
 
     done = [0]
     plans = []
@@ -488,33 +516,39 @@ def pair_faithfulness(
             lambda n: _tick(done, n, total, progress, cancel),
         )
         kinds = maps.chip_maps()
-        others = sum(len(other_maps.get(view.side, {}).get(k, ())) for k in kinds)
-        plans.append((view, runner, kinds, others))
+        usable = {
+            kind: [m for m in other_maps.get(view.side, {}).get(kind, ()) if _ranks(m)]
+            for kind in kinds
+        }
+        plans.append((view, runner, kinds, usable))
     total = sum(
         r.passes(settings.random_orders + len(_prior_readings(kinds, accepted)))
-        + r.passes(len(kinds) + others)
-        for _, r, kinds, others in plans
+        + r.passes(len(kinds) + sum(len(maps) for maps in usable.values()))
+        for _, r, kinds, usable in plans
     )
     total += 2  # the two unmodified chips
-    rng_root = settings.seed
     sides: dict[str, dict[str, MapFaithfulness]] = {}
     with eval_mode(model):
-        for index, (view, runner, kinds, _others) in enumerate(plans):
-            base = runner.base_margin()
+        for index, (view, runner, kinds, usable) in enumerate(plans):
+            base = _on_the_decision_side(runner.base_margin(), threshold, accepted)
             _tick(done, 1, total, progress, cancel)
-            rng = np.random.default_rng([rng_root, index])
+            rng = np.random.default_rng([settings.seed, index])
             random_orders = [
                 rng.permutation(runner.cells) for _ in range(settings.random_orders)
             ]
+            tiebreak = np.random.default_rng([settings.seed, index, 1]).permutation(
+                runner.cells
+            )
+
+            def order_of(saliency: np.ndarray, runner=runner, tiebreak=tiebreak):
+                return cell_order(saliency, runner.labels, runner.cells, tiebreak)
+
             # the prior read as each kind's map is (a rejected pair's combined map
             # from its lowest cells): the prior method's own maps tie with it
             prior = face_centre_prior(model.input_size, PRIOR_SPREAD)
             readings = _prior_readings(kinds, accepted)
             prior_orders = [
-                cell_order(
-                    _ranked_map(kind, prior, accepted), runner.labels, runner.cells
-                )
-                for kind in readings
+                order_of(_ranked_map(kind, prior, accepted)) for kind in readings
             ]
             control = runner.curves([*random_orders, *prior_orders], base)
             random_margins = control[: len(random_orders)]
@@ -525,14 +559,10 @@ def pair_faithfulness(
             for kind, saliency in kinds.items():
                 prior_margins = prior_curves[_prior_reading(kind, accepted)]
                 ranked = _ranked_map(kind, saliency, accepted)
-                other = [
-                    _ranked_map(kind, m, accepted)
-                    for m in other_maps.get(view.side, {}).get(kind, ())
-                ]
-                orders = [
-                    cell_order(m, runner.labels, runner.cells) for m in [ranked, *other]
-                ]
+                other = [_ranked_map(kind, m, accepted) for m in usable[kind]]
+                orders = [order_of(m) for m in [ranked, *other]]
                 curves = runner.curves(orders, base)
+                given = len(other_maps.get(view.side, {}).get(kind, ()))
                 sides[view.side][kind] = _judge(
                     view.side,
                     kind,
@@ -544,6 +574,7 @@ def pair_faithfulness(
                     curves[1:],
                     random_margins,
                     prior_margins,
+                    left_out=given - len(other),
                 )
     return PairFaithfulness(
         method_id=result.method_id,
@@ -555,6 +586,78 @@ def pair_faithfulness(
         references=tuple(references),
         maps=sides,
     )
+
+
+def _on_the_decision_side(margin: float, threshold: Threshold, accepted: bool) -> float:
+    """The unmodified chip's margin, on the side of the threshold the explanation
+    decided.  They differ only for a pair on the threshold, by rounding (the
+    decision was taken in float32, the margins are float64): the curve then starts
+    at the threshold itself instead of a hair beyond it."""
+    if bool(_accepts(threshold, np.array([margin]))[0]) == accepted:
+        return margin
+    if abs(margin) > 1e-6:
+        raise BadInputError(
+            f"the explanation says {'accept' if accepted else 'reject'} but this "
+            f"pair's margin is {margin:+.6f}: it was made for another pair or "
+            "threshold"
+        )
+    if threshold.metric == "euclidean":  # accepted while d < t: a margin > 0
+        return float(np.nextafter(0.0, 1.0)) if accepted else 0.0
+    return 0.0 if accepted else float(np.nextafter(0.0, -1.0))  # cos >= t
+
+
+def _ranks(saliency: np.ndarray) -> bool:
+    """Whether a map ranks anything: finite somewhere and not constant there."""
+    values = np.asarray(saliency, np.float64)
+    finite = values[np.isfinite(values)]
+    return finite.size > 0 and float(finite.max()) > float(finite.min())
+
+
+def _check_inputs(
+    result: ExplanationResult, pair: FacePair, model: FaceModel, batch_size: int
+) -> tuple[list[torch.Tensor], float]:
+    """One clear line for a result that cannot be checked on this pair and model,
+    before any long work; the pair's embeddings (float64) and cosine."""
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, int)
+        or batch_size < 1
+    ):
+        raise BadInputError(f"batch size must be at least 1, got {batch_size!r}")
+    if result.model_sha256 != model.weights_sha256:
+        raise BadInputError(
+            f"the {result.method_id} explanation was made with other model weights "
+            f"({result.model_sha256[:12]}…) than {model.model_id} "
+            f"({model.weights_sha256[:12]}…)"
+        )
+    size = tuple(model.input_size)
+    for view, maps in zip(pair.sides, result.images, strict=True):
+        if tuple(view.chip.shape[:2]) != size:
+            raise BadInputError(
+                f"the {view.side} chip is {view.chip.shape[1]}x{view.chip.shape[0]}, "
+                f"model {model.model_id} needs {size[1]}x{size[0]}"
+            )
+        for kind, array in maps.chip_maps().items():
+            if tuple(np.shape(array)) != size:
+                raise BadInputError(
+                    f"the {view.side} {kind} map is {np.shape(array)}, not the "
+                    f"chip's {size}: it cannot rank the chip's regions"
+                )
+    with eval_mode(model), torch.inference_mode():
+        embeddings = [
+            model.embed(model.prepare(view.chip[None])).detach()[0].double()
+            for view in pair.sides
+        ]
+    cosine = float(
+        torch.nn.functional.cosine_similarity(embeddings[0], embeddings[1], dim=0)
+    )
+    if abs(cosine - result.cosine_similarity) > 1e-4:
+        raise BadInputError(
+            f"the {result.method_id} explanation was made for another pair (its "
+            f"cosine similarity {result.cosine_similarity:.4f}, this pair's "
+            f"{cosine:.4f}): check the explanation of this pair"
+        )
+    return embeddings, cosine
 
 
 def _tick(
@@ -582,11 +685,12 @@ def _judge(
     other_margins: np.ndarray,
     random_margins: np.ndarray,
     prior_margins: np.ndarray,
+    left_out: int = 0,
 ) -> MapFaithfulness:
     direction, sign, can_flip = _direction(kind, accepted)
 
     def curve(values: np.ndarray) -> _Curve:
-        return _curve(values, fractions, threshold, sign, can_flip)
+        return _curve(values, fractions, threshold, sign, can_flip, accepted)
 
     own = curve(margins)
     randoms = [curve(m) for m in random_margins]
@@ -607,11 +711,14 @@ def _judge(
             return None
         return float(fractions[int(curve.flip_step)])
 
-    flat = not np.isfinite(saliency).any() or float(np.nanmax(saliency)) == float(
-        np.nanmin(saliency)
-    )
     moved = "lower" if sign < 0 else "raise"
-    if flat:
+    flat_others = (
+        f" {_count(left_out, 'other-face map was', 'other-face maps were')} flat "
+        "and left out."
+        if left_out
+        else ""
+    )
+    if not _ranks(saliency):
         verdict, reason = NOT_SHOWN, "The map is flat: it ranks no region first."
     elif own.peak <= 0:
         verdict, reason = (
@@ -632,19 +739,28 @@ def _judge(
             f"as fast (decision changes after {_percent(fraction(prior))} of the "
             f"face removed, this map: {_percent(fraction(own))}).",
         )
-    elif len(others) < MIN_OTHER_MAPS:
-        verdict, reason = (
-            NOT_SHOWN,
-            f"It beats random orders (p = {p_random:.2f}) and the face-centre map, "
-            f"but pair specificity needs maps for at least {MIN_OTHER_MAPS} other "
-            f"faces and {_count(len(others), 'was', 'were')} available.",
-        )
     elif beaten < len(others):
         verdict, reason = (
             GENERIC,
             f"Maps the same method made for other faces change this "
             f"pair's score as fast ({len(others) - beaten} of {len(others)} did "
             "as well).",
+        )
+    elif not others:
+        verdict, reason = (
+            NOT_SHOWN,
+            f"It beats random orders (p = {p_random:.2f}) and the face-centre map, "
+            "but no map of the same method for other faces was available to test "
+            f"pair specificity (at least {MIN_OTHER_MAPS} are needed).",
+        )
+    elif len(others) < MIN_OTHER_MAPS:
+        verdict, reason = (
+            NOT_SHOWN,
+            f"It beats random orders (p = {p_random:.2f}), the face-centre map and "
+            f"all {len(others)} maps made for other faces, but with "
+            f"{len(others)} a map that is not about this pair does so by chance "
+            f"{p_other:.2f} of the time; at least {MIN_OTHER_MAPS} are needed for "
+            f"{ALPHA:.0%}.",
         )
     else:
         verdict, reason = (
@@ -653,6 +769,7 @@ def _judge(
             f"(p = {p_random:.2f}), the face-centre map and all {len(others)} maps "
             f"made for other faces (chance {p_other:.2f}).",
         )
+    reason += flat_others
     return MapFaithfulness(
         side=side,
         kind=kind,
@@ -671,6 +788,7 @@ def _judge(
         },
         vs_other_pairs={
             "maps": len(others),
+            "flat_left_out": int(left_out),
             "beaten": int(beaten),
             "p_value": p_other,
             "flip_fractions": [fraction(o) for o in others],
@@ -736,9 +854,19 @@ def check_pair(
     progress: ProgressCallback | None = None,
     cancel: CancelCallback | None = None,
 ) -> PairFaithfulness:
-    """Maps for the other faces, then the verdicts (progress in two stages)."""
-    own = {pair.probe.image_sha256, pair.gallery.image_sha256}
-    references = [r for r in references if r.image_sha256 not in own]
+    """Maps for the other faces, then the verdicts (progress in two stages).
+
+    References that show one of the pair's own images, or an image given before,
+    are left out: a photo counted twice would make 1 / (K + 1) a fiction.
+    """
+    _check_inputs(result, pair, model, batch_size)  # before the long part
+    seen = {pair.probe.image_sha256, pair.gallery.image_sha256}
+    distinct = []
+    for reference in references:
+        if reference.image_sha256 not in seen:
+            seen.add(reference.image_sha256)
+            distinct.append(reference)
+    references = distinct
     maps = other_pair_maps(
         result,
         pair,
