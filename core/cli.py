@@ -289,8 +289,9 @@ def _first(*values: int | None) -> int | None:
 
 
 def cmd_eval_verification(args: argparse.Namespace) -> int:
-    from core.evaluation import evaluate_verification
+    from core.evaluation import check_max_pairs, evaluate_verification
 
+    check_max_pairs(args.max_pairs)  # before loading the model
     model = _load_model(args.model, args.device, args.card, args.trust_model_code)
 
     def progress(done: int, total: int, _path: str) -> None:
@@ -315,10 +316,12 @@ def cmd_eval_verification(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_faithfulness(args: argparse.Namespace) -> int:
+    from core.evaluation import check_max_pairs
     from core.metrics import faithfulness_cli
     from core.metrics.evaluate import evaluate_faithfulness, write_outputs
 
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    methods = _method_list(args.methods)
+    check_max_pairs(args.max_pairs)  # before loading the model
     params = _params_by_method(args.param, methods)
     model = _load_model(args.model, args.device, args.card, args.trust_model_code)
     table = evaluate_faithfulness(
@@ -341,6 +344,17 @@ def cmd_eval_faithfulness(args: argparse.Namespace) -> int:
               f"{table.pairs_used} pairs, {table.pairs_skipped} skipped")  # fmt: skip
         print(table.markdown())
     return EXIT_OK
+
+
+def _method_list(text: str) -> list[str]:
+    """``--methods ID,ID,...`` -> the ids, each once, in the order given."""
+    methods = list(dict.fromkeys(m.strip() for m in text.split(",") if m.strip()))
+    if not methods:
+        raise BadInputError(
+            f"--methods {text!r} names no method (give ID,ID,...; 'xfr methods' "
+            "lists them)"
+        )
+    return methods
 
 
 def _params_by_method(
@@ -367,15 +381,18 @@ def _params_by_method(
 
 
 def cmd_eval_sanity(args: argparse.Namespace) -> int:
+    from core.evaluation import check_max_pairs
     from core.explain import method_ids
     from core.metrics.evaluate import aligned_pairs
     from core.metrics.sanity import choose_depths, model_blocks, sanity_check
     from core.metrics.sanity import write_outputs as write_sanity
 
-    if args.methods == "all":  # controls too: a pair-independent map must fail
+    if args.methods.strip() == "all":  # controls too: a pair-independent map must fail
         methods = method_ids()
     else:
-        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+        methods = _method_list(args.methods)
+    check_max_pairs(args.max_pairs)  # these before loading the model
+    choose_depths(1, args.blocks)  # refuses --blocks below 1
     params = _params_by_method(args.param, methods)
     model = _load_model(args.model, args.device, args.card, args.trust_model_code)
     depths = choose_depths(len(model_blocks(model)), args.blocks)

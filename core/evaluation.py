@@ -217,8 +217,15 @@ def _lfw_image_root(pairs_file: Path) -> Path:
     return pairs_file.parent
 
 
+def check_max_pairs(max_pairs: int | None) -> None:
+    """``--max-pairs`` must leave at least one pair (None: no limit)."""
+    if max_pairs is not None and (isinstance(max_pairs, bool) or max_pairs < 1):
+        raise BadInputError(f"--max-pairs must be at least 1, got {max_pairs}")
+
+
 def _limit(pairs: list[Pair], max_pairs: int | None, seed: int) -> list[Pair]:
     """A seeded subset keeping the genuine/impostor balance."""
+    check_max_pairs(max_pairs)
     if max_pairs is None or max_pairs >= len(pairs):
         return pairs
     rng = random.Random(seed)
@@ -231,6 +238,7 @@ def _limit(pairs: list[Pair], max_pairs: int | None, seed: int) -> list[Pair]:
 
 def pairs_for(data: str | Path, *, seed: int = 0, max_pairs: int | None = None):
     """Pick the protocol from what ``data`` is; returns (pairs, protocol name)."""
+    check_max_pairs(max_pairs)  # before reading any folder
     data = Path(data)
     if data.is_file() and data.name.startswith("pairs"):
         return lfw_pairs(data, max_pairs=max_pairs, seed=seed), "LFW pairs protocol"

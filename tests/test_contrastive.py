@@ -123,10 +123,6 @@ def test_centring_keeps_the_decision_and_the_margin_sign():
     accepts, for both decision rules."""
     rng = np.random.default_rng(3)
 
-    class Rule:
-        def __init__(self, metric, value):
-            self.threshold = Threshold(metric, value, "test")
-
     for metric, value, space in (
         ("euclidean", 0.6, "descriptor"),
         ("cosine", 0.4, "unit"),
@@ -135,7 +131,9 @@ def test_centring_keeps_the_decision_and_the_margin_sign():
             a, b = (torch.tensor(rng.normal(0, 0.3, 8) + 0.5) for _ in range(2))
             mean = rng.normal(0.4, 0.1, 8)
             reference = load_like(mean, space)
-            centred: CentredPair = centre_pair(Rule(metric, value), (a, b), reference)
+            centred: CentredPair = centre_pair(
+                Threshold(metric, value, "test"), (a, b), reference
+            )
             if metric == "euclidean":
                 accepts = float((a - b).norm()) < value
             else:
@@ -208,6 +206,56 @@ def test_a_broken_mean_file_is_one_clear_line(tmp_path, content, problem):
     with pytest.raises(BadInputError, match=problem) as error:
         load_reference_mean(path)
     assert "\n" not in str(error.value) and "broken.json" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "change, problem",
+    [
+        ({"format_version": 2}, "format_version 2 is not understood"),
+        ({"format_version": "1"}, "reads format_version 1 only"),
+        ({"images": 0}, "'images' must be a whole number of at least 1"),
+        ({"images": 2.5}, "'images' must be"),
+        ({"images": "many"}, "'images' must be"),
+        ({"provenance": "lfw"}, "'provenance' must be an object"),
+        ({"provenance": 3}, "'provenance' must be an object"),
+    ],
+)
+def test_a_mangled_mean_file_field_is_named(tmp_path, population_mean, change, problem):
+    data = json.loads(population_mean.read_text()) | change
+    path = tmp_path / "mangled.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(BadInputError, match=problem) as error:
+        load_reference_mean(path)
+    assert "\n" not in str(error.value) and "mangled.json" in str(error.value)
+
+
+def test_a_mean_file_without_provenance_is_read(tmp_path, population_mean):
+    data = json.loads(population_mean.read_text())
+    data["provenance"] = None
+    path = tmp_path / "bare.json"
+    path.write_text(json.dumps(data))
+    assert load_reference_mean(path).provenance == {}
+
+
+def test_centring_keeps_the_explanation_s_decision(population_mean):
+    """Centred with the explanation's threshold, not the model's: the centred
+    weights minus the centred threshold sum to the sign of *this* decision."""
+    model = offset_model()
+    rng = np.random.default_rng(9)
+    pair = FacePair(view("probe", chip(rng), "a"), view("gallery", chip(rng), "b"))
+    params = {"centre": "reference", "reference_mean": population_mean}
+    cosine = get("fggb").explain(pair, model, {"centre": "none"}).cosine_similarity
+    for value in (cosine - 0.05, cosine + 0.05):  # accept, then reject
+        result = get("fggb").explain(
+            pair, model, params, threshold=Threshold("cosine", value, "examiner")
+        )
+        centring = result.details["centring"]
+        margin = centring["centred_cosine"] - centring["centred_cosine_threshold"]
+        assert (margin >= 0) == (result.decision == "accept"), (value, centring)
+    with pytest.raises(BadInputError, match="not this explanation's euclidean"):
+        get("fggb").explain(
+            pair, model, params, threshold=Threshold("euclidean", 1.0, "examiner")
+        )
 
 
 def test_the_cache_key_carries_the_reference_file(tmp_path, population_mean):

@@ -430,6 +430,42 @@ def explain_at_threshold(method_id: str, model: SyntheticModel, threshold: float
         model.threshold = original
 
 
+def test_the_cache_key_carries_the_threshold_but_not_its_source(region_model):
+    """A model card's threshold can be edited while the weights (and their hash)
+    stay: the key must change with the rule, not with the words saying why."""
+    from core.explain.base import cache_key
+
+    pair, method = synthetic_pair(64), get("gradient")
+    keys = {
+        (metric, value, source): method.explain(
+            pair, region_model, threshold=Threshold(metric, value, source)
+        ).cache_key
+        for metric, value, source in (
+            ("cosine", 0.3, "card"),
+            ("cosine", 0.3, "edited card, same number"),
+            ("cosine", 0.5, "card"),
+            ("euclidean", 0.3, "card"),
+        )
+    }
+    assert (
+        keys["cosine", 0.3, "card"] == keys["cosine", 0.3, "edited card, same number"]
+    )
+    assert len(set(keys.values())) == 3
+    # None means the model's threshold, as Explainer.explain uses then
+    default = method.explain(pair, region_model).cache_key
+    rule = region_model.threshold
+    arguments = (pair, region_model, "gradient", {}, 0, "v")
+    assert cache_key(*arguments, algorithm_version=1) == cache_key(
+        *arguments, algorithm_version=1, threshold=Threshold(rule.metric, rule.value)
+    )
+    assert default == method.explain(pair, region_model, threshold=rule).cache_key
+
+
+def test_a_negative_seed_is_one_clear_line(region_model):
+    with pytest.raises(BadInputError, match="seed must be a whole number of 0"):
+        get("gradient").explain(synthetic_pair(64), region_model, seed=-1)
+
+
 def test_fggb_threshold_moves_mass_from_similarity_to_dissimilarity(region_model):
     """Eq. (4): S(t) = sum_k G~k w_k - (t / N) sum_k G~k, affine in t, decreasing."""
     maps = [

@@ -172,11 +172,6 @@ def test_absurd_settings_are_one_clear_line(change):
 
 
 # ---- 10. the stored check's key ---------------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="faithfulness_key (and the explanation cache key) leave out the "
-    "threshold, which sets the decision, the margins and the verdicts",
-)
 def test_the_faithfulness_key_changes_with_the_threshold(model):
     """Two explanations of one pair under thresholds 0.3 and 0.9 (accept, reject;
     FGGB's maps differ too) get one explanation cache key and one faithfulness
@@ -220,11 +215,6 @@ def _mean_file(tmp_path, **change) -> str:
     return str(path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a reference-mean file with a malformed provenance raises ValueError / "
-    "TypeError (internal error), and a future format_version is read as version 1",
-)
 @pytest.mark.parametrize(
     "change",
     [{"provenance": "lfw"}, {"provenance": [1, 2]}, {"format_version": 99}],
@@ -237,11 +227,6 @@ def test_a_malformed_reference_mean_file_is_one_clear_line(tmp_path, change):
         load_reference_mean(_mean_file(tmp_path, **change))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="centred_threshold uses model.threshold, not the explanation's "
-    "threshold: centred FGGB ignores an examiner's threshold",
-)
 def test_centred_weights_use_the_explanations_threshold(model, tmp_path):
     """FGGB centre=reference converts the decision threshold into a centred cosine
     from ``model.threshold``; an explanation made under another threshold
@@ -275,11 +260,6 @@ class FlatMap(Explainer):
         return ChipMaps.from_signed(zero), ChipMaps.from_signed(zero.copy())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="constant maps get rank correlation 0, so a method whose maps are "
-    "always flat 'passes' the randomisation test",
-)
 def test_a_method_with_flat_maps_does_not_pass_the_sanity_test(model):
     from core.metrics import sanity
 
@@ -304,11 +284,6 @@ def identities(tmp_path_factory, astronaut_rgb, grace_hopper_path):
     return root
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="xfr eval sanity --max-pairs -1 ends in 'internal error: ValueError' "
-    "(exit 1); --methods ',' runs nothing and exits 0",
-)
 @pytest.mark.parametrize(
     "options",
     [["--max-pairs", "-1"], ["--methods", ",", "--max-pairs", "1"]],

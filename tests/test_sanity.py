@@ -15,6 +15,7 @@ from synthetic_models import SyntheticModel
 from torch import nn
 
 from core.cli import main
+from core.errors import BadInputError
 from core.explain.base import (
     ChipMaps,
     ExplainContext,
@@ -166,6 +167,53 @@ def test_edge_detector_fails_and_plain_gradient_passes(astronaut_rgb):
     json.dumps(table.to_dict())
 
 
+class BlankWhenRandomised(EdgeMap):
+    """Edges on the trained model; on a randomised copy the probe's map stays the
+    edges and the gallery's (or, with ``both``, each) map is all zero."""
+
+    info = ExplainerInfo("test_blank", "blank", "test", "test", "gradient", False)
+    both = False
+
+    def compute(self, ctx: ExplainContext) -> tuple[ChipMaps, ChipMaps]:
+        probe, gallery = super().compute(ctx)
+        if "randomised" not in ctx.model.model_id:
+            return probe, gallery
+        blank = ChipMaps.from_signed(np.zeros_like(gallery.combined))
+        return (blank if self.both else probe), blank
+
+
+class BlankBoth(BlankWhenRandomised):
+    info = ExplainerInfo("test_blank_both", "blank", "test", "test", "gradient", False)
+    both = True
+
+
+def test_constant_maps_are_left_out_of_the_verdict(astronaut_rgb):
+    """A blank map on the randomised model has no ranking to compare: it is not
+    "the map changed" (rank correlation 0 would count it as a pass)."""
+    model = attending_model()
+    table = sanity.sanity_check(
+        model, [photo_pair(astronaut_rgb)], [BlankWhenRandomised(), BlankBoth()],
+        depths=[3],
+    )  # fmt: skip
+    half, blank = table.verdicts
+    assert half["verdict"] == sanity.FAILS  # judged on the probe, whose map stayed
+    assert half["spearman_abs_full"] == pytest.approx(1.0)
+    assert (half["maps_compared"], half["constant_maps"]) == (1, 1)
+    assert blank["verdict"] == sanity.CONSTANT_RANDOMISED, table.markdown()
+    assert blank["verdict"].startswith("not judged: constant maps")
+    assert (blank["maps_compared"], blank["constant_maps"]) == (0, 2)
+    assert blank["spearman_abs_full"] is None
+    json.dumps(table.to_dict())
+
+
+def test_the_test_refuses_no_method_and_a_negative_seed(astronaut_rgb):
+    model, pair = attending_model(), photo_pair(astronaut_rgb)
+    with pytest.raises(BadInputError, match="at least one method"):
+        sanity.sanity_check(model, [pair], [])
+    with pytest.raises(BadInputError, match="0 or more"):
+        sanity.sanity_check(model, [pair], [EdgeMap()], seed=-1)
+
+
 def test_constant_maps_have_zero_rank_correlation_not_nan():
     varied = np.arange(64.0).reshape(8, 8)
     for constant in (np.zeros((8, 8)), np.full((8, 8), np.nan)):
@@ -227,6 +275,32 @@ def test_eval_sanity_bad_data_is_one_line_and_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("xfr: error:") and err.count("\n") == 1
     assert "nowhere" in err
+
+
+@pytest.mark.parametrize(
+    "command, options, problem",
+    [
+        ("sanity", ["--max-pairs", "0"], "--max-pairs must be at least 1, got 0"),
+        ("sanity", ["--methods", " , "], "names no method"),
+        ("sanity", ["--blocks", "0"], "--blocks must be at least 1"),
+        ("faithfulness", ["--max-pairs", "-3"], "--max-pairs must be at least 1"),
+        ("faithfulness", ["--methods", ","], "names no method"),
+        ("verification", ["--max-pairs", "0"], "--max-pairs must be at least 1"),
+    ],
+)
+def test_eval_options_are_checked_before_any_work(
+    tmp_path, capsys, command, options, problem
+):
+    """One line, exit 2, before the model is loaded or the data is read (the data
+    folder does not even exist)."""
+    argv = ["eval", command, "--data", str(tmp_path / "nowhere"), "--device", "cpu"]
+    if command == "faithfulness":
+        argv += ["--metric", "pair-specificity"]
+        argv += [] if "--methods" in options else ["--methods", "gradient"]
+    code = main([*argv, *options])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and problem in err, err
+    assert "nowhere" not in err and "internal error" not in err
 
 
 def test_ranks_share_ties_as_scipy_does():

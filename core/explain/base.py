@@ -545,12 +545,21 @@ def cache_key(
     extras: Mapping[str, Any] | None = None,
     *,
     algorithm_version: int,
+    threshold: Threshold | None = None,
 ) -> str:
     """SHA-256 over everything that determines the maps.
 
     ``extras``: inputs a method depends on beyond its parameters (e.g. the hash of
     the trained reconstructor DDFV uses), from ``Explainer.cache_extras``.
+    ``threshold``: the decision threshold the explanation is made under (None: the
+    model's, as ``Explainer.explain`` uses then).  It sets the decision, FGGB's and
+    xSSAB's maps and every verdict checked against the result, and a model card's
+    threshold can be edited while the weights (and their hash) stay the same.
+    Its ``source`` text is left out: it says why the number, it changes no output.
     """
+    threshold = threshold or model.threshold
+    rule = {k: v for k, v in threshold.to_dict().items() if k != "source"}
+    rule["value"] = float(rule["value"])  # 1 and 1.0 are one threshold
     payload = {
         "images": [
             {"sha256": view.image_sha256, "face": dict(view.face_record)}
@@ -564,6 +573,7 @@ def cache_key(
         },
         "seed": seed,
         "software_version": software_version,
+        "threshold": rule,
     }
     if extras:  # absent when empty, so that keys of other methods stay as they were
         payload["extras"] = dict(extras)
@@ -663,6 +673,9 @@ class Explainer:
     ) -> ExplanationResult:
         from core import __version__
 
+        if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+            # numpy's generators take no negative seed (ExplainContext.rng)
+            raise BadInputError(f"seed must be a whole number of 0 or more, got {seed}")
         resolved = self.info.resolve(params)
         extras = self.cache_extras(model, resolved)
         began = time.perf_counter()
@@ -713,6 +726,7 @@ class Explainer:
                 __version__,
                 extras,
                 algorithm_version=self.info.algorithm_version,
+                threshold=ctx.threshold,
             ),
             notes=tuple(ctx.notes),
             algorithm_version=self.info.algorithm_version,

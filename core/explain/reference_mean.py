@@ -39,7 +39,7 @@ import torch
 
 from core.errors import BadInputError
 from core.explain.base import Param, ParamValue
-from core.models.base import FaceModel
+from core.models.base import FaceModel, Threshold
 
 if TYPE_CHECKING:
     from core.explain.base import ExplainContext
@@ -169,16 +169,42 @@ def load_reference_mean(path: str | Path) -> ReferenceMean:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise BadInputError(f"not a reference mean file (format {FORMAT})", path)
     try:
+        version = data["format_version"]
         mean = np.asarray(data["mean"], dtype=np.float64)
         space = data["space"]
         model_id, model_sha256 = str(data["model_id"]), str(data["model_sha256"])
-        images = int(data["images"])
+        images = data["images"]
     except (KeyError, TypeError, ValueError) as error:
         raise BadInputError(f"reference mean lacks or mangles {error}", path) from None
+    # A later version may add fields or change what one means: reading it as
+    # version 1 would centre on numbers this code does not understand.
+    if isinstance(version, bool) or version != FORMAT_VERSION:
+        raise BadInputError(
+            f"reference mean file format_version {version!r} is not understood "
+            f"(this version of XFR reads format_version {FORMAT_VERSION} only)",
+            path,
+        )
     if mean.ndim != 1 or not mean.size or not np.isfinite(mean).all():
         raise BadInputError("reference mean is not a finite vector", path)
     if space not in ("descriptor", "unit"):
         raise BadInputError(f"unknown reference mean space {space!r}", path)
+    if isinstance(images, float) and images.is_integer():
+        images = int(images)
+    if isinstance(images, bool) or not isinstance(images, int) or images < 1:
+        raise BadInputError(
+            f"reference mean 'images' must be a whole number of at least 1 (the "
+            f"faces it is the mean of), not {images!r}",
+            path,
+        )
+    provenance = data.get("provenance")
+    if provenance is None:
+        provenance = {}
+    if not isinstance(provenance, dict):
+        raise BadInputError(
+            f"reference mean 'provenance' must be an object of named entries, not "
+            f"{type(provenance).__name__} {provenance!r:.40}",
+            path,
+        )
     import hashlib
 
     return ReferenceMean(
@@ -189,7 +215,7 @@ def load_reference_mean(path: str | Path) -> ReferenceMean:
         images,
         path,
         hashlib.sha256(raw).hexdigest(),
-        dict(data.get("provenance") or {}),
+        dict(provenance),
     )
 
 
@@ -233,16 +259,18 @@ def _embedding_size(model: FaceModel, reference: ReferenceMean) -> int:
 
 
 def centred_threshold(
-    model: FaceModel, first: torch.Tensor, second: torch.Tensor
+    threshold: Threshold, first: torch.Tensor, second: torch.Tensor
 ) -> float:
     """The decision threshold as a cosine of two *centred* decision-space vectors.
 
     Same algebra as ``core.explain.base.cosine_threshold``: the pair sits on the
     threshold when |a' - b'| = d_t, i.e. cos' = (|a'|^2 + |b'|^2 - d_t^2) /
-    (2 |a'| |b'|), with d_t the model's distance threshold (Euclidean rule) or
-    sqrt(2 - 2 t) between unit vectors (cosine rule t).
+    (2 |a'| |b'|), with d_t the distance threshold (Euclidean rule) or
+    sqrt(2 - 2 t) between unit vectors (cosine rule t).  ``threshold`` is the one
+    the explanation is made under (not always the model's: an examiner's, or a
+    stored result's when its maps are made again for other faces), so that the
+    centred weights minus it keep the sign of *this* explanation's decision.
     """
-    threshold = model.threshold
     if threshold.metric == "euclidean":
         distance = float(threshold.value)
     else:
@@ -252,6 +280,10 @@ def centred_threshold(
         return 0.0
     value = (norm_a**2 + norm_b**2 - distance**2) / (2 * norm_a * norm_b)
     return float(np.clip(value, -1.0, 1.0))
+
+
+def _metric_of(space: Space) -> str:
+    return "Euclidean distance" if space == "descriptor" else "cosine similarity"
 
 
 @dataclass(frozen=True)
@@ -267,16 +299,31 @@ class CentredPair:
 
 
 def centre_pair(
-    model: FaceModel,
+    threshold: Threshold,
     embeddings: tuple[torch.Tensor, torch.Tensor],
     reference: ReferenceMean,
 ) -> CentredPair:
+    """Centre both descriptors under the decision rule ``threshold``.
+
+    A shift keeps only distances measured in the space it is made in: a mean of
+    raw descriptors keeps a Euclidean decision, a mean of unit vectors a cosine
+    one.  Any other pairing would change decisions, so it is refused.
+    """
+    needed: Space = "descriptor" if threshold.metric == "euclidean" else "unit"
+    if reference.space != needed:
+        raise BadInputError(
+            f"centre=reference: the reference mean is of {reference.space} vectors, "
+            f"which keeps decisions on a {_metric_of(reference.space)} but not this "
+            f"explanation's {threshold.metric} threshold {threshold.value:g} (use "
+            "centre=none, or a threshold on the model's own metric)",
+            reference.path,
+        )
     mean = reference.tensor(embeddings[0].device)
     centred = tuple(to_space(e, reference.space) - mean for e in embeddings)
     cosine = float(torch.nn.functional.cosine_similarity(*centred, dim=0))
     return CentredPair(
         (centred[0], centred[1]),
-        centred_threshold(model, *centred),
+        centred_threshold(threshold, *centred),
         cosine,
         mean,
         reference.space,
@@ -355,7 +402,8 @@ def weighting_pair(ctx: ExplainContext) -> WeightingPair:
             ctx.details["centring"] = {"centre": "none"}
         return WeightingPair(ctx.embeddings, ctx.cosine_threshold, None, None)
     reference = reference_mean_for(ctx.model, ctx.params.get("reference_mean"))  # type: ignore[arg-type]
-    centred = centre_pair(ctx.model, ctx.embeddings, reference)
+    # The explanation's threshold, not the model's (see ``centred_threshold``).
+    centred = centre_pair(ctx.threshold, ctx.embeddings, reference)
     where = reference.path.name if reference.path else "reference mean"
     ctx.notes.append(
         f"descriptors centred on the mean of {reference.images} reference faces "

@@ -36,15 +36,20 @@ What is done here, and how it differs from the paper:
   are both compared; a pair's value is the mean of its two sides; the table gives
   the mean and standard deviation over pairs.  Stochastic methods use the same seed
   on both networks, so their random draws (noise, masks) are the same.
-* **Degenerate maps**: a randomised network may give a constant map (e.g. all
-  zero).  A constant map has no ranking, so its rank correlation with any map is
-  taken as 0 (it keeps nothing of the original's order) and counted in
-  ``constant_maps``; a map with non-finite values is treated the same.  SSIM of a
-  constant map uses the map scaled to 0 everywhere (SSIM's constants keep it
-  finite).
-* **Verdict** per method, from the full randomisation: *passes* when the mean over
-  pairs of both |rank correlation| (absolute and signed maps) is below
-  ``PASS_THRESHOLD`` = 0.2, else *fails*.  Why 0.2: over 22 500 pixels any
+* **Degenerate maps**: a method may give a constant map (e.g. all zero) on the
+  trained or on a randomised network.  A constant map has no ranking: the table's
+  rank correlation for it is 0 and it is counted in ``constant_maps``; a map with
+  non-finite values is treated the same.  SSIM of a constant map uses the map
+  scaled to 0 everywhere (SSIM's constants keep it finite).  The verdict leaves
+  such comparisons out: a correlation of 0 there means "nothing to compare", not
+  "the map changed", and counting it would let a method that never shows
+  anything pass.
+* **Verdict** per method, from the full randomisation, over the image comparisons
+  in which neither map is constant (``maps_compared``; ``constant_maps`` says how
+  many were left out): *passes* when the mean of both |rank correlation|
+  (absolute and signed maps) is below ``PASS_THRESHOLD`` = 0.2, else *fails*;
+  *not judged* when every comparison had a constant map.  Why 0.2: over 22 500
+  pixels any
   correlation is "significant" (and neighbouring pixels are not independent), so the
   criterion is one of size: |ρ| < 0.2 shares under 4 % of rank variance, the range
   conventionally called negligible to very weak; the methods that pass in the
@@ -76,6 +81,18 @@ PASS_THRESHOLD = 0.2
 ProgressCallback = Callable[[int, int, str], None]
 PASSES = "passes"
 FAILS = "fails: the map survives randomising the model"
+CONSTANT_ORIGINAL = (
+    "not judged: constant maps (the method shows nothing on the trained model, "
+    "so there is nothing to randomise away)"
+)
+CONSTANT_RANDOMISED = (
+    "not judged: constant maps (on the randomised model the method shows nothing "
+    "to compare with its maps on the trained model)"
+)
+CONSTANT_MAPS = (
+    "not judged: constant maps (on the trained or on the randomised model the "
+    "method shows nothing to compare)"
+)
 
 
 # ---- blocks and the randomised copy -----------------------------------------------
@@ -279,6 +296,7 @@ def compare_maps(original: np.ndarray, randomised: np.ndarray) -> dict[str, floa
             )
         ),
         "constant": float(not _usable(original) or not _usable(randomised)),
+        "constant_original": float(not _usable(original)),
     }
 
 
@@ -349,6 +367,10 @@ def sanity_check(
     """
     if not pairs:
         raise BadInputError("the randomisation test needs at least one pair")
+    if not methods:
+        raise BadInputError("the randomisation test needs at least one method")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise BadInputError(f"--seed must be a whole number of 0 or more, got {seed}")
     explainers = [get(m) if isinstance(m, str) else m for m in methods]
     blocks = model_blocks(model)
     depths = sorted(set(depths or range(1, len(blocks) + 1)))
@@ -396,7 +418,14 @@ def sanity_check(
                     ]
                     per_pair.append(
                         {k: float(np.mean([s[k] for s in sides])) for k in sides[0]}
-                        | {"constant": sum(s["constant"] for s in sides)}
+                        | {
+                            "constant": sum(s["constant"] for s in sides),
+                            "constant_original": sum(
+                                s["constant_original"] for s in sides
+                            ),
+                            # the comparisons the verdict is made on (no constant map)
+                            "usable": [s for s in sides if not s["constant"]],
+                        }
                     )
             except BadInputError as error:  # e.g. a part trained for the weights
                 # its own advice (e.g. "train one for this model") does not apply
@@ -449,6 +478,8 @@ def _verdict(method_id, by_depth, block_count, threshold, refused):
         "method": method_id,
         "spearman_abs_full": None,
         "spearman_signed_full": None,
+        "maps_compared": 0,
+        "constant_maps": 0,
         "verdict": "",
     }
     if refused is not None:
@@ -459,8 +490,21 @@ def _verdict(method_id, by_depth, block_count, threshold, refused):
         verdict["verdict"] = "not judged: full randomisation was not run"
     else:
         full = by_depth[block_count]
-        rho_abs = float(np.mean([p["spearman_abs"] for p in full]))
-        rho_signed = float(np.mean([p["spearman_signed"] for p in full]))
+        usable = [side for p in full for side in p["usable"]]
+        verdict["maps_compared"] = len(usable)
+        verdict["constant_maps"] = int(sum(p["constant"] for p in full))
+        if not usable:
+            originals = sum(p["constant_original"] for p in full)
+            verdict["verdict"] = (
+                CONSTANT_ORIGINAL
+                if originals == verdict["constant_maps"]
+                else CONSTANT_RANDOMISED
+                if originals == 0
+                else CONSTANT_MAPS
+            )
+            return verdict
+        rho_abs = float(np.mean([side["spearman_abs"] for side in usable]))
+        rho_signed = float(np.mean([side["spearman_signed"] for side in usable]))
         worst = max(abs(rho_abs), abs(rho_signed))
         verdict |= {
             "spearman_abs_full": rho_abs,

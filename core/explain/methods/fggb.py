@@ -143,8 +143,9 @@ class FGGB(Explainer):
         ),
         kind="gradient",
         # 2: centre=reference became the default (measured: benchmarks/
-        # contrastive_fggb.py); centre=none gives version 1's maps.
-        algorithm_version=2,
+        # contrastive_fggb.py); centre=none gives version 1's maps.  3: centred
+        # weights use the explanation's threshold, not always the model's.
+        algorithm_version=3,
         has_dissimilarity=True,
         params=(
             Param(
