@@ -1,6 +1,6 @@
 """Opposing-expert review of issue 16 (per-pair faithfulness, controls, centring,
-stability, sanity): each test reproduces one defect and is expected to fail
-(``xfail(strict=True)``) until that defect is fixed.
+stability, sanity): each test reproduces one defect the review found; they were
+strict xfails until the defect was fixed, and now guard against its return.
 
 Cheap by design: the toy embedder of tests/test_pair_faithfulness.py (PatchNet,
 64x64 chips whose pair-specific quadrant is known) and small grids.
