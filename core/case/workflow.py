@@ -255,6 +255,7 @@ def explain(
         __version__,
         extras,
         algorithm_version=explainer.info.algorithm_version,
+        threshold=model.threshold,  # what explainer.explain below decides with
     )
     stored = case.find_explanation(key)
     if stored is not None:
