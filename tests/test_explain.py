@@ -3,6 +3,7 @@ region recovery on synthetic models, progress/cancel, layer-by-layer maps, CLI."
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -361,8 +362,11 @@ def region_model():
 # DDFV needs a reconstructor trained for the model; its region test (a toy backbone
 # whose channels each own a quadrant) is in test_ddfv.py.  ``components`` needs faces
 # with 68 landmarks (this pair is synthetic noise); its region test, on a model that
-# reads one facial component, is in test_components.py.
-@pytest.mark.parametrize("method_id", sorted(set(FAST_PARAMS) - {"ddfv", "components"}))
+# reads one facial component, is in test_components.py.  ``prior`` is a control that
+# knows nothing about either face (test_the_prior_control_knows_no_pair).
+@pytest.mark.parametrize(
+    "method_id", sorted(set(FAST_PARAMS) - {"ddfv", "components", "prior"})
+)
 def test_methods_find_the_region_the_model_looks_at(method_id, region_model):
     """A model that ignores everything outside one rectangle: the saliency there."""
     result = get(method_id).explain(
@@ -373,6 +377,23 @@ def test_methods_find_the_region_the_model_looks_at(method_id, region_model):
     for maps in result.images:
         magnitude = np.abs(maps.combined_map)
         assert magnitude[inside].mean() > 4 * magnitude[~inside].mean(), method_id
+
+
+def test_the_prior_control_knows_no_pair(region_model):
+    """The same face-centre map for any two pairs, on both sides: a control."""
+    first = get("prior").explain(synthetic_pair(64), region_model)
+    flipped = synthetic_pair(64)
+    other = FacePair(
+        dataclasses.replace(flipped.gallery, side="probe"),
+        dataclasses.replace(flipped.probe, side="gallery"),
+    )
+    second = get("prior").explain(other, region_model)
+    assert get("prior").info.control
+    for a, b in zip(first.images, (*second.images, *first.images), strict=False):
+        np.testing.assert_array_equal(a.combined_map, b.combined_map)
+    np.testing.assert_array_equal(first.probe.combined_map, first.gallery.combined_map)
+    peak = np.unravel_index(np.argmax(first.probe.combined_map), (64, 64))
+    assert abs(peak[0] - 0.55 * 64) <= 1 and abs(peak[1] - 32) <= 1  # face centre
 
 
 def _pair_gradients(model: SyntheticModel, pair: FacePair):
