@@ -230,6 +230,9 @@ def _templates(world) -> dict[tuple[str, ...], list[list[str]]]:
             "deletion-insertion".split()
         ],
         ("eval", "verification"): [["eval", "verification", "--data", "IN"]],
+        ("eval", "sanity"): [
+            "eval sanity --data IN --methods gradient --max-pairs 1 --out OUT".split()
+        ],
         ("eval", "models"): [["eval", "models", "--data", "IN", "--models", "x"]],
     }
 

@@ -260,7 +260,8 @@ def test_eval_pair_specificity_writes_the_table(capsys, three_people, tmp_path):
         assert row["beats_prior"] == 0.0
         assert row["generic"] + row["not_shown"] == pytest.approx(1.0)
         assert 0 <= row["median_random_percentile"] <= 100
-        assert row["references"] == 2 and row["random_orders"] == 30
+        # the references used, not asked for: 2 pairs leave 1 other pair's face
+        assert row["references"] == 1.0 and row["random_orders"] == 30
     curve = table["curves"]["prior/similarity"]
     assert curve["x"][0] == 0.0 and curve["x"][-1] == 1.0
     assert len(curve["margin"]) == len(curve["x"]) == len(curve["random_margin"])

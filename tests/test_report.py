@@ -189,8 +189,8 @@ def test_a_read_only_case_says_not_checked_and_writes_nothing(
         text.count(
             "Faithfulness not checked for this pair: the case was opened read-only"
         )
-        == 6
-    )  # two maps of each of three explanations
+        == 5
+    )  # the maps shown: gradient's similarity, both of correspondence and components
     with Case.open(folder, read_only=True) as case:
         assert case.head() == head
         assert all(
