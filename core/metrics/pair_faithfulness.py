@@ -757,8 +757,13 @@ def _judge(
         verdict, reason = (
             NOT_SHOWN,
             f"It beats random orders (p = {p_random:.2f}), the face-centre map and "
-            f"all {len(others)} maps made for other faces, but with "
-            f"{len(others)} a map that is not about this pair does so by chance "
+            + (
+                "the one map made for another face"
+                if len(others) == 1
+                else f"all {len(others)} maps made for other faces"
+            )
+            + f", but with {len(others)} a map that is not about this pair does so "
+            "by chance "
             f"{p_other:.2f} of the time; at least {MIN_OTHER_MAPS} are needed for "
             f"{ALPHA:.0%}.",
         )
