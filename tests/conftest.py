@@ -75,3 +75,20 @@ def no_qt_leaks(qapp):
     leaked = QApplication.topLevelWidgets()
     assert len(leaked) == before, f"top-level widgets leaked: {leaked}"
     assert active_task_count() == 0
+
+
+@pytest.fixture(scope="session")
+def bundled_identities(tmp_path_factory, astronaut_rgb, grace_hopper_path) -> Path:
+    """An ``identities/<person>/`` folder for ``xfr eval``: two photos of Eileen
+    Collins (one mirrored), one of Grace Hopper (one genuine pair, impostors)."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("identities")
+    collins, hopper = root / "collins", root / "hopper"
+    collins.mkdir()
+    hopper.mkdir()
+    Image.fromarray(astronaut_rgb).save(collins / "a.png")
+    Image.fromarray(astronaut_rgb[:, ::-1]).save(collins / "b.jpg", quality=85)
+    photo = np.asarray(Image.open(grace_hopper_path).convert("RGB"))
+    Image.fromarray(photo).save(hopper / "a.jpg")
+    return root

@@ -4,34 +4,19 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from core.cli import main
-
-
-@pytest.fixture(scope="module")
-def identities(tmp_path_factory, astronaut_rgb, grace_hopper_path):
-    root = tmp_path_factory.mktemp("identities")
-    collins, hopper = root / "collins", root / "hopper"
-    collins.mkdir()
-    hopper.mkdir()
-    Image.fromarray(astronaut_rgb).save(collins / "a.png")
-    Image.fromarray(astronaut_rgb[:, ::-1]).save(collins / "b.jpg", quality=85)
-    photo = np.asarray(Image.open(grace_hopper_path).convert("RGB"))
-    Image.fromarray(photo).save(hopper / "a.jpg")
-    return root
 
 
 @pytest.mark.parametrize(
     "metric", ["deletion-insertion", "hiding-game", "pixel-elimination"]
 )
 def test_eval_faithfulness_writes_tables_and_curves(
-    identities, tmp_path, capsys, metric
+    bundled_identities, tmp_path, capsys, metric
 ):
     code = main(
-        ["eval", "faithfulness", "--data", str(identities), "--methods",
+        ["eval", "faithfulness", "--data", str(bundled_identities), "--methods",
          "gradient,gradcam", "--metric", metric, "--device", "cpu",
          "--out", str(tmp_path), "--json"]
     )  # fmt: skip
@@ -50,9 +35,9 @@ def test_eval_faithfulness_writes_tables_and_curves(
             assert 0 < row["deletion_auc"] <= 1 and 0 < row["insertion_auc"] <= 1
 
 
-def test_eval_faithfulness_unknown_method_is_exit_2(identities, capsys):
+def test_eval_faithfulness_unknown_method_is_exit_2(bundled_identities, capsys):
     code = main(
-        ["eval", "faithfulness", "--data", str(identities), "--methods", "shap",
+        ["eval", "faithfulness", "--data", str(bundled_identities), "--methods", "shap",
          "--metric", "hiding-game", "--device", "cpu"]
     )  # fmt: skip
     assert code == 2 and "unknown explanation method" in capsys.readouterr().err

@@ -232,27 +232,16 @@ def test_depths_are_spread_and_end_with_full_randomisation():
 
 
 # ---- the command line on bundled photos ------------------------------------------
-@pytest.fixture(scope="module")
-def identities(tmp_path_factory, astronaut_rgb, grace_hopper_path):
-    root = tmp_path_factory.mktemp("identities")
-    collins, hopper = root / "collins", root / "hopper"
-    collins.mkdir()
-    hopper.mkdir()
-    Image.fromarray(astronaut_rgb).save(collins / "a.png")
-    Image.fromarray(astronaut_rgb[:, ::-1]).save(collins / "b.jpg", quality=85)
-    photo = np.asarray(Image.open(grace_hopper_path).convert("RGB"))
-    Image.fromarray(photo).save(hopper / "a.jpg")
-    return root
 
 
 @pytest.mark.slow  # face detection on three photos and two maps x 2 models x 2 pairs
-def test_eval_sanity_writes_the_table(identities, tmp_path, capsys):
+def test_eval_sanity_writes_the_table(bundled_identities, tmp_path, capsys):
     model = registry().load(DEFAULT_MODEL_ID, "cpu")  # the instance the CLI shares
     before = sanity.parameters_sha256(model.network)
     code = main(
-        ["eval", "sanity", "--data", str(identities), "--methods", "gradient,gradcam",
-         "--max-pairs", "2", "--blocks", "1", "--device", "cpu",
-         "--out", str(tmp_path), "--json"]
+        ["eval", "sanity", "--data", str(bundled_identities),
+         "--methods", "gradient,gradcam", "--max-pairs", "2", "--blocks", "1",
+         "--device", "cpu", "--out", str(tmp_path), "--json"]
     )  # fmt: skip
     assert code == 0
     payload = json.loads(capsys.readouterr().out)
