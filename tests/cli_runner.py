@@ -1,6 +1,6 @@
 """Run many ``xfr`` command lines in one process (torch is imported once).
 
-Used by tests/test_cli_failures.py: ``python tests/cli_runner.py IN.json OUT.json``
+Used by tests/cli/test_cli_failures.py: ``python tests/cli_runner.py IN.json OUT.json``
 reads a JSON list of argv lists and writes, for each, the exit code, what went to
 stderr and whether anything escaped ``core.cli.main``.  stdout and stderr are
 strict UTF-8 streams like a terminal's (not Python's forgiving C-locale ones), so

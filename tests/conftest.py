@@ -14,6 +14,19 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+TESTS = Path(__file__).resolve().parent
+_QT_FIXTURES = {"qtbot", "qapp", "no_qt_leaks"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test that opens Qt as ``gui`` (tests/gui/ and any test using qtbot),
+    so ``-m "not gui"`` runs where no display stack is installed."""
+    gui_dir = TESTS / "gui"
+    for item in items:
+        path = Path(str(item.path))
+        if gui_dir in path.parents or _QT_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.gui)
+
 
 @pytest.fixture(autouse=True)
 def _isolated_user_dirs(tmp_path_factory, monkeypatch):

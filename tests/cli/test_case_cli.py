@@ -162,7 +162,7 @@ def test_demo_case_from_the_command_line(capsys, tmp_path):
 def _xfr_without_terminal(*argv: str, env: dict | None = None):
     """Run ``xfr`` as a batch job would: no terminal, stdin closed."""
     environment = {k: v for k, v in os.environ.items() if k != "XFR_PASSWORD"}
-    environment["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    environment["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
     environment.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "core.cli", *map(str, argv)],

@@ -23,7 +23,7 @@ from core.case.store import Case, CaseError, CaseLockedError
 from core.errors import BadInputError
 from core.models.base import DEFAULT_MODEL_ID, registry
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

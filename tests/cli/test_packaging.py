@@ -16,7 +16,7 @@ from core import resources, selftest
 from core.cli import main as xfr_main
 from core.errors import BadInputError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SPEC = ROOT / "packaging" / "xfr-desktop.spec"
 NOTICES = ROOT / "packaging" / "THIRD_PARTY_NOTICES.md"
 

@@ -21,7 +21,7 @@ from core.case.store import Case
 from core.cli import main
 from core.report.signing import create_identity, load_certificate, load_identity
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMINER = "Zoë Ångström"
 REVIEWER = "Peer Reviewer"
 PASSWORD_VARIABLES = ("XFR_PASSWORD", "XFR_COUNTERSIGN_PASSWORD")

@@ -2,7 +2,7 @@
 stability, sanity): each test reproduces one defect the review found; they were
 strict xfails until the defect was fixed, and now guard against its return.
 
-Cheap by design: the toy embedder of tests/test_pair_faithfulness.py (PatchNet,
+Cheap by design: the toy embedder of tests/core/test_pair_faithfulness.py (PatchNet,
 64x64 chips whose pair-specific quadrant is known) and small grids.
 """
 

@@ -28,7 +28,7 @@ from core.case.store import GENESIS, Case, CaseError, _canonical, _statements
 from core.case.store import entry_hash as chain_hash
 from core.models.base import DEFAULT_MODEL_ID, registry
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -36,7 +36,7 @@ from core.errors import (
     printable,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RUNNER = ROOT / "tests" / "cli_runner.py"
 
 # Commands that ask a password on the terminal before they read their input.

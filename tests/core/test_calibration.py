@@ -194,7 +194,7 @@ def test_calibration_curve(fitted):
 
 def test_shipped_default_calibration():
     path = default_calibration_path(DEFAULT_MODEL)
-    assert path == Path(__file__).resolve().parents[1] / (
+    assert path == Path(__file__).resolve().parents[2] / (
         "resources/calibration/dlib-resnet-v1.json"
     )
     assert path.stat().st_size < 20_000

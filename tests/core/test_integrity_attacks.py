@@ -29,7 +29,7 @@ from core.cli import main as xfr
 from core.faces.detect import face_from_landmarks
 from core.models.base import DEFAULT_MODEL_ID, registry
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LANDMARKS = np.array(
     [[120, 130], [170, 130], [145, 160], [125, 185], [165, 185]], float
 )
