@@ -63,8 +63,12 @@ def main(out: Path) -> None:
             loaded.probe_label, loaded.gallery_label, methods, 0
         )
         wait(
-            lambda: len(controller.jobs) == count
-            and all(j.state in ("done", "cached", "failed") for j in controller.jobs)
+            lambda: (
+                len(controller.jobs) == count
+                and all(
+                    j.state in ("done", "cached", "failed") for j in controller.jobs
+                )
+            )
         )
         settle(2)
 
