@@ -34,19 +34,19 @@ from core.models.base import FaceModel, ModelRegistry, registry
 from core.report.api import Signer, generate_report, verify_report
 from core.report.build import ReportRequest
 from core.report.signing import load_certificate
-from xfr_desktop.audit_view import AuditTrailView
 from xfr_desktop.case_controller import CaseController, ExplainJob
-from xfr_desktop.channels_panel import ChannelsPanel
-from xfr_desktop.compare_panel import ComparePanel, LoadedPair
-from xfr_desktop.conclusion_editor import ConclusionEditor
+from xfr_desktop.dialogs.report_dialog import ReportDialog
+from xfr_desktop.dialogs.settings_dialog import SettingsDialog
 from xfr_desktop.errors import ErrorReporter
-from xfr_desktop.exhibits_panel import ExhibitsPanel
-from xfr_desktop.explain_panel import ExplainPanel
-from xfr_desktop.maps_panels import LayersPanel, MethodGrid
-from xfr_desktop.report_dialog import ReportDialog
+from xfr_desktop.panels.audit_view import AuditTrailView
+from xfr_desktop.panels.channels_panel import ChannelsPanel
+from xfr_desktop.panels.compare_panel import ComparePanel, LoadedPair
+from xfr_desktop.panels.conclusion_editor import ConclusionEditor
+from xfr_desktop.panels.exhibits_panel import ExhibitsPanel
+from xfr_desktop.panels.explain_panel import ExplainPanel
+from xfr_desktop.panels.maps_panels import LayersPanel, MethodGrid
+from xfr_desktop.panels.start_page import NewCaseDialog, StartPage
 from xfr_desktop.settings import Settings, load_settings, save_settings
-from xfr_desktop.settings_dialog import SettingsDialog
-from xfr_desktop.start_page import NewCaseDialog, StartPage
 from xfr_desktop.theme import apply_theme
 from xfr_desktop.workers import TaskRunner
 

@@ -43,9 +43,9 @@ from core.ecloss.channels import (
 )
 from core.errors import BadInputError
 from core.models.base import FaceModel
-from xfr_desktop.chip_view import ChipView
 from xfr_desktop.errors import ErrorReporter
-from xfr_desktop.viewer import rgb_to_qimage
+from xfr_desktop.widgets.chip_view import ChipView
+from xfr_desktop.widgets.qimage import rgb_to_qimage
 from xfr_desktop.workers import TaskRunner
 
 CURRENT = "Model in use"

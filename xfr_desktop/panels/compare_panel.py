@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 from core.calibration import strength_of_evidence
 from core.case import workflow
 from core.case.store import FISWG_COMPONENTS, Case, Comparison
+from core.colours import COLOUR_MAPS
 from core.explain import FacePair
 from core.explain.base import ExplanationResult, warp_to_evidence
 from core.explain.methods.components import component_table_lines
@@ -44,12 +45,12 @@ from core.explain.stability import stability_sentence
 from core.imageio import load_image
 from core.metrics.pair_faithfulness import FaithfulnessSettings, PairFaithfulness
 from core.models.base import FaceModel, Threshold
-from xfr_desktop.chip_view import ChipView
-from xfr_desktop.faithfulness_plot import NOT_CHECKED, FaithfulnessPlot
-from xfr_desktop.viewer import EvidenceViewer, ViewSync
+from xfr_desktop.widgets.chip_view import ChipView
+from xfr_desktop.widgets.faithfulness_plot import NOT_CHECKED, FaithfulnessPlot
+from xfr_desktop.widgets.view_sync import ViewSync
+from xfr_desktop.widgets.viewer import EvidenceViewer
 from xfr_desktop.workers import TaskRunner
 
-COLOUR_MAPS = ("jet", "viridis", "inferno", "magma", "gray")
 TOOLS = (
     (None, "Pan / select"),
     ("point", "Point"),
