@@ -37,6 +37,7 @@ from core.report.api import Signer, generate_report, verify_report
 from core.report.build import ReportRequest
 from core.report.signing import load_certificate
 from xfr_desktop.case_controller import CaseController, ExplainJob
+from xfr_desktop.dialogs.new_case_dialog import NewCaseDialog
 from xfr_desktop.dialogs.report_dialog import ReportDialog
 from xfr_desktop.dialogs.settings_dialog import SettingsDialog
 from xfr_desktop.errors import ErrorReporter
@@ -47,7 +48,7 @@ from xfr_desktop.panels.conclusion_editor import ConclusionEditor
 from xfr_desktop.panels.exhibits_panel import ExhibitsPanel
 from xfr_desktop.panels.explain_panel import ExplainPanel
 from xfr_desktop.panels.maps_panels import LayersPanel, MethodGrid
-from xfr_desktop.panels.start_page import NewCaseDialog, StartPage
+from xfr_desktop.panels.start_page import StartPage
 from xfr_desktop.settings import Settings, load_settings, save_settings
 from xfr_desktop.theme import apply_theme
 from xfr_desktop.workers import TaskRunner

@@ -13,12 +13,9 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDialog,
-    QDialogButtonBox,
-    QFormLayout,
     QGridLayout,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QListWidget,
     QListWidgetItem,
     QPlainTextEdit,
@@ -33,7 +30,7 @@ from PySide6.QtWidgets import (
 
 from core.calibration import strength_of_evidence
 from core.case import workflow
-from core.case.store import FISWG_COMPONENTS, Case, Comparison
+from core.case.store import Case, Comparison
 from core.case.workflow import LoadedPair
 from core.colours import COLOUR_MAPS
 from core.explain import FacePair
@@ -44,6 +41,7 @@ from core.explain.render_correspondence import render_correspondence
 from core.explain.stability import stability_sentence
 from core.metrics.pair_faithfulness import FaithfulnessSettings, PairFaithfulness
 from core.models.base import FaceModel, Threshold
+from xfr_desktop.dialogs.annotation_dialog import AnnotationDialog
 from xfr_desktop.widgets.chip_view import ChipView
 from xfr_desktop.widgets.faithfulness_plot import NOT_CHECKED, FaithfulnessPlot
 from xfr_desktop.widgets.view_sync import ViewSync
@@ -129,37 +127,6 @@ def plain_words(comparison: Comparison) -> str:
         "<i>This is a model score, not an identification: it supports, and does not "
         "replace, the examiner's comparison.</i>"
     )
-
-
-class AnnotationDialog(QDialog):
-    """Label, note and optional FISWG component for a new annotation."""
-
-    def __init__(self, shape: str, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle(f"New {shape}")
-        self.label = QLineEdit()
-        self.note = QLineEdit()
-        self.component = QComboBox()
-        self.component.addItem("(none)", None)
-        for name in FISWG_COMPONENTS:
-            self.component.addItem(name, name)
-        form = QFormLayout(self)
-        form.addRow("Label", self.label)
-        form.addRow("Note", self.note)
-        form.addRow("FISWG component", self.component)
-        buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
-        )
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        form.addRow(buttons)
-
-    def values(self) -> dict[str, Any]:
-        return {
-            "label": self.label.text().strip(),
-            "note": self.note.text().strip(),
-            "component": self.component.currentData(),
-        }
 
 
 class ComparePanel(QWidget):
