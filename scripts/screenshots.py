@@ -22,9 +22,9 @@ def main(out: Path) -> None:
     from PySide6.QtCore import QEventLoop
     from PySide6.QtWidgets import QApplication
 
+    from xfr_desktop.dialogs.settings_dialog import SettingsDialog
     from xfr_desktop.main_window import MainWindow
     from xfr_desktop.settings import Settings
-    from xfr_desktop.settings_dialog import SettingsDialog
 
     app = QApplication([sys.argv[0]])
     window = MainWindow(device="cpu", settings=Settings(user_name="J. Doe"))

@@ -56,21 +56,6 @@ def _new_case(path: str, number: str, examiner: str, title: str, agency: str) ->
     return Case.create(path, number, examiner, title=title, agency=agency)
 
 
-def _intake(
-    case: Case,
-    files: Sequence[str],
-    role: str,
-    progress: Callable[..., None] | None = None,
-    cancel: Callable[[], bool] | None = None,
-) -> Any:
-    result = case.add_exhibits(files, role, progress=progress, cancel=cancel)
-    for number, exhibit in enumerate(result.added):
-        if progress:
-            progress(number, len(result.added), f"finding faces in {exhibit.mark}")
-        workflow.detect_faces(case, exhibit.mark)
-    return result
-
-
 def _explain(
     case: Case,
     job: ExplainJob,
@@ -205,7 +190,9 @@ class CaseController(QObject):
         if self.case is None:
             return
         self.status.emit(f"Adding {len(files)} file(s) as {role}…")
-        self._intake.start(_intake, self.case, [str(f) for f in files], role)
+        self._intake.start(
+            workflow.intake_and_detect, self.case, [str(f) for f in files], role
+        )
 
     def _on_intake(self, result: Any) -> None:
         self.exhibits_changed.emit()

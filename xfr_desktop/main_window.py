@@ -29,24 +29,27 @@ from PySide6.QtWidgets import (
 )
 
 from core import APP_NAME, __version__
+from core.case import workflow
+from core.case.workflow import LoadedPair
 from core.explain.base import ExplanationResult
 from core.models.base import FaceModel, ModelRegistry, registry
 from core.report.api import Signer, generate_report, verify_report
 from core.report.build import ReportRequest
 from core.report.signing import load_certificate
-from xfr_desktop.audit_view import AuditTrailView
 from xfr_desktop.case_controller import CaseController, ExplainJob
-from xfr_desktop.channels_panel import ChannelsPanel
-from xfr_desktop.compare_panel import ComparePanel, LoadedPair
-from xfr_desktop.conclusion_editor import ConclusionEditor
+from xfr_desktop.dialogs.new_case_dialog import NewCaseDialog
+from xfr_desktop.dialogs.report_dialog import ReportDialog
+from xfr_desktop.dialogs.settings_dialog import SettingsDialog
 from xfr_desktop.errors import ErrorReporter
-from xfr_desktop.exhibits_panel import ExhibitsPanel
-from xfr_desktop.explain_panel import ExplainPanel
-from xfr_desktop.maps_panels import LayersPanel, MethodGrid
-from xfr_desktop.report_dialog import ReportDialog
+from xfr_desktop.panels.audit_view import AuditTrailView
+from xfr_desktop.panels.channels_panel import ChannelsPanel
+from xfr_desktop.panels.compare_panel import ComparePanel
+from xfr_desktop.panels.conclusion_editor import ConclusionEditor
+from xfr_desktop.panels.exhibits_panel import ExhibitsPanel
+from xfr_desktop.panels.explain_panel import ExplainPanel
+from xfr_desktop.panels.maps_panels import LayersPanel, MethodGrid
+from xfr_desktop.panels.start_page import StartPage
 from xfr_desktop.settings import Settings, load_settings, save_settings
-from xfr_desktop.settings_dialog import SettingsDialog
-from xfr_desktop.start_page import NewCaseDialog, StartPage
 from xfr_desktop.theme import apply_theme
 from xfr_desktop.workers import TaskRunner
 
@@ -69,18 +72,12 @@ def device_text(device: torch.device) -> str:
 def _load_model(
     model_registry: ModelRegistry | None, model_id: str, device: str
 ) -> FaceModel:
-    """Worker thread: build the registry if needed (imports, file reads) and load."""
+    """Worker thread: build the registry if needed (imports, file reads) and load.
+
+    The GUI's one model-loading call; it moves to ``core.models.loading`` (the one
+    loader of CLI, GUI and training) by changing this body only.
+    """
     return (model_registry or registry()).load(model_id, device)
-
-
-def _load_results(case, comparison_id: int) -> dict[int, ExplanationResult]:
-    """Worker: every stored explanation of one comparison, maps read from the case."""
-    from core.case.workflow import load_result
-
-    return {
-        stored.id: load_result(case, stored)
-        for stored in case.explanations(comparison_id)
-    }
 
 
 def demo_cases_folder() -> Path:
@@ -572,7 +569,7 @@ class MainWindow(QMainWindow):
         self.layers.set_pair(loaded.pair, self.model)
         self.explain.setEnabled(True)
         self._results_loader.start(
-            _load_results, self.controller.case, loaded.comparison.id
+            workflow.load_results, self.controller.case, loaded.comparison.id
         )
 
     def _on_results(self, results: dict[int, ExplanationResult]) -> None:

@@ -36,6 +36,7 @@ from typing import Any
 
 from PySide6.QtCore import QSettings, QStandardPaths
 
+from core.colours import COLOUR_MAPS
 from core.models.base import DEFAULT_MODEL_ID
 
 ORGANISATION = "XFR"  # the same names as xfr_desktop.app: one settings folder
@@ -44,7 +45,6 @@ APPLICATION = "XFR Desktop"
 SCHEMA_VERSION = 1
 DEVICES = ("auto", "cpu", "cuda")
 THEMES = ("light", "dark")
-COLOUR_MAPS = ("jet", "viridis", "inferno", "magma", "gray")
 MAX_RECENT = 10
 DEFAULT_OPACITY = 0.6
 

@@ -483,3 +483,136 @@ def stored_faithfulness(case: Case, explanation_id: int) -> PairFaithfulness | N
         if record.get("algorithm_version") == FAITHFULNESS_VERSION:
             return PairFaithfulness.from_dict(record)
     return None
+
+
+# ---- GUI workflows (moved out of xfr_desktop widgets; each runs in one worker) ----
+
+
+def intake_and_detect(
+    case: Case,
+    files: Sequence[str],
+    role: str,
+    progress: ProgressCallback | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> Any:
+    """Add evidence files to the case, then find the faces on each new exhibit.
+
+    Returns the store's ``IntakeResult``; detection runs only on what was added.
+    """
+    result = case.add_exhibits(files, role, progress=progress, cancel=cancel)
+    for number, exhibit in enumerate(result.added):
+        if progress:
+            progress(number, len(result.added), f"finding faces in {exhibit.mark}")
+        detect_faces(case, exhibit.mark)
+    return result
+
+
+@dataclass
+class LoadedPair:
+    """Everything the workspace shows for one pair (loaded in a worker)."""
+
+    probe_label: str
+    gallery_label: str
+    pair: FacePair
+    images: tuple[np.ndarray, np.ndarray]  # evidence RGB, EXIF orientation applied
+    faces: tuple[CaseFace, CaseFace]
+    comparison: Comparison
+
+
+def load_pair(
+    case: Case, probe_label: str, gallery_label: str, model: FaceModel
+) -> LoadedPair:
+    """Read both evidence copies, align both faces, score the pair."""
+    probe, gallery = case.face(probe_label), case.face(gallery_label)
+    images = tuple(
+        load_image(case.evidence_path(case.exhibit(face.mark))).rgb
+        for face in (probe, gallery)
+    )
+    pair = FacePair(
+        face_view(case, probe, model, "probe"),
+        face_view(case, gallery, model, "gallery"),
+    )
+    comparison = compare(case, probe_label, gallery_label, model)
+    return LoadedPair(
+        probe_label, gallery_label, pair, (images[0], images[1]), (probe, gallery),
+        comparison,
+    )  # fmt: skip
+
+
+def stored_faithfulness_checks(
+    case: Case, explanation_ids: Sequence[int]
+) -> dict[int, PairFaithfulness | None]:
+    """The newest stored faithfulness check of each explanation (or None)."""
+    return {i: stored_faithfulness(case, i) for i in explanation_ids}
+
+
+def load_results(case: Case, comparison_id: int) -> dict[int, ExplanationResult]:
+    """Every stored explanation of one comparison, maps read from the case."""
+    return {
+        stored.id: load_result(case, stored)
+        for stored in case.explanations(comparison_id)
+    }
+
+
+def evidence_thumbnails(
+    case: Case, marks: Sequence[str], side: int
+) -> dict[str, np.ndarray]:
+    """Small RGB previews (longest side ``side`` px) of the case's evidence copies.
+
+    A copy that cannot be read gets no thumbnail: ``verify`` reports it, and the
+    exhibit list must still show.
+    """
+    import cv2
+
+    out = {}
+    for mark in marks:
+        try:
+            rgb = load_image(case.evidence_path(case.exhibit(mark))).rgb
+        except Exception:  # a broken copy shows no thumbnail; verify reports it
+            continue
+        scale = side / max(rgb.shape[:2])
+        size = (
+            max(1, round(rgb.shape[1] * scale)),
+            max(1, round(rgb.shape[0] * scale)),
+        )
+        out[mark] = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    return out
+
+
+def channel_analysis(
+    model: FaceModel,
+    layer: str,
+    case: Case | None,
+    folder: str | None,
+    max_faces: int,
+    max_examples: int,
+    progress: ProgressCallback | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> Any:
+    """Faces (a folder, else the open case) -> the channel report of one layer.
+
+    Returns a ``core.ecloss.channels.ChannelReport``; that module is imported on
+    use, as only this workflow needs it.
+    """
+    from core.ecloss.channels import analyse_channels, case_face_chips, load_face_chips
+
+    if folder:
+        faces = load_face_chips(
+            folder, model.preprocessing, max_images=max_faces, cancel=cancel
+        )
+        source = folder
+    else:
+        if case is None:
+            raise BadInputError("open a case or choose a folder of faces")
+        faces = case_face_chips(case, model.preprocessing, cancel=cancel)
+        source = "faces of the open case"
+    report = analyse_channels(
+        model,
+        layer,
+        faces,
+        examples=min(max_faces, max_examples),
+        progress=progress,
+        cancel=cancel,
+    )
+    report.data = str(source)
+    return report

@@ -14,6 +14,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from core.colours import colour_map  # the one mapping; reports import it from here
 from core.explain.base import EvidenceMap
 
 MAX_SIDE = 2048  # overlays are for viewing; the .npy files keep full resolution
@@ -22,37 +23,6 @@ LEGENDS = {
     "dissimilarity": "red = region speaks against 'same person' (0 = not at all)",
     "combined": "red = supports 'same person', blue = speaks against, white = neutral",
 }
-
-
-def _diverging_lut() -> np.ndarray:
-    """256 RGB colours: blue (-) -> white (0) -> red (+)."""
-    t = np.linspace(-1.0, 1.0, 256)[:, None]
-    blue, white, red = (
-        np.array([33, 102, 172]),
-        np.array([247, 247, 247]),
-        np.array([178, 24, 43]),
-    )
-    colours = np.where(t < 0, white + (blue - white) * -t, white + (red - white) * t)
-    return colours.astype(np.uint8)
-
-
-def _jet_lut() -> np.ndarray:
-    ramp = np.arange(256, dtype=np.uint8)[:, None]
-    return cv2.applyColorMap(ramp, cv2.COLORMAP_JET)[:, 0, ::-1].copy()  # BGR -> RGB
-
-
-def colour_map(
-    values: np.ndarray, signed: bool, peak: float | None = None
-) -> tuple[np.ndarray, float, float]:
-    """Map -> RGB colours and the value range the colours span."""
-    if peak is None:
-        finite = np.abs(values[np.isfinite(values)])
-        peak = float(np.percentile(finite, 99)) if finite.size else 0.0
-    low, high = (-peak, peak) if signed else (0.0, peak)
-    span = (high - low) or 1.0
-    index = np.clip((np.nan_to_num(values, nan=low) - low) / span * 255, 0, 255)
-    lut = _diverging_lut() if signed else _jet_lut()
-    return lut[index.astype(np.uint8)], low, high
 
 
 def render_overlay(

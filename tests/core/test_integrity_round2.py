@@ -171,7 +171,7 @@ def test_a_whole_examination_in_the_gui_raises_no_false_alarm(
     from PIL import Image
     from PySide6.QtCore import Qt
 
-    from xfr_desktop.channels_panel import CURRENT as CHANNELS_CURRENT
+    from xfr_desktop.panels.channels_panel import CURRENT as CHANNELS_CURRENT
 
     window = gui
     window.open_demo()

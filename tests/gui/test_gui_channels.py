@@ -9,8 +9,8 @@ import pytest
 pytest.importorskip("PySide6")
 
 from core.models.base import registry
-from xfr_desktop.channels_panel import CURRENT, ChannelsPanel
 from xfr_desktop.errors import ErrorReporter
+from xfr_desktop.panels.channels_panel import CURRENT, ChannelsPanel
 
 pytestmark = pytest.mark.usefixtures("no_qt_leaks")
 
@@ -103,7 +103,7 @@ def test_torchscript_file_loads_only_when_the_examiner_trusts_it(
 ):
     from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-    from xfr_desktop.channels_panel import FILE
+    from xfr_desktop.panels.channels_panel import FILE
 
     asked = []
 

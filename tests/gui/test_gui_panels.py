@@ -17,7 +17,8 @@ from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication, QDialog, QDialogButtonBox
 
 from core.case.store import Case
-from xfr_desktop.audit_view import (
+from xfr_desktop.dialogs.settings_dialog import NO_CUDA_TOOLTIP, SettingsDialog
+from xfr_desktop.panels.audit_view import (
     ALL_ACTIONS,
     DETAILS_COLUMN,
     DETAILS_JSON_ROLE,
@@ -25,7 +26,7 @@ from xfr_desktop.audit_view import (
     USER_COLUMN,
     AuditTrailView,
 )
-from xfr_desktop.conclusion_editor import ConclusionEditor
+from xfr_desktop.panels.conclusion_editor import ConclusionEditor
 from xfr_desktop.settings import (
     MAX_RECENT,
     SCHEMA_VERSION,
@@ -36,7 +37,6 @@ from xfr_desktop.settings import (
     migrate,
     save_settings,
 )
-from xfr_desktop.settings_dialog import NO_CUDA_TOOLTIP, SettingsDialog
 from xfr_desktop.theme import apply_theme, current_theme
 
 Role = QPalette.ColorRole
@@ -448,7 +448,7 @@ def test_conclusion_editor_with_real_case(qtbot, tmp_path):
 
 
 def test_conclusion_first_lines_are_short():
-    from xfr_desktop.conclusion_editor import FIRST_LINE_CHARS, first_line
+    from xfr_desktop.panels.conclusion_editor import FIRST_LINE_CHARS, first_line
 
     assert first_line("\n\n  hello  \nworld") == "hello"
     long = first_line("x" * 500)

@@ -20,14 +20,11 @@ pytest.importorskip("pyqtgraph")
 from PySide6.QtCore import QPoint, QPointF, QRectF, Qt
 from PySide6.QtTest import QTest
 
-from xfr_desktop.chip_view import ChipView
-from xfr_desktop.viewer import (
-    MAX_FREEHAND_POINTS,
-    EvidenceViewer,
-    ViewSync,
-    colour_lut,
-    colourise,
-)
+from core.colours import SIGNED_COLOUR_MAP, colour_lut, colourise
+from xfr_desktop.widgets.annotation_tool import MAX_FREEHAND_POINTS
+from xfr_desktop.widgets.chip_view import ChipView
+from xfr_desktop.widgets.view_sync import ViewSync
+from xfr_desktop.widgets.viewer import EvidenceViewer
 
 W, H = 300, 200
 BRIGHT = (250, 40)  # (x, y) = (column, row)
@@ -177,7 +174,10 @@ def test_overlay_placed_at_origin_on_screen(viewer, qtbot):
     screen = viewer.graphics_view.grab().toImage()
     inside = screen.pixelColor(to_viewport(viewer, 110.5, 65.5))
     outside = screen.pixelColor(to_viewport(viewer, 95.5, 65.5))
-    assert inside.red() > 90 and inside.green() < 20  # dark red of RdBu_r
+    # +1 at the top of the scale: the red end of the report's blue-white-red map
+    red_end = colour_lut(SIGNED_COLOUR_MAP)[255]
+    assert (inside.red(), inside.green(), inside.blue()) == tuple(red_end)
+    assert inside.red() > 90 and inside.green() < 30
     assert outside.green() == 0 and outside.red() < 60  # the dark gradient
 
 

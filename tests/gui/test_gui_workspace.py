@@ -398,7 +398,7 @@ def test_a_sampled_map_shows_its_stability_and_uncertainty(qtbot, window):
 
 
 def test_controls_are_not_offered_as_evidence_unless_asked_for(qtbot):
-    from xfr_desktop.explain_panel import ExplainPanel
+    from xfr_desktop.panels.explain_panel import ExplainPanel
 
     panel = ExplainPanel()
     qtbot.addWidget(panel)
@@ -418,7 +418,7 @@ def test_report_dialog_offers_the_viewed_comparisons_and_marks_superseded_ones(
     from PySide6.QtCore import Qt
 
     from core.report.api import read_manifest
-    from xfr_desktop.report_dialog import comparison_items
+    from xfr_desktop.dialogs.report_dialog import comparison_items
 
     case = open_demo(qtbot, window)
     wait_for_pair(qtbot, window, "K1")

@@ -2,7 +2,7 @@
 
 The chip is what the model actually saw, so examiners look at it beside the
 evidence image; the heatmap is blended in numpy with the same colour mapping as the
-evidence viewer (``viewer.colourise``), so both views agree on every colour.
+evidence viewer (``core.colours.colourise``), so both views agree on every colour.
 No model or disk work happens here.
 """
 
@@ -13,7 +13,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from xfr_desktop.viewer import colourise, rgb_to_qimage
+from core.colours import colourise
+from xfr_desktop.widgets.qimage import rgb_to_qimage
 
 DEFAULT_CHIP_SIZE = 150
 

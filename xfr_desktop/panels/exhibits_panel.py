@@ -19,31 +19,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.case import workflow
 from core.case.store import Case
-from core.imageio import load_image
 from xfr_desktop.workers import TaskRunner
 
 THUMBNAIL = 72
 ROLE_TITLES = {"probe": "Questioned (probe)", "gallery": "Known (gallery)"}
-
-
-def _thumbnails(case: Case, marks: list[str]) -> dict[str, np.ndarray]:
-    """Worker: small RGB previews of the case's copies of the evidence."""
-    import cv2
-
-    out = {}
-    for mark in marks:
-        try:
-            rgb = load_image(case.evidence_path(case.exhibit(mark))).rgb
-        except Exception:  # a broken copy shows no thumbnail; verify reports it
-            continue
-        scale = THUMBNAIL / max(rgb.shape[:2])
-        size = (
-            max(1, round(rgb.shape[1] * scale)),
-            max(1, round(rgb.shape[0] * scale)),
-        )
-        out[mark] = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-    return out
 
 
 def to_pixmap(rgb: np.ndarray) -> QPixmap:
@@ -148,7 +129,9 @@ class ExhibitsPanel(QWidget):
             top.setExpanded(True)
         self.tree.expandAll()
         if missing:
-            self._thumbs.start(_thumbnails, self.case, missing)
+            self._thumbs.start(
+                workflow.evidence_thumbnails, self.case, missing, THUMBNAIL
+            )
 
     def _on_thumbnails(self, thumbnails: dict[str, np.ndarray]) -> None:
         for mark, rgb in thumbnails.items():

@@ -23,9 +23,9 @@ from core.explain.layerwise import LayerwiseResult, explain_layers
 from core.explain.render import display_sigma, smooth_covered
 from core.metrics.pair_faithfulness import LAYER_MAPS_NOT_CHECKED, verdict_sentence
 from core.models.base import FaceModel
-from xfr_desktop.chip_view import ChipView
 from xfr_desktop.errors import ErrorReporter
-from xfr_desktop.faithfulness_plot import NOT_CHECKED
+from xfr_desktop.widgets.chip_view import ChipView
+from xfr_desktop.widgets.faithfulness_plot import NOT_CHECKED
 from xfr_desktop.workers import TaskRunner
 
 

@@ -4,7 +4,6 @@ the ranked candidates (1:N), explanation overlays and annotations."""
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -14,12 +13,9 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDialog,
-    QDialogButtonBox,
-    QFormLayout,
     QGridLayout,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QListWidget,
     QListWidgetItem,
     QPlainTextEdit,
@@ -34,22 +30,24 @@ from PySide6.QtWidgets import (
 
 from core.calibration import strength_of_evidence
 from core.case import workflow
-from core.case.store import FISWG_COMPONENTS, Case, Comparison
+from core.case.store import Case, Comparison
+from core.case.workflow import LoadedPair
+from core.colours import COLOUR_MAPS
 from core.explain import FacePair
 from core.explain.base import ExplanationResult, warp_to_evidence
 from core.explain.methods.components import component_table_lines
 from core.explain.render import display_sigma, smooth_covered
 from core.explain.render_correspondence import render_correspondence
 from core.explain.stability import stability_sentence
-from core.imageio import load_image
 from core.metrics.pair_faithfulness import FaithfulnessSettings, PairFaithfulness
 from core.models.base import FaceModel, Threshold
-from xfr_desktop.chip_view import ChipView
-from xfr_desktop.faithfulness_plot import NOT_CHECKED, FaithfulnessPlot
-from xfr_desktop.viewer import EvidenceViewer, ViewSync
+from xfr_desktop.dialogs.annotation_dialog import AnnotationDialog
+from xfr_desktop.widgets.chip_view import ChipView
+from xfr_desktop.widgets.faithfulness_plot import NOT_CHECKED, FaithfulnessPlot
+from xfr_desktop.widgets.view_sync import ViewSync
+from xfr_desktop.widgets.viewer import EvidenceViewer
 from xfr_desktop.workers import TaskRunner
 
-COLOUR_MAPS = ("jet", "viridis", "inferno", "magma", "gray")
 TOOLS = (
     (None, "Pan / select"),
     ("point", "Point"),
@@ -80,43 +78,6 @@ def stability_text(result: ExplanationResult | None) -> str:
         return ""
     lines = [stability_sentence(result.details, m.side) for m in result.images]
     return " ".join(line for line in lines if line)
-
-
-@dataclass
-class LoadedPair:
-    """Everything the workspace shows for one pair (loaded in a worker)."""
-
-    probe_label: str
-    gallery_label: str
-    pair: FacePair
-    images: tuple[np.ndarray, np.ndarray]  # evidence RGB, EXIF orientation applied
-    faces: tuple[Any, Any]  # CaseFace
-    comparison: Comparison
-
-
-def load_pair(
-    case: Case, probe_label: str, gallery_label: str, model: FaceModel
-) -> LoadedPair:
-    """Worker: read both evidence copies, align both faces, score the pair."""
-    probe, gallery = case.face(probe_label), case.face(gallery_label)
-    images = tuple(
-        load_image(case.evidence_path(case.exhibit(face.mark))).rgb
-        for face in (probe, gallery)
-    )
-    pair = FacePair(
-        workflow.face_view(case, probe, model, "probe"),
-        workflow.face_view(case, gallery, model, "gallery"),
-    )
-    comparison = workflow.compare(case, probe_label, gallery_label, model)
-    return LoadedPair(
-        probe_label, gallery_label, pair, (images[0], images[1]), (probe, gallery),
-        comparison,
-    )  # fmt: skip
-
-
-def read_checks(case: Case, explanation_ids: list[int]) -> dict[int, Any]:
-    """Worker: the newest stored faithfulness check of each explanation (or None)."""
-    return {i: workflow.stored_faithfulness(case, i) for i in explanation_ids}
 
 
 def links_figure(pair: FacePair, links: list, height: int = 300) -> np.ndarray:
@@ -166,37 +127,6 @@ def plain_words(comparison: Comparison) -> str:
         "<i>This is a model score, not an identification: it supports, and does not "
         "replace, the examiner's comparison.</i>"
     )
-
-
-class AnnotationDialog(QDialog):
-    """Label, note and optional FISWG component for a new annotation."""
-
-    def __init__(self, shape: str, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle(f"New {shape}")
-        self.label = QLineEdit()
-        self.note = QLineEdit()
-        self.component = QComboBox()
-        self.component.addItem("(none)", None)
-        for name in FISWG_COMPONENTS:
-            self.component.addItem(name, name)
-        form = QFormLayout(self)
-        form.addRow("Label", self.label)
-        form.addRow("Note", self.note)
-        form.addRow("FISWG component", self.component)
-        buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
-        )
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        form.addRow(buttons)
-
-    def values(self) -> dict[str, Any]:
-        return {
-            "label": self.label.text().strip(),
-            "note": self.note.text().strip(),
-            "component": self.component.currentData(),
-        }
 
 
 class ComparePanel(QWidget):
@@ -505,7 +435,7 @@ class ComparePanel(QWidget):
         if self.case is None or self.model is None or not probe or not gallery:
             return
         self.score.setText(f"Loading {probe} and {gallery}…")
-        self._loader.start(load_pair, self.case, probe, gallery, self.model)
+        self._loader.start(workflow.load_pair, self.case, probe, gallery, self.model)
 
     def reload(self) -> None:
         self._selection_changed()
@@ -555,7 +485,9 @@ class ComparePanel(QWidget):
         self.method_combo.blockSignals(False)
         unread = [i for i in self.results if i not in self.checks]
         if self.case is not None and unread:
-            self._check_reader.start(read_checks, self.case, unread)
+            self._check_reader.start(
+                workflow.stored_faithfulness_checks, self.case, unread
+            )
         self.update_overlays()
 
     def show_explanation(self, explanation_id: int) -> None:

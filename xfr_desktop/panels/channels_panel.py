@@ -31,21 +31,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.case import workflow
 from core.ecloss.channels import (
     PLAIN_EXPLANATIONS,
     ChannelReport,
-    analyse_channels,
-    case_face_chips,
     channel_grid,
-    load_face_chips,
     overlay_parts,
     overlay_top_area,
 )
 from core.errors import BadInputError
 from core.models.base import FaceModel
-from xfr_desktop.chip_view import ChipView
 from xfr_desktop.errors import ErrorReporter
-from xfr_desktop.viewer import rgb_to_qimage
+from xfr_desktop.widgets.chip_view import ChipView
+from xfr_desktop.widgets.qimage import rgb_to_qimage
 from xfr_desktop.workers import TaskRunner
 
 CURRENT = "Model in use"
@@ -72,7 +70,7 @@ def prepare_model(
 
     ``trust_code``: the examiner agreed to run a TorchScript file's code.
     """
-    from core.ecloss.train import _tap_shapes, load_analysis_model
+    from core.ecloss.train import load_analysis_model, tap_shapes
 
     if choice == CURRENT:
         if current is None:
@@ -84,43 +82,11 @@ def prepare_model(
         model = load_analysis_model(path, "auto", trust_code=trust_code)
     else:
         model = load_analysis_model(choice, "auto")
-    shapes = _tap_shapes(model)
+    shapes = tap_shapes(model)
     spatial = [
         tap.name for tap in model.layer_taps() if len(shapes.get(tap.name, ())) == 3
     ]
     return model, spatial[::-1]
-
-
-def run_analysis(
-    model: FaceModel,
-    layer: str,
-    case: Any,
-    folder: str | None,
-    max_faces: int,
-    progress: Callable[[int, int, str], None] | None = None,
-    cancel: Callable[[], bool] | None = None,
-) -> ChannelReport:
-    """Worker: faces (case or folder) -> the channel report."""
-    if folder:
-        faces = load_face_chips(
-            folder, model.preprocessing, max_images=max_faces, cancel=cancel
-        )
-        source = folder
-    else:
-        if case is None:
-            raise BadInputError("open a case or choose a folder of faces")
-        faces = case_face_chips(case, model.preprocessing, cancel=cancel)
-        source = "faces of the open case"
-    report = analyse_channels(
-        model,
-        layer,
-        faces,
-        examples=min(max_faces, MAX_EXAMPLES),
-        progress=progress,
-        cancel=cancel,
-    )
-    report.data = str(source)
-    return report
 
 
 def _pixmap(rgb: np.ndarray) -> QPixmap:
@@ -337,12 +303,13 @@ class ChannelsPanel(QWidget):
         self.analyse.setEnabled(False)
         self.status.setText("Analysing…")
         self.runner.start(
-            run_analysis,
+            workflow.channel_analysis,
             self.model,
             self.layer.currentText(),
             self._current_case(),
             self.folder,
             self.max_faces.value(),
+            MAX_EXAMPLES,
         )
 
     def _on_progress(self, done: int, total: int, message: str) -> None:

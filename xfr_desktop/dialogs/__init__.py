@@ -1,0 +1,1 @@
+"""Modal dialogs: settings, report export, new case, annotation details."""

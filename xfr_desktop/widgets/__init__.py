@@ -1,0 +1,1 @@
+"""Reusable widgets: the evidence viewer and its parts, the chip view, plots."""
