@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from core.cli import EXIT_BAD_INPUT, EXIT_OK, main
-from core.ecloss.channels import (
-    ChannelReport,
-    FaceChips,
-    analyse_channels,
+from core.ecloss.channel_analysis import ChannelReport, analyse_channels
+from core.ecloss.channel_data import FaceChips
+from core.ecloss.channel_figures import write_channel_outputs
+from core.ecloss.channel_metrics import (
     best_parts,
     channel_consistency,
     count_peaks,
@@ -26,7 +26,6 @@ from core.ecloss.channels import (
     peak_prominences,
     top_area,
     top_threshold,
-    write_channel_outputs,
 )
 from core.ecloss.loss import ECLoss
 from core.ecloss.parts import PARTS, part_masks
