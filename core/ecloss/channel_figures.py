@@ -18,6 +18,7 @@ import numpy as np
 from core.ecloss.channel_analysis import ChannelReport
 from core.ecloss.parts import PARTS
 from core.errors import BadInputError
+from core.explain.render import colour_map
 
 PART_COLOURS = np.array(
     [
@@ -33,11 +34,6 @@ PART_COLOURS = np.array(
 )
 
 
-def _jet(values: np.ndarray) -> np.ndarray:
-    index = np.clip(values * 255, 0, 255).astype(np.uint8)
-    return cv2.applyColorMap(index[..., None], cv2.COLORMAP_JET)[..., ::-1]
-
-
 def overlay_top_area(chip: np.ndarray, kept: np.ndarray) -> np.ndarray:
     """The chip with ``x̂`` (eq. 8) as a heatmap; the rest of the face dimmed."""
     base = chip.astype(np.float32) * 0.55
@@ -45,7 +41,9 @@ def overlay_top_area(chip: np.ndarray, kept: np.ndarray) -> np.ndarray:
     if peak <= 0:
         return base.astype(np.uint8)
     strength = (kept / peak)[..., None]
-    colours = _jet(kept / peak).astype(np.float32)
+    # the sequential scale of PNG export and the report, so a channel looks the same
+    colours, _, _ = colour_map(kept / peak, signed=False, peak=1.0)
+    colours = colours.astype(np.float32)
     inside = (kept > 0)[..., None]
     mixed = np.where(inside, chip * 0.35 + colours * (0.45 + 0.2 * strength), base)
     return np.clip(mixed, 0, 255).astype(np.uint8)
