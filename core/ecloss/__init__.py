@@ -8,8 +8,10 @@ Recognition" (paper 004 in ``../shared/papers``):
 * :mod:`core.ecloss.loss` - ``ECLoss = -MI(T; X)`` (§3.2, eqs. 5-7) as a torch module;
 * :mod:`core.ecloss.train` - fine-tuning a face model with identity loss + β·ECLoss;
 * :mod:`core.ecloss.parts` - face-part masks from the 68 landmarks (Fig. 7);
-* :mod:`core.ecloss.channels` - top-10 % activation maps (eqs. 8-9), part
-  explainability (eq. 10), location consistency (§5.2.3) and activation robustness
-  (§5.2.4);
+* :mod:`core.ecloss.channels` - the channel analysis as one import: top-10 %
+  activation maps (eqs. 8-9), part explainability (eq. 10), location consistency
+  (§5.2.3) and activation robustness (§5.2.4) in ``channel_metrics``, faces and
+  feature maps in ``channel_data``, the report in ``channel_analysis``, pictures
+  and files in ``channel_figures``;
 * :mod:`core.ecloss.cli` - ``xfr train ecloss`` and ``xfr channels``.
 """

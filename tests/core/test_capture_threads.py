@@ -11,7 +11,7 @@ import pytest
 import torch
 from synthetic_models import RegionNet, SyntheticModel
 
-from core.ecloss.channels import layer_maps
+from core.ecloss.channel_data import layer_maps
 from core.explain.base import FacePair
 from core.explain.layerwise import explain_layers
 from core.models.base import DEFAULT_MODEL_ID, LayerTap, registry

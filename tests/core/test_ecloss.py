@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from core.cli import EXIT_BAD_INPUT, EXIT_OK, main
-from core.ecloss.channels import (
-    ChannelReport,
-    FaceChips,
-    analyse_channels,
+from core.ecloss.channel_analysis import ChannelReport, analyse_channels
+from core.ecloss.channel_data import FaceChips
+from core.ecloss.channel_figures import overlay_top_area, write_channel_outputs
+from core.ecloss.channel_metrics import (
     best_parts,
     channel_consistency,
     count_peaks,
@@ -26,7 +26,6 @@ from core.ecloss.channels import (
     peak_prominences,
     top_area,
     top_threshold,
-    write_channel_outputs,
 )
 from core.ecloss.loss import ECLoss
 from core.ecloss.parts import PARTS, part_masks
@@ -51,6 +50,7 @@ from core.ecloss.train import (
     train_ecloss,
 )
 from core.errors import BadInputError, Cancelled
+from core.explain.render import colour_map
 from core.models.base import registry
 from core.models.onnx_model import load_model_file
 from core.train_data import ChipSet
@@ -301,6 +301,21 @@ def test_channel_analysis_end_to_end(dlib_model, tmp_path):
     assert len((tmp_path / "out" / "channels.csv").read_text().splitlines()) == 257
     with pytest.raises(BadInputError, match="nope"):
         analyse_channels(dlib_model, "nope", faces)
+
+
+def test_channel_overlay_uses_the_report_colours():
+    # one colour mapping (issue 17): on a black chip the overlay is the report's
+    # sequential colour scaled by 0.45 + 0.2 × strength; outside the area it is black
+    kept = np.zeros((8, 8), np.float32)
+    kept[2, 3], kept[5, 5], kept[6, 1] = 4.0, 2.0, 1.0
+    image = overlay_top_area(np.zeros((8, 8, 3), np.uint8), kept)
+    colours, _, _ = colour_map(kept / 4.0, signed=False, peak=1.0)
+    for row, col in [(2, 3), (5, 5), (6, 1)]:
+        strength = kept[row, col] / 4.0
+        expected = np.float32(colours[row, col]) * np.float32(0.45 + 0.2 * strength)
+        assert image[row, col].tolist() == expected.astype(np.uint8).tolist()
+    assert not image[kept == 0].any()
+    assert image[2, 3].tolist() != image[6, 1].tolist()  # the scale is not flat
 
 
 # ---- training ------------------------------------------------------------------------
