@@ -67,6 +67,8 @@ class BuiltReport:
     evidence_sha256: tuple[str, ...]
     # per comparison: its pair, result and whether a face of it was superseded
     comparison_entries: tuple[dict[str, Any], ...] = ()
+    software_version: str = ""  # of the code that made the report
+    source_commit: str = ""  # its git commit (core.version.source_commit)
 
     @property
     def superseded_comparisons(self) -> tuple[int, ...]:
@@ -106,6 +108,8 @@ def build_report(
             e.stored.id for c in content.comparisons for e in c.explanations
         ),
         evidence_sha256=tuple(e.exhibit.sha256 for e in content.exhibits),
+        software_version=content.software_version,
+        source_commit=content.source_commit,
     )
 
 

@@ -46,6 +46,7 @@ from core.explain import infos
 from core.explain.base import ExplainerInfo, ExplanationResult, FacePair, get
 from core.metrics.pair_faithfulness import PairFaithfulness
 from core.models.base import Threshold
+from core.references import REFERENCES, Reference
 from core.report import figures
 from core.version import __version__, source_commit
 
@@ -260,6 +261,7 @@ class ComparisonContent:
 class MethodContent:
     info: ExplainerInfo
     superseded_only: bool  # used only by superseded comparisons
+    reference: Reference | None  # the work it follows (core.references)
 
 
 @dataclass(frozen=True)
@@ -417,7 +419,9 @@ def _methods(
         e.method for c, stored in selection if not replaced[c.id] for e in stored
     }
     return tuple(
-        MethodContent(info, info.method_id not in current)
+        MethodContent(
+            info, info.method_id not in current, REFERENCES.get(info.reference)
+        )
         for info in infos()
         if info.method_id in used
     )

@@ -531,3 +531,18 @@ def test_report_sections_are_all_registered_in_order():
     modules = {info.name for info in pkgutil.iter_modules(package.__path__)}
     registered = {section.__name__.rsplit(".", 1)[-1] for section in SECTIONS}
     assert modules == registered  # a section module that is not printed is a bug
+
+
+def test_report_and_manifest_name_the_software_version_and_commit(signed_report):
+    from core.version import __version__, source_commit
+
+    text = " ".join(text_of(signed_report).split())
+    assert (
+        f"This report was made by software version {__version__} "
+        f"(commit {source_commit()})." in text
+    )
+    assert read_manifest(signed_report)["software"] == {
+        "version": __version__,
+        "commit": source_commit(),
+    }
+    assert "References" in text and "Selvaraju et al. 2017:" in text  # Grad-CAM

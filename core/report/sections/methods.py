@@ -28,4 +28,11 @@ def lay_out(content: ReportContent, styles: Styles) -> list[Flowable]:
         story.append(styles.p(f"Reference: {styles.u(info.citation)}.", styles.small))
     if not content.methods:
         story.append(styles.p("No explanation method was used in this report."))
+    cited = {m.reference.key: m.reference for m in content.methods if m.reference}
+    if cited:
+        story.append(styles.p("References", styles.h2))
+        story += [
+            styles.p(f"{styles.u(r.short)}: {styles.u(r.citation())}.", styles.small)
+            for r in sorted(cited.values(), key=lambda r: r.short)
+        ]
     return story

@@ -33,6 +33,8 @@ def lay_out(content: ReportContent, styles: Styles) -> list[Flowable]:
                 if content.older
                 else ""
             )
+            + f" This report was made by software version {content.software_version} "
+            f"(commit {content.source_commit})."
         ),
     ]
     rows = [
