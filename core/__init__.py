@@ -1,10 +1,7 @@
 """XFR Desktop core: everything that is not GUI (never imports Qt)."""
 
-from importlib.metadata import PackageNotFoundError, version
+from core.version import __version__
 
-try:
-    __version__ = version("xfr-desktop")
-except PackageNotFoundError:  # running from a source tree that was not installed
-    __version__ = "0.0.0+source"
+__all__ = ["APP_NAME", "__version__"]
 
 APP_NAME = "XFR Desktop"

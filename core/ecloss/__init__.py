@@ -1,7 +1,7 @@
-"""ECLoss: the Explainable Channel Loss of paper 004 and its channel metrics.
+"""ECLoss: the Explainable Channel Loss of Lin et al. 2023 and its channel metrics.
 
 Lin, Liu, Li, Shen, "Activation Template Matching Loss for Explainable Face
-Recognition" (paper 004 in ``../shared/papers``):
+Recognition" (Lin et al. 2023):
 
 * :mod:`core.ecloss.templates` - activation templates (§3.1, eqs. 2-4) and the
   400-template subsample of §4.2;

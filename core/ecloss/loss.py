@@ -1,4 +1,4 @@
-"""ECLoss = -MI(T; X): paper 004 §3.2, eqs. 5-7, as a torch module.
+"""ECLoss = -MI(T; X): Lin et al. 2023, §3.2, eqs. 5-7, as a torch module.
 
 For the feature maps ``X = {x}`` of the target layer (every channel of every image in
 the batch is one map ``x``) and the templates ``T`` (:mod:`core.ecloss.templates`):

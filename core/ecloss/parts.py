@@ -1,4 +1,4 @@
-"""Face-part masks from the 68 landmarks: paper 004 Fig. 7 (§5.2.2).
+"""Face-part masks from the 68 landmarks: Lin et al. 2023 Fig. 7 (§5.2.2).
 
 The paper re-annotates face-parsing data sets into seven parts - hair, forehead,
 cheek, eyes, nose, mouth and jaw - from their landmarks, without giving the

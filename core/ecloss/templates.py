@@ -1,4 +1,4 @@
-"""Activation templates of paper 004 §3.1 (eqs. 2-4) and the subsample of §4.2.
+"""Activation templates of Lin et al. 2023, §3.1 (eqs. 2-4) and the subsample of §4.2.
 
 A template is an ``h × w`` map with the size of the target layer's feature maps:
 

@@ -124,6 +124,8 @@ class ExplainerInfo:
     # A control (e.g. ``prior``): run to test metrics and verdicts against it,
     # never offered to the examiner as evidence by default.
     control: bool = False
+    # The key of the work it follows in ``core.references`` ("" for none).
+    reference: str = ""
 
     def param(self, name: str) -> Param:
         for param in self.params:
@@ -233,7 +235,8 @@ class ChipMaps:
 
     @classmethod
     def from_signed(cls, signed: np.ndarray) -> ChipMaps:
-        """Split a signed map into S+ and S- (paper 000, eq. 5, S- as magnitude)."""
+        """Split a signed map into S+ and S- (FGGB, Lu et al. 2024, eq. 5; S- as
+        magnitude)."""
         signed = np.asarray(signed, np.float32)
         return cls(np.maximum(signed, 0), np.maximum(-signed, 0), signed)
 
@@ -491,7 +494,7 @@ def cosine_threshold(
 ) -> float:
     """The decision threshold as a cosine similarity, for this pair.
 
-    FGGB (paper 000, eq. 4) and xSSAB subtract a cosine threshold.  For models
+    FGGB (Lu et al. 2024, eq. 4) and xSSAB subtract a cosine threshold.  For models
     decided on Euclidean distance (dlib: d < 0.6 on descriptors that are not unit
     length) we use the cosine at which this pair, with its two embedding norms,
     would sit exactly on the distance threshold: d^2 = |a|^2 + |b|^2 - 2|a||b|cos.

@@ -31,7 +31,7 @@ def input_gradient(
 def feature_gradients(
     model: FaceModel, inputs: torch.Tensor, chunk: int, *, batched: bool = True
 ) -> Iterator[tuple[slice, torch.Tensor]]:
-    """Gradients of every embedding dimension w.r.t. the input (paper 000, eq. 1).
+    """Gradients of every embedding dimension w.r.t. the input (Lu et al. 2024, eq. 1).
 
     One forward pass, then vector-Jacobian products with rows of the identity,
     ``chunk`` dimensions at a time (vmapped, i.e. one batched backward per chunk).

@@ -1,10 +1,13 @@
-"""Layer-by-layer maps (paper 003 §IV-D): what each depth of the network looks at.
+"""Layer-by-layer maps: what each depth of the network looks at.
+
+After Alonso-Fernandez et al. 2023, §IV-D.
 
 For every layer tap with a spatial extent, and for the embedding itself:
 
 * LIME with that layer's global-average-pooled (GAP) activations as the embedding
-  (paper 003: "we utilize the embedding provided by the respective intermediate
-  layer"); one set of perturbations serves all layers, one surrogate per layer;
+  (Alonso-Fernandez et al. 2023: "we utilize the embedding provided by the
+  respective intermediate layer"); one set of perturbations serves all layers,
+  one surrogate per layer;
 * Grad-CAM at that layer with the pair's cosine similarity as target (one
   backward pass serves all layers).
 

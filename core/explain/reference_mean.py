@@ -1,6 +1,6 @@
 """The mean face descriptor of a reference population, for contrastive maps.
 
-FGGB (paper 000, eqs. 3-4) and xSSAB weigh each embedding dimension k by the
+FGGB (Lu et al. 2024, eqs. 3-4) and xSSAB weigh each embedding dimension k by the
 product a_k b_k of the two descriptors.  A face model's descriptors are not
 centred: every face shares a common offset, the population mean m.  Writing
 b = m + (b - m), the product a_k b_k contains a_k m_k, a part that does not depend

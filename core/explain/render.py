@@ -3,10 +3,11 @@
 Sequential maps (similarity, dissimilarity) use a blue-to-red scale from 0; signed
 (combined) maps a diverging blue-white-red scale symmetric around 0.  For viewing
 only, the map is smoothed with a small Gaussian (gradient maps are speckled at
-pixel level; paper 000 blurs maps the same way before evaluating them), the colour
-saturates at the 99th percentile of the magnitude, and opacity grows with the
-magnitude so that the face stays visible where the map is near 0.  Pixels the face
-chip does not cover are left uncoloured.  The .npy files keep the unsmoothed maps.
+pixel level; FGGB (Lu et al. 2024) blurs maps the same way before evaluating
+them), the colour saturates at the 99th percentile of the magnitude, and opacity
+grows with the magnitude so that the face stays visible where the map is near 0.  Pixels
+the face chip does not cover are left uncoloured.  The .npy files keep the unsmoothed
+maps.
 """
 
 from __future__ import annotations

@@ -3,13 +3,13 @@
 For every pair of a data set (a folder of identities or an LFW ``pairs.txt``) and
 every requested method, the probe's map is computed once and scored with:
 
-* ``deletion-insertion`` (paper 000, §IV-B): similarity maps on genuine pairs,
+* ``deletion-insertion`` (Lu et al. 2024, §IV-B): similarity maps on genuine pairs,
   dissimilarity maps on impostor pairs (methods without a dissimilarity map are
   skipped there), mean AUCs over pairs, against random orders;
-* ``hiding-game`` (paper 002, §IV-B): verification accuracy as the least important
-  pixels of the probe are blurred, and its AUC;
-* ``pixel-elimination`` (paper 003, §IV-E): EER when the most salient pixels are
-  removed vs the same number of random pixels;
+* ``hiding-game`` (Xu et al. 2023, §IV-B): verification accuracy as the least
+  important pixels of the probe are blurred, and its AUC;
+* ``pixel-elimination`` (Alonso-Fernandez et al. 2023, §IV-E): EER when the most
+  salient pixels are removed vs the same number of random pixels;
 * ``pair-specificity`` (issue 16, ``core.metrics.pair_faithfulness``): every map
   of both images (similarity, dissimilarity, combined) gets the per-pair verdict
   *pair-specific* / *no better than a generic face prior* / *not shown*.  For each

@@ -2,15 +2,15 @@
 
 Four families, each taken from one of the papers in ``shared/papers``:
 
-* ``deletion_insertion`` - Deletion & Insertion (paper 000, FGGB, §IV-B, metric of
+* ``deletion_insertion`` - Deletion & Insertion (FGGB, Lu et al. 2024, §IV-B, metric of
   its ref. [19], CorrRISE), on one image of one pair.
 * ``hiding_game`` - blur the least important pixels, verification accuracy per
-  blurred percentage and its AUC (paper 002, §IV-B and §IV-C.3).
+  blurred percentage and its AUC (Xu et al. 2023, §IV-B and §IV-C.3).
 * ``pixel_elimination`` - remove the pixels above a saliency threshold, EER against
-  removing as many random pixels (paper 003, §IV-E).
+  removing as many random pixels (Alonso-Fernandez et al. 2023, §IV-E).
 * ``heatmap_psnr``, ``fuse_scores``, ``layer_scores`` / ``eer_per_layer`` - heatmap
-  agreement, weighted score fusion and EER per layer (paper 003, §IV-B, §IV-C,
-  §IV-D).
+  agreement, weighted score fusion and EER per layer (Alonso-Fernandez et al.
+  2023, §IV-B, §IV-C, §IV-D).
 
 Common adaptations.  Our chips are the aligned chips the model sees (dlib: 150x150
 RGB).  "Removing" a pixel sets it to black (0), as the perturbation explainers do
@@ -43,16 +43,16 @@ ProgressCallback = Callable[[int, int, str], None]
 CancelCallback = Callable[[], bool]
 
 MAP_KINDS = ("similarity", "dissimilarity", "combined")
-# Not given in paper 000 ("a fixed-size Gaussian blur kernel"): our default, in
+# Not given in Lu et al. 2024 ("a fixed-size Gaussian blur kernel"): our default, in
 # chip pixels (about 1/37 of a dlib chip's side, the scale of an eye corner).
 DEFAULT_DI_BLUR_SIGMA = 4.0
-# Not given in paper 002 ("blur the pixels with a Gaussian kernel"): our default,
+# Not given in Xu et al. 2023 ("blur the pixels with a Gaussian kernel"): our default,
 # strong enough on a 150x150 chip to wipe out identity detail.
 DEFAULT_HIDING_SIGMA = 8.0
-# Paper 002's Fig. 4 x-axis is not in the text: 0 %, 10 %, ..., 100 %.
+# Xu et al. 2023's Fig. 4 x-axis is not in the text: 0 %, 10 %, ..., 100 %.
 DEFAULT_HIDING_PERCENTAGES = tuple(range(0, 101, 10))
-# Paper 003 (§IV-E, Fig. 9/10) names the thresholds 0.8 and 0.5 in the text; the
-# full axis is not given.  1.0 removes nothing (the baseline EER).
+# Alonso-Fernandez et al. (2023, §IV-E, Fig. 9/10) name the thresholds 0.8 and 0.5
+# in the text; the full axis is not given.  1.0 removes nothing (the baseline EER).
 DEFAULT_ELIMINATION_THRESHOLDS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1)
 
 
@@ -211,7 +211,7 @@ def _pair_inputs(
     return probes, galleries, np.array(genuine, bool), maps
 
 
-# ---- 1. Deletion & Insertion (paper 000, §IV-B) ---------------------------------
+# ---- 1. Deletion & Insertion (Lu et al. 2024, §IV-B) ---------------------------------
 @dataclass(frozen=True, eq=False)
 class DeletionInsertion:
     """Deletion and insertion curves of one map on one chip.
@@ -314,9 +314,9 @@ def deletion_insertion(
     progress: ProgressCallback | None = None,
     cancel: CancelCallback | None = None,
 ) -> DeletionInsertion:
-    """Deletion & Insertion of one saliency map (paper 000, FGGB, §IV-B).
+    """Deletion & Insertion of one saliency map (FGGB, Lu et al. 2024, §IV-B).
 
-    Definition (paper 000 §IV-B, after its ref. [19]): pixels are deleted from /
+    Definition (Lu et al. 2024, §IV-B, after its ref. [19]): pixels are deleted from /
     added to the input in the order of the saliency values and the effect on the
     verification score is observed; "the more precise the saliency map, the lower
     the Deletion score and the higher the Insertion score".  Before ranking, every
@@ -418,7 +418,7 @@ def deletion_insertion(
     )
 
 
-# ---- 2. Hiding game (paper 002, §IV-B) -------------------------------------------
+# ---- 2. Hiding game (Xu et al. 2023, §IV-B) ------------------------------------
 @dataclass(frozen=True, eq=False)
 class HidingGame:
     """Verification accuracy when the least important pixels are blurred."""
@@ -455,13 +455,13 @@ def hiding_game(
     progress: ProgressCallback | None = None,
     cancel: CancelCallback | None = None,
 ) -> HidingGame:
-    """The "hiding game" (paper 002, §IV-B; results §IV-C.3, Fig. 4, Table II).
+    """The "hiding game" (Xu et al. 2023, §IV-B; results §IV-C.3, Fig. 4, Table II).
 
     Definition: sort the saliency map in ascending order and hide the least
     important pixels, then test the face-recognition model on the obscured images;
     the more accurate the map, the higher the verification accuracy, because the
     most critical pixels are kept.  Instead of masking (the original game of its
-    ref. [8]) paper 002 *blurs* the hidden pixels with a Gaussian kernel, "an
+    ref. [8]) Xu et al. (2023) *blur* the hidden pixels with a Gaussian kernel, "an
     intuitive way of representing missing information".  The curve is accuracy vs
     hidden percentage; Table II reports its AUC.
 
@@ -518,7 +518,7 @@ def hiding_game(
     )
 
 
-# ---- 3. Pixel elimination (paper 003, §IV-E) --------------------------------------
+# ---- 3. Pixel elimination (Alonso-Fernandez et al. 2023, §IV-E) ---------------
 @dataclass(frozen=True, eq=False)
 class PixelElimination:
     """EER per elimination level: salient pixels removed vs as many random ones."""
@@ -575,13 +575,15 @@ def pixel_elimination(
     progress: ProgressCallback | None = None,
     cancel: CancelCallback | None = None,
 ) -> PixelElimination:
-    """Eliminating the most significant pixels (paper 003, §IV-E, Fig. 9-10).
+    """Eliminating the most significant pixels (Alonso-Fernandez et al. 2023, §IV-E,
+    Fig. 9-10).
 
     Definition: pixels whose (LIME) heatmap value is above a threshold are
     eliminated - set to the mean normalisation value of the input layer, i.e. zero
     after the network's normalisation - and the EER of genuine vs impostor scores
     is measured per threshold; this is compared with removing the same number of
-    randomly chosen pixels.  Heatmaps are scaled to [0, 1] (paper 003 §II).
+    randomly chosen pixels.  Heatmaps are scaled to [0, 1] (Alonso-Fernandez et al.
+    2023, §II).
 
     Here: each probe map is min-max scaled to [0, 1]; at threshold t the probe
     pixels with value > t are removed (t = 1.0 removes nothing: the baseline).
@@ -666,14 +668,15 @@ def pixel_elimination(
     )
 
 
-# ---- 4. Heatmap agreement, score fusion, EER per layer (paper 003) ----------------
+# ---- 4. Heatmap agreement, score fusion, EER per layer (Alonso-Fernandez 2023) --
 def heatmap_psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR (dB) between two heatmaps (paper 003, §IV-A/B, Fig. 2-5).
+    """PSNR (dB) between two heatmaps (Alonso-Fernandez et al. 2023, §IV-A/B,
+    Fig. 2-5).
 
-    Paper 003 compares heatmaps (GAP vs softmax, MobileNetV2 vs ResNet50) by PSNR
-    after scaling every heatmap to [0, 1] (§II "output is scaled to [0,1] for
-    heatmap comparability").  The paper states no formula; we use the standard one
-    with peak 1: ``10 * log10(1 / MSE)`` of the two min-max-scaled maps (a
+    Alonso-Fernandez et al. (2023) compare heatmaps (GAP vs softmax, MobileNetV2 vs
+    ResNet50) by PSNR after scaling every heatmap to [0, 1] (§II "output is scaled
+    to [0,1] for heatmap comparability").  The paper states no formula; we use the
+    standard one with peak 1: ``10 * log10(1 / MSE)`` of the two min-max-scaled maps (a
     constant map scales to all zeros).  Identical maps give ``inf``; so does any
     MSE below 1e-12 (PSNR above 120 dB), which is floating-point rounding of maps
     that are equal up to scale and offset.
@@ -708,14 +711,15 @@ def fuse_scores(
     *,
     normalization: str = "zscore",
 ) -> np.ndarray:
-    """Weighted score fusion of two models (paper 003, §IV-C, Fig. 6, Table I).
+    """Weighted score fusion of two models (Alonso-Fernandez et al. 2023, §IV-C,
+    Fig. 6, Table I).
 
-    Paper 003 fuses the verification (cosine) scores of two networks by a weighted
-    average ``a * s_MB2 + (a - 1) * s_R50`` with a in [0, 1] - as printed; the
-    weights of a weighted average are a and (1 - a), which is what we compute:
-    ``weight * norm(scores_a) + (1 - weight) * norm(scores_b)`` (best a = 0.58 in
-    the paper).  The paper does not describe a normalisation (both of its scores
-    are cosines).  Ours is per model over the given score set: ``"zscore"``
+    Alonso-Fernandez et al. (2023) fuse the verification (cosine) scores of two
+    networks by a weighted average ``a * s_MB2 + (a - 1) * s_R50`` with a in
+    [0, 1] - as printed; the weights of a weighted average are a and (1 - a), which is
+    what we compute: ``weight * norm(scores_a) + (1 - weight) * norm(scores_b)`` (best a
+    = 0.58 in the paper).  The paper does not describe a normalisation (both of its
+    scores are cosines).  Ours is per model over the given score set: ``"zscore"``
     (default; subtract the mean, divide by the standard deviation, so that models
     with different score spreads weigh as the weight says), ``"minmax"`` (scale to
     [0, 1]) or ``"none"`` (the paper's raw weighted average).  Both arrays must
@@ -747,12 +751,12 @@ def layer_scores(
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Genuine and impostor cosines of globally average-pooled layer activations.
 
-    Paper 003 §IV-D uses "the embedding provided by the respective intermediate
-    layer" as descriptor and cosine similarity as score (§III-B).  Here the layer
-    taps' activations (N, C, h, w) are averaged over space (GAP) to (N, C); other
-    shapes are flattened.  Taps of a flip-averaging model describe the chip itself,
-    not the flip average (one pass per chip is what the hooks can see).  Feed the
-    result to ``eer_per_layer``.
+    Alonso-Fernandez et al. (2023, §IV-D) use "the embedding provided by the
+    respective intermediate layer" as descriptor and cosine similarity as score
+    (§III-B).  Here the layer taps' activations (N, C, h, w) are averaged over space
+    (GAP) to (N, C); other shapes are flattened.  Taps of a flip-averaging model
+    describe the chip itself, not the flip average (one pass per chip is what the hooks
+    can see).  Feed the result to ``eer_per_layer``.
     """
     if not pairs:
         raise BadInputError("no pairs to evaluate")
@@ -796,7 +800,7 @@ def layer_scores(
 def eer_per_layer(
     scores: Mapping[str, tuple[np.ndarray, np.ndarray]],
 ) -> dict[str, float]:
-    """EER per layer (paper 003, §IV-D, Fig. 8).
+    """EER per layer (Alonso-Fernandez et al. 2023, §IV-D, Fig. 8).
 
     ``scores`` maps a layer name to (genuine cosines, impostor cosines) of that
     layer's pooled features (see ``layer_scores``); the EER (fraction 0..1) comes

@@ -30,7 +30,7 @@ by the chip's mean colour (``fill="mean"``).  Blur is the default because it tak
 out the identity detail (edges, texture, shape) while keeping the chip a natural
 image: flat mean-colour squares add sharp new edges, which a CNN can react to as
 structure of their own, so the margin would measure the patches as well as the
-loss of the face (paper 002 hides pixels by blur for the same reason).
+loss of the face (DDFV (Xu et al. 2023) hides pixels by blur for the same reason).
 
 Directions.  A similarity map claims its top regions hold the model's evidence for
 "same person": removing them first must move the margin towards *reject*.  A
@@ -82,6 +82,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from core import wording
 from core.errors import BadInputError, Cancelled
 from core.explain.base import (
     MAP_KINDS,
@@ -94,6 +95,16 @@ from core.explain.base import (
 from core.explain.methods.prior import FaceCentrePrior, face_centre_prior
 from core.explain.perturb import blend, gaussian_smooth
 from core.models.base import FaceModel, Threshold
+
+# The verdict names and the layer-strip sentence are declared with the other
+# examiner sentences; importers keep finding them here.
+from core.wording import (
+    GENERIC,
+    LAYER_MAPS_NOT_CHECKED,
+    NOT_SHOWN,
+    PAIR_SPECIFIC,
+    VERDICTS,
+)
 
 ProgressCallback = Callable[[int, int, str], None]
 CancelCallback = Callable[[], bool]
@@ -119,10 +130,6 @@ MAX_RANDOM_ORDERS = 1000  # orders x chip pixels of ranks are held at once
 # The face-centre prior control, as the registered ``prior`` method draws it.
 PRIOR_SPREAD = float(FaceCentrePrior.info.param("spread").default)  # type: ignore[arg-type]
 
-PAIR_SPECIFIC = "pair-specific"
-GENERIC = "no better than a generic face prior"
-NOT_SHOWN = "not shown"
-VERDICTS = (PAIR_SPECIFIC, GENERIC, NOT_SHOWN)
 
 TOWARDS_REJECT, TOWARDS_ACCEPT = "towards reject", "towards accept"
 
@@ -260,17 +267,12 @@ class PairFaithfulness:
         )
 
 
-# ---- the sentences an examiner reads ---------------------------------------------
-LAYER_MAPS_NOT_CHECKED = (
-    "Layer-by-layer maps show which regions each layer's pooled features respond to "
-    "(paper 003 §IV-D), not what decided this pair: they carry no faithfulness "
-    "verdict and are not evidence about the pair."
-)
-
-
+# ---- the sentences an examiner reads (declared in ``core.wording``) --------------
 def verdict_sentence(result: MapFaithfulness) -> str:
     """The verdict and its grounds in one line (GUI and report)."""
-    return f"{result.side} {result.kind} map: {result.verdict}. {result.reason}"
+    return wording.map_verdict_sentence(
+        result.side, result.kind, result.verdict, result.reason
+    )
 
 
 def _count(number: int, singular: str, plural: str) -> str:
@@ -911,6 +913,7 @@ def summary(result: PairFaithfulness) -> dict[str, str]:
 
 __all__ = [
     "GENERIC",
+    "LAYER_MAPS_NOT_CHECKED",
     "MAP_KINDS",
     "NOT_SHOWN",
     "PAIR_SPECIFIC",

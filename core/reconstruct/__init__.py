@@ -1,1 +1,1 @@
-"""DDFV's face-reconstruction module (paper 002): network, files, training."""
+"""DDFV's face-reconstruction module (Xu et al. 2023): network, files, training."""

@@ -1,7 +1,7 @@
-"""The face-reconstruction module of DDFV (paper 002 §III-C) and its files.
+"""The face-reconstruction module of DDFV (Xu et al. 2023, §III-C) and its files.
 
 A stack of four transposed convolutions rebuilds the aligned face chip from a
-convolutional feature map of a frozen face model.  Paper 002 decodes ResNet-50's
+convolutional feature map of a frozen face model.  Xu et al. (2023) decode ResNet-50's
 last 7×7 map of a 112-px chip; for dlib's ResNet (150-px chip) the tap with a
 comparable grid is ``stage3.block2`` (128 channels, 8×8, one cell ≈ 19 chip
 pixels).  Deeper taps are too coarse to localise anything (stage4 4×4, stage5 2×2:

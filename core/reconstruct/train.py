@@ -1,6 +1,8 @@
-"""Training the face reconstructor with the face model frozen (paper 002 §III-C, §IV-A).
+"""Training the face reconstructor with the face model frozen.
 
-Paper 002 trains the recognition and the explanation flows jointly with
+DDFV's reconstruction module, Xu et al. 2023, §III-C, §IV-A.
+
+Xu et al. (2023) train the recognition and the explanation flows jointly with
 L = L_id + λ·L_rec (eq. 2).  Our backbone is a fixed, published model whose scores
 examiners rely on, so only the reconstruction term is trained: the backbone stays
 frozen and bit-identical (its SHA-256 goes on the card), L = L_rec = MSE between the
@@ -39,7 +41,7 @@ from core.train_data import ChipSet
 
 ProgressCallback = Callable[[int, int, str], None]
 
-LEARNING_RATE = 2e-4  # paper 002 §IV-A, Adam
+LEARNING_RATE = 2e-4  # Xu et al. 2023, §IV-A, Adam
 VALIDATION_SHARE = 0.05
 
 
@@ -71,7 +73,7 @@ class TrainingReport:
 
 def choose_tap(model: FaceModel, tap: str | None) -> str:
     """The tap to decode: given, the model's documented default, or the deepest
-    tap whose grid is at least 7×7 (paper 002 decodes a 7×7 map)."""
+    tap whose grid is at least 7×7 (Xu et al. 2023 decode a 7×7 map)."""
     if tap:
         model._tap(tap)  # raises BadInputError listing the taps
         return tap
@@ -257,7 +259,7 @@ def train_reconstructor(
             batch = order[start : start + settings.batch_size]
             output = network(train_features[batch].to(device))
             target = _targets(train_chips[batch]).to(device)
-            loss = F.mse_loss(output, target)  # L_rec of paper 002 eq. (2)
+            loss = F.mse_loss(output, target)  # L_rec of Xu et al. 2023, eq. (2)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
@@ -329,7 +331,7 @@ def train_reconstructor(
         training={
             **settings.to_dict(),
             "tap": tap,
-            "loss": "MSE on RGB in [0, 1] (paper 002 eq. 2, L_rec only; backbone "
+            "loss": "MSE on RGB in [0, 1] (Xu et al. 2023, eq. 2, L_rec only; backbone "
             "frozen)",
             "optimiser": "Adam",
             "epochs_run": len(train_losses),

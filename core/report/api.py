@@ -67,6 +67,8 @@ def _manifest(case: Case, built: BuiltReport, anchor: dict[str, Any]) -> dict[st
         # each with its pair, result and "superseded" (a face of it was replaced)
         "comparisons": list(built.comparison_entries),
         "explanations": list(built.explanations),
+        # the code that made it: the version alone does not name a development build
+        "software": {"version": built.software_version, "commit": built.source_commit},
         # the state the report describes: `report verify --case` finds this entry
         # in the case's chain (a rewritten or rolled-back log fails) and says what
         # changed since

@@ -468,3 +468,81 @@ def test_an_unsigned_report_fails_verification(case_folder, tmp_path, capsys):
     capsys.readouterr()
     assert main(["report", "verify", str(outcome.path)]) == 1
     assert "not signed" in capsys.readouterr().out
+
+
+def test_layout_needs_neither_the_case_nor_the_model(
+    unchecked_folder, model, monkeypatch
+):
+    """Every case read and model pass happens while gathering: the gathered content,
+    stored and read back, lays out with the case closed and the model unreachable."""
+    import pickle
+
+    import core.case.workflow
+    import core.report.content
+    from core.report.build import ReportRequest, lay_out
+    from core.report.content import gather_content, select_comparisons
+
+    with Case.open(unchecked_folder, read_only=True) as case:
+        request = ReportRequest(model=model)
+        content = gather_content(case, request, select_comparisons(case, request))
+    stored = pickle.loads(pickle.dumps(content))
+
+    def no_model(*_args, **_kwargs):
+        raise AssertionError("layout ran a model pass or read the case")
+
+    for module in (core.case.workflow, core.report.content):
+        for name in (
+            "face_view",
+            "load_result",
+            "load_evidence",
+            "stored_faithfulness",
+        ):
+            monkeypatch.setattr(module, name, no_model)
+    monkeypatch.setattr(type(model), "embed", no_model, raising=False)
+    pdf = lay_out(stored)
+    reader = PdfReader(io.BytesIO(pdf))
+    text = " ".join(" ".join(page.extract_text() for page in reader.pages).split())
+    assert content.report_id in text
+    assert "Region-to-region links" in text  # the figure from the gathered chips
+    assert "made without the model, so only the table" not in text
+    assert (
+        "Faithfulness not checked for this pair: the case was opened read-only" in text
+    )
+
+
+def test_report_sections_are_all_registered_in_order():
+    import pkgutil
+
+    import core.report.sections as package
+    from core.report.sections import SECTIONS
+
+    names = [section.name for section in SECTIONS]
+    assert names == [
+        "cover",
+        "exhibits",
+        "comparisons",
+        "annotations",
+        "conclusion",
+        "limitations",
+        "reproducibility",
+        "methods",
+        "audit",
+    ]
+    modules = {info.name for info in pkgutil.iter_modules(package.__path__)}
+    registered = {section.__name__.rsplit(".", 1)[-1] for section in SECTIONS}
+    assert modules == registered  # a section module that is not printed is a bug
+
+
+def test_report_and_manifest_name_the_software_version_and_commit(signed_report):
+    from core.version import __version__, source_commit
+
+    text = " ".join(text_of(signed_report).split())
+    assert (
+        f"This report was made by software version {__version__} "
+        f"(commit {source_commit()})." in text
+    )
+    assert read_manifest(signed_report)["software"] == {
+        "version": __version__,
+        "commit": source_commit(),
+    }
+    assert "References" in text and "Selvaraju et al. 2017:" in text  # Grad-CAM

@@ -175,6 +175,7 @@ class Components(Explainer):
     info = ExplainerInfo(
         method_id="components",
         display_name="Facial components (FISWG), hidden one by one",
+        reference="fiswg-features",  # core.references
         citation=(
             "FISWG, Facial Image Comparison Feature List for Morphological "
             "Analysis, Version 2.0, 2018.09.11; occlusion analysis: M. D. Zeiler, "

@@ -237,6 +237,7 @@ class Correspondence(Explainer):
     info = ExplainerInfo(
         method_id="correspondence",
         display_name="Correspondence (region-to-region links)",
+        reference="metric-learning-explanation",  # core.references
         citation=(
             "S. Zhu, T. Yang, C. Chen, Visual Explanation for Deep Metric Learning, "
             "arXiv:1909.12977 (2019; IEEE TIP 2021); O. Eberle et al., Building and "

@@ -121,6 +121,7 @@ class CorrRISE(Explainer):
     info = ExplainerInfo(
         method_id="corrrise",
         display_name="CorrRISE",
+        reference="corrrise",  # core.references
         citation=(
             "Y. Lu, Z. Xu, T. Ebrahimi, Towards Visual Saliency Explanations of "
             "Face Verification, WACV 2024"

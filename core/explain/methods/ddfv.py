@@ -1,4 +1,4 @@
-"""DDFV - Discriminative Deep Feature Visualization (paper 002, Xu, Lu & Ebrahimi),
+"""DDFV - Discriminative Deep Feature Visualization (Xu, Lu & Ebrahimi 2023),
 feature-guided explanation by face reconstruction, Algorithm 1.
 
 For each image of the pair (A, with B the other):
@@ -12,8 +12,8 @@ For each image of the pair (A, with B the other):
    c the number of channels and w_i, t(0) as below: the weights sum to s - T.
 4. H = sum_i Residual[i] * weights_i;  S = |H|,  S+ = ReLU(H),  S- = ReLU(-H).
 
-Channel weights.  In paper 002 the embedding F is a global max-pool of C, so channel
-i *is* embedding dimension i and weights_i = f^_Ai f^_Bi - T (eq. 1 read
+Channel weights.  In Xu et al. 2023 the embedding F is a global max-pool of C, so
+channel i *is* embedding dimension i and weights_i = f^_Ai f^_Bi - T (eq. 1 read
 channel-wise).  The default model computes its descriptor with further residual
 blocks and a fully connected layer after the tap, so there is no one-to-one channel
 <-> dimension.  We use each channel's share of the score by integrated gradients in
@@ -31,7 +31,7 @@ biases, and on the default model its terms summed to about 0 for a pair at cosin
 
 The threshold.  Algorithm 1 writes ``weights = F_A ⊗ F_B - T``; subtracting the whole
 threshold from every one of c channel terms (each about s/c) would make every
-weight negative for any realistic T, so - as FGGB does in paper 000 eq. 4 - we
+weight negative for any realistic T, so - as FGGB does (Lu et al. 2024, eq. 4) - we
 subtract T/c: the weights then sum to s - T, positive exactly when the model
 accepts.
 
@@ -159,6 +159,7 @@ class DDFV(Explainer):
     info = ExplainerInfo(
         method_id="ddfv",
         display_name="DDFV (face reconstruction)",
+        reference="ddfv",  # core.references
         citation=(
             "Z. Xu, Y. Lu, T. Ebrahimi, Discriminative Deep Feature Visualization "
             "for Explainable Face Recognition (EPFL MMSPG), Algorithm 1"

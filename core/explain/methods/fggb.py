@@ -1,4 +1,4 @@
-"""FGGB - Feature-Guided Gradient Backpropagation (paper 000, Lu, Xu & Ebrahimi).
+"""FGGB - Feature-Guided Gradient Backpropagation (Lu, Xu & Ebrahimi 2024).
 
 Eq. (1): G^k = dF^k / dI, one gradient map per embedding dimension k.
 Eq. (2): G~^k = |G^k| / ||G^k||_F.
@@ -125,6 +125,7 @@ class FGGB(Explainer):
     info = ExplainerInfo(
         method_id="fggb",
         display_name="FGGB (feature-guided gradient backpropagation)",
+        reference="fggb",  # core.references
         citation=(
             "Y. Lu, Z. Xu, T. Ebrahimi, Explainable Face Verification via "
             "Feature-Guided Gradient Backpropagation, FG 2024"

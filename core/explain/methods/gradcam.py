@@ -39,6 +39,7 @@ class GradCAM(Explainer):
     info = ExplainerInfo(
         method_id="gradcam",
         display_name="Grad-CAM",
+        reference="gradcam",  # core.references
         citation=(
             "R. R. Selvaraju et al., Grad-CAM: Visual Explanations from Deep "
             "Networks via Gradient-based Localization, ICCV 2017"

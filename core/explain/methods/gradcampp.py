@@ -16,6 +16,7 @@ class GradCAMPlusPlus(GradCAM):
     info = ExplainerInfo(
         method_id="gradcampp",
         display_name="Grad-CAM++",
+        reference="gradcampp",  # core.references
         citation=(
             "A. Chattopadhyay, A. Sarkar, P. Howlader, V. N. Balasubramanian, "
             "Grad-CAM++: Generalized Gradient-based Visual Explanations for Deep "

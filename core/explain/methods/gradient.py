@@ -45,6 +45,7 @@ class Gradient(Explainer):
     info = ExplainerInfo(
         method_id="gradient",
         display_name="Vanilla saliency (gradient)",
+        reference="gradient",  # core.references
         citation=(
             "K. Simonyan, A. Vedaldi, A. Zisserman, Deep Inside Convolutional "
             "Networks: Visualising Image Classification Models and Saliency Maps, "

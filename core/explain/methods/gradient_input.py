@@ -26,6 +26,7 @@ class GradientInput(Explainer):
     info = ExplainerInfo(
         method_id="gradient_input",
         display_name="Gradient × input",
+        reference="gradient-input",  # core.references
         citation=(
             "A. Shrikumar, P. Greenside, A. Shcherbina, A. Kundaje, Not Just a "
             "Black Box: Learning Important Features Through Propagating Activation "

@@ -28,6 +28,7 @@ class IntegratedGradients(Explainer):
     info = ExplainerInfo(
         method_id="integrated_gradients",
         display_name="Integrated Gradients",
+        reference="integrated-gradients",  # core.references
         citation=(
             "M. Sundararajan, A. Taly, Q. Yan, Axiomatic Attribution for Deep "
             "Networks, ICML 2017"

@@ -1,4 +1,4 @@
-"""LIME for face verification (paper 003 §II, Alonso-Fernandez et al.; Ribeiro et al.).
+"""LIME for face verification (Alonso-Fernandez et al. 2023, §II; Ribeiro et al.).
 
 The chip is divided into 75 SLIC superpixels; perturbed copies are made in rounds
 of 1000, each superpixel blacked out with probability 0.6 (the first copy is the
@@ -12,7 +12,7 @@ with a Gaussian of sigma = 4 and scaled to [0, 1] (the similarity map).
 
 Reference: ``pair`` (default) = the other image's embedding, so the map shows what
 makes this face similar to the other one; ``self`` = the image's own unperturbed
-embedding, as in the paper.  LIME defines no dissimilarity map (paper 000); the
+embedding, as in the paper.  LIME defines no dissimilarity map (Lu et al. 2024); the
 combined map keeps the signed, smoothed coefficients before scaling.
 """
 
@@ -80,7 +80,7 @@ LIME_PARAMS = (
         str,
         "pair",
         "compare perturbed copies with the other image (pair) or with the "
-        "unperturbed image itself (self, as in paper 003)",
+        "unperturbed image itself (self, as in Alonso-Fernandez et al. 2023)",
         choices=("pair", "self"),
     ),
 )
@@ -144,6 +144,7 @@ class Lime(Explainer):
     info = ExplainerInfo(
         method_id="lime",
         display_name="LIME for verification",
+        reference="lime-verification",  # core.references
         citation=(
             "F. Alonso-Fernandez et al., An Explainable Model-Agnostic Algorithm "
             "for CNN-based Biometrics Verification, WIFS 2023; M. T. Ribeiro, "

@@ -9,7 +9,7 @@ centred on a grid with ``stride`` pixels:
   H+ = sum_i s_i^+ g_i / sum_i g_i, the score the region achieves on its own.
 
 Each is scaled to [0, 1] and the two are averaged into the saliency map.  Mery
-defines no dissimilarity map (paper 000).  Adaptation: windows, grid and the
+defines no dissimilarity map (Lu et al. 2024).  Adaptation: windows, grid and the
 cosine similarity to the other image's embedding as the score are our choices for
 the 150-pixel dlib chip; the paper works on 112-pixel chips.
 """
@@ -52,6 +52,7 @@ class MinusPlus(Explainer):
     info = ExplainerInfo(
         method_id="minusplus",
         display_name="MinusPlus (removal + aggregation)",
+        reference="minusplus",  # core.references
         citation=(
             "D. Mery, True Black-Box Explanation in Facial Analysis, "
             "CVPR Workshops 2022"

@@ -42,6 +42,7 @@ class FaceCentrePrior(Explainer):
     info = ExplainerInfo(
         method_id="prior",
         display_name="Face-centre prior (control)",
+        reference="sanity-checks",  # core.references
         citation=(
             "Control map for faithfulness checks (issue 16); cf. J. Adebayo et al., "
             "Sanity Checks for Saliency Maps, NeurIPS 2018"

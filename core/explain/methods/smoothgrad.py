@@ -68,6 +68,7 @@ class SmoothGrad(Explainer):
     info = ExplainerInfo(
         method_id="smoothgrad",
         display_name="SmoothGrad",
+        reference="smoothgrad",  # core.references
         citation=(
             "D. Smilkov, N. Thorat, B. Kim, F. Viégas, M. Wattenberg, SmoothGrad: "
             "removing noise by adding noise, arXiv:1706.03825, 2017"

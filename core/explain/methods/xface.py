@@ -63,6 +63,7 @@ class XFace(Explainer):
     info = ExplainerInfo(
         method_id="xface",
         display_name="xFace (systematic occlusion)",
+        reference="xface",  # core.references
         citation=(
             "M. Knoche, T. Teepe, S. Hörmann, G. Rigoll, Explainable Model-Agnostic "
             "Similarity and Confidence in Face Verification, WACV Workshops 2023"

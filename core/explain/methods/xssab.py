@@ -91,6 +91,7 @@ class XSSAB(Explainer):
     info = ExplainerInfo(
         method_id="xssab",
         display_name="xSSAB (similarity score argument backpropagation)",
+        reference="xssab",  # core.references
         citation=(
             "M. Huber, A. T. Luu, P. Terhörst, N. Damer, Efficient Explainable Face "
             "Verification based on Similarity Score Argument Backpropagation, "

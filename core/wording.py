@@ -1,0 +1,100 @@
+"""The sentences an examiner reads that more than one place writes (torch-free).
+
+Declared once, so that the report, the GUI and the metrics say the same thing in the
+same words (Orange3's declared messages): verdict names, decision words, why a map
+was not checked, the report's limitations and map readings.
+"""
+
+from __future__ import annotations
+
+# ---- per-pair faithfulness verdicts (``core.metrics.pair_faithfulness``) ----------
+PAIR_SPECIFIC = "pair-specific"
+GENERIC = "no better than a generic face prior"
+NOT_SHOWN = "not shown"
+VERDICTS = (PAIR_SPECIFIC, GENERIC, NOT_SHOWN)
+
+
+def map_verdict_sentence(side: str, kind: str, verdict: str, reason: str) -> str:
+    """One map's verdict and its grounds in one line (GUI and report)."""
+    return f"{side} {kind} map: {verdict}. {reason}"
+
+
+LAYER_MAPS_NOT_CHECKED = (
+    "Layer-by-layer maps show which regions each layer's pooled features respond to "
+    "(Alonso-Fernandez et al. 2023, §IV-D), not what decided this pair: they carry "
+    "no faithfulness verdict and are not evidence about the pair."
+)
+
+# ---- "not checked": why a map carries no faithfulness verdict ----------------------
+NOT_CHECKED = "Faithfulness not checked."  # the report, when no reason is known
+NOT_CHECKED_YET = "Faithfulness not checked yet."  # the GUI, before a check
+NOT_CHECKED_READ_ONLY = (
+    "the case was opened read-only, so no check was made for this report "
+    "(a check is kept in the case)"
+)
+NOT_CHECKED_NO_MODEL = "the report was made without the model (no check could be made)"
+NOT_CHECKED_SUPERSEDED = "the comparison was made on a face that was replaced since"
+NOT_CHECKED_OUTDATED = (
+    "the explanation was made with another model or software version; "
+    "compute it again to check it"
+)
+NOT_CHECKED_NOT_STORED = "no check is stored in the case"
+
+
+def not_checked_for_pair(why: str) -> str:
+    """The sentence under a map without a stored check, with its reason."""
+    return f"Faithfulness not checked for this pair: {why}."
+
+
+# ---- the model's decision in plain words --------------------------------------------
+ACCEPT_WORDS = "same person (accept)"
+REJECT_WORDS = "different people (reject)"
+
+
+def decision_words(decision: str) -> str:
+    """ "the same person (accept)" or "different people (reject)"."""
+    return f"the {ACCEPT_WORDS}" if decision == "accept" else REJECT_WORDS
+
+
+# ---- the report: what a map shows and what the scores and maps do not -------------
+LIMITATIONS = (
+    "The similarity score comes from an automatic face-recognition model. It "
+    "measures how alike the model finds two face images; it is not a probability "
+    "that the two images show the same person, and it is not an identification.",
+    "The model can be wrong, more so for low resolution, blur, compression, "
+    "unusual pose, occlusion, illumination, age difference or image manipulation. "
+    "Its decision threshold was set by its authors on other data; it is not "
+    "calibrated for this case.",
+    "A heatmap shows where the model's score for this pair is sensitive, under one "
+    "explanation method and the test stated with it. Different methods can "
+    "highlight different regions, and a region without colour is not proven "
+    "irrelevant.",
+    "Each map carries the verdict of a faithfulness check for this pair: the face "
+    "was removed region by region in the map's order while the model's decision was "
+    "followed. 'Pair-specific' means that this order changed the decision faster "
+    "than random orders, than one fixed face-centre map that is the same for every "
+    "pair, and than the same method's maps for other faces. 'No better "
+    "than a generic face prior' means that a map knowing nothing about this pair "
+    "did as well; 'not shown' means that the check did not bear the map out.",
+    "Even a pair-specific map does not show that the highlighted regions look the "
+    "same in both faces, nor why the model weighs them, nor anything about identity; "
+    "it does not show which features a human examiner should rely on.",
+    "The maps and scores support, and do not replace, the examiner's own "
+    "morphological comparison (ACE-V). The conclusion in this report is the "
+    "examiner's; the software does not propose one.",
+)
+
+READINGS = {
+    "similarity": (
+        "Warm colours (yellow to red) mark the regions that most supported the "
+        "model's 'same person' score; blue or uncoloured regions supported it little."
+    ),
+    "dissimilarity": (
+        "Warm colours mark the regions that most pushed the model towards "
+        "'different people'; blue or uncoloured regions did so little."
+    ),
+    "combined": (
+        "Red marks regions that supported 'same person', blue regions that supported "
+        "'different people'; white or uncoloured regions had little influence."
+    ),
+}
