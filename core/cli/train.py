@@ -13,8 +13,8 @@ def add_train_commands(commands: argparse._SubParsersAction) -> None:
         "train", help="train a reconstructor or fine-tune a face model"
     )
     kinds = train.add_subparsers(dest="train_kind", required=True, metavar="KIND")
-    from core.ecloss.cli import add_ecloss_training
-    from core.reconstruct.cli import add_reconstructor_training
+    from core.cli.channels import add_ecloss_training
+    from core.cli.reconstruct import add_reconstructor_training
 
     add_reconstructor_training(kinds)
     add_ecloss_training(kinds)

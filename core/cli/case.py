@@ -230,7 +230,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         f"{done.result.decision}, cosine {done.result.cosine_similarity:.4f}"
     )
     if checked is not None:
-        from core.metrics.faithfulness_cli import faithfulness_json, verdict_lines
+        from core.cli.faithfulness import faithfulness_json, verdict_lines
 
         payload |= faithfulness_json(checked.result)
         payload["faithfulness_from_cache"] = checked.from_cache
@@ -245,7 +245,7 @@ def _faithfulness_settings(args: argparse.Namespace):
     """With --faithfulness, its settings, checked before any long work starts."""
     if not args.faithfulness:
         return None
-    from core.metrics.faithfulness_cli import settings_from
+    from core.cli.faithfulness import settings_from
 
     if args.references < 0:
         raise BadInputError(
@@ -402,8 +402,8 @@ def cmd_anchor(args: argparse.Namespace) -> int:
 
 def _password(args: argparse.Namespace, p12: str) -> str:
     """The password of identity ``p12``, as every command takes it (file,
-    $XFR_PASSWORD, then the terminal: core.report.cli.obtain_password)."""
-    from core.report.cli import PasswordSource, obtain_password
+    $XFR_PASSWORD, then the terminal: core.cli.report.obtain_password)."""
+    from core.cli.report import PasswordSource, obtain_password
 
     return obtain_password(p12, PasswordSource(args.password_file))
 
@@ -594,7 +594,7 @@ def add_case_commands(commands: argparse._SubParsersAction) -> None:
     explain.add_argument("--seed", type=int, default=0)
     explain.add_argument("--batch-size", type=int)
     explain.add_argument("--out", help="also write maps and overlays here")
-    from core.metrics.faithfulness_cli import add_faithfulness_options
+    from core.cli.faithfulness import add_faithfulness_options
 
     add_faithfulness_options(explain, references=False)
     explain.add_argument(

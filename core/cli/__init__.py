@@ -224,7 +224,7 @@ def _faithfulness_setup(args: argparse.Namespace, model):
     object, also written to ``faithfulness.json``; sentences in text mode)."""
     if not args.faithfulness:
         return None
-    from core.metrics import faithfulness_cli
+    from core.cli import faithfulness as faithfulness_cli
     from core.metrics.pair_faithfulness import check_pair
 
     settings = faithfulness_cli.settings_from(args)
@@ -317,7 +317,7 @@ def cmd_eval_verification(args: argparse.Namespace) -> int:
 
 def cmd_eval_faithfulness(args: argparse.Namespace) -> int:
     from core.evaluation import check_max_pairs
-    from core.metrics import faithfulness_cli
+    from core.cli import faithfulness as faithfulness_cli
     from core.metrics.evaluate import evaluate_faithfulness, write_outputs
 
     methods = _method_list(args.methods)
@@ -546,17 +546,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     explain.add_argument("--out", default="xfr-explanations", help="output folder")
     explain.add_argument("--json", action="store_true", help="machine-readable output")
-    from core.metrics.faithfulness_cli import add_faithfulness_options
+    from core.cli.faithfulness import add_faithfulness_options
 
     add_faithfulness_options(explain, references=True)
     explain.set_defaults(run=cmd_explain)
 
-    from core.calibration_cli import add_calibration_commands
-    from core.case.cli import add_case_commands
-    from core.ecloss.cli import add_channels_commands
-    from core.report.cli import add_report_commands
-    from core.selftest_cli import add_selftest_commands
-    from core.train_cli import add_train_commands
+    from core.cli.calibration import add_calibration_commands
+    from core.cli.case import add_case_commands
+    from core.cli.channels import add_channels_commands
+    from core.cli.report import add_report_commands
+    from core.cli.selftest import add_selftest_commands
+    from core.cli.train import add_train_commands
 
     add_case_commands(commands)
     add_report_commands(commands)
@@ -602,7 +602,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="pair-specificity: other pairs of the data set whose faces test each "
         f"map (default {MIN_OTHER_MAPS}, the fewest for a pair-specific verdict)",
     )
-    from core.metrics.faithfulness_cli import add_faithfulness_grid_options
+    from core.cli.faithfulness import add_faithfulness_grid_options
 
     add_faithfulness_grid_options(faithful)
     faithful.add_argument("--model", default=DEFAULT_MODEL_ID)
@@ -787,6 +787,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     return run_command(args)
 
-
-if __name__ == "__main__":
-    sys.exit(main())
