@@ -12,16 +12,27 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from core.cli.common import (
+    DEFAULT_MODEL_ID,
+    EXIT_BAD_INPUT,
+    EXIT_OK,
+    EXIT_TAMPERED,
+    add_trust_model_code,
+    load_model,
+    parse_landmarks,
+    parse_params,
+    progress_printer,
+)
+from core.cli.faithfulness import add_faithfulness_options
 from core.errors import BadInputError, describe_os_error
-
-EXIT_OK, EXIT_TAMPERED, EXIT_BAD_INPUT = 0, 1, 2
+from core.progress import ProgressCallback
 
 
 def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
     print(json.dumps(payload, indent=2) if args.json else text)
 
 
-def _open(args: argparse.Namespace, read_only: bool = False):
+def _open(args: argparse.Namespace, read_only: bool = False) -> Any:
     from core.case.store import Case
 
     try:
@@ -37,16 +48,12 @@ def _open(args: argparse.Namespace, read_only: bool = False):
         ) from None
 
 
-def _model(args: argparse.Namespace):
-    from core.cli import _load_model
-
-    return _load_model(args.model, args.device, trust_code=args.trust_model_code)
+def _model(args: argparse.Namespace) -> Any:
+    return load_model(args.model, args.device, trust_code=args.trust_model_code)
 
 
-def _progress(args: argparse.Namespace, label: str):
-    from core.cli import _progress_printer
-
-    return _progress_printer(label, args.json)
+def _progress(args: argparse.Namespace, label: str) -> ProgressCallback:
+    return progress_printer(label, args.json)
 
 
 # ---- commands ----------------------------------------------------------------------
@@ -127,13 +134,12 @@ def _expand(names: list[str]) -> list[Path]:
 
 def cmd_faces(args: argparse.Namespace) -> int:
     from core.case import workflow
-    from core.cli import _landmarks
 
     with _open(args, read_only=not (args.correct or args.detect)) as case:
         if args.detect:
             workflow.detect_faces(case, args.detect, method=args.detector)
         if args.correct:
-            points = _landmarks(args.landmarks, "--landmarks")
+            points = parse_landmarks(args.landmarks, "--landmarks")
             if points is None:
                 raise BadInputError("--correct needs --landmarks x1,y1,...,x5,y5")
             case.correct_face(args.correct, points)
@@ -181,7 +187,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _only_probe(case) -> str:
+def _only_probe(case: Any) -> str:
     probes = case.exhibits("probe")
     if len(probes) != 1:
         marks = ", ".join(e.mark for e in probes) or "none"
@@ -191,7 +197,6 @@ def _only_probe(case) -> str:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     from core.case import workflow
-    from core.cli import _params
     from core.explain.export import write_result
 
     settings = _faithfulness_settings(args)
@@ -204,7 +209,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
             args.gallery,
             args.method,
             model,
-            params=_params(args.param),
+            params=parse_params(args.param),
             seed=args.seed,
             progress=_progress(args, args.method),
             batch_size=args.batch_size,
@@ -241,7 +246,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _faithfulness_settings(args: argparse.Namespace):
+def _faithfulness_settings(args: argparse.Namespace) -> Any:
     """With --faithfulness, its settings, checked before any long work starts."""
     if not args.faithfulness:
         return None
@@ -254,11 +259,12 @@ def _faithfulness_settings(args: argparse.Namespace):
     return settings_from(args)
 
 
-def _check_faithfulness(args: argparse.Namespace, case, model, settings):
+def _check_faithfulness(
+    args: argparse.Namespace, case: Any, model: Any, settings: Any
+) -> Any:
     """The per-pair verdicts of the explanation (stored in the case and reused);
     the references are the case's faces on other exhibits."""
     from core.case import workflow
-    from core.cli import _params
 
     return workflow.check_faithfulness(
         case,
@@ -266,7 +272,7 @@ def _check_faithfulness(args: argparse.Namespace, case, model, settings):
         args.gallery,
         args.method,
         model,
-        params=_params(args.param),
+        params=parse_params(args.param),
         seed=args.seed,
         settings=settings,
         reference_count=args.references,
@@ -525,10 +531,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 # ---- parser --------------------------------------------------------------------------
-def add_case_commands(commands: argparse._SubParsersAction) -> None:
-    from core.cli import add_trust_model_code
-    from core.models.base import DEFAULT_MODEL_ID
-
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """Register ``case`` and its sub-commands."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="machine-readable output")
     common.add_argument(
@@ -594,8 +598,6 @@ def add_case_commands(commands: argparse._SubParsersAction) -> None:
     explain.add_argument("--seed", type=int, default=0)
     explain.add_argument("--batch-size", type=int)
     explain.add_argument("--out", help="also write maps and overlays here")
-    from core.cli.faithfulness import add_faithfulness_options
-
     add_faithfulness_options(explain, references=False)
     explain.add_argument(
         "--references",

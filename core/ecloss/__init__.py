@@ -11,5 +11,5 @@ Recognition" (paper 004 in ``../shared/papers``):
 * :mod:`core.ecloss.channels` - top-10 % activation maps (eqs. 8-9), part
   explainability (eq. 10), location consistency (§5.2.3) and activation robustness
   (§5.2.4);
-* ``xfr train ecloss`` and ``xfr channels``: :mod:`core.cli.train`, :mod:`core.cli.channels`.
+* ``xfr train ecloss`` and ``xfr channels``: :mod:`core.cli.channels`.
 """

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from core.errors import BadInputError, Cancelled
 from core.models.base import FaceModel
+from core.progress import ProgressCallback
 from core.reconstruct.network import (
     DEFAULT_TAPS,
     FaceReconstructor,
@@ -36,8 +37,6 @@ from core.reconstruct.network import (
     save_reconstructor,
 )
 from core.train_data import ChipSet
-
-ProgressCallback = Callable[[int, int, str], None]
 
 LEARNING_RATE = 2e-4  # paper 002 §IV-A, Adam
 VALIDATION_SHARE = 0.05
