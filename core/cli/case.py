@@ -7,7 +7,6 @@ import contextlib
 import errno
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -100,14 +99,16 @@ def cmd_add(args: argparse.Namespace) -> int:
 
     files = _expand(args.files)
     with _open(args) as case:
-        intake = case.add_exhibits(
-            files, args.role, note=args.note, progress=_progress(args, "intake")
+        done = workflow.add_and_detect(
+            case,
+            files,
+            args.role,
+            note=args.note,
+            detect=not args.no_detect,
+            detector=args.detector,
+            progress=_progress(args, "intake"),
         )
-        faces = {}
-        if not args.no_detect:
-            for exhibit in intake.added:
-                found = workflow.detect_faces(case, exhibit.mark, method=args.detector)
-                faces[exhibit.mark] = len(found)
+    intake, faces = done.result, done.faces
     payload = {
         "added": [e.to_dict() | {"faces": faces.get(e.mark)} for e in intake.added],
         "rejected": [r.__dict__ for r in intake.rejected],
@@ -415,35 +416,15 @@ def _password(args: argparse.Namespace, p12: str) -> str:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from core.case.archive import export_case
+    from core.case import workflow
     from core.case.archive_signature import load_signer
-    from core.resources import sha256_file
 
     # The identity is loaded first: a wrong password stops before anything is
     # written or audited.
     signer = load_signer(args.sign, _password(args, args.sign)) if args.sign else None
     with _open(args) as case:
-        case.log("case.export.start", {"archive": str(Path(args.archive).resolve())})
-        manifest = export_case(
-            case.folder, args.archive, case_info=case.info().to_dict(), signer=signer
-        )
-        digest = sha256_file(args.archive)
-        signed_by = (
-            None
-            if signer is None
-            else {"name": signer.name, "fingerprint_sha256": signer.fingerprint_sha256}
-        )
-        case.log(
-            "case.export",
-            {
-                "archive": str(Path(args.archive).resolve()),
-                "archive_sha256": digest,
-                "files": len(manifest["files"]),
-                "audit_head": manifest["audit_head"],
-                "state_digest": manifest["state_digest"],
-                "signed_by": signed_by,
-            },
-        )
+        export = workflow.export_audited(case, args.archive, signer)
+    manifest, digest, signed_by = export.manifest, export.sha256, export.signed_by
     payload = {
         "archive": str(args.archive),
         "sha256": digest,
@@ -467,10 +448,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from core.case.archive import ArchiveVerificationError, import_case
-    from core.case.store import Case
+    from core.case import workflow
+    from core.case.archive import ArchiveVerificationError
     from core.report.signing import load_certificate
-    from core.resources import sha256_file
 
     trust = [
         load_certificate(
@@ -479,44 +459,16 @@ def cmd_import(args: argparse.Namespace) -> int:
         )
         for item in args.trust or []
     ]
-    digest = sha256_file(args.archive) if Path(args.archive).is_file() else None
     try:
-        result = import_case(args.archive, args.case, trust=trust)
+        imported = workflow.import_audited(
+            args.archive, args.case, trust=trust, user=args.user
+        )
     except ArchiveVerificationError as error:
         if args.json:
             print(json.dumps({"imported": False, "error": str(error)}, indent=2))
         print(f"xfr: refused: {error}", file=sys.stderr)
         return EXIT_TAMPERED
-    signature = result.signature
-    try:
-        with Case.open(args.case, user=args.user) as case:
-            case.log(
-                "case.import",
-                {
-                    "archive": str(Path(args.archive).resolve()),
-                    "archive_sha256": digest,
-                    "archive_audit_head": {
-                        "seq": result.head[0],
-                        "hash": result.head[1],
-                    },
-                    "archive_state_digest": result.state_digest,
-                    "archive_head_in_manifest": result.head_pinned,
-                    "signed_by": None
-                    if signature is None
-                    else {
-                        "name": signature.signer_name,
-                        "fingerprint_sha256": signature.fingerprint_sha256,
-                        "trusted": signature.trusted,
-                    },
-                },
-            )
-            report = case.verify()
-    except BaseException:
-        # The import is not done until the case records it; a folder left behind
-        # (a full disk, Ctrl-C) would be a case without its import entry.  The
-        # folder did not exist before (import_case refuses one that does).
-        shutil.rmtree(args.case, ignore_errors=True)
-        raise
+    result, report = imported.result, imported.report
     payload = {
         "case": str(args.case),
         "verdict": result.to_dict(),
