@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -37,13 +37,12 @@ from core.models.base import (
     cosine_similarity,
     euclidean_distance,
 )
+from core.progress import ProgressCallback
 from core.verify import needs_68_landmarks, prepare_face
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 MIN_IMPOSTOR_PAIRS = 1000
-
-ProgressCallback = Callable[[int, int, str], None]
 
 
 @dataclass(frozen=True)
@@ -443,3 +442,25 @@ def evaluate_verification(
 def _centre_box(shape: tuple[int, ...]) -> tuple[float, float, float, float]:
     height, width = shape[:2]
     return (width * 0.25, height * 0.25, width * 0.75, height * 0.75)
+
+
+def pair_scores(
+    pairs: Sequence[Pair],
+    model: FaceModel,
+    *,
+    batch_size: int = 32,
+    progress: ProgressCallback | None = None,
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Cosine similarities of genuine and impostor pairs; and the images that failed.
+
+    Each distinct image is embedded once; pairs with a failed image are left out.
+    """
+    images = sorted({p for pair in pairs for p in (pair.first, pair.second)})
+    embedded = embed_images(images, model, batch_size=batch_size, progress=progress)
+    embeddings = embedded.embeddings
+    genuine, impostor = [], []
+    for pair in pairs:
+        if pair.first in embeddings and pair.second in embeddings:
+            score = cosine_similarity(embeddings[pair.first], embeddings[pair.second])
+            (genuine if pair.genuine else impostor).append(score)
+    return np.array(genuine, float), np.array(impostor, float), embedded.failed

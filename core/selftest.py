@@ -30,8 +30,7 @@ import numpy as np
 
 from core import APP_NAME, __version__
 from core.errors import BadInputError
-
-ProgressCallback = Callable[[int, int, str], None]
+from core.progress import ProgressCallback
 
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
 

@@ -25,8 +25,7 @@ from core.faces.align import chip_for_model
 from core.faces.detect import FaceDetector, find_faces, select_face
 from core.imageio import load_image
 from core.models.base import Preprocessing
-
-ProgressCallback = Callable[[int, int, str], None]
+from core.progress import ProgressCallback
 
 CACHE_VERSION = 2
 

@@ -191,10 +191,11 @@ class CaseController(QObject):
             return
         self.status.emit(f"Adding {len(files)} file(s) as {role}…")
         self._intake.start(
-            workflow.intake_and_detect, self.case, [str(f) for f in files], role
+            workflow.add_and_detect, self.case, [str(f) for f in files], role
         )
 
-    def _on_intake(self, result: Any) -> None:
+    def _on_intake(self, intake: workflow.Intake) -> None:
+        result = intake.result
         self.exhibits_changed.emit()
         self.faces_changed.emit()
         self.audit_changed.emit()

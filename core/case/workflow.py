@@ -485,26 +485,141 @@ def stored_faithfulness(case: Case, explanation_id: int) -> PairFaithfulness | N
     return None
 
 
-# ---- GUI workflows (moved out of xfr_desktop widgets; each runs in one worker) ----
+# ---- intake, export and import with their audit entries ---------------------------
+# (moved from the command line, issue 17: the GUI needs the same steps)
+@dataclass(frozen=True)
+class Intake:
+    """Exhibits added and refused, and how many faces each added one showed."""
+
+    result: Any  # core.case.store.IntakeResult
+    faces: dict[str, int]  # mark -> faces found; absent when detection did not run
 
 
-def intake_and_detect(
+def add_and_detect(
     case: Case,
-    files: Sequence[str],
+    files: Sequence[Any],
     role: str,
+    *,
+    note: str = "",
+    detect: bool = True,
+    detector: str = "hog",
     progress: ProgressCallback | None = None,
     cancel: Callable[[], bool] | None = None,
-) -> Any:
-    """Add evidence files to the case, then find the faces on each new exhibit.
+) -> Intake:
+    """Take ``files`` into the case as ``role`` exhibits, then (``detect``) find the
+    faces on each one added (the CLI's ``case add`` and the GUI's intake)."""
+    result = case.add_exhibits(files, role, note=note, progress=progress, cancel=cancel)
+    faces = {}
+    if detect:
+        for number, exhibit in enumerate(result.added):
+            if progress:
+                progress(number, len(result.added), f"finding faces in {exhibit.mark}")
+            faces[exhibit.mark] = len(detect_faces(case, exhibit.mark, method=detector))
+    return Intake(result, faces)
 
-    Returns the store's ``IntakeResult``; detection runs only on what was added.
+
+@dataclass(frozen=True)
+class Export:
+    """A written case archive: its manifest, SHA-256 and signer (or None)."""
+
+    manifest: dict[str, Any]
+    sha256: str
+    signed_by: dict[str, str] | None
+
+
+def export_audited(case: Case, archive: Any, signer: Any = None) -> Export:
+    """Write the case to the zip ``archive`` (signed by ``signer`` when given) and
+    record the export, with the archive's digest and the pinned head, in the
+    audit trail (a start entry first, so that a failed export leaves a trace)."""
+    from pathlib import Path
+
+    from core.case.archive import export_case
+    from core.resources import sha256_file
+
+    case.log("case.export.start", {"archive": str(Path(archive).resolve())})
+    manifest = export_case(
+        case.folder, archive, case_info=case.info().to_dict(), signer=signer
+    )
+    digest = sha256_file(archive)
+    signed_by = (
+        None
+        if signer is None
+        else {"name": signer.name, "fingerprint_sha256": signer.fingerprint_sha256}
+    )
+    case.log(
+        "case.export",
+        {
+            "archive": str(Path(archive).resolve()),
+            "archive_sha256": digest,
+            "files": len(manifest["files"]),
+            "audit_head": manifest["audit_head"],
+            "state_digest": manifest["state_digest"],
+            "signed_by": signed_by,
+        },
+    )
+    return Export(manifest, digest, signed_by)
+
+
+@dataclass(frozen=True)
+class Import:
+    """An imported case: the archive's verdict and the new case's verification."""
+
+    result: Any  # core.case.archive.ImportResult
+    report: Any  # core.case.store.VerifyReport
+
+
+def import_audited(
+    archive: Any, folder: Any, *, trust: Sequence[Any] = (), user: str | None = None
+) -> Import:
+    """Import the zip ``archive`` into the new case ``folder`` and record the import
+    (archive digest, head, signer) in its audit trail, then verify it.
+
+    Raises ``core.case.archive.ArchiveVerificationError`` when the archive is
+    refused.  A folder left without its import entry is removed.
     """
-    result = case.add_exhibits(files, role, progress=progress, cancel=cancel)
-    for number, exhibit in enumerate(result.added):
-        if progress:
-            progress(number, len(result.added), f"finding faces in {exhibit.mark}")
-        detect_faces(case, exhibit.mark)
-    return result
+    from pathlib import Path
+
+    from core.case.archive import import_case
+    from core.resources import sha256_file
+
+    digest = sha256_file(archive) if Path(archive).is_file() else None
+    result = import_case(archive, folder, trust=list(trust))
+    signature = result.signature
+    try:
+        with Case.open(folder, user=user) as case:
+            case.log(
+                "case.import",
+                {
+                    "archive": str(Path(archive).resolve()),
+                    "archive_sha256": digest,
+                    "archive_audit_head": {
+                        "seq": result.head[0],
+                        "hash": result.head[1],
+                    },
+                    "archive_state_digest": result.state_digest,
+                    "archive_head_in_manifest": result.head_pinned,
+                    "signed_by": None
+                    if signature is None
+                    else {
+                        "name": signature.signer_name,
+                        "fingerprint_sha256": signature.fingerprint_sha256,
+                        "trusted": signature.trusted,
+                    },
+                },
+            )
+            report = case.verify()
+    except BaseException:
+        # The import is not done until the case records it; a folder left behind
+        # (a full disk, Ctrl-C) would be a case without its import entry.  The
+        # folder did not exist before (import_case refuses one that does).
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return Import(result, report)
+
+
+# ---- what the workspace loads (moved out of the GUI widgets; each runs in a worker)
 
 
 @dataclass

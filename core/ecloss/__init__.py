@@ -13,5 +13,5 @@ Recognition" (Lin et al. 2023):
   (§5.2.3) and activation robustness (§5.2.4) in ``channel_metrics``, faces and
   feature maps in ``channel_data``, the report in ``channel_analysis``, pictures
   and files in ``channel_figures``;
-* :mod:`core.ecloss.cli` - ``xfr train ecloss`` and ``xfr channels``.
+* ``xfr train ecloss`` and ``xfr channels``: :mod:`core.cli.channels`.
 """

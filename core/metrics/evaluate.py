@@ -48,7 +48,7 @@ import csv
 import json
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,11 +69,11 @@ from core.metrics.pair_faithfulness import (
     check_pair,
 )
 from core.models.base import FaceModel
+from core.progress import ProgressCallback
 from core.verify import prepare_face
 
 METRICS = ("deletion-insertion", "hiding-game", "pixel-elimination", "pair-specificity")
 DEFAULT_REFERENCES = MIN_OTHER_MAPS  # the fewest for a pair-specific verdict
-ProgressCallback = Callable[[int, int, str], None]
 
 
 @dataclass

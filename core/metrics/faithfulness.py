@@ -38,8 +38,8 @@ from core.evaluation import equal_error_rate
 from core.explain.base import eval_mode
 from core.explain.perturb import blend, gaussian_smooth
 from core.models.base import FaceModel, Threshold
+from core.progress import ProgressCallback
 
-ProgressCallback = Callable[[int, int, str], None]
 CancelCallback = Callable[[], bool]
 
 MAP_KINDS = ("similarity", "dissimilarity", "combined")

@@ -94,7 +94,15 @@ from core.explain.base import (
 )
 from core.explain.methods.prior import FaceCentrePrior, face_centre_prior
 from core.explain.perturb import blend, gaussian_smooth
+from core.metrics.pair_defaults import (  # re-exported: the check's public names
+    ALPHA,
+    DEFAULT_GRID,
+    DEFAULT_RANDOM_ORDERS,
+    DEFAULT_STEP_CELLS,
+    MIN_OTHER_MAPS,
+)
 from core.models.base import FaceModel, Threshold
+from core.progress import ProgressCallback
 
 # The verdict names and the layer-strip sentence are declared with the other
 # examiner sentences; importers keep finding them here.
@@ -105,8 +113,6 @@ from core.wording import (
     PAIR_SPECIFIC,
     VERDICTS,
 )
-
-ProgressCallback = Callable[[int, int, str], None]
 CancelCallback = Callable[[], bool]
 
 # Raised whenever a change alters the figures for the same inputs and settings.
@@ -115,17 +121,9 @@ CancelCallback = Callable[[], bool]
 # pair's combined map is held against the prior read the same way (lowest first);
 # effects within EFFECT_TOLERANCE tie (the prior method tied only by luck).
 ALGORITHM_VERSION = 2
-DEFAULT_GRID = 10  # 10 x 10 cells: 15 px on a 150 px dlib chip, about an eye's width
-DEFAULT_STEP_CELLS = 4  # 25 steps from the whole face to none of it
-DEFAULT_RANDOM_ORDERS = 30
 DEFAULT_FILL = "blur"
 DEFAULT_BLUR_SIGMA = 8.0  # chip px, as the hiding game (faithfulness.py)
 FILLS = ("blur", "mean")
-ALPHA = 0.05
-# "Pair-specific" needs the chance that a map not about this pair beats all K
-# other-face maps, 1 / (K + 1), to be at most ALPHA: K >= 19.  With fewer the
-# check still runs and says what it found, but cannot call a map pair-specific.
-MIN_OTHER_MAPS = math.ceil(1 / ALPHA) - 1
 MAX_RANDOM_ORDERS = 1000  # orders x chip pixels of ranks are held at once
 # The face-centre prior control, as the registered ``prior`` method draws it.
 PRIOR_SPREAD = float(FaceCentrePrior.info.param("spread").default)  # type: ignore[arg-type]

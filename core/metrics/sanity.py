@@ -65,7 +65,7 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,9 +76,9 @@ import torch
 from core.errors import BadInputError
 from core.explain.base import Explainer, FacePair, get
 from core.models.base import FaceModel
+from core.progress import ProgressCallback
 
 PASS_THRESHOLD = 0.2
-ProgressCallback = Callable[[int, int, str], None]
 PASSES = "passes"
 FAILS = "fails: the map survives randomising the model"
 CONSTANT_ORIGINAL = (

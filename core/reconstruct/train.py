@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 from core.errors import BadInputError, Cancelled
 from core.models.base import FaceModel
+from core.progress import ProgressCallback
 from core.reconstruct.network import (
     DEFAULT_TAPS,
     FaceReconstructor,
@@ -38,8 +39,6 @@ from core.reconstruct.network import (
     save_reconstructor,
 )
 from core.train_data import ChipSet
-
-ProgressCallback = Callable[[int, int, str], None]
 
 LEARNING_RATE = 2e-4  # Xu et al. 2023, §IV-A, Adam
 VALIDATION_SHARE = 0.05

@@ -392,12 +392,12 @@ def test_ctrl_c_at_a_password_prompt_exits_130(monkeypatch, capsys, tmp_path):
 def test_an_internal_error_is_one_line_and_the_traceback_only_with_xfr_debug(
     monkeypatch, capsys
 ):
-    import core.cli
+    import core.cli.verify
 
     def broken(args):
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr(core.cli, "cmd_methods", broken)
+    monkeypatch.setattr(core.cli.verify, "cmd_methods", broken)
     monkeypatch.delenv("XFR_DEBUG", raising=False)
     assert main(["methods"]) == 1
     line = _one_line_error(capsys)

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import sys
 from pathlib import Path
+
+from core.cli.common import (
+    DEFAULT_MODEL_ID,
+    EXIT_OK,
+    add_device_option,
+    add_trust_model_code,
+    load_model_from_args,
+    print_json,
+    progress_printer,
+)
 
 
 def _command_line(args: argparse.Namespace) -> str:
@@ -25,25 +34,17 @@ def _command_line(args: argparse.Namespace) -> str:
 
 
 def cmd_train_reconstructor(args: argparse.Namespace) -> int:
-    from core.cli import EXIT_OK, _load_model, _print_json
     from core.reconstruct.network import default_reconstructor_path
     from core.reconstruct.train import TrainingSettings, train_reconstructor
     from core.train_data import default_cache_dir, load_identity_chips
 
-    model = _load_model(args.model, args.device, args.card, args.trust_model_code)
-    show = not args.json and sys.stderr.isatty()
-
-    def reading(done: int, total: int, _path: str) -> None:
-        if show:
-            end = "\n" if done >= total else ""
-            print(f"\rfinding faces {done}/{total}", end=end, file=sys.stderr)
-
+    model = load_model_from_args(args)
     chip_set = load_identity_chips(
         args.data,
         model.preprocessing,
         cache_dir=None if args.no_cache else default_cache_dir(),
         max_images=args.max_images,
-        progress=reading,
+        progress=progress_printer("finding faces", args.json, "count"),
     )
     settings = TrainingSettings(
         epochs=args.epochs,
@@ -54,12 +55,6 @@ def cmd_train_reconstructor(args: argparse.Namespace) -> int:
     )
     out = Path(args.out) if args.out else default_reconstructor_path(model)
 
-    def training(done: int, total: int, message: str) -> None:
-        if show:
-            bar = "#" * (30 * done // max(total, 1))
-            end = "\n" if done >= total else ""
-            print(f"\r[{bar:<30}] {message:<48}", end=end, file=sys.stderr)
-
     report = train_reconstructor(
         model,
         chip_set,
@@ -68,10 +63,10 @@ def cmd_train_reconstructor(args: argparse.Namespace) -> int:
         data_description={"folder": str(Path(args.data).resolve())},
         command=_command_line(args),
         resume=args.resume,
-        progress=training,
+        progress=progress_printer("training", args.json, "bar"),
     )
     if args.json:
-        _print_json(
+        print_json(
             {
                 "out": str(report.out),
                 "seconds": report.seconds,
@@ -99,9 +94,7 @@ def cmd_train_reconstructor(args: argparse.Namespace) -> int:
 
 
 def add_reconstructor_training(kinds: argparse._SubParsersAction) -> None:
-    from core.cli import add_trust_model_code
-    from core.models.base import DEFAULT_MODEL_ID
-
+    """Register ``xfr train reconstructor``."""
     train = kinds.add_parser(
         "reconstructor",
         help="train DDFV's face reconstructor for a model (the model stays frozen)",
@@ -129,6 +122,6 @@ def add_reconstructor_training(kinds: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--resume", action="store_true", help="continue from the last checkpoint"
     )
-    train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    add_device_option(train)
     train.add_argument("--json", action="store_true")
     train.set_defaults(run=cmd_train_reconstructor)

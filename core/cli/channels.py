@@ -18,7 +18,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from core.models.base import DEFAULT_MODEL_ID
+from core.cli.common import (
+    DEFAULT_MODEL_ID,
+    EXIT_OK,
+    add_device_option,
+    add_trust_model_code,
+    line_printer,
+    note_trusted_code,
+    print_json,
+)
 
 
 def _user_cache(kind: str) -> Path:
@@ -35,21 +43,8 @@ def _set_threads(threads: int | None) -> None:
         torch.set_num_threads(max(1, threads))
 
 
-def _line_printer(label: str, every: int, quiet: bool):
-    """Progress as plain lines (also into a log file), every ``every`` steps."""
-
-    def progress(done: int, total: int, message: str = "") -> None:
-        if quiet:
-            return
-        if done == total or done == 1 or (every > 0 and done % every == 0):
-            print(f"{label} {done}/{total}: {message}", file=sys.stderr, flush=True)
-
-    return progress
-
-
 # ---- xfr train ecloss ----------------------------------------------------------------
 def cmd_train_ecloss(args: argparse.Namespace) -> int:
-    from core.cli import EXIT_OK, _print_json, note_trusted_code
     from core.ecloss.train import ECLossConfig, load_analysis_model, train_ecloss
     from core.errors import BadInputError
     from core.train_data import default_cache_dir, load_identity_chips
@@ -90,7 +85,7 @@ def cmd_train_ecloss(args: argparse.Namespace) -> int:
         model.preprocessing,
         cache_dir=default_cache_dir(),
         max_images=args.max_images,
-        progress=_line_printer("reading faces", 200, args.json),
+        progress=line_printer("reading faces", 200, args.json),
     )
     if len(chip_set) < 4:
         raise BadInputError("too few faces to train on", args.data)
@@ -105,10 +100,10 @@ def cmd_train_ecloss(args: argparse.Namespace) -> int:
         command=["xfr", "train", "ecloss", *sys.argv[3:]]
         if sys.argv[1:3] == ["train", "ecloss"]
         else None,
-        progress=_line_printer("training", args.log_every, args.json),
+        progress=line_printer("training", args.log_every, args.json),
     )
     if args.json:
-        _print_json(result.to_dict())
+        print_json(result.to_dict())
     else:
         print(
             f"model:  {result.model_path}\ncard:   {result.card_path}\n"
@@ -123,8 +118,6 @@ def cmd_train_ecloss(args: argparse.Namespace) -> int:
 
 def add_ecloss_training(kinds: argparse._SubParsersAction) -> None:
     """Register ``xfr train ecloss``."""
-    from core.cli import add_trust_model_code
-
     parser = kinds.add_parser(
         "ecloss",
         help="fine-tune a face model with identity loss + β·ECLoss (paper 004)",
@@ -188,7 +181,7 @@ def add_ecloss_training(kinds: argparse._SubParsersAction) -> None:
     parser.add_argument("--checkpoint-every", type=int, default=100)
     parser.add_argument("--resume", action="store_true", help="continue a run")
     parser.add_argument("--log-every", type=int, default=25)
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    add_device_option(parser)
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--json", action="store_true")
     parser.set_defaults(run=cmd_train_ecloss)
@@ -196,7 +189,6 @@ def add_ecloss_training(kinds: argparse._SubParsersAction) -> None:
 
 # ---- xfr channels -------------------------------------------------------------------
 def cmd_channels(args: argparse.Namespace) -> int:
-    from core.cli import EXIT_OK, _print_json, note_trusted_code
     from core.ecloss.channels import (
         analyse_channels,
         load_face_chips,
@@ -216,7 +208,7 @@ def cmd_channels(args: argparse.Namespace) -> int:
         max_images=args.max_images,
         seed=args.seed,
         cache_dir=_user_cache("face-chips"),
-        progress=_line_printer("reading faces", 100, args.json),
+        progress=line_printer("reading faces", 100, args.json),
     )
     report = analyse_channels(
         model,
@@ -226,14 +218,14 @@ def cmd_channels(args: argparse.Namespace) -> int:
         min_prominence=args.min_prominence,
         repeats=args.repeats,
         seed=args.seed,
-        progress=_line_printer("channels", 100, args.json),
+        progress=line_printer("channels", 100, args.json),
     )
     report.data = str(args.data)
     written = write_channel_outputs(report, args.out) if args.out else []
     if args.json:
         payload = report.to_dict()
         payload["written"] = [str(p) for p in written]
-        _print_json(payload)
+        print_json(payload)
     else:
         print(report.summary())
         if written:
@@ -241,10 +233,8 @@ def cmd_channels(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def add_channels_commands(commands: argparse._SubParsersAction) -> None:
-    """Register ``xfr channels``."""
-    from core.cli import add_trust_model_code
-
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """Register ``channels``."""
     parser = commands.add_parser(
         "channels",
         help="part explainability of a layer's channels (paper 004 §5.2)",
@@ -274,7 +264,7 @@ def add_channels_commands(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--repeats", type=int, default=5, help="splits for the ±")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", help="folder for summary.json, channels.csv, PNGs")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    add_device_option(parser)
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--json", action="store_true")
     parser.set_defaults(run=cmd_channels)

@@ -8,20 +8,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+
+from core.cli.common import progress_printer
 
 
 def cmd_self_test(args: argparse.Namespace) -> int:
     from core.selftest import run_self_test
 
-    def progress(done: int, total: int, message: str) -> None:
-        if not args.json and done < total and sys.stderr.isatty():
-            line = f"\rself-test {done + 1}/{total}: {message:<50}"
-            print(line, end="", file=sys.stderr)
-
+    progress = progress_printer("self-test", args.json, "step")
     report = run_self_test(args.keep, progress, device=args.device)
-    if not args.json and sys.stderr.isatty():
-        print("\r" + " " * 72 + "\r", end="", file=sys.stderr)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
@@ -29,8 +24,8 @@ def cmd_self_test(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
-def add_selftest_commands(commands: argparse._SubParsersAction) -> None:
-    """Register ``xfr self-test`` on the CLI's sub-command parser."""
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """Register ``self-test``."""
     self_test = commands.add_parser(
         "self-test",
         help="check this installation: model, demo case, explanations, signed report",

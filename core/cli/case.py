@@ -7,21 +7,31 @@ import contextlib
 import errno
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
+from core.cli.common import (
+    DEFAULT_MODEL_ID,
+    EXIT_BAD_INPUT,
+    EXIT_OK,
+    EXIT_TAMPERED,
+    add_trust_model_code,
+    load_model,
+    parse_landmarks,
+    parse_params,
+    progress_printer,
+)
+from core.cli.faithfulness import add_faithfulness_options
 from core.errors import BadInputError, describe_os_error
-
-EXIT_OK, EXIT_TAMPERED, EXIT_BAD_INPUT = 0, 1, 2
+from core.progress import ProgressCallback
 
 
 def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
     print(json.dumps(payload, indent=2) if args.json else text)
 
 
-def _open(args: argparse.Namespace, read_only: bool = False):
+def _open(args: argparse.Namespace, read_only: bool = False) -> Any:
     from core.case.store import Case
 
     try:
@@ -37,16 +47,12 @@ def _open(args: argparse.Namespace, read_only: bool = False):
         ) from None
 
 
-def _model(args: argparse.Namespace):
-    from core.cli import _load_model
-
-    return _load_model(args.model, args.device, trust_code=args.trust_model_code)
+def _model(args: argparse.Namespace) -> Any:
+    return load_model(args.model, args.device, trust_code=args.trust_model_code)
 
 
-def _progress(args: argparse.Namespace, label: str):
-    from core.cli import _progress_printer
-
-    return _progress_printer(label, args.json)
+def _progress(args: argparse.Namespace, label: str) -> ProgressCallback:
+    return progress_printer(label, args.json)
 
 
 # ---- commands ----------------------------------------------------------------------
@@ -93,14 +99,16 @@ def cmd_add(args: argparse.Namespace) -> int:
 
     files = _expand(args.files)
     with _open(args) as case:
-        intake = case.add_exhibits(
-            files, args.role, note=args.note, progress=_progress(args, "intake")
+        done = workflow.add_and_detect(
+            case,
+            files,
+            args.role,
+            note=args.note,
+            detect=not args.no_detect,
+            detector=args.detector,
+            progress=_progress(args, "intake"),
         )
-        faces = {}
-        if not args.no_detect:
-            for exhibit in intake.added:
-                found = workflow.detect_faces(case, exhibit.mark, method=args.detector)
-                faces[exhibit.mark] = len(found)
+    intake, faces = done.result, done.faces
     payload = {
         "added": [e.to_dict() | {"faces": faces.get(e.mark)} for e in intake.added],
         "rejected": [r.__dict__ for r in intake.rejected],
@@ -127,13 +135,12 @@ def _expand(names: list[str]) -> list[Path]:
 
 def cmd_faces(args: argparse.Namespace) -> int:
     from core.case import workflow
-    from core.cli import _landmarks
 
     with _open(args, read_only=not (args.correct or args.detect)) as case:
         if args.detect:
             workflow.detect_faces(case, args.detect, method=args.detector)
         if args.correct:
-            points = _landmarks(args.landmarks, "--landmarks")
+            points = parse_landmarks(args.landmarks, "--landmarks")
             if points is None:
                 raise BadInputError("--correct needs --landmarks x1,y1,...,x5,y5")
             case.correct_face(args.correct, points)
@@ -181,7 +188,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _only_probe(case) -> str:
+def _only_probe(case: Any) -> str:
     probes = case.exhibits("probe")
     if len(probes) != 1:
         marks = ", ".join(e.mark for e in probes) or "none"
@@ -191,7 +198,6 @@ def _only_probe(case) -> str:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     from core.case import workflow
-    from core.cli import _params
     from core.explain.export import write_result
 
     settings = _faithfulness_settings(args)
@@ -204,7 +210,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
             args.gallery,
             args.method,
             model,
-            params=_params(args.param),
+            params=parse_params(args.param),
             seed=args.seed,
             progress=_progress(args, args.method),
             batch_size=args.batch_size,
@@ -230,7 +236,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         f"{done.result.decision}, cosine {done.result.cosine_similarity:.4f}"
     )
     if checked is not None:
-        from core.metrics.faithfulness_cli import faithfulness_json, verdict_lines
+        from core.cli.faithfulness import faithfulness_json, verdict_lines
 
         payload |= faithfulness_json(checked.result)
         payload["faithfulness_from_cache"] = checked.from_cache
@@ -241,11 +247,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _faithfulness_settings(args: argparse.Namespace):
+def _faithfulness_settings(args: argparse.Namespace) -> Any:
     """With --faithfulness, its settings, checked before any long work starts."""
     if not args.faithfulness:
         return None
-    from core.metrics.faithfulness_cli import settings_from
+    from core.cli.faithfulness import settings_from
 
     if args.references < 0:
         raise BadInputError(
@@ -254,11 +260,12 @@ def _faithfulness_settings(args: argparse.Namespace):
     return settings_from(args)
 
 
-def _check_faithfulness(args: argparse.Namespace, case, model, settings):
+def _check_faithfulness(
+    args: argparse.Namespace, case: Any, model: Any, settings: Any
+) -> Any:
     """The per-pair verdicts of the explanation (stored in the case and reused);
     the references are the case's faces on other exhibits."""
     from core.case import workflow
-    from core.cli import _params
 
     return workflow.check_faithfulness(
         case,
@@ -266,7 +273,7 @@ def _check_faithfulness(args: argparse.Namespace, case, model, settings):
         args.gallery,
         args.method,
         model,
-        params=_params(args.param),
+        params=parse_params(args.param),
         seed=args.seed,
         settings=settings,
         reference_count=args.references,
@@ -402,42 +409,22 @@ def cmd_anchor(args: argparse.Namespace) -> int:
 
 def _password(args: argparse.Namespace, p12: str) -> str:
     """The password of identity ``p12``, as every command takes it (file,
-    $XFR_PASSWORD, then the terminal: core.report.cli.obtain_password)."""
-    from core.report.cli import PasswordSource, obtain_password
+    $XFR_PASSWORD, then the terminal: core.cli.report.obtain_password)."""
+    from core.cli.report import PasswordSource, obtain_password
 
     return obtain_password(p12, PasswordSource(args.password_file))
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from core.case.archive import export_case
+    from core.case import workflow
     from core.case.archive_signature import load_signer
-    from core.resources import sha256_file
 
     # The identity is loaded first: a wrong password stops before anything is
     # written or audited.
     signer = load_signer(args.sign, _password(args, args.sign)) if args.sign else None
     with _open(args) as case:
-        case.log("case.export.start", {"archive": str(Path(args.archive).resolve())})
-        manifest = export_case(
-            case.folder, args.archive, case_info=case.info().to_dict(), signer=signer
-        )
-        digest = sha256_file(args.archive)
-        signed_by = (
-            None
-            if signer is None
-            else {"name": signer.name, "fingerprint_sha256": signer.fingerprint_sha256}
-        )
-        case.log(
-            "case.export",
-            {
-                "archive": str(Path(args.archive).resolve()),
-                "archive_sha256": digest,
-                "files": len(manifest["files"]),
-                "audit_head": manifest["audit_head"],
-                "state_digest": manifest["state_digest"],
-                "signed_by": signed_by,
-            },
-        )
+        export = workflow.export_audited(case, args.archive, signer)
+    manifest, digest, signed_by = export.manifest, export.sha256, export.signed_by
     payload = {
         "archive": str(args.archive),
         "sha256": digest,
@@ -461,10 +448,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from core.case.archive import ArchiveVerificationError, import_case
-    from core.case.store import Case
+    from core.case import workflow
+    from core.case.archive import ArchiveVerificationError
     from core.report.signing import load_certificate
-    from core.resources import sha256_file
 
     trust = [
         load_certificate(
@@ -473,44 +459,16 @@ def cmd_import(args: argparse.Namespace) -> int:
         )
         for item in args.trust or []
     ]
-    digest = sha256_file(args.archive) if Path(args.archive).is_file() else None
     try:
-        result = import_case(args.archive, args.case, trust=trust)
+        imported = workflow.import_audited(
+            args.archive, args.case, trust=trust, user=args.user
+        )
     except ArchiveVerificationError as error:
         if args.json:
             print(json.dumps({"imported": False, "error": str(error)}, indent=2))
         print(f"xfr: refused: {error}", file=sys.stderr)
         return EXIT_TAMPERED
-    signature = result.signature
-    try:
-        with Case.open(args.case, user=args.user) as case:
-            case.log(
-                "case.import",
-                {
-                    "archive": str(Path(args.archive).resolve()),
-                    "archive_sha256": digest,
-                    "archive_audit_head": {
-                        "seq": result.head[0],
-                        "hash": result.head[1],
-                    },
-                    "archive_state_digest": result.state_digest,
-                    "archive_head_in_manifest": result.head_pinned,
-                    "signed_by": None
-                    if signature is None
-                    else {
-                        "name": signature.signer_name,
-                        "fingerprint_sha256": signature.fingerprint_sha256,
-                        "trusted": signature.trusted,
-                    },
-                },
-            )
-            report = case.verify()
-    except BaseException:
-        # The import is not done until the case records it; a folder left behind
-        # (a full disk, Ctrl-C) would be a case without its import entry.  The
-        # folder did not exist before (import_case refuses one that does).
-        shutil.rmtree(args.case, ignore_errors=True)
-        raise
+    result, report = imported.result, imported.report
     payload = {
         "case": str(args.case),
         "verdict": result.to_dict(),
@@ -525,10 +483,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 # ---- parser --------------------------------------------------------------------------
-def add_case_commands(commands: argparse._SubParsersAction) -> None:
-    from core.cli import add_trust_model_code
-    from core.models.base import DEFAULT_MODEL_ID
-
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """Register ``case`` and its sub-commands."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="machine-readable output")
     common.add_argument(
@@ -594,8 +550,6 @@ def add_case_commands(commands: argparse._SubParsersAction) -> None:
     explain.add_argument("--seed", type=int, default=0)
     explain.add_argument("--batch-size", type=int)
     explain.add_argument("--out", help="also write maps and overlays here")
-    from core.metrics.faithfulness_cli import add_faithfulness_options
-
     add_faithfulness_options(explain, references=False)
     explain.add_argument(
         "--references",

@@ -1,20 +1,22 @@
 """``xfr train KIND ...`` - the training commands, one sub-command per kind.
 
-Each kind lives with its own code and registers itself here.
+Each kind has its own module in this package (``reconstruct``, ``channels``) and
+registers itself here.
 """
 
 from __future__ import annotations
 
 import argparse
 
+from core.cli.channels import add_ecloss_training
+from core.cli.reconstruct import add_reconstructor_training
 
-def add_train_commands(commands: argparse._SubParsersAction) -> None:
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """Register ``train`` and its kinds."""
     train = commands.add_parser(
         "train", help="train a reconstructor or fine-tune a face model"
     )
     kinds = train.add_subparsers(dest="train_kind", required=True, metavar="KIND")
-    from core.ecloss.cli import add_ecloss_training
-    from core.reconstruct.cli import add_reconstructor_training
-
     add_reconstructor_training(kinds)
     add_ecloss_training(kinds)

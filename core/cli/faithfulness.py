@@ -7,20 +7,20 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.errors import BadInputError, NoFaceError, XfrError, printable
-from core.explain.base import FacePair, FaceView
-from core.metrics.pair_faithfulness import (
+from core.metrics.pair_defaults import (
     DEFAULT_GRID,
     DEFAULT_RANDOM_ORDERS,
     DEFAULT_STEP_CELLS,
     MIN_OTHER_MAPS,
-    FaithfulnessSettings,
-    PairFaithfulness,
-    verdict_sentence,
 )
-from core.models.base import FaceModel
+
+if TYPE_CHECKING:  # the check itself needs torch; the parser must not
+    from core.explain.base import FaceView
+    from core.metrics.pair_faithfulness import FaithfulnessSettings, PairFaithfulness
+    from core.models.base import FaceModel
 
 
 def add_faithfulness_options(
@@ -73,6 +73,8 @@ def add_faithfulness_grid_options(parser: argparse.ArgumentParser) -> None:
 
 def settings_from(args: argparse.Namespace) -> FaithfulnessSettings:
     """The check's settings (checked before any long work starts)."""
+    from core.metrics.pair_faithfulness import FaithfulnessSettings
+
     grid = args.faithfulness_grid
     return FaithfulnessSettings(
         grid=grid,
@@ -87,6 +89,7 @@ def reference_views(
 ) -> list[FaceView]:
     """Each readable photo in ``folder`` (sorted by name) with a face, detected and
     aligned as the pair is; the others are skipped with a one-line note."""
+    from core.explain.base import FacePair
     from core.verify import prepare_face
 
     if folder is None:
@@ -122,6 +125,8 @@ def faithfulness_json(check: PairFaithfulness) -> dict[str, Any]:
 
 def verdict_lines(check: PairFaithfulness) -> list[str]:
     """The verdict sentences, and a note when pair specificity was not measured."""
+    from core.metrics.pair_faithfulness import verdict_sentence
+
     lines = [
         verdict_sentence(figures)
         for kinds in check.maps.values()

@@ -19,9 +19,15 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    check_output_folder,
+    load_model,
+    progress_printer,
+)
 from core.errors import BadInputError
 
-EXIT_OK, EXIT_FAILED = 0, 1
 PASSWORD_ENV = "XFR_PASSWORD"
 COUNTERSIGN_PASSWORD_ENV = "XFR_COUNTERSIGN_PASSWORD"
 PASSWORD_FILE_HELP = (
@@ -202,7 +208,6 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def _build(args: argparse.Namespace) -> int:
     from core.case.store import Case
-    from core.cli import _progress_printer, check_output_folder
     from core.report.api import Signer, generate_report
     from core.report.build import ReportRequest
 
@@ -230,12 +235,10 @@ def _build(args: argparse.Namespace) -> int:
     )
     model = None
     if not args.no_faithfulness:
-        from core.cli import _load_model
-
         with Case.open(args.case, read_only=True) as case:
             model_ids = {c.model_id for c in case.comparisons()}
         if len(model_ids) == 1:
-            model = _load_model(model_ids.pop(), args.device)
+            model = load_model(model_ids.pop(), args.device)
     with Case.open(args.case, user=args.user) as case:
         outcome = generate_report(
             case,
@@ -245,7 +248,7 @@ def _build(args: argparse.Namespace) -> int:
             countersign=signers.get("countersign"),
             timestamp_url=args.timestamp_url,
             model=model,
-            progress=_progress_printer("report", args.json),
+            progress=progress_printer("report", args.json),
         )
     if args.json:
         print(json.dumps(outcome.to_dict(), indent=2))
@@ -327,7 +330,8 @@ def _verify(args: argparse.Namespace) -> int:
     return EXIT_OK if check.ok else EXIT_FAILED
 
 
-def add_report_commands(commands: argparse._SubParsersAction) -> None:
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """Register ``identity`` and ``report``."""
     identity = commands.add_parser("identity", help="examiner signing identities")
     sub = identity.add_subparsers(dest="identity_command", required=True)
     new = sub.add_parser("new", help="create a self-signed examiner identity (.p12)")

@@ -15,37 +15,21 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-import numpy as np
-
+from core.cli.common import (
+    DEFAULT_MODEL_ID,
+    EXIT_OK,
+    add_card_option,
+    add_device_option,
+    add_trust_model_code,
+    load_model_from_args,
+    print_json,
+    progress_printer,
+)
 from core.errors import BadInputError
-
-ProgressCallback = Callable[[int, int, str], None]
-
-
-def pair_scores(
-    pairs, model, *, batch_size: int = 32, progress: ProgressCallback | None = None
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Cosine similarities of genuine and impostor pairs; and the images that failed.
-
-    Each distinct image is embedded once; pairs with a failed image are left out.
-    """
-    from core.evaluation import embed_images
-    from core.models.base import cosine_similarity
-
-    images = sorted({p for pair in pairs for p in (pair.first, pair.second)})
-    embedded = embed_images(images, model, batch_size=batch_size, progress=progress)
-    embeddings = embedded.embeddings
-    genuine, impostor = [], []
-    for pair in pairs:
-        if pair.first in embeddings and pair.second in embeddings:
-            score = cosine_similarity(embeddings[pair.first], embeddings[pair.second])
-            (genuine if pair.genuine else impostor).append(score)
-    return np.array(genuine, float), np.array(impostor, float), embedded.failed
 
 
 def _command_line(args: argparse.Namespace) -> str:
@@ -67,18 +51,12 @@ def _command_line(args: argparse.Namespace) -> str:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from core.calibration import fit_calibration, plot_calibration, save_calibration
-    from core.cli import EXIT_OK, _load_model, _print_json
-    from core.evaluation import pairs_for
+    from core.evaluation import pair_scores, pairs_for
 
     started = time.perf_counter()
-    model = _load_model(args.model, args.device, args.card, args.trust_model_code)
+    model = load_model_from_args(args)
     pairs, protocol = pairs_for(args.data, seed=args.seed, max_pairs=args.max_pairs)
-
-    def progress(done: int, total: int, _path: str) -> None:
-        if not args.json and sys.stderr.isatty():
-            end = "\n" if done >= total else ""
-            print(f"\rembedding images {done}/{total}", end=end, file=sys.stderr)
-
+    progress = progress_printer("embedding images", args.json, "count")
     genuine, impostor, failed = pair_scores(pairs, model, progress=progress)
     if args.evaluate:
         return _evaluate_existing(args, model, genuine, impostor, failed, protocol)
@@ -115,7 +93,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         )
     seconds = time.perf_counter() - started
     if args.json:
-        _print_json(
+        print_json(
             {
                 "out": str(out),
                 "seconds": seconds,
@@ -138,10 +116,16 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _evaluate_existing(args, model, genuine, impostor, failed, protocol) -> int:
+def _evaluate_existing(
+    args: argparse.Namespace,
+    model: Any,
+    genuine: Any,
+    impostor: Any,
+    failed: list[str],
+    protocol: str,
+) -> int:
     """``--evaluate CAL``: measure an existing calibration on these pairs."""
     from core.calibration import check_calibration, load_calibration, plot_calibration
-    from core.cli import EXIT_OK, _print_json
 
     calibration = load_calibration(args.evaluate)
     calibration.check_model(model.model_id, model.weights_sha256)
@@ -162,7 +146,7 @@ def _evaluate_existing(args, model, genuine, impostor, failed, protocol) -> int:
             f"checked on {Path(args.data).name}",
         )
     if args.json:
-        _print_json({"check": check.to_dict(), "failed_images": failed})
+        print_json({"check": check.to_dict(), "failed_images": failed})
         return EXIT_OK
     print(f"calibration: {args.evaluate} (reference: {calibration.reference[:80]}…)")
     print(f"checked on: {check.data}: {check.n_genuine} genuine + "
@@ -177,11 +161,8 @@ def _evaluate_existing(args, model, genuine, impostor, failed, protocol) -> int:
     return EXIT_OK
 
 
-def add_calibration_commands(commands) -> None:
-    """Add ``xfr calibrate`` to the CLI's sub-command parsers."""
-    from core.cli import add_trust_model_code
-    from core.models.base import DEFAULT_MODEL_ID
-
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """Register ``calibrate``."""
     calibrate = commands.add_parser(
         "calibrate",
         help="fit a score-to-likelihood-ratio calibration on a reference set",
@@ -203,11 +184,9 @@ def add_calibration_commands(commands) -> None:
         "--plot", help="PNG: calibration curve and Tippett plot on these pairs"
     )
     calibrate.add_argument("--model", default=DEFAULT_MODEL_ID)
-    calibrate.add_argument(
-        "--card", help="model card of a model file (default: the .card.toml beside it)"
-    )
+    add_card_option(calibrate)
     add_trust_model_code(calibrate)
-    calibrate.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    add_device_option(calibrate)
     calibrate.add_argument(
         "--max-pairs",
         type=int,

@@ -1,0 +1,208 @@
+"""``xfr`` - the command-line interface.
+
+Exit codes:
+
+* 0 success;
+* 1 a verification failed (``xfr case verify``, ``xfr report verify``, an import
+  whose case does not verify), or an internal error (a fault in XFR: one line
+  asking to report it; ``XFR_DEBUG=1`` adds the traceback);
+* 2 bad input or environment: a missing or unreadable file, an output folder that
+  does not exist, a full disk, a read-only case, a file name that is not valid
+  UTF-8, no terminal to ask a password on; also argparse's usage errors;
+* 130 interrupted (Ctrl-C).
+
+Every failure is one line on stderr naming the file and the problem, never a
+traceback (`core.errors.plain_message` words the system's errors).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sqlite3
+import sys
+import traceback
+from collections.abc import Sequence
+
+from core import APP_NAME, __version__
+from core.cli import common
+from core.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TAMPERED,
+    check_output_folder,
+)
+from core.errors import BadInputError, XfrError, plain_message, printable
+
+# Old names for core.metrics.models_eval, which imports them from here when
+# ``xfr eval models`` runs; it moves into this package later (issue 17) and these
+# go with it.  Everything else imports them from core.cli.common.
+add_trust_model_code = common.add_trust_model_code
+_load_model = common.load_model
+_params = common.parse_params
+_print_json = common.print_json
+_progress_printer = common.progress_printer
+
+# The command groups, in the order ``xfr --help`` lists their commands; each
+# module's ``add_commands(subparsers)`` registers its commands and handlers.
+# Importing one is cheap: a handler imports the science it runs.
+COMMAND_GROUPS = (
+    "verify",  # models, layers, verify, methods
+    "explain",
+    "case",
+    "report",  # identity, report
+    "calibration",  # calibrate
+    "channels",
+    "selftest",  # self-test
+    "train",
+    "evaluate",  # eval
+)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``xfr`` parser.
+
+    ``command``: the command word of the command line being parsed, so that a
+    sub-parser costly to build (``eval models`` imports torch) is built only for
+    its own command; ``None`` builds every one.
+    """
+    parser = argparse.ArgumentParser(
+        prog="xfr", description=f"{APP_NAME} {__version__} - command-line tools"
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"{APP_NAME} {__version__}"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_GROUPS:
+        group = importlib.import_module(f"core.cli.{name}")
+        if name == "evaluate":
+            group.add_commands(commands, with_models_eval=command in (None, "eval"))
+        else:
+            group.add_commands(commands)
+    return parser
+
+
+def _command_word(argv: Sequence[str]) -> str:
+    """The first word that is not an option: the command (or '' when none)."""
+    return next((word for word in argv if not word.startswith("-")), "")
+
+
+def _safe_streams() -> None:
+    """Printing never fails: an odd file name is escaped instead of raising.
+
+    A path with bytes that are not valid UTF-8 carries surrogate escapes, which a
+    strict UTF-8 (or a narrower) terminal encoding cannot write.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) == "strict" and hasattr(
+            stream, "reconfigure"
+        ):
+            stream.reconfigure(errors="backslashreplace")
+
+
+def _quiet_library_logs() -> None:
+    """Libraries' log records never reach the examiner's terminal as tracebacks.
+
+    pyHanko logs every validation problem with its traceback (a certificate that
+    is not trusted, a change after signing); the verdict says the same in plain
+    words.  With no handler, Python would print them to stderr.  ``XFR_DEBUG=1``
+    shows them.
+    """
+    import logging
+
+    root = logging.getLogger()
+    if root.handlers:  # the caller (a test, an embedding program) configured it
+        return
+    if os.environ.get("XFR_DEBUG") == "1":
+        logging.basicConfig(level=logging.WARNING)
+    else:
+        root.addHandler(logging.NullHandler())
+
+
+def _output_paths(args: argparse.Namespace) -> list[str]:
+    """What the command writes (--out, --plot, --keep, an export's archive)."""
+    names = ["out", "plot", "keep"]
+    if getattr(args, "case_command", None) == "export":
+        names.append("archive")
+    return [value for name in names if (value := getattr(args, name, None))]
+
+
+def _output_path(args: argparse.Namespace) -> str | None:
+    """The output to name when an error does not say which file it is about."""
+    return next(iter(_output_paths(args)), None)
+
+
+def _error(message: str) -> None:
+    print(f"xfr: error: {printable(message)}", file=sys.stderr)
+
+
+def _interrupted() -> None:
+    # On a terminal the ^C is still on the prompt's line.
+    start = "\n" if sys.stderr.isatty() else ""
+    print(f"{start}xfr: interrupted", file=sys.stderr)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run a parsed command; every failure becomes one line and an exit code."""
+    case = getattr(args, "case", None)
+    try:
+        for path in _output_paths(args):
+            check_output_folder(path)
+        return int(args.run(args))
+    except KeyboardInterrupt:
+        _interrupted()
+        return EXIT_INTERRUPTED
+    except BadInputError as error:
+        _error(str(error))
+        return EXIT_BAD_INPUT
+    except XfrError as error:
+        _error(str(error))
+        return EXIT_INTERNAL
+    except (OSError, sqlite3.Error, UnicodeError, EOFError, MemoryError) as error:
+        # The run may have filled in what it worked on (report's own arguments).
+        case = getattr(args, "case", None) or case
+        where = case if isinstance(error, sqlite3.Error) else _output_path(args)
+        _error(plain_message(error, where or case) or str(error))
+        return EXIT_BAD_INPUT
+    except Exception as error:  # a fault in XFR: still one line
+        if os.environ.get("XFR_DEBUG") == "1":
+            traceback.print_exc()
+        _error(
+            f"internal error: {type(error).__name__}: {error} (please report this; "
+            "XFR_DEBUG=1 shows the details)"
+        )
+        return EXIT_INTERNAL
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _safe_streams()
+    _quiet_library_logs()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["report"] and argv[1:2] in (["-h"], ["--help"]):
+        # `report` hands its arguments on untouched (it has two parsers of its
+        # own), so argparse would take a leading -h for an unknown option
+        argv = ["report", "--", *argv[1:]]
+    try:
+        args = build_parser(_command_word(argv)).parse_args(argv)
+    except KeyboardInterrupt:
+        _interrupted()
+        return EXIT_INTERRUPTED
+    return run_command(args)
+
+
+__all__ = [
+    "COMMAND_GROUPS",
+    "EXIT_BAD_INPUT",
+    "EXIT_FAILED",
+    "EXIT_INTERNAL",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_TAMPERED",
+    "build_parser",
+    "main",
+    "run_command",
+]

@@ -1,0 +1,193 @@
+"""What every ``xfr`` command shares: exit codes, JSON output, the terminal
+progress printer, ``--param``/landmark parsing and the model options.
+
+Torch-free: building the parser imports this module, and ``xfr --version`` must
+not wait for torch.  Model loading imports its backends inside the function.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from core.errors import BadInputError
+from core.progress import ProgressCallback
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # a verification failed (case verify, report verify, an import)
+EXIT_TAMPERED = EXIT_FAILED  # the same failure, said of a case or an archive
+EXIT_INTERNAL = 1  # a fault in XFR
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+
+# The registry's default (core.models.base.DEFAULT_MODEL_ID), named here because
+# core.models.base imports torch; tests/cli/test_cli_startup.py holds them equal.
+DEFAULT_MODEL_ID = "dlib-resnet-v1"
+DEVICES = ("auto", "cpu", "cuda")
+CARD_HELP = "model card of a model file (default: the .card.toml beside it)"
+TRUST_MODEL_CODE_HELP = (
+    "allow a TorchScript model file: it contains program code, which then runs on "
+    "this computer with your rights; use it only for a file whose origin you trust "
+    "(ONNX files need no trust)"
+)
+
+
+# ---- model options ---------------------------------------------------------------
+def add_card_option(parser: argparse.ArgumentParser, help: str = CARD_HELP) -> None:
+    """``--card`` for a command that takes a model file."""
+    parser.add_argument("--card", help=help)
+
+
+def add_trust_model_code(parser: argparse.ArgumentParser) -> None:
+    """``--trust-model-code`` for a command that takes a model file."""
+    parser.add_argument(
+        "--trust-model-code", action="store_true", help=TRUST_MODEL_CODE_HELP
+    )
+
+
+def add_device_option(parser: argparse.ArgumentParser) -> None:
+    """``--device auto|cpu|cuda`` (auto: CUDA when available)."""
+    parser.add_argument("--device", default="auto", choices=list(DEVICES))
+
+
+def note_trusted_code(model: object, source: str) -> None:
+    """One line on stderr when a model file's program code was trusted to run."""
+    if getattr(model, "code_trusted", False):
+        print(
+            f"xfr: note: {source}: the program code in this TorchScript model file "
+            "is trusted and runs (--trust-model-code)",
+            file=sys.stderr,
+        )
+
+
+def load_model(
+    model: str, device: str, card: str | None = None, trust_code: bool = False
+) -> Any:
+    """A registry id, or a path to an ONNX / TorchScript file with a model card.
+
+    A TorchScript file is refused unless ``trust_code`` (``--trust-model-code``).
+    """
+    from core.models.base import registry, resolve_device
+    from core.models.onnx_model import MODEL_SUFFIXES, load_model_file
+
+    if Path(model).suffix.lower() in MODEL_SUFFIXES:
+        loaded = load_model_file(model, card, trust_code=trust_code)
+        note_trusted_code(loaded, model)
+        return loaded.to(resolve_device(device))
+    if card is not None:  # a registry model has its card built in; never ignore it
+        raise BadInputError(
+            "--card is for a model file (.onnx, .pt); a registry model has its own",
+            card,
+        )
+    return registry().load(model, device)  # raises UnknownModelError listing ids
+
+
+def load_model_from_args(args: argparse.Namespace) -> Any:
+    """The model that ``--model``, ``--device``, ``--card`` and
+    ``--trust-model-code`` name (a command without ``--card`` passes none)."""
+    return load_model(
+        args.model,
+        args.device,
+        getattr(args, "card", None),
+        getattr(args, "trust_model_code", False),
+    )
+
+
+# ---- output ----------------------------------------------------------------------
+def print_json(payload: object) -> None:
+    print(json.dumps(payload, indent=2, sort_keys=False))
+
+
+ProgressStyle = Literal["percent", "count", "bar", "step"]
+
+
+def progress_printer(
+    label: str, quiet: bool, style: ProgressStyle = "percent"
+) -> ProgressCallback:
+    """The terminal's progress line, on stderr, only when stderr is a terminal
+    (a pipe or a log file gets none) and not ``quiet`` (``--json``).
+
+    ``percent``: ``label: 42 %``; ``count``: ``label 3/7``; ``bar``: a bar and the
+    job's message; ``step``: ``label 4/7: message`` naming the step about to run,
+    the line cleared at the end.  The line ends when the job is done.
+    """
+
+    def progress(done: int, total: int, message: str = "") -> None:
+        if quiet or not sys.stderr.isatty():
+            return
+        end = "\n" if done >= total else ""
+        if style == "step":
+            if done < total:
+                line = f"\r{label} {done + 1}/{total}: {message:<50}"
+                print(line, end="", file=sys.stderr)
+            else:
+                print("\r" + " " * 72 + "\r", end="", file=sys.stderr)
+        elif style == "bar":
+            bar = "#" * (30 * done // max(total, 1))
+            print(f"\r[{bar:<30}] {message:<48}", end=end, file=sys.stderr)
+        elif style == "count":
+            print(f"\r{label} {done}/{total}", end=end, file=sys.stderr)
+        else:
+            print(
+                f"\r{label}: {100 * done // max(total, 1)} %", end=end, file=sys.stderr
+            )
+
+    return progress
+
+
+def line_printer(label: str, every: int, quiet: bool) -> ProgressCallback:
+    """Progress as plain lines (also into a log file), every ``every`` steps: for
+    the hours-long training and analysis runs whose output is kept."""
+
+    def progress(done: int, total: int, message: str = "") -> None:
+        if quiet:
+            return
+        if done == total or done == 1 or (every > 0 and done % every == 0):
+            print(f"{label} {done}/{total}: {message}", file=sys.stderr, flush=True)
+
+    return progress
+
+
+# ---- argument parsing ------------------------------------------------------------
+def parse_params(items: Sequence[str] | None) -> dict[str, str]:
+    """``--param NAME=VALUE`` (repeatable) -> ``{NAME: VALUE}``."""
+    params = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise BadInputError(f"--param needs NAME=VALUE, got {item!r}")
+        params[name.strip()] = value.strip()
+    return params
+
+
+def parse_landmarks(text: str | None, option: str) -> list[list[float]] | None:
+    """'x1,y1,...,x5,y5' -> five points (dlib's 5-point order)."""
+    if text is None:
+        return None
+    try:
+        values = [float(v) for v in text.replace(";", ",").split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 10:
+        raise BadInputError(f"{option} needs 10 numbers: x1,y1,...,x5,y5")
+    return [values[i : i + 2] for i in range(0, 10, 2)]
+
+
+def check_output_folder(path: str | os.PathLike[str] | None) -> None:
+    """``BadInputError`` when the folder ``path`` would be written into is missing.
+
+    Checked before any long work starts, so that an hour of computing is not lost
+    to a typing mistake in --out.
+    """
+    if not path:
+        return
+    parent = Path(path).absolute().parent
+    if not parent.exists():
+        raise BadInputError("folder does not exist", parent)
+    if not parent.is_dir():
+        raise BadInputError("not a folder", parent)

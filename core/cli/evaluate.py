@@ -1,0 +1,250 @@
+"""``xfr eval KIND``: a model or the explanation methods measured on a data set
+(``verification``, ``faithfulness``, ``sanity``; ``models`` is registered by
+:func:`core.metrics.models_eval.add_models_eval`)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from core.cli.common import (
+    DEFAULT_MODEL_ID,
+    EXIT_OK,
+    add_card_option,
+    add_device_option,
+    add_trust_model_code,
+    load_model_from_args,
+    parse_params,
+    print_json,
+    progress_printer,
+)
+from core.cli.faithfulness import add_faithfulness_grid_options
+from core.errors import BadInputError
+from core.metrics.pair_defaults import MIN_OTHER_MAPS
+
+
+def cmd_eval_verification(args: argparse.Namespace) -> int:
+    from core.evaluation import check_max_pairs, evaluate_verification
+
+    check_max_pairs(args.max_pairs)  # before loading the model
+    model = load_model_from_args(args)
+    report = evaluate_verification(
+        args.data,
+        model,
+        seed=args.seed,
+        max_pairs=args.max_pairs,
+        centre_fallback=args.centre_fallback,
+        progress=progress_printer("embedding images", args.json, "count"),
+    )
+    if args.json:
+        print_json(report.to_dict())
+    else:
+        print(report.summary())
+    return EXIT_OK
+
+
+def cmd_eval_faithfulness(args: argparse.Namespace) -> int:
+    from core.cli.faithfulness import settings_from
+    from core.evaluation import check_max_pairs
+    from core.metrics.evaluate import evaluate_faithfulness, write_outputs
+
+    methods = method_list(args.methods)
+    check_max_pairs(args.max_pairs)  # before loading the model
+    params = params_by_method(args.param, methods)
+    model = load_model_from_args(args)
+    table = evaluate_faithfulness(
+        args.data,
+        model,
+        methods,
+        args.metric,
+        max_pairs=args.max_pairs,
+        seed=args.seed,
+        params=params,
+        references=args.references,
+        pair_settings=settings_from(args),
+        progress=progress_printer("faithfulness", args.json),
+    )
+    files = write_outputs(table, args.out) if args.out else {}
+    if args.json:
+        print_json({**table.to_dict(), "files": files})
+    else:
+        print(f"{table.metric} on {table.data} ({table.protocol}); "
+              f"{table.pairs_used} pairs, {table.pairs_skipped} skipped")  # fmt: skip
+        print(table.markdown())
+    return EXIT_OK
+
+
+def method_list(text: str) -> list[str]:
+    """``--methods ID,ID,...`` -> the ids, each once, in the order given."""
+    methods = list(dict.fromkeys(m.strip() for m in text.split(",") if m.strip()))
+    if not methods:
+        raise BadInputError(
+            f"--methods {text!r} names no method (give ID,ID,...; 'xfr methods' "
+            "lists them)"
+        )
+    return methods
+
+
+def params_by_method(
+    pairs: Sequence[str] | None, methods: Sequence[str]
+) -> dict[str, dict[str, str]]:
+    """``--param NAME=VALUE`` for a data-set run of several methods: each goes to
+    every method with a parameter so named; unknown methods, a name none of them
+    has and bad values fail before any work."""
+    from core.explain import get
+
+    overrides = parse_params(pairs)
+    params = {}
+    for method_id in methods:
+        info = get(method_id).info
+        params[method_id] = {
+            k: v for k, v in overrides.items() if any(p.name == k for p in info.params)
+        }
+    for name in overrides:
+        if not any(name in params[m] for m in methods):
+            raise BadInputError(f"--param {name}: none of the methods has it")
+    for method_id in methods:
+        get(method_id).info.resolve(params[method_id])
+    return params
+
+
+def cmd_eval_sanity(args: argparse.Namespace) -> int:
+    from core.evaluation import check_max_pairs
+    from core.explain import method_ids
+    from core.metrics.evaluate import aligned_pairs
+    from core.metrics.sanity import choose_depths, model_blocks, sanity_check
+    from core.metrics.sanity import write_outputs as write_sanity
+
+    if args.methods.strip() == "all":  # controls too: a pair-independent map must fail
+        methods = method_ids()
+    else:
+        methods = method_list(args.methods)
+    check_max_pairs(args.max_pairs)  # these before loading the model
+    choose_depths(1, args.blocks)  # refuses --blocks below 1
+    params = params_by_method(args.param, methods)
+    model = load_model_from_args(args)
+    depths = choose_depths(len(model_blocks(model)), args.blocks)
+    _, pairs, skipped, protocol = aligned_pairs(
+        args.data, model, args.seed, args.max_pairs
+    )
+    if not pairs:
+        raise BadInputError("no usable pair (no face found in any)", args.data)
+    table = sanity_check(
+        model, pairs, methods, depths=depths, seed=args.seed, params=params,
+        progress=progress_printer("sanity", args.json), data=str(args.data),
+        protocol=protocol, pairs_skipped=skipped,
+    )  # fmt: skip
+    files = write_sanity(table, args.out) if args.out else {}
+    if args.json:
+        print_json({**table.to_dict(), "files": files})
+    else:
+        print(f"model-parameter randomisation on {table.data} ({table.protocol}); "
+              f"{table.pairs_used} pairs, {table.pairs_skipped} skipped")  # fmt: skip
+        print(table.markdown())
+    return EXIT_OK
+
+
+def add_commands(
+    commands: argparse._SubParsersAction, *, with_models_eval: bool = True
+) -> None:
+    """Register ``eval`` and its kinds.
+
+    ``with_models_eval=False`` leaves out ``eval models``, whose module imports
+    torch when its parser is built; ``xfr --version`` and the other commands'
+    help never show it, so only a command line starting with ``eval`` needs it.
+    """
+    evaluate = commands.add_parser("eval", help="evaluate a model on a data set")
+    eval_kinds = evaluate.add_subparsers(
+        dest="eval_kind", required=True, metavar="KIND"
+    )
+    faithful = eval_kinds.add_parser(
+        "faithfulness", help="Deletion/Insertion, hiding game, pixel elimination"
+    )
+    faithful.add_argument(
+        "--data", required=True, help="identities folder or pairs.txt"
+    )
+    faithful.add_argument("--methods", required=True, help="ID,ID,... (xfr methods)")
+    faithful.add_argument(
+        "--param",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a method parameter, given to every method that has one so named",
+    )
+    faithful.add_argument(
+        "--metric",
+        required=True,
+        choices=[
+            "deletion-insertion",
+            "hiding-game",
+            "pixel-elimination",
+            "pair-specificity",
+        ],
+    )
+    faithful.add_argument(
+        "--references",
+        type=int,
+        default=MIN_OTHER_MAPS,
+        metavar="K",
+        help="pair-specificity: other pairs of the data set whose faces test each "
+        f"map (default {MIN_OTHER_MAPS}, the fewest for a pair-specific verdict)",
+    )
+    add_faithfulness_grid_options(faithful)
+    faithful.add_argument("--model", default=DEFAULT_MODEL_ID)
+    add_card_option(faithful, "model card of a model file")
+    add_trust_model_code(faithful)
+    add_device_option(faithful)
+    faithful.add_argument("--max-pairs", type=int)
+    faithful.add_argument("--seed", type=int, default=0)
+    faithful.add_argument("--out", help="folder for CSV curves, PNG plot, tables")
+    faithful.add_argument("--json", action="store_true")
+    faithful.set_defaults(run=cmd_eval_faithfulness)
+    sanity = eval_kinds.add_parser(
+        "sanity", help="model-parameter randomisation test (Adebayo et al. 2018)"
+    )
+    sanity.add_argument("--data", required=True, help="identities folder or pairs.txt")
+    sanity.add_argument("--methods", default="all", help="ID,ID,... or all")
+    sanity.add_argument(
+        "--blocks", type=int, help="depths to test, spread evenly, the last one the "
+        "whole network (default: every block, one at a time)",
+    )  # fmt: skip
+    sanity.add_argument(
+        "--param", action="append", metavar="NAME=VALUE",
+        help="method parameter for every method that has it (repeatable)",
+    )  # fmt: skip
+    sanity.add_argument("--model", default=DEFAULT_MODEL_ID)
+    add_card_option(sanity, "model card of a model file")
+    add_trust_model_code(sanity)
+    add_device_option(sanity)
+    sanity.add_argument("--max-pairs", type=int)
+    sanity.add_argument(
+        "--seed", type=int, default=0, help="methods' and weights' seed"
+    )
+    sanity.add_argument("--out", help="folder for the CSV, Markdown, JSON and plot")
+    sanity.add_argument("--json", action="store_true")
+    sanity.set_defaults(run=cmd_eval_sanity)
+    verification = eval_kinds.add_parser(
+        "verification", help="EER, ROC AUC and accuracy on genuine/impostor pairs"
+    )
+    verification.add_argument(
+        "--data",
+        required=True,
+        help="folder of identities (DIR/<person>/<image>) or LFW pairs.txt",
+    )
+    verification.add_argument("--model", default=DEFAULT_MODEL_ID)
+    add_device_option(verification)
+    verification.add_argument("--max-pairs", type=int)
+    verification.add_argument("--seed", type=int, default=0)
+    verification.add_argument(
+        "--centre-fallback",
+        action="store_true",
+        help="when no face is detected use the image centre (dlib's LFW convention) "
+        "instead of leaving the pair out",
+    )
+    add_card_option(verification)
+    add_trust_model_code(verification)
+    verification.add_argument("--json", action="store_true")
+    verification.set_defaults(run=cmd_eval_verification)
+    if with_models_eval:
+        from core.metrics.models_eval import add_models_eval
+
+        add_models_eval(eval_kinds)
