@@ -24,7 +24,8 @@ def pytest_collection_modifyitems(config, items):
     gui_dir = TESTS / "gui"
     for item in items:
         path = Path(str(item.path))
-        if gui_dir in path.parents or _QT_FIXTURES & set(getattr(item, "fixturenames", ())):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if gui_dir in path.parents or _QT_FIXTURES & fixtures:
             item.add_marker(pytest.mark.gui)
 
 

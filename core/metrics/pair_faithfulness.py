@@ -113,6 +113,7 @@ from core.wording import (
     PAIR_SPECIFIC,
     VERDICTS,
 )
+
 CancelCallback = Callable[[], bool]
 
 # Raised whenever a change alters the figures for the same inputs and settings.

@@ -1,5 +1,6 @@
 """Faithfulness metrics on a synthetic model whose answer is known: a network that
-looks only at one rectangle of a 64x64 chip (the pattern of tests/core/test_explain.py)."""
+looks only at one rectangle of a 64x64 chip (the pattern of tests/core/test_explain.py).
+"""
 
 from __future__ import annotations
 
