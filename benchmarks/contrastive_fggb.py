@@ -45,7 +45,7 @@ from core.explain.methods.fggb import fggb_weights, normalised_gradients
 from core.explain.methods.xssab import xssab_parts
 from core.explain.reference_mean import centre_pair, reference_mean_for
 from core.metrics.faithfulness import deletion_insertion
-from core.models.base import DEFAULT_MODEL_ID, registry
+from core.models import DEFAULT_MODEL_ID, registry
 from core.verify import prepare_face
 
 VARIANTS = ("fggb/none", "fggb/reference", "xssab/none", "xssab/reference")

@@ -26,7 +26,7 @@ from PIL import Image
 from core.faces.align import chip_for_model
 from core.faces.detect import FaceDetector, find_faces, select_face
 from core.imageio import load_image
-from core.models.base import DEFAULT_MODEL_ID, registry
+from core.models import DEFAULT_MODEL_ID, registry
 from core.resources import RESNET_FILE, dlib_model_file
 from core.verify import verify_files
 

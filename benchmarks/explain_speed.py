@@ -26,7 +26,7 @@ from core.explain import get, method_ids
 from core.explain.base import FacePair, eval_mode, make_context
 from core.explain.methods.fggb import fggb_map
 from core.explain.perturb import superpixels
-from core.models.base import registry
+from core.models import registry
 from core.verify import prepare_face
 
 

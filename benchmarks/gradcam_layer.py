@@ -34,7 +34,7 @@ from core.explain.layers import tap_shapes
 from core.faces.align import chip_for_model
 from core.faces.detect import find_faces, select_face
 from core.imageio import load_image
-from core.models.base import DEFAULT_MODEL_ID, registry
+from core.models import DEFAULT_MODEL_ID, registry
 from core.verify import PreparedFace
 
 

@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from core.explain import FacePair, get
-    from core.models.base import registry
+    from core.models import registry
     from core.verify import prepare_face
     from xfr_desktop.workers import TaskRunner
 

@@ -25,7 +25,7 @@ from core.errors import XfrError
 from core.evaluation import pairs_for
 from core.explain import FacePair, get, infos
 from core.explain.stability import pearson
-from core.models.base import DEFAULT_MODEL_ID, registry
+from core.models import DEFAULT_MODEL_ID, registry
 from core.verify import prepare_face
 
 COUNT_PARAMETER = {"corrrise": "masks", "lime": "samples", "smoothgrad": "samples"}

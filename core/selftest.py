@@ -301,7 +301,7 @@ class _SelfTest:
         return f"DejaVu: {dejavu}\n{cjk_text}"
 
     def load_model(self) -> str:
-        from core.models.base import DEFAULT_MODEL_ID, registry
+        from core.models import DEFAULT_MODEL_ID, registry
 
         self.model = registry().load(DEFAULT_MODEL_ID, self.device)
         return (

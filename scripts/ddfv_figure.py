@@ -34,7 +34,7 @@ def main() -> None:
     from core.evaluation import pairs_for
     from core.explain import FacePair, get
     from core.explain.methods.ddfv import reconstructor_for
-    from core.models.base import DEFAULT_MODEL_ID, registry
+    from core.models import DEFAULT_MODEL_ID, registry
     from core.verify import prepare_face
 
     model = registry().load(DEFAULT_MODEL_ID, "cpu")

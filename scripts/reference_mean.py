@@ -36,7 +36,7 @@ def main() -> int:
         compute_reference_mean,
         save_reference_mean,
     )
-    from core.models.base import DEFAULT_MODEL_ID, registry
+    from core.models import DEFAULT_MODEL_ID, registry
     from core.verify import prepare_face
 
     try:

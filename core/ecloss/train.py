@@ -55,7 +55,6 @@ import math
 import os
 import shlex
 import time
-import tomllib
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -71,8 +70,11 @@ from core.ecloss.templates import (
     PAPER_TEMPLATE_COUNT,
     activation_templates,
 )
-from core.errors import BadInputError, Cancelled, ModelFileError
-from core.models.base import FaceModel, LayerTap
+from core.errors import BadInputError, Cancelled
+from core.models.base import FaceModel
+from core.models.loading import EagerFaceModel, load_model
+from core.models.model_card import ModelCard, training_record
+from core.models.model_registry import registry
 
 ProgressCallback = Callable[[int, int, str], None]
 
@@ -152,35 +154,6 @@ class TrainResult:
 
 
 # ---- models --------------------------------------------------------------------------
-class _EagerModel(FaceModel):
-    """A face model with an eager (hookable) network and explicit attributes."""
-
-    def __init__(
-        self, source: FaceModel, network: torch.nn.Module, taps: tuple[LayerTap, ...]
-    ) -> None:
-        self.model_id = source.model_id
-        self.display_name = source.display_name
-        self.weights_sha256 = source.weights_sha256
-        self.embedding_dim = source.embedding_dim
-        self.preprocessing = source.preprocessing
-        self.threshold = source.threshold
-        self.network = network
-        self.taps = taps
-        self.card = getattr(source, "card", None)
-        self.path = getattr(source, "path", None)
-        self.code_trusted = source.code_trusted
-
-
-def training_record(card_path: str | Path) -> dict[str, Any]:
-    """The ``[training]`` table of a model card ({} when there is none)."""
-    try:
-        data = tomllib.loads(Path(card_path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return {}
-    record = data.get("training", {})
-    return record if isinstance(record, dict) else {}
-
-
 def load_analysis_model(
     model: str,
     device: str = "cpu",
@@ -188,55 +161,21 @@ def load_analysis_model(
     *,
     trust_code: bool = False,
 ) -> FaceModel:
-    """A registry id or model file, with layer taps wherever they can be had.
-
-    A TorchScript file cannot be hooked; when its card says it was fine-tuned here
-    from a built-in architecture (``[training] architecture``), the weights are put
-    into an eager copy of that architecture, so its layers can be analysed and
-    trained again.  Other files load as the model-file loader loads them.
-    """
-    from core.models.base import registry, resolve_device
-    from core.models.onnx_model import MODEL_SUFFIXES, load_model_file
-
-    target = resolve_device(device)
-    if model in registry() and card is None:
-        return registry().load(model, target)
-    if Path(model).suffix.lower() not in MODEL_SUFFIXES:
-        if card is not None:  # never silently ignored
-            raise BadInputError(
-                "--card is for a model file (.onnx, .pt); a registry model has its own",
-                card,
-            )
-        return registry().load(model, target)  # UnknownModelError listing the ids
-    loaded = load_model_file(model, card, trust_code=trust_code)
-    architecture = str(training_record(loaded.card.path).get("architecture", ""))
-    if not isinstance(loaded.network, torch.jit.ScriptModule) or not architecture:
-        return loaded.to(target)
-    if architecture not in registry():
-        raise ModelFileError(
-            f"the card names architecture '{architecture}', which is not built in",
-            loaded.card.path,
-        )
-    base = registry().load(architecture, "cpu")
-    network = copy.deepcopy(base.network)
-    try:
-        network.load_state_dict(loaded.network.state_dict(), strict=True)
-    except RuntimeError as error:
-        raise ModelFileError(
-            f"weights do not fit architecture '{architecture}': "
-            f"{str(error).splitlines()[0]}",
-            model,
-        ) from None
-    network.eval()
-    return _EagerModel(loaded, network, tuple(base.layer_taps())).to(target)
+    """A registry id or model file, with layer taps wherever they can be had
+    (``core.models.loading.load_model`` with ``analysis=True``)."""
+    return load_model(
+        model, card=card, device=device, trust_code=trust_code, analysis=True
+    )
 
 
 def trainable_copy(model: FaceModel) -> FaceModel:
     """A copy with its own network, so the registry's cached model stays untouched."""
-    return _EagerModel(model, copy.deepcopy(model.network), tuple(model.layer_taps()))
+    return EagerFaceModel(
+        model, copy.deepcopy(model.network), tuple(model.layer_taps())
+    )
 
 
-def _tap_shapes(model: FaceModel) -> dict[str, tuple[int, ...]]:
+def tap_shapes(model: FaceModel) -> dict[str, tuple[int, ...]]:
     height, width = model.input_size
     names = [tap.name for tap in model.layer_taps()]
     shapes = {}
@@ -258,7 +197,7 @@ def check_layer(model: FaceModel, layer: str) -> tuple[int, int, int]:
             "hooked); use an ONNX export, a built-in model or a model fine-tuned here"
         )
     model._tap(layer)  # BadInputError listing the known layers
-    shape = _tap_shapes(model).get(layer)
+    shape = tap_shapes(model).get(layer)
     if shape is None or len(shape) != 3:
         raise BadInputError(
             f"layer '{layer}' of {model.model_id} is not a convolutional feature map "
@@ -269,7 +208,7 @@ def check_layer(model: FaceModel, layer: str) -> tuple[int, int, int]:
 
 def default_train_from(model: FaceModel, layer: str) -> str:
     """The first tap with the same resolution as ``layer`` (its stage's start)."""
-    shapes = _tap_shapes(model)
+    shapes = tap_shapes(model)
     target = shapes[layer][1:]
     for tap in model.layer_taps():
         if len(shapes.get(tap.name, ())) == 3 and shapes[tap.name][1:] == target:
@@ -454,11 +393,9 @@ def _software() -> dict[str, str]:
 
 def _architecture(model: FaceModel) -> str:
     """The built-in architecture an eager copy can be rebuilt from ("" if none)."""
-    from core.models.base import registry
-
     record = {}
-    card = getattr(model, "card", None)
-    if card is not None:
+    card = getattr(model, "card", None)  # a model file's card (FileFaceModel, eager)
+    if isinstance(card, ModelCard):
         record = training_record(card.path)
     if record.get("architecture"):
         return str(record["architecture"])

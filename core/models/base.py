@@ -1,4 +1,4 @@
-"""The face-model protocol every FR backend implements, and the model registry.
+"""The face-model protocol every FR backend implements.
 
 A face model turns aligned face chips into embeddings with a differentiable torch
 forward pass, and exposes named *layer taps* (intermediate activations) so that
@@ -6,6 +6,9 @@ explainers can build layer-by-layer heatmaps.  Concrete backends:
 
 * ``core.models.dlib_resnet`` - dlib's ResNet re-implemented in torch (default).
 * ``core.models.onnx_model`` - bring-your-own ONNX / TorchScript model with a card.
+
+The registry of models is ``core.models.model_registry``, the one loader
+``core.models.loading.load_model``; this module imports neither, nor any backend.
 """
 
 from __future__ import annotations
@@ -13,13 +16,17 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
 
-from core.errors import BadInputError, UnknownModelError
+from core.errors import BadInputError
+from core.models.ids import DEFAULT_MODEL_ID, ModelInfo
+
+if TYPE_CHECKING:
+    from core.models.model_registry import ModelRegistry, registry
 
 Metric = Literal["euclidean", "cosine"]
 ChannelOrder = Literal["RGB", "BGR"]
@@ -81,16 +88,6 @@ class LayerTap:
     name: str
     module_path: str  # dotted path of the nn.Module whose output is tapped
     description: str = ""
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What the registry lists without loading weights."""
-
-    model_id: str
-    display_name: str
-    description: str
-    source: str  # where the weights come from (package, file path)
 
 
 class FaceModel:
@@ -292,61 +289,31 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     raise BadInputError(f"unknown device '{device}' (use auto, cpu or cuda)")
 
 
-# ---- registry ---------------------------------------------------------------------
-@dataclass
-class _Entry:
-    info: ModelInfo
-    loader: Callable[[], FaceModel]
-    instances: dict[str, FaceModel] = field(default_factory=dict)
+# ---- names that moved ---------------------------------------------------------------
+# ``DEFAULT_MODEL_ID`` and ``ModelInfo`` live in ``core.models.ids``, ``registry`` and
+# ``ModelRegistry`` in ``core.models.model_registry``; they stay importable from here
+# for the command-line and GUI modules that still import them from this module.  The
+# registry is resolved on first use, so this module imports no backend.
+__all__ = [
+    "DEFAULT_MODEL_ID",
+    "ChannelOrder",
+    "FaceModel",
+    "LayerTap",
+    "Metric",
+    "ModelInfo",
+    "ModelRegistry",
+    "Preprocessing",
+    "Threshold",
+    "cosine_similarity",
+    "euclidean_distance",
+    "registry",
+    "resolve_device",
+]
 
 
-class ModelRegistry:
-    """Models the application can use, loaded lazily and cached per device."""
+def __getattr__(name: str) -> Any:
+    if name in ("ModelRegistry", "registry"):
+        from core.models import model_registry
 
-    def __init__(self) -> None:
-        self._entries: dict[str, _Entry] = {}
-        self._lock = threading.Lock()
-
-    def register(self, info: ModelInfo, loader: Callable[[], FaceModel]) -> None:
-        if info.model_id in self._entries:
-            raise ValueError(f"model id '{info.model_id}' registered twice")
-        self._entries[info.model_id] = _Entry(info, loader)
-
-    def infos(self) -> list[ModelInfo]:
-        return [entry.info for entry in self._entries.values()]
-
-    def ids(self) -> list[str]:
-        return list(self._entries)
-
-    def __contains__(self, model_id: object) -> bool:
-        return model_id in self._entries
-
-    def load(self, model_id: str, device: str | torch.device = "auto") -> FaceModel:
-        entry = self._entries.get(model_id)
-        if entry is None:
-            known = ", ".join(self._entries) or "none"
-            raise UnknownModelError(f"unknown model '{model_id}' (available: {known})")
-        target = resolve_device(device)
-        with self._lock:
-            model = entry.instances.get(str(target))
-            if model is None:
-                model = entry.loader().to(target)
-                model.network.eval()
-                entry.instances[str(target)] = model
-        return model
-
-
-DEFAULT_MODEL_ID = "dlib-resnet-v1"
-
-_registry: ModelRegistry | None = None
-
-
-def registry() -> ModelRegistry:
-    """The process-wide registry, with the built-in models registered."""
-    global _registry
-    if _registry is None:
-        _registry = ModelRegistry()
-        from core.models import dlib_resnet
-
-        dlib_resnet.register(_registry)
-    return _registry
+        return getattr(model_registry, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -37,16 +37,9 @@ import torch.nn.functional as functional
 from torch import nn
 
 from core.errors import ModelFileError
-from core.models.base import (
-    DEFAULT_MODEL_ID,
-    FaceModel,
-    LayerTap,
-    ModelInfo,
-    ModelRegistry,
-    Preprocessing,
-    Threshold,
-)
+from core.models.base import FaceModel, LayerTap, Preprocessing, Threshold
 from core.models.dlib_serialization import MARKER, DlibLayer, read_dlib_net
+from core.models.ids import DEFAULT_MODEL_ID
 from core.resources import RESNET_FILE, dlib_model_file, sha256_file
 
 DLIB_EUCLIDEAN_THRESHOLD = 0.6
@@ -316,19 +309,3 @@ def _taps(network: DlibResNet) -> tuple[LayerTap, ...]:
             )
     taps.append(LayerTap("embedding", "fc", "128-d descriptor"))
     return tuple(taps)
-
-
-def register(target: ModelRegistry) -> None:
-    target.register(
-        ModelInfo(
-            model_id=DEFAULT_MODEL_ID,
-            display_name="dlib ResNet v1 (torch port)",
-            description=(
-                "dlib's dlib_face_recognition_resnet_model_v1 (public domain), "
-                "29-layer ResNet, 150×150 chips, 128-d descriptors; weights read from "
-                "the face-recognition-models package"
-            ),
-            source=f"face-recognition-models:{RESNET_FILE}",
-        ),
-        DlibResNetModel,
-    )

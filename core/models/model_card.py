@@ -212,3 +212,13 @@ def load_card(path: str | Path) -> ModelCard:
         description=text("description"),
         licence=text("licence"),
     )
+
+
+def training_record(card_path: str | Path) -> dict[str, Any]:
+    """The ``[training]`` table of a model card ({} when there is none)."""
+    try:
+        data = tomllib.loads(Path(card_path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return {}
+    record = data.get("training", {})
+    return record if isinstance(record, dict) else {}

@@ -28,13 +28,11 @@ import torch
 from torch import nn
 
 from core.errors import ModelFileError
-from core.models.base import FaceModel, LayerTap, ModelInfo, ModelRegistry
+from core.models.base import FaceModel, LayerTap
+from core.models.ids import MODEL_SUFFIXES, ONNX_SUFFIXES, ModelInfo
 from core.models.model_card import ModelCard, card_path_for, load_card
+from core.models.model_registry import ModelRegistry
 from core.resources import sha256_file
-
-ONNX_SUFFIXES = {".onnx"}
-TORCHSCRIPT_SUFFIXES = {".pt", ".ts", ".torchscript"}
-MODEL_SUFFIXES = ONNX_SUFFIXES | TORCHSCRIPT_SUFFIXES | {".pth"}
 
 
 def _install_torchvision_stand_in() -> None:

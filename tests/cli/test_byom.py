@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from core.errors import ModelFileError
-from core.models.base import ModelRegistry
+from core.models import ModelRegistry
 from core.models.model_card import load_card
 from core.models.onnx_model import (
     FileFaceModel,

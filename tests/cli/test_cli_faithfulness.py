@@ -155,7 +155,7 @@ def test_explain_faithfulness_bad_input_is_one_line(
 @pytest.fixture(scope="module")
 def demo_folder(tmp_path_factory) -> Path:
     from core.case.demo import create_demo_case
-    from core.models.base import DEFAULT_MODEL_ID, registry
+    from core.models import DEFAULT_MODEL_ID, registry
 
     folder = tmp_path_factory.mktemp("case") / "demo.xfrcase"
     model = registry().load(DEFAULT_MODEL_ID, "cpu")

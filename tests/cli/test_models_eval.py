@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,15 +24,15 @@ from torch import nn
 from core.cli import main
 from core.errors import BadInputError, Cancelled
 from core.explain.base import EvidenceMap
-from core.metrics.models_eval import (
-    compare_models,
+from core.metrics.model_comparison.outputs import write_outputs
+from core.metrics.model_comparison.runner import compare_models
+from core.metrics.model_comparison.science import (
     evidence_psnr,
     fusion_curve,
     model_layer_eers,
     shuffled_psnr,
-    write_outputs,
 )
-from core.models.base import FaceModel, LayerTap, Preprocessing, Threshold, registry
+from core.models import FaceModel, LayerTap, Preprocessing, Threshold, registry
 
 
 # ---- score fusion -----------------------------------------------------------------
@@ -340,3 +343,22 @@ def test_cli_eval_models_card_count_must_match(identities, capsys):
     )  # fmt: skip
     assert code == 2
     assert "--cards lists 1 card(s) for 2 model(s)" in capsys.readouterr().err
+
+
+def test_building_the_command_imports_no_torch():
+    """The sub-parser is built without numpy or torch (they load when it runs)."""
+    code = (
+        "import argparse, sys\n"
+        "from core.metrics.models_eval import add_models_eval\n"
+        "add_models_eval(argparse.ArgumentParser().add_subparsers())\n"
+        "print(sorted({'torch', 'numpy'} & set(sys.modules)) or 'none')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "none"

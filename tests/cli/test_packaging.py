@@ -219,7 +219,7 @@ def test_self_test_passes_end_to_end(passed_report):
 
 
 def test_a_failed_step_names_itself_and_fails_the_run(monkeypatch, tmp_path):
-    from core.models.base import ModelRegistry
+    from core.models import ModelRegistry
 
     def broken_load(self, model_id, device="auto"):
         raise RuntimeError("weights damaged on this disk")

@@ -14,7 +14,7 @@ from synthetic_models import RegionNet, SyntheticModel
 from core.ecloss.channel_data import layer_maps
 from core.explain.base import FacePair
 from core.explain.layerwise import explain_layers
-from core.models.base import DEFAULT_MODEL_ID, LayerTap, registry
+from core.models import DEFAULT_MODEL_ID, LayerTap, registry
 from core.verify import prepare_face
 
 

@@ -21,7 +21,7 @@ from core.case.demo import create_demo_case
 from core.case.schema import SCHEMA_VERSION
 from core.case.store import Case, CaseError, CaseLockedError
 from core.errors import BadInputError
-from core.models.base import DEFAULT_MODEL_ID, registry
+from core.models import DEFAULT_MODEL_ID, registry
 
 ROOT = Path(__file__).resolve().parents[2]
 

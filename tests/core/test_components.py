@@ -21,7 +21,7 @@ from core.explain.methods.components import (
     component_table_rows,
     occlude,
 )
-from core.models.base import DEFAULT_MODEL_ID, Threshold, registry
+from core.models import DEFAULT_MODEL_ID, Threshold, registry
 from core.verify import prepare_face
 
 

@@ -24,7 +24,7 @@ from core.explain.reference_mean import (
     shipped_reference_path,
 )
 from core.faces.align import ChipTransform
-from core.models.base import DEFAULT_MODEL_ID, Threshold, registry
+from core.models import DEFAULT_MODEL_ID, Threshold, registry
 
 SIZE, DIMENSIONS = 12, 16
 

@@ -18,13 +18,8 @@ from core.explain.render_correspondence import (
     render_correspondence,
 )
 from core.faces.align import ChipTransform
-from core.models.base import (
-    DEFAULT_MODEL_ID,
-    LayerTap,
-    Preprocessing,
-    cosine_similarity,
-    registry,
-)
+from core.models import DEFAULT_MODEL_ID, LayerTap, Preprocessing, registry
+from core.models.base import cosine_similarity
 from core.verify import prepare_face
 
 

@@ -17,7 +17,7 @@ from core.errors import BadInputError
 from core.explain import FacePair, FaceView, get
 from core.explain.methods.ddfv import masked_feature_maps
 from core.faces.align import ChipTransform
-from core.models.base import (
+from core.models import (
     DEFAULT_MODEL_ID,
     FaceModel,
     LayerTap,

@@ -13,6 +13,7 @@ import torch
 from core.errors import ModelFileError, UnknownModelError
 from core.models import DEFAULT_MODEL_ID, ModelRegistry, registry
 from core.models.dlib_resnet import DlibResNetModel, add_zero_padded, build_dlib_resnet
+from core.models.model_registry import register_builtins
 from core.resources import (
     RESNET_FILE,
     SHAPE_5_FILE,
@@ -199,11 +200,9 @@ def test_model_identity_and_registry(model):
 
 def test_registry_rejects_duplicate_ids():
     fresh = ModelRegistry()
-    from core.models import dlib_resnet
-
-    dlib_resnet.register(fresh)
+    register_builtins(fresh)
     with pytest.raises(ValueError, match="registered twice"):
-        dlib_resnet.register(fresh)
+        register_builtins(fresh)
 
 
 @pytest.mark.parametrize(

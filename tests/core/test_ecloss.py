@@ -51,7 +51,7 @@ from core.ecloss.train import (
 )
 from core.errors import BadInputError, Cancelled
 from core.explain.render import colour_map
-from core.models.base import registry
+from core.models import registry
 from core.models.onnx_model import load_model_file
 from core.train_data import ChipSet
 

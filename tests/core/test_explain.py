@@ -21,7 +21,7 @@ from core.explain import FacePair, FaceView, get, infos, method_ids
 from core.explain.layerwise import explain_layers, write_layers
 from core.explain.perturb import superpixels
 from core.faces.align import ChipTransform
-from core.models.base import (
+from core.models import (
     DEFAULT_MODEL_ID,
     LayerTap,
     Threshold,

@@ -26,7 +26,7 @@ from core.case.demo import create_demo_case
 from core.case.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 from core.case.store import GENESIS, Case, CaseError, _canonical, _statements
 from core.case.store import entry_hash as chain_hash
-from core.models.base import DEFAULT_MODEL_ID, registry
+from core.models import DEFAULT_MODEL_ID, registry
 
 ROOT = Path(__file__).resolve().parents[2]
 

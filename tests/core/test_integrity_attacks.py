@@ -27,7 +27,7 @@ from core.case.demo import create_demo_case
 from core.case.store import Case, CaseError
 from core.cli import main as xfr
 from core.faces.detect import face_from_landmarks
-from core.models.base import DEFAULT_MODEL_ID, registry
+from core.models import DEFAULT_MODEL_ID, registry
 
 ROOT = Path(__file__).resolve().parents[2]
 LANDMARKS = np.array(

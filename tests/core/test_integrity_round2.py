@@ -19,7 +19,7 @@ from case_tampering import copied_case, tamper, verify
 
 from core.case.demo import create_demo_case
 from core.case.store import Case, CaseError
-from core.models.base import DEFAULT_MODEL_ID, registry
+from core.models import DEFAULT_MODEL_ID, registry
 
 ALARMS = ("not what the audit log", "altered outside", "removed outside", "damaged")
 
@@ -343,7 +343,7 @@ def test_vacuum_and_analyze_by_an_sqlite_tool_are_no_tampering(folder):
 def test_every_write_path_is_refused_on_a_tampered_embedding(folder):
     """INSERT OR REPLACE deletes the row it replaces: the prior-row check must see
     it (recursive triggers), so a poisoned cached vector is never re-bound."""
-    from core.models.base import registry as models
+    from core.models import registry as models
 
     tamper(folder, "UPDATE embeddings SET vector = zeroblob(length(vector))")
     with Case.open(folder) as case:

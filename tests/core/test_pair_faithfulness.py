@@ -457,7 +457,7 @@ CHEAP = pf.FaithfulnessSettings(grid=4, step_cells=4)
 
 @pytest.fixture(scope="module")
 def dlib_model():
-    from core.models.base import DEFAULT_MODEL_ID, registry
+    from core.models import DEFAULT_MODEL_ID, registry
 
     return registry().load(DEFAULT_MODEL_ID, "cpu")
 

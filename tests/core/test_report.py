@@ -17,7 +17,7 @@ from core.case.demo import create_demo_case
 from core.case.store import Case
 from core.cli import main
 from core.errors import BadInputError
-from core.models.base import DEFAULT_MODEL_ID, registry
+from core.models import DEFAULT_MODEL_ID, registry
 from core.report.api import Signer, generate_report, read_manifest, verify_report
 from core.report.signing import create_identity, export_certificate, load_certificate
 

@@ -27,7 +27,7 @@ from core.explain.base import (
 from core.explain.gradients import cosine_to, input_gradient
 from core.faces.align import ChipTransform
 from core.metrics import sanity
-from core.models.base import DEFAULT_MODEL_ID, LayerTap, registry
+from core.models import DEFAULT_MODEL_ID, LayerTap, registry
 
 SIZE = 32
 

@@ -14,7 +14,7 @@ from core.explain import get, infos
 from core.explain.export import write_result
 from core.explain.methods.corrrise import CorrelationSums, pixel_correlation
 from core.explain.stability import pearson, spearman_brown
-from core.models.base import DEFAULT_MODEL_ID, registry
+from core.models import DEFAULT_MODEL_ID, registry
 
 STOCHASTIC = sorted(info.method_id for info in infos() if info.stochastic)
 # small rounds, so that reaching the target takes several of them

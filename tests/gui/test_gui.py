@@ -23,7 +23,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from core import APP_NAME, __version__
 from core.errors import Cancelled, ModelFileError, UnknownModelError
-from core.models.base import (
+from core.models import (
     DEFAULT_MODEL_ID,
     FaceModel,
     ModelInfo,

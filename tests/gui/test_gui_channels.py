@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("PySide6")
 
-from core.models.base import registry
+from core.models import registry
 from xfr_desktop.errors import ErrorReporter
 from xfr_desktop.panels.channels_panel import CURRENT, ChannelsPanel
 
