@@ -25,7 +25,9 @@ from core.io.atomic import fsync_dir
 from core.resources import sha256_file
 
 
-def stage_evidence(folder: Path, source: Path, max_pixels: int) -> tuple[Path, dict]:
+def stage_evidence(
+    folder: Path, source: Path, max_pixels: int
+) -> tuple[Path, dict[str, Any]]:
     """Copy ``source`` into the evidence folder under a ``.partial`` name,
     hashing while copying, and describe the copy (never the source again)."""
     try:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -46,6 +46,7 @@ FISWG_COMPONENTS = (
 )
 
 ProgressCallback = Callable[[int, int, str], None]
+_Record = TypeVar("_Record")
 
 
 class CaseError(BadInputError):
@@ -314,11 +315,15 @@ def check_annotation(
 
 
 # ---- rows to records ---------------------------------------------------------------
-def _malformed_as_case_error(table: str):
+def _malformed_as_case_error(
+    table: str,
+) -> Callable[[Callable[[sqlite3.Row], _Record]], Callable[[sqlite3.Row], _Record]]:
     """A stored row that cannot be read (edited outside XFR) is a CaseError."""
 
-    def decorate(build):
-        def wrapper(row):
+    def decorate(
+        build: Callable[[sqlite3.Row], _Record],
+    ) -> Callable[[sqlite3.Row], _Record]:
+        def wrapper(row: sqlite3.Row) -> _Record:
             try:
                 return build(row)
             except (ValueError, TypeError, KeyError, IndexError) as error:

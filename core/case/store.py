@@ -607,7 +607,7 @@ class Case:
         return self.face(label)
 
     def _insert_face(
-        self, db: LockedConnection, exhibit_id: int, index: int, face: Face, stamp
+        self, db: LockedConnection, exhibit_id: int, index: int, face: Face, stamp: str
     ) -> None:
         db.execute(
             "INSERT INTO faces (exhibit_id, face_index, bbox, landmarks5, "
