@@ -195,7 +195,10 @@ def write_session(
         "pid": os.getpid(),
     }
     with contextlib.suppress(OSError):
-        write_atomic(folder / SESSION, json.dumps(record).encode("utf-8"))
+        # not synced into its folder, as before: rewritten after every change
+        write_atomic(
+            folder / SESSION, json.dumps(record).encode("utf-8"), sync_folder=False
+        )
 
 
 SMALL_FILE_BYTES = 1 << 20

@@ -42,11 +42,13 @@ def remove_quietly(path: Path) -> None:
 
 @contextlib.contextmanager
 def atomic_writer(
-    target: Path, *, temp_suffix: str = TEMP_SUFFIX
+    target: Path, *, temp_suffix: str = TEMP_SUFFIX, sync_folder: bool = True
 ) -> Iterator[BinaryIO]:
     """A binary file that replaces ``target`` only when the block ends normally.
 
     Any exception removes the temporary file and leaves ``target`` as it was.
+    ``sync_folder=False`` skips syncing the folder after the rename, for records
+    rewritten after every change whose loss in a power cut is harmless.
     """
     temp = target.with_name(target.name + temp_suffix)
     try:
@@ -58,10 +60,19 @@ def atomic_writer(
     except BaseException:
         remove_quietly(temp)
         raise
-    fsync_dir(target.parent)
+    if sync_folder:
+        fsync_dir(target.parent)
 
 
-def write_atomic(target: Path, data: bytes, *, temp_suffix: str = TEMP_SUFFIX) -> None:
+def write_atomic(
+    target: Path,
+    data: bytes,
+    *,
+    temp_suffix: str = TEMP_SUFFIX,
+    sync_folder: bool = True,
+) -> None:
     """Write ``data`` to ``target`` atomically (see ``atomic_writer``)."""
-    with atomic_writer(target, temp_suffix=temp_suffix) as writer:
+    with atomic_writer(
+        target, temp_suffix=temp_suffix, sync_folder=sync_folder
+    ) as writer:
         writer.write(data)
