@@ -122,6 +122,10 @@ __all__ = [
 
 
 # ---- the case --------------------------------------------------------------------
+class _StoredMeanwhile(Exception):
+    """record_comparisons lost a race: another writer stored one of its pairs."""
+
+
 class Case:
     """An open case: use ``Case.create`` or ``Case.open``, then ``close`` it."""
 
@@ -753,53 +757,88 @@ class Case:
                 for row in self._audited.checked("comparisons", rows)
             }
 
-        existing = stored()
-        new = [s for s in scores if s[0] not in existing]
-        if new:
-            labels = {f.id: f.label for f in self.faces()}
-            probe = self.face_by_id(probe_face_id)
-            stamp = now()
-            with self._change(
-                "comparisons.record",
-                {
-                    "probe": probe.label,
-                    "model": model_id,
-                    "model_sha256": model_sha256,
-                    "threshold": dict(threshold),
-                    "results": [
-                        {
-                            "gallery": labels.get(face_id, face_id),
-                            "similarity": similarity,
-                            "distance": distance,
-                            "decision": decision,
-                        }
-                        for face_id, similarity, distance, decision in new
-                    ],
-                },
-            ) as db:
-                db.executemany(
-                    "INSERT INTO comparisons (probe_face_id, gallery_face_id, "
-                    "model_id, model_sha256, similarity, distance, threshold, "
-                    "decision, created, created_by) VALUES "
-                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (
-                            probe_face_id,
-                            face_id,
-                            model_id,
-                            model_sha256,
-                            float(similarity),
-                            float(distance),
-                            threshold_text,
-                            decision,
-                            stamp,
-                            self.user,
-                        )
-                        for face_id, similarity, distance, decision in new
-                    ],
-                )
+        # Another thread (a second ranking of this probe) may store some of these
+        # pairs between the read and the write: the write re-reads under the lock
+        # and, when it lost that race, rolls back (no audit entry) and starts again.
+        for _attempt in range(5):
             existing = stored()
+            new = [s for s in scores if s[0] not in existing]
+            if not new:
+                break
+            try:
+                self._insert_comparisons(
+                    probe_face_id, new, model_id, model_sha256, threshold,
+                    threshold_text,
+                )  # fmt: skip
+                break
+            except _StoredMeanwhile:
+                continue
+        existing = stored()
         return [existing[face_id] for face_id, *_ in scores]
+
+    def _insert_comparisons(
+        self,
+        probe_face_id: int,
+        new: Sequence[tuple[int, float, float, str]],
+        model_id: str,
+        model_sha256: str,
+        threshold: Mapping[str, Any],
+        threshold_text: str,
+    ) -> None:
+        """Insert ``new`` with one audit entry; raise _StoredMeanwhile (rolled back,
+        no entry) when another writer stored one of these pairs since the read."""
+        labels = {f.id: f.label for f in self.faces()}
+        probe = self.face_by_id(probe_face_id)
+        stamp = now()
+        with self._change(
+            "comparisons.record",
+            {
+                "probe": probe.label,
+                "model": model_id,
+                "model_sha256": model_sha256,
+                "threshold": dict(threshold),
+                "results": [
+                    {
+                        "gallery": labels.get(face_id, face_id),
+                        "similarity": similarity,
+                        "distance": distance,
+                        "decision": decision,
+                    }
+                    for face_id, similarity, distance, decision in new
+                ],
+            },
+        ) as db:
+            present = {
+                row[0]
+                for row in db.execute(
+                    "SELECT gallery_face_id FROM comparisons WHERE "
+                    "probe_face_id = ? AND model_sha256 = ? AND threshold = ?",
+                    (probe_face_id, model_sha256, threshold_text),
+                )
+            }
+            if present & {face_id for face_id, *_ in new}:
+                raise _StoredMeanwhile
+            db.executemany(
+                "INSERT INTO comparisons (probe_face_id, gallery_face_id, "
+                "model_id, model_sha256, similarity, distance, threshold, "
+                "decision, created, created_by) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        probe_face_id,
+                        face_id,
+                        model_id,
+                        model_sha256,
+                        float(similarity),
+                        float(distance),
+                        threshold_text,
+                        decision,
+                        stamp,
+                        self.user,
+                    )
+                    for face_id, similarity, distance, decision in new
+                ],
+            )
 
     def comparison(self, comparison_id: int) -> Comparison:
         row = self._db.execute(

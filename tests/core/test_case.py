@@ -632,3 +632,40 @@ def test_a_case_is_shared_safely_between_threads(case):
     writer.join()
     assert not errors
     assert len(case.conclusions()) == 40 and case.verify().intact
+
+
+def test_a_ranking_that_loses_a_race_for_the_same_pairs_stores_them_once(
+    case, image_files, monkeypatch
+):
+    """Two rankings of one probe at once (two GUI jobs): the second writer finds
+    the pairs stored between its read and its write, rolls back and reuses them."""
+    from core.faces.detect import Face
+
+    case.add_exhibits([image_files["png"]], "probe")
+    case.add_exhibits([image_files["jpeg"]], "gallery")
+    points = np.array([[100.0, 120.0], [140.0, 120.0], [120.0, 150.0], [105, 170]])
+    face = Face(
+        bbox=(50.0, 60.0, 250.0, 300.0), landmarks5=np.vstack([points, [120, 140]])
+    )
+    (probe,) = case.set_faces("Q1", [face])
+    (gallery,) = case.set_faces("K1", [face])
+    scores = [(gallery.id, 0.9, 0.3, "accept")]
+    settings = {"model_id": "m", "model_sha256": "ab" * 32, "threshold": {"v": 0.6}}
+
+    real_insert = Case._insert_comparisons
+    raced = []
+
+    def insert_after_a_rival(self, *args, **kwargs):
+        if not raced:  # the rival's transaction commits first
+            raced.append(True)
+            real_insert(self, *args, **kwargs)
+        return real_insert(self, *args, **kwargs)
+
+    monkeypatch.setattr(Case, "_insert_comparisons", insert_after_a_rival)
+    (comparison,) = case.record_comparisons(probe.id, scores, **settings)
+
+    assert raced and comparison.decision == "accept"
+    assert len(case.comparisons()) == 1
+    entries = [e for e in case.audit_log() if e.action == "comparisons.record"]
+    assert len(entries) == 1  # the loser's transaction left no entry
+    assert case.verify().intact
