@@ -24,7 +24,7 @@ from core.cli.common import (
     add_device_option,
     add_trust_model_code,
     line_printer,
-    note_trusted_code,
+    load_model,
     print_json,
 )
 
@@ -45,15 +45,14 @@ def _set_threads(threads: int | None) -> None:
 
 # ---- xfr train ecloss ----------------------------------------------------------------
 def cmd_train_ecloss(args: argparse.Namespace) -> int:
-    from core.ecloss.train import ECLossConfig, load_analysis_model, train_ecloss
+    from core.ecloss.train import ECLossConfig, train_ecloss
     from core.errors import BadInputError
     from core.train_data import default_cache_dir, load_identity_chips
 
     _set_threads(args.threads)
-    model = load_analysis_model(
-        args.model, args.device, args.card, trust_code=args.trust_model_code
+    model = load_model(
+        args.model, args.device, args.card, args.trust_model_code, analysis=True
     )
-    note_trusted_code(model, args.model)
     config = ECLossConfig(
         layer=args.layer,
         steps=args.steps,
@@ -194,13 +193,12 @@ def cmd_channels(args: argparse.Namespace) -> int:
         load_face_chips,
         write_channel_outputs,
     )
-    from core.ecloss.train import check_layer, load_analysis_model
+    from core.ecloss.train import check_layer
 
     _set_threads(args.threads)
-    model = load_analysis_model(
-        args.model, args.device, args.card, trust_code=args.trust_model_code
+    model = load_model(
+        args.model, args.device, args.card, args.trust_model_code, analysis=True
     )
-    note_trusted_code(model, args.model)
     check_layer(model, args.layer)
     faces = load_face_chips(
         args.data,

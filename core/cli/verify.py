@@ -22,7 +22,7 @@ from core.errors import BadInputError
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from core.models.base import registry
+    from core.models import registry
 
     infos = registry().infos()
     if args.json:

@@ -72,7 +72,7 @@ from core.ecloss.templates import (
 )
 from core.errors import BadInputError, Cancelled
 from core.models.base import FaceModel
-from core.models.loading import EagerFaceModel, load_model
+from core.models.loading import EagerFaceModel
 from core.models.model_card import ModelCard, training_record
 from core.models.model_registry import registry
 
@@ -154,20 +154,6 @@ class TrainResult:
 
 
 # ---- models --------------------------------------------------------------------------
-def load_analysis_model(
-    model: str,
-    device: str = "cpu",
-    card: str | None = None,
-    *,
-    trust_code: bool = False,
-) -> FaceModel:
-    """A registry id or model file, with layer taps wherever they can be had
-    (``core.models.loading.load_model`` with ``analysis=True``)."""
-    return load_model(
-        model, card=card, device=device, trust_code=trust_code, analysis=True
-    )
-
-
 def trainable_copy(model: FaceModel) -> FaceModel:
     """A copy with its own network, so the registry's cached model stays untouched."""
     return EagerFaceModel(
