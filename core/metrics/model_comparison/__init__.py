@@ -17,7 +17,7 @@ pair is used only when every model found and aligned both faces; pairs left out
 are counted per model.  The metric functions are those of
 ``core.metrics.faithfulness`` (``heatmap_psnr``, ``fuse_scores``, ``layer_scores``,
 ``eer_per_layer``), via ``science``; ``outputs.write_outputs`` writes the tables,
-CSVs and plots, and ``core.metrics.models_eval`` registers the ``xfr eval models``
+CSVs and plots, and ``core.cli.evaluate`` registers the ``xfr eval models``
 command.
 
 Our choices (not in the paper) are labelled "our choice" where they are made.
