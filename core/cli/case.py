@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from core.cli.common import (
-    DEFAULT_MODEL_ID,
     EXIT_BAD_INPUT,
     EXIT_OK,
     EXIT_TAMPERED,
@@ -24,6 +23,7 @@ from core.cli.common import (
 )
 from core.cli.faithfulness import add_faithfulness_options
 from core.errors import BadInputError, describe_os_error
+from core.models.ids import DEFAULT_MODEL_ID
 from core.progress import ProgressCallback
 
 

@@ -19,7 +19,6 @@ import sys
 from pathlib import Path
 
 from core.cli.common import (
-    DEFAULT_MODEL_ID,
     EXIT_OK,
     add_device_option,
     add_trust_model_code,
@@ -27,6 +26,7 @@ from core.cli.common import (
     load_model,
     print_json,
 )
+from core.models.ids import DEFAULT_MODEL_ID
 
 
 def _user_cache(kind: str) -> Path:

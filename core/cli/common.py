@@ -28,9 +28,6 @@ EXIT_INTERNAL = 1  # a fault in XFR
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
 
-# The registry's default (core.models.base.DEFAULT_MODEL_ID), named here because
-# core.models.base imports torch; tests/cli/test_cli_startup.py holds them equal.
-DEFAULT_MODEL_ID = "dlib-resnet-v1"
 DEVICES = ("auto", "cpu", "cuda")
 CARD_HELP = "model card of a model file (default: the .card.toml beside it)"
 TRUST_MODEL_CODE_HELP = (

@@ -13,7 +13,6 @@ import argparse
 from collections.abc import Sequence
 
 from core.cli.common import (
-    DEFAULT_MODEL_ID,
     EXIT_OK,
     add_card_option,
     add_device_option,
@@ -28,6 +27,7 @@ from core.cli.faithfulness import add_faithfulness_grid_options
 from core.errors import BadInputError
 from core.metrics.model_comparison import DEFAULT_METHOD, NORMALIZATIONS
 from core.metrics.pair_defaults import MIN_OTHER_MAPS
+from core.models.ids import DEFAULT_MODEL_ID
 
 
 def cmd_eval_verification(args: argparse.Namespace) -> int:
