@@ -175,7 +175,7 @@ def analyse_channels(
         raise BadInputError("no faces to analyse")
     if not 0 < fraction < 1:
         raise BadInputError("the top fraction must be between 0 and 1")
-    model._tap(layer)  # BadInputError naming the known layers
+    model.tap(layer)  # BadInputError naming the known layers
     total_steps = 2 * len(faces)
 
     def maps_progress(done: int, _total: int, message: str) -> None:

@@ -182,7 +182,7 @@ def check_layer(model: FaceModel, layer: str) -> tuple[int, int, int]:
             f"model {model.model_id} exposes no layers (a TorchScript file cannot be "
             "hooked); use an ONNX export, a built-in model or a model fine-tuned here"
         )
-    model._tap(layer)  # BadInputError listing the known layers
+    model.tap(layer)  # BadInputError listing the known layers
     shape = tap_shapes(model).get(layer)
     if shape is None or len(shape) != 3:
         raise BadInputError(
@@ -208,7 +208,7 @@ def freeze_before(model: FaceModel, tap_name: str) -> tuple[int, int]:
     Order is the network's module order (``named_modules``); returns (trainable,
     frozen) parameter counts.
     """
-    module_path = model._tap(tap_name).module_path
+    module_path = model.tap(tap_name).module_path
     order = {
         name: index for index, (name, _) in enumerate(model.network.named_modules())
     }
@@ -424,7 +424,7 @@ def train_ecloss(
     work = trainable_copy(model)
     channels, height, width = check_layer(work, config.layer)
     train_from = config.train_from or default_train_from(work, config.layer)
-    work._tap(train_from)
+    work.tap(train_from)
     trainable, frozen = freeze_before(work, train_from)
     templates = activation_templates(
         (height, width), tau=config.tau, radius=config.radius, count=config.templates

@@ -182,7 +182,8 @@ class FaceModel:
     def layer_taps(self) -> list[LayerTap]:
         return list(self.taps)
 
-    def _tap(self, name: str) -> LayerTap:
+    def tap(self, name: str) -> LayerTap:
+        """The layer tap called ``name``; ``BadInputError`` listing the known ones."""
         for tap in self.taps:
             if tap.name == name:
                 return tap
@@ -241,7 +242,7 @@ class FaceModel:
         would stall the GUI behind a long job; the filter needs neither.  Forward
         hooks run in the thread that calls the module, so the filter is exact.
         """
-        module = dict(self.network.named_modules())[self._tap(name).module_path]
+        module = dict(self.network.named_modules())[self.tap(name).module_path]
         owner = threading.get_ident()
 
         def hook(_module, _inputs, output):
