@@ -1,4 +1,4 @@
-"""``xfr train ecloss`` and ``xfr channels`` (paper 004).
+"""``xfr train ecloss`` and ``xfr channels`` (ECLoss, Lin et al. 2023).
 
 ``xfr train ecloss --model ID|FILE --data DIR --layer NAME --out DIR [...]``
 fine-tunes a copy of the model with identity loss + β·ECLoss on a folder of
@@ -119,7 +119,7 @@ def add_ecloss_training(kinds: argparse._SubParsersAction) -> None:
     """Register ``xfr train ecloss``."""
     parser = kinds.add_parser(
         "ecloss",
-        help="fine-tune a face model with identity loss + β·ECLoss (paper 004)",
+        help="fine-tune a face model with identity loss + β·ECLoss (Lin et al. 2023)",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -235,7 +235,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     """Register ``channels``."""
     parser = commands.add_parser(
         "channels",
-        help="part explainability of a layer's channels (paper 004 §5.2)",
+        help="part explainability of a layer's channels (Lin et al. 2023, §5.2)",
         description="Top-10 % activation of each channel over the face (eqs. 8-9), "
         "part explainability (eq. 10), location consistency (§5.2.3) and "
         "activation robustness (§5.2.4), with part masks from the 68 landmarks.",

@@ -212,7 +212,7 @@ def add_models_eval(eval_kinds: argparse._SubParsersAction) -> None:
     command = eval_kinds.add_parser(
         "models",
         help="compare two models: EER, score fusion, EER per layer, heatmap PSNR "
-        "(paper 003)",
+        "(Alonso-Fernandez et al. 2023)",
     )
     command.add_argument(
         "--data", required=True, help="identities folder or LFW pairs.txt"

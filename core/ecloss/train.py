@@ -1,4 +1,4 @@
-"""Fine-tuning a face model with identity loss + β·ECLoss (paper 004 eq. 7).
+"""Fine-tuning a face model with identity loss + β·ECLoss (Lin et al. 2023, eq. 7).
 
 ``Total = α · Loss(y, ŷ) - β · MI(T; X)`` with ``α = 1`` (§4.2) and ``X`` the feature
 maps of one chosen layer.  What follows the paper and what is **our choice**:
@@ -75,6 +75,9 @@ from core.models.base import FaceModel
 from core.models.loading import EagerFaceModel
 from core.models.model_card import ModelCard, training_record
 from core.models.model_registry import registry
+from core.references import REFERENCES
+
+ECLOSS = REFERENCES["ecloss"]  # the paper this trains by, recorded in the card
 
 ProgressCallback = Callable[[int, int, str], None]
 
@@ -573,8 +576,7 @@ def train_ecloss(
     kind = "β = 0 control" if config.is_control else "identity loss + β·ECLoss"
     training = {
         "kind": "ecloss",
-        "paper": "004: Lin et al., Activation Template Matching Loss for "
-        "Explainable Face Recognition",
+        "paper": f"{ECLOSS.short}, {ECLOSS.title}",
         "architecture": architecture,
         "base_model_id": model.model_id,
         "base_weights_sha256": base_sha,
@@ -621,7 +623,7 @@ def train_ecloss(
         new_id,
         f"{model.display_name}, ECLoss fine-tune ({kind})",
         f"{model.model_id} fine-tuned for {step} steps on {data_description or 'data'} "
-        f"with {kind} on layer {config.layer} (paper 004). Research model: its "
+        f"with {kind} on layer {config.layer} (Lin et al. 2023). Research model: its "
         "threshold is the base model's, not re-validated.",
         training,
     )

@@ -1,4 +1,4 @@
-"""The "Channels" view: what each channel of a layer looks at (paper 004).
+"""The "Channels" view: what each channel of a layer looks at (ECLoss, Lin et al. 2023).
 
 Pick a model and a layer, analyse the faces of the open case (or of a chosen folder)
 in the background, then read the three figures - part explainability, location

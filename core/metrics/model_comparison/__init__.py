@@ -1,7 +1,7 @@
-"""Two face models compared the way paper 003 compares its CNNs.
+"""Two face models compared the way Alonso-Fernandez et al. 2023 compares its CNNs.
 
-Paper 003 (Alonso-Fernandez et al., LIME for face verification) compares a light and
-a large network (MobileNetV2, ResNet50) on the same images by
+Alonso-Fernandez et al. 2023 (LIME for face verification) compares a light and a
+large network (MobileNetV2, ResNet50) on the same images by
 
 * verification accuracy of each network (§IV-C, Table I, EER);
 * weighted score fusion of the two (§IV-C, Fig. 6, Table I "combined (best)");
