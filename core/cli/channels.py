@@ -30,9 +30,9 @@ from core.models.ids import DEFAULT_MODEL_ID
 
 
 def _user_cache(kind: str) -> Path:
-    from platformdirs import user_cache_dir
+    from core.io.userdirs import user_cache_dir
 
-    return Path(user_cache_dir("xfr-desktop", "XFR")) / kind
+    return user_cache_dir() / kind
 
 
 def _set_threads(threads: int | None) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from core.ecloss.channel_data import FaceChips, ProgressCallback, layer_maps
+from core.ecloss.channel_data import FaceChips, layer_maps
 from core.ecloss.channel_metrics import (
     MIN_PROMINENCE,
     PLAIN_EXPLANATIONS,
@@ -36,6 +36,7 @@ from core.ecloss.channel_metrics import (
 from core.ecloss.parts import PARTS, part_masks
 from core.errors import BadInputError, Cancelled
 from core.models.base import FaceModel
+from core.progress import ProgressCallback
 
 REPEATS = 5  # the paper's 5 independent experiments (Table 5)
 

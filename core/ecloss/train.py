@@ -52,7 +52,6 @@ import copy
 import hashlib
 import json
 import math
-import os
 import shlex
 import time
 import warnings
@@ -71,15 +70,16 @@ from core.ecloss.templates import (
     activation_templates,
 )
 from core.errors import BadInputError, Cancelled
+from core.io.atomic import atomic_writer
 from core.models.base import FaceModel
 from core.models.loading import EagerFaceModel
 from core.models.model_card import ModelCard, training_record
 from core.models.model_registry import registry
+from core.progress import ProgressCallback
 from core.references import REFERENCES
 
 ECLOSS = REFERENCES["ecloss"]  # the paper this trains by, recorded in the card
 
-ProgressCallback = Callable[[int, int, str], None]
 
 CHECKPOINT_NAME = "checkpoint.pt"
 MODEL_NAME = "model.pt"
@@ -496,9 +496,9 @@ def train_ecloss(
             "history": json.dumps(history),
             "seconds": elapsed_before + time.perf_counter() - started,
         }
-        partial = checkpoint_path.with_name(checkpoint_path.name + ".partial")
-        torch.save(state, partial)
-        os.replace(partial, checkpoint_path)
+        # replaced only when complete: a killed run resumes from the last one
+        with atomic_writer(checkpoint_path, sync_folder=False) as writer:
+            torch.save(state, writer)
         (out / HISTORY_NAME).write_text(json.dumps(history), encoding="utf-8")
 
     work.network.eval()  # see the module doc: normalisation statistics stay frozen

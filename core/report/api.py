@@ -12,13 +12,14 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from core.case.store import Case
 from core.errors import BadInputError
+from core.progress import ProgressCallback
 from core.report.build import (
     BuiltReport,
     ReportRequest,
@@ -33,7 +34,6 @@ from core.report.signing import (
 )
 
 MANIFEST_NAME = "xfr-report.json"
-ProgressCallback = Callable[[int, int, str], None]
 
 
 @dataclass(frozen=True)
@@ -193,6 +193,7 @@ def generate_report(
                 partial, signed, signer.p12, signer.password,
                 reason=reason, field_name=field, timestamp_url=timestamp_url,
             )  # fmt: skip
+            # each signature is written to a file by pyHanko: renames only here
             os.replace(signed, partial)
             names.append(info.signer_name)
         os.replace(partial, out)

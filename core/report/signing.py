@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from io import BytesIO
@@ -409,11 +408,10 @@ def _is_network_error(exc: Exception) -> bool:
 
 
 def _write_atomically(out: Path, data: bytes) -> None:
+    from core.io.atomic import write_atomic
+
     try:
-        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, out)
+        write_atomic(out, data)
     except OSError as exc:
         raise BadInputError(
             f"cannot write the signed PDF ({exc.strerror})", out

@@ -24,7 +24,6 @@ from core.metrics.model_comparison.science import (
     CancelCallback,
     ChipPair,
     ModelComparison,
-    ProgressCallback,
     check_cancel,
     evidence_psnr,
     fusion_curve,
@@ -34,6 +33,7 @@ from core.metrics.model_comparison.science import (
     verification_row,
 )
 from core.models.base import FaceModel
+from core.progress import ProgressCallback
 
 SIDES = ("probe", "gallery")
 

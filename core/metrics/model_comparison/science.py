@@ -27,8 +27,8 @@ from core.metrics.faithfulness import (
 )
 from core.metrics.model_comparison import NORMALIZATIONS
 from core.models.base import FaceModel
+from core.progress import ProgressCallback
 
-ProgressCallback = Callable[[int, int, str], None]
 CancelCallback = Callable[[], bool]
 ChipPair = tuple[np.ndarray, np.ndarray, bool]
 
