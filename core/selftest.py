@@ -283,12 +283,12 @@ class _SelfTest:
     def fonts(self) -> str:
         from core.report import fonts
 
-        dejavu = fonts._dejavu_dir()
-        names = fonts._DEJAVU_FILES.values()
+        dejavu = fonts.dejavu_dir()
+        names = fonts.DEJAVU_FILES.values()
         missing = [name for name in names if not (dejavu / name).is_file()]
         if missing:
             raise BadInputError(f"DejaVu fonts missing: {', '.join(missing)}", dejavu)
-        cjk = fonts._cjk_dir()
+        cjk = fonts.cjk_dir()
         if cjk is None:
             if is_frozen():  # the bundle ships Noto Sans CJK: its absence is a defect
                 raise BadInputError("Noto Sans CJK is missing from the bundle")

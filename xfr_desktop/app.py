@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from core import APP_NAME, __version__
-from core.models.base import DEFAULT_MODEL_ID
+from core.models.ids import DEFAULT_MODEL_ID
 
 ORGANISATION = "XFR"  # with APP_NAME, names the settings/data folders Qt uses
 QUIT_WAIT_S = 30.0  # longest wait for background work at exit

@@ -32,7 +32,7 @@ from core import APP_NAME, __version__
 from core.case import workflow
 from core.case.workflow import LoadedPair
 from core.explain.base import ExplanationResult
-from core.models.base import FaceModel, ModelRegistry, registry
+from core.models import FaceModel, ModelRegistry, load_model, registry
 from core.report.api import Signer, generate_report, verify_report
 from core.report.build import ReportRequest
 from core.report.signing import load_certificate
@@ -72,12 +72,13 @@ def device_text(device: torch.device) -> str:
 def _load_model(
     model_registry: ModelRegistry | None, model_id: str, device: str
 ) -> FaceModel:
-    """Worker thread: build the registry if needed (imports, file reads) and load.
+    """Worker thread: build the registry if needed (imports, file reads) and load,
+    with the one loader of CLI, GUI and training.
 
-    The GUI's one model-loading call; it moves to ``core.models.loading`` (the one
-    loader of CLI, GUI and training) by changing this body only.
+    The window's registry (the menu lists its ids) is the one loaded from.
     """
-    return (model_registry or registry()).load(model_id, device)
+    models = model_registry if model_registry is not None else registry()
+    return load_model(model_id, device=device, models=models)
 
 
 def demo_cases_folder() -> Path:

@@ -37,7 +37,7 @@ from typing import Any
 from PySide6.QtCore import QSettings, QStandardPaths
 
 from core.colours import COLOUR_MAPS
-from core.models.base import DEFAULT_MODEL_ID
+from core.models.ids import DEFAULT_MODEL_ID
 
 ORGANISATION = "XFR"  # the same names as xfr_desktop.app: one settings folder
 APPLICATION = "XFR Desktop"

@@ -227,6 +227,8 @@ def export_case(
                 "choose another name",
                 target,
             )
+        # not core.io.atomic: the zip is streamed into ``partial`` as it is built,
+        # and an export must never replace a file that appeared meanwhile
         os.replace(partial, target)
         fsync_dir(target.parent)
     except OSError as error:

@@ -38,15 +38,15 @@ class ManifestSigner:
 
     @property
     def name(self) -> str:
-        from core.report.signing import _common_name
+        from core.report.signing import common_name
 
-        return _common_name(self.certificate)
+        return common_name(self.certificate)
 
     @property
     def fingerprint_sha256(self) -> str:
-        from core.report.signing import _fingerprint
+        from core.report.signing import certificate_fingerprint
 
-        return _fingerprint(self.certificate)
+        return certificate_fingerprint(self.certificate)
 
 
 @dataclass(frozen=True)
@@ -75,10 +75,10 @@ class SignatureVerdict:
 
 def load_signer(p12: str | Path, password: str) -> ManifestSigner:
     """The identity in ``p12``; one clear error for a wrong password or key type."""
-    from core.report.signing import _read_pkcs12
+    from core.report.signing import read_pkcs12
 
     p12 = Path(p12)
-    _data, key, certificate, _extra = _read_pkcs12(p12, password)
+    _data, key, certificate, _extra = read_pkcs12(p12, password)
     if key is None:
         raise BadInputError("the identity file holds no private key", p12)
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
@@ -118,7 +118,7 @@ def check_signature(
     from asn1crypto import cms
     from pyhanko.sign.validation.generic_cms import validate_sig_integrity
 
-    from core.report.signing import _common_name, _fingerprint
+    from core.report.signing import certificate_fingerprint, common_name
 
     try:
         content = cms.ContentInfo.load(signature, strict=True)
@@ -160,8 +160,8 @@ def check_signature(
         )
     signer = x509.load_der_x509_certificate(certificate.dump())
     return SignatureVerdict(
-        signer_name=_common_name(signer),
-        fingerprint_sha256=_fingerprint(signer),
+        signer_name=common_name(signer),
+        fingerprint_sha256=certificate_fingerprint(signer),
         signing_time=signing_time,
         trusted=_is_trusted(signer, trust) if trust else None,
     )

@@ -110,6 +110,8 @@ def commit_evidence(folder: Path, partial: Path, sha256: str, source: Path) -> P
         if target.exists() and sha256_file(target) == sha256:
             return target  # left by an intake that crashed before its commit
         os.chmod(partial, 0o444)
+        # renames only: the copy was written (and hashed) while staging, and a
+        # damaged leftover is moved aside, so core.io.atomic has nothing to write
         if target.exists():  # a damaged leftover: keep it aside, never delete
             os.replace(target, target.with_name(f"{sha256}.damaged-{uuid.uuid4()}"))
         os.replace(partial, target)

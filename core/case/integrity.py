@@ -25,8 +25,9 @@ from core.case.audit import (
 )
 from core.case.db import AuditedDb, LockedConnection, statements
 from core.case.layout import DERIVED, EVIDENCE, PARTIAL_SUFFIX, SHA256_HEX
-from core.case.records import ProgressCallback, VerifyReport
+from core.case.records import VerifyReport
 from core.case.schema import BINDING_VERSION, MIGRATIONS, SCHEMA_VERSION
+from core.progress import ProgressCallback
 from core.resources import sha256_file
 
 

@@ -45,7 +45,6 @@ FISWG_COMPONENTS = (
     "alterations",
 )
 
-ProgressCallback = Callable[[int, int, str], None]
 _Record = TypeVar("_Record")
 
 

@@ -70,7 +70,6 @@ from core.case.records import (
     Conclusion,
     Exhibit,
     IntakeResult,
-    ProgressCallback,
     Rejection,
     StoredExplanation,
     VerifyReport,
@@ -90,6 +89,7 @@ from core.errors import BadInputError, Cancelled, describe_os_error, printable
 from core.faces.detect import Face, face_from_landmarks
 from core.imageio import MAX_PIXELS
 from core.io.atomic import write_atomic
+from core.progress import ProgressCallback
 
 __all__ = [
     "ANCHOR_FORMAT",

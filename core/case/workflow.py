@@ -36,9 +36,8 @@ from core.metrics.pair_faithfulness import (
     check_pair,
 )
 from core.models.base import FaceModel, Threshold
+from core.progress import ProgressCallback
 from core.verify import decide
-
-ProgressCallback = Callable[[int, int, str], None]
 
 
 # ---- faces -----------------------------------------------------------------------

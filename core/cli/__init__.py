@@ -26,7 +26,6 @@ import traceback
 from collections.abc import Sequence
 
 from core import APP_NAME, __version__
-from core.cli import common
 from core.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -37,15 +36,6 @@ from core.cli.common import (
     check_output_folder,
 )
 from core.errors import BadInputError, XfrError, plain_message, printable
-
-# Old names for core.metrics.models_eval, which imports them from here when
-# ``xfr eval models`` runs; it moves into this package later (issue 17) and these
-# go with it.  Everything else imports them from core.cli.common.
-add_trust_model_code = common.add_trust_model_code
-_load_model = common.load_model
-_params = common.parse_params
-_print_json = common.print_json
-_progress_printer = common.progress_printer
 
 # The command groups, in the order ``xfr --help`` lists their commands; each
 # module's ``add_commands(subparsers)`` registers its commands and handlers.
@@ -63,13 +53,8 @@ COMMAND_GROUPS = (
 )
 
 
-def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The ``xfr`` parser.
-
-    ``command``: the command word of the command line being parsed, so that a
-    sub-parser costly to build (``eval models`` imports torch) is built only for
-    its own command; ``None`` builds every one.
-    """
+def build_parser() -> argparse.ArgumentParser:
+    """The ``xfr`` parser, every command in it (building it imports no science)."""
     parser = argparse.ArgumentParser(
         prog="xfr", description=f"{APP_NAME} {__version__} - command-line tools"
     )
@@ -78,17 +63,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_GROUPS:
-        group = importlib.import_module(f"core.cli.{name}")
-        if name == "evaluate":
-            group.add_commands(commands, with_models_eval=command in (None, "eval"))
-        else:
-            group.add_commands(commands)
+        importlib.import_module(f"core.cli.{name}").add_commands(commands)
     return parser
-
-
-def _command_word(argv: Sequence[str]) -> str:
-    """The first word that is not an option: the command (or '' when none)."""
-    return next((word for word in argv if not word.startswith("-")), "")
 
 
 def _safe_streams() -> None:
@@ -187,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # own), so argparse would take a leading -h for an unknown option
         argv = ["report", "--", *argv[1:]]
     try:
-        args = build_parser(_command_word(argv)).parse_args(argv)
+        args = build_parser().parse_args(argv)
     except KeyboardInterrupt:
         _interrupted()
         return EXIT_INTERRUPTED

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from core.cli.common import (
-    DEFAULT_MODEL_ID,
     EXIT_OK,
     add_card_option,
     add_device_option,
@@ -30,6 +29,7 @@ from core.cli.common import (
     progress_printer,
 )
 from core.errors import BadInputError
+from core.models.ids import DEFAULT_MODEL_ID
 
 
 def _command_line(args: argparse.Namespace) -> str:

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import errno
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from core.cli.common import (
-    DEFAULT_MODEL_ID,
     EXIT_BAD_INPUT,
     EXIT_OK,
     EXIT_TAMPERED,
@@ -24,6 +21,8 @@ from core.cli.common import (
 )
 from core.cli.faithfulness import add_faithfulness_options
 from core.errors import BadInputError, describe_os_error
+from core.io.atomic import write_atomic
+from core.models.ids import DEFAULT_MODEL_ID
 from core.progress import ProgressCallback
 
 
@@ -383,16 +382,9 @@ def cmd_anchor(args: argparse.Namespace) -> int:
             )
         anchor = case.anchor()
     text = json.dumps(anchor, indent=2) + "\n"
-    partial = out.with_name(out.name + ".partial")
     try:
-        with open(partial, "x", encoding="utf-8") as writer:
-            writer.write(text)
-            writer.flush()
-            os.fsync(writer.fileno())
-        os.replace(partial, out)
+        write_atomic(out, text.encode("utf-8"))
     except OSError as error:
-        with contextlib.suppress(OSError):
-            partial.unlink()
         raise BadInputError(
             f"cannot write the anchor ({error.strerror})", out
         ) from None

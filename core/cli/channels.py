@@ -1,4 +1,4 @@
-"""``xfr train ecloss`` and ``xfr channels`` (paper 004).
+"""``xfr train ecloss`` and ``xfr channels`` (ECLoss, Lin et al. 2023).
 
 ``xfr train ecloss --model ID|FILE --data DIR --layer NAME --out DIR [...]``
 fine-tunes a copy of the model with identity loss + β·ECLoss on a folder of
@@ -19,20 +19,20 @@ import sys
 from pathlib import Path
 
 from core.cli.common import (
-    DEFAULT_MODEL_ID,
     EXIT_OK,
     add_device_option,
     add_trust_model_code,
     line_printer,
-    note_trusted_code,
+    load_model,
     print_json,
 )
+from core.models.ids import DEFAULT_MODEL_ID
 
 
 def _user_cache(kind: str) -> Path:
-    from platformdirs import user_cache_dir
+    from core.io.userdirs import user_cache_dir
 
-    return Path(user_cache_dir("xfr-desktop", "XFR")) / kind
+    return user_cache_dir() / kind
 
 
 def _set_threads(threads: int | None) -> None:
@@ -45,15 +45,14 @@ def _set_threads(threads: int | None) -> None:
 
 # ---- xfr train ecloss ----------------------------------------------------------------
 def cmd_train_ecloss(args: argparse.Namespace) -> int:
-    from core.ecloss.train import ECLossConfig, load_analysis_model, train_ecloss
+    from core.ecloss.train import ECLossConfig, train_ecloss
     from core.errors import BadInputError
     from core.train_data import default_cache_dir, load_identity_chips
 
     _set_threads(args.threads)
-    model = load_analysis_model(
-        args.model, args.device, args.card, trust_code=args.trust_model_code
+    model = load_model(
+        args.model, args.device, args.card, args.trust_model_code, analysis=True
     )
-    note_trusted_code(model, args.model)
     config = ECLossConfig(
         layer=args.layer,
         steps=args.steps,
@@ -120,7 +119,7 @@ def add_ecloss_training(kinds: argparse._SubParsersAction) -> None:
     """Register ``xfr train ecloss``."""
     parser = kinds.add_parser(
         "ecloss",
-        help="fine-tune a face model with identity loss + β·ECLoss (paper 004)",
+        help="fine-tune a face model with identity loss + β·ECLoss (Lin et al. 2023)",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -194,13 +193,12 @@ def cmd_channels(args: argparse.Namespace) -> int:
         load_face_chips,
         write_channel_outputs,
     )
-    from core.ecloss.train import check_layer, load_analysis_model
+    from core.ecloss.train import check_layer
 
     _set_threads(args.threads)
-    model = load_analysis_model(
-        args.model, args.device, args.card, trust_code=args.trust_model_code
+    model = load_model(
+        args.model, args.device, args.card, args.trust_model_code, analysis=True
     )
-    note_trusted_code(model, args.model)
     check_layer(model, args.layer)
     faces = load_face_chips(
         args.data,
@@ -237,7 +235,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     """Register ``channels``."""
     parser = commands.add_parser(
         "channels",
-        help="part explainability of a layer's channels (paper 004 §5.2)",
+        help="part explainability of a layer's channels (Lin et al. 2023, §5.2)",
         description="Top-10 % activation of each channel over the face (eqs. 8-9), "
         "part explainability (eq. 10), location consistency (§5.2.3) and "
         "activation robustness (§5.2.4), with part masks from the 68 landmarks.",

@@ -13,10 +13,13 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from core.errors import BadInputError
 from core.progress import ProgressCallback
+
+if TYPE_CHECKING:
+    from core.models.base import FaceModel
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # a verification failed (case verify, report verify, an import)
@@ -25,9 +28,6 @@ EXIT_INTERNAL = 1  # a fault in XFR
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
 
-# The registry's default (core.models.base.DEFAULT_MODEL_ID), named here because
-# core.models.base imports torch; tests/cli/test_cli_startup.py holds them equal.
-DEFAULT_MODEL_ID = "dlib-resnet-v1"
 DEVICES = ("auto", "cpu", "cuda")
 CARD_HELP = "model card of a model file (default: the .card.toml beside it)"
 TRUST_MODEL_CODE_HELP = (
@@ -66,28 +66,31 @@ def note_trusted_code(model: object, source: str) -> None:
 
 
 def load_model(
-    model: str, device: str, card: str | None = None, trust_code: bool = False
-) -> Any:
-    """A registry id, or a path to an ONNX / TorchScript file with a model card.
+    model: str,
+    device: str,
+    card: str | None = None,
+    trust_code: bool = False,
+    *,
+    analysis: bool = False,
+) -> FaceModel:
+    """A registry id, or a path to an ONNX / TorchScript file with a model card
+    (``core.models.loading.load_model``), with the note on stderr when the file's
+    program code was trusted.
 
     A TorchScript file is refused unless ``trust_code`` (``--trust-model-code``).
+    ``analysis``: layer taps wherever they can be had (the channel analysis and
+    training).
     """
-    from core.models.base import registry, resolve_device
-    from core.models.onnx_model import MODEL_SUFFIXES, load_model_file
+    from core.models.loading import load_model as load
 
-    if Path(model).suffix.lower() in MODEL_SUFFIXES:
-        loaded = load_model_file(model, card, trust_code=trust_code)
-        note_trusted_code(loaded, model)
-        return loaded.to(resolve_device(device))
-    if card is not None:  # a registry model has its card built in; never ignore it
-        raise BadInputError(
-            "--card is for a model file (.onnx, .pt); a registry model has its own",
-            card,
-        )
-    return registry().load(model, device)  # raises UnknownModelError listing ids
+    loaded = load(
+        model, card=card, device=device, trust_code=trust_code, analysis=analysis
+    )
+    note_trusted_code(loaded, model)
+    return loaded
 
 
-def load_model_from_args(args: argparse.Namespace) -> Any:
+def load_model_from_args(args: argparse.Namespace) -> FaceModel:
     """The model that ``--model``, ``--device``, ``--card`` and
     ``--trust-model-code`` name (a command without ``--card`` passes none)."""
     return load_model(

@@ -1,6 +1,11 @@
 """``xfr eval KIND``: a model or the explanation methods measured on a data set
-(``verification``, ``faithfulness``, ``sanity``; ``models`` is registered by
-:func:`core.metrics.models_eval.add_models_eval`)."""
+(``verification``, ``faithfulness``, ``sanity``), or two models compared
+(``models``, Alonso-Fernandez et al. 2023).
+
+The handlers import the science they run (``core.evaluation``, ``core.metrics``,
+``core.metrics.model_comparison``), so building the parser imports no numpy or
+torch.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,11 @@ import argparse
 from collections.abc import Sequence
 
 from core.cli.common import (
-    DEFAULT_MODEL_ID,
     EXIT_OK,
     add_card_option,
     add_device_option,
     add_trust_model_code,
+    load_model,
     load_model_from_args,
     parse_params,
     print_json,
@@ -20,7 +25,9 @@ from core.cli.common import (
 )
 from core.cli.faithfulness import add_faithfulness_grid_options
 from core.errors import BadInputError
+from core.metrics.model_comparison import DEFAULT_METHOD, NORMALIZATIONS
 from core.metrics.pair_defaults import MIN_OTHER_MAPS
+from core.models.ids import DEFAULT_MODEL_ID
 
 
 def cmd_eval_verification(args: argparse.Namespace) -> int:
@@ -144,15 +151,117 @@ def cmd_eval_sanity(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def add_commands(
-    commands: argparse._SubParsersAction, *, with_models_eval: bool = True
-) -> None:
-    """Register ``eval`` and its kinds.
+def _split_commas(text: str | None) -> list[str]:
+    return [part.strip() for part in (text or "").split(",")]
 
-    ``with_models_eval=False`` leaves out ``eval models``, whose module imports
-    torch when its parser is built; ``xfr --version`` and the other commands'
-    help never show it, so only a command line starting with ``eval`` needs it.
-    """
+
+def cmd_eval_models(args: argparse.Namespace) -> int:
+    from core.metrics.model_comparison.outputs import write_outputs
+    from core.metrics.model_comparison.runner import compare_models
+
+    names = [name for name in _split_commas(args.models) if name]
+    cards: list[str | None] = [
+        None if card.lower() in ("", "-", "none") else card
+        for card in _split_commas(args.cards)
+    ]
+    if args.cards is None:
+        cards = [None] * len(names)
+    if len(names) < 2:
+        raise BadInputError("--models needs two models: ID_OR_FILE,ID_OR_FILE")
+    if len(cards) != len(names):
+        raise BadInputError(
+            f"--cards lists {len(cards)} card(s) for {len(names)} model(s); "
+            "use 'none' for a model without a card, e.g. --cards none,model.card.toml"
+        )
+    given = list(zip(names, cards, strict=True))
+    for number, entry in enumerate(given):
+        if entry in given[:number]:
+            raise BadInputError(
+                f"model {entry[0]} is given twice: a model compared with itself says "
+                "nothing (fused scores equal its own at every weight, its heatmaps "
+                "equal themselves); give two different models"
+            )
+    models = [
+        load_model(name, args.device, card, args.trust_model_code)
+        for name, card in given
+    ]
+    method = None if args.method.lower() == "none" else args.method
+    comparison = compare_models(
+        args.data,
+        models,
+        method=method,
+        method_params=parse_params(args.param),
+        max_pairs=args.max_pairs,
+        seed=args.seed,
+        normalization=args.normalization,
+        seed_reference=args.seed_reference,
+        progress=progress_printer("models", args.json),
+    )
+    files = write_outputs(comparison, args.out) if args.out else {}
+    if args.json:
+        print_json({**comparison.to_dict(), "files": files})
+    else:
+        print(comparison.markdown())
+        if files:
+            print(f"\nwritten to {args.out}")
+    return EXIT_OK
+
+
+def add_models_eval(eval_kinds: argparse._SubParsersAction) -> None:
+    """Register ``xfr eval models`` in the ``eval`` sub-parsers."""
+    command = eval_kinds.add_parser(
+        "models",
+        help="compare two models: EER, score fusion, EER per layer, heatmap PSNR "
+        "(Alonso-Fernandez et al. 2023)",
+    )
+    command.add_argument(
+        "--data", required=True, help="identities folder or LFW pairs.txt"
+    )
+    command.add_argument(
+        "--models",
+        required=True,
+        help="ID_OR_FILE,ID_OR_FILE: registry ids or ONNX/TorchScript files",
+    )
+    command.add_argument(
+        "--cards",
+        help="CARD,CARD: model card per model, 'none' for none (a registry id, or "
+        "the .card.toml beside the file), e.g. none,mobilefacenet.card.toml",
+    )
+    add_trust_model_code(command)
+    command.add_argument(
+        "--method",
+        default=DEFAULT_METHOD,
+        help="explanation method for the heatmap PSNR (xfr methods; lime is the "
+        "paper's), or 'none' to skip it",
+    )
+    command.add_argument(
+        "--param",
+        action="append",
+        metavar="NAME=VALUE",
+        help="parameter of --method (repeatable), e.g. --param samples=500",
+    )
+    command.add_argument("--max-pairs", type=int)
+    command.add_argument("--seed", type=int, default=0)
+    command.add_argument(
+        "--normalization",
+        default="zscore",
+        choices=list(NORMALIZATIONS),
+        help="per-model score normalisation before fusion (default zscore)",
+    )
+    command.add_argument(
+        "--seed-reference",
+        action="store_true",
+        help="stochastic methods: also the PSNR between the first model's maps for "
+        "seeds S and S+1 (one more explanation per pair)",
+    )
+    add_device_option(command)
+    command.add_argument("--out", help="folder for table.json/.md, CSVs and PNGs")
+    command.add_argument("--json", action="store_true")
+    command.set_defaults(run=cmd_eval_models)
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """Register ``eval`` and its kinds."""
     evaluate = commands.add_parser("eval", help="evaluate a model on a data set")
     eval_kinds = evaluate.add_subparsers(
         dest="eval_kind", required=True, metavar="KIND"
@@ -244,7 +353,4 @@ def add_commands(
     add_trust_model_code(verification)
     verification.add_argument("--json", action="store_true")
     verification.set_defaults(run=cmd_eval_verification)
-    if with_models_eval:
-        from core.metrics.models_eval import add_models_eval
-
-        add_models_eval(eval_kinds)
+    add_models_eval(eval_kinds)

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from core.cli.common import (
-    DEFAULT_MODEL_ID,
     EXIT_OK,
     load_model_from_args,
     parse_params,
@@ -19,6 +18,7 @@ from core.cli.common import (
 )
 from core.cli.faithfulness import add_faithfulness_options
 from core.cli.verify import add_pair_arguments, prepare_pair
+from core.models.ids import DEFAULT_MODEL_ID
 
 
 def cmd_explain(args: argparse.Namespace) -> int:

@@ -7,7 +7,6 @@ import shlex
 from pathlib import Path
 
 from core.cli.common import (
-    DEFAULT_MODEL_ID,
     EXIT_OK,
     add_device_option,
     add_trust_model_code,
@@ -15,6 +14,7 @@ from core.cli.common import (
     print_json,
     progress_printer,
 )
+from core.models.ids import DEFAULT_MODEL_ID
 
 
 def _command_line(args: argparse.Namespace) -> str:

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from core.cli.common import (
-    DEFAULT_MODEL_ID,
     EXIT_OK,
     add_card_option,
     add_device_option,
@@ -19,10 +18,11 @@ from core.cli.common import (
     print_json,
 )
 from core.errors import BadInputError
+from core.models.ids import DEFAULT_MODEL_ID
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from core.models.base import registry
+    from core.models import registry
 
     infos = registry().infos()
     if args.json:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from core.ecloss.channel_data import FaceChips, ProgressCallback, layer_maps
+from core.ecloss.channel_data import FaceChips, layer_maps
 from core.ecloss.channel_metrics import (
     MIN_PROMINENCE,
     PLAIN_EXPLANATIONS,
@@ -36,6 +36,7 @@ from core.ecloss.channel_metrics import (
 from core.ecloss.parts import PARTS, part_masks
 from core.errors import BadInputError, Cancelled
 from core.models.base import FaceModel
+from core.progress import ProgressCallback
 
 REPEATS = 5  # the paper's 5 independent experiments (Table 5)
 
@@ -175,7 +176,7 @@ def analyse_channels(
         raise BadInputError("no faces to analyse")
     if not 0 < fraction < 1:
         raise BadInputError("the top fraction must be between 0 and 1")
-    model._tap(layer)  # BadInputError naming the known layers
+    model.tap(layer)  # BadInputError naming the known layers
     total_steps = 2 * len(faces)
 
     def maps_progress(done: int, _total: int, message: str) -> None:

@@ -17,8 +17,7 @@ import torch
 
 from core.errors import BadInputError, Cancelled
 from core.models.base import FaceModel
-
-ProgressCallback = Callable[[int, int, str], None]
+from core.progress import ProgressCallback
 
 
 # ---- face chips with landmarks -------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Fine-tuning a face model with identity loss + β·ECLoss (paper 004 eq. 7).
+"""Fine-tuning a face model with identity loss + β·ECLoss (Lin et al. 2023, eq. 7).
 
 ``Total = α · Loss(y, ŷ) - β · MI(T; X)`` with ``α = 1`` (§4.2) and ``X`` the feature
 maps of one chosen layer.  What follows the paper and what is **our choice**:
@@ -52,7 +52,6 @@ import copy
 import hashlib
 import json
 import math
-import os
 import shlex
 import time
 import warnings
@@ -71,12 +70,16 @@ from core.ecloss.templates import (
     activation_templates,
 )
 from core.errors import BadInputError, Cancelled
+from core.io.atomic import atomic_writer
 from core.models.base import FaceModel
-from core.models.loading import EagerFaceModel, load_model
+from core.models.loading import EagerFaceModel
 from core.models.model_card import ModelCard, training_record
 from core.models.model_registry import registry
+from core.progress import ProgressCallback
+from core.references import REFERENCES
 
-ProgressCallback = Callable[[int, int, str], None]
+ECLOSS = REFERENCES["ecloss"]  # the paper this trains by, recorded in the card
+
 
 CHECKPOINT_NAME = "checkpoint.pt"
 MODEL_NAME = "model.pt"
@@ -154,20 +157,6 @@ class TrainResult:
 
 
 # ---- models --------------------------------------------------------------------------
-def load_analysis_model(
-    model: str,
-    device: str = "cpu",
-    card: str | None = None,
-    *,
-    trust_code: bool = False,
-) -> FaceModel:
-    """A registry id or model file, with layer taps wherever they can be had
-    (``core.models.loading.load_model`` with ``analysis=True``)."""
-    return load_model(
-        model, card=card, device=device, trust_code=trust_code, analysis=True
-    )
-
-
 def trainable_copy(model: FaceModel) -> FaceModel:
     """A copy with its own network, so the registry's cached model stays untouched."""
     return EagerFaceModel(
@@ -196,7 +185,7 @@ def check_layer(model: FaceModel, layer: str) -> tuple[int, int, int]:
             f"model {model.model_id} exposes no layers (a TorchScript file cannot be "
             "hooked); use an ONNX export, a built-in model or a model fine-tuned here"
         )
-    model._tap(layer)  # BadInputError listing the known layers
+    model.tap(layer)  # BadInputError listing the known layers
     shape = tap_shapes(model).get(layer)
     if shape is None or len(shape) != 3:
         raise BadInputError(
@@ -222,7 +211,7 @@ def freeze_before(model: FaceModel, tap_name: str) -> tuple[int, int]:
     Order is the network's module order (``named_modules``); returns (trainable,
     frozen) parameter counts.
     """
-    module_path = model._tap(tap_name).module_path
+    module_path = model.tap(tap_name).module_path
     order = {
         name: index for index, (name, _) in enumerate(model.network.named_modules())
     }
@@ -438,7 +427,7 @@ def train_ecloss(
     work = trainable_copy(model)
     channels, height, width = check_layer(work, config.layer)
     train_from = config.train_from or default_train_from(work, config.layer)
-    work._tap(train_from)
+    work.tap(train_from)
     trainable, frozen = freeze_before(work, train_from)
     templates = activation_templates(
         (height, width), tau=config.tau, radius=config.radius, count=config.templates
@@ -507,9 +496,9 @@ def train_ecloss(
             "history": json.dumps(history),
             "seconds": elapsed_before + time.perf_counter() - started,
         }
-        partial = checkpoint_path.with_name(checkpoint_path.name + ".partial")
-        torch.save(state, partial)
-        os.replace(partial, checkpoint_path)
+        # replaced only when complete: a killed run resumes from the last one
+        with atomic_writer(checkpoint_path, sync_folder=False) as writer:
+            torch.save(state, writer)
         (out / HISTORY_NAME).write_text(json.dumps(history), encoding="utf-8")
 
     work.network.eval()  # see the module doc: normalisation statistics stay frozen
@@ -587,8 +576,7 @@ def train_ecloss(
     kind = "β = 0 control" if config.is_control else "identity loss + β·ECLoss"
     training = {
         "kind": "ecloss",
-        "paper": "004: Lin et al., Activation Template Matching Loss for "
-        "Explainable Face Recognition",
+        "paper": f"{ECLOSS.short}, {ECLOSS.title}",
         "architecture": architecture,
         "base_model_id": model.model_id,
         "base_weights_sha256": base_sha,
@@ -635,7 +623,7 @@ def train_ecloss(
         new_id,
         f"{model.display_name}, ECLoss fine-tune ({kind})",
         f"{model.model_id} fine-tuned for {step} steps on {data_description or 'data'} "
-        f"with {kind} on layer {config.layer} (paper 004). Research model: its "
+        f"with {kind} on layer {config.layer} (Lin et al. 2023). Research model: its "
         "threshold is the base model's, not re-validated.",
         training,
     )

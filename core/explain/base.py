@@ -27,8 +27,8 @@ import torch
 from core.errors import BadInputError, Cancelled
 from core.faces.align import ChipTransform
 from core.models.base import FaceModel, Threshold
+from core.progress import ProgressCallback
 
-ProgressCallback = Callable[[int, int, str], None]  # (done, total, message)
 CancelCallback = Callable[[], bool]
 ParamValue = int | float | str | bool | tuple[int, ...] | None
 Kind = Literal["gradient", "perturbation"]

@@ -89,7 +89,7 @@ def staged_folder(final: Path) -> Iterator[Path]:
     try:
         yield staging
         previous = final.with_name(final.name + ".previous")
-        if final.exists():
+        if final.exists():  # folders, not a file: core.io.atomic writes files
             shutil.rmtree(previous, ignore_errors=True)
             os.replace(final, previous)
         os.replace(staging, final)

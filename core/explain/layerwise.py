@@ -30,7 +30,6 @@ import torch
 from core.explain.base import (
     CancelCallback,
     ExplainContext,
-    ProgressCallback,
     eval_mode,
     make_context,
 )
@@ -39,6 +38,7 @@ from core.explain.layers import tap_shapes
 from core.explain.methods.lime import LIME_PARAMS, lime_design, lime_map
 from core.explain.perturb import blend
 from core.models.base import FaceModel
+from core.progress import ProgressCallback
 
 
 @dataclass(frozen=True)

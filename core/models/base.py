@@ -17,16 +17,12 @@ import contextlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from core.errors import BadInputError
-from core.models.ids import DEFAULT_MODEL_ID, ModelInfo
-
-if TYPE_CHECKING:
-    from core.models.model_registry import ModelRegistry, registry
 
 Metric = Literal["euclidean", "cosine"]
 ChannelOrder = Literal["RGB", "BGR"]
@@ -186,7 +182,8 @@ class FaceModel:
     def layer_taps(self) -> list[LayerTap]:
         return list(self.taps)
 
-    def _tap(self, name: str) -> LayerTap:
+    def tap(self, name: str) -> LayerTap:
+        """The layer tap called ``name``; ``BadInputError`` listing the known ones."""
         for tap in self.taps:
             if tap.name == name:
                 return tap
@@ -245,7 +242,7 @@ class FaceModel:
         would stall the GUI behind a long job; the filter needs neither.  Forward
         hooks run in the thread that calls the module, so the filter is exact.
         """
-        module = dict(self.network.named_modules())[self._tap(name).module_path]
+        module = dict(self.network.named_modules())[self.tap(name).module_path]
         owner = threading.get_ident()
 
         def hook(_module, _inputs, output):
@@ -287,33 +284,3 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     if name == "cpu" or name.startswith("cuda"):
         return torch.device(name)
     raise BadInputError(f"unknown device '{device}' (use auto, cpu or cuda)")
-
-
-# ---- names that moved ---------------------------------------------------------------
-# ``DEFAULT_MODEL_ID`` and ``ModelInfo`` live in ``core.models.ids``, ``registry`` and
-# ``ModelRegistry`` in ``core.models.model_registry``; they stay importable from here
-# for the command-line and GUI modules that still import them from this module.  The
-# registry is resolved on first use, so this module imports no backend.
-__all__ = [
-    "DEFAULT_MODEL_ID",
-    "ChannelOrder",
-    "FaceModel",
-    "LayerTap",
-    "Metric",
-    "ModelInfo",
-    "ModelRegistry",
-    "Preprocessing",
-    "Threshold",
-    "cosine_similarity",
-    "euclidean_distance",
-    "registry",
-    "resolve_device",
-]
-
-
-def __getattr__(name: str) -> Any:
-    if name in ("ModelRegistry", "registry"):
-        from core.models import model_registry
-
-        return getattr(model_registry, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -74,7 +74,7 @@ def choose_tap(model: FaceModel, tap: str | None) -> str:
     """The tap to decode: given, the model's documented default, or the deepest
     tap whose grid is at least 7×7 (Xu et al. 2023 decode a 7×7 map)."""
     if tap:
-        model._tap(tap)  # raises BadInputError listing the taps
+        model.tap(tap)  # raises BadInputError listing the taps
         return tap
     if model.model_id in DEFAULT_TAPS:
         return DEFAULT_TAPS[model.model_id]

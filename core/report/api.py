@@ -12,13 +12,14 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from core.case.store import Case
 from core.errors import BadInputError
+from core.progress import ProgressCallback
 from core.report.build import (
     BuiltReport,
     ReportRequest,
@@ -33,7 +34,6 @@ from core.report.signing import (
 )
 
 MANIFEST_NAME = "xfr-report.json"
-ProgressCallback = Callable[[int, int, str], None]
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ def signature_note(signers: Sequence[Signer], timestamp_url: str | None) -> str:
     """What the cover page says about the signatures that will follow."""
     if not signers:
         return ""
-    from core.report.signing import _common_name, _is_self_signed
+    from core.report.signing import common_name, is_self_signed
 
     parts = []
     for role, signer in zip(("examiner", "peer reviewer"), signers, strict=False):
@@ -114,10 +114,10 @@ def signature_note(signers: Sequence[Signer], timestamp_url: str | None) -> str:
         kind = (
             "a self-signed certificate (no certification authority vouches for it; "
             "compare its fingerprint with the one the signer gives you)"
-            if _is_self_signed(cert)
+            if is_self_signed(cert)
             else "a certificate issued by a certification authority"
         )
-        parts.append(f"the {role}, {_common_name(cert)}, with {kind}")
+        parts.append(f"the {role}, {common_name(cert)}, with {kind}")
     stamp = (
         "A trusted time stamp from the configured server is attached."
         if timestamp_url
@@ -193,6 +193,7 @@ def generate_report(
                 partial, signed, signer.p12, signer.password,
                 reason=reason, field_name=field, timestamp_url=timestamp_url,
             )  # fmt: skip
+            # each signature is written to a file by pyHanko: renames only here
             os.replace(signed, partial)
             names.append(info.signer_name)
         os.replace(partial, out)

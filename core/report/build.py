@@ -31,6 +31,7 @@ from reportlab.platypus import Flowable, SimpleDocTemplate
 
 from core import APP_NAME
 from core.case.store import Case
+from core.progress import ProgressCallback
 from core.report.content import (
     ReportContent,
     ReportRequest,
@@ -53,8 +54,6 @@ __all__ = [
     "margin_chart",
     "superseded_faces",
 ]
-
-ProgressCallback = Callable[[int, int, str], None]
 
 
 @dataclass(frozen=True)

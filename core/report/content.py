@@ -46,11 +46,11 @@ from core.explain import infos
 from core.explain.base import ExplainerInfo, ExplanationResult, FacePair, get
 from core.metrics.pair_faithfulness import PairFaithfulness
 from core.models.base import Threshold
+from core.progress import ProgressCallback
 from core.references import REFERENCES, Reference
 from core.report import figures
 from core.version import __version__, source_commit
 
-ProgressCallback = Callable[[int, int, str], None]
 Selection = list[tuple[Comparison, list[StoredExplanation]]]
 
 

@@ -63,11 +63,14 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 __all__ = [
+    "DEJAVU_FILES",
     "FontSet",
     "canvas_maker",
+    "cjk_dir",
     "cjk_package_available",
     "cjk_subset_ttf",
     "coverage_warning",
+    "dejavu_dir",
     "fonts_embedded_for",
     "markup",
     "plain",
@@ -83,7 +86,7 @@ ITALIC = "XFRSans-Oblique"
 BOLD_ITALIC = "XFRSans-BoldOblique"
 MONO = "XFRSansMono"
 
-_DEJAVU_FILES = {
+DEJAVU_FILES = {
     REGULAR: "DejaVuSans.ttf",
     BOLD: "DejaVuSans-Bold.ttf",
     ITALIC: "DejaVuSans-Oblique.ttf",
@@ -106,7 +109,8 @@ _lock = threading.RLock()
 
 
 @cache
-def _dejavu_dir() -> Path:
+def dejavu_dir() -> Path:
+    """The DejaVu TTF folder matplotlib ships (the PDF report's Latin fonts)."""
     spec = importlib.util.find_spec("matplotlib")
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError(
@@ -116,7 +120,7 @@ def _dejavu_dir() -> Path:
 
 
 @cache
-def _cjk_dir() -> Path | None:
+def cjk_dir() -> Path | None:
     """Directory of the installed Noto Sans CJK package, or None (not imported)."""
     spec = importlib.util.find_spec(_CJK_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
@@ -129,7 +133,7 @@ def _cjk_dir() -> Path | None:
 
 def cjk_package_available() -> bool:
     """True when CJK text can be set in an embedded font (Noto Sans CJK)."""
-    return _cjk_dir() is not None
+    return cjk_dir() is not None
 
 
 # ------------------------------------------------------------------- registration
@@ -194,8 +198,8 @@ def register_fonts(texts: Iterable[str] = ()) -> FontSet:
 
     with _lock:
         if not _registered:
-            folder = _dejavu_dir()
-            for name, filename in _DEJAVU_FILES.items():
+            folder = dejavu_dir()
+            for name, filename in DEJAVU_FILES.items():
                 pdfmetrics.registerFont(TTFont(name, str(folder / filename)))
             pdfmetrics.registerFontFamily(
                 FAMILY,
@@ -245,7 +249,7 @@ def _base_cmap(bold: bool) -> frozenset[int]:
 
 @cache
 def _cjk_cmap() -> frozenset[int]:
-    folder = _cjk_dir()
+    folder = cjk_dir()
     if folder is None:
         return frozenset()
     from fontTools.ttLib import TTFont as FTFont
@@ -294,7 +298,7 @@ def _reshaper():
 
     config = dict(
         arabic_reshaper.config_for_true_type_font(
-            str(_dejavu_dir() / _DEJAVU_FILES[REGULAR]),
+            str(dejavu_dir() / DEJAVU_FILES[REGULAR]),
             arabic_reshaper.ENABLE_ALL_LIGATURES,
         )
     )
@@ -560,7 +564,7 @@ def cjk_subset_ttf(chars: str, *, bold: bool = False) -> bytes:
 
     Raises RuntimeError when the CJK font package is not installed.
     """
-    folder = _cjk_dir()
+    folder = cjk_dir()
     if folder is None:
         raise RuntimeError(f"{_CJK_PACKAGE} is not installed")
     # Reportlab's Paragraph turns any whitespace (U+3000 included) into U+0020

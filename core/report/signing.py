@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from io import BytesIO
@@ -44,10 +43,14 @@ __all__ = [
     "IdentityInfo",
     "SignatureInfo",
     "SignatureStatus",
+    "certificate_fingerprint",
+    "common_name",
     "create_identity",
     "export_certificate",
+    "is_self_signed",
     "load_certificate",
     "load_identity",
+    "read_pkcs12",
     "sign_pdf",
     "verify_pdf",
 ]
@@ -225,7 +228,7 @@ def _read_file(path: Path, what: str) -> bytes:
         raise BadInputError(f"cannot read {what} ({exc.strerror})", path) from None
 
 
-def _read_pkcs12(p12: Path, password: str | None):
+def read_pkcs12(p12: Path, password: str | None):
     """Decrypt a PKCS#12 file, telling a wrong password from a damaged file."""
     p12 = Path(p12)
     data = _read_file(p12, "the identity")
@@ -254,7 +257,7 @@ def load_identity(p12: Path, password: str):
     """Load a PKCS#12 identity as a pyHanko signer (``SimpleSigner``)."""
     from pyhanko.sign import signers
 
-    data, key, _cert, _extra = _read_pkcs12(p12, password)
+    data, key, _cert, _extra = read_pkcs12(p12, password)
     if key is None:
         raise BadInputError("the identity file holds no private key", p12)
     try:
@@ -271,7 +274,7 @@ def load_certificate(path: Path, password: str | None = None) -> x509.Certificat
     """Load a certificate from a PEM/DER file or from a PKCS#12 identity."""
     path = Path(path)
     if path.suffix.lower() in (".p12", ".pfx"):
-        return _read_pkcs12(path, password)[2]
+        return read_pkcs12(path, password)[2]
     data = _read_file(path, "the certificate")
     try:
         if b"-----BEGIN CERTIFICATE-----" in data:
@@ -287,7 +290,7 @@ def export_certificate(p12: Path, password: str, out_pem: Path) -> IdentityInfo:
     Only the certificate leaves the identity, never the key.  Hand it over by a
     channel the verifier trusts and read the fingerprint to them to confirm it.
     """
-    cert = _read_pkcs12(p12, password)[2]
+    cert = read_pkcs12(p12, password)[2]
     out_pem = Path(out_pem)
     try:
         out_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
@@ -300,25 +303,27 @@ def export_certificate(p12: Path, password: str, out_pem: Path) -> IdentityInfo:
 
 def _identity_info(cert: x509.Certificate) -> IdentityInfo:
     return IdentityInfo(
-        name=_common_name(cert),
-        fingerprint_sha256=_fingerprint(cert),
+        name=common_name(cert),
+        fingerprint_sha256=certificate_fingerprint(cert),
         not_before=cert.not_valid_before_utc,
         not_after=cert.not_valid_after_utc,
-        self_signed=_is_self_signed(cert),
+        self_signed=is_self_signed(cert),
     )
 
 
-def _common_name(cert: x509.Certificate) -> str:
+def common_name(cert: x509.Certificate) -> str:
+    """The certificate's subject common name (the whole subject when it has none)."""
     names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     return str(names[0].value) if names else cert.subject.rfc4514_string()
 
 
-def _fingerprint(cert: x509.Certificate) -> str:
+def certificate_fingerprint(cert: x509.Certificate) -> str:
     """SHA-256 of the DER certificate, as colon-separated hex (as viewers show it)."""
     return cert.fingerprint(hashes.SHA256()).hex(":").upper()
 
 
-def _is_self_signed(cert: x509.Certificate) -> bool:
+def is_self_signed(cert: x509.Certificate) -> bool:
+    """Issued by itself, its signature checked with its own key."""
     if cert.issuer != cert.subject:
         return False
     try:
@@ -389,8 +394,8 @@ def sign_pdf(
     return SignatureInfo(
         out=out,
         field_name=field_name,
-        signer_name=_common_name(cert),
-        fingerprint_sha256=_fingerprint(cert),
+        signer_name=common_name(cert),
+        fingerprint_sha256=certificate_fingerprint(cert),
         signed_at=signed_at,
         timestamped=stamper is not None,
     )
@@ -403,11 +408,10 @@ def _is_network_error(exc: Exception) -> bool:
 
 
 def _write_atomically(out: Path, data: bytes) -> None:
+    from core.io.atomic import write_atomic
+
     try:
-        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, out)
+        write_atomic(out, data)
     except OSError as exc:
         raise BadInputError(
             f"cannot write the signed PDF ({exc.strerror})", out
@@ -556,10 +560,10 @@ def _check(sig, context, signed_fields: set[str]) -> SignatureStatus:
     cert = x509.load_der_x509_certificate(sig.signer_cert.dump())
     base = {
         "field_name": sig.field_name,
-        "signer_name": _common_name(cert),
-        "fingerprint_sha256": _fingerprint(cert),
+        "signer_name": common_name(cert),
+        "fingerprint_sha256": certificate_fingerprint(cert),
         "signing_time": sig.self_reported_timestamp,
-        "self_signed": _is_self_signed(cert),
+        "self_signed": is_self_signed(cert),
     }
     try:
         st = validate_pdf_signature(

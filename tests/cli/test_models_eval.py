@@ -307,12 +307,12 @@ def test_compare_models_refuses_one_model_twice_and_cancels(identities, two_mode
 def test_cli_eval_models_end_to_end(
     identities, two_models, tmp_path, capsys, monkeypatch
 ):
-    import core.cli
+    import core.cli.evaluate
 
     by_name = {model.model_id: model for model in two_models}
     monkeypatch.setattr(
-        core.cli,
-        "_load_model",
+        core.cli.evaluate,
+        "load_model",
         lambda name, device, card=None, trust_code=False: by_name[name],
     )
     code = main(
@@ -349,7 +349,7 @@ def test_building_the_command_imports_no_torch():
     """The sub-parser is built without numpy or torch (they load when it runs)."""
     code = (
         "import argparse, sys\n"
-        "from core.metrics.models_eval import add_models_eval\n"
+        "from core.cli.evaluate import add_models_eval\n"
         "add_models_eval(argparse.ArgumentParser().add_subparsers())\n"
         "print(sorted({'torch', 'numpy'} & set(sys.modules)) or 'none')\n"
     )

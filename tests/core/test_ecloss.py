@@ -45,13 +45,12 @@ from core.ecloss.templates import (
 from core.ecloss.train import (
     ECLossConfig,
     batch_indices,
-    load_analysis_model,
     metric_loss,
     train_ecloss,
 )
 from core.errors import BadInputError, Cancelled
 from core.explain.render import colour_map
-from core.models import registry
+from core.models import load_model, registry
 from core.models.onnx_model import load_model_file
 from core.train_data import ChipSet
 
@@ -433,7 +432,7 @@ def test_training_checkpoints_resumes_and_reloads(dlib_model, tmp_path):
     embedded = loaded.embed_chips(chips)
     assert embedded.shape == (3, 128) and np.isfinite(embedded).all()
     assert not np.allclose(embedded, dlib_model.embed_chips(chips))  # it changed
-    eager = load_analysis_model(str(resumed.model_path), trust_code=True)
+    eager = load_model(resumed.model_path, device="cpu", trust_code=True, analysis=True)
     assert "stage4.block2" in [tap.name for tap in eager.layer_taps()]
     np.testing.assert_allclose(eager.embed_chips(chips), embedded, atol=1e-4)
 

@@ -228,7 +228,7 @@ def test_pdf_renders_every_line(names_pdf, tmp_path):
 def test_without_cjk_package_falls_back_to_cid_fonts_with_warning(
     monkeypatch, tmp_path
 ):
-    monkeypatch.setattr(fonts, "_cjk_dir", lambda: None)
+    monkeypatch.setattr(fonts, "cjk_dir", lambda: None)
     fonts._cjk_cmap.cache_clear()
     try:
         assert not fonts.cjk_package_available()

@@ -77,7 +77,7 @@ def test_create_identity_describes_a_self_signed_cert(work):
     assert len(info.fingerprint_sha256.split(":")) == 32
     assert info.not_after - info.not_before >= dt.timedelta(days=30)
     cert = load_certificate(p12, "pw")
-    assert signing._fingerprint(cert) == info.fingerprint_sha256
+    assert signing.certificate_fingerprint(cert) == info.fingerprint_sha256
 
 
 def test_create_identity_refuses_to_overwrite(examiner):
@@ -109,7 +109,10 @@ def test_export_certificate_gives_the_public_cert_only(work, examiner):
     text = pem.read_text()
     assert "BEGIN CERTIFICATE" in text and "PRIVATE KEY" not in text
     assert info.name == EXAMINER
-    assert signing._fingerprint(load_certificate(pem)) == info.fingerprint_sha256
+    assert (
+        signing.certificate_fingerprint(load_certificate(pem))
+        == info.fingerprint_sha256
+    )
 
 
 # --------------------------------------------------------------------- signing

@@ -1,4 +1,4 @@
-"""The "Channels" view: what each channel of a layer looks at (paper 004).
+"""The "Channels" view: what each channel of a layer looks at (ECLoss, Lin et al. 2023).
 
 Pick a model and a layer, analyse the faces of the open case (or of a chosen folder)
 in the background, then read the three figures - part explainability, location
@@ -70,7 +70,8 @@ def prepare_model(
 
     ``trust_code``: the examiner agreed to run a TorchScript file's code.
     """
-    from core.ecloss.train import load_analysis_model, tap_shapes
+    from core.ecloss.train import tap_shapes
+    from core.models import load_model
 
     if choice == CURRENT:
         if current is None:
@@ -79,9 +80,9 @@ def prepare_model(
     elif choice == FILE:
         if not path:
             raise BadInputError("no model file chosen")
-        model = load_analysis_model(path, "auto", trust_code=trust_code)
+        model = load_model(path, trust_code=trust_code, analysis=True)
     else:
-        model = load_analysis_model(choice, "auto")
+        model = load_model(choice, analysis=True)
     shapes = tap_shapes(model)
     spatial = [
         tap.name for tap in model.layer_taps() if len(shapes.get(tap.name, ())) == 3
@@ -115,7 +116,7 @@ class ChannelsPanel(QWidget):
         self.model_choice = QComboBox()
         self.model_choice.addItem(CURRENT)
         try:
-            from core.models.base import registry
+            from core.models import registry
 
             self.model_choice.addItems(registry().ids())
         except Exception:  # a broken registry is reported when the model loads

@@ -41,9 +41,10 @@ from core.explain.render_correspondence import render_correspondence
 from core.explain.stability import stability_sentence
 from core.metrics.pair_faithfulness import FaithfulnessSettings, PairFaithfulness
 from core.models.base import FaceModel, Threshold
+from core.wording import ACCEPT_WORDS, NOT_CHECKED_YET, REJECT_WORDS
 from xfr_desktop.dialogs.annotation_dialog import AnnotationDialog
 from xfr_desktop.widgets.chip_view import ChipView
-from xfr_desktop.widgets.faithfulness_plot import NOT_CHECKED, FaithfulnessPlot
+from xfr_desktop.widgets.faithfulness_plot import FaithfulnessPlot
 from xfr_desktop.widgets.view_sync import ViewSync
 from xfr_desktop.widgets.viewer import EvidenceViewer
 from xfr_desktop.workers import TaskRunner
@@ -108,9 +109,9 @@ def plain_words(comparison: Comparison) -> str:
     """The score and the decision as an examiner reads them out."""
     rule = Threshold.from_dict(comparison.threshold).rule_text()
     verdict = (
-        "The model scores these two faces as the <b>same person (accept)</b>."
+        f"The model scores these two faces as the <b>{ACCEPT_WORDS}</b>."
         if comparison.decision == "accept"
-        else "The model scores these two faces as <b>different people (reject)</b>."
+        else f"The model scores these two faces as <b>{REJECT_WORDS}</b>."
     )
     strength = strength_of_evidence(
         comparison.similarity, comparison.model_id, comparison.model_sha256
@@ -566,7 +567,7 @@ class ComparePanel(QWidget):
                 check = self.checks[explanation_id]
                 verdict = None if check is None else check.get(plot.side, kind)
                 if verdict is None:
-                    plot.clear(NOT_CHECKED)
+                    plot.clear(NOT_CHECKED_YET)
                 else:
                     plot.set_result(verdict)
 

@@ -21,11 +21,11 @@ from PySide6.QtWidgets import (
 from core.explain.base import ExplanationResult, FacePair
 from core.explain.layerwise import LayerwiseResult, explain_layers
 from core.explain.render import display_sigma, smooth_covered
-from core.metrics.pair_faithfulness import LAYER_MAPS_NOT_CHECKED, verdict_sentence
+from core.metrics.pair_faithfulness import verdict_sentence
 from core.models.base import FaceModel
+from core.wording import LAYER_MAPS_NOT_CHECKED, NOT_CHECKED_YET
 from xfr_desktop.errors import ErrorReporter
 from xfr_desktop.widgets.chip_view import ChipView
-from xfr_desktop.widgets.faithfulness_plot import NOT_CHECKED
 from xfr_desktop.workers import TaskRunner
 
 
@@ -124,11 +124,12 @@ class MethodGrid(QWidget):
             return ""  # not read yet
         check = self._checks[explanation_id]
         verdict = None if check is None else check.get(side, kind)
-        return NOT_CHECKED if verdict is None else verdict_sentence(verdict)
+        return NOT_CHECKED_YET if verdict is None else verdict_sentence(verdict)
 
 
 class LayersPanel(QWidget):
-    """Paper 003 §IV-D: LIME on each layer's pooled features, and Grad-CAM there."""
+    """Alonso-Fernandez et al. 2023, §IV-D: LIME on each layer's pooled features, and
+    Grad-CAM there."""
 
     def __init__(self, errors: ErrorReporter, parent: QWidget | None = None) -> None:
         super().__init__(parent)

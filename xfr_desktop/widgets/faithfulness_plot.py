@@ -16,8 +16,8 @@ from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPen, QPolygonF
 from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from core.metrics.pair_faithfulness import MapFaithfulness, verdict_sentence
+from core.wording import NOT_CHECKED_YET
 
-NOT_CHECKED = "Faithfulness not checked yet."
 # name -> (colour, pen style, width); the map's own curve drawn last, on top
 SERIES_STYLE = {
     "random orders (mean)": (QColor(120, 120, 120), Qt.PenStyle.DashLine, 1.2),
@@ -92,7 +92,7 @@ class FaithfulnessPlot(QWidget):
         super().__init__(parent)
         self.side = side
         self.plot = MarginCurves()
-        self.verdict = QLabel(NOT_CHECKED)
+        self.verdict = QLabel(NOT_CHECKED_YET)
         self.verdict.setWordWrap(True)
         self.verdict.setTextFormat(Qt.TextFormat.PlainText)
         self.verdict.setToolTip(
@@ -109,7 +109,7 @@ class FaithfulnessPlot(QWidget):
     def curves(self) -> dict[str, tuple[list[float], list[float]]]:
         return self.plot.series
 
-    def clear(self, text: str = NOT_CHECKED) -> None:
+    def clear(self, text: str = NOT_CHECKED_YET) -> None:
         self.plot.series = {}
         self.plot.update()
         self.verdict.setText(text)

@@ -1,7 +1,7 @@
-"""Two face models compared the way paper 003 compares its CNNs.
+"""Two face models compared the way Alonso-Fernandez et al. 2023 compares its CNNs.
 
-Paper 003 (Alonso-Fernandez et al., LIME for face verification) compares a light and
-a large network (MobileNetV2, ResNet50) on the same images by
+Alonso-Fernandez et al. 2023 (LIME for face verification) compares a light and a
+large network (MobileNetV2, ResNet50) on the same images by
 
 * verification accuracy of each network (§IV-C, Table I, EER);
 * weighted score fusion of the two (§IV-C, Fig. 6, Table I "combined (best)");
@@ -17,7 +17,7 @@ pair is used only when every model found and aligned both faces; pairs left out
 are counted per model.  The metric functions are those of
 ``core.metrics.faithfulness`` (``heatmap_psnr``, ``fuse_scores``, ``layer_scores``,
 ``eer_per_layer``), via ``science``; ``outputs.write_outputs`` writes the tables,
-CSVs and plots, and ``core.metrics.models_eval`` registers the ``xfr eval models``
+CSVs and plots, and ``core.cli.evaluate`` registers the ``xfr eval models``
 command.
 
 Our choices (not in the paper) are labelled "our choice" where they are made.

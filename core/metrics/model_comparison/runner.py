@@ -1,4 +1,5 @@
-"""Running the models over one set of pairs: ``compare_models`` (paper 003).
+"""Running the models over one set of pairs: ``compare_models``
+(Alonso-Fernandez et al. 2023).
 
 Aligns every pair for every model, keeps the pairs all models could use, embeds,
 explains, reports progress and checks for cancellation between steps; the figures
@@ -23,7 +24,6 @@ from core.metrics.model_comparison.science import (
     CancelCallback,
     ChipPair,
     ModelComparison,
-    ProgressCallback,
     check_cancel,
     evidence_psnr,
     fusion_curve,
@@ -33,6 +33,7 @@ from core.metrics.model_comparison.science import (
     verification_row,
 )
 from core.models.base import FaceModel
+from core.progress import ProgressCallback
 
 SIDES = ("probe", "gallery")
 
@@ -91,15 +92,16 @@ def compare_models(
     progress: ProgressCallback | None = None,
     cancel: CancelCallback | None = None,
 ) -> ModelComparison:
-    """Paper 003's model comparison (§IV-B, §IV-C, §IV-D) on one set of pairs.
+    """Alonso-Fernandez et al. 2023's model comparison (§IV-B, §IV-C, §IV-D) on one set
+    of pairs.
 
     1. Pairs from ``data`` (``pairs_for``, ``max_pairs`` / ``seed`` as there);
        each model aligns every image its own way (``evaluate.aligned_pairs``); a
        pair is used when all models could align both faces.
-    2. Per model on those pairs: EER, ROC AUC of the cosine similarity (paper 003
-       §III-B scores by cosine; our choice for every model, also dlib's, whose own
-       decision rule is a Euclidean distance) and accuracy / TAR / FAR at the
-       model's own threshold rule.
+    2. Per model on those pairs: EER, ROC AUC of the cosine similarity
+       (Alonso-Fernandez et al. 2023, §III-B, scores by cosine; our choice for
+       every model, also dlib's, whose own decision rule is a Euclidean distance)
+       and accuracy / TAR / FAR at the model's own threshold rule.
     3. Fusion of the first two models' cosines over ``fusion_weights`` with
        ``normalization`` (``fusion_curve``, §IV-C).
     4. EER per layer tap + embedding for every model (``model_layer_eers``, §IV-D).

@@ -1,9 +1,10 @@
-"""Paper 003's model-comparison figures: score fusion, EER per layer, heatmap PSNR.
+"""Alonso-Fernandez et al. 2023's model-comparison figures: score fusion, EER per layer,
+heatmap PSNR.
 
 Pure computation on scores, chips and evidence maps (no plotting, no files, no
 argparse); ``core.metrics.model_comparison.runner`` runs the models over the pairs
 and fills a ``ModelComparison``, ``outputs`` writes it.  See the package docstring
-for what paper 003 compares and which choices are ours.
+for what Alonso-Fernandez et al. 2023 compares and which choices are ours.
 """
 
 from __future__ import annotations
@@ -26,12 +27,13 @@ from core.metrics.faithfulness import (
 )
 from core.metrics.model_comparison import NORMALIZATIONS
 from core.models.base import FaceModel
+from core.progress import ProgressCallback
 
-ProgressCallback = Callable[[int, int, str], None]
 CancelCallback = Callable[[], bool]
 ChipPair = tuple[np.ndarray, np.ndarray, bool]
 
-# Paper 003 §IV-C sweeps a in [0, 1] (Fig. 6); its grid is not given: steps of 0.05.
+# Alonso-Fernandez et al. 2023, §IV-C, sweeps a in [0, 1] (Fig. 6); its grid is not
+# given: steps of 0.05.
 DEFAULT_FUSION_WEIGHTS = np.round(np.linspace(0.0, 1.0, 21), 2)
 EMBEDDING_LAYER = "embedding"
 
@@ -68,12 +70,12 @@ def _markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-# ---- 1. score fusion (paper 003, §IV-C) ---------------------------------------------
+# ---- 1. score fusion (Alonso-Fernandez et al. 2023, §IV-C) ---------------------------
 @dataclass(frozen=True, eq=False)
 class FusionCurve:
     """EER of ``weight * s_first + (1 - weight) * s_second`` per weight (Fig. 6).
 
-    ``weights[i]`` is the weight a of the *first* model (paper 003 writes a x s_MB2,
+    ``weights[i]`` is the weight a of the *first* model (the paper writes a x s_MB2,
     its first network); weight 1 is the first model alone, weight 0 the second.
     EERs are fractions (0..1), not %.
     """
@@ -123,7 +125,8 @@ def fusion_curve(
     weights: Sequence[float] | np.ndarray = DEFAULT_FUSION_WEIGHTS,
     normalization: str = "zscore",
 ) -> FusionCurve:
-    """Weighted score fusion swept over ``weights`` (paper 003, §IV-C, Fig. 6).
+    """Weighted score fusion swept over ``weights`` (Alonso-Fernandez et al. 2023,
+    §IV-C, Fig. 6).
 
     Each weight's fused scores come from ``faithfulness.fuse_scores`` (weighted
     average of the per-model normalised scores, ``normalization`` per model over the
@@ -175,7 +178,7 @@ def fusion_curve(
     )
 
 
-# ---- 2. EER per layer (paper 003, §IV-D) --------------------------------------------
+# ---- 2. EER per layer (Alonso-Fernandez et al. 2023, §IV-D) --------------------------
 @dataclass(frozen=True, eq=False)
 class LayerEers:
     """EER per layer tap of one model, shallow to deep, embedding last (Fig. 8)."""
@@ -213,7 +216,8 @@ def model_layer_eers(
     progress: ProgressCallback | None = None,
     cancel: CancelCallback | None = None,
 ) -> LayerEers:
-    """EER of every layer tap of ``model`` plus its embedding (paper 003, §IV-D).
+    """EER of every layer tap of ``model`` plus its embedding
+    (Alonso-Fernandez et al. 2023, §IV-D).
 
     Taps are the model's ``layer_taps()`` (dlib: stem and every residual block;
     ONNX models: the deepest module at each spatial resolution), scored by
@@ -265,7 +269,7 @@ def model_layer_eers(
     )
 
 
-# ---- 3. heatmap PSNR on the evidence image (paper 003, §IV-B) ------------------------
+# ---- 3. heatmap PSNR on the evidence image (Alonso-Fernandez et al. 2023, §IV-B) -----
 def _overlap(a: EvidenceMap, b: EvidenceMap) -> tuple[np.ndarray, np.ndarray]:
     """The values of both maps at the image pixels where both are finite."""
     if tuple(a.image_shape) != tuple(b.image_shape):
@@ -288,14 +292,15 @@ def _overlap(a: EvidenceMap, b: EvidenceMap) -> tuple[np.ndarray, np.ndarray]:
 def evidence_psnr(a: EvidenceMap, b: EvidenceMap) -> float:
     """PSNR (dB) of two heatmaps of one image computed on different chips.
 
-    Paper 003 (§IV-B, Fig. 4-5) compares the two CNNs' heatmaps of the same image,
-    both on the same 113x113 input.  Our models see different chips (other size,
-    other alignment), so the maps are compared where they both lie on the evidence
-    image (adaptation, our choice): each chip map is warped onto the image
-    (``ExplanationResult.<side>.evidence``, NaN where the chip does not cover), the
-    two are placed in image coordinates and ``faithfulness.heatmap_psnr`` (min-max
-    scaling to [0, 1], then 10 log10(1 / MSE)) is taken over the pixels finite in
-    both - so the scaling uses the common pixels only.
+    Alonso-Fernandez et al. 2023 (§IV-B, Fig. 4-5) compares the two CNNs' heatmaps
+    of the same image, both on the same 113x113 input.  Our models see different
+    chips (other size, other alignment), so the maps are compared where they both
+    lie on the evidence image (adaptation, our choice): each chip map is warped onto
+    the image (``ExplanationResult.<side>.evidence``, NaN where the chip does not
+    cover), the two are placed in image coordinates and
+    ``faithfulness.heatmap_psnr`` (min-max scaling to [0, 1], then
+    10 log10(1 / MSE)) is taken over the pixels finite in both - so the scaling uses
+    the common pixels only.
 
     Identical maps give ``inf``.  Maps on images of different sizes are an error
     (``BadInputError``).  When the two maps share fewer than 2 finite pixels
@@ -442,11 +447,11 @@ class ModelComparison:
             "",
             _markdown_table(self.verification),
             "",
-            "Score fusion (paper 003 §IV-C):",
+            "Score fusion (Alonso-Fernandez et al. 2023, §IV-C):",
             "",
             _markdown_table(self.fusion_rows()),
             "",
-            "EER per layer (paper 003 §IV-D):",
+            "EER per layer (Alonso-Fernandez et al. 2023, §IV-D):",
             "",
             _markdown_table(self.layer_rows()),
         ]
@@ -455,7 +460,8 @@ class ModelComparison:
                 "",
                 f"Heatmap PSNR between {self.models[0]['id']} and "
                 f"{self.models[1]['id']}, method {self.method}, similarity maps "
-                f"on the evidence image (paper 003 §IV-B); reference: "
+                f"on the evidence image (Alonso-Fernandez et al. 2023, §IV-B); "
+                "reference: "
                 f"{self.psnr_reference}:",
                 "",
                 _markdown_table(self.psnr_summary),
