@@ -24,6 +24,7 @@ from core.evaluation import images_in
 from core.faces.align import chip_for_model
 from core.faces.detect import FaceDetector, find_faces, select_face
 from core.imageio import load_image
+from core.io.userdirs import user_cache_dir
 from core.models.base import Preprocessing
 from core.progress import ProgressCallback
 
@@ -32,9 +33,7 @@ CACHE_VERSION = 2
 
 def default_cache_dir() -> Path:
     """Per-user cache of aligned training chips (regenerable, safe to delete)."""
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("xfr-desktop", "XFR")) / "training-chips"
+    return user_cache_dir() / "training-chips"
 
 
 @dataclass

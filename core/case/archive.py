@@ -56,6 +56,7 @@ from core.case.layout import (
     SHA256_HEX,
 )
 from core.errors import BadInputError
+from core.io.atomic import fsync_dir, remove_quietly
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -227,14 +228,14 @@ def export_case(
                 target,
             )
         os.replace(partial, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
     except OSError as error:
-        _remove_file(partial)
+        remove_quietly(partial)
         raise BadInputError(
             f"the archive could not be written ({_describe(error)})", target
         ) from None
     except BaseException:
-        _remove_file(partial)
+        remove_quietly(partial)
         raise
     finally:
         if snapshot is not None:
@@ -504,7 +505,7 @@ def import_case(
             _check_database(staging / DATABASE, source)
             head, state, warnings = _verify_staged(staging, manifest, source)
             for folder in (staging / EVIDENCE, staging / DERIVED, staging):
-                _fsync_dir(folder)
+                fsync_dir(folder)
             if target.exists() or target.is_symlink():  # appeared meanwhile
                 raise BadInputError(_exists_message(target), target)
             os.rename(staging, target)
@@ -516,7 +517,7 @@ def import_case(
         except BaseException:
             _remove_tree(staging)
             raise
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
     notes = []
     if manifest["format_version"] < 2:
         notes.append(
@@ -821,8 +822,8 @@ def _check_database(path: Path, source: Path) -> None:
     closes; ``trusted_schema = OFF`` keeps the schema's code from running.
     """
     from core.case import state as bound
+    from core.case.db import statements
     from core.case.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
-    from core.case.store import _statements
 
     try:
         with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
@@ -849,7 +850,7 @@ def _check_database(path: Path, source: Path) -> None:
             f"was made by a newer XFR (schema version {version}, this version "
             f"reads up to {SCHEMA_VERSION}); update XFR Desktop to import it",
         )
-    expected = bound.expected_schema(_statements(s) for s in MIGRATIONS[:version])
+    expected = bound.expected_schema(statements(s) for s in MIGRATIONS[:version])
     problems, _warnings = bound.schema_differences(actual, expected)
     if problems:
         raise _member_error(
@@ -924,7 +925,7 @@ def _remove_companions(database: Path) -> None:
         companion = database.with_name(database.name + suffix)
         if suffix == "-wal" and companion.exists() and companion.stat().st_size:
             continue  # it holds pages; a read-only reader writes none, so keep it
-        _remove_file(companion)
+        remove_quietly(companion)
 
 
 # ---- helpers ------------------------------------------------------------------------
@@ -936,26 +937,9 @@ def _describe(error: OSError) -> str:
     return error.strerror or str(error)
 
 
-def _fsync_dir(path: Path) -> None:
-    """Make a rename durable (POSIX); directories cannot be opened on Windows."""
-    if os.name == "nt":
-        return
-    with contextlib.suppress(OSError):
-        handle = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(handle)
-        finally:
-            os.close(handle)
-
-
-def _remove_file(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        path.unlink(missing_ok=True)
-
-
 def _remove_snapshot(snapshot: Path) -> None:
     for suffix in ("", "-journal", "-wal", "-shm"):
-        _remove_file(snapshot.with_name(snapshot.name + suffix))
+        remove_quietly(snapshot.with_name(snapshot.name + suffix))
 
 
 def _remove_tree(path: Path) -> None:

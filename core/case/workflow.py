@@ -8,7 +8,6 @@ case's own write-protected copy, never from where it was first found.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,15 +18,13 @@ import numpy as np
 from core.case.store import Case, CaseFace, Comparison, StoredExplanation
 from core.errors import BadInputError, NoFaceError
 from core.explain.base import (
-    ChipMaps,
-    EvidenceMap,
     ExplanationResult,
     FacePair,
     FaceView,
-    ImageMaps,
     cache_key,
     get,
 )
+from core.explain.codec import maps_from_npz, maps_to_npz, result_from_json
 from core.faces.align import chip_for_model
 from core.faces.detect import FaceDetector, find_faces
 from core.imageio import LoadedImage, load_image
@@ -274,29 +271,8 @@ def explain(
 
 
 def maps_npz(result: ExplanationResult) -> bytes:
-    """All maps of a result as one compressed ``.npz`` (float32).
-
-    Keys ``<side>_<kind>_chip`` / ``_evidence`` per map kind, and for stochastic
-    methods ``<side>_uncertainty_chip`` (per-pixel standard error of the combined
-    map, at chip resolution only); files written before it existed have none.
-    """
-    arrays: dict[str, np.ndarray] = {}
-    for maps in result.images:
-        for kind, chip_map in maps.chip_maps().items():
-            evidence = maps.evidence[kind]
-            arrays[f"{maps.side}_{kind}_chip"] = chip_map.astype(np.float32)
-            arrays[f"{maps.side}_{kind}_evidence"] = evidence.values.astype(np.float32)
-            arrays[f"{maps.side}_origin"] = np.asarray(evidence.origin, np.int64)
-            arrays[f"{maps.side}_image_shape"] = np.asarray(
-                evidence.image_shape, np.int64
-            )
-        if maps.chip.uncertainty is not None:  # stochastic methods (chip only)
-            arrays[f"{maps.side}_uncertainty_chip"] = maps.chip.uncertainty.astype(
-                np.float32
-            )
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
-    return buffer.getvalue()
+    """All maps of a result as one compressed ``.npz`` (see ``core.explain.codec``)."""
+    return maps_to_npz(result)
 
 
 def load_result(case: Case, stored: StoredExplanation) -> ExplanationResult:
@@ -308,61 +284,8 @@ def load_result(case: Case, stored: StoredExplanation) -> ExplanationResult:
         raise BadInputError(
             "stored maps do not match their hash; run the explanation again", path
         )
-    record = stored.result
-    with np.load(path) as arrays:
-        images = []
-        for side in ("probe", "gallery"):
-            origin = tuple(int(v) for v in arrays[f"{side}_origin"])
-            shape = tuple(int(v) for v in arrays[f"{side}_image_shape"])
-            chip = {}
-            evidence = {}
-            for kind in ("similarity", "dissimilarity", "combined"):
-                if f"{side}_{kind}_chip" in arrays:
-                    chip[kind] = arrays[f"{side}_{kind}_chip"]
-                    evidence[kind] = EvidenceMap(
-                        arrays[f"{side}_{kind}_evidence"], origin, shape
-                    )
-            images.append(
-                ImageMaps(
-                    side,
-                    ChipMaps(
-                        chip["similarity"],
-                        chip.get("dissimilarity"),
-                        chip["combined"],
-                        uncertainty=arrays[f"{side}_uncertainty_chip"]
-                        if f"{side}_uncertainty_chip" in arrays
-                        else None,  # deterministic methods, and older files
-                    ),
-                    evidence,
-                )
-            )
-    threshold = record["threshold"]
-    return ExplanationResult(
-        method_id=record["method"],
-        method_name=record["method_name"],
-        params={
-            k: tuple(v) if isinstance(v, list) else v
-            for k, v in record["params"].items()
-        },
-        seed=record["seed"],
-        model_id=record["model"]["id"],
-        model_sha256=record["model"]["weights_sha256"],
-        device=record["device"],
-        software_version=record["software_version"],
-        seconds=record["seconds"],
-        batch_size=record["batch_size"],
-        cosine_similarity=record["cosine_similarity"],
-        cosine_threshold=record["cosine_threshold"],
-        threshold=Threshold.from_dict(threshold),
-        decision=record["decision"],
-        probe=images[0],
-        gallery=images[1],
-        cache_key=record["cache_key"],
-        notes=tuple(record["notes"]),
-        # results stored before methods carried a version are version 0
-        algorithm_version=int(record.get("algorithm_version", 0)),
-        details=record.get("details", {}),
-    )
+    probe, gallery = maps_from_npz(path)
+    return result_from_json(stored.result, probe, gallery)
 
 
 # ---- faithfulness of an explanation, for its own pair ------------------------------

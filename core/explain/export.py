@@ -15,6 +15,7 @@ import numpy as np
 
 from core.errors import BadInputError
 from core.explain.base import ExplanationResult
+from core.explain.codec import map_entries, result_to_json
 from core.explain.render import render_overlay
 
 
@@ -36,26 +37,28 @@ def write_result(
     final = Path(out_dir) / result.method_id
     files: dict[str, dict[str, Any]] = {}
     uncertainty: dict[str, str] = {}
+    images = dict(zip((m.side for m in result.images), evidence_images, strict=True))
     with staged_folder(final) as folder:
-        for maps, image in zip(result.images, evidence_images, strict=True):
-            for kind, chip_map in maps.chip_maps().items():
-                stem = f"{maps.side}_{kind}"
-                evidence_map = maps.evidence[kind]
-                np.save(folder / f"{stem}_chip.npy", chip_map.astype(np.float32))
-                np.save(folder / f"{stem}.npy", evidence_map.values.astype(np.float32))
-                title = f"{result.method_name} - {kind} map - {maps.side}"
-                overlay = render_overlay(image, evidence_map, kind, title)
-                if not cv2.imwrite(str(folder / f"{stem}.png"), overlay[..., ::-1]):
-                    raise BadInputError(
-                        "cannot write overlay image (is the disk full?)",
-                        final / f"{stem}.png",
-                    )
-                files[stem] = {
-                    "chip_npy": str(final / f"{stem}_chip.npy"),
-                    "evidence_npy": str(final / f"{stem}.npy"),
-                    "overlay_png": str(final / f"{stem}.png"),
-                    **evidence_map.to_dict(),
-                }
+        for entry in map_entries(result):
+            stem = f"{entry.side}_{entry.kind}"
+            np.save(folder / f"{stem}_chip.npy", entry.chip.astype(np.float32))
+            np.save(folder / f"{stem}.npy", entry.evidence.values.astype(np.float32))
+            title = f"{result.method_name} - {entry.kind} map - {entry.side}"
+            overlay = render_overlay(
+                images[entry.side], entry.evidence, entry.kind, title
+            )
+            if not cv2.imwrite(str(folder / f"{stem}.png"), overlay[..., ::-1]):
+                raise BadInputError(
+                    "cannot write overlay image (is the disk full?)",
+                    final / f"{stem}.png",
+                )
+            files[stem] = {
+                "chip_npy": str(final / f"{stem}_chip.npy"),
+                "evidence_npy": str(final / f"{stem}.npy"),
+                "overlay_png": str(final / f"{stem}.png"),
+                **entry.evidence.to_dict(),
+            }
+        for maps in result.images:
             if maps.chip.uncertainty is not None:
                 stem = f"{maps.side}_uncertainty"
                 np.save(
@@ -63,7 +66,7 @@ def write_result(
                     maps.chip.uncertainty.astype(np.float32),
                 )
                 uncertainty[maps.side] = str(final / f"{stem}_chip.npy")
-        manifest = {**result.to_dict(), "files": files}
+        manifest = {**result_to_json(result), "files": files}
         if uncertainty:  # beside "files", whose entries are all overlaid map kinds
             manifest["uncertainty_chip_npy"] = uncertainty
         (folder / "result.json").write_text(json.dumps(manifest, indent=2))

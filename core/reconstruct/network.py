@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.errors import BadInputError
+from core.io.userdirs import user_data_dir
 from core.models.base import FaceModel
 from core.resources import sha256_file
 
@@ -222,9 +223,7 @@ def check_matches(reconstructor: LoadedReconstructor, model: FaceModel) -> None:
 # ---- where reconstructors live ------------------------------------------------
 def user_reconstructor_dir() -> Path:
     """Reconstructors the examiner trained (``xfr train reconstructor`` default)."""
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir("xfr-desktop", "XFR")) / "reconstructors"
+    return user_data_dir() / "reconstructors"
 
 
 def shipped_reconstructor_dir() -> Path:

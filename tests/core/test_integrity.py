@@ -22,9 +22,11 @@ from case_tampering import copied_case, verify
 
 from core.case import state as bound
 from core.case import workflow
+from core.case.audit import canonical
+from core.case.db import statements
 from core.case.demo import create_demo_case
 from core.case.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
-from core.case.store import GENESIS, Case, CaseError, _canonical, _statements
+from core.case.store import GENESIS, Case, CaseError
 from core.case.store import entry_hash as chain_hash
 from core.models import DEFAULT_MODEL_ID, registry
 
@@ -283,7 +285,7 @@ def test_schema_changes_are_refused_for_writing_and_named(folder, change):
 def test_expected_schema_is_exactly_what_a_new_case_has(tmp_path):
     with Case.create(tmp_path / "c", "1", "E") as case:
         actual = bound.schema_objects(case._db.execute)
-    expected = bound.expected_schema(_statements(m) for m in MIGRATIONS)
+    expected = bound.expected_schema(statements(m) for m in MIGRATIONS)
     assert actual == expected
     assert bound.schema_differences(actual, expected) == ([], [])
 
@@ -311,7 +313,7 @@ def rewrite_chain(folder: Path, statement: str) -> None:
         entries[index]["parsed"]["state"][table][key] = now_state[table].get(key)
     prev = GENESIS
     for entry in entries:
-        text = _canonical(entry["parsed"])
+        text = canonical(entry["parsed"])
         digest = chain_hash(
             entry["seq"], entry["time"], entry["user"], entry["action"], text, prev
         )
@@ -440,11 +442,11 @@ def test_verify_never_reports_tampering_while_another_process_writes(folder):
 def test_a_file_that_changes_during_intake_is_rejected_by_name(
     folder, astronaut_path, tmp_path, monkeypatch
 ):
-    from core.case import store
+    from core.case import intake
 
     source = tmp_path / "flipping.png"
     shutil.copy2(astronaut_path, source)
-    real = store._read_chunk
+    real = intake._read_chunk
     calls = {"n": 0}
 
     def read_then_flip(reader):
@@ -457,7 +459,7 @@ def test_a_file_that_changes_during_intake_is_rejected_by_name(
             os.utime(source, ns=(time.time_ns(), time.time_ns() + 10**9))
         return chunk
 
-    monkeypatch.setattr(store, "_read_chunk", read_then_flip)
+    monkeypatch.setattr(intake, "_read_chunk", read_then_flip)
     with Case.open(folder) as case:
         before = [e.mark for e in case.exhibits()]
         result = case.add_exhibits([source], "gallery")
@@ -527,7 +529,7 @@ def make_version_1_case(folder: Path) -> None:
     db = sqlite3.connect(folder / "case.sqlite", isolation_level=None)
     db.execute("PRAGMA journal_mode = WAL")
     db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-    for statement in _statements(MIGRATIONS[0]):
+    for statement in statements(MIGRATIONS[0]):
         db.execute(statement)
     db.execute("PRAGMA user_version = 1")
     stamp = "2026-01-01T00:00:00.000Z"
@@ -536,7 +538,7 @@ def make_version_1_case(folder: Path) -> None:
         "(1, 'u-1', 'OLD-1', '', '', 'Old Examiner', ?, ?)",
         (stamp, stamp),
     )
-    details = _canonical({"case_number": "OLD-1", "examiner": "Old Examiner"})
+    details = canonical({"case_number": "OLD-1", "examiner": "Old Examiner"})
     digest = chain_hash(1, stamp, "Old Examiner", "case.create", details, GENESIS)
     db.execute(
         "INSERT INTO audit VALUES (1, ?, 'Old Examiner', 'case.create', ?, ?, ?)",

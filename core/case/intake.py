@@ -1,0 +1,192 @@
+"""Evidence files entering a case: copied while hashed, checked, named by hash.
+
+Each file is read once: copied into ``evidence/`` under a ``.partial`` name while
+it is hashed, then described (format, size, EXIF) from that copy, so the record
+always describes the stored bytes; a file that changes while it is copied is
+refused (the check-then-copy race).  ``Case.add_exhibits`` records the exhibits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import stat
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from core.case.layout import DERIVED, EVIDENCE, PARTIAL_SUFFIX
+from core.errors import BadInputError, printable
+from core.imageio import load_image
+from core.io.atomic import fsync_dir
+from core.resources import sha256_file
+
+
+def stage_evidence(
+    folder: Path, source: Path, max_pixels: int
+) -> tuple[Path, dict[str, Any]]:
+    """Copy ``source`` into the evidence folder under a ``.partial`` name,
+    hashing while copying, and describe the copy (never the source again)."""
+    try:
+        before = os.stat(source)
+    except OSError as error:
+        reason = (
+            "file not found"
+            if error.errno == errno.ENOENT
+            else (f"cannot read file ({error.strerror})")
+        )
+        raise BadInputError(reason, source) from None
+    if stat.S_ISDIR(before.st_mode):
+        raise BadInputError("not a file (a folder)", source)
+    if not stat.S_ISREG(before.st_mode):
+        raise BadInputError("not a regular file (a device, pipe or socket)", source)
+    partial = folder / EVIDENCE / f"{uuid.uuid4().hex}{PARTIAL_SUFFIX}"
+    digest, size = hashlib.sha256(), 0
+    try:
+        try:
+            reader = open(source, "rb")
+        except OSError as error:
+            raise BadInputError(
+                f"cannot read file ({error.strerror})", source
+            ) from None
+        with reader, open(partial, "xb") as writer:
+            while chunk := _read_chunk(reader):
+                digest.update(chunk)
+                writer.write(chunk)
+                size += len(chunk)
+            writer.flush()
+            os.fsync(writer.fileno())
+            after = os.fstat(reader.fileno())
+    except BadInputError:
+        remove_partial(partial)
+        raise
+    except OSError as error:
+        remove_partial(partial)
+        raise BadInputError(
+            f"cannot store a copy in the case ({error.strerror})", source
+        ) from None
+    changed = (after.st_size, after.st_mtime_ns) != (
+        before.st_size,
+        before.st_mtime_ns,
+    )
+    if changed or size != after.st_size:
+        remove_partial(partial)
+        raise BadInputError(
+            "the file changed while it was being added (it is still being "
+            "written or copied?); nothing was stored, add it again when it is "
+            "complete",
+            source,
+        )
+    try:
+        image = load_image(partial, max_pixels=max_pixels)
+        exif = exif_summary(partial)
+    except BadInputError as error:
+        remove_partial(partial)
+        raise BadInputError(error.reason, source) from None
+    if image.sha256 != digest.hexdigest():  # our own copy changed: never expected
+        remove_partial(partial)
+        raise BadInputError("the stored copy does not match what was read", source)
+    record = {
+        "sha256": image.sha256,
+        "original_name": printable(source.name),
+        "size": size,
+        "format": image.format,
+        "width": image.size[0],
+        "height": image.size[1],
+        "exif_orientation": image.exif_orientation,
+        "exif": exif,
+    }
+    del image
+    return partial, record
+
+
+def commit_evidence(folder: Path, partial: Path, sha256: str, source: Path) -> Path:
+    """Give a staged copy its final name ``evidence/<sha256>``, read-only."""
+    target = folder / EVIDENCE / sha256
+    try:
+        if target.exists() and sha256_file(target) == sha256:
+            return target  # left by an intake that crashed before its commit
+        os.chmod(partial, 0o444)
+        if target.exists():  # a damaged leftover: keep it aside, never delete
+            os.replace(target, target.with_name(f"{sha256}.damaged-{uuid.uuid4()}"))
+        os.replace(partial, target)
+        fsync_dir(target.parent)
+    except OSError as error:
+        raise BadInputError(
+            f"cannot store a copy in the case ({error.strerror})", source
+        ) from None
+    return target
+
+
+@contextlib.contextmanager
+def removing_on_failure(files: Sequence[Path]) -> Iterator[None]:
+    """Evidence files whose exhibits were not committed are not left behind."""
+    try:
+        yield
+    except BaseException:
+        for path in files:
+            remove_partial(path)
+        raise
+
+
+def remove_partial_files(case_folder: Path) -> None:
+    """Remove files left half written by an interrupted change (never referenced)."""
+    for folder in (EVIDENCE, DERIVED):
+        for leftover in (case_folder / folder).glob("*" + PARTIAL_SUFFIX):
+            with contextlib.suppress(OSError):
+                os.chmod(leftover, 0o644)
+                leftover.unlink()
+
+
+_CHUNK_BYTES = 1 << 20
+
+
+def _read_chunk(reader: Any) -> bytes:
+    """One chunk of an evidence file being copied (a seam for the race test)."""
+    return reader.read(_CHUNK_BYTES)
+
+
+def remove_partial(path: Path) -> None:
+    """Remove a staged copy (read-only or not); nothing to remove is fine."""
+    with contextlib.suppress(OSError):
+        os.chmod(path, 0o644)
+    with contextlib.suppress(OSError):
+        path.unlink()
+
+
+def exif_summary(path: Path) -> dict[str, Any]:
+    """The EXIF fields an examiner asks about first (camera, time, software, GPS)."""
+    from PIL import Image
+
+    tags = {
+        271: "make",
+        272: "model",
+        305: "software",
+        306: "date_time",
+        274: "orientation",
+    }
+    try:
+        with Image.open(path) as image:
+            exif = image.getexif()
+            summary: dict[str, Any] = {
+                name: _exif_value(exif.get(tag)) for tag, name in tags.items()
+            }
+            sub = exif.get_ifd(0x8769)
+            summary["date_time_original"] = _exif_value(sub.get(36867))
+            summary["gps_present"] = bool(exif.get_ifd(0x8825))
+    except Exception:  # unreadable EXIF must not stop intake of a readable image
+        return {"unreadable": True}
+    return {k: v for k, v in summary.items() if v not in (None, "", False)}
+
+
+def _exif_value(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace").strip("\x00 ")
+    if isinstance(value, (int, float)):
+        return value
+    return str(value).strip("\x00 ")
