@@ -25,6 +25,7 @@ from core.cli.common import (
 )
 from core.cli.faithfulness import add_faithfulness_grid_options
 from core.errors import BadInputError
+from core.metrics.data_set import metric_ids
 from core.metrics.model_comparison import DEFAULT_METHOD, NORMALIZATIONS
 from core.metrics.pair_defaults import MIN_OTHER_MAPS
 from core.models.ids import DEFAULT_MODEL_ID
@@ -282,12 +283,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     faithful.add_argument(
         "--metric",
         required=True,
-        choices=[
-            "deletion-insertion",
-            "hiding-game",
-            "pixel-elimination",
-            "pair-specificity",
-        ],
+        choices=metric_ids(),
     )
     faithful.add_argument(
         "--references",

@@ -214,7 +214,7 @@ def three_people(tmp_path_factory, astronaut_rgb, grace_hopper_path) -> Path:
 
 def test_references_are_other_pairs_never_the_pairs_own_faces():
     from core.explain import FacePair, FaceView
-    from core.metrics.evaluate import reference_choice
+    from core.metrics.data_set.pair_specificity import reference_choice
 
     def view(side: str, person: str, number: int) -> FaceView:
         return FaceView(

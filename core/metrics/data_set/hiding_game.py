@@ -1,0 +1,20 @@
+"""The hiding game (Xu et al. 2023, §IV-B) over a data set: verification accuracy
+as the least important pixels of the probe are blurred, and its AUC."""
+
+from __future__ import annotations
+
+from core.metrics import faithfulness
+from core.metrics.data_set import MetricRows, MetricRun, similarity_maps
+
+
+def measure(run: MetricRun) -> MetricRows:
+    maps = similarity_maps(run, "hiding-game")
+    game = faithfulness.hiding_game(run.model, run.chips, maps)
+    rows = [{"map": "similarity", "pairs": len(run.chips), "auc": game.auc}]
+    curves = {
+        "similarity": {
+            "x": list(map(float, game.percentages)),
+            "accuracy": list(map(float, game.accuracies)),
+        }
+    }
+    return rows, curves
