@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from core.cli import EXIT_BAD_INPUT, main
+from core.errors import BadInputError
 from core.evaluation import equal_error_rate, lfw_pairs, roc_auc
 
 
@@ -260,7 +261,7 @@ def test_lfw_pairs_protocol_is_parsed(tmp_path):
     assert pairs[0].second == images / "Ann_A" / "Ann_A_0002.jpg"
     assert pairs[1].second == images / "Bob_B" / "Bob_B_0003.jpg"
     (tmp_path / "bad.txt").write_text("1 1\nonly_two 1\n")
-    with pytest.raises(Exception, match="line 2"):
+    with pytest.raises(BadInputError, match="line 2 is not 'name i j' or"):
         lfw_pairs(tmp_path / "bad.txt")
 
 

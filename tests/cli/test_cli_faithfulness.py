@@ -153,13 +153,11 @@ def test_explain_faithfulness_bad_input_is_one_line(
 
 # ---- in a case --------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def demo_folder(tmp_path_factory) -> Path:
+def demo_folder(tmp_path_factory, dlib_model) -> Path:
     from core.case.demo import create_demo_case
-    from core.models.base import DEFAULT_MODEL_ID, registry
 
     folder = tmp_path_factory.mktemp("case") / "demo.xfrcase"
-    model = registry().load(DEFAULT_MODEL_ID, "cpu")
-    with create_demo_case(folder, model=model):
+    with create_demo_case(folder, model=dlib_model):
         pass
     return folder
 

@@ -29,7 +29,7 @@ from core.metrics.models_eval import (
     shuffled_psnr,
     write_outputs,
 )
-from core.models.base import FaceModel, LayerTap, Preprocessing, Threshold, registry
+from core.models.base import FaceModel, LayerTap, Preprocessing, Threshold
 
 
 # ---- score fusion -----------------------------------------------------------------
@@ -236,9 +236,8 @@ def identities(tmp_path_factory, astronaut_rgb, grace_hopper_path):
 
 
 @pytest.fixture(scope="module")
-def two_models():
-    dlib = registry().load("dlib-resnet-v1", "cpu")
-    return dlib, DlibOnArcFaceChips(dlib)
+def two_models(dlib_model):
+    return dlib_model, DlibOnArcFaceChips(dlib_model)
 
 
 @pytest.fixture(scope="module")

@@ -214,7 +214,7 @@ def test_self_test_passes_end_to_end(passed_report):
     sanity = next(s for s in report.steps if s.name == selftest.SANITY_STEP)
     for method_id in selftest.SANITY_METHODS:  # one verdict line per method
         assert f"{method_id}: rank correlation with a fully randomised" in sanity.detail
-    assert json.dumps(report.to_dict())
+    assert json.loads(json.dumps(report.to_dict())) == report.to_dict()  # plain data
     assert report.workdir is None  # nothing kept
 
 

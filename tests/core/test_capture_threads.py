@@ -14,7 +14,7 @@ from synthetic_models import RegionNet, SyntheticModel
 from core.ecloss.channels import layer_maps
 from core.explain.base import FacePair
 from core.explain.layerwise import explain_layers
-from core.models.base import DEFAULT_MODEL_ID, LayerTap, registry
+from core.models.base import LayerTap
 from core.verify import prepare_face
 
 
@@ -81,11 +81,6 @@ def test_nested_captures_and_gradients_in_one_thread():
     assert inner["masked"].shape[0] == 2 and outer["masked"].shape[0] == 1
     (gradient,) = torch.autograd.grad(embedding.sum(), [inner["masked"]])
     assert gradient.shape == inner["masked"].shape
-
-
-@pytest.fixture(scope="module")
-def dlib_model():
-    return registry().load(DEFAULT_MODEL_ID, "cpu")
 
 
 def test_layerwise_job_is_unchanged_by_channels_and_embeds_in_other_threads(

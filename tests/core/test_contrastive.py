@@ -24,7 +24,7 @@ from core.explain.reference_mean import (
     shipped_reference_path,
 )
 from core.faces.align import ChipTransform
-from core.models.base import DEFAULT_MODEL_ID, Threshold, registry
+from core.models.base import Threshold
 
 SIZE, DIMENSIONS = 12, 16
 
@@ -331,8 +331,8 @@ def test_paper_exact_mode_equals_the_implementation_before_bit_for_bit():
 
 
 # ---- the shipped mean ----------------------------------------------------------------
-def test_the_shipped_mean_is_for_the_default_models_weights():
-    model = registry().load(DEFAULT_MODEL_ID, "cpu")
+def test_the_shipped_mean_is_for_the_default_models_weights(dlib_model):
+    model = dlib_model
     reference = reference_mean_for(model)  # refuses other weights
     assert reference.model_sha256 == model.weights_sha256
     assert reference.path == shipped_reference_path(model).resolve()

@@ -51,14 +51,8 @@ from core.ecloss.train import (
     train_ecloss,
 )
 from core.errors import BadInputError, Cancelled
-from core.models.base import registry
 from core.models.onnx_model import load_model_file
 from core.train_data import ChipSet
-
-
-@pytest.fixture(scope="module")
-def dlib_model():
-    return registry().load("dlib-resnet-v1", "cpu")
 
 
 # ---- templates (§3.1, §4.2) ----------------------------------------------------------
@@ -290,7 +284,7 @@ def test_channel_analysis_end_to_end(dlib_model, tmp_path):
     assert report.part_explainability_se is None  # too few faces to split
     assert len(report.channel_stats) == 256
     assert sum(report.channels_per_part.values()) + report.dead_channels == 256
-    json.dumps(report.to_dict())  # plain data
+    assert json.loads(json.dumps(report.to_dict())) == report.to_dict()  # plain data
     written = write_channel_outputs(report, tmp_path / "out")
     assert {p.name for p in written} >= {
         "summary.json",

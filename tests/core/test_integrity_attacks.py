@@ -27,7 +27,6 @@ from core.case.demo import create_demo_case
 from core.case.store import Case, CaseError
 from core.cli import main as xfr
 from core.faces.detect import face_from_landmarks
-from core.models.base import DEFAULT_MODEL_ID, registry
 
 ROOT = Path(__file__).resolve().parents[2]
 LANDMARKS = np.array(
@@ -36,11 +35,10 @@ LANDMARKS = np.array(
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory) -> Path:
+def template(tmp_path_factory, dlib_model) -> Path:
     """A closed demo case with an annotation, a conclusion and a superseded face."""
     folder = tmp_path_factory.mktemp("attacks") / "case"
-    model = registry().load(DEFAULT_MODEL_ID, "cpu")
-    case = create_demo_case(folder, model=model)
+    case = create_demo_case(folder, model=dlib_model)
     try:
         case.correct_face("K2", case.face("K2").landmarks5 + 0.5)
         case.add_annotation(shape="point", points=[[5, 5]], exhibit="Q1", label="m")

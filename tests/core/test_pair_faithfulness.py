@@ -455,21 +455,6 @@ def test_progress_is_monotone_and_cancel_stops(model):
 CHEAP = pf.FaithfulnessSettings(grid=4, step_cells=4)
 
 
-@pytest.fixture(scope="module")
-def dlib_model():
-    from core.models.base import DEFAULT_MODEL_ID, registry
-
-    return registry().load(DEFAULT_MODEL_ID, "cpu")
-
-
-@pytest.fixture
-def demo(tmp_path, dlib_model):
-    from core.case.demo import create_demo_case
-
-    with create_demo_case(tmp_path / "demo.xfrcase", model=dlib_model) as case:
-        yield case
-
-
 def _faithfulness_entries(case):
     return [e for e in case.audit_log() if e.action == "explanation.faithfulness"]
 

@@ -9,12 +9,10 @@ from synthetic_models import RegionNet, SyntheticModel
 from test_explain import synthetic_pair
 
 from core.case import workflow
-from core.case.demo import create_demo_case
 from core.explain import get, infos
 from core.explain.export import write_result
 from core.explain.methods.corrrise import CorrelationSums, pixel_correlation
 from core.explain.stability import pearson, spearman_brown
-from core.models.base import DEFAULT_MODEL_ID, registry
 
 STOCHASTIC = sorted(info.method_id for info in infos() if info.stochastic)
 # small rounds, so that reaching the target takes several of them
@@ -211,18 +209,6 @@ def test_export_writes_the_uncertainty(region_model, pair, tmp_path):
 
 
 # ---- in a case: the maps file --------------------------------------------------------
-@pytest.fixture(scope="module")
-def dlib_model():
-    return registry().load(DEFAULT_MODEL_ID, "cpu")
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory, dlib_model):
-    folder = tmp_path_factory.mktemp("demo") / "demo.xfrcase"
-    with create_demo_case(folder, model=dlib_model) as case:
-        yield case
-
-
 def test_the_maps_file_keeps_the_uncertainty(demo, dlib_model):
     params = {"masks": 16, "max_samples": 16}
     done = workflow.explain(demo, "Q1", "K1", "corrrise", dlib_model, params=params)

@@ -8,7 +8,6 @@ import pytest
 
 pytest.importorskip("PySide6")
 
-from core.models.base import registry
 from xfr_desktop.channels_panel import CURRENT, ChannelsPanel
 from xfr_desktop.errors import ErrorReporter
 
@@ -17,16 +16,15 @@ pytestmark = pytest.mark.usefixtures("no_qt_leaks")
 WAIT_MS = 60_000
 
 
-def test_channels_panel_analyses_a_folder(qtbot, tmp_path, astronaut_rgb):
+def test_channels_panel_analyses_a_folder(qtbot, tmp_path, astronaut_rgb, dlib_model):
     from PIL import Image
 
     folder = tmp_path / "faces"
     folder.mkdir()
     Image.fromarray(astronaut_rgb).save(folder / "astronaut.png")
     Image.fromarray(astronaut_rgb[:, ::-1].copy()).save(folder / "mirrored.png")
-    model = registry().load("dlib-resnet-v1", "cpu")
     errors = ErrorReporter(show_dialogs=False)
-    panel = ChannelsPanel(errors, lambda: model)
+    panel = ChannelsPanel(errors, lambda: dlib_model)
     qtbot.addWidget(panel)
     try:
         panel.load_model(CURRENT)
