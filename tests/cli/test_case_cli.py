@@ -36,6 +36,8 @@ def photos(tmp_path_factory, astronaut_rgb, grace_hopper_path) -> dict[str, Path
     return files
 
 
+@pytest.mark.slow
+@pytest.mark.dlib
 def test_round_trip_new_add_compare_explain_annotate_export_import_verify(
     capsys, tmp_path, photos
 ):
@@ -150,6 +152,7 @@ def test_clear_errors_exit_2(capsys, tmp_path, photos):
     assert not (tmp_path / "new").exists()
 
 
+@pytest.mark.dlib
 def test_demo_case_from_the_command_line(capsys, tmp_path):
     code, out, _ = xfr(
         capsys, "case", "demo", tmp_path / "demo", "--device", "cpu", "--json"
@@ -198,6 +201,7 @@ def examiner_identity(tmp_path_factory) -> tuple[Path, Path, Path]:
     return p12, password_file, folder / "jane.pem"
 
 
+@pytest.mark.slow
 def test_signed_export_with_a_password_file_and_trusted_import(
     capsys, tmp_path, small_case, examiner_identity
 ):
@@ -258,6 +262,7 @@ def test_import_prints_the_signer_and_whether_trusted(
     assert code == 0 and capsys.readouterr().out.splitlines()[2] == "not signed"
 
 
+@pytest.mark.slow
 def test_export_sign_without_a_password_or_terminal_exits_2(
     tmp_path, small_case, examiner_identity
 ):

@@ -58,6 +58,8 @@ def _check_figures(faithfulness: dict, kinds: set[str]) -> None:
             assert figures["verdict"] in VERDICTS
 
 
+@pytest.mark.slow
+@pytest.mark.dlib
 def test_explain_with_faithfulness_json(capsys, photos, tmp_path):
     code, out, err = run(
         capsys,
@@ -93,6 +95,8 @@ def test_explain_with_faithfulness_json(capsys, photos, tmp_path):
     assert stored["faithfulness"] == result["faithfulness"]
 
 
+@pytest.mark.slow
+@pytest.mark.dlib
 def test_explain_with_faithfulness_text_says_what_was_not_measured(
     capsys, photos, tmp_path
 ):
@@ -114,6 +118,7 @@ def test_explain_with_faithfulness_text_says_what_was_not_measured(
     assert "pair-specific." not in out
 
 
+@pytest.mark.dlib
 @pytest.mark.parametrize(
     ("options", "message"),
     [
@@ -239,6 +244,7 @@ def test_references_are_other_pairs_never_the_pairs_own_faces():
     assert names(0, 4) != names(0, 5)
 
 
+@pytest.mark.dlib
 @pytest.mark.slow
 def test_eval_pair_specificity_writes_the_table(capsys, three_people, tmp_path):
     out = tmp_path / "tables"

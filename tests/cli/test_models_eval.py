@@ -252,6 +252,7 @@ def comparison(identities, two_models):
     return result, calls
 
 
+@pytest.mark.slow
 def test_compare_models_on_two_models(comparison, two_models):
     result, calls = comparison
     assert result.pairs_used == 6 and result.pairs_skipped == 0
@@ -278,6 +279,7 @@ def test_compare_models_on_two_models(comparison, two_models):
     assert done == total and all(d <= t for d, t in calls)
 
 
+@pytest.mark.slow
 def test_compare_models_writes_tables_and_plots(comparison, tmp_path):
     files = write_outputs(comparison[0], tmp_path)
     for name in ("table.json", "table.md", "fusion.csv", "fusion.png",
@@ -300,6 +302,7 @@ def test_compare_models_refuses_one_model_twice_and_cancels(identities, two_mode
         compare_models(identities, two_models, cancel=lambda: True)
 
 
+@pytest.mark.slow
 def test_cli_eval_models_end_to_end(
     identities, two_models, tmp_path, capsys, monkeypatch
 ):

@@ -189,6 +189,8 @@ def passed_report() -> selftest.SelfTestReport:
     return selftest.run_self_test(device="cpu")
 
 
+@pytest.mark.slow
+@pytest.mark.dlib
 def test_self_test_passes_end_to_end(passed_report):
     report = passed_report
     assert report.ok and report.exit_code == 0, report.format_summary()

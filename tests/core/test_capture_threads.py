@@ -83,6 +83,7 @@ def test_nested_captures_and_gradients_in_one_thread():
     assert gradient.shape == inner["masked"].shape
 
 
+@pytest.mark.slow
 def test_layerwise_job_is_unchanged_by_channels_and_embeds_in_other_threads(
     dlib_model, astronaut_path, grace_hopper_path
 ):

@@ -90,6 +90,7 @@ def test_new_case_never_overwrites(tmp_path):
     assert (folder / "notes.txt").read_text() == "keep me"
 
 
+@pytest.mark.slow
 def test_second_process_cannot_open_for_writing(case):
     code = (
         "import sys; from core.case.store import Case\n"
@@ -229,6 +230,7 @@ def bad_files(folder: Path, image_files) -> dict[str, Path]:
     return paths
 
 
+@pytest.mark.slow
 def test_bad_files_are_rejected_and_the_case_is_unchanged(case, image_files, tmp_path):
     case.add_exhibits([image_files["png"]], "probe")
     before, entries = folder_state(case.folder), audit_count(case)
@@ -417,6 +419,7 @@ def kill_when(child: subprocess.Popen, evidence: Path, files: int) -> None:
 
 
 # 0: while the files are checked; 1 and 12: while copying; 24: around the commit
+@pytest.mark.slow
 @pytest.mark.parametrize("copied", [0, 1, 12, 24])
 def test_kill_9_during_intake_leaves_a_case_that_opens_and_verifies(
     tmp_path, many_images, copied
@@ -579,6 +582,7 @@ def test_everything_reads_back_after_reopening(busy_case):
         assert counts["exhibits"] == 3 and counts["audit"] == len(before)
 
 
+@pytest.mark.dlib
 def test_image_without_a_face_gets_manual_landmarks(case, tmp_path, astronaut_rgb):
     wall = tmp_path / "wall.png"
     Image.fromarray(np.full((200, 240, 3), 180, np.uint8)).save(wall)

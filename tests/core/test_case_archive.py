@@ -824,6 +824,7 @@ def test_a_version_1_archive_is_still_verified(exported, tmp_path):
 
 
 # ---- signed manifests ---------------------------------------------------------------
+@pytest.mark.slow
 def test_signed_export_imports_naming_the_signer(signed, identity, tmp_path):
     with zipfile.ZipFile(signed) as source:
         names = source.namelist()

@@ -126,6 +126,7 @@ def agreeing_pair(pair: FacePair, region: str) -> tuple[FacePair, np.ndarray]:
     return FacePair(probe, gallery), mask
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("region", ["nose", "mouth", "eyes"])
 def test_the_region_the_model_reads_has_the_largest_effect(pair, region):
     agreeing, mask = agreeing_pair(pair, region)
@@ -191,6 +192,7 @@ def test_every_number_is_the_measured_margin(pair):
 
 
 # ---- the real model -----------------------------------------------------------------
+@pytest.mark.slow
 def test_dlib_on_two_people_gives_a_consistent_table(pair, dlib_model):
     result = get("components").explain(pair, dlib_model, batch_size=32)
     table = result.details["components"]

@@ -66,6 +66,7 @@ def probe_map(model, probe, gallery, params) -> np.ndarray:
     return get("fggb").explain(pair, model, params).probe.combined_map
 
 
+@pytest.mark.slow
 def test_centring_removes_the_gallery_independent_part(population_mean):
     """Plain weights: a_k b_k is dominated by the offset o_k^2, so the probe's map
     barely changes when the gallery is replaced by a random face.  Centred: the

@@ -135,6 +135,7 @@ def quadrant_mass(chip_map: np.ndarray) -> np.ndarray:
     )
 
 
+@pytest.mark.slow
 def test_algorithm_1_puts_similarity_and_dissimilarity_on_the_right_parts(
     toy_model, toy_reconstructor
 ):
@@ -220,6 +221,7 @@ def test_training_loss_falls_checkpoints_and_resumes(tmp_path, toy_model):
     assert (tmp_path / "r.card.json").is_file()
 
 
+@pytest.mark.slow
 def test_bad_reconstructor_files_are_named(
     tmp_path, toy_model, toy_reconstructor, dlib_model
 ):
@@ -256,6 +258,7 @@ def test_the_default_model_has_a_shipped_reconstructor(dlib_model):
     assert card.training["epochs_run"] >= 1 and card.data["images_used"] > 0
 
 
+@pytest.mark.dlib
 def test_cli_trains_on_a_folder_of_identities(
     tmp_path, astronaut_path, grace_hopper_path
 ):

@@ -106,6 +106,7 @@ def test_real_photos_match_dlib(dlib_model, dlib_reference, photos):
     _assert_matches(dlib_model, descriptors, chips)
 
 
+@pytest.mark.slow
 @pytest.mark.dlib
 def test_augmented_photos_match_dlib(dlib_model, dlib_reference, photos):
     chip_of, descriptors = dlib_reference
@@ -205,6 +206,7 @@ def test_registry_rejects_duplicate_ids():
         dlib_resnet.register(fresh)
 
 
+@pytest.mark.dlib
 @pytest.mark.parametrize(
     "damage",
     ["truncated", "random", "empty", "other_dlib_file", "trailing_bytes"],

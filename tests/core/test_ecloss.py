@@ -267,6 +267,7 @@ def test_activation_robustness_counts_peaks_by_prominence():
     assert count_peaks(ripple, min_prominence=0.0) > 2
 
 
+@pytest.mark.slow
 def test_channel_analysis_end_to_end(dlib_model, tmp_path):
     chip = np.zeros((150, 150, 3), np.uint8)
     chip[...] = (np.indices((150, 150)).sum(0) % 255)[..., None].astype(np.uint8)
@@ -361,6 +362,7 @@ def test_batches_and_identity_loss():
         metric_loss(embeddings, torch.tensor([0, 1, 2, 3]))
 
 
+@pytest.mark.slow
 def test_training_checkpoints_resumes_and_reloads(dlib_model, tmp_path):
     data = drawn_chip_set()
     weights_before = dlib_model.network.stages[3][0].conv1.weight.detach().clone()
@@ -435,6 +437,8 @@ def face_folder(tmp_path_factory, astronaut_rgb, grace_hopper_path) -> Path:
     return root
 
 
+@pytest.mark.dlib
+@pytest.mark.slow
 def test_cli_train_and_channels_end_to_end(face_folder, tmp_path, capsys):
     out = tmp_path / "control"
     code = main(
@@ -492,6 +496,7 @@ def test_cli_train_and_channels_end_to_end(face_folder, tmp_path, capsys):
     assert (tmp_path / "channels" / "channels-face1.png").is_file()
 
 
+@pytest.mark.dlib
 @pytest.mark.parametrize(
     ("command", "message"),
     [
@@ -509,6 +514,7 @@ def test_cli_bad_layer_is_exit_2(command, message, face_folder, tmp_path, capsys
     assert message in error and len(error.strip().splitlines()) == 1
 
 
+@pytest.mark.dlib
 @pytest.mark.parametrize("command", [["train", "ecloss"], ["channels"]])
 def test_cli_bad_data_is_exit_2(command, tmp_path, capsys):
     missing = tmp_path / "no-such-folder"

@@ -406,6 +406,7 @@ print(n)
 """
 
 
+@pytest.mark.slow
 def test_verify_never_reports_tampering_while_another_process_writes(folder):
     writer = subprocess.Popen(
         [sys.executable, "-c", WRITER, str(folder), "60"],
@@ -611,6 +612,7 @@ def test_a_planted_face_is_not_laundered_by_a_new_detection(folder):
 
 
 # ---- reports pin the state they describe ---------------------------------------------
+@pytest.mark.slow
 def test_a_report_pins_its_state_against_a_rewritten_chain(folder, tmp_path):
     from core.report.api import generate_report, read_manifest, verify_report
     from core.report.build import ReportRequest

@@ -74,6 +74,7 @@ def assert_named(folder: Path, table: str) -> None:
 
 
 # ---- laundering: a legitimate later action re-binds a tampered row -------------------
+@pytest.mark.slow
 def test_a_tampered_examiner_survives_any_later_action(folder):
     tamper(folder, "UPDATE case_info SET examiner = 'Mallory', case_number = 'X-9'")
     assert_named(folder, "case_info")
@@ -166,6 +167,7 @@ def test_a_deleted_row_is_not_hidden_by_the_next_insert(folder, table, tmp_path)
 
 
 # ---- false alarms in a healthy case --------------------------------------------------
+@pytest.mark.slow
 def test_a_reader_thread_never_sees_tampering_while_the_case_is_written(folder):
     errors: list[str] = []
     stop = threading.Event()
@@ -294,6 +296,7 @@ def _verify_in_child(folder: Path, timeout: float) -> subprocess.CompletedProces
     )  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="needs mkfifo")
 def test_a_session_file_that_is_a_fifo_does_not_hang_verify(folder):
     (folder / "case.session").unlink()

@@ -42,6 +42,7 @@ def folder(template, tmp_path) -> Path:
 
 
 # ---- 2. bypasses ---------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_trigger_planted_while_the_case_is_open_is_not_laundered(folder):
     case = Case.open(folder)
     try:
@@ -163,6 +164,8 @@ def check(qtbot, window, step: str) -> None:
     assert not failed, f"after {step}: {failed}"
 
 
+@pytest.mark.dlib
+@pytest.mark.slow
 def test_a_whole_examination_in_the_gui_raises_no_false_alarm(
     qtbot, gui, tmp_path, astronaut_rgb, grace_hopper_path
 ):

@@ -69,6 +69,7 @@ def signed_report(case_folder, identities, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_report_states_case_exhibit_hashes_scores_and_conclusion(
     signed_report, case_folder
 ):
@@ -126,6 +127,7 @@ def pdf_text(path: Path) -> str:
 CHEAP_CHECK = {"grid": 4, "step_cells": 8}  # 3 points a curve, 30 random orders
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not shutil.which("pdftotext"), reason="needs poppler")
 def test_report_gives_every_map_its_faithfulness_verdict(
     unchecked_folder, dlib_model, tmp_path
@@ -166,6 +168,7 @@ def test_report_gives_every_map_its_faithfulness_verdict(
     assert before == after == 3
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not shutil.which("pdftotext"), reason="needs poppler")
 def test_a_read_only_case_says_not_checked_and_writes_nothing(
     unchecked_folder, dlib_model, tmp_path
@@ -197,6 +200,7 @@ def test_a_read_only_case_says_not_checked_and_writes_nothing(
         )
 
 
+@pytest.mark.slow
 def test_signatures_verify_only_with_the_signers_certificates(
     signed_report, identities, case_folder
 ):
@@ -215,6 +219,7 @@ def test_signatures_verify_only_with_the_signers_certificates(
     assert [s.trusted for s in only_examiner.signatures] == [True, False]
 
 
+@pytest.mark.slow
 def test_one_flipped_byte_is_detected(signed_report, identities, tmp_path):
     data = bytearray(signed_report.read_bytes())
     # a byte of the first page's content, well inside both signed ranges
@@ -227,6 +232,7 @@ def test_one_flipped_byte_is_detected(signed_report, identities, tmp_path):
     assert not all(s.intact for s in check.signatures)
 
 
+@pytest.mark.slow
 def test_report_against_another_case_is_a_mismatch(signed_report, tmp_path):
     with Case.create(tmp_path / "other", "X-1", "Someone") as other:
         check = verify_report(signed_report, case=other)
@@ -242,6 +248,7 @@ def test_case_without_comparisons_still_reports(tmp_path, astronaut_path):
     assert outcome.signed_by == () and outcome.pages >= 3
 
 
+@pytest.mark.slow
 def test_never_overwrites_and_needs_the_right_password(
     case_folder, identities, tmp_path
 ):
@@ -260,6 +267,7 @@ def test_never_overwrites_and_needs_the_right_password(
     assert not list(tmp_path.glob("*.partial*"))
 
 
+@pytest.mark.slow
 def test_cli_identity_report_and_verify(case_folder, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("XFR_PASSWORD", "cli-password-1")
     p12, cert = tmp_path / "me.p12", tmp_path / "me.pem"
@@ -288,6 +296,7 @@ def _flat(text: str) -> str:
     return " ".join(text.split())
 
 
+@pytest.mark.slow
 def test_a_comparison_on_a_corrected_face_is_never_reported_as_current(
     tmp_path, dlib_model
 ):
@@ -404,6 +413,7 @@ def _empty_revision(data: bytes) -> bytes:
     return data + section.encode()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("tamper", "added"),
     [
@@ -451,6 +461,7 @@ def test_anything_after_the_last_signature_is_a_change(
     assert main(["report", "verify", str(signed_report), *pems]) == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("newline", [b"\n", b"\r\n"])
 def test_one_trailing_newline_is_tolerated(
     signed_report, identities, tmp_path, newline
@@ -461,6 +472,7 @@ def test_one_trailing_newline_is_tolerated(
     assert check.ok and all(not s.added_after for s in check.signatures)
 
 
+@pytest.mark.slow
 def test_an_unsigned_report_fails_verification(case_folder, tmp_path, capsys):
     with Case.open(case_folder) as case:
         outcome = generate_report(case, tmp_path / "unsigned.pdf")

@@ -113,6 +113,7 @@ def test_a_cap_below_the_first_round_runs_the_round(region_model, pair):
     assert result.details["stability"]["probe"]["samples"] == 60
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method_id", STOCHASTIC)
 def test_same_seed_same_stop_and_map(method_id, region_model, pair):
     params = {"stability": 0.9, "max_samples": 2000}
@@ -209,6 +210,7 @@ def test_export_writes_the_uncertainty(region_model, pair, tmp_path):
 
 
 # ---- in a case: the maps file --------------------------------------------------------
+@pytest.mark.slow
 def test_the_maps_file_keeps_the_uncertainty(demo, dlib_model):
     params = {"masks": 16, "max_samples": 16}
     done = workflow.explain(demo, "Q1", "K1", "corrrise", dlib_model, params=params)

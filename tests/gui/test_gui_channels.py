@@ -16,6 +16,7 @@ pytestmark = pytest.mark.usefixtures("no_qt_leaks")
 WAIT_MS = 60_000
 
 
+@pytest.mark.slow
 def test_channels_panel_analyses_a_folder(qtbot, tmp_path, astronaut_rgb, dlib_model):
     from PIL import Image
 
@@ -95,6 +96,7 @@ def torchscript_file(tmp_path):
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("answer", ["No", "Yes"])
 def test_torchscript_file_loads_only_when_the_examiner_trusts_it(
     qtbot, monkeypatch, torchscript_file, answer
