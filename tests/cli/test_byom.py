@@ -162,6 +162,7 @@ def torchscript_file(tmp_path_factory, tiny) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_torchscript_is_refused_unless_its_code_is_trusted(torchscript_file):
     with pytest.raises(ModelFileError) as caught:
         load_model_file(torchscript_file)
@@ -177,6 +178,7 @@ def test_torchscript_is_refused_unless_its_code_is_trusted(torchscript_file):
         registry.load("tiny-resnet", "cpu")
 
 
+@pytest.mark.slow
 def test_torchscript_round_trip_when_trusted(tiny, torchscript_file):
     model = load_model_file(torchscript_file, trust_code=True)
     assert model.code_trusted and model.format == "torchscript"

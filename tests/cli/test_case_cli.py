@@ -152,6 +152,7 @@ def test_clear_errors_exit_2(capsys, tmp_path, photos):
     assert not (tmp_path / "new").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.dlib
 def test_demo_case_from_the_command_line(capsys, tmp_path):
     code, out, _ = xfr(
@@ -236,6 +237,7 @@ def test_signed_export_with_a_password_file_and_trusted_import(
     }
 
 
+@pytest.mark.slow
 def test_import_prints_the_signer_and_whether_trusted(
     capsys, tmp_path, small_case, examiner_identity, monkeypatch
 ):
@@ -277,6 +279,7 @@ def test_export_sign_without_a_password_or_terminal_exits_2(
     assert not list(tmp_path.glob("smith.zip*"))
 
 
+@pytest.mark.slow
 def test_import_of_a_tampered_signed_archive_exits_1_and_leaves_nothing(
     capsys, tmp_path, small_case, examiner_identity
 ):

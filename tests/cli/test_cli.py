@@ -89,6 +89,7 @@ def test_verify_same_person_accepts_with_full_json(capsys, photo_files):
     assert 0.0 < result["cosine_similarity"] <= 1.0
 
 
+@pytest.mark.slow
 @pytest.mark.dlib
 def test_manual_landmarks_give_the_same_result(capsys, photo_files):
     args = [

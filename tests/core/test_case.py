@@ -602,6 +602,7 @@ def test_image_without_a_face_gets_manual_landmarks(case, tmp_path, astronaut_rg
         case.correct_face("Q1", points[:4])
 
 
+@pytest.mark.slow
 def test_a_case_is_shared_safely_between_threads(case):
     """The GUI reads while a worker writes: no interleaved transactions."""
     import threading

@@ -177,6 +177,7 @@ def test_reference_is_unavailable_without_a_mean_for_the_model():
     assert "\n" not in str(error.value) and "centre=none" in str(error.value)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method_id", ["fggb", "xssab"])
 def test_auto_centre_is_paper_exact_where_no_mean_is_shipped(method_id):
     """The default (auto) never refuses a model: without a shipped mean it gives
@@ -238,6 +239,7 @@ def test_a_mean_file_without_provenance_is_read(tmp_path, population_mean):
     assert load_reference_mean(path).provenance == {}
 
 
+@pytest.mark.slow
 def test_centring_keeps_the_explanation_s_decision(population_mean):
     """Centred with the explanation's threshold, not the model's: the centred
     weights minus the centred threshold sum to the sign of *this* decision."""

@@ -99,6 +99,7 @@ def _assert_matches(model, descriptors, chips: list[np.ndarray]) -> float:
     return worst
 
 
+@pytest.mark.slow
 @pytest.mark.dlib
 def test_real_photos_match_dlib(dlib_model, dlib_reference, photos):
     chip_of, descriptors = dlib_reference
@@ -121,6 +122,7 @@ def test_synthetic_images_match_dlib(dlib_model, dlib_reference):
     _assert_matches(dlib_model, descriptors, _synthetic(np.random.default_rng(3)))
 
 
+@pytest.mark.slow
 @pytest.mark.dlib
 def test_identity_separation_like_dlib(dlib_model, dlib_reference, photos):
     """Two different people are far apart; a person and their augmented self close."""

@@ -496,6 +496,7 @@ def test_cli_train_and_channels_end_to_end(face_folder, tmp_path, capsys):
     assert (tmp_path / "channels" / "channels-face1.png").is_file()
 
 
+@pytest.mark.slow
 @pytest.mark.dlib
 @pytest.mark.parametrize(
     ("command", "message"),

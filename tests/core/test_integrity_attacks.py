@@ -85,6 +85,7 @@ def test_a_tampered_examiner_survives_any_later_action(folder):
     assert_named(folder, "case_info")
 
 
+@pytest.mark.slow
 def test_export_of_a_tampered_case_does_not_launder_it(folder, tmp_path, capsys):
     tamper(folder, "UPDATE case_info SET examiner = 'Mallory'")
     code = xfr(["case", "export", str(folder), str(tmp_path / "out.zip")])

@@ -102,6 +102,7 @@ def test_one_reference_given_three_times_counts_once(model):
 
 
 # ---- 4. flat / NaN other-pair maps are "beaten" --------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("fill", [0.0, np.nan])
 def test_flat_other_pair_maps_are_no_comparators(model, fill):
     """When the method gives a flat (or all-NaN) map for the other faces (e.g. an

@@ -129,6 +129,7 @@ def test_same_seed_same_stop_and_map(method_id, region_model, pair):
         assert not np.array_equal(a.combined_map, c.combined_map)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method_id", STOCHASTIC)
 def test_uncertainty_is_a_chip_sized_standard_error(method_id, region_model, pair):
     round_size = ROUND[method_id][COUNT[method_id]]
@@ -149,6 +150,7 @@ def test_uncertainty_is_a_chip_sized_standard_error(method_id, region_model, pai
         assert 0.3 < ratio < 0.7, ratio
 
 
+@pytest.mark.slow
 def test_uncertainty_predicts_the_spread_across_seeds(region_model, pair):
     """The jackknife error matches the standard deviation over independent seeds."""
     runs = [
@@ -228,6 +230,7 @@ def test_the_maps_file_keeps_the_uncertainty(demo, dlib_model):
     assert again.result.details["stability"] == done.result.details["stability"]
 
 
+@pytest.mark.slow
 def test_maps_files_without_uncertainty_still_load(demo, dlib_model):
     """Files written before uncertainty existed (as deterministic methods still
     write them) load with no uncertainty."""
