@@ -194,6 +194,7 @@ def test_onnx_needs_no_trust(onnx_file):
     assert not load_model_file(onnx_file).code_trusted
 
 
+@pytest.mark.slow
 def test_cli_refuses_torchscript_without_the_flag(torchscript_file, capsys):
     import json
 
