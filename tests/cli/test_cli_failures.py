@@ -294,6 +294,7 @@ def _short(stderr: str) -> bool:
     return len(stderr.strip().splitlines()) <= 3
 
 
+@pytest.mark.dlib
 @pytest.mark.slow
 def test_every_command_fails_in_one_line(world, tmp_path):
     leaves = _leaf_commands(build_parser())
