@@ -215,6 +215,7 @@ def test_cli_refuses_torchscript_without_the_flag(torchscript_file, capsys):
     assert payload["model_id"] == "tiny-resnet" and payload["code_trusted"] is True
 
 
+@pytest.mark.slow
 def test_cli_verify_records_trusted_code(torchscript_file, onnx_file, tmp_path, capsys):
     import json
 

@@ -118,6 +118,7 @@ def test_explain_with_faithfulness_text_says_what_was_not_measured(
     assert "pair-specific." not in out
 
 
+@pytest.mark.slow
 @pytest.mark.dlib
 @pytest.mark.parametrize(
     ("options", "message"),
