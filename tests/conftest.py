@@ -8,25 +8,38 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
+
+if TYPE_CHECKING:
+    from core.models import FaceModel
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 TESTS = Path(__file__).resolve().parent
 _QT_FIXTURES = {"qtbot", "qapp", "no_qt_leaks"}
+_DLIB_FIXTURES = {"dlib_model"}
 
 
 def pytest_collection_modifyitems(config, items):
-    """Mark every test that opens Qt as ``gui`` (tests/gui/ and any test using qtbot),
-    so ``-m "not gui"`` runs where no display stack is installed."""
+    """Mark tests by what they need, from the fixtures they request (directly or
+    through other fixtures), so the markers cannot drift from the code:
+
+    - ``gui``: opens Qt (tests/gui/ and any test using qtbot), so ``-m "not gui"``
+      runs where no display stack is installed;
+    - ``dlib``: uses the real dlib ResNet weights (``dlib_model``).  Tests that need
+      dlib without the fixture (its detector, landmarks, a CLI run on photos) carry
+      an explicit ``@pytest.mark.dlib``.
+    """
     gui_dir = TESTS / "gui"
     for item in items:
-        path = Path(str(item.path))
         fixtures = set(getattr(item, "fixturenames", ()))
-        if gui_dir in path.parents or _QT_FIXTURES & fixtures:
+        if gui_dir in Path(str(item.path)).parents or _QT_FIXTURES & fixtures:
             item.add_marker(pytest.mark.gui)
+        if _DLIB_FIXTURES & fixtures:
+            item.add_marker(pytest.mark.dlib)
 
 
 @pytest.fixture(autouse=True)
@@ -36,6 +49,20 @@ def _isolated_user_dirs(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
+
+
+@pytest.fixture(scope="session")
+def dlib_model() -> FaceModel:
+    """The real dlib ResNet on the CPU, loaded once for the whole run.
+
+    The registry caches one instance per device anyway, so every test already
+    shares it; one fixture makes that explicit.  Tests must not change it (device,
+    threshold, preprocessing, hooks left behind): use a synthetic model
+    (tests/synthetic_models.py) for that.
+    """
+    from core.models import DEFAULT_MODEL_ID, registry
+
+    return registry().load(DEFAULT_MODEL_ID, "cpu")
 
 
 @pytest.fixture(scope="session")

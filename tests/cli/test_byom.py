@@ -162,6 +162,7 @@ def torchscript_file(tmp_path_factory, tiny) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_torchscript_is_refused_unless_its_code_is_trusted(torchscript_file):
     with pytest.raises(ModelFileError) as caught:
         load_model_file(torchscript_file)
@@ -177,6 +178,7 @@ def test_torchscript_is_refused_unless_its_code_is_trusted(torchscript_file):
         registry.load("tiny-resnet", "cpu")
 
 
+@pytest.mark.slow
 def test_torchscript_round_trip_when_trusted(tiny, torchscript_file):
     model = load_model_file(torchscript_file, trust_code=True)
     assert model.code_trusted and model.format == "torchscript"
@@ -192,6 +194,7 @@ def test_onnx_needs_no_trust(onnx_file):
     assert not load_model_file(onnx_file).code_trusted
 
 
+@pytest.mark.slow
 def test_cli_refuses_torchscript_without_the_flag(torchscript_file, capsys):
     import json
 
@@ -212,6 +215,7 @@ def test_cli_refuses_torchscript_without_the_flag(torchscript_file, capsys):
     assert payload["model_id"] == "tiny-resnet" and payload["code_trusted"] is True
 
 
+@pytest.mark.slow
 def test_cli_verify_records_trusted_code(torchscript_file, onnx_file, tmp_path, capsys):
     import json
 

@@ -36,6 +36,8 @@ def photos(tmp_path_factory, astronaut_rgb, grace_hopper_path) -> dict[str, Path
     return files
 
 
+@pytest.mark.slow
+@pytest.mark.dlib
 def test_round_trip_new_add_compare_explain_annotate_export_import_verify(
     capsys, tmp_path, photos
 ):
@@ -150,6 +152,8 @@ def test_clear_errors_exit_2(capsys, tmp_path, photos):
     assert not (tmp_path / "new").exists()
 
 
+@pytest.mark.slow
+@pytest.mark.dlib
 def test_demo_case_from_the_command_line(capsys, tmp_path):
     code, out, _ = xfr(
         capsys, "case", "demo", tmp_path / "demo", "--device", "cpu", "--json"
@@ -198,6 +202,7 @@ def examiner_identity(tmp_path_factory) -> tuple[Path, Path, Path]:
     return p12, password_file, folder / "jane.pem"
 
 
+@pytest.mark.slow
 def test_signed_export_with_a_password_file_and_trusted_import(
     capsys, tmp_path, small_case, examiner_identity
 ):
@@ -232,6 +237,7 @@ def test_signed_export_with_a_password_file_and_trusted_import(
     }
 
 
+@pytest.mark.slow
 def test_import_prints_the_signer_and_whether_trusted(
     capsys, tmp_path, small_case, examiner_identity, monkeypatch
 ):
@@ -258,6 +264,7 @@ def test_import_prints_the_signer_and_whether_trusted(
     assert code == 0 and capsys.readouterr().out.splitlines()[2] == "not signed"
 
 
+@pytest.mark.slow
 def test_export_sign_without_a_password_or_terminal_exits_2(
     tmp_path, small_case, examiner_identity
 ):
@@ -272,6 +279,7 @@ def test_export_sign_without_a_password_or_terminal_exits_2(
     assert not list(tmp_path.glob("smith.zip*"))
 
 
+@pytest.mark.slow
 def test_import_of_a_tampered_signed_archive_exits_1_and_leaves_nothing(
     capsys, tmp_path, small_case, examiner_identity
 ):

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from core.cli import EXIT_BAD_INPUT, main
+from core.errors import BadInputError
 from core.evaluation import equal_error_rate, lfw_pairs, roc_auc
 
 
@@ -57,6 +58,7 @@ def test_layers_lists_taps_shallow_to_deep(capsys):
     assert len(payload["weights_sha256"]) == 64
 
 
+@pytest.mark.dlib
 def test_verify_same_person_accepts_with_full_json(capsys, photo_files):
     code, out, _ = verify(
         capsys,
@@ -87,6 +89,8 @@ def test_verify_same_person_accepts_with_full_json(capsys, photo_files):
     assert 0.0 < result["cosine_similarity"] <= 1.0
 
 
+@pytest.mark.slow
+@pytest.mark.dlib
 def test_manual_landmarks_give_the_same_result(capsys, photo_files):
     args = [
         "verify",
@@ -112,12 +116,14 @@ def test_manual_landmarks_give_the_same_result(capsys, photo_files):
     assert code == EXIT_BAD_INPUT and "10 numbers" in err
 
 
+@pytest.mark.dlib
 def test_verify_different_people_rejects(capsys, photo_files):
     code, out, _ = verify(capsys, photo_files["astronaut"], photo_files["hopper"])
     assert code == 0
     assert "REJECT" in out and "Euclidean distance" in out
 
 
+@pytest.mark.dlib
 def test_verify_examiner_threshold_is_applied_and_labelled(capsys, photo_files):
     # A cosine threshold of -1 accepts anything: the decision must follow it.
     code, out, _ = verify(
@@ -151,6 +157,7 @@ def _bad_files(folder: Path, photo: Path) -> dict[str, Path]:
     }
 
 
+@pytest.mark.dlib
 @pytest.mark.parametrize("case", ["missing", "truncated", "not_an_image", "no_face"])
 def test_verify_bad_input_exits_2_naming_the_file(capsys, tmp_path, photo_files, case):
     bad = _bad_files(tmp_path, photo_files["hopper"])[case]
@@ -171,6 +178,7 @@ def test_verify_unknown_model_exits_2(capsys, photo_files):
     assert code == EXIT_BAD_INPUT and "unknown model 'no-such-model'" in err
 
 
+@pytest.mark.dlib
 def test_face_index_out_of_range_is_bad_input(capsys, photo_files):
     code, _, err = verify(
         capsys,
@@ -182,6 +190,7 @@ def test_face_index_out_of_range_is_bad_input(capsys, photo_files):
     assert code == EXIT_BAD_INPUT and "astronaut.png" in err
 
 
+@pytest.mark.slow
 def test_console_entry_point_runs_as_a_program():
     completed = subprocess.run(
         [sys.executable, "-m", "core.cli", "--version"],
@@ -209,6 +218,8 @@ def identity_folder(tmp_path_factory, astronaut_rgb, grace_hopper_path) -> Path:
     return root
 
 
+@pytest.mark.slow
+@pytest.mark.dlib
 def test_eval_verification_on_identity_folder(capsys, identity_folder):
     code, out, _ = run(
         capsys, "eval", "verification", "--data", str(identity_folder), "--json"
@@ -222,6 +233,8 @@ def test_eval_verification_on_identity_folder(capsys, identity_folder):
     assert report["accuracy_at_threshold"] == 1.0
 
 
+@pytest.mark.slow
+@pytest.mark.dlib
 def test_eval_is_deterministic_for_a_seed(capsys, identity_folder):
     outputs = []
     for _ in range(2):
@@ -260,7 +273,7 @@ def test_lfw_pairs_protocol_is_parsed(tmp_path):
     assert pairs[0].second == images / "Ann_A" / "Ann_A_0002.jpg"
     assert pairs[1].second == images / "Bob_B" / "Bob_B_0003.jpg"
     (tmp_path / "bad.txt").write_text("1 1\nonly_two 1\n")
-    with pytest.raises(Exception, match="line 2"):
+    with pytest.raises(BadInputError, match="line 2 is not 'name i j' or"):
         lfw_pairs(tmp_path / "bad.txt")
 
 

@@ -294,6 +294,7 @@ def _short(stderr: str) -> bool:
     return len(stderr.strip().splitlines()) <= 3
 
 
+@pytest.mark.dlib
 @pytest.mark.slow
 def test_every_command_fails_in_one_line(world, tmp_path):
     leaves = _leaf_commands(build_parser())
@@ -321,6 +322,7 @@ def test_every_command_fails_in_one_line(world, tmp_path):
     assert len(results) == len(bad) + len(missing_out) > 90  # the walk really ran
 
 
+@pytest.mark.slow
 def test_password_commands_without_a_terminal_fail_in_one_line(world, tmp_path):
     argvs = [
         ["identity", "export", world["inputs"]["missing file"], "--out", "x.pem"],
@@ -330,6 +332,7 @@ def test_password_commands_without_a_terminal_fail_in_one_line(world, tmp_path):
         assert result["code"] == 2 and _short(result["stderr"]), result
 
 
+@pytest.mark.slow
 def test_an_odd_file_name_prints_on_a_strict_terminal(world, tmp_path):
     """Real stdout/stderr with a strict UTF-8 encoding (e.g. an en_US.UTF-8
     terminal), not the C locale's forgiving one."""
@@ -419,6 +422,7 @@ def _disk_full(*args, **kwargs):
     raise OSError(errno.ENOSPC, "No space left on device")
 
 
+@pytest.mark.slow
 def test_disk_full_during_report_export_leaves_no_report(
     monkeypatch, capsys, case_with_photo
 ):
@@ -536,6 +540,7 @@ def _noise_png(path: Path, side: int, seed: int) -> Path:
     return path
 
 
+@pytest.mark.dlib
 @pytest.mark.slow
 def test_a_really_full_disk_fails_in_one_line_and_loses_nothing(
     mounted, tmp_path, capsys

@@ -58,6 +58,8 @@ def _check_figures(faithfulness: dict, kinds: set[str]) -> None:
             assert figures["verdict"] in VERDICTS
 
 
+@pytest.mark.slow
+@pytest.mark.dlib
 def test_explain_with_faithfulness_json(capsys, photos, tmp_path):
     code, out, err = run(
         capsys,
@@ -93,6 +95,8 @@ def test_explain_with_faithfulness_json(capsys, photos, tmp_path):
     assert stored["faithfulness"] == result["faithfulness"]
 
 
+@pytest.mark.slow
+@pytest.mark.dlib
 def test_explain_with_faithfulness_text_says_what_was_not_measured(
     capsys, photos, tmp_path
 ):
@@ -114,6 +118,8 @@ def test_explain_with_faithfulness_text_says_what_was_not_measured(
     assert "pair-specific." not in out
 
 
+@pytest.mark.slow
+@pytest.mark.dlib
 @pytest.mark.parametrize(
     ("options", "message"),
     [
@@ -153,13 +159,11 @@ def test_explain_faithfulness_bad_input_is_one_line(
 
 # ---- in a case --------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def demo_folder(tmp_path_factory) -> Path:
+def demo_folder(tmp_path_factory, dlib_model) -> Path:
     from core.case.demo import create_demo_case
-    from core.models import DEFAULT_MODEL_ID, registry
 
     folder = tmp_path_factory.mktemp("case") / "demo.xfrcase"
-    model = registry().load(DEFAULT_MODEL_ID, "cpu")
-    with create_demo_case(folder, model=model):
+    with create_demo_case(folder, model=dlib_model):
         pass
     return folder
 
@@ -241,6 +245,7 @@ def test_references_are_other_pairs_never_the_pairs_own_faces():
     assert names(0, 4) != names(0, 5)
 
 
+@pytest.mark.dlib
 @pytest.mark.slow
 def test_eval_pair_specificity_writes_the_table(capsys, three_people, tmp_path):
     out = tmp_path / "tables"

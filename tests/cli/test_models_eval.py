@@ -32,7 +32,7 @@ from core.metrics.model_comparison.science import (
     model_layer_eers,
     shuffled_psnr,
 )
-from core.models import FaceModel, LayerTap, Preprocessing, Threshold, registry
+from core.models.base import FaceModel, LayerTap, Preprocessing, Threshold
 
 
 # ---- score fusion -----------------------------------------------------------------
@@ -239,9 +239,8 @@ def identities(tmp_path_factory, astronaut_rgb, grace_hopper_path):
 
 
 @pytest.fixture(scope="module")
-def two_models():
-    dlib = registry().load("dlib-resnet-v1", "cpu")
-    return dlib, DlibOnArcFaceChips(dlib)
+def two_models(dlib_model):
+    return dlib_model, DlibOnArcFaceChips(dlib_model)
 
 
 @pytest.fixture(scope="module")
@@ -256,6 +255,7 @@ def comparison(identities, two_models):
     return result, calls
 
 
+@pytest.mark.slow
 def test_compare_models_on_two_models(comparison, two_models):
     result, calls = comparison
     assert result.pairs_used == 6 and result.pairs_skipped == 0
@@ -282,6 +282,7 @@ def test_compare_models_on_two_models(comparison, two_models):
     assert done == total and all(d <= t for d, t in calls)
 
 
+@pytest.mark.slow
 def test_compare_models_writes_tables_and_plots(comparison, tmp_path):
     files = write_outputs(comparison[0], tmp_path)
     for name in ("table.json", "table.md", "fusion.csv", "fusion.png",
@@ -304,6 +305,7 @@ def test_compare_models_refuses_one_model_twice_and_cancels(identities, two_mode
         compare_models(identities, two_models, cancel=lambda: True)
 
 
+@pytest.mark.slow
 def test_cli_eval_models_end_to_end(
     identities, two_models, tmp_path, capsys, monkeypatch
 ):

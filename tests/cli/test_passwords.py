@@ -93,6 +93,7 @@ def identities(tmp_path_factory) -> dict[str, tuple[Path, str]]:
 # ------------------------------------------------------------ identity new
 
 
+@pytest.mark.slow
 def test_identity_new_reads_the_password_file(tmp_path):
     secret = password_file(tmp_path, "from-a-file-1\n")
     p12 = tmp_path / "me.p12"
@@ -104,6 +105,7 @@ def test_identity_new_reads_the_password_file(tmp_path):
     load_identity(p12, "from-a-file-1")  # the first line, newline stripped
 
 
+@pytest.mark.slow
 def test_identity_new_reads_the_environment_variable(tmp_path):
     p12 = tmp_path / "me.p12"
     completed = xfr("identity", "new", "--name", EXAMINER, "--out", p12,
@@ -112,6 +114,7 @@ def test_identity_new_reads_the_environment_variable(tmp_path):
     load_identity(p12, "from-the-env-1")
 
 
+@pytest.mark.slow
 def test_the_file_wins_over_the_environment(tmp_path):
     secret = password_file(tmp_path, "file-password\r\nsecond line ignored\n")
     p12 = tmp_path / "me.p12"
@@ -121,6 +124,7 @@ def test_the_file_wins_over_the_environment(tmp_path):
     load_identity(p12, "file-password")
 
 
+@pytest.mark.slow
 def test_no_terminal_and_no_password_is_one_line(tmp_path):
     p12 = tmp_path / "me.p12"
     line = one_line_error(xfr("identity", "new", "--name", EXAMINER, "--out", p12))
@@ -190,6 +194,7 @@ def test_password_file_readable_by_others_warns_but_is_used(tmp_path, capsys):
 # ------------------------------------------------ identity export, report, verify
 
 
+@pytest.mark.slow
 def test_export_with_a_wrong_password_from_a_file(tmp_path, identities):
     p12, _password = identities["examiner"]
     wrong = password_file(tmp_path, "not-the-password\n")
@@ -201,6 +206,7 @@ def test_export_with_a_wrong_password_from_a_file(tmp_path, identities):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_export_with_the_environment_variable(tmp_path, identities):
     p12, password = identities["examiner"]
     out = tmp_path / "me.pem"
@@ -209,6 +215,7 @@ def test_export_with_the_environment_variable(tmp_path, identities):
     assert load_certificate(out) == load_certificate(p12, password)
 
 
+@pytest.mark.slow
 def test_sign_a_report_then_verify_it_trusting_the_p12(
     tmp_path, case_folder, identities
 ):
@@ -230,6 +237,7 @@ def test_sign_a_report_then_verify_it_trusting_the_p12(
     assert result["ok"] and result["signatures"][0]["signer_name"] == EXAMINER
 
 
+@pytest.mark.slow
 def test_sign_with_a_wrong_password_file_writes_nothing(
     tmp_path, case_folder, identities
 ):
@@ -243,6 +251,7 @@ def test_sign_with_a_wrong_password_file_writes_nothing(
     assert not report.exists()
 
 
+@pytest.mark.slow
 def test_countersigner_has_its_own_password_sources(
     tmp_path, case_folder, identities, capsys, monkeypatch
 ):
@@ -320,6 +329,7 @@ class Terminal:
         return code, self.seen.decode("utf-8", "replace")
 
 
+@pytest.mark.slow
 def test_password_typed_twice_at_the_prompt(tmp_path):
     p12 = tmp_path / "me.p12"
     terminal = Terminal("identity", "new", "--name", "A", "--out", p12)
@@ -333,6 +343,7 @@ def test_password_typed_twice_at_the_prompt(tmp_path):
     load_identity(p12, "typed-password")
 
 
+@pytest.mark.slow
 def test_ctrl_c_at_the_prompt_exits_130_without_traceback(tmp_path):
     p12 = tmp_path / "me.p12"
     terminal = Terminal("identity", "new", "--name", "A", "--out", p12)
@@ -344,6 +355,7 @@ def test_ctrl_c_at_the_prompt_exits_130_without_traceback(tmp_path):
     assert not p12.exists()
 
 
+@pytest.mark.slow
 def test_end_of_input_at_the_prompt_is_one_line(tmp_path):
     p12 = tmp_path / "me.p12"
     terminal = Terminal("identity", "new", "--name", "A", "--out", p12)

@@ -239,6 +239,8 @@ def test_check_on_fresh_pairs_and_on_shifted_scores(fitted, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.dlib
+@pytest.mark.slow
 def test_cli_checks_the_shipped_calibration_on_a_folder(
     tmp_path, astronaut_path, grace_hopper_path, capsys
 ):

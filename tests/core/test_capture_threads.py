@@ -14,7 +14,7 @@ from synthetic_models import RegionNet, SyntheticModel
 from core.ecloss.channel_data import layer_maps
 from core.explain.base import FacePair
 from core.explain.layerwise import explain_layers
-from core.models import DEFAULT_MODEL_ID, LayerTap, registry
+from core.models.base import LayerTap
 from core.verify import prepare_face
 
 
@@ -83,11 +83,7 @@ def test_nested_captures_and_gradients_in_one_thread():
     assert gradient.shape == inner["masked"].shape
 
 
-@pytest.fixture(scope="module")
-def dlib_model():
-    return registry().load(DEFAULT_MODEL_ID, "cpu")
-
-
+@pytest.mark.slow
 def test_layerwise_job_is_unchanged_by_channels_and_embeds_in_other_threads(
     dlib_model, astronaut_path, grace_hopper_path
 ):

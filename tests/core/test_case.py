@@ -17,11 +17,9 @@ import pytest
 from PIL import Image
 
 from core.case import workflow
-from core.case.demo import create_demo_case
 from core.case.schema import SCHEMA_VERSION
 from core.case.store import Case, CaseError, CaseLockedError
 from core.errors import BadInputError
-from core.models import DEFAULT_MODEL_ID, registry
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -92,6 +90,7 @@ def test_new_case_never_overwrites(tmp_path):
     assert (folder / "notes.txt").read_text() == "keep me"
 
 
+@pytest.mark.slow
 def test_second_process_cannot_open_for_writing(case):
     code = (
         "import sys; from core.case.store import Case\n"
@@ -231,6 +230,7 @@ def bad_files(folder: Path, image_files) -> dict[str, Path]:
     return paths
 
 
+@pytest.mark.slow
 def test_bad_files_are_rejected_and_the_case_is_unchanged(case, image_files, tmp_path):
     case.add_exhibits([image_files["png"]], "probe")
     before, entries = folder_state(case.folder), audit_count(case)
@@ -419,6 +419,7 @@ def kill_when(child: subprocess.Popen, evidence: Path, files: int) -> None:
 
 
 # 0: while the files are checked; 1 and 12: while copying; 24: around the commit
+@pytest.mark.slow
 @pytest.mark.parametrize("copied", [0, 1, 12, 24])
 def test_kill_9_during_intake_leaves_a_case_that_opens_and_verifies(
     tmp_path, many_images, copied
@@ -445,18 +446,6 @@ def test_kill_9_during_intake_leaves_a_case_that_opens_and_verifies(
 
 
 # ---- faces, comparisons, explanations, cache ----------------------------------------
-@pytest.fixture(scope="module")
-def dlib_model():
-    return registry().load(DEFAULT_MODEL_ID, "cpu")
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory, dlib_model):
-    folder = tmp_path_factory.mktemp("demo") / "demo.xfrcase"
-    with create_demo_case(folder, model=dlib_model) as case:
-        yield case
-
-
 def test_demo_case_has_a_probe_that_matches_one_portrait(demo):
     assert [e.mark for e in demo.exhibits()] == ["Q1", "K1", "K2"]
     probe = demo.exhibit("Q1")
@@ -587,9 +576,13 @@ def test_everything_reads_back_after_reopening(busy_case):
     with Case.open(folder, read_only=True) as again:
         assert [e.to_dict() for e in again.audit_log()] == before
         assert again.verify().intact
-        assert json.dumps(again.snapshot_info())
+        info = again.snapshot_info()
+        assert json.loads(json.dumps(info)) == info  # plain data
+        counts = info["counts"]
+        assert counts["exhibits"] == 3 and counts["audit"] == len(before)
 
 
+@pytest.mark.dlib
 def test_image_without_a_face_gets_manual_landmarks(case, tmp_path, astronaut_rgb):
     wall = tmp_path / "wall.png"
     Image.fromarray(np.full((200, 240, 3), 180, np.uint8)).save(wall)
@@ -609,6 +602,7 @@ def test_image_without_a_face_gets_manual_landmarks(case, tmp_path, astronaut_rg
         case.correct_face("Q1", points[:4])
 
 
+@pytest.mark.slow
 def test_a_case_is_shared_safely_between_threads(case):
     """The GUI reads while a worker writes: no interleaved transactions."""
     import threading

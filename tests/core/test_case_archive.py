@@ -824,6 +824,7 @@ def test_a_version_1_archive_is_still_verified(exported, tmp_path):
 
 
 # ---- signed manifests ---------------------------------------------------------------
+@pytest.mark.slow
 def test_signed_export_imports_naming_the_signer(signed, identity, tmp_path):
     with zipfile.ZipFile(signed) as source:
         names = source.namelist()
@@ -850,6 +851,7 @@ def test_signed_export_imports_naming_the_signer(signed, identity, tmp_path):
     assert trusted.lines()[1].endswith("signature valid, signer trusted")
 
 
+@pytest.mark.slow
 def test_signed_archive_from_an_untrusted_signer_is_refused_with_trust(
     signed, tmp_path
 ):
@@ -921,6 +923,7 @@ def test_a_rewritten_case_with_a_consistent_manifest_fails_its_signature(
     assert import_case(unsigned, tmp_path / "imported").head == head
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "garbage",
     [b"", b"not a signature", b"\x30\x82\xff\xff" + bytes(64), "other-signer"],

@@ -21,26 +21,13 @@ from core.explain.methods.components import (
     component_table_rows,
     occlude,
 )
-from core.models import DEFAULT_MODEL_ID, Threshold, registry
-from core.verify import prepare_face
+from core.models.base import Threshold
 
 
 @pytest.fixture(scope="module")
-def dlib_model():
-    return registry().load(DEFAULT_MODEL_ID, "cpu")
-
-
-@pytest.fixture(scope="module")
-def faces(dlib_model, astronaut_path, grace_hopper_path):
-    """Astronaut and Grace Hopper with their 68 landmarks."""
-    probe = prepare_face(astronaut_path, dlib_model, with_68=True)
-    gallery = prepare_face(grace_hopper_path, dlib_model, with_68=True)
-    return probe, gallery
-
-
-@pytest.fixture(scope="module")
-def pair(faces):
-    return FacePair.from_prepared(*faces)
+def pair(photo_pair):
+    """Astronaut and Grace Hopper with their 68 landmarks (tests/core/conftest.py)."""
+    return photo_pair[2]
 
 
 def chip_points(view) -> np.ndarray:
@@ -139,6 +126,7 @@ def agreeing_pair(pair: FacePair, region: str) -> tuple[FacePair, np.ndarray]:
     return FacePair(probe, gallery), mask
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("region", ["nose", "mouth", "eyes"])
 def test_the_region_the_model_reads_has_the_largest_effect(pair, region):
     agreeing, mask = agreeing_pair(pair, region)
@@ -204,6 +192,7 @@ def test_every_number_is_the_measured_margin(pair):
 
 
 # ---- the real model -----------------------------------------------------------------
+@pytest.mark.slow
 def test_dlib_on_two_people_gives_a_consistent_table(pair, dlib_model):
     result = get("components").explain(pair, dlib_model, batch_size=32)
     table = result.details["components"]

@@ -24,7 +24,7 @@ from core.explain.reference_mean import (
     shipped_reference_path,
 )
 from core.faces.align import ChipTransform
-from core.models import DEFAULT_MODEL_ID, Threshold, registry
+from core.models.base import Threshold
 
 SIZE, DIMENSIONS = 12, 16
 
@@ -66,6 +66,7 @@ def probe_map(model, probe, gallery, params) -> np.ndarray:
     return get("fggb").explain(pair, model, params).probe.combined_map
 
 
+@pytest.mark.slow
 def test_centring_removes_the_gallery_independent_part(population_mean):
     """Plain weights: a_k b_k is dominated by the offset o_k^2, so the probe's map
     barely changes when the gallery is replaced by a random face.  Centred: the
@@ -176,6 +177,7 @@ def test_reference_is_unavailable_without_a_mean_for_the_model():
     assert "\n" not in str(error.value) and "centre=none" in str(error.value)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method_id", ["fggb", "xssab"])
 def test_auto_centre_is_paper_exact_where_no_mean_is_shipped(method_id):
     """The default (auto) never refuses a model: without a shipped mean it gives
@@ -237,6 +239,7 @@ def test_a_mean_file_without_provenance_is_read(tmp_path, population_mean):
     assert load_reference_mean(path).provenance == {}
 
 
+@pytest.mark.slow
 def test_centring_keeps_the_explanation_s_decision(population_mean):
     """Centred with the explanation's threshold, not the model's: the centred
     weights minus the centred threshold sum to the sign of *this* decision."""
@@ -331,8 +334,8 @@ def test_paper_exact_mode_equals_the_implementation_before_bit_for_bit():
 
 
 # ---- the shipped mean ----------------------------------------------------------------
-def test_the_shipped_mean_is_for_the_default_models_weights():
-    model = registry().load(DEFAULT_MODEL_ID, "cpu")
+def test_the_shipped_mean_is_for_the_default_models_weights(dlib_model):
+    model = dlib_model
     reference = reference_mean_for(model)  # refuses other weights
     assert reference.model_sha256 == model.weights_sha256
     assert reference.path == shipped_reference_path(model).resolve()

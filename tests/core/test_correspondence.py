@@ -18,17 +18,15 @@ from core.explain.render_correspondence import (
     render_correspondence,
 )
 from core.faces.align import ChipTransform
-from core.models import DEFAULT_MODEL_ID, LayerTap, Preprocessing, registry
-from core.models.base import cosine_similarity
+from core.models.base import (
+    LayerTap,
+    Preprocessing,
+    cosine_similarity,
+)
 from core.verify import prepare_face
 
 
 # ---- the real model ------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def dlib_model():
-    return registry().load(DEFAULT_MODEL_ID, "cpu")
-
-
 @pytest.fixture(scope="module")
 def faces(dlib_model, astronaut_path, grace_hopper_path):
     return prepare_face(astronaut_path, dlib_model), prepare_face(

@@ -17,13 +17,11 @@ from core.errors import BadInputError
 from core.explain import FacePair, FaceView, get
 from core.explain.methods.ddfv import masked_feature_maps
 from core.faces.align import ChipTransform
-from core.models import (
-    DEFAULT_MODEL_ID,
+from core.models.base import (
     FaceModel,
     LayerTap,
     Preprocessing,
     Threshold,
-    registry,
 )
 from core.reconstruct.network import (
     FaceReconstructor,
@@ -137,6 +135,7 @@ def quadrant_mass(chip_map: np.ndarray) -> np.ndarray:
     )
 
 
+@pytest.mark.slow
 def test_algorithm_1_puts_similarity_and_dissimilarity_on_the_right_parts(
     toy_model, toy_reconstructor
 ):
@@ -222,7 +221,10 @@ def test_training_loss_falls_checkpoints_and_resumes(tmp_path, toy_model):
     assert (tmp_path / "r.card.json").is_file()
 
 
-def test_bad_reconstructor_files_are_named(tmp_path, toy_model, toy_reconstructor):
+@pytest.mark.slow
+def test_bad_reconstructor_files_are_named(
+    tmp_path, toy_model, toy_reconstructor, dlib_model
+):
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"\x00not a torch file")
     with pytest.raises(BadInputError, match=r"garbage\.pt"):
@@ -235,11 +237,10 @@ def test_bad_reconstructor_files_are_named(tmp_path, toy_model, toy_reconstructo
     torch.save({"format": "something else"}, other)
     with pytest.raises(BadInputError, match="not a face reconstructor"):
         load_reconstructor(other)
-    dlib = registry().load(DEFAULT_MODEL_ID, "cpu")
     with pytest.raises(BadInputError, match="trained on model toy-quadrants"):
         get("ddfv").explain(
             pair_of(*[cell_image(np.full((4, 4), 0.5))] * 2),
-            dlib,
+            dlib_model,
             {"reconstructor": str(toy_reconstructor)},
         )
 
@@ -249,15 +250,15 @@ def test_no_reconstructor_says_how_to_train_one(toy_model):
         find_reconstructor(toy_model)
 
 
-def test_the_default_model_has_a_shipped_reconstructor():
-    model = registry().load(DEFAULT_MODEL_ID, "cpu")
-    path = find_reconstructor(model)
+def test_the_default_model_has_a_shipped_reconstructor(dlib_model):
+    path = find_reconstructor(dlib_model)
     assert path.parent == shipped_reconstructor_dir()
     card = load_reconstructor(path).card
     assert card.tap == "stage3.block2" and card.feature_shape == (128, 8, 8)
     assert card.training["epochs_run"] >= 1 and card.data["images_used"] > 0
 
 
+@pytest.mark.dlib
 def test_cli_trains_on_a_folder_of_identities(
     tmp_path, astronaut_path, grace_hopper_path
 ):

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from core.errors import ModelFileError, UnknownModelError
+from core.errors import BadInputError, ModelFileError, UnknownModelError
 from core.models import DEFAULT_MODEL_ID, ModelRegistry, registry
-from core.models.dlib_resnet import DlibResNetModel, add_zero_padded, build_dlib_resnet
+from core.models.dlib_resnet import add_zero_padded, build_dlib_resnet
 from core.models.model_registry import register_builtins
 from core.resources import (
     RESNET_FILE,
@@ -24,11 +24,6 @@ from core.resources import (
 dlib = pytest.importorskip("dlib")
 
 TOLERANCE = 1e-4
-
-
-@pytest.fixture(scope="module")
-def model() -> DlibResNetModel:
-    return registry().load(DEFAULT_MODEL_ID, "cpu")
 
 
 @pytest.fixture(scope="module")
@@ -105,52 +100,57 @@ def _assert_matches(model, descriptors, chips: list[np.ndarray]) -> float:
     return worst
 
 
+@pytest.mark.slow
 @pytest.mark.dlib
-def test_real_photos_match_dlib(model, dlib_reference, photos):
+def test_real_photos_match_dlib(dlib_model, dlib_reference, photos):
     chip_of, descriptors = dlib_reference
     chips = [chip_of(rgb) for rgb in photos.values()]
-    _assert_matches(model, descriptors, chips)
+    _assert_matches(dlib_model, descriptors, chips)
 
 
+@pytest.mark.slow
 @pytest.mark.dlib
-def test_augmented_photos_match_dlib(model, dlib_reference, photos):
+def test_augmented_photos_match_dlib(dlib_model, dlib_reference, photos):
     chip_of, descriptors = dlib_reference
     rng = np.random.default_rng(7)
     chips = [aug for rgb in photos.values() for aug in _augment(chip_of(rgb), rng)]
-    _assert_matches(model, descriptors, chips)
+    _assert_matches(dlib_model, descriptors, chips)
 
 
 @pytest.mark.dlib
-def test_synthetic_images_match_dlib(model, dlib_reference):
+def test_synthetic_images_match_dlib(dlib_model, dlib_reference):
     _, descriptors = dlib_reference
-    _assert_matches(model, descriptors, _synthetic(np.random.default_rng(3)))
+    _assert_matches(dlib_model, descriptors, _synthetic(np.random.default_rng(3)))
 
 
+@pytest.mark.slow
 @pytest.mark.dlib
-def test_identity_separation_like_dlib(model, dlib_reference, photos):
+def test_identity_separation_like_dlib(dlib_model, dlib_reference, photos):
     """Two different people are far apart; a person and their augmented self close."""
     chip_of, _ = dlib_reference
     astronaut, hopper = (chip_of(rgb) for rgb in photos.values())
-    emb = model.embed_chips(np.stack([astronaut, hopper, astronaut[:, ::-1]]))
+    emb = dlib_model.embed_chips(np.stack([astronaut, hopper, astronaut[:, ::-1]]))
     assert np.linalg.norm(emb[0] - emb[1]) > 0.6
     assert np.linalg.norm(emb[0] - emb[2]) < 0.6
 
 
-def test_embedding_is_differentiable(model, photos):
+def test_embedding_is_differentiable(dlib_model, photos):
     chip = np.zeros((150, 150, 3), np.uint8) + 128
-    batch = model.prepare(chip[None]).requires_grad_()
-    model.embed(batch).pow(2).sum().backward()
+    batch = dlib_model.prepare(chip[None]).requires_grad_()
+    dlib_model.embed(batch).pow(2).sum().backward()
     assert batch.grad is not None and float(batch.grad.abs().sum()) > 0
 
 
-def test_layer_taps_capture_every_depth(model):
-    taps = model.layer_taps()
+def test_layer_taps_capture_every_depth(dlib_model):
+    taps = dlib_model.layer_taps()
     names = [tap.name for tap in taps]
     assert names[0] == "stem" and names[-1] == "embedding"
     assert len(names) == 1 + 14 + 1  # stem, 14 residual blocks, embedding
-    batch = model.prepare(np.full((2, 150, 150, 3), 100, np.uint8)).requires_grad_()
-    with model.capture(names) as activations:
-        embedding = model.embed(batch)
+    batch = dlib_model.prepare(
+        np.full((2, 150, 150, 3), 100, np.uint8)
+    ).requires_grad_()
+    with dlib_model.capture(names) as activations:
+        embedding = dlib_model.embed(batch)
     shapes = {name: tuple(activations[name].shape) for name in names}
     assert shapes["stem"] == (2, 32, 35, 35)
     assert shapes["stage2.block0"] == (2, 64, 17, 17)
@@ -162,15 +162,15 @@ def test_layer_taps_capture_every_depth(model):
     grad = torch.autograd.grad(activations["stage3.block0"].sum(), batch)[0]
     assert float(grad.abs().sum()) > 0
     # hooks are removed on exit
-    with model.capture([]) as nothing:
-        model.embed(batch)
+    with dlib_model.capture([]) as nothing:
+        dlib_model.embed(batch)
     assert nothing == {}
 
 
-def test_unknown_tap_is_a_clear_error(model):
+def test_unknown_tap_is_a_clear_error(dlib_model):
     with (
-        pytest.raises(Exception, match="no layer tap 'conv99'"),
-        model.capture(["conv99"]),
+        pytest.raises(BadInputError, match="no layer tap 'conv99'"),
+        dlib_model.capture(["conv99"]),
     ):
         pass
 
@@ -187,13 +187,15 @@ def test_add_zero_padded_matches_dlib_semantics():
     assert float(out[0, 2, 3, 3]) == 0.0
 
 
-def test_model_identity_and_registry(model):
-    assert model.model_id == DEFAULT_MODEL_ID in registry().ids()
-    assert model.weights_sha256 == sha256_file(dlib_model_file(RESNET_FILE))
-    assert model.embedding_dim == 128
-    assert model.input_size == (150, 150)
-    assert model.threshold.metric == "euclidean" and model.threshold.value == 0.6
-    assert registry().load(DEFAULT_MODEL_ID, "cpu") is model  # cached per device
+def test_model_identity_and_registry(dlib_model):
+    assert dlib_model.model_id == DEFAULT_MODEL_ID in registry().ids()
+    assert dlib_model.weights_sha256 == sha256_file(dlib_model_file(RESNET_FILE))
+    assert dlib_model.embedding_dim == 128
+    assert dlib_model.input_size == (150, 150)
+    assert (
+        dlib_model.threshold.metric == "euclidean" and dlib_model.threshold.value == 0.6
+    )
+    assert registry().load(DEFAULT_MODEL_ID, "cpu") is dlib_model  # cached per device
     with pytest.raises(UnknownModelError, match="unknown model 'nope'"):
         registry().load("nope")
 
@@ -205,6 +207,7 @@ def test_registry_rejects_duplicate_ids():
         register_builtins(fresh)
 
 
+@pytest.mark.dlib
 @pytest.mark.parametrize(
     "damage",
     ["truncated", "random", "empty", "other_dlib_file", "trailing_bytes"],

@@ -50,14 +50,9 @@ from core.ecloss.train import (
 )
 from core.errors import BadInputError, Cancelled
 from core.explain.render import colour_map
-from core.models import load_model, registry
+from core.models import load_model
 from core.models.onnx_model import load_model_file
 from core.train_data import ChipSet
-
-
-@pytest.fixture(scope="module")
-def dlib_model():
-    return registry().load("dlib-resnet-v1", "cpu")
 
 
 # ---- templates (§3.1, §4.2) ----------------------------------------------------------
@@ -272,6 +267,7 @@ def test_activation_robustness_counts_peaks_by_prominence():
     assert count_peaks(ripple, min_prominence=0.0) > 2
 
 
+@pytest.mark.slow
 def test_channel_analysis_end_to_end(dlib_model, tmp_path):
     chip = np.zeros((150, 150, 3), np.uint8)
     chip[...] = (np.indices((150, 150)).sum(0) % 255)[..., None].astype(np.uint8)
@@ -289,7 +285,9 @@ def test_channel_analysis_end_to_end(dlib_model, tmp_path):
     assert report.part_explainability_se is None  # too few faces to split
     assert len(report.channel_stats) == 256
     assert sum(report.channels_per_part.values()) + report.dead_channels == 256
-    json.dumps(report.to_dict())  # plain data
+    plain = json.loads(json.dumps(report.to_dict()))  # plain data (tuples -> lists)
+    assert plain["map_size"] == [4, 4] and plain["channels"] == 256
+    assert plain["channels_per_part"] == report.channels_per_part
     written = write_channel_outputs(report, tmp_path / "out")
     assert {p.name for p in written} >= {
         "summary.json",
@@ -381,6 +379,7 @@ def test_batches_and_identity_loss():
         metric_loss(embeddings, torch.tensor([0, 1, 2, 3]))
 
 
+@pytest.mark.slow
 def test_training_checkpoints_resumes_and_reloads(dlib_model, tmp_path):
     data = drawn_chip_set()
     weights_before = dlib_model.network.stages[3][0].conv1.weight.detach().clone()
@@ -455,6 +454,8 @@ def face_folder(tmp_path_factory, astronaut_rgb, grace_hopper_path) -> Path:
     return root
 
 
+@pytest.mark.dlib
+@pytest.mark.slow
 def test_cli_train_and_channels_end_to_end(face_folder, tmp_path, capsys):
     out = tmp_path / "control"
     code = main(
@@ -512,6 +513,8 @@ def test_cli_train_and_channels_end_to_end(face_folder, tmp_path, capsys):
     assert (tmp_path / "channels" / "channels-face1.png").is_file()
 
 
+@pytest.mark.slow
+@pytest.mark.dlib
 @pytest.mark.parametrize(
     ("command", "message"),
     [
@@ -529,6 +532,7 @@ def test_cli_bad_layer_is_exit_2(command, message, face_folder, tmp_path, capsys
     assert message in error and len(error.strip().splitlines()) == 1
 
 
+@pytest.mark.dlib
 @pytest.mark.parametrize("command", [["train", "ecloss"], ["channels"]])
 def test_cli_bad_data_is_exit_2(command, tmp_path, capsys):
     missing = tmp_path / "no-such-folder"

@@ -25,9 +25,7 @@ from core.models import (
     DEFAULT_MODEL_ID,
     LayerTap,
     Threshold,
-    registry,
 )
-from core.verify import prepare_face
 
 # Reduced work per method so the whole table runs in seconds on two CPU cores; every
 # registered method must appear here, so a new explainer is tested from day one.
@@ -59,23 +57,11 @@ def test_every_registered_method_is_covered_and_documented():
         assert info.kind in ("gradient", "perturbation")
         defaults = info.defaults()
         assert set(defaults) == {p.name for p in info.params}
-        assert json.dumps(info.to_dict())  # serialisable for the GUI and the case
+        # plain data, as the GUI and the case store it
+        assert json.loads(json.dumps(info.to_dict())) == info.to_dict()
 
 
 # ---- real model, real photos ---------------------------------------------------------
-@pytest.fixture(scope="module")
-def dlib_model():
-    return registry().load(DEFAULT_MODEL_ID, "cpu")
-
-
-@pytest.fixture(scope="module")
-def photo_pair(dlib_model, astronaut_path, grace_hopper_path):
-    # with the 68 landmarks, as a case's faces have them (``components`` needs them)
-    probe = prepare_face(astronaut_path, dlib_model, with_68=True)
-    gallery = prepare_face(grace_hopper_path, dlib_model, with_68=True)
-    return probe, gallery, FacePair.from_prepared(probe, gallery)
-
-
 @pytest.fixture(scope="module")
 def dlib_results(dlib_model, photo_pair):
     """Each method run once on astronaut vs Grace Hopper, with its progress calls."""
@@ -97,6 +83,7 @@ def dlib_results(dlib_model, photo_pair):
     return results
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method_id", sorted(FAST_PARAMS))
 def test_method_contract_on_real_faces(method_id, dlib_results, photo_pair, dlib_model):
     result, calls = dlib_results[method_id]
@@ -132,9 +119,10 @@ def test_method_contract_on_real_faces(method_id, dlib_results, photo_pair, dlib
         centre = evidence[int((top + bottom) / 2), int((left + right) / 2)]
         assert np.isfinite(centre)
         assert np.isnan(evidence).any()  # the chip does not cover the whole photo
-    assert json.dumps(result.to_dict())
+    assert json.loads(json.dumps(result.to_dict())) == result.to_dict()  # plain data
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method_id", sorted(FAST_PARAMS))
 def test_a_result_s_parameters_resolve_to_themselves(method_id, dlib_results):
     """Reruns (faithfulness checks, the GUI, the report) pass ``result.params``
@@ -145,6 +133,7 @@ def test_a_result_s_parameters_resolve_to_themselves(method_id, dlib_results):
     assert get(method_id).info.resolve(stored) == dict(result.params)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method_id", sorted(FAST_PARAMS))
 def test_same_seed_same_maps(method_id, dlib_results, dlib_model, photo_pair):
     first, _ = dlib_results[method_id]
@@ -163,6 +152,7 @@ def test_same_seed_same_maps(method_id, dlib_results, dlib_model, photo_pair):
         )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "method_id", sorted(i.method_id for i in infos() if i.stochastic)
 )
@@ -178,6 +168,7 @@ def test_another_seed_other_samples(method_id, dlib_results, dlib_model, photo_p
     assert difference > 1e-3 * scale
 
 
+@pytest.mark.slow
 def test_fggb_batched_backward_equals_the_loop(dlib_model, photo_pair):
     from core.explain.base import eval_mode, make_context
     from core.explain.methods.fggb import fggb_map
@@ -242,6 +233,7 @@ def test_chip_of_the_wrong_size_is_refused(dlib_model, photo_pair):
         get("gradient").explain(FacePair(small, photo_pair[2].gallery), dlib_model)
 
 
+@pytest.mark.slow
 def test_layer_by_layer_maps(dlib_model, photo_pair):
     result = explain_layers(
         photo_pair[2], dlib_model, {"samples": 48}, seed=1, batch_size=48
@@ -270,6 +262,7 @@ def test_layer_by_layer_maps(dlib_model, photo_pair):
     )
 
 
+@pytest.mark.slow
 def test_layerwise_export(dlib_model, photo_pair, tmp_path):
     result = explain_layers(photo_pair[2], dlib_model, {"samples": 16}, batch_size=16)
     manifest = write_layers(result, tmp_path)
@@ -487,6 +480,7 @@ def test_a_negative_seed_is_one_clear_line(region_model):
         get("gradient").explain(synthetic_pair(64), region_model, seed=-1)
 
 
+@pytest.mark.slow
 def test_fggb_threshold_moves_mass_from_similarity_to_dissimilarity(region_model):
     """Eq. (4): S(t) = sum_k G~k w_k - (t / N) sum_k G~k, affine in t, decreasing."""
     maps = [
@@ -531,6 +525,8 @@ def test_cli_lists_methods(capsys):
     assert all(m["description"] and m["citation"] for m in listed)
 
 
+@pytest.mark.dlib
+@pytest.mark.slow
 def test_cli_explain_writes_maps_and_overlays(capsys, photo_files, tmp_path):
     code = main(
         [
@@ -557,6 +553,8 @@ def test_cli_explain_writes_maps_and_overlays(capsys, photo_files, tmp_path):
     assert Path(tmp_path / "gradcam" / "result.json").is_file()
 
 
+@pytest.mark.dlib
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("argument", "message"),
     [
@@ -586,6 +584,7 @@ def test_cli_bad_param_is_a_clear_error(
     assert not (tmp_path / "lime").exists()  # nothing written for a refused run
 
 
+@pytest.mark.slow
 def test_integrated_gradients_account_for_the_score(region_model):
     """Completeness (Sundararajan et al.): attributions sum to f(x) - f(black)."""
     result = get("integrated_gradients").explain(

@@ -61,6 +61,7 @@ def _variants(rgb: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.dlib
 @pytest.mark.parametrize("photo", ["astronaut", "hopper"])
 def test_chip_equals_dlib_get_face_chip(
@@ -83,6 +84,7 @@ def test_chip_equals_dlib_get_face_chip(
             assert mean_diff <= 1.0, f"{photo}/{name}: mean |diff| {mean_diff:.3f}"
 
 
+@pytest.mark.dlib
 def test_transform_round_trip_and_map_warp(astronaut_rgb, detector):
     face = detector.detect(astronaut_rgb)[0]
     transform = dlib_chip_transform(face.landmarks5)
@@ -107,6 +109,7 @@ def test_transform_round_trip_and_map_warp(astronaut_rgb, detector):
     )
 
 
+@pytest.mark.dlib
 def test_manual_landmarks_give_the_same_chip(astronaut_rgb, detector):
     face = detector.detect(astronaut_rgb)[0]
     manual = face_from_landmarks(face.landmarks5, astronaut_rgb.shape)
@@ -135,6 +138,8 @@ def test_manual_landmarks_are_validated(points, message):
         face_from_landmarks(points, (512, 512, 3))
 
 
+@pytest.mark.dlib
+@pytest.mark.slow
 def test_several_faces_largest_first_and_selectable(
     astronaut_rgb, hopper_rgb, tmp_path
 ):
@@ -154,6 +159,8 @@ def test_several_faces_largest_first_and_selectable(
     assert path.name in str(caught.value)
 
 
+@pytest.mark.dlib
+@pytest.mark.slow
 def test_mmod_cnn_detector_finds_the_face(astronaut_rgb, detector):
     small = cv2.resize(astronaut_rgb, (256, 256))  # CNN on CPU: keep it small
     cnn = detector.detect(small, method="cnn")
@@ -167,6 +174,7 @@ def test_mmod_cnn_detector_finds_the_face(astronaut_rgb, detector):
         detector.detect(small, method="haar")
 
 
+@pytest.mark.dlib
 def test_no_face_names_the_file(tmp_path):
     path = tmp_path / "wall.png"
     noise = np.random.default_rng(0).integers(90, 110, (400, 400, 3), dtype=np.uint8)
@@ -176,6 +184,8 @@ def test_no_face_names_the_file(tmp_path):
     assert "wall.png" in str(caught.value) and "no face" in str(caught.value)
 
 
+@pytest.mark.dlib
+@pytest.mark.slow
 def test_large_image_detects_on_a_copy_landmarks_at_full_resolution(
     hopper_rgb, detector
 ):
@@ -189,6 +199,7 @@ def test_large_image_detects_on_a_copy_landmarks_at_full_resolution(
     assert abs(big.bbox[0] / factor - small.bbox[0]) < 10
 
 
+@pytest.mark.dlib
 def test_arcface_alignment_puts_eyes_on_the_template(hopper_rgb, detector):
     face = detector.detect(hopper_rgb, with_68=True)[0]
     transform = arcface_chip_transform(arcface_points(face))
@@ -197,6 +208,7 @@ def test_arcface_alignment_puts_eyes_on_the_template(hopper_rgb, detector):
 
 
 # ---- image loading ------------------------------------------------------------------
+@pytest.mark.dlib
 def test_exif_orientation_is_applied_and_file_untouched(tmp_path, hopper_rgb, detector):
     path = tmp_path / "rotated_by_camera.jpg"
     # The camera stored the picture on its side (turned clockwise).

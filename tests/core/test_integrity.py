@@ -28,26 +28,20 @@ from core.case.demo import create_demo_case
 from core.case.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 from core.case.store import GENESIS, Case, CaseError
 from core.case.store import entry_hash as chain_hash
-from core.models import DEFAULT_MODEL_ID, registry
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def model():
-    return registry().load(DEFAULT_MODEL_ID, "cpu")
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory, model) -> Path:
+def template(tmp_path_factory, dlib_model) -> Path:
     """A closed case with a row in every bound table (and a superseded face)."""
     folder = tmp_path_factory.mktemp("template") / "case"
-    case = create_demo_case(folder, model=model)
+    case = create_demo_case(folder, model=dlib_model)
     try:
-        stored = workflow.explain(case, "Q1", "K1", "gradient", model).stored
+        stored = workflow.explain(case, "Q1", "K1", "gradient", dlib_model).stored
         k2 = case.face("K2")
         case.correct_face("K2", k2.landmarks5 + 0.5)  # supersedes the detected face
-        workflow.rank_gallery(case, "Q1", model)
+        workflow.rank_gallery(case, "Q1", dlib_model)
         case.add_annotation(shape="point", points=[[5, 5]], exhibit="Q1", label="m")
         case.add_annotation(
             shape="rectangle",
@@ -197,10 +191,10 @@ def test_an_altered_fact_is_never_used_by_a_writable_case(folder):
         assert not case.verify().intact
 
 
-def test_a_poisoned_embedding_cache_cannot_change_a_decision(folder, model):
+def test_a_poisoned_embedding_cache_cannot_change_a_decision(folder, dlib_model):
     with Case.open(folder) as case:
         probe, impostor = case.face("Q1"), case.face("K2")
-        before = workflow.compare(case, "Q1", "K2", model)
+        before = workflow.compare(case, "Q1", "K2", dlib_model)
         assert before.decision == "reject"
     db = raw(folder)
     vector = db.execute(
@@ -214,9 +208,9 @@ def test_a_poisoned_embedding_cache_cannot_change_a_decision(folder, model):
     assert any("embeddings row" in p for p in verify(folder).problems)
     with Case.open(folder) as case:
         with pytest.raises(CaseError, match=r"embedding of face K2 is not the one"):
-            workflow.compare(case, "Q1", "K2", model)
+            workflow.compare(case, "Q1", "K2", dlib_model)
         with pytest.raises(CaseError):
-            workflow.rank_gallery(case, "Q1", model)
+            workflow.rank_gallery(case, "Q1", dlib_model)
 
 
 def test_a_planted_exhibit_with_its_file_is_named(folder, astronaut_rgb):
@@ -414,6 +408,7 @@ print(n)
 """
 
 
+@pytest.mark.slow
 def test_verify_never_reports_tampering_while_another_process_writes(folder):
     writer = subprocess.Popen(
         [sys.executable, "-c", WRITER, str(folder), "60"],
@@ -619,6 +614,7 @@ def test_a_planted_face_is_not_laundered_by_a_new_detection(folder):
 
 
 # ---- reports pin the state they describe ---------------------------------------------
+@pytest.mark.slow
 def test_a_report_pins_its_state_against_a_rewritten_chain(folder, tmp_path):
     from core.report.api import generate_report, read_manifest, verify_report
     from core.report.build import ReportRequest

@@ -27,7 +27,6 @@ from core.case.demo import create_demo_case
 from core.case.store import Case, CaseError
 from core.cli import main as xfr
 from core.faces.detect import face_from_landmarks
-from core.models import DEFAULT_MODEL_ID, registry
 
 ROOT = Path(__file__).resolve().parents[2]
 LANDMARKS = np.array(
@@ -36,11 +35,10 @@ LANDMARKS = np.array(
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory) -> Path:
+def template(tmp_path_factory, dlib_model) -> Path:
     """A closed demo case with an annotation, a conclusion and a superseded face."""
     folder = tmp_path_factory.mktemp("attacks") / "case"
-    model = registry().load(DEFAULT_MODEL_ID, "cpu")
-    case = create_demo_case(folder, model=model)
+    case = create_demo_case(folder, model=dlib_model)
     try:
         case.correct_face("K2", case.face("K2").landmarks5 + 0.5)
         case.add_annotation(shape="point", points=[[5, 5]], exhibit="Q1", label="m")
@@ -76,6 +74,7 @@ def assert_named(folder: Path, table: str) -> None:
 
 
 # ---- laundering: a legitimate later action re-binds a tampered row -------------------
+@pytest.mark.slow
 def test_a_tampered_examiner_survives_any_later_action(folder):
     tamper(folder, "UPDATE case_info SET examiner = 'Mallory', case_number = 'X-9'")
     assert_named(folder, "case_info")
@@ -86,6 +85,7 @@ def test_a_tampered_examiner_survives_any_later_action(folder):
     assert_named(folder, "case_info")
 
 
+@pytest.mark.slow
 def test_export_of_a_tampered_case_does_not_launder_it(folder, tmp_path, capsys):
     tamper(folder, "UPDATE case_info SET examiner = 'Mallory'")
     code = xfr(["case", "export", str(folder), str(tmp_path / "out.zip")])
@@ -168,6 +168,7 @@ def test_a_deleted_row_is_not_hidden_by_the_next_insert(folder, table, tmp_path)
 
 
 # ---- false alarms in a healthy case --------------------------------------------------
+@pytest.mark.slow
 def test_a_reader_thread_never_sees_tampering_while_the_case_is_written(folder):
     errors: list[str] = []
     stop = threading.Event()
@@ -296,6 +297,7 @@ def _verify_in_child(folder: Path, timeout: float) -> subprocess.CompletedProces
     )  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="needs mkfifo")
 def test_a_session_file_that_is_a_fifo_does_not_hang_verify(folder):
     (folder / "case.session").unlink()

@@ -19,17 +19,15 @@ from case_tampering import copied_case, tamper, verify
 
 from core.case.demo import create_demo_case
 from core.case.store import Case, CaseError
-from core.models import DEFAULT_MODEL_ID, registry
 
 ALARMS = ("not what the audit log", "altered outside", "removed outside", "damaged")
 
 
 # ---- shared case --------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def template(tmp_path_factory) -> Path:
+def template(tmp_path_factory, dlib_model) -> Path:
     folder = tmp_path_factory.mktemp("round2") / "case"
-    model = registry().load(DEFAULT_MODEL_ID, "cpu")
-    case = create_demo_case(folder, model=model)
+    case = create_demo_case(folder, model=dlib_model)
     try:
         case.add_conclusion("first words")
         assert case.verify().intact
@@ -44,6 +42,7 @@ def folder(template, tmp_path) -> Path:
 
 
 # ---- 2. bypasses ---------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_trigger_planted_while_the_case_is_open_is_not_laundered(folder):
     case = Case.open(folder)
     try:
@@ -165,6 +164,8 @@ def check(qtbot, window, step: str) -> None:
     assert not failed, f"after {step}: {failed}"
 
 
+@pytest.mark.dlib
+@pytest.mark.slow
 def test_a_whole_examination_in_the_gui_raises_no_false_alarm(
     qtbot, gui, tmp_path, astronaut_rgb, grace_hopper_path
 ):
@@ -340,17 +341,16 @@ def test_vacuum_and_analyze_by_an_sqlite_tool_are_no_tampering(folder):
         assert case.verify().intact
 
 
-def test_every_write_path_is_refused_on_a_tampered_embedding(folder):
+def test_every_write_path_is_refused_on_a_tampered_embedding(folder, dlib_model):
     """INSERT OR REPLACE deletes the row it replaces: the prior-row check must see
     it (recursive triggers), so a poisoned cached vector is never re-bound."""
-    from core.models import registry as models
-
     tamper(folder, "UPDATE embeddings SET vector = zeroblob(length(vector))")
     with Case.open(folder) as case:
         face = case.faces()[0]
-        model = models().load(DEFAULT_MODEL_ID, "cpu")
         with pytest.raises(CaseError, match="altered outside"):
             case.store_embeddings(
-                {face.id: np.ones(128, "f4")}, model.model_id, model.weights_sha256
+                {face.id: np.ones(128, "f4")},
+                dlib_model.model_id,
+                dlib_model.weights_sha256,
             )
     assert not verify(folder).intact

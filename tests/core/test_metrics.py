@@ -1,6 +1,6 @@
 """Faithfulness metrics on a synthetic model whose answer is known: a network that
-looks only at one rectangle of a 64x64 chip (the pattern of tests/core/test_explain.py).
-"""
+looks only at one rectangle of a 64x64 chip (the pattern of
+tests/core/test_explain.py)."""
 
 from __future__ import annotations
 
@@ -213,7 +213,7 @@ def test_hiding_game_correct_map_keeps_accuracy(model, pairs):
     assert good.accuracies[half] > bad.accuracies[half]
     assert good.auc > bad.auc
     assert good.scores.shape == (11, len(pairs))
-    assert json.dumps(good.to_dict())
+    assert json.loads(json.dumps(good.to_dict())) == good.to_dict()  # plain data
 
 
 # ---- pixel elimination -------------------------------------------------------------

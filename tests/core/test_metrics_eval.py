@@ -10,6 +10,8 @@ import pytest
 from core.cli import main
 
 
+@pytest.mark.dlib
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "metric", ["deletion-insertion", "hiding-game", "pixel-elimination"]
 )

@@ -174,6 +174,7 @@ def elsewhere(q: tuple[int, int], count: int = pf.MIN_OTHER_MAPS) -> list[np.nda
 
 
 # ---- (a) the true region, (d) flat and random maps ----------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("q", [(0, 0), (1, 1)])
 def test_a_map_of_the_agreeing_region_is_pair_specific(model, q):
     pair = agreeing_pair(q)
@@ -228,6 +229,7 @@ def test_fewer_than_k_other_maps_is_not_shown(model):
     assert alone.get("gallery", "combined").vs_other_pairs["maps"] == 0
 
 
+@pytest.mark.slow
 def test_flat_and_random_maps_are_not_shown(model):
     pair = agreeing_pair((0, 1))
     flat = with_maps(pair, model, np.ones((SIZE, SIZE), np.float32))
@@ -274,6 +276,7 @@ def test_the_prior_method_is_never_pair_specific(model):
             assert verdict.vs_prior["better"] is False  # it *is* the prior
 
 
+@pytest.mark.slow
 def test_a_map_made_for_another_gallery_is_less_pair_specific(model):
     """The probe's true map for (probe, other gallery) shows where the probe
     agrees with *that* gallery, not with this one."""
@@ -299,6 +302,7 @@ def test_a_map_made_for_another_gallery_is_less_pair_specific(model):
 
 
 # ---- (e) dissimilarity maps: the reverse test ----------------------------------------
+@pytest.mark.slow
 def test_dissimilarity_maps_get_the_reverse_test(model):
     q = (1, 0)
     pair = disagreeing_pair(q)
@@ -344,6 +348,7 @@ def test_a_similarity_map_of_a_rejected_pair_cannot_flip(model):
 
 
 # ---- (f) JSON, (g) settings, progress and cancel --------------------------------
+@pytest.mark.slow
 def test_json_round_trip_is_equal(model):
     pair = agreeing_pair((0, 0))
     result = with_maps(pair, model, region_map((0, 0)))
@@ -382,6 +387,7 @@ def test_bad_settings_are_one_clear_line(kwargs, message):
     assert "\n" not in str(raised.value)
 
 
+@pytest.mark.slow
 def test_mean_fill_and_seed_are_used(model):
     pair = agreeing_pair((0, 0))
     result = with_maps(pair, model, region_map((0, 0)))
@@ -408,6 +414,7 @@ def test_mean_fill_and_seed_are_used(model):
     assert mine != theirs
 
 
+@pytest.mark.slow
 def test_progress_is_monotone_and_cancel_stops(model):
     pair = agreeing_pair((0, 0))
     references = [view("gallery", agreeing_pair((1, 1), s).gallery.chip, "cdef"[s])
@@ -453,21 +460,6 @@ def test_progress_is_monotone_and_cancel_stops(model):
 
 # ---- (h) in a real case ---------------------------------------------------------
 CHEAP = pf.FaithfulnessSettings(grid=4, step_cells=4)
-
-
-@pytest.fixture(scope="module")
-def dlib_model():
-    from core.models import DEFAULT_MODEL_ID, registry
-
-    return registry().load(DEFAULT_MODEL_ID, "cpu")
-
-
-@pytest.fixture
-def demo(tmp_path, dlib_model):
-    from core.case.demo import create_demo_case
-
-    with create_demo_case(tmp_path / "demo.xfrcase", model=dlib_model) as case:
-        yield case
 
 
 def _faithfulness_entries(case):

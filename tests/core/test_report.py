@@ -17,7 +17,6 @@ from core.case.demo import create_demo_case
 from core.case.store import Case
 from core.cli import main
 from core.errors import BadInputError
-from core.models import DEFAULT_MODEL_ID, registry
 from core.report.api import Signer, generate_report, read_manifest, verify_report
 from core.report.signing import create_identity, export_certificate, load_certificate
 
@@ -26,16 +25,11 @@ REVIEWER = "محمد عبد الله"
 
 
 @pytest.fixture(scope="module")
-def model():
-    return registry().load(DEFAULT_MODEL_ID, "cpu")
-
-
-@pytest.fixture(scope="module")
-def case_folder(tmp_path_factory, model) -> Path:
+def case_folder(tmp_path_factory, dlib_model) -> Path:
     folder = tmp_path_factory.mktemp("report") / "demo.xfrcase"
-    with create_demo_case(folder, examiner=EXAMINER, model=model) as case:
-        workflow.explain(case, "Q1", "K1", "gradcam", model)
-        workflow.explain(case, "Q1", "K2", "xssab", model)
+    with create_demo_case(folder, examiner=EXAMINER, model=dlib_model) as case:
+        workflow.explain(case, "Q1", "K1", "gradcam", dlib_model)
+        workflow.explain(case, "Q1", "K2", "xssab", dlib_model)
         case.add_annotation(
             exhibit="Q1", shape="ellipse", points=[[96, 40], [128, 62]],
             label="眉 (eyebrows) 张伟", note="تطابق الحاجب", component="eyebrows",
@@ -75,6 +69,7 @@ def signed_report(case_folder, identities, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_report_states_case_exhibit_hashes_scores_and_conclusion(
     signed_report, case_folder
 ):
@@ -108,14 +103,16 @@ def test_report_states_case_exhibit_hashes_scores_and_conclusion(
 
 
 @pytest.fixture(scope="module")
-def unchecked_folder(tmp_path_factory, model) -> Path:
+def unchecked_folder(tmp_path_factory, dlib_model) -> Path:
     """A demo case with a gradient, a correspondence and a components explanation,
     no check yet (tests copy it, so that each sees it unchecked)."""
     folder = tmp_path_factory.mktemp("unchecked") / "demo.xfrcase"
-    with create_demo_case(folder, examiner=EXAMINER, model=model) as case:
-        workflow.explain(case, "Q1", "K1", "gradient", model)
-        workflow.explain(case, "Q1", "K1", "correspondence", model)
-        workflow.explain(case, "Q1", "K1", "components", model, params={"pairs": 0})
+    with create_demo_case(folder, examiner=EXAMINER, model=dlib_model) as case:
+        workflow.explain(case, "Q1", "K1", "gradient", dlib_model)
+        workflow.explain(case, "Q1", "K1", "correspondence", dlib_model)
+        workflow.explain(
+            case, "Q1", "K1", "components", dlib_model, params={"pairs": 0}
+        )
     return folder
 
 
@@ -130,9 +127,10 @@ def pdf_text(path: Path) -> str:
 CHEAP_CHECK = {"grid": 4, "step_cells": 8}  # 3 points a curve, 30 random orders
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not shutil.which("pdftotext"), reason="needs poppler")
 def test_report_gives_every_map_its_faithfulness_verdict(
-    unchecked_folder, model, tmp_path
+    unchecked_folder, dlib_model, tmp_path
 ):
     from core.metrics.pair_faithfulness import FaithfulnessSettings, verdict_sentence
     from core.report.build import ReportRequest
@@ -141,7 +139,9 @@ def test_report_gives_every_map_its_faithfulness_verdict(
     shutil.copytree(unchecked_folder, folder)
     request = ReportRequest(faithfulness_settings=FaithfulnessSettings(**CHEAP_CHECK))
     with Case.open(folder, user=EXAMINER) as case:
-        outcome = generate_report(case, tmp_path / "verdicts.pdf", request, model=model)
+        outcome = generate_report(
+            case, tmp_path / "verdicts.pdf", request, model=dlib_model
+        )
         explanations = case.explanations()
         checks = {e.id: workflow.stored_faithfulness(case, e.id) for e in explanations}
     assert len(explanations) == 3 and all(checks.values())  # checked, kept in case
@@ -163,14 +163,15 @@ def test_report_gives_every_map_its_faithfulness_verdict(
     # a second report reuses the stored checks: nothing is measured again
     with Case.open(folder, user=EXAMINER) as case:
         before = [e.action for e in case.audit_log()].count("explanation.faithfulness")
-        generate_report(case, tmp_path / "again.pdf", request, model=model)
+        generate_report(case, tmp_path / "again.pdf", request, model=dlib_model)
         after = [e.action for e in case.audit_log()].count("explanation.faithfulness")
     assert before == after == 3
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not shutil.which("pdftotext"), reason="needs poppler")
 def test_a_read_only_case_says_not_checked_and_writes_nothing(
-    unchecked_folder, model, tmp_path
+    unchecked_folder, dlib_model, tmp_path
 ):
     from core.report.build import ReportRequest, build_report, check_faithfulness_of
 
@@ -178,7 +179,7 @@ def test_a_read_only_case_says_not_checked_and_writes_nothing(
     shutil.copytree(unchecked_folder, folder)
     with Case.open(folder, read_only=True) as case:
         head = case.head()
-        request = ReportRequest(model=model)
+        request = ReportRequest(model=dlib_model)
         assert check_faithfulness_of(case, request) == 0
         built = build_report(case, request)
         assert case.head() == head
@@ -199,6 +200,7 @@ def test_a_read_only_case_says_not_checked_and_writes_nothing(
         )
 
 
+@pytest.mark.slow
 def test_signatures_verify_only_with_the_signers_certificates(
     signed_report, identities, case_folder
 ):
@@ -217,6 +219,7 @@ def test_signatures_verify_only_with_the_signers_certificates(
     assert [s.trusted for s in only_examiner.signatures] == [True, False]
 
 
+@pytest.mark.slow
 def test_one_flipped_byte_is_detected(signed_report, identities, tmp_path):
     data = bytearray(signed_report.read_bytes())
     # a byte of the first page's content, well inside both signed ranges
@@ -229,6 +232,7 @@ def test_one_flipped_byte_is_detected(signed_report, identities, tmp_path):
     assert not all(s.intact for s in check.signatures)
 
 
+@pytest.mark.slow
 def test_report_against_another_case_is_a_mismatch(signed_report, tmp_path):
     with Case.create(tmp_path / "other", "X-1", "Someone") as other:
         check = verify_report(signed_report, case=other)
@@ -244,6 +248,7 @@ def test_case_without_comparisons_still_reports(tmp_path, astronaut_path):
     assert outcome.signed_by == () and outcome.pages >= 3
 
 
+@pytest.mark.slow
 def test_never_overwrites_and_needs_the_right_password(
     case_folder, identities, tmp_path
 ):
@@ -262,6 +267,7 @@ def test_never_overwrites_and_needs_the_right_password(
     assert not list(tmp_path.glob("*.partial*"))
 
 
+@pytest.mark.slow
 def test_cli_identity_report_and_verify(case_folder, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("XFR_PASSWORD", "cli-password-1")
     p12, cert = tmp_path / "me.p12", tmp_path / "me.pem"
@@ -290,19 +296,22 @@ def _flat(text: str) -> str:
     return " ".join(text.split())
 
 
-def test_a_comparison_on_a_corrected_face_is_never_reported_as_current(tmp_path, model):
+@pytest.mark.slow
+def test_a_comparison_on_a_corrected_face_is_never_reported_as_current(
+    tmp_path, dlib_model
+):
     from core.report.build import ReportRequest
 
     with create_demo_case(
-        tmp_path / "c.xfrcase", examiner=EXAMINER, model=model
+        tmp_path / "c.xfrcase", examiner=EXAMINER, model=dlib_model
     ) as case:
-        workflow.explain(case, "Q1", "K1", "gradcam", model)
+        workflow.explain(case, "Q1", "K1", "gradcam", dlib_model)
         old = [c for c in case.comparisons() if case.explanations(c.id)][-1]
         old_q1 = case.face("Q1")
         case.correct_face("Q1", old_q1.landmarks5 + 2.0)
         correction = case.audit_log()[-1]
         assert correction.action == "faces.correct"
-        new = workflow.compare(case, "Q1", "K1", model)
+        new = workflow.compare(case, "Q1", "K1", dlib_model)
         assert new.id != old.id and f"{new.similarity:.4f}" != f"{old.similarity:.4f}"
         default = generate_report(case, tmp_path / "default.pdf")
         chosen = generate_report(
@@ -404,6 +413,7 @@ def _empty_revision(data: bytes) -> bytes:
     return data + section.encode()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("tamper", "added"),
     [
@@ -451,6 +461,7 @@ def test_anything_after_the_last_signature_is_a_change(
     assert main(["report", "verify", str(signed_report), *pems]) == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("newline", [b"\n", b"\r\n"])
 def test_one_trailing_newline_is_tolerated(
     signed_report, identities, tmp_path, newline
@@ -461,6 +472,7 @@ def test_one_trailing_newline_is_tolerated(
     assert check.ok and all(not s.added_after for s in check.signatures)
 
 
+@pytest.mark.slow
 def test_an_unsigned_report_fails_verification(case_folder, tmp_path, capsys):
     with Case.open(case_folder) as case:
         outcome = generate_report(case, tmp_path / "unsigned.pdf")

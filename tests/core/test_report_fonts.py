@@ -122,6 +122,7 @@ def test_every_name_has_glyphs():
     assert not fonts.fonts_embedded_for("नमस्ते")
 
 
+@pytest.mark.slow
 @needs_cjk_package
 def test_document_shares_one_cjk_subset_per_weight():
     texts = list(NAMES.values())

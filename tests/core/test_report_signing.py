@@ -197,6 +197,7 @@ def test_later_non_signature_update_counts_as_modified(signed_pdf, examiner):
     assert "CHANGED after signing" in st.summary
 
 
+@pytest.mark.slow
 def test_countersignature_keeps_the_first_valid(work, signed_pdf, examiner, reviewer):
     out = work / "countersigned.pdf"
     info = sign_pdf(
@@ -223,6 +224,7 @@ def test_countersignature_keeps_the_first_valid(work, signed_pdf, examiner, revi
     assert out.read_bytes().startswith(signed_pdf.read_bytes())
 
 
+@pytest.mark.slow
 def test_signing_bytes_input(work, report_pdf, examiner):
     out = work / "from-bytes.pdf"
     sign_pdf(report_pdf.read_bytes(), out, examiner, "s3cret", reason="r")
@@ -265,6 +267,7 @@ def test_unreachable_timestamp_server_is_a_clear_error(work, report_pdf, examine
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_timestamp_is_reported(work, report_pdf, examiner, monkeypatch):
     """A local TSA stands in for the HTTP one: the token is embedded and seen."""
     from pyhanko.sign import timestamps

@@ -27,7 +27,7 @@ from core.explain.base import (
 from core.explain.gradients import cosine_to, input_gradient
 from core.faces.align import ChipTransform
 from core.metrics import sanity
-from core.models import DEFAULT_MODEL_ID, LayerTap, registry
+from core.models.base import LayerTap
 
 SIZE = 32
 
@@ -235,8 +235,8 @@ def test_depths_are_spread_and_end_with_full_randomisation():
 
 
 @pytest.mark.slow  # face detection on three photos and two maps x 2 models x 2 pairs
-def test_eval_sanity_writes_the_table(bundled_identities, tmp_path, capsys):
-    model = registry().load(DEFAULT_MODEL_ID, "cpu")  # the instance the CLI shares
+def test_eval_sanity_writes_the_table(bundled_identities, tmp_path, capsys, dlib_model):
+    model = dlib_model  # the registry's instance, which the CLI shares
     before = sanity.parameters_sha256(model.network)
     code = main(
         ["eval", "sanity", "--data", str(bundled_identities),

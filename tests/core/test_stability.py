@@ -9,12 +9,10 @@ from synthetic_models import RegionNet, SyntheticModel
 from test_explain import synthetic_pair
 
 from core.case import workflow
-from core.case.demo import create_demo_case
 from core.explain import get, infos
 from core.explain.export import write_result
 from core.explain.methods.corrrise import CorrelationSums, pixel_correlation
 from core.explain.stability import pearson, spearman_brown
-from core.models import DEFAULT_MODEL_ID, registry
 
 STOCHASTIC = sorted(info.method_id for info in infos() if info.stochastic)
 # small rounds, so that reaching the target takes several of them
@@ -115,6 +113,7 @@ def test_a_cap_below_the_first_round_runs_the_round(region_model, pair):
     assert result.details["stability"]["probe"]["samples"] == 60
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method_id", STOCHASTIC)
 def test_same_seed_same_stop_and_map(method_id, region_model, pair):
     params = {"stability": 0.9, "max_samples": 2000}
@@ -130,6 +129,7 @@ def test_same_seed_same_stop_and_map(method_id, region_model, pair):
         assert not np.array_equal(a.combined_map, c.combined_map)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method_id", STOCHASTIC)
 def test_uncertainty_is_a_chip_sized_standard_error(method_id, region_model, pair):
     round_size = ROUND[method_id][COUNT[method_id]]
@@ -150,6 +150,7 @@ def test_uncertainty_is_a_chip_sized_standard_error(method_id, region_model, pai
         assert 0.3 < ratio < 0.7, ratio
 
 
+@pytest.mark.slow
 def test_uncertainty_predicts_the_spread_across_seeds(region_model, pair):
     """The jackknife error matches the standard deviation over independent seeds."""
     runs = [
@@ -211,18 +212,7 @@ def test_export_writes_the_uncertainty(region_model, pair, tmp_path):
 
 
 # ---- in a case: the maps file --------------------------------------------------------
-@pytest.fixture(scope="module")
-def dlib_model():
-    return registry().load(DEFAULT_MODEL_ID, "cpu")
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory, dlib_model):
-    folder = tmp_path_factory.mktemp("demo") / "demo.xfrcase"
-    with create_demo_case(folder, model=dlib_model) as case:
-        yield case
-
-
+@pytest.mark.slow
 def test_the_maps_file_keeps_the_uncertainty(demo, dlib_model):
     params = {"masks": 16, "max_samples": 16}
     done = workflow.explain(demo, "Q1", "K1", "corrrise", dlib_model, params=params)
@@ -240,6 +230,7 @@ def test_the_maps_file_keeps_the_uncertainty(demo, dlib_model):
     assert again.result.details["stability"] == done.result.details["stability"]
 
 
+@pytest.mark.slow
 def test_maps_files_without_uncertainty_still_load(demo, dlib_model):
     """Files written before uncertainty existed (as deterministic methods still
     write them) load with no uncertainty."""

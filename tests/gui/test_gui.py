@@ -122,6 +122,7 @@ def test_status_bar_names_model_hash_and_device(qtbot, open_window):
     assert window.model_label.isVisible()
 
 
+@pytest.mark.dlib
 def test_real_default_model(qtbot, open_window):
     window = open_window(DEFAULT_MODEL_ID, model_registry=None)  # global registry
     with qtbot.waitSignal(window.model_ready, timeout=60_000) as blocker:

@@ -8,7 +8,6 @@ import pytest
 
 pytest.importorskip("PySide6")
 
-from core.models import registry
 from xfr_desktop.errors import ErrorReporter
 from xfr_desktop.panels.channels_panel import CURRENT, ChannelsPanel
 
@@ -17,16 +16,16 @@ pytestmark = pytest.mark.usefixtures("no_qt_leaks")
 WAIT_MS = 60_000
 
 
-def test_channels_panel_analyses_a_folder(qtbot, tmp_path, astronaut_rgb):
+@pytest.mark.slow
+def test_channels_panel_analyses_a_folder(qtbot, tmp_path, astronaut_rgb, dlib_model):
     from PIL import Image
 
     folder = tmp_path / "faces"
     folder.mkdir()
     Image.fromarray(astronaut_rgb).save(folder / "astronaut.png")
     Image.fromarray(astronaut_rgb[:, ::-1].copy()).save(folder / "mirrored.png")
-    model = registry().load("dlib-resnet-v1", "cpu")
     errors = ErrorReporter(show_dialogs=False)
-    panel = ChannelsPanel(errors, lambda: model)
+    panel = ChannelsPanel(errors, lambda: dlib_model)
     qtbot.addWidget(panel)
     try:
         panel.load_model(CURRENT)
@@ -97,6 +96,7 @@ def torchscript_file(tmp_path):
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("answer", ["No", "Yes"])
 def test_torchscript_file_loads_only_when_the_examiner_trusts_it(
     qtbot, monkeypatch, torchscript_file, answer

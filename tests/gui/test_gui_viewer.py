@@ -129,6 +129,7 @@ def test_image_is_shown_row_major_not_transposed(viewer, qtbot):
     assert viewer.image_size == (W, H)
 
 
+@pytest.mark.slow
 def test_overlay_value_and_colour_at_the_bright_pixel(viewer):
     viewer.set_overlay(peak_overlay(), signed=False, colour_map="jet", opacity=1.0)
     assert viewer.value_at(BRIGHT[0] + 0.5, BRIGHT[1] + 0.5) == 1.0
@@ -314,6 +315,7 @@ def test_freehand_tool_drag_collects_points(viewer, qtbot):
     assert_points(points[-1], [150, 120])
 
 
+@pytest.mark.slow
 def test_freehand_is_thinned(viewer, qtbot):
     """Long strokes: driven through the handlers the mouse events call."""
     viewer.set_tool("freehand")

@@ -82,6 +82,8 @@ def run_methods(qtbot, window: MainWindow, methods: list[str], **params) -> None
     assert [j.state for j in window.controller.jobs[before:]] == ["done"] * len(methods)
 
 
+@pytest.mark.slow
+@pytest.mark.dlib
 def test_demo_case_shows_an_accept_and_a_reject_explained(qtbot, window):
     case = open_demo(qtbot, window)
     assert window.pages.currentWidget() is window.workspace
@@ -131,6 +133,8 @@ def test_demo_case_shows_an_accept_and_a_reject_explained(qtbot, window):
     assert case.verify().intact
 
 
+@pytest.mark.slow
+@pytest.mark.dlib
 def test_ddfv_runs_like_any_method_and_a_missing_reconstructor_is_named(
     qtbot, window, tmp_path
 ):
@@ -154,6 +158,8 @@ def test_ddfv_runs_like_any_method_and_a_missing_reconstructor_is_named(
     assert case.verify().intact
 
 
+@pytest.mark.slow
+@pytest.mark.dlib
 def test_drop_adds_images_and_names_the_bad_one(qtbot, window, tmp_path, astronaut_rgb):
     case = open_demo(qtbot, window)
     good = tmp_path / "mirrored.png"
@@ -178,6 +184,8 @@ def test_drop_adds_images_and_names_the_bad_one(qtbot, window, tmp_path, astrona
     )
 
 
+@pytest.mark.slow
+@pytest.mark.dlib
 def test_annotation_undo_redo_goes_to_the_case_file(qtbot, window):
     case = open_demo(qtbot, window)
     viewer = window.compare.viewers[0]
@@ -204,6 +212,8 @@ def test_annotation_undo_redo_goes_to_the_case_file(qtbot, window):
     ]
 
 
+@pytest.mark.slow
+@pytest.mark.dlib
 def test_cancelling_a_long_lime_run_leaves_the_ui_usable(qtbot, window):
     open_demo(qtbot, window)
     controller = window.controller
@@ -220,6 +230,8 @@ def test_cancelling_a_long_lime_run_leaves_the_ui_usable(qtbot, window):
     assert not window.explain.cancel_button.isEnabled()
 
 
+@pytest.mark.slow
+@pytest.mark.dlib
 def test_close_and_reopen_keeps_everything(qtbot, window):
     case = open_demo(qtbot, window)
     folder = case.folder
@@ -242,6 +254,7 @@ def test_close_and_reopen_keeps_everything(qtbot, window):
     assert np.isfinite(window.compare.current_result().probe.combined_map).all()
 
 
+@pytest.mark.dlib
 def test_dark_theme_and_about(qtbot, window):
     from PySide6.QtWidgets import QApplication
 
@@ -253,6 +266,8 @@ def test_dark_theme_and_about(qtbot, window):
     assert window.model.weights_sha256 in window.about_html()
 
 
+@pytest.mark.slow
+@pytest.mark.dlib
 def test_demo_is_reused_when_asked(qtbot, window):
     first = open_demo(qtbot, window)
     folder = first.folder
@@ -262,6 +277,8 @@ def test_demo_is_reused_when_asked(qtbot, window):
     assert window.controller.case.folder == folder
 
 
+@pytest.mark.slow
+@pytest.mark.dlib
 def test_dragged_landmarks_realign_the_chip_and_are_recorded(qtbot, window):
     case = open_demo(qtbot, window)
     wait_for_pair(qtbot, window, "K1")
@@ -273,6 +290,8 @@ def test_dragged_landmarks_realign_the_chip_and_are_recorded(qtbot, window):
     qtbot.waitUntil(lambda: window.compare.candidates.count() >= 2, timeout=WAIT_MS)
 
 
+@pytest.mark.slow
+@pytest.mark.dlib
 def test_export_and_verify_a_report_from_the_gui(qtbot, window, tmp_path):
     from core.report.api import Signer
     from core.report.signing import create_identity, export_certificate
@@ -293,6 +312,8 @@ def test_export_and_verify_a_report_from_the_gui(qtbot, window, tmp_path):
         box.close()
 
 
+@pytest.mark.slow
+@pytest.mark.dlib
 def test_check_faithfulness_shows_the_verdict_beside_each_map(qtbot, window):
     from core.case.workflow import stored_faithfulness
     from core.metrics.pair_faithfulness import (
@@ -351,6 +372,8 @@ def test_check_faithfulness_shows_the_verdict_beside_each_map(qtbot, window):
     assert compare._checker.generation == checks_started
 
 
+@pytest.mark.slow
+@pytest.mark.dlib
 def test_correspondence_links_and_components_table_are_shown(qtbot, window):
     open_demo(qtbot, window)
     wait_for_pair(qtbot, window, "K1")
@@ -373,6 +396,8 @@ def test_correspondence_links_and_components_table_are_shown(qtbot, window):
     assert "Nose" in table and "hidden in both" in table
 
 
+@pytest.mark.slow
+@pytest.mark.dlib
 def test_a_sampled_map_shows_its_stability_and_uncertainty(qtbot, window):
     from core.explain.stability import stability_sentence
 
@@ -412,6 +437,8 @@ def test_controls_are_not_offered_as_evidence_unless_asked_for(qtbot):
     assert set(panel.checked_methods()) == {"prior", "gradient"}
 
 
+@pytest.mark.slow
+@pytest.mark.dlib
 def test_report_dialog_offers_the_viewed_comparisons_and_marks_superseded_ones(
     qtbot, window, tmp_path
 ):
@@ -477,6 +504,8 @@ def test_report_dialog_offers_the_viewed_comparisons_and_marks_superseded_ones(
     assert entries[old_k1.id]["superseded"] and not entries[new_k1.id]["superseded"]
 
 
+@pytest.mark.slow
+@pytest.mark.dlib
 def test_a_locked_case_is_offered_read_only(qtbot, window, tmp_path, monkeypatch):
     """Open in another process/window: the window offers a read-only look."""
     from core.case.demo import create_demo_case
@@ -501,6 +530,7 @@ def test_a_locked_case_is_offered_read_only(qtbot, window, tmp_path, monkeypatch
         window.close_case()
 
 
+@pytest.mark.dlib
 def test_entries_name_the_case_examiner_not_the_login(qtbot, window, tmp_path):
     from core.case.store import login_name
 
@@ -513,6 +543,8 @@ def test_entries_name_the_case_examiner_not_the_login(qtbot, window, tmp_path):
     window.close_case()
 
 
+@pytest.mark.slow
+@pytest.mark.dlib
 @pytest.mark.parametrize(
     ("error", "title", "words"),
     [
