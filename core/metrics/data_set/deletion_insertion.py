@@ -7,11 +7,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from core.errors import BadInputError
 from core.metrics import faithfulness
 from core.metrics.data_set import Curves, MetricRows, MetricRun, Rows
 
 
 def measure(run: MetricRun) -> MetricRows:
+    if run.random_orders < 1:  # the table compares every map with random orders
+        raise BadInputError(
+            f"deletion-insertion needs 1 or more random orders, got {run.random_orders}"
+        )
     rows: Rows = []
     curves: Curves = {}
     for kind, genuine in (("similarity", True), ("dissimilarity", False)):
@@ -58,9 +63,8 @@ def measure(run: MetricRun) -> MetricRows:
             "deletion": list(np.mean([m.deletion_scores for m in measured], axis=0)),
             "insertion": list(np.mean([m.insertion_scores for m in measured], axis=0)),
         }
-        # without random orders (``random_orders=0``) there is no random curve
-        for key in ("random_deletion", "random_insertion"):
-            scores = [getattr(m, f"{key}_scores") for m in measured]
-            if all(curve is not None for curve in scores):
-                curves[kind][key] = list(np.mean(scores, axis=0))
+        for key in ("random_deletion", "random_insertion"):  # random_orders >= 1
+            curves[kind][key] = list(
+                np.mean([getattr(m, f"{key}_scores") for m in measured], axis=0)
+            )
     return rows, curves
