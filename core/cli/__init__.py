@@ -33,6 +33,7 @@ from core.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_TAMPERED,
+    CommandParser,
     check_output_folder,
 )
 from core.errors import BadInputError, XfrError, plain_message, printable
@@ -55,7 +56,9 @@ COMMAND_GROUPS = (
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``xfr`` parser, every command in it (building it imports no science)."""
-    parser = argparse.ArgumentParser(
+    # a CommandParser, so that every command's parser is one (``add_subparsers``
+    # makes its own type): a command may then have verbs (``xfr report verify``)
+    parser = CommandParser(
         prog="xfr", description=f"{APP_NAME} {__version__} - command-line tools"
     )
     parser.add_argument(
@@ -139,8 +142,6 @@ def run_command(args: argparse.Namespace) -> int:
         _error(str(error))
         return EXIT_INTERNAL
     except (OSError, sqlite3.Error, UnicodeError, EOFError, MemoryError) as error:
-        # The run may have filled in what it worked on (report's own arguments).
-        case = getattr(args, "case", None) or case
         where = case if isinstance(error, sqlite3.Error) else _output_path(args)
         _error(plain_message(error, where or case) or str(error))
         return EXIT_BAD_INPUT
@@ -157,13 +158,8 @@ def run_command(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     _safe_streams()
     _quiet_library_logs()
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["report"] and argv[1:2] in (["-h"], ["--help"]):
-        # `report` hands its arguments on untouched (it has two parsers of its
-        # own), so argparse would take a leading -h for an unknown option
-        argv = ["report", "--", *argv[1:]]
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     except KeyboardInterrupt:
         _interrupted()
         return EXIT_INTERRUPTED

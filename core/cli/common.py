@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from core.errors import BadInputError
 from core.progress import ProgressCallback
@@ -157,6 +157,43 @@ def line_printer(label: str, every: int, quiet: bool) -> ProgressCallback:
 
 
 # ---- argument parsing ------------------------------------------------------------
+class CommandParser(argparse.ArgumentParser):
+    """argparse's parser, plus verbs: sub-commands chosen by the first word.
+
+    ``xfr report CASE --out PDF`` writes a report and ``xfr report verify PDF``
+    checks one.  argparse cannot have a sub-parser beside a positional argument (it
+    would take CASE for a sub-command's name), so a verb is a parser of its own that
+    gets every word after its name.  Both are then plain argparse: ``--help``
+    answers, options may come before CASE, and usage errors name the command.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.verbs: dict[str, argparse.ArgumentParser] = {}
+
+    def add_verb(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        """A parser for ``PROG NAME ...``."""
+        verb = argparse.ArgumentParser(prog=f"{self.prog} {name}", **kwargs)
+        self.verbs[name] = verb
+        return verb
+
+    def parse_known_args(  # type: ignore[override]  # not typeshed's overloads
+        self,
+        args: Sequence[str] | None = None,
+        namespace: argparse.Namespace | None = None,
+    ) -> tuple[argparse.Namespace, list[str]]:
+        words = list(sys.argv[1:] if args is None else args)
+        if not self.verbs:
+            return super().parse_known_args(words, namespace)
+        verb = self.verbs.get(words[0]) if words else None
+        if verb is not None:
+            return verb.parse_args(words[1:], namespace), []
+        parsed, unknown = super().parse_known_args(words, namespace)
+        if unknown:  # named by this command, not by the top-level parser
+            self.error("unrecognized arguments: " + " ".join(unknown))
+        return parsed, []
+
+
 def parse_params(items: Sequence[str] | None) -> dict[str, str]:
     """``--param NAME=VALUE`` (repeatable) -> ``{NAME: VALUE}``."""
     params = {}

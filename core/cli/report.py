@@ -18,11 +18,12 @@ import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from core.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
-    check_output_folder,
+    CommandParser,
     load_model,
     progress_printer,
 )
@@ -152,66 +153,11 @@ def cmd_identity_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_report(argv: list[str], into: argparse.Namespace | None = None) -> int:
-    """``into`` receives the parsed options, so that xfr's error handler can name
-    the case and the output file in its message."""
-    if argv and argv[0] == "verify":
-        args = _verify_parser().parse_args(argv[1:])
-        run = _verify
-    else:
-        args = _build_parser().parse_args(argv)
-        run = _build
-    if into is not None:
-        vars(into).update(vars(args))
-    return run(args)
-
-
-def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="xfr report",
-        description="write the examiner's report of a case as PDF "
-        "('xfr report verify REPORT' checks one)",
-    )
-    parser.add_argument("case", help="case folder")
-    parser.add_argument("--out", required=True, help="report.pdf (must not exist)")
-    parser.add_argument(
-        "--comparison", action="append", metavar="PROBE:GALLERY",
-        help="e.g. Q1:K3, on the current faces (repeatable; default: every explained "
-        "comparison on current faces)",
-    )  # fmt: skip
-    parser.add_argument("--explanation", action="append", type=int, metavar="ID")
-    parser.add_argument("--sign", metavar="ID.p12", help="examiner's identity")
-    parser.add_argument("--countersign", metavar="ID.p12", help="peer reviewer's")
-    parser.add_argument(
-        "--password-file", metavar="FILE", help="for --sign: " + PASSWORD_FILE_HELP
-    )
-    parser.add_argument(
-        "--countersign-password-file", metavar="FILE",
-        help="the same for --countersign; default: "
-        f"${COUNTERSIGN_PASSWORD_ENV}, else a prompt on the terminal",
-    )  # fmt: skip
-    parser.add_argument("--timestamp-url", help="RFC 3161 time-stamp server")
-    parser.add_argument(
-        "--no-faithfulness",
-        action="store_true",
-        help="do not check maps that have no stored per-pair faithfulness check "
-        "(faster; checks already kept in the case are still shown, the other maps "
-        "say 'not checked')",
-    )
-    parser.add_argument(
-        "--device", default="auto", help="for the faithfulness checks and figures"
-    )
-    parser.add_argument("--user", help="name recorded in the audit trail")
-    parser.add_argument("--json", action="store_true")
-    return parser
-
-
 def _build(args: argparse.Namespace) -> int:
     from core.case.store import Case
     from core.report.api import Signer, generate_report
     from core.report.build import ReportRequest
 
-    check_output_folder(args.out)  # before passwords and the long work
     comparisons = []
     for item in args.comparison or []:
         probe, sep, gallery = item.partition(":")
@@ -259,26 +205,6 @@ def _build(args: argparse.Namespace) -> int:
             f"{signed}\nSHA-256 {outcome.sha256} (recorded in the case's audit trail)"
         )
     return EXIT_OK
-
-
-def _verify_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="xfr report verify",
-        description="check a report's signatures and, with --case, its evidence "
-        "hashes against the case; exit 0 only when everything holds",
-    )
-    parser.add_argument("report", help="report.pdf")
-    parser.add_argument("--case", help="the case folder the report is about")
-    parser.add_argument(
-        "--trust", action="append", metavar="CERT",
-        help="certificate to trust (.pem/.cer, or an identity .p12); repeatable",
-    )  # fmt: skip
-    parser.add_argument(
-        "--password-file", metavar="FILE",
-        help="for a .p12 given to --trust: " + PASSWORD_FILE_HELP,
-    )  # fmt: skip
-    parser.add_argument("--json", action="store_true")
-    return parser
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -352,10 +278,71 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     export.add_argument("--password-file", metavar="FILE", help=PASSWORD_FILE_HELP)
     export.set_defaults(run=cmd_identity_export)
 
-    report = commands.add_parser(
-        "report",
-        help="write a case's PDF report; 'xfr report verify REPORT' checks one",
-        add_help=False,
+    report = cast(  # build_parser's parsers are all CommandParsers
+        CommandParser,
+        commands.add_parser(
+            "report",
+            help="write a case's PDF report; 'xfr report verify REPORT' checks one",
+            description="write the examiner's report of a case as PDF "
+            "('xfr report verify REPORT' checks one)",
+        ),
     )
-    report.add_argument("argv", nargs=argparse.REMAINDER)
-    report.set_defaults(run=lambda args: cmd_report(args.argv, args))
+    _add_report_arguments(report)
+    report.set_defaults(run=_build)
+    verify = report.add_verb(
+        "verify",
+        description="check a report's signatures and, with --case, its evidence "
+        "hashes against the case; exit 0 only when everything holds",
+    )
+    _add_verify_arguments(verify)
+    verify.set_defaults(run=_verify)
+
+
+def _add_report_arguments(parser: argparse.ArgumentParser) -> None:
+    """``xfr report CASE --out PDF ...``."""
+    parser.add_argument("case", help="case folder")
+    parser.add_argument("--out", required=True, help="report.pdf (must not exist)")
+    parser.add_argument(
+        "--comparison", action="append", metavar="PROBE:GALLERY",
+        help="e.g. Q1:K3, on the current faces (repeatable; default: every explained "
+        "comparison on current faces)",
+    )  # fmt: skip
+    parser.add_argument("--explanation", action="append", type=int, metavar="ID")
+    parser.add_argument("--sign", metavar="ID.p12", help="examiner's identity")
+    parser.add_argument("--countersign", metavar="ID.p12", help="peer reviewer's")
+    parser.add_argument(
+        "--password-file", metavar="FILE", help="for --sign: " + PASSWORD_FILE_HELP
+    )
+    parser.add_argument(
+        "--countersign-password-file", metavar="FILE",
+        help="the same for --countersign; default: "
+        f"${COUNTERSIGN_PASSWORD_ENV}, else a prompt on the terminal",
+    )  # fmt: skip
+    parser.add_argument("--timestamp-url", help="RFC 3161 time-stamp server")
+    parser.add_argument(
+        "--no-faithfulness",
+        action="store_true",
+        help="do not check maps that have no stored per-pair faithfulness check "
+        "(faster; checks already kept in the case are still shown, the other maps "
+        "say 'not checked')",
+    )
+    parser.add_argument(
+        "--device", default="auto", help="for the faithfulness checks and figures"
+    )
+    parser.add_argument("--user", help="name recorded in the audit trail")
+    parser.add_argument("--json", action="store_true")
+
+
+def _add_verify_arguments(parser: argparse.ArgumentParser) -> None:
+    """``xfr report verify PDF ...``."""
+    parser.add_argument("report", help="report.pdf")
+    parser.add_argument("--case", help="the case folder the report is about")
+    parser.add_argument(
+        "--trust", action="append", metavar="CERT",
+        help="certificate to trust (.pem/.cer, or an identity .p12); repeatable",
+    )  # fmt: skip
+    parser.add_argument(
+        "--password-file", metavar="FILE",
+        help="for a .p12 given to --trust: " + PASSWORD_FILE_HELP,
+    )  # fmt: skip
+    parser.add_argument("--json", action="store_true")

@@ -6,13 +6,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import subprocess
 import tomllib
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
 import pytest
 
-from core import resources, selftest
+from core import resources, selftest, version
 from core.cli import main as xfr_main
 from core.errors import BadInputError
 
@@ -21,18 +23,23 @@ SPEC = ROOT / "packaging" / "xfr-desktop.spec"
 NOTICES = ROOT / "packaging" / "THIRD_PARTY_NOTICES.md"
 
 
-def load_spec(monkeypatch, variant: str = "cpu") -> dict:
-    """Execute the spec's data-collection part (no PyInstaller, no analysis)."""
+def load_spec(monkeypatch, work_dir: Path, variant: str = "cpu") -> dict:
+    """Execute the spec's data-collection part (no PyInstaller, no analysis), with
+    ``work_dir`` as PyInstaller's work folder (where the build commit is written)."""
     monkeypatch.setenv("XFR_VARIANT", variant)
-    namespace = {"__file__": str(SPEC), "__name__": "xfr_desktop_spec"}
+    namespace = {
+        "__file__": str(SPEC),
+        "__name__": "xfr_desktop_spec",
+        "workpath": str(work_dir),
+    }
     exec(compile(SPEC.read_text(encoding="utf-8"), str(SPEC), "exec"), namespace)
     assert namespace["BUILDING"] is False
     return namespace
 
 
 @pytest.fixture
-def spec(monkeypatch) -> dict:
-    return load_spec(monkeypatch)
+def spec(monkeypatch, tmp_path) -> dict:
+    return load_spec(monkeypatch, tmp_path)
 
 
 def bundled(spec: dict) -> dict[str, str]:
@@ -93,6 +100,46 @@ def test_spec_ships_fonts_demo_image_and_notices(spec):
     ]
 
 
+def _git(*args: str) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
+
+
+@pytest.mark.skipif(
+    shutil.which("git") is None or not (ROOT / ".git").exists(),
+    reason="needs git and a git checkout",
+)
+def test_spec_bundles_the_source_commit_where_core_version_reads_it(spec, tmp_path):
+    written = tmp_path / "_build_commit.txt"
+    commit = _git("rev-parse", "HEAD")
+    dirty = _git("status", "--porcelain", "--untracked-files=no")
+    assert written.read_text(encoding="utf-8") == (
+        commit + ("-dirty" if dirty else "") + "\n"
+    )
+    assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?", written.read_text().strip())
+    files = bundled(spec)
+    # the bundle's core/version.py looks beside itself
+    assert files["core/_build_commit.txt"] == str(written)
+    assert version.BUILD_COMMIT_FILE.relative_to(ROOT).as_posix() == (
+        "core/_build_commit.txt"
+    )
+    # never written into the source tree, where it would outvote git
+    assert not version.BUILD_COMMIT_FILE.exists()
+
+
+def test_spec_without_git_bundles_no_commit(monkeypatch, tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "_build_commit.txt").write_text("0123abc\n")  # a previous build's
+    monkeypatch.setenv("PATH", str(tmp_path / "no-programs-here"))
+    spec = load_spec(monkeypatch, work)
+    assert not any(dest.startswith("core/") for dest in bundled(spec))
+    assert not (work / "_build_commit.txt").exists()
+    assert bundled(spec)["THIRD_PARTY_NOTICES.md"]  # the rest is still there
+
+
 def test_cpu_bundle_leaves_out_cuda_tests_and_unused_qt(spec):
     keep = spec["keep_in_bundle"]
     for dropped in (
@@ -122,8 +169,8 @@ def test_cpu_bundle_leaves_out_cuda_tests_and_unused_qt(spec):
     assert {"PySide6.QtWebEngineCore", "PySide6.QtQml", "PySide6.Qt3DCore"} <= excluded
 
 
-def test_cuda_variant_keeps_cuda_libraries(monkeypatch):
-    spec = load_spec(monkeypatch, "cuda")
+def test_cuda_variant_keeps_cuda_libraries(monkeypatch, tmp_path):
+    spec = load_spec(monkeypatch, tmp_path, "cuda")
     assert spec["keep_in_bundle"]("nvidia/cublas/lib/libcublas.so.12")
     assert "nvidia" not in spec["EXCLUDED_MODULES"]
     assert not spec["keep_in_bundle"]("torch/test/atest")
