@@ -1161,15 +1161,8 @@ class Case:
         *,
         anchor: Mapping[str, Any] | None = None,
     ) -> VerifyReport:
-        """Check the case against its audit chain (see docs/integrity.md).
-
-        The database is read in one read transaction, so a writer committing in
-        another process meanwhile is never taken for tampering: the audit chain,
-        the schema, every stored row against the digest its latest audit entry
-        recorded, and then every evidence and derived file against its hash.
-        ``anchor`` (from ``anchor()``, kept elsewhere) also detects a rolled-back
-        or rewritten log.
-        """
+        """Check the case against its audit chain, in one read snapshot
+        (``core.case.integrity.verify_case`` says what is checked)."""
         return verify_case(self._audited, self.open_warnings, progress, anchor=anchor)
 
     def anchor(self) -> dict[str, Any]:
