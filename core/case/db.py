@@ -14,7 +14,7 @@ import shutil
 import sqlite3
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -377,7 +377,7 @@ class AuditedDb:
     def checked(
         self,
         table: str,
-        rows: Sequence[Any],
+        rows: Iterable[Any],
         *,
         even_read_only: bool = False,
         altered: Callable[[Any], str] | None = None,

@@ -183,7 +183,7 @@ def evaluate_faithfulness(
                 seed,
             )
         else:
-            maps = [r.probe.chip_maps().get("similarity") for r in results]
+            maps = [r.probe.chip.similarity for r in results]
             if metric == "hiding-game":
                 game = faithfulness.hiding_game(model, chips, maps)
                 rows = [{"map": "similarity", "pairs": len(chips), "auc": game.auc}]
