@@ -143,7 +143,9 @@ def _signed_table() -> np.ndarray:
         np.array([247, 247, 247]),
         np.array([178, 24, 43]),
     )
-    colours = np.where(t < 0, white + (blue - white) * -t, white + (red - white) * t)
+    colours: np.ndarray = np.where(
+        t < 0, white + (blue - white) * -t, white + (red - white) * t
+    )
     return colours.astype(np.uint8)
 
 
@@ -168,7 +170,9 @@ def colour_lut(name: str) -> np.ndarray:
 def lut_index(values: np.ndarray, low: float, high: float) -> np.ndarray:
     """Table entries (uint8) of ``values`` on the scale ``low..high``; NaN -> low."""
     span = (high - low) or 1.0
-    index = np.clip((np.nan_to_num(values, nan=low) - low) / span * 255, 0, 255)
+    index: np.ndarray = np.clip(
+        (np.nan_to_num(values, nan=low) - low) / span * 255, 0, 255
+    )
     return index.astype(np.uint8)
 
 

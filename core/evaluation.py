@@ -388,7 +388,8 @@ def evaluate_verification(
     embeddings = embedded.embeddings
 
     threshold: Threshold = model.threshold
-    genuine_scores, impostor_scores = [], []
+    genuine_scores: list[float] = []
+    impostor_scores: list[float] = []
     correct = evaluated = 0
     accepted_genuine = accepted_impostor = 0
     for pair in pairs:
@@ -458,7 +459,8 @@ def pair_scores(
     images = sorted({p for pair in pairs for p in (pair.first, pair.second)})
     embedded = embed_images(images, model, batch_size=batch_size, progress=progress)
     embeddings = embedded.embeddings
-    genuine, impostor = [], []
+    genuine: list[float] = []
+    impostor: list[float] = []
     for pair in pairs:
         if pair.first in embeddings and pair.second in embeddings:
             score = cosine_similarity(embeddings[pair.first], embeddings[pair.second])

@@ -14,7 +14,7 @@ import shutil
 import sqlite3
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -187,7 +187,7 @@ def prepare(
     """Check the file, migrate it when writable; the version it was at."""
     db.execute("PRAGMA foreign_keys = ON")
     application_id = db.execute("PRAGMA application_id").fetchone()[0]
-    version = db.execute("PRAGMA user_version").fetchone()[0]
+    version: int = db.execute("PRAGMA user_version").fetchone()[0]
     if not creating:
         if application_id != APPLICATION_ID:
             raise CaseError("not an XFR case database", path)
@@ -252,7 +252,8 @@ class AuditedDb:
         self._columns: dict[str, tuple[str, ...]] = {}
         self._raw_reader: int | None = None  # thread reading without checks
         self._prior: bound.PriorRows | None = None  # rows as before a change
-        self._schema_at_open: dict | None = None  # as checked when opened
+        # the schema as checked when opened
+        self._schema_at_open: dict[tuple[str, str], str] | None = None
 
     @property
     def connection(self) -> LockedConnection:
@@ -376,7 +377,7 @@ class AuditedDb:
     def checked(
         self,
         table: str,
-        rows: Sequence[Any],
+        rows: Iterable[Any],
         *,
         even_read_only: bool = False,
         altered: Callable[[Any], str] | None = None,

@@ -16,7 +16,7 @@ import stat
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from core.case.layout import DERIVED, EVIDENCE, PARTIAL_SUFFIX
 from core.errors import BadInputError, printable
@@ -146,7 +146,7 @@ def remove_partial_files(case_folder: Path) -> None:
 _CHUNK_BYTES = 1 << 20
 
 
-def _read_chunk(reader: Any) -> bytes:
+def _read_chunk(reader: BinaryIO) -> bytes:
     """One chunk of an evidence file being copied (a seam for the race test)."""
     return reader.read(_CHUNK_BYTES)
 

@@ -310,7 +310,8 @@ def check_annotation(
             f"unknown FISWG component {component!r} (one of: "
             f"{', '.join(FISWG_COMPONENTS)})"
         )
-    return array.tolist()
+    pairs: list[list[float]] = array.tolist()
+    return pairs
 
 
 # ---- rows to records ---------------------------------------------------------------

@@ -1055,7 +1055,8 @@ class Case:
                     stamp,
                 ),
             )
-            annotation_id = int(cursor.lastrowid)
+            annotation_id = cursor.lastrowid
+            assert annotation_id is not None  # sqlite3 sets it for every INSERT
         return self.annotation(annotation_id)
 
     def update_annotation(self, annotation_id: int, **changes: Any) -> Annotation:
@@ -1141,7 +1142,8 @@ class Case:
                 "VALUES (?, ?, ?, ?)",
                 (comparison_id, text, self.user, now()),
             )
-            conclusion_id = int(cursor.lastrowid)
+            conclusion_id = cursor.lastrowid
+            assert conclusion_id is not None  # sqlite3 sets it for every INSERT
         return next(c for c in self.conclusions() if c.id == conclusion_id)
 
     def conclusions(self) -> list[Conclusion]:

@@ -161,7 +161,7 @@ def _evaluate_existing(
     return EXIT_OK
 
 
-def add_commands(commands: argparse._SubParsersAction) -> None:
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``calibrate``."""
     calibrate = commands.add_parser(
         "calibrate",

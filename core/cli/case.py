@@ -7,7 +7,7 @@ import errno
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.cli.common import (
     EXIT_BAD_INPUT,
@@ -24,6 +24,9 @@ from core.errors import BadInputError, describe_os_error
 from core.io.atomic import write_atomic
 from core.models.ids import DEFAULT_MODEL_ID
 from core.progress import ProgressCallback
+
+if TYPE_CHECKING:
+    from core.case.store import Case
 
 
 def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
@@ -187,7 +190,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _only_probe(case: Any) -> str:
+def _only_probe(case: Case) -> str:
     probes = case.exhibits("probe")
     if len(probes) != 1:
         marks = ", ".join(e.mark for e in probes) or "none"
@@ -475,7 +478,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 # ---- parser --------------------------------------------------------------------------
-def add_commands(commands: argparse._SubParsersAction) -> None:
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``case`` and its sub-commands."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="machine-readable output")

@@ -115,7 +115,9 @@ def cmd_train_ecloss(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def add_ecloss_training(kinds: argparse._SubParsersAction) -> None:
+def add_ecloss_training(
+    kinds: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
     """Register ``xfr train ecloss``."""
     parser = kinds.add_parser(
         "ecloss",
@@ -231,7 +233,7 @@ def cmd_channels(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def add_commands(commands: argparse._SubParsersAction) -> None:
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``channels``."""
     parser = commands.add_parser(
         "channels",

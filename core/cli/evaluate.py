@@ -208,7 +208,9 @@ def cmd_eval_models(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def add_models_eval(eval_kinds: argparse._SubParsersAction) -> None:
+def add_models_eval(
+    eval_kinds: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
     """Register ``xfr eval models`` in the ``eval`` sub-parsers."""
     command = eval_kinds.add_parser(
         "models",
@@ -261,7 +263,7 @@ def add_models_eval(eval_kinds: argparse._SubParsersAction) -> None:
     command.set_defaults(run=cmd_eval_models)
 
 
-def add_commands(commands: argparse._SubParsersAction) -> None:
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``eval`` and its kinds."""
     evaluate = commands.add_parser("eval", help="evaluate a model on a data set")
     eval_kinds = evaluate.add_subparsers(

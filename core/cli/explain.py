@@ -122,7 +122,7 @@ def _faithfulness_setup(
     return check
 
 
-def add_commands(commands: argparse._SubParsersAction) -> None:
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``explain``."""
     explain = commands.add_parser(
         "explain", help="saliency maps explaining a comparison of two faces"

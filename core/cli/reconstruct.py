@@ -93,7 +93,9 @@ def cmd_train_reconstructor(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def add_reconstructor_training(kinds: argparse._SubParsersAction) -> None:
+def add_reconstructor_training(
+    kinds: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
     """Register ``xfr train reconstructor``."""
     train = kinds.add_parser(
         "reconstructor",

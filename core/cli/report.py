@@ -256,7 +256,7 @@ def _verify(args: argparse.Namespace) -> int:
     return EXIT_OK if check.ok else EXIT_FAILED
 
 
-def add_commands(commands: argparse._SubParsersAction) -> None:
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``identity`` and ``report``."""
     identity = commands.add_parser("identity", help="examiner signing identities")
     sub = identity.add_subparsers(dest="identity_command", required=True)

@@ -24,7 +24,7 @@ def cmd_self_test(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
-def add_commands(commands: argparse._SubParsersAction) -> None:
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``self-test``."""
     self_test = commands.add_parser(
         "self-test",

@@ -12,7 +12,7 @@ from core.cli.channels import add_ecloss_training
 from core.cli.reconstruct import add_reconstructor_training
 
 
-def add_commands(commands: argparse._SubParsersAction) -> None:
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``train`` and its kinds."""
     train = commands.add_parser(
         "train", help="train a reconstructor or fine-tune a face model"

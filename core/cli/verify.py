@@ -158,7 +158,7 @@ def prepare_pair(args: argparse.Namespace, model: Any) -> tuple[Any, Any]:
 
 
 # ---- the parser ------------------------------------------------------------------
-def add_commands(commands: argparse._SubParsersAction) -> None:
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``models``, ``layers``, ``verify`` and ``methods``."""
     models = commands.add_parser("models", help="list the available face models")
     models.add_argument("--json", action="store_true")

@@ -71,7 +71,8 @@ class ChannelExamples:
         """``x̂`` (eq. 8) of one channel on one example face, at chip resolution."""
         size = self.chips.shape[1:3]
         kept, _ = top_area(self.maps[face, channel : channel + 1], size, fraction)
-        return kept[0]
+        first: np.ndarray = kept[0]
+        return first
 
 
 @dataclass

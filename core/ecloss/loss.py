@@ -43,6 +43,8 @@ PxMode = Literal["paper", "mean"]
 class ECLoss(nn.Module):
     """``-MI(T; X)`` of the feature maps of one layer (eqs. 5-7)."""
 
+    templates: torch.Tensor  # a registered buffer (K, h·w), moved with the module
+
     def __init__(self, templates: TemplateSet, p_x: PxMode = "paper") -> None:
         super().__init__()
         if p_x not in ("paper", "mean"):

@@ -105,6 +105,54 @@ def _to_bool(value: Any) -> bool:
     raise ValueError("say true or false")
 
 
+# Typed reads of resolved parameters.  ``Param.coerce`` already gave each value its
+# declared type, so these only narrow ``ParamValue`` for the type checker and turn a
+# value of the wrong type (a caller bypassing ``resolve``) into one clear line; they
+# return what ``int(value)`` / ``float(value)`` did, so no map changes.
+def int_param(params: Mapping[str, ParamValue], name: str) -> int:
+    """The whole-number parameter ``name``."""
+    value = params[name]
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise BadInputError(f"parameter {name}: {value!r} is not a whole number")
+    return int(value)
+
+
+def float_param(params: Mapping[str, ParamValue], name: str) -> float:
+    """The number parameter ``name`` (a whole number is a number too)."""
+    value = params[name]
+    if isinstance(value, bool) or not isinstance(
+        value, int | float | np.integer | np.floating
+    ):
+        raise BadInputError(f"parameter {name}: {value!r} is not a number")
+    return float(value)
+
+
+def str_param(params: Mapping[str, ParamValue], name: str) -> str:
+    """The text parameter ``name``."""
+    value = params[name]
+    if not isinstance(value, str):
+        raise BadInputError(f"parameter {name}: {value!r} is not text")
+    return value
+
+
+def optional_str_param(params: Mapping[str, ParamValue], name: str) -> str | None:
+    """The text parameter ``name``, or None ("derive it")."""
+    value = params[name]
+    if value is not None and not isinstance(value, str):
+        raise BadInputError(f"parameter {name}: {value!r} is not text")
+    return value
+
+
+def int_tuple_param(params: Mapping[str, ParamValue], name: str) -> tuple[int, ...]:
+    """The list-of-whole-numbers parameter ``name``."""
+    value = params[name]
+    if not isinstance(value, tuple) or not all(
+        isinstance(v, int | np.integer) and not isinstance(v, bool) for v in value
+    ):
+        raise BadInputError(f"parameter {name}: {value!r} is not whole numbers")
+    return tuple(int(v) for v in value)
+
+
 @dataclass(frozen=True)
 class ExplainerInfo:
     """What the registry lists without running anything (Orange3-style record)."""

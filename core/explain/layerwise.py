@@ -31,6 +31,7 @@ from core.explain.base import (
     CancelCallback,
     ExplainContext,
     eval_mode,
+    int_param,
     make_context,
 )
 from core.explain.cam import activations_and_gradients, cam_maps
@@ -107,7 +108,8 @@ def explain_layers(
 ) -> LayerwiseResult:
     """LIME and Grad-CAM maps at every layer tap of ``model``, both images."""
     defaults = {p.name: p.default for p in LIME_PARAMS}
-    unknown = set(params or {}) - set(defaults)
+    given = params or {}
+    unknown = set(given) - set(defaults)
     if unknown:
         from core.errors import BadInputError
 
@@ -115,9 +117,9 @@ def explain_layers(
     resolved = {
         **defaults,
         **{
-            k: p.coerce(params[k], "layerwise")
+            k: p.coerce(given[k], "layerwise")
             for p in LIME_PARAMS
-            if (k := p.name) in (params or {})
+            if (k := p.name) in given
         },
     }
     began = time.perf_counter()
@@ -128,7 +130,7 @@ def explain_layers(
         ctx = make_context(
             pair, model, resolved, seed, progress, cancel, batch_size, None
         )
-        samples = int(resolved["samples"])
+        samples = int_param(resolved, "samples")
         ctx.start(2 * samples + 2)
         references = [_pooled_features(ctx, names, x) for x in ctx.inputs]
         lime: dict[str, list[np.ndarray]] = {name: [] for name in names}

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from core.errors import BadInputError
-from core.explain.base import Param, ParamValue
+from core.explain.base import Param, ParamValue, optional_str_param
 from core.models.base import FaceModel, Threshold
 
 if TYPE_CHECKING:
@@ -129,12 +129,13 @@ def compute_reference_mean(
     if not chips:
         raise BadInputError("no faces to compute a reference mean from")
     space = decision_space(model)
-    total = None
+    total: torch.Tensor | None = None
     with torch.inference_mode():
         for start in range(0, len(chips), 32):
             batch = model.prepare(np.stack(chips[start : start + 32]))
             vectors = to_space(model.embed(batch).double(), space).sum(0)
             total = vectors if total is None else total + vectors
+    assert total is not None  # chips is not empty (checked above)
     mean = (total / len(chips)).cpu().numpy()
     provenance = {"created": datetime.now(UTC).isoformat(), **provenance}
     return ReferenceMean(
@@ -319,7 +320,10 @@ def centre_pair(
             reference.path,
         )
     mean = reference.tensor(embeddings[0].device)
-    centred = tuple(to_space(e, reference.space) - mean for e in embeddings)
+    centred = (
+        to_space(embeddings[0], reference.space) - mean,
+        to_space(embeddings[1], reference.space) - mean,
+    )
     cosine = float(torch.nn.functional.cosine_similarity(*centred, dim=0))
     return CentredPair(
         (centred[0], centred[1]),
@@ -376,7 +380,7 @@ def centring_extras(model: FaceModel, params: Mapping[str, ParamValue]) -> dict:
     centre = resolved_centre(model, params)
     if centre != "reference":
         return {"centre_used": "none"} if params.get("centre") == "auto" else {}
-    reference = reference_mean_for(model, params.get("reference_mean"))  # type: ignore[arg-type]
+    reference = reference_mean_for(model, optional_str_param(params, "reference_mean"))
     return {"reference_mean_sha256": reference.sha256}
 
 
@@ -401,7 +405,9 @@ def weighting_pair(ctx: ExplainContext) -> WeightingPair:
             )
             ctx.details["centring"] = {"centre": "none"}
         return WeightingPair(ctx.embeddings, ctx.cosine_threshold, None, None)
-    reference = reference_mean_for(ctx.model, ctx.params.get("reference_mean"))  # type: ignore[arg-type]
+    reference = reference_mean_for(
+        ctx.model, optional_str_param(ctx.params, "reference_mean")
+    )
     # The explanation's threshold, not the model's (see ``centred_threshold``).
     centred = centre_pair(ctx.threshold, ctx.embeddings, reference)
     where = reference.path.name if reference.path else "reference mean"

@@ -278,7 +278,9 @@ def _pyramid_down(image: np.ndarray) -> np.ndarray:
     return (vertical // 256).astype(np.uint8)
 
 
-def _rect_down(rect: tuple[float, float, float, float]) -> tuple[float, ...]:
+def _rect_down(
+    rect: tuple[float, float, float, float],
+) -> tuple[float, float, float, float]:
     left, top, right, bottom = rect
     return (left / 2 - 1.25, top / 2 - 0.75, right / 2 - 1.25, bottom / 2 - 0.75)
 

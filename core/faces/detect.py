@@ -194,7 +194,9 @@ class FaceDetector:
     ) -> Face:
         """Landmarks predicted inside a given box (e.g. the examiner's rectangle)."""
         points5, points68 = self.landmarks(rgb, box, with_68)
-        return Face(tuple(float(v) for v in box), points5, points68, None, "box")
+        left, top, right, bottom = box
+        bounds = (float(left), float(top), float(right), float(bottom))
+        return Face(bounds, points5, points68, None, "box")
 
 
 def find_faces(

@@ -441,9 +441,9 @@ class _SideRunner:
         with torch.inference_mode():
             for start in range(0, total, self.batch_size):
                 stop = min(total, start + self.batch_size)
-                index = torch.arange(start, stop, device=device)
-                order, step = index // self.steps, index % self.steps
-                keep = pixel_rank[order] >= counts[step][:, None, None]
+                flat = torch.arange(start, stop, device=device)
+                curve, step = flat // self.steps, flat % self.steps
+                keep = pixel_rank[curve] >= counts[step][:, None, None]
                 batch = blend(self.x, self.fill, keep.float())
                 out[start:stop] = self._margins(batch)
                 self.tick(stop - start)

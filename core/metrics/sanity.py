@@ -111,7 +111,8 @@ def model_blocks(model: FaceModel) -> list[Block]:
     modules = dict(network.named_modules())
     all_names = [name for name, _ in network.named_parameters()]
     _refuse_constant_weights(model)
-    blocks, claimed = [], set()
+    blocks: list[Block] = []
+    claimed: set[str] = set()
     for tap in model.layer_taps():
         module = modules.get(tap.module_path)
         if module is None:

@@ -31,6 +31,7 @@ skip wrapper sits).
 
 from __future__ import annotations
 
+import builtins
 import math
 import struct
 from dataclasses import dataclass, field
@@ -91,7 +92,8 @@ class DlibReader:
             raise _DlibFormatError(f"bad boolean byte {byte!r}")
         return byte == b"1"
 
-    def string(self, max_length: int = 256) -> str:
+    # ``builtins.int``: in annotations below ``def int``, ``int`` is that method
+    def string(self, max_length: builtins.int = 256) -> str:
         length = self.int(signed=False)
         if length > max_length:
             raise _DlibFormatError(f"implausible string length {length}")
@@ -122,11 +124,14 @@ class DlibReader:
         raw = self._take(4 * count)
         return np.frombuffer(raw, dtype="<f4").astype(np.float32).reshape(shape)
 
-    def alias_tensor(self) -> tuple[int, int, int, int]:
+    def alias_tensor(
+        self,
+    ) -> tuple[builtins.int, builtins.int, builtins.int, builtins.int]:
         version = self.int()
         if version != 1:
             raise _DlibFormatError(f"unexpected alias_tensor version {version}")
-        return tuple(self.int() for _ in range(4))  # type: ignore[return-value]
+        first, second, third, fourth = (self.int() for _ in range(4))
+        return first, second, third, fourth
 
 
 @dataclass
@@ -221,13 +226,13 @@ def _read_affine(reader: DlibReader, version: str) -> DlibLayer:
     params = reader.tensor().ravel()
     gamma_shape = reader.alias_tensor()
     reader.alias_tensor()
-    mode = reader.int()
+    mode_number = reader.int()
     disabled = reader.bool() if version == "affine_2" else False
     channels = int(np.prod(gamma_shape))
     return DlibLayer(
         "affine",
         version,
-        {"mode": "conv" if mode == 0 else "fc", "channels": channels},
+        {"mode": "conv" if mode_number == 0 else "fc", "channels": channels},
         {"gamma": params[:channels].copy(), "beta": params[channels:].copy()}
         if not disabled
         else {},

@@ -36,7 +36,7 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from core.errors import ModelFileError
 from core.models.base import LayerTap, Preprocessing, Threshold
@@ -92,7 +92,7 @@ PIXEL_RANGE = (0.0, 255.0)  # a mean is a pixel value, 0..255
 MAX_STD = 1024.0  # dlib divides by 256; 4x the pixel range is already absurd
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
@@ -184,7 +184,7 @@ def load_card(path: str | Path) -> ModelCard:
     entries = data.get("taps", [])
     if not isinstance(entries, list):
         raise fail("taps", "must be a list of tables ([[taps]])")
-    taps = []
+    taps: list[LayerTap] = []
     for number, entry in enumerate(entries):
         key = f"taps[{number}]"
         if not isinstance(entry, dict) or not {"name", "module"} <= entry.keys():

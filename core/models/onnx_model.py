@@ -196,7 +196,8 @@ def _default_taps(
             handle.remove()
     deepest: dict[tuple[int, int], tuple[str, tuple[int, ...]]] = {}
     for name, shape in order:
-        deepest[shape[2:]] = (name, shape)  # later modules overwrite earlier ones
+        # later modules overwrite earlier ones; the hook kept 4-d outputs only
+        deepest[(shape[2], shape[3])] = (name, shape)
     taps = [
         LayerTap(f"res{h}x{w}", name, f"{shape[1]} channels, {h}×{w}")
         for (h, w), (name, shape) in deepest.items()

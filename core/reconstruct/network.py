@@ -63,13 +63,17 @@ class ReconstructorCard:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ReconstructorCard:
+        # exactly as many numbers as each field has (else: a damaged file)
+        channels, height, width = (int(v) for v in values["feature_shape"])
+        chip_height, chip_width = (int(v) for v in values["chip_size"])
+        first, second, third = (int(v) for v in values["widths"])
         return cls(
             model_id=str(values["model_id"]),
             backbone_sha256=str(values["backbone_sha256"]),
             tap=str(values["tap"]),
-            feature_shape=tuple(int(v) for v in values["feature_shape"]),
-            chip_size=tuple(int(v) for v in values["chip_size"]),
-            widths=tuple(int(v) for v in values["widths"]),
+            feature_shape=(channels, height, width),
+            chip_size=(chip_height, chip_width),
+            widths=(first, second, third),
             data=dict(values.get("data", {})),
             training=dict(values.get("training", {})),
             software_version=str(values.get("software_version", "")),

@@ -211,8 +211,9 @@ def train_reconstructor(
     )
 
     device = model.device  # train where the model runs (GPU when present)
+    chip_height, chip_width = model.input_size
     network = FaceReconstructor(
-        features.shape[1], tuple(model.input_size), settings.widths, features.shape[2]
+        features.shape[1], (chip_height, chip_width), settings.widths, features.shape[2]
     ).to(device)
     optimiser = torch.optim.Adam(network.parameters(), lr=settings.learning_rate)
     fingerprint = {
@@ -311,12 +312,13 @@ def train_reconstructor(
         network, validation_features, validation_chips, 64
     )
     seconds = time.perf_counter() - started
+    channels, height, width = (int(v) for v in features.shape[1:])
     card = ReconstructorCard(
         model_id=model.model_id,
         backbone_sha256=model.weights_sha256,
         tap=tap,
-        feature_shape=tuple(int(v) for v in features.shape[1:]),
-        chip_size=tuple(model.input_size),
+        feature_shape=(channels, height, width),
+        chip_size=(chip_height, chip_width),
         widths=settings.widths,
         data={
             **(data_description or {}),

@@ -12,7 +12,7 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -351,6 +351,6 @@ def changes_since(manifest: dict[str, Any], case: Case) -> list[str]:
     ]
 
 
-def _short_details(details: dict[str, Any]) -> str:
+def _short_details(details: Mapping[str, Any]) -> str:
     text = json.dumps(details, ensure_ascii=False, sort_keys=True)
     return text if len(text) <= 100 else text[:99] + "…"

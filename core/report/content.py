@@ -94,7 +94,7 @@ def superseded_faces(case: Case, comparison: Comparison) -> list[Superseded]:
     return [Superseded(face, _replacing_entry(entries, face)) for face in old]
 
 
-def _replacing_entry(entries, face: CaseFace) -> int | None:
+def _replacing_entry(entries: Sequence[AuditEntry], face: CaseFace) -> int | None:
     """The seq of the audit entry that replaced ``face``.
 
     Faces are stamped just before the entry that records them is written, so the
@@ -207,7 +207,7 @@ def _by_labels(
     )
 
 
-def _report_id(case: Case, selection, stamp: str) -> str:
+def _report_id(case: Case, selection: Selection, stamp: str) -> str:
     head = case.audit_log()[-1]
     payload = {
         "case": case.info().case_uuid,
@@ -241,7 +241,8 @@ class ComparisonContent:
     probe: CaseFace
     gallery: CaseFace
     superseded: tuple[Superseded, ...]  # its faces that were replaced since
-    annotations: Mapping[str, list[dict]]  # exhibit mark -> numbered annotations
+    # exhibit mark -> numbered annotations
+    annotations: Mapping[str, list[dict[str, Any]]]
     input_sha256: tuple[str, str]  # the exhibits of the probe and gallery faces
     decision_text: str
     strength_text: str
@@ -496,7 +497,7 @@ def _comparison_entry(
     }
 
 
-def _numbered_annotations(case: Case, mark: str) -> list[dict]:
+def _numbered_annotations(case: Case, mark: str) -> list[dict[str, Any]]:
     numbers = {a.id: n for n, a in enumerate(case.annotations(), start=1)}
     return [
         {"number": numbers[a.id], "shape": a.shape, "points": a.points}

@@ -106,7 +106,7 @@ def _verdicts(
     not_checked: str,
     width: float,
     styles: Styles,
-) -> list:
+) -> list[Flowable]:
     """Under a map's two panels: each side's margin curve and verdict sentence."""
     verdicts = [None if check is None else check.get(side, kind) for side in SIDES]
     if all(v is None for v in verdicts):

@@ -28,6 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from io import BytesIO
 from pathlib import Path
+from typing import TypeAlias
 
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
@@ -58,7 +59,7 @@ __all__ = [
 # id-kp-documentSigning (RFC 9336): the purpose "signing documents".
 _DOCUMENT_SIGNING = x509.ObjectIdentifier("1.3.6.1.5.5.7.3.36")
 
-CertLike = x509.Certificate | asn1_x509.Certificate | Path | str
+CertLike: TypeAlias = x509.Certificate | asn1_x509.Certificate | Path | str
 
 
 @dataclass(frozen=True)
@@ -262,7 +263,7 @@ def load_identity(p12: Path, password: str):
         raise BadInputError("the identity file holds no private key", p12)
     try:
         return signers.SimpleSigner.load_pkcs12_data(
-            data, other_certs=None, passphrase=password.encode("utf-8")
+            data, other_certs=(), passphrase=password.encode("utf-8")
         )
     except Exception as exc:  # unsupported key types and the like
         raise BadInputError(

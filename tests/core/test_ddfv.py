@@ -24,7 +24,9 @@ from core.models.base import (
     Threshold,
 )
 from core.reconstruct.network import (
+    FILE_FORMAT,
     FaceReconstructor,
+    ReconstructorCard,
     find_reconstructor,
     layer_plan,
     load_reconstructor,
@@ -289,3 +291,13 @@ def test_cli_trains_on_a_folder_of_identities(
     assert main(["train", "reconstructor", "--data", str(tmp_path / "none")]) == (
         EXIT_BAD_INPUT
     )
+
+
+def test_a_reconstructor_card_with_a_wrong_sized_shape_is_a_damaged_file(tmp_path):
+    card = ReconstructorCard("m", "0" * 64, "res8x8", (4, 8, 8), (32, 32), (8, 8, 8))
+    assert ReconstructorCard.from_dict(card.to_dict()) == card
+    values = {**card.to_dict(), "chip_size": [32, 32, 3]}
+    path = tmp_path / "bad.pt"
+    torch.save({"format": FILE_FORMAT, "card": values, "state_dict": {}}, path)
+    with pytest.raises(BadInputError, match=r"damaged reconstructor file \("):
+        load_reconstructor(path)

@@ -664,3 +664,39 @@ def test_gradcam_default_layer_is_the_measured_one(dlib_model, region_model):
     assert default_cam_layer(region_model) == "masked"  # both 64x64: the deeper
     for method_id in ("gradcam", "gradcampp"):
         assert get(method_id).info.algorithm_version == 2
+
+
+def test_typed_parameter_reads_return_what_the_methods_computed_before():
+    from core.explain.base import (
+        float_param,
+        int_param,
+        int_tuple_param,
+        optional_str_param,
+        str_param,
+    )
+
+    resolved = get("lime").info.resolve({"segments": "50", "sigma": 3})
+    assert int_param(resolved, "segments") == 50
+    assert float_param(resolved, "sigma") == 3.0
+    assert type(float_param(resolved, "sigma")) is float
+    assert str_param(resolved, "reference") == "pair"
+    assert optional_str_param(get("gradcam").info.defaults(), "layer") is None
+    assert int_tuple_param(get("xface").info.defaults(), "patch_sizes") == (7, 14, 28)
+
+
+@pytest.mark.parametrize(
+    ("read", "value", "message"),
+    [
+        ("int_param", 2.5, "parameter x: 2.5 is not a whole number"),
+        ("int_param", True, "parameter x: True is not a whole number"),
+        ("float_param", "0.5", "parameter x: '0.5' is not a number"),
+        ("str_param", None, "parameter x: None is not text"),
+        ("optional_str_param", 3, "parameter x: 3 is not text"),
+        ("int_tuple_param", (1, 2.0), r"parameter x: \(1, 2.0\) is not whole numbers"),
+    ],
+)
+def test_a_parameter_of_the_wrong_type_is_one_line_naming_it(read, value, message):
+    import core.explain.base as base
+
+    with pytest.raises(BadInputError, match=f"^{message}$"):
+        getattr(base, read)({"x": value}, "x")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
 from core.cli import main
@@ -56,22 +55,3 @@ def test_every_registered_metric_module_has_its_measure_and_no_module_is_left_ou
     assert modules == registered  # a metric module not in the table cannot be run
     for metric_id in data_set.metric_ids():
         assert callable(data_set.load(metric_id))
-
-
-@pytest.mark.parametrize("metric", ["hiding-game", "pixel-elimination"])
-def test_a_method_without_similarity_maps_is_refused_in_one_line(metric):
-    from types import SimpleNamespace
-
-    from core.errors import BadInputError
-    from core.metrics import data_set
-
-    no_similarity = SimpleNamespace(
-        method_id="only-dissimilarity",
-        probe=SimpleNamespace(chip_maps=lambda: {"dissimilarity": np.ones((4, 4))}),
-    )
-    run = data_set.MetricRun(
-        model=None, chips=[], face_pairs=[], results=[no_similarity], seed=0,
-        steps=5, random_orders=1, references=0, pair_settings=None,
-    )  # fmt: skip
-    with pytest.raises(BadInputError, match="needs similarity maps; method only-diss"):
-        data_set.load(metric)(run)

@@ -354,7 +354,7 @@ def component_details(
             "flips": bool(values["flips"]),
         }
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in names:
         areas = {
             view.side: (

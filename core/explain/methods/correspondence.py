@@ -54,7 +54,11 @@ from core.explain.base import (
     Explainer,
     ExplainerInfo,
     Param,
+    float_param,
+    int_param,
+    optional_str_param,
     register,
+    str_param,
 )
 from core.explain.layers import tap_shapes
 from core.models.base import FaceModel
@@ -298,16 +302,19 @@ class Correspondence(Explainer):
     )
 
     def compute(self, ctx: ExplainContext) -> tuple[ChipMaps, ChipMaps]:
-        layer, rows, cols = correspondence_layer(ctx.model, ctx.params["layer"])
+        layer, rows, cols = correspondence_layer(
+            ctx.model, optional_str_param(ctx.params, "layer")
+        )
         passes = 2 if ctx.model.preprocessing.flip_average else 1
         ctx.start(2 * passes * ctx.embeddings[0].numel())
         parts = decompose(ctx, layer)
         grid = (rows, cols)
-        size = tuple(ctx.model.input_size)
+        height, width = ctx.model.input_size
+        size = (height, width)
         total = parts.total
         residual = total - ctx.similarity
         exact = abs(residual) <= EXACT_TOLERANCE
-        limit = float(ctx.params["max_residual"])
+        limit = float_param(ctx.params, "max_residual")
         if abs(residual) > limit:
             raise BadInputError(
                 f"correspondence at layer {layer} of model {ctx.model.model_id}: the "
@@ -349,8 +356,8 @@ class Correspondence(Explainer):
                 grid,
                 grid,
                 size,
-                int(ctx.params["links"]),
-                str(ctx.params["link_sign"]),
+                int_param(ctx.params, "links"),
+                str_param(ctx.params, "link_sign"),
             ),
         }
         if matrix_np.size <= MATRIX_DETAIL_LIMIT:

@@ -32,6 +32,8 @@ from core.explain.base import (
     Explainer,
     ExplainerInfo,
     Param,
+    float_param,
+    int_param,
     register,
 )
 from core.explain.perturb import blend
@@ -193,8 +195,8 @@ class CorrRISE(Explainer):
         masks = rise_masks(
             rng,
             count,
-            int(ctx.params["grid"]),
-            float(ctx.params["keep_probability"]),
+            int_param(ctx.params, "grid"),
+            float_param(ctx.params, "keep_probability"),
             ctx.model.input_size,
         )
         x, black = ctx.inputs[side], ctx.black_input()

@@ -43,6 +43,7 @@ mapping" with one channel modified at a time.  We follow the text by default;
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,8 @@ from core.explain.base import (
     ExplainerInfo,
     Param,
     ParamValue,
+    int_param,
+    optional_str_param,
     register,
 )
 from core.models.base import FaceModel
@@ -203,13 +206,17 @@ class DDFV(Explainer):
     )
 
     def cache_extras(
-        self, model: FaceModel, params: dict[str, ParamValue]
+        self, model: FaceModel, params: Mapping[str, ParamValue]
     ) -> dict[str, Any]:
-        reconstructor = reconstructor_for(model, params.get("reconstructor"))
+        reconstructor = reconstructor_for(
+            model, optional_str_param(params, "reconstructor")
+        )
         return {"reconstructor_sha256": reconstructor.sha256}
 
     def compute(self, ctx: ExplainContext) -> tuple[ChipMaps, ChipMaps]:
-        loaded = reconstructor_for(ctx.model, ctx.params["reconstructor"])
+        loaded = reconstructor_for(
+            ctx.model, optional_str_param(ctx.params, "reconstructor")
+        )
         reconstructor = loaded.network.to(ctx.device)
         tap = loaded.card.tap
         cumulative = bool(ctx.params["cumulative_masking"])
@@ -219,7 +226,7 @@ class DDFV(Explainer):
             f"decodes layer {tap}; trained on "
             f"{loaded.card.data.get('images_used', '?')} faces"
         )
-        steps = int(ctx.params["ig_steps"])
+        steps = int_param(ctx.params, "ig_steps")
         ctx.start(2 * channels)
         maps = []
         for side in (0, 1):

@@ -52,6 +52,7 @@ from core.explain.base import (
     ExplainerInfo,
     Param,
     ParamValue,
+    int_param,
     register,
 )
 from core.explain.gradients import feature_gradients
@@ -96,7 +97,7 @@ def fggb_map(
         weight = fggb_weights(
             ctx.embeddings[side], ctx.other(side), ctx.cosine_threshold
         )
-    chunk = chunk or int(ctx.params["chunk"])
+    chunk = chunk or int_param(ctx.params, "chunk")
     signed = torch.zeros(ctx.inputs[side].shape[1:], device=ctx.device)
     for rows, gradients in feature_gradients(
         model, ctx.inputs[side], chunk, batched=batched

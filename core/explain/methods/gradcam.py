@@ -17,6 +17,7 @@ from core.explain.base import (
     Explainer,
     ExplainerInfo,
     Param,
+    optional_str_param,
     register,
 )
 from core.explain.cam import activations_and_gradients, cam_maps
@@ -59,7 +60,7 @@ class GradCAM(Explainer):
     )
 
     def compute(self, ctx: ExplainContext) -> tuple[ChipMaps, ChipMaps]:
-        layer = spatial_layer(ctx.model, ctx.params["layer"])
+        layer = spatial_layer(ctx.model, optional_str_param(ctx.params, "layer"))
         ctx.notes.append(f"layer: {layer}")
         ctx.start(2)
         maps = []

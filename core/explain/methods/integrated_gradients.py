@@ -18,6 +18,7 @@ from core.explain.base import (
     Explainer,
     ExplainerInfo,
     Param,
+    int_param,
     register,
 )
 from core.explain.gradients import cosine_to, input_gradient
@@ -54,7 +55,7 @@ class IntegratedGradients(Explainer):
     )
 
     def compute(self, ctx: ExplainContext) -> tuple[ChipMaps, ChipMaps]:
-        steps = int(ctx.params["steps"])
+        steps = int_param(ctx.params, "steps")
         ctx.start(2 * steps)
         baseline = ctx.black_input()
         alphas = (torch.arange(steps, dtype=torch.float32) + 0.5) / steps

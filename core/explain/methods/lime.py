@@ -30,6 +30,8 @@ from core.explain.base import (
     Explainer,
     ExplainerInfo,
     Param,
+    float_param,
+    int_param,
     register,
 )
 from core.explain.perturb import (
@@ -90,13 +92,15 @@ def lime_design(
     ctx: ExplainContext, side: int
 ) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
     """Superpixel labels, the on/off design matrix and per-pixel keep masks."""
-    labels, note = superpixels(ctx.pair.sides[side].chip, int(ctx.params["segments"]))
+    labels, note = superpixels(
+        ctx.pair.sides[side].chip, int_param(ctx.params, "segments")
+    )
     if note:
         ctx.notes.append(f"{ctx.pair.sides[side].side}: {note}")
     count = int(labels.max()) + 1
     rng = ctx.rng(stream=side)
-    samples = int(ctx.params["samples"])
-    design = rng.random((samples, count)) >= float(ctx.params["hide_probability"])
+    samples = int_param(ctx.params, "samples")
+    design = rng.random((samples, count)) >= float_param(ctx.params, "hide_probability")
     design = design.astype(np.float64)
     design[0] = 1.0  # the unperturbed chip, as LIME does
     keep = torch.from_numpy(design[:, labels].astype(np.float32))
@@ -173,7 +177,7 @@ class Lime(Explainer):
         maps, stabilities = [], []
         for side in (0, 1):
             view = ctx.pair.sides[side]
-            labels, note = superpixels(view.chip, int(ctx.params["segments"]))
+            labels, note = superpixels(view.chip, int_param(ctx.params, "segments"))
             if note:
                 ctx.notes.append(f"{view.side}: {note}")
             samples = LimeSamples(labels, ctx.params)
@@ -206,7 +210,7 @@ class Lime(Explainer):
         after its first round used the same copies as the fixed-count version.
         """
         segments = int(samples.labels.max()) + 1
-        hide = float(ctx.params["hide_probability"])
+        hide = float_param(ctx.params, "hide_probability")
         rows = (rng.random((count, segments)) >= hide).astype(np.float64)
         if first == 0:
             rows[0] = 1.0  # the unperturbed chip, as LIME does

@@ -25,6 +25,8 @@ from core.explain.base import (
     Explainer,
     ExplainerInfo,
     Param,
+    float_param,
+    int_param,
     register,
 )
 from core.explain.perturb import scale_01, score_masks
@@ -87,7 +89,9 @@ class MinusPlus(Explainer):
 
     def compute(self, ctx: ExplainContext) -> tuple[ChipMaps, ChipMaps]:
         windows = gaussian_windows(
-            ctx.model.input_size, float(ctx.params["sigma"]), int(ctx.params["stride"])
+            ctx.model.input_size,
+            float_param(ctx.params, "sigma"),
+            int_param(ctx.params, "stride"),
         )
         ctx.start(4 * len(windows))
         coverage = windows.sum(0)

@@ -20,6 +20,7 @@ from core.explain.base import (
     Explainer,
     ExplainerInfo,
     Param,
+    float_param,
     register,
 )
 
@@ -69,7 +70,9 @@ class FaceCentrePrior(Explainer):
     )
 
     def compute(self, ctx: ExplainContext) -> tuple[ChipMaps, ChipMaps]:
-        blob = face_centre_prior(ctx.model.input_size, float(ctx.params["spread"]))
+        blob = face_centre_prior(
+            ctx.model.input_size, float_param(ctx.params, "spread")
+        )
         ctx.start(1)
         ctx.step(1, "prior")
         maps = ChipMaps(blob, None, blob.copy())

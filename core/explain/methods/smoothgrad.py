@@ -27,6 +27,7 @@ from core.explain.base import (
     Explainer,
     ExplainerInfo,
     Param,
+    float_param,
     register,
 )
 from core.explain.gradients import cosine_to, input_gradient
@@ -138,7 +139,7 @@ class SmoothGrad(Explainer):
     ) -> None:
         """Noisy copies ``first`` .. ``first + count - 1``: their gradients summed."""
         x = ctx.inputs[side]
-        sigma = float(ctx.params["noise"]) * float(x.max() - x.min())
+        sigma = float_param(ctx.params, "noise") * float(x.max() - x.min())
         reference = ctx.other(side).to(ctx.device)
         for start in range(0, count, ctx.batch_size):
             size = min(ctx.batch_size, count - start)

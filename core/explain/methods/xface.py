@@ -29,6 +29,8 @@ from core.explain.base import (
     Explainer,
     ExplainerInfo,
     Param,
+    int_param,
+    int_tuple_param,
     register,
 )
 from core.explain.perturb import blend
@@ -107,8 +109,8 @@ class XFace(Explainer):
 
     def compute(self, ctx: ExplainContext) -> tuple[ChipMaps, ChipMaps]:
         size = ctx.model.input_size
-        stride = int(ctx.params["stride"])
-        patches = [int(p) for p in ctx.params["patch_sizes"]]
+        stride = int_param(ctx.params, "stride")
+        patches = list(int_tuple_param(ctx.params, "patch_sizes"))
         plans = [(p, occlusion_positions(size, p, stride)) for p in patches]
         ctx.start(2 * sum(len(positions) for _, positions in plans))
         original = 1.0 - float(

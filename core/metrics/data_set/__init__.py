@@ -15,8 +15,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from core.errors import BadInputError
-
 if TYPE_CHECKING:
     import numpy as np
 
@@ -92,19 +90,6 @@ METRICS: dict[str, MetricInfo] = {
         ),
     )
 }
-
-
-def similarity_maps(run: MetricRun, metric_id: str) -> list[np.ndarray]:
-    """The probe's similarity map of every pair; a method without one is refused
-    in one line (the hiding game and pixel elimination remove by similarity)."""
-    maps = [result.probe.chip_maps().get("similarity") for result in run.results]
-    found = [m for m in maps if m is not None]
-    if len(found) < len(maps):
-        method = run.results[0].method_id
-        raise BadInputError(
-            f"{metric_id} needs similarity maps; method {method} gives none"
-        )
-    return found
 
 
 def metric_ids() -> list[str]:

@@ -4,11 +4,11 @@ as the least important pixels of the probe are blurred, and its AUC."""
 from __future__ import annotations
 
 from core.metrics import faithfulness
-from core.metrics.data_set import MetricRows, MetricRun, similarity_maps
+from core.metrics.data_set import MetricRows, MetricRun
 
 
 def measure(run: MetricRun) -> MetricRows:
-    maps = similarity_maps(run, "hiding-game")
+    maps = [result.probe.chip.similarity for result in run.results]
     game = faithfulness.hiding_game(run.model, run.chips, maps)
     rows = [{"map": "similarity", "pairs": len(run.chips), "auc": game.auc}]
     curves = {

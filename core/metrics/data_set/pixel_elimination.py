@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 
 from core.metrics import faithfulness
-from core.metrics.data_set import MetricRows, MetricRun, similarity_maps
+from core.metrics.data_set import MetricRows, MetricRun
 
 
 def measure(run: MetricRun) -> MetricRows:
-    maps = similarity_maps(run, "pixel-elimination")
+    maps = [result.probe.chip.similarity for result in run.results]
     elimination = faithfulness.pixel_elimination(
         run.model, run.chips, maps, seed=run.seed
     )

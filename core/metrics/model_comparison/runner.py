@@ -67,7 +67,10 @@ def _check_models(models: Sequence[FaceModel]) -> None:
 
 
 def _embed(
-    model: FaceModel, chips: Sequence[np.ndarray], batch_size: int, tick: Callable
+    model: FaceModel,
+    chips: Sequence[np.ndarray],
+    batch_size: int,
+    tick: Callable[[int, str], None],
 ) -> np.ndarray:
     parts = []
     for start in range(0, len(chips), batch_size):
@@ -199,7 +202,11 @@ def compare_models(
         base = done
 
         def layer_progress(
-            layer_done: int, _total: int, _message: str, b=base, m=model
+            layer_done: int,
+            _total: int,
+            _message: str,
+            b: int = base,
+            m: FaceModel = model,
         ) -> None:
             nonlocal done
             done = b + layer_done

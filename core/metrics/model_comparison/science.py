@@ -40,7 +40,8 @@ EMBEDDING_LAYER = "embedding"
 
 # ---- small helpers ------------------------------------------------------------------
 def float_list(values: Any) -> list[Any]:
-    return np.asarray(values, dtype=float).tolist()
+    floats: list[Any] = np.asarray(values, dtype=float).tolist()
+    return floats
 
 
 def check_cancel(cancel: CancelCallback | None, what: str) -> None:
@@ -53,7 +54,8 @@ def _cosines(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     first = np.asarray(first, np.float64)
     second = np.asarray(second, np.float64)
     norms = np.linalg.norm(first, axis=1) * np.linalg.norm(second, axis=1)
-    return np.sum(first * second, axis=1) / np.maximum(norms, 1e-12)
+    cosines: np.ndarray = np.sum(first * second, axis=1) / np.maximum(norms, 1e-12)
+    return cosines
 
 
 def _markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
