@@ -663,3 +663,41 @@ def test_a_ranking_that_loses_a_race_for_the_same_pairs_stores_them_once(
     entries = [e for e in case.audit_log() if e.action == "comparisons.record"]
     assert len(entries) == 1  # the loser's transaction left no entry
     assert case.verify().intact
+
+
+@pytest.mark.slow
+def test_after_a_software_update_an_explanation_is_computed_again_and_the_old_kept(
+    tmp_path, monkeypatch, dlib_model, astronaut_path, grace_hopper_path
+):
+    """The software version is in the cache key on purpose: maps shown as current
+    are made by the software that makes the report; the old result stays in the
+    case (never lost) and the case verifies."""
+    import core
+    from core.case import workflow
+
+    with Case.create(tmp_path / "case", "2026-0017", "A. Examiner") as case:
+        workflow.add_and_detect(case, [astronaut_path], "probe")
+        workflow.add_and_detect(case, [grace_hopper_path], "gallery")
+        monkeypatch.setattr(core, "__version__", "0.3.0")
+        first = workflow.explain(case, "Q1", "K1", "gradient", dlib_model)
+        monkeypatch.setattr(core, "__version__", "0.4.0")
+        again = workflow.explain(case, "Q1", "K1", "gradient", dlib_model)
+        assert not first.from_cache and not again.from_cache
+        assert again.stored.id != first.stored.id
+        versions = {s.id: workflow.load_result(case, s).software_version
+                    for s in case.explanations(first.stored.comparison_id)}  # fmt: skip
+        assert versions == {first.stored.id: "0.3.0", again.stored.id: "0.4.0"}
+        assert case.verify().intact
+
+
+def test_the_faithfulness_key_names_the_software_version():
+    from types import SimpleNamespace
+
+    from core.case.workflow import faithfulness_key
+    from core.metrics.pair_faithfulness import FaithfulnessSettings
+
+    result = SimpleNamespace(cache_key="0" * 64)
+    settings = FaithfulnessSettings()
+    assert faithfulness_key(result, [], settings, "0.3.0") != faithfulness_key(
+        result, [], settings, "0.4.0"
+    )
