@@ -483,7 +483,7 @@ def test_an_unsigned_report_fails_verification(case_folder, tmp_path, capsys):
 
 
 def test_layout_needs_neither_the_case_nor_the_model(
-    unchecked_folder, model, monkeypatch
+    unchecked_folder, dlib_model, monkeypatch
 ):
     """Every case read and model pass happens while gathering: the gathered content,
     stored and read back, lays out with the case closed and the model unreachable."""
@@ -495,7 +495,7 @@ def test_layout_needs_neither_the_case_nor_the_model(
     from core.report.content import gather_content, select_comparisons
 
     with Case.open(unchecked_folder, read_only=True) as case:
-        request = ReportRequest(model=model)
+        request = ReportRequest(model=dlib_model)
         content = gather_content(case, request, select_comparisons(case, request))
     stored = pickle.loads(pickle.dumps(content))
 
@@ -510,7 +510,7 @@ def test_layout_needs_neither_the_case_nor_the_model(
             "stored_faithfulness",
         ):
             monkeypatch.setattr(module, name, no_model)
-    monkeypatch.setattr(type(model), "embed", no_model, raising=False)
+    monkeypatch.setattr(type(dlib_model), "embed", no_model, raising=False)
     pdf = lay_out(stored)
     reader = PdfReader(io.BytesIO(pdf))
     text = " ".join(" ".join(page.extract_text() for page in reader.pages).split())
