@@ -58,6 +58,7 @@ def test_layers_lists_taps_shallow_to_deep(capsys):
     assert len(payload["weights_sha256"]) == 64
 
 
+@pytest.mark.slow
 @pytest.mark.dlib
 def test_verify_same_person_accepts_with_full_json(capsys, photo_files):
     code, out, _ = verify(
@@ -123,6 +124,7 @@ def test_verify_different_people_rejects(capsys, photo_files):
     assert "REJECT" in out and "Euclidean distance" in out
 
 
+@pytest.mark.slow
 @pytest.mark.dlib
 def test_verify_examiner_threshold_is_applied_and_labelled(capsys, photo_files):
     # A cosine threshold of -1 accepts anything: the decision must follow it.

@@ -664,6 +664,7 @@ def test_a_read_only_case_can_still_be_read(command, read_only_case, capsys):
     assert main(["case", command, str(read_only_case)]) == 0, capsys.readouterr()
 
 
+@pytest.mark.slow
 def test_report_verify_against_a_read_only_case(read_only_case, tmp_path, capsys):
     from pypdf import PdfWriter
 

@@ -99,6 +99,7 @@ def test_top_level_help_and_version():
             assert path[0] in str(answer["out"]), f"xfr --help does not list {path[0]}"
 
 
+@pytest.mark.slow
 def test_no_help_imports_torch():
     """All the ``--help`` answers in one fresh process: nothing heavy is loaded."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(

@@ -177,6 +177,7 @@ def test_empty_environment_variable_is_an_error(tmp_path, capsys, monkeypatch):
     assert not p12.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.name != "posix", reason="POSIX file permissions")
 def test_password_file_readable_by_others_warns_but_is_used(tmp_path, capsys):
     secret = password_file(tmp_path, "shared-password\n")

@@ -9,6 +9,7 @@ its contracts cannot say: that a new package cannot escape the layers, and cycle
 from __future__ import annotations
 
 import ast
+import functools
 import tomllib
 from collections import defaultdict
 from pathlib import Path
@@ -32,6 +33,12 @@ def _modules(package: str) -> dict[str, Path]:
             parts = parts[:-1]
         found[".".join(parts)] = path
     return found
+
+
+@functools.cache
+def _project_imports() -> dict[str, set[str]]:
+    """The import graph of core/ and xfr_desktop/, built once per session."""
+    return _imports({**_modules("core"), **_modules("xfr_desktop")})
 
 
 def _imports(modules: dict[str, Path]) -> dict[str, set[str]]:
@@ -137,8 +144,7 @@ def test_every_core_package_sits_in_a_layer():
 
 
 def test_nothing_outside_the_cli_package_imports_it():
-    modules = {**_modules("core"), **_modules("xfr_desktop")}
-    graph = _imports(modules)
+    graph = _project_imports()
     outside = sorted(
         name
         for name, targets in graph.items()
@@ -149,8 +155,8 @@ def test_nothing_outside_the_cli_package_imports_it():
 
 
 def test_no_import_cycles_even_through_function_level_imports():
-    modules = {**_modules("core"), **_modules("xfr_desktop")}
-    assert _cycles(_imports(modules), list(modules)) == []
+    graph = _project_imports()
+    assert _cycles(graph, sorted(graph)) == []
 
 
 def test_the_cycle_finder_finds_a_cycle():

@@ -45,6 +45,7 @@ def fitted(request) -> tuple[Calibration, np.ndarray, np.ndarray]:
     return cal, genuine, impostor
 
 
+@pytest.mark.slow
 def test_lr_direction_and_monotone(fitted):
     cal, _, _ = fitted
     assert cal.lr(0.92) > 1
@@ -57,6 +58,7 @@ def test_lr_direction_and_monotone(fitted):
     np.testing.assert_allclose(cal.lrs([0.55, 0.92]), [cal.lr(0.55), cal.lr(0.92)])
 
 
+@pytest.mark.slow
 def test_cllr_informative(fitted):
     cal, genuine, impostor = fitted
     assert 0 <= cal.cllr_min <= cal.cllr < 1
@@ -67,6 +69,7 @@ def test_cllr_informative(fitted):
     )
 
 
+@pytest.mark.slow
 def test_json_round_trip(fitted, tmp_path):
     cal, _, _ = fitted
     path = save_calibration(cal, tmp_path / "cal.json")
@@ -76,6 +79,7 @@ def test_json_round_trip(fitted, tmp_path):
     np.testing.assert_array_equal(again.lrs(scores), cal.lrs(scores))
 
 
+@pytest.mark.slow
 def test_logistic_file_is_small_kde_stores_scores(fitted):
     cal, genuine, _ = fitted
     data = cal.to_dict()
@@ -124,6 +128,7 @@ def test_verbal_neutral_and_invalid():
             verbal_scale(bad)
 
 
+@pytest.mark.slow
 def test_model_mismatch_refused(fitted, tmp_path):
     cal, _, _ = fitted
     with pytest.raises(BadInputError, match="made for model test-model"):
@@ -136,6 +141,7 @@ def test_model_mismatch_refused(fitted, tmp_path):
     assert caught.value.path == path
 
 
+@pytest.mark.slow
 def test_damaged_or_missing_file(fitted, tmp_path):
     cal, _, _ = fitted
     damaged = tmp_path / "damaged.json"
@@ -163,6 +169,7 @@ def test_damaged_or_missing_file(fitted, tmp_path):
         load_calibration(other)
 
 
+@pytest.mark.slow  # the first import of lir costs about 2 s
 def test_fit_refuses_bad_input():
     genuine, impostor = _scores(50)
     with pytest.raises(BadInputError):
@@ -182,6 +189,7 @@ def test_fit_refuses_bad_input():
         )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_calibration_curve(fitted):
     cal, genuine, impostor = fitted
     curve = calibration_curve(cal, genuine, impostor, bins=8, points=21)
@@ -221,6 +229,7 @@ def test_strength_of_evidence_only_for_the_calibrated_model():
     assert strength_of_evidence(0.97, "no-such-model", sha) is None
 
 
+@pytest.mark.slow
 def test_check_on_fresh_pairs_and_on_shifted_scores(fitted, tmp_path):
     """A calibration checked on new pairs of the same kind performs as fitted; on
     scores shifted towards the other class it misleads, and Cllr shows it while

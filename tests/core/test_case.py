@@ -446,6 +446,7 @@ def test_kill_9_during_intake_leaves_a_case_that_opens_and_verifies(
 
 
 # ---- faces, comparisons, explanations, cache ----------------------------------------
+@pytest.mark.slow
 def test_demo_case_has_a_probe_that_matches_one_portrait(demo):
     assert [e.mark for e in demo.exhibits()] == ["Q1", "K1", "K2"]
     probe = demo.exhibit("Q1")

@@ -866,6 +866,7 @@ def test_signed_archive_from_an_untrusted_signer_is_refused_with_trust(
     assert not target.exists() and not list(tmp_path.glob("*.importing-*"))
 
 
+@pytest.mark.slow
 def test_an_unsigned_archive_is_refused_when_a_signer_is_required(
     exported, identity, tmp_path
 ):
@@ -878,6 +879,7 @@ def test_an_unsigned_archive_is_refused_when_a_signer_is_required(
     assert not (tmp_path / "restored").exists()
 
 
+@pytest.mark.slow
 def test_a_tampered_manifest_under_a_valid_signature_is_refused(signed, tmp_path):
     with zipfile.ZipFile(signed) as source:
         text = source.read("manifest.json").decode()

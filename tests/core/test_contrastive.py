@@ -261,6 +261,7 @@ def test_centring_keeps_the_explanation_s_decision(population_mean):
         )
 
 
+@pytest.mark.slow
 def test_the_cache_key_carries_the_reference_file(tmp_path, population_mean):
     model = offset_model()
     rng = np.random.default_rng(6)
@@ -316,6 +317,7 @@ def xssab_before(ctx, side):
     return parts[0] - parts[1]
 
 
+@pytest.mark.slow
 def test_paper_exact_mode_equals_the_implementation_before_bit_for_bit():
     model = SyntheticModel(RegionNet(), 64)
     rng = np.random.default_rng(7)

@@ -114,6 +114,7 @@ def test_same_photo_is_exact_and_symmetric(dlib_model, faces):
     assert len(result.details["links"]) == 3
 
 
+@pytest.mark.slow
 def test_a_layer_that_does_not_add_up_is_refused(dlib_model, faces):
     pair = FacePair.from_prepared(*faces)
     with pytest.raises(BadInputError, match=r"stage4\.block2 of model dlib-resnet-v1"):

@@ -190,6 +190,7 @@ def test_layer_plan_gives_the_chip_size():
         assert sum(isinstance(m, nn.ConvTranspose2d) for m in network.modules()) == 4
 
 
+@pytest.mark.slow
 def test_training_loss_falls_checkpoints_and_resumes(tmp_path, toy_model):
     chip_set = toy_chip_set(96, seed=1)
     settings = TrainingSettings(
@@ -260,6 +261,7 @@ def test_the_default_model_has_a_shipped_reconstructor(dlib_model):
     assert card.training["epochs_run"] >= 1 and card.data["images_used"] > 0
 
 
+@pytest.mark.slow
 @pytest.mark.dlib
 def test_cli_trains_on_a_folder_of_identities(
     tmp_path, astronaut_path, grace_hopper_path

@@ -117,6 +117,7 @@ def test_augmented_photos_match_dlib(dlib_model, dlib_reference, photos):
     _assert_matches(dlib_model, descriptors, chips)
 
 
+@pytest.mark.slow
 @pytest.mark.dlib
 def test_synthetic_images_match_dlib(dlib_model, dlib_reference):
     _, descriptors = dlib_reference

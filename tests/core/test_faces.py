@@ -84,6 +84,7 @@ def test_chip_equals_dlib_get_face_chip(
             assert mean_diff <= 1.0, f"{photo}/{name}: mean |diff| {mean_diff:.3f}"
 
 
+@pytest.mark.slow
 @pytest.mark.dlib
 def test_transform_round_trip_and_map_warp(astronaut_rgb, detector):
     face = detector.detect(astronaut_rgb)[0]
@@ -109,6 +110,7 @@ def test_transform_round_trip_and_map_warp(astronaut_rgb, detector):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.dlib
 def test_manual_landmarks_give_the_same_chip(astronaut_rgb, detector):
     face = detector.detect(astronaut_rgb)[0]
@@ -199,6 +201,7 @@ def test_large_image_detects_on_a_copy_landmarks_at_full_resolution(
     assert abs(big.bbox[0] / factor - small.bbox[0]) < 10
 
 
+@pytest.mark.slow
 @pytest.mark.dlib
 def test_arcface_alignment_puts_eyes_on_the_template(hopper_rgb, detector):
     face = detector.detect(hopper_rgb, with_68=True)[0]

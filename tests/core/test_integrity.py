@@ -149,6 +149,7 @@ CASES = [
 
 
 # ---- every table, every kind of row tampering ----------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize(("table", "kind"), CASES)
 def test_every_row_tampering_is_named(folder, table, kind):
     db = raw(folder)

@@ -94,6 +94,7 @@ def test_export_of_a_tampered_case_does_not_launder_it(folder, tmp_path, capsys)
     assert code != 0
 
 
+@pytest.mark.slow
 def test_a_tampered_superseded_face_survives_a_correction(folder):
     tamper(
         folder,

@@ -67,6 +67,7 @@ def test_a_trigger_planted_while_the_case_is_open_is_not_laundered(folder):
         assert not verify(folder, anchor).intact
 
 
+@pytest.mark.slow
 def test_a_rollback_stays_detected_after_the_case_is_opened(folder, tmp_path):
     old = tmp_path / "old"
     shutil.copytree(folder, old)

@@ -239,6 +239,7 @@ def test_report_against_another_case_is_a_mismatch(signed_report, tmp_path):
     assert any("not this case" in p for p in check.evidence_problems)
 
 
+@pytest.mark.slow
 def test_case_without_comparisons_still_reports(tmp_path, astronaut_path):
     with Case.create(tmp_path / "c", "2026-9", EXAMINER, title="Évidence 证据") as case:
         case.add_exhibits([astronaut_path], "probe")
@@ -482,6 +483,7 @@ def test_an_unsigned_report_fails_verification(case_folder, tmp_path, capsys):
     assert "not signed" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_layout_needs_neither_the_case_nor_the_model(
     unchecked_folder, dlib_model, monkeypatch
 ):
@@ -545,6 +547,7 @@ def test_report_sections_are_all_registered_in_order():
     assert modules == registered  # a section module that is not printed is a bug
 
 
+@pytest.mark.slow
 def test_report_and_manifest_name_the_software_version_and_commit(signed_report):
     from core.version import __version__, source_commit
 

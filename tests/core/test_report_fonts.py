@@ -135,6 +135,7 @@ def test_document_shares_one_cjk_subset_per_weight():
     assert bold.startswith("XFRNotoCJK-Bold-")
 
 
+@pytest.mark.slow
 @needs_cjk_package
 def test_cjk_subset_is_small_truetype():
     from fontTools.ttLib import TTFont

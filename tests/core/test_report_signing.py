@@ -69,6 +69,7 @@ def _examiner_cert(examiner):
 # ------------------------------------------------------------------ identities
 
 
+@pytest.mark.slow
 def test_create_identity_describes_a_self_signed_cert(work):
     p12 = work / "fresh.p12"
     info = create_identity("A. Examiner", p12, "pw", days=30)
@@ -118,6 +119,7 @@ def test_export_certificate_gives_the_public_cert_only(work, examiner):
 # --------------------------------------------------------------------- signing
 
 
+@pytest.mark.slow
 def test_signed_report_verifies_as_trusted(signed_pdf, examiner):
     [st] = verify_pdf(signed_pdf, trust=[_examiner_cert(examiner)])
     assert st.field_name == "Examiner"
@@ -259,6 +261,7 @@ def test_wrong_password_when_signing(work, report_pdf, examiner):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_unreachable_timestamp_server_is_a_clear_error(work, report_pdf, examiner):
     out = work / "ts.pdf"
     url = "http://127.0.0.1:9/tsa"  # the discard port: nothing answers

@@ -290,6 +290,7 @@ def identities(tmp_path_factory, astronaut_rgb, grace_hopper_path):
     [["--max-pairs", "-1"], ["--methods", ",", "--max-pairs", "1"]],
     ids=["max-pairs", "no-methods"],
 )
+@pytest.mark.slow
 def test_eval_sanity_bad_input_is_one_line(capsys, identities, options):
     from core.cli import EXIT_BAD_INPUT, main
 

@@ -416,6 +416,7 @@ ANNOTATIONS = [
 ]
 
 
+@pytest.mark.slow
 def test_select_and_delete_annotation(viewer, qtbot):
     viewer.set_annotations(ANNOTATIONS)
     viewer.setFocus()
