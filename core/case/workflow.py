@@ -24,7 +24,12 @@ from core.explain.base import (
     cache_key,
     get,
 )
-from core.explain.codec import maps_from_npz, maps_to_npz, result_from_json
+from core.explain.codec import (
+    maps_from_npz,
+    maps_to_npz,
+    result_from_json,
+    result_to_json,
+)
 from core.faces.align import chip_for_model
 from core.faces.detect import FaceDetector, find_faces
 from core.imageio import LoadedImage, load_image
@@ -265,7 +270,9 @@ def explain(
         cancel=cancel,
         batch_size=batch_size,
     )
-    stored = case.store_explanation(comparison.id, result.to_dict(), maps_npz(result))
+    stored = case.store_explanation(
+        comparison.id, result_to_json(result), maps_to_npz(result)
+    )
     return CaseExplanation(stored, result, from_cache=False)
 
 
