@@ -453,3 +453,30 @@ def test_conclusion_first_lines_are_short():
     assert first_line("\n\n  hello  \nworld") == "hello"
     long = first_line("x" * 500)
     assert len(long) == FIRST_LINE_CHARS and long.endswith("…")
+
+
+def test_audit_tooltips_are_wrapped_key_value_lines_not_raw_json():
+    """Raw JSON ran off the screen: nested details become ``key.sub`` lines no
+    wider than the tooltip, and a very long entry says how much is left out."""
+    from xfr_desktop.panels.audit_view import (
+        TOOLTIP_LINES,
+        TOOLTIP_WIDTH,
+        readable_details,
+    )
+
+    details = {
+        "archive": "/cases/" + "a" * 200,
+        "results": [{"gallery": "K1", "distance": 0.51}, {"gallery": "K2"}],
+        "threshold": {"metric": "euclidean", "value": 0.6},
+    }
+    text = readable_details(details)
+    assert text.startswith("<pre>") and "{" not in text
+    lines = text.removeprefix("<pre>").removesuffix("</pre>").split("\n")
+    assert "results[1].distance: 0.51" in lines and "threshold.value: 0.6" in lines
+    assert max(len(line) for line in lines) <= TOOLTIP_WIDTH
+    assert "".join(line.strip() for line in lines[:4]).startswith(
+        "archive: /cases/" + "a" * 60
+    )  # the long path is broken, not cut
+
+    many = readable_details({f"k{i}": i for i in range(TOOLTIP_LINES + 7)})
+    assert many.endswith("… 7 more lines</pre>")

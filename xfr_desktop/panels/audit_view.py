@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Iterable, Mapping
+import textwrap
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 from PySide6.QtCore import (
@@ -85,6 +86,51 @@ def compact_details(details: Mapping[str, Any]) -> str:
     return "; ".join(f"{key}: {_short(value)}" for key, value in details.items())
 
 
+TOOLTIP_WIDTH = 80  # characters per tooltip line
+TOOLTIP_LINES = 30  # longer details: the rest is in the JSON (copy / export)
+
+
+def _flat(details: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
+    """``(key.path, value text)`` for every leaf of nested details."""
+    if isinstance(details, Mapping) and details:
+        for key, value in details.items():
+            yield from _flat(value, f"{prefix}.{key}" if prefix else str(key))
+    elif (
+        isinstance(details, list | tuple)
+        and details
+        and not all(isinstance(v, int | float | str) for v in details)
+    ):
+        for number, value in enumerate(details, 1):
+            yield from _flat(value, f"{prefix}[{number}]")
+    else:
+        text = (
+            details
+            if isinstance(details, str)
+            else json.dumps(details, ensure_ascii=False, sort_keys=True, default=str)
+        )
+        yield prefix, text
+
+
+def readable_details(details: Mapping[str, Any]) -> str:
+    """The details as wrapped ``key: value`` lines for a tooltip (rich text).
+
+    Raw JSON ran off the screen: nested values become ``key.sub`` / ``key[n]``
+    lines, long values (hashes, paths) are broken every ``TOOLTIP_WIDTH``
+    characters, and past ``TOOLTIP_LINES`` lines the tooltip says how many are
+    left out (the entry's full JSON stays in the table's details role)."""
+    lines: list[str] = []
+    for key, value in _flat(details):
+        text = f"{key}: {value}" if key else value
+        lines += textwrap.wrap(
+            " ".join(text.split()), TOOLTIP_WIDTH, break_long_words=True,
+            subsequent_indent="    ",
+        ) or [text]  # fmt: skip
+    if len(lines) > TOOLTIP_LINES:
+        left = len(lines) - TOOLTIP_LINES
+        lines = [*lines[:TOOLTIP_LINES], f"… {left} more lines"]
+    return "<pre>" + html.escape("\n".join(lines)) + "</pre>"
+
+
 def display_time(stamp: str) -> str:
     """``2024-05-01T09:30:00.123Z`` -> ``2024-05-01 09:30:00.123``."""
     return stamp.replace("T", " ").removesuffix("Z")
@@ -110,6 +156,7 @@ class _Row(NamedTuple):
     cells: tuple[str, str, str, str, str]  # the table's text, column by column
     seq: int
     full: str  # details as JSON
+    tooltip: str  # details as wrapped key: value lines
     search: str  # action, user and JSON, case-folded
 
     @classmethod
@@ -124,7 +171,7 @@ class _Row(NamedTuple):
             compact_details(details),
         )
         search = f"{entry.action}\n{entry.user}\n{full}".casefold()
-        return cls(cells, int(entry.seq), full, search)
+        return cls(cells, int(entry.seq), full, readable_details(details), search)
 
 
 class AuditTableModel(QAbstractTableModel):
@@ -192,7 +239,7 @@ class AuditTableModel(QAbstractTableModel):
             return cells.seq if column == SEQ_COLUMN else cells.cells[column]
         if role == _TOOLTIP:
             if column == DETAILS_COLUMN:
-                return f"<pre>{html.escape(cells.full)}</pre>"
+                return cells.tooltip
             if column == TIME_COLUMN:
                 return str(self._entries[row].time)
             return None
