@@ -14,9 +14,10 @@ from datetime import datetime
 from pathlib import Path
 
 import torch
-from PySide6.QtCore import QByteArray, QStandardPaths, Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtCore import QByteArray, QEvent, QObject, QStandardPaths, Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QAbstractSpinBox,
     QApplication,
     QDialog,
     QFileDialog,
@@ -96,6 +97,33 @@ def demo_folder() -> Path:
     while (folder / f"demo-{stamp}-{number}.xfrcase").exists():
         number += 1  # a demo case is never overwritten, even within one second
     return folder / f"demo-{stamp}-{number}.xfrcase"
+
+
+class _CaseUndoKeys(QObject):
+    """Lets Undo/Redo reach the case's undo stack while a spin box has focus.
+
+    Qt offers a shortcut first to the focused widget (ShortcutOverride); a spin
+    box accepts Ctrl+Z for its line edit, so the menu's action never fired.  Text
+    fields (notes, conclusion) keep their own undo."""
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self._window = window
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if (
+            event.type() == QEvent.Type.ShortcutOverride
+            and isinstance(watched, QAbstractSpinBox)
+            and isinstance(event, QKeyEvent)
+            and watched.window() is self._window
+            and (
+                event.matches(QKeySequence.StandardKey.Undo)
+                or event.matches(QKeySequence.StandardKey.Redo)
+            )
+        ):
+            event.ignore()  # not the spin box's: the window's shortcut fires
+            return True
+        return False
 
 
 class MainWindow(QMainWindow):
@@ -262,6 +290,10 @@ class MainWindow(QMainWindow):
         self.redo_action.setShortcut(keys.Redo)
         edit_menu.addAction(self.undo_action)
         edit_menu.addAction(self.redo_action)
+        # A spin box takes Ctrl+Z for its own text, so the case's undo did nothing
+        # while one had focus: there the window's undo and redo win.
+        self._case_undo_keys = _CaseUndoKeys(self)
+        QApplication.instance().installEventFilter(self._case_undo_keys)
 
         view_menu = self.menuBar().addMenu("&View")
         viewers = self.compare.viewers

@@ -18,7 +18,7 @@ import torch
 
 pytest.importorskip("PySide6")
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QMessageBox
 
 from core import APP_NAME, __version__
@@ -393,3 +393,31 @@ def test_main_opens_the_window_and_quits(qapp, monkeypatch, test_registry):
     assert seen == [f"{APP_NAME} {__version__}", f"Model: Tiny test model ({TINY_ID})"]
     assert qapp.applicationName() == APP_NAME
     assert qapp.applicationVersion() == __version__
+
+
+def test_undo_reaches_the_case_while_a_spin_box_has_focus(qtbot, open_window):
+    """Ctrl+Z in a spin box (the seed, a parameter) used to do nothing: the spin
+    box took it for its text.  The case's undo stack gets it now."""
+    from PySide6.QtGui import QUndoCommand
+    from PySide6.QtWidgets import QSpinBox
+
+    window = open_window()
+    qtbot.waitExposed(window)
+    undone = []
+
+    class Step(QUndoCommand):
+        def redo(self):
+            pass
+
+        def undo(self):
+            undone.append(True)
+
+    window.controller.undo_stack.push(Step("a step"))
+    spin = QSpinBox(window)
+    spin.show()
+    window.activateWindow()
+    spin.setFocus()
+    qtbot.waitUntil(spin.hasFocus)
+    qtbot.keyClick(spin, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert undone == [True]
+    assert window.controller.undo_stack.index() == 0
