@@ -195,11 +195,23 @@ def colour_map(
     return lut[lut_index(values, low, high)], low, high
 
 
+def robust_peak(values: np.ndarray) -> float:
+    """The display scale's end: the 99th percentile of ``|v|`` over finite values
+    (the largest ``|v|`` when that is 0; 1 for an empty or all-zero map)."""
+    v = np.asarray(values, dtype=np.float32)
+    magnitude = np.abs(v[np.isfinite(v)])
+    if not magnitude.size:
+        return 1.0
+    p = float(np.percentile(magnitude, 99))
+    return p if p > 0.0 else (float(magnitude.max()) or 1.0)
+
+
 def colourise(
     values: np.ndarray,
     signed: bool,
     colour_map: str = DEFAULT_COLOUR_MAP,
     top_percent: float = 100.0,
+    peak: float | None = None,
 ) -> tuple[np.ndarray, float, float]:
     """Map a heatmap to RGBA for display: ``(rgba uint8 (h, w, 4), low, high)``.
 
@@ -208,7 +220,8 @@ def colourise(
     ``0..p`` with ``colour_map``, signed maps ``-p..+p`` with the blue-white-red map
     (``colour_map`` is ignored).  NaN (not covered) is transparent, so is every
     value whose ``|v|`` is not in the top ``top_percent`` % of finite values.  Shown
-    pixels have alpha 255; the caller applies its opacity.
+    pixels have alpha 255; the caller applies its opacity.  ``peak`` replaces ``p``
+    when several maps share one scale (``robust_peak`` of each, the largest).
     """
     v = np.asarray(values, dtype=np.float32)
     if v.ndim != 2:
@@ -219,9 +232,7 @@ def colourise(
         return rgba, (-1.0 if signed else 0.0), 1.0
     magnitude = np.abs(np.where(finite, v, 0.0))
     finite_magnitude = magnitude[finite]
-    p = float(np.percentile(finite_magnitude, 99))
-    if not p > 0.0:
-        p = float(finite_magnitude.max()) or 1.0
+    p = peak if peak is not None and peak > 0.0 else robust_peak(v)
     low, high = (-p, p) if signed else (0.0, p)
     lut = colour_lut(SIGNED_COLOUR_MAP if signed else colour_map)
     rgba[finite, :3] = lut[lut_index(v[finite], low, high)]

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.colours import colour_lut, robust_peak
 from core.explain.base import ExplanationResult, FacePair
 from core.explain.layerwise import LayerwiseResult, explain_layers
 from core.explain.render import display_sigma, smooth_covered
@@ -26,7 +27,10 @@ from core.models.base import FaceModel
 from core.wording import LAYER_MAPS_NOT_CHECKED, NOT_CHECKED_YET
 from xfr_desktop.errors import ErrorReporter
 from xfr_desktop.widgets.chip_view import ChipView
+from xfr_desktop.widgets.colour_bar import ColourBar
 from xfr_desktop.workers import TaskRunner
+
+LAYER_CHIP_SIZE = 240  # px; the grid's tiles are 150
 
 
 class MethodGrid(QWidget):
@@ -144,13 +148,19 @@ class LayersPanel(QWidget):
         self.progress = QProgressBar()
         self.kind = QComboBox()
         self.kind.addItems(["LIME", "Grad-CAM"])
-        self.kind.currentIndexChanged.connect(lambda _: self._show())
+        self.kind.currentIndexChanged.connect(lambda _: self._on_kind())
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setEnabled(False)
         self.slider.valueChanged.connect(lambda _: self._show())
         self.layer_label = QLabel("Choose a pair, then compute.")
         self.layer_label.setWordWrap(True)
-        self.chips = (ChipView(), ChipView())
+        # Larger than the grid's tiles: the layer view is about where, in detail.
+        self.chips = (ChipView(LAYER_CHIP_SIZE), ChipView(LAYER_CHIP_SIZE))
+        self.colour_bar = ColourBar()
+        self.colour_bar.setToolTip(
+            "One scale for both faces: the same colour is the same value."
+        )
+        self.colour_bar.hide()
         self.runner = TaskRunner(self)
         self.runner.progress.connect(
             lambda done, total, _m: (
@@ -169,6 +179,7 @@ class LayersPanel(QWidget):
         chips = QHBoxLayout()
         for chip in self.chips:
             chips.addWidget(chip)
+        chips.addWidget(self.colour_bar)
         chips.addStretch(1)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
@@ -202,7 +213,26 @@ class LayersPanel(QWidget):
         self.result = result
         self.slider.setRange(0, len(result.layers) - 1)
         self.slider.setEnabled(True)
-        self.slider.setValue(len(result.layers) - 1)
+        self.slider.setValue(self._deepest_with_maps(len(result.layers) - 1))
+        self._show()
+
+    def _maps(self, index: int) -> Any:
+        assert self.result is not None
+        layer = self.result.layers[index]
+        lime = self.kind.currentText() == "LIME"
+        return layer.lime_maps if lime else layer.gradcam_maps
+
+    def _deepest_with_maps(self, at_most: int) -> int:
+        """The deepest layer up to ``at_most`` with maps of the chosen kind (the
+        embedding has no Grad-CAM map: opening there showed nothing)."""
+        for index in range(at_most, -1, -1):
+            if self._maps(index) is not None:
+                return index
+        return at_most
+
+    def _on_kind(self) -> None:
+        if self.result is not None and self._maps(self.slider.value()) is None:
+            self.slider.setValue(self._deepest_with_maps(self.slider.value()))
         self._show()
 
     def _show(self) -> None:
@@ -219,7 +249,15 @@ class LayersPanel(QWidget):
             f"{layer.gap_cosine:.3f}"
             + ("" if maps is not None else " — Grad-CAM needs a spatial layer")
         )
+        peak = None if maps is None else max(robust_peak(m) for m in maps)
         for side, chip in enumerate(self.chips):
             chip.set_chip(self.pair.sides[side].chip)
-            chip.set_overlay(None if maps is None else maps[side], signed=False)
+            chip.set_overlay(
+                None if maps is None else maps[side], signed=False, peak=peak
+            )
             chip.set_caption(f"{self.pair.sides[side].side}, {layer.name}")
+        if peak is None:
+            self.colour_bar.hide()
+        else:
+            self.colour_bar.set_scale(colour_lut("jet"), 0.0, peak)
+            self.colour_bar.show()

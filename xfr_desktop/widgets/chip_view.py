@@ -35,7 +35,9 @@ class ChipView(QWidget):
         super().__init__(parent)
         self._size = int(size)
         self._chip: np.ndarray | None = None
-        self._overlay: tuple[np.ndarray, bool, str, float, float] | None = None
+        self._overlay: (
+            tuple[np.ndarray, bool, str, float, float, float | None] | None
+        ) = None
         self._rendered: np.ndarray | None = None
         self._image = QLabel(self)
         self._image.setFixedSize(self._size, self._size)
@@ -75,8 +77,11 @@ class ChipView(QWidget):
         colour_map: str = "jet",
         opacity: float = 0.6,
         top_percent: float = 100.0,
+        peak: float | None = None,
     ) -> None:
-        """Blend a heatmap at chip resolution over the chip (None removes it)."""
+        """Blend a heatmap at chip resolution over the chip (None removes it).
+
+        ``peak``: the end of a scale shared with other chips (None: this map's)."""
         if values is None:
             self._overlay = None
         else:
@@ -88,7 +93,9 @@ class ChipView(QWidget):
                     f"heatmap shape {array.shape} does not match the chip "
                     f"{self._chip.shape[:2]}"
                 )
-            self._overlay = (array, bool(signed), colour_map, opacity, top_percent)
+            self._overlay = (
+                array, bool(signed), colour_map, opacity, top_percent, peak
+            )  # fmt: skip
         self._render()
 
     def set_caption(self, text: str) -> None:
@@ -114,8 +121,8 @@ class ChipView(QWidget):
             return
         shown = self._chip
         if self._overlay is not None:
-            values, signed, colour_map, opacity, top_percent = self._overlay
-            rgba, _, _ = colourise(values, signed, colour_map, top_percent)
+            values, signed, colour_map, opacity, top_percent, peak = self._overlay
+            rgba, _, _ = colourise(values, signed, colour_map, top_percent, peak)
             shown = blend_overlay(shown, rgba, opacity)
         self._rendered = shown
         pixmap = QPixmap.fromImage(rgb_to_qimage(shown)).scaled(
