@@ -7,6 +7,7 @@ Tests never touch ../shared: real photos come from installed packages
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -63,6 +64,15 @@ def dlib_model() -> FaceModel:
     from core.models import DEFAULT_MODEL_ID, registry
 
     return registry().load(DEFAULT_MODEL_ID, "cpu")
+
+
+@pytest.fixture(autouse=True)
+def _no_close_question(monkeypatch):
+    """A window closed at teardown with jobs still queued must not wait for an
+    answer; the test of the question itself switches it back on."""
+    main_window = sys.modules.get("xfr_desktop.main_window")
+    if main_window is not None:
+        monkeypatch.setattr(main_window.MainWindow, "ask_before_closing", False)
 
 
 @pytest.fixture(scope="session")

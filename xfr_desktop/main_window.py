@@ -10,6 +10,7 @@ from ``core`` through the ``CaseController``; no science happens in a widget.
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -99,6 +100,12 @@ def demo_folder() -> Path:
     return folder / f"demo-{stamp}-{number}.xfrcase"
 
 
+# The answers to "work still running" when the window closes.
+QUIT_WHEN_DONE = "Quit when they finish"
+STOP_AND_QUIT = "Stop them and quit"
+KEEP_WORKING = "Keep working"
+
+
 class _CaseUndoKeys(QObject):
     """Lets Undo/Redo reach the case's undo stack while a spin box has focus.
 
@@ -149,6 +156,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{APP_NAME} {__version__}")
         self.resize(1400, 900)
         self.settings = settings if settings is not None else load_settings()
+        self._closing_when_idle = False
         self.model: FaceModel | None = None
         self._registry = model_registry
         self.errors = ErrorReporter(self)
@@ -773,8 +781,75 @@ class MainWindow(QMainWindow):
         self.channels.shutdown()
         self.controller.shutdown()
 
+    # Closing with work in progress asks first (tests switch it off: a window
+    # left with queued jobs at teardown must not wait for an answer).
+    ask_before_closing = True
+
+    def pending_work(self) -> list[str]:
+        """What is still running or queued, in words (empty: nothing)."""
+        jobs = [j for j in self.controller.jobs if j.state in ("running", "queued")]
+        pending = [
+            f"{job.method} for {job.probe} × {job.gallery} ({job.state})"
+            for job in jobs
+        ]
+        if self._reporter.is_busy():
+            pending.append("the report being written")
+        if self.layers.runner.is_busy():
+            pending.append("the layer-by-layer maps")
+        return pending
+
+    def close_question(self, pending: Sequence[str]) -> QMessageBox:
+        """The question asked when the window closes while work is running."""
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Question)
+        box.setWindowTitle("Work still running")
+        shown = "".join(f"<li>{html.escape(item)}</li>" for item in pending[:8])
+        more = f"<li>… and {len(pending) - 8} more</li>" if len(pending) > 8 else ""
+        box.setText(
+            f"{len(pending)} task(s) are still running or queued:<ul>{shown}{more}"
+            "</ul>Stopping them keeps everything already stored in the case; "
+            "what was not finished is not stored and can be run again later."
+        )
+        box.addButton(QUIT_WHEN_DONE, QMessageBox.ButtonRole.AcceptRole)
+        box.addButton(STOP_AND_QUIT, QMessageBox.ButtonRole.DestructiveRole)
+        keep = box.addButton(KEEP_WORKING, QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(keep)
+        return box
+
+    def _ask_close(self, pending: Sequence[str]) -> str:
+        box = self.close_question(pending)
+        box.exec()
+        clicked = box.clickedButton()
+        return clicked.text() if clicked is not None else KEEP_WORKING
+
+    def _quit_when_idle(self) -> None:
+        if not self.pending_work():
+            self.controller.jobs_changed.disconnect(self._quit_when_idle)
+            self.close()
+
     def closeEvent(self, event: QCloseEvent) -> None:
-        # Nothing may run after the window is gone: cancel and wait for workers.
-        self._save_window_state()
-        self.shutdown()
+        pending = self.pending_work() if self.ask_before_closing else []
+        if pending and not self._closing_when_idle:
+            answer = self._ask_close(pending)
+            if answer == KEEP_WORKING:
+                event.ignore()
+                return
+            if answer == QUIT_WHEN_DONE:
+                self._closing_when_idle = True
+                self.controller.jobs_changed.connect(self._quit_when_idle)
+                self.statusBar().showMessage(
+                    f"Closing when the {len(pending)} running task(s) finish…"
+                )
+                event.ignore()
+                return
+        # Nothing may run after the window is gone: cancel and wait for workers
+        # (with a word and a busy cursor: waiting used to look like a freeze).
+        self.statusBar().showMessage("Stopping running tasks…")
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        QApplication.processEvents()
+        try:
+            self._save_window_state()
+            self.shutdown()
+        finally:
+            QApplication.restoreOverrideCursor()
         super().closeEvent(event)

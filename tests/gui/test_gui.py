@@ -421,3 +421,47 @@ def test_undo_reaches_the_case_while_a_spin_box_has_focus(qtbot, open_window):
     qtbot.keyClick(spin, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert undone == [True]
     assert window.controller.undo_stack.index() == 0
+
+
+def test_closing_with_work_running_asks_and_keep_working_keeps_the_window(
+    qtbot, open_window, monkeypatch
+):
+    """Closing while jobs run used to freeze for seconds and lose the queue
+    without a word: now it asks (quit when done, stop and quit, keep working)."""
+    from xfr_desktop import main_window as module
+
+    window = open_window()
+    monkeypatch.setattr(window, "ask_before_closing", True)
+    pending = ["fggb for Q1 × K1 (running)", "lime for Q1 × K1 (queued)"]
+    monkeypatch.setattr(window, "pending_work", lambda: list(pending))
+    box = window.close_question(pending)
+    qtbot.addWidget(box)
+    assert "2 task(s) are still running or queued" in box.text()
+    assert "lime for Q1 × K1 (queued)" in box.text()
+    assert {b.text() for b in box.buttons()} == {
+        module.QUIT_WHEN_DONE,
+        module.STOP_AND_QUIT,
+        module.KEEP_WORKING,
+    }
+    assert box.defaultButton().text() == module.KEEP_WORKING
+
+    answers = iter([module.KEEP_WORKING, module.QUIT_WHEN_DONE])
+    monkeypatch.setattr(window, "_ask_close", lambda _pending: next(answers))
+    assert not window.close() and window.isVisible()  # keep working
+    assert not window.close() and window.isVisible()  # quit when they finish
+    assert "Closing when the 2 running task(s) finish" in (
+        window.statusBar().currentMessage()
+    )
+    pending.clear()  # the jobs end: the window closes by itself
+    window.controller.jobs_changed.emit()
+    qtbot.waitUntil(lambda: not window.isVisible())
+
+
+def test_stop_and_quit_closes_at_once(qtbot, open_window, monkeypatch):
+    from xfr_desktop import main_window as module
+
+    window = open_window()
+    monkeypatch.setattr(window, "ask_before_closing", True)
+    monkeypatch.setattr(window, "pending_work", lambda: ["x (running)"])
+    monkeypatch.setattr(window, "_ask_close", lambda _p: module.STOP_AND_QUIT)
+    assert window.close() and not window.isVisible()
