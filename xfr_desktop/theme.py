@@ -200,7 +200,7 @@ class IndicatorStyle(QProxyStyle):
         QStyle.PrimitiveElement.PE_IndicatorItemViewItemCheck,
     )
 
-    def drawPrimitive(  # noqa: N802 - Qt's name
+    def drawPrimitive(
         self,
         element: QStyle.PrimitiveElement,
         option: QStyleOption,
