@@ -12,6 +12,19 @@ PAIR_SPECIFIC = "pair-specific"
 GENERIC = "no better than a generic face prior"
 NOT_SHOWN = "not shown"
 VERDICTS = (PAIR_SPECIFIC, GENERIC, NOT_SHOWN)
+# What each verdict means, in the examiner's words (the in-app manual).
+VERDICT_MEANINGS = {
+    PAIR_SPECIFIC: (
+        "Removing the face in the map's order changed the model's decision faster "
+        "than random orders, than one fixed face-centre map that is the same for "
+        "every pair, and than the same method's maps for other faces."
+    ),
+    GENERIC: (
+        "A map that knows nothing about this pair did as well: the map says little "
+        "about this pair in particular."
+    ),
+    NOT_SHOWN: "The check did not bear the map out; do not rely on it for this pair.",
+}
 
 
 def map_verdict_sentence(side: str, kind: str, verdict: str, reason: str) -> str:

@@ -39,6 +39,7 @@ from core.report.api import Signer, generate_report, verify_report
 from core.report.build import ReportRequest
 from core.report.signing import load_certificate
 from xfr_desktop.case_controller import CaseController, ExplainJob
+from xfr_desktop.dialogs.manual_window import ManualWindow
 from xfr_desktop.dialogs.new_case_dialog import NewCaseDialog
 from xfr_desktop.dialogs.report_dialog import ReportDialog
 from xfr_desktop.dialogs.settings_dialog import SettingsDialog
@@ -192,6 +193,7 @@ class MainWindow(QMainWindow):
         self.report_dialog: ReportDialog | None = None  # the last one opened
         self._build_pages()
         self._build_status_bar()
+        self.manual_window: ManualWindow | None = None  # made when first opened
         self._build_menus()
         self._connect()
         self._restore_window_state()
@@ -353,6 +355,9 @@ class MainWindow(QMainWindow):
         self.dark_action.setChecked(self.settings.theme == "dark")
 
         help_menu = self.menuBar().addMenu("&Help")
+        self.manual_action = self._action(
+            help_menu, "&Manual", self.show_manual, QKeySequence("F1")
+        )
         self.about_action = self._action(
             help_menu, f"&About {APP_NAME}", self.show_about
         )
@@ -758,6 +763,16 @@ class MainWindow(QMainWindow):
         )
         parts.append(LICENCES_HTML)
         return "<br><br>".join(parts)
+
+    def show_manual(self) -> ManualWindow:
+        """The manual (one window, raised again if open); built from this window's
+        actions when it opens, so its shortcut list is the current one."""
+        if self.manual_window is None:
+            self.manual_window = ManualWindow(self)
+        self.manual_window.show()
+        self.manual_window.raise_()
+        self.manual_window.activateWindow()
+        return self.manual_window
 
     def show_about(self) -> QMessageBox:
         box = QMessageBox(

@@ -19,10 +19,12 @@ import torch
 pytest.importorskip("PySide6")
 
 from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import QMessageBox
 
 from core import APP_NAME, __version__
 from core.errors import Cancelled, ModelFileError, UnknownModelError
+from core.explain import infos as explain_infos
 from core.models import (
     DEFAULT_MODEL_ID,
     FaceModel,
@@ -31,8 +33,16 @@ from core.models import (
     Preprocessing,
     Threshold,
 )
+from core.wording import READINGS, VERDICTS
 from xfr_desktop import app as gui_app
 from xfr_desktop import main_window as main_window_module
+from xfr_desktop.dialogs.manual_window import (
+    ManualWindow,
+    heading_anchor,
+    headings,
+    internal_links,
+    key_text,
+)
 from xfr_desktop.errors import ErrorReporter, describe, install_excepthook
 from xfr_desktop.main_window import MainWindow
 from xfr_desktop.workers import TaskRunner, active_task_count, wait_all
@@ -202,6 +212,61 @@ def test_menus_trigger_about_and_quit(qtbot, open_window):
     boxes[0].close()
     window.quit_action.trigger()
     assert not window.isVisible()
+
+
+def test_f1_opens_the_manual_in_the_app(qtbot, open_window):
+    window = open_window()
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)  # shortcuts reach the active window only
+    qtbot.keyClick(window, Qt.Key.Key_F1)
+    manual = window.manual_window
+    assert isinstance(manual, ManualWindow) and manual.isVisible()
+    assert manual.parent() is window  # closed with the window, no leak
+    text = manual.browser.toPlainText()
+    assert "The workflow" in text and "Keyboard shortcuts" in text
+    window.manual_action.trigger()  # again: the same window, raised
+    assert window.manual_window is manual
+
+
+def test_manual_lists_every_shortcut_of_the_window(qtbot, open_window):
+    window = open_window()
+    manual = window.show_manual()
+    keys: set[str] = set()
+    for action in window.findChildren(QAction):
+        keys.update(key_text(sequence) for sequence in action.shortcuts())
+    for shortcut in window.findChildren(QShortcut):
+        keys.update(key_text(sequence) for sequence in shortcut.keys())
+    keys.discard("")
+    assert {"F1", key_text(QKeySequence("Ctrl+M"))} <= keys
+    for key in keys:
+        assert f"| {key} |" in manual.markdown, key
+    assert f"| {key_text(QKeySequence('Ctrl+M'))} | Show map overlay |" in (
+        manual.markdown
+    )
+
+
+def test_manual_describes_every_registered_method_and_verdict(qtbot, open_window):
+    manual = open_window().show_manual()
+    text = manual.browser.toPlainText()
+    for info in explain_infos():
+        assert info.display_name in text, info.method_id
+        assert info.description.split(". ")[0] in manual.markdown, info.method_id
+    for verdict in VERDICTS:
+        assert verdict.capitalize() in text
+    for kind in READINGS:
+        assert kind.capitalize() in text
+
+
+def test_manual_has_no_broken_or_outside_links(qtbot, open_window):
+    manual = open_window().show_manual()
+    anchors = {heading_anchor(h) for h in headings(manual.markdown)}
+    links = internal_links(manual.markdown)
+    assert len(links) >= 5  # the contents line at least
+    for link in links:
+        assert link in anchors, f"link to #{link} has no heading"
+        assert manual.go_to(link), link
+    assert not manual.go_to("no-such-heading")
+    assert "http" not in manual.markdown  # offline: nothing to fetch
 
 
 # ---- error path -------------------------------------------------------------------

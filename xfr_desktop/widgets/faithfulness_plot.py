@@ -6,24 +6,30 @@ the fixed face-centre map's curve and the decision threshold (margin 0).  Under 
 curve: the verdict sentence, always ``verdict_sentence``'s own words.
 
 Drawn with QPainter: a pyqtgraph PlotWidget would bring its context menus along as
-parentless top-level widgets, for a plot nobody needs to pan.
+parentless top-level widgets, for a plot nobody needs to pan.  Its colours come from
+the theme (``xfr_desktop.theme.plot_colours`` of the widget's palette) at every
+paint, and a palette change repaints it, so it follows a theme switch.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPen, QPolygonF
 from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from core.metrics.pair_faithfulness import MapFaithfulness, verdict_sentence
 from core.wording import NOT_CHECKED_YET
+from xfr_desktop.theme import PlotColours, plot_colours
 
-# name -> (colour, pen style, width); the map's own curve drawn last, on top
+# name -> (pen style, width); colours per theme in ``theme.PLOT_COLOURS``.  The
+# styles differ too, so the curves stay apart for readers who cannot tell colours.
+# The map's own curve is drawn last, on top.
 SERIES_STYLE = {
-    "random orders (mean)": (QColor(120, 120, 120), Qt.PenStyle.DashLine, 1.2),
-    "face-centre map": (QColor(230, 130, 20), Qt.PenStyle.DotLine, 1.6),
-    "this map": (QColor(200, 30, 30), Qt.PenStyle.SolidLine, 2.0),
+    "random orders (mean)": (Qt.PenStyle.DashLine, 1.4),
+    "face-centre map": (Qt.PenStyle.DotLine, 1.8),
+    "this map": (Qt.PenStyle.SolidLine, 2.2),
 }
+LABEL_POINT_SIZE = 8.0
 
 
 class MarginCurves(QWidget):
@@ -35,12 +41,27 @@ class MarginCurves(QWidget):
         self.setMinimumHeight(90)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
+    @property
+    def colours(self) -> PlotColours:
+        """The colours it paints with now (the theme of its palette)."""
+        return plot_colours(self.palette())
+
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() == QEvent.Type.PaletteChange:
+            self.update()  # a theme switch: paint again in the new colours
+        super().changeEvent(event)
+
     def paintEvent(self, event: QPaintEvent) -> None:
+        colours = self.colours
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        painter.fillRect(self.rect(), QColor("white"))
-        frame = QRectF(self.rect()).adjusted(38, 6, -6, -18)
-        painter.setPen(QPen(QColor(120, 120, 120), 1))
+        painter.fillRect(self.rect(), QColor(colours.background))
+        frame = QRectF(self.rect()).adjusted(42, 6, -6, -20)
+        painter.setPen(QPen(QColor(colours.grid), 1))
+        for quarter in (0.25, 0.5, 0.75):
+            x = frame.left() + quarter * frame.width()
+            painter.drawLine(QPointF(x, frame.top()), QPointF(x, frame.bottom()))
+        painter.setPen(QPen(QColor(colours.frame), 1))
         painter.drawRect(frame)
         if not self.series:
             painter.end()
@@ -57,26 +78,25 @@ class MarginCurves(QWidget):
             )
 
         font = painter.font()
-        font.setPointSizeF(7)
+        font.setPointSizeF(LABEL_POINT_SIZE)
         painter.setFont(font)
-        painter.setPen(QColor(60, 60, 60))
+        painter.setPen(QColor(colours.text))
         painter.drawText(QPointF(2, frame.top() + 8), f"{high:+.2f}")
         painter.drawText(QPointF(2, frame.bottom()), f"{low:+.2f}")
-        painter.drawText(QPointF(frame.left(), frame.bottom() + 13), "0")
-        painter.drawText(QPointF(frame.right() - 6, frame.bottom() + 13), "1")
+        painter.drawText(QPointF(frame.left(), frame.bottom() + 14), "0")
+        painter.drawText(QPointF(frame.right() - 6, frame.bottom() + 14), "1")
         painter.drawText(
-            QPointF(frame.center().x() - 60, frame.bottom() + 13),
+            QPointF(frame.center().x() - 70, frame.bottom() + 14),
             "fraction of the face removed",
         )
-        threshold = QPen(QColor(0, 0, 0), 1)
-        painter.setPen(threshold)
+        painter.setPen(QPen(QColor(colours.text), 1))
         painter.drawLine(point(0, 0), point(1, 0))
         painter.drawText(point(0, 0) + QPointF(3, -3), "threshold")
-        for name, (colour, style, width) in SERIES_STYLE.items():
+        for name, (style, width) in SERIES_STYLE.items():
             if name not in self.series:
                 continue
             xs, ys = self.series[name]
-            pen = QPen(colour, width)
+            pen = QPen(QColor(colours.series[name]), width)
             pen.setStyle(style)
             painter.setPen(pen)
             painter.drawPolyline(
