@@ -135,6 +135,10 @@ def test_a_second_probe_gets_its_own_ranked_table(qtbot, two_probes, tmp_path):
     words = {"accept": ACCEPT_WORDS, "reject": REJECT_WORDS}
     assert column(table, 5) == [words[r.decision] for r in expected]
     assert table.isColumnHidden(LR)  # the tiny model has no calibration
+    qtbot.waitUntil(
+        lambda: compare.loaded is not None and compare.loaded.probe_label == "Q2",
+        timeout=WAIT_MS,
+    )
     window.resize(1280, 720)
     shots = Path("/work/shots18/b")
     if shots.is_dir():

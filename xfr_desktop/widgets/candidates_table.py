@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
@@ -24,7 +24,7 @@ from core.case.workflow import CandidateRow
 from core.models.base import Threshold
 from core.wording import ACCEPT_WORDS, REJECT_WORDS
 
-COLUMNS = ("Rank", "Gallery face", "Distance", "Cosine", "LR", "Decision")
+COLUMNS = ("#", "Gallery", "Distance", "Cosine", "LR", "Decision")
 RANK, GALLERY, DISTANCE, COSINE, LR, DECISION = range(len(COLUMNS))
 SORT_KEY = Qt.ItemDataRole.UserRole + 1  # the number a numeric column sorts by
 LABEL = Qt.ItemDataRole.UserRole  # the gallery face label of a row
@@ -74,6 +74,7 @@ class CandidatesTable(QTableWidget):
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.verticalHeader().hide()
         self.setAlternatingRowColors(True)
+        self.setWordWrap(False)  # one line a candidate; long cells carry a tooltip
         header = self.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(True)
@@ -120,12 +121,27 @@ class CandidatesTable(QTableWidget):
                     )
                 if column == LR and candidate.lr_words:
                     item.setToolTip(candidate.lr_words)
+                elif column == DECISION:
+                    item.setToolTip(f"{candidate.gallery_label}: {words}")
                 self.setItem(row, column, item)
         self.setColumnHidden(LR, all(r.likelihood_ratio is None for r in rows))
         self.setSortingEnabled(True)
         self.sortItems(RANK, Qt.SortOrder.AscendingOrder)
         self.select_label(selected)
         self.blockSignals(False)
+        self.updateGeometry()  # the size hint follows the columns
+
+    def sizeHint(self) -> QSize:
+        """Wide enough for every shown column, so that the splitter gives the
+        table its columns instead of a horizontal scroll bar."""
+        hint = super().sizeHint()
+        header = self.horizontalHeader()
+        columns = sum(
+            header.sectionSize(c) for c in range(self.columnCount())
+            if not self.isColumnHidden(c)
+        )  # fmt: skip
+        width = columns + self.verticalScrollBar().sizeHint().width()
+        return QSize(max(hint.width(), width + 2 * self.frameWidth()), hint.height())
 
     def label_at(self, row: int) -> str:
         item = self.item(row, GALLERY)
