@@ -217,20 +217,26 @@ class CaseController(QObject):
         self.audit_changed.emit()
 
     def rank(self, probe: str | None = None) -> None:
-        """1:N: every gallery face against the probe (the first probe by default)."""
+        """1:N for every probe face of the case (or only ``probe``), in a worker;
+        a ranking still running is cancelled first (the faces it read changed)."""
         if self.case is None or self.model is None:
             return
-        probes = [f for f in self.case.faces() if f.mark.startswith("Q")]
-        gallery = [f for f in self.case.faces() if f.mark.startswith("K")]
-        if not probes or not gallery:
-            return
-        label = probe or probes[0].label
-        self._ranker.start(workflow.rank_gallery, self.case, label, self.model)
+        if probe is not None:
+            self._ranker.start(workflow.rank_gallery, self.case, probe, self.model)
+        else:
+            self._ranker.start(workflow.rank_all_probes, self.case, self.model)
 
-    def _on_ranked(self, candidates: Any) -> None:
+    def _on_ranked(self, ranked: Any) -> None:
         self.comparisons_changed.emit()
         self.audit_changed.emit()
-        self.status.emit(f"Ranked {len(candidates)} gallery face(s)")
+        if isinstance(ranked, dict):  # rank_all_probes: probe label -> candidates
+            if ranked:
+                gallery = max(len(c) for c in ranked.values())
+                self.status.emit(
+                    f"Ranked {gallery} gallery face(s) for {len(ranked)} probe(s)"
+                )
+        else:
+            self.status.emit(f"Ranked {len(ranked)} gallery face(s)")
 
     # ---- explanations: a queue, one job at a time -----------------------------------
     def queue_explanations(

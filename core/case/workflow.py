@@ -660,3 +660,113 @@ def channel_analysis(
     )
     report.data = str(source)
     return report
+
+
+# ---- 1:N for every probe, and the candidates table of one probe (issue 18) --------
+def probe_faces(case: Case) -> list[CaseFace]:
+    """The current faces of the case's probe exhibits (Q1, Q2, …), oldest first."""
+    probe_marks = {e.mark for e in case.exhibits("probe")}
+    return [f for f in case.faces() if f.mark in probe_marks]
+
+
+def rank_all_probes(
+    case: Case,
+    model: FaceModel,
+    *,
+    threshold: Threshold | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> dict[str, list[Candidate]]:
+    """1:N for every current probe face: probe label -> its candidates, best first.
+
+    Every face is embedded once (cached embeddings reused), then each probe is
+    ranked with ``rank_gallery``; the comparisons are stored as for one probe.
+    An empty dict when the case has no probe or no gallery face yet.
+    """
+    from core.errors import Cancelled
+
+    probes = probe_faces(case)
+    gallery_marks = {e.mark for e in case.exhibits("gallery")}
+    gallery = [f for f in case.faces() if f.mark in gallery_marks]
+    if not probes or not gallery:
+        return {}
+    embed_faces(case, [*probes, *gallery], model, progress)
+    ranked: dict[str, list[Candidate]] = {}
+    for number, probe in enumerate(probes):
+        if cancel is not None and cancel():
+            raise Cancelled("ranking cancelled")
+        if progress:
+            progress(number, len(probes), f"ranking the gallery for {probe.label}")
+        ranked[probe.label] = rank_gallery(
+            case, probe.label, model, threshold=threshold
+        )
+    if progress:
+        progress(len(probes), len(probes), f"ranked {len(probes)} probe face(s)")
+    return ranked
+
+
+@dataclass(frozen=True)
+class CandidateRow:
+    """One gallery face in a probe's candidates table (read from stored scores)."""
+
+    rank: int  # by the decision score, 1 = best
+    gallery_label: str
+    comparison_id: int
+    distance: float
+    similarity: float
+    decision: str  # "accept" / "reject"
+    likelihood_ratio: float | None  # None when the model has no calibration
+    lr_words: str  # the verbal scale of the LR ("" without calibration)
+
+    def decision_score(self, metric: str) -> float:
+        """The score the decision rests on: the distance (euclidean rule) or the
+        cosine similarity (cosine rule)."""
+        return self.distance if metric == "euclidean" else self.similarity
+
+
+def candidate_rows(
+    case: Case, probe_label: str, model: FaceModel
+) -> list[CandidateRow]:
+    """The stored comparisons of one probe with the current gallery faces, scored by
+    ``model``, best first by the decision score of the model's rule (smallest
+    distance for a euclidean rule, largest cosine for a cosine rule).
+
+    Reads the case only (no embedding): quick enough for the GUI thread.
+    """
+    from core.calibration import strength_of_evidence
+
+    probe = case.face(probe_label)
+    gallery_marks = {e.mark for e in case.exhibits("gallery")}
+    current = {f.id: f.label for f in case.faces() if f.mark in gallery_marks}
+    newest: dict[int, Comparison] = {}
+    for comparison in case.comparisons():  # oldest first: the newest score wins
+        if (
+            comparison.probe_face_id == probe.id
+            and comparison.gallery_face_id in current
+            and comparison.model_sha256 == model.weights_sha256
+        ):
+            newest[comparison.gallery_face_id] = comparison
+    metric = model.threshold.metric
+    sign = 1.0 if metric == "euclidean" else -1.0
+    ordered = sorted(
+        newest.values(),
+        key=lambda c: sign * (c.distance if metric == "euclidean" else c.similarity),
+    )
+    rows = []
+    for rank, comparison in enumerate(ordered, start=1):
+        strength = strength_of_evidence(
+            comparison.similarity, comparison.model_id, comparison.model_sha256
+        )
+        rows.append(
+            CandidateRow(
+                rank=rank,
+                gallery_label=current[comparison.gallery_face_id],
+                comparison_id=comparison.id,
+                distance=float(comparison.distance),
+                similarity=float(comparison.similarity),
+                decision=comparison.decision,
+                likelihood_ratio=None if strength is None else float(strength[0]),
+                lr_words="" if strength is None else strength[1],
+            )
+        )
+    return rows

@@ -16,8 +16,6 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
     QLabel,
-    QListWidget,
-    QListWidgetItem,
     QPlainTextEdit,
     QPushButton,
     QSlider,
@@ -43,6 +41,7 @@ from core.metrics.pair_faithfulness import FaithfulnessSettings, PairFaithfulnes
 from core.models.base import FaceModel, Threshold
 from core.wording import ACCEPT_WORDS, NOT_CHECKED_YET, REJECT_WORDS
 from xfr_desktop.dialogs.annotation_dialog import AnnotationDialog
+from xfr_desktop.widgets.candidates_table import CandidatesTable
 from xfr_desktop.widgets.chip_view import ChipView
 from xfr_desktop.widgets.faithfulness_plot import FaithfulnessPlot
 from xfr_desktop.widgets.view_sync import ViewSync
@@ -154,8 +153,10 @@ class ComparePanel(QWidget):
         self.probe_combo, self.gallery_combo = QComboBox(), QComboBox()
         self.probe_combo.activated.connect(lambda _: self._selection_changed())
         self.gallery_combo.activated.connect(lambda _: self._selection_changed())
-        self.candidates = QListWidget()
-        self.candidates.currentItemChanged.connect(self._on_candidate)
+        self.candidates = CandidatesTable()
+        self.candidates.candidate_chosen.connect(self._on_candidate)
+        self.candidates_title = QLabel("<b>Candidates</b> (1:N)")
+        self.probe_combo.activated.connect(lambda _: self.refresh_candidates())
         self.score = QLabel("Open a case and choose a probe and a gallery face.")
         self.score.setWordWrap(True)
         self.score.setTextFormat(Qt.TextFormat.RichText)
@@ -336,15 +337,16 @@ class ComparePanel(QWidget):
         right = QWidget()
         side = QVBoxLayout(right)
         side.setContentsMargins(0, 0, 0, 0)
-        side.addWidget(QLabel("<b>Candidates</b> (1:N, best first)"))
+        side.addWidget(self.candidates_title)
         side.addWidget(self.candidates, 1)
         side.addWidget(self.links_view)
         side.addWidget(self.components_view, 1)
         splitter = QSplitter()
         splitter.addWidget(left)
         splitter.addWidget(right)
-        splitter.setStretchFactor(0, 5)
-        splitter.setStretchFactor(1, 1)
+        # the candidates table needs room for its six columns (issue 18)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 2)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(splitter)
@@ -380,46 +382,32 @@ class ComparePanel(QWidget):
         self.refresh_candidates()
 
     def refresh_candidates(self) -> None:
-        self.candidates.blockSignals(True)
-        self.candidates.clear()
-        if (
-            self.case is not None
-            and self.model is not None
-            and self.probe_combo.currentText()
-        ):
-            probe = self.case.face(self.probe_combo.currentText())
-            rows = [
-                c
-                for c in self.case.comparisons()
-                if c.probe_face_id == probe.id
-                and c.model_sha256 == self.model.weights_sha256
-            ]
-            rows.sort(key=lambda c: -c.similarity)
-            current = {f.id: f.label for f in self.case.faces()}
-            for rank, comparison in enumerate(
-                [c for c in rows if c.gallery_face_id in current], start=1
-            ):
-                label = current[comparison.gallery_face_id]
-                item = QListWidgetItem(
-                    f"{rank}. {label}   {comparison.similarity:.3f}   "
-                    f"{comparison.decision}"
-                )
-                item.setData(Qt.ItemDataRole.UserRole, label)
-                self.candidates.addItem(item)
-                if label == self.gallery_combo.currentText():
-                    self.candidates.setCurrentItem(item)
-        self.candidates.blockSignals(False)
+        """The probe's 1:N table from the stored scores (no recompute: the case
+        controller ranks every probe in a worker when faces change)."""
+        probe = self.probe_combo.currentText()
+        if self.case is None or self.model is None or not probe:
+            self.candidates_title.setText("<b>Candidates</b> (1:N)")
+            self.candidates.set_rows(
+                [], None if self.model is None else self.model.threshold
+            )
+            return
+        threshold = self.model.threshold
+        rows = workflow.candidate_rows(self.case, probe, self.model)
+        score = "distance" if threshold.metric == "euclidean" else "cosine"
+        self.candidates_title.setText(
+            f"<b>Candidates for {html.escape(probe)}</b> (1:N, best first by {score})"
+            if rows
+            else f"<b>Candidates for {html.escape(probe)}</b>: not ranked yet"
+        )
+        self.candidates_title.setToolTip(threshold.rule_text())
+        self.candidates.set_rows(rows, threshold, self.gallery_combo.currentText())
 
-    def _on_candidate(self, item: QListWidgetItem | None) -> None:
-        if item is not None:
-            self.gallery_combo.setCurrentText(item.data(Qt.ItemDataRole.UserRole))
-            self._selection_changed()
+    def _on_candidate(self, label: str) -> None:
+        self.gallery_combo.setCurrentText(label)
+        self._selection_changed()
 
     def next_candidate(self, step: int = 1) -> None:
-        count = self.candidates.count()
-        if count:
-            row = (self.candidates.currentRow() + step) % count
-            self.candidates.setCurrentRow(row)
+        self.candidates.step(step)
 
     def select(self, label: str, role: str) -> None:
         combo = self.probe_combo if role == "probe" else self.gallery_combo
