@@ -588,15 +588,14 @@ class MainWindow(QMainWindow):
         probes = [f.label for f in faces if f.mark.startswith("Q")]
         gallery = [f.label for f in faces if f.mark.startswith("K")]
         if probes and gallery:
-            ranked = sorted(
-                (c for c in case.comparisons()),
-                key=lambda c: -c.similarity,
+            # the first probe's best candidate by the model's decision score (the
+            # table's order), not the best cosine of any probe
+            rows = (
+                workflow.candidate_rows(case, probes[0], self.model)
+                if self.model is not None
+                else []
             )
-            best = {f.id: f.label for f in faces}
-            first = next(
-                (best[c.gallery_face_id] for c in ranked if c.gallery_face_id in best),
-                gallery[0],
-            )
+            first = rows[0].gallery_label if rows else gallery[0]
             self.compare.gallery_combo.setCurrentText(first)
             self.compare.select(probes[0], "probe")
 
