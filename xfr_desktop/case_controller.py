@@ -20,7 +20,7 @@ from core.case import workflow
 from core.case.demo import create_demo_case
 from core.case.store import Case, CaseError, CaseLockedError
 from core.models.base import FaceModel
-from xfr_desktop.errors import ErrorReporter
+from xfr_desktop.errors import ErrorReporter, FolderExistsError, folder_is_taken
 from xfr_desktop.workers import TaskRunner
 
 
@@ -109,6 +109,7 @@ class CaseController(QObject):
         self._opener.result.connect(self._on_opened)
         self._opener.error.connect(self._on_open_failed)
         self._opening = ""
+        self._open_failure = "Could not open the case."  # what the opener is doing
         self._intake = self._runner("add the images", self._on_intake)
         self._ranker = self._runner("rank the gallery", self._on_ranked)
         self._explainer = self._runner("explain the pair", self._on_explained)
@@ -138,6 +139,7 @@ class CaseController(QObject):
     def open_case(self, path: str | Path, *, read_only: bool = False) -> None:
         self.status.emit(f"Opening {path}{' read-only' if read_only else ''}…")
         self._opening = "" if read_only else str(path)
+        self._open_failure = "Could not open the case."
         self._opener.start(_open_case, str(path), self.user or None, read_only)
 
     def _on_open_failed(self, error: BaseException, details: str) -> None:
@@ -146,17 +148,22 @@ class CaseController(QObject):
             self.open_read_only_offered.emit(path, str(error))
             return
         self._opening = ""
-        self.errors.report(error, details, context="Could not open the case.")
+        self.errors.report(error, details, context=self._open_failure)
 
     def new_case(
         self, path: str | Path, number: str, examiner: str, title: str, agency: str
     ) -> None:
+        if folder_is_taken(path):  # say so plainly, before any work starts
+            self.errors.report(FolderExistsError(path))
+            return
         self._opening = ""
+        self._open_failure = "Could not create the case."
         self._opener.start(_new_case, str(path), number, examiner, title, agency)
 
     def open_demo(self, path: str | Path) -> None:
         self.status.emit("Creating the demo case…")
         self._opening = ""
+        self._open_failure = "Could not open the demo case."
         self._opener.start(
             create_demo_case, str(path), user=self.user or None, model=self.model
         )
