@@ -17,7 +17,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from core.case import workflow
-from core.case.demo import create_demo_case
+from core.case.demo import DemoCase, open_demo_case
 from core.case.store import Case, CaseError, CaseLockedError
 from core.models.base import FaceModel
 from xfr_desktop.errors import ErrorReporter, FolderExistsError, folder_is_taken
@@ -160,15 +160,21 @@ class CaseController(QObject):
         self._open_failure = "Could not create the case."
         self._opener.start(_new_case, str(path), number, examiner, title, agency)
 
-    def open_demo(self, path: str | Path) -> None:
-        self.status.emit("Creating the demo case…")
+    def open_demo(self, base: str | Path | None = None) -> None:
+        """The demo case in ``base`` (default: the user's data folder), reused
+        while it verifies, made when missing (``core.case.demo.open_demo_case``)."""
+        self.status.emit("Opening the demo case…")
         self._opening = ""
         self._open_failure = "Could not open the demo case."
         self._opener.start(
-            create_demo_case, str(path), user=self.user or None, model=self.model
+            open_demo_case,
+            None if base is None else str(base),
+            user=self.user or None,
+            model=self.model,
         )
 
-    def _on_opened(self, case: Case) -> None:
+    def _on_opened(self, opened: Case | DemoCase) -> None:
+        case = opened.case if isinstance(opened, DemoCase) else opened
         self._opening = ""
         self.close_case()
         if self.user:
@@ -178,6 +184,13 @@ class CaseController(QObject):
         self.viewed_comparisons.clear()
         self.status.emit(f"Case {case.info().case_number} open")
         self.case_opened.emit(case)
+        if isinstance(opened, DemoCase) and opened.note:
+            self.errors.warn(
+                "A new demo case was made",
+                opened.note,
+                "Nothing was deleted; the old demo case can still be opened with "
+                "Open case… to see what changed.",
+            )
 
     def close_case(self) -> None:
         for runner in self.runners[1:]:

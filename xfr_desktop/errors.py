@@ -229,6 +229,16 @@ class ErrorReporter(QObject):
         self.reported.emit(report)
         return report
 
+    def warn(self, title: str, message: str, next_step: str = "") -> ErrorReport:
+        """Tell the examiner about something that went differently from what they
+        asked, though nothing failed (shown and recorded like a warning)."""
+        report = ErrorReport(title, message, "", WARNING, next_step)
+        self.last_report = report
+        if self.show_dialogs:
+            self.last_dialog = show_error_dialog(self._parent_widget, report)
+        self.reported.emit(report)
+        return report
+
     def report_uncaught(self, error: BaseException, details: str = "") -> None:
         """Thread-safe: delivered to ``report`` on the reporter's thread."""
         self._uncaught.emit(error, details)

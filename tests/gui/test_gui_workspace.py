@@ -268,11 +268,11 @@ def test_dark_theme_and_about(qtbot, window):
 
 @pytest.mark.slow
 @pytest.mark.dlib
-def test_demo_is_reused_when_asked(qtbot, window):
+def test_the_demo_case_is_reused(qtbot, window):
     first = open_demo(qtbot, window)
     folder = first.folder
     window.close_case()
-    window.open_demo(reuse=True)
+    window.open_demo()
     qtbot.waitUntil(lambda: window.controller.case is not None, timeout=WAIT_MS)
     assert window.controller.case.folder == folder
 
