@@ -19,6 +19,7 @@ from PySide6.QtGui import QUndoCommand, QUndoStack
 from core.case import workflow
 from core.case.demo import DemoCase, open_demo_case
 from core.case.store import Case, CaseError, CaseLockedError
+from core.errors import printable
 from core.models.base import FaceModel
 from xfr_desktop.errors import ErrorReporter, FolderExistsError, folder_is_taken
 from xfr_desktop.workers import TaskRunner
@@ -220,12 +221,20 @@ class CaseController(QObject):
         self.faces_changed.emit()
         self.audit_changed.emit()
         self.intake_finished.emit(result)
-        if result.rejected:
-            lines = "\n".join(f"{r.path}: {r.reason}" for r in result.rejected)
-            self.errors.report(
-                ValueError(f"{len(result.rejected)} file(s) were not added:\n{lines}"),
-                lines,
-                context="Some files could not be added to the case.",
+        if result.rejected:  # the examiner's files, not a fault: a warning
+            lines = "\n".join(
+                f"{printable(r.path)}: {r.reason}" for r in result.rejected
+            )
+            added = (
+                f" The other {len(result.added)} file(s) were added."
+                if result.added
+                else ""
+            )
+            self.errors.warn(
+                "Some files were not added",
+                f"{len(result.rejected)} file(s) could not be added to the case:"
+                f"\n{lines}",
+                f"Check these files, or choose others, and add them again.{added}",
             )
         self.rank()
 

@@ -190,3 +190,31 @@ def test_the_new_case_dialog_keeps_the_entries_and_names_the_existing_folder(
     dialog.accept()
     assert dialog.result() == NewCaseDialog.DialogCode.Accepted
     assert dialog.values()[:2] == (str(tmp_path / "fresh.xfrcase"), "2026-0077")
+
+
+def test_files_intake_refuses_are_a_warning_listing_each_file_and_reason(
+    qtbot, reporter, tmp_path
+):
+    controller = CaseController(reporter)
+    case = Case.create(tmp_path / "c.xfrcase", "2026-0079", "Examiner A")
+    controller.case = case
+    text = tmp_path / "notes.jpg"
+    text.write_text("not a picture")
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    try:
+        with qtbot.waitSignal(reporter.reported, timeout=20_000):
+            controller.add_files([str(text), str(empty)], "probe")
+        report = reporter.last_report
+        assert report.level == WARNING and report.title == "Some files were not added"
+        assert report.message.splitlines() == [
+            "2 file(s) could not be added to the case:",
+            f"{text}: not an image file (unknown or unsupported format)",
+            f"{empty}: file is empty (0 bytes)",
+        ]
+        assert report.next_step == (
+            "Check these files, or choose others, and add them again."
+        )
+        assert reporter.last_dialog.icon() == QMessageBox.Icon.Warning
+    finally:
+        controller.close_case()

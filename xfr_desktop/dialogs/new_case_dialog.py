@@ -29,6 +29,7 @@ class NewCaseDialog(QDialog):
     def __init__(self, examiner: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("New case")
+        self.setMinimumWidth(560)  # room for a whole folder path and the reason
         self.number = QLineEdit()
         self.examiner = QLineEdit(examiner)
         self.title = QLineEdit()
