@@ -122,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.case:
         window.open_case(args.case)
     elif args.demo:
-        window.open_demo(reuse=True)
+        window.open_demo()
     try:
         return app.exec()
     finally:

@@ -17,10 +17,11 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from core.case import workflow
-from core.case.demo import create_demo_case
+from core.case.demo import DemoCase, open_demo_case
 from core.case.store import Case, CaseError, CaseLockedError
+from core.errors import printable
 from core.models.base import FaceModel
-from xfr_desktop.errors import ErrorReporter
+from xfr_desktop.errors import ErrorReporter, FolderExistsError, folder_is_taken
 from xfr_desktop.workers import TaskRunner
 
 
@@ -109,6 +110,7 @@ class CaseController(QObject):
         self._opener.result.connect(self._on_opened)
         self._opener.error.connect(self._on_open_failed)
         self._opening = ""
+        self._open_failure = "Could not open the case."  # what the opener is doing
         self._intake = self._runner("add the images", self._on_intake)
         self._ranker = self._runner("rank the gallery", self._on_ranked)
         self._explainer = self._runner("explain the pair", self._on_explained)
@@ -138,6 +140,7 @@ class CaseController(QObject):
     def open_case(self, path: str | Path, *, read_only: bool = False) -> None:
         self.status.emit(f"Opening {path}{' read-only' if read_only else ''}…")
         self._opening = "" if read_only else str(path)
+        self._open_failure = "Could not open the case."
         self._opener.start(_open_case, str(path), self.user or None, read_only)
 
     def _on_open_failed(self, error: BaseException, details: str) -> None:
@@ -146,22 +149,33 @@ class CaseController(QObject):
             self.open_read_only_offered.emit(path, str(error))
             return
         self._opening = ""
-        self.errors.report(error, details, context="Could not open the case.")
+        self.errors.report(error, details, context=self._open_failure)
 
     def new_case(
         self, path: str | Path, number: str, examiner: str, title: str, agency: str
     ) -> None:
+        if folder_is_taken(path):  # say so plainly, before any work starts
+            self.errors.report(FolderExistsError(path))
+            return
         self._opening = ""
+        self._open_failure = "Could not create the case."
         self._opener.start(_new_case, str(path), number, examiner, title, agency)
 
-    def open_demo(self, path: str | Path) -> None:
-        self.status.emit("Creating the demo case…")
+    def open_demo(self, base: str | Path | None = None) -> None:
+        """The demo case in ``base`` (default: the user's data folder), reused
+        while it verifies, made when missing (``core.case.demo.open_demo_case``)."""
+        self.status.emit("Opening the demo case…")
         self._opening = ""
+        self._open_failure = "Could not open the demo case."
         self._opener.start(
-            create_demo_case, str(path), user=self.user or None, model=self.model
+            open_demo_case,
+            None if base is None else str(base),
+            user=self.user or None,
+            model=self.model,
         )
 
-    def _on_opened(self, case: Case) -> None:
+    def _on_opened(self, opened: Case | DemoCase) -> None:
+        case = opened.case if isinstance(opened, DemoCase) else opened
         self._opening = ""
         self.close_case()
         if self.user:
@@ -171,6 +185,13 @@ class CaseController(QObject):
         self.viewed_comparisons.clear()
         self.status.emit(f"Case {case.info().case_number} open")
         self.case_opened.emit(case)
+        if isinstance(opened, DemoCase) and opened.note:
+            self.errors.warn(
+                "A new demo case was made",
+                opened.note,
+                "Nothing was deleted; the old demo case can still be opened with "
+                "Open case… to see what changed.",
+            )
 
     def close_case(self) -> None:
         for runner in self.runners[1:]:
@@ -200,12 +221,20 @@ class CaseController(QObject):
         self.faces_changed.emit()
         self.audit_changed.emit()
         self.intake_finished.emit(result)
-        if result.rejected:
-            lines = "\n".join(f"{r.path}: {r.reason}" for r in result.rejected)
-            self.errors.report(
-                ValueError(f"{len(result.rejected)} file(s) were not added:\n{lines}"),
-                lines,
-                context="Some files could not be added to the case.",
+        if result.rejected:  # the examiner's files, not a fault: a warning
+            lines = "\n".join(
+                f"{printable(r.path)}: {r.reason}" for r in result.rejected
+            )
+            added = (
+                f" The other {len(result.added)} file(s) were added."
+                if result.added
+                else ""
+            )
+            self.errors.warn(
+                "Some files were not added",
+                f"{len(result.rejected)} file(s) could not be added to the case:"
+                f"\n{lines}",
+                f"Check these files, or choose others, and add them again.{added}",
             )
         self.rank()
 

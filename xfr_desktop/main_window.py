@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 
 import torch
-from PySide6.QtCore import QByteArray, QEvent, QObject, QStandardPaths, Qt, Signal
+from PySide6.QtCore import QByteArray, QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
@@ -82,23 +81,6 @@ def _load_model(
     """
     models = model_registry if model_registry is not None else registry()
     return load_model(model_id, device=device, models=models)
-
-
-def demo_cases_folder() -> Path:
-    data = QStandardPaths.writableLocation(
-        QStandardPaths.StandardLocation.AppDataLocation
-    )
-    return Path(data) / "demo-cases"
-
-
-def demo_folder() -> Path:
-    """A new, unused folder for a demo case."""
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    folder = demo_cases_folder()
-    number = 1
-    while (folder / f"demo-{stamp}-{number}.xfrcase").exists():
-        number += 1  # a demo case is never overwritten, even within one second
-    return folder / f"demo-{stamp}-{number}.xfrcase"
 
 
 # The answers to "work still running" when the window closes.
@@ -413,13 +395,10 @@ class MainWindow(QMainWindow):
         if path:
             self.controller.open_case(path)
 
-    def open_demo(self, reuse: bool = False) -> None:
-        """A new demo case, or with ``reuse`` the newest one made before."""
-        existing = sorted(demo_cases_folder().glob("demo-*.xfrcase"))
-        if reuse and existing and (existing[-1] / "case.sqlite").is_file():
-            self.controller.open_case(existing[-1])
-        else:
-            self.controller.open_demo(demo_folder())
+    def open_demo(self) -> None:
+        """The one demo case in the user's data folder: reused while it verifies,
+        made when missing (or beside one that does not verify, saying so)."""
+        self.controller.open_demo()
 
     def close_case(self) -> None:
         self.controller.close_case()

@@ -5,21 +5,31 @@ Collins, public domain): half resolution, grey, blurred, sensor noise, heavy JPE
 compression and a camera time stamp.  K1 is the original astronaut photo (same
 person), K2 matplotlib's Grace Hopper portrait (US Navy photo, public domain; a
 different person).  A newcomer sees a real workflow without data of their own.
+
+``open_demo_case`` keeps one demo case in the user's data folder and reuses it
+while it verifies; one that does not is kept (never deleted: it may show what went
+wrong) and a new one is made beside it, with a note saying so.
 """
 
 from __future__ import annotations
 
+import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from core.case.store import Case
+from core.case.store import Case, CaseError, CaseLockedError
+from core.errors import printable
 from core.faces.detect import FaceDetector
+from core.io.userdirs import user_data_dir
 from core.models.base import FaceModel
 
 DEMO_CASE_NUMBER = "DEMO-0001"
+DEMO_FOLDER = "demo.xfrcase"  # the next ones, made beside a damaged one: demo-2…
+_NUMBERED = re.compile(r"demo(?:-(\d+))?\.xfrcase")
 
 
 def cctv_still(rgb: np.ndarray, seed: int = 0) -> bytes:
@@ -95,3 +105,78 @@ def create_demo_case(
         case.close()
         raise
     return case
+
+
+def demo_cases_folder() -> Path:
+    """Where the demo case lives: the user's data folder, never a case folder."""
+    return user_data_dir() / "demo-cases"
+
+
+@dataclass(frozen=True)
+class DemoCase:
+    """The demo case opened for writing; ``created`` when it was made just now,
+    ``note`` (one line) when an old one did not verify and was left beside it."""
+
+    case: Case
+    created: bool
+    note: str = ""
+
+
+def _demo_folders(base: Path) -> list[Path]:
+    """``demo.xfrcase``, ``demo-2.xfrcase``, … in ``base``, oldest first."""
+    found = []
+    for path in base.glob("demo*.xfrcase"):
+        match = _NUMBERED.fullmatch(path.name)
+        if match:
+            found.append((int(match.group(1) or 1), path))
+    return [path for _, path in sorted(found)]
+
+
+def _open_if_intact(folder: Path, user: str | None) -> tuple[Case | None, str]:
+    """The case in ``folder`` opened for writing if it verifies, else why not."""
+    try:
+        case = Case.open(folder, user=user)
+    except CaseLockedError:
+        raise  # intact but in use elsewhere: the examiner is told, nothing is made
+    except CaseError as error:
+        return None, error.reason
+    try:
+        report = case.verify()
+    except BaseException:
+        case.close()
+        raise
+    if report.intact:
+        return case, ""
+    case.close()
+    return None, report.problems[0]
+
+
+def open_demo_case(
+    base: str | Path | None = None,
+    *,
+    user: str | None = None,
+    model: FaceModel | None = None,
+    detector: FaceDetector | None = None,
+) -> DemoCase:
+    """The demo case in ``base`` (default: ``demo_cases_folder()``): the newest one
+    there if it verifies, else a new one beside it; the first one when none is."""
+    base = Path(base) if base is not None else demo_cases_folder()
+    folders = _demo_folders(base)
+    note = ""
+    if folders and not (folders[-1].is_dir() and not any(folders[-1].iterdir())):
+        newest = folders[-1]
+        case, problem = _open_if_intact(newest, user)
+        if case is not None:
+            return DemoCase(case, created=False)
+        folder = base / f"demo-{len(folders) + 1}.xfrcase"
+        while folder.exists():  # a name taken by something else: never reuse it
+            folder = folder.with_name(f"demo-{int(folder.stem[5:]) + 1}.xfrcase")
+        note = (
+            f"{printable(newest)}: the demo case does not verify ({problem}); it was "
+            f"kept, and a new demo case was made in {printable(folder)}"
+        )
+    else:
+        folder = folders[-1] if folders else base / DEMO_FOLDER
+    base.mkdir(parents=True, exist_ok=True)
+    case = create_demo_case(folder, user=user, model=model, detector=detector)
+    return DemoCase(case, created=True, note=note)

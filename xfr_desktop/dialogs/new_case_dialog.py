@@ -1,18 +1,26 @@
-"""The new-case dialog: case number, examiner, title, agency and folder."""
+"""The new-case dialog: case number, examiner, title, agency and folder.
+
+A folder that already holds something is refused here, with the reason under the
+form, so the examiner keeps what they typed and only picks another folder.
+"""
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
+
+from xfr_desktop.errors import FolderExistsError, folder_is_taken
 
 
 class NewCaseDialog(QDialog):
@@ -21,6 +29,7 @@ class NewCaseDialog(QDialog):
     def __init__(self, examiner: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("New case")
+        self.setMinimumWidth(560)  # room for a whole folder path and the reason
         self.number = QLineEdit()
         self.examiner = QLineEdit(examiner)
         self.title = QLineEdit()
@@ -45,8 +54,15 @@ class NewCaseDialog(QDialog):
         self.buttons.rejected.connect(self.reject)
         for edit in (self.number, self.examiner, self.folder):
             edit.textChanged.connect(self._update_ok)
+        self.problem = QLabel()  # why OK did not close the dialog
+        self.problem.setWordWrap(True)
+        self.problem.setTextFormat(Qt.TextFormat.PlainText)
+        self.problem.setStyleSheet("color: #d9822b;")  # warning orange, both themes
+        self.problem.hide()
+        self.folder.textChanged.connect(self.problem.hide)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
+        layout.addWidget(self.problem)
         layout.addWidget(self.buttons)
         self._update_ok()
 
@@ -61,6 +77,14 @@ class NewCaseDialog(QDialog):
     def _update_ok(self) -> None:
         ready = all(e.text().strip() for e in (self.number, self.examiner, self.folder))
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(ready)
+
+    def accept(self) -> None:
+        folder = self.folder.text().strip()
+        if folder and folder_is_taken(folder):
+            self.problem.setText(str(FolderExistsError(folder)))
+            self.problem.show()
+            return
+        super().accept()
 
     def values(self) -> tuple[str, str, str, str, str]:
         return (

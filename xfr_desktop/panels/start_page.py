@@ -1,4 +1,9 @@
-"""The start screen: recent cases, New case, Open case, Open demo case."""
+"""The start screen: recent cases, New case, Open case, Open demo case.
+
+A recent case is listed by what it says about itself (case number, title,
+examiner), read read-only when the page is filled; one that can no longer be
+opened is greyed with the reason, so the examiner sees why before clicking.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from core import APP_NAME
+from core.case.summary import CaseSummary, summarise_case
 
 INTRO = (
     "Open a case to compare a questioned face (probe, marked Q1, Q2…) with known "
@@ -64,13 +70,36 @@ class StartPage(QWidget):
     def set_recent(self, paths: list[str]) -> None:
         self.recent.clear()
         for path in paths:
-            item = QListWidgetItem(f"{Path(path).name}    —    {path}")
-            item.setData(Qt.ItemDataRole.UserRole, path)
-            if not Path(path).exists():
-                item.setFlags(Qt.ItemFlag.NoItemFlags)
-                item.setToolTip("This case folder is no longer there.")
-            self.recent.addItem(item)
+            self.recent.addItem(recent_case_item(summarise_case(path)))
         if not paths:
             item = QListWidgetItem("No recent cases yet.")
             item.setFlags(Qt.ItemFlag.NoItemFlags)
             self.recent.addItem(item)
+
+
+def recent_case_item(summary: CaseSummary) -> QListWidgetItem:
+    """ "number — title, examiner (folder)", or the folder greyed with the reason."""
+    folder = Path(summary.folder)
+    info = summary.info
+    if info is None:
+        item = QListWidgetItem(
+            f"{folder.name}    —    cannot be opened: {summary.problem}"
+        )
+        item.setFlags(Qt.ItemFlag.NoItemFlags)  # greyed, and no double-click
+        item.setToolTip(f"{summary.folder}\n{summary.problem}")
+    else:
+        about = ", ".join(part for part in (info.title, info.examiner) if part)
+        item = QListWidgetItem(f"{info.case_number} — {about}    ({folder.name})")
+        item.setToolTip(
+            "\n".join(
+                line
+                for line in (
+                    summary.folder,
+                    f"Agency: {info.agency}" if info.agency else "",
+                    f"Last changed: {info.modified}",
+                )
+                if line
+            )
+        )
+    item.setData(Qt.ItemDataRole.UserRole, summary.folder)
+    return item
