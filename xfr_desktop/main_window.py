@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from PySide6.QtCore import QByteArray, QEvent, QObject, Qt, Signal
+from PySide6.QtCore import QByteArray, QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
@@ -139,7 +139,9 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{APP_NAME} {__version__}")
         self.resize(1400, 900)
         self.settings = settings if settings is not None else load_settings()
-        self._closing_when_idle = False
+        self._idle_timer = QTimer(self)  # "quit when they finish": checks for idle
+        self._idle_timer.setInterval(300)
+        self._idle_timer.timeout.connect(self._quit_when_idle)
         self.model: FaceModel | None = None
         self._registry = model_registry
         self.errors = ErrorReporter(self)
@@ -816,25 +818,28 @@ class MainWindow(QMainWindow):
         return clicked.text() if clicked is not None else KEEP_WORKING
 
     def _quit_when_idle(self) -> None:
+        # polled: jobs, the report and the layer maps each end in their own way
         if not self.pending_work():
-            self.controller.jobs_changed.disconnect(self._quit_when_idle)
+            self._idle_timer.stop()
             self.close()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         pending = self.pending_work() if self.ask_before_closing else []
-        if pending and not self._closing_when_idle:
+        if pending:  # asked again on a second close: the choice can be changed
             answer = self._ask_close(pending)
             if answer == KEEP_WORKING:
+                self._idle_timer.stop()
+                self.statusBar().clearMessage()
                 event.ignore()
                 return
             if answer == QUIT_WHEN_DONE:
-                self._closing_when_idle = True
-                self.controller.jobs_changed.connect(self._quit_when_idle)
+                self._idle_timer.start()
                 self.statusBar().showMessage(
                     f"Closing when the {len(pending)} running task(s) finish…"
                 )
                 event.ignore()
                 return
+        self._idle_timer.stop()
         # Nothing may run after the window is gone: cancel and wait for workers
         # (with a word and a busy cursor: waiting used to look like a freeze).
         self.statusBar().showMessage("Stopping running tasks…")

@@ -122,14 +122,16 @@ class DemoCase:
     note: str = ""
 
 
+def _number(path: Path) -> int:
+    """1 for ``demo.xfrcase``, N for ``demo-N.xfrcase``."""
+    match = _NUMBERED.fullmatch(path.name)
+    return int(match.group(1) or 1) if match else 0
+
+
 def _demo_folders(base: Path) -> list[Path]:
     """``demo.xfrcase``, ``demo-2.xfrcase``, … in ``base``, oldest first."""
-    found = []
-    for path in base.glob("demo*.xfrcase"):
-        match = _NUMBERED.fullmatch(path.name)
-        if match:
-            found.append((int(match.group(1) or 1), path))
-    return [path for _, path in sorted(found)]
+    found = [path for path in base.glob("demo*.xfrcase") if _number(path)]
+    return sorted(found, key=_number)
 
 
 def _open_if_intact(folder: Path, user: str | None) -> tuple[Case | None, str]:
@@ -168,9 +170,13 @@ def open_demo_case(
         case, problem = _open_if_intact(newest, user)
         if case is not None:
             return DemoCase(case, created=False)
-        folder = base / f"demo-{len(folders) + 1}.xfrcase"
+        # after the highest number, so the new case is the newest from now on
+        # (numbered after the count, a gap left it below a damaged one, which was
+        # then tried, refused and replaced again at every start)
+        highest = max(_number(path) for path in folders)
+        folder = base / f"demo-{highest + 1}.xfrcase"
         while folder.exists():  # a name taken by something else: never reuse it
-            folder = folder.with_name(f"demo-{int(folder.stem[5:]) + 1}.xfrcase")
+            folder = folder.with_name(f"demo-{_number(folder) + 1}.xfrcase")
         note = (
             f"{printable(newest)}: the demo case does not verify ({problem}); it was "
             f"kept, and a new demo case was made in {printable(folder)}"

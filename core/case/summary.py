@@ -1,12 +1,16 @@
 """A case folder in one line, for lists of cases (the GUI's recent cases).
 
 Read read-only: no lock is taken and no session is recorded, so listing a case never
-changes it or keeps another window from opening it.
+changes it or keeps another window from opening it.  A case closed cleanly has no
+``-wal`` file; a read-only sqlite connection would create ``-wal`` and ``-shm``
+beside it, so such a case is read as an immutable file instead (nothing written).
+The summary is a label: opening the case checks its record against the audit chain.
 """
 
 from __future__ import annotations
 
 import os
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +36,11 @@ def summarise_case(folder: str | os.PathLike[str]) -> CaseSummary:
     path = Path(folder)
     if not path.exists():
         return CaseSummary(str(folder), None, "moved or deleted")
+    database = path / "case.sqlite"
+    if database.is_file() and not database.with_name("case.sqlite-wal").exists():
+        info = _immutable_info(database)
+        if info is not None:
+            return CaseSummary(str(folder), info)
     try:
         with Case.open(path, read_only=True) as case:
             return CaseSummary(str(folder), case.info())
@@ -41,3 +50,23 @@ def summarise_case(folder: str | os.PathLike[str]) -> CaseSummary:
             raise
         reason = error.reason if isinstance(error, BadInputError) else ""
         return CaseSummary(str(folder), None, reason or message)
+
+
+def _immutable_info(database: Path) -> CaseInfo | None:
+    """The case record read without writing anything beside the file; None when
+    the file is not a readable case (``Case.open`` then says why)."""
+    uri = f"{database.resolve().as_uri()}?mode=ro&immutable=1"
+    try:
+        connection = sqlite3.connect(uri, uri=True)
+    except sqlite3.Error:
+        return None
+    try:
+        connection.row_factory = sqlite3.Row
+        row = connection.execute("SELECT * FROM case_info WHERE id = 1").fetchone()
+        if row is None:
+            return None
+        return CaseInfo(*(str(row[key]) for key in CaseInfo.__dataclass_fields__))
+    except (sqlite3.Error, IndexError):
+        return None
+    finally:
+        connection.close()

@@ -106,3 +106,19 @@ def test_the_real_demo_case_is_reused(tmp_path):
     again = open_demo_case(tmp_path)
     with again.case:
         assert not again.created and again.case.folder == first.case.folder
+
+
+def test_after_a_gap_in_the_numbers_the_new_demo_case_is_the_newest(made, tmp_path):
+    """demo-5 damaged beside an intact demo: the new case is demo-6 and is reused
+    from then on (numbered after the count it was demo-2, below the damaged
+    demo-5, which was then tried and replaced again at every start)."""
+    open_demo_case(tmp_path).case.close()
+    stand_in_demo(tmp_path / "demo-5.xfrcase").close()
+    tamper(tmp_path / "demo-5.xfrcase", "UPDATE case_info SET title = 'altered'")
+    replaced = open_demo_case(tmp_path)
+    with replaced.case:
+        assert Path(replaced.case.folder) == tmp_path / "demo-6.xfrcase"
+    again = open_demo_case(tmp_path)
+    with again.case:
+        assert not again.created and again.note == ""
+        assert Path(again.case.folder) == tmp_path / "demo-6.xfrcase"

@@ -517,9 +517,25 @@ def test_closing_with_work_running_asks_and_keep_working_keeps_the_window(
     assert "Closing when the 2 running task(s) finish" in (
         window.statusBar().currentMessage()
     )
-    pending.clear()  # the jobs end: the window closes by itself
-    window.controller.jobs_changed.emit()
+    pending.clear()  # the work ends (a job, a report: any kind): it closes itself
     qtbot.waitUntil(lambda: not window.isVisible())
+
+
+def test_a_second_close_while_waiting_asks_again_and_can_keep_working(
+    qtbot, open_window, monkeypatch
+):
+    from xfr_desktop import main_window as module
+
+    window = open_window()
+    monkeypatch.setattr(window, "ask_before_closing", True)
+    monkeypatch.setattr(window, "pending_work", lambda: ["the report being written"])
+    answers = iter([module.QUIT_WHEN_DONE, module.KEEP_WORKING])
+    monkeypatch.setattr(window, "_ask_close", lambda _pending: next(answers))
+    assert not window.close()  # quit when it finishes ...
+    assert not window.close()  # ... asked again: keep working after all
+    qtbot.wait(700)  # longer than the idle check's interval
+    assert window.isVisible() and not window._idle_timer.isActive()
+    window.ask_before_closing = False  # teardown closes it without a question
 
 
 def test_stop_and_quit_closes_at_once(qtbot, open_window, monkeypatch):

@@ -215,3 +215,13 @@ def test_a_row_click_opens_the_pair(qtbot, two_probes):
         ),
         timeout=WAIT_MS,
     )
+
+
+def test_a_probe_without_any_gallery_face_says_what_to_do(qtbot, window, tmp_path):
+    """'not ranked yet' suggested work under way; with no gallery face there is
+    nothing to rank, and the title says to add gallery images."""
+    add(qtbot, window, write_images(tmp_path, ["q1"]), "probe")
+    qtbot.waitUntil(lambda: window.compare.probe_combo.count() > 0, timeout=WAIT_MS)
+    window.compare.refresh_candidates()
+    assert "add gallery images" in window.compare.candidates_title.text()
+    assert window.compare.candidates.rowCount() == 0

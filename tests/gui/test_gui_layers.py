@@ -61,3 +61,16 @@ def test_both_faces_share_one_scale_and_the_bar_states_it(panel):
     assert (shown_probe[-1, -1] == same_value).all()
     assert (shown_probe[-1, -1] != shown_gallery[-1, -1]).any()
     assert panel.chips[0]._image.width() == LAYER_CHIP_SIZE > 150
+
+
+def test_a_kind_found_only_deeper_moves_down_to_it(qtbot):
+    panel = LayersPanel(ErrorReporter(show_dialogs=False))
+    qtbot.addWidget(panel)
+    chip = np.full((SIZE, SIZE, 3), 120, np.uint8)
+    side = SimpleNamespace(chip=chip, side="probe")
+    panel.set_pair(SimpleNamespace(sides=(side, side)), model=None)
+    layers = (_layer("block1", False, 1.0), _layer("block2", True, 2.0))
+    panel._on_result(LayerwiseResult("m", "0" * 64, {}, 0, 0.1, layers))
+    panel.slider.setValue(0)  # block1: LIME only
+    panel.kind.setCurrentText("Grad-CAM")
+    assert panel.slider.value() == 1

@@ -218,3 +218,47 @@ def test_files_intake_refuses_are_a_warning_listing_each_file_and_reason(
         assert reporter.last_dialog.icon() == QMessageBox.Icon.Warning
     finally:
         controller.close_case()
+
+
+def _sqlite_error(make) -> BaseException:
+    import sqlite3
+
+    try:
+        make(sqlite3)
+    except sqlite3.Error as error:
+        return error
+    raise AssertionError("no sqlite error")
+
+
+def _closed(sqlite3):
+    connection = sqlite3.connect(":memory:")
+    connection.close()
+    connection.execute("SELECT 1")
+
+
+def _busy(sqlite3, folder):
+    holder = sqlite3.connect(folder / "busy.db", timeout=0)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    sqlite3.connect(folder / "busy.db", timeout=0).execute("SELECT * FROM t")
+
+
+def test_a_fault_in_the_database_code_is_internal_a_busy_or_damaged_file_a_warning(
+    tmp_path,
+):
+    """A misused connection or wrong SQL is the program's fault, never blamed on
+    the examiner's set-up; a busy, damaged or unreadable file is the set-up's."""
+    from xfr_desktop.errors import level
+
+    (tmp_path / "garbage.db").write_bytes(b"not a database" * 100)
+    assert level(_sqlite_error(_closed)) == INTERNAL
+    no_table = _sqlite_error(
+        lambda s: s.connect(":memory:").execute("SELECT * FROM nope")
+    )
+    assert level(no_table) == INTERNAL
+    assert level(_sqlite_error(lambda s: _busy(s, tmp_path))) == WARNING
+    garbage = str(tmp_path / "garbage.db")
+    damaged = _sqlite_error(
+        lambda s: s.connect(garbage).execute("SELECT * FROM sqlite_master")
+    )
+    assert level(damaged) == WARNING

@@ -106,3 +106,36 @@ def test_screenshot_of_the_start_page(page, closed_case, tmp_path):
     target = Path(shots) if shots else tmp_path
     target.mkdir(parents=True, exist_ok=True)
     assert page.grab().save(str(target / "start_page_recent.png"))
+
+
+def test_listing_a_closed_case_writes_nothing_into_its_folder(closed_case):
+    """A read-only sqlite open leaves -wal and -shm files in a case closed cleanly:
+    the summary reads it as an immutable file instead."""
+    from core.case.summary import summarise_case
+
+    folder = Path(closed_case)
+    before = sorted(p.name for p in folder.iterdir())
+    assert "case.sqlite-wal" not in before  # closed cleanly (checkpointed)
+    summary = summarise_case(folder)
+    assert summary.info is not None and summary.problem == ""
+    assert sorted(p.name for p in folder.iterdir()) == before
+
+
+def test_a_fault_reading_one_recent_case_still_lists_the_others(
+    page, closed_case, tmp_path, monkeypatch
+):
+    from core.case import summary as module
+
+    real = module.summarise_case
+    broken = tmp_path / "broken.xfrcase"
+
+    def summarise(path):
+        if Path(path) == broken:
+            raise RuntimeError("a bug")
+        return real(path)
+
+    monkeypatch.setattr("xfr_desktop.panels.start_page.summarise_case", summarise)
+    page.set_recent([str(broken), str(closed_case)])
+    texts = [page.recent.item(i).text() for i in range(page.recent.count())]
+    assert len(texts) == 2 and "internal error" in texts[0]
+    assert texts[1].startswith("2026-0077")

@@ -232,7 +232,10 @@ class LayersPanel(QWidget):
 
     def _on_kind(self) -> None:
         if self.result is not None and self._maps(self.slider.value()) is None:
-            self.slider.setValue(self._deepest_with_maps(self.slider.value()))
+            index = self._deepest_with_maps(self.slider.value())
+            if self._maps(index) is None:  # none at or above this depth: any layer
+                index = self._deepest_with_maps(len(self.result.layers) - 1)
+            self.slider.setValue(index)
         self._show()
 
     def _show(self) -> None:

@@ -70,7 +70,13 @@ class StartPage(QWidget):
     def set_recent(self, paths: list[str]) -> None:
         self.recent.clear()
         for path in paths:
-            self.recent.addItem(recent_case_item(summarise_case(path)))
+            try:
+                summary = summarise_case(path)
+            except Exception as error:  # a fault reading one case: list the rest
+                summary = CaseSummary(
+                    str(path), None, f"cannot be read (internal error: {error!r})"
+                )
+            self.recent.addItem(recent_case_item(summary))
         if not paths:
             item = QListWidgetItem("No recent cases yet.")
             item.setFlags(Qt.ItemFlag.NoItemFlags)
