@@ -53,7 +53,7 @@ def main(out: Path) -> None:
     shot("01-start.png")
     window.open_demo()
     wait(lambda: window.compare.loaded is not None)
-    wait(lambda: window.compare.candidates.count() >= 2)
+    wait(lambda: window.compare.candidates.rowCount() >= 2)
     controller = window.controller
 
     def run(methods: dict) -> None:
