@@ -70,6 +70,7 @@ from core.ecloss.templates import (
     activation_templates,
 )
 from core.errors import BadInputError, Cancelled
+from core.explain.layers import output_shapes
 from core.io.atomic import atomic_writer
 from core.models.base import FaceModel
 from core.models.loading import EagerFaceModel
@@ -164,19 +165,6 @@ def trainable_copy(model: FaceModel) -> FaceModel:
     )
 
 
-def tap_shapes(model: FaceModel) -> dict[str, tuple[int, ...]]:
-    height, width = model.input_size
-    names = [tap.name for tap in model.layer_taps()]
-    shapes = {}
-    probe = torch.zeros(1, 3, height, width, device=model.device)
-    with torch.no_grad(), model.capture(names) as activations:
-        model.network(probe)
-    for name in names:
-        if name in activations and isinstance(activations[name], torch.Tensor):
-            shapes[name] = tuple(activations[name].shape[1:])
-    return shapes
-
-
 def check_layer(model: FaceModel, layer: str) -> tuple[int, int, int]:
     """(channels, h, w) of a spatial layer; BadInputError for any other."""
     taps = model.layer_taps()
@@ -186,7 +174,7 @@ def check_layer(model: FaceModel, layer: str) -> tuple[int, int, int]:
             "hooked); use an ONNX export, a built-in model or a model fine-tuned here"
         )
     model.tap(layer)  # BadInputError listing the known layers
-    shape = tap_shapes(model).get(layer)
+    shape = output_shapes(model).get(layer)
     if shape is None or len(shape) != 3:
         raise BadInputError(
             f"layer '{layer}' of {model.model_id} is not a convolutional feature map "
@@ -197,7 +185,7 @@ def check_layer(model: FaceModel, layer: str) -> tuple[int, int, int]:
 
 def default_train_from(model: FaceModel, layer: str) -> str:
     """The first tap with the same resolution as ``layer`` (its stage's start)."""
-    shapes = tap_shapes(model)
+    shapes = output_shapes(model)
     target = shapes[layer][1:]
     for tap in model.layer_taps():
         if len(shapes.get(tap.name, ())) == 3 and shapes[tap.name][1:] == target:

@@ -33,6 +33,17 @@ def tap_shapes(model: FaceModel) -> list[TapShape]:
     return shapes
 
 
+def output_shapes(model: FaceModel) -> dict[str, tuple[int, ...]]:
+    """Each tap's output shape without the batch: ``(channels, h, w)`` for a
+    feature map, ``(channels,)`` for a vector; taps the pass did not reach are
+    left out (the one forward pass of ``tap_shapes``)."""
+    return {
+        shape.name: (shape.channels, *shape.size) if shape.size else (shape.channels,)
+        for shape in tap_shapes(model)
+        if shape.channels
+    }
+
+
 def default_cam_layer(model: FaceModel) -> str:
     """The model's measured Grad-CAM layer (``FaceModel.cam_layer``), else the
     deepest tap with at least 4x4 positions.

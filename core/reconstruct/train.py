@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from core.errors import BadInputError, Cancelled
+from core.explain.layers import output_shapes
 from core.models.base import FaceModel
 from core.progress import ProgressCallback
 from core.reconstruct.network import (
@@ -78,23 +79,15 @@ def choose_tap(model: FaceModel, tap: str | None) -> str:
         return tap
     if model.model_id in DEFAULT_TAPS:
         return DEFAULT_TAPS[model.model_id]
-    shapes = tap_shapes(model)
-    spatial = [name for name, shape in shapes.items() if min(shape[1:]) >= 7]
+    shapes = output_shapes(model)
+    spatial = [
+        name
+        for name, shape in shapes.items()
+        if len(shape) == 3 and min(shape[1:]) >= 7  # a feature map, 7x7 or more
+    ]
     if not spatial:
         raise BadInputError(f"model {model.model_id} has no spatial layer tap")
     return spatial[-1]
-
-
-def tap_shapes(model: FaceModel) -> dict[str, tuple[int, ...]]:
-    names = [tap.name for tap in model.layer_taps()]
-    height, width = model.input_size
-    with torch.inference_mode(), model.capture(names) as captured:
-        model.embed(model.prepare(np.zeros((1, height, width, 3), np.uint8)))
-    return {
-        name: tuple(captured[name].shape[1:])
-        for name in names
-        if name in captured and captured[name].ndim == 4
-    }
 
 
 @torch.inference_mode()

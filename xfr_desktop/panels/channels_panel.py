@@ -70,7 +70,7 @@ def prepare_model(
 
     ``trust_code``: the examiner agreed to run a TorchScript file's code.
     """
-    from core.ecloss.train import tap_shapes
+    from core.explain.layers import output_shapes
     from core.models import load_model
 
     if choice == CURRENT:
@@ -83,7 +83,7 @@ def prepare_model(
         model = load_model(path, trust_code=trust_code, analysis=True)
     else:
         model = load_model(choice, analysis=True)
-    shapes = tap_shapes(model)
+    shapes = output_shapes(model)
     spatial = [
         tap.name for tap in model.layer_taps() if len(shapes.get(tap.name, ())) == 3
     ]
