@@ -105,6 +105,13 @@ def embed_faces(
 
 
 # ---- 1:N ranking -----------------------------------------------------------------
+def role_faces(case: Case, role: str) -> list[CaseFace]:
+    """The current faces of the case's ``role`` ("probe"/"gallery") exhibits,
+    oldest first (superseded faces left out, as ``Case.faces`` does)."""
+    marks = {exhibit.mark for exhibit in case.exhibits(role)}
+    return [face for face in case.faces() if face.mark in marks]
+
+
 @dataclass(frozen=True)
 class Candidate:
     rank: int
@@ -152,8 +159,7 @@ def rank_gallery(
     probe = case.face(probe_label)
     if case.exhibit(probe.mark).role != "probe":
         raise BadInputError(f"{probe.mark} is a gallery exhibit, not a probe")
-    gallery_marks = {e.mark for e in case.exhibits("gallery")}
-    gallery = [f for f in case.faces() if f.mark in gallery_marks]
+    gallery = role_faces(case, "gallery")
     if not gallery:
         raise BadInputError("the case has no gallery face to compare with")
     vectors = embed_faces(case, [probe, *gallery], model, progress)
@@ -663,12 +669,6 @@ def channel_analysis(
 
 
 # ---- 1:N for every probe, and the candidates table of one probe (issue 18) --------
-def probe_faces(case: Case) -> list[CaseFace]:
-    """The current faces of the case's probe exhibits (Q1, Q2, …), oldest first."""
-    probe_marks = {e.mark for e in case.exhibits("probe")}
-    return [f for f in case.faces() if f.mark in probe_marks]
-
-
 def rank_all_probes(
     case: Case,
     model: FaceModel,
@@ -685,9 +685,8 @@ def rank_all_probes(
     """
     from core.errors import Cancelled
 
-    probes = probe_faces(case)
-    gallery_marks = {e.mark for e in case.exhibits("gallery")}
-    gallery = [f for f in case.faces() if f.mark in gallery_marks]
+    probes = role_faces(case, "probe")
+    gallery = role_faces(case, "gallery")
     if not probes or not gallery:
         return {}
     embed_faces(case, [*probes, *gallery], model, progress)
@@ -736,8 +735,7 @@ def candidate_rows(
     from core.calibration import strength_of_evidence
 
     probe = case.face(probe_label)
-    gallery_marks = {e.mark for e in case.exhibits("gallery")}
-    current = {f.id: f.label for f in case.faces() if f.mark in gallery_marks}
+    current = {f.id: f.label for f in role_faces(case, "gallery")}
     newest: dict[int, Comparison] = {}
     for comparison in case.comparisons():  # oldest first: the newest score wins
         if (

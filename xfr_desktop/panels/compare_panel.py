@@ -400,17 +400,12 @@ class ComparePanel(QWidget):
             else f"<b>Candidates for {html.escape(probe)}</b>: "
             + (
                 "not ranked yet"
-                if self._has_gallery_face()
+                if workflow.role_faces(self.case, "gallery")
                 else "no gallery face to compare with yet: add gallery images"
             )
         )
         self.candidates_title.setToolTip(threshold.rule_text())
         self.candidates.set_rows(rows, threshold, self.gallery_combo.currentText())
-
-    def _has_gallery_face(self) -> bool:
-        assert self.case is not None
-        gallery = {exhibit.mark for exhibit in self.case.exhibits("gallery")}
-        return any(face.mark in gallery for face in self.case.faces())
 
     def _on_candidate(self, label: str) -> None:
         self.gallery_combo.setCurrentText(label)
