@@ -138,6 +138,14 @@ def _significant_sqlite_error(error: sqlite3.Error) -> sqlite3.Error:
     return error
 
 
+def sqlite_error_from_outside(error: sqlite3.Error) -> bool:
+    """Whether a database error comes from the disk, the file or another program
+    (busy, read-only, full, damaged, ...), not from a fault in XFR (a closed
+    connection, a missing table, wrong SQL)."""
+    name = getattr(_significant_sqlite_error(error), "sqlite_errorname", "") or ""
+    return any(name.startswith(code) for code in _SQLITE_PROBLEMS)
+
+
 def describe_sqlite_error(
     error: sqlite3.Error, where: str | os.PathLike | None = None
 ) -> str:

@@ -43,6 +43,7 @@ from core.errors import (
     XfrError,
     plain_message,
     printable,
+    sqlite_error_from_outside,
 )
 
 EDQUOT = getattr(errno, "EDQUOT", errno.ENOSPC)
@@ -90,25 +91,9 @@ def _expected(error: BaseException) -> BaseException | None:
     the OS error they are), or None when it is a fault in the application."""
     if isinstance(error, Image.DecompressionBombError):
         return BadInputError(f"image too large to open safely ({error})")
-    if isinstance(error, sqlite3.Error) and not _environment_sqlite_error(error):
+    if isinstance(error, sqlite3.Error) and not sqlite_error_from_outside(error):
         return None  # a closed database, no such table, bad SQL: a fault of ours
     return error if plain_message(error) is not None else None
-
-
-# sqlite failures that come from the disk, the file or another program, not from
-# the application (a misused connection or wrong SQL is a fault, reported as one)
-_ENVIRONMENT_SQLITE = (
-    "SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_IOERR", "SQLITE_FULL", "SQLITE_READONLY",
-    "SQLITE_CANTOPEN", "SQLITE_CORRUPT", "SQLITE_NOTADB", "SQLITE_PERM",
-    "SQLITE_NOLFS", "SQLITE_PROTOCOL",
-)  # fmt: skip
-
-
-def _environment_sqlite_error(error: sqlite3.Error) -> bool:
-    name = str(getattr(error, "sqlite_errorname", "") or "")
-    return isinstance(error, sqlite3.OperationalError | sqlite3.DatabaseError) and (
-        any(name.startswith(code) for code in _ENVIRONMENT_SQLITE)
-    )
 
 
 def level(error: BaseException) -> str:
