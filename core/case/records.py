@@ -338,6 +338,11 @@ def _malformed_as_case_error(
     return decorate
 
 
+@_malformed_as_case_error("case_info")
+def case_info_from_row(row: sqlite3.Row) -> CaseInfo:
+    return CaseInfo(*(row[key] for key in CaseInfo.__dataclass_fields__))
+
+
 @_malformed_as_case_error("exhibits")
 def exhibit_from_row(row: sqlite3.Row) -> Exhibit:
     values = dict(row)

@@ -74,6 +74,7 @@ from core.case.records import (
     StoredExplanation,
     VerifyReport,
     annotation_from_row,
+    case_info_from_row,
     check_annotation,
     comparison_from_row,
     exhibit_from_row,
@@ -377,7 +378,7 @@ class Case:
             self._audited.checked("case_info", [row])
         if row is None:
             raise CaseError("the case has no case record", self.folder)
-        return CaseInfo(*(row[k] for k in CaseInfo.__dataclass_fields__))
+        return case_info_from_row(row)
 
     def update_info(self, **changes: str) -> CaseInfo:
         allowed = {"case_number", "title", "agency", "examiner"}

@@ -14,6 +14,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.case.records import CaseError, case_info_from_row
 from core.case.store import Case, CaseInfo
 from core.errors import BadInputError, plain_message
 
@@ -65,8 +66,8 @@ def _immutable_info(database: Path) -> CaseInfo | None:
         row = connection.execute("SELECT * FROM case_info WHERE id = 1").fetchone()
         if row is None:
             return None
-        return CaseInfo(*(str(row[key]) for key in CaseInfo.__dataclass_fields__))
-    except (sqlite3.Error, IndexError):
+        return case_info_from_row(row)
+    except (sqlite3.Error, CaseError):
         return None
     finally:
         connection.close()
