@@ -243,9 +243,7 @@ class LayersPanel(QWidget):
             return
         layer = self.result.layers[self.slider.value()]
         size = f"{layer.size[0]}×{layer.size[1]}" if layer.size else "vector"
-        maps = (
-            layer.lime_maps if self.kind.currentText() == "LIME" else layer.gradcam_maps
-        )
+        maps = self._maps(self.slider.value())
         self.layer_label.setText(
             f"Layer <b>{layer.name}</b> ({layer.channels} channels, {size}); cosine "
             f"similarity of the two faces' pooled features at this depth: "
