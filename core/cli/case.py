@@ -14,7 +14,7 @@ from core.cli.common import (
     EXIT_OK,
     EXIT_TAMPERED,
     add_trust_model_code,
-    load_model,
+    load_model_from_args,
     parse_landmarks,
     parse_params,
     progress_printer,
@@ -49,10 +49,6 @@ def _open(args: argparse.Namespace, read_only: bool = False) -> Any:
         ) from None
 
 
-def _model(args: argparse.Namespace) -> Any:
-    return load_model(args.model, args.device, trust_code=args.trust_model_code)
-
-
 def _progress(args: argparse.Namespace, label: str) -> ProgressCallback:
     return progress_printer(label, args.json)
 
@@ -77,7 +73,7 @@ def cmd_new(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from core.case.demo import create_demo_case
 
-    model = None if args.no_compare else _model(args)
+    model = None if args.no_compare else load_model_from_args(args)
     with create_demo_case(args.case, model=model) as case:
         payload = case.snapshot_info()
     _emit(args, payload, f"demo case created in {args.case}")
@@ -161,7 +157,7 @@ def cmd_faces(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from core.case import workflow
 
-    model = _model(args)
+    model = load_model_from_args(args)
     with _open(args) as case:
         if args.all:
             probes = [f.label for f in case.faces() if f.mark.startswith("Q")]
@@ -203,7 +199,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from core.explain.export import write_result
 
     settings = _faithfulness_settings(args)
-    model = _model(args)
+    model = load_model_from_args(args)
     checked = None
     with _open(args) as case:
         done = workflow.explain(
