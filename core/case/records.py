@@ -22,6 +22,14 @@ from core.errors import BadInputError
 from core.faces.detect import Face
 
 ROLE_PREFIX = {"probe": "Q", "gallery": "K"}  # questioned / known (forensic marks)
+# A face record's ``source`` when the examiner rejected it as not a face (a false
+# detection): the row keeps the rejected geometry, is left out of ``Case.faces``
+# (so of comparisons, 1:N and statistics) and its label stays reserved, so a
+# restored face is the same ``K1#1`` as before.  Earlier rows keep the detector.
+REJECTED_SOURCE = "rejected"
+HAND_SOURCES = ("manual", "box")  # placed by the examiner (points / a drawn box)
+# Audit actions that change one face, naming it in ``details["face"]``.
+FACE_ACTIONS = ("faces.correct", "faces.reject", "faces.revert")
 SHAPES = ("point", "rectangle", "ellipse", "polygon", "freehand")
 # FISWG facial components (Facial Image Comparison Feature List, component level).
 FISWG_COMPONENTS = (
@@ -123,9 +131,19 @@ class CaseFace:
     superseded: bool = False  # replaced by a later detection or correction
 
     @property
+    def rejected(self) -> bool:
+        """The examiner rejected this record as not a face (``REJECTED_SOURCE``)."""
+        return self.source == REJECTED_SOURCE
+
+    @property
+    def detected(self) -> bool:
+        """Found by a detector (not placed by hand, not a rejection)."""
+        return self.source not in (*HAND_SOURCES, REJECTED_SOURCE)
+
+    @property
     def label(self) -> str:
         """``Q1`` for an exhibit's first face, ``Q1#2`` for its second."""
-        return self.mark if self.face_index == 0 else f"{self.mark}#{self.face_index}"
+        return face_label(self.mark, self.face_index)
 
     def to_face(self) -> Face:
         return Face(
@@ -146,6 +164,7 @@ class CaseFace:
             "created": self.created,
             "created_by": self.created_by,
             "superseded": self.superseded,
+            "rejected": self.rejected,
         }
 
 
@@ -284,6 +303,11 @@ def json_default(value: Any) -> Any:
 
 
 # ---- checking values ---------------------------------------------------------------
+def face_label(mark: str, index: int) -> str:
+    """``Q1`` for an exhibit's first face, ``Q1#2`` for its third (index 2)."""
+    return mark if index == 0 else f"{mark}#{index}"
+
+
 def split_label(label: str) -> tuple[str, int]:
     mark, _, index = label.strip().upper().partition("#")
     if index and not index.isdigit():

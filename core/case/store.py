@@ -23,10 +23,12 @@ unreferenced file, reported by ``verify`` and reused by a later intake).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
 import sqlite3
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -58,6 +60,7 @@ from core.case.integrity import verify_case
 from core.case.layout import DATABASE, DERIVED, EVIDENCE, LOCK, SESSION
 from core.case.records import (
     FISWG_COMPONENTS,
+    REJECTED_SOURCE,
     ROLE_PREFIX,
     SHAPES,
     Annotation,
@@ -80,6 +83,7 @@ from core.case.records import (
     exhibit_from_row,
     explanation_from_row,
     face_from_row,
+    face_label,
     json_default,
     login_name,
     now,
@@ -581,35 +585,188 @@ class Case:
         points = np.asarray(landmarks5, dtype=float)
         if points.shape != (5, 2) or not np.isfinite(points).all():
             raise BadInputError("manual landmarks need five finite (x, y) points")
-        previous = self.face(label) if self._has_face(label) else None
+        exhibit = self.exhibit(split_label(label)[0])
+        return self.place_face(
+            label, face_from_landmarks(points, (exhibit.height, exhibit.width))
+        )
+
+    def place_face(self, label: str, face: Face) -> CaseFace:
+        """Make ``face`` (the examiner's points, or landmarks found in a box they
+        drew) the current record of ``label``: a face being corrected, or the next
+        free label of the exhibit for a face the detector missed."""
         mark, index = split_label(label)
         exhibit = self.exhibit(mark)
-        indexes = [f.face_index for f in self.faces(mark)]
-        count = len(indexes)
-        if previous is None and index > max(indexes, default=-1) + 1:
-            following = max(indexes, default=-1) + 1
+        rows = self._current_face_rows(exhibit.id)
+        previous = rows.get(index)
+        if previous is not None and previous.rejected:
+            raise BadInputError(
+                f"face {label} was rejected as not a face; restore it before "
+                "correcting it, or place a new face"
+            )
+        if previous is None and index != self._next_face_index(rows):
+            following = self._next_face_index(rows)
             next_label = mark if following == 0 else f"{mark}#{following}"
+            count = len(rows)
             raise BadInputError(
                 f"no face {label!r} to correct ({mark} has {count} face"
                 f"{'' if count == 1 else 's'}); to place a new face use {next_label}"
             )
-        face = face_from_landmarks(points, (exhibit.height, exhibit.width))
+        details = {
+            "face": face_label(mark, index),
+            "from": previous.to_face().to_dict() if previous else None,
+            "to": face.to_dict(),
+        }
+        self._replace_face(exhibit.id, index, face, "faces.correct", details)
+        return self.face(label)
+
+    def next_face_label(self, mark: str) -> str:
+        """The label a new, hand-placed face of exhibit ``mark`` gets."""
+        exhibit = self.exhibit(mark)
+        index = self._next_face_index(self._current_face_rows(exhibit.id))
+        return face_label(exhibit.mark, index)
+
+    def reject_face(self, label: str, reason: str = "") -> CaseFace:
+        """Reject a false detection: left out of comparisons, 1:N and statistics
+        from now on (earlier comparisons stay, on their superseded face), and
+        restorable with ``restore_face``."""
+        face = self.face(label)
+        details = {
+            "face": face.label,
+            "from": face.to_face().to_dict(),
+            "reason": printable(reason.strip()) or "not a face",
+        }
+        rejected = dataclasses.replace(face.to_face(), source=REJECTED_SOURCE)
+        self._replace_face(
+            face.exhibit_id, face.face_index, rejected, "faces.reject", details
+        )
+        return self._current_face_rows(face.exhibit_id)[face.face_index]
+
+    def rejected_faces(self, mark: str | None = None) -> list[CaseFace]:
+        """Faces the examiner rejected (current rejection records), for restoring."""
+        return [f for f in self._face_rows(mark, current=True) if f.rejected]
+
+    def face_history(self, label: str) -> list[CaseFace]:
+        """Every record ``label`` has had, oldest first: detections, corrections,
+        rejections; the last is current unless a new detection replaced it."""
+        mark, index = split_label(label)
+        history = [f for f in self._face_rows(mark) if f.face_index == index]
+        if not history:
+            raise BadInputError(f"no face {label!r} has ever been recorded")
+        return history
+
+    def revert_face(self, label: str, face_id: int, why: str = "undo") -> CaseFace:
+        """Make an earlier record of ``label`` current again (undo of a correction
+        or rejection, reset to the detected face, restore): a new row copying it,
+        so the history keeps every step."""
+        history = self.face_history(label)
+        earlier = next((f for f in history if f.id == face_id), None)
+        if earlier is None:
+            raise BadInputError(f"face record {face_id} is not a record of {label}")
+        current = self._current_face_rows(earlier.exhibit_id).get(earlier.face_index)
+        details = {
+            "face": earlier.label,
+            "why": why,
+            "from_record": None if current is None else current.id,
+            "to_record": earlier.id,
+            "from": None if current is None else current.to_face().to_dict(),
+            "to": earlier.to_face().to_dict(),
+        }
+        self._replace_face(
+            earlier.exhibit_id,
+            earlier.face_index,
+            earlier.to_face(),
+            "faces.revert",
+            details,
+        )
+        return self._current_face_rows(earlier.exhibit_id)[earlier.face_index]
+
+    def restore_face(self, label: str) -> CaseFace:
+        """Undo a rejection: the record the face had before it was rejected."""
+        history = self.face_history(label)
+        if not history[-1].rejected or history[-1].superseded:
+            raise BadInputError(f"face {label} is not rejected; nothing to restore")
+        before = [f for f in history[:-1] if not f.rejected]
+        if not before:
+            raise BadInputError(f"face {label} has no record from before its rejection")
+        return self.revert_face(label, before[-1].id, why="restore")
+
+    def detected_face(self, label: str) -> CaseFace | None:
+        """The latest detector record of ``label``, if the detector ever found it."""
+        detected = [f for f in self.face_history(label) if f.detected]
+        return detected[-1] if detected else None
+
+    def reset_face(self, label: str) -> CaseFace:
+        """Return a corrected face to the one the detector found."""
+        current = self.face(label)
+        detected = self.detected_face(label)
+        if detected is None:
+            raise BadInputError(
+                f"face {label} was placed by hand; there is no detected face to "
+                "return to (reject it instead if it is wrong)"
+            )
+        if detected.id == current.id:
+            raise BadInputError(f"face {label} is already the detected face")
+        return self.revert_face(label, detected.id, why="reset to detected")
+
+    def _replace_face(
+        self,
+        exhibit_id: int,
+        index: int,
+        face: Face,
+        action: str,
+        details: Mapping[str, Any],
+    ) -> None:
         stamp = now()
-        with self._change(
-            "faces.correct",
-            {
-                "face": f"{mark}#{index}" if index else mark,
-                "from": previous.to_face().to_dict() if previous else None,
-                "to": face.to_dict(),
-            },
-        ) as db:
+        # rows are unique per (exhibit, face, time stamp): two steps of one face in
+        # the same millisecond (an immediate undo) must not collide
+        while self._db.execute(
+            "SELECT 1 FROM faces WHERE exhibit_id = ? AND face_index = ? AND "
+            "created = ?",
+            (exhibit_id, index, stamp),
+        ).fetchone():
+            time.sleep(0.001)
+            stamp = now()
+        with self._change(action, details) as db:
             db.execute(
                 "UPDATE faces SET superseded = 1 WHERE exhibit_id = ? AND "
                 "face_index = ?",
-                (exhibit.id, index),
+                (exhibit_id, index),
             )
-            self._insert_face(db, exhibit.id, index, face, stamp)
-        return self.face(label)
+            self._insert_face(db, exhibit_id, index, face, stamp)
+
+    def _face_rows(self, mark: str | None, *, current: bool = False) -> list[CaseFace]:
+        """Checked face records (of one exhibit or all), rejected ones included."""
+        query = (
+            "SELECT faces.*, exhibits.mark FROM faces JOIN exhibits "
+            "ON exhibits.id = faces.exhibit_id WHERE 1"
+        )
+        if current:
+            query += " AND superseded = 0"
+        if mark is not None:
+            exhibit = self.exhibit(mark)
+            rows = self._db.execute(
+                query + " AND exhibit_id = ? ORDER BY face_index, faces.id",
+                (exhibit.id,),
+            )
+        else:
+            query += " ORDER BY exhibit_id, face_index, faces.id"
+            rows = self._db.execute(query)
+        return [face_from_row(row) for row in self._audited.checked("faces", rows)]
+
+    def _current_face_rows(self, exhibit_id: int) -> dict[int, CaseFace]:
+        """face index -> current record (rejected ones included) of one exhibit."""
+        rows = self._db.execute(
+            "SELECT faces.*, exhibits.mark FROM faces JOIN exhibits "
+            "ON exhibits.id = faces.exhibit_id WHERE superseded = 0 AND "
+            "exhibit_id = ? ORDER BY face_index",
+            (exhibit_id,),
+        )
+        checked = self._audited.checked("faces", rows)
+        return {face.face_index: face for face in map(face_from_row, checked)}
+
+    @staticmethod
+    def _next_face_index(rows: Mapping[int, CaseFace]) -> int:
+        return max(rows, default=-1) + 1
 
     def _insert_face(
         self, db: LockedConnection, exhibit_id: int, index: int, face: Face, stamp: str
@@ -634,23 +791,8 @@ class Case:
         )
 
     def faces(self, mark: str | None = None) -> list[CaseFace]:
-        """Current (not superseded) faces, of one exhibit or of all."""
-        query = (
-            "SELECT faces.*, exhibits.mark FROM faces JOIN exhibits "
-            "ON exhibits.id = faces.exhibit_id WHERE superseded = 0"
-        )
-        if mark is not None:
-            exhibit = self.exhibit(mark)
-            rows = self._db.execute(
-                query + " AND exhibit_id = ? ORDER BY face_index", (exhibit.id,)
-            )
-        else:
-            rows = self._db.execute(query + " ORDER BY exhibit_id, face_index")
-        return [face_from_row(row) for row in self._audited.checked("faces", rows)]
-
-    def _has_face(self, label: str) -> bool:
-        mark, index = split_label(label)
-        return any(f.face_index == index for f in self.faces(mark))
+        """Current faces (not superseded, not rejected), of one exhibit or of all."""
+        return [f for f in self._face_rows(mark, current=True) if not f.rejected]
 
     def face(self, label: str) -> CaseFace:
         """A face by label: ``Q1`` (first face of Q1) or ``Q1#2``."""
@@ -659,6 +801,12 @@ class Case:
         for face in faces:
             if face.face_index == index:
                 return face
+        for face in self.rejected_faces(mark):
+            if face.face_index == index:
+                raise BadInputError(
+                    f"face {face.label} was rejected as not a face (by "
+                    f"{face.created_by}, {face.created}); restore it to use it"
+                )
         if not faces:
             raise BadInputError(
                 f"exhibit {mark} has no face yet (no face was found; place the five "

@@ -63,6 +63,79 @@ def detect_faces(
     return case.set_faces(exhibit.mark, faces, detector=method)
 
 
+def place_face_in_box(
+    case: Case,
+    label: str,
+    box: Sequence[float],
+    *,
+    detector: FaceDetector | None = None,
+) -> CaseFace:
+    """The examiner drew ``box`` around a face: landmarks are predicted inside it
+    (dlib's shape predictors, as for detected faces) and recorded as ``label``
+    (a face being corrected, or ``Case.next_face_label`` for a missed one)."""
+    mark = label.partition("#")[0]
+    exhibit = case.exhibit(mark)
+    left, top, right, bottom = (float(v) for v in box)
+    if not np.isfinite([left, top, right, bottom]).all():
+        raise BadInputError("a face box needs four finite numbers")
+    left, right = sorted((left, right))
+    top, bottom = sorted((top, bottom))
+    left, top = max(0.0, left), max(0.0, top)
+    right, bottom = min(float(exhibit.width), right), min(float(exhibit.height), bottom)
+    if min(right - left, bottom - top) < 8:
+        raise BadInputError(
+            f"the face box on {exhibit.mark} is smaller than 8 pixels (or lies "
+            "outside the image): draw it around the whole face"
+        )
+    image = load_image(case.evidence_path(exhibit))
+    detector = detector or FaceDetector.shared()
+    face = detector.face_in_box(image.rgb, (left, top, right, bottom), with_68=True)
+    return case.place_face(label, face)
+
+
+@dataclass(frozen=True)
+class EarlierResults:
+    """A comparison of earlier records of the shown faces, with its explanations:
+    kept when a face is corrected, rejected or reset, and shown as superseded."""
+
+    comparison: Comparison
+    probe: CaseFace
+    gallery: CaseFace
+    explanations: tuple[StoredExplanation, ...]
+
+
+def earlier_results(
+    case: Case, probe_label: str, gallery_label: str
+) -> list[EarlierResults]:
+    """Explained comparisons of *earlier* records of these two faces, newest first."""
+    probe_ids = {f.id: f for f in case.face_history(probe_label)}
+    gallery_ids = {f.id: f for f in case.face_history(gallery_label)}
+    found = []
+    for comparison in case.comparisons():
+        probe = probe_ids.get(comparison.probe_face_id)
+        gallery = gallery_ids.get(comparison.gallery_face_id)
+        if probe is None or gallery is None:
+            continue
+        if not (probe.superseded or gallery.superseded):
+            continue  # the current comparison
+        explanations = tuple(case.explanations(comparison.id))
+        if explanations:
+            found.append(EarlierResults(comparison, probe, gallery, explanations))
+    return sorted(found, key=lambda e: e.comparison.id, reverse=True)
+
+
+def explained_comparisons(case: Case, label: str) -> list[Comparison]:
+    """Comparisons of the current record of ``label`` that have explanations: the
+    ones a change of this face would leave behind as superseded."""
+    face = case.face(label)
+    return [
+        comparison
+        for comparison in case.comparisons()
+        if face.id in (comparison.probe_face_id, comparison.gallery_face_id)
+        and case.explanations(comparison.id)
+    ]
+
+
 def load_evidence(case: Case, mark: str) -> LoadedImage:
     return load_image(case.evidence_path(case.exhibit(mark)))
 

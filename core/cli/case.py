@@ -15,6 +15,7 @@ from core.cli.common import (
     EXIT_TAMPERED,
     add_trust_model_code,
     load_model_from_args,
+    parse_box,
     parse_landmarks,
     parse_params,
     progress_printer,
@@ -134,7 +135,8 @@ def _expand(names: list[str]) -> list[Path]:
 def cmd_faces(args: argparse.Namespace) -> int:
     from core.case import workflow
 
-    with _open(args, read_only=not (args.correct or args.detect)) as case:
+    changes = (args.correct, args.detect, args.box, args.reject, args.restore)
+    with _open(args, read_only=not (any(changes) or args.reset)) as case:
         if args.detect:
             workflow.detect_faces(case, args.detect, method=args.detector)
         if args.correct:
@@ -142,14 +144,47 @@ def cmd_faces(args: argparse.Namespace) -> int:
             if points is None:
                 raise BadInputError("--correct needs --landmarks x1,y1,...,x5,y5")
             case.correct_face(args.correct, points)
+        if args.box:
+            box = parse_box(args.bbox, "--bbox")
+            if box is None:
+                raise BadInputError("--box needs --bbox left,top,right,bottom")
+            workflow.place_face_in_box(case, args.box, box)
+        if args.reject:
+            case.reject_face(args.reject, args.reason)
+        if args.restore:
+            case.restore_face(args.restore)
+        if args.reset:
+            case.reset_face(args.reset)
         faces = case.faces()
+        rejected = case.rejected_faces()
+        history = case.face_history(args.history) if args.history else []
         marks = [e.mark for e in case.exhibits()]
-    payload = {"faces": [f.to_dict() for f in faces]}
-    without = [m for m in marks if not any(f.mark == m for f in faces)]
-    lines = [
-        f"{f.label:<6} {f.source:<6} box {', '.join(f'{v:.0f}' for v in f.bbox)}"
-        for f in faces
-    ] + [f"{m:<6} no face found (place landmarks with --correct)" for m in without]
+    if args.history:
+        payload = {"history": [f.to_dict() for f in history]}
+        lines = [
+            f"record {f.id:<5} {f.created} {f.created_by}: {f.source}"
+            f"{'' if f.superseded else '  (current)'}"
+            for f in history
+        ]
+        _emit(args, payload, "\n".join(lines))
+        return EXIT_OK
+    payload = {
+        "faces": [f.to_dict() for f in faces],
+        "rejected": [f.to_dict() for f in rejected],
+    }
+    with_face = {f.mark for f in (*faces, *rejected)}
+    without = [m for m in marks if m not in with_face]
+    lines = (
+        [
+            f"{f.label:<6} {f.source:<6} box {', '.join(f'{v:.0f}' for v in f.bbox)}"
+            for f in faces
+        ]
+        + [
+            f"{f.label:<6} rejected as not a face (restore with --restore {f.label})"
+            for f in rejected
+        ]
+        + [f"{m:<6} no face found (place landmarks with --correct)" for m in without]
+    )
     _emit(args, payload, "\n".join(lines))
     return EXIT_OK
 
@@ -522,6 +557,19 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     faces.add_argument("--detector", default="hog", choices=("hog", "cnn"))
     faces.add_argument("--correct", metavar="FACE", help="e.g. Q1 or Q1#2")
     faces.add_argument("--landmarks", help="x1,y1,...,x5,y5 (dlib's 5-point order)")
+    faces.add_argument(
+        "--box", metavar="FACE", help="find the landmarks inside --bbox for FACE"
+    )
+    faces.add_argument("--bbox", help="left,top,right,bottom of the face, in pixels")
+    faces.add_argument(
+        "--reject", metavar="FACE", help="reject a false detection (restorable)"
+    )
+    faces.add_argument("--reason", default="", help="why the face is rejected")
+    faces.add_argument("--restore", metavar="FACE", help="undo a rejection")
+    faces.add_argument(
+        "--reset", metavar="FACE", help="return a corrected face to the detected one"
+    )
+    faces.add_argument("--history", metavar="FACE", help="every record of FACE")
     faces.set_defaults(run=cmd_faces)
 
     compare = sub.add_parser(

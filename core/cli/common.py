@@ -218,6 +218,19 @@ def parse_landmarks(text: str | None, option: str) -> list[list[float]] | None:
     return [values[i : i + 2] for i in range(0, 10, 2)]
 
 
+def parse_box(text: str | None, option: str) -> list[float] | None:
+    """'left,top,right,bottom' -> a face box in image pixels."""
+    if text is None:
+        return None
+    try:
+        values = [float(v) for v in text.replace(";", ",").split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 4:
+        raise BadInputError(f"{option} needs 4 numbers: left,top,right,bottom")
+    return values
+
+
 def check_output_folder(path: str | os.PathLike[str] | None) -> None:
     """``BadInputError`` when the folder ``path`` would be written into is missing.
 

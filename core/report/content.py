@@ -22,6 +22,7 @@ import numpy as np
 
 from core import wording
 from core.calibration import strength_of_evidence
+from core.case.records import FACE_ACTIONS
 from core.case.store import (
     Annotation,
     AuditEntry,
@@ -108,7 +109,7 @@ def _replacing_entry(entries: Sequence[AuditEntry], face: CaseFace) -> int | Non
         if e.time >= face.created
         and (
             (e.action == "faces.detect" and e.details.get("exhibit") == face.mark)
-            or (e.action == "faces.correct" and e.details.get("face") == face.label)
+            or (e.action in FACE_ACTIONS and e.details.get("face") == face.label)
         )
     ]
     return about[1].seq if len(about) > 1 else None

@@ -308,3 +308,45 @@ def test_import_of_a_tampered_signed_archive_exits_1_and_leaves_nothing(
     )
     assert not (tmp_path / "restored").exists()
     assert not list(tmp_path.glob("*.importing-*"))
+
+
+@pytest.mark.dlib
+def test_faces_reject_restore_box_and_reset_from_the_command_line(
+    capsys, tmp_path, photos
+):
+    """The astronaut's mission patch is found as a second face: the examiner
+    rejects it, restores it, draws a box for a face and resets a correction."""
+    case = tmp_path / "faces.xfrcase"
+    xfr(capsys, "case", "new", case, "--number", "1", "--examiner", "J. Doe")
+    code, out, _ = xfr(
+        capsys, "case", "add", case, photos["same"], "--role", "gallery", "--json"
+    )
+    assert code == 0 and out["added"][0]["faces"] == 2  # face and patch
+    code, out, err = xfr(
+        capsys, "case", "faces", case, "--reject", "K1#1", "--reason", "patch",
+        "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    assert [f["label"] for f in out["faces"]] == ["K1"]
+    assert [f["label"] for f in out["rejected"]] == ["K1#1"]
+    assert main(["case", "faces", str(case)]) == 0
+    listing = capsys.readouterr().out
+    assert "K1#1   rejected as not a face (restore with --restore K1#1)" in listing
+    code, out, _ = xfr(capsys, "case", "faces", case, "--restore", "K1#1", "--json")
+    assert [f["label"] for f in out["faces"]] == ["K1", "K1#1"] and not out["rejected"]
+    code, out, _ = xfr(
+        capsys, "case", "faces", case, "--box", "K1", "--bbox", "150,40,300,220",
+        "--json",
+    )  # fmt: skip
+    (k1,) = [f for f in out["faces"] if f["label"] == "K1"]
+    assert k1["source"] == "box"
+    code, out, _ = xfr(capsys, "case", "faces", case, "--reset", "K1", "--json")
+    (k1,) = [f for f in out["faces"] if f["label"] == "K1"]
+    assert k1["source"] == "hog"
+    code, out, _ = xfr(capsys, "case", "faces", case, "--history", "K1", "--json")
+    assert [f["source"] for f in out["history"]] == ["hog", "box", "hog"]
+    code, _, err = xfr(capsys, "case", "faces", case, "--reset", "K1")
+    assert code != 0 and "already the detected face" in err
+    assert "Traceback" not in err
+    code, _, err = xfr(capsys, "case", "verify", case)
+    assert code == 0, err

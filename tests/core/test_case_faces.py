@@ -1,0 +1,186 @@
+"""Faces under the examiner's control (issue 18 item 1): reject a false detection,
+restore it, reset a corrected face to the detected one, undo any step, place a face
+the detector missed; each step audited, bound to the chain, and left out of (or
+back in) comparisons, 1:N and statistics."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from synthetic_models import SyntheticModel
+
+from core.case import workflow
+from core.case.store import Case
+from core.errors import BadInputError
+from core.faces.detect import Face
+
+POINTS = np.array([[90, 80], [70, 80], [130, 80], [150, 80], [110, 130]], float)
+
+
+def detected(shift: float = 0.0, score: float = 1.0) -> Face:
+    points = POINTS + shift
+    left, top = points.min(0) - 30
+    right, bottom = points.max(0) + 30
+    return Face((left, top, right, bottom), points, None, score, "hog")
+
+
+@pytest.fixture
+def case(tmp_path):
+    """Q1 (one face) against K1 (a face and a false detection K1#1), no dlib."""
+    rng = np.random.default_rng(0)
+    files = []
+    for name in ("probe", "known"):
+        path = tmp_path / f"{name}.png"
+        Image.fromarray(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)).save(
+            path
+        )
+        files.append(path)
+    with Case.create(tmp_path / "case", "2026-0018", "A. Examiner", user="tester") as c:
+        c.add_exhibits([files[0]], "probe")
+        c.add_exhibits([files[1]], "gallery")
+        c.set_faces("Q1", [detected()], detector="hog")
+        c.set_faces("K1", [detected(2.0), detected(60.0, 0.1)], detector="hog")
+        yield c
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    network = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4))
+    return SyntheticModel(network, 8)
+
+
+def labels(faces) -> list[str]:
+    return [face.label for face in faces]
+
+
+def test_a_rejected_face_leaves_faces_1_to_n_and_comparisons(case, model):
+    assert labels(workflow.role_faces(case, "gallery")) == ["K1", "K1#1"]
+    before = workflow.rank_all_probes(case, model)
+    assert sorted(labels(c.face for c in before["Q1"])) == ["K1", "K1#1"]
+    rejected = case.reject_face("K1#1", "the mission patch, not a face")
+    assert rejected.rejected and rejected.label == "K1#1"
+    assert labels(case.faces()) == ["Q1", "K1"]
+    assert labels(case.rejected_faces()) == ["K1#1"]
+    assert labels(workflow.role_faces(case, "gallery")) == ["K1"]
+    assert labels(c.face for c in workflow.rank_all_probes(case, model)["Q1"]) == [
+        "K1"
+    ]
+    with pytest.raises(BadInputError, match="rejected as not a face.*restore it"):
+        case.face("K1#1")
+    with pytest.raises(BadInputError, match="rejected"):
+        workflow.compare(case, "Q1", "K1#1", model)
+    entry = case.audit_log()[-1]
+    assert entry.action == "faces.reject" and entry.user == "tester"
+    assert entry.details["face"] == "K1#1"
+    assert entry.details["reason"] == "the mission patch, not a face"
+    assert entry.details["from"]["source"] == "hog"
+    assert not case.verify().problems
+
+
+def test_restore_brings_back_the_same_face_and_label(case):
+    original = case.face("K1#1")
+    case.reject_face("K1#1")
+    restored = case.restore_face("K1#1")
+    assert restored.label == "K1#1" and not restored.rejected
+    assert restored.source == "hog" and restored.score == original.score
+    np.testing.assert_array_equal(restored.landmarks5, original.landmarks5)
+    assert restored.id not in (original.id,)  # a new record: history keeps all
+    assert labels(case.faces("K1")) == ["K1", "K1#1"]
+    assert [f.source for f in case.face_history("K1#1")] == ["hog", "rejected", "hog"]
+    assert case.audit_log()[-1].action == "faces.revert"
+    assert case.audit_log()[-1].details["why"] == "restore"
+    with pytest.raises(BadInputError, match="not rejected"):
+        case.restore_face("K1#1")
+    assert not case.verify().problems
+
+
+def test_reset_returns_a_corrected_face_to_the_detected_one(case):
+    detected_face = case.face("K1")
+    case.correct_face("K1", POINTS + 5)
+    case.correct_face("K1", POINTS + 7)
+    assert case.face("K1").source == "manual"
+    reset = case.reset_face("K1")
+    assert reset.source == "hog" and reset.score == detected_face.score
+    np.testing.assert_array_equal(reset.landmarks5, detected_face.landmarks5)
+    assert case.detected_face("K1").id == reset.id
+    with pytest.raises(BadInputError, match="already the detected face"):
+        case.reset_face("K1")
+    assert not case.verify().problems
+
+
+def test_every_step_can_be_undone_by_reverting_to_the_record_before(case):
+    first = case.face("Q1")
+    case.correct_face("Q1", POINTS + 3)
+    history = case.face_history("Q1")
+    undone = case.revert_face("Q1", history[-2].id)  # undo the correction
+    np.testing.assert_array_equal(undone.landmarks5, first.landmarks5)
+    redone = case.revert_face("Q1", case.face_history("Q1")[-2].id, why="redo")
+    np.testing.assert_array_equal(redone.landmarks5, POINTS + 3)
+    with pytest.raises(BadInputError, match="not a record of Q1"):
+        case.revert_face("Q1", case.face("K1").id)
+
+
+def test_a_face_placed_by_hand_has_no_detected_face_to_reset_to(case):
+    label = case.next_face_label("Q1")
+    assert label == "Q1#1"
+    case.correct_face(label, POINTS + 20)
+    with pytest.raises(BadInputError, match="placed by hand"):
+        case.reset_face("Q1#1")
+    # a rejected index stays reserved: the next face is not K1#1 again
+    case.reject_face("K1#1")
+    assert case.next_face_label("K1") == "K1#2"
+    with pytest.raises(BadInputError, match="restore it before correcting"):
+        case.correct_face("K1#1", POINTS)
+
+
+def test_a_new_detection_replaces_rejections_too(case):
+    case.reject_face("K1#1")
+    case.set_faces("K1", [detected(2.0)], detector="hog")
+    assert case.rejected_faces() == [] and labels(case.faces("K1")) == ["K1"]
+
+
+def test_rejection_edited_outside_xfr_is_detected(case):
+    case.reject_face("K1#1")
+    case.close()
+    db = sqlite3.connect(case.folder / "case.sqlite")
+    db.execute("UPDATE faces SET source = 'hog' WHERE source = 'rejected'")
+    db.commit()
+    db.close()
+    with Case.open(case.folder, read_only=True) as reopened:
+        report = reopened.verify()
+    assert report.problems
+    assert any("faces row" in problem for problem in report.problems)
+
+
+def test_earlier_results_stay_reachable_after_a_correction(case, model):
+    comparison = workflow.compare(case, "Q1", "K1", model)
+    workflow.explain(case, "Q1", "K1", "gradient", model)
+    assert [c.id for c in workflow.explained_comparisons(case, "K1")] == [
+        comparison.id
+    ]
+    case.correct_face("K1", POINTS + 4)
+    assert workflow.explained_comparisons(case, "K1") == []
+    (earlier,) = workflow.earlier_results(case, "Q1", "K1")
+    assert earlier.comparison.id == comparison.id
+    assert earlier.gallery.superseded and not earlier.probe.superseded
+    assert [e.method for e in earlier.explanations] == ["gradient"]
+
+
+@pytest.mark.dlib
+def test_a_face_box_drawn_by_hand_gets_predicted_landmarks(case, astronaut_rgb):
+    tmp = case.folder.parent / "astronaut.png"
+    Image.fromarray(astronaut_rgb).save(tmp)
+    (exhibit,) = case.add_exhibits([tmp], "gallery").added
+    label = case.next_face_label(exhibit.mark)
+    face = workflow.place_face_in_box(case, label, (150, 40, 300, 220))
+    assert face.source == "box" and face.landmarks68 is not None
+    left, top, right, bottom = face.bbox
+    assert (left, top, right, bottom) == (150, 40, 300, 220)
+    assert ((face.landmarks5 > [140, 30]) & (face.landmarks5 < [310, 230])).all()
+    with pytest.raises(BadInputError, match="smaller than 8 pixels"):
+        workflow.place_face_in_box(case, label, (-50, -50, -10, -10))
