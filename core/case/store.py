@@ -603,7 +603,7 @@ class Case:
                 f"face {label} was rejected as not a face; restore it before "
                 "correcting it, or place a new face"
             )
-        if previous is None and index != self._next_face_index(rows):
+        if previous is None and index > self._next_face_index(rows):
             following = self._next_face_index(rows)
             next_label = mark if following == 0 else f"{mark}#{following}"
             count = len(rows)
