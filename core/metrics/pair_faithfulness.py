@@ -86,6 +86,7 @@ from core import wording
 from core.errors import BadInputError, Cancelled
 from core.explain.base import (
     MAP_KINDS,
+    ChipMaps,
     ExplanationResult,
     FacePair,
     FaceView,
@@ -817,36 +818,49 @@ def other_pair_maps(
     batch_size: int | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelCallback | None = None,
-) -> dict[str, dict[str, list[np.ndarray]]]:
+) -> tuple[dict[str, dict[str, list[np.ndarray]]], list[FaceView]]:
     """The same method, parameters and seed on (probe, reference) and (reference,
-    gallery) for each reference face: maps that are not about this pair."""
+    gallery) for each reference face: maps that are not about this pair.
+
+    Also the references used: one the method cannot explain (``components`` on a
+    face placed by hand, which has no 68 landmarks) is left out on both sides, so
+    that each side's K maps come from the same K faces and K is what is recorded.
+    """
     explainer = get(result.method_id)
     out: dict[str, dict[str, list[np.ndarray]]] = {"probe": {}, "gallery": {}}
-    jobs = [
-        ("probe", FacePair(pair.probe, dataclasses.replace(ref, side="gallery")))
-        for ref in references
-    ] + [
-        ("gallery", FacePair(dataclasses.replace(ref, side="probe"), pair.gallery))
-        for ref in references
-    ]
-    for number, (side, other_pair) in enumerate(jobs):
-        if progress is not None:
-            progress(number, len(jobs), "maps for other faces")
-        other = explainer.explain(
-            other_pair,
-            model,
-            result.params,
-            seed=result.seed,
-            cancel=cancel,
-            batch_size=batch_size,
-            threshold=result.threshold,
+    used = []
+    total = 2 * len(references)
+    for number, reference in enumerate(references):
+        as_gallery = dataclasses.replace(reference, side="gallery")
+        as_probe = dataclasses.replace(reference, side="probe")
+        jobs = (
+            ("probe", FacePair(pair.probe, as_gallery)),
+            ("gallery", FacePair(as_probe, pair.gallery)),
         )
-        maps = other.probe if side == "probe" else other.gallery
-        for kind, array in maps.chip_maps().items():
-            out[side].setdefault(kind, []).append(array)
+        found: list[tuple[str, ChipMaps]] = []
+        try:
+            for step, (side, other_pair) in enumerate(jobs):
+                if progress is not None:
+                    progress(2 * number + step, total, "maps for other faces")
+                other = explainer.explain(
+                    other_pair,
+                    model,
+                    result.params,
+                    seed=result.seed,
+                    cancel=cancel,
+                    batch_size=batch_size,
+                    threshold=result.threshold,
+                )
+                found.append((side, other.probe if side == "probe" else other.gallery))
+        except BadInputError:
+            continue  # this face cannot be explained by the method: not a reference
+        used.append(reference)
+        for side, maps in found:
+            for kind, array in maps.chip_maps().items():
+                out[side].setdefault(kind, []).append(array)
     if progress is not None:
-        progress(len(jobs), len(jobs), "maps for other faces")
-    return out
+        progress(total, total, "maps for other faces")
+    return out, used
 
 
 def check_pair(
@@ -863,7 +877,8 @@ def check_pair(
     """Maps for the other faces, then the verdicts (progress in two stages).
 
     References that show one of the pair's own images, or an image given before,
-    are left out: a photo counted twice would make 1 / (K + 1) a fiction.
+    are left out: a photo counted twice would make 1 / (K + 1) a fiction; so are
+    faces the method cannot explain (``other_pair_maps``).
     """
     _check_inputs(result, pair, model, batch_size)  # before the long part
     seen = {pair.probe.image_sha256, pair.gallery.image_sha256}
@@ -872,12 +887,11 @@ def check_pair(
         if reference.image_sha256 not in seen:
             seen.add(reference.image_sha256)
             distinct.append(reference)
-    references = distinct
-    maps = other_pair_maps(
+    maps, used = other_pair_maps(
         result,
         pair,
         model,
-        references,
+        distinct,
         batch_size=batch_size,
         progress=_stage(progress, "maps for other faces"),
         cancel=cancel,
@@ -887,7 +901,7 @@ def check_pair(
         pair,
         model,
         other_maps=maps,
-        references=[r.image_sha256 for r in references],
+        references=[r.image_sha256 for r in used],
         settings=settings,
         batch_size=batch_size,
         progress=_stage(progress, "faithfulness"),

@@ -35,9 +35,7 @@ def case(tmp_path):
     files = []
     for name in ("probe", "known"):
         path = tmp_path / f"{name}.png"
-        Image.fromarray(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)).save(
-            path
-        )
+        Image.fromarray(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)).save(path)
         files.append(path)
     with Case.create(tmp_path / "case", "2026-0018", "A. Examiner", user="tester") as c:
         c.add_exhibits([files[0]], "probe")
@@ -67,9 +65,7 @@ def test_a_rejected_face_leaves_faces_1_to_n_and_comparisons(case, model):
     assert labels(case.faces()) == ["Q1", "K1"]
     assert labels(case.rejected_faces()) == ["K1#1"]
     assert labels(workflow.role_faces(case, "gallery")) == ["K1"]
-    assert labels(c.face for c in workflow.rank_all_probes(case, model)["Q1"]) == [
-        "K1"
-    ]
+    assert labels(c.face for c in workflow.rank_all_probes(case, model)["Q1"]) == ["K1"]
     with pytest.raises(BadInputError, match="rejected as not a face.*restore it"):
         case.face("K1#1")
     with pytest.raises(BadInputError, match="rejected"):
@@ -160,9 +156,7 @@ def test_rejection_edited_outside_xfr_is_detected(case):
 def test_earlier_results_stay_reachable_after_a_correction(case, model):
     comparison = workflow.compare(case, "Q1", "K1", model)
     workflow.explain(case, "Q1", "K1", "gradient", model)
-    assert [c.id for c in workflow.explained_comparisons(case, "K1")] == [
-        comparison.id
-    ]
+    assert [c.id for c in workflow.explained_comparisons(case, "K1")] == [comparison.id]
     case.correct_face("K1", POINTS + 4)
     assert workflow.explained_comparisons(case, "K1") == []
     (earlier,) = workflow.earlier_results(case, "Q1", "K1")
@@ -184,3 +178,20 @@ def test_a_face_box_drawn_by_hand_gets_predicted_landmarks(case, astronaut_rgb):
     assert ((face.landmarks5 > [140, 30]) & (face.landmarks5 < [310, 230])).all()
     with pytest.raises(BadInputError, match="smaller than 8 pixels"):
         workflow.place_face_in_box(case, label, (-50, -50, -10, -10))
+
+
+@pytest.mark.slow
+def test_components_check_leaves_out_a_reference_placed_by_hand(demo, dlib_model):
+    """A face placed by hand has no 68 landmarks, which ``components`` needs: as a
+    reference face it is left out (and not counted), not a crash of the check."""
+    from core.metrics.pair_faithfulness import FaithfulnessSettings
+
+    k2 = demo.face("K2")
+    demo.correct_face("K2", k2.landmarks5)  # by hand: no 68-point landmarks now
+    assert demo.face("K2").landmarks68 is None
+    checked = workflow.check_faithfulness(
+        demo, "Q1", "K1", "components", dlib_model,
+        settings=FaithfulnessSettings(grid=4, step_cells=8), reference_count=2,
+    )  # fmt: skip
+    hashes = {demo.exhibit("K2").sha256}
+    assert not hashes & set(checked.result.references)
