@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
     QSplitter,
     QStackedWidget,
     QTabWidget,
+    QWidget,
 )
 
 from core import APP_NAME, __version__
@@ -194,6 +195,7 @@ class MainWindow(QMainWindow):
         # the signing password turns out wrong; and the dialog a check is for.
         self._last_report_choice: ReportChoice | None = None
         self._check_for: ExportDoneDialog | None = None
+        self._check_trust: list[str] = []  # the certificates that check trusts
         self._export_signer: Path | None = None  # the identity of the running export
         self._build_pages()
         self._build_status_bar()
@@ -438,21 +440,28 @@ class MainWindow(QMainWindow):
             self._verifier.start(self.controller.case.verify)
 
     # ---- signing identities -------------------------------------------------------
-    def new_identity(self) -> NewIdentityDialog:
-        """Signing → New signing identity… (the examiner's name filled in)."""
-        dialog = NewIdentityDialog(self.settings.effective_user(), self.errors, self)
-        return self._open_identity_dialog(dialog)
+    def new_identity(self, *, over: QWidget | None = None) -> NewIdentityDialog:
+        """Signing → New signing identity… (the examiner's name filled in);
+        ``over``: the dialog it was asked from (the report dialog's New…)."""
+        dialog = NewIdentityDialog(
+            self.settings.effective_user(), self.errors, over or self
+        )
+        self._open_identity_dialog(dialog)
+        return dialog
 
-    def import_identity(self) -> ImportIdentityDialog:
+    def import_identity(self, *, over: QWidget | None = None) -> ImportIdentityDialog:
         """Signing → Import signing identity…."""
-        return self._open_identity_dialog(ImportIdentityDialog("", self.errors, self))
+        dialog = ImportIdentityDialog("", self.errors, over or self)
+        self._open_identity_dialog(dialog)
+        return dialog
 
-    def _open_identity_dialog(self, dialog):
+    def _open_identity_dialog(
+        self, dialog: NewIdentityDialog | ImportIdentityDialog
+    ) -> None:
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.identity_ready.connect(self._on_identity_ready)
         self.identity_dialog = dialog
         dialog.open()
-        return dialog
 
     def _on_identity_ready(self, identity: workflow.StoredIdentity) -> None:
         """A new identity is offered (and chosen) in an open report dialog."""
@@ -460,7 +469,7 @@ class MainWindow(QMainWindow):
             f"Signing identity of {identity.name} kept in {identity.p12}", 15000
         )
         dialog = self.report_dialog
-        if dialog is not None and dialog.isVisible():
+        if dialog is not None and shiboken6.isValid(dialog) and dialog.isVisible():
             dialog.set_identities(workflow.known_identities(), select=str(identity.p12))
 
     # ---- reports ------------------------------------------------------------------
@@ -486,8 +495,10 @@ class MainWindow(QMainWindow):
         )
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.accepted.connect(lambda: self._export_chosen(dialog.choice()))
-        dialog.new_identity_requested.connect(self.new_identity)
-        dialog.import_identity_requested.connect(self.import_identity)
+        dialog.new_identity_requested.connect(lambda: self.new_identity(over=dialog))
+        dialog.import_identity_requested.connect(
+            lambda: self.import_identity(over=dialog)
+        )
         self.report_dialog = dialog
         dialog.open()
 
@@ -548,6 +559,7 @@ class MainWindow(QMainWindow):
         self, dialog: ExportDoneDialog, path: Path, certificates: Sequence[str]
     ) -> None:
         self._check_for = dialog
+        self._check_trust = list(certificates)
         self.verify_report_file(str(path), certificates)
 
     def _on_report_error(self, error: BaseException, details: str) -> None:
@@ -596,7 +608,15 @@ class MainWindow(QMainWindow):
     def _show_report_check(self, check) -> None:
         target = self._check_target()
         if target is not None:  # "Verify now": shown in the completion dialog
-            target.show_check(check)
+            untrusted = check.signatures and not self._check_trust
+            target.show_check(
+                check,
+                "No certificate of the signer was found beside the identity file, "
+                "so the signature was checked but not who made it: use File → "
+                "Verify a report… with the signer's certificate."
+                if untrusted
+                else "",
+            )
             self.report_verified.emit(check)
             return
         lines = [f"Report {check.report_id or '(no XFR manifest)'}"]

@@ -371,3 +371,50 @@ def test_an_unsigned_report_says_so_when_verified(qtbot, window, tmp_path):
         done.verification.text()
     )
     done.close()
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_the_red_problem_line_is_readable_in_both_themes(qtbot, window, theme):
+    from PySide6.QtGui import QColor, QPalette
+
+    from xfr_desktop.theme import contrast_ratio, theme_palette
+
+    background = theme_palette(theme).color(QPalette.ColorRole.Window)
+    assert contrast_ratio(QColor(PROBLEM_COLOURS[theme]), background) >= 4.5
+    window.set_theme(theme)
+    dialog = window.import_identity()
+    dialog.ok_button.click()  # no file chosen: the red line says so
+    assert dialog.problem.text() == (
+        "Choose the identity file (.p12 or .pfx) to import."
+    )
+    assert PROBLEM_COLOURS[theme] in dialog.problem.styleSheet()
+    assert dialog.focusWidget() is dialog.source
+    dialog.resize(1280, 720)
+    shot(dialog, f"import_no_file_{theme}_1280x720")
+    dialog.close()
+
+
+def test_an_identity_from_elsewhere_signs_and_verify_now_says_what_it_trusted(
+    qtbot, window, tmp_path
+):
+    elsewhere = tmp_path / "usb-stick.p12"  # chosen with "Choose file…", no .pem
+    create_identity("Dr. Di Elsewhere", elsewhere, PASSWORD)
+    window.ask_export_report()
+    dialog = window.report_dialog
+    dialog.select_identity(str(elsewhere))
+    assert dialog.identity.currentText() == str(elsewhere)
+    out = tmp_path / "elsewhere.pdf"
+    dialog.path.setText(str(out))
+    dialog.password.setText(PASSWORD)
+    with qtbot.waitSignal(window.report_exported, timeout=WAIT_MS) as exported:
+        dialog.buttons.button(dialog.buttons.StandardButton.Ok).click()
+    assert exported.args[0].signed_by == ("Dr. Di Elsewhere",)
+    done = window.report_done_dialog
+    with qtbot.waitSignal(window.report_verified, timeout=WAIT_MS) as verified:
+        done.verify_button.click()
+    status = verified.args[0].signatures[0]
+    assert status.valid and not status.trusted
+    text = done.verification.text()
+    assert text.startswith("Not all checks hold.")
+    assert "No certificate of the signer was found beside the identity file" in text
+    done.close()

@@ -137,10 +137,11 @@ class ExportDoneDialog(QDialog):
         self.verification.show()
         self.verify_requested.emit(self.path)
 
-    def show_check(self, check: ReportCheck) -> None:
-        """The verification's result, under the facts."""
+    def show_check(self, check: ReportCheck, note: str = "") -> None:
+        """The verification's result, under the facts (``note``: what it trusted)."""
         self.verify_button.setEnabled(True)
-        self.verification.setText(check_summary(check))
+        summary = check_summary(check)
+        self.verification.setText(f"{summary}\n{note}" if note else summary)
         self.verification.show()
 
     def verify_failed(self, message: str) -> None:
