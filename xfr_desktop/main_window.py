@@ -10,12 +10,21 @@ from ``core`` through the ``CaseController``; no science happens in a widget.
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
+import shiboken6
 import torch
-from PySide6.QtCore import QByteArray, QEvent, QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeyEvent, QKeySequence
+from PySide6.QtCore import QByteArray, QEvent, QObject, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDesktopServices,
+    QKeyEvent,
+    QKeySequence,
+)
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
     QApplication,
@@ -27,6 +36,7 @@ from PySide6.QtWidgets import (
     QSplitter,
     QStackedWidget,
     QTabWidget,
+    QWidget,
 )
 
 from core import APP_NAME, __version__
@@ -36,13 +46,19 @@ from core.explain.base import ExplanationResult
 from core.models import FaceModel, ModelRegistry, load_model, registry
 from core.report.api import Signer, generate_report, verify_report
 from core.report.build import ReportRequest
-from core.report.signing import load_certificate
+from core.report.signing import WrongPasswordError
 from xfr_desktop.case_controller import CaseController, ExplainJob
+from xfr_desktop.dialogs.export_done_dialog import ExportDoneDialog
+from xfr_desktop.dialogs.identity_dialog import (
+    ImportIdentityDialog,
+    NewIdentityDialog,
+    wrong_password_text,
+)
 from xfr_desktop.dialogs.manual_window import ManualWindow
 from xfr_desktop.dialogs.new_case_dialog import NewCaseDialog
-from xfr_desktop.dialogs.report_dialog import ReportDialog
+from xfr_desktop.dialogs.report_dialog import ReportChoice, ReportDialog
 from xfr_desktop.dialogs.settings_dialog import SettingsDialog
-from xfr_desktop.errors import ErrorReporter
+from xfr_desktop.errors import ErrorReporter, describe
 from xfr_desktop.panels.audit_view import AuditTrailView
 from xfr_desktop.panels.channels_panel import ChannelsPanel
 from xfr_desktop.panels.compare_panel import ComparePanel
@@ -161,12 +177,8 @@ class MainWindow(QMainWindow):
         self._reporter.result.connect(self._on_report)
         self._report_checker = TaskRunner(self)
         self._report_checker.result.connect(self._show_report_check)
-        self._report_checker.error.connect(
-            lambda e, d: self.errors.report(e, d, context="Could not check the report.")
-        )
-        self._reporter.error.connect(
-            lambda e, d: self.errors.report(e, d, context="The report failed.")
-        )
+        self._report_checker.error.connect(self._on_report_check_error)
+        self._reporter.error.connect(self._on_report_error)
         self._verifier = TaskRunner(self)
         self._verifier.result.connect(
             lambda r: self.audit.show_verify_result(
@@ -175,6 +187,16 @@ class MainWindow(QMainWindow):
         )
 
         self.report_dialog: ReportDialog | None = None  # the last one opened
+        self.identity_dialog: NewIdentityDialog | ImportIdentityDialog | None = None
+        self.report_done_dialog: ExportDoneDialog | None = None  # the last export's
+        # How "Open report" and "Show in folder" open a URL (tests replace it).
+        self.open_url: Callable[[QUrl], Any] = QDesktopServices.openUrl
+        # The last export's choices (its password dropped), kept to ask again when
+        # the signing password turns out wrong; and the dialog a check is for.
+        self._last_report_choice: ReportChoice | None = None
+        self._check_for: ExportDoneDialog | None = None
+        self._check_trust: list[str] = []  # the certificates that check trusts
+        self._export_signer: Path | None = None  # the identity of the running export
         self._build_pages()
         self._build_status_bar()
         self.manual_window: ManualWindow | None = None  # made when first opened
@@ -338,6 +360,14 @@ class MainWindow(QMainWindow):
         )
         self.dark_action.setChecked(self.settings.theme == "dark")
 
+        signing_menu = self.menuBar().addMenu("&Signing")
+        self.new_identity_action = self._action(
+            signing_menu, "&New signing identity…", self.new_identity
+        )
+        self.import_identity_action = self._action(
+            signing_menu, "&Import signing identity…", self.import_identity
+        )
+
         help_menu = self.menuBar().addMenu("&Help")
         self.manual_action = self._action(
             help_menu, "&Manual", self.show_manual, QKeySequence("F1")
@@ -409,26 +439,75 @@ class MainWindow(QMainWindow):
         if self.controller.case is not None:
             self._verifier.start(self.controller.case.verify)
 
+    # ---- signing identities -------------------------------------------------------
+    def new_identity(self, *, over: QWidget | None = None) -> NewIdentityDialog:
+        """Signing → New signing identity… (the examiner's name filled in);
+        ``over``: the dialog it was asked from (the report dialog's New…)."""
+        dialog = NewIdentityDialog(
+            self.settings.effective_user(), self.errors, over or self
+        )
+        self._open_identity_dialog(dialog)
+        return dialog
+
+    def import_identity(self, *, over: QWidget | None = None) -> ImportIdentityDialog:
+        """Signing → Import signing identity…."""
+        dialog = ImportIdentityDialog("", self.errors, over or self)
+        self._open_identity_dialog(dialog)
+        return dialog
+
+    def _open_identity_dialog(
+        self, dialog: NewIdentityDialog | ImportIdentityDialog
+    ) -> None:
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.identity_ready.connect(self._on_identity_ready)
+        self.identity_dialog = dialog
+        dialog.open()
+
+    def _on_identity_ready(self, identity: workflow.StoredIdentity) -> None:
+        """A new identity is offered (and chosen) in an open report dialog."""
+        self.statusBar().showMessage(
+            f"Signing identity of {identity.name} kept in {identity.p12}", 15000
+        )
+        dialog = self.report_dialog
+        if dialog is not None and shiboken6.isValid(dialog) and dialog.isVisible():
+            dialog.set_identities(workflow.known_identities(), select=str(identity.p12))
+
     # ---- reports ------------------------------------------------------------------
-    def ask_export_report(self) -> None:
-        """Where to write it, who signs it and which comparisons go in (one dialog)."""
+    def ask_export_report(
+        self, initial: ReportChoice | None = None, problem: str = ""
+    ) -> None:
+        """Where to write it, who signs it and which comparisons go in (one dialog).
+
+        ``initial`` and ``problem``: asked again after a wrong signing password,
+        with the earlier choices kept and the red line saying why."""
         case = self.controller.case
         if case is None:
             return
         default = case.folder.parent / f"{case.info().case_number}-report.pdf"
         dialog = ReportDialog(
-            case, self.controller.viewed_comparisons, str(default), self
+            case,
+            self.controller.viewed_comparisons,
+            str(default),
+            self,
+            errors=self.errors,
+            initial=initial,
+            problem=problem,
         )
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.accepted.connect(lambda: self._export_chosen(dialog.choice()))
+        dialog.new_identity_requested.connect(lambda: self.new_identity(over=dialog))
+        dialog.import_identity_requested.connect(
+            lambda: self.import_identity(over=dialog)
+        )
         self.report_dialog = dialog
         dialog.open()
 
-    def _export_chosen(self, choice) -> None:
+    def _export_chosen(self, choice: ReportChoice) -> None:
         signer = (
             Signer(Path(choice.identity), choice.password) if choice.identity else None
         )
         self.export_report(choice.path, signer, comparison_ids=choice.comparison_ids)
+        self._last_report_choice = replace(choice, password="")
 
     def export_report(
         self, path: str, signer=None, countersigner=None, *, comparison_ids=None
@@ -440,6 +519,8 @@ class MainWindow(QMainWindow):
         if comparison_ids is not None:
             request = ReportRequest(comparison_ids=tuple(comparison_ids))
         self.statusBar().showMessage("Writing the report…")
+        self._last_report_choice = None  # set again by _export_chosen for its own
+        self._export_signer = None if signer is None else Path(signer.p12)
         self._reporter.start(
             generate_report,
             self.controller.case,
@@ -456,7 +537,40 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(
             f"Report {outcome.report_id} written to {outcome.path} ({signed})", 15000
         )
+        # A dialog that stays, not only the status line: path, hash, what next.
+        done = ExportDoneDialog(outcome, lambda url: self.open_url(url), self)
+        done.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        trust = self._signer_certificates(self._export_signer)
+        done.verify_requested.connect(lambda path: self._verify_for(done, path, trust))
+        self.report_done_dialog = done
+        done.open()
         self.report_exported.emit(outcome)
+
+    @staticmethod
+    def _signer_certificates(identity: Path | None) -> list[str]:
+        """The public certificate kept beside the signer's identity file, to trust
+        when verifying the report just made (none when it is not there)."""
+        if identity is None:
+            return []
+        pem = identity.with_suffix(".pem")
+        return [str(pem)] if pem.is_file() else []
+
+    def _verify_for(
+        self, dialog: ExportDoneDialog, path: Path, certificates: Sequence[str]
+    ) -> None:
+        self._check_for = dialog
+        self._check_trust = list(certificates)
+        self.verify_report_file(str(path), certificates)
+
+    def _on_report_error(self, error: BaseException, details: str) -> None:
+        choice = self._last_report_choice
+        if isinstance(error, WrongPasswordError) and choice is not None:
+            # Ask again with every other choice kept, not a failed export.
+            self.statusBar().clearMessage()
+            name = Path(choice.identity).name
+            self.ask_export_report(choice, wrong_password_text(name))
+            return
+        self.errors.report(error, details, context="The report failed.")
 
     def ask_verify_report(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
@@ -470,15 +584,41 @@ class MainWindow(QMainWindow):
             "",
             "Certificates (*.pem *.cer *.crt *.der)",
         )
+        self._check_for = None
         self.verify_report_file(path, certificates)
 
     def verify_report_file(self, path: str, certificates=()) -> None:
-        trust = [load_certificate(Path(c)) for c in certificates]
+        # The certificates are read in the worker: a bad one is a warning naming it.
+        trust = [Path(c) for c in certificates]
         self._report_checker.start(
             verify_report, path, trust=trust, case=self.controller.case
         )
 
+    def _check_target(self) -> ExportDoneDialog | None:
+        """The completion dialog whose "Verify now" asked, if still open."""
+        target, self._check_for = self._check_for, None
+        return target if target is not None and shiboken6.isValid(target) else None
+
+    def _on_report_check_error(self, error: BaseException, details: str) -> None:
+        target = self._check_target()
+        if target is not None:
+            target.verify_failed(describe(error)[1])
+        self.errors.report(error, details, context="Could not check the report.")
+
     def _show_report_check(self, check) -> None:
+        target = self._check_target()
+        if target is not None:  # "Verify now": shown in the completion dialog
+            untrusted = check.signatures and not self._check_trust
+            target.show_check(
+                check,
+                "No certificate of the signer was found beside the identity file, "
+                "so the signature was checked but not who made it: use File → "
+                "Verify a report… with the signer's certificate."
+                if untrusted
+                else "",
+            )
+            self.report_verified.emit(check)
+            return
         lines = [f"Report {check.report_id or '(no XFR manifest)'}"]
         lines += [f"• {s.field_name}: {s.summary}" for s in check.signatures] or [
             "• Not signed: the report can have been changed without trace."

@@ -44,6 +44,7 @@ __all__ = [
     "IdentityInfo",
     "SignatureInfo",
     "SignatureStatus",
+    "WrongPasswordError",
     "certificate_fingerprint",
     "common_name",
     "create_identity",
@@ -120,6 +121,14 @@ class SignatureStatus:
 
 
 # --------------------------------------------------------------------- identities
+
+
+class WrongPasswordError(BadInputError):
+    """The password does not open this identity file (the file itself is sound).
+
+    Its own type so that the GUI can ask for the password again in place instead
+    of treating it like any other bad file.
+    """
 
 
 def create_identity(
@@ -246,7 +255,7 @@ def read_pkcs12(p12: Path, password: str | None):
             raise BadInputError(
                 "not a PKCS#12 identity file, or the file is damaged", p12
             ) from None
-        raise BadInputError(
+        raise WrongPasswordError(
             "wrong password for this identity (or the file is damaged)", p12
         ) from None
     if cert is None:

@@ -205,7 +205,7 @@ def test_about_names_version_model_hash_and_licences(qtbot, open_window):
 def test_menus_trigger_about_and_quit(qtbot, open_window):
     window = open_window()
     titles = [action.text() for action in window.menuBar().actions()]
-    assert titles == ["&File", "&Edit", "&View", "&Help"]
+    assert titles == ["&File", "&Edit", "&View", "&Signing", "&Help"]
     window.about_action.trigger()
     boxes = [w for w in window.findChildren(QMessageBox) if w.isVisible()]
     assert len(boxes) == 1 and boxes[0].windowTitle() == f"About {APP_NAME}"
