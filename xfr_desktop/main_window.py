@@ -44,6 +44,7 @@ from core.case import workflow
 from core.case.workflow import LoadedPair
 from core.explain.base import ExplanationResult
 from core.models import FaceModel, ModelRegistry, load_model, registry
+from core.report import identities
 from core.report.api import Signer, generate_report, verify_report
 from core.report.build import ReportRequest
 from core.report.signing import WrongPasswordError
@@ -463,14 +464,16 @@ class MainWindow(QMainWindow):
         self.identity_dialog = dialog
         dialog.open()
 
-    def _on_identity_ready(self, identity: workflow.StoredIdentity) -> None:
+    def _on_identity_ready(self, identity: identities.StoredIdentity) -> None:
         """A new identity is offered (and chosen) in an open report dialog."""
         self.statusBar().showMessage(
             f"Signing identity of {identity.name} kept in {identity.p12}", 15000
         )
         dialog = self.report_dialog
         if dialog is not None and shiboken6.isValid(dialog) and dialog.isVisible():
-            dialog.set_identities(workflow.known_identities(), select=str(identity.p12))
+            dialog.set_identities(
+                identities.known_identities(), select=str(identity.p12)
+            )
 
     # ---- reports ------------------------------------------------------------------
     def ask_export_report(

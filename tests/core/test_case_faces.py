@@ -66,7 +66,7 @@ def test_a_rejected_face_leaves_faces_1_to_n_and_comparisons(case, model):
     assert labels(case.rejected_faces()) == ["K1#1"]
     assert labels(workflow.role_faces(case, "gallery")) == ["K1"]
     assert labels(c.face for c in workflow.rank_all_probes(case, model)["Q1"]) == ["K1"]
-    with pytest.raises(BadInputError, match="rejected as not a face.*restore it"):
+    with pytest.raises(BadInputError, match=r"rejected as not a face.*restore it"):
         case.face("K1#1")
     with pytest.raises(BadInputError, match="rejected"):
         workflow.compare(case, "Q1", "K1#1", model)

@@ -27,6 +27,7 @@ from core.case import workflow
 from core.case.store import Case
 from core.faces.detect import Face
 from core.models import FaceModel, ModelInfo, ModelRegistry, Preprocessing, Threshold
+from core.report import identities
 from core.report.api import read_manifest, verify_report
 from core.report.signing import (
     WrongPasswordError,
@@ -154,7 +155,7 @@ def test_a_new_identity_is_made_in_the_gui_and_shows_subject_and_fingerprint(
     dialog.close()
 
     dialog, identity = make_identity_in_gui(qtbot, window)
-    folder = workflow.identities_folder()
+    folder = identities.identities_folder()
     assert identity.p12.parent == folder and identity.p12.is_file()
     assert os.stat(identity.p12).st_mode & 0o077 == 0  # readable by the owner only
     cert = load_certificate(identity.p12, PASSWORD)  # the core API opens it
@@ -166,7 +167,7 @@ def test_a_new_identity_is_made_in_the_gui_and_shows_subject_and_fingerprint(
     assert dialog.ok_button.text() == "Close" and not dialog.name.isEnabled()
     dialog.resize(1280, 720)
     shot(dialog, "new_identity_done_1280x720")
-    assert [i.p12 for i in workflow.known_identities()] == [identity.p12]
+    assert [i.p12 for i in identities.known_identities()] == [identity.p12]
 
 
 def test_import_asks_again_in_place_after_a_wrong_password(qtbot, window, tmp_path):
@@ -183,7 +184,7 @@ def test_import_asks_again_in_place_after_a_wrong_password(qtbot, window, tmp_pa
     assert PROBLEM_COLOURS["light"] in dialog.problem.styleSheet()
     assert dialog.focusWidget() is dialog.password
     assert dialog.source.text() == str(source)  # the file is kept
-    assert workflow.known_identities() == []  # nothing copied
+    assert identities.known_identities() == []  # nothing copied
     dialog.resize(1280, 720)
     shot(dialog, "import_wrong_password_1280x720")
 
@@ -193,7 +194,7 @@ def test_import_asks_again_in_place_after_a_wrong_password(qtbot, window, tmp_pa
         dialog.ok_button.click()
     identity = imported.args[0]
     assert identity.name == "Dr. Bo Imported"
-    assert identity.p12.parent == workflow.identities_folder()
+    assert identity.p12.parent == identities.identities_folder()
     assert read_pkcs12(identity.p12, PASSWORD)[0] == source.read_bytes()
     assert identity.fingerprint_sha256 in dialog.result_view.text()
 
@@ -290,7 +291,7 @@ def test_a_wrong_password_found_while_signing_asks_again_with_the_choices(
     first.path.setText(str(out))
     first.password.setText(PASSWORD)
     chosen = checked_ids(first)
-    monkeypatch.setattr(workflow, "unlock_identity", lambda p12, password: None)
+    monkeypatch.setattr(identities, "unlock_identity", lambda p12, password: None)
     monkeypatch.setattr(
         "xfr_desktop.main_window.generate_report",
         lambda *a, **k: (_ for _ in ()).throw(

@@ -1,7 +1,7 @@
 """Signing → New signing identity… / Import signing identity….
 
 The examiner's identities live in one folder of the user's data
-(``core.case.workflow.identities_folder``): a PKCS#12 file and its public
+(``core.report.identities.identities_folder``): a PKCS#12 file and its public
 certificate beside it.  Both dialogs run the core call in a ``TaskRunner`` (an RSA
 key takes a moment to make, a PKCS#12 a moment to decrypt), stay open while it runs
 and afterwards show what was made: the certificate's subject and its SHA-256
@@ -29,8 +29,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.case import workflow
-from core.case.workflow import IDENTITY_PASSWORD_MIN_LENGTH, StoredIdentity
+from core.report import identities
+from core.report.identities import IDENTITY_PASSWORD_MIN_LENGTH, StoredIdentity
 from core.report.signing import WrongPasswordError
 from xfr_desktop.errors import WARNING, ErrorReporter, describe, level, next_step
 from xfr_desktop.theme import theme_of
@@ -235,7 +235,7 @@ class NewIdentityDialog(_IdentityDialog):
         self.form.addRow("E-mail", self.email)
         self.form.addRow("Password*", self.password)
         self.form.addRow("Repeat password*", self.repeat)
-        where = workflow.identities_folder() if folder is None else folder
+        where = identities.identities_folder() if folder is None else folder
         note = QLabel(
             f"Kept in {where}. The password protects the signing key: without it "
             "nobody (you included) can sign with this identity, and it cannot be "
@@ -267,7 +267,7 @@ class NewIdentityDialog(_IdentityDialog):
 
     def _start(self) -> None:
         self.runner.start(
-            workflow.create_stored_identity,
+            identities.create_stored_identity,
             self.name.text().strip(),
             self.password.text(),
             organisation=self.organisation.text().strip(),
@@ -300,7 +300,7 @@ class ImportIdentityDialog(_IdentityDialog):
         self.password = self._password_edit()
         self.form.addRow("Identity file*", row)
         self.form.addRow("Its password*", self.password)
-        where = workflow.identities_folder() if folder is None else folder
+        where = identities.identities_folder() if folder is None else folder
         note = QLabel(f"A copy is kept in {where}; the file you choose is not changed.")
         note.setWordWrap(True)
         self.form.addRow(note)
@@ -331,7 +331,7 @@ class ImportIdentityDialog(_IdentityDialog):
 
     def _start(self) -> None:
         self.runner.start(
-            workflow.import_identity,
+            identities.import_identity,
             Path(self.source.text().strip()),
             self.password.text(),
             folder=self.folder,

@@ -5,10 +5,10 @@ The checklist starts with the comparisons the examiner looked at in this session
 Comparisons computed on a face that was corrected since are listed, marked and
 unchecked: the report prints one only under a SUPERSEDED banner.
 
-The identity list is the examiner's identity folder (``workflow.known_identities``)
+The identity list is the examiner's identity folder (``known_identities``)
 plus any file chosen here; New…/Import… open the Signing dialogs and the list is
 refreshed when they finish.  OK first checks the password in a worker
-(``workflow.unlock_identity``): a wrong one is a red line here, with every other
+(``unlock_identity``): a wrong one is a red line here, with every other
 choice kept and the password field focused, instead of a failure after the
 whole report has been laid out.
 """
@@ -37,9 +37,9 @@ from PySide6.QtWidgets import (
 )
 
 from core.calibration import strength_of_evidence
-from core.case import workflow
 from core.case.store import Case
-from core.case.workflow import StoredIdentity
+from core.report import identities as identity_store
+from core.report.identities import StoredIdentity
 from core.report.signing import WrongPasswordError
 from xfr_desktop.dialogs.identity_dialog import (
     problem_label,
@@ -173,7 +173,7 @@ class ReportDialog(QDialog):
         self.identity.currentIndexChanged.connect(self._update)
         self.comparisons.itemChanged.connect(self._update)
         # the first known identity is offered: a new examiner signs by default
-        known = workflow.known_identities() if identities is None else identities
+        known = identity_store.known_identities() if identities is None else identities
         self.set_identities(
             known,
             select=(
@@ -302,7 +302,7 @@ class ReportDialog(QDialog):
         self.problem.hide()
         self.buttons.setEnabled(False)
         self._unlocker.start(
-            workflow.unlock_identity, Path(identity), self.password.text()
+            identity_store.unlock_identity, Path(identity), self.password.text()
         )
 
     def reject(self) -> None:
