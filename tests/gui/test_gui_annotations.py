@@ -170,6 +170,7 @@ def test_the_list_shows_every_annotation_and_can_keep_to_the_pair(qtbot, window)
     assert "1 on other exhibits" in listed.count_label.text()
     listed.only_pair.setChecked(False)
     assert listed.table.rowCount() == 3
+    select_row(listed, window.controller.case.annotations()[0].id)
     save_shot(window, "annotation_list_1280x720.png")
 
 

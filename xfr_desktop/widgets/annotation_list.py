@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 from core.case.workflow import AnnotationRow
 from xfr_desktop.dialogs.annotation_dialog import AnnotationDialog
 
-HEADERS = ("On", "Shape", "FISWG component", "Label", "Note", "Author", "Time")
+HEADERS = ("On", "Shape", "FISWG", "Label", "Note", "Author", "Time (UTC)")
 ON, SHAPE, COMPONENT, LABEL, NOTE, AUTHOR, TIME = range(len(HEADERS))
 EDIT_TIP = "Change the label, note or FISWG component (or double-click the row)."
 DELETE_TIP = (
@@ -80,10 +80,14 @@ class AnnotationList(QWidget):
         self.table.verticalHeader().hide()
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setStretchLastSection(False)
-        header.setSectionResizeMode(NOTE, QHeaderView.ResizeMode.Stretch)
-        for column, width in ((ON, 44), (SHAPE, 70), (COMPONENT, 90), (LABEL, 90)):
+        header.setStretchLastSection(True)  # no empty strip in a wide column
+        widths = {ON: 40, SHAPE: 70, COMPONENT: 80, LABEL: 100, NOTE: 160, AUTHOR: 80}
+        for column, width in widths.items():
             self.table.setColumnWidth(column, width)
+        header.setMinimumSectionSize(36)
+        component = self.table.horizontalHeaderItem(COMPONENT)
+        if component is not None:
+            component.setToolTip("FISWG facial component")
         self.table.itemSelectionChanged.connect(self._on_selection)
         self.table.cellDoubleClicked.connect(lambda row, _column: self.edit_current())
         self.table.installEventFilter(self)
@@ -285,6 +289,9 @@ class UndoHint(QWidget):
         self._stack = stack
         self._expected_index = -1
         self.text = QLabel()
+        bold = self.text.font()
+        bold.setBold(True)  # it must be seen: the only word about a delete
+        self.text.setFont(bold)
         self.undo_button = QPushButton("Undo (Ctrl+Z)")
         self.undo_button.clicked.connect(self._undo)
         self.timer = QTimer(self)
