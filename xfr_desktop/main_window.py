@@ -66,7 +66,8 @@ from xfr_desktop.panels.maps_panels import LayersPanel, MethodGrid
 from xfr_desktop.panels.start_page import StartPage
 from xfr_desktop.settings import Settings, load_settings, save_settings
 from xfr_desktop.theme import apply_theme
-from xfr_desktop.widgets.annotation_list import AnnotationList, UndoHint
+from xfr_desktop.widgets.annotation_list import AnnotationList
+from xfr_desktop.widgets.undo_hint import UndoHint
 from xfr_desktop.workers import TaskRunner
 
 LICENCES_HTML = (

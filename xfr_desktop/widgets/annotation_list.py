@@ -7,17 +7,14 @@ changed fields; Delete (button or key) emits ``delete_requested``; the window
 sends both through the case's undo stack, so a delete can be undone and the audit
 keeps both.  Choosing a row emits ``annotation_chosen`` so the comparison view
 can show it.
-
-``UndoHint`` is the small bar that says what was just deleted and offers Undo
-for a few seconds, so a delete is never silent.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QKeyEvent, QUndoStack
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -41,11 +38,11 @@ DELETE_TIP = (
     "Delete the annotation (Delete key). Undo brings it back; the audit trail "
     "keeps both steps."
 )
-HINT_SECONDS = 8  # long enough to read the line and reach the button
 
 
 def shown_time(stamp: str) -> str:
-    """ "2026-12-01T16:42:31.123Z" -> "2026-12-01 16:42" (UTC, as stored)."""
+    """The stored UTC stamp to the minute: 2026-12-01T16:42:31.123Z gives
+    2026-12-01 16:42."""
     return stamp[:16].replace("T", " ") if len(stamp) >= 16 else stamp
 
 
@@ -274,50 +271,3 @@ class AnnotationList(QWidget):
             self.delete_current()
             return True
         return super().eventFilter(watched, event)
-
-
-class UndoHint(QWidget):
-    """ "Annotation 'left ear scar' on K1 deleted. [Undo (Ctrl+Z)]" for a few
-    seconds after a delete.
-
-    The button undoes only the step it announced: any other change of the undo
-    stack (an undo, a new step) hides the hint, so it can never undo something
-    else."""
-
-    def __init__(self, stack: QUndoStack, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self._stack = stack
-        self._expected_index = -1
-        self.text = QLabel()
-        bold = self.text.font()
-        bold.setBold(True)  # it must be seen: the only word about a delete
-        self.text.setFont(bold)
-        self.undo_button = QPushButton("Undo (Ctrl+Z)")
-        self.undo_button.clicked.connect(self._undo)
-        self.timer = QTimer(self)
-        self.timer.setSingleShot(True)
-        self.timer.setInterval(HINT_SECONDS * 1000)
-        self.timer.timeout.connect(self.hide)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(8, 0, 8, 0)
-        layout.addWidget(self.text)
-        layout.addWidget(self.undo_button)
-        stack.indexChanged.connect(self._on_index)
-        self.hide()
-
-    def announce(self, text: str) -> None:
-        """Call while the step is being done (the stack's index moves by one
-        right after)."""
-        self.text.setText(text)
-        self._expected_index = self._stack.index() + 1
-        self.show()
-        self.timer.start()
-
-    def _on_index(self, index: int) -> None:
-        if index != self._expected_index:
-            self.hide()
-
-    def _undo(self) -> None:
-        if self._stack.index() == self._expected_index:
-            self._stack.undo()
-        self.hide()
