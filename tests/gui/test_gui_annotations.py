@@ -16,8 +16,8 @@ from PIL import Image
 pytest.importorskip("PySide6")
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QUndoCommand
-from PySide6.QtWidgets import QComboBox, QWidget
+from PySide6.QtGui import QPalette, QUndoCommand
+from PySide6.QtWidgets import QApplication, QComboBox, QWidget
 
 from core.case import workflow
 from core.case.store import Case
@@ -188,6 +188,32 @@ def test_choosing_a_row_shows_it_in_the_comparison(qtbot, window):
     assert window.compare.viewers[1].selected_annotation == other
 
 
+def test_a_selection_in_the_viewer_selects_the_row(qtbot, window):
+    listed = window.annotation_list
+    add(window, **SCAR)
+    mole = add(window, **MOLE)
+    window.compare.viewers[0].annotation_selected.emit(mole)
+    row = listed.current_row()
+    assert row is not None and row.annotation_id == mole
+    window.compare.viewers[0].annotation_selected.emit(None)
+    assert listed.current_row() is None
+    assert not listed.delete_button.isEnabled()
+
+
+def test_the_rows_context_menu_edits_and_deletes(qtbot, window):
+    case, listed = window.controller.case, window.annotation_list
+    scar = add(window, **SCAR)
+    select_row(listed, scar)
+    menu = listed.context_menu()
+    actions = {a.text(): a for a in menu.actions()}
+    assert set(actions) == {"Edit…", "Delete"}
+    assert all(a.isEnabled() for a in actions.values())
+    actions["Delete"].trigger()
+    assert case.annotations() == []
+    assert window.undo_hint.isVisible()
+    menu.deleteLater()
+
+
 def test_edit_through_the_dialog_changes_the_stored_row_and_is_undoable(qtbot, window):
     case, listed = window.controller.case, window.annotation_list
     scar = add(window, **SCAR)
@@ -277,6 +303,17 @@ def test_delete_from_the_viewer_shows_the_hint(qtbot, window):
     assert case.annotations() == []
     assert window.undo_hint.isVisible()
     assert "'left ear scar' on K1 deleted" in window.undo_hint.text.text()
+    if SHOTS.is_dir():  # how it looks in the dark theme, for the examiner's eye
+        app = QApplication.instance()
+        style, palette = app.style().name(), QPalette(app.palette())
+        try:
+            window.set_theme("dark")
+            qtbot.wait(50)  # the new palette reaches the widgets through events
+            save_shot(window, "delete_hint_dark_1280x720.png")
+        finally:
+            app.setStyle(style)
+            app.setPalette(palette)
+            app.setProperty("xfr_theme", None)
     window.undo_hint.timer.timeout.emit()  # a few seconds later it goes
     assert not window.undo_hint.isVisible()
 
@@ -387,6 +424,7 @@ def test_a_read_only_case_offers_no_edit_or_delete(qtbot, models, case_folder):
     assert not listed.delete_button.isEnabled()
     assert listed.delete_button.toolTip() == "The case is open read-only."
     assert listed.edit_current() is None
+    assert not any(a.isEnabled() for a in listed.context_menu().actions())
     qtbot.keyClick(listed.table, Qt.Key.Key_Delete)
     window.controller.delete_annotation(scar.id)  # from the viewer's Delete key
     assert window.controller.case.annotations() == [scar]

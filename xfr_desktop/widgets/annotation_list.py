@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, QPoint, Qt, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QMenu,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
@@ -88,6 +89,8 @@ class AnnotationList(QWidget):
         self.table.itemSelectionChanged.connect(self._on_selection)
         self.table.cellDoubleClicked.connect(lambda row, _column: self.edit_current())
         self.table.installEventFilter(self)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self._context_menu)
 
         self.edit_button = QPushButton("Edit…")
         self.edit_button.clicked.connect(self.edit_current)
@@ -259,6 +262,23 @@ class AnnotationList(QWidget):
         row = self.current_row()
         if row is not None and not self._read_only:
             self.delete_requested.emit(row.annotation_id)
+
+    def context_menu(self) -> QMenu:
+        """Edit… and Delete for the row chosen (disabled in a read-only case)."""
+        menu = QMenu(self)
+        writable = self.current_row() is not None and not self._read_only
+        for text, slot in (
+            ("Edit…", self.edit_current),
+            ("Delete", self.delete_current),
+        ):
+            action = menu.addAction(text)
+            action.setEnabled(writable)
+            action.triggered.connect(slot)
+        return menu
+
+    def _context_menu(self, position: QPoint) -> None:
+        if self.table.indexAt(position).isValid():
+            self.context_menu().popup(self.table.viewport().mapToGlobal(position))
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if (
