@@ -342,7 +342,10 @@ class CaseController(QObject):
         if self.case is None:
             return False
         if self.case.read_only:
-            self.status.emit("The case is open read-only: annotations cannot change.")
+            self.status.emit(
+                "The case is open read-only: annotations cannot be added, changed "
+                "or deleted."
+            )
             return False
         return True
 

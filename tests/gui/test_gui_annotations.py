@@ -286,6 +286,9 @@ def test_delete_from_the_list_says_so_and_its_undo_button_restores(qtbot, window
     )
     assert [list(p) for p in back.points] == SCAR["points"]
     assert not hint.isVisible()
+    assert window.redo_action.text() == (
+        "&Redo delete annotation 'left ear scar' on K1"
+    )
     assert audit_actions(case) == [
         "annotation.add",
         "annotation.delete",
