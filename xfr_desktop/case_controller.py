@@ -88,6 +88,8 @@ class CaseController(QObject):
     comparisons_changed = Signal()
     explanations_changed = Signal(object)  # the finished ExplainJob
     annotations_changed = Signal()
+    # "Annotation 'left ear scar' on K1 deleted." (the window shows it with Undo)
+    annotation_deleted = Signal(str)
     conclusions_changed = Signal()
     audit_changed = Signal()
     jobs_changed = Signal()
@@ -335,17 +337,36 @@ class CaseController(QObject):
             self.jobs_changed.emit()
 
     # ---- annotations (undoable) and conclusions ------------------------------------
+    def can_change_annotations(self) -> bool:
+        """A case is open for writing (a read-only case offers no change)."""
+        if self.case is None:
+            return False
+        if self.case.read_only:
+            self.status.emit(
+                "The case is open read-only: annotations cannot be added, changed "
+                "or deleted."
+            )
+            return False
+        return True
+
     def add_annotation(self, **fields: Any) -> None:
-        self.undo_stack.push(_AddAnnotation(self, fields))
+        if self.can_change_annotations():
+            self.undo_stack.push(_AddAnnotation(self, fields))
 
     def move_annotation(self, annotation_id: int, points: Any) -> None:
-        self.undo_stack.push(_EditAnnotation(self, annotation_id, {"points": points}))
+        if self.can_change_annotations():
+            self.undo_stack.push(
+                _EditAnnotation(self, annotation_id, {"points": points}, "move")
+            )
 
     def edit_annotation(self, annotation_id: int, **changes: Any) -> None:
-        self.undo_stack.push(_EditAnnotation(self, annotation_id, changes))
+        if self.can_change_annotations():
+            self.undo_stack.push(_EditAnnotation(self, annotation_id, changes))
 
     def delete_annotation(self, annotation_id: int) -> None:
-        self.undo_stack.push(_DeleteAnnotation(self, annotation_id))
+        """Deleted at once, undoable; ``annotation_deleted`` says which."""
+        if self.can_change_annotations():
+            self.undo_stack.push(_DeleteAnnotation(self, annotation_id))
 
     def add_conclusion(self, text: str, comparison_id: int | None = None) -> None:
         if self.case is None:
@@ -379,8 +400,8 @@ class _AnnotationCommand(QUndoCommand):
         return self.controller.case
 
     def current_id(self) -> int:
-        ids = self.controller._annotation_ids
-        return ids.get(self.key, self.key)  # type: ignore[arg-type]
+        assert self.key is not None  # set by the first redo of every command
+        return self.controller._annotation_ids.get(self.key, self.key)
 
     def re_added(self, new_id: int) -> None:
         if self.key is None:
@@ -404,9 +425,25 @@ class _AnnotationCommand(QUndoCommand):
         return fields
 
 
+def _name(fields: dict[str, Any]) -> str:
+    """ "'left ear scar' on K1" for the undo menu and the delete hint."""
+    exhibit = fields.get("exhibit")
+    target = (
+        str(exhibit).upper()
+        if exhibit
+        else f"explanation {fields.get('explanation_id')}"
+    )
+    return workflow.annotation_name(
+        str(fields.get("label") or ""),
+        fields.get("component"),
+        str(fields.get("shape", "annotation")),
+        target,
+    )
+
+
 class _AddAnnotation(_AnnotationCommand):
     def __init__(self, controller: CaseController, fields: dict[str, Any]) -> None:
-        super().__init__(controller, f"add {fields.get('shape', 'annotation')}", None)
+        super().__init__(controller, f"add {_name(fields)}", None)
         self.fields = fields
 
     def redo(self) -> None:
@@ -420,11 +457,16 @@ class _AddAnnotation(_AnnotationCommand):
 
 class _EditAnnotation(_AnnotationCommand):
     def __init__(
-        self, controller: CaseController, annotation_id: int, changes: dict[str, Any]
+        self,
+        controller: CaseController,
+        annotation_id: int,
+        changes: dict[str, Any],
+        verb: str = "edit",
     ) -> None:
         super().__init__(controller, "edit annotation", annotation_id)
         self.changes = changes
         before = self.fields_of(annotation_id)
+        self.setText(f"{verb} annotation {_name(before)}")
         self.before = {key: before[key] for key in changes}
 
     def redo(self) -> None:
@@ -440,10 +482,13 @@ class _DeleteAnnotation(_AnnotationCommand):
     def __init__(self, controller: CaseController, annotation_id: int) -> None:
         super().__init__(controller, "delete annotation", annotation_id)
         self.fields = self.fields_of(annotation_id)
+        self.name = _name(self.fields)
+        self.setText(f"delete annotation {self.name}")
 
     def redo(self) -> None:
         self.case.delete_annotation(self.current_id())
         self.controller._annotations_touched()
+        self.controller.annotation_deleted.emit(f"Annotation {self.name} deleted.")
 
     def undo(self) -> None:
         self.re_added(self.case.add_annotation(**self.fields).id)

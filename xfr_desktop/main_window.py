@@ -17,7 +17,16 @@ from typing import Any
 
 import shiboken6
 import torch
-from PySide6.QtCore import QByteArray, QEvent, QObject, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import (
+    QByteArray,
+    QEvent,
+    QKeyCombination,
+    QObject,
+    Qt,
+    QTimer,
+    QUrl,
+    Signal,
+)
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -28,14 +37,18 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
     QApplication,
+    QComboBox,
     QDialog,
     QFileDialog,
     QLabel,
+    QLineEdit,
     QMainWindow,
     QMessageBox,
+    QPlainTextEdit,
     QSplitter,
     QStackedWidget,
     QTabWidget,
+    QTextEdit,
     QWidget,
 )
 
@@ -70,6 +83,8 @@ from xfr_desktop.panels.maps_panels import LayersPanel, MethodGrid
 from xfr_desktop.panels.start_page import StartPage
 from xfr_desktop.settings import Settings, load_settings, save_settings
 from xfr_desktop.theme import apply_theme
+from xfr_desktop.widgets.annotation_list import AnnotationList
+from xfr_desktop.widgets.undo_hint import UndoHint
 from xfr_desktop.workers import TaskRunner
 
 LICENCES_HTML = (
@@ -106,12 +121,28 @@ STOP_AND_QUIT = "Stop them and quit"
 KEEP_WORKING = "Keep working"
 
 
+CTRL_Y = QKeyCombination(Qt.KeyboardModifier.ControlModifier, Qt.Key.Key_Y)  # redo
+
+
+def has_own_undo(widget: QObject) -> bool:
+    """A text field the examiner types in (conclusion, notes, a name): Ctrl+Z
+    undoes its typing.  A spin box's or combo box's text is not one of them."""
+    if isinstance(widget, QLineEdit):
+        holder = widget.parent()
+        inside = isinstance(holder, (QAbstractSpinBox, QComboBox))
+        return not widget.isReadOnly() and not inside
+    if isinstance(widget, (QTextEdit, QPlainTextEdit)):
+        return not widget.isReadOnly()
+    return False
+
+
 class _CaseUndoKeys(QObject):
-    """Lets Undo/Redo reach the case's undo stack while a spin box has focus.
+    """Lets Undo/Redo reach the case's undo stack from any widget of the window.
 
     Qt offers a shortcut first to the focused widget (ShortcutOverride); a spin
-    box accepts Ctrl+Z for its line edit, so the menu's action never fired.  Text
-    fields (notes, conclusion) keep their own undo."""
+    box (or an editable combo box) accepts Ctrl+Z for its line edit, so the
+    menu's action never fired.  Text fields (notes, conclusion) keep their own
+    undo (``has_own_undo``)."""
 
     def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
@@ -120,15 +151,17 @@ class _CaseUndoKeys(QObject):
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if (
             event.type() == QEvent.Type.ShortcutOverride
-            and isinstance(watched, QAbstractSpinBox)
             and isinstance(event, QKeyEvent)
+            and isinstance(watched, QWidget)
             and watched.window() is self._window
+            and not has_own_undo(watched)
             and (
                 event.matches(QKeySequence.StandardKey.Undo)
                 or event.matches(QKeySequence.StandardKey.Redo)
+                or event.keyCombination() == CTRL_Y
             )
         ):
-            event.ignore()  # not the spin box's: the window's shortcut fires
+            event.ignore()  # not the widget's: the window's shortcut fires
             return True
         return False
 
@@ -219,6 +252,7 @@ class MainWindow(QMainWindow):
         self.compare.opacity.setValue(round(self.settings.overlay_opacity * 100))
         self.compare.sync_check.setChecked(self.settings.sync_views)
         self.explain = ExplainPanel()
+        self.annotation_list = AnnotationList()
         self.grid = MethodGrid()
         self.layers = LayersPanel(self.errors)
         self.channels = ChannelsPanel(
@@ -228,7 +262,11 @@ class MainWindow(QMainWindow):
         self.audit = AuditTrailView()
         compare_page = QSplitter()
         compare_page.addWidget(self.compare)
-        compare_page.addWidget(self.explain)
+        # the methods and the annotations share the right column (tabs)
+        self.side_tabs = QTabWidget()
+        self.side_tabs.addTab(self.explain, "Methods")
+        self.side_tabs.addTab(self.annotation_list, "Annotations")
+        compare_page.addWidget(self.side_tabs)
         compare_page.setStretchFactor(0, 4)
         compare_page.setStretchFactor(1, 1)
         compare_page.setSizes([900, 340])
@@ -304,13 +342,22 @@ class MainWindow(QMainWindow):
         self.undo_action = self.controller.undo_stack.createUndoAction(self, "&Undo")
         self.undo_action.setShortcut(keys.Undo)
         self.redo_action = self.controller.undo_stack.createRedoAction(self, "&Redo")
-        self.redo_action.setShortcut(keys.Redo)
+        redo_keys = QKeySequence.keyBindings(keys.Redo)
+        for extra in ("Ctrl+Shift+Z", "Ctrl+Y"):  # both habits, on every platform
+            if QKeySequence(extra) not in redo_keys:
+                redo_keys.append(QKeySequence(extra))
+        self.redo_action.setShortcuts(redo_keys)
         edit_menu.addAction(self.undo_action)
         edit_menu.addAction(self.redo_action)
-        # A spin box takes Ctrl+Z for its own text, so the case's undo did nothing
-        # while one had focus: there the window's undo and redo win.
+        # Spin boxes and editable combo boxes take Ctrl+Z for their own text, so
+        # the case's undo did nothing while one had focus: everywhere but in text
+        # fields the examiner types in, the window's undo and redo win.
         self._case_undo_keys = _CaseUndoKeys(self)
         QApplication.instance().installEventFilter(self._case_undo_keys)
+        # a delete is never silent: what went, with Undo, for a few seconds
+        self.undo_hint = UndoHint(self.controller.undo_stack, self)
+        self.statusBar().insertPermanentWidget(0, self.undo_hint)
+        self.controller.annotation_deleted.connect(self.undo_hint.announce)
 
         view_menu = self.menuBar().addMenu("&View")
         viewers = self.compare.viewers
@@ -414,6 +461,7 @@ class MainWindow(QMainWindow):
         )
         self.conclusion.save_requested.connect(self._save_conclusion)
         self.audit.verify_requested.connect(self.verify_case)
+        self._connect_annotation_list()
 
     # ---- cases --------------------------------------------------------------------
     def new_case(self) -> None:
@@ -784,6 +832,62 @@ class MainWindow(QMainWindow):
 
     def _save_conclusion(self, text: str) -> None:
         self.controller.add_conclusion(text)
+
+    # ---- the annotation list ------------------------------------------------------
+    def _connect_annotation_list(self) -> None:
+        c, listed = self.controller, self.annotation_list
+        self._annotation_to_show: tuple[str, int] | None = None
+        c.annotations_changed.connect(self._refresh_annotation_list)
+        c.case_opened.connect(lambda case: listed.set_read_only(case.read_only))
+        c.case_opened.connect(lambda _case: self._refresh_annotation_list())
+        c.case_closed.connect(self._refresh_annotation_list)
+        c.exhibits_changed.connect(self._refresh_annotation_list)
+        listed.edit_requested.connect(
+            lambda annotation_id, changes: c.edit_annotation(annotation_id, **changes)
+        )
+        listed.delete_requested.connect(c.delete_annotation)
+        listed.annotation_chosen.connect(self.show_annotation)
+        self.compare.pair_loaded.connect(self._on_pair_for_annotations)
+        for viewer in self.compare.viewers:
+            viewer.annotation_selected.connect(listed.select_annotation)
+
+    def _refresh_annotation_list(self) -> None:
+        case = self.controller.case
+        self.annotation_list.set_rows(
+            [] if case is None else workflow.annotation_rows(case)
+        )
+        if case is None:
+            self.annotation_list.set_pair((), None)
+
+    def _on_pair_for_annotations(self, loaded: LoadedPair) -> None:
+        self.annotation_list.set_pair(
+            tuple(face.mark for face in loaded.faces), loaded.comparison.id
+        )
+        wanted, self._annotation_to_show = self._annotation_to_show, None
+        if wanted is not None:
+            self.show_annotation(*wanted)
+
+    def show_annotation(self, mark: str, annotation_id: int) -> None:
+        """Show an annotation chosen in the list: selected in its viewer, after
+        opening a pair with its exhibit when the pair shown does not have it."""
+        case, loaded = self.controller.case, self.compare.loaded
+        if case is None or not mark:
+            return  # on an explanation: the list names it, no viewer draws it
+        if loaded is not None:
+            for viewer, face in zip(self.compare.viewers, loaded.faces, strict=True):
+                if face.mark == mark:
+                    viewer.select_annotation(annotation_id)
+                    return
+        faces = case.faces(mark)
+        if not faces:
+            self.statusBar().showMessage(
+                f"{mark} has no face to compare, so its annotations are only "
+                "listed; add a face to it to see them in the comparison.",
+                8000,
+            )
+            return
+        self._annotation_to_show = (mark, annotation_id)
+        self.compare.select(faces[0].label, case.exhibit(mark).role)
 
     # ---- model --------------------------------------------------------------------
     def load_model(self, model_id: str, device: str = "auto") -> None:

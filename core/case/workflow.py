@@ -841,3 +841,80 @@ def candidate_rows(
             )
         )
     return rows
+
+
+# ---- annotations: the examiner's list -------------------------------------------
+
+
+@dataclass(frozen=True)
+class AnnotationRow:
+    """One annotation as the examiner's list shows it: on an exhibit (``exhibit``
+    is its mark) or on a stored explanation (``comparison_id`` is that
+    explanation's pair, so the list can keep it with the pair it belongs to)."""
+
+    annotation_id: int
+    exhibit: str  # mark, "" for an annotation on an explanation
+    explanation_id: int | None
+    comparison_id: int | None
+    shape: str
+    component: str | None
+    label: str
+    note: str
+    author: str
+    created: str
+    modified: str
+
+    @property
+    def target(self) -> str:
+        """Where it is drawn: "K1" or "explanation 3"."""
+        return self.exhibit or f"explanation {self.explanation_id}"
+
+    @property
+    def name(self) -> str:
+        """How the examiner calls it: its label, else its FISWG component, else
+        its shape ("'left ear scar' on K1", "rectangle on K1")."""
+        return annotation_name(self.label, self.component, self.shape, self.target)
+
+
+def annotation_name(label: str, component: str | None, shape: str, target: str) -> str:
+    """ "'left ear scar' on K1": the label, else the FISWG component, else the
+    shape, and where it is (the undo menu and the delete hint use it)."""
+    what = f"'{label}'" if label else (component or shape)
+    return f"{what} on {target}"
+
+
+def annotation_rows(case: Case) -> list[AnnotationRow]:
+    """Every annotation of the case, oldest first, with the mark it is on."""
+    marks = {exhibit.id: exhibit.mark for exhibit in case.exhibits()}
+    annotations = case.annotations()
+    # explanations carry their maps: read them only when one is annotated
+    on_explanations = any(a.explanation_id is not None for a in annotations)
+    pairs = (
+        {e.id: e.comparison_id for e in case.explanations()} if on_explanations else {}
+    )
+    return [
+        AnnotationRow(
+            annotation_id=a.id,
+            exhibit="" if a.exhibit_id is None else marks.get(a.exhibit_id, "?"),
+            explanation_id=a.explanation_id,
+            comparison_id=(
+                None if a.explanation_id is None else pairs.get(a.explanation_id)
+            ),
+            shape=a.shape,
+            component=a.component,
+            label=a.label,
+            note=a.note,
+            author=a.author,
+            created=a.created,
+            modified=a.modified,
+        )
+        for a in annotations
+    ]
+
+
+def annotation_row(case: Case, annotation_id: int) -> AnnotationRow:
+    """One annotation's row (``BadInputError`` when there is none)."""
+    for row in annotation_rows(case):
+        if row.annotation_id == annotation_id:
+            return row
+    raise BadInputError(f"no annotation with id {annotation_id}")

@@ -1,4 +1,5 @@
-"""Label and note of a new annotation, asked for when it is drawn."""
+"""Label, note and FISWG component of an annotation: asked for when one is drawn,
+and prefilled when the examiner edits one from the annotation list."""
 
 from __future__ import annotations
 
@@ -17,17 +18,29 @@ from core.case.store import FISWG_COMPONENTS
 
 
 class AnnotationDialog(QDialog):
-    """Label, note and optional FISWG component for a new annotation."""
+    """Label, note and optional FISWG component for a new annotation, or for an
+    existing one (``values``: its current label, note and component)."""
 
-    def __init__(self, shape: str, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        shape: str,
+        parent: QWidget | None = None,
+        values: dict[str, Any] | None = None,
+        title: str | None = None,
+    ) -> None:
         super().__init__(parent)
-        self.setWindowTitle(f"New {shape}")
+        self.setWindowTitle(title or f"New {shape}")
         self.label = QLineEdit()
         self.note = QLineEdit()
         self.component = QComboBox()
         self.component.addItem("(none)", None)
         for name in FISWG_COMPONENTS:
             self.component.addItem(name, name)
+        if values is not None:
+            self.label.setText(str(values.get("label") or ""))
+            self.note.setText(str(values.get("note") or ""))
+            index = self.component.findData(values.get("component"))
+            self.component.setCurrentIndex(max(index, 0))
         form = QFormLayout(self)
         form.addRow("Label", self.label)
         form.addRow("Note", self.note)
