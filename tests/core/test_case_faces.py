@@ -35,9 +35,7 @@ def case(tmp_path):
     files = []
     for name in ("probe", "known"):
         path = tmp_path / f"{name}.png"
-        Image.fromarray(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)).save(
-            path
-        )
+        Image.fromarray(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)).save(path)
         files.append(path)
     with Case.create(tmp_path / "case", "2026-0018", "A. Examiner", user="tester") as c:
         c.add_exhibits([files[0]], "probe")
@@ -67,9 +65,7 @@ def test_a_rejected_face_leaves_faces_1_to_n_and_comparisons(case, model):
     assert labels(case.faces()) == ["Q1", "K1"]
     assert labels(case.rejected_faces()) == ["K1#1"]
     assert labels(workflow.role_faces(case, "gallery")) == ["K1"]
-    assert labels(c.face for c in workflow.rank_all_probes(case, model)["Q1"]) == [
-        "K1"
-    ]
+    assert labels(c.face for c in workflow.rank_all_probes(case, model)["Q1"]) == ["K1"]
     with pytest.raises(BadInputError, match="rejected as not a face.*restore it"):
         case.face("K1#1")
     with pytest.raises(BadInputError, match="rejected"):
@@ -160,9 +156,7 @@ def test_rejection_edited_outside_xfr_is_detected(case):
 def test_earlier_results_stay_reachable_after_a_correction(case, model):
     comparison = workflow.compare(case, "Q1", "K1", model)
     workflow.explain(case, "Q1", "K1", "gradient", model)
-    assert [c.id for c in workflow.explained_comparisons(case, "K1")] == [
-        comparison.id
-    ]
+    assert [c.id for c in workflow.explained_comparisons(case, "K1")] == [comparison.id]
     case.correct_face("K1", POINTS + 4)
     assert workflow.explained_comparisons(case, "K1") == []
     (earlier,) = workflow.earlier_results(case, "Q1", "K1")
