@@ -120,6 +120,23 @@ def shoot(widget, name: str) -> None:
     widget.grab().save(str(SHOTS / name))
 
 
+def shoot_menu(window, panel, item, menu, name: str) -> None:
+    """The window with a context menu painted where it opens (a menu is a
+    window of its own, so the window's grab does not hold it)."""
+    from PySide6.QtGui import QPainter
+
+    window.resize(1280, 720)
+    rect = panel.tree.visualItemRect(item)
+    menu.adjustSize()
+    shot = window.grab()
+    at = panel.tree.viewport().mapTo(window, rect.center())
+    painter = QPainter(shot)
+    painter.drawPixmap(at, menu.grab())
+    painter.end()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    shot.save(str(SHOTS / name))
+
+
 # ---- reject, restore -------------------------------------------------------------
 def test_reject_a_false_detection_then_restore_it(qtbot, window, monkeypatch):
     case, panel = window.controller.case, window.exhibits
@@ -134,6 +151,7 @@ def test_reject_a_false_detection_then_restore_it(qtbot, window, monkeypatch):
         exhibits_panel.PLACE,
     ]
     assert not action(menu, exhibits_panel.RESET).isEnabled()  # the detected face
+    shoot_menu(window, panel, item, menu, "exhibits_context_menu.png")
     monkeypatch.setattr(panel, "ask_reason", lambda label: "the mission patch")
     action(menu, exhibits_panel.REJECT).trigger()
 
@@ -145,7 +163,7 @@ def test_reject_a_false_detection_then_restore_it(qtbot, window, monkeypatch):
     assert "K1#1" not in combo_items(window.compare.gallery_combo)
     qtbot.waitUntil(lambda: ranked(window, ["K1"]), timeout=WAIT_MS)
     rejected = panel.item_for("K1#1", exhibits_panel.REJECTED)
-    assert rejected.text(0) == "face K1#1 (rejected: the mission patch)"
+    assert rejected.text(0) == "face K1#1: rejected\n(the mission patch)"
     assert window.controller.undo_stack.undoText() == "reject face K1#1"
     shoot(window, "exhibits_rejected_face.png")
 
@@ -282,7 +300,7 @@ def test_place_a_face_on_a_faceless_exhibit_by_its_five_points(qtbot, window):
     case, panel = window.controller.case, window.exhibits
     missing = panel.item_for("K2", exhibits_panel.NO_FACE)
     assert missing.text(0) == exhibits_panel.NO_FACE_TEXT
-    assert "right-click → Place a face…" in missing.text(0)
+    assert missing.text(0) == "no face found:\nright-click →\nPlace a face…"
     menu = panel.menu_for(missing)
     assert [a.text() for a in menu.actions()] == [exhibits_panel.PLACE]
     dialog = open_dialog(qtbot, window, "K2")
@@ -294,6 +312,8 @@ def test_place_a_face_on_a_faceless_exhibit_by_its_five_points(qtbot, window):
         assert LANDMARK5_NAMES[n] in dialog.instructions.text()
         assert not dialog.ok_button.isEnabled()
         dialog.viewer.annotation_drawn.emit("point", [[x, y]])  # a click
+        if n == 1:
+            shoot(dialog, "face_dialog_points_asking.png")
     assert dialog.ok_button.isEnabled()
     assert dialog.viewer.tool is None
     np.testing.assert_allclose(dialog.viewer.landmarks(), POINTS5)
@@ -368,15 +388,66 @@ def test_a_drawn_box_predicts_the_points_before_anything_is_stored(qtbot, window
     dialog.deleteLater()
 
 
-@pytest.mark.dlib
-def test_dlib_predicts_the_points_in_a_box_on_the_astronaut(qtbot, astronaut_rgb):
-    from core.faces.detect import FaceDetector
-
-    face = FaceDetector.shared().face_in_box(
-        astronaut_rgb, (160, 40, 280, 180), with_68=True
+@pytest.fixture
+def astronaut_window(qtbot, tmp_path, astronaut_path, grace_hopper_path):
+    """Grace Hopper (Q1) against the astronaut (K1, and her mission patch K1#1),
+    detected by dlib as at intake."""
+    with Case.create(tmp_path / "case", "2026-0018", "A. Examiner") as case:
+        case.add_exhibits([grace_hopper_path], "probe")
+        case.add_exhibits([astronaut_path], "gallery")
+        workflow.detect_faces(case, "Q1")
+        workflow.detect_faces(case, "K1")
+    models = ModelRegistry()
+    models.register(ModelInfo(MODEL_ID, "Tiny faces model", "test", "tests"), TinyModel)
+    window = MainWindow(
+        model_id=MODEL_ID, device="cpu", model_registry=models, settings=Settings()
     )
-    assert face.source == "box" and face.landmarks5.shape == (5, 2)
-    assert face.landmarks68 is not None
+    window.errors.show_dialogs = False
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: window.model is not None, timeout=WAIT_MS)
+    window.controller.open_case(tmp_path / "case")
+    qtbot.waitUntil(lambda: ranked(window, ["K1", "K1#1"]), timeout=WAIT_MS)
+    return window
+
+
+@pytest.mark.dlib
+def test_the_astronauts_patch_is_rejected_and_her_face_boxed(qtbot, astronaut_window):
+    window = astronaut_window
+    case, panel = window.controller.case, window.exhibits
+    patch = case.face("K1#1")
+    assert patch.bbox[1] > 300  # the mission patch, low on the image
+    window.exhibits.reject_requested.emit("K1#1", "the mission patch")
+    qtbot.waitUntil(lambda: ranked(window, ["K1"]), timeout=WAIT_MS)
+    assert "K1#1" not in combo_items(window.compare.gallery_combo)
+    assert panel.item_for("K1#1", exhibits_panel.REJECTED) is not None
+    qtbot.waitUntil(
+        lambda: (
+            window.compare.loaded is not None
+            and window.compare.loaded.gallery_label == "K1"
+        ),
+        timeout=WAIT_MS,
+    )
+    shoot(window, "astronaut_patch_rejected.png")
+
+    dialog = window.correct_face("K1")
+    qtbot.waitUntil(lambda: dialog.ready, timeout=WAIT_MS)
+    assert dialog.mode == POINTS and dialog.face() is not None
+    dialog.set_mode(BOX)
+    dialog.clear()
+    assert dialog.viewer.tool == "rectangle"
+    dialog.viewer.annotation_drawn.emit("rectangle", [[170, 70], [270, 170]])
+    qtbot.waitUntil(lambda: dialog.face() is not None, timeout=WAIT_MS)
+    predicted = dialog.face()
+    assert predicted.source == "box" and predicted.landmarks68 is not None
+    eyes = predicted.landmarks5[:4]
+    assert (eyes[:, 1] < predicted.landmarks5[4, 1]).all()  # eyes above the nose
+    shoot(dialog, "astronaut_face_dialog_box.png")
+    dialog.accept()
+    assert case.face("K1").source == "box"
+    window.controller.undo_stack.undo()
+    assert case.face("K1").source == "hog"
+    qtbot.waitUntil(lambda: not window.controller._ranker.is_busy(), timeout=WAIT_MS)
 
 
 # ---- read-only ---------------------------------------------------------------------

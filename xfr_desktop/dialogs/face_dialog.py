@@ -211,7 +211,8 @@ class FaceDialog(QDialog):
     # ---- loading -----------------------------------------------------------------
     def _on_image(self, loaded: Any) -> None:
         self._rgb = np.asarray(loaded.rgb)
-        self.viewer.set_image(self._rgb, f"{self.mark}: {loaded.path.name}")
+        name = self.case.exhibit(self.mark).original_name
+        self.viewer.set_image(self._rgb, f"{self.mark}: {name}")
         self._say("")
         if self.current is not None:
             self._points = [

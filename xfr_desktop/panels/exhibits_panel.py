@@ -47,7 +47,7 @@ ROLE_TITLES = {"probe": "Questioned (probe)", "gallery": "Known (gallery)"}
 # What a tree item is (item data under KIND_ROLE).
 KIND_ROLE = Qt.ItemDataRole.UserRole + 1
 EXHIBIT, FACE, REJECTED, NO_FACE = "exhibit", "face", "rejected", "no face"
-NO_FACE_TEXT = "no face found: right-click → Place a face… (or double-click here)"
+NO_FACE_TEXT = "no face found:\nright-click →\nPlace a face…"
 DEFAULT_REASON = "not a face"
 READ_ONLY_TIP = "The case is open read-only."
 # The menu's words, also used by tests to find the actions.
@@ -115,6 +115,7 @@ class ExhibitsPanel(QWidget):
         self.tree = QTreeWidget()
         self.tree.setHeaderHidden(True)
         self.tree.setIconSize(QSize(THUMBNAIL, THUMBNAIL))
+        self.tree.setWordWrap(True)  # exhibit lines wrap beside the thumbnail
         self.tree.itemClicked.connect(self._on_clicked)
         self.tree.itemDoubleClicked.connect(self._on_double_clicked)
         self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
@@ -197,6 +198,12 @@ class ExhibitsPanel(QWidget):
                 if not faces:
                     child = QTreeWidgetItem([NO_FACE_TEXT])
                     child.setFlags(Qt.ItemFlag.ItemIsEnabled)
+                    child.setToolTip(
+                        0,
+                        f"The detector found no face on {exhibit.mark}. Double-click "
+                        "(or right-click → Place a face…) to draw a box around it "
+                        "or click its five points.",
+                    )
                     child.setData(0, Qt.ItemDataRole.UserRole, (exhibit.mark, role))
                     child.setData(0, KIND_ROLE, NO_FACE)
                     item.addChild(child)
@@ -211,7 +218,8 @@ class ExhibitsPanel(QWidget):
     ) -> QTreeWidgetItem:
         if face.rejected:
             reason = reasons.get(face.label) or DEFAULT_REASON
-            child = QTreeWidgetItem([f"face {face.label} (rejected: {reason})"])
+            # two short lines: the panel is narrow (tree rows do not wrap)
+            child = QTreeWidgetItem([f"face {face.label}: rejected\n({reason})"])
             child.setForeground(0, greyed)
             child.setToolTip(
                 0,
@@ -221,7 +229,7 @@ class ExhibitsPanel(QWidget):
             )
             child.setData(0, KIND_ROLE, REJECTED)
         else:
-            child = QTreeWidgetItem([f"face {face.label} ({source_text(face)})"])
+            child = QTreeWidgetItem([f"face {face.label}\n{source_text(face)}"])
             child.setToolTip(
                 0,
                 f"{face.label}: {source_text(face)}, recorded {face.created} by "
