@@ -374,6 +374,7 @@ class MainWindow(QMainWindow):
         self.exhibits.reject_requested.connect(self._reject_face)
         self.exhibits.reset_requested.connect(self._reset_face)
         self.exhibits.restore_requested.connect(c.restore_face)
+        c.case_closed.connect(self._close_face_dialog)
         self.compare.pair_loaded.connect(self._on_pair_loaded)
         self.compare.annotation_requested.connect(lambda f: c.add_annotation(**f))
         self.compare.annotation_moved.connect(c.move_annotation)
@@ -664,6 +665,11 @@ class MainWindow(QMainWindow):
             return
         if dialog.current is None or self.confirm_face_change(dialog.label, "correct"):
             self.controller.place_face(dialog.label, face)
+
+    def _close_face_dialog(self) -> None:
+        """A face dialog belongs to the case it was opened on."""
+        if self.face_dialog is not None:
+            self.face_dialog.reject()
 
     def _reject_face(self, label: str, reason: str) -> None:
         if self.confirm_face_change(label, "reject"):

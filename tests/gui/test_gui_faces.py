@@ -173,6 +173,12 @@ def test_reject_a_false_detection_then_restore_it(qtbot, window, monkeypatch):
     assert case.rejected_faces() == []
     assert last_face_step(case).action == "faces.revert"
     assert "K1#1" in combo_items(window.compare.gallery_combo)
+    stack = window.controller.undo_stack
+    assert stack.undoText() == "restore face K1#1"
+    stack.undo()  # undoing the restore rejects it again
+    assert [f.label for f in case.rejected_faces()] == ["K1#1"]
+    stack.redo()
+    assert case.rejected_faces() == []
     qtbot.waitUntil(lambda: ranked(window, ["K1", "K1#1"]), timeout=WAIT_MS)
 
 
@@ -288,6 +294,35 @@ def test_reject_from_the_panel_asks_too(qtbot, window, monkeypatch):
     qtbot.waitUntil(lambda: ranked(window, ["K1"]), timeout=WAIT_MS)
 
 
+def test_reset_and_a_correction_in_the_dialog_ask_too(qtbot, window, monkeypatch):
+    case = window.controller.case
+    detected_points = case.face("K1").landmarks5.copy()
+    window._on_landmarks_corrected("K1", detected_points + 2)
+    explain_once(window, "Q1", "K1")
+    asked: list[str] = []
+    monkeypatch.setattr(window, "_ask_face_change", lambda q: asked.append(q) or False)
+    window.exhibits.reset_requested.emit("K1")
+    assert case.face("K1").source == "manual"
+    assert asked[-1].startswith("Resetting K1 replaces its comparison with Q1")
+    assert asked[-1].endswith("Reset it to the detected face?")
+
+    dialog = window.correct_face("K1")
+    qtbot.waitUntil(lambda: dialog.ready, timeout=WAIT_MS)
+    assert dialog.windowTitle() == "Correct face K1" and dialog.ok_button.isEnabled()
+    np.testing.assert_allclose(dialog.viewer.landmarks(), detected_points + 2)
+    dialog.move_point(4, *(detected_points[4] + [0, 5]))
+    qtbot.waitUntil(lambda: dialog.face().landmarks5[4][1] > 120, timeout=WAIT_MS)
+    dialog.accept()
+    assert asked[-1].endswith("Store the corrected face?")
+    np.testing.assert_allclose(case.face("K1").landmarks5, detected_points + 2)
+    assert window.controller.undo_stack.count() == 1  # only the first drag
+
+    monkeypatch.setattr(window, "_ask_face_change", lambda q: True)
+    window.exhibits.reset_requested.emit("K1")
+    np.testing.assert_allclose(case.face("K1").landmarks5, detected_points)
+    qtbot.waitUntil(lambda: not window.controller._ranker.is_busy(), timeout=WAIT_MS)
+
+
 # ---- placing a face by hand ------------------------------------------------------
 def open_dialog(qtbot, window: MainWindow, mark: str) -> FaceDialog:
     dialog = window.place_face(mark)
@@ -372,13 +407,11 @@ def test_a_drawn_box_predicts_the_points_before_anything_is_stored(qtbot, window
     qtbot.waitUntil(lambda: dialog.ready, timeout=WAIT_MS)
     dialog.show()
     assert dialog.viewer.tool == "rectangle"
-    width, height = dialog.viewer.width(), dialog.viewer.height()
+    # the image gets at least 600x450 at the dialog's own size and on 1280x720
+    assert dialog.viewer.width() >= 600 and dialog.viewer.height() >= 450
+    assert dialog.width() <= 1280 and dialog.height() <= 720 - 40
     shoot(dialog, "face_dialog_box.png")
-    dialog.resize(1280, 720)
-    assert dialog.viewer.width() >= 600 and dialog.viewer.height() >= 450, (
-        width,
-        height,
-    )
+    assert dialog.viewer.width() >= 600 and dialog.viewer.height() >= 450
     dialog.viewer.annotation_drawn.emit("rectangle", [[40, 30], [200, 190]])
     qtbot.waitUntil(lambda: dialog.face() is not None, timeout=WAIT_MS)
     assert dialog.face().source == "box" and dialog.ok_button.isEnabled()
