@@ -158,7 +158,7 @@ def test_reject_a_false_detection_then_restore_it(qtbot, window, monkeypatch):
     assert [f.label for f in case.rejected_faces()] == ["K1#1"]
     entry = last_face_step(case)
     assert entry.action == "faces.reject"
-    assert entry.details == {**entry.details, "face": "K1#1"}
+    assert entry.details["face"] == "K1#1"
     assert entry.details["reason"] == "the mission patch"
     assert "K1#1" not in combo_items(window.compare.gallery_combo)
     qtbot.waitUntil(lambda: ranked(window, ["K1"]), timeout=WAIT_MS)
@@ -466,8 +466,8 @@ def test_the_astronauts_patch_is_rejected_and_her_face_boxed(qtbot, astronaut_wi
     dialog = window.correct_face("K1")
     qtbot.waitUntil(lambda: dialog.ready, timeout=WAIT_MS)
     assert dialog.mode == POINTS and dialog.face() is not None
-    dialog.set_mode(BOX)
-    dialog.clear()
+    dialog.set_mode(BOX)  # starts afresh: a box is drawn
+    assert dialog.face() is None and not dialog.ok_button.isEnabled()
     assert dialog.viewer.tool == "rectangle"
     dialog.viewer.annotation_drawn.emit("rectangle", [[170, 70], [270, 170]])
     qtbot.waitUntil(lambda: dialog.face() is not None, timeout=WAIT_MS)

@@ -233,7 +233,7 @@ class FaceDialog(QDialog):
         button = self.box_mode if mode == BOX else self.points_mode
         if not button.isChecked():
             button.setChecked(True)
-        if changed and self._face is None:
+        if changed:  # the other way of marking the face starts afresh
             self.clear()
         self._update_tool()
 
