@@ -18,8 +18,10 @@ from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from core.case import workflow
 from core.case.demo import DemoCase, open_demo_case
+from core.case.records import CaseFace
 from core.case.store import Case, CaseError, CaseLockedError
-from core.errors import printable
+from core.errors import BadInputError, printable
+from core.faces.detect import Face
 from core.models.base import FaceModel
 from xfr_desktop.errors import ErrorReporter, FolderExistsError, folder_is_taken
 from xfr_desktop.workers import TaskRunner
@@ -240,12 +242,81 @@ class CaseController(QObject):
             )
         self.rank()
 
-    def correct_landmarks(self, label: str, points: Any) -> None:
-        if self.case is None:
-            return
-        self.case.correct_face(label, points)
+    # ---- faces under the examiner's control (undoable) ---------------------------
+    # Each step is done at once (an error is reported and nothing is pushed), then
+    # pushed as a ``_FaceCommand`` whose undo/redo make an earlier record current
+    # again: every step, undo and redo is a new, audited row (append-only).
+    def correct_landmarks(self, label: str, points: Any) -> bool:
+        """The examiner moved the five points of ``label`` (comparison view)."""
+        return self._face_step(
+            f"move the points of {label}",
+            label,
+            lambda case: case.correct_face(label, points),
+        )
+
+    def place_face(self, label: str, face: Face) -> bool:
+        """Make ``face`` (points or a box from the face dialog) ``label``'s face:
+        a correction, or a new face (``Case.next_face_label``)."""
+        placed = self.case is not None and (
+            self._current_face_record(self.case, label) is None
+        )
+        return self._face_step(
+            f"{'place' if placed else 'correct'} face {label}",
+            label,
+            lambda case: case.place_face(label, face),
+        )
+
+    def reject_face(self, label: str, reason: str = "") -> bool:
+        """Reject a false detection (left out of 1:N and statistics)."""
+        return self._face_step(
+            f"reject face {label}",
+            label,
+            lambda case: case.reject_face(label, reason),
+        )
+
+    def restore_face(self, label: str) -> bool:
+        return self._face_step(
+            f"restore face {label}", label, lambda case: case.restore_face(label)
+        )
+
+    def reset_face(self, label: str) -> bool:
+        """Return a corrected face to the one the detector found."""
+        return self._face_step(
+            f"reset face {label} to the detected one",
+            label,
+            lambda case: case.reset_face(label),
+        )
+
+    def _face_step(
+        self, text: str, label: str, step: Callable[[Case], CaseFace]
+    ) -> bool:
+        case = self.case
+        if case is None:
+            return False
+        before = self._current_face_record(case, label)
+        try:
+            after = step(case)
+        except (BadInputError, CaseError) as error:
+            self.errors.report(error, context=f"Could not {text}.")
+            return False
+        self.undo_stack.push(_FaceCommand(self, text, label, before, after.id))
+        self._faces_touched()
+        return True
+
+    @staticmethod
+    def _current_face_record(case: Case, label: str) -> int | None:
+        """Id of ``label``'s current record (rejected included); None: no face yet."""
+        try:
+            history = case.face_history(label)
+        except BadInputError:
+            return None
+        current = history[-1]
+        return None if current.superseded else current.id
+
+    def _faces_touched(self) -> None:
         self.faces_changed.emit()
         self.audit_changed.emit()
+        self.rank()  # 1:N of every probe: the faces it compared changed
 
     def rank(self, probe: str | None = None) -> None:
         """1:N for every probe face of the case (or only ``probe``), in a worker;
@@ -493,3 +564,61 @@ class _DeleteAnnotation(_AnnotationCommand):
     def undo(self) -> None:
         self.re_added(self.case.add_annotation(**self.fields).id)
         self.controller._annotations_touched()
+
+
+class _FaceCommand(QUndoCommand):
+    """One step on a face (place, correct, reject, restore, reset), already done
+    when pushed.  Undo makes the record from before current again (``revert_face``)
+    or, for a face that had none (placed by hand), rejects it; redo makes the
+    step's own record current again."""
+
+    def __init__(
+        self,
+        controller: CaseController,
+        text: str,
+        label: str,
+        before: int | None,
+        after: int,
+    ) -> None:
+        super().__init__(text)
+        self.controller, self.label = controller, label
+        self.before, self.after = before, after
+        self._done = True  # pushed after the step was done: the first redo skips
+
+    @property
+    def case(self) -> Case:
+        assert self.controller.case is not None
+        return self.controller.case
+
+    def redo(self) -> None:
+        if self._done:
+            self._done = False
+            return
+        self._apply(
+            lambda: self.case.revert_face(
+                self.label, self.after, why=f"redo: {self.text()}"
+            )
+        )
+
+    def undo(self) -> None:
+        before = self.before
+        if before is None:
+            self._apply(
+                lambda: self.case.reject_face(self.label, "undo: face placed by hand")
+            )
+        else:
+            self._apply(
+                lambda: self.case.revert_face(
+                    self.label, before, why=f"undo: {self.text()}"
+                )
+            )
+
+    def _apply(self, change: Callable[[], Any]) -> None:
+        # an undo must not raise into Qt: a failure is reported in one line
+        try:
+            change()
+        except (BadInputError, CaseError) as error:
+            self.controller.errors.report(
+                error, context=f"Could not undo or redo: {self.text()}."
+            )
+        self.controller._faces_touched()

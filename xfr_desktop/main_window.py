@@ -55,6 +55,7 @@ from PySide6.QtWidgets import (
 from core import APP_NAME, __version__
 from core.case import workflow
 from core.case.workflow import LoadedPair
+from core.errors import BadInputError
 from core.explain.base import ExplanationResult
 from core.models import FaceModel, ModelRegistry, load_model, registry
 from core.report import identities
@@ -63,6 +64,7 @@ from core.report.build import ReportRequest
 from core.report.signing import WrongPasswordError
 from xfr_desktop.case_controller import CaseController, ExplainJob
 from xfr_desktop.dialogs.export_done_dialog import ExportDoneDialog
+from xfr_desktop.dialogs.face_dialog import FaceDialog, replaced_results_question
 from xfr_desktop.dialogs.identity_dialog import (
     ImportIdentityDialog,
     NewIdentityDialog,
@@ -231,6 +233,7 @@ class MainWindow(QMainWindow):
         self._check_for: ExportDoneDialog | None = None
         self._check_trust: list[str] = []  # the certificates that check trusts
         self._export_signer: Path | None = None  # the identity of the running export
+        self.face_dialog: FaceDialog | None = None  # the last one opened
         self._build_pages()
         self._build_status_bar()
         self.manual_window: ManualWindow | None = None  # made when first opened
@@ -444,6 +447,12 @@ class MainWindow(QMainWindow):
         c.explanations_changed.connect(self._on_explained)
         self.exhibits.add_requested.connect(c.add_files)
         self.exhibits.face_selected.connect(self.compare.select)
+        self.exhibits.place_requested.connect(self.place_face)
+        self.exhibits.correct_requested.connect(self.correct_face)
+        self.exhibits.reject_requested.connect(self._reject_face)
+        self.exhibits.reset_requested.connect(self._reset_face)
+        self.exhibits.restore_requested.connect(c.restore_face)
+        c.case_closed.connect(self._close_face_dialog)
         self.compare.pair_loaded.connect(self._on_pair_loaded)
         self.compare.annotation_requested.connect(lambda f: c.add_annotation(**f))
         self.compare.annotation_moved.connect(c.move_annotation)
@@ -772,14 +781,94 @@ class MainWindow(QMainWindow):
             self.compare.select(probes[0], "probe")
 
     def _on_faces_changed(self) -> None:
+        self.exhibits.refresh()
         self.compare.refresh_faces()
-        if self.compare.loaded is None:
-            self._select_first_pair()
+        case, loaded = self.controller.case, self.compare.loaded
+        if case is None:
+            return
+        current = {face.label: face.id for face in case.faces()}
+        if loaded is None or any(f.label not in current for f in loaded.faces):
+            self._select_first_pair()  # a shown face was rejected (or none shown)
+        elif any(current[f.label] != f.id for f in loaded.faces):
+            self.compare.reload()  # a shown face changed: its chip, its scores
 
     def _on_landmarks_corrected(self, label: str, points) -> None:
-        self.controller.correct_landmarks(label, points)
-        self.compare.reload()  # re-aligns the chip from the corrected points
-        self.controller.rank()  # the corrected face is a new face: rank it again
+        stored = self.confirm_face_change(label, "move") and (
+            self.controller.correct_landmarks(label, points)
+        )
+        if not stored:
+            self.compare.reload()  # the points go back to the stored face
+
+    # ---- faces under the examiner's control --------------------------------------
+    def confirm_face_change(self, label: str, change: str) -> bool:
+        """Ask before a change of ``label`` leaves explained comparisons behind
+        (``change``: a ``face_dialog.FACE_CHANGES`` key); True: go ahead."""
+        case = self.controller.case
+        if case is None:
+            return False
+        question = replaced_results_question(case, label, change)
+        return question is None or self._ask_face_change(question)
+
+    def _ask_face_change(self, question: str) -> bool:
+        """The question itself (tests answer it instead)."""
+        answer = QMessageBox.question(
+            self,
+            "Replace explained results?",
+            question,
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
+    def place_face(self, mark: str) -> FaceDialog | None:
+        """The face dialog for a new face of exhibit ``mark`` (next free label)."""
+        case = self.controller.case
+        if case is None or case.read_only:
+            return None
+        return self._open_face_dialog(case.next_face_label(mark), None)
+
+    def correct_face(self, label: str) -> FaceDialog | None:
+        """The face dialog on face ``label``, its points ready to be moved."""
+        case = self.controller.case
+        if case is None or case.read_only:
+            return None
+        try:
+            current = case.face(label)
+        except BadInputError as error:  # rejected meanwhile: one line
+            self.errors.report(error, context=f"Could not correct face {label}.")
+            return None
+        return self._open_face_dialog(label, current)
+
+    def _open_face_dialog(self, label: str, current) -> FaceDialog:
+        assert self.controller.case is not None
+        if self.face_dialog is not None:
+            self.face_dialog.shutdown()
+            self.face_dialog.deleteLater()
+        dialog = FaceDialog(self.controller.case, label, current, self)
+        dialog.accepted.connect(lambda: self._on_face_placed(dialog))
+        self.face_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def _on_face_placed(self, dialog: FaceDialog) -> None:
+        face = dialog.face()
+        if face is None or self.controller.case is None:
+            return
+        if dialog.current is None or self.confirm_face_change(dialog.label, "correct"):
+            self.controller.place_face(dialog.label, face)
+
+    def _close_face_dialog(self) -> None:
+        """A face dialog belongs to the case it was opened on."""
+        if self.face_dialog is not None:
+            self.face_dialog.reject()
+
+    def _reject_face(self, label: str, reason: str) -> None:
+        if self.confirm_face_change(label, "reject"):
+            self.controller.reject_face(label, reason)
+
+    def _reset_face(self, label: str) -> None:
+        if self.confirm_face_change(label, "reset"):
+            self.controller.reset_face(label)
 
     def _on_pair_loaded(self, loaded: LoadedPair) -> None:
         self.controller.viewed_comparisons.add(loaded.comparison.id)
@@ -1018,6 +1107,8 @@ class MainWindow(QMainWindow):
         for runner in (*runners, self._reporter, self._report_checker):
             runner.shutdown()
         self.exhibits.shutdown()
+        if self.face_dialog is not None:
+            self.face_dialog.shutdown()
         self.compare.shutdown()
         self.layers.runner.shutdown()
         self.channels.shutdown()

@@ -1,16 +1,33 @@
-"""Exhibits of the open case: thumbnails, marks, hashes, faces; drop files to add."""
+"""Exhibits of the open case: thumbnails, marks, hashes, faces; drop files to add.
+
+Each exhibit lists its faces (with where they came from) and the faces the examiner
+rejected, greyed.  The context menu (and a double-click) asks for the face steps
+(place, correct, reject, reset, restore) through signals: the window confirms and
+the case controller does them, undoably.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QIcon, QImage, QPixmap
+from PySide6.QtCore import QPoint, QSize, Qt, Signal
+from PySide6.QtGui import (
+    QBrush,
+    QDragEnterEvent,
+    QDropEvent,
+    QIcon,
+    QImage,
+    QPalette,
+    QPixmap,
+)
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
+    QInputDialog,
     QLabel,
+    QLineEdit,
+    QMenu,
     QMessageBox,
     QPushButton,
     QTreeWidget,
@@ -20,11 +37,45 @@ from PySide6.QtWidgets import (
 )
 
 from core.case import workflow
+from core.case.records import CaseFace
 from core.case.store import Case
+from core.errors import BadInputError
 from xfr_desktop.workers import TaskRunner
 
 THUMBNAIL = 72
 ROLE_TITLES = {"probe": "Questioned (probe)", "gallery": "Known (gallery)"}
+# What a tree item is (item data under KIND_ROLE).
+KIND_ROLE = Qt.ItemDataRole.UserRole + 1
+EXHIBIT, FACE, REJECTED, NO_FACE = "exhibit", "face", "rejected", "no face"
+NO_FACE_TEXT = "no face found:\nright-click →\nPlace a face…"
+DEFAULT_REASON = "not a face"
+READ_ONLY_TIP = "The case is open read-only."
+# The menu's words, also used by tests to find the actions.
+PLACE = "Place a face…"
+CORRECT = "Correct this face…"
+REJECT = "Reject as not a face…"
+RESET = "Reset to the detected face"
+RESTORE = "Restore"
+
+
+def source_text(face: CaseFace) -> str:
+    """Where a face came from, in the examiner's words."""
+    if face.source == "manual":
+        return "placed by hand"
+    if face.source == "box":
+        return "in a box drawn by hand"
+    return f"detected ({face.source})"
+
+
+def rejection_reasons(case: Case) -> dict[str, str]:
+    """face label -> the reason given when it was last rejected (audit trail)."""
+    reasons = {}
+    for entry in case.audit_log():
+        if entry.action == "faces.reject":
+            reasons[str(entry.details.get("face", ""))] = str(
+                entry.details.get("reason", "")
+            )
+    return reasons
 
 
 def to_pixmap(rgb: np.ndarray) -> QPixmap:
@@ -36,7 +87,7 @@ def to_pixmap(rgb: np.ndarray) -> QPixmap:
 
 def files_in(paths: list[str]) -> list[str]:
     """Dropped files, and the files inside dropped folders (not recursive)."""
-    files = []
+    files: list[str] = []
     for name in paths:
         path = Path(name)
         if path.is_dir():
@@ -51,6 +102,11 @@ class ExhibitsPanel(QWidget):
 
     add_requested = Signal(list, str)  # files, role
     face_selected = Signal(str, str)  # face label, role
+    place_requested = Signal(str)  # exhibit mark: open the face dialog for a new face
+    correct_requested = Signal(str)  # face label: the face dialog on that face
+    reject_requested = Signal(str, str)  # face label, reason
+    reset_requested = Signal(str)  # face label
+    restore_requested = Signal(str)  # face label
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -59,12 +115,19 @@ class ExhibitsPanel(QWidget):
         self.tree = QTreeWidget()
         self.tree.setHeaderHidden(True)
         self.tree.setIconSize(QSize(THUMBNAIL, THUMBNAIL))
+        self.tree.setWordWrap(True)  # exhibit lines wrap beside the thumbnail
         self.tree.itemClicked.connect(self._on_clicked)
+        self.tree.itemDoubleClicked.connect(self._on_double_clicked)
+        self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.tree.customContextMenuRequested.connect(self._show_menu)
         self.add_probe = QPushButton("Add probe…")
         self.add_gallery = QPushButton("Add gallery…")
         self.add_probe.clicked.connect(lambda: self._browse("probe"))
         self.add_gallery.clicked.connect(lambda: self._browse("gallery"))
-        hint = QLabel("Drop image files or folders here to add them.")
+        hint = QLabel(
+            "Drop image files or folders here to add them. Right-click an exhibit "
+            "or a face to place, correct, reject or reset a face."
+        )
         hint.setWordWrap(True)
         buttons = QHBoxLayout()
         buttons.addWidget(self.add_probe)
@@ -88,23 +151,34 @@ class ExhibitsPanel(QWidget):
         self.tree.clear()
         if self.case is None:
             return
-        faces_by_mark: dict[str, list] = {}
-        for face in self.case.faces():
+        case = self.case
+        faces_by_mark: dict[str, list[CaseFace]] = {}
+        for face in case.faces():
             faces_by_mark.setdefault(face.mark, []).append(face)
+        rejected_by_mark: dict[str, list[CaseFace]] = {}
+        for face in case.rejected_faces():
+            rejected_by_mark.setdefault(face.mark, []).append(face)
+        reasons = rejection_reasons(case) if rejected_by_mark else {}
+        greyed = QBrush(self.palette().color(QPalette.ColorRole.PlaceholderText))
         missing = []
         for role, title in ROLE_TITLES.items():
             top = QTreeWidgetItem([title])
             top.setFlags(Qt.ItemFlag.ItemIsEnabled)
             self.tree.addTopLevelItem(top)
-            for exhibit in self.case.exhibits(role):
+            for exhibit in case.exhibits(role):
                 faces = faces_by_mark.get(exhibit.mark, [])
+                rejected = rejected_by_mark.get(exhibit.mark, [])
+                count = f"{len(faces)} face(s)" + (
+                    f", {len(rejected)} rejected" if rejected else ""
+                )
                 item = QTreeWidgetItem(
                     [
                         f"{exhibit.mark}  {exhibit.original_name}\n"
-                        f"{exhibit.width}×{exhibit.height}, {len(faces)} face(s)"
+                        f"{exhibit.width}×{exhibit.height}, {count}"
                     ]
                 )
                 item.setData(0, Qt.ItemDataRole.UserRole, (exhibit.mark, role))
+                item.setData(0, KIND_ROLE, EXHIBIT)
                 item.setToolTip(
                     0,
                     f"{exhibit.mark}: {exhibit.original_name}\n"
@@ -118,20 +192,137 @@ class ExhibitsPanel(QWidget):
                 else:
                     missing.append(exhibit.mark)
                 top.addChild(item)
-                for face in faces if len(faces) > 1 else []:
-                    child = QTreeWidgetItem([f"face {face.label} ({face.source})"])
-                    child.setData(0, Qt.ItemDataRole.UserRole, (face.label, role))
-                    item.addChild(child)
+                shown = sorted(faces + rejected, key=lambda f: f.face_index)
+                for face in shown:
+                    item.addChild(self._face_item(face, role, reasons, greyed))
                 if not faces:
-                    child = QTreeWidgetItem(["no face found: place landmarks"])
+                    child = QTreeWidgetItem([NO_FACE_TEXT])
                     child.setFlags(Qt.ItemFlag.ItemIsEnabled)
+                    child.setToolTip(
+                        0,
+                        f"The detector found no face on {exhibit.mark}. Double-click "
+                        "(or right-click → Place a face…) to draw a box around it "
+                        "or click its five points.",
+                    )
+                    child.setData(0, Qt.ItemDataRole.UserRole, (exhibit.mark, role))
+                    child.setData(0, KIND_ROLE, NO_FACE)
                     item.addChild(child)
             top.setExpanded(True)
         self.tree.expandAll()
         if missing:
-            self._thumbs.start(
-                workflow.evidence_thumbnails, self.case, missing, THUMBNAIL
+            self._thumbs.start(workflow.evidence_thumbnails, case, missing, THUMBNAIL)
+
+    @staticmethod
+    def _face_item(
+        face: CaseFace, role: str, reasons: dict[str, str], greyed: QBrush
+    ) -> QTreeWidgetItem:
+        if face.rejected:
+            reason = reasons.get(face.label) or DEFAULT_REASON
+            # two short lines: the panel is narrow (tree rows do not wrap)
+            child = QTreeWidgetItem([f"face {face.label}: rejected\n({reason})"])
+            child.setForeground(0, greyed)
+            child.setToolTip(
+                0,
+                f"Rejected by {face.created_by}, {face.created}: left out of "
+                "comparisons, 1:N and statistics. Right-click → Restore to use it "
+                "again.",
             )
+            child.setData(0, KIND_ROLE, REJECTED)
+        else:
+            child = QTreeWidgetItem([f"face {face.label}\n{source_text(face)}"])
+            child.setToolTip(
+                0,
+                f"{face.label}: {source_text(face)}, recorded {face.created} by "
+                f"{face.created_by}. Double-click to correct it.",
+            )
+            child.setData(0, KIND_ROLE, FACE)
+        child.setData(0, Qt.ItemDataRole.UserRole, (face.label, role))
+        return child
+
+    # ---- face steps (menu, double-click) -------------------------------------------
+    def item_for(self, label: str, kind: str | None = None) -> QTreeWidgetItem | None:
+        """The tree item of an exhibit mark or a face label (tests, screenshots)."""
+        items = self.tree.findItems(
+            "", Qt.MatchFlag.MatchContains | Qt.MatchFlag.MatchRecursive
+        )
+        for item in items:
+            data = item.data(0, Qt.ItemDataRole.UserRole)
+            if data and data[0] == label and kind in (None, item.data(0, KIND_ROLE)):
+                return item
+        return None
+
+    def menu_for(self, item: QTreeWidgetItem) -> QMenu | None:
+        """The context menu of a tree item (None for the role headings)."""
+        data = item.data(0, Qt.ItemDataRole.UserRole)
+        if self.case is None or not data:
+            return None
+        label, _role = data
+        kind = item.data(0, KIND_ROLE)
+        writable = not self.case.read_only
+        menu = QMenu(self)
+        mark = label.partition("#")[0]
+        if kind in (EXHIBIT, NO_FACE):
+            menu.addAction(PLACE, lambda: self.place_requested.emit(mark))
+        elif kind == FACE:
+            menu.addAction(CORRECT, lambda: self.correct_requested.emit(label))
+            menu.addAction(REJECT, lambda: self._ask_reject(label))
+            reset = menu.addAction(RESET, lambda: self.reset_requested.emit(label))
+            reset.setEnabled(self._can_reset(label))
+            if not reset.isEnabled():
+                reset.setToolTip(
+                    "This face is the detected one, or was placed by hand."
+                )
+            menu.addSeparator()
+            menu.addAction(PLACE, lambda: self.place_requested.emit(mark))
+        elif kind == REJECTED:
+            menu.addAction(RESTORE, lambda: self.restore_requested.emit(label))
+        menu.setToolTipsVisible(True)
+        for action in menu.actions():
+            if not writable:
+                action.setEnabled(False)
+                action.setToolTip(READ_ONLY_TIP)
+        return menu
+
+    def _can_reset(self, label: str) -> bool:
+        assert self.case is not None
+        try:
+            detected = self.case.detected_face(label)
+            return detected is not None and detected.id != self.case.face(label).id
+        except BadInputError:
+            return False
+
+    def _show_menu(self, pos: QPoint) -> None:
+        item = self.tree.itemAt(pos)
+        menu = None if item is None else self.menu_for(item)
+        if menu is not None:
+            menu.exec(self.tree.viewport().mapToGlobal(pos))
+            menu.deleteLater()
+
+    def _on_double_clicked(self, item: QTreeWidgetItem) -> None:
+        data = item.data(0, Qt.ItemDataRole.UserRole)
+        if self.case is None or self.case.read_only or not data:
+            return
+        kind = item.data(0, KIND_ROLE)
+        if kind == NO_FACE:
+            self.place_requested.emit(data[0])
+        elif kind == FACE:
+            self.correct_requested.emit(data[0])
+
+    def ask_reason(self, label: str) -> str | None:
+        """Why ``label`` is rejected (None: cancelled); tests replace this."""
+        reason, ok = QInputDialog.getText(
+            self,
+            f"Reject face {label}",
+            f"Why is {label} not a face? (kept in the audit trail)",
+            QLineEdit.EchoMode.Normal,
+            DEFAULT_REASON,
+        )
+        return (reason.strip() or DEFAULT_REASON) if ok else None
+
+    def _ask_reject(self, label: str) -> None:
+        reason = self.ask_reason(label)
+        if reason is not None:
+            self.reject_requested.emit(label, reason)
 
     def _on_thumbnails(self, thumbnails: dict[str, np.ndarray]) -> None:
         for mark, rgb in thumbnails.items():
@@ -140,7 +331,7 @@ class ExhibitsPanel(QWidget):
 
     def _on_clicked(self, item: QTreeWidgetItem) -> None:
         data = item.data(0, Qt.ItemDataRole.UserRole)
-        if data:
+        if data and item.data(0, KIND_ROLE) in (EXHIBIT, FACE):
             label, role = data
             self.face_selected.emit(label, role)
 
