@@ -178,3 +178,38 @@ def test_the_read_out_shows_the_stored_value_and_stays_current(qtbot, window, tm
     window.controller.close_case()
     qtbot.waitUntil(lambda: window.controller.case is None, timeout=WAIT_MS)
     assert compare.hover.text().strip() == ""  # another case: cleared
+
+
+def _action(window: MainWindow, text: str):
+    from PySide6.QtGui import QAction
+
+    return next(a for a in window.findChildren(QAction) if a.text() == text)
+
+
+def test_zoom_to_the_faces_works_after_fit_and_zoom_out(qtbot, window):
+    compare = window.compare
+    zoom, fit = (
+        _action(window, "Zoom to the &faces"),
+        _action(window, "&Fit whole images"),
+    )
+    face = compare.loaded.faces[0]
+    size = 1.6 * max(face.bbox[2] - face.bbox[0], face.bbox[3] - face.bbox[1])
+    for away in (fit.trigger, lambda: compare.zoom_views(-1)):
+        away()
+        away_rect = compare.viewers[0].visible_rect()
+        assert min(away_rect.width(), away_rect.height()) > 1.05 * size
+        zoom.trigger()  # passes checked=False: was taken for the margin (0)
+        shown = compare.viewers[0].visible_rect()
+        assert min(shown.width(), shown.height()) == pytest.approx(size, rel=0.01)
+        centre = shown.center()
+        assert centre.x() == pytest.approx((face.bbox[0] + face.bbox[2]) / 2)
+
+
+def test_one_zoom_step_zooms_each_synchronised_view_once(qtbot, window):
+    compare = window.compare
+    compare.zoom_to_faces()
+    before = [v.visible_rect().width() for v in compare.viewers]
+    compare.zoom_views(-1)
+    after = [v.visible_rect().width() for v in compare.viewers]
+    for old, new in zip(before, after, strict=True):
+        assert new == pytest.approx(old * 1.25, rel=0.01)

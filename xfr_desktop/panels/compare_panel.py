@@ -562,8 +562,13 @@ class ComparePanel(QWidget):
         self.refresh_candidates()
         self.pair_loaded.emit(loaded)
 
-    def zoom_to_faces(self, margin: float = 1.6) -> None:
-        """Show each face with ``margin`` times its box around it (both views alike)."""
+    def zoom_to_faces(self, *, margin: float = 1.6) -> None:
+        """Show each face with ``margin`` times its box around it (both views alike).
+
+        ``margin`` is keyword-only: a menu action passes its ``checked`` flag
+        (False) as the first argument, which made the margin 0, a zero-sized range
+        pyqtgraph only centres on: "Zoom to the faces" did nothing after Fit or
+        zoom-out (issue 18)."""
         if self.loaded is None:
             return
         for viewer, face in zip(self.viewers, self.loaded.faces, strict=True):
@@ -573,6 +578,13 @@ class ComparePanel(QWidget):
             viewer.view_box.setRange(
                 QRectF(centre_x - size / 2, centre_y - size / 2, size, size), padding=0
             )
+
+    def zoom_views(self, step: int) -> None:
+        """Zoom in (``step`` > 0) or out by one step.  With the views synchronised
+        only the probe's is zoomed and the gallery's follows; zooming both zoomed
+        each of them twice."""
+        for viewer in self.viewers[:1] if self.sync.enabled else self.viewers:
+            viewer.zoom_in() if step > 0 else viewer.zoom_out()
 
     # ---- explanations ----------------------------------------------------------------
     def set_explanations(self, results: dict[int, ExplanationResult]) -> None:
