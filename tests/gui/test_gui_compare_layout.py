@@ -99,3 +99,26 @@ def test_overlaps_are_found_and_named(qtbot):
         assert_no_overlap(host)
     second.move(100, 0)
     assert_no_overlap(host)
+
+
+def test_the_flow_layout_wraps_instead_of_overlapping(qtbot):
+    from PySide6.QtWidgets import QPushButton
+
+    from xfr_desktop.widgets.flow_layout import FlowLayout
+
+    host = QWidget()
+    qtbot.addWidget(host)
+    flow = FlowLayout(host)
+    buttons = [QPushButton(f"Button {i}") for i in range(6)]
+    for button in buttons:
+        flow.addWidget(button)
+    host.resize(2000, 200)
+    host.show()
+    qtbot.wait(10)
+    assert len({button.y() for button in buttons}) == 1  # one row when it fits
+    narrow = buttons[0].width() * 2 + 20
+    host.resize(narrow, flow.heightForWidth(narrow))
+    qtbot.wait(10)
+    assert len({button.y() for button in buttons}) == 3  # two per row
+    assert_no_overlap(host)
+    assert all(button.geometry().right() < narrow for button in buttons)

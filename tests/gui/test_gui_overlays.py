@@ -56,6 +56,10 @@ def open_pair_window(qtbot, tmp_path: Path, monkeypatch) -> MainWindow:
         with qtbot.waitSignal(window.controller.intake_finished, timeout=WAIT_MS):
             window.controller.add_files(write_images(tmp_path, names), role)
     qtbot.waitUntil(lambda: window.compare.loaded is not None, timeout=WAIT_MS)
+    # nothing in flight that could replace the results a test shows
+    busy = (window.controller._ranker, window.compare._loader, window._results_loader)
+    qtbot.waitUntil(lambda: not any(r.is_busy() for r in busy), timeout=WAIT_MS)
+    qtbot.wait(20)  # their last signals delivered
     return window
 
 

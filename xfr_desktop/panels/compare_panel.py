@@ -411,10 +411,12 @@ class ComparePanel(QWidget):
         candidates.setContentsMargins(4, 4, 4, 4)
         candidates.addWidget(self.candidates_title)
         candidates.addWidget(self.candidates, 1)
-        details = QHBoxLayout()
+        # what some methods measure besides their maps: links, components table
+        details_tab = QWidget()
+        details = QHBoxLayout(details_tab)
+        details.setContentsMargins(4, 4, 4, 4)
         details.addWidget(self.links_view)
         details.addWidget(self.components_view, 1)
-        candidates.addLayout(details)
         check_tab = QWidget()
         check = QVBoxLayout(check_tab)
         check.setContentsMargins(4, 4, 4, 4)
@@ -431,6 +433,12 @@ class ComparePanel(QWidget):
         self.tabs.addTab(score_tab, "Score")
         self.tabs.addTab(candidates_tab, "Candidates (1:N)")
         self.tabs.addTab(check_tab, "Faithfulness")
+        self.details_tab = self.tabs.addTab(details_tab, "Method details")
+        self.tabs.setTabEnabled(self.details_tab, False)
+        self.tabs.setTabToolTip(
+            self.details_tab,
+            "Correspondence links or the components table of the method shown",
+        )
         self.tabs.setMinimumHeight(COMPARE_CHIP_SIZE + 50)
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.setChildrenCollapsible(False)
@@ -723,6 +731,10 @@ class ComparePanel(QWidget):
         self.show_verdicts()
         self._show_links(result)
         self._show_components(result)
+        self.tabs.setTabEnabled(
+            self.details_tab,
+            not (self.links_view.isHidden() and self.components_view.isHidden()),
+        )
         kind = self.kind_combo.currentText()
         signed = kind == "combined"
         self._show_colour_box(signed)

@@ -61,22 +61,36 @@ class FlowLayout(QLayout):
         )
 
     def _arrange(self, rect: QRect, place: bool) -> int:
-        """Lay the items out in ``rect`` (or only measure): the height used."""
+        """Lay the items out in ``rect`` (or only measure): the height used.  Each
+        row's items are centred on the row's height, so a label lines up with the
+        box beside it."""
         margins = self.contentsMargins()
         area = rect.adjusted(
             margins.left(), margins.top(), -margins.right(), -margins.bottom()
         )
-        x, y, row_height = area.x(), area.y(), 0
+        rows: list[list[tuple[QLayoutItem, QSize]]] = [[]]
+        x = area.x()
         for item in self._items:
             widget = item.widget()
             if widget is not None and widget.isHidden():
                 continue
             hint = item.sizeHint()
-            if x > area.x() and x + hint.width() > area.right() + 1:
-                x, y = area.x(), y + row_height + self._row_spacing
-                row_height = 0
-            if place:
-                item.setGeometry(QRect(QPoint(x, y), hint))
+            if rows[-1] and x + hint.width() > area.right() + 1:
+                rows.append([])
+                x = area.x()
+            rows[-1].append((item, hint))
             x += hint.width() + self._spacing
-            row_height = max(row_height, hint.height())
-        return y + row_height - rect.y() + margins.bottom()
+        y = area.y()
+        for row in rows:
+            if not row:
+                continue
+            height = max(hint.height() for _, hint in row)
+            if place:
+                x = area.x()
+                for item, hint in row:
+                    top = y + (height - hint.height()) // 2
+                    item.setGeometry(QRect(QPoint(x, top), hint))
+                    x += hint.width() + self._spacing
+            y += height + self._row_spacing
+        used = y - self._row_spacing if any(rows) else y
+        return used - rect.y() + margins.bottom()
