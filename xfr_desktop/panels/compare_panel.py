@@ -13,12 +13,14 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDialog,
+    QFrame,
     QGridLayout,
     QHBoxLayout,
     QLabel,
     QMenu,
     QPlainTextEdit,
     QPushButton,
+    QScrollArea,
     QSlider,
     QSpinBox,
     QSplitter,
@@ -401,11 +403,19 @@ class ComparePanel(QWidget):
         score_row.setContentsMargins(4, 4, 4, 4)
         for chip in self.chips:
             score_row.addWidget(chip, 0, Qt.AlignmentFlag.AlignTop)
-        text = QVBoxLayout()
+        # the score's words scroll when the tab is kept low (the views first)
+        words = QWidget()
+        text = QVBoxLayout(words)
+        text.setContentsMargins(0, 0, 0, 0)
         text.addWidget(self.score)
         text.addWidget(self.stability_label)
         text.addStretch(1)
-        score_row.addLayout(text, 1)
+        scroll = QScrollArea()
+        scroll.setWidget(words)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        score_row.addWidget(scroll, 1)
         candidates_tab = QWidget()
         candidates = QVBoxLayout(candidates_tab)
         candidates.setContentsMargins(4, 4, 4, 4)
