@@ -122,6 +122,9 @@ def test_the_colours_box_names_the_map_drawn(window):
     assert compare.colour_combo.currentText() == "viridis" == compare.drawn_colour_map()
     assert compare.colour_combo.isEnabled()
     assert compare.colour_combo.findText(SIGNED_COLOUR_MAP_LABEL) < 0
+    compare.colour_combo.setCurrentText("magma")  # the examiner picks another
+    assert compare.drawn_colour_map() == "magma" == compare.colour_combo.currentText()
+    assert compare.viewers[0].rendered_overlay_rgba() is not None
 
 
 def test_a_method_without_a_dissimilarity_map_says_so_in_the_view(window):

@@ -289,7 +289,8 @@ class ComparePanel(QWidget):
         self.colour_combo.setSizeAdjustPolicy(
             QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
         )
-        self.colour_combo.activated.connect(
+        # the examiner's pick (programmatic changes of the box block its signals)
+        self.colour_combo.currentIndexChanged.connect(
             lambda _: self._remember_colour_map(self.colour_combo.currentText())
         )
         self.top_percent = QSpinBox()
@@ -316,7 +317,6 @@ class ComparePanel(QWidget):
             self.method_combo.currentIndexChanged,
             self.kind_combo.currentIndexChanged,
             self.opacity.valueChanged,
-            self.colour_combo.currentIndexChanged,
             self.top_percent.valueChanged,
             self.show_overlay.toggled,
             self.smooth.toggled,
