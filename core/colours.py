@@ -25,6 +25,32 @@ import numpy as np
 COLOUR_MAPS: tuple[str, ...] = ("jet", "viridis", "inferno", "magma", "gray")
 DEFAULT_COLOUR_MAP = "jet"
 SIGNED_COLOUR_MAP = "blue-white-red"  # blue (negative) - white (0) - red (positive)
+# How the GUI names the signed map wherever a colour map is named (issue 18: the
+# Colours box must never name a map other than the one drawn).
+SIGNED_COLOUR_MAP_LABEL = "blue-white-red (diverging)"
+
+# What the top (warm) and bottom (cold) of the colour bar mean, per map kind, in
+# the examiner's words.  Signed ("combined") maps: red raises the model's score,
+# blue lowers it, white (0) leaves it as it is.
+MAP_LEGENDS: dict[str, tuple[str, str]] = {
+    "similarity": ("top: supports 'same person'", "bottom: little or no support"),
+    "dissimilarity": (
+        "top: supports 'different people'",
+        "bottom: little or no support",
+    ),
+    "combined": (
+        "red: raises the score ('same person')",
+        "blue: lowers it ('different people'); white: no effect",
+    ),
+    "uncertainty": ("top: least stable", "bottom: stable"),
+}
+
+
+def map_legend(kind: str) -> tuple[str, str]:
+    """(top, bottom) meaning of a map kind's colours; ("", "") for an unknown kind
+    rather than a claim that may be false."""
+    return MAP_LEGENDS.get(kind, ("", ""))
+
 
 # 256 RGB entries each, as hex (6 digits per entry), from OpenCV 4 (see module doc).
 _STORED_TABLES: dict[str, str] = {

@@ -174,6 +174,10 @@ class ExplainerInfo:
     control: bool = False
     # The key of the work it follows in ``core.references`` ("" for none).
     reference: str = ""
+    # What the numbers of its maps are, in plain words, for the colour bar and the
+    # read-out (read from ``compute``).  "" = not stated: the GUI then says so
+    # rather than claim a unit the method does not have.
+    map_units: str = ""
 
     def param(self, name: str) -> Param:
         for param in self.params:

@@ -385,9 +385,9 @@ def test_correspondence_links_and_components_table_are_shown(qtbot, window):
     for index in range(compare.method_combo.count()):
         compare.method_combo.setCurrentIndex(index)
         result = compare.current_result()
-        shown[result.method_id] = (
-            compare.links_view.isVisibleTo(compare),
-            compare.components_view.isVisibleTo(compare),
+        shown[result.method_id] = (  # shown in the "Method details" tab
+            not compare.links_view.isHidden(),
+            not compare.components_view.isHidden(),
             compare.components_view.toPlainText(),
             compare.links_view.pixmap().isNull(),
         )
@@ -395,6 +395,7 @@ def test_correspondence_links_and_components_table_are_shown(qtbot, window):
     assert (links_visible, table_visible, no_figure) == (True, False, False)
     links_visible, table_visible, table, _ = shown["components"]
     assert (links_visible, table_visible) == (False, True)
+    assert compare.tabs.isTabEnabled(compare.details_tab)
     assert "Nose" in table and "hidden in both" in table
 
 

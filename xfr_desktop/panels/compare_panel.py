@@ -13,15 +13,20 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDialog,
+    QFrame,
     QGridLayout,
     QHBoxLayout,
     QLabel,
+    QMenu,
     QPlainTextEdit,
     QPushButton,
+    QScrollArea,
     QSlider,
     QSpinBox,
     QSplitter,
+    QTabWidget,
     QToolBar,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -30,9 +35,17 @@ from core.calibration import strength_of_evidence
 from core.case import workflow
 from core.case.store import Case, Comparison
 from core.case.workflow import LoadedPair
-from core.colours import COLOUR_MAPS
+from core.colours import (
+    COLOUR_MAPS,
+    DEFAULT_COLOUR_MAP,
+    SIGNED_COLOUR_MAP,
+    SIGNED_COLOUR_MAP_LABEL,
+    colour_lut,
+    map_legend,
+    robust_peak,
+)
 from core.explain import FacePair
-from core.explain.base import ExplanationResult, warp_to_evidence
+from core.explain.base import ExplanationResult, infos, warp_to_evidence
 from core.explain.methods.components import component_table_lines
 from core.explain.render import display_sigma, smooth_covered
 from core.explain.render_correspondence import render_correspondence
@@ -43,7 +56,9 @@ from core.wording import ACCEPT_WORDS, NOT_CHECKED_YET, REJECT_WORDS
 from xfr_desktop.dialogs.annotation_dialog import AnnotationDialog
 from xfr_desktop.widgets.candidates_table import CandidatesTable
 from xfr_desktop.widgets.chip_view import ChipView
+from xfr_desktop.widgets.colour_bar import ColourBar
 from xfr_desktop.widgets.faithfulness_plot import FaithfulnessPlot
+from xfr_desktop.widgets.flow_layout import FlowLayout
 from xfr_desktop.widgets.view_sync import ViewSync
 from xfr_desktop.widgets.viewer import EvidenceViewer
 from xfr_desktop.workers import TaskRunner
@@ -66,6 +81,11 @@ UNCERTAINTY_NOTE = (
     "The uncertainty shows how much a sampled map could change with another seed "
     "(per-pixel standard error); it is not a map of its own and gets no check."
 )
+UNITS_NOT_STATED = "units not stated by the method"
+COMPARE_CHIP_SIZE = 96  # the chips sit beside the score: the views get the height
+# The views' smallest size: two of them beside the colour bar fit the ~680 px the
+# comparison view gets in a 1280x720 window (issue 18).
+VIEW_MIN_SIZE = 280
 READ_ONLY_TIP = (
     "The case is open read-only: a check is kept in the case, so it cannot be made "
     "here (checks stored earlier are shown)."
@@ -148,7 +168,20 @@ class ComparePanel(QWidget):
         self.results: dict[int, ExplanationResult] = {}  # explanation id -> result
         self.ask_annotation_details = True  # tests switch the dialog off
         self.viewers = (EvidenceViewer(), EvidenceViewer())
-        self.chips = (ChipView(), ChipView())
+        for viewer in self.viewers:
+            # one read-out and one colour bar for both views (issue 18: two
+            # read-outs disagreed, one of them showing the smoothed value)
+            viewer.set_readout_shown(False)
+            viewer.set_own_colour_bar(False)
+            viewer.setMinimumSize(VIEW_MIN_SIZE, VIEW_MIN_SIZE)
+        self.colour_bar = ColourBar()
+        self.colour_bar.hide()
+        self.chips = (ChipView(COMPARE_CHIP_SIZE), ChipView(COMPARE_CHIP_SIZE))
+        # the examiner's map choice: kept while jobs finish (None: not chosen yet)
+        self._chosen_explanation: int | None = None
+        self._hover_at: tuple[int, float, float] | None = None  # side, x, y
+        self._unsigned_colour_map = DEFAULT_COLOUR_MAP
+        self.shown_peak: float | None = None  # the scale both views are drawn on
         self.sync = ViewSync(*self.viewers)
         self.probe_combo, self.gallery_combo = QComboBox(), QComboBox()
         self.probe_combo.activated.connect(lambda _: self._selection_changed())
@@ -161,6 +194,11 @@ class ComparePanel(QWidget):
         self.score.setWordWrap(True)
         self.score.setTextFormat(Qt.TextFormat.RichText)
         self.hover = QLabel(" ")
+        self.hover.setWordWrap(True)
+        self.hover.setToolTip(
+            "The stored map value under the cursor (not smoothed), and at the same "
+            "face point in the other image"
+        )
         # the per-pair faithfulness check of the shown maps (pair_faithfulness)
         self.checks: dict[int, PairFaithfulness | None] = {}  # read or computed
         self.faithfulness_settings: FaithfulnessSettings | None = None  # default
@@ -222,6 +260,11 @@ class ComparePanel(QWidget):
     def _build_overlay_controls(self) -> None:
         self.method_combo = QComboBox()
         self.method_combo.setToolTip("Explanations computed for this pair")
+        self.method_combo.setMinimumContentsLength(16)
+        self.method_combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.method_combo.activated.connect(self._on_method_chosen)
         self.kind_combo = QComboBox()
         self.kind_combo.addItems(
             ["similarity", "dissimilarity", "combined", UNCERTAINTY]
@@ -237,8 +280,19 @@ class ComparePanel(QWidget):
         self.opacity = QSlider(Qt.Orientation.Horizontal)
         self.opacity.setRange(0, 100)
         self.opacity.setValue(60)
+        self.opacity.setFixedWidth(90)
         self.colour_combo = QComboBox()
         self.colour_combo.addItems(COLOUR_MAPS)
+        self.colour_combo.setToolTip("Colour map of similarity and dissimilarity maps")
+        # wide enough for the diverging map's name, so it never reads cut off
+        self.colour_combo.setMinimumContentsLength(len(SIGNED_COLOUR_MAP_LABEL) - 6)
+        self.colour_combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        # the examiner's pick (programmatic changes of the box block its signals)
+        self.colour_combo.currentIndexChanged.connect(
+            lambda _: self._remember_colour_map(self.colour_combo.currentText())
+        )
         self.top_percent = QSpinBox()
         self.top_percent.setRange(1, 100)
         self.top_percent.setValue(100)
@@ -252,7 +306,10 @@ class ComparePanel(QWidget):
         )
         self.show_overlay = QCheckBox("Show map")
         self.show_overlay.setChecked(True)
-        self.sync_check = QCheckBox("Synchronise zoom")
+        self.sync_check = QCheckBox("Sync zoom")
+        self.sync_check.setToolTip(
+            "Keep both views on the same region relative to their faces"
+        )
         self.sync_check.setChecked(True)
         self.sync_check.toggled.connect(self.sync.set_enabled)
         self.sync.set_enabled(True)
@@ -260,7 +317,6 @@ class ComparePanel(QWidget):
             self.method_combo.currentIndexChanged,
             self.kind_combo.currentIndexChanged,
             self.opacity.valueChanged,
-            self.colour_combo.currentIndexChanged,
             self.top_percent.valueChanged,
             self.show_overlay.toggled,
             self.smooth.toggled,
@@ -268,17 +324,29 @@ class ComparePanel(QWidget):
             signal.connect(lambda *_: self.update_overlays())
 
     def _build_toolbar(self) -> None:
+        # Few, short entries: the drawing tools are one menu button, so that the
+        # bar never overflows at 1280x720 (issue 18: "Edit landmarks" was hidden).
         self.toolbar = QToolBar("Annotation tools")
         group = QActionGroup(self)
         self.tool_actions: dict[str | None, QAction] = {}
+        self.draw_menu = QMenu(self)
         for tool, text in TOOLS:
             action = QAction(text, self)
             action.setCheckable(True)
             action.triggered.connect(lambda _=False, tool=tool: self.set_tool(tool))
             group.addAction(action)
-            self.toolbar.addAction(action)
+            if tool is None:
+                self.toolbar.addAction(action)
+            else:
+                self.draw_menu.addAction(action)
             self.tool_actions[tool] = action
         self.tool_actions[None].setChecked(True)
+        self.draw_button = QToolButton()
+        self.draw_button.setText("Annotate")
+        self.draw_button.setToolTip("Draw an annotation: point, rectangle, ellipse, …")
+        self.draw_button.setMenu(self.draw_menu)
+        self.draw_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.toolbar.addWidget(self.draw_button)
         self.toolbar.addSeparator()
         self.edit_landmarks = QAction("Edit landmarks", self)
         self.edit_landmarks.setCheckable(True)
@@ -291,65 +359,120 @@ class ComparePanel(QWidget):
         self.toolbar.addAction(self.edit_landmarks)
 
     def _layout(self) -> None:
-        pickers = QHBoxLayout()
-        pickers.addWidget(QLabel("Probe"))
-        pickers.addWidget(self.probe_combo, 1)
-        pickers.addWidget(QLabel("Gallery"))
-        pickers.addWidget(self.gallery_combo, 1)
-        pickers.addWidget(self.check_faithfulness)
-        pickers.addWidget(self.cancel_check)
-        views = QGridLayout()
-        for side, (viewer, chip) in enumerate(
-            zip(self.viewers, self.chips, strict=True)
+        # Controls in a wrapping row (one row wide, two or three at 1280x720, never
+        # overlapping); the views take the height; score, candidates and the
+        # faithfulness check share a tab area below a splitter (issue 18).
+        controls = FlowLayout()
+        controls.addWidget(self.toolbar)
+        for widget in (
+            self._labelled("Map", self.method_combo),
+            self.kind_combo,
+            self.show_overlay,
+            self._labelled("Opacity", self.opacity),
+            self._labelled("Colours", self.colour_combo),
+            self._labelled("Show top", self.top_percent),
+            self.smooth,
+            self.sync_check,
         ):
-            views.addWidget(viewer, 0, side)
-            views.addWidget(chip, 1, side, alignment=Qt.AlignmentFlag.AlignHCenter)
-        for side, plot in enumerate(self.faithfulness):
-            plot.setMaximumHeight(140)
-            views.addWidget(plot, 2, side)
-        views.setRowStretch(0, 1)
-        controls = QGridLayout()
-        self.opacity.setMinimumWidth(100)
-        self.method_combo.setMinimumWidth(220)
-        controls.addWidget(QLabel("Map"), 0, 0)
-        controls.addWidget(self.method_combo, 0, 1)
-        controls.addWidget(self.kind_combo, 0, 2)
-        controls.addWidget(self.show_overlay, 0, 3)
-        controls.addWidget(self.smooth, 0, 4)
-        controls.addWidget(self.sync_check, 0, 5)
-        controls.addWidget(QLabel("Opacity"), 1, 0)
-        controls.addWidget(self.opacity, 1, 1)
-        controls.addWidget(QLabel("Colours"), 1, 2)
-        controls.addWidget(self.colour_combo, 1, 3)
-        controls.addWidget(QLabel("Show top"), 1, 4)
-        controls.addWidget(self.top_percent, 1, 5)
-        controls.setColumnStretch(6, 1)
-        left = QWidget()
-        column = QVBoxLayout(left)
+            controls.addWidget(widget)
+        views = QGridLayout()
+        views.setSpacing(4)
+        for side, (viewer, combo, name) in enumerate(
+            zip(
+                self.viewers,
+                (self.probe_combo, self.gallery_combo),
+                ("Probe", "Gallery"),
+                strict=True,
+            )
+        ):
+            views.addWidget(self._labelled(name, combo, stretch=True), 0, side)
+            views.addWidget(viewer, 1, side)
+            views.setColumnStretch(side, 1)
+        views.addWidget(self.colour_bar, 1, 2)
+        views.setRowStretch(1, 1)
+        top = QWidget()
+        column = QVBoxLayout(top)
         column.setContentsMargins(0, 0, 0, 0)
-        column.addLayout(pickers)
-        column.addWidget(self.toolbar)
-        column.addLayout(views, 1)
+        column.setSpacing(3)
         column.addLayout(controls)
-        column.addWidget(self.stability_label)
+        column.addLayout(views, 1)
         column.addWidget(self.hover)
-        column.addWidget(self.score)
-        right = QWidget()
-        side = QVBoxLayout(right)
-        side.setContentsMargins(0, 0, 0, 0)
-        side.addWidget(self.candidates_title)
-        side.addWidget(self.candidates, 1)
-        side.addWidget(self.links_view)
-        side.addWidget(self.components_view, 1)
-        splitter = QSplitter()
-        splitter.addWidget(left)
-        splitter.addWidget(right)
-        # the candidates table needs room for its six columns (issue 18)
-        splitter.setStretchFactor(0, 3)
-        splitter.setStretchFactor(1, 2)
+
+        score_tab = QWidget()
+        score_row = QHBoxLayout(score_tab)
+        score_row.setContentsMargins(4, 4, 4, 4)
+        for chip in self.chips:
+            score_row.addWidget(chip, 0, Qt.AlignmentFlag.AlignTop)
+        # the score's words scroll when the tab is kept low (the views first)
+        words = QWidget()
+        text = QVBoxLayout(words)
+        text.setContentsMargins(0, 0, 0, 0)
+        text.addWidget(self.score)
+        text.addWidget(self.stability_label)
+        text.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidget(words)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        score_row.addWidget(scroll, 1)
+        candidates_tab = QWidget()
+        candidates = QVBoxLayout(candidates_tab)
+        candidates.setContentsMargins(4, 4, 4, 4)
+        candidates.addWidget(self.candidates_title)
+        candidates.addWidget(self.candidates, 1)
+        # what some methods measure besides their maps: links, components table
+        details_tab = QWidget()
+        details = QHBoxLayout(details_tab)
+        details.setContentsMargins(4, 4, 4, 4)
+        details.addWidget(self.links_view)
+        details.addWidget(self.components_view, 1)
+        check_tab = QWidget()
+        check = QVBoxLayout(check_tab)
+        check.setContentsMargins(4, 4, 4, 4)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.check_faithfulness)
+        buttons.addWidget(self.cancel_check)
+        buttons.addStretch(1)
+        check.addLayout(buttons)
+        plots = QHBoxLayout()
+        for plot in self.faithfulness:
+            plots.addWidget(plot)
+        check.addLayout(plots, 1)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(score_tab, "Score")
+        self.tabs.addTab(candidates_tab, "Candidates (1:N)")
+        self.tabs.addTab(check_tab, "Faithfulness")
+        self.details_tab = self.tabs.addTab(details_tab, "Method details")
+        self.tabs.setTabEnabled(self.details_tab, False)
+        self.tabs.setTabToolTip(
+            self.details_tab,
+            "Correspondence links or the components table of the method shown",
+        )
+        self.tabs.setMinimumHeight(COMPARE_CHIP_SIZE + 50)
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.setChildrenCollapsible(False)
+        splitter.addWidget(top)
+        splitter.addWidget(self.tabs)
+        splitter.setStretchFactor(0, 1)
+        splitter.setStretchFactor(1, 0)
+        # the views first: the tabs start at their smallest height
+        splitter.setSizes([10_000, self.tabs.minimumHeight()])
+        self.splitter = splitter
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(splitter)
+
+    @staticmethod
+    def _labelled(text: str, widget: QWidget, stretch: bool = False) -> QWidget:
+        """``widget`` with its label in front, as one item of a row."""
+        box = QWidget()
+        row = QHBoxLayout(box)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(4)
+        row.addWidget(QLabel(text))
+        row.addWidget(widget, 1 if stretch else 0)
+        return box
 
     # ---- case content --------------------------------------------------------------
     def set_case(self, case: Case | None, model: FaceModel | None) -> None:
@@ -360,10 +483,13 @@ class ComparePanel(QWidget):
         writable = case is None or not case.read_only
         self.check_faithfulness.setEnabled(writable)
         self.check_faithfulness.setToolTip(CHECK_TIP if writable else READ_ONLY_TIP)
+        self._chosen_explanation = None
+        self._hover_at = None
         self.set_explanations({})  # no map of another case may stay selectable
         for viewer in self.viewers:
             viewer.set_image(np.zeros((8, 8, 3), np.uint8))
             viewer.set_overlay(None, signed=False)
+        self._show_readout()
         self.refresh_faces()
 
     def refresh_faces(self) -> None:
@@ -435,10 +561,15 @@ class ComparePanel(QWidget):
         self._selection_changed()
 
     def _on_pair_loaded(self, loaded: LoadedPair) -> None:
+        if self.loaded is None or self.loaded.comparison.id != loaded.comparison.id:
+            self._chosen_explanation = None  # another pair: its own maps
         self.loaded = loaded
+        self._hover_at = None
+        self._show_readout()
         for side in (0, 1):
             face = loaded.faces[side]
-            self.viewers[side].set_image(loaded.images[side], face.label)
+            # the face's label is in the picker above the view: no title in it
+            self.viewers[side].set_image(loaded.images[side])
             self.viewers[side].set_face(face.bbox, face.landmarks5)
             self.chips[side].set_chip(loaded.pair.sides[side].chip)
             self.chips[side].set_caption(f"{face.label}: aligned chip")
@@ -449,8 +580,13 @@ class ComparePanel(QWidget):
         self.refresh_candidates()
         self.pair_loaded.emit(loaded)
 
-    def zoom_to_faces(self, margin: float = 1.6) -> None:
-        """Show each face with ``margin`` times its box around it (both views alike)."""
+    def zoom_to_faces(self, *, margin: float = 1.6) -> None:
+        """Show each face with ``margin`` times its box around it (both views alike).
+
+        ``margin`` is keyword-only: a menu action passes its ``checked`` flag
+        (False) as the first argument, which made the margin 0, a zero-sized range
+        pyqtgraph only centres on: "Zoom to the faces" did nothing after Fit or
+        zoom-out (issue 18)."""
         if self.loaded is None:
             return
         for viewer, face in zip(self.viewers, self.loaded.faces, strict=True):
@@ -461,11 +597,26 @@ class ComparePanel(QWidget):
                 QRectF(centre_x - size / 2, centre_y - size / 2, size, size), padding=0
             )
 
+    def zoom_views(self, step: int) -> None:
+        """Zoom in (``step`` > 0) or out by one step.  With the views synchronised
+        only the probe's is zoomed and the gallery's follows; zooming both zoomed
+        each of them twice."""
+        for viewer in self.viewers[:1] if self.sync.enabled else self.viewers:
+            viewer.zoom_in() if step > 0 else viewer.zoom_out()
+
     # ---- explanations ----------------------------------------------------------------
     def set_explanations(self, results: dict[int, ExplanationResult]) -> None:
-        """Results stored for the current pair, by explanation id."""
+        """Results stored for the current pair, by explanation id.
+
+        The map shown stays shown when results are added (jobs finish while the
+        examiner looks at another map, issue 18); with none shown yet, the newest.
+        """
         self.results = dict(results)
         current = self.method_combo.currentData()
+        if current not in self.results:
+            current = None
+        if self._chosen_explanation not in self.results:
+            self._chosen_explanation = None
         self.method_combo.blockSignals(True)
         self.method_combo.clear()
         for explanation_id, result in self.results.items():
@@ -485,61 +636,169 @@ class ComparePanel(QWidget):
         self.update_overlays()
 
     def show_explanation(self, explanation_id: int) -> None:
+        """A finished job's result: shown unless the examiner has chosen a map of
+        this pair by hand (that choice is kept until the pair changes)."""
+        if self._chosen_explanation is None:
+            self.select_explanation(explanation_id)
+
+    def select_explanation(self, explanation_id: int) -> None:
+        """Show this explanation (the examiner asked for it, e.g. a click)."""
         index = self.method_combo.findData(explanation_id)
         if index >= 0:
             self.method_combo.setCurrentIndex(index)
 
+    def _on_method_chosen(self, _index: int) -> None:
+        self._chosen_explanation = self.method_combo.currentData()
+
     def current_result(self) -> ExplanationResult | None:
         return self.results.get(self.method_combo.currentData())
+
+    def map_units(self, result: ExplanationResult | None = None) -> str:
+        """What the shown map's numbers are (the method's ``map_units``)."""
+        result = self.current_result() if result is None else result
+        if result is None:
+            return ""
+        units = {info.method_id: info.map_units for info in infos()}
+        return units.get(result.method_id, "") or UNITS_NOT_STATED
+
+    def drawn_colour_map(self) -> str:
+        """The colour map the shown kind is drawn with."""
+        if self.kind_combo.currentText() == "combined":
+            return SIGNED_COLOUR_MAP
+        return self._unsigned_colour_map
+
+    def _remember_colour_map(self, name: str) -> None:
+        if name in COLOUR_MAPS:
+            self._unsigned_colour_map = name
+            self.update_overlays()
+
+    def _show_colour_box(self, signed: bool) -> None:
+        """The Colours box names the map drawn: the diverging one for signed maps
+        (and cannot be changed there), the examiner's choice otherwise."""
+        combo = self.colour_combo
+        combo.blockSignals(True)
+        diverging = combo.findText(SIGNED_COLOUR_MAP_LABEL)
+        if signed:
+            if diverging < 0:
+                combo.addItem(SIGNED_COLOUR_MAP_LABEL)
+            combo.setCurrentText(SIGNED_COLOUR_MAP_LABEL)
+            combo.setToolTip(
+                "Combined maps are signed: drawn with the diverging blue-white-red "
+                "map (red raises the score, blue lowers it, white: no effect)"
+            )
+        else:
+            if diverging >= 0:
+                combo.removeItem(diverging)
+            combo.setCurrentText(self._unsigned_colour_map)
+            combo.setToolTip("Colour map of similarity and dissimilarity maps")
+        combo.setEnabled(not signed)
+        combo.blockSignals(False)
+
+    def _side_maps(
+        self, result: ExplanationResult | None, kind: str
+    ) -> list[tuple[np.ndarray, tuple[int, int], np.ndarray] | None]:
+        """Per side (evidence values, origin, chip values) as drawn, or None where
+        the method has no map of ``kind``."""
+        shown: list[tuple[np.ndarray, tuple[int, int], np.ndarray] | None] = []
+        for side in (0, 1):
+            maps = result.images[side] if result is not None else None
+            if maps is None:
+                shown.append(None)
+            elif kind == UNCERTAINTY:
+                uncertainty = maps.chip.uncertainty
+                if uncertainty is None or self.loaded is None:
+                    shown.append(None)
+                    continue
+                view = self.loaded.pair.sides[side]
+                warped = warp_to_evidence(uncertainty, view.transform, view.image_shape)
+                shown.append((warped.values, warped.origin, uncertainty))
+            elif kind not in maps.evidence:
+                shown.append(None)
+            else:
+                evidence = maps.evidence[kind]
+                values, chip_map = evidence.values, maps.chip_maps()[kind]
+                if self.smooth.isChecked():
+                    values = smooth_covered(values, display_sigma(values))
+                    chip_map = smooth_covered(chip_map, display_sigma(chip_map))
+                shown.append((values, evidence.origin, chip_map))
+        return shown
+
+    def _no_map_message(self, result: ExplanationResult | None, kind: str) -> str:
+        if result is None:
+            return ""
+        if kind == UNCERTAINTY:
+            return (
+                f"{result.method_name} is not a sampled method: it has no "
+                "uncertainty map. Choose similarity or combined."
+            )
+        return (
+            f"{result.method_name} gives no {kind} map. Choose another map kind "
+            "(similarity or combined) or another method."
+        )
 
     def update_overlays(self) -> None:
         result = self.current_result()
         self.show_verdicts()
         self._show_links(result)
         self._show_components(result)
+        self.tabs.setTabEnabled(
+            self.details_tab,
+            not (self.links_view.isHidden() and self.components_view.isHidden()),
+        )
         kind = self.kind_combo.currentText()
+        signed = kind == "combined"
+        self._show_colour_box(signed)
         self.stability_label.setText(stability_text(result))
-        options = {
-            "signed": kind == "combined",
-            "colour_map": self.colour_combo.currentText(),
+        colour_map = self.drawn_colour_map()
+        options: dict[str, Any] = {
+            "signed": signed,
+            "colour_map": colour_map,
             "opacity": self.opacity.value() / 100,
             "top_percent": float(self.top_percent.value()),
         }
         visible = self.show_overlay.isChecked()
+        shown = self._side_maps(result, kind)
+        drawn = [entry for entry in shown if entry is not None]
+        # one scale for both faces: the larger robust peak of the two (as in layer
+        # by layer), so the same colour is the same value on probe and gallery
+        peak = max(robust_peak(values) for values, _, _ in drawn) if drawn else None
+        self.shown_peak = peak
         for side, viewer in enumerate(self.viewers):
-            maps = result.images[side] if result is not None else None
             viewer.set_overlay_visible(visible)
-            if maps is not None and kind == UNCERTAINTY:
-                self._show_uncertainty(side, maps.chip.uncertainty, options)
-                continue
-            if maps is None or kind not in maps.evidence:
+            entry = shown[side]
+            if entry is None:
                 viewer.set_overlay(None, signed=False)
                 self.chips[side].set_overlay(None, signed=False)
+                viewer.set_message(self._no_map_message(result, kind))
                 continue
-            evidence = maps.evidence[kind]
-            chip_map = maps.chip_maps()[kind]
-            values = evidence.values
-            if self.smooth.isChecked():
-                values = smooth_covered(values, display_sigma(values))
-                chip_map = smooth_covered(chip_map, display_sigma(chip_map))
-            viewer.set_overlay(values, evidence.origin, **options)
-            self.chips[side].set_overlay(chip_map if visible else None, **options)
+            values, origin, chip_map = entry
+            viewer.set_message("")
+            viewer.set_overlay(values, origin, **options, peak=peak)
+            self.chips[side].set_overlay(
+                chip_map if visible else None, **options, peak=peak
+            )
+        self._show_colour_bar(result, kind, peak, signed, visible)
+        self._show_readout()
 
-    def _show_uncertainty(
-        self, side: int, uncertainty: np.ndarray | None, options: dict
+    def _show_colour_bar(
+        self,
+        result: ExplanationResult | None,
+        kind: str,
+        peak: float | None,
+        signed: bool,
+        visible: bool,
     ) -> None:
-        """A stochastic map's per-pixel standard error, on the evidence and chip."""
-        viewer, chip = self.viewers[side], self.chips[side]
-        if uncertainty is None or self.loaded is None:
-            viewer.set_overlay(None, signed=False)
-            chip.set_overlay(None, signed=False)
+        if peak is None or not visible:
+            self.colour_bar.hide()
             return
-        view = self.loaded.pair.sides[side]
-        evidence = warp_to_evidence(uncertainty, view.transform, view.image_shape)
-        options = {**options, "signed": False}
-        viewer.set_overlay(evidence.values, evidence.origin, **options)
-        visible = self.show_overlay.isChecked()
-        chip.set_overlay(uncertainty if visible else None, **options)
+        low = -peak if signed else 0.0
+        self.colour_bar.set_scale(colour_lut(self.drawn_colour_map()), low, peak)
+        warm, cold = map_legend(kind)
+        units = self.map_units(result)
+        if kind == UNCERTAINTY:
+            units = f"standard error of the map, in its units: {units}"
+        self.colour_bar.set_meaning(units, warm, cold)
+        self.colour_bar.show()
 
     # ---- per-pair faithfulness of the shown map --------------------------------
     def show_verdicts(self) -> None:
@@ -650,7 +909,10 @@ class ComparePanel(QWidget):
         self.links_view.show()
 
     def set_colour_map(self, name: str) -> None:
-        self.colour_combo.setCurrentText(name)
+        """The examiner's colour map for unsigned maps (settings)."""
+        if name in COLOUR_MAPS:
+            self._unsigned_colour_map = name
+        self.update_overlays()
 
     def toggle_overlay(self) -> None:
         self.show_overlay.toggle()
@@ -660,20 +922,38 @@ class ComparePanel(QWidget):
         """The stored (unsmoothed) map value at evidence pixel (x, y) of one side."""
         result = self.current_result()
         kind = self.kind_combo.currentText()
-        if result is None or kind not in result.images[side].evidence:
+        if result is None:
             return None
-        evidence = result.images[side].evidence[kind]
-        column = int(np.floor(x)) - evidence.origin[0]
-        row = int(np.floor(y)) - evidence.origin[1]
-        height, width = evidence.values.shape
+        if kind == UNCERTAINTY:  # the stored standard error, on the evidence
+            entry = self._side_maps(result, kind)[side]
+            if entry is None:
+                return None
+            values, origin = entry[0], entry[1]
+        elif kind in result.images[side].evidence:
+            evidence = result.images[side].evidence[kind]
+            values, origin = evidence.values, evidence.origin
+        else:
+            return None
+        column = int(np.floor(x)) - origin[0]
+        row = int(np.floor(y)) - origin[1]
+        height, width = values.shape
         if not (0 <= row < height and 0 <= column < width):
             return None
-        value = float(evidence.values[row, column])
+        value = float(values[row, column])
         return value if np.isfinite(value) else None
 
     def _on_hover(self, side: int, x: float, y: float, _shown: Any) -> None:
-        if self.loaded is None:
+        self._hover_at = (side, x, y)
+        self._show_readout()
+
+    def _show_readout(self) -> None:
+        """The one read-out: the stored value under the cursor and at the same face
+        point opposite, with units; current after every map, kind, pair or case
+        change (cleared when there is nothing to read)."""
+        if self.loaded is None or self._hover_at is None:
+            self.hover.setText(" ")
             return
+        side, x, y = self._hover_at
         here = self.loaded.pair.sides[side].transform
         there = self.loaded.pair.sides[1 - side].transform
         ox, oy = there.to_image(here.to_chip(np.array([[x, y]])))[0]
@@ -682,10 +962,12 @@ class ComparePanel(QWidget):
         def text(v: float | None) -> str:
             return "no map" if v is None else f"{v:.4g}"
 
+        units = self.map_units()
         self.hover.setText(
             f"{names[side]} ({x:.0f}, {y:.0f}): {text(self.raw_value(side, x, y))}   "
             f"|   same face point on the {names[1 - side]} ({ox:.0f}, {oy:.0f}): "
             f"{text(self.raw_value(1 - side, float(ox), float(oy)))}"
+            + (f"   ({units})" if units else "")
         )
 
     # ---- annotations and landmarks ---------------------------------------------------

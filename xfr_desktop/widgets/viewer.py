@@ -124,6 +124,8 @@ class EvidenceViewer(AnnotationTool, QWidget):
         self._overlay_base: np.ndarray | None = None  # colourised, alpha 255/0
         self._overlay_opacity = 0.6
         self._overlay_visible = True
+        self._overlay_peak: float | None = None  # the scale's end now drawn
+        self._own_colour_bar = True  # False: the owner shows one bar for several
         self._landmark_items: list[pg.TargetItem] = []
         self._landmarks_editable = False
         self._annotations: list[dict] = []
@@ -166,6 +168,16 @@ class EvidenceViewer(AnnotationTool, QWidget):
         self._readout.setTextInteractionFlags(Qt.TextInteractionFlag.NoTextInteraction)
         self._colour_bar = ColourBar(self)
         self._colour_bar.hide()
+        # A message in the view itself (e.g. "this method gives no dissimilarity
+        # map"), so an empty overlay is never left unexplained.
+        self._message = QLabel(self._graphics_view)
+        self._message.setWordWrap(True)
+        self._message.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._message.setStyleSheet(
+            "background: rgba(0, 0, 0, 170); color: white; padding: 6px;"
+            " border-radius: 4px"
+        )
+        self._message.hide()
 
         row = QHBoxLayout()
         row.setContentsMargins(0, 0, 0, 0)
@@ -218,6 +230,50 @@ class EvidenceViewer(AnnotationTool, QWidget):
     def readout_text(self) -> str:
         """The hover read-out under the view."""
         return self._readout.text()
+
+    @property
+    def overlay_peak(self) -> float | None:
+        """The end of the colour scale the overlay is drawn with (None: none)."""
+        return self._overlay_peak
+
+    @property
+    def message_text(self) -> str:
+        """The message shown over the view ("" when none)."""
+        return self._message.text() if not self._message.isHidden() else ""
+
+    def set_message(self, text: str) -> None:
+        """Show ``text`` over the middle of the view ("" removes it)."""
+        self._message.setText(text)
+        self._message.setVisible(bool(text))
+        self._place_message()
+
+    def _place_message(self) -> None:
+        if self._message.isHidden():
+            return
+        area = self._graphics_view.rect()
+        width = max(80, min(area.width() - 20, 320))
+        height = self._message.heightForWidth(width)
+        self._message.setGeometry(
+            area.x() + (area.width() - width) // 2,
+            area.y() + (area.height() - height) // 2,
+            width,
+            max(height, 24),
+        )
+
+    def resizeEvent(self, event: Any) -> None:
+        super().resizeEvent(event)
+        self._place_message()
+
+    def set_readout_shown(self, shown: bool) -> None:
+        """Show (default) or hide the read-out line under the view, for an owner
+        that shows one read-out for several viewers (the comparison view)."""
+        self._readout.setVisible(bool(shown))
+
+    def set_own_colour_bar(self, own: bool) -> None:
+        """Show this viewer's colour bar (default), or leave it to the owner, which
+        then shows one bar for viewers that share a scale."""
+        self._own_colour_bar = bool(own)
+        self._update_overlay_visibility()
 
     # -- image, face, landmarks --------------------------------------------------------
 
@@ -298,18 +354,24 @@ class EvidenceViewer(AnnotationTool, QWidget):
         colour_map: str = "jet",
         opacity: float = 0.6,
         top_percent: float = 100.0,
+        peak: float | None = None,
     ) -> None:
-        """Show a heatmap whose top-left pixel lies on image pixel ``origin_xy``."""
+        """Show a heatmap whose top-left pixel lies on image pixel ``origin_xy``.
+
+        ``peak``: the end of a colour scale shared with another view (None: this
+        map's own robust peak, ``core.colours.robust_peak``)."""
         self._overlay_opacity = float(np.clip(opacity, 0.0, 1.0))
         if values is None:
             self._overlay_values = None
             self._overlay_base = None
+            self._overlay_peak = None
             self._overlay_item.clear()
             self._update_overlay_visibility()
             return
         array = np.array(values, dtype=np.float32, copy=True)
-        rgba, low, high = colourise(array, signed, colour_map, top_percent)
+        rgba, low, high = colourise(array, signed, colour_map, top_percent, peak)
         self._overlay_values = array
+        self._overlay_peak = float(high)
         self._overlay_origin = (int(origin_xy[0]), int(origin_xy[1]))
         self._overlay_base = rgba
         self._overlay_item.setImage(
@@ -346,7 +408,7 @@ class EvidenceViewer(AnnotationTool, QWidget):
     def _update_overlay_visibility(self) -> None:
         shown = self._overlay_visible and self._overlay_values is not None
         self._overlay_item.setVisible(shown)
-        self._colour_bar.setVisible(shown)
+        self._colour_bar.setVisible(shown and self._own_colour_bar)
 
     def rendered_overlay_rgba(self) -> np.ndarray | None:
         """A copy of the RGBA array the overlay ImageItem displays (opacity in)."""

@@ -174,6 +174,10 @@ def score_name(threshold: Threshold) -> str:
 class Components(Explainer):
     info = ExplainerInfo(
         method_id="components",
+        map_units=(
+            "change of the model's decision margin when the component is hidden "
+            "(similarity: the size of a drop, dissimilarity: of a rise)"
+        ),
         display_name="Facial components (FISWG), hidden one by one",
         reference="fiswg-features",  # core.references
         citation=(

@@ -240,6 +240,10 @@ def _upsample(grid_map: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
 class Correspondence(Explainer):
     info = ExplainerInfo(
         method_id="correspondence",
+        map_units=(
+            "share of the cosine similarity: each region's part of the score "
+            "(the parts add up to it)"
+        ),
         display_name="Correspondence (region-to-region links)",
         reference="metric-learning-explanation",  # core.references
         citation=(

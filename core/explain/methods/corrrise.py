@@ -122,6 +122,10 @@ class CorrelationSums:
 class CorrRISE(Explainer):
     info = ExplainerInfo(
         method_id="corrrise",
+        map_units=(
+            "correlation (-1 to 1) between a region being visible and the "
+            "cosine similarity"
+        ),
         display_name="CorrRISE",
         reference="corrrise",  # core.references
         citation=(

@@ -161,6 +161,10 @@ def psnr_db(reconstruction: torch.Tensor, chip: torch.Tensor) -> float:
 class DDFV(Explainer):
     info = ExplainerInfo(
         method_id="ddfv",
+        map_units=(
+            "relative: decoder changes weighted by how far the two faces' "
+            "features agree (no physical unit)"
+        ),
         display_name="DDFV (face reconstruction)",
         reference="ddfv",  # core.references
         citation=(

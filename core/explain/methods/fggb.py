@@ -125,6 +125,10 @@ def normalised_gradients(
 class FGGB(Explainer):
     info = ExplainerInfo(
         method_id="fggb",
+        map_units=(
+            "relative: pixel gradients of the template numbers, weighted by "
+            "their agreement minus the threshold (no physical unit)"
+        ),
         display_name="FGGB (feature-guided gradient backpropagation)",
         reference="fggb",  # core.references
         citation=(

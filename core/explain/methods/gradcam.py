@@ -39,6 +39,10 @@ class GradCAM(Explainer):
     plus_plus = False
     info = ExplainerInfo(
         method_id="gradcam",
+        map_units=(
+            "relative: layer activations weighted by the cosine similarity's "
+            "gradient (no physical unit)"
+        ),
         display_name="Grad-CAM",
         reference="gradcam",  # core.references
         citation=(

@@ -15,6 +15,10 @@ class GradCAMPlusPlus(GradCAM):
     plus_plus = True
     info = ExplainerInfo(
         method_id="gradcampp",
+        map_units=(
+            "relative: layer activations weighted by the cosine similarity's "
+            "gradient (no physical unit)"
+        ),
         display_name="Grad-CAM++",
         reference="gradcampp",  # core.references
         citation=(

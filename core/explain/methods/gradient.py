@@ -44,6 +44,10 @@ def pixel_gradient(ctx: ExplainContext, side: int) -> torch.Tensor:
 class Gradient(Explainer):
     info = ExplainerInfo(
         method_id="gradient",
+        map_units=(
+            "gradient size: change of the cosine similarity per unit change of "
+            "the pixel (largest colour channel)"
+        ),
         display_name="Vanilla saliency (gradient)",
         reference="gradient",  # core.references
         citation=(

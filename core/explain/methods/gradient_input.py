@@ -25,6 +25,10 @@ from core.explain.gradients import cosine_to, input_gradient
 class GradientInput(Explainer):
     info = ExplainerInfo(
         method_id="gradient_input",
+        map_units=(
+            "estimated change of the cosine similarity if the pixel faded to "
+            "black (gradient x input)"
+        ),
         display_name="Gradient × input",
         reference="gradient-input",  # core.references
         citation=(

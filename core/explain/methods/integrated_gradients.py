@@ -28,6 +28,10 @@ from core.explain.gradients import cosine_to, input_gradient
 class IntegratedGradients(Explainer):
     info = ExplainerInfo(
         method_id="integrated_gradients",
+        map_units=(
+            "share of the cosine similarity's rise from a black image (all "
+            "pixels add up to it)"
+        ),
         display_name="Integrated Gradients",
         reference="integrated-gradients",  # core.references
         citation=(

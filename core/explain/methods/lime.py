@@ -147,6 +147,11 @@ class LimeSamples:
 class Lime(Explainer):
     info = ExplainerInfo(
         method_id="lime",
+        map_units=(
+            "similarity: surrogate coefficients scaled to 0-1 (relative); "
+            "combined: the coefficient, the change of the cosine similarity "
+            "when the region is shown"
+        ),
         display_name="LIME for verification",
         reference="lime-verification",  # core.references
         citation=(

@@ -53,6 +53,10 @@ def gaussian_windows(size: tuple[int, int], sigma: float, stride: int) -> torch.
 class MinusPlus(Explainer):
     info = ExplainerInfo(
         method_id="minusplus",
+        map_units=(
+            "relative, 0 to 1: the mean of the scaled loss when a region is "
+            "removed and the score when it is shown alone (no physical unit)"
+        ),
         display_name="MinusPlus (removal + aggregation)",
         reference="minusplus",  # core.references
         citation=(

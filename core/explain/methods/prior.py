@@ -42,6 +42,9 @@ def face_centre_prior(size: tuple[int, int], spread: float) -> np.ndarray:
 class FaceCentrePrior(Explainer):
     info = ExplainerInfo(
         method_id="prior",
+        map_units=(
+            "none: a fixed face-centre blob from 0 to 1 (a control, not a measurement)"
+        ),
         display_name="Face-centre prior (control)",
         reference="sanity-checks",  # core.references
         citation=(

@@ -68,6 +68,10 @@ class GradientSums:
 class SmoothGrad(Explainer):
     info = ExplainerInfo(
         method_id="smoothgrad",
+        map_units=(
+            "estimated change of the cosine similarity if the pixel faded to "
+            "black, averaged over noisy copies (gradient x input)"
+        ),
         display_name="SmoothGrad",
         reference="smoothgrad",  # core.references
         citation=(

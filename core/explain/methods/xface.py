@@ -64,6 +64,10 @@ def _unit(embeddings: torch.Tensor) -> torch.Tensor:
 class XFace(Explainer):
     info = ExplainerInfo(
         method_id="xface",
+        map_units=(
+            "change of the cosine distance when the region is hidden, per "
+            "hidden pixel (similarity: the distance rises)"
+        ),
         display_name="xFace (systematic occlusion)",
         reference="xface",  # core.references
         citation=(

@@ -90,6 +90,10 @@ def xssab_parts(
 class XSSAB(Explainer):
     info = ExplainerInfo(
         method_id="xssab",
+        map_units=(
+            "relative: backpropagated parts of the score for (similarity) and "
+            "against (dissimilarity) 'same person' (no physical unit)"
+        ),
         display_name="xSSAB (similarity score argument backpropagation)",
         reference="xssab",  # core.references
         citation=(
