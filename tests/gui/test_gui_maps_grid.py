@@ -33,7 +33,7 @@ def synthetic_result(
     def side(label: str, factor: float) -> ImageMaps:
         similarity = ramp * factor
         chip = (
-            ChipMaps.from_parts(similarity, similarity[::-1].copy())
+            ChipMaps.from_parts(similarity, similarity[:, ::-1].copy())
             if dissimilarity
             else ChipMaps(similarity, None, similarity)
         )
@@ -132,9 +132,7 @@ def test_probe_and_gallery_share_one_scale_with_a_colour_bar(qtbot, grid):
 
 
 def test_a_kind_a_method_lacks_is_said_in_its_tile(qtbot, grid):
-    grid.set_results(
-        {1: synthetic_result("Grad-CAM", dissimilarity=False)}, chips()
-    )
+    grid.set_results({1: synthetic_result("Grad-CAM", dissimilarity=False)}, chips())
     grid.kind.setCurrentText("dissimilarity")
     tile = grid.tiles[0]
     assert not tile.no_map.isHidden()

@@ -81,6 +81,7 @@ class MethodTile(QFrame):
         self.colour_bar.setToolTip(
             "One scale for both faces: the same colour is the same value."
         )
+        self.colour_bar.setFixedHeight(TILE_CHIP_SIZE)  # as tall as the maps
         self.no_map = QLabel()  # "<method> gives no <kind> map", when so
         self.no_map.setWordWrap(True)
         self.no_map.hide()
@@ -89,7 +90,7 @@ class MethodTile(QFrame):
         for side in (0, 1):
             maps.addWidget(self.cells[side], 0, side, Qt.AlignmentFlag.AlignTop)
             maps.addWidget(self.verdicts[side], 1, side, Qt.AlignmentFlag.AlignTop)
-        maps.addWidget(self.colour_bar, 0, 2)
+        maps.addWidget(self.colour_bar, 0, 2, Qt.AlignmentFlag.AlignTop)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addWidget(self.name)
@@ -209,6 +210,7 @@ class MethodGrid(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.empty)
         layout.addWidget(self.scroll, 1)
+        layout.addStretch(0)
         self.tiles: list[MethodTile] = []
         self.cells: list[ChipView] = []  # every tile's chips, tile by tile
         self.verdicts: list[QLabel] = []  # under each cell, in the cells' order
