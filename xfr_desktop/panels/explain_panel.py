@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
+    QHeaderView,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -91,6 +92,10 @@ class ExplainPanel(QWidget):
         super().__init__(parent)
         self.infos: dict[str, ExplainerInfo] = {i.method_id: i for i in infos()}
         self.methods = QListWidget()
+        # Long names end in "…" (the tooltip has them in full) instead of a
+        # sideways scroll bar in a narrow panel.
+        self.methods.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.methods.setTextElideMode(Qt.TextElideMode.ElideRight)
         for info in self.infos.values():
             item = QListWidgetItem(info.display_name)
             item.setData(Qt.ItemDataRole.UserRole, info.method_id)
@@ -142,7 +147,11 @@ class ExplainPanel(QWidget):
         self.cancel_button.clicked.connect(lambda: self.cancel_requested.emit(None))
         self.jobs = QTableWidget(0, 3)
         self.jobs.setHorizontalHeaderLabels(["Method", "State", "Progress"])
-        self.jobs.horizontalHeader().setStretchLastSection(True)
+        header = self.jobs.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)  # the name
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Fixed)
+        self.jobs.setColumnWidth(2, 70)
         self.jobs.verticalHeader().hide()
         self.jobs.cellDoubleClicked.connect(self._cancel_row)
         self._job_rows: list[ExplainJob] = []
