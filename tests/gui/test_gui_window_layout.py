@@ -172,7 +172,7 @@ def test_all_methods_uses_the_width_with_full_size_maps(qtbot, window, screen):
         assert cell.pixmap().width() >= TILE_CHIP_SIZE - 1
     used = (
         max(t.geometry().right() for t in window.grid.tiles if t.isVisible())
-        / window.grid.scroll.viewport().width()
+        / window.grid.tiles_area.viewport().width()
     )
     assert used > 0.6  # not one column with half the space empty
 

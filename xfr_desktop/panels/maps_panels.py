@@ -192,9 +192,9 @@ class MethodGrid(QWidget):
         self.grid = QGridLayout(self.inner)
         self.grid.setSpacing(GRID_SPACING)
         self.grid.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
-        self.scroll = QScrollArea()
-        self.scroll.setWidgetResizable(True)
-        self.scroll.setWidget(self.inner)
+        self.tiles_area = QScrollArea()
+        self.tiles_area.setWidgetResizable(True)
+        self.tiles_area.setWidget(self.inner)
         self.empty = QLabel("No explanation computed for this pair yet.")
         self.empty.setWordWrap(True)
         self.columns = 1
@@ -209,7 +209,7 @@ class MethodGrid(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.empty)
-        layout.addWidget(self.scroll, 1)
+        layout.addWidget(self.tiles_area, 1)
         layout.addStretch(0)
         self.tiles: list[MethodTile] = []
         self.cells: list[ChipView] = []  # every tile's chips, tile by tile
@@ -240,7 +240,7 @@ class MethodGrid(QWidget):
         self.cells = [cell for tile in self.tiles for cell in tile.cells]
         self.verdicts = [label for tile in self.tiles for label in tile.verdicts]
         self.empty.setVisible(not self.tiles)
-        self.scroll.setVisible(bool(self.tiles))
+        self.tiles_area.setVisible(bool(self.tiles))
         self.columns = 0  # place them all again
         self._reflow()
         self._render()
@@ -266,7 +266,9 @@ class MethodGrid(QWidget):
             return 1
         tile_width = max(tile.sizeHint().width() for tile in self.tiles)
         margins = self.grid.contentsMargins()
-        available = self.scroll.viewport().width() - margins.left() - margins.right()
+        available = (
+            self.tiles_area.viewport().width() - margins.left() - margins.right()
+        )
         return max(1, (available + GRID_SPACING) // (tile_width + GRID_SPACING))
 
     def _reflow(self) -> None:
@@ -313,6 +315,7 @@ class LayersPanel(QWidget):
         self.params: dict[str, Any] | None = None  # LIME overrides (None: paper's)
         self.compute = QPushButton("Compute layer-by-layer maps")
         self.compute.clicked.connect(self.start)
+        self.runner = TaskRunner(self)
         self.cancel = QPushButton("Cancel")
         self.cancel.clicked.connect(lambda: self.runner.cancel())
         self.progress = QProgressBar()
@@ -331,13 +334,7 @@ class LayersPanel(QWidget):
             "One scale for both faces: the same colour is the same value."
         )
         self.colour_bar.hide()
-        self.runner = TaskRunner(self)
-        self.runner.progress.connect(
-            lambda done, total, _m: (
-                self.progress.setRange(0, max(total, 1)),
-                self.progress.setValue(done),
-            )
-        )
+        self.runner.progress.connect(self._on_progress)
         self.runner.result.connect(self._on_result)
         self.runner.error.connect(
             lambda e, d: errors.report(e, d, context="Layer-by-layer maps failed.")
@@ -361,6 +358,10 @@ class LayersPanel(QWidget):
         layout.addWidget(not_checked)
         layout.addLayout(chips)
         layout.addStretch(1)
+
+    def _on_progress(self, done: int, total: int, _message: str) -> None:
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
 
     def set_pair(self, pair: FacePair | None, model: FaceModel | None) -> None:
         if pair is not self.pair:
