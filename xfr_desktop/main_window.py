@@ -197,6 +197,7 @@ class MainWindow(QMainWindow):
         self.compare.sync_check.setChecked(self.settings.sync_views)
         self.explain = ExplainPanel()
         self.grid = MethodGrid()
+        self.grid.set_colour_map(self.settings.colour_map)
         self.layers = LayersPanel(self.errors)
         self.channels = ChannelsPanel(
             self.errors, lambda: self.model, lambda: self.controller.case

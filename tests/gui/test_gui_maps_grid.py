@@ -177,3 +177,13 @@ def test_no_results_says_so(qtbot, grid):
     assert not grid.empty.isHidden() and not grid.tiles
     grid.set_results(results(1), chips())
     assert grid.empty.isHidden() and len(grid.cells) == 2
+
+
+def test_unsigned_maps_follow_the_chosen_colour_map(qtbot, grid):
+    grid.kind.setCurrentText("similarity")
+    grid.set_results({1: synthetic_result("One")}, chips())
+    cell = grid.tiles[0].cells[0]
+    jet = cell.rendered_rgb()
+    grid.set_colour_map("viridis")
+    assert grid.colour_map == "viridis"
+    assert not np.array_equal(cell.rendered_rgb(), jet)

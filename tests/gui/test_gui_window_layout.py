@@ -199,3 +199,15 @@ def test_the_overlap_check_sees_overlapping_controls(qtbot):
     assert _overlapping_pairs(root) == [("QLabel('first')", "QLabel('second')")]
     second.move(0, 30)
     assert _overlapping_pairs(root) == []
+
+
+def test_a_chosen_tile_opens_its_explanation_in_the_comparison(
+    qtbot, window, monkeypatch
+):
+    shown: list[int] = []
+    monkeypatch.setattr(window.compare, "show_explanation", shown.append)
+    window.tabs.setCurrentWidget(window.grid)
+    window.grid.explanation_chosen.emit(3)
+    assert shown == [3]
+    assert window.tabs.currentIndex() == 0  # the Comparison tab
+    assert window.grid.colour_map == window.settings.colour_map

@@ -228,6 +228,11 @@ class MethodGrid(QWidget):
         self._checks = dict(checks)
         self._render()
 
+    def set_colour_map(self, name: str) -> None:
+        """The colour map of unsigned maps (signed ones are always diverging)."""
+        self.colour_map = name
+        self._render()
+
     def _build_tiles(self) -> None:
         for tile in self.tiles:
             self.grid.removeWidget(tile)
