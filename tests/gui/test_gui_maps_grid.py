@@ -187,3 +187,15 @@ def test_unsigned_maps_follow_the_chosen_colour_map(qtbot, grid):
     grid.set_colour_map("viridis")
     assert grid.colour_map == "viridis"
     assert not np.array_equal(cell.rendered_rgb(), jet)
+
+
+def test_chips_grow_into_the_space_left_and_still_fit(qtbot, grid):
+    grid.set_results(results(4), chips())
+    grid.resize(1660, 1000)
+    qtbot.waitUntil(lambda: grid.columns == 3)
+    qtbot.wait(100)
+    assert grid.chip_size > TILE_CHIP_SIZE  # 3 x 180-px tiles leave ~400 px
+    assert all(cell.pixmap().width() == grid.chip_size for cell in grid.cells)
+    viewport = grid.tiles_area.viewport().width()
+    assert max(t.geometry().right() for t in grid.tiles) < viewport
+    assert len(grid.cells) == 8 and len(grid.verdicts) == 8  # the new tiles'

@@ -35,7 +35,9 @@ from xfr_desktop.widgets.colour_bar import ColourBar
 from xfr_desktop.workers import TaskRunner
 
 LAYER_CHIP_SIZE = 240  # px; the grid's tiles are TILE_CHIP_SIZE
-TILE_CHIP_SIZE = 180  # px: two tiles side by side at 1280 x 720, three at 1920
+TILE_CHIP_SIZE = 180  # px, the smallest: two tiles side by side at 1280 x 720
+MAX_TILE_CHIP_SIZE = 300  # px; between the two, the chips grow to fill the width
+TILE_CHIP_STEP = 20  # px: tiles are made again only when the size moves a step
 GRID_SPACING = 8
 
 
@@ -57,10 +59,12 @@ class MethodTile(QFrame):
         self,
         explanation_id: int,
         result: ExplanationResult,
+        chip_size: int = TILE_CHIP_SIZE,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self.explanation_id = explanation_id
+        self.chip_size = chip_size
         self.result = result
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
@@ -71,17 +75,17 @@ class MethodTile(QFrame):
         self.details = QLabel(
             f"#{explanation_id}, seed {result.seed}, {result.seconds:.1f} s"
         )
-        self.cells = [ChipView(TILE_CHIP_SIZE), ChipView(TILE_CHIP_SIZE)]
+        self.cells = [ChipView(chip_size), ChipView(chip_size)]
         self.verdicts = [QLabel(), QLabel()]
         for verdict in self.verdicts:
             verdict.setWordWrap(True)
-            verdict.setFixedWidth(TILE_CHIP_SIZE)
+            verdict.setFixedWidth(chip_size)
             verdict.setAlignment(Qt.AlignmentFlag.AlignTop)
         self.colour_bar = ColourBar()
         self.colour_bar.setToolTip(
             "One scale for both faces: the same colour is the same value."
         )
-        self.colour_bar.setFixedHeight(TILE_CHIP_SIZE)  # as tall as the maps
+        self.colour_bar.setFixedHeight(chip_size)  # as tall as the maps
         self.no_map = QLabel()  # "<method> gives no <kind> map", when so
         self.no_map.setWordWrap(True)
         self.no_map.hide()
@@ -184,20 +188,20 @@ class MethodGrid(QWidget):
         self.colour_map = "jet"
         self.kind = QComboBox()
         self.kind.addItems(["combined", "similarity", "dissimilarity"])
-        self.kind.currentIndexChanged.connect(lambda _: self._render())
+        self.kind.currentIndexChanged.connect(lambda _: self._on_kind())
         self._results: dict[int, ExplanationResult] = {}
         self._checks: dict[int, Any] = {}  # explanation id -> PairFaithfulness|None
         self._chips: tuple[Any, Any] | None = None
         self.inner = QWidget()
         self.grid = QGridLayout(self.inner)
         self.grid.setSpacing(GRID_SPACING)
-        self.grid.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self.tiles_area = QScrollArea()
         self.tiles_area.setWidgetResizable(True)
         self.tiles_area.setWidget(self.inner)
         self.empty = QLabel("No explanation computed for this pair yet.")
         self.empty.setWordWrap(True)
         self.columns = 1
+        self.chip_size = TILE_CHIP_SIZE
         intro = QLabel(
             "Every method computed for this pair; click a tile to open it in the "
             "Comparison tab. Map shown:"
@@ -239,16 +243,20 @@ class MethodGrid(QWidget):
             tile.deleteLater()
         self.tiles = []
         for explanation_id, result in self._results.items():
-            tile = MethodTile(explanation_id, result)
+            tile = MethodTile(explanation_id, result, self.chip_size)
             tile.chosen.connect(self.explanation_chosen)
             self.tiles.append(tile)
         self.cells = [cell for tile in self.tiles for cell in tile.cells]
         self.verdicts = [label for tile in self.tiles for label in tile.verdicts]
         self.empty.setVisible(not self.tiles)
         self.tiles_area.setVisible(bool(self.tiles))
+        self._render()  # first: a tile's width depends on its colour bar's labels
         self.columns = 0  # place them all again
         self._reflow()
+
+    def _on_kind(self) -> None:
         self._render()
+        self._reflow()  # the colour bars' labels, so the tiles' widths, changed
 
     def _render(self) -> None:
         kind = self.kind.currentText()
@@ -265,26 +273,47 @@ class MethodGrid(QWidget):
                 (texts[0][1], texts[1][1]),
             )
 
-    def column_count(self) -> int:
-        """How many tiles fit side by side in the scroll area's width."""
+    def fit(self) -> tuple[int, int]:
+        """(columns, chip size): as many tiles side by side as fit with the
+        smallest chips, then the chips as large as that many columns allow."""
         if not self.tiles:
-            return 1
-        tile_width = max(tile.sizeHint().width() for tile in self.tiles)
+            return 1, self.chip_size
+        # what a tile needs besides its two chips (margins, colour bar, spacing)
+        around = max(t.sizeHint().width() - 2 * t.chip_size for t in self.tiles)
         margins = self.grid.contentsMargins()
         available = (
             self.tiles_area.viewport().width() - margins.left() - margins.right()
         )
-        return max(1, (available + GRID_SPACING) // (tile_width + GRID_SPACING))
+        smallest = 2 * TILE_CHIP_SIZE + around + GRID_SPACING
+        columns = max(1, (available + GRID_SPACING) // smallest)
+        room = (available + GRID_SPACING) // columns - GRID_SPACING - around
+        size = room // 2 // TILE_CHIP_STEP * TILE_CHIP_STEP
+        return columns, min(MAX_TILE_CHIP_SIZE, max(TILE_CHIP_SIZE, size))
+
+    def column_count(self) -> int:
+        """How many tiles fit side by side in the scroll area's width."""
+        return self.fit()[0]
 
     def _reflow(self) -> None:
-        columns = self.column_count()
+        columns, size = self.fit()
+        if size != self.chip_size:
+            self.chip_size = size
+            self._build_tiles()  # ChipView's size is fixed: make the tiles again
+            return
         if columns == self.columns:
             return
         self.columns = columns
         for tile in self.tiles:
             self.grid.removeWidget(tile)
+        for row in range(self.grid.rowCount()):
+            self.grid.setRowStretch(row, 0)
+        for column in range(self.grid.columnCount()):
+            self.grid.setColumnStretch(column, 0)
         for index, tile in enumerate(self.tiles):
             self.grid.addWidget(tile, index // columns, index % columns)
+        # The space left over goes below and right of the tiles, not into them.
+        self.grid.setRowStretch(-(-len(self.tiles) // columns), 1)
+        self.grid.setColumnStretch(columns, 1)
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
