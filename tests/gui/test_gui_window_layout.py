@@ -211,3 +211,13 @@ def test_a_chosen_tile_opens_its_explanation_in_the_comparison(
     assert shown == [3]
     assert window.tabs.currentIndex() == 0  # the Comparison tab
     assert window.grid.colour_map == window.settings.colour_map
+
+
+def test_the_first_window_fits_the_screen(qtbot, window):
+    """No saved size yet (a first start): the default size must not run off a
+    small screen (Qt moves a restored size onto the screen itself)."""
+    available = window.screen().availableGeometry()
+    assert available.width() < 1400  # the default size; offscreen: 800 x 600
+    needed = window.minimumSizeHint()
+    assert window.width() <= max(available.width(), needed.width())
+    assert window.height() <= max(available.height(), needed.height())
