@@ -213,11 +213,20 @@ def test_a_chosen_tile_opens_its_explanation_in_the_comparison(
     assert window.grid.colour_map == window.settings.colour_map
 
 
-def test_the_first_window_fits_the_screen(qtbot, window):
+def test_the_first_window_fits_the_screen(qtbot):
     """No saved size yet (a first start): the default size must not run off a
     small screen (Qt moves a restored size onto the screen itself)."""
+    models = ModelRegistry()
+    models.register(
+        ModelInfo(MODEL_ID, "Tiny distance model", "test", "tests"), TinyDistanceModel
+    )
+    window = MainWindow(
+        model_id=MODEL_ID, device="cpu", model_registry=models, settings=Settings()
+    )
+    qtbot.addWidget(window)
     available = window.screen().availableGeometry()
-    assert available.width() < 1400  # the default size; offscreen: 800 x 600
+    assert available.width() < 1400  # the default size; offscreen: 800 wide
     needed = window.minimumSizeHint()
     assert window.width() <= max(available.width(), needed.width())
     assert window.height() <= max(available.height(), needed.height())
+    qtbot.waitUntil(lambda: window.model is not None, timeout=WAIT_MS)
