@@ -257,12 +257,17 @@ class MainWindow(QMainWindow):
         self.explain = ExplainPanel()
         self.annotation_list = AnnotationList()
         self.grid = MethodGrid()
+        self.grid.set_colour_map(self.settings.colour_map)
         self.layers = LayersPanel(self.errors)
         self.channels = ChannelsPanel(
             self.errors, lambda: self.model, lambda: self.controller.case
         )
         self.conclusion = ConclusionEditor()
         self.audit = AuditTrailView()
+        # Minimums that add up to less than a 1280 x 720 screen (exhibits 200 +
+        # comparison ~650 + methods 260 + handles); no main view collapses away.
+        self.exhibits.setMinimumWidth(200)
+        self.explain.setMinimumWidth(260)
         compare_page = QSplitter()
         compare_page.addWidget(self.compare)
         # the methods and the annotations share the right column (tabs)
@@ -272,7 +277,9 @@ class MainWindow(QMainWindow):
         compare_page.addWidget(self.side_tabs)
         compare_page.setStretchFactor(0, 4)
         compare_page.setStretchFactor(1, 1)
-        compare_page.setSizes([900, 340])
+        compare_page.setChildrenCollapsible(False)
+        compare_page.setSizes([900, 300])
+        self.compare_page = compare_page
         self.tabs = QTabWidget()
         self.tabs.addTab(compare_page, "Comparison")
         self.tabs.addTab(self.grid, "All methods")
@@ -284,7 +291,8 @@ class MainWindow(QMainWindow):
         self.workspace.addWidget(self.exhibits)
         self.workspace.addWidget(self.tabs)
         self.workspace.setStretchFactor(1, 1)
-        self.workspace.setSizes([300, 1100])
+        self.workspace.setChildrenCollapsible(False)
+        self.workspace.setSizes([240, 1100])
         self.pages = QStackedWidget()
         self.pages.addWidget(self.start_page)
         self.pages.addWidget(self.workspace)
@@ -463,6 +471,9 @@ class MainWindow(QMainWindow):
             lambda e, d: self.errors.report(
                 e, d, context="The faithfulness check failed."
             )
+        )
+        self.grid.explanation_chosen.connect(
+            lambda i: (self.compare.show_explanation(i), self.tabs.setCurrentIndex(0))
         )
         self.explain.run_requested.connect(self._run_methods)
         self.explain.cancel_requested.connect(
@@ -1052,6 +1063,14 @@ class MainWindow(QMainWindow):
         geometry = store.value("window/geometry")
         if isinstance(geometry, QByteArray):
             self.restoreGeometry(geometry)
+        # A size saved on a larger screen (or the default) must not run off this one.
+        screen = self.screen()
+        if screen is not None and not self.isMaximized():
+            available = screen.availableGeometry()
+            self.resize(
+                min(self.width(), max(available.width(), self.minimumWidth())),
+                min(self.height(), max(available.height(), self.minimumHeight())),
+            )
 
     def _save_window_state(self) -> None:
         from xfr_desktop.settings import default_store

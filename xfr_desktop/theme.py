@@ -3,8 +3,12 @@
 Fusion looks the same on every platform and follows the palette completely, so
 both themes are fully defined here rather than inherited from the desktop.  The
 dark palette keeps text at a contrast ratio of at least 7:1 against its
-background (WCAG AAA) and disabled text still readable (>= 3:1); tooltips use a
-light-on-dark pair in both themes so they stand out from the window.
+background (WCAG AAA) and disabled text readable as text (>= 4.5:1 against the
+window, the base and buttons: a greyed recent case still says why it cannot be
+opened); tooltips use a light-on-dark pair in the dark theme and dark-on-light in
+the light one, so they stand out from the window.  ``WARNING_TEXT`` is the colour
+of a warning sentence in a dialog, per theme (one orange is unreadable on one of
+the two backgrounds).
 
 Fusion draws the frame of a check box, radio button or checkable list item in a
 shade just darker than the window, which vanishes on a dark background; the
@@ -63,9 +67,9 @@ def _light_palette() -> QPalette:
         Role.LinkVisited: "#ff00ff",
     }
     disabled = {
-        Role.WindowText: "#7a7a7a",
-        Role.Text: "#7a7a7a",
-        Role.ButtonText: "#7a7a7a",
+        Role.WindowText: "#6b6b6b",
+        Role.Text: "#6b6b6b",
+        Role.ButtonText: "#6b6b6b",
         Role.Base: "#efefef",
         Role.Highlight: "#919191",
         Role.HighlightedText: "#ffffff",
@@ -97,9 +101,9 @@ def _dark_palette() -> QPalette:
         Role.LinkVisited: "#c89bff",
     }
     disabled = {
-        Role.WindowText: "#8a8a8a",
-        Role.Text: "#8a8a8a",
-        Role.ButtonText: "#8a8a8a",
+        Role.WindowText: "#a0a0a0",
+        Role.Text: "#a0a0a0",
+        Role.ButtonText: "#a0a0a0",
         Role.Base: "#262626",
         Role.Highlight: "#4a4a4a",
         Role.HighlightedText: "#b0b0b0",
@@ -118,6 +122,8 @@ def _palette(colours: dict[Role, str], disabled: dict[Role, str]) -> QPalette:
 
 # The frame of unchecked check boxes and radio buttons, per theme.
 INDICATOR_BORDER = {"light": "#5c5c5c", "dark": "#a6a6a6"}
+# A warning sentence (e.g. why a dialog did not close), per theme: >= 4.5:1.
+WARNING_TEXT = {"light": "#8a4b00", "dark": "#f0a04b"}
 
 
 @dataclass(frozen=True)
@@ -184,6 +190,11 @@ def theme_of(palette: QPalette) -> str:
     its own palette (or before any theme was applied) still picks readable colours.
     """
     return "dark" if relative_luminance(palette.color(Role.Window)) < 0.2 else "light"
+
+
+def warning_style(palette: QPalette) -> str:
+    """A style sheet for a warning label drawn with ``palette``."""
+    return f"color: {WARNING_TEXT[theme_of(palette)]};"
 
 
 def plot_colours(palette: QPalette) -> PlotColours:

@@ -6,13 +6,20 @@ graphics and the frames of controls (WCAG 1.4.3 and 1.4.11).
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QCheckBox, QRadioButton
 
+import xfr_desktop
+from xfr_desktop.dialogs.new_case_dialog import NewCaseDialog
+from xfr_desktop.panels.start_page import recent_case_item
 from xfr_desktop.theme import (
     INDICATOR_BORDER,
     THEMES,
+    WARNING_TEXT,
     apply_theme,
     contrast_ratio,
     plot_colours,
@@ -22,6 +29,7 @@ from xfr_desktop.widgets.faithfulness_plot import SERIES_STYLE, MarginCurves
 
 pytestmark = pytest.mark.usefixtures("no_qt_leaks")
 Role = QPalette.ColorRole
+Group = QPalette.ColorGroup
 TEXT, GRAPHICS = 4.5, 3.0
 
 
@@ -103,3 +111,90 @@ def test_plot_restyles_when_the_theme_changes(qtbot, app_look):
     dark = plot.grab().toImage().pixelColor(*corner)
     assert dark == QColor(plot_colours(theme_palette("dark")).background)
     assert dark != light
+
+
+@pytest.mark.parametrize("theme", THEMES)
+@pytest.mark.parametrize("role", [Role.Text, Role.WindowText, Role.ButtonText])
+def test_disabled_text_is_readable_as_text(theme, role):
+    """Greyed entries (a recent case that cannot be opened, with the reason) are
+    read, not just noticed: text contrast against every background they sit on."""
+    palette = theme_palette(theme)
+    grey = palette.color(Group.Disabled, role)
+    for background in (
+        palette.color(Role.Base),
+        palette.color(Role.Window),
+        palette.color(Role.Button),
+        palette.color(Group.Disabled, Role.Base),
+    ):
+        assert contrast_ratio(grey, background) >= TEXT, background.name()
+    # still told apart from enabled text
+    assert contrast_ratio(grey, palette.color(role)) >= 1.5
+
+
+def test_a_greyed_recent_case_is_drawn_readably(qtbot, app_look, tmp_path):
+    from PySide6.QtWidgets import QListWidget
+
+    from core.case.summary import CaseSummary
+
+    for theme in THEMES:
+        apply_theme(app_look, theme)
+        view = QListWidget()
+        qtbot.addWidget(view)
+        view.addItem(recent_case_item(CaseSummary(str(tmp_path), None, "moved")))
+        view.resize(400, 60)
+        base = app_look.palette().color(Role.Base)
+        rect = view.visualItemRect(view.item(0))
+        image = view.viewport().grab(rect).toImage()
+        drawn = _pixels(image)
+        assert max(contrast_ratio(QColor(*rgb), base) for rgb in drawn) >= TEXT, theme
+
+
+@pytest.mark.parametrize("theme", THEMES)
+def test_warning_text_contrasts_with_its_theme(theme):
+    palette = theme_palette(theme)
+    warning = QColor(WARNING_TEXT[theme])
+    assert contrast_ratio(warning, palette.color(Role.Window)) >= TEXT
+
+
+def test_new_case_warning_takes_the_theme_colour(qtbot, app_look, tmp_path):
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "file").write_text("x")
+    for theme in THEMES:
+        apply_theme(app_look, theme)
+        dialog = NewCaseDialog("A. Examiner")
+        qtbot.addWidget(dialog)
+        dialog.number.setText("1")
+        dialog.folder.setText(str(tmp_path / "taken"))
+        dialog.accept()
+        assert not dialog.problem.isHidden()
+        assert WARNING_TEXT[theme] in dialog.problem.styleSheet()
+
+
+# A text colour fixed in a style sheet must come with its own background, and the
+# pair must read as text: it is then readable in both themes alike.
+_STYLE_COLOUR = re.compile(r"(?<![-\w])color:\s*(#[0-9a-fA-F]{6})")
+_STYLE_BACKGROUND = re.compile(r"background(?:-color)?:\s*(#[0-9a-fA-F]{6})")
+
+
+def _fixed_text_colours() -> list[tuple[str, str, str | None]]:
+    found = []
+    for path in sorted(Path(xfr_desktop.__file__).parent.rglob("*.py")):
+        for number, line in enumerate(path.read_text("utf-8").splitlines(), 1):
+            for colour in _STYLE_COLOUR.findall(line):
+                background = _STYLE_BACKGROUND.search(line)
+                found.append(
+                    (
+                        f"{path.name}:{number}",
+                        colour,
+                        None if background is None else background.group(1),
+                    )
+                )
+    return found
+
+
+def test_fixed_text_colours_come_with_a_readable_background():
+    found = _fixed_text_colours()
+    assert any(where.startswith("audit_view.py") for where, _, _ in found)
+    for where, colour, background in found:
+        assert background is not None, f"{where}: {colour} on the theme's background"
+        assert contrast_ratio(QColor(colour), QColor(background)) >= TEXT, where

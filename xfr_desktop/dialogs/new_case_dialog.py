@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from xfr_desktop.errors import FolderExistsError, folder_is_taken
+from xfr_desktop.theme import warning_style
 
 
 class NewCaseDialog(QDialog):
@@ -57,7 +58,6 @@ class NewCaseDialog(QDialog):
         self.problem = QLabel()  # why OK did not close the dialog
         self.problem.setWordWrap(True)
         self.problem.setTextFormat(Qt.TextFormat.PlainText)
-        self.problem.setStyleSheet("color: #d9822b;")  # warning orange, both themes
         self.problem.hide()
         self.folder.textChanged.connect(self.problem.hide)
         layout = QVBoxLayout(self)
@@ -82,6 +82,7 @@ class NewCaseDialog(QDialog):
         folder = self.folder.text().strip()
         if folder and folder_is_taken(folder):
             self.problem.setText(str(FolderExistsError(folder)))
+            self.problem.setStyleSheet(warning_style(self.palette()))  # this theme's
             self.problem.show()
             return
         super().accept()

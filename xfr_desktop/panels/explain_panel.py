@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QLineEdit,
     QListWidget,
@@ -91,6 +92,10 @@ class ExplainPanel(QWidget):
         super().__init__(parent)
         self.infos: dict[str, ExplainerInfo] = {i.method_id: i for i in infos()}
         self.methods = QListWidget()
+        # Long names end in "…" (the tooltip has them in full) instead of a
+        # sideways scroll bar in a narrow panel.
+        self.methods.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.methods.setTextElideMode(Qt.TextElideMode.ElideRight)
         for info in self.infos.values():
             item = QListWidgetItem(info.display_name)
             item.setData(Qt.ItemDataRole.UserRole, info.method_id)
@@ -120,8 +125,16 @@ class ExplainPanel(QWidget):
         )
         self.show_controls.toggled.connect(self._show_controls)
         self.methods.currentItemChanged.connect(self._show_params)
+        # A fixed short title: "Parameters of <long method name>" as the box's
+        # title set the whole window's minimum width; the name wraps in a label.
         self.params_box = QGroupBox("Parameters")
-        self.params_form = QFormLayout(self.params_box)
+        self.params_of = QLabel()
+        self.params_of.setWordWrap(True)
+        box_layout = QVBoxLayout(self.params_box)
+        box_layout.addWidget(self.params_of)
+        self.params_form = QFormLayout()
+        self.params_form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+        box_layout.addLayout(self.params_form)
         self._editors: dict[str, dict[str, QWidget]] = {}
         self.seed = QSpinBox()
         self.seed.setRange(0, INT_LIMIT)
@@ -134,7 +147,11 @@ class ExplainPanel(QWidget):
         self.cancel_button.clicked.connect(lambda: self.cancel_requested.emit(None))
         self.jobs = QTableWidget(0, 3)
         self.jobs.setHorizontalHeaderLabels(["Method", "State", "Progress"])
-        self.jobs.horizontalHeader().setStretchLastSection(True)
+        header = self.jobs.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)  # the name
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Fixed)
+        self.jobs.setColumnWidth(2, 70)
         self.jobs.verticalHeader().hide()
         self.jobs.cellDoubleClicked.connect(self._cancel_row)
         self._job_rows: list[ExplainJob] = []
@@ -147,15 +164,17 @@ class ExplainPanel(QWidget):
         buttons.addWidget(self.cancel_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(
-            QLabel("<b>Explanation methods</b> (hover for what they show)")
-        )
+        heading = QLabel("<b>Explanation methods</b> (hover for what they show)")
+        heading.setWordWrap(True)
+        layout.addWidget(heading)
         layout.addWidget(self.methods, 2)
         layout.addWidget(self.show_controls)
         layout.addWidget(self.params_box)
         layout.addLayout(seed_row)
         layout.addLayout(buttons)
-        layout.addWidget(QLabel("Jobs (double-click one to cancel it)"))
+        jobs_heading = QLabel("Jobs (double-click one to cancel it)")
+        jobs_heading.setWordWrap(True)
+        layout.addWidget(jobs_heading)
         layout.addWidget(self.jobs, 1)
         checked = self.checked_methods()
         self.methods.setCurrentRow(list(self.infos).index(checked[0]) if checked else 0)
@@ -167,7 +186,7 @@ class ExplainPanel(QWidget):
             return
         method = item.data(Qt.ItemDataRole.UserRole)
         info = self.infos[method]
-        self.params_box.setTitle(f"Parameters of {info.display_name}")
+        self.params_of.setText(f"Of {info.display_name}")
         editors = self._editors.setdefault(
             method, {p.name: editor_for(p) for p in info.params}
         )

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
-from PySide6.QtCore import Qt
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFocusEvent, QKeyEvent, QMouseEvent, QResizeEvent, QShowEvent
 from PySide6.QtWidgets import (
     QComboBox,
+    QFrame,
     QGridLayout,
     QHBoxLayout,
     QLabel,
@@ -18,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.colours import colour_lut, robust_peak
+from core.colours import SIGNED_COLOUR_MAP, colour_lut, robust_peak
 from core.explain.base import ExplanationResult, FacePair
 from core.explain.layerwise import LayerwiseResult, explain_layers
 from core.explain.render import display_sigma, smooth_covered
@@ -30,36 +34,190 @@ from xfr_desktop.widgets.chip_view import ChipView
 from xfr_desktop.widgets.colour_bar import ColourBar
 from xfr_desktop.workers import TaskRunner
 
-LAYER_CHIP_SIZE = 240  # px; the grid's tiles are 150
+LAYER_CHIP_SIZE = 240  # px; the grid's tiles are TILE_CHIP_SIZE
+TILE_CHIP_SIZE = 180  # px, the smallest: two tiles side by side at 1280 x 720
+MAX_TILE_CHIP_SIZE = 300  # px; between the two, the chips grow to fill the width
+TILE_CHIP_STEP = 20  # px: tiles are made again only when the size moves a step
+GRID_SPACING = 8
+
+
+def shared_peak(maps: list[np.ndarray]) -> float | None:
+    """One scale's end for maps shown side by side (None: no map)."""
+    return max((robust_peak(m) for m in maps), default=None)
+
+
+class MethodTile(QFrame):
+    """One computed method: probe and gallery chips with the chosen kind's map on
+    one shared colour scale, its colour bar, and each map's faithfulness verdict.
+
+    Clicking it (or Enter/Space while it has focus) asks for this explanation in
+    the comparison view."""
+
+    chosen = Signal(int)  # explanation id
+
+    def __init__(
+        self,
+        explanation_id: int,
+        result: ExplanationResult,
+        chip_size: int = TILE_CHIP_SIZE,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.explanation_id = explanation_id
+        self.chip_size = chip_size
+        self.result = result
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.setToolTip("Click (or press Enter) to open it in the Comparison tab.")
+        self.name = QLabel(f"<b>{html.escape(result.method_name)}</b>")
+        self.name.setWordWrap(True)
+        self.details = QLabel(
+            f"#{explanation_id}, seed {result.seed}, {result.seconds:.1f} s"
+        )
+        self.cells = [ChipView(chip_size), ChipView(chip_size)]
+        self.verdicts = [QLabel(), QLabel()]
+        for verdict in self.verdicts:
+            verdict.setWordWrap(True)
+            verdict.setFixedWidth(chip_size)
+            verdict.setAlignment(Qt.AlignmentFlag.AlignTop)
+        self.colour_bar = ColourBar()
+        self.colour_bar.setToolTip(
+            "One scale for both faces: the same colour is the same value."
+        )
+        self.colour_bar.setFixedHeight(chip_size)  # as tall as the maps
+        self.no_map = QLabel()  # "<method> gives no <kind> map", when so
+        self.no_map.setWordWrap(True)
+        self.no_map.hide()
+        maps = QGridLayout()
+        maps.setSpacing(4)
+        for side in (0, 1):
+            maps.addWidget(self.cells[side], 0, side, Qt.AlignmentFlag.AlignTop)
+            maps.addWidget(self.verdicts[side], 1, side, Qt.AlignmentFlag.AlignTop)
+        maps.addWidget(self.colour_bar, 0, 2, Qt.AlignmentFlag.AlignTop)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addWidget(self.name)
+        layout.addWidget(self.details)
+        layout.addLayout(maps)
+        layout.addWidget(self.no_map)
+        layout.addStretch(1)
+
+    def show_kind(
+        self,
+        kind: str,
+        chips: tuple[Any, Any] | None,
+        colour_map: str,
+        verdicts: tuple[str, str],
+        grounds: tuple[str, str],
+    ) -> None:
+        """Draw ``kind``'s maps; ``verdicts``/``grounds``: short text and the full
+        sentence (its tooltip) per side."""
+        shown: list[np.ndarray | None] = []
+        for maps in self.result.images:
+            values = maps.chip_maps().get(kind)
+            shown.append(
+                None
+                if values is None
+                else smooth_covered(values, display_sigma(values))
+            )
+        present = [v for v in shown if v is not None]
+        peak = shared_peak(present)
+        signed = kind == "combined"
+        missing = []
+        for side, maps in enumerate(self.result.images):
+            cell = self.cells[side]
+            cell.set_chip(None if chips is None else chips[side])
+            values = shown[side]
+            cell.set_caption(
+                maps.side if values is not None else f"{maps.side}: no {kind} map"
+            )
+            cell.set_overlay(values, signed=signed, colour_map=colour_map, peak=peak)
+            if values is None:
+                missing.append(maps.side)
+            label = self.verdicts[side]
+            label.setText("" if values is None else verdicts[side])
+            label.setToolTip("" if values is None else grounds[side])
+        if peak is None:
+            self.colour_bar.hide()
+        else:
+            lut = colour_lut(SIGNED_COLOUR_MAP if signed else colour_map)
+            self.colour_bar.set_scale(lut, -peak if signed else 0.0, peak)
+            self.colour_bar.show()
+        self.no_map.setText(
+            f"{self.result.method_name} gives no {kind} map"
+            + ("." if len(missing) == 2 else f" for the {missing[0]}.")
+            if missing
+            else ""
+        )
+        self.no_map.setVisible(bool(missing))
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        if event.button() == Qt.MouseButton.LeftButton and self.rect().contains(
+            event.position().toPoint()
+        ):
+            self.chosen.emit(self.explanation_id)
+            return
+        super().mouseReleaseEvent(event)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Space):
+            self.chosen.emit(self.explanation_id)
+            return
+        super().keyPressEvent(event)
+
+    def focusInEvent(self, event: QFocusEvent) -> None:
+        self.setFrameShape(QFrame.Shape.Box)  # where Enter goes, seen
+        self.setLineWidth(2)
+        super().focusInEvent(event)
+
+    def focusOutEvent(self, event: QFocusEvent) -> None:
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setLineWidth(1)
+        super().focusOutEvent(event)
 
 
 class MethodGrid(QWidget):
-    """One row per computed method: probe and gallery chips with the combined map."""
+    """Every method computed for the pair as tiles in a grid that fills the width
+    (as many columns as fit, reflowing on resize)."""
+
+    explanation_chosen = Signal(int)  # a tile was clicked: show it in Comparison
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.colour_map = "jet"
         self.kind = QComboBox()
         self.kind.addItems(["combined", "similarity", "dissimilarity"])
-        self.kind.currentIndexChanged.connect(lambda _: self._render())
+        self.kind.currentIndexChanged.connect(lambda _: self._on_kind())
         self._results: dict[int, ExplanationResult] = {}
         self._checks: dict[int, Any] = {}  # explanation id -> PairFaithfulness|None
         self._chips: tuple[Any, Any] | None = None
         self.inner = QWidget()
         self.grid = QGridLayout(self.inner)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(self.inner)
+        self.grid.setSpacing(GRID_SPACING)
+        self.tiles_area = QScrollArea()
+        self.tiles_area.setWidgetResizable(True)
+        self.tiles_area.setWidget(self.inner)
+        self.empty = QLabel("No explanation computed for this pair yet.")
+        self.empty.setWordWrap(True)
+        self.columns = 1
+        self.chip_size = TILE_CHIP_SIZE
+        intro = QLabel(
+            "Every method computed for this pair; click a tile to open it in the "
+            "Comparison tab. Map shown:"
+        )
+        intro.setWordWrap(True)
         top = QHBoxLayout()
-        top.addWidget(QLabel("Every method computed for this pair; map shown:"))
+        top.addWidget(intro, 1)
         top.addWidget(self.kind)
-        top.addStretch(1)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
-        layout.addWidget(scroll, 1)
-        self.cells: list[ChipView] = []
+        layout.addWidget(self.empty)
+        layout.addWidget(self.tiles_area, 1)
+        layout.addStretch(0)
+        self.tiles: list[MethodTile] = []
+        self.cells: list[ChipView] = []  # every tile's chips, tile by tile
         self.verdicts: list[QLabel] = []  # under each cell, in the cells' order
-        self.grid.setColumnStretch(3, 1)
 
     def set_results(
         self, results: dict[int, ExplanationResult], chips: tuple[Any, Any] | None
@@ -67,68 +225,116 @@ class MethodGrid(QWidget):
         """Results by explanation id, and the pair's aligned chips under the maps."""
         self._results = dict(results)
         self._chips = chips
-        self._render()
+        self._build_tiles()
 
     def set_checks(self, checks: dict[int, Any]) -> None:
         """Stored faithfulness checks by explanation id (None: not checked)."""
         self._checks = dict(checks)
         self._render()
 
-    def _render(self) -> None:
-        while self.grid.count():
-            widget = self.grid.takeAt(0).widget()
-            if widget is not None:
-                widget.deleteLater()
-        self.cells = []
-        self.verdicts = []
-        kind = self.kind.currentText()
-        if not self._results:
-            self.grid.addWidget(QLabel("No explanation computed for this pair yet."))
-            return
-        self.grid.setRowStretch(len(self._results), 1)
-        for row, (explanation_id, result) in enumerate(self._results.items()):
-            name = QLabel(
-                f"<b>{result.method_name}</b><br>#{explanation_id}, seed "
-                f"{result.seed}<br>{result.seconds:.1f} s"
-            )
-            name.setWordWrap(True)
-            self.grid.addWidget(name, row, 0, Qt.AlignmentFlag.AlignTop)
-            for side, maps in enumerate(result.images):
-                cell = ChipView()
-                cell.set_chip(None if self._chips is None else self._chips[side])
-                values = maps.chip_maps().get(kind)
-                cell.set_caption(
-                    f"{maps.side}"
-                    if values is not None
-                    else f"{maps.side}: no {kind} map"
-                )
-                if values is not None:
-                    values = smooth_covered(values, display_sigma(values))
-                    cell.set_overlay(
-                        values, signed=kind == "combined", colour_map=self.colour_map
-                    )
-                verdict = QLabel(
-                    ""
-                    if values is None
-                    else self._verdict(explanation_id, maps.side, kind)
-                )
-                verdict.setWordWrap(True)
-                verdict.setMaximumWidth(260)
-                box = QWidget()
-                column = QVBoxLayout(box)
-                column.setContentsMargins(0, 0, 0, 0)
-                column.addWidget(cell)
-                column.addWidget(verdict)
-                self.grid.addWidget(box, row, 1 + side, Qt.AlignmentFlag.AlignTop)
-                self.cells.append(cell)
-                self.verdicts.append(verdict)
+    def set_colour_map(self, name: str) -> None:
+        """The colour map of unsigned maps (signed ones are always diverging)."""
+        self.colour_map = name
+        self._render()
 
-    def _verdict(self, explanation_id: int, side: str, kind: str) -> str:
+    def _build_tiles(self) -> None:
+        for tile in self.tiles:
+            self.grid.removeWidget(tile)
+            tile.deleteLater()
+        self.tiles = []
+        for explanation_id, result in self._results.items():
+            tile = MethodTile(explanation_id, result, self.chip_size)
+            tile.chosen.connect(self.explanation_chosen)
+            self.tiles.append(tile)
+        self.cells = [cell for tile in self.tiles for cell in tile.cells]
+        self.verdicts = [label for tile in self.tiles for label in tile.verdicts]
+        self.empty.setVisible(not self.tiles)
+        self.tiles_area.setVisible(bool(self.tiles))
+        self._render()  # first: a tile's width depends on its colour bar's labels
+        self.columns = 0  # place them all again
+        self._reflow()
+
+    def _on_kind(self) -> None:
+        self._render()
+        self._reflow()  # the colour bars' labels, so the tiles' widths, changed
+
+    def _render(self) -> None:
+        kind = self.kind.currentText()
+        for tile in self.tiles:
+            texts = [
+                self._verdict(tile.explanation_id, maps.side, kind)
+                for maps in tile.result.images
+            ]
+            tile.show_kind(
+                kind,
+                self._chips,
+                self.colour_map,
+                (texts[0][0], texts[1][0]),
+                (texts[0][1], texts[1][1]),
+            )
+
+    def fit(self) -> tuple[int, int]:
+        """(columns, chip size): as many tiles side by side as fit with the
+        smallest chips, then the chips as large as that many columns allow."""
+        if not self.tiles:
+            return 1, self.chip_size
+        # what a tile needs besides its two chips (margins, colour bar, spacing)
+        around = max(t.sizeHint().width() - 2 * t.chip_size for t in self.tiles)
+        margins = self.grid.contentsMargins()
+        available = (
+            self.tiles_area.viewport().width() - margins.left() - margins.right()
+        )
+        smallest = 2 * TILE_CHIP_SIZE + around + GRID_SPACING
+        columns = max(1, (available + GRID_SPACING) // smallest)
+        room = (available + GRID_SPACING) // columns - GRID_SPACING - around
+        size = room // 2 // TILE_CHIP_STEP * TILE_CHIP_STEP
+        return columns, min(MAX_TILE_CHIP_SIZE, max(TILE_CHIP_SIZE, size))
+
+    def column_count(self) -> int:
+        """How many tiles fit side by side in the scroll area's width."""
+        return self.fit()[0]
+
+    def _reflow(self) -> None:
+        columns, size = self.fit()
+        if size != self.chip_size:
+            self.chip_size = size
+            self._build_tiles()  # ChipView's size is fixed: make the tiles again
+            return
+        if columns == self.columns:
+            return
+        self.columns = columns
+        for tile in self.tiles:
+            self.grid.removeWidget(tile)
+        for row in range(self.grid.rowCount()):
+            self.grid.setRowStretch(row, 0)
+        for column in range(self.grid.columnCount()):
+            self.grid.setColumnStretch(column, 0)
+        for index, tile in enumerate(self.tiles):
+            self.grid.addWidget(tile, index // columns, index % columns)
+        # The space left over goes below and right of the tiles, not into them.
+        self.grid.setRowStretch(-(-len(self.tiles) // columns), 1)
+        self.grid.setColumnStretch(columns, 1)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._reflow()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self._reflow()  # the viewport has its real width only once shown
+
+    def _verdict(self, explanation_id: int, side: str, kind: str) -> tuple[str, str]:
+        """The short verdict under a map and the full sentence (its tooltip)."""
         if explanation_id not in self._checks:
-            return ""  # not read yet
+            return "", ""  # not read yet
         check = self._checks[explanation_id]
         verdict = None if check is None else check.get(side, kind)
-        return NOT_CHECKED_YET if verdict is None else verdict_sentence(verdict)
+        if verdict is None:
+            return NOT_CHECKED_YET, NOT_CHECKED_YET
+        return (
+            f"Faithfulness: <b>{html.escape(verdict.verdict)}</b>",
+            verdict_sentence(verdict),
+        )
 
 
 class LayersPanel(QWidget):
@@ -143,6 +349,7 @@ class LayersPanel(QWidget):
         self.params: dict[str, Any] | None = None  # LIME overrides (None: paper's)
         self.compute = QPushButton("Compute layer-by-layer maps")
         self.compute.clicked.connect(self.start)
+        self.runner = TaskRunner(self)
         self.cancel = QPushButton("Cancel")
         self.cancel.clicked.connect(lambda: self.runner.cancel())
         self.progress = QProgressBar()
@@ -161,13 +368,7 @@ class LayersPanel(QWidget):
             "One scale for both faces: the same colour is the same value."
         )
         self.colour_bar.hide()
-        self.runner = TaskRunner(self)
-        self.runner.progress.connect(
-            lambda done, total, _m: (
-                self.progress.setRange(0, max(total, 1)),
-                self.progress.setValue(done),
-            )
-        )
+        self.runner.progress.connect(self._on_progress)
         self.runner.result.connect(self._on_result)
         self.runner.error.connect(
             lambda e, d: errors.report(e, d, context="Layer-by-layer maps failed.")
@@ -191,6 +392,10 @@ class LayersPanel(QWidget):
         layout.addWidget(not_checked)
         layout.addLayout(chips)
         layout.addStretch(1)
+
+    def _on_progress(self, done: int, total: int, _message: str) -> None:
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
 
     def set_pair(self, pair: FacePair | None, model: FaceModel | None) -> None:
         if pair is not self.pair:
