@@ -373,13 +373,10 @@ class MainWindow(QMainWindow):
         view_menu = self.menuBar().addMenu("&View")
         viewers = self.compare.viewers
         self._action(
-            view_menu, "Zoom &in", lambda: [v.zoom_in() for v in viewers], keys.ZoomIn
+            view_menu, "Zoom &in", lambda: self.compare.zoom_views(1), keys.ZoomIn
         )
         self._action(
-            view_menu,
-            "Zoom &out",
-            lambda: [v.zoom_out() for v in viewers],
-            keys.ZoomOut,
+            view_menu, "Zoom &out", lambda: self.compare.zoom_views(-1), keys.ZoomOut
         )
         self._action(
             view_menu,
@@ -473,7 +470,10 @@ class MainWindow(QMainWindow):
             )
         )
         self.grid.explanation_chosen.connect(
-            lambda i: (self.compare.show_explanation(i), self.tabs.setCurrentIndex(0))
+            lambda i: (
+                self.compare.select_explanation(i),
+                self.tabs.setCurrentIndex(0),
+            )
         )
         self.explain.run_requested.connect(self._run_methods)
         self.explain.cancel_requested.connect(
@@ -1044,6 +1044,7 @@ class MainWindow(QMainWindow):
             case = self.controller.case
             case.user = self.controller.user or case.info().examiner
         self.compare.set_colour_map(new.colour_map)
+        self.grid.set_colour_map(new.colour_map)
         self.compare.opacity.setValue(round(new.overlay_opacity * 100))
         self.set_theme(new.theme)
         if (old.model_id, old.device) != (new.model_id, new.device):

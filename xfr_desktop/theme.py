@@ -6,7 +6,7 @@ dark palette keeps text at a contrast ratio of at least 7:1 against its
 background (WCAG AAA) and disabled text readable as text (>= 4.5:1 against the
 window, the base and buttons: a greyed recent case still says why it cannot be
 opened); tooltips use a light-on-dark pair in the dark theme and dark-on-light in
-the light one, so they stand out from the window.  ``WARNING_TEXT`` is the colour
+the light one, so they stand out from the window.  ``PROBLEM_TEXT`` is the colour
 of a warning sentence in a dialog, per theme (one orange is unreadable on one of
 the two backgrounds).
 
@@ -122,8 +122,9 @@ def _palette(colours: dict[Role, str], disabled: dict[Role, str]) -> QPalette:
 
 # The frame of unchecked check boxes and radio buttons, per theme.
 INDICATOR_BORDER = {"light": "#5c5c5c", "dark": "#a6a6a6"}
-# A warning sentence (e.g. why a dialog did not close), per theme: >= 4.5:1.
-WARNING_TEXT = {"light": "#8a4b00", "dark": "#f0a04b"}
+# A problem line (why a dialog did not go on; a superseded row), per theme: a red
+# that keeps >= 4.5:1 on the window and base colours.
+PROBLEM_TEXT = {"light": "#b3261e", "dark": "#ff8a80"}
 
 
 @dataclass(frozen=True)
@@ -192,9 +193,14 @@ def theme_of(palette: QPalette) -> str:
     return "dark" if relative_luminance(palette.color(Role.Window)) < 0.2 else "light"
 
 
-def warning_style(palette: QPalette) -> str:
-    """A style sheet for a warning label drawn with ``palette``."""
-    return f"color: {WARNING_TEXT[theme_of(palette)]};"
+def problem_colour(palette: QPalette) -> str:
+    """The red of a problem line drawn with ``palette``."""
+    return PROBLEM_TEXT[theme_of(palette)]
+
+
+def problem_style(palette: QPalette) -> str:
+    """A style sheet for a problem label drawn with ``palette``."""
+    return f"color: {problem_colour(palette)};"
 
 
 def plot_colours(palette: QPalette) -> PlotColours:

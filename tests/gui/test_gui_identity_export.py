@@ -35,13 +35,10 @@ from core.report.signing import (
     load_certificate,
     read_pkcs12,
 )
-from xfr_desktop.dialogs.identity_dialog import (
-    PROBLEM_COLOURS,
-    ImportIdentityDialog,
-    NewIdentityDialog,
-)
+from xfr_desktop.dialogs.identity_dialog import ImportIdentityDialog, NewIdentityDialog
 from xfr_desktop.main_window import MainWindow
 from xfr_desktop.settings import Settings
+from xfr_desktop.theme import PROBLEM_TEXT
 
 pytestmark = pytest.mark.usefixtures("no_qt_leaks")
 WAIT_MS = 30_000
@@ -181,7 +178,7 @@ def test_import_asks_again_in_place_after_a_wrong_password(qtbot, window, tmp_pa
         dialog.ok_button.click()
     assert dialog.isVisible()  # the same dialog, not a new one
     assert dialog.problem.text() == "Wrong password for lab-issued.p12: try again."
-    assert PROBLEM_COLOURS["light"] in dialog.problem.styleSheet()
+    assert PROBLEM_TEXT["light"] in dialog.problem.styleSheet()
     assert dialog.focusWidget() is dialog.password
     assert dialog.source.text() == str(source)  # the file is kept
     assert identities.known_identities() == []  # nothing copied
@@ -381,14 +378,14 @@ def test_the_red_problem_line_is_readable_in_both_themes(qtbot, window, theme):
     from xfr_desktop.theme import contrast_ratio, theme_palette
 
     background = theme_palette(theme).color(QPalette.ColorRole.Window)
-    assert contrast_ratio(QColor(PROBLEM_COLOURS[theme]), background) >= 4.5
+    assert contrast_ratio(QColor(PROBLEM_TEXT[theme]), background) >= 4.5
     window.set_theme(theme)
     dialog = window.import_identity()
     dialog.ok_button.click()  # no file chosen: the red line says so
     assert dialog.problem.text() == (
         "Choose the identity file (.p12 or .pfx) to import."
     )
-    assert PROBLEM_COLOURS[theme] in dialog.problem.styleSheet()
+    assert PROBLEM_TEXT[theme] in dialog.problem.styleSheet()
     assert dialog.focusWidget() is dialog.source
     dialog.resize(1280, 720)
     shot(dialog, f"import_no_file_{theme}_1280x720")

@@ -18,8 +18,8 @@ from xfr_desktop.dialogs.new_case_dialog import NewCaseDialog
 from xfr_desktop.panels.start_page import recent_case_item
 from xfr_desktop.theme import (
     INDICATOR_BORDER,
+    PROBLEM_TEXT,
     THEMES,
-    WARNING_TEXT,
     apply_theme,
     contrast_ratio,
     plot_colours,
@@ -150,10 +150,12 @@ def test_a_greyed_recent_case_is_drawn_readably(qtbot, app_look, tmp_path):
 
 
 @pytest.mark.parametrize("theme", THEMES)
-def test_warning_text_contrasts_with_its_theme(theme):
+def test_problem_text_contrasts_with_its_theme(theme):
+    """Problem lines sit on the window, superseded report rows on the base."""
     palette = theme_palette(theme)
-    warning = QColor(WARNING_TEXT[theme])
-    assert contrast_ratio(warning, palette.color(Role.Window)) >= TEXT
+    problem = QColor(PROBLEM_TEXT[theme])
+    for role in (Role.Window, Role.Base):
+        assert contrast_ratio(problem, palette.color(role)) >= TEXT, role
 
 
 def test_new_case_warning_takes_the_theme_colour(qtbot, app_look, tmp_path):
@@ -167,7 +169,7 @@ def test_new_case_warning_takes_the_theme_colour(qtbot, app_look, tmp_path):
         dialog.folder.setText(str(tmp_path / "taken"))
         dialog.accept()
         assert not dialog.problem.isHidden()
-        assert WARNING_TEXT[theme] in dialog.problem.styleSheet()
+        assert PROBLEM_TEXT[theme] in dialog.problem.styleSheet()
 
 
 # A text colour fixed in a style sheet must come with its own background, and the

@@ -33,16 +33,8 @@ from core.report import identities
 from core.report.identities import IDENTITY_PASSWORD_MIN_LENGTH, StoredIdentity
 from core.report.signing import WrongPasswordError
 from xfr_desktop.errors import WARNING, ErrorReporter, describe, level, next_step
-from xfr_desktop.theme import theme_of
+from xfr_desktop.theme import problem_style
 from xfr_desktop.workers import TaskRunner
-
-# Red that reads as a problem and keeps 4.5:1 contrast on each theme's window.
-PROBLEM_COLOURS = {"light": "#b3261e", "dark": "#ff8a80"}
-
-
-def problem_colour(widget: QWidget) -> str:
-    """The red of a problem line on ``widget``'s theme."""
-    return PROBLEM_COLOURS[theme_of(widget.palette())]
 
 
 def problem_label() -> QLabel:
@@ -56,7 +48,7 @@ def problem_label() -> QLabel:
 
 
 def show_problem(label: QLabel, text: str) -> None:
-    label.setStyleSheet(f"color: {problem_colour(label)};")
+    label.setStyleSheet(problem_style(label.palette()))
     label.setText(text)
     label.show()
 

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from xfr_desktop.errors import FolderExistsError, folder_is_taken
-from xfr_desktop.theme import warning_style
+from xfr_desktop.theme import problem_style
 
 
 class NewCaseDialog(QDialog):
@@ -82,7 +82,7 @@ class NewCaseDialog(QDialog):
         folder = self.folder.text().strip()
         if folder and folder_is_taken(folder):
             self.problem.setText(str(FolderExistsError(folder)))
-            self.problem.setStyleSheet(warning_style(self.palette()))  # this theme's
+            self.problem.setStyleSheet(problem_style(self.palette()))  # this theme's
             self.problem.show()
             return
         super().accept()

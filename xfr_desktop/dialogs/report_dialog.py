@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -47,6 +48,7 @@ from xfr_desktop.dialogs.identity_dialog import (
     wrong_password_text,
 )
 from xfr_desktop.errors import WARNING, ErrorReporter, describe, level, next_step
+from xfr_desktop.theme import problem_colour
 from xfr_desktop.workers import TaskRunner
 
 
@@ -158,7 +160,7 @@ class ReportDialog(QDialog):
             state = Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked
             row.setCheckState(state)
             if item.superseded:
-                row.setForeground(Qt.GlobalColor.darkRed)
+                row.setForeground(QColor(problem_colour(self.palette())))
                 row.setToolTip(
                     "Computed on a face that was corrected since; if checked, the "
                     "report prints it under a SUPERSEDED banner, not as a result."

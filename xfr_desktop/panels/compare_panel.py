@@ -639,13 +639,19 @@ class ComparePanel(QWidget):
         """A finished job's result: shown unless the examiner has chosen a map of
         this pair by hand (that choice is kept until the pair changes)."""
         if self._chosen_explanation is None:
-            self.select_explanation(explanation_id)
+            self._show_explanation(explanation_id)
 
     def select_explanation(self, explanation_id: int) -> None:
-        """Show this explanation (the examiner asked for it, e.g. a click)."""
+        """Show this explanation because the examiner asked for it (a tile of All
+        methods): kept shown as a choice made in the Map box is."""
+        if self._show_explanation(explanation_id):
+            self._chosen_explanation = explanation_id
+
+    def _show_explanation(self, explanation_id: int) -> bool:
         index = self.method_combo.findData(explanation_id)
         if index >= 0:
             self.method_combo.setCurrentIndex(index)
+        return index >= 0
 
     def _on_method_chosen(self, _index: int) -> None:
         self._chosen_explanation = self.method_combo.currentData()
