@@ -47,6 +47,17 @@ NOT_CHECKED_READ_ONLY = (
 )
 NOT_CHECKED_NO_MODEL = "the report was made without the model (no check could be made)"
 NOT_CHECKED_SUPERSEDED = "the comparison was made on a face that was replaced since"
+
+
+def earlier_face_note(faces: str, recorded: str) -> str:
+    """Shown over a map computed on an earlier record of a face (issue 18):
+    ``faces`` e.g. "K1", ``recorded`` when that record was made."""
+    return (
+        f"Earlier face: this map was computed on the record of {faces} made "
+        f"{recorded}, which has been replaced since (corrected, reset or "
+        "rejected). It is not about the face shown now; it is kept in the case "
+        "as it was."
+    )
 NOT_CHECKED_OUTDATED = (
     "the explanation was made with another model or software version; "
     "compute it again to check it"

@@ -204,6 +204,10 @@ class MainWindow(QMainWindow):
         self.controller.user = self.settings.effective_user()
         self._results_loader = TaskRunner(self)
         self._results_loader.result.connect(self._on_results)
+        self._earlier_loader = TaskRunner(self)  # maps of the faces' earlier records
+        self._earlier_loader.result.connect(
+            lambda earlier: self.compare.set_earlier_results(earlier)
+        )
         self._reporter = TaskRunner(self)
         self._reporter.progress.connect(
             lambda done, total, message: self.statusBar().showMessage(
@@ -888,6 +892,12 @@ class MainWindow(QMainWindow):
         self._results_loader.start(
             workflow.load_results, self.controller.case, loaded.comparison.id
         )
+        self._earlier_loader.start(
+            workflow.load_earlier_results,
+            self.controller.case,
+            loaded.probe_label,
+            loaded.gallery_label,
+        )
 
     def _on_results(self, results: dict[int, ExplanationResult]) -> None:
         self.compare.set_explanations(results)
@@ -1123,7 +1133,12 @@ class MainWindow(QMainWindow):
 
     def shutdown(self) -> None:
         """Cancel and await every worker; close the case (nothing half-written)."""
-        runners = (self.model_loader, self._results_loader, self._verifier)
+        runners = (
+            self.model_loader,
+            self._results_loader,
+            self._earlier_loader,
+            self._verifier,
+        )
         for runner in (*runners, self._reporter, self._report_checker):
             runner.shutdown()
         self.exhibits.shutdown()

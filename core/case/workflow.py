@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from core import wording
 from core.case.store import Case, CaseFace, Comparison, StoredExplanation
 from core.errors import BadInputError, NoFaceError
 from core.explain.base import (
@@ -122,6 +123,33 @@ def earlier_results(
         if explanations:
             found.append(EarlierResults(comparison, probe, gallery, explanations))
     return sorted(found, key=lambda e: e.comparison.id, reverse=True)
+
+
+@dataclass(frozen=True)
+class EarlierResult:
+    """A stored explanation of an earlier record of the shown pair, and the note
+    that says so wherever it is shown."""
+
+    result: ExplanationResult
+    earlier: EarlierResults
+    note: str
+
+
+def load_earlier_results(
+    case: Case, probe_label: str, gallery_label: str
+) -> dict[int, EarlierResult]:
+    """Every explanation of the pair's earlier face records, by explanation id,
+    maps read from the case (newest comparison first)."""
+    loaded = {}
+    for earlier in earlier_results(case, probe_label, gallery_label):
+        replaced = [f for f in (earlier.probe, earlier.gallery) if f.superseded]
+        note = wording.earlier_face_note(
+            " and ".join(f.label for f in replaced),
+            " and ".join(f.created for f in replaced),
+        )
+        for stored in earlier.explanations:
+            loaded[stored.id] = EarlierResult(load_result(case, stored), earlier, note)
+    return loaded
 
 
 def explained_comparisons(case: Case, label: str) -> list[Comparison]:

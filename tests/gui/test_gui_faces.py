@@ -503,3 +503,30 @@ def test_face_actions_are_disabled_on_a_read_only_case(qtbot, window, tmp_path):
         assert not any(a.isEnabled() for a in menu.actions() if a.text())
     assert window.place_face("K2") is None
     assert window.face_dialog is None
+
+
+def test_maps_of_the_earlier_face_stay_reachable_and_say_so(qtbot, window):
+    """After a correction the pair's old explanation is listed after the current
+    ones, drawn under a note naming the earlier face, never taken for current."""
+    case, compare = window.controller.case, window.compare
+    window.compare.gallery_combo.setCurrentText("K1")
+    compare.select("Q1", "probe")
+    qtbot.waitUntil(lambda: compare.loaded.gallery_label == "K1", timeout=WAIT_MS)
+    explain_once(window, "Q1", "K1")
+    old = case.explanations()[-1]
+    window._ask_face_change = lambda question: True  # type: ignore[method-assign]
+    window._on_landmarks_corrected("K1", case.face("K1").landmarks5 + 3)
+    qtbot.waitUntil(lambda: old.id in compare.earlier, timeout=WAIT_MS)
+    texts = combo_items(compare.method_combo)
+    assert texts[-1] == f"Vanilla saliency (gradient) (#{old.id}) · earlier face"
+    assert compare.shown_earlier() is None  # the current pair has no map yet
+    assert compare.earlier_note.isHidden()
+    compare.select_explanation(old.id)
+    assert compare.shown_earlier() is compare.earlier[old.id]
+    assert not compare.earlier_note.isHidden()
+    note = compare.earlier_note.text()
+    assert "Earlier face" in note and "K1" in note and "not about the face" in note
+    assert not compare.check_faithfulness.isEnabled()
+    assert all(chip._overlay is None for chip in compare.chips)  # other alignment
+    assert compare.viewers[0].overlay_peak is not None  # on the evidence: drawn
+    qtbot.waitUntil(lambda: not window.controller._ranker.is_busy(), timeout=WAIT_MS)

@@ -54,6 +54,7 @@ from core.metrics.pair_faithfulness import FaithfulnessSettings, PairFaithfulnes
 from core.models.base import FaceModel, Threshold
 from core.wording import ACCEPT_WORDS, NOT_CHECKED_YET, REJECT_WORDS
 from xfr_desktop.dialogs.annotation_dialog import AnnotationDialog
+from xfr_desktop.theme import problem_style
 from xfr_desktop.widgets.candidates_table import CandidatesTable
 from xfr_desktop.widgets.chip_view import ChipView
 from xfr_desktop.widgets.colour_bar import ColourBar
@@ -179,6 +180,12 @@ class ComparePanel(QWidget):
         self.chips = (ChipView(COMPARE_CHIP_SIZE), ChipView(COMPARE_CHIP_SIZE))
         # the examiner's map choice: kept while jobs finish (None: not chosen yet)
         self._chosen_explanation: int | None = None
+        # explanations of earlier records of the shown faces (corrected, reset or
+        # rejected since): listed after the current ones, drawn under a note
+        self.earlier: dict[int, workflow.EarlierResult] = {}
+        self.earlier_note = QLabel()
+        self.earlier_note.setWordWrap(True)
+        self.earlier_note.hide()
         self._hover_at: tuple[int, float, float] | None = None  # side, x, y
         self._unsigned_colour_map = DEFAULT_COLOUR_MAP
         self.shown_peak: float | None = None  # the scale both views are drawn on
@@ -395,6 +402,7 @@ class ComparePanel(QWidget):
         column.setContentsMargins(0, 0, 0, 0)
         column.setSpacing(3)
         column.addLayout(controls)
+        column.addWidget(self.earlier_note)
         column.addLayout(views, 1)
         column.addWidget(self.hover)
 
@@ -485,6 +493,7 @@ class ComparePanel(QWidget):
         self.check_faithfulness.setToolTip(CHECK_TIP if writable else READ_ONLY_TIP)
         self._chosen_explanation = None
         self._hover_at = None
+        self.earlier = {}
         self.set_explanations({})  # no map of another case may stay selectable
         for viewer in self.viewers:
             viewer.set_image(np.zeros((8, 8, 3), np.uint8))
@@ -563,6 +572,7 @@ class ComparePanel(QWidget):
     def _on_pair_loaded(self, loaded: LoadedPair) -> None:
         if self.loaded is None or self.loaded.comparison.id != loaded.comparison.id:
             self._chosen_explanation = None  # another pair: its own maps
+            self.earlier = {}
         self.loaded = loaded
         self._hover_at = None
         self._show_readout()
@@ -612,10 +622,20 @@ class ComparePanel(QWidget):
         examiner looks at another map, issue 18); with none shown yet, the newest.
         """
         self.results = dict(results)
+        self._fill_method_combo()
+
+    def set_earlier_results(self, earlier: dict[int, workflow.EarlierResult]) -> None:
+        """Explanations of earlier records of the shown pair's faces
+        (``workflow.load_earlier_results``): reachable, never taken for current."""
+        self.earlier = dict(earlier)
+        self._fill_method_combo()
+
+    def _fill_method_combo(self) -> None:
         current = self.method_combo.currentData()
-        if current not in self.results:
+        known = (*self.results, *self.earlier)
+        if current not in known:
             current = None
-        if self._chosen_explanation not in self.results:
+        if self._chosen_explanation not in known:
             self._chosen_explanation = None
         self.method_combo.blockSignals(True)
         self.method_combo.clear()
@@ -623,12 +643,20 @@ class ComparePanel(QWidget):
             self.method_combo.addItem(
                 f"{result.method_name} (#{explanation_id})", explanation_id
             )
+        newest = self.method_combo.count() - 1
+        if self.earlier and self.results:
+            self.method_combo.insertSeparator(self.method_combo.count())
+        for explanation_id, earlier in self.earlier.items():
+            self.method_combo.addItem(
+                f"{earlier.result.method_name} (#{explanation_id}) · earlier face",
+                explanation_id,
+            )
         index = self.method_combo.findData(current)
-        self.method_combo.setCurrentIndex(
-            index if index >= 0 else self.method_combo.count() - 1
-        )
+        # with nothing shown yet, the newest *current* result (never an earlier
+        # face's map by default)
+        self.method_combo.setCurrentIndex(index if index >= 0 else newest)
         self.method_combo.blockSignals(False)
-        unread = [i for i in self.results if i not in self.checks]
+        unread = [i for i in known if i not in self.checks]
         if self.case is not None and unread:
             self._check_reader.start(
                 workflow.stored_faithfulness_checks, self.case, unread
@@ -657,7 +685,14 @@ class ComparePanel(QWidget):
         self._chosen_explanation = self.method_combo.currentData()
 
     def current_result(self) -> ExplanationResult | None:
-        return self.results.get(self.method_combo.currentData())
+        shown = self.method_combo.currentData()
+        if shown in self.earlier:
+            return self.earlier[shown].result
+        return self.results.get(shown)
+
+    def shown_earlier(self) -> workflow.EarlierResult | None:
+        """The earlier face's explanation shown, if the one shown is one."""
+        return self.earlier.get(self.method_combo.currentData())
 
     def map_units(self, result: ExplanationResult | None = None) -> str:
         """What the shown map's numbers are (the method's ``map_units``)."""
@@ -763,6 +798,20 @@ class ComparePanel(QWidget):
             "top_percent": float(self.top_percent.value()),
         }
         visible = self.show_overlay.isChecked()
+        earlier = self.shown_earlier()
+        self.earlier_note.setText("" if earlier is None else earlier.note)
+        self.earlier_note.setStyleSheet(problem_style(self.palette()))
+        self.earlier_note.setVisible(earlier is not None)
+        writable = self.case is None or not self.case.read_only
+        # a check would be made on the current faces, not the earlier ones
+        self.check_faithfulness.setEnabled(writable and earlier is None)
+        self.check_faithfulness.setToolTip(
+            READ_ONLY_TIP
+            if not writable
+            else CHECK_TIP
+            if earlier is None
+            else "A check is made on the faces shown now, not on an earlier face."
+        )
         shown = self._side_maps(result, kind)
         drawn = [entry for entry in shown if entry is not None]
         # one scale for both faces: the larger robust peak of the two (as in layer
@@ -780,8 +829,10 @@ class ComparePanel(QWidget):
             values, origin, chip_map = entry
             viewer.set_message("")
             viewer.set_overlay(values, origin, **options, peak=peak)
+            # an earlier face's chip map belongs to another alignment: the chip
+            # shown now is the current face's, so it is not drawn over it
             self.chips[side].set_overlay(
-                chip_map if visible else None, **options, peak=peak
+                chip_map if visible and earlier is None else None, **options, peak=peak
             )
         self._show_colour_bar(result, kind, peak, signed, visible)
         self._show_readout()
