@@ -82,7 +82,8 @@ def control_rect(widget: QWidget, root: QWidget) -> QRect:
     return rect
 
 
-def _name(widget: QWidget) -> str:
+def describe(widget: QWidget) -> str:
+    """``QLabel('Probe')``: how a failure names a control."""
     text = ""
     if isinstance(widget, QAbstractButton | QLabel):
         text = widget.text()
@@ -103,7 +104,7 @@ def overlaps(root: QWidget, tolerance: int = 1) -> list[str]:
             common = rect_a.intersected(rect_b)
             if common.width() > tolerance and common.height() > tolerance:
                 found.append(
-                    f"{_name(a)} overlaps {_name(b)} by "
+                    f"{describe(a)} overlaps {describe(b)} by "
                     f"{common.width()}x{common.height()} px"
                 )
     return found

@@ -5,18 +5,16 @@ model and synthetic images (no dlib)."""
 
 from __future__ import annotations
 
-from itertools import combinations
-
 import pytest
 
 pytest.importorskip("PySide6")
 
-from PySide6.QtCore import QPoint, QRect
 from PySide6.QtWidgets import QAbstractButton, QSplitter, QWidget
 
 from core.case import workflow
 from core.case.store import Case
 from core.models import ModelInfo, ModelRegistry
+from tests.gui.layout_checks import describe, overlaps
 from tests.gui.test_gui_candidates import (
     MODEL_ID,
     TinyDistanceModel,
@@ -34,54 +32,9 @@ SCREENS = [(1280, 720), (1920, 1080)]
 COMPARISON_BUDGET = 650  # px: the comparison panel's share of a 1280-px window
 
 
-def _visible_rect(widget: QWidget, window: QWidget) -> QRect:
-    """``widget``'s rectangle in ``window`` coordinates, clipped by every parent
-    (a scroll area's viewport hides what is scrolled away)."""
-    rect = QRect(widget.mapTo(window, QPoint(0, 0)), widget.size())
-    parent = widget.parentWidget()
-    while parent is not None and parent is not window:
-        rect = rect.intersected(
-            QRect(parent.mapTo(window, QPoint(0, 0)), parent.size())
-        )
-        parent = parent.parentWidget()
-    return rect
-
-
-def _leaves(root: QWidget) -> list[QWidget]:
-    """Visible widgets under ``root`` with no visible child widget."""
-    leaves = []
-    for widget in root.findChildren(QWidget):
-        if not widget.isVisible() or widget.isWindow():
-            continue
-        children = [c for c in widget.findChildren(QWidget) if c.isVisible()]
-        if not children:
-            leaves.append(widget)
-    return leaves
-
-
-def _overlapping_pairs(root: QWidget) -> list[tuple[str, str]]:
-    """Pairs of visible leaf widgets under ``root`` whose on-screen rectangles
-    intersect (what the examiner sees as one control drawn over another)."""
-    window = root.window()
-    shown = [
-        (w, r) for w in _leaves(root) if not (r := _visible_rect(w, window)).isEmpty()
-    ]
-    return [
-        (_describe(a), _describe(b))
-        for (a, ra), (b, rb) in combinations(shown, 2)
-        if ra.intersects(rb) and not (a.isAncestorOf(b) or b.isAncestorOf(a))
-    ]
-
-
-def _describe(widget: QWidget) -> str:
-    text = getattr(widget, "text", None)
-    label = text() if callable(text) else ""
-    return f"{type(widget).__name__}({label[:30]!r})"
-
-
 def _truncated_buttons(root: QWidget) -> list[str]:
     return [
-        _describe(button)
+        describe(button)
         for button in root.findChildren(QAbstractButton)
         if button.isVisible() and button.width() < button.minimumSizeHint().width()
     ]
@@ -155,9 +108,9 @@ def test_no_tab_draws_controls_over_one_another(qtbot, window, screen):
         page = window.tabs.widget(index)
         qtbot.wait(50)  # layouts settle, queued shows land
         name = window.tabs.tabText(index)
-        assert _overlapping_pairs(page) == [], name
+        assert overlaps(page) == [], name
         assert _truncated_buttons(page) == [], name
-    assert _overlapping_pairs(window.exhibits) == []
+    assert overlaps(window.exhibits) == []
 
 
 @pytest.mark.parametrize("screen", SCREENS, ids=lambda s: f"{s[0]}x{s[1]}")
@@ -185,27 +138,11 @@ def test_layer_maps_are_large(qtbot, window):
         assert chip.width() >= LAYER_CHIP_SIZE
 
 
-def test_the_overlap_check_sees_overlapping_controls(qtbot):
-    from PySide6.QtWidgets import QLabel
-
-    root = QWidget()
-    qtbot.addWidget(root)
-    root.resize(300, 100)
-    first, second, apart = QLabel("first", root), QLabel("second", root), QLabel(root)
-    first.setGeometry(0, 0, 100, 20)
-    second.setGeometry(50, 10, 100, 20)  # over the first one
-    apart.setGeometry(200, 50, 50, 20)
-    root.show()
-    assert _overlapping_pairs(root) == [("QLabel('first')", "QLabel('second')")]
-    second.move(0, 30)
-    assert _overlapping_pairs(root) == []
-
-
 def test_a_chosen_tile_opens_its_explanation_in_the_comparison(
     qtbot, window, monkeypatch
 ):
     shown: list[int] = []
-    monkeypatch.setattr(window.compare, "show_explanation", shown.append)
+    monkeypatch.setattr(window.compare, "select_explanation", shown.append)
     window.tabs.setCurrentWidget(window.grid)
     window.grid.explanation_chosen.emit(3)
     assert shown == [3]
