@@ -58,6 +58,8 @@ def earlier_face_note(faces: str, recorded: str) -> str:
         "rejected). It is not about the face shown now; it is kept in the case "
         "as it was."
     )
+
+
 NOT_CHECKED_OUTDATED = (
     "the explanation was made with another model or software version; "
     "compute it again to check it"

@@ -569,6 +569,7 @@ class Case:
                 "exhibit": exhibit.mark,
                 "detector": detector,
                 "faces": [face.to_dict() for face in faces],
+                "stamp": stamp,  # the rows' time: where this exhibit's history restarts
             },
         ) as db:
             db.execute(
@@ -632,6 +633,7 @@ class Case:
         face = self.face(label)
         details = {
             "face": face.label,
+            "from_record": face.id,  # what restore_face makes current again
             "from": face.to_face().to_dict(),
             "reason": printable(reason.strip()) or "not a face",
         }
@@ -646,23 +648,47 @@ class Case:
         return [f for f in self._face_rows(mark, current=True) if f.rejected]
 
     def face_history(self, label: str) -> list[CaseFace]:
-        """Every record ``label`` has had, oldest first: detections, corrections,
-        rejections; the last is current unless a new detection replaced it."""
+        """Every record ``label`` has had since its exhibit was last detected,
+        oldest first (detection, corrections, rejections, placements by hand).
+
+        A new detection restarts the history: the same label may then be another
+        face, so records from before it are never made current again."""
         mark, index = split_label(label)
-        history = [f for f in self._face_rows(mark) if f.face_index == index]
+        since = self._last_detection_stamp(mark)
+        history = [
+            f
+            for f in self._face_rows(mark)
+            if f.face_index == index and (since is None or f.created >= since)
+        ]
         if not history:
-            raise BadInputError(f"no face {label!r} has ever been recorded")
+            raise BadInputError(f"no face {label!r} has been recorded")
         return history
 
+    def _last_detection_stamp(self, mark: str) -> str | None:
+        """The rows' stamp of the exhibit's latest detection (None: not recorded,
+        in cases from before 0.6)."""
+        for entry in reversed(self.audit_log()):
+            if entry.action == "faces.detect" and entry.details.get("exhibit") == mark:
+                stamp = entry.details.get("stamp")
+                return stamp if isinstance(stamp, str) else None
+        return None
+
     def revert_face(self, label: str, face_id: int, why: str = "undo") -> CaseFace:
-        """Make an earlier record of ``label`` current again (undo of a correction
-        or rejection, reset to the detected face, restore): a new row copying it,
-        so the history keeps every step."""
+        """Make an earlier record of ``label`` current again (undo and redo,
+        restore after a rejection, reset to the detected face).
+
+        The record itself becomes current again, not a copy: comparisons and
+        explanations made on it are current again too, so an undo loses none."""
         history = self.face_history(label)
         earlier = next((f for f in history if f.id == face_id), None)
         if earlier is None:
-            raise BadInputError(f"face record {face_id} is not a record of {label}")
+            raise BadInputError(
+                f"face record {face_id} is not a record of {label} since its "
+                "exhibit was last detected"
+            )
         current = self._current_face_rows(earlier.exhibit_id).get(earlier.face_index)
+        if current is not None and current.id == earlier.id:
+            return current  # already current: nothing to record
         details = {
             "face": earlier.label,
             "why": why,
@@ -671,24 +697,30 @@ class Case:
             "from": None if current is None else current.to_face().to_dict(),
             "to": earlier.to_face().to_dict(),
         }
-        self._replace_face(
-            earlier.exhibit_id,
-            earlier.face_index,
-            earlier.to_face(),
-            "faces.revert",
-            details,
-        )
+        with self._change("faces.revert", details) as db:
+            db.execute(
+                "UPDATE faces SET superseded = 1 WHERE exhibit_id = ? AND "
+                "face_index = ? AND superseded = 0",
+                (earlier.exhibit_id, earlier.face_index),
+            )
+            db.execute("UPDATE faces SET superseded = 0 WHERE id = ?", (earlier.id,))
         return self._current_face_rows(earlier.exhibit_id)[earlier.face_index]
 
     def restore_face(self, label: str) -> CaseFace:
         """Undo a rejection: the record the face had before it was rejected."""
-        history = self.face_history(label)
-        if not history[-1].rejected or history[-1].superseded:
+        mark, index = split_label(label)
+        current = self._current_face_rows(self.exhibit(mark).id).get(index)
+        if current is None or not current.rejected:
             raise BadInputError(f"face {label} is not rejected; nothing to restore")
-        before = [f for f in history[:-1] if not f.rejected]
-        if not before:
-            raise BadInputError(f"face {label} has no record from before its rejection")
-        return self.revert_face(label, before[-1].id, why="restore")
+        for entry in reversed(self.audit_log()):
+            if entry.action == "faces.reject" and entry.details.get("face") == (
+                current.label
+            ):
+                before = entry.details.get("from_record")
+                if isinstance(before, int):
+                    return self.revert_face(label, before, why="restore")
+                break
+        raise BadInputError(f"face {label} has no record from before its rejection")
 
     def detected_face(self, label: str) -> CaseFace | None:
         """The latest detector record of ``label``, if the detector ever found it."""
@@ -696,7 +728,8 @@ class Case:
         return detected[-1] if detected else None
 
     def reset_face(self, label: str) -> CaseFace:
-        """Return a corrected face to the one the detector found."""
+        """Return a corrected face to the one the detector found (that record
+        itself, so its comparisons and explanations are current again)."""
         current = self.face(label)
         detected = self.detected_face(label)
         if detected is None:

@@ -344,7 +344,10 @@ def test_faces_reject_restore_box_and_reset_from_the_command_line(
     (k1,) = [f for f in out["faces"] if f["label"] == "K1"]
     assert k1["source"] == "hog"
     code, out, _ = xfr(capsys, "case", "faces", case, "--history", "K1", "--json")
-    assert [f["source"] for f in out["history"]] == ["hog", "box", "hog"]
+    assert [(f["source"], f["superseded"]) for f in out["history"]] == [
+        ("hog", False),
+        ("box", True),
+    ]
     code, _, err = xfr(capsys, "case", "faces", case, "--reset", "K1")
     assert code != 0 and "already the detected face" in err
     assert "Traceback" not in err

@@ -85,9 +85,12 @@ def test_restore_brings_back_the_same_face_and_label(case):
     assert restored.label == "K1#1" and not restored.rejected
     assert restored.source == "hog" and restored.score == original.score
     np.testing.assert_array_equal(restored.landmarks5, original.landmarks5)
-    assert restored.id not in (original.id,)  # a new record: history keeps all
+    assert restored.id == original.id  # the record itself is current again
     assert labels(case.faces("K1")) == ["K1", "K1#1"]
-    assert [f.source for f in case.face_history("K1#1")] == ["hog", "rejected", "hog"]
+    assert [(f.source, f.superseded) for f in case.face_history("K1#1")] == [
+        ("hog", False),
+        ("rejected", True),
+    ]
     assert case.audit_log()[-1].action == "faces.revert"
     assert case.audit_log()[-1].details["why"] == "restore"
     with pytest.raises(BadInputError, match="not rejected"):
@@ -101,6 +104,7 @@ def test_reset_returns_a_corrected_face_to_the_detected_one(case):
     case.correct_face("K1", POINTS + 7)
     assert case.face("K1").source == "manual"
     reset = case.reset_face("K1")
+    assert reset.id == detected_face.id
     assert reset.source == "hog" and reset.score == detected_face.score
     np.testing.assert_array_equal(reset.landmarks5, detected_face.landmarks5)
     assert case.detected_face("K1").id == reset.id
@@ -111,12 +115,15 @@ def test_reset_returns_a_corrected_face_to_the_detected_one(case):
 
 def test_every_step_can_be_undone_by_reverting_to_the_record_before(case):
     first = case.face("Q1")
-    case.correct_face("Q1", POINTS + 3)
-    history = case.face_history("Q1")
-    undone = case.revert_face("Q1", history[-2].id)  # undo the correction
+    corrected = case.correct_face("Q1", POINTS + 3)
+    undone = case.revert_face("Q1", first.id)  # undo the correction
+    assert undone.id == first.id
     np.testing.assert_array_equal(undone.landmarks5, first.landmarks5)
-    redone = case.revert_face("Q1", case.face_history("Q1")[-2].id, why="redo")
+    redone = case.revert_face("Q1", corrected.id, why="redo")
     np.testing.assert_array_equal(redone.landmarks5, POINTS + 3)
+    assert [e.action for e in case.audit_log()[-2:]] == ["faces.revert"] * 2
+    assert case.revert_face("Q1", corrected.id).id == redone.id  # current: no entry
+    assert case.audit_log()[-1].details["why"] == "redo"
     with pytest.raises(BadInputError, match="not a record of Q1"):
         case.revert_face("Q1", case.face("K1").id)
 
@@ -195,3 +202,32 @@ def test_components_check_leaves_out_a_reference_placed_by_hand(demo, dlib_model
     )  # fmt: skip
     hashes = {demo.exhibit("K2").sha256}
     assert not hashes & set(checked.result.references)
+
+
+def test_an_undone_correction_brings_back_the_explained_comparison(case, model):
+    """Undo makes the earlier record current again, not a copy: the comparison
+    and its explanations are current again, not left behind as superseded."""
+    comparison = workflow.compare(case, "Q1", "K1", model)
+    workflow.explain(case, "Q1", "K1", "gradient", model)
+    before = case.face("K1").id
+    case.correct_face("K1", POINTS + 4)
+    assert workflow.explained_comparisons(case, "K1") == []
+    case.revert_face("K1", before)
+    assert case.face("K1").id == before
+    assert [c.id for c in workflow.explained_comparisons(case, "K1")] == [comparison.id]
+    assert workflow.compare(case, "Q1", "K1", model).id == comparison.id
+    assert workflow.earlier_results(case, "Q1", "K1") == []
+    again = workflow.explain(case, "Q1", "K1", "gradient", model)
+    assert again.from_cache and again.stored.comparison_id == comparison.id
+    assert not case.verify().problems
+
+
+def test_a_new_detection_restarts_the_history(case):
+    """After a re-detection the label may be another face: no record from before
+    it is made current again (an old undo fails in one line)."""
+    old = case.face("K1#1").id
+    case.reject_face("K1#1")
+    case.set_faces("K1", [detected(2.0), detected(60.0, 0.1)], detector="hog")
+    assert old not in [f.id for f in case.face_history("K1#1")]
+    with pytest.raises(BadInputError, match="since its exhibit was last detected"):
+        case.revert_face("K1#1", old)

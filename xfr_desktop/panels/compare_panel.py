@@ -570,6 +570,13 @@ class ComparePanel(QWidget):
         self._selection_changed()
 
     def _on_pair_loaded(self, loaded: LoadedPair) -> None:
+        if self.case is not None:
+            # a face changed while it loaded (an undo can bring back the record
+            # the view showed before the load began): load what is current now
+            current = {face.label: face.id for face in self.case.faces()}
+            if any(current.get(f.label, f.id) != f.id for f in loaded.faces):
+                self.reload()
+                return
         if self.loaded is None or self.loaded.comparison.id != loaded.comparison.id:
             self._chosen_explanation = None  # another pair: its own maps
             self.earlier = {}
