@@ -7,6 +7,9 @@ was not checked, the report's limitations and map readings.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 # ---- per-pair faithfulness verdicts (``core.metrics.pair_faithfulness``) ----------
 PAIR_SPECIFIC = "pair-specific"
 GENERIC = "no better than a generic face prior"
@@ -47,6 +50,22 @@ NOT_CHECKED_READ_ONLY = (
 )
 NOT_CHECKED_NO_MODEL = "the report was made without the model (no check could be made)"
 NOT_CHECKED_SUPERSEDED = "the comparison was made on a face that was replaced since"
+
+
+def face_replaced_words(action: str, details: Mapping[str, Any]) -> str:
+    """How an audit entry replaced a face record, for "a face that was later …"
+    (the report's SUPERSEDED banner)."""
+    if action == "faces.reject":
+        reason = str(details.get("reason") or "not a face")
+        return f"rejected as not a face ({reason})"
+    if action == "faces.revert":
+        why = str(details.get("why") or "undo")
+        return f"returned to an earlier record ({why})"
+    if action == "faces.detect":
+        return "detected again"
+    if action == "faces.correct":
+        return "corrected (placed by hand)"
+    return "replaced"
 
 
 def earlier_face_note(faces: str, recorded: str) -> str:

@@ -424,7 +424,9 @@ def reference_faces(
     probe, gallery = case.face(probe_label), case.face(gallery_label)
     own = {probe.exhibit_id, gallery.exhibit_id}
     first: dict[int, CaseFace] = {}
-    for face in sorted(case.faces(), key=lambda f: f.id):
+    # by exhibit and face number, not row id: a correction (a new row) or an undo
+    # must not change which face of an exhibit stands for it
+    for face in sorted(case.faces(), key=lambda f: (f.exhibit_id, f.face_index)):
         if not face.superseded and face.exhibit_id not in own:
             first.setdefault(face.exhibit_id, face)
     return [first[exhibit] for exhibit in sorted(first)][: max(0, count)]
@@ -485,7 +487,14 @@ def check_faithfulness(
         progress=progress,
         cancel=cancel,
     )
-    record = {**checked.to_dict(), "key": key, "software_version": __version__}
+    record = {
+        **checked.to_dict(),
+        "key": key,
+        "software_version": __version__,
+        # the reference faces as they were: a later rejection or correction of one
+        # makes this check stale (stored_faithfulness)
+        "reference_faces": _face_records(references),
+    }
     case.store_faithfulness(explained.stored.id, key, record)
     return CaseFaithfulness(explained, checked, from_cache=False)
 
@@ -511,14 +520,41 @@ def faithfulness_key(
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _face_records(views: Sequence[FaceView]) -> list[dict[str, Any]]:
+    return [{"sha256": v.image_sha256, "face": dict(v.face_record)} for v in views]
+
+
 def stored_faithfulness(case: Case, explanation_id: int) -> PairFaithfulness | None:
     """The newest faithfulness check of a stored explanation made by this
-    version of the check (an older one's verdicts are not shown as current; the
-    audit trail and the case keep them)."""
+    version of the check, whose reference faces are still current faces of the
+    case (a check made with a face later rejected, corrected or detected again is
+    stale; the audit trail and the case keep it)."""
+    current = None
     for _key, record in reversed(case.faithfulness_records(explanation_id)):
-        if record.get("algorithm_version") == FAITHFULNESS_VERSION:
-            return PairFaithfulness.from_dict(record)
+        if record.get("algorithm_version") != FAITHFULNESS_VERSION:
+            continue
+        used = record.get("reference_faces")
+        if used is not None:  # recorded since 0.6
+            if current is None:
+                current = {
+                    json.dumps(r, sort_keys=True, default=str)
+                    for r in _current_face_records(case)
+                }
+            if any(
+                json.dumps(r, sort_keys=True, default=str) not in current for r in used
+            ):
+                continue
+        return PairFaithfulness.from_dict(record)
     return None
+
+
+def _current_face_records(case: Case) -> list[dict[str, Any]]:
+    """Each current face as ``_face_records`` writes it (image hash, face record)."""
+    sha = {exhibit.mark: exhibit.sha256 for exhibit in case.exhibits()}
+    return [
+        {"sha256": sha[face.mark], "face": face.to_face().to_dict()}
+        for face in case.faces()
+    ]
 
 
 # ---- intake, export and import with their audit entries ---------------------------

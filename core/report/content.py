@@ -76,10 +76,12 @@ class ReportRequest:
 
 @dataclass(frozen=True)
 class Superseded:
-    """A face of a comparison that a later detection or correction replaced."""
+    """A face of a comparison that a later step replaced (a new detection, a
+    correction, a rejection, an undo or reset)."""
 
     face: CaseFace
     entry_seq: int | None  # the audit entry that replaced it (None: not found)
+    how: str = "replaced"  # core.wording.face_replaced_words of that entry
 
 
 def superseded_faces(case: Case, comparison: Comparison) -> list[Superseded]:
@@ -92,11 +94,25 @@ def superseded_faces(case: Case, comparison: Comparison) -> list[Superseded]:
     if not old:
         return []
     entries = case.audit_log()
-    return [Superseded(face, _replacing_entry(entries, face)) for face in old]
+    replaced = []
+    for face in old:
+        entry = _replacing_entry(entries, face)
+        replaced.append(
+            Superseded(
+                face,
+                None if entry is None else entry.seq,
+                "replaced"
+                if entry is None
+                else wording.face_replaced_words(entry.action, entry.details),
+            )
+        )
+    return replaced
 
 
-def _replacing_entry(entries: Sequence[AuditEntry], face: CaseFace) -> int | None:
-    """The seq of the audit entry that replaced ``face``.
+def _replacing_entry(
+    entries: Sequence[AuditEntry], face: CaseFace
+) -> AuditEntry | None:
+    """The audit entry that replaced ``face``.
 
     Faces are stamped just before the entry that records them is written, so the
     first entry about this face from its stamp on is the one that made it and the
@@ -112,7 +128,7 @@ def _replacing_entry(entries: Sequence[AuditEntry], face: CaseFace) -> int | Non
             or (e.action in FACE_ACTIONS and e.details.get("face") == face.label)
         )
     ]
-    return about[1].seq if len(about) > 1 else None
+    return about[1] if len(about) > 1 else None
 
 
 def select_comparisons(case: Case, request: ReportRequest) -> Selection:

@@ -231,3 +231,36 @@ def test_a_new_detection_restarts_the_history(case):
     assert old not in [f.id for f in case.face_history("K1#1")]
     with pytest.raises(BadInputError, match="since its exhibit was last detected"):
         case.revert_face("K1#1", old)
+
+
+def test_the_report_says_how_a_face_was_replaced(case, model):
+    """A comparison on a face later rejected is not "later corrected"."""
+    from core.report.content import superseded_faces
+
+    comparison = workflow.compare(case, "Q1", "K1#1", model)
+    case.reject_face("K1#1", "the mission patch")
+    (replaced,) = superseded_faces(case, comparison)
+    assert replaced.how == "rejected as not a face (the mission patch)"
+    assert replaced.entry_seq == case.audit_log()[-1].seq
+
+
+def test_a_check_whose_reference_face_was_rejected_is_stale(case, model, tmp_path):
+    """The verdict rests on the other faces it was compared with: once one of
+    them is rejected it is not shown as current; restored, it is again."""
+    from core.metrics.pair_faithfulness import FaithfulnessSettings
+
+    rng = np.random.default_rng(1)
+    other = tmp_path / "other.png"
+    Image.fromarray(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)).save(other)
+    case.add_exhibits([other], "gallery")
+    case.set_faces("K2", [detected(4.0)], detector="hog")
+    checked = workflow.check_faithfulness(
+        case, "Q1", "K1", "gradient", model,
+        settings=FaithfulnessSettings(grid=4, step_cells=2), reference_count=1,
+    )  # fmt: skip
+    explanation_id = checked.explanation.stored.id
+    assert workflow.stored_faithfulness(case, explanation_id) is not None
+    case.reject_face("K2", "not a face")
+    assert workflow.stored_faithfulness(case, explanation_id) is None
+    case.restore_face("K2")
+    assert workflow.stored_faithfulness(case, explanation_id) is not None

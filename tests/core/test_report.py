@@ -340,7 +340,8 @@ def test_a_comparison_on_a_corrected_face_is_never_reported_as_current(
     # chosen explicitly: printed, under the banner, after the current one
     text = _flat(text_of(chosen.path))
     banner = (
-        "SUPERSEDED — computed on a face that was later corrected (see audit entry "
+        "SUPERSEDED — computed on a face that was later corrected (placed by hand) "
+        "(see audit entry "
         f"#{correction.seq})"
     )
     assert banner in text

@@ -2,7 +2,7 @@
 
 The checklist starts with the comparisons the examiner looked at in this session
 (accepted and rejected alike), or every current one when none was opened.
-Comparisons computed on a face that was corrected since are listed, marked and
+Comparisons computed on a face that was replaced since are listed, marked and
 unchecked: the report prints one only under a SUPERSEDED banner.
 
 The identity list is the examiner's identity folder (``known_identities``)
@@ -81,7 +81,7 @@ def comparison_items(case: Case, viewed: Collection[int]) -> list[ComparisonItem
         superseded = probe.superseded or gallery.superseded
         text = f"{probe.label} × {gallery.label} — {comparison.decision}, {lr}"
         if superseded:
-            text += "  (SUPERSEDED: a face was corrected since)"
+            text += "  (SUPERSEDED: a face was replaced since)"
         rows.append((comparison.id, text, superseded))
     current = [cid for cid, _, old in rows if not old]
     chosen = {cid for cid in current if cid in viewed} or set(current)
@@ -162,7 +162,8 @@ class ReportDialog(QDialog):
             if item.superseded:
                 row.setForeground(QColor(problem_colour(self.palette())))
                 row.setToolTip(
-                    "Computed on a face that was corrected since; if checked, the "
+                    "Computed on a face that was replaced since (corrected, rejected, "
+                    "reset or detected again); if checked, the "
                     "report prints it under a SUPERSEDED banner, not as a result."
                 )
             self.comparisons.addItem(row)

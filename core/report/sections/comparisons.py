@@ -45,7 +45,7 @@ def lay_out(content: ReportContent, styles: Styles) -> list[Flowable]:
         story.append(
             styles.p(
                 "<b>No current comparison.</b> Only comparisons computed on faces "
-                "that were later corrected were chosen for this report; they follow, "
+                "that were later replaced were chosen for this report; they follow, "
                 "each marked SUPERSEDED."
             )
         )
@@ -57,9 +57,10 @@ def lay_out(content: ReportContent, styles: Styles) -> list[Flowable]:
             styles.p("Superseded comparisons (not current results)", styles.h1),
             styles.p(
                 "The examiner chose to include these comparisons for the record. "
-                "Each was computed on a face that a later face detection or landmark "
-                "correction replaced, so its scores and maps do not describe the "
-                "faces as the case now holds them."
+                "Each was computed on a face that a later step replaced (a new "
+                "detection, a correction, a rejection, an undo or a reset), so its "
+                "scores and maps do not describe the faces as the case now holds "
+                "them."
             ),
         ]
     for item in older:
@@ -78,8 +79,9 @@ def _superseded_banner(replaced: Sequence[Superseded], styles: Styles) -> Table:
         f"{s.face.label} ({_source(s.face)}, recorded {s.face.created})"
         for s in replaced
     )
+    how = " and ".join(dict.fromkeys(s.how for s in replaced))
     text = (
-        f"<b>SUPERSEDED — computed on a face that was later corrected ({where}).</b> "
+        f"<b>SUPERSEDED — computed on a face that was later {how} ({where}).</b> "
         f"Face {faces} was replaced after this comparison was made. This is not a "
         "current result of the case; it is shown because it was chosen for the report."
     )

@@ -54,7 +54,7 @@ def lay_out(content: ReportContent, styles: Styles) -> list[Flowable]:
         content.timestamp_note,
         coverage_warning(content.texts),
         f"{len(older)} of the {len(content.comparisons)} comparisons in this report "
-        "were computed on faces that were later corrected; they are shown for the "
+        "were computed on faces that were later replaced; they are shown for the "
         "record under 'Superseded comparisons', each marked SUPERSEDED, and are not "
         "current results."
         if older
