@@ -463,6 +463,11 @@ class CaseController(QObject):
 class _AnnotationCommand(QUndoCommand):
     def __init__(self, controller: CaseController, text: str, key: int | None):
         super().__init__(text)
+        # commands are keyed by an annotation's *first* id: one made from the id
+        # it has now (after an undo re-added it) finds its first id here
+        if key is not None:
+            firsts = controller._annotation_ids
+            key = next((first for first, now in firsts.items() if now == key), key)
         self.controller, self.key = controller, key
 
     @property
@@ -478,6 +483,19 @@ class _AnnotationCommand(QUndoCommand):
         if self.key is None:
             self.key = new_id
         self.controller._annotation_ids[self.key] = new_id
+
+    def guarded(self, change: Callable[[], Any]) -> bool:
+        """Run an undo/redo step; a failure is one line, never raised into Qt."""
+        try:
+            change()
+        except (BadInputError, CaseError) as error:
+            self.controller.errors.report(
+                error, context=f"Could not undo or redo: {self.text()}."
+            )
+            return False
+        finally:
+            self.controller._annotations_touched()
+        return True
 
     def fields_of(self, annotation_id: int) -> dict[str, Any]:
         annotation = self.case.annotation(annotation_id)
@@ -518,12 +536,10 @@ class _AddAnnotation(_AnnotationCommand):
         self.fields = fields
 
     def redo(self) -> None:
-        self.re_added(self.case.add_annotation(**self.fields).id)
-        self.controller._annotations_touched()
+        self.guarded(lambda: self.re_added(self.case.add_annotation(**self.fields).id))
 
     def undo(self) -> None:
-        self.case.delete_annotation(self.current_id())
-        self.controller._annotations_touched()
+        self.guarded(lambda: self.case.delete_annotation(self.current_id()))
 
 
 class _EditAnnotation(_AnnotationCommand):
@@ -541,12 +557,14 @@ class _EditAnnotation(_AnnotationCommand):
         self.before = {key: before[key] for key in changes}
 
     def redo(self) -> None:
-        self.case.update_annotation(self.current_id(), **self.changes)
-        self.controller._annotations_touched()
+        self.guarded(
+            lambda: self.case.update_annotation(self.current_id(), **self.changes)
+        )
 
     def undo(self) -> None:
-        self.case.update_annotation(self.current_id(), **self.before)
-        self.controller._annotations_touched()
+        self.guarded(
+            lambda: self.case.update_annotation(self.current_id(), **self.before)
+        )
 
 
 class _DeleteAnnotation(_AnnotationCommand):
@@ -557,13 +575,11 @@ class _DeleteAnnotation(_AnnotationCommand):
         self.setText(f"delete annotation {self.name}")
 
     def redo(self) -> None:
-        self.case.delete_annotation(self.current_id())
-        self.controller._annotations_touched()
-        self.controller.annotation_deleted.emit(f"Annotation {self.name} deleted.")
+        if self.guarded(lambda: self.case.delete_annotation(self.current_id())):
+            self.controller.annotation_deleted.emit(f"Annotation {self.name} deleted.")
 
     def undo(self) -> None:
-        self.re_added(self.case.add_annotation(**self.fields).id)
-        self.controller._annotations_touched()
+        self.guarded(lambda: self.re_added(self.case.add_annotation(**self.fields).id))
 
 
 class _FaceCommand(QUndoCommand):

@@ -433,3 +433,36 @@ def test_a_read_only_case_offers_no_edit_or_delete(qtbot, models, case_folder):
     assert window.controller.case.annotations() == [scar]
     assert window.controller.undo_stack.count() == 0
     assert not window.undo_hint.isVisible()
+
+
+def test_undo_follows_an_annotation_through_every_re_add(qtbot, window):
+    """Commands made from the id an annotation has after an undo re-added it
+    still find it when it is re-added again (the review's chain: add, delete,
+    undo, edit, delete, then undo everything)."""
+    case, controller = window.controller.case, window.controller
+    stack = controller.undo_stack
+
+    def scar() -> int:
+        return next(a.id for a in case.annotations() if a.label.startswith("scar"))
+
+    controller.add_annotation(
+        shape="point", points=[[10, 10]], exhibit="K1", label="scar"
+    )
+    controller.add_annotation(
+        shape="point", points=[[20, 20]], exhibit="K1", label="mole"
+    )
+    controller.delete_annotation(scar())
+    stack.undo()  # scar re-added under a new id
+    controller.add_annotation(
+        shape="point", points=[[30, 30]], exhibit="K1", label="tattoo"
+    )
+    controller.edit_annotation(scar(), label="scar, left")
+    controller.delete_annotation(scar())
+    while stack.canUndo():
+        stack.undo()
+    assert case.annotations() == []
+    assert window.errors.last_report is None
+    while stack.canRedo():
+        stack.redo()
+    assert sorted(a.label for a in case.annotations()) == ["mole", "tattoo"]
+    assert window.errors.last_report is None
