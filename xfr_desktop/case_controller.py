@@ -620,7 +620,9 @@ class _FaceCommand(QUndoCommand):
         before = self.before
         if before is None:
             self._apply(
-                lambda: self.case.reject_face(self.label, "undo: face placed by hand")
+                lambda: self.case.reject_face(
+                    self.label, "withdrawn: placing it by hand was undone"
+                )
             )
         else:
             self._apply(

@@ -158,6 +158,7 @@ def cmd_faces(args: argparse.Namespace) -> int:
         faces = case.faces()
         rejected = case.rejected_faces()
         history = case.face_history(args.history) if args.history else []
+        reasons = workflow.rejection_reasons(case) if rejected else {}
         marks = [e.mark for e in case.exhibits()]
     if args.history:
         payload = {"history": [f.to_dict() for f in history]}
@@ -180,7 +181,8 @@ def cmd_faces(args: argparse.Namespace) -> int:
             for f in faces
         ]
         + [
-            f"{f.label:<6} rejected as not a face (restore with --restore {f.label})"
+            f"{f.label:<6} rejected: {reasons.get(f.label) or 'not a face'} "
+            f"(restore with --restore {f.label})"
             for f in rejected
         ]
         + [f"{m:<6} no face found (place landmarks with --correct)" for m in without]

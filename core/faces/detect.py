@@ -254,6 +254,20 @@ def face_from_landmarks(
     eye_distance = np.linalg.norm(points[0:2].mean(0) - points[2:4].mean(0))
     if eye_distance < 2.0:
         raise BadInputError("manual landmarks are degenerate (eyes coincide)", path)
+    # The nose must lie clearly off the eye line, on the side dlib's order puts
+    # it (true of any face turned any way in the image; detected faces give about
+    # -0.74): points on one line, or the two eyes swapped (a mirrored face, which
+    # a rotation-only alignment cannot undo), would align a face that is not there.
+    right_eye, left_eye = points[0:2].mean(0), points[2:4].mean(0)
+    across, down = left_eye - right_eye, points[4] - right_eye
+    side = (across[0] * down[1] - across[1] * down[0]) / float(across @ across)
+    if side > -0.15:
+        raise BadInputError(
+            "manual landmarks are mirrored or in a line (the nose must be below the "
+            "eyes, and the first two points on the eye on the image's right): place "
+            "them in the order shown",
+            path,
+        )
     transform = dlib_chip_transform(points, size=150, padding=0.25)
     inner = np.array([[25, 25], [125, 25], [25, 125], [125, 125]], float)
     corners = transform.to_image(inner)

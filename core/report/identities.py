@@ -106,6 +106,10 @@ def create_stored_identity(
     folder = identities_folder() if folder is None else Path(folder)
     if not name.strip():
         raise BadInputError("the identity needs a name")
+    if len(password) < IDENTITY_PASSWORD_MIN_LENGTH:  # no file named: none written
+        raise BadInputError(
+            f"use a password of at least {IDENTITY_PASSWORD_MIN_LENGTH} characters"
+        )
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -113,8 +117,6 @@ def create_stored_identity(
             f"cannot create the folder ({exc.strerror})", folder
         ) from None
     out = _free_identity_path(folder, name)
-    if len(password) < IDENTITY_PASSWORD_MIN_LENGTH:
-        raise BadInputError("use a password of at least 8 characters", out)
     create_identity(
         name, out, password, organisation=organisation.strip(), email=email.strip()
     )
@@ -127,12 +129,19 @@ def import_identity(
     """Copy a PKCS#12 identity (made elsewhere, e.g. by the lab's PKI) into the
     examiner's folder, after checking that ``password`` opens it and that it can
     sign.  A wrong password raises ``WrongPasswordError`` and copies nothing."""
-    from core.report.signing import load_identity, read_pkcs12
+    from core.report.signing import certificate_fingerprint, load_identity, read_pkcs12
 
     source = Path(source)
-    data = read_pkcs12(source, password)[0]
+    data, _key, cert, _extra = read_pkcs12(source, password)
     load_identity(source, password)  # it holds a key pyHanko can sign with
     folder = identities_folder() if folder is None else Path(folder)
+    fingerprint = certificate_fingerprint(cert)
+    for known in known_identities(folder):
+        if known.fingerprint_sha256 == fingerprint:
+            raise BadInputError(
+                f"this identity is already in your identities, as {known.title}",
+                source,
+            )
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

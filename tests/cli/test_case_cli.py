@@ -331,7 +331,7 @@ def test_faces_reject_restore_box_and_reset_from_the_command_line(
     assert [f["label"] for f in out["rejected"]] == ["K1#1"]
     assert main(["case", "faces", str(case)]) == 0
     listing = capsys.readouterr().out
-    assert "K1#1   rejected as not a face (restore with --restore K1#1)" in listing
+    assert "K1#1   rejected: patch (restore with --restore K1#1)" in listing
     code, out, _ = xfr(capsys, "case", "faces", case, "--restore", "K1#1", "--json")
     assert [f["label"] for f in out["faces"]] == ["K1", "K1#1"] and not out["rejected"]
     code, out, _ = xfr(

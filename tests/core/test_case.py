@@ -591,7 +591,7 @@ def test_image_without_a_face_gets_manual_landmarks(case, tmp_path, astronaut_rg
     assert workflow.detect_faces(case, "Q1") == []
     with pytest.raises(BadInputError, match="no face yet"):
         case.face("Q1")
-    points = [[90, 80], [70, 80], [130, 80], [150, 80], [110, 130]]
+    points = [[150, 80], [130, 80], [70, 80], [90, 80], [110, 130]]
     face = case.correct_face("Q1", points)
     assert (
         face.source == "manual" and face.label == "Q1" and face.created_by == "tester"

@@ -18,7 +18,7 @@ from core.case.store import Case
 from core.errors import BadInputError
 from core.faces.detect import Face
 
-POINTS = np.array([[90, 80], [70, 80], [130, 80], [150, 80], [110, 130]], float)
+POINTS = np.array([[150, 80], [130, 80], [70, 80], [90, 80], [110, 130]], float)
 
 
 def detected(shift: float = 0.0, score: float = 1.0) -> Face:
@@ -264,3 +264,16 @@ def test_a_check_whose_reference_face_was_rejected_is_stale(case, model, tmp_pat
     assert workflow.stored_faithfulness(case, explanation_id) is None
     case.restore_face("K2")
     assert workflow.stored_faithfulness(case, explanation_id) is not None
+
+
+def test_mirrored_or_collinear_points_are_refused(case):
+    """Five points with the eyes swapped (a mirror image) or the nose on the eye
+    line would align a face that is not there: one line, nothing stored."""
+    before = case.face("Q1").id
+    mirrored = POINTS[[2, 3, 0, 1, 4]]
+    in_a_line = POINTS.copy()
+    in_a_line[4] = [110, 80]
+    for points in (mirrored, in_a_line):
+        with pytest.raises(BadInputError, match="mirrored or in a line"):
+            case.correct_face("Q1", points)
+    assert case.face("Q1").id == before

@@ -45,8 +45,9 @@ def test_a_stored_identity_has_its_certificate_and_is_listed_by_name(tmp_path):
 
 
 def test_the_clis_password_rule_holds(tmp_path):
-    with pytest.raises(BadInputError, match="at least 8 characters"):
+    with pytest.raises(BadInputError, match="at least 8 characters") as raised:
         identities.create_stored_identity("A", "short", folder=tmp_path)
+    assert str(raised.value) == "use a password of at least 8 characters"
     with pytest.raises(BadInputError, match="needs a name"):
         identities.create_stored_identity("  ", PASSWORD, folder=tmp_path)
     assert list(tmp_path.iterdir()) == []
@@ -69,7 +70,13 @@ def test_import_checks_the_password_first_and_copies_the_file(tmp_path):
     assert imported.p12 == folder / "lab.p12" and imported.name == "Dr. Lab"
     assert imported.p12.read_bytes() == source.read_bytes()
     assert imported.p12.stat().st_mode & 0o077 == 0
-    again = identities.import_identity(source, PASSWORD, folder=folder)
+    with pytest.raises(BadInputError, match=r"already in your identities, as Dr\. Lab"):
+        identities.import_identity(source, PASSWORD, folder=folder)
+    assert [i.p12 for i in identities.known_identities(folder)] == [imported.p12]
+    other = tmp_path / "other" / "lab.p12"  # another identity, the same file name
+    other.parent.mkdir()
+    create_identity("Dr. Other", other, PASSWORD)
+    again = identities.import_identity(other, PASSWORD, folder=folder)
     assert again.p12 == folder / "lab-2.p12"
 
 

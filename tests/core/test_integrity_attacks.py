@@ -29,8 +29,8 @@ from core.cli import main as xfr
 from core.faces.detect import face_from_landmarks
 
 ROOT = Path(__file__).resolve().parents[2]
-LANDMARKS = np.array(
-    [[120, 130], [170, 130], [145, 160], [125, 185], [165, 185]], float
+LANDMARKS = np.array(  # dlib's order: the eye on the image's right first
+    [[170, 130], [150, 130], [120, 130], [140, 130], [145, 170]], float
 )
 
 

@@ -372,7 +372,10 @@ def test_place_a_face_on_a_faceless_exhibit_by_its_five_points(qtbot, window):
     assert stack.undoText() == "place face K2"
     stack.undo()  # a face placed by hand had no record before: undo rejects it
     assert [f.label for f in case.rejected_faces()] == ["K2"]
-    assert last_face_step(case).details["reason"] == "undo: face placed by hand"
+    assert (
+        last_face_step(case).details["reason"]
+        == "withdrawn: placing it by hand was undone"
+    )
     assert "K2" not in combo_items(window.compare.gallery_combo)
     stack.redo()
     assert case.face("K2").source == "manual"

@@ -67,17 +67,6 @@ def source_text(face: CaseFace) -> str:
     return f"detected ({face.source})"
 
 
-def rejection_reasons(case: Case) -> dict[str, str]:
-    """face label -> the reason given when it was last rejected (audit trail)."""
-    reasons = {}
-    for entry in case.audit_log():
-        if entry.action == "faces.reject":
-            reasons[str(entry.details.get("face", ""))] = str(
-                entry.details.get("reason", "")
-            )
-    return reasons
-
-
 def to_pixmap(rgb: np.ndarray) -> QPixmap:
     rgb = np.ascontiguousarray(rgb)
     height, width = rgb.shape[:2]
@@ -158,7 +147,7 @@ class ExhibitsPanel(QWidget):
         rejected_by_mark: dict[str, list[CaseFace]] = {}
         for face in case.rejected_faces():
             rejected_by_mark.setdefault(face.mark, []).append(face)
-        reasons = rejection_reasons(case) if rejected_by_mark else {}
+        reasons = workflow.rejection_reasons(case) if rejected_by_mark else {}
         greyed = QBrush(self.palette().color(QPalette.ColorRole.PlaceholderText))
         missing = []
         for role, title in ROLE_TITLES.items():
