@@ -150,6 +150,10 @@ def main(out: Path) -> None:
         return len(rows) == len(workflow.role_faces(case, "gallery"))
 
     wait(lambda: ranked("Q1") and ranked("Q2"))
+    tabs = window.compare.tabs
+    tabs.setCurrentIndex(
+        next(i for i in range(tabs.count()) if tabs.tabText(i).startswith("Candidates"))
+    )
     window.compare.select("Q1", "probe")
     wait(lambda: window.compare.loaded.probe_label == "Q1")
     settle(1.5)
@@ -158,6 +162,7 @@ def main(out: Path) -> None:
     wait(lambda: window.compare.loaded.probe_label == "Q2")
     settle(1.5)
     shot("07-candidates-Q2")
+    tabs.setCurrentIndex(0)  # the score
 
     # -- explanation methods ---------------------------------------------------------
     window.compare.gallery_combo.setCurrentText("K1")

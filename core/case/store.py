@@ -560,8 +560,18 @@ class Case:
     def set_faces(
         self, mark: str, faces: Sequence[Face], *, detector: str = ""
     ) -> list[CaseFace]:
-        """Record detected faces of an exhibit (earlier ones stay, superseded)."""
+        """Record detected faces of an exhibit (earlier ones stay, superseded).
+
+        A new face on the spot of one the examiner had rejected (its box overlaps
+        by half or more) is rejected again at once, with the same reason, so a
+        re-detection never brings a false detection back into 1:N unnoticed.
+        """
         exhibit = self.exhibit(mark)
+        reasons = self.rejection_reasons()
+        rejected = [
+            (face.bbox, reasons.get(face.label) or "not a face")
+            for face in self.rejected_faces(exhibit.mark)
+        ]
         stamp = now()
         with self._change(
             "faces.detect",
@@ -577,7 +587,25 @@ class Case:
             )
             for index, face in enumerate(faces):
                 self._insert_face(db, exhibit.id, index, face, stamp)
+        for face in self.faces(exhibit.mark):
+            reason = next(
+                (r for box, r in rejected if box_overlap(box, face.bbox) >= 0.5), None
+            )
+            if reason is not None:
+                self.reject_face(
+                    face.label, f"{reason} (rejected before it was found again)"
+                )
         return self.faces(exhibit.mark)
+
+    def rejection_reasons(self) -> dict[str, str]:
+        """face label -> the reason given when it was last rejected (audit trail)."""
+        reasons: dict[str, str] = {}
+        for entry in self.audit_log():
+            if entry.action == "faces.reject":
+                reasons[str(entry.details.get("face", ""))] = str(
+                    entry.details.get("reason", "")
+                )
+        return reasons
 
     def correct_face(
         self, label: str, landmarks5: Sequence[Sequence[float]]
@@ -1385,6 +1413,15 @@ class Case:
             for table in ("exhibits", "faces", "comparisons", "explanations", "audit")
         }
         return {**self.info().to_dict(), "counts": counts}
+
+
+def box_overlap(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection over union of two (left, top, right, bottom) boxes."""
+    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    common = width * height
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - common
+    return common / union if union > 0 else 0.0
 
 
 def _remove_new_case(folder: Path, *, remove_folder: bool) -> None:

@@ -152,17 +152,6 @@ def load_earlier_results(
     return loaded
 
 
-def rejection_reasons(case: Case) -> dict[str, str]:
-    """face label -> the reason given when it was last rejected (audit trail)."""
-    reasons = {}
-    for entry in case.audit_log():
-        if entry.action == "faces.reject":
-            reasons[str(entry.details.get("face", ""))] = str(
-                entry.details.get("reason", "")
-            )
-    return reasons
-
-
 def explained_comparisons(case: Case, label: str) -> list[Comparison]:
     """Comparisons of the current record of ``label`` that have explanations: the
     ones a change of this face would leave behind as superseded."""

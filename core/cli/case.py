@@ -158,7 +158,7 @@ def cmd_faces(args: argparse.Namespace) -> int:
         faces = case.faces()
         rejected = case.rejected_faces()
         history = case.face_history(args.history) if args.history else []
-        reasons = workflow.rejection_reasons(case) if rejected else {}
+        reasons = case.rejection_reasons() if rejected else {}
         marks = [e.mark for e in case.exhibits()]
     if args.history:
         payload = {"history": [f.to_dict() for f in history]}

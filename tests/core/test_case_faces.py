@@ -277,3 +277,19 @@ def test_mirrored_or_collinear_points_are_refused(case):
         with pytest.raises(BadInputError, match="mirrored or in a line"):
             case.correct_face("Q1", points)
     assert case.face("Q1").id == before
+
+
+def test_a_new_detection_keeps_a_rejected_false_detection_rejected(case):
+    """Detecting the exhibit again finds the patch again: it is rejected again at
+    once with the examiner's reason (audited), and can still be restored."""
+    case.reject_face("K1#1", "the mission patch")
+    case.set_faces("K1", [detected(2.0), detected(61.0, 0.1)], detector="hog")
+    assert labels(case.faces("K1")) == ["K1"]
+    assert labels(case.rejected_faces("K1")) == ["K1#1"]
+    entry = case.audit_log()[-1]
+    assert entry.action == "faces.reject"
+    assert entry.details["reason"] == (
+        "the mission patch (rejected before it was found again)"
+    )
+    assert case.restore_face("K1#1").source == "hog"
+    assert not case.verify().problems

@@ -147,7 +147,7 @@ class ExhibitsPanel(QWidget):
         rejected_by_mark: dict[str, list[CaseFace]] = {}
         for face in case.rejected_faces():
             rejected_by_mark.setdefault(face.mark, []).append(face)
-        reasons = workflow.rejection_reasons(case) if rejected_by_mark else {}
+        reasons = case.rejection_reasons() if rejected_by_mark else {}
         greyed = QBrush(self.palette().color(QPalette.ColorRole.PlaceholderText))
         missing = []
         for role, title in ROLE_TITLES.items():
