@@ -52,6 +52,22 @@ NOT_CHECKED_NO_MODEL = "the report was made without the model (no check could be
 NOT_CHECKED_SUPERSEDED = "the comparison was made on a face that was replaced since"
 
 
+def face_source_words(source: str, *, short: bool = False) -> str:
+    """How a face record came about: the report's words, or (``short``) the
+    exhibits list's."""
+    if source == "manual":
+        return "placed by hand" if short else "landmarks placed by hand"
+    if source == "box":
+        return (
+            "in a box drawn by hand"
+            if short
+            else "landmarks found automatically in a box drawn by hand"
+        )
+    return (
+        f"detected ({source})" if short else f"found automatically ({source} detector)"
+    )
+
+
 def face_replaced_words(action: str, details: Mapping[str, Any]) -> str:
     """How an audit entry replaced a face record, for "a face that was later …"
     (the report's SUPERSEDED banner)."""

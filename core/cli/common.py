@@ -205,16 +205,22 @@ def parse_params(items: Sequence[str] | None) -> dict[str, str]:
     return params
 
 
-def parse_landmarks(text: str | None, option: str) -> list[list[float]] | None:
-    """'x1,y1,...,x5,y5' -> five points (dlib's 5-point order)."""
-    if text is None:
-        return None
+def _numbers(text: str, option: str, count: int, names: str) -> list[float]:
+    """``count`` comma-separated numbers, or one line naming what is needed."""
     try:
         values = [float(v) for v in text.replace(";", ",").split(",")]
     except ValueError:
         values = []
-    if len(values) != 10:
-        raise BadInputError(f"{option} needs 10 numbers: x1,y1,...,x5,y5")
+    if len(values) != count:
+        raise BadInputError(f"{option} needs {count} numbers: {names}")
+    return values
+
+
+def parse_landmarks(text: str | None, option: str) -> list[list[float]] | None:
+    """'x1,y1,...,x5,y5' -> five points (dlib's 5-point order)."""
+    if text is None:
+        return None
+    values = _numbers(text, option, 10, "x1,y1,...,x5,y5")
     return [values[i : i + 2] for i in range(0, 10, 2)]
 
 
@@ -222,13 +228,7 @@ def parse_box(text: str | None, option: str) -> list[float] | None:
     """'left,top,right,bottom' -> a face box in image pixels."""
     if text is None:
         return None
-    try:
-        values = [float(v) for v in text.replace(";", ",").split(",")]
-    except ValueError:
-        values = []
-    if len(values) != 4:
-        raise BadInputError(f"{option} needs 4 numbers: left,top,right,bottom")
-    return values
+    return _numbers(text, option, 4, "left,top,right,bottom")
 
 
 def check_output_folder(path: str | os.PathLike[str] | None) -> None:

@@ -73,6 +73,15 @@ def known_identities(folder: Path | None = None) -> list[StoredIdentity]:
     )
 
 
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInputError(
+            f"cannot create the folder ({exc.strerror})", folder
+        ) from None
+
+
 def _free_identity_path(folder: Path, name: str) -> Path:
     """``folder/<name>.p12`` from the signer's name, numbered when taken."""
     stem = "".join(c if c.isalnum() or c in "-_" else "-" for c in name.strip())
@@ -110,12 +119,7 @@ def create_stored_identity(
         raise BadInputError(
             f"use a password of at least {IDENTITY_PASSWORD_MIN_LENGTH} characters"
         )
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise BadInputError(
-            f"cannot create the folder ({exc.strerror})", folder
-        ) from None
+    _make_folder(folder)
     out = _free_identity_path(folder, name)
     create_identity(
         name, out, password, organisation=organisation.strip(), email=email.strip()
@@ -142,12 +146,7 @@ def import_identity(
                 f"this identity is already in your identities, as {known.title}",
                 source,
             )
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise BadInputError(
-            f"cannot create the folder ({exc.strerror})", folder
-        ) from None
+    _make_folder(folder)
     name = source.stem
     out = _free_identity_path(folder, name)
     try:

@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core import wording
 from core.case import workflow
 from core.case.records import CaseFace
 from core.case.store import Case
@@ -60,11 +61,7 @@ RESTORE = "Restore"
 
 def source_text(face: CaseFace) -> str:
     """Where a face came from, in the examiner's words."""
-    if face.source == "manual":
-        return "placed by hand"
-    if face.source == "box":
-        return "in a box drawn by hand"
-    return f"detected ({face.source})"
+    return wording.face_source_words(face.source, short=True)
 
 
 def to_pixmap(rgb: np.ndarray) -> QPixmap:

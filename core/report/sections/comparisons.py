@@ -16,6 +16,7 @@ from reportlab.platypus import (
     TableStyle,
 )
 
+from core import wording
 from core.case.store import CaseFace
 from core.report import figures
 from core.report.content import ComparisonContent, ReportContent, Superseded
@@ -198,11 +199,7 @@ def _comparison(
 
 def _source(face: CaseFace) -> str:
     """How the face record's landmarks came about, in plain words."""
-    if face.source == "manual":
-        return "landmarks placed by hand"
-    if face.source == "box":
-        return "landmarks found automatically in a box drawn by hand"
-    return f"found automatically ({face.source} detector)"
+    return wording.face_source_words(face.source)
 
 
 def _caption(face: CaseFace) -> str:
