@@ -17,11 +17,8 @@ settings untouched.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -65,40 +62,16 @@ def make_images(folder: Path) -> dict[str, Path]:
 
 
 def main(out: Path) -> None:
-    scratch = Path(tempfile.mkdtemp(prefix="xfr-walk-"))
-    os.environ["XDG_CONFIG_HOME"] = str(scratch / "config")
-    os.environ["XDG_DATA_HOME"] = str(scratch / "data")
-    from PySide6.QtCore import QEventLoop
-    from PySide6.QtWidgets import QApplication
+    from app_driver import AppDriver
 
     from core.faces.detect import FaceDetector
     from xfr_desktop.dialogs.face_dialog import POINTS
-    from xfr_desktop.main_window import MainWindow
-    from xfr_desktop.settings import Settings
 
-    app = QApplication([sys.argv[0]])
-    MainWindow.ask_before_closing = False
-    window = MainWindow(device="cpu", settings=Settings(user_name="J. Doe"))
-    window.resize(1280, 720)
-    window.show()
-    out.mkdir(parents=True, exist_ok=True)
-
-    def wait(condition, seconds: float = 600) -> None:
-        end = time.monotonic() + seconds
-        while not condition():
-            if time.monotonic() > end:
-                raise TimeoutError("the app did not get there in time")
-            app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
-            time.sleep(0.02)
-
-    def settle(seconds: float = 0.8) -> None:
-        end = time.monotonic() + seconds
-        wait(lambda: time.monotonic() > end)
-
-    def shot(name: str, widget=None) -> None:
-        settle()
-        (widget or window).grab().save(str(out / f"{name}.png"))
-        print("wrote", out / f"{name}.png")
+    driver = AppDriver(out, (1280, 720), "xfr-walk-")
+    window, wait, settle, shot = (
+        driver.window, driver.wait, driver.settle, driver.shot
+    )  # fmt: skip
+    scratch = driver.scratch
 
     files = make_images(scratch)
     wait(lambda: window.model is not None)
@@ -174,24 +147,9 @@ def main(out: Path) -> None:
         )
     )
 
-    def run(methods: dict) -> None:
-        loaded = window.compare.loaded
-        count = len(controller.jobs) + len(methods)
-        controller.queue_explanations(
-            loaded.probe_label, loaded.gallery_label, methods, 0
-        )
-        wait(
-            lambda: (
-                len(controller.jobs) == count
-                and all(
-                    j.state in ("done", "cached", "failed") for j in controller.jobs
-                )
-            )
-        )
-        settle(2)
-
+    run = driver.run_methods
     run({"fggb": {}, "gradcam": {}, "xssab": {}, "lime": {}})
-    window.compare.show_explanation(controller.jobs[0].explanation_id)
+    window.compare.select_explanation(controller.jobs[0].explanation_id)
     window.compare.kind_combo.setCurrentText("similarity")
     shot("08-map-similarity")
     window.compare.kind_combo.setCurrentText("combined")

@@ -587,13 +587,13 @@ class Case:
             )
             for index, face in enumerate(faces):
                 self._insert_face(db, exhibit.id, index, face, stamp)
-        for face in self.faces(exhibit.mark):
+        for found in self.faces(exhibit.mark):
             reason = next(
-                (r for box, r in rejected if box_overlap(box, face.bbox) >= 0.5), None
+                (r for box, r in rejected if box_overlap(box, found.bbox) >= 0.5), None
             )
             if reason is not None:
                 self.reject_face(
-                    face.label, f"{reason} (rejected before it was found again)"
+                    found.label, f"{reason} (rejected before it was found again)"
                 )
         return self.faces(exhibit.mark)
 

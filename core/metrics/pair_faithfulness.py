@@ -86,10 +86,10 @@ from core import wording
 from core.errors import BadInputError, Cancelled
 from core.explain.base import (
     MAP_KINDS,
-    ChipMaps,
     ExplanationResult,
     FacePair,
     FaceView,
+    ImageMaps,
     eval_mode,
     get,
 )
@@ -837,7 +837,7 @@ def other_pair_maps(
             ("probe", FacePair(pair.probe, as_gallery)),
             ("gallery", FacePair(as_probe, pair.gallery)),
         )
-        found: list[tuple[str, ChipMaps]] = []
+        found: list[tuple[str, ImageMaps]] = []
         try:
             for step, (side, other_pair) in enumerate(jobs):
                 if progress is not None:
