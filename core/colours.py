@@ -46,6 +46,13 @@ MAP_LEGENDS: dict[str, tuple[str, str]] = {
 }
 
 
+# A method whose maps are sizes, not for or against (ExplainerInfo.magnitude_only).
+MAGNITUDE_LEGEND = (
+    "top: where the score reacts most (not for or against 'same person')",
+    "bottom: where it reacts least",
+)
+
+
 def map_legend(kind: str) -> tuple[str, str]:
     """(top, bottom) meaning of a map kind's colours; ("", "") for an unknown kind
     rather than a claim that may be false."""

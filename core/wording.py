@@ -44,6 +44,8 @@ LAYER_MAPS_NOT_CHECKED = (
 # ---- "not checked": why a map carries no faithfulness verdict ----------------------
 NOT_CHECKED = "Faithfulness not checked."  # the report, when no reason is known
 NOT_CHECKED_YET = "Faithfulness not checked yet."  # the GUI, before a check
+# a method whose ExplainerInfo.map_units is empty: said, never guessed
+UNITS_NOT_STATED = "units not stated by the method"
 NOT_CHECKED_READ_ONLY = (
     "the case was opened read-only, so no check was made for this report "
     "(a check is kept in the case)"
@@ -145,6 +147,12 @@ LIMITATIONS = (
     "examiner's; the software does not propose one.",
 )
 
+# A method whose maps are sizes (ExplainerInfo.magnitude_only), in the report.
+MAGNITUDE_READING = (
+    "Warm colours mark where the model's score reacts most to a change of the "
+    "image; for this method that is a size, not support for or against 'same "
+    "person'."
+)
 READINGS = {
     "similarity": (
         "Warm colours (yellow to red) mark the regions that most supported the "

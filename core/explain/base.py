@@ -24,6 +24,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import torch
 
+from core.colours import MAGNITUDE_LEGEND, map_legend
 from core.errors import BadInputError, Cancelled
 from core.faces.align import ChipTransform
 from core.models.base import FaceModel, Threshold
@@ -178,6 +179,27 @@ class ExplainerInfo:
     # read-out (read from ``compute``).  "" = not stated: the GUI then says so
     # rather than claim a unit the method does not have.
     map_units: str = ""
+    # Maps that are sizes (a gradient's magnitude, a removal's effect), never for
+    # or against the match: drawn on a sequential scale in every kind, with a
+    # legend that says so, never blue-white-red "raises / lowers the score".
+    magnitude_only: bool = False
+    # (kind, top, bottom) legends where the default ones (core.colours.map_legend)
+    # would claim something false of this method's maps (LIME's similarity map is
+    # scaled 0-1, so its 0 is the region most against, not "no effect").
+    legends: tuple[tuple[str, str, str], ...] = ()
+
+    def draws_signed(self, kind: str) -> bool:
+        """A map of ``kind`` is drawn on the diverging scale (for and against)."""
+        return kind == "combined" and not self.magnitude_only
+
+    def legend(self, kind: str) -> tuple[str, str]:
+        """What the top and bottom colours of this method's ``kind`` map mean."""
+        for legend_kind, top, bottom in self.legends:
+            if legend_kind == kind:
+                return top, bottom
+        if self.magnitude_only and kind != "uncertainty":
+            return MAGNITUDE_LEGEND
+        return map_legend(kind)
 
     def param(self, name: str) -> Param:
         for param in self.params:

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from core.errors import BadInputError
-from core.explain.base import ExplanationResult
+from core.explain.base import ExplanationResult, infos
 from core.explain.codec import map_entries, result_to_json
 from core.explain.render import render_overlay
 
@@ -35,6 +35,7 @@ def write_result(
     ``uncertainty_chip_npy``.  ``result.json`` holds the manifest.
     """
     final = Path(out_dir) / result.method_id
+    info = next((i for i in infos() if i.method_id == result.method_id), None)
     files: dict[str, dict[str, Any]] = {}
     uncertainty: dict[str, str] = {}
     images = dict(zip((m.side for m in result.images), evidence_images, strict=True))
@@ -45,7 +46,7 @@ def write_result(
             np.save(folder / f"{stem}.npy", entry.evidence.values.astype(np.float32))
             title = f"{result.method_name} - {entry.kind} map - {entry.side}"
             overlay = render_overlay(
-                images[entry.side], entry.evidence, entry.kind, title
+                images[entry.side], entry.evidence, entry.kind, title, info=info
             )
             if not cv2.imwrite(str(folder / f"{stem}.png"), overlay[..., ::-1]):
                 raise BadInputError(

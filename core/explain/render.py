@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from core.colours import colour_map  # the one mapping; reports import it from here
-from core.explain.base import EvidenceMap
+from core.explain.base import EvidenceMap, ExplainerInfo
 
 MAX_SIDE = 2048  # overlays are for viewing; the .npy files keep full resolution
 LEGENDS = {
@@ -32,8 +32,11 @@ def render_overlay(
     kind: str,
     title: str,
     alpha: float = 0.6,
+    *,
+    info: ExplainerInfo | None = None,
 ) -> np.ndarray:
-    """The evidence image with the map blended in, a colour bar and a legend."""
+    """The evidence image with the map blended in, a colour bar and a legend
+    (``info``: the method, whose maps may be magnitudes or have own legends)."""
     values = evidence_map.full()
     # Display smoothing: 2 % of the width of the area the chip covers.
     sigma = display_sigma(evidence_map.values)
@@ -43,7 +46,8 @@ def render_overlay(
         size = (round(image_rgb.shape[1] * scale), round(image_rgb.shape[0] * scale))
         image_rgb = cv2.resize(image_rgb, size, interpolation=cv2.INTER_AREA)
         values = cv2.resize(values, size, interpolation=cv2.INTER_LINEAR)
-    signed = kind == "combined"
+    # a magnitude-only method's maps are sizes: never drawn as for / against
+    signed = info.draws_signed(kind) if info is not None else kind == "combined"
     colours, low, high = colour_map(values, signed)
     span = max(abs(low), abs(high)) or 1.0
     strength = np.clip(np.abs(np.nan_to_num(values)) / span, 0, 1)[..., None]
@@ -58,7 +62,10 @@ def render_overlay(
     ]
     if scale < 1.0:
         notes.append(f"shown at {scale:.0%} of the evidence resolution")
-    return _frame(canvas, low, high, kind, title, notes)
+    legend = LEGENDS[kind]
+    if info is not None and (info.magnitude_only or info.legends):
+        legend = "; ".join(info.legend(kind))
+    return _frame(canvas, low, high, signed, title, [legend, *notes])
 
 
 def display_sigma(values: np.ndarray) -> float:
@@ -93,18 +100,23 @@ def _outline(canvas: np.ndarray, covered: np.ndarray) -> None:
 
 
 def _frame(
-    canvas: np.ndarray, low: float, high: float, kind: str, title: str, notes: list[str]
+    canvas: np.ndarray,
+    low: float,
+    high: float,
+    signed: bool,
+    title: str,
+    notes: list[str],
 ) -> np.ndarray:
     height, width = canvas.shape[:2]
     font = cv2.FONT_HERSHEY_SIMPLEX
     text_scale = max(0.45, min(1.0, width / 1400))
     tick_scale = text_scale * 0.8
     line = int(30 * text_scale) + 6
-    header_lines = [_ascii(text) for text in (title, LEGENDS[kind], *notes)]
+    header_lines = [_ascii(text) for text in (title, *notes)]
     header = line * len(header_lines) + 10
     top, bottom = header + 10, header + max(60, int(height * 0.6))
     ticks = [(top, high), (bottom - 1, low)]
-    if kind == "combined":
+    if signed:
         ticks.append(((top + bottom) // 2, 0.0))
     labels = [(y, f"{value:.3g}") for y, value in ticks]
 
@@ -131,7 +143,7 @@ def _frame(
         )
     # colour bar: top = high, bottom = low
     ramp = np.linspace(high, low, bottom - top)[:, None].repeat(20, axis=1)
-    colours, _, _ = colour_map(ramp, kind == "combined", peak=max(abs(low), abs(high)))
+    colours, _, _ = colour_map(ramp, signed, peak=max(abs(low), abs(high)))
     x0 = width + 10
     out[top:bottom, x0 : x0 + 20] = colours
     cv2.rectangle(out, (x0, top), (x0 + 19, bottom - 1), (0, 0, 0), 1)

@@ -15,7 +15,7 @@ from reportlab.platypus import Flowable, KeepTogether, Spacer
 
 from core import wording
 from core.case.store import CaseFace, StoredExplanation
-from core.explain.base import ExplanationResult
+from core.explain.base import ExplanationResult, infos
 from core.explain.methods.components import FISWG_NAMES, component_table_rows
 from core.explain.render import colour_map
 from core.explain.render_correspondence import render_correspondence
@@ -47,7 +47,14 @@ def explanation(
     if superseded:
         title += " — of a SUPERSEDED comparison"
     heading = [styles.p(title, styles.h2)]
+    info = next((i for i in infos() if i.method_id == result.method_id), None)
     for kind in kinds:
+        reading = wording.READINGS[kind]
+        if info is not None and info.magnitude_only:
+            reading = wording.MAGNITUDE_READING  # sizes: never for or against
+        elif info is not None and any(k == kind for k, _, _ in info.legends):
+            top, bottom = info.legend(kind)
+            reading += f" For this method: {top}; {bottom}."
         maps = [side.evidence[kind] for side in result.images]
         peak = figures.shared_peak(maps)
         panels = [
@@ -60,9 +67,7 @@ def explanation(
             KeepTogether(
                 [
                     *heading,  # the method's heading stays with its first panel
-                    styles.p(
-                        f"<b>{kind.capitalize()} map</b> — {wording.READINGS[kind]}"
-                    ),
+                    styles.p(f"<b>{kind.capitalize()} map</b> — {reading}"),
                     plain_table(
                         [[image(panels[0], width), image(panels[1], width)]],
                         [width + 3 * mm] * 2,

@@ -16,7 +16,12 @@ pytest.importorskip("PySide6")
 
 from core.case import workflow
 from core.case.store import Case
-from core.colours import SIGNED_COLOUR_MAP_LABEL, map_legend, robust_peak
+from core.colours import (
+    MAGNITUDE_LEGEND,
+    SIGNED_COLOUR_MAP_LABEL,
+    map_legend,
+    robust_peak,
+)
 from core.explain.base import ExplanationResult, get
 from core.explain.render import display_sigma, smooth_covered
 from core.models import ModelRegistry
@@ -125,6 +130,35 @@ def test_the_colours_box_names_the_map_drawn(window):
     compare.colour_combo.setCurrentText("magma")  # the examiner picks another
     assert compare.drawn_colour_map() == "magma" == compare.colour_combo.currentText()
     assert compare.viewers[0].rendered_overlay_rgba() is not None
+
+
+def test_a_magnitude_map_is_never_drawn_or_read_as_for_and_against(window):
+    """Vanilla saliency's maps are gradient sizes: its combined map is not drawn
+    blue-white-red and no legend says 'raises / lowers the score'."""
+    compare = window.compare
+    compare.set_colour_map("viridis")
+    compare.set_explanations({1: explain(compare, "gradient")})
+    for kind in ("similarity", "combined"):
+        compare.kind_combo.setCurrentText(kind)
+        assert not compare.draws_signed()
+        assert compare.drawn_colour_map() == "viridis"
+        assert compare.colour_combo.isEnabled()
+        assert compare.colour_bar.low_label.text() == "0"
+        assert (
+            compare.colour_bar.warm_label.text(),
+            compare.colour_bar.cold_label.text(),
+        ) == MAGNITUDE_LEGEND
+        assert "same person" not in compare.colour_bar.cold_label.text()
+
+
+@pytest.mark.slow
+def test_limes_scaled_similarity_map_has_its_own_legend(window):
+    compare = window.compare
+    compare.set_explanations({1: explain(compare, "lime", samples=64)})
+    compare.kind_combo.setCurrentText("similarity")
+    assert "most against" in compare.colour_bar.cold_label.text()
+    compare.kind_combo.setCurrentText("combined")
+    assert compare.draws_signed()  # its combined map is the signed coefficients
 
 
 def test_a_method_without_a_dissimilarity_map_says_so_in_the_view(window):

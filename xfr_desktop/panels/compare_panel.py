@@ -45,14 +45,19 @@ from core.colours import (
     robust_peak,
 )
 from core.explain import FacePair
-from core.explain.base import ExplanationResult, infos, warp_to_evidence
+from core.explain.base import (
+    ExplainerInfo,
+    ExplanationResult,
+    infos,
+    warp_to_evidence,
+)
 from core.explain.methods.components import component_table_lines
 from core.explain.render import display_sigma, smooth_covered
 from core.explain.render_correspondence import render_correspondence
 from core.explain.stability import stability_sentence
 from core.metrics.pair_faithfulness import FaithfulnessSettings, PairFaithfulness
 from core.models.base import FaceModel, Threshold
-from core.wording import ACCEPT_WORDS, NOT_CHECKED_YET, REJECT_WORDS
+from core.wording import ACCEPT_WORDS, NOT_CHECKED_YET, REJECT_WORDS, UNITS_NOT_STATED
 from xfr_desktop.dialogs.annotation_dialog import AnnotationDialog
 from xfr_desktop.theme import problem_style
 from xfr_desktop.widgets.candidates_table import CandidatesTable
@@ -82,7 +87,6 @@ UNCERTAINTY_NOTE = (
     "The uncertainty shows how much a sampled map could change with another seed "
     "(per-pixel standard error); it is not a map of its own and gets no check."
 )
-UNITS_NOT_STATED = "units not stated by the method"
 COMPARE_CHIP_SIZE = 96  # the chips sit beside the score: the views get the height
 # The views' smallest size: two of them beside the colour bar fit the ~680 px the
 # comparison view gets in a 1280x720 window (issue 18).
@@ -706,12 +710,27 @@ class ComparePanel(QWidget):
         result = self.current_result() if result is None else result
         if result is None:
             return ""
-        units = {info.method_id: info.map_units for info in infos()}
-        return units.get(result.method_id, "") or UNITS_NOT_STATED
+        info = self.method_info(result)
+        return (info.map_units if info is not None else "") or UNITS_NOT_STATED
+
+    @staticmethod
+    def method_info(result: ExplanationResult | None) -> ExplainerInfo | None:
+        """The registered method of ``result`` (None: not registered here)."""
+        if result is None:
+            return None
+        return next((i for i in infos() if i.method_id == result.method_id), None)
+
+    def draws_signed(self, result: ExplanationResult | None = None) -> bool:
+        """The shown map is drawn on the diverging scale: a combined map of a
+        method whose maps are for and against (not a magnitude-only one)."""
+        result = self.current_result() if result is None else result
+        kind = self.kind_combo.currentText()
+        info = self.method_info(result)
+        return info.draws_signed(kind) if info is not None else kind == "combined"
 
     def drawn_colour_map(self) -> str:
         """The colour map the shown kind is drawn with."""
-        if self.kind_combo.currentText() == "combined":
+        if self.draws_signed():
             return SIGNED_COLOUR_MAP
         return self._unsigned_colour_map
 
@@ -794,7 +813,7 @@ class ComparePanel(QWidget):
             not (self.links_view.isHidden() and self.components_view.isHidden()),
         )
         kind = self.kind_combo.currentText()
-        signed = kind == "combined"
+        signed = self.draws_signed(result)
         self._show_colour_box(signed)
         self.stability_label.setText(stability_text(result))
         colour_map = self.drawn_colour_map()
@@ -857,7 +876,8 @@ class ComparePanel(QWidget):
             return
         low = -peak if signed else 0.0
         self.colour_bar.set_scale(colour_lut(self.drawn_colour_map()), low, peak)
-        warm, cold = map_legend(kind)
+        info = self.method_info(result)
+        warm, cold = info.legend(kind) if info is not None else map_legend(kind)
         units = self.map_units(result)
         if kind == UNCERTAINTY:
             units = f"standard error of the map, in its units: {units}"

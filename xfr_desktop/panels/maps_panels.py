@@ -22,13 +22,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.colours import SIGNED_COLOUR_MAP, colour_lut, robust_peak
-from core.explain.base import ExplanationResult, FacePair
+from core.colours import SIGNED_COLOUR_MAP, colour_lut, map_legend, robust_peak
+from core.explain.base import ExplanationResult, FacePair, infos
 from core.explain.layerwise import LayerwiseResult, explain_layers
 from core.explain.render import display_sigma, smooth_covered
 from core.metrics.pair_faithfulness import verdict_sentence
 from core.models.base import FaceModel
-from core.wording import LAYER_MAPS_NOT_CHECKED, NOT_CHECKED_YET
+from core.wording import LAYER_MAPS_NOT_CHECKED, NOT_CHECKED_YET, UNITS_NOT_STATED
 from xfr_desktop.errors import ErrorReporter
 from xfr_desktop.widgets.chip_view import ChipView
 from xfr_desktop.widgets.colour_bar import ColourBar
@@ -89,6 +89,12 @@ class MethodTile(QFrame):
         self.no_map = QLabel()  # "<method> gives no <kind> map", when so
         self.no_map.setWordWrap(True)
         self.no_map.hide()
+        # what the colours and numbers mean, as in the comparison view's colour bar
+        self.meaning = QLabel()
+        self.meaning.setWordWrap(True)
+        small = self.meaning.font()
+        small.setPointSizeF(8.0)
+        self.meaning.setFont(small)
         maps = QGridLayout()
         maps.setSpacing(4)
         for side in (0, 1):
@@ -100,6 +106,7 @@ class MethodTile(QFrame):
         layout.addWidget(self.name)
         layout.addWidget(self.details)
         layout.addLayout(maps)
+        layout.addWidget(self.meaning)
         layout.addWidget(self.no_map)
         layout.addStretch(1)
 
@@ -123,7 +130,11 @@ class MethodTile(QFrame):
             )
         present = [v for v in shown if v is not None]
         peak = shared_peak(present)
-        signed = kind == "combined"
+        info = next((i for i in infos() if i.method_id == self.result.method_id), None)
+        signed = info.draws_signed(kind) if info is not None else kind == "combined"
+        top, bottom = info.legend(kind) if info is not None else map_legend(kind)
+        units = (info.map_units if info is not None else "") or UNITS_NOT_STATED
+        self.meaning.setText(f"Colours: {top}; {bottom}. Values: {units}.")
         missing = []
         for side, maps in enumerate(self.result.images):
             cell = self.cells[side]

@@ -39,7 +39,12 @@ class ColourBar(QWidget):
             label.setAlignment(Qt.AlignmentFlag.AlignCenter)
             label.setWordWrap(True)
             label.setFixedWidth(TEXT_WIDTH)
-            label.setStyleSheet("font-size: 8pt")
+            # a font, not a style sheet: a style sheet would freeze the text colour
+            # of the palette the label was made under (unreadable after a theme
+            # other than the desktop's)
+            font = label.font()
+            font.setPointSizeF(8.0)
+            label.setFont(font)
             label.hide()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)

@@ -44,6 +44,7 @@ def pixel_gradient(ctx: ExplainContext, side: int) -> torch.Tensor:
 class Gradient(Explainer):
     info = ExplainerInfo(
         method_id="gradient",
+        magnitude_only=True,
         map_units=(
             "gradient size: change of the cosine similarity per unit change of "
             "the pixel (largest colour channel)"

@@ -147,6 +147,13 @@ class LimeSamples:
 class Lime(Explainer):
     info = ExplainerInfo(
         method_id="lime",
+        legends=(
+            (
+                "similarity",
+                "top: the region most for 'same person'",
+                "bottom (0): the region most against it, not 'no effect' (scaled 0-1)",
+            ),
+        ),
         map_units=(
             "similarity: surrogate coefficients scaled to 0-1 (relative); "
             "combined: the coefficient, the change of the cosine similarity "

@@ -53,6 +53,7 @@ def gaussian_windows(size: tuple[int, int], sigma: float, stride: int) -> torch.
 class MinusPlus(Explainer):
     info = ExplainerInfo(
         method_id="minusplus",
+        magnitude_only=True,
         map_units=(
             "relative, 0 to 1: the mean of the scaled loss when a region is "
             "removed and the score when it is shown alone (no physical unit)"

@@ -42,6 +42,7 @@ def face_centre_prior(size: tuple[int, int], spread: float) -> np.ndarray:
 class FaceCentrePrior(Explainer):
     info = ExplainerInfo(
         method_id="prior",
+        magnitude_only=True,
         map_units=(
             "none: a fixed face-centre blob from 0 to 1 (a control, not a measurement)"
         ),
