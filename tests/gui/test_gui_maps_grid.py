@@ -17,7 +17,12 @@ from core.explain.render import display_sigma, smooth_covered
 from core.metrics.pair_faithfulness import verdict_sentence
 from core.models import Threshold
 from core.wording import NOT_CHECKED_YET, PAIR_SPECIFIC
-from xfr_desktop.panels.maps_panels import TILE_CHIP_SIZE, MethodGrid, shared_peak
+from xfr_desktop.panels.maps_panels import (
+    MAX_TILE_CHIP_SIZE,
+    TILE_CHIP_SIZE,
+    MethodGrid,
+    shared_peak,
+)
 
 pytestmark = pytest.mark.usefixtures("no_qt_leaks")
 CHIP = 32  # px; the maps' and chips' size
@@ -199,3 +204,18 @@ def test_chips_grow_into_the_space_left_and_still_fit(qtbot, grid):
     viewport = grid.tiles_area.viewport().width()
     assert max(t.geometry().right() for t in grid.tiles) < viewport
     assert len(grid.cells) == 8 and len(grid.verdicts) == 8  # the new tiles'
+
+
+def test_one_method_gets_the_width_up_to_the_largest_maps(qtbot, grid):
+    grid.set_results(results(1), chips())
+    grid.resize(1660, 1000)  # the tab at 1920 x 1080
+    qtbot.waitUntil(lambda: grid.chip_size == MAX_TILE_CHIP_SIZE)
+    assert grid.columns == 1
+
+
+def test_each_tile_says_what_its_colours_and_numbers_mean(qtbot, grid):
+    grid.set_results(results(1), chips())
+    grid.kind.setCurrentText("similarity")
+    (tile,) = grid.tiles
+    assert tile.meaning.text().startswith("Colours: top: supports 'same person'")
+    assert "Values: " in tile.meaning.text()

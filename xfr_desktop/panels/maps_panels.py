@@ -296,7 +296,8 @@ class MethodGrid(QWidget):
             self.tiles_area.viewport().width() - margins.left() - margins.right()
         )
         smallest = 2 * TILE_CHIP_SIZE + around + GRID_SPACING
-        columns = max(1, (available + GRID_SPACING) // smallest)
+        # no more columns than tiles: one method gets the width, up to the cap
+        columns = max(1, min(len(self.tiles), (available + GRID_SPACING) // smallest))
         room = (available + GRID_SPACING) // columns - GRID_SPACING - around
         size = room // 2 // TILE_CHIP_STEP * TILE_CHIP_STEP
         return columns, min(MAX_TILE_CHIP_SIZE, max(TILE_CHIP_SIZE, size))
