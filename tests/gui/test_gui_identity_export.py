@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -87,6 +88,18 @@ def make_identity_in_gui(qtbot, window: MainWindow, name: str = "Dr. Ann Example
     with qtbot.waitSignal(dialog.identity_ready, timeout=WAIT_MS) as made:
         dialog.ok_button.click()
     return dialog, made.args[0]
+
+
+def export_dialog_filled_in(qtbot, window: MainWindow, out: Path):
+    """A new identity made, then the export dialog with ``out`` and the right
+    password filled in; the identity and the dialog."""
+    _, identity = make_identity_in_gui(qtbot, window)
+    window.identity_dialog.close()
+    window.ask_export_report()
+    dialog = window.report_dialog
+    dialog.path.setText(str(out))
+    dialog.password.setText(PASSWORD)
+    return identity, dialog
 
 
 def test_a_new_identity_is_made_in_the_gui_and_shows_subject_and_fingerprint(
@@ -233,13 +246,8 @@ def test_a_wrong_password_found_while_signing_asks_again_with_the_choices(
 ):
     """The password passed the first check, then signing refused it (the file
     was replaced meanwhile): the dialog comes back, everything but it kept."""
-    _, identity = make_identity_in_gui(qtbot, window)
-    window.identity_dialog.close()
-    window.ask_export_report()
-    first = window.report_dialog
     out = tmp_path / "kept.pdf"
-    first.path.setText(str(out))
-    first.password.setText(PASSWORD)
+    identity, first = export_dialog_filled_in(qtbot, window, out)
     chosen = checked_ids(first)
     monkeypatch.setattr(identities, "unlock_identity", lambda p12, password: None)
     monkeypatch.setattr(
@@ -264,13 +272,8 @@ def test_a_wrong_password_found_while_signing_asks_again_with_the_choices(
 def test_the_completion_dialog_names_the_report_and_its_buttons_work(
     qtbot, window, tmp_path
 ):
-    _, identity = make_identity_in_gui(qtbot, window)
-    window.identity_dialog.close()
-    window.ask_export_report()
-    dialog = window.report_dialog
     out = tmp_path / "report.pdf"
-    dialog.path.setText(str(out))
-    dialog.password.setText(PASSWORD)
+    identity, dialog = export_dialog_filled_in(qtbot, window, out)
     with qtbot.waitSignal(window.report_exported, timeout=WAIT_MS) as exported:
         dialog.buttons.button(dialog.buttons.StandardButton.Ok).click()
     outcome = exported.args[0]
