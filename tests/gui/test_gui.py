@@ -30,10 +30,9 @@ from core.models import (
     FaceModel,
     ModelInfo,
     ModelRegistry,
-    Preprocessing,
-    Threshold,
 )
 from core.wording import READINGS, VERDICTS
+from tests.gui.tiny_case import tiny_model_class
 from xfr_desktop import app as gui_app
 from xfr_desktop import main_window as main_window_module
 from xfr_desktop.dialogs.manual_window import (
@@ -51,19 +50,8 @@ TINY_ID = "tiny-test"
 TINY_SHA256 = hashlib.sha256(b"tiny test weights").hexdigest()
 
 
-class TinyModel(FaceModel):
-    """A real (if useless) FaceModel: 8x8 chips -> 4-d embeddings."""
-
-    def __init__(self) -> None:
-        self.model_id = TINY_ID
-        self.display_name = "Tiny test model"
-        self.weights_sha256 = TINY_SHA256
-        self.embedding_dim = 4
-        self.preprocessing = Preprocessing(input_size=(8, 8))
-        self.threshold = Threshold("cosine", 0.5, "test value")
-        self.network = torch.nn.Sequential(
-            torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4)
-        )
+# seed=None: the weights are drawn from torch's generator as it stands
+TinyModel = tiny_model_class(TINY_ID, "cosine", 0.5, seed=None)
 
 
 @pytest.fixture

@@ -5,38 +5,37 @@ by one fixed face per exhibit."""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
-import numpy as np
 import pytest
-import torch
-from PIL import Image
 
 pytest.importorskip("PySide6")
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QPalette, QUndoCommand
-from PySide6.QtWidgets import QApplication, QComboBox, QWidget
+from PySide6.QtGui import QUndoCommand
+from PySide6.QtWidgets import QComboBox, QWidget
 
-from core.case import workflow
 from core.case.store import Case
-from core.faces.detect import Face
-from core.models import FaceModel, ModelInfo, ModelRegistry, Preprocessing, Threshold
+from core.models import ModelRegistry
+from tests.gui.tiny_case import (
+    WAIT_MS,
+    make_window,
+    one_fixed_face,
+    tiny_model_class,
+    tiny_registry,
+    use_one_fixed_face,
+    write_images,
+)
 from xfr_desktop.main_window import MainWindow
-from xfr_desktop.settings import Settings
 from xfr_desktop.widgets.annotation_list import LABEL, NOTE, ON, AnnotationList
 
 pytestmark = pytest.mark.usefixtures("no_qt_leaks")
-WAIT_MS = 20_000
-MODEL_ID = "tiny-annotations"
-SHOTS = Path("/work/shots18/f")
-FACE = Face(
-    bbox=(40.0, 40.0, 160.0, 160.0),
-    landmarks5=np.array(
-        [[130.0, 80.0], [110.0, 80.0], [70.0, 80.0], [90.0, 80.0], [100.0, 120.0]]
-    ),
-    source="manual",
+TinyModel = tiny_model_class(
+    "tiny-annotations",
+    "euclidean",
+    0.6,
+    name="Tiny annotations model",
+    weights=b"tiny annotation weights",
 )
 SCAR = {
     "exhibit": "K1",
@@ -58,50 +57,10 @@ MOLE = {
 ON_K2 = {"exhibit": "K2", "shape": "point", "points": [[50.0, 50.0]], "label": "k2"}
 
 
-class TinyModel(FaceModel):
-    def __init__(self) -> None:
-        torch.manual_seed(0)
-        self.model_id = MODEL_ID
-        self.display_name = "Tiny annotations model"
-        self.weights_sha256 = hashlib.sha256(b"tiny annotation weights").hexdigest()
-        self.embedding_dim = 4
-        self.preprocessing = Preprocessing(input_size=(8, 8))
-        self.threshold = Threshold("euclidean", 0.6, "test value")
-        self.network = torch.nn.Sequential(
-            torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4)
-        )
-
-
-def one_fixed_face(case: Case, mark: str, **_: object) -> list:
-    return case.set_faces(mark, [FACE], detector="test")
-
-
-def write_images(folder: Path, names: list[str]) -> list[str]:
-    rng = np.random.default_rng(7)
-    for name in names:
-        pixels = rng.integers(0, 256, (200, 200, 3), np.uint8)
-        Image.fromarray(pixels).save(folder / f"{name}.png")
-    return [str(folder / f"{name}.png") for name in names]
-
-
-def make_window(qtbot, models: ModelRegistry) -> MainWindow:
-    window = MainWindow(
-        model_id=MODEL_ID, device="cpu", model_registry=models, settings=Settings()
-    )
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitUntil(lambda: window.model is not None, timeout=WAIT_MS)
-    return window
-
-
 @pytest.fixture
 def models(monkeypatch) -> ModelRegistry:
-    monkeypatch.setattr(workflow, "detect_faces", one_fixed_face)
-    registry = ModelRegistry()
-    registry.register(
-        ModelInfo(MODEL_ID, "Tiny annotations model", "test", "tests"), TinyModel
-    )
-    return registry
+    use_one_fixed_face(monkeypatch)
+    return tiny_registry(TinyModel)
 
 
 @pytest.fixture
@@ -109,7 +68,7 @@ def case_folder(tmp_path) -> Path:
     """Q1 against K1 and K2, one fixed face each."""
     folder = tmp_path / "case"
     with Case.create(folder, "2026-0018", "A. Examiner") as case:
-        files = write_images(tmp_path, ["q1", "k1", "k2"])
+        files = write_images(tmp_path, ["q1", "k1", "k2"], seed=7)
         case.add_exhibits(files[:1], "probe")
         case.add_exhibits(files[1:], "gallery")
         for mark in ("Q1", "K1", "K2"):
@@ -119,8 +78,7 @@ def case_folder(tmp_path) -> Path:
 
 @pytest.fixture
 def window(qtbot, models, case_folder) -> MainWindow:
-    window = make_window(qtbot, models)
-    window.controller.open_case(case_folder)
+    window = make_window(qtbot, models, case_folder)
     qtbot.waitUntil(lambda: window.compare.loaded is not None, timeout=WAIT_MS)
     qtbot.waitUntil(lambda: not window.controller._ranker.is_busy(), timeout=WAIT_MS)
     window.side_tabs.setCurrentWidget(window.annotation_list)
@@ -144,12 +102,6 @@ def audit_actions(case: Case) -> list[str]:
     return [e.action for e in case.audit_log() if e.action.startswith("annotation")]
 
 
-def save_shot(window: MainWindow, name: str) -> None:
-    if SHOTS.is_dir():
-        window.resize(1280, 720)
-        window.grab().save(str(SHOTS / name))
-
-
 def test_the_list_shows_every_annotation_and_can_keep_to_the_pair(qtbot, window):
     listed = window.annotation_list
     assert window.side_tabs.tabText(1) == "Annotations"
@@ -171,7 +123,6 @@ def test_the_list_shows_every_annotation_and_can_keep_to_the_pair(qtbot, window)
     listed.only_pair.setChecked(False)
     assert listed.table.rowCount() == 3
     select_row(listed, window.controller.case.annotations()[0].id)
-    save_shot(window, "annotation_list_1280x720.png")
 
 
 def test_choosing_a_row_shows_it_in_the_comparison(qtbot, window):
@@ -275,7 +226,6 @@ def test_delete_from_the_list_says_so_and_its_undo_button_restores(qtbot, window
     assert window.undo_action.text() == (
         "&Undo delete annotation 'left ear scar' on K1"
     )
-    save_shot(window, "delete_hint_1280x720.png")
     hint.undo_button.click()
     (back,) = case.annotations()  # a new row (new id), the same fields
     assert (back.label, back.note, back.component, back.shape) == (
@@ -306,17 +256,6 @@ def test_delete_from_the_viewer_shows_the_hint(qtbot, window):
     assert case.annotations() == []
     assert window.undo_hint.isVisible()
     assert "'left ear scar' on K1 deleted" in window.undo_hint.text.text()
-    if SHOTS.is_dir():  # how it looks in the dark theme, for the examiner's eye
-        app = QApplication.instance()
-        style, palette = app.style().name(), QPalette(app.palette())
-        try:
-            window.set_theme("dark")
-            qtbot.wait(50)  # the new palette reaches the widgets through events
-            save_shot(window, "delete_hint_dark_1280x720.png")
-        finally:
-            app.setStyle(style)
-            app.setPalette(palette)
-            app.setProperty("xfr_theme", None)
     window.undo_hint.timer.timeout.emit()  # a few seconds later it goes
     assert not window.undo_hint.isVisible()
 

@@ -5,26 +5,27 @@ face finder is replaced by one fixed face per exhibit."""
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
-
-import numpy as np
 import pytest
-import torch
-from PIL import Image
 
 pytest.importorskip("PySide6")
 
 from PySide6.QtCore import QPoint, Qt
 
 from core.case import workflow
-from core.case.store import Case
 from core.case.workflow import CandidateRow
-from core.faces.detect import Face
-from core.models import FaceModel, ModelInfo, ModelRegistry, Preprocessing, Threshold
+from core.models import Threshold
 from core.wording import ACCEPT_WORDS, REJECT_WORDS
+from tests.gui.tiny_case import (
+    WAIT_MS,
+    TinyDistanceModel,
+    add_exhibits,
+    make_window,
+    new_case,
+    tiny_registry,
+    use_one_fixed_face,
+    write_images,
+)
 from xfr_desktop.main_window import MainWindow
-from xfr_desktop.settings import Settings
 from xfr_desktop.widgets.candidates_table import (
     COSINE,
     DISTANCE,
@@ -34,67 +35,13 @@ from xfr_desktop.widgets.candidates_table import (
 )
 
 pytestmark = pytest.mark.usefixtures("no_qt_leaks")
-WAIT_MS = 20_000
-MODEL_ID = "tiny-euclidean"
-FACE = Face(
-    bbox=(40.0, 40.0, 160.0, 160.0),
-    landmarks5=np.array(
-        [[130.0, 80.0], [110.0, 80.0], [70.0, 80.0], [90.0, 80.0], [100.0, 120.0]]
-    ),
-    source="manual",
-)
-
-
-class TinyDistanceModel(FaceModel):
-    """8x8 chips -> 4-d embeddings, deciding on the distance as dlib does."""
-
-    def __init__(self) -> None:
-        torch.manual_seed(0)
-        self.model_id = MODEL_ID
-        self.display_name = "Tiny distance model"
-        self.weights_sha256 = hashlib.sha256(b"tiny distance weights").hexdigest()
-        self.embedding_dim = 4
-        self.preprocessing = Preprocessing(input_size=(8, 8))
-        self.threshold = Threshold("euclidean", 0.6, "test value")
-        self.network = torch.nn.Sequential(
-            torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4)
-        )
-
-
-def one_fixed_face(case: Case, mark: str, **_: object) -> list:
-    return case.set_faces(mark, [FACE], detector="test")
-
-
-def write_images(folder: Path, names: list[str]) -> list[str]:
-    rng = np.random.default_rng(abs(hash(tuple(names))) % 1000)
-    for name in names:
-        pixels = rng.integers(0, 256, (200, 200, 3), np.uint8)
-        Image.fromarray(pixels).save(folder / f"{name}.png")
-    return [str(folder / f"{name}.png") for name in names]
 
 
 @pytest.fixture
 def window(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setattr(workflow, "detect_faces", one_fixed_face)
-    models = ModelRegistry()
-    models.register(
-        ModelInfo(MODEL_ID, "Tiny distance model", "test", "tests"), TinyDistanceModel
-    )
-    window = MainWindow(
-        model_id=MODEL_ID, device="cpu", model_registry=models, settings=Settings()
-    )
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitUntil(lambda: window.model is not None, timeout=WAIT_MS)
-    Case.create(tmp_path / "case", "2026-0018", "A. Examiner").close()
-    window.controller.open_case(tmp_path / "case")
-    qtbot.waitUntil(lambda: window.controller.case is not None, timeout=WAIT_MS)
-    return window
-
-
-def add(qtbot, window: MainWindow, files: list[str], role: str) -> None:
-    with qtbot.waitSignal(window.controller.intake_finished, timeout=WAIT_MS):
-        window.controller.add_files(files, role)
+    use_one_fixed_face(monkeypatch)
+    models = tiny_registry(TinyDistanceModel)
+    return make_window(qtbot, models, new_case(tmp_path / "case"))
 
 
 def ranked(window: MainWindow, probes: list[str], gallery: int) -> bool:
@@ -110,8 +57,8 @@ def column(table: CandidatesTable, index: int) -> list[str]:
 
 @pytest.fixture
 def two_probes(qtbot, window, tmp_path):
-    add(qtbot, window, write_images(tmp_path, ["q1", "q2"]), "probe")
-    add(qtbot, window, write_images(tmp_path, ["k1", "k2", "k3"]), "gallery")
+    add_exhibits(qtbot, window, write_images(tmp_path, ["q1", "q2"]), "probe")
+    add_exhibits(qtbot, window, write_images(tmp_path, ["k1", "k2", "k3"]), "gallery")
     qtbot.waitUntil(lambda: ranked(window, ["Q1", "Q2"], 3), timeout=WAIT_MS)
     qtbot.waitUntil(lambda: window.compare.loaded is not None, timeout=WAIT_MS)
     return window
@@ -139,10 +86,6 @@ def test_a_second_probe_gets_its_own_ranked_table(qtbot, two_probes, tmp_path):
         lambda: compare.loaded is not None and compare.loaded.probe_label == "Q2",
         timeout=WAIT_MS,
     )
-    window.resize(1280, 720)
-    shots = Path("/work/shots18/b")
-    if shots.is_dir():
-        window.grab().save(str(shots / "candidates_q2_1280x720.png"))
 
 
 def test_the_table_is_best_first_by_distance_and_sorts_numerically(qtbot, two_probes):
@@ -181,7 +124,7 @@ def test_a_header_click_sorts_numbers_not_text(qtbot):
 
 def test_adding_a_gallery_exhibit_re_ranks_every_probe(qtbot, two_probes, tmp_path):
     window = two_probes
-    add(qtbot, window, write_images(tmp_path, ["k4"]), "gallery")
+    add_exhibits(qtbot, window, write_images(tmp_path, ["k4"]), "gallery")
     qtbot.waitUntil(lambda: ranked(window, ["Q1", "Q2"], 4), timeout=WAIT_MS)
     qtbot.waitUntil(lambda: window.compare.candidates.rowCount() == 4)
     assert "K4" in window.compare.candidates.labels()
@@ -220,7 +163,7 @@ def test_a_row_click_opens_the_pair(qtbot, two_probes):
 def test_a_probe_without_any_gallery_face_says_what_to_do(qtbot, window, tmp_path):
     """'not ranked yet' suggested work under way; with no gallery face there is
     nothing to rank, and the title says to add gallery images."""
-    add(qtbot, window, write_images(tmp_path, ["q1"]), "probe")
+    add_exhibits(qtbot, window, write_images(tmp_path, ["q1"]), "probe")
     qtbot.waitUntil(lambda: window.compare.probe_combo.count() > 0, timeout=WAIT_MS)
     window.compare.refresh_candidates()
     assert "add gallery images" in window.compare.candidates_title.text()

@@ -5,8 +5,6 @@ open and a pair loaded with a map shown (tiny model, no dlib)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 pytest.importorskip("PySide6")
@@ -20,11 +18,10 @@ from tests.gui.layout_checks import (
     control_rect,
     overlaps,
 )
-from tests.gui.test_gui_overlays import explain, open_pair_window
+from tests.gui.tiny_case import explain, open_pair_window
 from xfr_desktop.panels.compare_panel import VIEW_MIN_SIZE, ComparePanel
 
 pytestmark = pytest.mark.usefixtures("no_qt_leaks")
-SHOTS = Path("/work/shots18/d")
 
 
 def check_compare_layout(compare: ComparePanel) -> None:
@@ -58,8 +55,6 @@ def test_the_comparison_view_fits_the_window(qtbot, tmp_path, monkeypatch, size,
     qtbot.wait(50)  # the layouts settle
     check_compare_layout(compare)
     assert compare.colour_bar.isVisible()
-    if SHOTS.is_dir():
-        window.grab().save(str(SHOTS / f"compare_{kind}_{size[0]}x{size[1]}.png"))
 
 
 def test_the_panel_alone_fits_the_room_it_gets_at_1280x720(

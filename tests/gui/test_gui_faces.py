@@ -8,12 +8,10 @@ the box prediction, which needs dlib's shape predictor."""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 pytest.importorskip("PySide6")
@@ -21,31 +19,16 @@ pytest.importorskip("PySide6")
 from core.case import workflow
 from core.case.store import Case
 from core.faces.detect import LANDMARK5_NAMES, Face
-from core.models import FaceModel, ModelInfo, ModelRegistry, Preprocessing, Threshold
+from tests.gui.tiny_case import WAIT_MS, make_window, tiny_model_class, tiny_registry
 from xfr_desktop.dialogs.face_dialog import BOX, POINTS, FaceDialog
 from xfr_desktop.main_window import MainWindow
 from xfr_desktop.panels import exhibits_panel
-from xfr_desktop.settings import Settings
 
 pytestmark = pytest.mark.usefixtures("no_qt_leaks")
-WAIT_MS = 20_000
-MODEL_ID = "tiny-faces"
 POINTS5 = np.array([[130, 80], [110, 80], [70, 80], [90, 80], [100, 120]], float)
-SHOTS = Path("/work/shots18/g")
-
-
-class TinyModel(FaceModel):
-    def __init__(self) -> None:
-        torch.manual_seed(0)
-        self.model_id = MODEL_ID
-        self.display_name = "Tiny faces model"
-        self.weights_sha256 = hashlib.sha256(b"tiny faces weights").hexdigest()
-        self.embedding_dim = 4
-        self.preprocessing = Preprocessing(input_size=(8, 8))
-        self.threshold = Threshold("cosine", 0.5, "test value")
-        self.network = torch.nn.Sequential(
-            torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4)
-        )
+TinyModel = tiny_model_class(
+    "tiny-faces", "cosine", 0.5, name="Tiny faces model", weights=b"tiny faces weights"
+)
 
 
 def detected(shift: float = 0.0) -> Face:
@@ -81,17 +64,8 @@ def ranked(window: MainWindow, gallery: list[str]) -> bool:
 
 @pytest.fixture
 def window(qtbot, tmp_path):
-    models = ModelRegistry()
-    models.register(ModelInfo(MODEL_ID, "Tiny faces model", "test", "tests"), TinyModel)
-    window = MainWindow(
-        model_id=MODEL_ID, device="cpu", model_registry=models, settings=Settings()
-    )
-    window.errors.show_dialogs = False
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitUntil(lambda: window.model is not None, timeout=WAIT_MS)
-    window.controller.open_case(make_case(tmp_path))
-    qtbot.waitUntil(lambda: window.controller.case is not None, timeout=WAIT_MS)
+    models = tiny_registry(TinyModel)
+    window = make_window(qtbot, models, make_case(tmp_path), show_dialogs=False)
     qtbot.waitUntil(lambda: ranked(window, ["K1", "K1#1"]), timeout=WAIT_MS)
     qtbot.waitUntil(lambda: window.compare.loaded is not None, timeout=WAIT_MS)
     return window
@@ -120,29 +94,6 @@ def last_face_step(case: Case):
     return [e for e in case.audit_log() if e.action.startswith("faces.")][-1]
 
 
-def shoot(widget, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    widget.resize(1280, 720)
-    widget.grab().save(str(SHOTS / name))
-
-
-def shoot_menu(window, panel, item, menu, name: str) -> None:
-    """The window with a context menu painted where it opens (a menu is a
-    window of its own, so the window's grab does not hold it)."""
-    from PySide6.QtGui import QPainter
-
-    window.resize(1280, 720)
-    rect = panel.tree.visualItemRect(item)
-    menu.adjustSize()
-    shot = window.grab()
-    at = panel.tree.viewport().mapTo(window, rect.center())
-    painter = QPainter(shot)
-    painter.drawPixmap(at, menu.grab())
-    painter.end()
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    shot.save(str(SHOTS / name))
-
-
 # ---- reject, restore -------------------------------------------------------------
 def test_reject_a_false_detection_then_restore_it(qtbot, window, monkeypatch):
     case, panel = window.controller.case, window.exhibits
@@ -157,7 +108,6 @@ def test_reject_a_false_detection_then_restore_it(qtbot, window, monkeypatch):
         exhibits_panel.PLACE,
     ]
     assert not action(menu, exhibits_panel.RESET).isEnabled()  # the detected face
-    shoot_menu(window, panel, item, menu, "exhibits_context_menu.png")
     monkeypatch.setattr(panel, "ask_reason", lambda label: "the mission patch")
     action(menu, exhibits_panel.REJECT).trigger()
 
@@ -171,7 +121,6 @@ def test_reject_a_false_detection_then_restore_it(qtbot, window, monkeypatch):
     rejected = panel.item_for("K1#1", exhibits_panel.REJECTED)
     assert rejected.text(0) == "face K1#1: rejected\n(the mission patch)"
     assert window.controller.undo_stack.undoText() == "reject face K1#1"
-    shoot(window, "exhibits_rejected_face.png")
 
     menu = panel.menu_for(rejected)
     assert [a.text() for a in menu.actions()] == [exhibits_panel.RESTORE]
@@ -351,12 +300,9 @@ def test_place_a_face_on_a_faceless_exhibit_by_its_five_points(qtbot, window):
         assert LANDMARK5_NAMES[n] in dialog.instructions.text()
         assert not dialog.ok_button.isEnabled()
         dialog.viewer.annotation_drawn.emit("point", [[x, y]])  # a click
-        if n == 1:
-            shoot(dialog, "face_dialog_points_asking.png")
     assert dialog.ok_button.isEnabled()
     assert dialog.viewer.tool is None
     np.testing.assert_allclose(dialog.viewer.landmarks(), POINTS5)
-    shoot(dialog, "face_dialog_points.png")
     dialog.move_point(4, 100, 124)  # a drag before OK
     qtbot.waitUntil(lambda: dialog.face().landmarks5[4][1] == 124, timeout=WAIT_MS)
     dialog.accept()
@@ -417,13 +363,12 @@ def test_a_drawn_box_predicts_the_points_before_anything_is_stored(qtbot, window
     # the image gets at least 600x450 at the dialog's own size and on 1280x720
     assert dialog.viewer.width() >= 600 and dialog.viewer.height() >= 450
     assert dialog.width() <= 1280 and dialog.height() <= 720 - 40
-    shoot(dialog, "face_dialog_box.png")
+    dialog.resize(1280, 720)
     assert dialog.viewer.width() >= 600 and dialog.viewer.height() >= 450
     dialog.viewer.annotation_drawn.emit("rectangle", [[40, 30], [200, 190]])
     qtbot.waitUntil(lambda: dialog.face() is not None, timeout=WAIT_MS)
     assert dialog.face().source == "box" and dialog.ok_button.isEnabled()
     assert case.faces("K2") == []  # nothing stored before OK
-    shoot(dialog, "face_dialog_box_points.png")
     dialog.shutdown()
     dialog.deleteLater()
 
@@ -437,16 +382,8 @@ def astronaut_window(qtbot, tmp_path, astronaut_path, grace_hopper_path):
         case.add_exhibits([astronaut_path], "gallery")
         workflow.detect_faces(case, "Q1")
         workflow.detect_faces(case, "K1")
-    models = ModelRegistry()
-    models.register(ModelInfo(MODEL_ID, "Tiny faces model", "test", "tests"), TinyModel)
-    window = MainWindow(
-        model_id=MODEL_ID, device="cpu", model_registry=models, settings=Settings()
-    )
-    window.errors.show_dialogs = False
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitUntil(lambda: window.model is not None, timeout=WAIT_MS)
-    window.controller.open_case(tmp_path / "case")
+    models = tiny_registry(TinyModel)
+    window = make_window(qtbot, models, tmp_path / "case", show_dialogs=False)
     qtbot.waitUntil(lambda: ranked(window, ["K1", "K1#1"]), timeout=WAIT_MS)
     return window
 
@@ -468,7 +405,6 @@ def test_the_astronauts_patch_is_rejected_and_her_face_boxed(qtbot, astronaut_wi
         ),
         timeout=WAIT_MS,
     )
-    shoot(window, "astronaut_patch_rejected.png")
 
     dialog = window.correct_face("K1")
     qtbot.waitUntil(lambda: dialog.ready, timeout=WAIT_MS)
@@ -482,7 +418,6 @@ def test_the_astronauts_patch_is_rejected_and_her_face_boxed(qtbot, astronaut_wi
     assert predicted.source == "box" and predicted.landmarks68 is not None
     eyes = predicted.landmarks5[:4]
     assert (eyes[:, 1] < predicted.landmarks5[4, 1]).all()  # eyes above the nose
-    shoot(dialog, "astronaut_face_dialog_box.png")
     dialog.accept()
     assert case.face("K1").source == "box"
     window.controller.undo_stack.undo()

@@ -12,21 +12,14 @@ import hashlib
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
-import torch
 from cryptography.hazmat.primitives import hashes
-from PIL import Image
 
 pytest.importorskip("PySide6")
 
 from PySide6.QtCore import Qt, QUrl
 from PySide6.QtWidgets import QMessageBox
 
-from core.case import workflow
-from core.case.store import Case
-from core.faces.detect import Face
-from core.models import FaceModel, ModelInfo, ModelRegistry, Preprocessing, Threshold
 from core.report import identities
 from core.report.api import read_manifest, verify_report
 from core.report.signing import (
@@ -35,73 +28,40 @@ from core.report.signing import (
     load_certificate,
     read_pkcs12,
 )
+from tests.gui.tiny_case import (
+    add_exhibits,
+    make_window,
+    new_case,
+    tiny_model_class,
+    tiny_registry,
+    use_one_fixed_face,
+    write_images,
+)
 from xfr_desktop.dialogs.identity_dialog import ImportIdentityDialog, NewIdentityDialog
 from xfr_desktop.main_window import MainWindow
-from xfr_desktop.settings import Settings
 from xfr_desktop.theme import PROBLEM_TEXT
 
 pytestmark = pytest.mark.usefixtures("no_qt_leaks")
 WAIT_MS = 30_000
-MODEL_ID = "tiny-identity-export"
 PASSWORD = "correct horse 1"
-SHOTS = Path("/work/shots18/e")
-FACE = Face(
-    bbox=(40.0, 40.0, 160.0, 160.0),
-    landmarks5=np.array(
-        [[130.0, 80.0], [110.0, 80.0], [70.0, 80.0], [90.0, 80.0], [100.0, 120.0]]
-    ),
-    source="manual",
+TinyModel = tiny_model_class(
+    "tiny-identity-export",
+    "cosine",
+    0.5,
+    name="Tiny identity-export model",
+    weights=b"tiny identity weights",
 )
-
-
-class TinyModel(FaceModel):
-    """8x8 chips -> 4-d embeddings: a real, if useless, FaceModel."""
-
-    def __init__(self) -> None:
-        torch.manual_seed(0)
-        self.model_id = MODEL_ID
-        self.display_name = "Tiny identity-export model"
-        self.weights_sha256 = hashlib.sha256(b"tiny identity weights").hexdigest()
-        self.embedding_dim = 4
-        self.preprocessing = Preprocessing(input_size=(8, 8))
-        self.threshold = Threshold("cosine", 0.5, "test value")
-        self.network = torch.nn.Sequential(
-            torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4)
-        )
-
-
-def one_fixed_face(case: Case, mark: str, **_: object) -> list:
-    return case.set_faces(mark, [FACE], detector="test")
-
-
-def shot(widget, name: str) -> None:
-    """A 1280x720 look at ``widget`` for the examiner's eye (when the folder is
-    there)."""
-    if SHOTS.is_dir():
-        widget.grab().save(str(SHOTS / f"{name}.png"))
 
 
 @pytest.fixture
 def window(qtbot, tmp_path, monkeypatch):
     """A window with a case holding one comparison (Q1 x K1)."""
-    monkeypatch.setattr(workflow, "detect_faces", one_fixed_face)
-    models = ModelRegistry()
-    models.register(ModelInfo(MODEL_ID, "Tiny", "test", "tests"), TinyModel)
-    window = MainWindow(
-        model_id=MODEL_ID, device="cpu", model_registry=models, settings=Settings()
-    )
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitUntil(lambda: window.model is not None, timeout=WAIT_MS)
-    Case.create(tmp_path / "case", "2026-0018", "A. Examiner").close()
-    window.controller.open_case(tmp_path / "case")
-    qtbot.waitUntil(lambda: window.controller.case is not None, timeout=WAIT_MS)
-    rng = np.random.default_rng(7)
-    for name, role in (("q1", "probe"), ("k1", "gallery")):
-        path = tmp_path / f"{name}.png"
-        Image.fromarray(rng.integers(0, 256, (200, 200, 3), np.uint8)).save(path)
-        with qtbot.waitSignal(window.controller.intake_finished, timeout=WAIT_MS):
-            window.controller.add_files([str(path)], role)
+    use_one_fixed_face(monkeypatch)
+    models = tiny_registry(TinyModel, "Tiny")
+    window = make_window(qtbot, models, new_case(tmp_path / "case"), wait_ms=WAIT_MS)
+    probe, gallery = write_images(tmp_path, ["q1", "k1"], seed=7)
+    add_exhibits(qtbot, window, [probe], "probe", wait_ms=WAIT_MS)
+    add_exhibits(qtbot, window, [gallery], "gallery", wait_ms=WAIT_MS)
     qtbot.waitUntil(
         lambda: (
             bool(window.controller.case.comparisons())
@@ -128,6 +88,18 @@ def make_identity_in_gui(qtbot, window: MainWindow, name: str = "Dr. Ann Example
     with qtbot.waitSignal(dialog.identity_ready, timeout=WAIT_MS) as made:
         dialog.ok_button.click()
     return dialog, made.args[0]
+
+
+def export_dialog_filled_in(qtbot, window: MainWindow, out: Path):
+    """A new identity made, then the export dialog with ``out`` and the right
+    password filled in; the identity and the dialog."""
+    _, identity = make_identity_in_gui(qtbot, window)
+    window.identity_dialog.close()
+    window.ask_export_report()
+    dialog = window.report_dialog
+    dialog.path.setText(str(out))
+    dialog.password.setText(PASSWORD)
+    return identity, dialog
 
 
 def test_a_new_identity_is_made_in_the_gui_and_shows_subject_and_fingerprint(
@@ -162,8 +134,6 @@ def test_a_new_identity_is_made_in_the_gui_and_shows_subject_and_fingerprint(
     assert "Dr. Ann Example, Forensic Lab, ann@example.org" in shown
     assert identity.fingerprint_sha256 in shown
     assert dialog.ok_button.text() == "Close" and not dialog.name.isEnabled()
-    dialog.resize(1280, 720)
-    shot(dialog, "new_identity_done_1280x720")
     assert [i.p12 for i in identities.known_identities()] == [identity.p12]
 
 
@@ -182,8 +152,6 @@ def test_import_asks_again_in_place_after_a_wrong_password(qtbot, window, tmp_pa
     assert dialog.focusWidget() is dialog.password
     assert dialog.source.text() == str(source)  # the file is kept
     assert identities.known_identities() == []  # nothing copied
-    dialog.resize(1280, 720)
-    shot(dialog, "import_wrong_password_1280x720")
 
     dialog.password.setText(PASSWORD)
     assert not dialog.problem.isVisible()  # retyping clears the red line
@@ -264,8 +232,6 @@ def test_wrong_password_at_export_keeps_the_choices_then_the_right_one_signs(
     assert dialog.focusWidget() is dialog.password
     assert dialog.path.text() == str(out) and checked_ids(dialog) == chosen
     assert dialog.identity_path() == str(identity.p12)
-    dialog.resize(1280, 720)
-    shot(dialog, "export_wrong_password_1280x720")
 
     dialog.password.setText(PASSWORD)
     with qtbot.waitSignal(window.report_exported, timeout=WAIT_MS) as exported:
@@ -280,13 +246,8 @@ def test_a_wrong_password_found_while_signing_asks_again_with_the_choices(
 ):
     """The password passed the first check, then signing refused it (the file
     was replaced meanwhile): the dialog comes back, everything but it kept."""
-    _, identity = make_identity_in_gui(qtbot, window)
-    window.identity_dialog.close()
-    window.ask_export_report()
-    first = window.report_dialog
     out = tmp_path / "kept.pdf"
-    first.path.setText(str(out))
-    first.password.setText(PASSWORD)
+    identity, first = export_dialog_filled_in(qtbot, window, out)
     chosen = checked_ids(first)
     monkeypatch.setattr(identities, "unlock_identity", lambda p12, password: None)
     monkeypatch.setattr(
@@ -311,13 +272,8 @@ def test_a_wrong_password_found_while_signing_asks_again_with_the_choices(
 def test_the_completion_dialog_names_the_report_and_its_buttons_work(
     qtbot, window, tmp_path
 ):
-    _, identity = make_identity_in_gui(qtbot, window)
-    window.identity_dialog.close()
-    window.ask_export_report()
-    dialog = window.report_dialog
     out = tmp_path / "report.pdf"
-    dialog.path.setText(str(out))
-    dialog.password.setText(PASSWORD)
+    identity, dialog = export_dialog_filled_in(qtbot, window, out)
     with qtbot.waitSignal(window.report_exported, timeout=WAIT_MS) as exported:
         dialog.buttons.button(dialog.buttons.StandardButton.Ok).click()
     outcome = exported.args[0]
@@ -349,8 +305,6 @@ def test_the_completion_dialog_names_the_report_and_its_buttons_work(
     again = verify_report(out, trust=[identity.certificate])
     assert again.ok
     assert not window.findChildren(QMessageBox)  # shown in the dialog, not a box
-    done.resize(1280, 720)
-    shot(done, "export_done_verified_1280x720")
     done.close_button.click()
     assert not done.isVisible()
 
@@ -387,8 +341,6 @@ def test_the_red_problem_line_is_readable_in_both_themes(qtbot, window, theme):
     )
     assert PROBLEM_TEXT[theme] in dialog.problem.styleSheet()
     assert dialog.focusWidget() is dialog.source
-    dialog.resize(1280, 720)
-    shot(dialog, f"import_no_file_{theme}_1280x720")
     dialog.close()
 
 

@@ -7,71 +7,24 @@ A tiny model and real (fast) explainers on synthetic images; no dlib."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 pytest.importorskip("PySide6")
 
-from core.case import workflow
-from core.case.store import Case
 from core.colours import (
     MAGNITUDE_LEGEND,
     SIGNED_COLOUR_MAP_LABEL,
     map_legend,
     robust_peak,
 )
-from core.explain.base import ExplanationResult, get
+from core.explain.base import get
 from core.explain.render import display_sigma, smooth_covered
-from core.models import ModelRegistry
-from tests.gui.test_gui_candidates import (
-    MODEL_ID,
-    TinyDistanceModel,
-    one_fixed_face,
-    write_images,
-)
+from tests.gui.tiny_case import WAIT_MS, explain, open_pair_window
 from xfr_desktop.main_window import MainWindow
 from xfr_desktop.panels.compare_panel import ComparePanel
-from xfr_desktop.settings import Settings
 
 pytestmark = pytest.mark.usefixtures("no_qt_leaks")
-WAIT_MS = 20_000
-
-
-def open_pair_window(qtbot, tmp_path: Path, monkeypatch) -> MainWindow:
-    """A window with a case of one probe and two gallery images, a pair loaded."""
-    from core.models import ModelInfo
-
-    monkeypatch.setattr(workflow, "detect_faces", one_fixed_face)
-    models = ModelRegistry()
-    models.register(
-        ModelInfo(MODEL_ID, "Tiny distance model", "test", "tests"), TinyDistanceModel
-    )
-    window = MainWindow(
-        model_id=MODEL_ID, device="cpu", model_registry=models, settings=Settings()
-    )
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitUntil(lambda: window.model is not None, timeout=WAIT_MS)
-    Case.create(tmp_path / "case", "2026-0018", "A. Examiner").close()
-    window.controller.open_case(tmp_path / "case")
-    qtbot.waitUntil(lambda: window.controller.case is not None, timeout=WAIT_MS)
-    for names, role in ((["q1"], "probe"), (["k1", "k2"], "gallery")):
-        with qtbot.waitSignal(window.controller.intake_finished, timeout=WAIT_MS):
-            window.controller.add_files(write_images(tmp_path, names), role)
-    qtbot.waitUntil(lambda: window.compare.loaded is not None, timeout=WAIT_MS)
-    # nothing in flight that could replace the results a test shows
-    busy = (window.controller._ranker, window.compare._loader, window._results_loader)
-    qtbot.waitUntil(lambda: not any(r.is_busy() for r in busy), timeout=WAIT_MS)
-    qtbot.wait(20)  # their last signals delivered
-    return window
-
-
-def explain(compare: ComparePanel, method: str, **params) -> ExplanationResult:
-    """A real explainer's result for the loaded pair (run here: it is fast)."""
-    assert compare.loaded is not None and compare.model is not None
-    return get(method).explain(compare.loaded.pair, compare.model, params)
 
 
 @pytest.fixture

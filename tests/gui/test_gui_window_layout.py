@@ -11,23 +11,23 @@ pytest.importorskip("PySide6")
 
 from PySide6.QtWidgets import QAbstractButton, QSplitter, QWidget
 
-from core.case import workflow
-from core.case.store import Case
-from core.models import ModelInfo, ModelRegistry
 from tests.gui.layout_checks import describe, overlaps
-from tests.gui.test_gui_candidates import (
-    MODEL_ID,
+from tests.gui.test_gui_maps_grid import chips, synthetic_result
+from tests.gui.tiny_case import (
+    WAIT_MS,
     TinyDistanceModel,
-    one_fixed_face,
+    add_exhibits,
+    make_window,
+    new_case,
+    tiny_registry,
+    use_one_fixed_face,
     write_images,
 )
-from tests.gui.test_gui_maps_grid import chips, synthetic_result
 from xfr_desktop.main_window import MainWindow
 from xfr_desktop.panels.maps_panels import LAYER_CHIP_SIZE, TILE_CHIP_SIZE
 from xfr_desktop.settings import Settings
 
 pytestmark = pytest.mark.usefixtures("no_qt_leaks")
-WAIT_MS = 20_000
 SCREENS = [(1280, 720), (1920, 1080)]
 COMPARISON_BUDGET = 650  # px: the comparison panel's share of a 1280-px window
 
@@ -42,25 +42,12 @@ def _truncated_buttons(root: QWidget) -> list[str]:
 
 @pytest.fixture
 def window(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setattr(workflow, "detect_faces", one_fixed_face)
-    models = ModelRegistry()
-    models.register(
-        ModelInfo(MODEL_ID, "Tiny distance model", "test", "tests"), TinyDistanceModel
-    )
-    window = MainWindow(
-        model_id=MODEL_ID, device="cpu", model_registry=models, settings=Settings()
-    )
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitUntil(lambda: window.model is not None, timeout=WAIT_MS)
-    Case.create(tmp_path / "case", "2026-0018", "A. Examiner").close()
-    window.controller.open_case(tmp_path / "case")
-    qtbot.waitUntil(lambda: window.controller.case is not None, timeout=WAIT_MS)
+    use_one_fixed_face(monkeypatch)
+    models = tiny_registry(TinyDistanceModel)
+    window = make_window(qtbot, models, new_case(tmp_path / "case"))
     files = write_images(tmp_path, ["q1", "k1", "k2"])
-    with qtbot.waitSignal(window.controller.intake_finished, timeout=WAIT_MS):
-        window.controller.add_files(files[:1], "probe")
-    with qtbot.waitSignal(window.controller.intake_finished, timeout=WAIT_MS):
-        window.controller.add_files(files[1:], "gallery")
+    add_exhibits(qtbot, window, files[:1], "probe")
+    add_exhibits(qtbot, window, files[1:], "gallery")
     qtbot.waitUntil(lambda: window.compare.loaded is not None, timeout=WAIT_MS)
     qtbot.wait(200)  # the pair's (empty) stored results arrive
     results = {
@@ -153,12 +140,11 @@ def test_a_chosen_tile_opens_its_explanation_in_the_comparison(
 def test_the_first_window_fits_the_screen(qtbot):
     """No saved size yet (a first start): the default size must not run off a
     small screen (Qt moves a restored size onto the screen itself)."""
-    models = ModelRegistry()
-    models.register(
-        ModelInfo(MODEL_ID, "Tiny distance model", "test", "tests"), TinyDistanceModel
-    )
     window = MainWindow(
-        model_id=MODEL_ID, device="cpu", model_registry=models, settings=Settings()
+        model_id=TinyDistanceModel.model_id,
+        device="cpu",
+        model_registry=tiny_registry(TinyDistanceModel),
+        settings=Settings(),
     )
     qtbot.addWidget(window)
     available = window.screen().availableGeometry()
