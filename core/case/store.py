@@ -693,12 +693,21 @@ class Case:
         return history
 
     def _last_detection_stamp(self, mark: str) -> str | None:
-        """The rows' stamp of the exhibit's latest detection (None: not recorded,
-        in cases from before 0.6)."""
+        """The rows' stamp of the exhibit's latest detection (None: never
+        detected, so every record counts)."""
         for entry in reversed(self.audit_log()):
             if entry.action == "faces.detect" and entry.details.get("exhibit") == mark:
                 stamp = entry.details.get("stamp")
-                return stamp if isinstance(stamp, str) else None
+                if isinstance(stamp, str):
+                    return stamp
+                # a case from before 0.6: its rows were stamped just before the
+                # entry; with none found, nothing before the entry counts
+                if not entry.details.get("faces"):
+                    return entry.time
+                before = [
+                    f.created for f in self._face_rows(mark) if f.created <= entry.time
+                ]
+                return max(before, default=entry.time)
         return None
 
     def revert_face(self, label: str, face_id: int, why: str = "undo") -> CaseFace:

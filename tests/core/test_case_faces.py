@@ -293,3 +293,23 @@ def test_a_new_detection_keeps_a_rejected_false_detection_rejected(case):
     )
     assert case.restore_face("K1#1").source == "hog"
     assert not case.verify().problems
+
+
+def test_a_detection_recorded_before_0_6_also_restarts_the_history(case):
+    """Entries of older versions have no "stamp": the rows stamped just before
+    the entry start the history, so no record from an earlier detection (maybe
+    another person's face under the same label) is made current again."""
+    from core.case.records import now
+
+    first = case.face("K1").id
+    exhibit = case.exhibit("K1")
+    moved = detected(40.0)
+    details = {"exhibit": "K1", "detector": "hog", "faces": [moved.to_dict()]}
+    with case._change("faces.detect", details) as db:  # as 0.5 wrote it
+        db.execute(
+            "UPDATE faces SET superseded = 1 WHERE exhibit_id = ?", (exhibit.id,)
+        )
+        case._insert_face(db, exhibit.id, 0, moved, now())
+    assert first not in [f.id for f in case.face_history("K1")]
+    with pytest.raises(BadInputError, match="since its exhibit was last detected"):
+        case.revert_face("K1", first)
