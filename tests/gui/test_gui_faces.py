@@ -471,4 +471,7 @@ def test_maps_of_the_earlier_face_stay_reachable_and_say_so(qtbot, window):
     assert not compare.check_faithfulness.isEnabled()
     assert all(chip._overlay is None for chip in compare.chips)  # other alignment
     assert compare.viewers[0].overlay_peak is not None  # on the evidence: drawn
+    compare.kind_combo.setCurrentText("uncertainty")  # stored on the old chip
+    assert "earlier face" in compare.viewers[0].message_text
+    assert compare.viewers[0].overlay_peak is None
     qtbot.waitUntil(lambda: not window.controller._ranker.is_busy(), timeout=WAIT_MS)

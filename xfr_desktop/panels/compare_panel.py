@@ -767,6 +767,10 @@ class ComparePanel(QWidget):
         """Per side (evidence values, origin, chip values) as drawn, or None where
         the method has no map of ``kind``."""
         shown: list[tuple[np.ndarray, tuple[int, int], np.ndarray] | None] = []
+        if kind == UNCERTAINTY and self.shown_earlier() is not None:
+            # stored on the earlier record's chip: the current alignment would put
+            # it on the wrong place of the evidence
+            return [None, None]
         for side in (0, 1):
             maps = result.images[side] if result is not None else None
             if maps is None:
@@ -793,6 +797,11 @@ class ComparePanel(QWidget):
     def _no_map_message(self, result: ExplanationResult | None, kind: str) -> str:
         if result is None:
             return ""
+        if kind == UNCERTAINTY and self.shown_earlier() is not None:
+            return (
+                "The uncertainty of an earlier face's map is kept on that face's "
+                "chip and is not drawn here. Choose similarity or combined."
+            )
         if kind == UNCERTAINTY:
             return (
                 f"{result.method_name} is not a sampled method: it has no "
@@ -1047,6 +1056,14 @@ class ComparePanel(QWidget):
             return "no map" if v is None else f"{v:.4g}"
 
         units = self.map_units()
+        if self.shown_earlier() is not None:
+            # the same face point would need the earlier record's alignment: the
+            # value under the cursor only
+            self.hover.setText(
+                f"{names[side]} ({x:.0f}, {y:.0f}): {text(self.raw_value(side, x, y))}"
+                + (f"   ({units})" if units else "")
+            )
+            return
         self.hover.setText(
             f"{names[side]} ({x:.0f}, {y:.0f}): {text(self.raw_value(side, x, y))}   "
             f"|   same face point on the {names[1 - side]} ({ox:.0f}, {oy:.0f}): "
