@@ -18,6 +18,7 @@ were made with, and the GUI follows it so screen and report agree to the byte.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -239,14 +240,32 @@ def robust_peak(values: np.ndarray) -> float:
     return p if p > 0.0 else (float(magnitude.max()) or 1.0)
 
 
+def shared_floor(maps: Sequence[np.ndarray], top_percent: float) -> float | None:
+    """One "show the top x %" cut-off for several maps drawn together (probe and
+    gallery), so that one value is shown on both or on neither (None: show all)."""
+    if top_percent >= 100.0:
+        return None
+    finite = [np.abs(m[np.isfinite(m)]) for m in maps]
+    values = np.concatenate([f for f in finite if f.size] or [np.zeros(0)])
+    if not values.size:
+        return None
+    if top_percent <= 0.0:
+        return float(np.inf)
+    return float(np.percentile(values, 100.0 - top_percent))
+
+
 def colourise(
     values: np.ndarray,
     signed: bool,
     colour_map: str = DEFAULT_COLOUR_MAP,
     top_percent: float = 100.0,
     peak: float | None = None,
+    floor: float | None = None,
 ) -> tuple[np.ndarray, float, float]:
     """Map a heatmap to RGBA for display: ``(rgba uint8 (h, w, 4), low, high)``.
+
+    ``floor``: a cut-off shared with other maps (``shared_floor``): only values
+    with ``|v| >= floor`` are shown, instead of this map's own top ``top_percent``.
 
     The scale is robust to a few extreme values: ``p`` is the 99th percentile of
     ``|v|`` over finite values (the largest ``|v|`` when that is 0); unsigned maps
@@ -270,7 +289,9 @@ def colourise(
     lut = colour_lut(SIGNED_COLOUR_MAP if signed else colour_map)
     rgba[finite, :3] = lut[lut_index(v[finite], low, high)]
     shown = finite
-    if top_percent < 100.0:
+    if floor is not None:
+        shown = finite & (magnitude >= floor)
+    elif top_percent < 100.0:
         if top_percent <= 0.0:
             shown = np.zeros_like(finite)
         else:

@@ -207,3 +207,23 @@ def test_one_zoom_step_zooms_each_synchronised_view_once(qtbot, window):
     after = [v.visible_rect().width() for v in compare.viewers]
     for old, new in zip(before, after, strict=True):
         assert new == pytest.approx(old * 1.25, rel=0.01)
+
+
+def test_show_top_is_one_cut_off_for_both_faces(window):
+    """'Show top 20 %' keeps the same values on probe and gallery: one shared
+    cut-off, as one shared scale (not each map's own 80th percentile)."""
+    from core.colours import shared_floor
+
+    compare = window.compare
+    compare.set_explanations({1: explain(compare, "gradient_input")})
+    compare.kind_combo.setCurrentText("similarity")
+    compare.top_percent.setValue(20)
+    drawn = [shown_values(compare, side, "similarity") for side in (0, 1)]
+    floor = shared_floor(drawn, 20)
+    own = [shared_floor([values], 20) for values in drawn]
+    assert own[0] != pytest.approx(own[1])  # else the test proves nothing
+    for side, values in enumerate(drawn):
+        alpha = compare.viewers[side].rendered_overlay_rgba()[..., 3]
+        finite = np.isfinite(values)
+        assert (np.abs(values[finite & (alpha > 0)]) >= floor).all()
+        assert (np.abs(values[finite & (alpha == 0)]) < floor).all()

@@ -43,6 +43,7 @@ from core.colours import (
     colour_lut,
     map_legend,
     robust_peak,
+    shared_floor,
 )
 from core.explain import FacePair
 from core.explain.base import (
@@ -853,6 +854,11 @@ class ComparePanel(QWidget):
         # by layer), so the same colour is the same value on probe and gallery
         peak = max(robust_peak(values) for values, _, _ in drawn) if drawn else None
         self.shown_peak = peak
+        # one "show top x %" cut-off for both faces, as one scale: a value is shown
+        # on both or on neither
+        options["floor"] = shared_floor(
+            [values for values, _, _ in drawn], options["top_percent"]
+        )
         for side, viewer in enumerate(self.viewers):
             viewer.set_overlay_visible(visible)
             entry = shown[side]

@@ -78,6 +78,7 @@ class ChipView(QWidget):
         opacity: float = 0.6,
         top_percent: float = 100.0,
         peak: float | None = None,
+        floor: float | None = None,
     ) -> None:
         """Blend a heatmap at chip resolution over the chip (None removes it).
 
@@ -94,7 +95,7 @@ class ChipView(QWidget):
                     f"{self._chip.shape[:2]}"
                 )
             self._overlay = (
-                array, bool(signed), colour_map, opacity, top_percent, peak
+                array, bool(signed), colour_map, opacity, top_percent, peak, floor
             )  # fmt: skip
         self._render()
 
@@ -121,8 +122,12 @@ class ChipView(QWidget):
             return
         shown = self._chip
         if self._overlay is not None:
-            values, signed, colour_map, opacity, top_percent, peak = self._overlay
-            rgba, _, _ = colourise(values, signed, colour_map, top_percent, peak)
+            values, signed, colour_map, opacity, top_percent, peak, floor = (
+                self._overlay
+            )
+            rgba, _, _ = colourise(
+                values, signed, colour_map, top_percent, peak, floor=floor
+            )
             shown = blend_overlay(shown, rgba, opacity)
         self._rendered = shown
         pixmap = QPixmap.fromImage(rgb_to_qimage(shown)).scaled(

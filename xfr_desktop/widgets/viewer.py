@@ -355,6 +355,7 @@ class EvidenceViewer(AnnotationTool, QWidget):
         opacity: float = 0.6,
         top_percent: float = 100.0,
         peak: float | None = None,
+        floor: float | None = None,
     ) -> None:
         """Show a heatmap whose top-left pixel lies on image pixel ``origin_xy``.
 
@@ -369,7 +370,9 @@ class EvidenceViewer(AnnotationTool, QWidget):
             self._update_overlay_visibility()
             return
         array = np.array(values, dtype=np.float32, copy=True)
-        rgba, low, high = colourise(array, signed, colour_map, top_percent, peak)
+        rgba, low, high = colourise(
+            array, signed, colour_map, top_percent, peak, floor=floor
+        )
         self._overlay_values = array
         self._overlay_peak = float(high)
         self._overlay_origin = (int(origin_xy[0]), int(origin_xy[1]))
