@@ -221,10 +221,9 @@ def main(out: Path) -> None:
     window.tabs.setCurrentIndex(0)
     shot("19-dark-theme")
     window.set_theme("light")
-    subprocess.run(
-        ["pdftoppm", "-png", "-r", "60", str(pdf), str(out / "20-report-page")],
-        check=True,
-    )
+    pages = out / "20-report-page"  # the cover, evidence, first comparison, method
+    command = ["pdftoppm", "-png", "-r", "60", "-f", "1", "-l", "4", str(pdf)]
+    subprocess.run([*command, str(pages)], check=True)
     print("wrote", out / "20-report-page-*.png")
     window.close()
 
