@@ -117,3 +117,20 @@ def test_the_flow_layout_wraps_instead_of_overlapping(qtbot):
     assert len({button.y() for button in buttons}) == 3  # two per row
     assert_no_overlap(host)
     assert all(button.geometry().right() < narrow for button in buttons)
+
+
+def test_the_faithfulness_tab_gets_room_for_its_curves(qtbot, tmp_path, monkeypatch):
+    """The curves were about 60 px tall at 1280x720 under the views; choosing the
+    tab gives the tabs up to 45 % of the height, the views keep their minimum."""
+    window = open_pair_window(qtbot, tmp_path, monkeypatch)
+    compare = window.compare
+    window.resize(1280, 720)
+    qtbot.wait(50)
+    compare.tabs.setCurrentIndex(2)  # Faithfulness
+    qtbot.wait(50)
+    assert compare.tabs.tabText(2) == "Faithfulness"
+    assert all(plot.height() >= 140 for plot in compare.faithfulness)
+    assert_min_size(compare.viewers, VIEW_MIN_SIZE, VIEW_MIN_SIZE)
+    compare.tabs.setCurrentIndex(0)  # the score: the views get the room back
+    qtbot.wait(50)
+    assert compare.tabs.height() <= compare.tabs.minimumHeight() + 2

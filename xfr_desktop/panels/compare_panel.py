@@ -472,9 +472,19 @@ class ComparePanel(QWidget):
         # the views first: the tabs start at their smallest height
         splitter.setSizes([10_000, self.tabs.minimumHeight()])
         self.splitter = splitter
+        self.tabs.currentChanged.connect(self._give_tab_room)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(splitter)
+
+    def _give_tab_room(self, index: int) -> None:
+        """The candidates table, the faithfulness curves and the method details
+        get up to 45 % of the height (the views keep their minimum); the score
+        goes back to its smallest height.  The examiner can still drag."""
+        total = sum(self.splitter.sizes())
+        smallest = self.tabs.minimumHeight()
+        wanted = smallest if index == 0 else max(smallest, int(total * 0.45))
+        self.splitter.setSizes([total - wanted, wanted])
 
     @staticmethod
     def _labelled(text: str, widget: QWidget, stretch: bool = False) -> QWidget:
