@@ -116,6 +116,10 @@ class CaseController(QObject):
         self._opening = ""
         self._open_failure = "Could not open the case."  # what the opener is doing
         self._intake = self._runner("add the images", self._on_intake)
+        # files added while an intake runs wait their turn: a second intake would
+        # cancel the first one's report and run the face detector twice at once
+        self._waiting_intakes: list[tuple[list[str], str]] = []
+        self._intake.finished.connect(self._start_next_intake)
         self._ranker = self._runner("rank the gallery", self._on_ranked)
         self._explainer = self._runner("explain the pair", self._on_explained)
         self._explainer.progress.connect(self._on_job_progress)
@@ -202,6 +206,7 @@ class CaseController(QObject):
             runner.shutdown()
         self.jobs.clear()
         self.jobs_changed.emit()
+        self._waiting_intakes.clear()
         if self.case is not None:
             self.case.close()
             self.case = None
@@ -214,10 +219,21 @@ class CaseController(QObject):
     def add_files(self, files: Sequence[str], role: str) -> None:
         if self.case is None:
             return
+        files = [str(f) for f in files]
+        if self._intake.is_busy():
+            self._waiting_intakes.append((files, role))
+            self.status.emit(
+                f"{len(files)} file(s) as {role} will be added after the images "
+                "being added now"
+            )
+            return
         self.status.emit(f"Adding {len(files)} file(s) as {role}…")
-        self._intake.start(
-            workflow.add_and_detect, self.case, [str(f) for f in files], role
-        )
+        self._intake.start(workflow.add_and_detect, self.case, files, role)
+
+    def _start_next_intake(self) -> None:
+        if self._waiting_intakes and self.case is not None:
+            files, role = self._waiting_intakes.pop(0)
+            self.add_files(files, role)
 
     def _on_intake(self, intake: workflow.Intake) -> None:
         result = intake.result

@@ -126,11 +126,16 @@ class FaceDetector:
         # Upsample small images once: HOG's window is 80×80 pixels.
         upsample = 1 if max(work.shape[:2]) <= 1000 else 0
         results = []
+        # one detection at a time: two intakes running dlib's detector at once
+        # crashed the process (segmentation fault), as the predictors would
         if method == "hog":
-            rects, scores, _ = self._get("hog").run(work, upsample, 0.0)
+            with self._lock:
+                rects, scores, _ = self._get("hog").run(work, upsample, 0.0)
             found = list(zip(rects, scores, strict=True))
         elif method == "cnn":
-            found = [(d.rect, d.confidence) for d in self._get("cnn")(work, upsample)]
+            with self._lock:
+                detections = self._get("cnn")(work, upsample)
+            found = [(d.rect, d.confidence) for d in detections]
         else:
             raise BadInputError(
                 f"unknown detector '{method}' (use {', '.join(DETECTORS)})"

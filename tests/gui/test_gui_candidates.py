@@ -168,3 +168,38 @@ def test_a_probe_without_any_gallery_face_says_what_to_do(qtbot, window, tmp_pat
     window.compare.refresh_candidates()
     assert "add gallery images" in window.compare.candidates_title.text()
     assert window.compare.candidates.rowCount() == 0
+
+
+def test_files_added_while_an_intake_runs_wait_their_turn(
+    qtbot, window, tmp_path, monkeypatch
+):
+    """Adding more files before the first ones are done used to cancel the
+    first intake's report and run the face detector twice at once (which
+    crashed dlib): now the second intake waits, and both report."""
+    import threading
+    import time
+
+    from tests.gui.tiny_case import one_fixed_face
+
+    running, most = [0], [0]
+    lock = threading.Lock()
+
+    def slow_detection(case, mark, **kwargs):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.3)
+        with lock:
+            running[0] -= 1
+        return one_fixed_face(case, mark, **kwargs)
+
+    monkeypatch.setattr(workflow, "detect_faces", slow_detection)
+    finished = []
+    window.controller.intake_finished.connect(finished.append)
+    window.controller.add_files(write_images(tmp_path, ["q1"]), "probe")
+    window.controller.add_files(write_images(tmp_path, ["k1", "k2"]), "gallery")
+    qtbot.waitUntil(lambda: len(finished) == 2, timeout=WAIT_MS)
+    assert [len(r.added) for r in finished] == [1, 2]
+    assert most[0] == 1  # never two detections at once
+    assert [e.mark for e in window.controller.case.exhibits()] == ["Q1", "K1", "K2"]
+    qtbot.waitUntil(lambda: ranked(window, ["Q1"], 2), timeout=WAIT_MS)
