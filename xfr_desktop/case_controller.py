@@ -261,7 +261,8 @@ class CaseController(QObject):
     # ---- faces under the examiner's control (undoable) ---------------------------
     # Each step is done at once (an error is reported and nothing is pushed), then
     # pushed as a ``_FaceCommand`` whose undo/redo make an earlier record current
-    # again: every step, undo and redo is a new, audited row (append-only).
+    # again (``Case.revert_face``: the record itself, with its comparisons); every
+    # step, undo and redo is an audit entry (append-only).
     def correct_landmarks(self, label: str, points: Any) -> bool:
         """The examiner moved the five points of ``label`` (comparison view)."""
         return self._face_step(
@@ -326,8 +327,9 @@ class CaseController(QObject):
             history = case.face_history(label)
         except BadInputError:
             return None
-        current = history[-1]
-        return None if current.superseded else current.id
+        # not the newest row: an undo makes an older record current again
+        current = [face.id for face in history if not face.superseded]
+        return current[0] if current else None
 
     def _faces_touched(self) -> None:
         self.faces_changed.emit()

@@ -475,3 +475,18 @@ def test_maps_of_the_earlier_face_stay_reachable_and_say_so(qtbot, window):
     assert "earlier face" in compare.viewers[0].message_text
     assert compare.viewers[0].overlay_peak is None
     qtbot.waitUntil(lambda: not window.controller._ranker.is_busy(), timeout=WAIT_MS)
+
+
+def test_a_step_after_an_undo_undoes_back_to_the_revived_record(qtbot, window):
+    """After an undo the current record is an older row than the newest: the next
+    step must still remember it as the record to go back to."""
+    case, stack = window.controller.case, window.controller.undo_stack
+    detected = case.face("K1").id
+    window._ask_face_change = lambda question: True  # type: ignore[method-assign]
+    window._on_landmarks_corrected("K1", case.face("K1").landmarks5 + 2)
+    stack.undo()  # the detected record (an older row) is current again
+    assert case.face("K1").id == detected
+    window.controller.reject_face("K1", "test")
+    stack.undo()
+    assert case.face("K1").id == detected  # back to it, not "withdrawn"
+    qtbot.waitUntil(lambda: not window.controller._ranker.is_busy(), timeout=WAIT_MS)
