@@ -81,10 +81,6 @@ def replaced_results_question(case: Case, label: str, change: str) -> str | None
         return None
     if not explained:
         return None
-    labels: dict[int, str] = {}
-    for shown in (*case.faces(), *case.rejected_faces()):
-        for record in case.face_history(shown.label):
-            labels[record.id] = record.label
     parts, total = [], 0
     for comparison in explained:
         other = (
@@ -94,7 +90,7 @@ def replaced_results_question(case: Case, label: str, change: str) -> str | None
         )
         count = len(case.explanations(comparison.id))
         total += count
-        name = labels.get(other, f"face record {other}")
+        name = case.face_by_id(other).label
         parts.append(f"{name}, which has {count} explanation{'s' * (count != 1)}")
     noun = "comparison" if len(parts) == 1 else "comparisons"
     kept = "It stays" if total == 1 else "They stay"
