@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QLabel,
+    QLayout,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -102,6 +103,9 @@ class ExportDoneDialog(QDialog):
         close.clicked.connect(self.accept)
         self.close_button = close
         layout = QVBoxLayout(self)
+        # never smaller than its content: a result or a problem line shown later
+        # must push the dialog open, not be drawn over the fields
+        layout.setSizeConstraint(QLayout.SizeConstraint.SetMinimumSize)
         layout.addWidget(heading)
         layout.addWidget(self.facts)
         layout.addWidget(self.verification)

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
+    QLayout,
     QLineEdit,
     QPushButton,
     QVBoxLayout,
@@ -113,6 +114,9 @@ class _IdentityDialog(QDialog):
         self.runner.result.connect(self._on_result)
         self.runner.error.connect(self._on_error)
         layout = QVBoxLayout(self)
+        # never smaller than its content: a result or a problem line shown later
+        # must push the dialog open, not be drawn over the fields
+        layout.setSizeConstraint(QLayout.SizeConstraint.SetMinimumSize)
         layout.addLayout(self.form)
         layout.addWidget(self.problem)
         layout.addWidget(self.result_view)
@@ -168,6 +172,7 @@ class _IdentityDialog(QDialog):
 
     def _show_problem(self, text: str, field: QLineEdit | None) -> None:
         show_problem(self.problem, text)
+        self.adjustSize()
         if field is not None:
             field.setFocus()
             field.selectAll()
@@ -181,6 +186,7 @@ class _IdentityDialog(QDialog):
         self.result_view.show()
         self.ok_button.setText("Close")
         self.buttons.button(QDialogButtonBox.StandardButton.Cancel).hide()
+        self.adjustSize()  # the summary's rows: grow, never draw over the fields
         self.identity_ready.emit(identity)
 
     def _on_error(self, error: BaseException, details: str) -> None:

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
+    QLayout,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
@@ -186,6 +187,9 @@ class ReportDialog(QDialog):
             ),
         )
         layout = QVBoxLayout(self)
+        # never smaller than its content: a result or a problem line shown later
+        # must push the dialog open, not be drawn over the fields
+        layout.setSizeConstraint(QLayout.SizeConstraint.SetMinimumSize)
         layout.addLayout(form)
         opened = any(i.checked and i.comparison_id in viewed for i in items)
         layout.addWidget(
