@@ -272,6 +272,14 @@ class ComparePanel(QWidget):
     def _build_overlay_controls(self) -> None:
         self.method_combo = QComboBox()
         self.method_combo.setToolTip("Explanations computed for this pair")
+        # at 1280x720 the box is narrow: its tooltip carries the whole name
+        self.method_combo.currentTextChanged.connect(
+            lambda text: self.method_combo.setToolTip(
+                f"{text}\nExplanations computed for this pair"
+                if text
+                else "Explanations computed for this pair"
+            )
+        )
         self.method_combo.setMinimumContentsLength(16)
         self.method_combo.setSizeAdjustPolicy(
             QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
