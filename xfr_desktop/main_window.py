@@ -695,15 +695,7 @@ class MainWindow(QMainWindow):
             self.report_verified.emit(check)
             return
         lines = [f"Report {check.report_id or '(no XFR manifest)'}"]
-        lines += [f"• {s.field_name}: {s.summary}" for s in check.signatures] or [
-            "• Not signed: the report can have been changed without trace."
-        ]
-        if check.case_checked:
-            lines.append(
-                "• Evidence hashes match the open case."
-                if not check.evidence_problems
-                else "• Evidence MISMATCH: " + "; ".join(check.evidence_problems)
-            )
+        lines += [f"• {line}" for line in check.findings()]
         box = QMessageBox(
             QMessageBox.Icon.Information if check.ok else QMessageBox.Icon.Warning,
             "Report verification",

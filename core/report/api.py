@@ -241,6 +241,20 @@ class ReportCheck:
         )
         return signatures_ok and not self.evidence_problems
 
+    def findings(self) -> list[str]:
+        """What the check found, one line each, in the examiner's words (the
+        GUI's verification dialogs)."""
+        lines = [f"{s.field_name}: {s.summary}" for s in self.signatures] or [
+            "Not signed: the report can have been changed without trace."
+        ]
+        if self.case_checked:
+            lines.append(
+                "Evidence hashes match the open case."
+                if not self.evidence_problems
+                else "Evidence MISMATCH: " + "; ".join(self.evidence_problems)
+            )
+        return lines
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,

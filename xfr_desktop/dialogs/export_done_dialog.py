@@ -54,16 +54,7 @@ def outcome_html(outcome: ReportOutcome) -> str:
 def check_summary(check: ReportCheck) -> str:
     """One paragraph on a verification, as the dialog shows it under the facts."""
     lines = ["All checks hold." if check.ok else "Not all checks hold."]
-    lines += [f"{s.field_name}: {s.summary}" for s in check.signatures] or [
-        "Not signed: the report can have been changed without trace."
-    ]
-    if check.case_checked:
-        lines.append(
-            "Evidence hashes match the open case."
-            if not check.evidence_problems
-            else "Evidence MISMATCH: " + "; ".join(check.evidence_problems)
-        )
-    return "\n".join(lines)
+    return "\n".join([*lines, *check.findings()])
 
 
 class ExportDoneDialog(QDialog):
