@@ -105,7 +105,7 @@ class CaseController(QObject):
         self.model: FaceModel | None = None
         self.user = ""
         self.undo_stack = QUndoStack(self)
-        self._annotation_ids: dict[int, int] = {}  # first id -> current id (undo)
+        self._annotation_tokens = AnnotationTokens()  # undo: one token per annotation
         self.jobs: list[ExplainJob] = []
         # comparisons shown to the examiner since the case was opened: the report
         # dialog checks these by default
@@ -211,7 +211,7 @@ class CaseController(QObject):
             self.case.close()
             self.case = None
             self.undo_stack.clear()
-            self._annotation_ids.clear()
+            self._annotation_tokens.clear()
             self.viewed_comparisons.clear()
             self.case_closed.emit()
 
@@ -477,16 +477,54 @@ class CaseController(QObject):
 
 # Undo/redo: each step is a real change in the case (and so in its audit trail);
 # undoing an addition deletes the row, undoing a deletion adds it again as a new row.
-# Commands keep the id an annotation had first; ``_ids`` maps it to the current one.
+class AnnotationTokens:
+    """One token per annotation for the undo stack, whatever id it has now.
+
+    An undone delete re-adds an annotation under a new id, and SQLite reuses
+    the ids of deleted rows: so commands never hold an id, they hold a token
+    that follows one annotation through every re-add (None while deleted).
+    """
+
+    def __init__(self) -> None:
+        self._current: dict[int, int | None] = {}  # token -> id now (None: deleted)
+        self._token_of: dict[int, int] = {}  # id of a live annotation -> token
+
+    def clear(self) -> None:
+        self._current.clear()
+        self._token_of.clear()
+
+    def token_for(self, annotation_id: int) -> int:
+        """The token of the live annotation ``annotation_id`` (a new one if new)."""
+        if annotation_id not in self._token_of:
+            token = len(self._current) + 1
+            self._current[token] = annotation_id
+            self._token_of[annotation_id] = token
+        return self._token_of[annotation_id]
+
+    def current_id(self, token: int) -> int:
+        annotation_id = self._current.get(token)
+        if annotation_id is None:
+            raise BadInputError("the annotation was deleted meanwhile")
+        return annotation_id
+
+    def deleted(self, token: int) -> None:
+        annotation_id = self._current.get(token)
+        if annotation_id is not None:
+            self._token_of.pop(annotation_id, None)
+        self._current[token] = None
+
+    def re_added(self, token: int, annotation_id: int) -> None:
+        self._current[token] = annotation_id
+        self._token_of[annotation_id] = token
+
+
 class _AnnotationCommand(QUndoCommand):
     def __init__(self, controller: CaseController, text: str, key: int | None):
         super().__init__(text)
-        # commands are keyed by an annotation's *first* id: one made from the id
-        # it has now (after an undo re-added it) finds its first id here
-        if key is not None:
-            firsts = controller._annotation_ids
-            key = next((first for first, now in firsts.items() if now == key), key)
-        self.controller, self.key = controller, key
+        # ``key``: the annotation's id now; the command keeps its token
+        tokens = controller._annotation_tokens
+        self.controller = controller
+        self.token = None if key is None else tokens.token_for(key)
 
     @property
     def case(self) -> Case:
@@ -494,13 +532,21 @@ class _AnnotationCommand(QUndoCommand):
         return self.controller.case
 
     def current_id(self) -> int:
-        assert self.key is not None  # set by the first redo of every command
-        return self.controller._annotation_ids.get(self.key, self.key)
+        assert self.token is not None  # set by the first redo of every command
+        return self.controller._annotation_tokens.current_id(self.token)
 
     def re_added(self, new_id: int) -> None:
-        if self.key is None:
-            self.key = new_id
-        self.controller._annotation_ids[self.key] = new_id
+        tokens = self.controller._annotation_tokens
+        if self.token is None:
+            self.token = tokens.token_for(new_id)
+        else:
+            tokens.re_added(self.token, new_id)
+
+    def delete(self) -> None:
+        """Delete the annotation this command is about (it may come back)."""
+        self.case.delete_annotation(self.current_id())
+        assert self.token is not None
+        self.controller._annotation_tokens.deleted(self.token)
 
     def guarded(self, change: Callable[[], Any]) -> bool:
         """Run an undo/redo step; a failure is one line, never raised into Qt."""
@@ -557,7 +603,7 @@ class _AddAnnotation(_AnnotationCommand):
         self.guarded(lambda: self.re_added(self.case.add_annotation(**self.fields).id))
 
     def undo(self) -> None:
-        self.guarded(lambda: self.case.delete_annotation(self.current_id()))
+        self.guarded(self.delete)
 
 
 class _EditAnnotation(_AnnotationCommand):
@@ -593,7 +639,7 @@ class _DeleteAnnotation(_AnnotationCommand):
         self.setText(f"delete annotation {self.name}")
 
     def redo(self) -> None:
-        if self.guarded(lambda: self.case.delete_annotation(self.current_id())):
+        if self.guarded(self.delete):
             self.controller.annotation_deleted.emit(f"Annotation {self.name} deleted.")
 
     def undo(self) -> None:

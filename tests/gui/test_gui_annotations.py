@@ -405,3 +405,29 @@ def test_undo_follows_an_annotation_through_every_re_add(qtbot, window):
         stack.redo()
     assert sorted(a.label for a in case.annotations()) == ["mole", "tattoo"]
     assert window.errors.last_report is None
+
+
+def test_undo_is_not_fooled_when_sqlite_reuses_a_deleted_id(qtbot, window):
+    """SQLite gives a deleted row's id to the next one: an undone delete of B
+    may come back under A's old id. Commands follow annotations, not ids."""
+    case, controller = window.controller.case, window.controller
+    stack = controller.undo_stack
+    for annotation in case.annotations():  # start from an empty table
+        controller.delete_annotation(annotation.id)
+    stack.clear()
+
+    def ids() -> dict[str, int]:
+        return {a.label: a.id for a in case.annotations()}
+
+    controller.add_annotation(shape="point", points=[[10, 10]], exhibit="K1", label="A")
+    controller.add_annotation(shape="point", points=[[20, 20]], exhibit="K1", label="B")
+    controller.delete_annotation(ids()["A"])
+    controller.delete_annotation(ids()["B"])
+    stack.undo()  # B back, under a reused id
+    controller.edit_annotation(ids()["B"], label="B edited")
+    stack.undo()  # the edit
+    stack.undo()  # A back
+    stack.redo()  # A deleted again
+    stack.redo()  # B edited again
+    assert sorted(ids()) == ["B edited"]
+    assert window.errors.last_report is None
