@@ -60,6 +60,7 @@ from core.case.integrity import verify_case
 from core.case.layout import DATABASE, DERIVED, EVIDENCE, LOCK, SESSION
 from core.case.records import (
     FISWG_COMPONENTS,
+    HAND_SOURCES,
     REJECTED_SOURCE,
     ROLE_PREFIX,
     SHAPES,
@@ -567,11 +568,18 @@ class Case:
         re-detection never brings a false detection back into 1:N unnoticed.
         """
         exhibit = self.exhibit(mark)
-        reasons = self.rejection_reasons()
-        rejected = [
-            (face.bbox, reasons.get(face.label) or "not a face")
-            for face in self.rejected_faces(exhibit.mark)
-        ]
+        # false detections the examiner rejected (not placements withdrawn by an
+        # undo): a new face on one of their spots is rejected again
+        rejected: list[tuple[tuple[float, float, float, float], str]] = []
+        for old in self.rejected_faces(exhibit.mark):
+            entry = self._rejection_entry(old)
+            if (
+                entry is None
+                or (entry.details.get("from") or {}).get("source") in HAND_SOURCES
+            ):
+                continue
+            why = str(entry.details.get("reason") or "not a face")
+            rejected.append((old.bbox, why.removesuffix(FOUND_AGAIN)))
         stamp = now()
         with self._change(
             "faces.detect",
@@ -592,20 +600,35 @@ class Case:
                 (r for box, r in rejected if box_overlap(box, found.bbox) >= 0.5), None
             )
             if reason is not None:
-                self.reject_face(
-                    found.label, f"{reason} (rejected before it was found again)"
-                )
+                self.reject_face(found.label, reason + FOUND_AGAIN)
         return self.faces(exhibit.mark)
 
     def rejection_reasons(self) -> dict[str, str]:
-        """face label -> the reason given when it was last rejected (audit trail)."""
-        reasons: dict[str, str] = {}
-        for entry in self.audit_log():
-            if entry.action == "faces.reject":
-                reasons[str(entry.details.get("face", ""))] = str(
-                    entry.details.get("reason", "")
-                )
+        """face label -> the reason given for its current rejection (audit trail)."""
+        reasons = {}
+        for face in self.rejected_faces():
+            entry = self._rejection_entry(face)
+            reasons[face.label] = (
+                "not a face" if entry is None else str(entry.details.get("reason"))
+            )
         return reasons
+
+    def _rejection_entry(self, rejected: CaseFace) -> AuditEntry | None:
+        """The ``faces.reject`` entry that wrote this rejection row: the one with
+        its stamp (an undo can make an older rejection current again, so the
+        label's newest entry may be another one's)."""
+        fallback = None
+        for entry in self.audit_log():
+            if entry.action != "faces.reject" or entry.details.get("face") != (
+                rejected.label
+            ):
+                continue
+            stamp = entry.details.get("stamp")
+            if stamp == rejected.created:
+                return entry
+            if stamp is None and fallback is None and entry.time >= rejected.created:
+                fallback = entry  # written before entries carried the stamp
+        return fallback
 
     def correct_face(
         self, label: str, landmarks5: Sequence[Sequence[float]]
@@ -749,15 +772,18 @@ class Case:
         current = self._current_face_rows(self.exhibit(mark).id).get(index)
         if current is None or not current.rejected:
             raise BadInputError(f"face {label} is not rejected; nothing to restore")
-        for entry in reversed(self.audit_log()):
-            if entry.action == "faces.reject" and entry.details.get("face") == (
-                current.label
-            ):
-                before = entry.details.get("from_record")
-                if isinstance(before, int):
-                    return self.revert_face(label, before, why="restore")
-                break
-        raise BadInputError(f"face {label} has no record from before its rejection")
+        entry = self._rejection_entry(current)
+        before = None if entry is None else entry.details.get("from_record")
+        if not isinstance(before, int):  # an entry without it: the record before
+            earlier = [
+                f
+                for f in self.face_history(label)
+                if not f.rejected and f.created < current.created
+            ]
+            before = earlier[-1].id if earlier else None
+        if before is None:
+            raise BadInputError(f"face {label} has no record from before its rejection")
+        return self.revert_face(label, before, why="restore")
 
     def detected_face(self, label: str) -> CaseFace | None:
         """The latest detector record of ``label``, if the detector ever found it."""
@@ -788,7 +814,8 @@ class Case:
     ) -> None:
         stamp = now()
         # rows are unique per (exhibit, face, time stamp): two steps of one face in
-        # the same millisecond (an immediate undo) must not collide
+        # the same millisecond (an immediate undo) must not collide; the entry
+        # records the stamp, which names the row it wrote
         while self._db.execute(
             "SELECT 1 FROM faces WHERE exhibit_id = ? AND face_index = ? AND "
             "created = ?",
@@ -796,7 +823,7 @@ class Case:
         ).fetchone():
             time.sleep(0.001)
             stamp = now()
-        with self._change(action, details) as db:
+        with self._change(action, {**details, "stamp": stamp}) as db:
             db.execute(
                 "UPDATE faces SET superseded = 1 WHERE exhibit_id = ? AND "
                 "face_index = ?",
@@ -1422,6 +1449,10 @@ class Case:
             for table in ("exhibits", "faces", "comparisons", "explanations", "audit")
         }
         return {**self.info().to_dict(), "counts": counts}
+
+
+# Added to the reason of a false detection rejected again after a new detection.
+FOUND_AGAIN = " (rejected before it was found again)"
 
 
 def box_overlap(a: Sequence[float], b: Sequence[float]) -> float:

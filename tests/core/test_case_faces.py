@@ -313,3 +313,39 @@ def test_a_detection_recorded_before_0_6_also_restarts_the_history(case):
     assert first not in [f.id for f in case.face_history("K1")]
     with pytest.raises(BadInputError, match="since its exhibit was last detected"):
         case.revert_face("K1", first)
+
+
+def test_a_withdrawn_placement_does_not_reject_the_face_found_later(case):
+    """Undoing a face placed by hand is recorded as a rejection; a detection
+    that then finds the real face on that spot must not reject it."""
+    label = case.next_face_label("Q1")  # Q1#1
+    case.correct_face(label, POINTS + 40)
+    case.reject_face(label, "withdrawn: placing it by hand was undone")
+    case.set_faces("Q1", [detected(), detected(40.0, 0.2)], detector="cnn")
+    assert labels(case.faces("Q1")) == ["Q1", "Q1#1"]
+    assert case.rejected_faces("Q1") == []
+
+
+def test_restore_and_the_reason_follow_the_rejection_shown(case):
+    """After undos an older rejection can be current again: restore brings back
+    the record from before *that* rejection, and its own reason is shown."""
+    first = case.face("K1").id
+    first_rejection = case.reject_face("K1", "first reason")
+    case.restore_face("K1")
+    corrected = case.correct_face("K1", POINTS + 2)
+    case.reject_face("K1", "second reason")
+    case.revert_face("K1", corrected.id)  # undo the second rejection
+    case.revert_face("K1", first)  # undo the correction
+    case.revert_face("K1", first_rejection.id)  # undo the restore
+    assert case.rejection_reasons() == {"K1": "first reason"}
+    assert case.restore_face("K1").id == first
+    assert not case.verify().problems
+
+
+def test_a_rejection_found_again_twice_keeps_one_note(case):
+    case.reject_face("K1#1", "the patch")
+    for _ in range(3):
+        case.set_faces("K1", [detected(2.0), detected(60.0, 0.1)], detector="hog")
+    assert case.rejection_reasons() == {
+        "K1#1": "the patch (rejected before it was found again)"
+    }
