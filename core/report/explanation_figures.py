@@ -50,9 +50,12 @@ def explanation(
     info = next((i for i in infos() if i.method_id == result.method_id), None)
     for kind in kinds:
         reading = wording.READINGS[kind]
+        own = info is not None and any(k == kind for k, _, _ in info.legends)
         if info is not None and info.magnitude_only:
-            reading = wording.MAGNITUDE_READING  # sizes: never for or against
-        elif info is not None and any(k == kind for k, _, _ in info.legends):
+            # not for / against: its own legend, or "where the score reacts"
+            top, bottom = info.legend(kind)
+            reading = f"{top}; {bottom}." if own else wording.MAGNITUDE_READING
+        elif info is not None and own:
             top, bottom = info.legend(kind)
             reading += f" For this method: {top}; {bottom}."
         maps = [side.evidence[kind] for side in result.images]

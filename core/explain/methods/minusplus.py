@@ -54,6 +54,14 @@ class MinusPlus(Explainer):
     info = ExplainerInfo(
         method_id="minusplus",
         magnitude_only=True,
+        legends=tuple(
+            (
+                kind,
+                "top: the regions most for 'same person' (scaled 0-1, relative)",
+                "bottom (0): the regions least for it, or most against it",
+            )
+            for kind in ("similarity", "combined")
+        ),
         map_units=(
             "relative, 0 to 1: the mean of the scaled loss when a region is "
             "removed and the score when it is shown alone (no physical unit)"

@@ -43,6 +43,15 @@ class FaceCentrePrior(Explainer):
     info = ExplainerInfo(
         method_id="prior",
         magnitude_only=True,
+        legends=tuple(
+            (
+                kind,
+                "top: the centre of a fixed face-centre blob (a control: it says "
+                "nothing about this pair)",
+                "bottom: the blob's edge",
+            )
+            for kind in ("similarity", "combined")
+        ),
         map_units=(
             "none: a fixed face-centre blob from 0 to 1 (a control, not a measurement)"
         ),
