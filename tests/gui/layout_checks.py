@@ -12,7 +12,9 @@ a combo box's children).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
+from typing import Any
 
 from PySide6.QtCore import QRect
 from PySide6.QtWidgets import (
@@ -115,6 +117,20 @@ def assert_no_overlap(root: QWidget, tolerance: int = 1) -> None:
     overlap (by more than ``tolerance`` px each way)."""
     found = overlaps(root, tolerance)
     assert not found, "overlapping controls:\n" + "\n".join(found)
+
+
+def assert_settles_without_overlap(
+    qtbot: Any, root: QWidget, what: str = "", timeout_ms: int = 3000
+) -> None:
+    """Like ``assert_no_overlap``, for layouts that settle later (the All-methods
+    grid rebuilds its tiles for a new width; later on a loaded machine): fails
+    only when an overlap is still there after ``timeout_ms``."""
+    from pytestqt.exceptions import TimeoutError as SettleTimeout
+
+    with contextlib.suppress(SettleTimeout):
+        qtbot.waitUntil(lambda: not overlaps(root), timeout=timeout_ms)
+    found = overlaps(root)
+    assert not found, f"{what}: overlapping controls:\n" + "\n".join(found)
 
 
 def assert_no_toolbar_overflow(root: QWidget) -> None:

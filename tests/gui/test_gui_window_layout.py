@@ -11,7 +11,11 @@ pytest.importorskip("PySide6")
 
 from PySide6.QtWidgets import QAbstractButton, QSplitter, QWidget
 
-from tests.gui.layout_checks import describe, overlaps
+from tests.gui.layout_checks import (
+    assert_settles_without_overlap,
+    describe,
+    overlaps,
+)
 from tests.gui.test_gui_maps_grid import chips, synthetic_result
 from tests.gui.tiny_case import (
     WAIT_MS,
@@ -93,9 +97,8 @@ def test_no_tab_draws_controls_over_one_another(qtbot, window, screen):
     for index in range(1, window.tabs.count()):  # Comparison: its own tests
         window.tabs.setCurrentIndex(index)
         page = window.tabs.widget(index)
-        qtbot.wait(50)  # layouts settle, queued shows land
         name = window.tabs.tabText(index)
-        assert overlaps(page) == [], name
+        assert_settles_without_overlap(qtbot, page, name)
         assert _truncated_buttons(page) == [], name
     assert overlaps(window.exhibits) == []
 
