@@ -375,7 +375,6 @@ class MainWindow(QMainWindow):
         self.controller.annotation_deleted.connect(self.undo_hint.announce)
 
         view_menu = self.menuBar().addMenu("&View")
-        viewers = self.compare.viewers
         self._action(
             view_menu, "Zoom &in", lambda: self.compare.zoom_views(1), keys.ZoomIn
         )
@@ -385,7 +384,7 @@ class MainWindow(QMainWindow):
         self._action(
             view_menu,
             "&Fit whole images",
-            lambda: [v.fit() for v in viewers],
+            self.compare.fit_views,
             QKeySequence("Ctrl+0"),
         )
         self._action(

@@ -227,3 +227,22 @@ def test_show_top_is_one_cut_off_for_both_faces(window):
         finite = np.isfinite(values)
         assert (np.abs(values[finite & (alpha > 0)]) >= floor).all()
         assert (np.abs(values[finite & (alpha == 0)]) < floor).all()
+
+
+def test_fit_shows_each_whole_image_with_the_views_synchronised(qtbot, window):
+    """With sync on the probe used to follow the gallery's fit (a face-anchored
+    frame) instead of showing its whole image."""
+    from PySide6.QtCore import QRectF
+
+    compare = window.compare
+    assert compare.sync.enabled
+    # the test images put both faces at one place: anchor the gallery's face
+    # elsewhere, at half the size, as in real pairs
+    compare.sync.set_anchors((40.0, 40.0, 160.0, 160.0), (20.0, 30.0, 80.0, 90.0))
+    compare.zoom_to_faces()
+    _action(window, "&Fit whole images").trigger()
+    for viewer, image in zip(compare.viewers, compare.loaded.images, strict=True):
+        shown = viewer.visible_rect()
+        height, width = image.shape[:2]
+        assert shown.contains(QRectF(0, 0, width, height))  # all of it
+        assert min(shown.width() / width, shown.height() / height) < 1.1  # no more

@@ -620,6 +620,13 @@ class ComparePanel(QWidget):
         self.refresh_candidates()
         self.pair_loaded.emit(loaded)
 
+    def fit_views(self) -> None:
+        """Each view shows its whole image (with the views synchronised the
+        probe used to follow the gallery's fit instead of showing its own)."""
+        with self.sync.paused():
+            for viewer in self.viewers:
+                viewer.fit()
+
     def zoom_to_faces(self, *, margin: float = 1.6) -> None:
         """Show each face with ``margin`` times its box around it (both views alike).
 

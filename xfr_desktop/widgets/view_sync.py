@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QRectF
@@ -49,6 +51,16 @@ class ViewSync(QObject):
         self._enabled = bool(enabled)
         if self._enabled:
             self._follow(0)
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """No following inside: each view is set on its own (e.g. each to its
+        whole image, which face-anchored following would undo for the first)."""
+        busy, self._busy = self._busy, True
+        try:
+            yield
+        finally:
+            self._busy = busy
 
     def set_anchors(self, a_box: Box | None, b_box: Box | None) -> None:
         """Face boxes (left, top, right, bottom) of the two images, or None."""
