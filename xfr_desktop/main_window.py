@@ -83,6 +83,7 @@ from xfr_desktop.panels.exhibits_panel import ExhibitsPanel
 from xfr_desktop.panels.explain_panel import ExplainPanel
 from xfr_desktop.panels.maps_panels import LayersPanel, MethodGrid
 from xfr_desktop.panels.start_page import StartPage
+from xfr_desktop.panels.superimpose_panel import SuperimposePanel
 from xfr_desktop.settings import Settings, load_settings, save_settings
 from xfr_desktop.theme import apply_theme
 from xfr_desktop.widgets.annotation_list import AnnotationList
@@ -263,6 +264,7 @@ class MainWindow(QMainWindow):
         self.grid = MethodGrid()
         self.grid.set_colour_map(self.settings.colour_map)
         self.layers = LayersPanel(self.errors)
+        self.superimpose = SuperimposePanel(self.errors)
         self.channels = ChannelsPanel(
             self.errors, lambda: self.model, lambda: self.controller.case
         )
@@ -288,6 +290,7 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(compare_page, "Comparison")
         self.tabs.addTab(self.grid, "All methods")
         self.tabs.addTab(self.layers, "Layer by layer")
+        self.tabs.addTab(self.superimpose, "Superimpose")
         self.tabs.addTab(self.channels, "Channels")
         self.tabs.addTab(self.conclusion, "Conclusion")
         self.tabs.addTab(self.audit, "Audit trail")
@@ -744,6 +747,7 @@ class MainWindow(QMainWindow):
         self.exhibits.set_case(None)
         self.compare.set_case(None, self.model)
         self.layers.set_pair(None, self.model)
+        self.superimpose.set_pair(None, "", "")
         self.grid.set_results({}, None)
         self.case_label.setText("No case open")
         self.setWindowTitle(f"{APP_NAME} {__version__}")
@@ -878,6 +882,9 @@ class MainWindow(QMainWindow):
 
     def _on_pair_loaded(self, loaded: LoadedPair) -> None:
         self.controller.viewed_comparisons.add(loaded.comparison.id)
+        self.superimpose.set_pair(
+            self.controller.case, loaded.probe_label, loaded.gallery_label
+        )
         self.layers.set_pair(loaded.pair, self.model)
         self.explain.setEnabled(True)
         self._results_loader.start(
@@ -1136,6 +1143,7 @@ class MainWindow(QMainWindow):
         if self.face_dialog is not None:
             self.face_dialog.shutdown()
         self.compare.shutdown()
+        self.superimpose.shutdown()
         self.layers.runner.shutdown()
         self.channels.shutdown()
         self.controller.shutdown()

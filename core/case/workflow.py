@@ -17,6 +17,7 @@ import numpy as np
 
 from core import wording
 from core.case.store import Case, CaseFace, Comparison, StoredExplanation
+from core.compare_views import ALIGNED_SIZE
 from core.errors import BadInputError, NoFaceError
 from core.explain.base import (
     ExplanationResult,
@@ -31,7 +32,7 @@ from core.explain.codec import (
     result_from_json,
     result_to_json,
 )
-from core.faces.align import chip_for_model
+from core.faces.align import chip_for_model, dlib_chip_transform, extract_chip
 from core.faces.detect import FaceDetector, find_faces
 from core.imageio import LoadedImage, load_image
 from core.metrics.pair_faithfulness import ALGORITHM_VERSION as FAITHFULNESS_VERSION
@@ -162,6 +163,21 @@ def explained_comparisons(case: Case, label: str) -> list[Comparison]:
         if face.id in (comparison.probe_face_id, comparison.gallery_face_id)
         and case.explanations(comparison.id)
     ]
+
+
+def aligned_faces(
+    case: Case, probe_label: str, gallery_label: str, size: int = ALIGNED_SIZE
+) -> tuple[np.ndarray, np.ndarray]:
+    """Both faces aligned on one eye line at ``size`` px (dlib's five-point
+    geometry, the model chip's, whatever the model), for the examiner's
+    comparison views (``core.compare_views``)."""
+    faces = []
+    for label in (probe_label, gallery_label):
+        face = case.face(label)
+        rgb = load_evidence(case, face.mark).rgb
+        transform = dlib_chip_transform(face.landmarks5, size=size, padding=0.25)
+        faces.append(extract_chip(rgb, transform))
+    return faces[0], faces[1]
 
 
 def load_evidence(case: Case, mark: str) -> LoadedImage:
