@@ -839,6 +839,14 @@ def infos() -> list[ExplainerInfo]:
     return [cls.info for cls in _REGISTRY.values()]
 
 
+def find_info(method_id: str) -> ExplainerInfo | None:
+    """The registered method's info, or None (a result of a method this version
+    does not have, e.g. read from an older case, or a test's own)."""
+    _load_methods()
+    cls = _REGISTRY.get(method_id)
+    return None if cls is None else cls.info
+
+
 def get(method_id: str) -> Explainer:
     _load_methods()
     try:

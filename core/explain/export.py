@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from core.errors import BadInputError
-from core.explain.base import ExplanationResult, infos
+from core.explain.base import ExplanationResult, find_info
 from core.explain.codec import map_entries, result_to_json
 from core.explain.render import render_overlay
 
@@ -35,7 +35,7 @@ def write_result(
     ``uncertainty_chip_npy``.  ``result.json`` holds the manifest.
     """
     final = Path(out_dir) / result.method_id
-    info = next((i for i in infos() if i.method_id == result.method_id), None)
+    info = find_info(result.method_id)
     files: dict[str, dict[str, Any]] = {}
     uncertainty: dict[str, str] = {}
     images = dict(zip((m.side for m in result.images), evidence_images, strict=True))

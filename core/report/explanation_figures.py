@@ -15,7 +15,7 @@ from reportlab.platypus import Flowable, KeepTogether, Spacer
 
 from core import wording
 from core.case.store import CaseFace, StoredExplanation
-from core.explain.base import ExplanationResult, infos
+from core.explain.base import ExplanationResult, find_info
 from core.explain.methods.components import FISWG_NAMES, component_table_rows
 from core.explain.render import colour_map
 from core.explain.render_correspondence import render_correspondence
@@ -47,7 +47,7 @@ def explanation(
     if superseded:
         title += " — of a SUPERSEDED comparison"
     heading = [styles.p(title, styles.h2)]
-    info = next((i for i in infos() if i.method_id == result.method_id), None)
+    info = find_info(result.method_id)
     for kind in kinds:
         reading = wording.READINGS[kind]
         own = info is not None and any(k == kind for k, _, _ in info.legends)

@@ -49,7 +49,7 @@ from core.explain import FacePair
 from core.explain.base import (
     ExplainerInfo,
     ExplanationResult,
-    infos,
+    find_info,
     warp_to_evidence,
 )
 from core.explain.methods.components import component_table_lines
@@ -744,7 +744,7 @@ class ComparePanel(QWidget):
         """The registered method of ``result`` (None: not registered here)."""
         if result is None:
             return None
-        return next((i for i in infos() if i.method_id == result.method_id), None)
+        return find_info(result.method_id)
 
     def draws_signed(self, result: ExplanationResult | None = None) -> bool:
         """The shown map is drawn on the diverging scale: a combined map of a

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.colours import SIGNED_COLOUR_MAP, colour_lut, map_legend, robust_peak
-from core.explain.base import ExplanationResult, FacePair, infos
+from core.explain.base import ExplanationResult, FacePair, find_info
 from core.explain.layerwise import LayerwiseResult, explain_layers
 from core.explain.render import display_sigma, smooth_covered
 from core.metrics.pair_faithfulness import verdict_sentence
@@ -130,7 +130,7 @@ class MethodTile(QFrame):
             )
         present = [v for v in shown if v is not None]
         peak = shared_peak(present)
-        info = next((i for i in infos() if i.method_id == self.result.method_id), None)
+        info = find_info(self.result.method_id)
         signed = info.draws_signed(kind) if info is not None else kind == "combined"
         top, bottom = info.legend(kind) if info is not None else map_legend(kind)
         units = (info.map_units if info is not None else "") or UNITS_NOT_STATED
