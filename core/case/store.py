@@ -571,8 +571,9 @@ class Case:
         # false detections the examiner rejected (not placements withdrawn by an
         # undo): a new face on one of their spots is rejected again
         rejected: list[tuple[tuple[float, float, float, float], str]] = []
+        rejections = self._rejections()
         for old in self.rejected_faces(exhibit.mark):
-            entry = self._rejection_entry(old)
+            entry = _rejection_entry(old, rejections)
             if (
                 entry is None
                 or (entry.details.get("from") or {}).get("source") in HAND_SOURCES
@@ -606,29 +607,17 @@ class Case:
     def rejection_reasons(self) -> dict[str, str]:
         """face label -> the reason given for its current rejection (audit trail)."""
         reasons = {}
+        rejections = self._rejections()
         for face in self.rejected_faces():
-            entry = self._rejection_entry(face)
+            entry = _rejection_entry(face, rejections)
             reasons[face.label] = (
                 "not a face" if entry is None else str(entry.details.get("reason"))
             )
         return reasons
 
-    def _rejection_entry(self, rejected: CaseFace) -> AuditEntry | None:
-        """The ``faces.reject`` entry that wrote this rejection row: the one with
-        its stamp (an undo can make an older rejection current again, so the
-        label's newest entry may be another one's)."""
-        fallback = None
-        for entry in self.audit_log():
-            if entry.action != "faces.reject" or entry.details.get("face") != (
-                rejected.label
-            ):
-                continue
-            stamp = entry.details.get("stamp")
-            if stamp == rejected.created:
-                return entry
-            if stamp is None and fallback is None and entry.time >= rejected.created:
-                fallback = entry  # written before entries carried the stamp
-        return fallback
+    def _rejections(self) -> list[AuditEntry]:
+        """The ``faces.reject`` entries, oldest first (read once per question)."""
+        return [e for e in self.audit_log() if e.action == "faces.reject"]
 
     def correct_face(
         self, label: str, landmarks5: Sequence[Sequence[float]]
@@ -772,7 +761,7 @@ class Case:
         current = self._current_face_rows(self.exhibit(mark).id).get(index)
         if current is None or not current.rejected:
             raise BadInputError(f"face {label} is not rejected; nothing to restore")
-        entry = self._rejection_entry(current)
+        entry = _rejection_entry(current, self._rejections())
         before = None if entry is None else entry.details.get("from_record")
         if not isinstance(before, int):  # an entry without it: the record before
             earlier = [
@@ -1449,6 +1438,24 @@ class Case:
             for table in ("exhibits", "faces", "comparisons", "explanations", "audit")
         }
         return {**self.info().to_dict(), "counts": counts}
+
+
+def _rejection_entry(
+    rejected: CaseFace, rejections: Sequence[AuditEntry]
+) -> AuditEntry | None:
+    """The ``faces.reject`` entry that wrote this rejection row: the one with its
+    stamp (an undo can make an older rejection current again, so the label's
+    newest entry may be another one's)."""
+    fallback = None
+    for entry in rejections:
+        if entry.details.get("face") != rejected.label:
+            continue
+        stamp = entry.details.get("stamp")
+        if stamp == rejected.created:
+            return entry
+        if stamp is None and fallback is None and entry.time >= rejected.created:
+            fallback = entry  # written before entries carried the stamp
+    return fallback
 
 
 # Added to the reason of a false detection rejected again after a new detection.
