@@ -240,6 +240,13 @@ def robust_peak(values: np.ndarray) -> float:
     return p if p > 0.0 else (float(magnitude.max()) or 1.0)
 
 
+def shared_peak(maps: Sequence[np.ndarray]) -> float | None:
+    """One colour scale's end for maps drawn together (probe and gallery): the
+    larger of their robust peaks, so one colour is one value on both (None: no
+    map)."""
+    return max((robust_peak(m) for m in maps), default=None)
+
+
 def shared_floor(maps: Sequence[np.ndarray], top_percent: float) -> float | None:
     """One "show the top x %" cut-off for several maps drawn together (probe and
     gallery), so that one value is shown on both or on neither (None: show all)."""

@@ -11,7 +11,7 @@ pytest.importorskip("PySide6")
 
 from PySide6.QtCore import Qt
 
-from core.colours import colourise, robust_peak
+from core.colours import colourise, robust_peak, shared_peak
 from core.explain.base import ChipMaps, ExplanationResult, ImageMaps
 from core.explain.render import display_sigma, smooth_covered
 from core.metrics.pair_faithfulness import verdict_sentence
@@ -21,7 +21,6 @@ from xfr_desktop.panels.maps_panels import (
     MAX_TILE_CHIP_SIZE,
     TILE_CHIP_SIZE,
     MethodGrid,
-    shared_peak,
 )
 
 pytestmark = pytest.mark.usefixtures("no_qt_leaks")

@@ -42,8 +42,8 @@ from core.colours import (
     SIGNED_COLOUR_MAP_LABEL,
     colour_lut,
     map_legend,
-    robust_peak,
     shared_floor,
+    shared_peak,
 )
 from core.explain import FacePair
 from core.explain.base import (
@@ -877,7 +877,7 @@ class ComparePanel(QWidget):
         drawn = [entry for entry in shown if entry is not None]
         # one scale for both faces: the larger robust peak of the two (as in layer
         # by layer), so the same colour is the same value on probe and gallery
-        peak = max(robust_peak(values) for values, _, _ in drawn) if drawn else None
+        peak = shared_peak([values for values, _, _ in drawn])
         self.shown_peak = peak
         # one "show top x %" cut-off for both faces, as one scale: a value is shown
         # on both or on neither

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.colours import SIGNED_COLOUR_MAP, colour_lut, map_legend, robust_peak
+from core.colours import SIGNED_COLOUR_MAP, colour_lut, map_legend, shared_peak
 from core.explain.base import ExplanationResult, FacePair, find_info
 from core.explain.layerwise import LayerwiseResult, explain_layers
 from core.explain.render import display_sigma, smooth_covered
@@ -39,11 +39,6 @@ TILE_CHIP_SIZE = 180  # px, the smallest: two tiles side by side at 1280 x 720
 MAX_TILE_CHIP_SIZE = 300  # px; between the two, the chips grow to fill the width
 TILE_CHIP_STEP = 20  # px: tiles are made again only when the size moves a step
 GRID_SPACING = 8
-
-
-def shared_peak(maps: list[np.ndarray]) -> float | None:
-    """One scale's end for maps shown side by side (None: no map)."""
-    return max((robust_peak(m) for m in maps), default=None)
 
 
 class MethodTile(QFrame):
@@ -467,7 +462,7 @@ class LayersPanel(QWidget):
             f"{layer.gap_cosine:.3f}"
             + ("" if maps is not None else " — Grad-CAM needs a spatial layer")
         )
-        peak = None if maps is None else max(robust_peak(m) for m in maps)
+        peak = None if maps is None else shared_peak(maps)
         for side, chip in enumerate(self.chips):
             chip.set_chip(self.pair.sides[side].chip)
             chip.set_overlay(
