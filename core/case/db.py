@@ -137,7 +137,9 @@ def open_database(folder: Path, *, writable: bool, creating: bool) -> OpenedData
         db.text_factory = decode_text
         try:
             version = prepare(db, path, writable=writable, creating=creating)
-            schema_problems = check_schema(db, path, version, writable)
+            # a writable case was migrated: its schema is now this version's
+            current = db.execute("PRAGMA user_version").fetchone()[0]
+            schema_problems = check_schema(db, path, current, writable)
             prior = bound.install_touch_triggers(db) if writable else None
         except BaseException:
             db.close()

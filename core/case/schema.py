@@ -156,6 +156,45 @@ CREATE INDEX explanations_comparison ON explanations(comparison_id);
 # records the state as found in a ``case.upgrade`` entry.
 _V2 = ""
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+# Version 3 adds the examiner's own work (ACE-V: analysis, feature worksheet,
+# evaluation, unmasking, verification), the case's examination settings and the
+# numbered figures saved from the comparison views (core/case/examination.py).
+_V3 = """
+CREATE TABLE case_settings (
+    key TEXT PRIMARY KEY,                   -- sequential_unmasking, scale, ...
+    value TEXT NOT NULL                     -- JSON
+);
+
+CREATE TABLE acev (
+    id INTEGER PRIMARY KEY,
+    stage TEXT NOT NULL CHECK (stage IN (
+        'analysis', 'worksheet', 'evaluation', 'unmasking', 'verification')),
+    role TEXT NOT NULL CHECK (role IN ('examiner', 'verifier')),
+    questioned TEXT NOT NULL DEFAULT '',    -- face label (Q1, Q1#2); '' for the
+    known TEXT NOT NULL DEFAULT '',         -- analysis of a known face alone
+    content TEXT NOT NULL,                  -- JSON, the stage's record
+    blind INTEGER NOT NULL DEFAULT 0,       -- 1: recorded in a blind session
+    author TEXT NOT NULL,
+    created TEXT NOT NULL,
+    CHECK (questioned != '' OR known != '')
+);
+
+CREATE TABLE figures (
+    id INTEGER PRIMARY KEY,
+    number INTEGER NOT NULL UNIQUE,         -- Figure 1, 2, ... in the report annex
+    view TEXT NOT NULL,                     -- side by side, superimposed, ...
+    questioned TEXT NOT NULL,
+    known TEXT NOT NULL,
+    params TEXT NOT NULL,                   -- JSON: how to draw it again
+    image_sha256 TEXT NOT NULL REFERENCES derived(sha256),
+    caption TEXT NOT NULL DEFAULT '',
+    author TEXT NOT NULL,
+    created TEXT NOT NULL
+);
+
+CREATE INDEX acev_pair ON acev(questioned, known);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 BINDING_VERSION = 2  # the first schema version whose entries bind rows

@@ -39,6 +39,9 @@ BOUND_TABLES: dict[str, tuple[str, ...]] = {
     "explanations": ("id",),
     "annotations": ("id",),
     "conclusions": ("id",),
+    "case_settings": ("key",),
+    "acev": ("id",),
+    "figures": ("id",),
 }
 CHAIN_TABLES = ("audit", "audit_head")
 
@@ -173,6 +176,16 @@ def touched_state(
     return state
 
 
+def present_tables(execute: Callable[..., Any]) -> dict[str, tuple[str, ...]]:
+    """The bound tables this database has: a case of an older format, opened
+    read-only (so not migrated), lacks the tables later formats added."""
+    names = {
+        row[0]
+        for row in execute("SELECT name FROM main.sqlite_master WHERE type = 'table'")
+    }
+    return {t: keys for t, keys in BOUND_TABLES.items() if t in names}
+
+
 def all_rows_state(execute: Callable[..., Any]) -> dict[str, dict[str, str | None]]:
     """Digest of every bound row (a baseline: the state as it is now)."""
     return {
@@ -180,7 +193,7 @@ def all_rows_state(execute: Callable[..., Any]) -> dict[str, dict[str, str | Non
             row_key(table, (row[c] for c in columns)): row_digest(table, dict(row))
             for row in execute(f"SELECT * FROM main.{table}")
         }
-        for table, columns in BOUND_TABLES.items()
+        for table, columns in present_tables(execute).items()
     }
 
 
@@ -270,7 +283,7 @@ def compare(
     """Every bound row that differs from what the chain recorded."""
     problems: list[RowProblem] = []
     seen: set[tuple[str, str]] = set()
-    for table, columns in BOUND_TABLES.items():
+    for table, columns in present_tables(execute).items():
         order = ", ".join(columns)  # not rowid: a table may be WITHOUT ROWID
         for row in execute(f"SELECT * FROM main.{table} ORDER BY {order}"):
             values = dict(row)

@@ -49,6 +49,7 @@ from core.case.audit import (
     write_session,
 )
 from core.case.db import AuditedDb, LockedConnection, WriteLock, open_database
+from core.case.examination import Examination, initial_settings, write_settings
 from core.case.intake import (
     commit_evidence,
     remove_partial,
@@ -158,8 +159,13 @@ class Case:
         title: str = "",
         agency: str = "",
         user: str | None = None,
+        sequential_unmasking: bool = True,
     ) -> Case:
-        """A new, empty case in ``folder`` (which must not exist or be empty)."""
+        """A new, empty case in ``folder`` (which must not exist or be empty).
+
+        ``sequential_unmasking`` (on by default): the model's results for a pair
+        stay hidden until the examiner has recorded an analysis and an evaluation
+        (core.case.examination)."""
         folder = Path(folder)
         case_number, examiner = printable(case_number), printable(examiner)
         if not case_number.strip():
@@ -192,13 +198,17 @@ class Case:
                 "agency": printable(agency).strip(),
                 "examiner": examiner.strip(),
             }
-            with case._change("case.create", info) as db:
+            settings = initial_settings(sequential_unmasking=sequential_unmasking)
+            with case._change(
+                "case.create", {**info, "examination_settings": settings}
+            ) as db:
                 db.execute(
                     "INSERT INTO case_info (id, case_uuid, case_number, title, "
                     "agency, examiner, created, modified) "
                     "VALUES (1, ?, ?, ?, ?, ?, ?, ?)",
                     (*info.values(), stamp, stamp),
                 )
+                write_settings(db, settings)
         except BaseException:
             # a case that could not be made is not left half made (the folder was
             # empty or absent: nothing of anyone else's is removed)
@@ -258,6 +268,17 @@ class Case:
                 remove_partial_files(case.folder)
                 if version < BINDING_VERSION:
                     case._upgrade(version)
+                elif version < SCHEMA_VERSION:
+                    case.log(
+                        "case.migrate",
+                        {
+                            "from_schema": version,
+                            "to_schema": SCHEMA_VERSION,
+                            "note": "tables for the examiner's ACE-V records, the "
+                            "examination settings and saved figures added (empty); "
+                            "no stored row changed",
+                        },
+                    )
                 case._write_session(open_=True)
         except BaseException:
             case.close()
@@ -346,6 +367,10 @@ class Case:
     @property
     def read_only(self) -> bool:
         return self._audited.read_only
+
+    def examination(self, *, blind: bool = False) -> Examination:
+        """The examiner's ACE-V records (``blind``: a verifier's blind session)."""
+        return Examination(self, blind=blind)
 
     # -- transactions and the audit log ----------------------------------------------
     def _change(

@@ -1,0 +1,695 @@
+"""A case's examination: ACE-V records, sequential unmasking, blind verification.
+
+``Examination(case)`` reads and writes the examiner's own work (``core.case.acev``
+records) in the case, each change one audited transaction like every other:
+
+* the settings: sequential unmasking (on for new cases), the conclusion scale,
+  the request and the propositions;
+* per face, the **analysis**; per pair, the **worksheet** and the **evaluation**;
+* **unmasking**: with sequential unmasking on, the model's results for a pair (its
+  score, likelihood ratio, decision, rank and explanations) are not shown until
+  the examiner has recorded the questioned face's analysis and an evaluation of
+  the pair, and has then unmasked the pair - itself an audited action;
+* **verification**: a second examiner works in a *blind* session (the first
+  examiner's records and annotations hidden) and records their own analysis and
+  evaluation; recording the verification then compares the two, and a
+  disagreement stays open until its resolution is recorded;
+* **figures**: views of the aligned pair saved with a number for the report.
+
+What is masked is decided here (``masked``); the GUI, the CLI and the report ask.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from core.case import state as bound
+from core.case.acev import (
+    DEFAULT_SCALE,
+    ROLES,
+    STAGES,
+    AcevRecord,
+    Analysis,
+    ConclusionScale,
+    Evaluation,
+    Propositions,
+    Verification,
+    Worksheet,
+)
+from core.case.records import AuditEntry, CaseError, Comparison, now
+from core.errors import BadInputError, printable
+
+if TYPE_CHECKING:
+    from core.case.store import Case
+
+UNMASKING = "sequential_unmasking"
+SCALE = "scale"
+PROPOSITIONS = "propositions"
+SETTING_KEYS = (UNMASKING, SCALE, PROPOSITIONS)
+
+MASKED = "hidden until unmasked"  # what stands in for a masked value
+# Audit-entry fields that carry a model result (redacted for a masked pair).
+RESULT_KEYS = frozenset(
+    {"similarity", "distance", "decision", "lr", "log10_lr", "rank", "verdicts"}
+)
+FIGURE_VIEWS = ("side by side", "superimposed", "wipe", "flicker", "magnifier")
+
+
+@dataclass(frozen=True)
+class ExaminationSettings:
+    sequential_unmasking: bool
+    scale: ConclusionScale
+    propositions: Propositions
+    recorded: bool  # False: an older case with no settings stored (shown as such)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sequential_unmasking": self.sequential_unmasking,
+            "scale": self.scale.to_dict(),
+            "propositions": self.propositions.to_dict(),
+            "recorded": self.recorded,
+        }
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A saved view of an aligned pair (``figures`` row); the image is a derived
+    PNG named by its hash."""
+
+    id: int
+    number: int
+    view: str
+    questioned: str
+    known: str
+    params: Mapping[str, Any] = field(repr=False)
+    image_sha256: str
+    caption: str
+    author: str
+    created: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "params": dict(self.params)}
+
+
+@dataclass(frozen=True)
+class SeenStep:
+    """One step of the order in which a pair was worked on and seen."""
+
+    time: str
+    role: str
+    author: str
+    what: str
+
+
+class Examination:
+    """The ACE-V records of one open case.  ``blind=True`` is a verifier's blind
+    session: records are written as the verifier's, and the first examiner's
+    records and annotations are not returned."""
+
+    def __init__(self, case: Case, *, blind: bool = False) -> None:
+        self.case = case
+        self.blind = blind
+
+    @property
+    def role(self) -> str:
+        return "verifier" if self.blind else "examiner"
+
+    # -- storage -------------------------------------------------------------------
+    def _has_tables(self) -> bool:
+        """An older case opened read-only is not migrated: it has no ACE-V tables."""
+        return "acev" in bound.present_tables(self.case._db.execute)
+
+    def _rows(self, table: str, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        if not self._has_tables():
+            return []
+        return self.case._audited.checked(table, self.case._db.execute(sql, params))
+
+    def _settings_rows(self) -> dict[str, Any]:
+        rows = self._rows("case_settings", "SELECT * FROM case_settings")
+        out: dict[str, Any] = {}
+        for row in rows:
+            try:
+                out[row["key"]] = json.loads(row["value"])
+            except ValueError:
+                raise CaseError(
+                    f"the case setting {row['key']!r} is not valid JSON",
+                    self.case.folder,
+                ) from None
+        return out
+
+    # -- settings ------------------------------------------------------------------
+    def settings(self) -> ExaminationSettings:
+        stored = self._settings_rows()
+        scale = (
+            ConclusionScale.from_dict(stored[SCALE])
+            if SCALE in stored
+            else DEFAULT_SCALE
+        )
+        propositions = Propositions.from_dict(stored.get(PROPOSITIONS, {}))
+        return ExaminationSettings(
+            bool(stored.get(UNMASKING, False)), scale, propositions, bool(stored)
+        )
+
+    def set_sequential_unmasking(self, on: bool, reason: str = "") -> None:
+        """Turning it off while a pair is still masked shows the model's results
+        before the examiner's evaluation: the reason is required and recorded."""
+        reason = printable(reason).strip()
+        if not on and self.settings().sequential_unmasking and not reason:
+            raise BadInputError(
+                "turning sequential unmasking off needs a reason (it is recorded "
+                "and printed in the report)"
+            )
+        self._write_settings({UNMASKING: bool(on)}, reason)
+
+    def set_scale(self, scale: ConclusionScale) -> None:
+        if any(r.stage == "evaluation" for r in self._all_records()):
+            raise BadInputError(
+                "the conclusion scale is declared before evaluating: this case "
+                "already has an evaluation on the scale "
+                f"{self.settings().scale.name!r}"
+            )
+        self._write_settings({SCALE: scale.to_dict()}, "")
+
+    def set_propositions(self, propositions: Propositions) -> None:
+        self._write_settings({PROPOSITIONS: propositions.to_dict()}, "")
+
+    def _write_settings(self, values: Mapping[str, Any], reason: str) -> None:
+        details: dict[str, Any] = {"set": dict(values)}
+        if reason:
+            details["reason"] = reason
+        with self.case._change("examination.settings", details) as db:
+            write_settings(db, values)
+
+    def setting_changes(self) -> list[AuditEntry]:
+        """Every change of the settings, oldest first (for the report)."""
+        return [e for e in self.case.audit_log() if e.action == "examination.settings"]
+
+    # -- records -------------------------------------------------------------------
+    def _all_records(self) -> list[AcevRecord]:
+        return [
+            _record_from_row(row)
+            for row in self._rows("acev", "SELECT * FROM acev ORDER BY id")
+        ]
+
+    def records(
+        self,
+        stage: str | None = None,
+        *,
+        questioned: str | None = None,
+        known: str | None = None,
+        role: str | None = None,
+    ) -> list[AcevRecord]:
+        """Records oldest first; in a blind session the first examiner's are left
+        out (the verifier sees only their own)."""
+        out = []
+        for record in self._all_records():
+            if self.blind and record.role != "verifier":
+                continue
+            if stage is not None and record.stage != stage:
+                continue
+            if role is not None and record.role != role:
+                continue
+            if questioned is not None and record.questioned != questioned.upper():
+                continue
+            if known is not None and record.known != known.upper():
+                continue
+            out.append(record)
+        return out
+
+    def latest(
+        self, stage: str, questioned: str = "", known: str = "", role: str | None = None
+    ) -> AcevRecord | None:
+        found = self.records(
+            stage, questioned=questioned, known=known, role=role or self.role
+        )
+        return found[-1] if found else None
+
+    def _face(self, label: str, wanted_role: str) -> str:
+        face = self.case.face(label)
+        exhibit = self.case.exhibit(face.mark)
+        if exhibit.role != wanted_role:
+            kind = "questioned (probe)" if wanted_role == "probe" else "known (gallery)"
+            raise BadInputError(f"{face.label} is not a {kind} face")
+        return face.label
+
+    def _pair(self, questioned: str, known: str) -> tuple[str, str]:
+        return self._face(questioned, "probe"), self._face(known, "gallery")
+
+    def _add(
+        self,
+        stage: str,
+        questioned: str,
+        known: str,
+        content: Mapping[str, Any],
+        extra: Mapping[str, Any] | None = None,
+    ) -> AcevRecord:
+        assert stage in STAGES and self.role in ROLES
+        details = {
+            "role": self.role,
+            "questioned": questioned,
+            "known": known,
+            "blind": self.blind,
+            **(extra or {}),
+            "content": dict(content),
+        }
+        with self.case._change(f"acev.{stage}", details) as db:
+            cursor = db.execute(
+                "INSERT INTO acev (stage, role, questioned, known, content, blind, "
+                "author, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    stage,
+                    self.role,
+                    questioned,
+                    known,
+                    json.dumps(dict(content), sort_keys=True),
+                    int(self.blind),
+                    self.case.user,
+                    now(),
+                ),
+            )
+            record_id = cursor.lastrowid
+        return next(r for r in self._all_records() if r.id == record_id)
+
+    # -- analysis, comparison, evaluation -----------------------------------------
+    def record_analysis(self, face: str, analysis: Analysis) -> AcevRecord:
+        """The analysis of one image's face, questioned or known.  A known face is
+        analysed only after some questioned face (the questioned image first)."""
+        label = self.case.face(face).label
+        exhibit = self.case.exhibit(self.case.face(face).mark)
+        if exhibit.role == "probe":
+            return self._add("analysis", label, "", analysis.to_dict())
+        if not self.records("analysis", role=self.role, known=""):
+            raise BadInputError(
+                "analyse the questioned image first (ACE-V: the questioned face "
+                "is analysed before the known one is looked at)"
+            )
+        return self._add("analysis", "", label, analysis.to_dict())
+
+    def analysis(self, face: str, role: str | None = None) -> Analysis | None:
+        label = self.case.face(face).label
+        for record in reversed(self.records("analysis", role=role or self.role)):
+            if label in (record.questioned, record.known):
+                return record.analysis()
+        return None
+
+    def record_worksheet(
+        self, questioned: str, known: str, worksheet: Worksheet
+    ) -> AcevRecord:
+        questioned, known = self._pair(questioned, known)
+        self._require_analysis(questioned)
+        self._check_annotations(questioned, known, worksheet)
+        return self._add("worksheet", questioned, known, worksheet.to_dict())
+
+    def worksheet(
+        self, questioned: str, known: str, role: str | None = None
+    ) -> Worksheet | None:
+        record = self.latest("worksheet", questioned.upper(), known.upper(), role)
+        return record.worksheet() if record else None
+
+    def record_evaluation(
+        self, questioned: str, known: str, level: str, reasoning: str = ""
+    ) -> AcevRecord:
+        """The examiner's conclusion for the pair on the case's scale.  Recorded
+        again after unmasking, it is a revision: the first one stays, and the
+        report prints both and says which came after the model's results."""
+        questioned, known = self._pair(questioned, known)
+        self._require_analysis(questioned)
+        scale = self.settings().scale
+        chosen = scale.level(level)
+        evaluation = Evaluation(
+            scale.id, chosen.code, chosen.words, printable(reasoning)
+        )
+        after = not self.masked(questioned, known)
+        return self._add(
+            "evaluation",
+            questioned,
+            known,
+            evaluation.to_dict(),
+            {"after_unmasking": after and self.settings().sequential_unmasking},
+        )
+
+    def evaluation(
+        self, questioned: str, known: str, role: str | None = None
+    ) -> Evaluation | None:
+        record = self.latest("evaluation", questioned.upper(), known.upper(), role)
+        return record.evaluation() if record else None
+
+    def _require_analysis(self, questioned: str) -> None:
+        if self.analysis(questioned) is None:
+            raise BadInputError(
+                f"record the analysis of {questioned} first (ACE-V: analysis "
+                "before comparison and evaluation)"
+            )
+
+    def _check_annotations(
+        self, questioned: str, known: str, worksheet: Worksheet
+    ) -> None:
+        marks = {
+            "questioned": self.case.face(questioned).mark,
+            "known": self.case.face(known).mark,
+        }
+        by_id = {a.id: a for a in self.case.annotations()}
+        for item in worksheet.observations:
+            for side, ids in (
+                ("questioned", item.questioned_annotations),
+                ("known", item.known_annotations),
+            ):
+                for annotation_id in ids:
+                    annotation = by_id.get(annotation_id)
+                    exhibit_id = self.case.exhibit(marks[side]).id
+                    if annotation is None or annotation.exhibit_id != exhibit_id:
+                        raise BadInputError(
+                            f"{item.name}: annotation {annotation_id} is not an "
+                            f"annotation on {marks[side]}"
+                        )
+
+    # -- sequential unmasking ------------------------------------------------------
+    def masked(self, questioned: str, known: str, role: str | None = None) -> bool:
+        """Whether the model's results for the pair are still hidden from
+        ``role`` (default: this session's)."""
+        if not self.settings().sequential_unmasking:
+            return False
+        return (
+            self.latest(
+                "unmasking", questioned.upper(), known.upper(), role or self.role
+            )
+            is None
+        )
+
+    def masked_comparison(self, comparison: Comparison) -> bool:
+        questioned = self.case.face_by_id(comparison.probe_face_id).label
+        known = self.case.face_by_id(comparison.gallery_face_id).label
+        return self.masked(questioned, known)
+
+    def any_masked(self, questioned: str) -> bool:
+        """Whether any of this questioned face's pairs is masked (a 1:N list then
+        shows neither scores nor ranks)."""
+        if not self.settings().sequential_unmasking:
+            return False
+        label = self.case.face(questioned).label
+        return any(
+            self.masked(label, face.label)
+            for face in self.case.faces()
+            if self.case.exhibit(face.mark).role == "gallery"
+        )
+
+    def unmask(self, questioned: str, known: str) -> AcevRecord:
+        """Show the model's results for the pair from now on (audited).  Needs the
+        analysis and an evaluation first when sequential unmasking is on."""
+        questioned, known = self._pair(questioned, known)
+        existing = self.latest("unmasking", questioned, known)
+        if existing is not None:
+            return existing
+        evaluation = self.latest("evaluation", questioned, known)
+        if self.settings().sequential_unmasking:
+            self._require_analysis(questioned)
+            if evaluation is None:
+                raise BadInputError(
+                    f"record your evaluation of {questioned} / {known} before the "
+                    "model's results are shown (sequential unmasking)"
+                )
+        return self._add(
+            "unmasking",
+            questioned,
+            known,
+            {"evaluation_before": evaluation.id if evaluation else None},
+        )
+
+    def seen_order(self, questioned: str, known: str) -> list[SeenStep]:
+        """The order the pair's records were made and its model results unmasked,
+        for every role this session may see."""
+        questioned, known = questioned.upper(), known.upper()
+        steps = []
+        for record in self.records():
+            if record.stage == "analysis":
+                if record.questioned != questioned and record.known != known:
+                    continue
+                what = f"analysis of {record.faces}"
+            elif (record.questioned, record.known) != (questioned, known):
+                continue
+            elif record.stage == "worksheet":
+                what = "feature worksheet"
+            elif record.stage == "evaluation":
+                what = f"evaluation: {record.evaluation().words}"
+            elif record.stage == "unmasking":
+                what = "model's results unmasked"
+            else:
+                what = f"verification: {record.verification().outcome}"
+            steps.append(SeenStep(record.created, record.role, record.author, what))
+        return steps
+
+    def redact(self, entries: Iterable[AuditEntry]) -> list[AuditEntry]:
+        """Audit entries with the model's results for masked pairs replaced by
+        ``MASKED`` (for showing the trail; the stored chain is never changed)."""
+        if not self.settings().sequential_unmasking:
+            return list(entries)
+        labels = {face.id: face.label for face in self.case.faces()}
+        comparisons = {c.id: c for c in self.case.comparisons()}
+        explanations = {e.id: e.comparison_id for e in self.case.explanations()}
+
+        def pair_masked(details: Mapping[str, Any]) -> bool | None:
+            comparison = None
+            if "comparison" in details:
+                comparison = comparisons.get(details["comparison"])
+            elif "explanation" in details:
+                comparison = comparisons.get(
+                    explanations.get(details["explanation"], -1)
+                )
+            if comparison is None:
+                return None
+            return self.masked(
+                labels.get(comparison.probe_face_id, ""),
+                labels.get(comparison.gallery_face_id, ""),
+            )
+
+        out = []
+        for entry in entries:
+            details = dict(entry.details)
+            if entry.action == "comparisons.record":
+                probe = str(details.get("probe", ""))
+                details["results"] = [
+                    _redacted(item)
+                    if self.masked(probe, str(item.get("gallery", "")))
+                    else item
+                    for item in details.get("results", [])
+                ]
+            elif pair_masked(details) is not False and _has_results(details):
+                details = _redacted(details)
+            out.append(_with_details(entry, details))
+        return out
+
+    # -- verification --------------------------------------------------------------
+    def start_blind_session(self) -> None:
+        """A verifier begins blind (audited: the report states the mode)."""
+        if not self.blind:
+            raise BadInputError("a blind session is opened as Examination(blind=True)")
+        if self.case.user.strip() in {
+            r.author for r in self._all_records() if r.role == "examiner"
+        }:
+            raise BadInputError(
+                f"{self.case.user} recorded the first examination; a verification "
+                "is done by a second examiner (open the case under their name)"
+            )
+        self.case.log("verification.blind_session", {"verifier": self.case.user})
+
+    def record_verification(
+        self,
+        questioned: str,
+        known: str,
+        *,
+        resolution: str = "",
+        resolved_level: str = "",
+    ) -> AcevRecord:
+        """Compare the verifier's evaluation with the first examiner's: agreement,
+        or a disagreement (open until a resolution is recorded).  Recording it
+        ends the blind session: the comparison reveals the first evaluation."""
+        questioned, known = self._pair(questioned, known)
+        mine = self.latest("evaluation", questioned, known, role="verifier")
+        if mine is None:
+            raise BadInputError(
+                f"the verifier has no evaluation of {questioned} / {known} yet"
+            )
+        first = [
+            r
+            for r in self._all_records()
+            if r.stage == "evaluation"
+            and r.role == "examiner"
+            and (r.questioned, r.known) == (questioned, known)
+        ]
+        if not first:
+            raise BadInputError(
+                f"the first examiner has no evaluation of {questioned} / {known} "
+                "to verify"
+            )
+        examiner_level = first[-1].evaluation().level
+        verifier_level = mine.evaluation().level
+        if resolved_level:
+            self.settings().scale.level(resolved_level)
+        agreement = examiner_level == verifier_level
+        if not agreement and resolved_level and not resolution.strip():
+            raise BadInputError("a resolved level needs the resolution written")
+        analysis_blind = all(
+            r.blind
+            for r in self._all_records()
+            if r.role == "verifier"
+            and r.stage in ("analysis", "evaluation")
+            and (r.questioned in (questioned, "") and r.known in (known, ""))
+        )
+        verification = Verification(
+            "blind" if (mine.blind and analysis_blind) else "open",
+            "agreement" if agreement else "disagreement",
+            examiner_level,
+            verifier_level,
+            printable(resolution).strip(),
+            resolved_level if not agreement else examiner_level,
+        )
+        record = self._add("verification", questioned, known, verification.to_dict())
+        self.blind = False
+        return record
+
+    def verification(self, questioned: str, known: str) -> Verification | None:
+        found = [
+            r
+            for r in self._all_records()
+            if r.stage == "verification"
+            and (r.questioned, r.known) == (questioned.upper(), known.upper())
+        ]
+        return found[-1].verification() if found else None
+
+    def verifiers(self) -> list[str]:
+        return sorted({r.author for r in self._all_records() if r.role == "verifier"})
+
+    def visible_annotations(self, annotations: Iterable[Any]) -> list[Any]:
+        """In a blind session, only the verifier's own annotations."""
+        if not self.blind:
+            return list(annotations)
+        return [a for a in annotations if a.author == self.case.user]
+
+    # -- figures -------------------------------------------------------------------
+    def save_figure(
+        self,
+        png: bytes,
+        *,
+        view: str,
+        questioned: str,
+        known: str,
+        params: Mapping[str, Any],
+        caption: str = "",
+    ) -> Figure:
+        """Keep a comparison view as the next numbered figure (audited)."""
+        if view not in FIGURE_VIEWS:
+            raise BadInputError(
+                f"view {view!r} is not one of " + ", ".join(FIGURE_VIEWS)
+            )
+        if not png.startswith(b"\x89PNG\r\n\x1a\n"):
+            raise BadInputError("a figure is stored as a PNG image")
+        questioned, known = self._pair(questioned, known)
+        caption = printable(caption).strip()
+        numbers = [f.number for f in self.figures()]
+        number = max(numbers, default=0) + 1
+        sha = hashlib.sha256(png).hexdigest()
+        with self.case._change(
+            "figure.save",
+            {
+                "number": number,
+                "view": view,
+                "questioned": questioned,
+                "known": known,
+                "params": dict(params),
+                "sha256": sha,
+                "caption": caption,
+            },
+        ) as db:
+            stored = self.case.store_derived(png, "figure", "png")
+            db.execute(
+                "INSERT INTO figures (number, view, questioned, known, params, "
+                "image_sha256, caption, author, created) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    number,
+                    view,
+                    questioned,
+                    known,
+                    json.dumps(dict(params), sort_keys=True),
+                    stored,
+                    caption,
+                    self.case.user,
+                    now(),
+                ),
+            )
+        return next(f for f in self.figures() if f.number == number)
+
+    def figures(self) -> list[Figure]:
+        return [
+            Figure(
+                r["id"],
+                r["number"],
+                r["view"],
+                r["questioned"],
+                r["known"],
+                json.loads(r["params"]),
+                r["image_sha256"],
+                r["caption"],
+                r["author"],
+                r["created"],
+            )
+            for r in self._rows("figures", "SELECT * FROM figures ORDER BY number")
+        ]
+
+
+def initial_settings(*, sequential_unmasking: bool) -> dict[str, Any]:
+    """A new case's settings (written in its ``case.create`` transaction)."""
+    return {UNMASKING: sequential_unmasking, SCALE: DEFAULT_SCALE.to_dict()}
+
+
+def write_settings(db: Any, values: Mapping[str, Any]) -> None:
+    for key, value in values.items():
+        db.execute(
+            "INSERT OR REPLACE INTO case_settings (key, value) VALUES (?, ?)",
+            (key, json.dumps(value, sort_keys=True)),
+        )
+
+
+def _record_from_row(row: Any) -> AcevRecord:
+    try:
+        content = json.loads(row["content"])
+    except ValueError:
+        content = {}
+    return AcevRecord(
+        row["id"],
+        row["stage"],
+        row["role"],
+        row["questioned"],
+        row["known"],
+        content if isinstance(content, dict) else {},
+        bool(row["blind"]),
+        row["author"],
+        row["created"],
+    )
+
+
+def _has_results(details: Mapping[str, Any]) -> bool:
+    return any(key in RESULT_KEYS for key in details)
+
+
+def _redacted(details: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (MASKED if k in RESULT_KEYS else v) for k, v in details.items()}
+
+
+def _with_details(entry: AuditEntry, details: Mapping[str, Any]) -> AuditEntry:
+    return dataclasses.replace(entry, details=details)
+
+
+__all__ = [
+    "FIGURE_VIEWS",
+    "MASKED",
+    "Examination",
+    "ExaminationSettings",
+    "Figure",
+    "SeenStep",
+]
