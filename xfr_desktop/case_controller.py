@@ -18,6 +18,7 @@ from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from core.case import workflow
 from core.case.demo import DemoCase, open_demo_case
+from core.case.examination import Examination
 from core.case.records import CaseFace
 from core.case.store import Case, CaseError, CaseLockedError
 from core.errors import BadInputError, printable
@@ -93,6 +94,9 @@ class CaseController(QObject):
     # "Annotation 'left ear scar' on K1 deleted." (the window shows it with Undo)
     annotation_deleted = Signal(str)
     conclusions_changed = Signal()
+    # an ACE-V record, an examination setting or an unmasking was written: what
+    # is masked may have changed (every panel showing model results re-asks)
+    examination_changed = Signal()
     audit_changed = Signal()
     jobs_changed = Signal()
     status = Signal(str)  # short messages for the status bar
@@ -104,6 +108,9 @@ class CaseController(QObject):
         self.case: Case | None = None
         self.model: FaceModel | None = None
         self.user = ""
+        # a verifier's blind session: the first examiner's records and
+        # annotations are hidden, and ACE-V records are written as the verifier's
+        self.blind = False
         self.undo_stack = QUndoStack(self)
         self._annotation_tokens = AnnotationTokens()  # undo: one token per annotation
         self.jobs: list[ExplainJob] = []
@@ -463,6 +470,37 @@ class CaseController(QObject):
         self.case.add_conclusion(text, comparison_id)
         self.conclusions_changed.emit()
         self.audit_changed.emit()
+
+    # ---- the examination (ACE-V) ---------------------------------------------------
+    def examination(self) -> Examination | None:
+        """The open case's ACE-V records, as this session may see them."""
+        if self.case is None:
+            return None
+        return self.case.examination(blind=self.blind)
+
+    def masked(self, questioned: str, known: str) -> bool:
+        """Whether the model's results for the pair are hidden (sequential
+        unmasking); no case open: nothing to show, so masked."""
+        examination = self.examination()
+        return True if examination is None else examination.masked(questioned, known)
+
+    def change_examination(self, change: Callable[[Examination], Any]) -> Any:
+        """Run one ACE-V write (``change(examination)``) and tell every panel;
+        a refused write is reported in one line and changes nothing."""
+        examination = self.examination()
+        if examination is None:
+            return None
+        if self.case is not None and self.case.read_only:
+            self.status.emit("The case is open read-only: nothing can be recorded.")
+            return None
+        try:
+            result = change(examination)
+        except BadInputError as error:
+            self.errors.report(error, context="Could not record it.")
+            return None
+        self.examination_changed.emit()
+        self.audit_changed.emit()
+        return result
 
     def _annotations_touched(self) -> None:
         self.annotations_changed.emit()

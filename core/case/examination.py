@@ -53,6 +53,7 @@ PROPOSITIONS = "propositions"
 SETTING_KEYS = (UNMASKING, SCALE, PROPOSITIONS)
 
 MASKED = "hidden until unmasked"  # what stands in for a masked value
+BLIND_HIDDEN = "the first examiner's work, hidden in a blind verification"
 # Audit-entry fields that carry a model result (redacted for a masked pair).
 RESULT_KEYS = frozenset(
     {"similarity", "distance", "decision", "lr", "log10_lr", "rank", "verdicts"}
@@ -446,8 +447,9 @@ class Examination:
     def redact(self, entries: Iterable[AuditEntry]) -> list[AuditEntry]:
         """Audit entries with the model's results for masked pairs replaced by
         ``MASKED`` (for showing the trail; the stored chain is never changed)."""
+        entries = [self._blinded(entry) for entry in entries]
         if not self.settings().sequential_unmasking:
-            return list(entries)
+            return entries
         labels = {face.id: face.label for face in self.case.faces()}
         comparisons = {c.id: c for c in self.case.comparisons()}
         explanations = {e.id: e.comparison_id for e in self.case.explanations()}
@@ -482,6 +484,21 @@ class Examination:
                 details = _redacted(details)
             out.append(_with_details(entry, details))
         return out
+
+    def _blinded(self, entry: AuditEntry) -> AuditEntry:
+        """In a blind session, the first examiner's own work in the trail (ACE-V
+        records, annotations, conclusions) is hidden; that it happened is not."""
+        if not self.blind:
+            return entry
+        details = entry.details
+        theirs = entry.user != self.case.user
+        if (
+            (entry.action.startswith("acev.") and details.get("role") != "verifier")
+            or (entry.action.startswith("annotation.") and theirs)
+            or (entry.action.startswith("conclusion.") and theirs)
+        ):
+            return _with_details(entry, {"hidden": BLIND_HIDDEN})
+        return entry
 
     # -- verification --------------------------------------------------------------
     def start_blind_session(self) -> None:
@@ -686,6 +703,7 @@ def _with_details(entry: AuditEntry, details: Mapping[str, Any]) -> AuditEntry:
 
 
 __all__ = [
+    "BLIND_HIDDEN",
     "FIGURE_VIEWS",
     "MASKED",
     "Examination",

@@ -26,7 +26,7 @@ from core.case.acev import (
     Worksheet,
     component_key,
 )
-from core.case.examination import MASKED
+from core.case.examination import BLIND_HIDDEN, MASKED
 from core.case.store import Case
 from core.errors import BadInputError
 from core.faces.detect import Face
@@ -231,6 +231,13 @@ def test_blind_verification_hides_the_first_examination_and_records_the_outcome(
         assert blind.records() == [] and blind.analysis("Q1") is None
         assert blind.visible_annotations(c.annotations()) == []
         assert blind.masked("Q1", "K1")  # the verifier is masked too
+        trail = {e.seq: e for e in blind.redact(c.audit_log())}
+        hidden = [e for e in trail.values() if e.details == {"hidden": BLIND_HIDDEN}]
+        assert {e.action for e in hidden} == {
+            "acev.analysis",
+            "acev.evaluation",
+            "annotation.add",
+        }
         blind.record_analysis("Q1", SUITABLE)
         blind.record_evaluation("Q1", "K1", "moderate_same")
         assert [r.role for r in blind.records()] == ["verifier", "verifier"]
