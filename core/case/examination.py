@@ -110,15 +110,21 @@ class SeenStep:
 class Examination:
     """The ACE-V records of one open case.  ``blind=True`` is a verifier's blind
     session: records are written as the verifier's, and the first examiner's
-    records and annotations are not returned."""
+    records and annotations are not returned.  ``verifier=True`` alone is an open
+    verification: the verifier's records, with the first examiner's visible (the
+    verification record then says "open")."""
 
-    def __init__(self, case: Case, *, blind: bool = False) -> None:
+    def __init__(
+        self, case: Case, *, blind: bool = False, verifier: bool = False
+    ) -> None:
         self.case = case
         self.blind = blind
+        # an open (non-blind) verification writes the verifier's records too
+        self.verifier = verifier or blind
 
     @property
     def role(self) -> str:
-        return "verifier" if self.blind else "examiner"
+        return "verifier" if self.verifier else "examiner"
 
     # -- storage -------------------------------------------------------------------
     def _has_tables(self) -> bool:
@@ -250,6 +256,8 @@ class Examination:
         extra: Mapping[str, Any] | None = None,
     ) -> AcevRecord:
         assert stage in STAGES and self.role in ROLES
+        if self.role == "verifier" and stage != "verification":
+            self._refuse_the_first_examiner()
         details = {
             "role": self.role,
             "questioned": questioned,
@@ -505,6 +513,10 @@ class Examination:
         """A verifier begins blind (audited: the report states the mode)."""
         if not self.blind:
             raise BadInputError("a blind session is opened as Examination(blind=True)")
+        self._refuse_the_first_examiner()
+        self.case.log("verification.blind_session", {"verifier": self.case.user})
+
+    def _refuse_the_first_examiner(self) -> None:
         if self.case.user.strip() in {
             r.author for r in self._all_records() if r.role == "examiner"
         }:
@@ -512,7 +524,6 @@ class Examination:
                 f"{self.case.user} recorded the first examination; a verification "
                 "is done by a second examiner (open the case under their name)"
             )
-        self.case.log("verification.blind_session", {"verifier": self.case.user})
 
     def record_verification(
         self,
@@ -566,7 +577,7 @@ class Examination:
             resolved_level if not agreement else examiner_level,
         )
         record = self._add("verification", questioned, known, verification.to_dict())
-        self.blind = False
+        self.blind = False  # the comparison revealed the first evaluation
         return record
 
     def verification(self, questioned: str, known: str) -> Verification | None:

@@ -368,9 +368,12 @@ class Case:
     def read_only(self) -> bool:
         return self._audited.read_only
 
-    def examination(self, *, blind: bool = False) -> Examination:
-        """The examiner's ACE-V records (``blind``: a verifier's blind session)."""
-        return Examination(self, blind=blind)
+    def examination(
+        self, *, blind: bool = False, verifier: bool = False
+    ) -> Examination:
+        """The examiner's ACE-V records (``blind``: a verifier's blind session;
+        ``verifier``: an open verification)."""
+        return Examination(self, blind=blind, verifier=verifier)
 
     # -- transactions and the audit log ----------------------------------------------
     def _change(

@@ -313,3 +313,20 @@ def test_a_case_without_the_tables_reads_as_having_no_records(tmp_path):
         assert old.examination().records() == []
         assert not old.examination().settings().recorded
         assert not old.examination().masked("Q1", "K1")
+
+
+def test_an_open_verification_is_recorded_as_open(tmp_path):
+    with new_case(tmp_path) as c:
+        exam = c.examination()
+        exam.record_analysis("Q1", SUITABLE)
+        exam.record_evaluation("Q1", "K1", "strong_same")
+        with pytest.raises(BadInputError, match="second examiner"):
+            c.examination(verifier=True).record_analysis("Q1", SUITABLE)
+        c.user = "B. Verifier"
+        open_check = c.examination(verifier=True)
+        assert len(open_check.records()) == 2  # the first examination is visible
+        open_check.record_analysis("Q1", SUITABLE)
+        open_check.record_evaluation("Q1", "K1", "strong_same")
+        verification = open_check.record_verification("Q1", "K1").verification()
+        assert (verification.mode, verification.outcome) == ("open", "agreement")
+        assert verification.resolved
