@@ -285,13 +285,24 @@ class ConclusionScale:
 
 
 def _enfsi_levels() -> tuple[ScaleLevel, ...]:
+    # (code, words, LR range for the first proposition, for the second)
     steps = (
-        ("extremely_strong", "extremely strong", "more than 1,000,000"),
-        ("very_strong", "very strong", "10,000 to 1,000,000"),
-        ("strong", "strong", "1,000 to 10,000"),
-        ("moderately_strong", "moderately strong", "100 to 1,000"),
-        ("moderate", "moderate", "10 to 100"),
-        ("weak", "weak", "2 to 10"),
+        (
+            "extremely_strong",
+            "extremely strong",
+            "above 1,000,000",
+            "below 1/1,000,000",
+        ),
+        (
+            "very_strong",
+            "very strong",
+            "10,000 to 1,000,000",
+            "1/10,000 to 1/1,000,000",
+        ),
+        ("strong", "strong", "1,000 to 10,000", "1/1,000 to 1/10,000"),
+        ("moderately_strong", "moderately strong", "100 to 1,000", "1/100 to 1/1,000"),
+        ("moderate", "moderate", "10 to 100", "1/10 to 1/100"),
+        ("weak", "weak or limited", "2 to 10", "1/2 to 1/10"),
     )
     same = tuple(
         ScaleLevel(
@@ -300,11 +311,11 @@ def _enfsi_levels() -> tuple[ScaleLevel, ...]:
             1,
             lr,
         )
-        for code, words, lr in steps
+        for code, words, lr, _ in steps
     )
     neither = ScaleLevel(
         "neither",
-        "The observations support neither proposition",
+        "The observations do not support one proposition over the other",
         0,
         "about 1",
     )
@@ -314,9 +325,9 @@ def _enfsi_levels() -> tuple[ScaleLevel, ...]:
             f"{words.capitalize()} support for the second proposition "
             "(different persons)",
             -1,
-            "1 / " + lr.replace(" to ", " to 1 / "),
+            lr,
         )
-        for code, words, lr in reversed(steps)
+        for code, words, _, lr in reversed(steps)
     )
     no_opinion = ScaleLevel(
         "no_opinion",
