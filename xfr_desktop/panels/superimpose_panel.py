@@ -61,6 +61,7 @@ NOT_MEASURED = (
     "as evidence (photo-anthropometry; ASTM E3149)."
 )
 NO_PAIR = "Open a pair to compare its faces here."
+WIPES = ("wipe (vertical)", "wipe (horizontal)")
 # the figure view each mode of the list is saved as
 FIGURE_VIEW = {
     "side by side": "side by side",
@@ -115,9 +116,14 @@ class SuperimposePanel(QWidget):
         self.sync = ViewSync(*self.viewers, parent=self)
         self.magnifier = QLabel()
         self.magnifier.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.magnifier.setMinimumSize(MAGNIFIER_PIXELS, MAGNIFIER_PIXELS)
+        # wide enough for the side-by-side magnifier (two windows and the gap at
+        # the largest zoom), so the views do not jump when the view changes
+        column = 2 * MAGNIFIER_PIXELS + 4 * MAX_MAGNIFICATION
+        self.magnifier.setFixedWidth(column)
+        self.magnifier.setMinimumHeight(MAGNIFIER_PIXELS)
         self.magnifier_title = QLabel()
         self.magnifier_title.setWordWrap(True)
+        self.magnifier_title.setFixedWidth(column)
         self.save_view_button = QPushButton("Save view as figure…")
         self.save_view_button.clicked.connect(lambda: self.save_figure("view"))
         self.save_magnifier_button = QPushButton("Save magnifier as figure…")
@@ -221,6 +227,8 @@ class SuperimposePanel(QWidget):
         elif self.flicker.isActive():
             self.flicker.stop()
         self.viewers[1].setVisible(mode == "side by side")
+        self.amount.setEnabled(mode in ("superimposition", *WIPES))
+        self.rate.setEnabled(mode == FLICKER)
         if self.faces is None:
             blank = np.full((ALIGNED_SIZE, ALIGNED_SIZE, 3), 40, np.uint8)
             self._show(blank, blank)
