@@ -60,7 +60,7 @@ def test_each_view_draws_the_aligned_pair_and_flicker_alternates(
     assert probe.shape == gallery.shape == (300, 300, 3)
     for mode in MODES:
         panel.mode.setCurrentText(mode)
-        shown = panel.render()
+        shown = panel.redraw()
         np.testing.assert_array_equal(shown, compose(probe, gallery, mode, 0.5))
         assert not panel.flicker.isActive()
         assert panel.viewers[1].isVisible() == (mode == "side by side")

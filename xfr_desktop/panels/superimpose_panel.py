@@ -176,7 +176,7 @@ class SuperimposePanel(QWidget):
             self.rate.valueChanged,
             self.zoom.valueChanged,
         ):
-            signal.connect(lambda *_: self.render())
+            signal.connect(lambda *_: self.redraw())
         # the magnifier follows the centre of the (synchronised) views
         for viewer in self.viewers:
             viewer.view_box.sigRangeChanged.connect(lambda *_: self._magnify())
@@ -185,7 +185,7 @@ class SuperimposePanel(QWidget):
         self.runner.error.connect(
             lambda e, d: errors.report(e, d, context="Could not align the faces.")
         )
-        self.render()
+        self.redraw()
 
     def set_controller(self, controller: CaseController) -> None:
         """The controller figures are saved through (the main window's)."""
@@ -198,21 +198,21 @@ class SuperimposePanel(QWidget):
         self.faces = None
         self.labels = (probe, gallery)
         self.saved.clear()
-        self.render()
+        self.redraw()
         if case is not None and probe and gallery:
             self.runner.start(workflow.aligned_faces, case, probe, gallery)
 
     def _on_faces(self, faces: Any) -> None:
         self.faces = faces
-        self.render()
+        self.redraw()
 
     def _next_frame(self) -> None:
         self.showing_gallery = not self.showing_gallery
-        self.render()
+        self.redraw()
 
     # -- drawing -----------------------------------------------------------------------
 
-    def render(self) -> np.ndarray | None:
+    def redraw(self) -> np.ndarray | None:
         """Draw the chosen view; the picture a saved figure of it would hold (at
         the chips' pixels, the region shown), None without a pair.  The pan and
         zoom stay while the pair does (another view, a slider, a flicker frame);
