@@ -139,9 +139,12 @@ def test_the_view_shown_is_saved_as_numbered_figures_drawn_at_the_chips_pixels(
         stored = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
         np.testing.assert_array_equal(stored, render_view(*faces, figure.params))
     assert stored.shape[0] == magnify(np.zeros((40, 40, 3), np.uint8), 4).shape[0]
-    # cancelling the caption saves nothing
+    # the shortcut saves the view too; cancelling the caption saves nothing
+    assert panel.save_shortcut.key().toString() == "Ctrl+Shift+F"
+    panel.save_shortcut.activated.emit()
+    assert [f.number for f in case.examination().figures()] == [1, 2, 3]
     monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: ("", False))
-    assert panel.save_figure() is None and len(case.examination().figures()) == 2
+    assert panel.save_figure() is None and len(case.examination().figures()) == 3
 
 
 def test_a_read_only_case_offers_no_saving(qtbot, tmp_path, monkeypatch):
