@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from core import wording
+from core.case.examination import Examination, Figure
 from core.case.store import Case, CaseFace, Comparison, StoredExplanation
 from core.compare_views import ALIGNED_SIZE
 from core.errors import BadInputError, NoFaceError
@@ -998,3 +999,43 @@ def annotation_row(case: Case, annotation_id: int) -> AnnotationRow:
         if row.annotation_id == annotation_id:
             return row
     raise BadInputError(f"no annotation with id {annotation_id}")
+
+
+def save_comparison_figure(
+    examination: Examination,
+    questioned: str,
+    known: str,
+    params: Mapping[str, Any],
+    caption: str = "",
+    faces: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Figure:
+    """Keep a comparison view as the case's next numbered figure (audited).
+
+    The picture is drawn from ``params`` (``core.compare_views.ViewParams``) at
+    the aligned chips' own pixels, not grabbed from a screen, so the report and
+    the CLI can redraw it from the params stored with it.  ``faces``: the two
+    chips ``aligned_faces`` made for this pair, when the caller has them already
+    (the GUI); otherwise they are aligned again from the case's evidence copies.
+    """
+    # imported here so that this function stays one addition at the module's end
+    from core.compare_views import ViewParams, render_view
+    from core.report.figures import png_bytes
+
+    try:
+        view = ViewParams.from_dict(params)
+    except ValueError as error:
+        raise BadInputError(str(error)) from error
+    if faces is None:
+        faces = aligned_faces(examination.case, questioned, known, view.chip_size)
+    try:
+        picture = render_view(faces[0], faces[1], view)
+    except ValueError as error:
+        raise BadInputError(str(error)) from error
+    return examination.save_figure(
+        png_bytes(picture),
+        view=view.view,
+        questioned=questioned,
+        known=known,
+        params=view.to_dict(),
+        caption=caption,
+    )
