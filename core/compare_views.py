@@ -69,8 +69,7 @@ def magnify(rgb: np.ndarray, factor: int) -> np.ndarray:
 
 
 # -- figures: a view redrawn at the chips' own pixels from what was stored ---------
-# The names of the views a figure records; ``core.case.examination.FIGURE_VIEWS``
-# holds the same names (a test keeps them equal).
+# The names of the views a figure records (``core.case.examination.FIGURE_VIEWS``).
 VIEWS = ("side by side", "superimposed", "wipe", "flicker", "magnifier")
 WIPE_AXES = ("vertical", "horizontal")
 FLICKER_SIDES = ("questioned", "known")

@@ -42,6 +42,7 @@ from core.case.acev import (
     Worksheet,
 )
 from core.case.records import AuditEntry, CaseError, Comparison, now
+from core.compare_views import VIEWS
 from core.errors import BadInputError, printable
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ BLIND_HIDDEN = "the first examiner's work, hidden in a blind verification"
 RESULT_KEYS = frozenset(
     {"similarity", "distance", "decision", "lr", "log10_lr", "rank", "verdicts"}
 )
-FIGURE_VIEWS = ("side by side", "superimposed", "wipe", "flicker", "magnifier")
+FIGURE_VIEWS = VIEWS  # the comparison views a figure can record
 
 
 @dataclass(frozen=True)
@@ -504,6 +505,7 @@ class Examination:
             (entry.action.startswith("acev.") and details.get("role") != "verifier")
             or (entry.action.startswith("annotation.") and theirs)
             or (entry.action.startswith("conclusion.") and theirs)
+            or (entry.action == "figure.save" and theirs)
         ):
             return _with_details(entry, {"hidden": BLIND_HIDDEN})
         return entry
@@ -618,7 +620,7 @@ class Examination:
             raise BadInputError("a figure is stored as a PNG image")
         questioned, known = self._pair(questioned, known)
         caption = printable(caption).strip()
-        numbers = [f.number for f in self.figures()]
+        numbers = [f.number for f in self._all_figures()]
         number = max(numbers, default=0) + 1
         sha = hashlib.sha256(png).hexdigest()
         with self.case._change(
@@ -650,9 +652,18 @@ class Examination:
                     now(),
                 ),
             )
-        return next(f for f in self.figures() if f.number == number)
+        return next(f for f in self._all_figures() if f.number == number)
 
     def figures(self) -> list[Figure]:
+        """Saved figures by number; in a blind session only the verifier's own
+        (a caption can carry the first examiner's opinion)."""
+        return [
+            figure
+            for figure in self._all_figures()
+            if not self.blind or figure.author == self.case.user
+        ]
+
+    def _all_figures(self) -> list[Figure]:
         return [
             Figure(
                 r["id"],

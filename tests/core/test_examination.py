@@ -70,6 +70,12 @@ def model():
     return SyntheticModel(network, 8)
 
 
+def _png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
 SUITABLE = Analysis("suitable", visible=("eyes", "nose"), not_visible=("ears",))
 
 
@@ -219,6 +225,14 @@ def test_blind_verification_hides_the_first_examination_and_records_the_outcome(
         exam.record_analysis("Q1", SUITABLE)
         exam.record_evaluation("Q1", "K1", "strong_same")
         c.add_annotation(shape="point", points=[[1, 1]], exhibit="Q1", note="mole")
+        exam.save_figure(
+            _png(),
+            view="wipe",
+            questioned="Q1",
+            known="K1",
+            params={},
+            caption="noses alike",
+        )
         exam.set_propositions(
             Propositions("Is Q1 K1?", "Q1 shows K1", "Q1 shows someone else", "adults")
         )
@@ -230,6 +244,7 @@ def test_blind_verification_hides_the_first_examination_and_records_the_outcome(
         blind.start_blind_session()
         assert blind.records() == [] and blind.analysis("Q1") is None
         assert blind.visible_annotations(c.annotations()) == []
+        assert blind.figures() == [] and len(c.examination().figures()) == 1
         assert blind.masked("Q1", "K1")  # the verifier is masked too
         trail = {e.seq: e for e in blind.redact(c.audit_log())}
         hidden = [e for e in trail.values() if e.details == {"hidden": BLIND_HIDDEN}]
@@ -237,6 +252,7 @@ def test_blind_verification_hides_the_first_examination_and_records_the_outcome(
             "acev.analysis",
             "acev.evaluation",
             "annotation.add",
+            "figure.save",
         }
         blind.record_analysis("Q1", SUITABLE)
         blind.record_evaluation("Q1", "K1", "moderate_same")
