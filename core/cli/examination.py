@@ -86,6 +86,21 @@ def _label(case: Case, face: str) -> str:
     return case.face(face).label
 
 
+def _pair(case: Case, questioned: str, known: str) -> tuple[str, str]:
+    """The pair's labels, questioned then known (checked for reading too: a
+    swapped pair would only print "nothing recorded")."""
+    labels = []
+    for name, role, kind in (
+        (questioned, "probe", "questioned (probe)"),
+        (known, "gallery", "known (gallery)"),
+    ):
+        found = case.face(name)
+        if case.exhibit(found.mark).role != role:
+            raise BadInputError(f"{found.label} is not a {kind} face")
+        labels.append(found.label)
+    return labels[0], labels[1]
+
+
 def _record_json(record: AcevRecord | None) -> dict[str, Any] | None:
     return record.to_dict() if record is not None else None
 
@@ -105,7 +120,9 @@ def cmd_settings(args: argparse.Namespace) -> int:
         if (value := getattr(args, key)) is not None
     }
     if args.reason and args.sequential_unmasking is None:
-        raise BadInputError("--reason goes with --sequential-unmasking on|off")
+        raise BadInputError(
+            "--reason goes with --sequential-unmasking on|off", args.case
+        )
     changing = args.sequential_unmasking is not None or scale or propositions
     with open_case(args, read_only=not changing) as case, in_case(args):
         exam = examination(case, args, writing=bool(changing))
@@ -170,7 +187,7 @@ def cmd_analysis(args: argparse.Namespace) -> int:
 
     details = (args.reasons, args.factor, args.visible, args.not_visible, args.notes)
     if args.suitability is None and any(v is not None for v in details):
-        raise BadInputError("recording an analysis needs --suitability")
+        raise BadInputError("recording an analysis needs --suitability", args.case)
     writing = args.suitability is not None
     with open_case(args, read_only=not writing) as case, in_case(args):
         exam = examination(case, args, writing=writing)
@@ -340,7 +357,7 @@ def cmd_features(args: argparse.Namespace) -> int:
     )
     with open_case(args, read_only=not writing) as case, in_case(args):
         exam = examination(case, args, writing=writing)
-        q, k = _label(case, args.questioned), _label(case, args.known)
+        q, k = _pair(case, args.questioned, args.known)
         record = None
         if writing:
             base = base_file or exam.worksheet(q, k)
@@ -403,11 +420,11 @@ def worksheet_lines(sheet: Worksheet | None) -> list[str]:
 # ---- evaluation, unmasking, verification -------------------------------------------
 def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.reasoning is not None and args.level is None:
-        raise BadInputError("--reasoning goes with --level CODE")
+        raise BadInputError("--reasoning goes with --level CODE", args.case)
     writing = args.level is not None
     with open_case(args, read_only=not writing) as case, in_case(args):
         exam = examination(case, args, writing=writing)
-        q, k = _label(case, args.questioned), _label(case, args.known)
+        q, k = _pair(case, args.questioned, args.known)
         record = None
         if writing:
             record = exam.record_evaluation(q, k, args.level, args.reasoning or "")
@@ -437,7 +454,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_unmask(args: argparse.Namespace) -> int:
     with open_case(args, read_only=False) as case, in_case(args):
         exam = examination(case, args, writing=True)
-        q, k = _label(case, args.questioned), _label(case, args.known)
+        q, k = _pair(case, args.questioned, args.known)
         record = exam.unmask(q, k)
     payload = {
         "questioned": q,
@@ -458,7 +475,7 @@ def cmd_verification(args: argparse.Namespace) -> int:
     record_it = bool(args.record or args.resolution or args.resolved_level)
     with open_case(args, read_only=not record_it) as case, in_case(args):
         exam = examination(case, args, writing=record_it)
-        q, k = _label(case, args.questioned), _label(case, args.known)
+        q, k = _pair(case, args.questioned, args.known)
         record = None
         if record_it:
             record = exam.record_verification(
@@ -504,12 +521,12 @@ def cmd_verification(args: argparse.Namespace) -> int:
 # ---- the whole record --------------------------------------------------------------
 def cmd_acev(args: argparse.Namespace) -> int:
     if (args.questioned is None) != (args.known is None):
-        raise BadInputError("give both faces of the pair (Q K) or neither")
+        raise BadInputError("give both faces of the pair (Q K) or neither", args.case)
     with open_case(args, read_only=True) as case, in_case(args):
         exam = examination(case, args, writing=False)
         records = exam.records()
         if args.questioned is not None:
-            q, k = _label(case, args.questioned), _label(case, args.known)
+            q, k = _pair(case, args.questioned, args.known)
             pairs = [(q, k)]
             records = [
                 r
