@@ -79,8 +79,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     model = None if args.no_compare else load_model_from_args(args)
     # acev: the demo ACE-V case (analysis, worksheet, evaluation, unmasking, a
-    # blind verification with a resolved disagreement)
-    options = {"acev": True} if args.acev else {}
+    # blind verification with a resolved disagreement); passed only when asked,
+    # so the plain demo needs nothing new of core.case.demo
+    options: dict[str, Any] = {"acev": True} if args.acev else {}
     with create_demo_case(args.case, model=model, **options) as case:
         payload = case.snapshot_info()
     _emit(args, payload, f"demo case created in {args.case}")
