@@ -410,7 +410,9 @@ def cmd_annotate(args: argparse.Namespace) -> int:
                 note=args.note,
                 component=args.component,
             )
-        annotations = case.annotations()
+        with in_case(args):  # blind: only the verifier's own annotations
+            exam = examination(case, args, writing=False)
+            annotations = exam.visible_annotations(case.annotations())
         marks = {e.id: e.mark for e in case.exhibits()}
     payload = {"annotations": [a.to_dict() for a in annotations]}
     lines = [
@@ -703,7 +705,9 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     explain.set_defaults(run=cmd_explain)
 
-    annotate = sub.add_parser("annotate", parents=[with_case], help="annotations")
+    annotate = sub.add_parser(
+        "annotate", parents=[with_case, blind], help="annotations"
+    )
     annotate.add_argument("--on", default="", help="exhibit mark or explanation:ID")
     annotate.add_argument(
         "--shape", choices=("point", "rectangle", "ellipse", "polygon", "freehand")

@@ -387,6 +387,10 @@ def test_a_blind_verifier_sees_only_their_own_records_then_verifies(
     assert "a verification is done by a second examiner" in line
     seen = xfr_json(capsys, "case", "acev", case, *blind)
     assert seen["records"] == [] and seen["blind"]
+    assert xfr_json(capsys, "case", "annotate", case, "--list", *blind) == {
+        "annotations": []
+    }
+    assert len(xfr_json(capsys, "case", "annotate", case, "--list")["annotations"]) == 1
     assert xfr_json(capsys, "case", "analysis", case, "Q1", *blind)["analysis"] is None
     assert (
         xfr_json(capsys, "case", "evaluate", case, "Q1", "K1", *blind)["evaluation"]
