@@ -202,8 +202,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from core.case import workflow
 
     model = load_model_from_args(args)
-    with _open(args) as case, in_case(args):
-        exam = examination(case, args, writing=False)
+    with _open(args) as case:
+        with in_case(args):
+            exam = examination(case, args, writing=False)
         if args.all:
             probes = [f.label for f in case.faces() if f.mark.startswith("Q")]
         else:
@@ -214,6 +215,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             )
             for probe in probes
         }
+        # recorded above; what is printed below leaves out what is masked
         masked = {
             probe: {c.face.label for c in found if exam.masked(probe, c.face.label)}
             for probe, found in rankings.items()
@@ -345,9 +347,9 @@ def _refuse_masked(args: argparse.Namespace, case: Case) -> None:
     """No explanation of a masked pair: it would show the model's decision."""
     from core.cli.examination import UNMASK_HINT
 
+    probe, gallery = case.face(args.probe).label, case.face(args.gallery).label
     with in_case(args):
         exam = examination(case, args, writing=False)
-        probe, gallery = case.face(args.probe).label, case.face(args.gallery).label
         if exam.masked(probe, gallery):
             raise BadInputError(
                 f"the model's results for {probe} / {gallery} are hidden until "
