@@ -13,6 +13,7 @@ from core.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_OK,
     EXIT_TAMPERED,
+    add_blind_options,
     add_trust_model_code,
     load_model_from_args,
     parse_box,
@@ -20,6 +21,7 @@ from core.cli.common import (
     parse_params,
     progress_printer,
 )
+from core.cli.examination import add_examination_commands, examination, in_case
 from core.cli.faithfulness import add_faithfulness_options
 from core.errors import BadInputError, describe_os_error
 from core.io.atomic import write_atomic
@@ -65,6 +67,7 @@ def cmd_new(args: argparse.Namespace) -> int:
         title=args.title,
         agency=args.agency,
         user=args.user,
+        sequential_unmasking=not args.no_sequential_unmasking,
     ) as case:
         info = case.info().to_dict()
     _emit(args, {"case": str(args.case), **info}, f"created case {info['case_number']}")
@@ -75,7 +78,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from core.case.demo import create_demo_case
 
     model = None if args.no_compare else load_model_from_args(args)
-    with create_demo_case(args.case, model=model) as case:
+    # acev: the demo ACE-V case (analysis, worksheet, evaluation, unmasking, a
+    # blind verification with a resolved disagreement); passed only when asked,
+    # so the plain demo needs nothing new of core.case.demo
+    options: dict[str, Any] = {"acev": True} if args.acev else {}
+    with create_demo_case(args.case, model=model, **options) as case:
         payload = case.snapshot_info()
     _emit(args, payload, f"demo case created in {args.case}")
     return EXIT_OK
@@ -196,6 +203,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     model = load_model_from_args(args)
     with _open(args) as case:
+        with in_case(args):
+            exam = examination(case, args, writing=False)
         if args.all:
             probes = [f.label for f in case.faces() if f.mark.startswith("Q")]
         else:
@@ -206,13 +215,22 @@ def cmd_compare(args: argparse.Namespace) -> int:
             )
             for probe in probes
         }
+        # recorded above; what is printed below leaves out what is masked
+        masked = {
+            probe: {c.face.label for c in found if exam.masked(probe, c.face.label)}
+            for probe, found in rankings.items()
+        }
     payload = {
         "model": {"id": model.model_id, "weights_sha256": model.weights_sha256},
         "threshold": model.threshold.to_dict(),
-        "rankings": {p: [c.to_dict() for c in r] for p, r in rankings.items()},
+        "rankings": {p: _masked_ranking(r, masked[p]) for p, r in rankings.items()},
+        "masked": {p: sorted(labels) for p, labels in masked.items()},
     }
     lines = []
     for probe, candidates in rankings.items():
+        if masked[probe]:
+            lines += _masked_lines(args, probe, candidates, masked[probe])
+            continue
         lines.append(f"probe {probe} - gallery ranked by cosine similarity:")
         lines += [
             f"  {c.rank:>3}. {c.face.label:<6} cosine {c.comparison.similarity:.4f}  "
@@ -221,6 +239,48 @@ def cmd_compare(args: argparse.Namespace) -> int:
         ]
     _emit(args, payload, "\n".join(lines))
     return EXIT_OK
+
+
+def _masked_ranking(candidates: list[Any], masked: set[str]) -> list[dict[str, Any]]:
+    """With any pair of the probe masked, no rank is shown (a rank tells how the
+    masked pairs scored) and the list is in the gallery's order."""
+    from core.case.examination import MASKED, RESULT_KEYS
+
+    if not masked:
+        return [c.to_dict() for c in candidates]
+    hidden = RESULT_KEYS | {"cosine_similarity", "euclidean_distance"}
+    out = []
+    for candidate in sorted(candidates, key=lambda c: c.face.id):
+        item = candidate.to_dict()
+        secret = hidden if candidate.face.label in masked else {"rank"}
+        out.append({k: MASKED if k in secret else v for k, v in item.items()})
+        out[-1]["masked"] = candidate.face.label in masked
+    return out
+
+
+def _masked_lines(
+    args: argparse.Namespace, probe: str, candidates: list[Any], masked: set[str]
+) -> list[str]:
+    from core.case.examination import MASKED
+
+    lines = [
+        f"probe {probe} - compared and recorded; sequential unmasking: the ranks and "
+        "the masked pairs' results are hidden until unmasked:"
+    ]
+    for c in sorted(candidates, key=lambda c: c.face.id):
+        if c.face.label in masked:
+            lines.append(f"       {c.face.label:<6} {MASKED}")
+        else:
+            lines.append(
+                f"       {c.face.label:<6} cosine {c.comparison.similarity:.4f}  "
+                f"distance {c.comparison.distance:.4f}  {c.comparison.decision}"
+            )
+    first = sorted(masked)[0]
+    lines.append(
+        f"  to see a pair's results: record the analysis of {probe} and an "
+        f"evaluation of the pair, then `xfr case unmask {args.case} {probe} {first}`"
+    )
+    return lines
 
 
 def _only_probe(case: Case) -> str:
@@ -239,6 +299,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     model = load_model_from_args(args)
     checked = None
     with _open(args) as case:
+        _refuse_masked(args, case)
         done = workflow.explain(
             case,
             args.probe,
@@ -280,6 +341,21 @@ def cmd_explain(args: argparse.Namespace) -> int:
         text += "\n" + "\n  ".join(lines)
     _emit(args, payload, text)
     return EXIT_OK
+
+
+def _refuse_masked(args: argparse.Namespace, case: Case) -> None:
+    """No explanation of a masked pair: it would show the model's decision."""
+    from core.cli.examination import UNMASK_HINT
+
+    probe, gallery = case.face(args.probe).label, case.face(args.gallery).label
+    with in_case(args):
+        exam = examination(case, args, writing=False)
+        if exam.masked(probe, gallery):
+            raise BadInputError(
+                f"the model's results for {probe} / {gallery} are hidden until "
+                "unmasked (sequential unmasking): "
+                + UNMASK_HINT.format(case=args.case, q=probe, k=gallery)
+            )
 
 
 def _faithfulness_settings(args: argparse.Namespace) -> Any:
@@ -336,7 +412,9 @@ def cmd_annotate(args: argparse.Namespace) -> int:
                 note=args.note,
                 component=args.component,
             )
-        annotations = case.annotations()
+        with in_case(args):  # blind: only the verifier's own annotations
+            exam = examination(case, args, writing=False)
+            annotations = exam.visible_annotations(case.annotations())
         marks = {e.id: e.mark for e in case.exhibits()}
     payload = {"annotations": [a.to_dict() for a in annotations]}
     lines = [
@@ -366,8 +444,10 @@ def cmd_conclude(args: argparse.Namespace) -> int:
 
 
 def cmd_log(args: argparse.Namespace) -> int:
-    with _open(args, read_only=True) as case:
-        entries = case.audit_log()
+    with _open(args, read_only=True) as case, in_case(args):
+        # the model's results of masked pairs (and, blind, the first
+        # examiner's work) are not shown; the stored chain is unchanged
+        entries = examination(case, args, writing=False).redact(case.audit_log())
     payload = {"entries": [e.to_dict() for e in entries]}
     lines = [
         f"{e.seq:>5} {e.time} {e.user:<14} {e.action:<18} "
@@ -527,6 +607,9 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     with_model.add_argument("--device", default="auto", help="auto, cpu or cuda")
     add_trust_model_code(with_model)
 
+    blind = argparse.ArgumentParser(add_help=False)
+    add_blind_options(blind)
+
     case = commands.add_parser("case", help="case files: evidence, audit trail")
     sub = case.add_subparsers(dest="case_command", required=True, metavar="COMMAND")
 
@@ -535,12 +618,24 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     new.add_argument("--examiner", required=True, help="examiner's name")
     new.add_argument("--title", default="")
     new.add_argument("--agency", default="")
+    new.add_argument(
+        "--no-sequential-unmasking",
+        action="store_true",
+        help="show the model's results at once (default: hidden for each pair "
+        "until its analysis and evaluation are recorded and it is unmasked)",
+    )
     new.set_defaults(run=cmd_new)
 
     demo = sub.add_parser(
         "demo", parents=[with_case, with_model], help="create the demo case"
     )
     demo.add_argument("--no-compare", action="store_true", help="skip the 1:N run")
+    demo.add_argument(
+        "--acev",
+        action="store_true",
+        help="the ACE-V demo: analysis, worksheet, evaluation, unmasking and a "
+        "blind verification with a disagreement resolved",
+    )
     demo.set_defaults(run=cmd_demo)
 
     info = sub.add_parser("info", parents=[with_case], help="case and exhibits")
@@ -575,14 +670,24 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     faces.set_defaults(run=cmd_faces)
 
     compare = sub.add_parser(
-        "compare", parents=[with_case, with_model], help="rank the gallery (1:N)"
+        "compare",
+        parents=[with_case, with_model, blind],
+        help="rank the gallery (1:N)",
+        description="Compare the probe with every gallery face and record the "
+        "comparisons.  With sequential unmasking on, a pair's results are hidden "
+        "until it is unmasked (xfr case unmask), and the ranks while any pair of "
+        "the probe is masked.",
     )
     compare.add_argument("--probe", help="probe face (default: the only probe)")
     compare.add_argument("--all", action="store_true", help="every probe face")
     compare.set_defaults(run=cmd_compare)
 
     explain = sub.add_parser(
-        "explain", parents=[with_case, with_model], help="explain one pair"
+        "explain",
+        parents=[with_case, with_model, blind],
+        help="explain one pair",
+        description="Explain one pair (refused while the pair is masked: see "
+        "xfr case unmask).",
     )
     explain.add_argument("--probe", required=True)
     explain.add_argument("--gallery", required=True)
@@ -602,7 +707,9 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     explain.set_defaults(run=cmd_explain)
 
-    annotate = sub.add_parser("annotate", parents=[with_case], help="annotations")
+    annotate = sub.add_parser(
+        "annotate", parents=[with_case, blind], help="annotations"
+    )
     annotate.add_argument("--on", default="", help="exhibit mark or explanation:ID")
     annotate.add_argument(
         "--shape", choices=("point", "rectangle", "ellipse", "polygon", "freehand")
@@ -622,7 +729,13 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     conclude.add_argument("--comparison", type=int)
     conclude.set_defaults(run=cmd_conclude)
 
-    log = sub.add_parser("log", parents=[with_case], help="the audit trail")
+    log = sub.add_parser(
+        "log",
+        parents=[with_case, blind],
+        help="the audit trail",
+        description="The audit trail, with the model's results of masked pairs "
+        "shown as hidden (and, with --blind, the first examiner's work).",
+    )
     log.set_defaults(run=cmd_log)
 
     verify = sub.add_parser(
@@ -674,3 +787,5 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="password of a --trust .p12, first line of FILE (or set XFR_PASSWORD)",
     )
     importer.set_defaults(run=cmd_import)
+
+    add_examination_commands(sub, with_case)

@@ -244,3 +244,24 @@ def check_output_folder(path: str | os.PathLike[str] | None) -> None:
         raise BadInputError("folder does not exist", parent)
     if not parent.is_dir():
         raise BadInputError("not a folder", parent)
+
+
+# ---- examination options ---------------------------------------------------------
+BLIND_HELP = (
+    "a verifier's blind session (needs --user NAME): the first examiner's ACE-V "
+    "records and annotations are hidden, and what is recorded is the verifier's"
+)
+
+
+def add_blind_options(parser: argparse.ArgumentParser) -> None:
+    """``--blind`` for the commands a blind verifier uses (with ``--user``)."""
+    parser.add_argument("--blind", action="store_true", help=BLIND_HELP)
+
+
+def split_assignment(item: str, option: str, form: str) -> tuple[str, str]:
+    """``NAME=VALUE`` -> (NAME, VALUE), both stripped; one line naming ``form``
+    otherwise."""
+    name, sep, value = item.partition("=")
+    if not sep or not name.strip() or not value.strip():
+        raise BadInputError(f"{option} needs {form}, got {item!r}")
+    return name.strip(), value.strip()

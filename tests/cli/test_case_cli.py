@@ -45,6 +45,7 @@ def test_round_trip_new_add_compare_explain_annotate_export_import_verify(
     code, out, _ = xfr(
         capsys, "case", "new", case, "--number", "2026-0077", "--examiner", "J. Doe",
         "--title", "Smith burglary", "--user", "jdoe", "--json",
+        "--no-sequential-unmasking",  # scores at once (masking: test_cli_examination)
     )  # fmt: skip
     assert code == 0 and out["case_number"] == "2026-0077"
 

@@ -204,6 +204,19 @@ def _templates(world) -> dict[tuple[str, ...], list[list[str]]]:
             ["case", "import", "IN", fine],
             ["case", "import", world["garbage"], "OUT"],
         ],
+        ("case", "settings"): [
+            ["case", "settings", "IN"],
+            ["case", "settings", case, "--scale", "IN"],
+        ],
+        ("case", "analysis"): [["case", "analysis", "IN", "Q1"]],
+        ("case", "features"): [
+            ["case", "features", "IN", "Q1", "K1"],
+            ["case", "features", case, "Q1", "K1", "--from", "IN"],
+        ],
+        ("case", "evaluate"): [["case", "evaluate", "IN", "Q1", "K1"]],
+        ("case", "unmask"): [["case", "unmask", "IN", "Q1", "K1"]],
+        ("case", "verification"): [["case", "verification", "IN", "Q1", "K1"]],
+        ("case", "acev"): [["case", "acev", "IN"]],
         ("identity", "new"): [["identity", "new", "--name", "N", "--out", "OUT"]],
         ("identity", "export"): [["identity", "export", "IN", "--out", fine]],
         ("report",): [
@@ -648,8 +661,25 @@ def read_only_case(mounted, case_with_photo, tmp_path):
         ["case", "compare", "CASE"],
         "case annotate CASE --on Q1 --shape point --points 1,2".split(),
         ["case", "conclude", "CASE", "--text", "same person"],
+        "case analysis CASE Q1 --suitability suitable".split(),
+        "case features CASE Q1 K1 --set nose=similar".split(),
+        "case evaluate CASE Q1 K1 --level neither".split(),
+        "case unmask CASE Q1 K1".split(),
+        "case settings CASE --first same".split(),
+        "case verification CASE Q1 K1 --record".split(),
     ],
-    ids=["add", "compare", "annotate", "conclude"],
+    ids=[
+        "add",
+        "compare",
+        "annotate",
+        "conclude",
+        "analysis",
+        "features",
+        "evaluate",
+        "unmask",
+        "settings",
+        "verification",
+    ],
 )
 def test_writing_to_a_read_only_case_is_one_line(argv, read_only_case, capsys):
     photo = read_only_case.parent / "astronaut.png"
@@ -659,7 +689,7 @@ def test_writing_to_a_read_only_case_is_one_line(argv, read_only_case, capsys):
     assert line.startswith(f"xfr: error: {read_only_case}: the case is read-only (")
 
 
-@pytest.mark.parametrize("command", ["info", "log", "verify"])
+@pytest.mark.parametrize("command", ["info", "log", "verify", "acev", "settings"])
 def test_a_read_only_case_can_still_be_read(command, read_only_case, capsys):
     assert main(["case", command, str(read_only_case)]) == 0, capsys.readouterr()
 
