@@ -246,7 +246,16 @@ class Examination:
         return face.label
 
     def _pair(self, questioned: str, known: str) -> tuple[str, str]:
-        return self._face(questioned, "probe"), self._face(known, "gallery")
+        """A questioned face and the face it is compared with: a known one, or
+        another questioned image's (two stills of one event)."""
+        first = self._face(questioned, "probe")
+        other = self.case.face(known)
+        if other.mark == self.case.face(first).mark:
+            raise BadInputError(
+                f"{first} and {other.label} are in the same image: compare faces "
+                "of two exhibits"
+            )
+        return first, other.label
 
     def _add(
         self,
@@ -255,12 +264,14 @@ class Examination:
         known: str,
         content: Mapping[str, Any],
         extra: Mapping[str, Any] | None = None,
+        role: str | None = None,
     ) -> AcevRecord:
-        assert stage in STAGES and self.role in ROLES
-        if self.role == "verifier" and stage != "verification":
+        role = role or self.role
+        assert stage in STAGES and role in ROLES
+        if role == "verifier" and stage != "verification":
             self._refuse_the_first_examiner()
         details = {
-            "role": self.role,
+            "role": role,
             "questioned": questioned,
             "known": known,
             "blind": self.blind,
@@ -273,7 +284,7 @@ class Examination:
                 "author, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     stage,
-                    self.role,
+                    role,
                     questioned,
                     known,
                     json.dumps(dict(content), sort_keys=True),
@@ -578,18 +589,32 @@ class Examination:
             printable(resolution).strip(),
             resolved_level if not agreement else examiner_level,
         )
-        record = self._add("verification", questioned, known, verification.to_dict())
+        # a verification is the verifier's record, whoever writes the resolution
+        record = self._add(
+            "verification", questioned, known, verification.to_dict(), role="verifier"
+        )
         self.blind = False  # the comparison revealed the first evaluation
         return record
 
     def verification(self, questioned: str, known: str) -> Verification | None:
+        """The pair's latest verification; in a blind session only one this
+        verifier recorded (another's would show the first examiner's level)."""
         found = [
             r
             for r in self._all_records()
             if r.stage == "verification"
             and (r.questioned, r.known) == (questioned.upper(), known.upper())
+            and (not self.blind or r.author == self.case.user)
         ]
         return found[-1].verification() if found else None
+
+    def blind_session_started(self) -> bool:
+        """Whether this case's user has begun a blind session (audited once)."""
+        return any(
+            entry.action == "verification.blind_session"
+            and entry.details.get("verifier") == self.case.user
+            for entry in self.case.audit_log()
+        )
 
     def verifiers(self) -> list[str]:
         return sorted({r.author for r in self._all_records() if r.role == "verifier"})

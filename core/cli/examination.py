@@ -69,17 +69,9 @@ def examination(case: Case, args: argparse.Namespace, *, writing: bool) -> Exami
     if blind and not args.user:
         raise BadInputError("--blind needs --user NAME (the verifier's name)")
     exam = case.examination(blind=blind)
-    if blind and writing and not _blind_session_started(case):
+    if blind and writing and not exam.blind_session_started():
         exam.start_blind_session()
     return exam
-
-
-def _blind_session_started(case: Case) -> bool:
-    return any(
-        entry.action == "verification.blind_session"
-        and entry.details.get("verifier") == case.user
-        for entry in case.audit_log()
-    )
 
 
 def _label(case: Case, face: str) -> str:

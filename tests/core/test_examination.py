@@ -346,3 +346,41 @@ def test_an_open_verification_is_recorded_as_open(tmp_path):
         verification = open_check.record_verification("Q1", "K1").verification()
         assert (verification.mode, verification.outcome) == ("open", "agreement")
         assert verification.resolved
+
+
+def test_two_questioned_images_are_a_pair_and_a_face_is_not_paired_with_itself(
+    case,
+):
+    exam = case.examination()
+    with pytest.raises(BadInputError, match="same image"):
+        exam.record_worksheet("Q1", "Q1", Worksheet())
+    exam.record_analysis("Q1", SUITABLE)
+    assert exam.masked("Q1", "K1")
+    exam.record_evaluation("Q1", "K2", "neither")
+    assert exam.unmask("Q1", "K2").known == "K2"
+
+
+def test_a_verification_is_the_verifiers_record_and_hidden_from_another_blind_one(
+    tmp_path,
+):
+    with new_case(tmp_path) as c:
+        exam = c.examination()
+        exam.record_analysis("Q1", SUITABLE)
+        exam.record_evaluation("Q1", "K1", "strong_same")
+        c.user = "B. Verifier"
+        first = c.examination(blind=True)
+        first.start_blind_session()
+        assert first.blind_session_started()
+        first.record_analysis("Q1", SUITABLE)
+        first.record_evaluation("Q1", "K1", "weak_same")
+        first.record_verification("Q1", "K1")
+        c.user = "A. Examiner"
+        resolution = c.examination().record_verification(
+            "Q1", "K1", resolution="discussed", resolved_level="moderate_same"
+        )
+        assert resolution.role == "verifier" and resolution.author == "A. Examiner"
+        c.user = "C. Second"
+        other = c.examination(blind=True)
+        assert not other.blind_session_started()
+        assert other.verification("Q1", "K1") is None
+        assert c.examination().verification("Q1", "K1").resolved
