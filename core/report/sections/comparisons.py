@@ -20,6 +20,7 @@ from core import wording
 from core.case.store import CaseFace
 from core.report import figures
 from core.report.content import ComparisonContent, ReportContent, Superseded
+from core.report.examination_content import MODEL_MASKED
 from core.report.explanation_figures import (
     components_table,
     correspondence,
@@ -154,6 +155,20 @@ def _comparison(
         ],
         [TEXT_WIDTH / 4] * 4,
     )
+    if item.masked:  # sequential unmasking: the faces, and no result of any kind
+        return [
+            KeepTogether(
+                [
+                    styles.p(f"Comparison {title}", styles.h2),
+                    figure,
+                    styles.p(
+                        f"<b>Model results:</b> {MODEL_MASKED} (sequential "
+                        "unmasking). No score, decision, likelihood ratio, rank or "
+                        "explanation of this pair is printed.",
+                    ),
+                ]
+            )
+        ]
     block: list[Flowable] = [
         styles.p(f"Comparison {title}", styles.h2),
         *([_superseded_banner(replaced, styles)] if replaced else []),
