@@ -33,7 +33,16 @@ name = "comparisons"
 
 
 def lay_out(content: ReportContent, styles: Styles) -> list[Flowable]:
-    story: list[Flowable] = [PageBreak(), styles.p("Comparisons", styles.h1)]
+    story: list[Flowable] = [
+        PageBreak(),
+        styles.p("Comparisons", styles.h1),
+        styles.p(
+            "The automatic face-recognition model's results and explanations: the "
+            "behaviour of the model, not the examiner's observations or opinion, "
+            "and printed only for pairs whose results were unmasked.",
+            styles.small,
+        ),
+    ]
     current, older = content.current, content.older
     if not content.comparisons:
         story.append(
