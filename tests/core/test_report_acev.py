@@ -275,3 +275,37 @@ def test_the_acev_demo_case_reports_to_the_guideline(tmp_path, dlib_model):
     assert similarity_digits(k2.similarity) not in text
     assert "Nose: tip similar" in text
     assert "Mode blind verification" in text
+
+
+def test_a_case_with_nothing_recorded_says_not_recorded_everywhere(tmp_path, model):
+    with new_case(tmp_path) as case:
+        workflow.rank_all_probes(case, model)
+        scores = [c.similarity for c in case.comparisons()]
+        out = tmp_path / "empty.pdf"
+        generate_report(case, out)
+    text = pdf_text(out)
+    request = text[text.find("Request and propositions") : text.find("Evidence")]
+    for row in ("Request", "First proposition (H1)", "Second proposition (H2)"):
+        assert f"{row} {NOT_RECORDED}" in request
+    assert "At least two competing propositions were not recorded" in request
+    assert f"Q1 (questioned) {NOT_RECORDED}" in text
+    assert f"Worksheet: {NOT_RECORDED}." in text
+    assert f"Evaluation: {NOT_RECORDED}." in text
+    assert f"Verification: {NOT_RECORDED} (no second examiner)." in text
+    assert "No figure was saved." in text
+    assert "Image quality: no limitation was recorded in the analyses." in text
+    # every pair masked: both are reported (no "best" pick), no score printed
+    assert "Pair Q1 / K1" in text and "Pair Q1 / K2" in text
+    assert not any(f"{score:.4f}" in text for score in scores)
+    assert text.count(MODEL_MASKED) >= 4
+
+
+def test_a_case_without_masking_says_so(tmp_path, model):
+    with new_case(tmp_path, sequential_unmasking=False) as case:
+        workflow.rank_all_probes(case, model)
+        best = max(c.similarity for c in case.comparisons())
+        out = tmp_path / "open.pdf"
+        generate_report(case, out)
+    text = pdf_text(out)
+    assert "Sequential unmasking was off" in text
+    assert f"{best:.4f}" in text and MODEL_MASKED not in text
