@@ -120,7 +120,7 @@ def gather_examination(
     exam = Examination(case)
     faces = case.faces()
     roles = {face.label: case.exhibit(face.mark).role for face in faces}
-    records = exam._all_records()  # every role: the report is made after the work
+    records = exam.records()  # not blind: every role (the report follows the work)
     verifier_worked = any(r.role == "verifier" for r in records)
     analyses = []
     for role in ("examiner", "verifier") if verifier_worked else ("examiner",):
