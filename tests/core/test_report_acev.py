@@ -146,6 +146,11 @@ def test_every_section_is_printed_in_the_guideline_order(examined):
         h for h, p in zip(HEADINGS, positions, strict=True) if p < 0
     ]
     assert positions == sorted(positions)
+    assert "The originals were not altered: each is kept byte for byte" in text
+    assert "Software: XFR Desktop version" in text and ", commit " in text
+    assert "validation on a stated reference set: not stated" in text
+    assert "identical twins" in text and "NIST IR 8280" in text
+    assert "may change with new information" in text
 
 
 def test_propositions_population_and_request_are_printed(examined):
