@@ -6,6 +6,14 @@ compression and a camera time stamp.  K1 is the original astronaut photo (same
 person), K2 matplotlib's Grace Hopper portrait (US Navy photo, public domain; a
 different person).  A newcomer sees a real workflow without data of their own.
 
+``create_demo_case(..., acev=True)`` adds a full ACE-V examination of Q1 / K1
+(``record_acev_demo``): propositions, the analyses, a feature worksheet, an
+evaluation made before the model's results were unmasked, a revision after, a
+blind verification by a second examiner that disagrees and is resolved, and a
+saved superimposition figure - what a report to the ENFSI/FISWG guideline shows.
+The plain demo has sequential unmasking off, so that it shows the model's scores
+at once.
+
 ``open_demo_case`` keeps one demo case in the user's data folder and reuses it
 while it verifies; one that does not is kept (never deleted: it may show what went
 wrong) and a new one is made beside it, with a note saying so.
@@ -13,6 +21,7 @@ wrong) and a new one is made beside it, with a note saying so.
 
 from __future__ import annotations
 
+import io
 import re
 import tempfile
 from dataclasses import dataclass
@@ -21,6 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from core.case.acev import Analysis, FeatureObservation, Propositions, Worksheet
 from core.case.store import Case, CaseError, CaseLockedError
 from core.errors import printable
 from core.faces.detect import FaceDetector
@@ -28,6 +38,8 @@ from core.io.userdirs import user_data_dir
 from core.models.base import FaceModel
 
 DEMO_CASE_NUMBER = "DEMO-0001"
+DEMO_EXAMINER = "A. Examiner"  # who examines the ACE-V demo
+DEMO_VERIFIER = "B. Verifier"  # who verifies it, blind
 DEMO_FOLDER = "demo.xfrcase"  # the next ones, made beside a damaged one: demo-2…
 _NUMBERED = re.compile(r"demo(?:-(\d+))?\.xfrcase")
 
@@ -77,13 +89,19 @@ def create_demo_case(
     user: str | None = None,
     model: FaceModel | None = None,
     detector: FaceDetector | None = None,
+    acev: bool = False,
 ) -> Case:
     """Create the demo case (faces detected; ranked when a model is given).
 
-    ``user`` is who the audit trail names (default: the examiner).
+    ``user`` is who the audit trail names (default: the examiner).  ``acev``: the
+    examination demo (sequential unmasking on, examined by ``DEMO_EXAMINER`` and
+    verified by ``DEMO_VERIFIER``; ``examiner`` and ``user`` are then not used);
+    the case is returned open as the examiner's.
     """
     from core.case import workflow
 
+    if acev:
+        examiner, user = DEMO_EXAMINER, None
     case = Case.create(
         folder,
         DEMO_CASE_NUMBER,
@@ -91,6 +109,7 @@ def create_demo_case(
         title="Demo: CCTV still against two portraits",
         agency="XFR Desktop demo",
         user=user,
+        sequential_unmasking=acev,
     )
     try:
         with tempfile.TemporaryDirectory() as scratch:
@@ -101,10 +120,166 @@ def create_demo_case(
             workflow.detect_faces(case, exhibit.mark, detector=detector)
         if model is not None:
             workflow.rank_gallery(case, "Q1", model)
+        if acev:
+            case = record_acev_demo(case)
     except BaseException:
         case.close()
         raise
     return case
+
+
+ANALYSIS_Q1 = Analysis(
+    "limited",
+    "a grey, blurred and heavily compressed CCTV still; the face is frontal and "
+    "large enough to see the main components",
+    ("resolution", "focus or motion blur", "compression", "colour or white balance"),
+    visible=("face_head_outline", "hair", "eyebrows", "eyes", "nose", "mouth"),
+    not_visible=("ears", "facial_marks", "skin"),
+    notes="time stamp burnt into the bottom of the frame (not over the face)",
+)
+ANALYSIS_K1 = Analysis(
+    "suitable",
+    "a sharp, well-lit colour portrait",
+    visible=(
+        "face_head_outline",
+        "hair",
+        "eyebrows",
+        "eyes",
+        "nose",
+        "mouth",
+        "chin_jawline",
+    ),
+    not_visible=("ears",),
+)
+PROPOSITIONS = Propositions(
+    request="Is the person in the CCTV still (Q1) the person in the portrait (K1)?",
+    first="The person in Q1 is the person in K1.",
+    second="The person in Q1 is another adult woman of similar apparent age.",
+    population="adult women of similar apparent age and build",
+)
+
+
+def demo_worksheet(q_note: int | None = None, k_note: int | None = None) -> Worksheet:
+    """The ACE-V demo's worksheet of Q1 / K1 (annotation ids link the nose)."""
+    q = (q_note,) if q_note is not None else ()
+    k = (k_note,) if k_note is not None else ()
+    return Worksheet(
+        (
+            FeatureObservation(
+                "face_head_outline", "similar", notes="oval, full at the cheeks"
+            ),
+            FeatureObservation(
+                "hair", "similar", "hairline", notes="short, swept to one side"
+            ),
+            FeatureObservation("eyebrows", "similar", "shape", notes="gently arched"),
+            FeatureObservation(
+                "eyes",
+                "different_explained",
+                "upper lid and fold",
+                notes="fold not resolved in Q1 (blur)",
+            ),
+            FeatureObservation(
+                "nose",
+                "similar",
+                "tip",
+                notes="rounded tip",
+                questioned_annotations=q,
+                known_annotations=k,
+            ),
+            FeatureObservation("mouth", "similar", "width"),
+            FeatureObservation("ears", "not_visible"),
+            FeatureObservation(
+                "facial_marks", "not_assessable", notes="too little detail in Q1"
+            ),
+        ),
+        notes="compared on the aligned faces, side by side and superimposed",
+    ).sorted()
+
+
+def record_acev_demo(case: Case, questioned: str = "Q1", known: str = "K1") -> Case:
+    """Record the ACE-V demo examination in ``case`` (its examiner's, with its
+    faces detected, ranked or not); returns the case open as the examiner's
+    (the verifier's part is recorded under their name in between); closed
+    when recording fails."""
+    try:
+        _record_first_examination(case, questioned, known)
+    finally:
+        folder = case.folder
+        case.close()
+    with Case.open(folder, user=DEMO_VERIFIER) as second:
+        _record_blind_verification(second, questioned, known)
+    return Case.open(folder)
+
+
+def _record_first_examination(case: Case, questioned: str, known: str) -> None:
+    from PIL import Image
+
+    from core.case import workflow
+    from core.compare_views import compose
+
+    exam = case.examination()
+    exam.set_propositions(PROPOSITIONS)
+    exam.record_analysis(questioned, ANALYSIS_Q1)
+    exam.record_analysis(known, ANALYSIS_K1)
+    notes = []
+    for label in (questioned, known):
+        face = case.face(label)
+        tip = [float(v) for v in face.landmarks5[4]]
+        notes.append(
+            case.add_annotation(
+                shape="point",
+                points=[tip],
+                exhibit=face.mark,
+                label="nose tip",
+                component="nose",
+            ).id
+        )
+    exam.record_worksheet(questioned, known, demo_worksheet(*notes))
+    exam.record_evaluation(
+        questioned,
+        known,
+        "moderate_same",
+        "the visible components are similar; Q1's quality limits what can be seen",
+    )
+    probe, gallery = workflow.aligned_faces(case, questioned, known)
+    picture = io.BytesIO()
+    Image.fromarray(compose(probe, gallery, "superimposition", 0.5)).save(
+        picture, format="PNG"
+    )
+    exam.save_figure(
+        picture.getvalue(),
+        view="superimposed",
+        questioned=questioned,
+        known=known,
+        params={"opacity": 0.5},
+        caption="K1 at 50 % over Q1, aligned on one eye line",
+    )
+    exam.unmask(questioned, known)
+    exam.record_evaluation(
+        questioned,
+        known,
+        "moderately_strong_same",
+        "revised after the model's results: no new observation; the similar "
+        "outline and nose weigh more than first written",
+    )
+
+
+def _record_blind_verification(second: Case, questioned: str, known: str) -> None:
+    blind = second.examination(blind=True)
+    blind.start_blind_session()
+    blind.record_analysis(questioned, ANALYSIS_Q1)
+    blind.record_analysis(known, ANALYSIS_K1)
+    blind.record_worksheet(questioned, known, demo_worksheet())
+    blind.record_evaluation(
+        questioned, known, "weak_same", "Q1 is too degraded for more than weak"
+    )
+    blind.record_verification(
+        questioned,
+        known,
+        resolution="discussed: both agree Q1's quality limits the strength; "
+        "the report states moderate support",
+        resolved_level="moderate_same",
+    )
 
 
 def demo_cases_folder() -> Path:

@@ -34,6 +34,7 @@ from core.report.signing import (
 )
 
 MANIFEST_NAME = "xfr-report.json"
+VERIFIED = "The countersignature is the verifier's"
 
 
 @dataclass(frozen=True)
@@ -102,14 +103,39 @@ def read_manifest(pdf: bytes | Path) -> dict[str, Any] | None:
     return json.loads(contents[0])
 
 
-def signature_note(signers: Sequence[Signer], timestamp_url: str | None) -> str:
-    """What the cover page says about the signatures that will follow."""
+def verification_statement(case: Case) -> str:
+    """What the countersignature stands for: the verifier's, with the mode of
+    each recorded verification, or plainly not a verification."""
+    from core.report.examination_content import gather_examination
+
+    exam = gather_examination(case, [])
+    done = [p for p in exam.pairs if p.verification is not None]
+    if not done:
+        return (
+            "The countersignature is not a verification: no verification by a "
+            "second examiner is recorded in the case."
+        )
+    verified = "; ".join(
+        f"{p.title}: {p.verification.mode} verification by {p.verification_by}"
+        for p in done
+        if p.verification is not None
+    )
+    return f"{VERIFIED} ({verified})."
+
+
+def signature_note(
+    signers: Sequence[Signer], timestamp_url: str | None, verification: str = ""
+) -> str:
+    """What the cover page says about the signatures that will follow
+    (``verification``: ``verification_statement``, said of a countersignature)."""
     if not signers:
         return ""
     from core.report.signing import common_name, is_self_signed
 
     parts = []
-    for role, signer in zip(("examiner", "peer reviewer"), signers, strict=False):
+    verified = verification.startswith(VERIFIED)
+    roles = ("examiner", "verifier" if verified else "countersigner")
+    for role, signer in zip(roles, signers, strict=False):
         cert = load_certificate(signer.p12, signer.password)
         kind = (
             "a self-signed certificate (no certification authority vouches for it; "
@@ -127,7 +153,9 @@ def signature_note(signers: Sequence[Signer], timestamp_url: str | None) -> str:
     return (
         "This report is signed (PAdES) by "
         + "; and countersigned by ".join(parts)
-        + ". Any change after signing is detected by signature validation. "
+        + ". "
+        + (verification + " " if len(signers) > 1 and verification else "")
+        + "Any change after signing is detected by signature validation. "
         + stamp
     )
 
@@ -157,7 +185,8 @@ def generate_report(
         raise BadInputError("a countersignature needs the examiner's signature first")
     signers = [s for s in (sign, countersign) if s is not None]
     request = request or ReportRequest()
-    request.signature_note = signature_note(signers, timestamp_url)
+    verification = verification_statement(case)
+    request.signature_note = signature_note(signers, timestamp_url, verification)
     request.timestamp_note = ""
     if model is not None:
         request.model = model
@@ -184,7 +213,7 @@ def generate_report(
         partial.write_bytes(pdf)
         for signer, field, reason in (
             (sign, "Examiner", "Examiner's report"),
-            (countersign, "Peer reviewer", "Verified by a second examiner (ACE-V)"),
+            (countersign, "Peer reviewer", _countersign_reason(verification)),
         ):
             if signer is None:
                 continue
@@ -222,6 +251,15 @@ def generate_report(
         out.unlink(missing_ok=True)
         raise
     return ReportOutcome(out, built.report_id, digest, built.pages, tuple(names))
+
+
+def _countersign_reason(verification: str) -> str:
+    """The countersignature's stated reason: a verification only when one is
+    recorded (the verifier's, blind or open)."""
+    if verification.startswith(VERIFIED):
+        mode = "open" if "open verification" in verification else "blind"
+        return f"Verifier's signature ({mode} verification, ACE-V)"
+    return "Countersignature (no verification recorded)"
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,11 @@ from core.models.base import Threshold
 from core.progress import ProgressCallback
 from core.references import REFERENCES, Reference
 from core.report import figures
+from core.report.examination_content import (
+    MODEL_MASKED,
+    ExaminationContent,
+    gather_examination,
+)
 from core.version import __version__, source_commit
 
 Selection = list[tuple[Comparison, list[StoredExplanation]]]
@@ -162,12 +167,23 @@ def select_comparisons(case: Case, request: ReportRequest) -> Selection:
         explained = {e.comparison_id for e in case.explanations()}
         chosen = [c for c in comparisons if c.id in explained]
         if not chosen:
+            # a probe with a masked pair: all its pairs, since picking the best
+            # would tell which masked pair the model scored highest
+            exam = case.examination()
+            masked = {
+                c.probe_face_id
+                for c in comparisons
+                if exam.any_masked(case.face_by_id(c.probe_face_id).label)
+            }
+            chosen = [c for c in comparisons if c.probe_face_id in masked]
             best: dict[int, Comparison] = {}
             for comparison in comparisons:
+                if comparison.probe_face_id in masked:
+                    continue
                 old = best.get(comparison.probe_face_id)
                 if old is None or comparison.similarity > old.similarity:
                     best[comparison.probe_face_id] = comparison
-            chosen = list(best.values())
+            chosen += list(best.values())
         comparisons = chosen
     selection = []
     shown: set[int] = set()
@@ -269,6 +285,9 @@ class ComparisonContent:
     aligned_chips: tuple[np.ndarray, np.ndarray] | None
     layers: Any  # the layer-by-layer LIME strip, when one was computed
     manifest_entry: dict[str, Any]  # what the report's manifest records
+    # sequential unmasking: the model's results were not unmasked, so none of them
+    # (score, decision, LR, rank, maps) is gathered or printed
+    masked: bool = False
 
     @property
     def faces(self) -> tuple[CaseFace, CaseFace]:
@@ -304,6 +323,7 @@ class ReportContent:
     timestamp_note: str = ""
     software_version: str = __version__
     source_commit: str = field(default_factory=source_commit)
+    examination: ExaminationContent | None = None  # the examiner's ACE-V records
 
     @property
     def current(self) -> tuple[ComparisonContent, ...]:
@@ -361,9 +381,11 @@ def gather_content(
         annotations=tuple(case.annotations()),
         conclusions=tuple(case.conclusions()),
         methods=_methods(selection, replaced),
-        audit=tuple(case.audit_log()),
+        # masked pairs' results are hidden in the trail too (the chain is not)
+        audit=tuple(case.examination().redact(case.audit_log())),
         signature_note=request.signature_note,
         timestamp_note=request.timestamp_note,
+        examination=gather_examination(case, [c for c, _ in selection]),
     )
 
 
@@ -390,6 +412,8 @@ def _comparison_content(
     annotations = {face.mark: _numbered_annotations(case, face.mark) for face in faces}
     for face in faces:
         evidence(face.mark)
+    if case.examination().masked_comparison(comparison):
+        return _masked_content(case, comparison, replaced, annotations)
     chips = None
     if request.model is not None and stored:
         pair = FacePair(
@@ -426,6 +450,39 @@ def _comparison_content(
         aligned_chips=chips,
         layers=layers,
         manifest_entry=_comparison_entry(case, comparison, replaced),
+    )
+
+
+def _masked_content(
+    case: Case,
+    comparison: Comparison,
+    replaced: Sequence[Superseded],
+    annotations: Mapping[str, list[dict[str, Any]]],
+) -> ComparisonContent:
+    """A masked pair: its faces only; no result, map or check is read."""
+    probe = case.face_by_id(comparison.probe_face_id)
+    gallery = case.face_by_id(comparison.gallery_face_id)
+    entry = _comparison_entry(case, comparison, replaced)
+    for key in ("similarity", "decision"):
+        entry[key] = None  # the manifest does not carry it either
+    entry["masked"] = True
+    return ComparisonContent(
+        comparison=comparison,
+        probe=probe,
+        gallery=gallery,
+        superseded=tuple(replaced),
+        annotations=annotations,
+        input_sha256=(
+            case.exhibit(probe.mark).sha256,
+            case.exhibit(gallery.mark).sha256,
+        ),
+        decision_text=MODEL_MASKED,
+        strength_text=MODEL_MASKED,
+        explanations=(),
+        aligned_chips=None,
+        layers=None,
+        manifest_entry=entry,
+        masked=True,
     )
 
 
@@ -565,6 +622,8 @@ def check_faithfulness_of(
     for comparison, stored in select_comparisons(case, request):
         if superseded_faces(case, comparison):
             continue  # labels name the current faces, not this comparison's
+        if case.examination().masked_comparison(comparison):
+            continue  # its maps are not in the report
         for explanation in stored:
             if stored_faithfulness(case, explanation.id) is not None:
                 continue

@@ -532,16 +532,25 @@ def test_report_sections_are_all_registered_in_order():
     from core.report.sections import SECTIONS
 
     names = [section.name for section in SECTIONS]
-    assert names == [
+    assert names == [  # the guideline's order (docs/reporting.md)
         "cover",
+        "request",
         "exhibits",
-        "comparisons",
+        "analysis",
+        "processing",
+        "method",
+        "worksheet",
         "annotations",
+        "evaluation",
         "conclusion",
+        "model_relation",
+        "comparisons",
+        "verification",
         "limitations",
         "reproducibility",
         "methods",
         "audit",
+        "figures",
     ]
     modules = {info.name for info in pkgutil.iter_modules(package.__path__)}
     registered = {section.__name__.rsplit(".", 1)[-1] for section in SECTIONS}

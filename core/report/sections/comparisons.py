@@ -20,6 +20,7 @@ from core import wording
 from core.case.store import CaseFace
 from core.report import figures
 from core.report.content import ComparisonContent, ReportContent, Superseded
+from core.report.examination_content import MODEL_MASKED
 from core.report.explanation_figures import (
     components_table,
     correspondence,
@@ -32,7 +33,16 @@ name = "comparisons"
 
 
 def lay_out(content: ReportContent, styles: Styles) -> list[Flowable]:
-    story: list[Flowable] = [PageBreak(), styles.p("Comparisons", styles.h1)]
+    story: list[Flowable] = [
+        PageBreak(),
+        styles.p("Comparisons", styles.h1),
+        styles.p(
+            "The automatic face-recognition model's results and explanations: the "
+            "behaviour of the model, not the examiner's observations or opinion, "
+            "and printed only for pairs whose results were unmasked.",
+            styles.small,
+        ),
+    ]
     current, older = content.current, content.older
     if not content.comparisons:
         story.append(
@@ -154,6 +164,20 @@ def _comparison(
         ],
         [TEXT_WIDTH / 4] * 4,
     )
+    if item.masked:  # sequential unmasking: the faces, and no result of any kind
+        return [
+            KeepTogether(
+                [
+                    styles.p(f"Comparison {title}", styles.h2),
+                    figure,
+                    styles.p(
+                        f"<b>Model results:</b> {MODEL_MASKED} (sequential "
+                        "unmasking). No score, decision, likelihood ratio, rank or "
+                        "explanation of this pair is printed.",
+                    ),
+                ]
+            )
+        ]
     block: list[Flowable] = [
         styles.p(f"Comparison {title}", styles.h2),
         *([_superseded_banner(replaced, styles)] if replaced else []),

@@ -20,7 +20,10 @@ def lay_out(content: ReportContent, styles: Styles) -> list[Flowable]:
     story.append(
         styles.p(
             "Each exhibit is stored unaltered in the case, under its SHA-256. Marks: "
-            "Q = questioned (probe), K = known (gallery)."
+            "Q = questioned (probe), K = known (gallery). The originals were not "
+            "altered: each is kept byte for byte as received, read-only, and "
+            "<i>xfr case verify</i> checks it against the SHA-256 taken at intake; "
+            "every view and figure in this report is made from a copy."
         )
     )
     rows: list[list[Any]] = [

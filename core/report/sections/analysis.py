@@ -1,0 +1,77 @@
+"""The analysis of each image on its own, questioned first: suitability, its
+reasons and the components visible (ACE-V analysis; ENFSI BPM section 9)."""
+
+from __future__ import annotations
+
+from reportlab.lib.units import mm
+from reportlab.platypus import CondPageBreak, Flowable
+
+from core.case.acev import FEATURES, SUITABILITY
+from core.report.content import ReportContent
+from core.report.examination_content import NOT_RECORDED, AnalysisRow
+from core.report.layout import TEXT_WIDTH, Styles, table
+
+name = "analysis"
+
+ROLE_TITLES = {"examiner": "Examiner", "verifier": "Verifier"}
+
+
+def _names(keys: tuple[str, ...]) -> str:
+    return ", ".join(FEATURES[k].name for k in keys) if keys else NOT_RECORDED
+
+
+def _row(item: AnalysisRow, styles: Styles) -> list[object]:
+    face = f"{item.face} ({item.side})"
+    if item.analysis is None:
+        return [
+            styles.p(face, styles.small),
+            styles.p(NOT_RECORDED, styles.small),
+            styles.p("-", styles.small),
+            styles.p("-", styles.small),
+            styles.p("-", styles.small),
+        ]
+    a = item.analysis
+    reasons = a.reasons or NOT_RECORDED
+    if a.factors:
+        reasons += " (factors: " + ", ".join(a.factors) + ")"
+    if a.notes:
+        reasons += f"; notes: {a.notes}"
+    return [
+        styles.p(face, styles.small),
+        styles.p(f"<b>{SUITABILITY[a.suitability]}</b>", styles.small),
+        styles.p(styles.u(reasons), styles.small),
+        styles.p(
+            f"visible: {_names(a.visible)}<br/>not visible: {_names(a.not_visible)}",
+            styles.small,
+        ),
+        styles.p(f"{styles.u(item.author)}<br/>{item.created}", styles.small),
+    ]
+
+
+def lay_out(content: ReportContent, styles: Styles) -> list[Flowable]:
+    story: list[Flowable] = [
+        CondPageBreak(60 * mm),
+        styles.p("Analysis and suitability of each image", styles.h1),
+        styles.p(
+            "Each image was analysed on its own, the questioned image before the "
+            "known one: whether it is suitable for comparison, why, and which facial "
+            "components can be seen."
+        ),
+    ]
+    exam = content.examination
+    rows = list(exam.analyses) if exam else []
+    if not rows:
+        return [*story, styles.p(f"Analysis: {NOT_RECORDED} (no faces).")]
+    widths = [20 * mm, 28 * mm, 52 * mm, 48 * mm]
+    widths.append(TEXT_WIDTH - sum(widths))
+    for role in ("examiner", "verifier"):
+        mine = [r for r in rows if r.role == role]
+        if not mine:
+            continue
+        story.append(styles.p(f"{ROLE_TITLES[role]}'s analysis", styles.h2))
+        header = [
+            styles.p(h, styles.small)
+            for h in ("Face", "Suitability", "Reasons", "Components", "By, when")
+        ]
+        story.append(table([header, *[_row(r, styles) for r in mine]], widths))
+    return story
