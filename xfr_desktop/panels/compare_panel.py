@@ -548,7 +548,7 @@ class ComparePanel(QWidget):
     def _score_text(self, loaded: LoadedPair) -> str:
         hidden = self.hidden_text()
         if hidden:
-            return f"<b>{html.escape(hidden)}</b>"
+            return f"<b>{html.escape(hidden, quote=False)}</b>"
         return plain_words(loaded.comparison)
 
     # ---- case content --------------------------------------------------------------
@@ -600,7 +600,9 @@ class ComparePanel(QWidget):
         if examination is not None and examination.any_masked(probe):
             # no score, LR, decision or rank: the gallery faces in mark order,
             # still there to choose a pair from
-            self.candidates_title.setText(html.escape(hidden_list_message(probe)))
+            self.candidates_title.setText(
+                html.escape(hidden_list_message(probe), quote=False)
+            )
             self.candidates_title.setWordWrap(True)
             self.candidates_title.setToolTip("")
             self.candidates.set_masked(

@@ -441,7 +441,7 @@ class LayersPanel(QWidget):
         self.compute.setToolTip(hidden)
 
     def _clear_maps(self, text: str) -> None:
-        self.layer_label.setText(html.escape(text))
+        self.layer_label.setText(html.escape(text, quote=False))
         for chip in self.chips:
             chip.set_overlay(None, signed=False)
         self.colour_bar.hide()
