@@ -233,6 +233,4 @@ def test_a_blind_session_hides_the_first_examiners_work(qtbot, tmp_path, monkeyp
     controller.add_annotation(
         exhibit="Q1", shape="point", points=[[90.0, 90.0]], label="verifier's mark"
     )
-    assert [r.label for r in window.annotation_list.shown_rows()] == [
-        "verifier's mark"
-    ]
+    assert [r.label for r in window.annotation_list.shown_rows()] == ["verifier's mark"]
