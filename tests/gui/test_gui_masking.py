@@ -163,6 +163,8 @@ def test_a_masked_pair_shows_no_result_anywhere(qtbot, tmp_path, monkeypatch):
     audit = " ".join(shown_texts(window.audit))
     assert MASKED in audit
     save_shot(window, "masked_pair.png")
+    compare.tabs.setCurrentIndex(1)  # Candidates (1:N)
+    save_shot(window, "masked_candidates.png")
 
 
 def test_unmasking_shows_the_pair_without_reopening_it(qtbot, tmp_path, monkeypatch):
