@@ -67,7 +67,9 @@ def models(monkeypatch) -> ModelRegistry:
 def case_folder(tmp_path) -> Path:
     """Q1 against K1 and K2, one fixed face each."""
     folder = tmp_path / "case"
-    with Case.create(folder, "2026-0018", "A. Examiner") as case:
+    with Case.create(
+        folder, "2026-0018", "A. Examiner", sequential_unmasking=False
+    ) as case:
         files = write_images(tmp_path, ["q1", "k1", "k2"], seed=7)
         case.add_exhibits(files[:1], "probe")
         case.add_exhibits(files[1:], "gallery")

@@ -46,7 +46,9 @@ def make_case(folder: Path) -> Path:
         path = folder / f"{name}.png"
         Image.fromarray(rng.integers(0, 256, (200, 240, 3), np.uint8)).save(path)
         files.append(path)
-    with Case.create(folder / "case", "2026-0018", "A. Examiner") as case:
+    with Case.create(
+        folder / "case", "2026-0018", "A. Examiner", sequential_unmasking=False
+    ) as case:
         case.add_exhibits([files[0]], "probe")
         case.add_exhibits(files[1:], "gallery")
         case.set_faces("Q1", [detected()], detector="hog")
@@ -377,7 +379,9 @@ def test_a_drawn_box_predicts_the_points_before_anything_is_stored(qtbot, window
 def astronaut_window(qtbot, tmp_path, astronaut_path, grace_hopper_path):
     """Grace Hopper (Q1) against the astronaut (K1, and her mission patch K1#1),
     detected by dlib as at intake."""
-    with Case.create(tmp_path / "case", "2026-0018", "A. Examiner") as case:
+    with Case.create(
+        tmp_path / "case", "2026-0018", "A. Examiner", sequential_unmasking=False
+    ) as case:
         case.add_exhibits([grace_hopper_path], "probe")
         case.add_exhibits([astronaut_path], "gallery")
         workflow.detect_faces(case, "Q1")

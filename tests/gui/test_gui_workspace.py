@@ -16,6 +16,7 @@ pytest.importorskip("PySide6")
 
 from core.case.store import Case
 from xfr_desktop.main_window import MainWindow
+from xfr_desktop.masking import attach_masking
 from xfr_desktop.settings import Settings
 
 pytestmark = pytest.mark.usefixtures("no_qt_leaks")
@@ -33,10 +34,19 @@ def window(qtbot):
 
 
 def open_demo(qtbot, window: MainWindow) -> Case:
+    """The demo case, its pairs unmasked: these tests look at the model's results
+    (the masking itself is tested in test_gui_masking)."""
+    attach_masking(window)
     window.open_demo()
     qtbot.waitUntil(lambda: window.controller.case is not None, timeout=WAIT_MS)
     qtbot.waitUntil(lambda: window.compare.loaded is not None, timeout=WAIT_MS)
     assert window.controller.case is not None
+    if window.controller.case.examination().settings().sequential_unmasking:
+        window.controller.change_examination(
+            lambda examination: examination.set_sequential_unmasking(
+                False, "the workspace tests look at the model's results"
+            )
+        )
     return window.controller.case
 
 

@@ -123,9 +123,14 @@ def write_images(folder: Path, names: list[str], seed: int | None = None) -> lis
     return [str(folder / f"{name}.png") for name in names]
 
 
-def new_case(folder: Path) -> Path:
-    """An empty case at ``folder`` (closed again, for the window to open)."""
-    Case.create(folder, "2026-0018", "A. Examiner").close()
+def new_case(folder: Path, *, sequential_unmasking: bool = False) -> Path:
+    """An empty case at ``folder`` (closed again, for the window to open).
+
+    Unmasked unless asked: most GUI tests look at the model's results; the
+    masking tests (test_gui_masking) ask for sequential unmasking."""
+    Case.create(
+        folder, "2026-0018", "A. Examiner", sequential_unmasking=sequential_unmasking
+    ).close()
     return folder
 
 

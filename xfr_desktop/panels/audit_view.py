@@ -13,6 +13,10 @@ A text filter matches the action, the user or anything in the details
 the model has no editable flags and the view no edit triggers.  The "Verify case"
 button only emits ``verify_requested``; whoever owns the case runs the check (in the
 background) and calls ``show_verify_result``.
+
+With a ``Masking`` set (``set_masking``) the entries are shown as the examination
+redacts them: a masked pair's results read "hidden until unmasked" and, in a blind
+session, the first examiner's work is hidden; the stored chain is never changed.
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from xfr_desktop.masking import Masking
 
 COLUMNS = ("#", "Time (UTC)", "User", "Action", "Details")
 SEQ_COLUMN, TIME_COLUMN, USER_COLUMN, ACTION_COLUMN, DETAILS_COLUMN = range(5)
@@ -355,13 +361,27 @@ class AuditTrailView(QWidget):
         layout.addLayout(controls)
         layout.addWidget(self.verify_label)
         layout.addWidget(self.table, 1)
+        self.masking: Masking | None = None
+        self._entries: list[Any] = []  # as given; shown redacted
         self._update_count()
+
+    def set_masking(self, masking: Masking) -> None:
+        """Show the entries as ``masking`` redacts them, again when it changes."""
+        self.masking = masking
+        masking.changed.connect(lambda: self.set_entries(self._entries))
+        self.set_entries(self._entries)
 
     # -- content ---------------------------------------------------------------------
     def set_entries(self, entries: Iterable[Any]) -> None:
         """Replace the rows; the filters and the chosen action are kept if possible."""
         chosen = self.action_combo.currentData()
-        self.model.set_entries(entries)
+        self._entries = list(entries)
+        shown = (
+            self._entries
+            if self.masking is None
+            else self.masking.redact(self._entries)
+        )
+        self.model.set_entries(shown)
         self.action_combo.blockSignals(True)
         try:
             self.action_combo.clear()

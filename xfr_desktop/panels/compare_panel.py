@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 
 from core.calibration import strength_of_evidence
 from core.case import workflow
+from core.case.examination import Examination
 from core.case.store import Case, Comparison
 from core.case.workflow import LoadedPair
 from core.colours import (
@@ -60,6 +61,12 @@ from core.metrics.pair_faithfulness import FaithfulnessSettings, PairFaithfulnes
 from core.models.base import FaceModel, Threshold
 from core.wording import ACCEPT_WORDS, NOT_CHECKED_YET, REJECT_WORDS, UNITS_NOT_STATED
 from xfr_desktop.dialogs.annotation_dialog import AnnotationDialog
+from xfr_desktop.masking import (
+    Masking,
+    case_examination,
+    hidden_list_message,
+    hidden_message,
+)
 from xfr_desktop.theme import problem_style
 from xfr_desktop.widgets.candidates_table import CandidatesTable
 from xfr_desktop.widgets.chip_view import ChipView
@@ -173,6 +180,8 @@ class ComparePanel(QWidget):
         self.loaded: LoadedPair | None = None
         self.results: dict[int, ExplanationResult] = {}  # explanation id -> result
         self.ask_annotation_details = True  # tests switch the dialog off
+        # sequential unmasking / blind mode (None: the case's examination, not blind)
+        self.masking: Masking | None = None
         self.viewers = (EvidenceViewer(), EvidenceViewer())
         for viewer in self.viewers:
             # one read-out and one colour bar for both views (issue 18: two
@@ -505,6 +514,43 @@ class ComparePanel(QWidget):
         row.addWidget(widget, 1 if stretch else 0)
         return box
 
+    # ---- sequential unmasking and blind mode --------------------------------------
+    def set_masking(self, masking: Masking) -> None:
+        """Follow ``masking``: re-ask what is hidden whenever it may have changed."""
+        self.masking = masking
+        masking.changed.connect(self.apply_masking)
+        self.apply_masking()
+
+    def examination(self) -> Examination | None:
+        if self.masking is not None:
+            return self.masking.examination()
+        return case_examination(self.case)
+
+    def hidden_text(self) -> str:
+        """The hidden line for the loaded pair, "" when its results may be shown."""
+        examination = self.examination()
+        if self.loaded is None or examination is None:
+            return ""
+        questioned, known = self.loaded.probe_label, self.loaded.gallery_label
+        if not examination.masked(questioned, known):
+            return ""
+        return hidden_message(questioned, known)
+
+    def apply_masking(self) -> None:
+        """Show or hide the loaded pair's results as the examination now says
+        (after an unmasking they appear without reopening the pair)."""
+        if self.loaded is not None:
+            self.score.setText(self._score_text(self.loaded))
+        self.refresh_annotations()
+        self.refresh_candidates()
+        self._fill_method_combo()
+
+    def _score_text(self, loaded: LoadedPair) -> str:
+        hidden = self.hidden_text()
+        if hidden:
+            return f"<b>{html.escape(hidden, quote=False)}</b>"
+        return plain_words(loaded.comparison)
+
     # ---- case content --------------------------------------------------------------
     def set_case(self, case: Case | None, model: FaceModel | None) -> None:
         self.case, self.model = case, model
@@ -550,6 +596,20 @@ class ComparePanel(QWidget):
             )
             return
         threshold = self.model.threshold
+        examination = self.examination()
+        if examination is not None and examination.any_masked(probe):
+            # no score, LR, decision or rank: the gallery faces in mark order,
+            # still there to choose a pair from
+            self.candidates_title.setText(
+                html.escape(hidden_list_message(probe), quote=False)
+            )
+            self.candidates_title.setWordWrap(True)
+            self.candidates_title.setToolTip("")
+            self.candidates.set_masked(
+                [f.label for f in workflow.role_faces(self.case, "gallery")],
+                self.gallery_combo.currentText(),
+            )
+            return
         rows = workflow.candidate_rows(self.case, probe, self.model)
         score = "distance" if threshold.metric == "euclidean" else "cosine"
         self.candidates_title.setText(
@@ -615,9 +675,10 @@ class ComparePanel(QWidget):
             self.chips[side].set_caption(f"{face.label}: aligned chip")
         self.sync.set_anchors(loaded.faces[0].bbox, loaded.faces[1].bbox)
         self.zoom_to_faces()
-        self.score.setText(plain_words(loaded.comparison))
+        self.score.setText(self._score_text(loaded))
         self.refresh_annotations()
         self.refresh_candidates()
+        self._fill_method_combo()  # the new pair may be masked
         self.pair_loaded.emit(loaded)
 
     def fit_views(self) -> None:
@@ -667,23 +728,32 @@ class ComparePanel(QWidget):
         self.earlier = dict(earlier)
         self._fill_method_combo()
 
+    def _shown_results(
+        self,
+    ) -> tuple[dict[int, ExplanationResult], dict[int, workflow.EarlierResult]]:
+        """The results that may be shown: none for a masked pair."""
+        if self.hidden_text():
+            return {}, {}
+        return self.results, self.earlier
+
     def _fill_method_combo(self) -> None:
         current = self.method_combo.currentData()
-        known = (*self.results, *self.earlier)
+        results, earlier_results = self._shown_results()
+        known = (*results, *earlier_results)
         if current not in known:
             current = None
         if self._chosen_explanation not in known:
             self._chosen_explanation = None
         self.method_combo.blockSignals(True)
         self.method_combo.clear()
-        for explanation_id, result in self.results.items():
+        for explanation_id, result in results.items():
             self.method_combo.addItem(
                 f"{result.method_name} (#{explanation_id})", explanation_id
             )
         newest = self.method_combo.count() - 1
-        if self.earlier and self.results:
+        if earlier_results and results:
             self.method_combo.insertSeparator(self.method_combo.count())
-        for explanation_id, earlier in self.earlier.items():
+        for explanation_id, earlier in earlier_results.items():
             self.method_combo.addItem(
                 f"{earlier.result.method_name} (#{explanation_id}) · earlier face",
                 explanation_id,
@@ -723,13 +793,14 @@ class ComparePanel(QWidget):
 
     def current_result(self) -> ExplanationResult | None:
         shown = self.method_combo.currentData()
-        if shown in self.earlier:
-            return self.earlier[shown].result
-        return self.results.get(shown)
+        results, earlier = self._shown_results()
+        if shown in earlier:
+            return earlier[shown].result
+        return results.get(shown)
 
     def shown_earlier(self) -> workflow.EarlierResult | None:
         """The earlier face's explanation shown, if the one shown is one."""
-        return self.earlier.get(self.method_combo.currentData())
+        return self._shown_results()[1].get(self.method_combo.currentData())
 
     def map_units(self, result: ExplanationResult | None = None) -> str:
         """What the shown map's numbers are (the method's ``map_units``)."""
@@ -821,6 +892,9 @@ class ComparePanel(QWidget):
         return shown
 
     def _no_map_message(self, result: ExplanationResult | None, kind: str) -> str:
+        hidden = self.hidden_text()
+        if hidden:
+            return hidden
         if result is None:
             return ""
         if kind == UNCERTAINTY and self.shown_earlier() is not None:
@@ -864,10 +938,14 @@ class ComparePanel(QWidget):
         self.earlier_note.setStyleSheet(problem_style(self.palette()))
         self.earlier_note.setVisible(earlier is not None)
         writable = self.case is None or not self.case.read_only
-        # a check would be made on the current faces, not the earlier ones
-        self.check_faithfulness.setEnabled(writable and earlier is None)
+        hidden = self.hidden_text()
+        # a check would be made on the current faces, not the earlier ones; on a
+        # masked pair it would show the model's decision
+        self.check_faithfulness.setEnabled(writable and earlier is None and not hidden)
         self.check_faithfulness.setToolTip(
-            READ_ONLY_TIP
+            hidden
+            if hidden
+            else READ_ONLY_TIP
             if not writable
             else CHECK_TIP
             if earlier is None
@@ -930,8 +1008,11 @@ class ComparePanel(QWidget):
         explanation_id = self.method_combo.currentData()
         result = self.current_result()
         kind = self.kind_combo.currentText()
+        hidden = self.hidden_text()
         for side, plot in enumerate(self.faithfulness):
-            if result is None:
+            if hidden:
+                plot.clear(hidden)
+            elif result is None:
                 plot.clear("No map shown.")
             elif kind == UNCERTAINTY:
                 plot.clear(UNCERTAINTY_NOTE)
@@ -965,8 +1046,8 @@ class ComparePanel(QWidget):
             for plot in self.faithfulness:
                 plot.clear("Compute an explanation first.")
             return
-        if self.case.read_only:
-            return  # the button is disabled; a check would have to be stored
+        if self.case.read_only or self.hidden_text():
+            return  # the button is disabled: stored in the case, or masked
         self._checker.start(
             workflow.check_faithfulness,
             self.case,
@@ -1111,8 +1192,12 @@ class ComparePanel(QWidget):
     def refresh_annotations(self) -> None:
         if self.case is None or self.loaded is None:
             return
+        examination = self.examination()
         for side, viewer in enumerate(self.viewers):
             mark = self.loaded.faces[side].mark
+            annotations = self.case.annotations(exhibit=mark)
+            if examination is not None:  # a blind session: the verifier's own
+                annotations = examination.visible_annotations(annotations)
             viewer.set_annotations(
                 [
                     {
@@ -1121,7 +1206,7 @@ class ComparePanel(QWidget):
                         "points": [list(p) for p in a.points],
                         "label": a.label or (a.component or ""),
                     }
-                    for a in self.case.annotations(exhibit=mark)
+                    for a in annotations
                 ]
             )
 

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from core import APP_NAME
+from xfr_desktop.masking import BLIND_CONCLUSIONS_NOTE, Masking
 
 HEADER_TEXT = (
     "<b>Your conclusion.</b> Write here, in your own words, the conclusion you "
@@ -63,6 +64,11 @@ class ConclusionEditor(QWidget):
         self._revisions: list[Any] = []  # newest first
         self._saved_text = ""  # text of the newest revision ("" when none)
         self._read_only = False
+        self.masking: Masking | None = None
+        self._given: list[Any] = []  # every revision given; a blind session sees some
+        self.blind_note = QLabel(BLIND_CONCLUSIONS_NOTE)
+        self.blind_note.setWordWrap(True)
+        self.blind_note.hide()
 
         self.header = QLabel(HEADER_TEXT)
         self.header.setWordWrap(True)
@@ -98,6 +104,7 @@ class ConclusionEditor(QWidget):
         top_layout = QVBoxLayout(top)
         top_layout.setContentsMargins(0, 0, 0, 0)
         top_layout.addWidget(self.header)
+        top_layout.addWidget(self.blind_note)
         top_layout.addWidget(self.editor, 1)
         top_layout.addLayout(save_row)
 
@@ -146,8 +153,16 @@ class ConclusionEditor(QWidget):
         so the examiner continues from it; unsaved edits are never replaced.
         """
         unsaved = self.has_unsaved_changes()
+        self._given = list(conclusions)
+        blind = self.masking is not None and self.masking.blind
+        self.blind_note.setVisible(blind)
+        shown = (
+            self.masking.visible_conclusions(self._given)
+            if self.masking is not None
+            else self._given
+        )
         self._revisions = sorted(
-            conclusions, key=lambda c: (str(c.created), c.id), reverse=True
+            shown, key=lambda c: (str(c.created), c.id), reverse=True
         )
         self._saved_text = self._revisions[0].text if self._revisions else ""
         self.revision_list.clear()
@@ -167,6 +182,13 @@ class ConclusionEditor(QWidget):
     def select_revision(self, row: int) -> None:
         """Select the ``row``-th revision in the list (0 is the newest)."""
         self.revision_list.setCurrentRow(row)
+
+    def set_masking(self, masking: Masking) -> None:
+        """In a blind verification only the verifier's own revisions are listed
+        (and continued from), with a line saying the others are hidden."""
+        self.masking = masking
+        masking.changed.connect(lambda: self.set_revisions(self._given))
+        self.set_revisions(self._given)
 
     def set_read_only(self, read_only: bool) -> None:
         """For cases opened read-only: the editor and save button are disabled."""

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 
 from core.explain import ExplainerInfo, Param, infos
 from xfr_desktop.case_controller import ExplainJob
+from xfr_desktop.masking import Masking
 
 INT_LIMIT = 2_000_000_000
 
@@ -178,6 +179,32 @@ class ExplainPanel(QWidget):
         layout.addWidget(self.jobs, 1)
         checked = self.checked_methods()
         self.methods.setCurrentRow(list(self.infos).index(checked[0]) if checked else 0)
+        self.masking: Masking | None = None
+        self._masked_run = False  # Run is disabled because the pair is masked
+
+    def set_masking(self, masking: Masking) -> None:
+        """Running a method on a masked pair would show its maps: Run is disabled
+        (with the reason as its tooltip) until the pair is unmasked."""
+        self.masking = masking
+        masking.changed.connect(self.apply_masking)
+        self.apply_masking()
+
+    def apply_masking(self) -> None:
+        hidden = "" if self.masking is None else self.masking.shown_pair_hidden()
+        if hidden:
+            self._masked_run = True
+            self.run_button.setEnabled(False)
+            self.run_button.setToolTip(hidden)
+            return
+        if self._masked_run:  # back to what the case allows
+            self._masked_run = False
+            assert self.masking is not None
+            case = self.masking.controller.case
+            writable = case is None or not case.read_only
+            self.run_button.setEnabled(writable)
+            self.run_button.setToolTip(
+                "" if writable else "The case is open read-only."
+            )
 
     def _show_params(self, item: QListWidgetItem | None) -> None:
         while self.params_form.rowCount():
@@ -244,6 +271,8 @@ class ExplainPanel(QWidget):
         return changed
 
     def _run(self) -> None:
+        if self.masking is not None and self.masking.shown_pair_hidden():
+            return  # disabled; a shortcut must not run it either
         methods = {m: self.params_for(m) for m in self.checked_methods()}
         if methods:
             self.run_requested.emit(methods, self.seed.value())

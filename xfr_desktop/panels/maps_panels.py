@@ -30,6 +30,7 @@ from core.metrics.pair_faithfulness import verdict_sentence
 from core.models.base import FaceModel
 from core.wording import LAYER_MAPS_NOT_CHECKED, NOT_CHECKED_YET, UNITS_NOT_STATED
 from xfr_desktop.errors import ErrorReporter
+from xfr_desktop.masking import Masking
 from xfr_desktop.widgets.chip_view import ChipView
 from xfr_desktop.widgets.colour_bar import ColourBar
 from xfr_desktop.workers import TaskRunner
@@ -39,6 +40,7 @@ TILE_CHIP_SIZE = 180  # px, the smallest: two tiles side by side at 1280 x 720
 MAX_TILE_CHIP_SIZE = 300  # px; between the two, the chips grow to fill the width
 TILE_CHIP_STEP = 20  # px: tiles are made again only when the size moves a step
 GRID_SPACING = 8
+NO_TILES = "No explanation computed for this pair yet."
 
 
 class MethodTile(QFrame):
@@ -204,8 +206,9 @@ class MethodGrid(QWidget):
         self.tiles_area = QScrollArea()
         self.tiles_area.setWidgetResizable(True)
         self.tiles_area.setWidget(self.inner)
-        self.empty = QLabel("No explanation computed for this pair yet.")
+        self.empty = QLabel(NO_TILES)
         self.empty.setWordWrap(True)
+        self.masking: Masking | None = None
         self.columns = 1
         self.chip_size = TILE_CHIP_SIZE
         intro = QLabel(
@@ -233,6 +236,15 @@ class MethodGrid(QWidget):
         self._chips = chips
         self._build_tiles()
 
+    def set_masking(self, masking: Masking) -> None:
+        """A masked pair's maps are not drawn: the hidden line instead."""
+        self.masking = masking
+        masking.changed.connect(self._build_tiles)
+        self._build_tiles()
+
+    def hidden_text(self) -> str:
+        return "" if self.masking is None else self.masking.shown_pair_hidden()
+
     def set_checks(self, checks: dict[int, Any]) -> None:
         """Stored faithfulness checks by explanation id (None: not checked)."""
         self._checks = dict(checks)
@@ -248,7 +260,9 @@ class MethodGrid(QWidget):
             self.grid.removeWidget(tile)
             tile.deleteLater()
         self.tiles = []
-        for explanation_id, result in self._results.items():
+        hidden = self.hidden_text()
+        self.empty.setText(hidden or NO_TILES)
+        for explanation_id, result in ({} if hidden else self._results).items():
             tile = MethodTile(explanation_id, result, self.chip_size)
             tile.chosen.connect(self.explanation_chosen)
             self.tiles.append(tile)
@@ -354,6 +368,7 @@ class LayersPanel(QWidget):
         self.model: FaceModel | None = None
         self.result: LayerwiseResult | None = None
         self.params: dict[str, Any] | None = None  # LIME overrides (None: paper's)
+        self.masking: Masking | None = None
         self.compute = QPushButton("Compute layer-by-layer maps")
         self.compute.clicked.connect(self.start)
         self.runner = TaskRunner(self)
@@ -380,7 +395,7 @@ class LayersPanel(QWidget):
         self.runner.error.connect(
             lambda e, d: errors.report(e, d, context="Layer-by-layer maps failed.")
         )
-        self.runner.finished.connect(lambda: self.compute.setEnabled(True))
+        self.runner.finished.connect(self._enable_compute)
         top = QHBoxLayout()
         for widget in (self.compute, self.cancel, self.progress, self.kind):
             top.addWidget(widget)
@@ -400,6 +415,37 @@ class LayersPanel(QWidget):
         layout.addLayout(chips)
         layout.addStretch(1)
 
+    def set_masking(self, masking: Masking) -> None:
+        """A masked pair's layer maps (and its per-layer similarity) are not
+        computed or shown: the hidden line instead."""
+        self.masking = masking
+        masking.changed.connect(self.apply_masking)
+        self.apply_masking()
+
+    def hidden_text(self) -> str:
+        return "" if self.masking is None else self.masking.shown_pair_hidden()
+
+    def apply_masking(self) -> None:
+        self._enable_compute()
+        hidden = self.hidden_text()
+        if hidden:
+            self._clear_maps(hidden)
+        elif self.result is not None:
+            self._show()
+        elif self.pair is not None:
+            self.layer_label.setText("Compute to see how the maps change with depth.")
+
+    def _enable_compute(self) -> None:
+        hidden = self.hidden_text()
+        self.compute.setEnabled(not hidden and not self.runner.is_busy())
+        self.compute.setToolTip(hidden)
+
+    def _clear_maps(self, text: str) -> None:
+        self.layer_label.setText(html.escape(text, quote=False))
+        for chip in self.chips:
+            chip.set_overlay(None, signed=False)
+        self.colour_bar.hide()
+
     def _on_progress(self, done: int, total: int, _message: str) -> None:
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)
@@ -414,9 +460,10 @@ class LayersPanel(QWidget):
             chip.set_chip(None if pair is None else pair.sides[side].chip)
             chip.set_overlay(None, signed=False)
         self.layer_label.setText("Compute to see how the maps change with depth.")
+        self.apply_masking()
 
     def start(self) -> None:
-        if self.pair is None or self.model is None:
+        if self.pair is None or self.model is None or self.hidden_text():
             return
         self.compute.setEnabled(False)
         self.runner.start(explain_layers, self.pair, self.model, self.params)
@@ -452,6 +499,10 @@ class LayersPanel(QWidget):
 
     def _show(self) -> None:
         if self.result is None or self.pair is None:
+            return
+        hidden = self.hidden_text()
+        if hidden:
+            self._clear_maps(hidden)
             return
         layer = self.result.layers[self.slider.value()]
         size = f"{layer.size[0]}×{layer.size[1]}" if layer.size else "vector"

@@ -6,7 +6,8 @@ opens the annotation dialog prefilled and emits ``edit_requested`` with the
 changed fields; Delete (button or key) emits ``delete_requested``; the window
 sends both through the case's undo stack, so a delete can be undone and the audit
 keeps both.  Choosing a row emits ``annotation_chosen`` so the comparison view
-can show it.
+can show it.  In a blind verification (``set_masking``) only the verifier's own
+annotations are listed.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from PySide6.QtWidgets import (
 
 from core.case.workflow import AnnotationRow
 from xfr_desktop.dialogs.annotation_dialog import AnnotationDialog
+from xfr_desktop.masking import Masking
 
 HEADERS = ("On", "Shape", "FISWG", "Label", "Note", "Author", "Time (UTC)")
 ON, SHAPE, COMPONENT, LABEL, NOTE, AUTHOR, TIME = range(len(HEADERS))
@@ -39,6 +41,7 @@ DELETE_TIP = (
     "Delete the annotation (Delete key). Undo brings it back; the audit trail "
     "keeps both steps."
 )
+BLIND_NOTE = "others hidden (blind verification)"
 
 
 def shown_time(stamp: str) -> str:
@@ -61,6 +64,7 @@ class AnnotationList(QWidget):
         self._pair_comparison: int | None = None
         self._read_only = False
         self.edit_dialog: AnnotationDialog | None = None  # the one open, if any
+        self.masking: Masking | None = None
 
         self.only_pair = QCheckBox("Only this pair")
         self.only_pair.setToolTip(
@@ -125,17 +129,30 @@ class AnnotationList(QWidget):
         if self.only_pair.isChecked():
             self._fill()
 
+    def set_masking(self, masking: Masking) -> None:
+        """List only what ``masking`` lets this session see (blind mode)."""
+        self.masking = masking
+        masking.changed.connect(self._fill)
+        self._fill()
+
+    def visible_rows(self) -> list[AnnotationRow]:
+        """The case's annotations this session may see (blind: its own)."""
+        if self.masking is None:
+            return list(self._rows)
+        return self.masking.visible_annotations(self._rows)
+
     def set_read_only(self, read_only: bool) -> None:
         """For cases opened read-only: annotations can be seen, not changed."""
         self._read_only = read_only
         self._update_buttons()
 
     def shown_rows(self) -> list[AnnotationRow]:
+        visible = self.visible_rows()
         if not self.only_pair.isChecked():
-            return list(self._rows)
+            return visible
         return [
             row
-            for row in self._rows
+            for row in visible
             if (row.exhibit and row.exhibit in self._pair_marks)
             or (
                 row.comparison_id is not None
@@ -149,7 +166,9 @@ class AnnotationList(QWidget):
             return None
         item = self.table.item(selected[0].row(), ON)
         annotation_id = item.data(Qt.ItemDataRole.UserRole) if item else None
-        return next((r for r in self._rows if r.annotation_id == annotation_id), None)
+        return next(
+            (r for r in self.visible_rows() if r.annotation_id == annotation_id), None
+        )
 
     def select_annotation(self, annotation_id: int | None) -> None:
         """Select a row (from the viewer's selection); emits nothing."""
@@ -191,10 +210,15 @@ class AnnotationList(QWidget):
                     self.table.setItem(index, column, item)
         finally:
             self.table.blockSignals(False)
-        hidden = len(self._rows) - len(rows)
+        visible = self.visible_rows()
+        hidden = len(visible) - len(rows)
+        blind = len(visible) < len(self._rows) or (
+            self.masking is not None and self.masking.blind
+        )
         self.count_label.setText(
             f"{len(rows)} annotation(s)"
             + (f", {hidden} on other exhibits" * bool(hidden))
+            + (f"; {BLIND_NOTE}" * blind)
         )
         if kept is not None:
             self.select_annotation(kept.annotation_id)

@@ -4,7 +4,8 @@ Columns: rank, gallery face, distance, cosine similarity, likelihood ratio (only
 when the model is calibrated) and decision.  The rows come from
 ``core.case.workflow.candidate_rows`` (best first by the decision score); clicking a
 header sorts by that column, numbers as numbers.  Choosing a row emits
-``candidate_chosen(gallery label)``.
+``candidate_chosen(gallery label)``.  While the probe's pairs are masked
+(sequential unmasking) ``set_masked`` lists the gallery faces with no result.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.case.examination import MASKED
 from core.case.workflow import CandidateRow
 from core.models.base import Threshold
 from core.wording import ACCEPT_WORDS, REJECT_WORDS
@@ -130,6 +132,27 @@ class CandidatesTable(QTableWidget):
         self.select_label(selected)
         self.blockSignals(False)
         self.updateGeometry()  # the size hint follows the columns
+
+    def set_masked(
+        self, labels: Sequence[str], selected: str = "", hidden: str = MASKED
+    ) -> None:
+        """Sequential unmasking: the gallery faces in the order given (mark order,
+        never the model's), every score, LR, decision and rank cell ``hidden``;
+        not sortable (an order by a hidden column would give the ranks away)."""
+        self.blockSignals(True)
+        self.setSortingEnabled(False)
+        self.setRowCount(len(labels))
+        for row, label in enumerate(labels):
+            for column in range(len(COLUMNS)):
+                item = _SortItem(label if column == GALLERY else hidden)
+                item.setData(LABEL, label)
+                if column != GALLERY:
+                    item.setToolTip(f"{label}: the model's result is {hidden}")
+                self.setItem(row, column, item)
+        self.setColumnHidden(LR, False)
+        self.select_label(selected)
+        self.blockSignals(False)
+        self.updateGeometry()
 
     def sizeHint(self) -> QSize:
         """Wide enough for every shown column, so that the splitter gives the
