@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import errno
 import json
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ from core.cli.common import (
     add_blind_options,
     add_trust_model_code,
     load_model_from_args,
+    open_case,
     parse_box,
     parse_landmarks,
     parse_params,
@@ -23,7 +23,7 @@ from core.cli.common import (
 )
 from core.cli.examination import add_examination_commands, examination, in_case
 from core.cli.faithfulness import add_faithfulness_options
-from core.errors import BadInputError, describe_os_error
+from core.errors import BadInputError
 from core.io.atomic import write_atomic
 from core.models.ids import DEFAULT_MODEL_ID
 from core.progress import ProgressCallback
@@ -34,22 +34,6 @@ if TYPE_CHECKING:
 
 def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
     print(json.dumps(payload, indent=2) if args.json else text)
-
-
-def _open(args: argparse.Namespace, read_only: bool = False) -> Any:
-    from core.case.store import Case
-
-    try:
-        return Case.open(args.case, user=args.user, read_only=read_only)
-    except OSError as error:
-        if read_only or error.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
-            raise
-        # Opening for writing takes the case's lock file: the first write refused.
-        raise BadInputError(
-            f"the case is read-only ({describe_os_error(error)}); it can still be "
-            "read: info, log, verify, report verify --case",
-            args.case,
-        ) from None
 
 
 def _progress(args: argparse.Namespace, label: str) -> ProgressCallback:
@@ -89,7 +73,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    with _open(args, read_only=True) as case:
+    with open_case(args, read_only=True) as case:
         payload = case.snapshot_info()
         payload["exhibits"] = [e.to_dict() for e in case.exhibits()]
     lines = [f"case {payload['case_number']}: {payload['title']}"] + [
@@ -104,7 +88,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     from core.case import workflow
 
     files = _expand(args.files)
-    with _open(args) as case:
+    with open_case(args) as case:
         done = workflow.add_and_detect(
             case,
             files,
@@ -143,7 +127,7 @@ def cmd_faces(args: argparse.Namespace) -> int:
     from core.case import workflow
 
     changes = (args.correct, args.detect, args.box, args.reject, args.restore)
-    with _open(args, read_only=not (any(changes) or args.reset)) as case:
+    with open_case(args, read_only=not (any(changes) or args.reset)) as case:
         if args.detect:
             workflow.detect_faces(case, args.detect, method=args.detector)
         if args.correct:
@@ -202,7 +186,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from core.case import workflow
 
     model = load_model_from_args(args)
-    with _open(args) as case:
+    with open_case(args) as case:
         with in_case(args):
             exam = examination(case, args, writing=False)
         if args.all:
@@ -298,7 +282,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     settings = _faithfulness_settings(args)
     model = load_model_from_args(args)
     checked = None
-    with _open(args) as case:
+    with open_case(args) as case:
         _refuse_masked(args, case)
         done = workflow.explain(
             case,
@@ -394,7 +378,7 @@ def _check_faithfulness(
 
 
 def cmd_annotate(args: argparse.Namespace) -> int:
-    with _open(args, read_only=args.list) as case:
+    with open_case(args, read_only=args.list) as case:
         if args.delete is not None:
             case.delete_annotation(args.delete)
         elif not args.list:
@@ -437,14 +421,14 @@ def _points(items: list[str]) -> list[list[float]]:
 
 
 def cmd_conclude(args: argparse.Namespace) -> int:
-    with _open(args) as case:
+    with open_case(args) as case:
         conclusion = case.add_conclusion(args.text, args.comparison)
     _emit(args, conclusion.__dict__, f"conclusion {conclusion.id} recorded")
     return EXIT_OK
 
 
 def cmd_log(args: argparse.Namespace) -> int:
-    with _open(args, read_only=True) as case, in_case(args):
+    with open_case(args, read_only=True) as case, in_case(args):
         # the model's results of masked pairs (and, blind, the first
         # examiner's work) are not shown; the stored chain is unchanged
         entries = examination(case, args, writing=False).redact(case.audit_log())
@@ -462,7 +446,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from core.case.store import read_anchor
 
     anchor = read_anchor(args.anchor) if args.anchor else None
-    with _open(args, read_only=True) as case:
+    with open_case(args, read_only=True) as case:
         report = case.verify(progress=_progress(args, "verify"), anchor=anchor)
     lines = [
         f"{'INTACT' if report.intact else 'TAMPERED'}: {report.audit_entries} audit "
@@ -488,7 +472,7 @@ def cmd_anchor(args: argparse.Namespace) -> int:
         raise BadInputError("already exists; an anchor is never overwritten", out)
     if not out.parent.is_dir():
         raise BadInputError("the folder for the anchor does not exist", out.parent)
-    with _open(args, read_only=True) as case:
+    with open_case(args, read_only=True) as case:
         report = case.verify()
         if not report.intact:
             raise BadInputError(
@@ -530,7 +514,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     # The identity is loaded first: a wrong password stops before anything is
     # written or audited.
     signer = load_signer(args.sign, _password(args, args.sign)) if args.sign else None
-    with _open(args) as case:
+    with open_case(args) as case:
         export = workflow.export_audited(case, args.archive, signer)
     manifest, digest, signed_by = export.manifest, export.sha256, export.signed_by
     payload = {

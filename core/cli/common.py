@@ -8,6 +8,7 @@ not wait for torch.  Model loading imports its backends inside the function.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from core.errors import BadInputError
+from core.errors import BadInputError, describe_os_error
 from core.progress import ProgressCallback
 
 if TYPE_CHECKING:
@@ -265,3 +266,21 @@ def split_assignment(item: str, option: str, form: str) -> tuple[str, str]:
     if not sep or not name.strip() or not value.strip():
         raise BadInputError(f"{option} needs {form}, got {item!r}")
     return name.strip(), value.strip()
+
+
+def open_case(args: argparse.Namespace, read_only: bool = False) -> Any:
+    """The case named by ``args.case``, opened as ``args.user``; a read-only
+    folder opened for writing is one line saying what can still be done."""
+    from core.case.store import Case
+
+    try:
+        return Case.open(args.case, user=args.user, read_only=read_only)
+    except OSError as error:
+        if read_only or error.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        # Opening for writing takes the case's lock file: the first write refused.
+        raise BadInputError(
+            f"the case is read-only ({describe_os_error(error)}); it can still be "
+            "read: info, log, verify, report verify --case",
+            args.case,
+        ) from None

@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.cli.common import EXIT_OK, add_blind_options, split_assignment
+from core.cli.common import EXIT_OK, add_blind_options, open_case, split_assignment
 from core.errors import BadInputError, printable
 
 if TYPE_CHECKING:
@@ -54,12 +54,6 @@ def in_case(args: argparse.Namespace) -> Iterator[None]:
         if error.path is not None:
             raise
         raise BadInputError(error.reason, args.case) from None
-
-
-def open_case(args: argparse.Namespace, *, read_only: bool) -> Any:
-    from core.cli.case import _open
-
-    return _open(args, read_only=read_only)
 
 
 def examination(case: Case, args: argparse.Namespace, *, writing: bool) -> Examination:

@@ -193,7 +193,7 @@ def test_the_whole_scale_is_printed_with_the_chosen_levels(examined):
     assert "after the model's results were unmasked" in section
     same = "support for the first proposition (same person) — chosen by"
     assert f"Moderately strong {same} Examiner" in section
-    assert f"Weak {same} Verifier" in section
+    assert f"Weak or limited {same} Verifier" in section
     assert f"Moderate {same} the resolution" in section
     assert section.count("chosen by") == 3
 

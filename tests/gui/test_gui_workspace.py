@@ -34,19 +34,14 @@ def window(qtbot):
 
 
 def open_demo(qtbot, window: MainWindow) -> Case:
-    """The demo case, its pairs unmasked: these tests look at the model's results
-    (the masking itself is tested in test_gui_masking)."""
+    """The demo case: the plain demo has sequential unmasking off, so its pairs'
+    results show at once (the masking itself is tested in test_gui_masking)."""
     attach_masking(window)
     window.open_demo()
     qtbot.waitUntil(lambda: window.controller.case is not None, timeout=WAIT_MS)
     qtbot.waitUntil(lambda: window.compare.loaded is not None, timeout=WAIT_MS)
     assert window.controller.case is not None
-    if window.controller.case.examination().settings().sequential_unmasking:
-        window.controller.change_examination(
-            lambda examination: examination.set_sequential_unmasking(
-                False, "the workspace tests look at the model's results"
-            )
-        )
+    assert not window.controller.case.examination().settings().sequential_unmasking
     return window.controller.case
 
 
