@@ -306,6 +306,9 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.channels, "Channels")
         self.tabs.addTab(self.conclusion, "Conclusion")
         self.tabs.addTab(self.audit, "Audit trail")
+        # the window still opens on the comparison (the examiner picks the pair
+        # there); the Examination tab is one click away, first in the bar
+        self.tabs.setCurrentWidget(compare_page)
         self.workspace = QSplitter()
         self.workspace.addWidget(self.exhibits)
         self.workspace.addWidget(self.tabs)
@@ -605,6 +608,17 @@ class MainWindow(QMainWindow):
         """The case just opened for a blind verification: record that it began
         (core refuses the first examiner, or a read-only case)."""
         self._blind_opening = False
+        case = self.controller.case
+        if case is not None and case.read_only:
+            self.errors.warn(
+                "Not opened for blind verification",
+                f"{case.folder} could only be opened read-only, and a blind "
+                "session is recorded in the case.",
+                "Close it where it is open (or copy it to a writable disk) and "
+                "choose File → Open for blind verification… again.",
+            )
+            QTimer.singleShot(0, self.controller.close_case)
+            return False
         started = self.controller.change_examination(
             lambda examination: examination.start_blind_session() or True
         )

@@ -18,7 +18,16 @@ from core.case.examination import Examination
 from core.case.records import StoredExplanation
 from core.case.store import Case
 from tests.gui.layout_checks import assert_min_size, assert_no_overlap
-from tests.gui.tiny_case import WAIT_MS, open_pair_window
+from tests.gui.tiny_case import (
+    WAIT_MS,
+    TinyDistanceModel,
+    add_exhibits,
+    make_window,
+    tiny_registry,
+    use_one_fixed_face,
+    write_images,
+)
+from xfr_desktop import main_window
 from xfr_desktop.dialogs.new_case_dialog import NewCaseDialog
 from xfr_desktop.main_window import MainWindow
 from xfr_desktop.panels.examination_panel import ExaminationPanel
@@ -44,7 +53,17 @@ def _shot(qtbot, widget, name: str) -> None:
 
 
 def _pair_window(qtbot, tmp_path, monkeypatch) -> tuple[MainWindow, ExaminationPanel]:
-    window = open_pair_window(qtbot, tmp_path, monkeypatch)
+    """One probe, two gallery images, a pair loaded; the case masked explicitly
+    (sequential unmasking on), whatever the shared helpers' default becomes."""
+    use_one_fixed_face(monkeypatch)
+    folder = tmp_path / "case"
+    Case.create(folder, "2026-0019", "A. Examiner", sequential_unmasking=True).close()
+    window = make_window(qtbot, tiny_registry(TinyDistanceModel), folder)
+    for names, role in ((["q1"], "probe"), (["k1", "k2"], "gallery")):
+        add_exhibits(qtbot, window, write_images(tmp_path, names), role)
+    qtbot.waitUntil(lambda: window.compare.loaded is not None, timeout=WAIT_MS)
+    busy = (window.controller._ranker, window.compare._loader, window._results_loader)
+    qtbot.waitUntil(lambda: not any(r.is_busy() for r in busy), timeout=WAIT_MS)
     window.errors.show_dialogs = False  # a refusal is recorded, not shown
     window.resize(1280, 720)
     window.tabs.setCurrentWidget(window.examination_panel)
@@ -409,20 +428,41 @@ def test_the_tab_fits_1280x720(qtbot, tmp_path, monkeypatch):
     assert tab_bar.tabRect(tab_bar.count() - 1).right() <= tab_bar.width()
 
 
-def test_the_new_case_dialog_asks_for_sequential_unmasking(qtbot, tmp_path):
-    dialog = NewCaseDialog("A. Examiner")
-    qtbot.addWidget(dialog)
-    assert dialog.unmasking()  # on unless turned off
-    dialog.sequential_unmasking.setChecked(False)
-    assert not dialog.unmasking()
-    from xfr_desktop.case_controller import _new_case
+@pytest.mark.parametrize("unmasking", [True, False])
+def test_the_new_case_dialog_asks_for_sequential_unmasking(
+    qtbot, tmp_path, monkeypatch, unmasking
+):
+    window = make_window(qtbot, tiny_registry(TinyDistanceModel), show_dialogs=False)
+    folder = tmp_path / "new.xfrcase"
 
-    folder = tmp_path / "open.xfrcase"
-    case = _new_case(str(folder), "2026-0099", "A. Examiner", "", "", False)
-    assert not case.examination().settings().sequential_unmasking
-    case.close()
-    case = Case.open(folder)
-    try:
-        assert case.examination().settings().recorded
-    finally:
-        case.close()
+    class Filled(NewCaseDialog):
+        def exec(self) -> int:
+            assert self.unmasking()  # on unless turned off
+            self.number.setText("2026-0099")
+            self.examiner.setText("A. Examiner")
+            self.folder.setText(str(folder))
+            self.sequential_unmasking.setChecked(unmasking)
+            return int(NewCaseDialog.DialogCode.Accepted)
+
+    monkeypatch.setattr(main_window, "NewCaseDialog", Filled)
+    window.new_case()
+    qtbot.waitUntil(
+        lambda: (
+            window.controller.case is not None or window.errors.last_report is not None
+        ),
+        timeout=WAIT_MS,
+    )
+    assert window.errors.last_report is None, window.errors.last_report.message
+    settings = _exam(window).settings()
+    assert settings.recorded and settings.sequential_unmasking is unmasking
+    assert window.tabs.tabText(0) == "Examination"
+
+
+def test_a_rejected_face_of_the_pair_leaves_the_tab_without_it(
+    qtbot, tmp_path, monkeypatch
+):
+    window, panel = _pair_window(qtbot, tmp_path, monkeypatch)
+    known = panel.known
+    assert window.controller.reject_face(known, "not a face")
+    qtbot.waitUntil(lambda: panel.known != known, timeout=WAIT_MS)
+    assert panel.known == "" or window.controller.case.face(panel.known)

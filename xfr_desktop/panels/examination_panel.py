@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 from core.case.acev import SUITABILITY, Analysis, ConclusionScale, Propositions
 from core.case.examination import Examination
 from core.case.store import Case
+from core.errors import BadInputError
 from xfr_desktop.case_controller import CaseController
 from xfr_desktop.dialogs.propositions_dialog import PropositionsDialog
 from xfr_desktop.widgets.analysis_form import AnalysisForm
@@ -233,6 +234,9 @@ class ExaminationPanel(QWidget):
             self.questioned = self.known = ""
             self.comparison_id = None
         self._show_settings(examination)
+        if case is not None and not self._pair_exists(case):
+            self.questioned = self.known = ""  # a face of it was rejected
+            self.comparison_id = None
         pair = bool(self.questioned and self.known) and examination is not None
         self.pair_label.setText(
             f"Pair {self.questioned} (questioned) / {self.known} (known)"
@@ -263,6 +267,16 @@ class ExaminationPanel(QWidget):
         self._show_unmasking(examination, writable)
         self._show_verification(examination, writable)
         self._show_order(examination)
+
+    def _pair_exists(self, case: Case) -> bool:
+        if not (self.questioned and self.known):
+            return True
+        try:
+            case.face(self.questioned)
+            case.face(self.known)
+        except BadInputError:
+            return False
+        return True
 
     def _blind_note(self) -> str:
         return (
