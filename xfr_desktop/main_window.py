@@ -59,6 +59,7 @@ from PySide6.QtWidgets import (
 
 from core import APP_NAME, __version__
 from core.case import workflow
+from core.case.examination import Examination
 from core.case.workflow import LoadedPair
 from core.errors import BadInputError
 from core.explain.base import ExplanationResult
@@ -619,9 +620,12 @@ class MainWindow(QMainWindow):
             )
             QTimer.singleShot(0, self.controller.close_case)
             return False
-        started = self.controller.change_examination(
-            lambda examination: examination.start_blind_session() or True
-        )
+
+        def start(examination: Examination) -> bool:
+            examination.start_blind_session()
+            return True
+
+        started = self.controller.change_examination(start)
         if not started:
             # refused (one line already shown): not a blind session after all
             QTimer.singleShot(0, self.controller.close_case)

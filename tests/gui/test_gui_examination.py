@@ -160,6 +160,7 @@ def test_acev_in_order_through_the_widgets(qtbot, tmp_path, monkeypatch):
     # unmasking: open now, audited, and the evaluation says a revision is late
     assert exam.masked(q, k)
     assert tree.isColumnHidden(MODEL)  # hidden while masked
+    panel.steps_area.ensureWidgetVisible(panel.unmask_button)
     _shot(qtbot, window, "02-examination-recorded.png")
     _click(qtbot, panel.unmask_button)
     assert not exam.masked(q, k)
@@ -332,8 +333,10 @@ def test_a_blind_session_hides_the_first_examiners_records(
     assert verification.mode == "blind"
     assert "disagreement" in panel.verification_state.text()
     assert panel.resolution_box.isVisible()
+    assert not panel.verify_button.isEnabled()  # once: the rest is a resolution
     _choose(panel.resolved_level, "weak_same")
     panel.resolution.setPlainText("discussed: the ear is hidden in Q")
+    panel.steps_area.ensureWidgetVisible(panel.resolve_button)
     _shot(qtbot, window, "05-verification-disagreement.png")
     _click(qtbot, panel.resolve_button)
     resolved = exam.verification(q, k)

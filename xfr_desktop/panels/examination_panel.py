@@ -553,7 +553,8 @@ class ExaminationPanel(QWidget):
                 )
                 self.resolution_box.setVisible(not verification.resolution)
             self.verification_state.setText(text)
-        can_verify = writable and blind and examination.evaluation(q, k) is not None
+        evaluated = examination.evaluation(q, k) is not None
+        can_verify = writable and blind and evaluated and verification is None
         self.verify_button.setVisible(blind)
         self.verify_button.setEnabled(can_verify)
         self.verify_button.setToolTip(
@@ -561,6 +562,8 @@ class ExaminationPanel(QWidget):
             if not writable
             else ""
             if can_verify
+            else "Recorded (a disagreement is resolved below)."
+            if verification is not None
             else "Record your own evaluation of the pair first."
         )
         self.resolve_button.setEnabled(writable)
