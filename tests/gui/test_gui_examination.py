@@ -350,6 +350,16 @@ def test_a_blind_session_hides_the_first_examiners_records(
     assert not window.blind_banner.isVisible()
     del first_examiner
 
+    # a second verifier, blind too, is not shown the first verification (it
+    # names the first examiner's level)
+    window.start_blind_verification(str(folder), "C. Verifier")
+    qtbot.waitUntil(lambda: window.controller.case is not None, timeout=WAIT_MS)
+    window.compare.select(q, "probe")
+    window.compare.gallery_combo.setCurrentText(k)
+    qtbot.waitUntil(lambda: (panel.questioned, panel.known) == (q, k), timeout=WAIT_MS)
+    assert panel.verification_state.text().startswith("Not verified yet.")
+    assert "Moderate" not in panel.verification_state.text()
+
 
 def test_the_first_examiner_cannot_verify_blind(qtbot, tmp_path, monkeypatch):
     window, panel = _pair_window(qtbot, tmp_path, monkeypatch)

@@ -33,7 +33,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.case.acev import SUITABILITY, Analysis, ConclusionScale, Propositions
+from core.case.acev import (
+    SUITABILITY,
+    Analysis,
+    ConclusionScale,
+    Propositions,
+    Verification,
+)
 from core.case.examination import Examination
 from core.case.store import Case
 from core.errors import BadInputError
@@ -511,8 +517,8 @@ class ExaminationPanel(QWidget):
 
     def _show_verification(self, examination: Examination, writable: bool) -> None:
         q, k = self.questioned, self.known
-        verification = examination.verification(q, k)
         blind = self.controller.blind
+        verification = self._verification(examination, blind)
         scale = examination.settings().scale
         self.resolution_box.hide()
         if verification is None:
@@ -568,6 +574,23 @@ class ExaminationPanel(QWidget):
         )
         self.resolve_button.setEnabled(writable)
         self.resolve_button.setToolTip("" if writable else READ_ONLY)
+
+    def _verification(
+        self, examination: Examination, blind: bool
+    ) -> Verification | None:
+        """The pair's verification; in a blind session only this verifier's own
+        (another verifier's names the first examiner's level)."""
+        if not blind:
+            return examination.verification(self.questioned, self.known)
+        user = self.case.user if self.case is not None else ""
+        mine = [
+            record
+            for record in examination.records(
+                "verification", questioned=self.questioned, known=self.known
+            )
+            if record.author == user
+        ]
+        return mine[-1].verification() if mine else None
 
     def _show_order(self, examination: Examination) -> None:
         self.order.clear()
