@@ -138,6 +138,7 @@ def test_acev_in_order_through_the_widgets(qtbot, tmp_path, monkeypatch):
     assert evaluation is not None and evaluation.level == LEVEL
     assert evaluation.reasoning == "eyes and nose similar"
     assert "(LR 10 to 100)" in panel.level.currentText()
+    assert panel.level_words.text() == panel.level.currentText()
 
     # the worksheet: a component, a characteristic, notes
     tree = panel.worksheet_tree

@@ -119,6 +119,12 @@ class ExaminationPanel(QWidget):
             QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
         )
         self.level.setMinimumContentsLength(24)
+        # the chosen level in full with its LR range (the combo elides at 1280)
+        self.level_words = QLabel()
+        self.level_words.setWordWrap(True)
+        self.level.currentIndexChanged.connect(
+            lambda _index: self.level_words.setText(self.level.currentText())
+        )
         self.reasoning = _text_box("Reasoning: how the observations lead to it", 3)
         self.evaluation_state = QLabel("Not recorded yet.")
         self.evaluation_state.setWordWrap(True)
@@ -127,6 +133,7 @@ class ExaminationPanel(QWidget):
         evaluation_box = QGroupBox("4. Evaluation")
         evaluation_layout = QVBoxLayout(evaluation_box)
         evaluation_layout.addWidget(self.level)
+        evaluation_layout.addWidget(self.level_words)
         evaluation_layout.addWidget(self.reasoning)
         evaluation_layout.addWidget(self.evaluation_state)
         evaluation_layout.addWidget(self.evaluate_button)
@@ -366,6 +373,7 @@ class ExaminationPanel(QWidget):
                 )
             combo.setCurrentIndex(max(0, combo.findData(wanted)))
             combo.blockSignals(False)
+        self.level_words.setText(self.level.currentText())
 
     def _show_nothing(self) -> None:
         for form in (self.questioned_form, self.known_form):
