@@ -56,8 +56,22 @@ def _read_only_would_work(error: BaseException) -> bool:
     )
 
 
-def _new_case(path: str, number: str, examiner: str, title: str, agency: str) -> Case:
-    return Case.create(path, number, examiner, title=title, agency=agency)
+def _new_case(
+    path: str,
+    number: str,
+    examiner: str,
+    title: str,
+    agency: str,
+    sequential_unmasking: bool = True,
+) -> Case:
+    return Case.create(
+        path,
+        number,
+        examiner,
+        title=title,
+        agency=agency,
+        sequential_unmasking=sequential_unmasking,
+    )
 
 
 def _explain(
@@ -167,14 +181,29 @@ class CaseController(QObject):
         self.errors.report(error, details, context=self._open_failure)
 
     def new_case(
-        self, path: str | Path, number: str, examiner: str, title: str, agency: str
+        self,
+        path: str | Path,
+        number: str,
+        examiner: str,
+        title: str,
+        agency: str,
+        *,
+        sequential_unmasking: bool = True,
     ) -> None:
         if folder_is_taken(path):  # say so plainly, before any work starts
             self.errors.report(FolderExistsError(path))
             return
         self._opening = ""
         self._open_failure = "Could not create the case."
-        self._opener.start(_new_case, str(path), number, examiner, title, agency)
+        self._opener.start(
+            _new_case,
+            str(path),
+            number,
+            examiner,
+            title,
+            agency,
+            sequential_unmasking,
+        )
 
     def open_demo(self, base: str | Path | None = None) -> None:
         """The demo case in ``base`` (default: the user's data folder), reused

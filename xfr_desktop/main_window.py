@@ -1,10 +1,13 @@
 """The main window: start screen, then the case workspace.
 
-Workspace: exhibits on the left; tabs for the comparison (viewers, score, 1:N
-candidates, overlays, annotations, explanation jobs), all methods at once, layer by
-layer, the examiner's conclusion and the audit trail.  The model loads in the
-background; the status bar names it, its weights hash and the device.  Panels read
-from ``core`` through the ``CaseController``; no science happens in a widget.
+Workspace: exhibits on the left; tabs for the examiner's own ACE-V examination
+(first: with sequential unmasking it comes before any score), the comparison
+(viewers, score, 1:N candidates, overlays, annotations, explanation jobs), all
+methods at once, layer by layer, the examiner's conclusion and the audit trail.
+A blind verification session is named in the title and a banner above the tabs.
+The model loads in the background; the status bar names it, its weights hash and
+the device.  Panels read from ``core`` through the ``CaseController``; no science
+happens in a widget.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QFileDialog,
+    QInputDialog,
     QLabel,
     QLineEdit,
     QMainWindow,
@@ -49,11 +53,13 @@ from PySide6.QtWidgets import (
     QStackedWidget,
     QTabWidget,
     QTextEdit,
+    QVBoxLayout,
     QWidget,
 )
 
 from core import APP_NAME, __version__
 from core.case import workflow
+from core.case.examination import Examination
 from core.case.workflow import LoadedPair
 from core.errors import BadInputError
 from core.explain.base import ExplanationResult
@@ -79,6 +85,7 @@ from xfr_desktop.panels.audit_view import AuditTrailView
 from xfr_desktop.panels.channels_panel import ChannelsPanel
 from xfr_desktop.panels.compare_panel import ComparePanel
 from xfr_desktop.panels.conclusion_editor import ConclusionEditor
+from xfr_desktop.panels.examination_panel import ExaminationPanel
 from xfr_desktop.panels.exhibits_panel import ExhibitsPanel
 from xfr_desktop.panels.explain_panel import ExplainPanel
 from xfr_desktop.panels.maps_panels import LayersPanel, MethodGrid
@@ -239,6 +246,8 @@ class MainWindow(QMainWindow):
         self._check_trust: list[str] = []  # the certificates that check trusts
         self._export_signer: Path | None = None  # the identity of the running export
         self.face_dialog: FaceDialog | None = None  # the last one opened
+        # File → Open for blind verification: the case being opened for it
+        self._blind_opening = False
         self._build_pages()
         self._build_status_bar()
         self.manual_window: ManualWindow | None = None  # made when first opened
@@ -270,6 +279,7 @@ class MainWindow(QMainWindow):
         )
         self.conclusion = ConclusionEditor()
         self.audit = AuditTrailView()
+        self.examination_panel = ExaminationPanel(self.controller)
         # Minimums that add up to less than a 1280 x 720 screen (exhibits 200 +
         # comparison ~650 + methods 260 + handles); no main view collapses away.
         self.exhibits.setMinimumWidth(200)
@@ -287,6 +297,9 @@ class MainWindow(QMainWindow):
         compare_page.setSizes([900, 300])
         self.compare_page = compare_page
         self.tabs = QTabWidget()
+        # first: with sequential unmasking the examiner's own work comes before
+        # any of the model's results (and the tab bar still fits 1280 x 720)
+        self.tabs.addTab(self.examination_panel, "Examination")
         self.tabs.addTab(compare_page, "Comparison")
         self.tabs.addTab(self.grid, "All methods")
         self.tabs.addTab(self.layers, "Layer by layer")
@@ -294,6 +307,9 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.channels, "Channels")
         self.tabs.addTab(self.conclusion, "Conclusion")
         self.tabs.addTab(self.audit, "Audit trail")
+        # the window still opens on the comparison (the examiner picks the pair
+        # there); the Examination tab is one click away, first in the bar
+        self.tabs.setCurrentWidget(compare_page)
         self.workspace = QSplitter()
         self.workspace.addWidget(self.exhibits)
         self.workspace.addWidget(self.tabs)
@@ -303,7 +319,21 @@ class MainWindow(QMainWindow):
         self.pages = QStackedWidget()
         self.pages.addWidget(self.start_page)
         self.pages.addWidget(self.workspace)
-        self.setCentralWidget(self.pages)
+        # a blind verification says so above everything, all the time it lasts
+        self.blind_banner = QLabel()
+        self.blind_banner.setWordWrap(True)
+        self.blind_banner.setStyleSheet(
+            "QLabel { background: #fff3cd; color: #5c4400; padding: 4px 8px; "
+            "font-weight: bold; }"
+        )
+        self.blind_banner.hide()
+        central = QWidget()
+        central_layout = QVBoxLayout(central)
+        central_layout.setContentsMargins(0, 0, 0, 0)
+        central_layout.setSpacing(0)
+        central_layout.addWidget(self.blind_banner)
+        central_layout.addWidget(self.pages, 1)
+        self.setCentralWidget(central)
 
     def _build_status_bar(self) -> None:
         self.case_label = QLabel("No case open")
@@ -339,6 +369,9 @@ class MainWindow(QMainWindow):
             file_menu, "&Open case…", lambda: self.open_case(""), keys.Open
         )
         self.demo_action = self._action(file_menu, "Open &demo case", self.open_demo)
+        self.blind_action = self._action(
+            file_menu, "Open for &blind verification…", self.open_for_verification
+        )
         self.close_case_action = self._action(
             file_menu, "&Close case", self.close_case, keys.Close
         )
@@ -478,7 +511,7 @@ class MainWindow(QMainWindow):
         self.grid.explanation_chosen.connect(
             lambda i: (
                 self.compare.select_explanation(i),
-                self.tabs.setCurrentIndex(0),
+                self.tabs.setCurrentWidget(self.compare_page),
             )
         )
         self.explain.run_requested.connect(self._run_methods)
@@ -488,24 +521,135 @@ class MainWindow(QMainWindow):
         self.conclusion.save_requested.connect(self._save_conclusion)
         self.audit.verify_requested.connect(self.verify_case)
         self._connect_annotation_list()
+        self._connect_examination()
+
+    def _connect_examination(self) -> None:
+        c, panel = self.controller, self.examination_panel
+        for signal in (
+            c.examination_changed,
+            c.annotations_changed,  # the worksheet links to annotations
+            c.exhibits_changed,
+            c.faces_changed,
+        ):
+            signal.connect(panel.refresh)
+        c.explanations_changed.connect(lambda _job: panel.refresh())
+        c.case_opened.connect(lambda _case: panel.refresh())
+        c.case_closed.connect(lambda: panel.set_pair("", "", None))
 
     # ---- cases --------------------------------------------------------------------
     def new_case(self) -> None:
         dialog = NewCaseDialog(self.settings.effective_user(), self)
         if dialog.exec() == QDialog.DialogCode.Accepted:
             folder, number, examiner, title, agency = dialog.values()
-            self.controller.new_case(folder, number, examiner, title, agency)
+            self._end_blind_session_if_idle()
+            self.controller.new_case(
+                folder,
+                number,
+                examiner,
+                title,
+                agency,
+                sequential_unmasking=dialog.unmasking(),
+            )
 
     def open_case(self, path: str = "") -> None:
         if not path:
             path = QFileDialog.getExistingDirectory(self, "Open a case folder")
         if path:
+            self._end_blind_session_if_idle()
             self.controller.open_case(path)
 
     def open_demo(self) -> None:
         """The one demo case in the user's data folder: reused while it verifies,
         made when missing (or beside one that does not verify, saying so)."""
+        self._end_blind_session_if_idle()
         self.controller.open_demo()
+
+    # ---- blind verification ---------------------------------------------------------
+    def open_for_verification(self) -> None:
+        """File → Open for blind verification…: the case folder, then the
+        verifier's name."""
+        asked = self.ask_blind_verification()
+        if asked is not None:
+            self.start_blind_verification(*asked)
+
+    def ask_blind_verification(self) -> tuple[str, str] | None:
+        """The case folder and the verifier's name (None: cancelled); tests
+        answer it instead."""
+        path = QFileDialog.getExistingDirectory(
+            self, "Open a case for blind verification"
+        )
+        if not path:
+            return None
+        name, ok = QInputDialog.getText(
+            self,
+            "Blind verification",
+            "Your name, as the verifier (a second examiner: not the one who "
+            "recorded the first examination):",
+        )
+        return (path, name) if ok else None
+
+    def start_blind_verification(self, path: str, verifier: str) -> None:
+        """Open ``path`` as ``verifier`` in a blind session: the first
+        examiner's records, annotations and conclusions are hidden."""
+        verifier = verifier.strip()
+        if not verifier:
+            self.statusBar().showMessage(
+                f"Not opened: a blind verification of {path} needs the verifier's "
+                "name; choose File → Open for blind verification… again.",
+                10000,
+            )
+            return
+        self.controller.close_case()  # the session is this case's only
+        self.controller.user = verifier
+        self.controller.blind = True
+        self._blind_opening = True
+        self.controller.open_case(path)
+
+    def _begin_blind_session(self) -> bool:
+        """The case just opened for a blind verification: record that it began
+        (core refuses the first examiner, or a read-only case)."""
+        self._blind_opening = False
+        case = self.controller.case
+        if case is not None and case.read_only:
+            self.errors.warn(
+                "Not opened for blind verification",
+                f"{case.folder} could only be opened read-only, and a blind "
+                "session is recorded in the case.",
+                "Close it where it is open (or copy it to a writable disk) and "
+                "choose File → Open for blind verification… again.",
+            )
+            QTimer.singleShot(0, self.controller.close_case)
+            return False
+
+        def start(examination: Examination) -> bool:
+            examination.start_blind_session()
+            return True
+
+        started = self.controller.change_examination(start)
+        if not started:
+            # refused (one line already shown): not a blind session after all
+            QTimer.singleShot(0, self.controller.close_case)
+            return False
+        return True
+
+    def _end_blind_session(self) -> None:
+        """Closing the case ends the blind session: the window's own user again."""
+        self._blind_opening = False
+        if self.controller.blind:
+            self.controller.blind = False
+            self.controller.user = self.settings.effective_user()
+        self.blind_banner.hide()
+
+    def _end_blind_session_if_idle(self) -> None:
+        """An ordinary open after a blind open that failed is not blind."""
+        if self.controller.case is None:
+            self._end_blind_session()
+
+    def blind_text(self) -> str:
+        return (
+            f"Blind verification by {self.controller.user}: the first examiner's "
+            "records are hidden"
+        )
 
     def close_case(self) -> None:
         self.controller.close_case()
@@ -730,8 +874,17 @@ class MainWindow(QMainWindow):
         self.case_label.setText(f"Case {info.case_number}")
         self.case_label.setToolTip(f"{info.title}\n{case.folder}")
         suffix = " (read-only)" if case.read_only else ""
-        self.case_label.setText(f"Case {info.case_number}{suffix}")
-        self.setWindowTitle(f"{info.case_number}{suffix} — {APP_NAME} {__version__}")
+        blind = self._begin_blind_session() if self._blind_opening else False
+        self.blind_banner.setText(self.blind_text() if blind else "")
+        self.blind_banner.setVisible(blind)
+        self.case_label.setText(
+            f"Case {info.case_number}{suffix}"
+            + (" (blind verification)" if blind else "")
+        )
+        title = f"{info.case_number}{suffix}"
+        if blind:
+            title += f" — {self.blind_text()}"
+        self.setWindowTitle(f"{title} — {APP_NAME} {__version__}")
         self.conclusion.set_read_only(case.read_only)
         self.exhibits.set_case(case)
         self.compare.set_case(case, self.model)
@@ -744,6 +897,7 @@ class MainWindow(QMainWindow):
             self.controller.rank()
 
     def _on_case_closed(self) -> None:
+        self._end_blind_session()
         self.exhibits.set_case(None)
         self.compare.set_case(None, self.model)
         self.layers.set_pair(None, self.model)
@@ -882,6 +1036,9 @@ class MainWindow(QMainWindow):
 
     def _on_pair_loaded(self, loaded: LoadedPair) -> None:
         self.controller.viewed_comparisons.add(loaded.comparison.id)
+        self.examination_panel.set_pair(
+            loaded.probe_label, loaded.gallery_label, loaded.comparison.id
+        )
         self.superimpose.set_pair(
             self.controller.case, loaded.probe_label, loaded.gallery_label
         )
@@ -1047,7 +1204,8 @@ class MainWindow(QMainWindow):
         old, new = self.settings, dialog.settings()
         self.settings = new
         save_settings(new)
-        self.controller.user = new.effective_user()
+        if not self.controller.blind:  # a verifier stays the verifier
+            self.controller.user = new.effective_user()
         if self.controller.case is not None:
             case = self.controller.case
             case.user = self.controller.user or case.info().examiner

@@ -1,4 +1,6 @@
-"""The new-case dialog: case number, examiner, title, agency and folder.
+"""The new-case dialog: case number, examiner, title, agency, folder, and whether
+the model's results are hidden until the examiner's own evaluation (sequential
+unmasking: on by default, a bias control ENFSI and FISWG ask for).
 
 A folder that already holds something is refused here, with the reason under the
 form, so the examiner keeps what they typed and only picks another folder.
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QCheckBox,
     QDialog,
     QDialogButtonBox,
     QFileDialog,
@@ -22,6 +25,11 @@ from PySide6.QtWidgets import (
 
 from xfr_desktop.errors import FolderExistsError, folder_is_taken
 from xfr_desktop.theme import problem_style
+
+SEQUENTIAL_UNMASKING = (
+    "Sequential unmasking (hide the model's results until you have recorded your "
+    "analysis and evaluation)"
+)
 
 
 class NewCaseDialog(QDialog):
@@ -48,6 +56,14 @@ class NewCaseDialog(QDialog):
         form.addRow("Title", self.title)
         form.addRow("Agency", self.agency)
         form.addRow("Case folder*", folder_row)
+        self.sequential_unmasking = QCheckBox(SEQUENTIAL_UNMASKING)
+        self.sequential_unmasking.setChecked(True)
+        self.sequential_unmasking.setToolTip(
+            "The score, likelihood ratio, decision, rank and explanations of a "
+            "pair stay hidden until you have recorded your analysis and "
+            "evaluation of it (Examination tab); then you unmask them."
+        )
+        form.addRow(self.sequential_unmasking)
         self.buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
         )
@@ -88,6 +104,7 @@ class NewCaseDialog(QDialog):
         super().accept()
 
     def values(self) -> tuple[str, str, str, str, str]:
+        """Folder, number, examiner, title, agency (``unmasking()``: the box)."""
         return (
             self.folder.text().strip(),
             self.number.text().strip(),
@@ -95,3 +112,7 @@ class NewCaseDialog(QDialog):
             self.title.text().strip(),
             self.agency.text().strip(),
         )
+
+    def unmasking(self) -> bool:
+        """Whether the new case hides the model's results (sequential unmasking)."""
+        return self.sequential_unmasking.isChecked()
