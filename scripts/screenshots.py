@@ -73,7 +73,7 @@ def main(out: Path) -> None:
     shot("09-settings", dialog)
     dialog.close()
     window.set_theme("dark")
-    window.tabs.setCurrentIndex(0)
+    window.tabs.setCurrentWidget(window.compare_page)
     shot("10-dark-theme")
     window.close()
 

@@ -79,9 +79,12 @@ def main(out: Path) -> None:
 
     # -- a new case, and the intake ---------------------------------------------
     controller = window.controller
+    # this walk-through shows the model's side of the workspace; the ACE-V order
+    # (masked results, the Examination tab) is scripts/acev_screenshots.py
     controller.new_case(
         scratch / "case-2026-0318.xfrcase", "2026-0318", "J. Doe",
         "Burglary, Main Street 12", "Regional Forensic Lab",
+        sequential_unmasking=False,
     )  # fmt: skip
     wait(lambda: controller.case is not None)
     controller.add_files([str(files["q1"]), str(files["q2"])], "probe")
@@ -160,7 +163,7 @@ def main(out: Path) -> None:
     window.layers.start()
     wait(lambda: window.layers.result is not None)
     shot("11-layer-by-layer")
-    window.tabs.setCurrentIndex(0)
+    window.tabs.setCurrentWidget(window.compare_page)
 
     # -- annotations ------------------------------------------------------------------
     controller.add_annotation(
@@ -218,7 +221,7 @@ def main(out: Path) -> None:
     window.tabs.setCurrentWidget(window.audit)
     shot("18-audit-trail")
     window.set_theme("dark")
-    window.tabs.setCurrentIndex(0)
+    window.tabs.setCurrentWidget(window.compare_page)
     shot("19-dark-theme")
     window.set_theme("light")
     pages = out / "20-report-page"  # the cover, evidence, first comparison, method

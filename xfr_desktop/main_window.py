@@ -81,6 +81,7 @@ from xfr_desktop.dialogs.new_case_dialog import NewCaseDialog
 from xfr_desktop.dialogs.report_dialog import ReportChoice, ReportDialog
 from xfr_desktop.dialogs.settings_dialog import SettingsDialog
 from xfr_desktop.errors import ErrorReporter, describe
+from xfr_desktop.masking import attach_masking
 from xfr_desktop.panels.audit_view import AuditTrailView
 from xfr_desktop.panels.channels_panel import ChannelsPanel
 from xfr_desktop.panels.compare_panel import ComparePanel
@@ -273,7 +274,7 @@ class MainWindow(QMainWindow):
         self.grid = MethodGrid()
         self.grid.set_colour_map(self.settings.colour_map)
         self.layers = LayersPanel(self.errors)
-        self.superimpose = SuperimposePanel(self.errors)
+        self.superimpose = SuperimposePanel(self.errors, self.controller)
         self.channels = ChannelsPanel(
             self.errors, lambda: self.model, lambda: self.controller.case
         )
@@ -474,6 +475,7 @@ class MainWindow(QMainWindow):
 
     def _connect(self) -> None:
         c = self.controller
+        attach_masking(self)  # what the panels may show (sequential unmasking)
         self.start_page.new_requested.connect(self.new_case)
         self.start_page.open_requested.connect(self.open_case)
         self.start_page.demo_requested.connect(self.open_demo)
@@ -704,6 +706,15 @@ class MainWindow(QMainWindow):
         case = self.controller.case
         if case is None:
             return
+        if self.controller.blind:
+            # the report prints the first examiner's work: not in a blind session
+            self.statusBar().showMessage(
+                "No report in a blind verification: it would show the first "
+                "examiner's records. Close the case and open it normally to "
+                "export the report.",
+                10000,
+            )
+            return
         default = case.folder.parent / f"{case.info().case_number}-report.pdf"
         dialog = ReportDialog(
             case,
@@ -893,6 +904,8 @@ class MainWindow(QMainWindow):
         self.pages.setCurrentWidget(self.workspace)
         self._update_actions()
         self._select_first_pair()
+        if case.examination().settings().sequential_unmasking:
+            self.tabs.setCurrentWidget(self.examination_panel)  # ACE-V first
         if not case.comparisons() and not case.read_only:
             self.controller.rank()
 
@@ -940,6 +953,9 @@ class MainWindow(QMainWindow):
                 if self.model is not None
                 else []
             )
+            examination = self.controller.examination()
+            if examination is not None and examination.any_masked(probes[0]):
+                rows = []  # the best candidate would give the hidden rank away
             first = rows[0].gallery_label if rows else gallery[0]
             self.compare.gallery_combo.setCurrentText(first)
             self.compare.select(probes[0], "probe")

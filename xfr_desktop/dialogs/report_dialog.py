@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.calibration import strength_of_evidence
+from core.case.examination import MASKED
 from core.case.store import Case
 from core.report import identities as identity_store
 from core.report.identities import StoredIdentity
@@ -72,15 +73,20 @@ class ReportChoice:
 def comparison_items(case: Case, viewed: Collection[int]) -> list[ComparisonItem]:
     """Every comparison of the case as the checklist shows it, current ones first."""
     rows = []
+    examination = case.examination()
     for comparison in case.comparisons():
         probe = case.face_by_id(comparison.probe_face_id)
         gallery = case.face_by_id(comparison.gallery_face_id)
-        strength = strength_of_evidence(
-            comparison.similarity, comparison.model_id, comparison.model_sha256
-        )
-        lr = "no LR" if strength is None else f"LR {strength[0]:.3g}"
         superseded = probe.superseded or gallery.superseded
-        text = f"{probe.label} × {gallery.label} — {comparison.decision}, {lr}"
+        if examination.masked(probe.label, gallery.label):
+            # sequential unmasking: not even the decision in a checklist
+            text = f"{probe.label} × {gallery.label} — model's results {MASKED}"
+        else:
+            strength = strength_of_evidence(
+                comparison.similarity, comparison.model_id, comparison.model_sha256
+            )
+            lr = "no LR" if strength is None else f"LR {strength[0]:.3g}"
+            text = f"{probe.label} × {gallery.label} — {comparison.decision}, {lr}"
         if superseded:
             text += "  (SUPERSEDED: a face was replaced since)"
         rows.append((comparison.id, text, superseded))

@@ -539,6 +539,8 @@ class ComparePanel(QWidget):
     def apply_masking(self) -> None:
         """Show or hide the loaded pair's results as the examination now says
         (after an unmasking they appear without reopening the pair)."""
+        if self.masking is not None and self.masking.controller.case is not self.case:
+            return  # the case is closing or changing: set_case redraws
         if self.loaded is not None:
             self.score.setText(self._score_text(self.loaded))
         self.refresh_annotations()
