@@ -249,29 +249,40 @@ class ConclusionScale:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ConclusionScale:
         """A scale from JSON (a lab's own, or the one a case stored); checked."""
-        if not isinstance(data, Mapping):
-            raise BadInputError("a conclusion scale is a JSON object")
-        try:
-            levels = tuple(
-                ScaleLevel(
-                    printable(str(item["code"])).strip(),
-                    printable(str(item["words"])).strip(),
-                    int(item.get("support", 0)),
-                    printable(str(item.get("likelihood_ratio", ""))),
+        shape = (
+            "a conclusion scale is a JSON object with id, name and levels: a list "
+            "of objects with code, words and support (1, 0 or -1)"
+        )
+        if not isinstance(data, Mapping) or not isinstance(data.get("levels"), list):
+            raise BadInputError(shape)
+        items = data["levels"]
+        if not all(isinstance(item, Mapping) for item in items):
+            raise BadInputError(shape)
+        for number, item in enumerate(items, 1):
+            if "code" not in item or "words" not in item:
+                raise BadInputError(f"level {number} needs a code and words ({shape})")
+            if item.get("support", 0) not in (-1, 0, 1) or isinstance(
+                item.get("support", 0), bool
+            ):
+                raise BadInputError(
+                    f"level {number}: support is 1, 0 or -1, not "
+                    f"{item.get('support')!r}"
                 )
-                for item in data["levels"]
+        levels = tuple(
+            ScaleLevel(
+                printable(str(item["code"])).strip(),
+                printable(str(item["words"])).strip(),
+                int(item.get("support", 0)),
+                printable(str(item.get("likelihood_ratio", ""))),
             )
-            scale = cls(
-                printable(str(data["id"])).strip(),
-                printable(str(data["name"])).strip(),
-                printable(str(data.get("source", ""))),
-                levels,
-            )
-        except (KeyError, TypeError, ValueError) as error:
-            raise BadInputError(
-                f"a conclusion scale needs id, name and levels of code, words and "
-                f"support ({error})"
-            ) from None
+            for item in items
+        )
+        scale = cls(
+            printable(str(data.get("id", ""))).strip(),
+            printable(str(data.get("name", ""))).strip(),
+            printable(str(data.get("source", ""))),
+            levels,
+        )
         codes = [level.code for level in levels]
         if len(levels) < 2 or len(set(codes)) != len(codes) or "" in codes:
             raise BadInputError(
@@ -550,6 +561,9 @@ class Evaluation:
     level: str
     words: str
     reasoning: str = ""
+    # the model's results for the pair could be seen when this was recorded
+    # (unmasked, or sequential unmasking off): not a blind opinion
+    results_seen: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -557,6 +571,7 @@ class Evaluation:
             "level": self.level,
             "words": self.words,
             "reasoning": self.reasoning,
+            "results_seen": self.results_seen,
         }
 
     @classmethod
@@ -566,6 +581,7 @@ class Evaluation:
             str(data.get("level", "")),
             str(data.get("words", "")),
             _text(data.get("reasoning"), "the reasoning"),
+            bool(data.get("results_seen", False)),
         )
 
 
@@ -652,6 +668,10 @@ class AcevRecord:
     blind: bool
     author: str
     created: str
+    questioned_face_id: int | None = None
+    known_face_id: int | None = None
+    # the face records it names are still the labels' current ones
+    current: bool = True
 
     @property
     def faces(self) -> str:
@@ -682,4 +702,7 @@ class AcevRecord:
             "blind": self.blind,
             "author": self.author,
             "created": self.created,
+            "questioned_face_id": self.questioned_face_id,
+            "known_face_id": self.known_face_id,
+            "current": self.current,
         }

@@ -135,7 +135,11 @@ class Examination:
     def _rows(self, table: str, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         if not self._has_tables():
             return []
-        return self.case._audited.checked(table, self.case._db.execute(sql, params))
+        # checked even read-only: `xfr case acev` on a copy must not print an
+        # evaluation edited outside XFR as genuine
+        return self.case._audited.checked(
+            table, self.case._db.execute(sql, params), even_read_only=True
+        )
 
     def _settings_rows(self) -> dict[str, Any]:
         rows = self._rows("case_settings", "SELECT * FROM case_settings")
@@ -159,18 +163,32 @@ class Examination:
             else DEFAULT_SCALE
         )
         propositions = Propositions.from_dict(stored.get(PROPOSITIONS, {}))
+        if not self._has_tables():  # an older case, read-only: nothing recorded
+            return ExaminationSettings(False, scale, propositions, False)
+        # every schema-3 case stores the setting (at creation or migration): one
+        # that is missing was removed outside XFR, and the results stay hidden
         return ExaminationSettings(
-            bool(stored.get(UNMASKING, False)), scale, propositions, bool(stored)
+            bool(stored.get(UNMASKING, True)), scale, propositions, UNMASKING in stored
         )
 
     def set_sequential_unmasking(self, on: bool, reason: str = "") -> None:
-        """Turning it off while a pair is still masked shows the model's results
-        before the examiner's evaluation: the reason is required and recorded."""
+        """Turning it off shows the model's results before the examiner's
+        evaluation: the reason is required and recorded.  Turning it on once the
+        case has comparisons is refused: results may have been seen while it was
+        off, and hiding them again would hide that."""
         reason = printable(reason).strip()
-        if not on and self.settings().sequential_unmasking and not reason:
+        current = self.settings().sequential_unmasking
+        if on == current:
+            return
+        if not on and not reason:
             raise BadInputError(
                 "turning sequential unmasking off needs a reason (it is recorded "
                 "and printed in the report)"
+            )
+        if on and self.case.comparisons():
+            raise BadInputError(
+                "sequential unmasking cannot be turned on in a case whose model "
+                "results could already be seen; it is chosen when the case is made"
             )
         self._write_settings({UNMASKING: bool(on)}, reason)
 
@@ -199,8 +217,9 @@ class Examination:
 
     # -- records -------------------------------------------------------------------
     def _all_records(self) -> list[AcevRecord]:
+        current = {face.label: face.id for face in self.case.faces()}
         return [
-            _record_from_row(row)
+            _record_from_row(row, current)
             for row in self._rows("acev", "SELECT * FROM acev ORDER BY id")
         ]
 
@@ -232,9 +251,15 @@ class Examination:
     def latest(
         self, stage: str, questioned: str = "", known: str = "", role: str | None = None
     ) -> AcevRecord | None:
-        found = self.records(
-            stage, questioned=questioned, known=known, role=role or self.role
-        )
+        """The newest record of the stage for the faces as they are now (one made
+        for a face record since replaced does not count)."""
+        found = [
+            r
+            for r in self.records(
+                stage, questioned=questioned, known=known, role=role or self.role
+            )
+            if r.current
+        ]
         return found[-1] if found else None
 
     def _face(self, label: str, wanted_role: str) -> str:
@@ -278,15 +303,19 @@ class Examination:
             **(extra or {}),
             "content": dict(content),
         }
+        face_ids = [self.case.face(x).id if x else None for x in (questioned, known)]
+        details["face_ids"] = face_ids
         with self.case._change(f"acev.{stage}", details) as db:
             cursor = db.execute(
-                "INSERT INTO acev (stage, role, questioned, known, content, blind, "
-                "author, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO acev (stage, role, questioned, known, "
+                "questioned_face_id, known_face_id, content, blind, author, created) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     stage,
                     role,
                     questioned,
                     known,
+                    *face_ids,
                     json.dumps(dict(content), sort_keys=True),
                     int(self.blind),
                     self.case.user,
@@ -304,7 +333,9 @@ class Examination:
         exhibit = self.case.exhibit(self.case.face(face).mark)
         if exhibit.role == "probe":
             return self._add("analysis", label, "", analysis.to_dict())
-        if not self.records("analysis", role=self.role, known=""):
+        if not [
+            r for r in self.records("analysis", role=self.role, known="") if r.current
+        ]:
             raise BadInputError(
                 "analyse the questioned image first (ACE-V: the questioned face "
                 "is analysed before the known one is looked at)"
@@ -314,7 +345,7 @@ class Examination:
     def analysis(self, face: str, role: str | None = None) -> Analysis | None:
         label = self.case.face(face).label
         for record in reversed(self.records("analysis", role=role or self.role)):
-            if label in (record.questioned, record.known):
+            if label in (record.questioned, record.known) and record.current:
                 return record.analysis()
         return None
 
@@ -342,17 +373,11 @@ class Examination:
         self._require_analysis(questioned)
         scale = self.settings().scale
         chosen = scale.level(level)
+        seen = not self.masked(questioned, known)  # unmasked, or masking off
         evaluation = Evaluation(
-            scale.id, chosen.code, chosen.words, printable(reasoning)
+            scale.id, chosen.code, chosen.words, printable(reasoning), seen
         )
-        after = not self.masked(questioned, known)
-        return self._add(
-            "evaluation",
-            questioned,
-            known,
-            evaluation.to_dict(),
-            {"after_unmasking": after and self.settings().sequential_unmasking},
-        )
+        return self._add("evaluation", questioned, known, evaluation.to_dict())
 
     def evaluation(
         self, questioned: str, known: str, role: str | None = None
@@ -456,13 +481,31 @@ class Examination:
             elif record.stage == "worksheet":
                 what = "feature worksheet"
             elif record.stage == "evaluation":
-                what = f"evaluation: {record.evaluation().words}"
+                evaluation = record.evaluation()
+                seen = (
+                    " (the model's results could be seen)"
+                    if evaluation.results_seen
+                    else ""
+                )
+                what = f"evaluation: {evaluation.words}{seen}"
             elif record.stage == "unmasking":
                 what = "model's results unmasked"
             else:
                 what = f"verification: {record.verification().outcome}"
+            if not record.current:
+                what += " - for a face record since replaced"
             steps.append(SeenStep(record.created, record.role, record.author, what))
-        return steps
+        # turning the setting off or on shows or hides every pair's results
+        for entry in self.setting_changes():
+            changed = entry.details.get("set", {})
+            if UNMASKING in changed:
+                state = "on" if changed[UNMASKING] else "off"
+                reason = entry.details.get("reason", "")
+                what = f"sequential unmasking turned {state}" + (
+                    f" ({reason})" if reason else ""
+                )
+                steps.append(SeenStep(entry.time, "", entry.user, what))
+        return sorted(steps, key=lambda step: step.time)
 
     def redact(self, entries: Iterable[AuditEntry]) -> list[AuditEntry]:
         """Audit entries with the model's results for masked pairs replaced by
@@ -530,8 +573,8 @@ class Examination:
         self.case.log("verification.blind_session", {"verifier": self.case.user})
 
     def _refuse_the_first_examiner(self) -> None:
-        if self.case.user.strip() in {
-            r.author for r in self._all_records() if r.role == "examiner"
+        if same_person(self.case.user) in {
+            same_person(r.author) for r in self._all_records() if r.role == "examiner"
         }:
             raise BadInputError(
                 f"{self.case.user} recorded the first examination; a verification "
@@ -560,6 +603,7 @@ class Examination:
             for r in self._all_records()
             if r.stage == "evaluation"
             and r.role == "examiner"
+            and r.current
             and (r.questioned, r.known) == (questioned, known)
         ]
         if not first:
@@ -581,8 +625,9 @@ class Examination:
             and r.stage in ("analysis", "evaluation")
             and (r.questioned in (questioned, "") and r.known in (known, ""))
         )
+        blind = mine.blind and analysis_blind and self._worked_blind(mine.author)
         verification = Verification(
-            "blind" if (mine.blind and analysis_blind) else "open",
+            "blind" if blind else "open",
             "agreement" if agreement else "disagreement",
             examiner_level,
             verifier_level,
@@ -608,11 +653,22 @@ class Examination:
         ]
         return found[-1].verification() if found else None
 
+    def _worked_blind(self, verifier: str) -> bool:
+        """The verifier began with a blind session: nothing in the case's trail
+        is theirs before it (what they read outside XFR it cannot know)."""
+        person = same_person(verifier)
+        for entry in self.case.audit_log():
+            if same_person(entry.user) != person:
+                continue
+            return entry.action == "verification.blind_session"
+        return False
+
     def blind_session_started(self) -> bool:
         """Whether this case's user has begun a blind session (audited once)."""
         return any(
             entry.action == "verification.blind_session"
-            and entry.details.get("verifier") == self.case.user
+            and same_person(str(entry.details.get("verifier", "")))
+            == same_person(self.case.user)
             for entry in self.case.audit_log()
         )
 
@@ -719,7 +775,13 @@ def write_settings(db: Any, values: Mapping[str, Any]) -> None:
         )
 
 
-def _record_from_row(row: Any) -> AcevRecord:
+def same_person(name: str) -> str:
+    """Names compared as people write them: case and spacing do not make a
+    second examiner."""
+    return " ".join(printable(name).casefold().split())
+
+
+def _record_from_row(row: Any, current: Mapping[str, int]) -> AcevRecord:
     try:
         content = json.loads(row["content"])
     except ValueError:
@@ -734,6 +796,16 @@ def _record_from_row(row: Any) -> AcevRecord:
         bool(row["blind"]),
         row["author"],
         row["created"],
+        row["questioned_face_id"],
+        row["known_face_id"],
+        all(
+            current.get(label) == face_id
+            for label, face_id in (
+                (row["questioned"], row["questioned_face_id"]),
+                (row["known"], row["known_face_id"]),
+            )
+            if label
+        ),
     )
 
 

@@ -172,6 +172,10 @@ CREATE TABLE acev (
     role TEXT NOT NULL CHECK (role IN ('examiner', 'verifier')),
     questioned TEXT NOT NULL DEFAULT '',    -- face label (Q1, Q1#2); '' for the
     known TEXT NOT NULL DEFAULT '',         -- analysis of a known face alone
+    -- the face records the labels named when this was recorded: a record of a
+    -- face since replaced (a new detection, a correction) no longer counts
+    questioned_face_id INTEGER REFERENCES faces(id),
+    known_face_id INTEGER REFERENCES faces(id),
     content TEXT NOT NULL,                  -- JSON, the stage's record
     blind INTEGER NOT NULL DEFAULT 0,       -- 1: recorded in a blind session
     author TEXT NOT NULL,

@@ -269,16 +269,7 @@ class Case:
                 if version < BINDING_VERSION:
                     case._upgrade(version)
                 elif version < SCHEMA_VERSION:
-                    case.log(
-                        "case.migrate",
-                        {
-                            "from_schema": version,
-                            "to_schema": SCHEMA_VERSION,
-                            "note": "tables for the examiner's ACE-V records, the "
-                            "examination settings and saved figures added (empty); "
-                            "no stored row changed",
-                        },
-                    )
+                    case._migrate(version)
                 case._write_session(open_=True)
         except BaseException:
             case.close()
@@ -327,11 +318,31 @@ class Case:
                 "from_schema": version,
                 "to_schema": SCHEMA_VERSION,
                 "note": "stored rows bound to the audit log as found; earlier "
-                "entries did not record row digests",
+                "entries did not record row digests; sequential unmasking is off "
+                "(the model's results could be seen before)",
+                "examination_settings": initial_settings(sequential_unmasking=False),
             },
             bind_all=True,
-        ):
-            pass
+        ) as db:
+            write_settings(db, initial_settings(sequential_unmasking=False))
+
+    def _migrate(self, version: int) -> None:
+        """A schema-2 case was given the ACE-V tables: record it, with the
+        examination settings such a case had (no sequential unmasking - its
+        results could be seen - and the default scale)."""
+        settings = initial_settings(sequential_unmasking=False)
+        with self._change(
+            "case.migrate",
+            {
+                "from_schema": version,
+                "to_schema": SCHEMA_VERSION,
+                "examination_settings": settings,
+                "note": "tables for the examiner's ACE-V records, the examination "
+                "settings and saved figures added; sequential unmasking is off "
+                "(the model's results could be seen before); no stored row changed",
+            },
+        ) as db:
+            write_settings(db, settings)
 
     def close(self) -> None:
         """Close; a writable case first moves every committed change from the

@@ -63,7 +63,9 @@ def examination(case: Case, args: argparse.Namespace, *, writing: bool) -> Exami
     if blind and not args.user:
         raise BadInputError("--blind needs --user NAME (the verifier's name)")
     exam = case.examination(blind=blind)
-    if blind and writing and not exam.blind_session_started():
+    # any write in a blind session comes after its start (a comparison recorded
+    # first would make the verification "open": core.case.examination)
+    if blind and (writing or not case.read_only) and not exam.blind_session_started():
         exam.start_blind_session()
     return exam
 

@@ -54,7 +54,7 @@ class EvaluationRow:
     author: str
     created: str
     evaluation: Evaluation
-    after_unmasking: bool
+    results_seen: bool  # the model's results could be seen when it was recorded
     blind: bool
 
 
@@ -67,7 +67,7 @@ class ModelResult:
     decision: str
     lr_text: str  # the likelihood ratio, or why there is none
     gallery_size: int  # gallery faces this probe was compared with (this model)
-    rank: int
+    rank: int | None  # None: other pairs of the probe are masked (it would tell)
 
 
 @dataclass(frozen=True)
@@ -190,7 +190,7 @@ def _pair(
             r.author,
             r.created,
             r.evaluation(),
-            _after_unmasking(mine, r),
+            r.evaluation().results_seen,
             r.blind,
         )
         for r in mine
@@ -208,20 +208,25 @@ def _pair(
         verification_time=verified[-1].created if verified else "",
         seen=tuple(exam.seen_order(questioned, known)),
         masked=masked,
-        model=None if masked else _model_result(case, questioned, known, comparisons),
-    )
-
-
-def _after_unmasking(records: Sequence[AcevRecord], evaluation: AcevRecord) -> bool:
-    """Whether this evaluation was recorded after its role unmasked the pair."""
-    return any(
-        r.stage == "unmasking" and r.role == evaluation.role and r.id < evaluation.id
-        for r in records
+        model=None
+        if masked
+        else _model_result(
+            case,
+            questioned,
+            known,
+            comparisons,
+            rank_hidden=exam.any_masked(questioned),
+        ),
     )
 
 
 def _model_result(
-    case: Case, questioned: str, known: str, comparisons: Sequence[Comparison]
+    case: Case,
+    questioned: str,
+    known: str,
+    comparisons: Sequence[Comparison],
+    *,
+    rank_hidden: bool,
 ) -> ModelResult | None:
     probe, gallery = case.face(questioned), case.face(known)
     shown = [
@@ -240,7 +245,12 @@ def _model_result(
         and c.model_sha256 == comparison.model_sha256
         and c.gallery_face_id in current | {comparison.gallery_face_id}
     }
-    rank = 1 + sum(1 for c in search.values() if c.similarity > comparison.similarity)
+    # ranked by the model's decision score, as the 1:N list ranks it
+    if comparison.threshold.get("metric") == "euclidean":
+        better = sum(1 for c in search.values() if c.distance < comparison.distance)
+    else:
+        better = sum(1 for c in search.values() if c.similarity > comparison.similarity)
+    rank = None if rank_hidden else 1 + better
     strength = strength_of_evidence(
         comparison.similarity, comparison.model_id, comparison.model_sha256
     )

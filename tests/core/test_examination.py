@@ -27,7 +27,7 @@ from core.case.acev import (
     component_key,
 )
 from core.case.examination import BLIND_HIDDEN, MASKED
-from core.case.store import Case
+from core.case.store import Case, CaseError
 from core.errors import BadInputError
 from core.faces.detect import Face
 
@@ -115,20 +115,20 @@ def test_sequential_unmasking_needs_analysis_and_evaluation_then_is_audited(
     with pytest.raises(BadInputError, match="evaluation of Q1 / K1 before"):
         exam.unmask("Q1", "K1")
     first = exam.record_evaluation("Q1", "K1", "moderate_same", "similar nose")
-    assert not first.content.get("after_unmasking")
+    assert not first.evaluation().results_seen
     record = exam.unmask("Q1", "K1")
     assert record.content["evaluation_before"] == first.id
     assert not exam.masked("Q1", "K1") and exam.masked("Q1", "K2")
     assert exam.unmask("Q1", "K1").id == record.id  # once
     revised = exam.record_evaluation("Q1", "K1", "strong_same")
-    entry = [e for e in case.audit_log() if e.action == "acev.evaluation"][-1]
-    assert entry.details["after_unmasking"] and revised.id > record.id
+    assert revised.evaluation().results_seen and revised.id > record.id
     order = [step.what for step in exam.seen_order("Q1", "K1")]
     assert order == [
         "analysis of Q1",
         "evaluation: Moderate support for the first proposition (same person)",
         "model's results unmasked",
-        "evaluation: Strong support for the first proposition (same person)",
+        "evaluation: Strong support for the first proposition (same person) "
+        "(the model's results could be seen)",
     ]
     # the model's results in the audit trail: shown for K1, hidden for K2
     workflow.rank_all_probes(case, model)
@@ -384,3 +384,80 @@ def test_a_verification_is_the_verifiers_record_and_hidden_from_another_blind_on
         assert not other.blind_session_started()
         assert other.verification("Q1", "K1") is None
         assert c.examination().verification("Q1", "K1").resolved
+
+
+def test_a_removed_setting_keeps_the_results_hidden(case):
+    """Deleting the setting row outside XFR (to peek) reads as masked, not off."""
+    folder = case.folder
+    case.close()
+    db = sqlite3.connect(folder / "case.sqlite")
+    db.execute("DELETE FROM case_settings WHERE key = 'sequential_unmasking'")
+    db.commit()
+    db.close()
+    with Case.open(folder, read_only=True) as peek:
+        exam = peek.examination()
+        assert exam.settings().sequential_unmasking and not exam.settings().recorded
+        assert exam.masked("Q1", "K1")
+
+
+def test_masking_cannot_be_turned_back_on_once_results_could_be_seen(case, model):
+    exam = case.examination()
+    exam.set_sequential_unmasking(False, "peek")
+    workflow.rank_all_probes(case, model)
+    exam.record_analysis("Q1", SUITABLE)
+    evaluation = exam.record_evaluation("Q1", "K1", "strong_same")
+    assert evaluation.evaluation().results_seen  # not a blind opinion
+    with pytest.raises(BadInputError, match="cannot be turned on"):
+        exam.set_sequential_unmasking(True)
+    steps = [step.what for step in exam.seen_order("Q1", "K1")]
+    assert steps[0] == "sequential unmasking turned off (peek)"
+
+
+def test_records_of_a_replaced_face_no_longer_count(case):
+    exam = case.examination()
+    exam.record_analysis("Q1", SUITABLE)
+    exam.record_evaluation("Q1", "K1", "moderate_same")
+    exam.unmask("Q1", "K1")
+    assert not exam.masked("Q1", "K1")
+    case.set_faces("K1", [face(30.0)], detector="hog")  # another face at K1
+    assert exam.masked("Q1", "K1") and exam.evaluation("Q1", "K1") is None
+    with pytest.raises(BadInputError, match="evaluation of Q1 / K1 before"):
+        exam.unmask("Q1", "K1")
+    old = exam.records("evaluation")[0]
+    assert not old.current and old.known_face_id != case.face("K1").id
+    assert "since replaced" in exam.seen_order("Q1", "K1")[1].what
+    assert exam.analysis("Q1") is not None  # Q1 itself was not replaced
+
+
+def test_the_first_examiner_is_known_whatever_the_spelling(case):
+    exam = case.examination()
+    exam.record_analysis("Q1", SUITABLE)
+    case.user = "  a.  EXAMINER "
+    with pytest.raises(BadInputError, match="second examiner"):
+        case.examination(blind=True).start_blind_session()
+
+
+def test_a_verifier_who_worked_in_the_open_first_is_not_recorded_blind(case):
+    exam = case.examination()
+    exam.record_analysis("Q1", SUITABLE)
+    exam.record_evaluation("Q1", "K1", "strong_same")
+    case.user = "B. Verifier"
+    case.add_annotation(shape="point", points=[[3, 3]], exhibit="K1")  # not blind
+    blind = case.examination(blind=True)
+    blind.start_blind_session()
+    blind.record_analysis("Q1", SUITABLE)
+    blind.record_evaluation("Q1", "K1", "strong_same")
+    assert blind.record_verification("Q1", "K1").verification().mode == "open"
+
+
+def test_a_tampered_record_is_refused_even_read_only(case):
+    case.examination().record_analysis("Q1", SUITABLE)
+    folder = case.folder
+    case.close()
+    db = sqlite3.connect(folder / "case.sqlite")
+    db.execute('UPDATE acev SET content = \'{"suitability": "not_suitable"}\'')
+    db.commit()
+    db.close()
+    with Case.open(folder, read_only=True) as copy:
+        with pytest.raises(CaseError, match="acev row 1"):
+            copy.examination().records()

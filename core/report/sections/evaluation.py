@@ -25,8 +25,8 @@ def _history(pair: PairExamination, styles: Styles) -> list[Flowable]:
         counts[item.role] = counts.get(item.role, 0) + 1
         kind = "first evaluation" if counts[item.role] == 1 else "revision"
         when = (
-            "after the model's results were unmasked"
-            if item.after_unmasking
+            "the model's results could be seen (unmasked, or sequential unmasking off)"
+            if item.results_seen
             else "before the model's results were seen"
         )
         mode = ", blind" if item.blind else ""

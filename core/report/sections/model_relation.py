@@ -88,14 +88,26 @@ def _pair(pair: PairExamination, styles: Styles) -> list[Flowable]:
                 f"{model.decision}, {styles.u(model.lr_text)}."
             )
         )
-        search = (
-            f"The known face came from a one-to-many (1:N) search: {pair.questioned} "
-            f"was compared with a gallery of {model.gallery_size} faces, and "
-            f"{pair.known} ranked {model.rank} of {model.gallery_size}."
-            if model.gallery_size > 1
-            else f"One-to-one comparison: {pair.questioned} was compared with "
-            f"{pair.known} only (no 1:N search)."
-        )
+        if model.gallery_size <= 1:
+            search = (
+                f"One-to-one comparison: {pair.questioned} was compared with "
+                f"{pair.known} only (no 1:N search)."
+            )
+        elif model.rank is None:
+            search = (
+                f"The known face came from a one-to-many (1:N) search: "
+                f"{pair.questioned} was compared with a gallery of "
+                f"{model.gallery_size} faces. Its rank is not given: other pairs "
+                f"of {pair.questioned} are still masked, and a rank would tell how "
+                "the model scored them."
+            )
+        else:
+            search = (
+                f"The known face came from a one-to-many (1:N) search: "
+                f"{pair.questioned} was compared with a gallery of "
+                f"{model.gallery_size} faces, and {pair.known} ranked {model.rank} "
+                f"of {model.gallery_size} by the model's decision score."
+            )
         story.append(styles.p(search))
     if pair.seen:
         rows = [[styles.p(h, styles.small) for h in ("Time", "Who", "What")]]
@@ -103,7 +115,11 @@ def _pair(pair: PairExamination, styles: Styles) -> list[Flowable]:
             rows.append(
                 [
                     styles.p(step.time, styles.small),
-                    styles.p(f"{styles.u(step.author)} ({step.role})", styles.small),
+                    styles.p(
+                        styles.u(step.author)
+                        + (f" ({step.role})" if step.role else ""),
+                        styles.small,
+                    ),
                     styles.p(styles.u(step.what), styles.small),
                 ]
             )
