@@ -231,11 +231,15 @@ class Examination:
         known: str | None = None,
         role: str | None = None,
     ) -> list[AcevRecord]:
-        """Records oldest first; in a blind session the first examiner's are left
-        out (the verifier sees only their own)."""
+        """Records oldest first; in a blind session only the verifier's own."""
         out = []
+        me = same_person(self.case.user)
         for record in self._all_records():
-            if self.blind and record.role != "verifier":
+            # blind: only this verifier's own (another verifier's would show
+            # the first evaluation in their verification record)
+            if self.blind and (
+                record.role != "verifier" or same_person(record.author) != me
+            ):
                 continue
             if stage is not None and record.stage != stage:
                 continue
@@ -554,9 +558,9 @@ class Examination:
         if not self.blind:
             return entry
         details = entry.details
-        theirs = entry.user != self.case.user
+        theirs = same_person(entry.user) != same_person(self.case.user)
         if (
-            (entry.action.startswith("acev.") and details.get("role") != "verifier")
+            (entry.action.startswith("acev.") and theirs)
             or (entry.action.startswith("annotation.") and theirs)
             or (entry.action.startswith("conclusion.") and theirs)
             or (entry.action == "figure.save" and theirs)
@@ -679,7 +683,8 @@ class Examination:
         """In a blind session, only the verifier's own annotations."""
         if not self.blind:
             return list(annotations)
-        return [a for a in annotations if a.author == self.case.user]
+        me = same_person(self.case.user)
+        return [a for a in annotations if same_person(a.author) == me]
 
     # -- figures -------------------------------------------------------------------
     def save_figure(
@@ -741,7 +746,8 @@ class Examination:
         return [
             figure
             for figure in self._all_figures()
-            if not self.blind or figure.author == self.case.user
+            if not self.blind
+            or same_person(figure.author) == same_person(self.case.user)
         ]
 
     def _all_figures(self) -> list[Figure]:

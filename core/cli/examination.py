@@ -367,7 +367,7 @@ def cmd_features(args: argparse.Namespace) -> int:
     }
     lines = [
         f"worksheet {q} / {k}{_mode(exam)}"
-        + (f" (revision {record.id} recorded)" if record else "")
+        + (f" (record {record.id}, {record.created})" if record else "")
     ]
     lines += worksheet_lines(current)
     _emit(args, payload, "\n".join(lines))

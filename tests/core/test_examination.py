@@ -461,3 +461,22 @@ def test_a_tampered_record_is_refused_even_read_only(case):
     with Case.open(folder, read_only=True) as copy:
         with pytest.raises(CaseError, match="acev row 1"):
             copy.examination().records()
+
+
+def test_a_second_blind_verifier_sees_nothing_of_the_first_verifier(case):
+    exam = case.examination()
+    exam.record_analysis("Q1", SUITABLE)
+    exam.record_evaluation("Q1", "K1", "strong_same")
+    case.user = "B. Verifier"
+    first = case.examination(blind=True)
+    first.start_blind_session()
+    first.record_analysis("Q1", Analysis("limited", "blur", ("focus or motion blur",)))
+    first.record_evaluation("Q1", "K1", "weak_same")
+    first.record_verification("Q1", "K1")
+    case.user = "C. Third"
+    second = case.examination(blind=True)
+    assert second.records() == [] and second.analysis("Q1") is None
+    assert second.verification("Q1", "K1") is None
+    trail = second.redact(case.audit_log())
+    theirs = [e for e in trail if e.action.startswith("acev.")]
+    assert theirs and all(e.details == {"hidden": BLIND_HIDDEN} for e in theirs)

@@ -480,3 +480,18 @@ def test_a_rejected_face_of_the_pair_leaves_the_tab_without_it(
     assert window.controller.reject_face(known, "not a face")
     qtbot.waitUntil(lambda: panel.known != known, timeout=WAIT_MS)
     assert panel.known == "" or window.controller.case.face(panel.known)
+
+
+def test_saving_the_worksheet_keeps_a_characteristics_annotation_links(qtbot):
+    """A characteristic's links (recorded on the command line) have no picker in
+    the tree: saving the worksheet again must not drop them."""
+    from core.case.acev import FeatureObservation, Worksheet
+    from xfr_desktop.widgets.worksheet_tree import WorksheetTree
+
+    tree = WorksheetTree()
+    qtbot.addWidget(tree)
+    sheet = Worksheet(
+        (FeatureObservation("nose", "similar", "tip", questioned_annotations=(4,)),)
+    )
+    tree.show_worksheet(sheet)
+    assert tree.worksheet() == sheet.sorted()

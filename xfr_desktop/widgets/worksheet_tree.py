@@ -103,6 +103,11 @@ class WorksheetTree(QTreeWidget):
         ):
             self.headerItem().setToolTip(column, tip)
         self.combos: dict[tuple[str, str], QComboBox] = {}
+        # links of a characteristic's row (recorded on the command line) have no
+        # picker here: kept as they are, so saving again does not drop them
+        self._characteristic_links: dict[
+            tuple[str, str], tuple[tuple[int, ...], tuple[int, ...]]
+        ] = {}
         self.pickers: dict[str, tuple[AnnotationPicker, AnnotationPicker]] = {}
         self.items: dict[tuple[str, str], QTreeWidgetItem] = {}
         for component in FEATURE_LIST:
@@ -152,8 +157,15 @@ class WorksheetTree(QTreeWidget):
             k_pick.set_choices(known, k_pick.chosen())
 
     def show_worksheet(self, worksheet: Worksheet | None) -> None:
+        self._characteristic_links = {}
         for (key, characteristic), combo in self.combos.items():
             found = worksheet.observation(key, characteristic) if worksheet else None
+            if characteristic and found is not None:
+                self._characteristic_links[(key, characteristic)] = (
+                    found.questioned_annotations,
+                    found.known_annotations,
+                )
+                self.items[(key, "")].setExpanded(True)  # show what is recorded
             combo.setCurrentIndex(
                 max(0, combo.findData(found.value)) if found is not None else 0
             )
@@ -173,7 +185,7 @@ class WorksheetTree(QTreeWidget):
             value = str(combo.currentData() or "")
             if not value:
                 continue
-            links: tuple[tuple[int, ...], tuple[int, ...]] = ((), ())
+            links = self._characteristic_links.get((key, characteristic), ((), ()))
             if not characteristic:
                 q_pick, k_pick = self.pickers[key]
                 links = (q_pick.chosen(), k_pick.chosen())
