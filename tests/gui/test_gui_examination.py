@@ -495,3 +495,6 @@ def test_saving_the_worksheet_keeps_a_characteristics_annotation_links(qtbot):
     )
     tree.show_worksheet(sheet)
     assert tree.worksheet() == sheet.sorted()
+    assert tree.items[("nose", "")].isExpanded()
+    tree.show_worksheet(None)  # another record: nothing of this one shows
+    assert not tree.items[("nose", "")].isExpanded()

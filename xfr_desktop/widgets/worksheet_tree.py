@@ -158,6 +158,8 @@ class WorksheetTree(QTreeWidget):
 
     def show_worksheet(self, worksheet: Worksheet | None) -> None:
         self._characteristic_links = {}
+        for component in FEATURE_LIST:  # nothing expanded from another record
+            self.items[(component.key, "")].setExpanded(False)
         for (key, characteristic), combo in self.combos.items():
             found = worksheet.observation(key, characteristic) if worksheet else None
             if characteristic and found is not None:
