@@ -275,13 +275,33 @@ def test_the_acev_demo_case_reports_to_the_guideline(tmp_path, dlib_model):
             for c in case.comparisons()
             if case.face_by_id(c.gallery_face_id).label == "K2"
         )
+        # signed by both (the done-when): the examiner, then the verifier
+        from core.report.api import Signer
+        from core.report.signing import create_identity, verify_pdf
+
+        signers = {}
+        for name, password in (("A. Examiner", "examiner-pw"), ("B. Verifier", "v-pw")):
+            p12 = tmp_path / f"{name[0]}.p12"
+            create_identity(name, p12, password)
+            signers[name] = Signer(p12, password)
         out = tmp_path / "demo.pdf"
-        generate_report(case, out)
+        outcome = generate_report(
+            case,
+            out,
+            sign=signers["A. Examiner"],
+            countersign=signers["B. Verifier"],
+        )
+    assert outcome.signed_by == ("A. Examiner", "B. Verifier")
+    assert [(s.intact, s.valid) for s in verify_pdf(out)] == [(True, True)] * 2
+    if shutil.which("pdfsig"):  # an independent verifier agrees
+        run = subprocess.run(["pdfsig", str(out)], capture_output=True, text=True)
+        assert run.stdout.count("Signature is Valid") == 2, run.stdout
     shots(out, "acev-demo")
     text = pdf_text(out)
     assert similarity_digits(k2.similarity) not in text
     assert "Nose: tip similar" in text
     assert "Mode blind verification" in text
+    assert "The countersignature is the verifier's" in text
 
 
 def test_a_case_with_nothing_recorded_says_not_recorded_everywhere(tmp_path, model):
