@@ -309,7 +309,11 @@ def _add_report_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument("--explanation", action="append", type=int, metavar="ID")
     parser.add_argument("--sign", metavar="ID.p12", help="examiner's identity")
-    parser.add_argument("--countersign", metavar="ID.p12", help="the verifier's (the report says whether a verification is recorded)")
+    parser.add_argument(
+        "--countersign",
+        metavar="ID.p12",
+        help="the verifier's (the report says whether a verification is recorded)",
+    )
     parser.add_argument(
         "--password-file", metavar="FILE", help="for --sign: " + PASSWORD_FILE_HELP
     )
