@@ -927,7 +927,14 @@ class MainWindow(QMainWindow):
         writable = has_case and not case.read_only
         self.close_case_action.setEnabled(has_case)
         # a report is audited in the case: it needs a case open for writing
-        self.report_action.setEnabled(writable)
+        # no report in a blind session: it prints the first examiner's work
+        self.report_action.setEnabled(writable and not self.controller.blind)
+        self.report_action.setToolTip(
+            "No report in a blind verification: close the case and open it "
+            "normally to export the report."
+            if self.controller.blind
+            else ""
+        )
         for button in (
             self.exhibits.add_probe,
             self.exhibits.add_gallery,

@@ -27,8 +27,8 @@ if TYPE_CHECKING:
 HIDDEN_CELL = MASKED
 BLIND_CONCLUSIONS_NOTE = (
     "Blind verification: the first examiner's conclusions are hidden; only your "
-    "own are listed. They are shown once you record your verification "
-    "(Examination tab)."
+    "own are listed. They are shown when the case is opened outside the blind "
+    "session."
 )
 
 T = TypeVar("T")

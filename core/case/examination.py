@@ -377,7 +377,13 @@ class Examination:
         self._require_analysis(questioned)
         scale = self.settings().scale
         chosen = scale.level(level)
-        seen = not self.masked(questioned, known)  # unmasked, or masking off
+        # the results could be seen: unmasked now, masking off, or unmasked
+        # for an earlier record of these faces (a corrected face scores alike)
+        seen = not self.masked(questioned, known) or bool(
+            self.records(
+                "unmasking", questioned=questioned, known=known, role=self.role
+            )
+        )
         evaluation = Evaluation(
             scale.id, chosen.code, chosen.words, printable(reasoning), seen
         )
@@ -511,17 +517,31 @@ class Examination:
                 steps.append(SeenStep(entry.time, "", entry.user, what))
         return sorted(steps, key=lambda step: step.time)
 
+    def _unmasked_face_ids(self, role: str | None = None) -> set[tuple[int, int]]:
+        """The (questioned, known) face records whose results this role unmasked
+        - whatever the labels' current records are (an undo makes an earlier
+        record current again; its results were never unmasked)."""
+        return {
+            (r.questioned_face_id, r.known_face_id)
+            for r in self.records("unmasking", role=role or self.role)
+            if r.questioned_face_id is not None and r.known_face_id is not None
+        }
+
     def redact(self, entries: Iterable[AuditEntry]) -> list[AuditEntry]:
         """Audit entries with the model's results for masked pairs replaced by
-        ``MASKED`` (for showing the trail; the stored chain is never changed)."""
+        ``MASKED`` (for showing the trail; the stored chain is never changed).
+        A result is shown only for the face records that were unmasked, and the
+        results of an entry with a masked one are listed in mark order (their
+        order would be the hidden ranking)."""
         entries = [self._blinded(entry) for entry in entries]
         if not self.settings().sequential_unmasking:
             return entries
-        labels = {face.id: face.label for face in self.case.faces()}
+        unmasked = self._unmasked_face_ids()
+        face_ids = {face.label: face.id for face in self.case.faces()}
         comparisons = {c.id: c for c in self.case.comparisons()}
         explanations = {e.id: e.comparison_id for e in self.case.explanations()}
 
-        def pair_masked(details: Mapping[str, Any]) -> bool | None:
+        def comparison_masked(details: Mapping[str, Any]) -> bool:
             comparison = None
             if "comparison" in details:
                 comparison = comparisons.get(details["comparison"])
@@ -530,24 +550,32 @@ class Examination:
                     explanations.get(details["explanation"], -1)
                 )
             if comparison is None:
-                return None
-            return self.masked(
-                labels.get(comparison.probe_face_id, ""),
-                labels.get(comparison.gallery_face_id, ""),
-            )
+                return True  # not known to be unmasked: hidden
+            pair = (comparison.probe_face_id, comparison.gallery_face_id)
+            return pair not in unmasked
+
+        def item_masked(details: Mapping[str, Any], item: Mapping[str, Any]) -> bool:
+            probe_id = details.get("probe_face_id")
+            gallery_id = item.get("gallery_face_id")
+            if probe_id is None or gallery_id is None:  # by label, as recorded
+                probe_id = face_ids.get(str(details.get("probe", "")))
+                gallery_id = face_ids.get(str(item.get("gallery", "")))
+            return (probe_id, gallery_id) not in unmasked
 
         out = []
         for entry in entries:
             details = dict(entry.details)
             if entry.action == "comparisons.record":
-                probe = str(details.get("probe", ""))
-                details["results"] = [
-                    _redacted(item)
-                    if self.masked(probe, str(item.get("gallery", "")))
-                    else item
-                    for item in details.get("results", [])
+                items = list(details.get("results", []))
+                hidden = [item_masked(details, item) for item in items]
+                shown = [
+                    _redacted(item) if masked else item
+                    for item, masked in zip(items, hidden, strict=True)
                 ]
-            elif pair_masked(details) is not False and _has_results(details):
+                if any(hidden):
+                    shown.sort(key=lambda item: _mark_order(str(item.get("gallery"))))
+                details["results"] = shown
+            elif _has_results(details) and comparison_masked(details):
                 details = _redacted(details)
             out.append(_with_details(entry, details))
         return out
@@ -557,7 +585,6 @@ class Examination:
         records, annotations, conclusions) is hidden; that it happened is not."""
         if not self.blind:
             return entry
-        details = entry.details
         theirs = same_person(entry.user) != same_person(self.case.user)
         if (
             (entry.action.startswith("acev.") and theirs)
@@ -779,6 +806,17 @@ def write_settings(db: Any, values: Mapping[str, Any]) -> None:
             "INSERT OR REPLACE INTO case_settings (key, value) VALUES (?, ?)",
             (key, json.dumps(value, sort_keys=True)),
         )
+
+
+def _mark_order(label: str) -> tuple[str, int, int]:
+    """K2 before K10 before K10#1."""
+    mark, _, index = label.partition("#")
+    digits = "".join(ch for ch in mark if ch.isdigit())
+    return (
+        mark.rstrip("0123456789"),
+        int(digits) if digits else 0,
+        int(index) if index.isdigit() else 0,
+    )
 
 
 def same_person(name: str) -> str:

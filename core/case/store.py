@@ -1068,12 +1068,14 @@ class Case:
             "comparisons.record",
             {
                 "probe": probe.label,
+                "probe_face_id": probe.id,
                 "model": model_id,
                 "model_sha256": model_sha256,
                 "threshold": dict(threshold),
                 "results": [
                     {
                         "gallery": labels.get(face_id, face_id),
+                        "gallery_face_id": face_id,
                         "similarity": similarity,
                         "distance": distance,
                         "decision": decision,

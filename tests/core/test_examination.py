@@ -480,3 +480,36 @@ def test_a_second_blind_verifier_sees_nothing_of_the_first_verifier(case):
     trail = second.redact(case.audit_log())
     theirs = [e for e in trail if e.action.startswith("acev.")]
     assert theirs and all(e.details == {"hidden": BLIND_HIDDEN} for e in theirs)
+
+
+def test_an_evaluation_after_a_face_correction_says_the_results_were_seen(case):
+    exam = case.examination()
+    exam.record_analysis("Q1", SUITABLE)
+    exam.record_evaluation("Q1", "K1", "moderate_same")
+    exam.unmask("Q1", "K1")
+    case.set_faces("K1", [face(3.0)], detector="hog")  # masked again
+    assert exam.masked("Q1", "K1")
+    again = exam.record_evaluation("Q1", "K1", "strong_same")
+    assert again.evaluation().results_seen  # the earlier record's were seen
+
+
+def test_the_trail_shows_only_unmasked_face_records_in_mark_order(case, model):
+    exam = case.examination()
+    workflow.rank_all_probes(case, model)
+    (entry,) = [
+        e for e in exam.redact(case.audit_log()) if e.action == "comparisons.record"
+    ]
+    assert [r["gallery"] for r in entry.details["results"]] == ["K1", "K2"]
+    exam.record_analysis("Q1", SUITABLE)
+    exam.record_evaluation("Q1", "K1", "moderate_same")
+    exam.unmask("Q1", "K1")
+    old_k1 = case.face("K1").id
+    case.correct_face("K1", POINTS + 1.0)
+    workflow.rank_all_probes(case, model)  # the corrected K1: never unmasked
+    entries = [
+        e for e in exam.redact(case.audit_log()) if e.action == "comparisons.record"
+    ]
+    first, later = entries[0].details["results"], entries[-1].details["results"]
+    shown = {(r["gallery_face_id"], r["similarity"] == MASKED) for r in first}
+    assert (old_k1, False) in shown
+    assert all(r["similarity"] == MASKED for r in later)

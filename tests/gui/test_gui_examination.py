@@ -498,3 +498,47 @@ def test_saving_the_worksheet_keeps_a_characteristics_annotation_links(qtbot):
     assert tree.items[("nose", "")].isExpanded()
     tree.show_worksheet(None)  # another record: nothing of this one shows
     assert not tree.items[("nose", "")].isExpanded()
+
+
+def test_no_level_is_preselected_from_another_pair_or_examiner(
+    qtbot, tmp_path, monkeypatch
+):
+    """A level left over from the last pair (or the first examiner's, in a blind
+    session) must not be one click away: nothing is chosen until the examiner
+    chooses, and recording without a choice records nothing."""
+    window, panel = _pair_window(qtbot, tmp_path, monkeypatch)
+    q, k = panel.questioned, panel.known
+    _record_analyses_and_evaluation(qtbot, panel, "strong_same")
+    other = "K2" if k == "K1" else "K1"
+    panel.set_pair(q, other, None)
+    assert panel.level.currentData() is None
+    _click(qtbot, panel.evaluate_button)
+    assert _exam(window).evaluation(q, other) is None
+    panel.set_pair(q, k, None)
+    assert panel.level.currentData() == "strong_same"
+
+
+def test_unsaved_edits_survive_a_refresh_and_a_change_of_pair(
+    qtbot, tmp_path, monkeypatch
+):
+    window, panel = _pair_window(qtbot, tmp_path, monkeypatch)
+    q, k = panel.questioned, panel.known
+    _record_analyses_and_evaluation(qtbot, panel, LEVEL)
+    panel.reasoning.setPlainText("typed, not recorded")
+    panel.worksheet_notes.setPlainText("notes not saved")
+    panel.refresh()  # e.g. an annotation added in the Comparison tab
+    assert panel.reasoning.toPlainText() == "typed, not recorded"
+    assert "Unsaved changes" in panel.evaluation_state.text()
+    other = "K2" if k == "K1" else "K1"
+    panel.set_pair(q, other, None)
+    assert panel.worksheet_notes.toPlainText() == ""
+    panel.set_pair(q, k, None)
+    assert panel.worksheet_notes.toPlainText() == "notes not saved"
+    assert panel.reasoning.toPlainText() == "typed, not recorded"
+    assert sorted(panel.unsaved()) == [
+        f"evaluation of {q}/{k}",
+        f"worksheet of {q}/{k}",
+    ]
+    _click(qtbot, panel.evaluate_button)  # recorded: no longer a draft
+    assert _exam(window).evaluation(q, k).reasoning == "typed, not recorded"
+    assert panel.unsaved() == [f"worksheet of {q}/{k}"]

@@ -13,6 +13,7 @@ may be done next, and what is hidden, is asked of ``core.case.examination``
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -39,6 +40,7 @@ from core.case.acev import (
     ConclusionScale,
     Propositions,
     Verification,
+    Worksheet,
 )
 from core.case.examination import Examination
 from core.case.store import Case
@@ -50,6 +52,8 @@ from xfr_desktop.widgets.worksheet_tree import WorksheetTree, model_effects
 
 READ_ONLY = "The case is open read-only: nothing can be recorded."
 NO_PAIR = "Choose a questioned and a known face (Exhibits, or the Comparison tab)."
+CHOOSE_LEVEL = "— choose a level —"
+UNSAVED = "Unsaved changes (kept while the case is open): not recorded yet."
 COMPONENTS_METHOD = "components"
 
 
@@ -77,6 +81,10 @@ class ExaminationPanel(QWidget):
         self.questioned = ""
         self.known = ""
         self.comparison_id: int | None = None
+        # unsaved edits: form key -> what was typed; what each form was filled with
+        self.drafts: dict[tuple[str, str], Any] = {}
+        self._filled: dict[str, Any] = {}
+        self._drafts_case: Case | None = None
         # -- the case: request, propositions, scale, unmasking
         self.pair_label = QLabel(NO_PAIR)
         self.pair_label.setWordWrap(True)
@@ -235,12 +243,87 @@ class ExaminationPanel(QWidget):
 
     def set_pair(self, questioned: str, known: str, comparison_id: int | None) -> None:
         """The pair the window shows (``""``: none)."""
+        self._keep_drafts()
+        self._filled = {}  # the forms still show the old pair: nothing to keep
         self.questioned, self.known = questioned, known
         self.comparison_id = comparison_id
         self.refresh()
 
+    # ---- unsaved edits --------------------------------------------------------------
+    # What the examiner typed and did not record survives a refresh (another tab
+    # added an annotation, a record was made elsewhere) and a change of pair: it is
+    # kept as a draft per form, shown again - marked unsaved - and never recorded
+    # without the examiner's click.
+    def _form_keys(self) -> dict[str, tuple[str, str]]:
+        pair = f"{self.questioned}/{self.known}"
+        return {
+            "questioned": ("analysis", self.questioned),
+            "known": ("analysis", self.known),
+            "worksheet": ("worksheet", pair),
+            "evaluation": ("evaluation", pair),
+        }
+
+    def _form_values(self) -> dict[str, Any]:
+        return {
+            "questioned": self.questioned_form.draft(),
+            "known": self.known_form.draft(),
+            "worksheet": (
+                json.dumps(self.worksheet_tree.worksheet().to_dict(), sort_keys=True),
+                self.worksheet_notes.toPlainText(),
+            ),
+            "evaluation": (self.level.currentData(), self.reasoning.toPlainText()),
+        }
+
+    def _keep_drafts(self) -> None:
+        """Note every form whose content differs from what it was filled with."""
+        if not self._filled:
+            return
+        keys = self._form_keys()
+        for name, value in self._form_values().items():
+            if value != self._filled.get(name):
+                self.drafts[keys[name]] = value
+            else:
+                self.drafts.pop(keys[name], None)
+
+    def _restore_drafts(self) -> None:
+        """After filling from the records: remember that, then put back any kept
+        draft that still differs from it."""
+        self._filled = self._form_values()
+        keys = self._form_keys()
+        for name, filled in self._filled.items():
+            draft = self.drafts.get(keys[name])
+            if draft is None or draft == filled:
+                self.drafts.pop(keys[name], None)
+                continue
+            if name in ("questioned", "known"):
+                form = self.questioned_form if name == "questioned" else self.known_form
+                form.restore(draft, UNSAVED)
+            elif name == "worksheet":
+                sheet, notes = draft
+                self.worksheet_tree.show_worksheet(
+                    Worksheet.from_dict(json.loads(sheet))
+                )
+                self.worksheet_notes.setPlainText(notes)
+                self.worksheet_state.setText(UNSAVED)
+            else:
+                level, reasoning = draft
+                self.level.setCurrentIndex(max(0, self.level.findData(level)))
+                self.reasoning.setPlainText(reasoning)
+                self.evaluation_state.setText(UNSAVED)
+
+    def unsaved(self) -> list[str]:
+        """What is typed and not recorded (for a question before closing)."""
+        self._keep_drafts()
+        return [f"{kind} of {what}" for kind, what in self.drafts]
+
     def refresh(self) -> None:
-        """Re-read the case's settings and this pair's records."""
+        """Re-read the case's settings and this pair's records (unsaved edits are
+        kept)."""
+        self._keep_drafts()
+        self._filled = {}
+        if self.case is not self._drafts_case:  # another case: its labels differ
+            self.drafts.clear()
+            self._drafts_case = self.case
         examination = self.controller.examination()
         case = self.case
         if examination is None or case is None:
@@ -280,6 +363,7 @@ class ExaminationPanel(QWidget):
         self._show_unmasking(examination, writable)
         self._show_verification(examination, writable)
         self._show_order(examination)
+        self._restore_drafts()
 
     def _pair_exists(self, case: Case) -> bool:
         if not (self.questioned and self.known):
@@ -367,6 +451,9 @@ class ExaminationPanel(QWidget):
             wanted = combo.currentData()
             combo.blockSignals(True)
             combo.clear()
+            # nothing chosen until the examiner chooses: a level left over from
+            # another pair (or another examiner) must not be one click away
+            combo.addItem(CHOOSE_LEVEL, None)
             for level in scale.levels:
                 combo.addItem(
                     level_text(level.words, level.likelihood_ratio), level.code
@@ -471,6 +558,7 @@ class ExaminationPanel(QWidget):
             self.level.setCurrentIndex(max(0, self.level.findData(evaluation.level)))
             self.reasoning.setPlainText(evaluation.reasoning)
         else:
+            self.level.setCurrentIndex(0)  # "choose a level"
             self.reasoning.setPlainText("")
         lines = [
             f"Recorded: {evaluation.words}." if evaluation else "Not recorded yet."
@@ -633,6 +721,12 @@ class ExaminationPanel(QWidget):
     def record_evaluation(self) -> None:
         q, k = self.questioned, self.known
         level = str(self.level.currentData() or "")
+        if not level:
+            self.controller.status.emit(
+                f"Choose a level of the scale for {q} / {k} first; nothing was "
+                "recorded."
+            )
+            return
         reasoning = self.reasoning.toPlainText().strip()
         self._change(lambda exam: exam.record_evaluation(q, k, level, reasoning))
 
@@ -648,6 +742,11 @@ class ExaminationPanel(QWidget):
         q, k = self.questioned, self.known
         resolution = self.resolution.toPlainText().strip()
         level = str(self.resolved_level.currentData() or "")
+        if not level:
+            self.controller.status.emit(
+                f"Choose the resolved level for {q} / {k} first; nothing was recorded."
+            )
+            return
         self._change(
             lambda exam: exam.record_verification(
                 q, k, resolution=resolution, resolved_level=level

@@ -7,6 +7,8 @@ of work: the questioned image first) is ``core.case.examination``'s.
 
 from __future__ import annotations
 
+from typing import Any
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -114,6 +116,29 @@ class AnalysisForm(QGroupBox):
             not_visible=tuple(hidden),
             notes=self.notes.toPlainText().strip(),
         )
+
+    def draft(self) -> tuple[Any, ...]:
+        """Everything filled in, as it stands (complete or not): what an unsaved
+        edit is kept as, and compared with."""
+        return (
+            self.suitability.currentIndex(),
+            self.reasons.toPlainText(),
+            tuple(check.isChecked() for check in self.factors.values()),
+            tuple(item.checkState().value for item in self.component_items()),
+            self.notes.toPlainText(),
+        )
+
+    def restore(self, draft: tuple[Any, ...], state: str) -> None:
+        """Fill the form with a kept ``draft``."""
+        suitability, reasons, factors, components, notes = draft
+        self.suitability.setCurrentIndex(suitability)
+        self.reasons.setPlainText(reasons)
+        for check, on in zip(self.factors.values(), factors, strict=True):
+            check.setChecked(on)
+        for item, value in zip(self.component_items(), components, strict=True):
+            item.setCheckState(Qt.CheckState(value))
+        self.notes.setPlainText(notes)
+        self.state.setText(state)
 
     def show_analysis(self, analysis: Analysis | None, state: str) -> None:
         """Fill the form with the stored record (empty when none)."""
