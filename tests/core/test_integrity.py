@@ -22,12 +22,14 @@ from case_tampering import copied_case, verify
 
 from core.case import state as bound
 from core.case import workflow
+from core.case.acev import Analysis
 from core.case.audit import canonical
 from core.case.db import statements
 from core.case.demo import create_demo_case
 from core.case.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 from core.case.store import GENESIS, Case, CaseError
 from core.case.store import entry_hash as chain_hash
+from core.report.figures import png_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,6 +52,16 @@ def template(tmp_path_factory, dlib_model) -> Path:
             label="eye",
         )
         case.add_conclusion("moderate support", comparison_id=stored.comparison_id)
+        exam = case.examination()  # schema 3: ACE-V records and a figure
+        exam.record_analysis("Q1", Analysis("suitable", visible=("nose",)))
+        exam.save_figure(
+            png_bytes(np.zeros((4, 4, 3), np.uint8)),
+            view="wipe",
+            questioned="Q1",
+            known="K1",
+            params={"position": 0.5},
+            caption="eye line",
+        )
         assert case.verify().intact
     finally:
         case.close()
@@ -111,7 +123,7 @@ def insert_copy(db: sqlite3.Connection, table: str) -> str:
     """Plant a copy of the first row under a new key (unique columns varied)."""
     row = first_row(db, table)
     for column, value in row.items():
-        if column in ("id", "face_id"):
+        if column in ("id", "face_id", "number"):
             row[column] = 10_000 + int(value)
         elif isinstance(value, str) and column not in (
             "role",
@@ -119,6 +131,7 @@ def insert_copy(db: sqlite3.Connection, table: str) -> str:
             "shape",
             "component",
             "source",
+            "stage",
         ):
             row[column] = value + "-planted"
     columns = ", ".join(row)
