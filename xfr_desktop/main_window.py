@@ -540,6 +540,8 @@ class MainWindow(QMainWindow):
 
     # ---- cases --------------------------------------------------------------------
     def new_case(self) -> None:
+        if self.keeps_unsaved_examination():
+            return
         dialog = NewCaseDialog(self.settings.effective_user(), self)
         if dialog.exec() == QDialog.DialogCode.Accepted:
             folder, number, examiner, title, agency = dialog.values()
@@ -554,6 +556,8 @@ class MainWindow(QMainWindow):
             )
 
     def open_case(self, path: str = "") -> None:
+        if self.keeps_unsaved_examination():
+            return
         if not path:
             path = QFileDialog.getExistingDirectory(self, "Open a case folder")
         if path:
@@ -563,6 +567,8 @@ class MainWindow(QMainWindow):
     def open_demo(self) -> None:
         """The one demo case in the user's data folder: reused while it verifies,
         made when missing (or beside one that does not verify, saying so)."""
+        if self.keeps_unsaved_examination():
+            return
         self._end_blind_session_if_idle()
         self.controller.open_demo()
 
@@ -600,6 +606,8 @@ class MainWindow(QMainWindow):
                 "name; choose File → Open for blind verification… again.",
                 10000,
             )
+            return
+        if self.keeps_unsaved_examination():
             return
         self.controller.close_case()  # the session is this case's only
         self.controller.user = verifier
@@ -654,7 +662,33 @@ class MainWindow(QMainWindow):
         )
 
     def close_case(self) -> None:
+        if self.keeps_unsaved_examination():
+            return
         self.controller.close_case()
+
+    def keeps_unsaved_examination(self) -> bool:
+        """True when the examiner chose to keep working on unrecorded ACE-V
+        edits (asked only when there are some)."""
+        unsaved = self.examination_panel.unsaved() if self.ask_before_closing else []
+        return bool(unsaved) and not self.ask_discard_unsaved(unsaved)
+
+    def ask_discard_unsaved(self, unsaved: Sequence[str]) -> bool:
+        """Whether to close although ``unsaved`` edits are not recorded (tests
+        answer it instead)."""
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Question)
+        box.setWindowTitle("Examination not recorded")
+        shown = "".join(f"<li>{html.escape(item)}</li>" for item in unsaved)
+        box.setText(
+            "These are typed in the Examination tab but not recorded in the case:"
+            f"<ul>{shown}</ul>Closing the case loses them. Record them first with "
+            "their Record / Save buttons, or close without them."
+        )
+        keep = box.addButton("Keep working", QMessageBox.ButtonRole.RejectRole)
+        box.addButton("Close without recording", QMessageBox.ButtonRole.AcceptRole)
+        box.setDefaultButton(keep)
+        box.exec()
+        return box.clickedButton() is not keep
 
     def verify_case(self) -> None:
         if self.controller.case is not None:
@@ -1377,6 +1411,9 @@ class MainWindow(QMainWindow):
             self.close()
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        if self.keeps_unsaved_examination():
+            event.ignore()
+            return
         pending = self.pending_work() if self.ask_before_closing else []
         if pending:  # asked again on a second close: the choice can be changed
             answer = self._ask_close(pending)

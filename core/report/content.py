@@ -11,8 +11,10 @@ laid out, and its layout tested, from a stored content object.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -467,7 +469,10 @@ def _masked_content(
         entry[key] = None  # the manifest does not carry it either
     entry["masked"] = True
     return ComparisonContent(
-        comparison=comparison,
+        # no section can print what it is not given
+        comparison=dataclasses.replace(
+            comparison, similarity=math.nan, distance=math.nan, decision=MODEL_MASKED
+        ),
         probe=probe,
         gallery=gallery,
         superseded=tuple(replaced),

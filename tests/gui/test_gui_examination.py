@@ -542,3 +542,22 @@ def test_unsaved_edits_survive_a_refresh_and_a_change_of_pair(
     _click(qtbot, panel.evaluate_button)  # recorded: no longer a draft
     assert _exam(window).evaluation(q, k).reasoning == "typed, not recorded"
     assert panel.unsaved() == [f"worksheet of {q}/{k}"]
+
+
+def test_closing_with_unrecorded_edits_asks_first(qtbot, tmp_path, monkeypatch):
+    window, panel = _pair_window(qtbot, tmp_path, monkeypatch)
+    monkeypatch.setattr(MainWindow, "ask_before_closing", True)
+    asked = []
+
+    def answer(unsaved):
+        asked.append(list(unsaved))
+        return False  # keep working
+
+    window.ask_discard_unsaved = answer
+    panel.reasoning.setPlainText("typed, not recorded")
+    window.close_case()
+    assert window.controller.case is not None
+    assert asked == [[f"evaluation of {panel.questioned}/{panel.known}"]]
+    window.ask_discard_unsaved = lambda unsaved: True
+    window.close_case()
+    assert window.controller.case is None
