@@ -25,6 +25,7 @@ from core.case.records import AuditEntry, Comparison
 from core.case.store import Case
 
 NOT_RECORDED = "not recorded"
+EARLIER_FACE = "recorded for an earlier record of the face, replaced since"
 MODEL_MASKED = "the model's results were not unmasked when the report was made"
 
 
@@ -38,6 +39,7 @@ class AnalysisRow:
     author: str
     created: str
     analysis: Analysis | None
+    earlier_face: bool = False  # recorded for a face record since replaced
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class WorksheetRow:
     author: str
     created: str
     worksheet: Worksheet
+    earlier_face: bool = False
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class EvaluationRow:
     evaluation: Evaluation
     results_seen: bool  # the model's results could be seen when it was recorded
     blind: bool
+    earlier_face: bool = False
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,7 @@ def gather_examination(
                         last.author if last else "",
                         last.created if last else "",
                         last.analysis() if last else None,
+                        bool(last and not last.current),
                     )
                 )
     pairs: dict[tuple[str, str], None] = {}
@@ -182,7 +187,13 @@ def _pair(
         if found:
             last = found[-1]
             worksheets.append(
-                WorksheetRow(role, last.author, last.created, last.worksheet())
+                WorksheetRow(
+                    role,
+                    last.author,
+                    last.created,
+                    last.worksheet(),
+                    not last.current,
+                )
             )
     evaluations = tuple(
         EvaluationRow(
@@ -192,6 +203,7 @@ def _pair(
             r.evaluation(),
             r.evaluation().results_seen,
             r.blind,
+            not r.current,
         )
         for r in mine
         if r.stage == "evaluation"

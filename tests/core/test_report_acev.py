@@ -17,7 +17,7 @@ from PIL import Image
 from synthetic_models import SyntheticModel
 
 from core.case import workflow
-from core.case.acev import ENFSI_SCALE
+from core.case.acev import ENFSI_SCALE, Analysis
 from core.case.demo import (
     DEMO_EXAMINER,
     DEMO_VERIFIER,
@@ -336,3 +336,19 @@ def test_a_case_without_masking_says_so(tmp_path, model):
     text = pdf_text(out)
     assert "Sequential unmasking was off" in text
     assert f"{best:.4f}" in text and MODEL_MASKED not in text
+
+
+def test_records_of_a_replaced_face_are_printed_as_such(tmp_path, model):
+    from core.report.examination_content import EARLIER_FACE
+
+    with new_case(tmp_path) as case:
+        exam = case.examination()
+        exam.record_analysis("Q1", Analysis("suitable"))
+        exam.record_evaluation("Q1", "K1", "neither")
+        case.correct_face("K1", case.face("K1").landmarks5 + 1.0)
+        workflow.rank_all_probes(case, model)
+        out = tmp_path / "report.pdf"
+        generate_report(case, out)
+    text = pdf_text(out)
+    evaluation = text[text.find("Evaluation on the declared scale") :]
+    assert EARLIER_FACE in " ".join(evaluation.split())

@@ -8,7 +8,7 @@ from reportlab.platypus import CondPageBreak, Flowable
 
 from core.case.acev import FEATURES, SUITABILITY
 from core.report.content import ReportContent
-from core.report.examination_content import NOT_RECORDED, AnalysisRow
+from core.report.examination_content import EARLIER_FACE, NOT_RECORDED, AnalysisRow
 from core.report.layout import TEXT_WIDTH, Styles, table
 
 name = "analysis"
@@ -44,7 +44,11 @@ def _row(item: AnalysisRow, styles: Styles) -> list[object]:
             f"visible: {_names(a.visible)}<br/>not visible: {_names(a.not_visible)}",
             styles.small,
         ),
-        styles.p(f"{styles.u(item.author)}<br/>{item.created}", styles.small),
+        styles.p(
+            f"{styles.u(item.author)}<br/>{item.created}"
+            + (f"<br/>({EARLIER_FACE})" if item.earlier_face else ""),
+            styles.small,
+        ),
     ]
 
 

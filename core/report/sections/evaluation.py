@@ -8,7 +8,11 @@ from reportlab.lib.units import mm
 from reportlab.platypus import CondPageBreak, Flowable
 
 from core.report.content import ReportContent
-from core.report.examination_content import NOT_RECORDED, PairExamination
+from core.report.examination_content import (
+    EARLIER_FACE,
+    NOT_RECORDED,
+    PairExamination,
+)
 from core.report.layout import TEXT_WIDTH, Styles, table
 
 name = "evaluation"
@@ -30,6 +34,8 @@ def _history(pair: PairExamination, styles: Styles) -> list[Flowable]:
             else "before the model's results were seen"
         )
         mode = ", blind" if item.blind else ""
+        if item.earlier_face:
+            mode += f", {EARLIER_FACE}"
         reasoning = item.evaluation.reasoning or NOT_RECORDED
         story.append(
             styles.p(

@@ -7,7 +7,7 @@ from reportlab.lib.units import mm
 from reportlab.platypus import CondPageBreak, Flowable
 
 from core.report.content import ReportContent
-from core.report.examination_content import NOT_RECORDED, WorksheetRow
+from core.report.examination_content import EARLIER_FACE, NOT_RECORDED, WorksheetRow
 from core.report.layout import TEXT_WIDTH, Styles, table
 
 name = "worksheet"
@@ -27,7 +27,7 @@ def _table(
     story: list[Flowable] = [
         styles.p(
             f"{ROLE_TITLES[row.role]}'s worksheet, by {styles.u(row.author)}, "
-            f"{row.created}",
+            f"{row.created}" + (f" ({EARLIER_FACE})" if row.earlier_face else ""),
             styles.h2,
         )
     ]
