@@ -596,6 +596,8 @@ class Verification:
     verifier_level: str
     resolution: str = ""
     resolved_level: str = ""
+    verifier: str = ""  # whose evaluation was compared (not who wrote this)
+    resolved_by: str = ""
 
     @property
     def resolved(self) -> bool:
@@ -609,6 +611,8 @@ class Verification:
             "verifier_level": self.verifier_level,
             "resolution": self.resolution,
             "resolved_level": self.resolved_level,
+            "verifier": self.verifier,
+            "resolved_by": self.resolved_by,
         }
 
     @classmethod
@@ -620,6 +624,8 @@ class Verification:
             str(data.get("verifier_level", "")),
             _text(data.get("resolution"), "the resolution"),
             str(data.get("resolved_level", "")),
+            str(data.get("verifier", "")),
+            str(data.get("resolved_by", "")),
         )
 
 

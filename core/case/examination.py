@@ -335,6 +335,7 @@ class Examination:
         analysed only after some questioned face (the questioned image first)."""
         label = self.case.face(face).label
         exhibit = self.case.exhibit(self.case.face(face).mark)
+        analysis = Analysis.from_dict(analysis.to_dict())  # stored as read back
         if exhibit.role == "probe":
             return self._add("analysis", label, "", analysis.to_dict())
         if not [
@@ -358,6 +359,7 @@ class Examination:
     ) -> AcevRecord:
         questioned, known = self._pair(questioned, known)
         self._require_analysis(questioned)
+        worksheet = Worksheet.from_dict(worksheet.to_dict())  # stored as read back
         self._check_annotations(questioned, known, worksheet)
         return self._add("worksheet", questioned, known, worksheet.to_dict())
 
@@ -409,7 +411,8 @@ class Examination:
             "questioned": self.case.face(questioned).mark,
             "known": self.case.face(known).mark,
         }
-        by_id = {a.id: a for a in self.case.annotations()}
+        # a blind verifier links only their own (the others are hidden from them)
+        by_id = {a.id: a for a in self.visible_annotations(self.case.annotations())}
         for item in worksheet.observations:
             for side, ids in (
                 ("questioned", item.questioned_annotations),
@@ -438,9 +441,12 @@ class Examination:
         )
 
     def masked_comparison(self, comparison: Comparison) -> bool:
-        questioned = self.case.face_by_id(comparison.probe_face_id).label
-        known = self.case.face_by_id(comparison.gallery_face_id).label
-        return self.masked(questioned, known)
+        """By the comparison's own face records: one of a face since replaced
+        was never unmasked, whatever its label's current record was."""
+        if not self.settings().sequential_unmasking:
+            return False
+        pair = (comparison.probe_face_id, comparison.gallery_face_id)
+        return pair not in self._unmasked_face_ids()
 
     def any_masked(self, questioned: str) -> bool:
         """Whether any of this questioned face's pairs is masked (a 1:N list then
@@ -647,12 +653,25 @@ class Examination:
         if resolved_level:
             self.settings().scale.level(resolved_level)
         agreement = examiner_level == verifier_level
-        if not agreement and resolved_level and not resolution.strip():
+        resolution = printable(resolution).strip()
+        if not agreement and resolved_level and not resolution:
             raise BadInputError("a resolved level needs the resolution written")
+        me = same_person(self.case.user)
+        if me != same_person(mine.author):
+            # only the verifier compares; either examiner may record how an
+            # open disagreement was resolved
+            earlier = self.verification(questioned, known)
+            if not (resolution and earlier is not None and not earlier.resolved):
+                raise BadInputError(
+                    f"the verification of {questioned} / {known} is recorded by "
+                    f"its verifier, {mine.author}; another examiner may only "
+                    "record how a disagreement was resolved"
+                )
         analysis_blind = all(
             r.blind
             for r in self._all_records()
             if r.role == "verifier"
+            and same_person(r.author) == same_person(mine.author)
             and r.stage in ("analysis", "evaluation")
             and (r.questioned in (questioned, "") and r.known in (known, ""))
         )
@@ -662,8 +681,10 @@ class Examination:
             "agreement" if agreement else "disagreement",
             examiner_level,
             verifier_level,
-            printable(resolution).strip(),
+            resolution,
             resolved_level if not agreement else examiner_level,
+            verifier=mine.author,
+            resolved_by=self.case.user if resolution else "",
         )
         # a verification is the verifier's record, whoever writes the resolution
         record = self._add(
@@ -680,7 +701,7 @@ class Examination:
             for r in self._all_records()
             if r.stage == "verification"
             and (r.questioned, r.known) == (questioned.upper(), known.upper())
-            and (not self.blind or r.author == self.case.user)
+            and (not self.blind or same_person(r.author) == same_person(self.case.user))
         ]
         return found[-1].verification() if found else None
 

@@ -379,7 +379,17 @@ def _check_faithfulness(
 
 def cmd_annotate(args: argparse.Namespace) -> int:
     with open_case(args, read_only=args.list) as case:
+        with in_case(args):  # a blind session starts before its first write
+            exam = examination(case, args, writing=not args.list)
         if args.delete is not None:
+            if exam.blind and args.delete not in {
+                a.id for a in exam.visible_annotations(case.annotations())
+            }:
+                raise BadInputError(
+                    f"annotation {args.delete} is not one of yours; in a blind "
+                    "verification only your own annotations can be deleted",
+                    args.case,
+                )
             case.delete_annotation(args.delete)
         elif not args.list:
             if not args.shape or not args.points:
@@ -396,9 +406,7 @@ def cmd_annotate(args: argparse.Namespace) -> int:
                 note=args.note,
                 component=args.component,
             )
-        with in_case(args):  # blind: only the verifier's own annotations
-            exam = examination(case, args, writing=False)
-            annotations = exam.visible_annotations(case.annotations())
+        annotations = exam.visible_annotations(case.annotations())  # blind: own
         marks = {e.id: e.mark for e in case.exhibits()}
     payload = {"annotations": [a.to_dict() for a in annotations]}
     lines = [

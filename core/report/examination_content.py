@@ -216,7 +216,12 @@ def _pair(
         worksheets=tuple(worksheets),
         evaluations=evaluations,
         verification=verified[-1].verification() if verified else None,
-        verification_by=verified[-1].author if verified else "",
+        # the verifier whose evaluation was compared, not who wrote the record
+        verification_by=(
+            verified[-1].verification().verifier or verified[-1].author
+            if verified
+            else ""
+        ),
         verification_time=verified[-1].created if verified else "",
         seen=tuple(exam.seen_order(questioned, known)),
         masked=masked,

@@ -499,3 +499,24 @@ def test_demo_acev_case(capsys, tmp_path):
     stages = {r["stage"] for r in records}
     assert {"analysis", "worksheet", "evaluation", "verification"} <= stages
     assert {r["role"] for r in records} == {"examiner", "verifier"}
+
+
+def test_a_blind_annotation_starts_the_session_and_cannot_touch_hidden_ones(
+    capsys, case
+):
+    analyse_and_evaluate(capsys, case)
+    xfr(capsys, "case", "annotate", case, "--on", "K1", "--shape", "point",
+        "--points", "3,4")  # fmt: skip
+    first = xfr_json(capsys, "case", "annotate", case, "--list")["annotations"][0]
+    blind = ("--blind", "--user", "B. Verifier")
+    code, _, err = xfr(capsys, "case", "annotate", case, "--on", "K1", "--shape",
+                       "point", "--points", "5,5", *blind)  # fmt: skip
+    assert code == 0, err
+    trail = xfr_json(capsys, "case", "log", case)["entries"]
+    b_actions = [e["action"] for e in trail if e["user"] == "B. Verifier"]
+    assert b_actions[:2] == ["verification.blind_session", "annotation.add"]
+    line = one_line_error(
+        capsys, "case", "annotate", case, "--delete", str(first["id"]), *blind
+    )
+    assert "not one of yours" in line
+    assert len(xfr_json(capsys, "case", "annotate", case, "--list")["annotations"]) == 2

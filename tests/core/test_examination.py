@@ -513,3 +513,44 @@ def test_the_trail_shows_only_unmasked_face_records_in_mark_order(case, model):
     shown = {(r["gallery_face_id"], r["similarity"] == MASKED) for r in first}
     assert (old_k1, False) in shown
     assert all(r["similarity"] == MASKED for r in later)
+
+
+def test_the_first_examiner_may_only_resolve_and_the_verifier_stays_named(case):
+    exam = case.examination()
+    exam.record_analysis("Q1", SUITABLE)
+    exam.record_evaluation("Q1", "K1", "strong_same")
+    case.user = "B. Verifier"
+    blind = case.examination(blind=True)
+    blind.start_blind_session()
+    blind.record_analysis("Q1", SUITABLE)
+    blind.record_evaluation("Q1", "K1", "weak_same")
+    case.user = "A. Examiner"
+    with pytest.raises(BadInputError, match="recorded by its verifier, B. Verifier"):
+        case.examination().record_verification("Q1", "K1")  # not the verifier
+    case.user = "B. Verifier"
+    case.examination(blind=True).record_verification("Q1", "K1")
+    case.user = "A. Examiner"
+    done = case.examination().record_verification(
+        "Q1", "K1", resolution="discussed", resolved_level="moderate_same"
+    )
+    verification = done.verification()
+    assert (verification.verifier, verification.resolved_by) == (
+        "B. Verifier",
+        "A. Examiner",
+    )
+    with pytest.raises(BadInputError, match="may only record how a disagreement"):
+        case.examination().record_verification("Q1", "K1", resolution="again")
+
+
+def test_a_comparison_of_a_replaced_face_stays_masked(case, model):
+    exam = case.examination()
+    workflow.rank_all_probes(case, model)
+    old = next(c for c in case.comparisons() if c.gallery_face_id == case.face("K1").id)
+    case.correct_face("K1", POINTS + 1.0)
+    workflow.rank_all_probes(case, model)
+    exam.record_analysis("Q1", SUITABLE)
+    exam.record_evaluation("Q1", "K1", "neither")
+    exam.unmask("Q1", "K1")  # the corrected K1's results
+    assert exam.masked_comparison(old)  # the earlier record's never were
+    new = next(c for c in case.comparisons() if c.gallery_face_id == case.face("K1").id)
+    assert not exam.masked_comparison(new)

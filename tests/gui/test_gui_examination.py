@@ -561,3 +561,21 @@ def test_closing_with_unrecorded_edits_asks_first(qtbot, tmp_path, monkeypatch):
     window.ask_discard_unsaved = lambda unsaved: True
     window.close_case()
     assert window.controller.case is None
+
+
+def test_recorded_text_with_trailing_space_is_not_an_unsaved_draft(
+    qtbot, tmp_path, monkeypatch
+):
+    """The case stores text trimmed: a trailing newline typed before Record is
+    not an edit left unsaved."""
+    window, panel = _pair_window(qtbot, tmp_path, monkeypatch)
+    _choose(panel.questioned_form.suitability, "limited")
+    panel.questioned_form.reasons.setPlainText("low resolution CCTV still\n")
+    _click(qtbot, panel.questioned_form.record_button)
+    _choose(panel.level, LEVEL)
+    panel.reasoning.setPlainText("eyes similar\t\n")
+    _click(qtbot, panel.evaluate_button)
+    panel.worksheet_notes.setPlainText("  notes  \n")
+    _click(qtbot, panel.save_worksheet_button)
+    assert panel.unsaved() == []
+    assert "Unsaved" not in panel.evaluation_state.text()

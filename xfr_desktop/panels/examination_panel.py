@@ -44,7 +44,7 @@ from core.case.acev import (
 )
 from core.case.examination import Examination
 from core.case.store import Case
-from core.errors import BadInputError
+from core.errors import BadInputError, printable
 from xfr_desktop.case_controller import CaseController
 from xfr_desktop.dialogs.propositions_dialog import PropositionsDialog
 from xfr_desktop.widgets.analysis_form import AnalysisForm
@@ -263,15 +263,26 @@ class ExaminationPanel(QWidget):
             "evaluation": ("evaluation", pair),
         }
 
-    def _form_values(self) -> dict[str, Any]:
+    def _form_values(self) -> dict[str, tuple[Any, Any]]:
+        """Per form: (what it means, as the case would store it; what is typed).
+        Drafts are told apart by the first - a trailing newline is no edit - and
+        restored from the second."""
+        notes = self.worksheet_notes.toPlainText()
+        sheet = self.worksheet_tree.worksheet(notes.strip())
+        reasoning = self.reasoning.toPlainText()
         return {
-            "questioned": self.questioned_form.draft(),
-            "known": self.known_form.draft(),
+            "questioned": _analysis_value(self.questioned_form),
+            "known": _analysis_value(self.known_form),
             "worksheet": (
-                json.dumps(self.worksheet_tree.worksheet().to_dict(), sort_keys=True),
-                self.worksheet_notes.toPlainText(),
+                json.dumps(
+                    Worksheet.from_dict(sheet.to_dict()).to_dict(), sort_keys=True
+                ),
+                (json.dumps(sheet.to_dict()), notes),
             ),
-            "evaluation": (self.level.currentData(), self.reasoning.toPlainText()),
+            "evaluation": (
+                (self.level.currentData(), printable(reasoning).strip()),
+                (self.level.currentData(), reasoning),
+            ),
         }
 
     def _keep_drafts(self) -> None:
@@ -280,7 +291,8 @@ class ExaminationPanel(QWidget):
             return
         keys = self._form_keys()
         for name, value in self._form_values().items():
-            if value != self._filled.get(name):
+            filled = self._filled.get(name)
+            if filled is None or value[0] != filled[0]:
                 self.drafts[keys[name]] = value
             else:
                 self.drafts.pop(keys[name], None)
@@ -292,21 +304,22 @@ class ExaminationPanel(QWidget):
         keys = self._form_keys()
         for name, filled in self._filled.items():
             draft = self.drafts.get(keys[name])
-            if draft is None or draft == filled:
+            if draft is None or draft[0] == filled[0]:
                 self.drafts.pop(keys[name], None)
                 continue
+            typed = draft[1]
             if name in ("questioned", "known"):
                 form = self.questioned_form if name == "questioned" else self.known_form
-                form.restore(draft, UNSAVED)
+                form.restore(typed, UNSAVED)
             elif name == "worksheet":
-                sheet, notes = draft
+                sheet, notes = typed
                 self.worksheet_tree.show_worksheet(
                     Worksheet.from_dict(json.loads(sheet))
                 )
                 self.worksheet_notes.setPlainText(notes)
                 self.worksheet_state.setText(UNSAVED)
             else:
-                level, reasoning = draft
+                level, reasoning = typed
                 self.level.setCurrentIndex(max(0, self.level.findData(level)))
                 self.reasoning.setPlainText(reasoning)
                 self.evaluation_state.setText(UNSAVED)
@@ -784,3 +797,16 @@ class ExaminationPanel(QWidget):
         if reason is None:
             return
         self._change(lambda exam: exam.set_sequential_unmasking(False, reason))
+
+
+def _analysis_value(form: AnalysisForm) -> tuple[Any, Any]:
+    """(the analysis as the case stores it, or the raw form when it is not yet
+    complete; what is typed)."""
+    typed = form.draft()
+    try:
+        meaning: Any = json.dumps(
+            Analysis.from_dict(form.analysis().to_dict()).to_dict(), sort_keys=True
+        )
+    except BadInputError:
+        meaning = typed
+    return meaning, typed

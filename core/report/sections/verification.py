@@ -45,6 +45,7 @@ def lay_out(content: ReportContent, styles: Styles) -> list[Flowable]:
             if v.outcome == "agreement"
             else (
                 f"{v.resolution}; resolved level: {words(v.resolved_level)}"
+                + (f" (recorded by {v.resolved_by})" if v.resolved_by else "")
                 if v.resolution
                 else "not recorded: the disagreement is open"
             )
