@@ -525,7 +525,7 @@ def test_the_first_examiner_may_only_resolve_and_the_verifier_stays_named(case):
     blind.record_analysis("Q1", SUITABLE)
     blind.record_evaluation("Q1", "K1", "weak_same")
     case.user = "A. Examiner"
-    with pytest.raises(BadInputError, match="recorded by its verifier, B. Verifier"):
+    with pytest.raises(BadInputError, match=r"recorded by its verifier, B\. Verifier"):
         case.examination().record_verification("Q1", "K1")  # not the verifier
     case.user = "B. Verifier"
     case.examination(blind=True).record_verification("Q1", "K1")

@@ -568,7 +568,7 @@ def test_recorded_text_with_trailing_space_is_not_an_unsaved_draft(
 ):
     """The case stores text trimmed: a trailing newline typed before Record is
     not an edit left unsaved."""
-    window, panel = _pair_window(qtbot, tmp_path, monkeypatch)
+    _window, panel = _pair_window(qtbot, tmp_path, monkeypatch)
     _choose(panel.questioned_form.suitability, "limited")
     panel.questioned_form.reasons.setPlainText("low resolution CCTV still\n")
     _click(qtbot, panel.questioned_form.record_button)
