@@ -41,8 +41,7 @@ def main(out: Path) -> None:
         compare.gallery_combo.setCurrentText(known)
         compare.select("Q1", "probe")
         wait(
-            lambda: compare.loaded is not None
-            and compare.loaded.gallery_label == known
+            lambda: compare.loaded is not None and compare.loaded.gallery_label == known
         )
         settle(1.5)
 
