@@ -736,7 +736,16 @@ class ComparePanel(QWidget):
         """The results that may be shown: none for a masked pair."""
         if self.hidden_text():
             return {}, {}
-        return self.results, self.earlier
+        examination = self.examination()
+        if examination is None:
+            return self.results, self.earlier
+        # an earlier face record's maps: only where that record was unmasked
+        earlier = {
+            key: item
+            for key, item in self.earlier.items()
+            if not examination.masked_comparison(item.earlier.comparison)
+        }
+        return self.results, earlier
 
     def _fill_method_combo(self) -> None:
         current = self.method_combo.currentData()
