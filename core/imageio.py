@@ -4,6 +4,10 @@
 orientation applied - together with the SHA-256 of the file's bytes.  Every problem
 (missing file, not an image, truncated data, absurd size) becomes a
 ``BadInputError`` naming the file.
+
+A GIF, multi-page TIFF, APNG or animated WebP holds several frames; the analysis uses
+the first, so ``LoadedImage.frame_count`` says how many there are and
+``multi_frame_warning`` says so to the examiner (``core.video.stills`` lists them all).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from core.errors import BadInputError
+from core.errors import BadInputError, printable
 
 # A 20000x20000 image is 1.2 GB as RGB: refuse before decoding anything that large.
 MAX_PIXELS = 200_000_000
@@ -41,6 +45,7 @@ class LoadedImage:
     mode: str  # Pillow mode of the file ("RGB", "I;16", "RGBA", …)
     file_size: tuple[int, int]  # (width, height) as stored, before orientation
     exif_orientation: int  # 1 = none; 2-8 as in the EXIF standard
+    frame_count: int = 1  # frames or pages in the file; the first is the one analysed
 
     @property
     def size(self) -> tuple[int, int]:
@@ -48,7 +53,7 @@ class LoadedImage:
         return int(self.rgb.shape[1]), int(self.rgb.shape[0])
 
 
-def _to_rgb8(image: Image.Image) -> np.ndarray:
+def to_rgb8(image: Image.Image) -> np.ndarray:
     """Any Pillow mode -> (H, W, 3) uint8.
 
     High bit-depth greys are scaled by their actual range to 8 bits; alpha is composited
@@ -96,10 +101,12 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> LoadedImage:
                         "megapixels (possible decompression bomb)",
                         path,
                     )
+                frames = max(int(getattr(image, "n_frames", 1) or 1), 1)
+                image.seek(0)  # counting frames may have moved to another one
                 image.load()  # full decode now: truncation is detected here
                 orientation = int(image.getexif().get(0x0112, 1) or 1)
                 oriented = ImageOps.exif_transpose(image) or image
-                rgb = _to_rgb8(oriented)
+                rgb = to_rgb8(oriented)
                 file_format, mode = image.format or "unknown", image.mode
     except BadInputError:
         raise
@@ -128,4 +135,45 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> LoadedImage:
         mode=mode,
         file_size=(width, height),
         exif_orientation=orientation if 1 <= orientation <= 8 else 1,
+        frame_count=frames,
+    )
+
+
+def frame_count(path: str | Path) -> int:
+    """How many frames (animation frames, TIFF pages) an image file holds.
+
+    1 for an ordinary still; a file that is not a readable image is a
+    ``BadInputError`` naming it, as for ``load_image``.
+    """
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                return max(int(getattr(image, "n_frames", 1) or 1), 1)
+    except FileNotFoundError:
+        raise BadInputError("file not found", path) from None
+    except UnidentifiedImageError:
+        raise BadInputError(
+            "not an image file (unknown or unsupported format)", path
+        ) from None
+    except (OSError, SyntaxError, ValueError) as error:
+        reason = str(error) or type(error).__name__
+        raise BadInputError(
+            f"damaged or truncated image data ({reason})", path
+        ) from None
+
+
+def multi_frame_warning(name: str | Path, frames: int) -> str | None:
+    """The examiner's warning for a file of several frames, None for one frame.
+
+    ``name`` is what the examiner knows the file by (the source path at intake,
+    not the case's internal copy).
+    """
+    if frames <= 1:
+        return None
+    return printable(
+        f"{name}: the file holds {frames} frames (an animation or a multi-page "
+        "image); only the first frame was analysed - if the face is on another "
+        "frame, save that frame as a still image and add it"
     )
