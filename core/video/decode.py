@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,36 +60,38 @@ def probe_video(
 ) -> VideoInfo:
     """Describe a video file and, with ``verify``, decode every frame once.
 
-    ``verify`` is what intake needs: a frame that cannot be decoded is found now
-    (named by its number), and each stream's ``frame_count`` is the number of frames
-    actually decoded, not what the header claims.
+    ``verify`` is what intake needs: a frame that cannot be read is found now (named
+    by its number), ``frame_count`` is the number of frames the file holds, not
+    what its header claims, and ``decoded_frames`` how many of them decode.
     """
     path = _checked_file(path)
     sha256 = sha256_file(path)
     with _open(path) as container:
         streams = _video_streams(container, path, max_pixels)
-        counts: dict[int, int] = {}
-        if verify:
-            for stream in container.streams.video:
-                counts[stream.index] = 0
-            for stream_index, _number, _frame in _decoded(container, path, None):
-                counts[stream_index] += 1
-            for stream in streams:
-                _check_complete(stream, counts[stream.index], path)
         duration = (
             container.duration / 1_000_000 if container.duration is not None else None
         )
-        return VideoInfo(
-            path=str(path),
-            sha256=sha256,
-            container_format=container.format.name,
-            duration_seconds=duration,
-            streams=tuple(
-                _with_count(s, counts.get(s.index, s.frame_count)) for s in streams
-            ),
-            creation_time=container.metadata.get("creation_time"),
-            decoder=decoder_version(),
-        )
+        container_format = container.format.name
+        creation_time = container.metadata.get("creation_time")
+    if verify:
+        checked = []
+        for stream in streams:
+            with _open(path) as container:
+                held = len(_presentation_timestamps(container, path, stream.index))
+            _check_complete(stream, held, path)
+            with _open(path) as container:
+                decoded = sum(1 for _ in _decoded(container, path, stream.index))
+            checked.append(replace(stream, frame_count=held, decoded_frames=decoded))
+        streams = checked
+    return VideoInfo(
+        path=str(path),
+        sha256=sha256,
+        container_format=container_format,
+        duration_seconds=duration,
+        streams=tuple(streams),
+        creation_time=creation_time,
+        decoder=decoder_version(),
+    )
 
 
 def iter_frames(
@@ -97,7 +100,9 @@ def iter_frames(
     """Decode ``stream``'s frames in order; yield every ``every``-th with its ref.
 
     ``stream`` is the container's stream index (``StreamInfo.index``).  Frames
-    are numbered from 0 over all frames, so sampled frames keep their true numbers.
+    are numbered from 0 over all frames the file holds (as ``extract_frame``
+    numbers them), so sampled frames keep their true numbers, and a frame the
+    decoder cannot produce (a clip cut before a key frame) leaves a gap.
     """
     if every < 1:
         raise BadInputError(f"every must be 1 or more, not {every}")
@@ -106,8 +111,11 @@ def iter_frames(
     decoder = decoder_version()
     with _open(path) as container:
         info = _stream_info(container, path, stream, max_pixels)
+        numbers = _numbering(container, path, info.index)
+    with _open(path) as container:
         creation_time = container.metadata.get("creation_time")
-        for _index, number, frame in _decoded(container, path, info.index):
+        for _index, _count, frame in _decoded(container, path, info.index):
+            number = _number_of(frame, numbers, info.index, path)
             if number % every == 0:
                 yield _frame_and_ref(
                     frame, number, info, sha256, creation_time, decoder
@@ -173,7 +181,9 @@ def extract_frame(
             if frame.pts is not None and frame.pts > wanted:
                 break
         raise BadInputError(
-            f"frame {number} (pts {wanted}) could not be decoded after seeking",
+            f"frame {number} (pts {wanted}) cannot be decoded: the frames it is "
+            "predicted from are not in the file (was the clip cut before a key "
+            "frame?)",
             path,
         )
 
@@ -265,6 +275,7 @@ def _video_streams(container: Any, path: Path, max_pixels: int) -> list[StreamIn
                 width=width,
                 height=height,
                 frame_count=int(stream.frames) or None,
+                decoded_frames=None,
                 average_rate=(
                     Fraction(stream.average_rate) if stream.average_rate else None
                 ),
@@ -286,8 +297,30 @@ def _stream_info(
     raise BadInputError(f"no video stream {stream} (video streams: {video})", path)
 
 
-def _with_count(stream: StreamInfo, count: int | None) -> StreamInfo:
-    return StreamInfo(**{**stream.__dict__, "frame_count": count})
+def _numbering(container: Any, path: Path, stream_index: int) -> dict[int, int]:
+    """pts -> frame number, over every frame the file holds."""
+    timestamps = _presentation_timestamps(container, path, stream_index)
+    numbers = {pts: number for number, pts in enumerate(timestamps)}
+    if len(numbers) < len(timestamps):
+        raise BadInputError(
+            f"stream {stream_index}: two frames have the same timestamp, so frames "
+            "cannot be numbered reliably",
+            path,
+        )
+    return numbers
+
+
+def _number_of(
+    frame: Any, numbers: dict[int, int], stream_index: int, path: Path
+) -> int:
+    number = numbers.get(frame.pts) if frame.pts is not None else None
+    if number is None:
+        raise BadInputError(
+            f"stream {stream_index}: a decoded frame has timestamp {frame.pts}, "
+            "which no frame in the file has, so frames cannot be numbered reliably",
+            path,
+        )
+    return number
 
 
 def _decoded(
@@ -331,13 +364,13 @@ def _decoded(
             numbers[index] += 1
 
 
-def _check_complete(stream: StreamInfo, decoded: int, path: Path) -> None:
-    """A truncated file often decodes without error, just short: compare counts."""
-    if stream.frame_count is not None and decoded < stream.frame_count:
+def _check_complete(stream: StreamInfo, held: int, path: Path) -> None:
+    """A truncated file often reads without error, just short: compare counts."""
+    if stream.frame_count is not None and held < stream.frame_count:
         raise BadInputError(
             f"stream {stream.index}: damaged or truncated video data at frame "
-            f"{decoded} (the container lists {stream.frame_count} frames, only "
-            f"{decoded} could be decoded)",
+            f"{held} (the container lists {stream.frame_count} frames, only "
+            f"{held} are in the file)",
             path,
         )
 

@@ -25,7 +25,11 @@ class StreamInfo:
     codec: str  # FFmpeg decoder name: "h264", "hevc", "mjpeg", …
     width: int
     height: int
-    frame_count: int | None  # decoded frames when checked, else the header's, if any
+    # frames the file holds (its packets) when checked, else the header's count, if any
+    frame_count: int | None
+    # frames the decoder produced, when checked: fewer than frame_count when a clip
+    # was cut before a key frame (those frames' references are not in the file)
+    decoded_frames: int | None
     average_rate: Fraction | None  # frames per second on average
     time_base: Fraction  # seconds per pts tick
     start_pts: int | None  # the first frame's pts, in time_base ticks
@@ -57,7 +61,7 @@ class FrameRef:
 
     video_sha256: str
     stream_index: int
-    frame_number: int  # counted from 0 in presentation order
+    frame_number: int  # from 0, in presentation order, over all frames the file holds
     pts: int | None  # presentation timestamp, in time_base ticks
     time_base: Fraction
     seconds: float | None  # pts × time_base

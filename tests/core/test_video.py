@@ -126,10 +126,20 @@ def test_probe_describes_the_container_and_counts_decoded_frames(
         SIZE,
         SIZE,
     )
-    assert stream.frame_count == FRAMES  # decoded, even where the header has none
+    assert stream.frame_count == FRAMES  # counted, even where the header has none
+    assert stream.decoded_frames == FRAMES
     assert stream.average_rate == RATE
     assert info.stream(0) is stream
     assert info.decoder.startswith(f"PyAV {av.__version__}, libavcodec ")
+
+
+def test_probe_without_verifying_reports_what_the_header_says(
+    clips: dict[str, Path],
+) -> None:
+    mp4 = probe_video(clips["h264.mp4"], verify=False).streams[0]
+    assert (mp4.frame_count, mp4.decoded_frames) == (FRAMES, None)
+    mkv = probe_video(clips["mpeg4.mkv"], verify=False).streams[0]
+    assert (mkv.frame_count, mkv.decoded_frames) == (None, None)  # no count in MKV
 
 
 def test_probe_reads_the_containers_creation_time(clips: dict[str, Path]) -> None:
@@ -387,3 +397,32 @@ def test_a_still_frame_that_is_not_there_is_one_line(
     text = tmp_path / "notes.gif"
     text.write_bytes(b"not an image")
     assert "not an image file" in one_line_about(text, lambda: frame_count(text))
+
+
+def test_a_clip_cut_before_a_key_frame_keeps_one_numbering(
+    clips: dict[str, Path], tmp_path: Path
+) -> None:
+    """CCTV exports often start mid-GOP: H.264 drops the frames whose references
+    are missing; sequential decoding and seeking must still agree on numbers."""
+    cut = tmp_path / "cut.mkv"
+    with av.open(str(clips["h264.mp4"])) as source, av.open(str(cut), "w") as out:
+        video = source.streams.video[0]
+        copy = out.add_stream_from_template(video)
+        packets = [p for p in source.demux(video) if p.size]
+        for packet in packets[3:]:  # drop the first key frame and what follows it
+            packet.stream = copy
+            out.mux(packet)
+    info = probe_video(cut)
+    (stream,) = info.streams
+    assert stream.frame_count == FRAMES - 3
+    assert stream.decoded_frames is not None
+    assert stream.decoded_frames < stream.frame_count
+    frames = list(iter_frames(cut))
+    assert len(frames) == stream.decoded_frames
+    numbers = [ref.frame_number for _rgb, ref in frames]
+    assert numbers == list(range(numbers[0], stream.frame_count)) and numbers[0] > 0
+    for rgb, ref in (frames[0], frames[1], frames[-1]):
+        again_rgb, again = extract_frame(cut, ref.frame_number)
+        assert again == ref and np.array_equal(again_rgb, rgb)
+    message = one_line_about(cut, lambda: extract_frame(cut, 0))
+    assert "frame 0 " in message and "cut before a key frame" in message
