@@ -14,15 +14,16 @@ dimensions) becomes one ``BadInputError`` line naming the file.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.errors import BadInputError
+from core.errors import BadInputError, Cancelled
 from core.imageio import MAX_PIXELS
+from core.progress import ProgressCallback
 from core.resources import sha256_file
 from core.video.provenance import FrameRef, StreamInfo, VideoInfo, rgb_sha256
 
@@ -56,13 +57,20 @@ def decoder_version() -> str:
 
 
 def probe_video(
-    path: str | Path, *, verify: bool = True, max_pixels: int = MAX_PIXELS
+    path: str | Path,
+    *,
+    verify: bool = True,
+    max_pixels: int = MAX_PIXELS,
+    progress: ProgressCallback | None = None,
+    cancel: Callable[[], bool] | None = None,
 ) -> VideoInfo:
     """Describe a video file and, with ``verify``, decode every frame once.
 
     ``verify`` is what intake needs: a frame that cannot be read is found now (named
     by its number), ``frame_count`` is the number of frames the file holds, not
     what its header claims, and ``decoded_frames`` how many of them decode.
+    Decoding a long clip takes a while: ``progress`` hears of it frame by frame
+    and ``cancel`` (checked between frames) stops it with ``Cancelled``.
     """
     path = _checked_file(path)
     sha256 = sha256_file(path)
@@ -79,8 +87,14 @@ def probe_video(
             with _open(path) as container:
                 held = len(_presentation_timestamps(container, path, stream.index))
             _check_complete(stream, held, path)
+            decoded = 0
             with _open(path) as container:
-                decoded = sum(1 for _ in _decoded(container, path, stream.index))
+                for _frame in _decoded(container, path, stream.index):
+                    if cancel is not None and cancel():
+                        raise Cancelled(f"checking {path.name} cancelled")
+                    decoded += 1
+                    if progress is not None:
+                        progress(decoded, held, f"decoding frame {decoded} of {held}")
             checked.append(replace(stream, frame_count=held, decoded_frames=decoded))
         streams = checked
     return VideoInfo(

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.errors import BadInputError
+from core.errors import BadInputError, Cancelled
 from core.imageio import frame_count, load_image, multi_frame_warning
 from core.video.decode import extract_frame, iter_frames, probe_video
 from core.video.provenance import FrameRef
@@ -140,6 +140,20 @@ def test_probe_without_verifying_reports_what_the_header_says(
     assert (mp4.frame_count, mp4.decoded_frames) == (FRAMES, None)
     mkv = probe_video(clips["mpeg4.mkv"], verify=False).streams[0]
     assert (mkv.frame_count, mkv.decoded_frames) == (None, None)  # no count in MKV
+
+
+def test_probe_reports_progress_and_can_be_cancelled(clips: dict[str, Path]) -> None:
+    heard: list[tuple[int, int]] = []
+    probe_video(clips["mjpeg.avi"], progress=lambda d, t, _m: heard.append((d, t)))
+    assert heard == [(n, FRAMES) for n in range(1, FRAMES + 1)]
+    asked = []
+
+    def cancel() -> bool:
+        asked.append(1)
+        return len(asked) > 3
+
+    with pytest.raises(Cancelled, match=r"clip\.avi cancelled"):
+        probe_video(clips["mjpeg.avi"], cancel=cancel)
 
 
 def test_probe_reads_the_containers_creation_time(clips: dict[str, Path]) -> None:
