@@ -156,50 +156,61 @@ def extract_frame(
     sha256 = sha256_file(path)
     with _open(path) as container:
         info = _stream_info(container, path, stream, max_pixels)
-        timestamps = _presentation_timestamps(container, path, info.index)
-        if frame_number is not None:
-            if not 0 <= frame_number < len(timestamps):
-                raise BadInputError(
-                    f"no frame {frame_number}: the video has {len(timestamps)} "
-                    f"frames, numbered 0 to {len(timestamps) - 1}",
-                    path,
+        timestamps = list(_numbering(container, path, info.index))
+        creation_time = container.metadata.get("creation_time")
+    if frame_number is not None:
+        if not 0 <= frame_number < len(timestamps):
+            raise BadInputError(
+                f"no frame {frame_number}: the video has {len(timestamps)} "
+                f"frames, numbered 0 to {len(timestamps) - 1}",
+                path,
+            )
+        number = frame_number
+    else:
+        assert pts is not None
+        earlier = [i for i, t in enumerate(timestamps) if t <= pts]
+        if not earlier:
+            raise BadInputError(
+                f"no frame at pts {pts}: the first frame is at pts {timestamps[0]}",
+                path,
+            )
+        number = earlier[-1]
+    wanted = timestamps[number]
+    # From the key frame before it; should a container's index land the seek past
+    # the frame, from the start of the file (slow, but still exact).
+    for seek in (True, False):
+        with _open(path) as container:
+            frame = _decode_until(container, path, info.index, wanted, seek)
+            if frame is not None:
+                return _frame_and_ref(
+                    frame, number, info, sha256, creation_time, decoder_version()
                 )
-            number = frame_number
-        else:
-            assert pts is not None
-            earlier = [i for i, t in enumerate(timestamps) if t <= pts]
-            if not earlier:
-                raise BadInputError(
-                    f"no frame at pts {pts}: the first frame is at pts {timestamps[0]}",
-                    path,
-                )
-            number = earlier[-1]
-        wanted = timestamps[number]
-        video = container.streams[info.index]
+    raise BadInputError(
+        f"frame {number} (pts {wanted}) cannot be decoded: the frames it is "
+        "predicted from are not in the file (was the clip cut before a key "
+        "frame?)",
+        path,
+    )
+
+
+def _decode_until(
+    container: Any, path: Path, stream_index: int, wanted: int, seek: bool
+) -> Any | None:
+    """The decoded frame whose pts is ``wanted``, or None if decoding passed it."""
+    import av
+
+    if seek:
+        video = container.streams[stream_index]
         try:
             container.seek(wanted, stream=video, backward=True, any_frame=False)
-        except Exception as error:  # av.error.FFmpegError: an unseekable file
-            raise BadInputError(
-                f"cannot seek to frame {number} ({_reason(error)})", path
-            ) from None
-        for _index, _n, frame in _decoded(container, path, info.index):
-            if frame.pts == wanted:
-                return _frame_and_ref(
-                    frame,
-                    number,
-                    info,
-                    sha256,
-                    container.metadata.get("creation_time"),
-                    decoder_version(),
-                )
-            if frame.pts is not None and frame.pts > wanted:
-                break
-        raise BadInputError(
-            f"frame {number} (pts {wanted}) cannot be decoded: the frames it is "
-            "predicted from are not in the file (was the clip cut before a key "
-            "frame?)",
-            path,
-        )
+        except av.error.FFmpegError:  # not seekable: decode from the start instead
+            return None
+    for _index, _count, frame in _decoded(container, path, stream_index):
+        if frame.pts == wanted:
+            return frame
+        if frame.pts is not None and frame.pts > wanted:
+            return None
+    return None
 
 
 # ---- helpers -----------------------------------------------------------------------

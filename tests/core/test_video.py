@@ -440,3 +440,37 @@ def test_a_clip_cut_before_a_key_frame_keeps_one_numbering(
         assert again == ref and np.array_equal(again_rgb, rgb)
     message = one_line_about(cut, lambda: extract_frame(cut, 0))
     assert "frame 0 " in message and "cut before a key frame" in message
+
+
+def test_extraction_seeks_rather_than_decoding_from_the_start(
+    clips: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The exact frame comes from the seek to its key frame; decoding from the
+    start is only the fallback for an index that lands the seek past the frame."""
+    import core.video.decode as decode
+
+    real = decode._decode_until
+    calls: list[tuple[bool, bool]] = []
+
+    def spy(*args: object, **kwargs: object) -> object:
+        found = real(*args, **kwargs)  # type: ignore[arg-type]
+        calls.append((bool(args[-1]), found is not None))
+        return found
+
+    real_decoded = decode._decoded
+    frames_decoded: list[int] = []
+
+    def counting(*args: object, **kwargs: object) -> object:
+        for item in real_decoded(*args, **kwargs):  # type: ignore[arg-type]
+            frames_decoded.append(1)
+            yield item
+
+    monkeypatch.setattr(decode, "_decode_until", spy)
+    monkeypatch.setattr(decode, "_decoded", counting)
+    for name in ("h264.mp4", "mpeg4.mkv", "mjpeg.avi"):
+        calls.clear()
+        frames_decoded.clear()
+        extract_frame(clips[name], FRAMES - 2)
+        assert calls == [(True, True)], name
+        # from the key frame at or before frame 18, not from frame 0
+        assert len(frames_decoded) <= FRAMES - 2 - 2 * GOP + 1, name
