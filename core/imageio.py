@@ -17,6 +17,7 @@ import io
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -101,8 +102,6 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> LoadedImage:
                         "megapixels (possible decompression bomb)",
                         path,
                     )
-                frames = max(int(getattr(image, "n_frames", 1) or 1), 1)
-                image.seek(0)  # counting frames may have moved to another one
                 image.load()  # full decode now: truncation is detected here
                 orientation = int(image.getexif().get(0x0112, 1) or 1)
                 oriented = ImageOps.exif_transpose(image) or image
@@ -127,6 +126,7 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> LoadedImage:
         raise BadInputError(reason, path) from None
     if rgb.ndim != 3 or rgb.shape[2] != 3 or min(rgb.shape[:2]) < 1:
         raise BadInputError(f"unusable image of shape {rgb.shape}", path)
+    frames = _readable_frames(io.BytesIO(data))
     return LoadedImage(
         path=path,
         sha256=digest,
@@ -143,16 +143,19 @@ def frame_count(path: str | Path) -> int:
     """How many frames (animation frames, TIFF pages) an image file holds.
 
     1 for an ordinary still; a file that is not a readable image is a
-    ``BadInputError`` naming it, as for ``load_image``.
+    ``BadInputError`` naming it, as for ``load_image``.  A damaged frame and those
+    after it are not counted.
     """
     path = Path(path)
+    if not path.is_file():
+        raise BadInputError(
+            "file not found" if not path.exists() else "not a file", path
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                return max(int(getattr(image, "n_frames", 1) or 1), 1)
-    except FileNotFoundError:
-        raise BadInputError("file not found", path) from None
+            with Image.open(path):
+                pass
     except UnidentifiedImageError:
         raise BadInputError(
             "not an image file (unknown or unsupported format)", path
@@ -162,6 +165,28 @@ def frame_count(path: str | Path) -> int:
         raise BadInputError(
             f"damaged or truncated image data ({reason})", path
         ) from None
+    with open(path, "rb") as handle:
+        return _readable_frames(handle)
+
+
+def _readable_frames(source: BinaryIO) -> int:
+    """Frames that can be reached one after another from the first (at least 1).
+
+    Counted on its own ``Image.open``: a damaged later page (Pillow raises
+    EOFError, OSError, TypeError, … for those) must not spoil the first frame,
+    which ``load_image`` has already decoded and checked; the damaged frame and
+    those after it are not counted.
+    """
+    reached = 1
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # corrupt-EXIF and bomb warnings
+            with Image.open(source) as image:
+                while True:
+                    image.seek(reached)
+                    reached += 1
+    except Exception:  # EOFError after the last frame, or the damaged one
+        return reached
 
 
 def multi_frame_warning(name: str | Path, frames: int) -> str | None:

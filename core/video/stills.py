@@ -55,7 +55,7 @@ def _frames(
     number = 0
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore")  # bombs are checked below; corrupt EXIF
             with Image.open(first.path) as image:
                 for number, page in enumerate(ImageSequence.Iterator(image)):
                     width, height = page.size
@@ -82,7 +82,7 @@ def _frames(
                         break
     except BadInputError:
         raise
-    except (OSError, SyntaxError, ValueError, EOFError) as error:
+    except (OSError, SyntaxError, ValueError, EOFError, TypeError) as error:
         reason = str(error) or type(error).__name__
         raise BadInputError(
             f"damaged or truncated image data at frame {number} ({reason})", path

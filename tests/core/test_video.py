@@ -474,3 +474,22 @@ def test_extraction_seeks_rather_than_decoding_from_the_start(
         assert calls == [(True, True)], name
         # from the key frame at or before frame 18, not from frame 0
         assert len(frames_decoded) <= FRAMES - 2 - 2 * GOP + 1, name
+
+
+def test_a_multi_page_tiff_cut_short_still_loads_its_first_page(
+    tmp_path: Path, astronaut_rgb: np.ndarray
+) -> None:
+    """Counting frames must not turn a damaged later page into a crash: the first
+    page is what is analysed; the pages before the damage are what is counted."""
+    whole = tmp_path / "pages.tiff"
+    write_still_frames(whole, astronaut_rgb, 4)
+    data = whole.read_bytes()
+    for share in (0.6, 0.9):
+        cut = tmp_path / f"cut{int(share * 10)}.tiff"
+        cut.write_bytes(data[: int(len(data) * share)])
+        loaded = load_image(cut)
+        assert 1 <= loaded.frame_count <= 4
+        assert loaded.frame_count == frame_count(cut)
+        assert "damaged or truncated image data at frame" in one_line_about(
+            cut, lambda cut=cut: still_frames(cut)
+        )
