@@ -46,6 +46,9 @@ class FaceInput:
     landmarks68: np.ndarray | None = field(default=None, repr=False)
     embedding: np.ndarray | None = field(default=None, repr=False)
     jpeg_tables: Mapping[int, Sequence[int]] | None = field(default=None, repr=False)
+    # False when the analysed pixels were turned from the file's (EXIF
+    # orientation): the file's 8x8 JPEG block grid is then not known on them.
+    blocks_aligned: bool = True
     name: str = "face"  # what messages name, e.g. "Q1 (cctv.jpg)"
 
     @property

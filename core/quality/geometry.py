@@ -89,14 +89,13 @@ def head_pose(face: FaceInput) -> tuple[tuple[float, float, float] | None, str]:
             distance,
         ]
     ).reshape(3, 1)
-    rvec = np.zeros((3, 1))
     try:
-        ok, rvec, tvec = cv2.solvePnP(
+        ok, rvec, _ = cv2.solvePnP(
             model_points,
             image_points.reshape(-1, 1, 2),
             camera,
             None,
-            rvec,
+            np.zeros((3, 1)),
             tvec,
             useExtrinsicGuess=True,
             flags=cv2.SOLVEPNP_ITERATIVE,

@@ -12,9 +12,11 @@ box, on the file's 8x8 grid), because resampling would blur the JPEG block edges
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from core.faces.align import dlib_chip_transform
 from core.quality.base import ComputedMeasure, FaceInput, register
@@ -136,6 +138,8 @@ def _boundary_ratio(grey: np.ndarray) -> float:
 
 
 def blockiness(face: FaceInput) -> tuple[float | None, str]:
+    if not face.blocks_aligned:
+        return None, "the image was turned by its EXIF orientation (block grid unknown)"
     grey = _face_box(face)
     if grey is None:
         return None, "the face is too small or outside the image"
@@ -160,6 +164,22 @@ def estimated_jpeg_quality(tables: Mapping[int, Sequence[int]]) -> float | None:
     table = np.sort(np.asarray(tables[0], float))
     errors = [np.abs(np.sort(ijg_table(q)) - table).sum() for q in range(1, 101)]
     return float(int(np.argmin(errors)) + 1)
+
+
+def read_jpeg_tables(path: Path) -> dict[int, list[int]] | None:
+    """The quantisation tables of a JPEG file (None for any other file).
+
+    The file was read and checked as evidence before (``core.imageio``); a file
+    Pillow cannot open here simply has no tables to report.
+    """
+    try:
+        with Image.open(path) as image:
+            if image.format != "JPEG":
+                return None
+            tables = getattr(image, "quantization", None) or {}
+            return {int(k): [int(v) for v in table] for k, table in tables.items()}
+    except (OSError, UnidentifiedImageError, ValueError):
+        return None
 
 
 def jpeg_quality(face: FaceInput) -> tuple[float | None, str]:

@@ -115,8 +115,11 @@ THRESHOLDS: tuple[QualityThreshold, ...] = (
         + _CONVENTION,
     ),
     QualityThreshold(
-        "yaw", "beyond", YAW_LIMITED_DEG, YAW_POOR_DEG, "ISO/IEC 19794-5 asks ±5°; "
-        + _CONVENTION,
+        "yaw",
+        "beyond",
+        YAW_LIMITED_DEG,
+        YAW_POOR_DEG,
+        "ISO/IEC 19794-5 asks ±5°; " + _CONVENTION,
     ),
     QualityThreshold(
         "pitch",
@@ -126,8 +129,11 @@ THRESHOLDS: tuple[QualityThreshold, ...] = (
         "ISO/IEC 19794-5 asks ±5°; " + _CONVENTION,
     ),
     QualityThreshold(
-        "eye_line_roll", "beyond", ROLL_LIMITED_DEG, None, "alignment undoes roll; "
-        + _CONVENTION,
+        "eye_line_roll",
+        "beyond",
+        ROLL_LIMITED_DEG,
+        None,
+        "alignment undoes roll; " + _CONVENTION,
     ),
     QualityThreshold(
         "sharpness", "below", SHARPNESS_LIMITED, SHARPNESS_POOR, _CONVENTION
@@ -160,8 +166,10 @@ class QualitySummary:
     @property
     def words(self) -> str:
         """``limited: yaw 42° (beyond ±20°)``; ``good`` alone when nothing is wrong."""
-        return self.rating if not self.reasons else f"{self.rating}: " + "; ".join(
-            self.reasons
+        return (
+            self.rating
+            if not self.reasons
+            else f"{self.rating}: " + "; ".join(self.reasons)
         )
 
     def to_dict(self) -> dict[str, Any]:
