@@ -139,7 +139,7 @@ def _boundary_ratio(grey: np.ndarray) -> float:
 
 def blockiness(face: FaceInput) -> tuple[float | None, str]:
     if not face.blocks_aligned:
-        return None, "the image was turned by its EXIF orientation (block grid unknown)"
+        return None, "EXIF orientation turned the image, so its block grid is unknown"
     grey = _face_box(face)
     if grey is None:
         return None, "the face is too small or outside the image"
@@ -184,7 +184,7 @@ def read_jpeg_tables(path: Path) -> dict[int, list[int]] | None:
 
 def jpeg_quality(face: FaceInput) -> tuple[float | None, str]:
     if face.jpeg_tables is None:
-        return None, "the evidence file is not a JPEG (no quantisation tables)"
+        return None, "the evidence file is not a JPEG, so it has no quantisation tables"
     quality = estimated_jpeg_quality(face.jpeg_tables)
     if quality is None:
         return None, "the JPEG's luminance quantisation table could not be read"

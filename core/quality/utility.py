@@ -18,10 +18,10 @@ UNIT_NORM_TOLERANCE = 1e-3  # an embedding this close to length 1 was normalised
 
 def embedding_norm(face: FaceInput) -> tuple[float | None, str]:
     if face.embedding is None:
-        return None, "no face model was given (use --model to measure it)"
+        return None, "no face model was given; --model measures it"
     norm = float(np.linalg.norm(np.asarray(face.embedding, float)))
     if abs(norm - 1.0) < UNIT_NORM_TOLERANCE:
-        return None, "the model normalises its embeddings itself (every length is 1)"
+        return None, "the model normalises its embeddings itself, so every length is 1"
     return norm, "model-specific: compare only between faces embedded by one model"
 
 
