@@ -96,9 +96,10 @@ ROLL_LIMITED_DEG = 30.0
 SHARPNESS_LIMITED, SHARPNESS_POOR = 0.02, 0.006
 BLOCKINESS_LIMITED, BLOCKINESS_POOR = 1.25, 1.6
 JPEG_QUALITY_LIMITED, JPEG_QUALITY_POOR = 50.0, 25.0
-# Exposure: a face whose mean luma is in the darkest or brightest fifth of the range,
-# or whose grey values hardly vary, is hard to read; conventions of this tool.
+# Exposure: a face whose mean luma is in the darkest or brightest fifth of the range
+# (poor: tenth), or whose grey values hardly vary, is hard to read; conventions.
 DARK_LIMITED, BRIGHT_LIMITED = 50.0, 205.0
+DARK_POOR, BRIGHT_POOR = 25.0, 230.0
 CONTRAST_LIMITED, CONTRAST_POOR = 15.0, 6.0
 CLIPPED_LIMITED, CLIPPED_POOR = 0.05, 0.20
 # Truncation: the example, a face 20 % outside the frame, is poor.
@@ -138,8 +139,8 @@ THRESHOLDS: tuple[QualityThreshold, ...] = (
     QualityThreshold(
         "sharpness", "below", SHARPNESS_LIMITED, SHARPNESS_POOR, _CONVENTION
     ),
-    QualityThreshold("exposure", "below", DARK_LIMITED, None, _CONVENTION),
-    QualityThreshold("exposure", "above", BRIGHT_LIMITED, None, _CONVENTION),
+    QualityThreshold("exposure", "below", DARK_LIMITED, DARK_POOR, _CONVENTION),
+    QualityThreshold("exposure", "above", BRIGHT_LIMITED, BRIGHT_POOR, _CONVENTION),
     QualityThreshold("contrast", "below", CONTRAST_LIMITED, CONTRAST_POOR, _CONVENTION),
     QualityThreshold("clipped", "above", CLIPPED_LIMITED, CLIPPED_POOR, _CONVENTION),
     QualityThreshold(

@@ -109,6 +109,9 @@ def test_darkening_lowers_exposure_but_not_normalised_sharpness(portrait):
             base.value("sharpness"), rel=0.10
         )
     assert dark.value("contrast") < base.value("contrast")
+    darkest = measured((rgb * 0.1).round().astype(np.uint8), points, box)
+    assert darkest.summary.rating == "poor"
+    assert any(r.startswith("mean luminance") for r in darkest.summary.reasons)
 
 
 @pytest.mark.parametrize("degrees", [-30.0, -12.0, 7.0, 25.0])
