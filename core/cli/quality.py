@@ -73,6 +73,8 @@ def quality_text(quality: FaceQuality) -> str:
     for value in quality.values:
         if value.value is None:
             figure = f"not available ({value.note})"
+        elif value.unit == "fraction 0-1":
+            figure = f"{100 * value.value:.1f} %"
         else:
             figure = f"{value.value:.{_decimals(value.unit)}f} {value.unit}"
         lines.append(f"  {value.name:<40} {figure}")
