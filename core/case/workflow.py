@@ -1039,3 +1039,58 @@ def save_comparison_figure(
         params=view.to_dict(),
         caption=caption,
     )
+
+
+# ---- face image quality (issue 20 item 3) ------------------------------------------
+# imported here so that this part stays one addition at the module's end
+from core.quality import FaceInput, FaceQuality, assess  # noqa: E402
+from core.quality.pixels import read_jpeg_tables  # noqa: E402
+
+
+def face_quality(case: Case, label: str, model: FaceModel | None = None) -> FaceQuality:
+    """The quality measures and summary of the current face ``label``, measured on
+    the case's copy of the evidence; with ``model``, also its embedding length
+    (from the case's cache when there, else computed and not stored, so that a
+    case open read-only can be measured)."""
+    face = case.face(label)
+    return _face_qualities(case, [face], model)[0]
+
+
+def case_quality(case: Case, model: FaceModel | None = None) -> list[FaceQuality]:
+    """`face_quality` of every current face of the case, oldest first."""
+    return _face_qualities(case, case.faces(), model)
+
+
+def _face_qualities(
+    case: Case, faces: Sequence[CaseFace], model: FaceModel | None
+) -> list[FaceQuality]:
+    cached = (
+        case.cached_embeddings([f.id for f in faces], model.weights_sha256)
+        if model is not None
+        else {}
+    )
+    evidence: dict[str, tuple[LoadedImage, dict[int, list[int]] | None]] = {}
+    results = []
+    for face in faces:
+        if face.mark not in evidence:
+            path = case.evidence_path(case.exhibit(face.mark))
+            evidence[face.mark] = (load_image(path), read_jpeg_tables(path))
+        image, tables = evidence[face.mark]
+        embedding = cached.get(face.id)
+        if model is not None and embedding is None:
+            view = face_view(case, face, model, "probe")
+            embedding = model.embed_chips(view.chip[None])[0]
+        exhibit = case.exhibit(face.mark)
+        face_input = FaceInput(
+            rgb=image.rgb,
+            bbox=face.bbox,
+            landmarks5=face.landmarks5,
+            landmarks68=face.landmarks68,
+            embedding=embedding,
+            jpeg_tables=tables,
+            # EXIF turned the pixels: the file's 8x8 block grid is not theirs.
+            blocks_aligned=image.exif_orientation == 1,
+            name=f"face {face.label} ({exhibit.original_name})",
+        )
+        results.append(assess(face_input, label=face.label))
+    return results

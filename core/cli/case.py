@@ -23,6 +23,7 @@ from core.cli.common import (
 )
 from core.cli.examination import add_examination_commands, examination, in_case
 from core.cli.faithfulness import add_faithfulness_options
+from core.cli.quality import add_quality_command, face_quality_dicts
 from core.errors import BadInputError
 from core.io.atomic import write_atomic
 from core.models.ids import DEFAULT_MODEL_ID
@@ -151,6 +152,7 @@ def cmd_faces(args: argparse.Namespace) -> int:
         history = case.face_history(args.history) if args.history else []
         reasons = case.rejection_reasons() if rejected else {}
         marks = [e.mark for e in case.exhibits()]
+        quality = face_quality_dicts(case, faces) if args.json else {}
     if args.history:
         payload = {"history": [f.to_dict() for f in history]}
         lines = [
@@ -161,7 +163,7 @@ def cmd_faces(args: argparse.Namespace) -> int:
         _emit(args, payload, "\n".join(lines))
         return EXIT_OK
     payload = {
-        "faces": [f.to_dict() for f in faces],
+        "faces": [f.to_dict() | {"quality": quality.get(f.label)} for f in faces],
         "rejected": [f.to_dict() for f in rejected],
     }
     with_face = {f.mark for f in (*faces, *rejected)}
@@ -781,3 +783,4 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     importer.set_defaults(run=cmd_import)
 
     add_examination_commands(sub, with_case)
+    add_quality_command(sub, with_case)
