@@ -14,7 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from core.quality import geometry, pixels, utility  # noqa: F401  (registers them)
+# the measures register themselves when imported (module by module: importing
+# them through the package would be a cycle, the package imports this module)
+import core.quality.geometry
+import core.quality.pixels
+import core.quality.utility  # noqa: F401
 from core.quality.base import (
     FaceInput,
     QualityMeasure,
