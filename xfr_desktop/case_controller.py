@@ -277,6 +277,12 @@ class CaseController(QObject):
         self.faces_changed.emit()
         self.audit_changed.emit()
         self.intake_finished.emit(result)
+        if result.warnings:  # added, but the examiner should know
+            self.errors.warn(
+                "Added, with a caution",
+                "\n".join(result.warnings),
+                "Look at the frame that was analysed before comparing.",
+            )
         if result.rejected:  # the examiner's files, not a fault: a warning
             lines = "\n".join(
                 f"{printable(r.path)}: {r.reason}" for r in result.rejected

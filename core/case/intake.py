@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 
 from core.case.layout import DERIVED, EVIDENCE, PARTIAL_SUFFIX
 from core.errors import BadInputError, printable
-from core.imageio import load_image
+from core.imageio import load_image, multi_frame_warning
 from core.io.atomic import fsync_dir
 from core.resources import sha256_file
 
@@ -98,6 +98,8 @@ def stage_evidence(
         "height": image.size[1],
         "exif_orientation": image.exif_orientation,
         "exif": exif,
+        # a GIF / multi-page TIFF / APNG / WebP is analysed on its first frame
+        "warning": multi_frame_warning(printable(source.name), image.frame_count),
     }
     del image
     return partial, record

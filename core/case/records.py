@@ -265,6 +265,8 @@ class Rejection:
 class IntakeResult:
     added: tuple[Exhibit, ...]
     rejected: tuple[Rejection, ...]
+    # added, but with a caution (e.g. only the first frame of an animation used)
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

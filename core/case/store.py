@@ -495,6 +495,7 @@ class Case:
                 known[record["sha256"]] = f"this intake ({printable(path.name)})"
                 staged.append((path, copy, record))
             stored: list[tuple[Path, dict[str, Any]]] = []
+            warnings: list[str] = []
             new_files: list[Path] = []  # named by this intake: removed if it fails
             for path, copy, record in staged:
                 target = self.folder / EVIDENCE / record["sha256"]
@@ -507,6 +508,8 @@ class Case:
                 if not existed:
                     new_files.append(target)
                 stored.append((path, record))
+                if record.get("warning"):
+                    warnings.append(record["warning"])
         finally:
             for _path, copy, _record in staged:
                 remove_partial(copy)
@@ -557,7 +560,7 @@ class Case:
             self.log("exhibits.refused", {"role": role, "rejected": refused})
         if progress:
             progress(total, total, "intake done")
-        return IntakeResult(tuple(added), tuple(rejected))
+        return IntakeResult(tuple(added), tuple(rejected), tuple(warnings))
 
     def _next_marks(self, role: str, count: int) -> list[str]:
         prefix = ROLE_PREFIX[role]

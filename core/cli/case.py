@@ -103,11 +103,16 @@ def cmd_add(args: argparse.Namespace) -> int:
     payload = {
         "added": [e.to_dict() | {"faces": faces.get(e.mark)} for e in intake.added],
         "rejected": [r.__dict__ for r in intake.rejected],
+        "warnings": list(intake.warnings),
     }
-    lines = [
-        f"{e.mark:<4} {e.original_name}  ({faces.get(e.mark, '?')} face(s))"
-        for e in intake.added
-    ] + [f"rejected: {r.path}: {r.reason}" for r in intake.rejected]
+    lines = (
+        [
+            f"{e.mark:<4} {e.original_name}  ({faces.get(e.mark, '?')} face(s))"
+            for e in intake.added
+        ]
+        + [f"warning: {w}" for w in intake.warnings]
+        + [f"rejected: {r.path}: {r.reason}" for r in intake.rejected]
+    )
     _emit(args, payload, "\n".join(lines) or "nothing added")
     return EXIT_BAD_INPUT if intake.rejected else EXIT_OK
 

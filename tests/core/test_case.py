@@ -702,3 +702,20 @@ def test_the_faithfulness_key_names_the_software_version():
     assert faithfulness_key(result, [], settings, "0.3.0") != faithfulness_key(
         result, [], settings, "0.4.0"
     )
+
+
+def test_an_animation_is_added_with_a_caution_naming_its_frames(tmp_path):
+    """A GIF with the face on frame 2 used to be analysed on frame 1 silently."""
+    from PIL import Image
+
+    frames = [Image.new("RGB", (64, 64), (i * 80, 0, 0)) for i in range(3)]
+    gif = tmp_path / "clip.gif"
+    frames[0].save(gif, save_all=True, append_images=frames[1:], duration=100)
+    still = tmp_path / "still.png"
+    frames[0].save(still)
+    with Case.create(tmp_path / "case", "2026-0020", "A. Examiner") as case:
+        result = case.add_exhibits([gif, still], "probe")
+    assert [e.original_name for e in result.added] == ["clip.gif", "still.png"]
+    (warning,) = result.warnings
+    assert warning.startswith("clip.gif: the file holds 3 frames")
+    assert "only the first frame was analysed" in warning
