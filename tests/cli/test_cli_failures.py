@@ -217,6 +217,10 @@ def _templates(world) -> dict[tuple[str, ...], list[list[str]]]:
         ("case", "unmask"): [["case", "unmask", "IN", "Q1", "K1"]],
         ("case", "verification"): [["case", "verification", "IN", "Q1", "K1"]],
         ("case", "acev"): [["case", "acev", "IN"]],
+        ("case", "quality"): [
+            ["case", "quality", "IN"],
+            ["case", "quality", case, "--face", "Q9"],
+        ],
         ("identity", "new"): [["identity", "new", "--name", "N", "--out", "OUT"]],
         ("identity", "export"): [["identity", "export", "IN", "--out", fine]],
         ("report",): [
@@ -689,7 +693,9 @@ def test_writing_to_a_read_only_case_is_one_line(argv, read_only_case, capsys):
     assert line.startswith(f"xfr: error: {read_only_case}: the case is read-only (")
 
 
-@pytest.mark.parametrize("command", ["info", "log", "verify", "acev", "settings"])
+@pytest.mark.parametrize(
+    "command", ["info", "log", "verify", "acev", "settings", "quality"]
+)
 def test_a_read_only_case_can_still_be_read(command, read_only_case, capsys):
     assert main(["case", command, str(read_only_case)]) == 0, capsys.readouterr()
 
