@@ -18,7 +18,7 @@ import numpy as np
 from core import wording
 from core.case.examination import Examination, Figure
 from core.case.store import Case, CaseFace, Comparison, StoredExplanation
-from core.compare_views import ALIGNED_SIZE
+from core.compare_views import ALIGNED_SIZE, ViewParams, render_view
 from core.errors import BadInputError, NoFaceError
 from core.explain.base import (
     ExplanationResult,
@@ -45,6 +45,9 @@ from core.metrics.pair_faithfulness import (
 )
 from core.models.base import FaceModel, Threshold
 from core.progress import ProgressCallback
+from core.quality import FaceInput, FaceQuality, assess
+from core.quality.pixels import read_jpeg_tables
+from core.report.figures import png_bytes
 from core.verify import decide
 
 
@@ -1017,10 +1020,6 @@ def save_comparison_figure(
     chips ``aligned_faces`` made for this pair, when the caller has them already
     (the GUI); otherwise they are aligned again from the case's evidence copies.
     """
-    # imported here so that this function stays one addition at the module's end
-    from core.compare_views import ViewParams, render_view
-    from core.report.figures import png_bytes
-
     try:
         view = ViewParams.from_dict(params)
     except ValueError as error:
@@ -1042,9 +1041,6 @@ def save_comparison_figure(
 
 
 # ---- face image quality (issue 20 item 3) ------------------------------------------
-# imported here so that this part stays one addition at the module's end
-from core.quality import FaceInput, FaceQuality, assess  # noqa: E402
-from core.quality.pixels import read_jpeg_tables  # noqa: E402
 
 
 def face_quality(case: Case, label: str, model: FaceModel | None = None) -> FaceQuality:
