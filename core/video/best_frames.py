@@ -11,9 +11,10 @@ with every term between 0 and 1 (``clip`` to [0, 1]):
 * ``size = clip(log2(IED / 16 px) / log2(90 px / 16 px))``: inter-eye distance on
   a log scale, 0 at 16 px (too small for any comparison), 1 at the 90 px ISO/IEC
   39794-5 asks of passport photos; doubling the size adds the same everywhere;
-* ``sharpness = clip(log10(S / 0.003) / log10(0.1 / 0.003))``: the sharpness
-  ratio on a log scale, 0 at 0.003 (heavily blurred), 1 at 0.1 (a sharp photo;
-  the astronaut measures 0.08, see ``core.quality.summary``);
+* ``sharpness = clip(log10(S / 0.003) / log10(0.6 / 0.003))``: the sharpness
+  ratio on a log scale, 0 at 0.003 (heavily blurred), 1 at 0.6 (the sharp Grace
+  Hopper photo; the astronaut measures 0.08, see ``core.quality.summary``), so
+  that sharp faces are still told apart rather than all scoring 1;
 * ``pose = clip(max(|yaw| / 45°, |pitch| / 35°))``: 1 at the summary's "poor"
   pose bounds;
 * ``exposure = clip(max(clipped / 0.20, (|L - 127.5| - 77.5) / 25))``: 0 while the
@@ -46,7 +47,7 @@ from core.quality.summary import (
 from core.video.tracks import Track, TrackedFace
 
 IED_FLOOR_PX, IED_FULL_PX = 16.0, 90.0
-SHARPNESS_FLOOR, SHARPNESS_FULL = 0.003, 0.1
+SHARPNESS_FLOOR, SHARPNESS_FULL = 0.003, 0.6
 # near-duplicate frames add nothing: chosen frames are at least this far apart
 MIN_SEPARATION = 5  # frames (half a second at 10 fps)
 

@@ -302,7 +302,7 @@ def _walker_path(frames: int, width: int, height: int) -> Route:
             blur = 0 if number == stop else max(2, round(8 * (stop - number) / stop))
         else:
             side = height * 0.45
-            x = width * 0.40 - (number - stop) * width * 0.16
+            x = width * 0.40 - (number - stop) * width * 0.08
             blur = 3 + 2 * (number - stop)
         route[number] = (x, height * 0.42, side, blur)
     return route
