@@ -89,6 +89,8 @@ class RankedFrame:
     def to_dict(self) -> dict[str, Any]:
         return {
             "frame_number": self.frame_number,
+            "seconds": self.face.frame.seconds,
+            "frame_sha256": self.face.frame.frame_sha256,
             "rank": self.rank,
             "score": round(self.score, 4),
             "terms": {name: round(value, 4) for name, value in self.terms.items()},

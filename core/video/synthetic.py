@@ -12,10 +12,11 @@ their heads and moved on known paths over a noisy, slightly dark grey background
   further a frame is from it (she slows down, then speeds up again).
 
 Each frame gets sensor noise and the codec's compression.  The returned truth is
-what was drawn: per person and frame, the face box (the box dlib's HOG detector
-finds on the source photo, scaled and moved with the head), and which frames show
-the face.  Everything follows from ``seed``: the same seed gives the same pixels
-(the encoder runs on one thread, so its output does not depend on scheduling).
+what was drawn: per person and frame, the face box and the five landmarks (those
+dlib finds on the source photo, scaled and moved with the head), the motion blur,
+and which frames show the whole face.  Everything follows from ``seed``: the same
+seed gives the same pixels (the encoder runs on one thread, so its output does not
+depend on scheduling).
 """
 
 from __future__ import annotations
@@ -31,12 +32,17 @@ from core.errors import BadInputError
 Codec = Literal["h264", "mpeg4", "mjpeg"]
 Box = tuple[float, float, float, float]  # left, top, right, bottom
 
-# Where the head is cut from each photo, and the face box dlib's HOG detector finds
-# on the photo (checked once with core.faces.detect.FaceDetector, default settings).
+Points = tuple[tuple[float, float], ...]  # dlib's five landmarks, (x, y)
+
+# Where the head is cut from each photo (a square), and the face box and five
+# landmarks dlib's HOG detector and 5-point predictor find on the photo (checked
+# once with core.faces.detect.FaceDetector, default settings).
 _ASTRONAUT_CROP = (135, 36, 306, 207)  # left, top, right, bottom in the photo
 _ASTRONAUT_FACE = (175.0, 76.0, 266.0, 167.0)
+_ASTRONAUT_POINTS = ((255, 104), (238, 105), (195, 101), (212, 103), (224, 135))
 _HOPPER_CROP = (140, 99, 407, 366)
 _HOPPER_FACE = (180.0, 139.0, 367.0, 326.0)
+_HOPPER_POINTS = ((322, 187), (291, 190), (206, 197), (238, 194), (272, 252))
 
 BACKGROUND_GREY = 70  # slightly dark: CCTV of a dim corridor
 FIXED_PATTERN_SIGMA = 6.0  # the background's texture, the same in every frame
@@ -51,6 +57,7 @@ class SyntheticPerson:
     number: int  # 1, 2 in the order listed
     source: str  # where the photo comes from
     boxes: dict[int, Box] = field(repr=False)  # frame number -> face box drawn
+    landmarks5: dict[int, Points] = field(repr=False)  # frame -> the five points
     blur_px: dict[int, int] = field(repr=False)  # frame -> motion-blur length
     largest_frame: int  # the frame whose face box is largest
     sharpest_frame: int  # the frame with the least motion blur (first if tied)
@@ -67,6 +74,10 @@ class SyntheticPerson:
             "visible_frames": list(self.visible_frames),
             "boxes": {
                 str(n): [round(v, 2) for v in box] for n, box in self.boxes.items()
+            },
+            "landmarks5": {
+                str(n): [[round(x, 2), round(y, 2)] for x, y in points]
+                for n, points in self.landmarks5.items()
             },
             "blur_px": {str(n): px for n, px in self.blur_px.items()},
             "largest_frame": self.largest_frame,
@@ -145,14 +156,15 @@ def write_cctv_clip(
     rng = np.random.default_rng(seed)
     background = _background(rng, width, height)
     astronaut, hopper = source_photos()
-    walker = _head(astronaut, _ASTRONAUT_CROP, _ASTRONAUT_FACE)
-    passer = _head(hopper, _HOPPER_CROP, _HOPPER_FACE)
+    walker = _head(astronaut, _ASTRONAUT_CROP, _ASTRONAUT_FACE, _ASTRONAUT_POINTS)
+    passer = _head(hopper, _HOPPER_CROP, _HOPPER_FACE, _HOPPER_POINTS)
     paths = (
         _walker_path(frame_count, width, height),
         _passer_path(frame_count, width, height),
     )
     heads = (walker, passer)
     boxes: tuple[dict[int, Box], dict[int, Box]] = ({}, {})
+    points: tuple[dict[int, Points], dict[int, Points]] = ({}, {})
     blurs: tuple[dict[int, int], dict[int, int]] = ({}, {})
     out = Path(path)
     with av.open(str(out), "w") as container:
@@ -174,10 +186,11 @@ def write_cctv_clip(
                 if placement is None:
                     continue
                 centre_x, centre_y, face_side, blur = placement
-                box = head.paste(frame, centre_x, centre_y, face_side, blur)
+                box, drawn = head.paste(frame, centre_x, centre_y, face_side, blur)
                 blurs[index][number] = blur
                 if box[0] >= 0 and box[1] >= 0 and box[2] <= width and box[3] <= height:
                     boxes[index][number] = box
+                    points[index][number] = drawn
             frame = frame * DARKENING + rng.normal(0.0, SENSOR_NOISE_SIGMA, frame.shape)
             rgb = np.clip(np.rint(frame), 0, 255).astype(np.uint8)
             for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, "rgb24")):
@@ -189,6 +202,7 @@ def write_cctv_clip(
             number=index + 1,
             source=source,
             boxes=boxes[index],
+            landmarks5=points[index],
             blur_px=blurs[index],
             largest_frame=_largest(boxes[index]),
             sharpest_frame=_sharpest(boxes[index], blurs[index]),
@@ -214,10 +228,11 @@ def write_cctv_clip(
 # ---- how it is drawn -------------------------------------------------------------
 @dataclass(frozen=True)
 class _Head:
-    """A head cut from a photo, with its face box and a soft oval mask."""
+    """A head cut from a photo (square), with its face box and landmarks."""
 
     rgb: np.ndarray = field(repr=False)  # the crop, float
     face: Box  # the face box inside the crop
+    points: Points  # the five landmarks inside the crop
 
     def paste(
         self,
@@ -226,14 +241,17 @@ class _Head:
         centre_y: float,
         face_side: float,
         blur: int,
-    ) -> Box:
+    ) -> tuple[Box, Points]:
         """Draw the head so that its face box is ``face_side`` wide, centred on
-        (centre_x, centre_y), blurred over ``blur`` px; return the face box drawn
-        (may reach outside the frame)."""
+        (centre_x, centre_y), blurred over ``blur`` px, inside an oval that fades
+        out; return the face box and landmarks drawn (may reach outside the frame).
+        """
         import cv2
 
-        scale = face_side / (self.face[2] - self.face[0])
-        side = max(2, round(self.rgb.shape[1] * scale))
+        side = max(
+            2, round(self.rgb.shape[1] * face_side / (self.face[2] - self.face[0]))
+        )
+        scale = side / self.rgb.shape[1]  # what the resize really does
         head = cv2.resize(self.rgb, (side, side), interpolation=cv2.INTER_AREA)
         mask = _oval(side)
         if blur > 1:  # horizontal motion blur: a box filter over ``blur`` pixels
@@ -251,19 +269,27 @@ class _Head:
             part = head[y0 - top : y1 - top, x0 - left : x1 - left]
             alpha = mask[y0 - top : y1 - top, x0 - left : x1 - left, None]
             frame[y0:y1, x0:x1] = alpha * part + (1 - alpha) * frame[y0:y1, x0:x1]
-        return (
+        box = (
             left + self.face[0] * scale,
             top + self.face[1] * scale,
             left + self.face[2] * scale,
             top + self.face[3] * scale,
         )
+        drawn = tuple((left + x * scale, top + y * scale) for x, y in self.points)
+        return box, drawn
 
 
-def _head(photo: np.ndarray, crop: tuple[int, int, int, int], face: Box) -> _Head:
+def _head(
+    photo: np.ndarray,
+    crop: tuple[int, int, int, int],
+    face: Box,
+    points: tuple[tuple[int, int], ...],
+) -> _Head:
     left, top, right, bottom = crop
     return _Head(
         rgb=photo[top:bottom, left:right].astype(np.float32),
         face=(face[0] - left, face[1] - top, face[2] - left, face[3] - top),
+        points=tuple((float(x - left), float(y - top)) for x, y in points),
     )
 
 

@@ -223,6 +223,20 @@ class TrackingResult:
                 return track
         raise KeyError(number)
 
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> TrackingResult:
+        return cls(
+            video_sha256=str(record["video_sha256"]),
+            stream_index=int(record["stream_index"]),
+            every=int(record["every"]),
+            parameters=TrackingParameters.from_dict(record["parameters"]),
+            decoder=str(record["decoder"]),
+            frames_decoded=int(record["frames_decoded"]),
+            frames_sampled=int(record["frames_sampled"]),
+            tracks=tuple(Track.from_dict(track) for track in record["tracks"]),
+            algorithm_version=str(record["algorithm_version"]),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "video_sha256": self.video_sha256,

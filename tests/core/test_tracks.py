@@ -137,6 +137,12 @@ def test_clip_truth_is_known_and_the_file_small(clip: SyntheticClip) -> None:
     assert walker.visible_frames == tuple(range(32))  # then she steps out of view
     assert passer.visible_frames == tuple(range(40))
     assert Path(clip.path).stat().st_size < 500_000
+    # the landmarks drawn are the photo's, moved with the face box
+    for person in clip.people:
+        assert set(person.landmarks5) == set(person.boxes)
+        for number, box in person.boxes.items():
+            expected = face_of(person.number, box).landmarks5
+            assert np.allclose(person.landmarks5[number], expected, atol=0.6)
     json.dumps(clip.to_dict())
 
 
@@ -302,6 +308,7 @@ def test_quality_is_measured_for_every_face_and_records_round_trip(
         record["video_sha256"]
         == hashlib.sha256(Path(clip.path).read_bytes()).hexdigest()
     )
+    assert TrackingResult.from_dict(record).to_dict() == record
     for track_record, track in zip(record["tracks"], result.tracks, strict=True):
         back = Track.from_dict(track_record)
         assert back.to_dict() == track.to_dict()
@@ -384,6 +391,11 @@ def test_dlib_tracks_the_clip_and_finds_the_best_frames(
             truth = person.boxes.get(face.frame_number)
             if truth is not None:
                 assert _iou(face.bbox, truth) > 0.4
+                # dlib's landmarks land on the drawn ones (within a tenth of the box)
+                error = np.abs(
+                    face.to_face().landmarks5 - person.landmarks5[face.frame_number]
+                )
+                assert error.max() < 0.1 * (truth[2] - truth[0])
         assert len(track.faces) >= 0.6 * len(person.visible_frames)
     walker, passer = long_tracks
     assert (
