@@ -128,7 +128,8 @@ def identities(track: Track) -> set[int]:
 # ---- the synthetic clip ----------------------------------------------------------
 def test_clip_truth_is_known_and_the_file_small(clip: SyntheticClip) -> None:
     walker, passer = clip.people
-    assert clip.frame_count == 40 and clip.size == (640, 360) and clip.codec == "h264"
+    assert clip.frame_count == 40 and clip.size == (640, 360)
+    assert clip.codec in ("h264", "mpeg4")  # mpeg4 where the wheel lacks libx264
     assert walker.largest_frame == walker.sharpest_frame == 28
     assert walker.blur_px[28] == 0 and all(walker.blur_px[n] > 1 for n in range(28))
     sides = [walker.boxes[n][2] - walker.boxes[n][0] for n in range(29)]
