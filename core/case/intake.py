@@ -14,7 +14,7 @@ import hashlib
 import os
 import stat
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -23,13 +23,106 @@ from core.errors import BadInputError, printable
 from core.imageio import load_image, multi_frame_warning
 from core.io.atomic import fsync_dir
 from core.resources import sha256_file
+from core.video.decode import probe_video
+from core.video.provenance import VideoInfo
 
 
 def stage_evidence(
     folder: Path, source: Path, max_pixels: int
 ) -> tuple[Path, dict[str, Any]]:
-    """Copy ``source`` into the evidence folder under a ``.partial`` name,
-    hashing while copying, and describe the copy (never the source again)."""
+    """Copy the image ``source`` into the evidence folder under a ``.partial``
+    name, hashing while copying, and describe the copy (never the source again)."""
+    partial, digest, size = _stage_copy(folder, source)
+    try:
+        image = load_image(partial, max_pixels=max_pixels)
+        exif = exif_summary(partial)
+    except BadInputError as error:
+        remove_partial(partial)
+        raise BadInputError(error.reason, source) from None
+    if image.sha256 != digest:  # our own copy changed: never expected
+        remove_partial(partial)
+        raise BadInputError("the stored copy does not match what was read", source)
+    record = {
+        "sha256": image.sha256,
+        "original_name": printable(source.name),
+        "size": size,
+        "format": image.format,
+        "width": image.size[0],
+        "height": image.size[1],
+        "exif_orientation": image.exif_orientation,
+        "exif": exif,
+        # a GIF / multi-page TIFF / APNG / WebP is analysed on its first frame
+        "warning": multi_frame_warning(printable(source.name), image.frame_count),
+    }
+    del image
+    return partial, record
+
+
+def stage_video(
+    folder: Path,
+    source: Path,
+    max_pixels: int,
+    cancel: Callable[[], bool] | None = None,
+) -> tuple[Path, dict[str, Any]]:
+    """Copy the video ``source`` like an image, then decode every frame of the
+    copy once, so a video that cannot be read in full is refused at intake."""
+    partial, digest, size = _stage_copy(folder, source)
+    try:
+        info = probe_video(partial, verify=True, max_pixels=max_pixels, cancel=cancel)
+    except BadInputError as error:
+        remove_partial(partial)
+        raise BadInputError(error.reason, source) from None
+    except BaseException:
+        remove_partial(partial)
+        raise
+    if info.sha256 != digest:  # our own copy changed: never expected
+        remove_partial(partial)
+        raise BadInputError("the stored copy does not match what was read", source)
+    undecodable = [
+        s for s in info.streams if s.decoded_frames is not None and not s.decoded_frames
+    ]
+    if len(undecodable) == len(info.streams):
+        remove_partial(partial)
+        raise BadInputError("no frame of the video can be decoded", source)
+    described = video_info_dict(info)
+    return partial, {
+        "kind": "video",
+        "sha256": digest,
+        "original_name": printable(source.name),
+        "size": size,
+        "container": info.container_format,
+        "info": described,
+        "warning": None,
+    }
+
+
+def video_info_dict(info: VideoInfo) -> dict[str, Any]:
+    """What the case records of a video (the copy's path is not part of it)."""
+    return {
+        "container": info.container_format,
+        "duration_seconds": info.duration_seconds,
+        "creation_time": info.creation_time,
+        "decoder": info.decoder,
+        "streams": [
+            {
+                "index": s.index,
+                "codec": s.codec,
+                "width": s.width,
+                "height": s.height,
+                "frame_count": s.frame_count,
+                "decoded_frames": s.decoded_frames,
+                "average_rate": None if s.average_rate is None else str(s.average_rate),
+                "time_base": str(s.time_base),
+                "start_pts": s.start_pts,
+            }
+            for s in info.streams
+        ],
+    }
+
+
+def _stage_copy(folder: Path, source: Path) -> tuple[Path, str, int]:
+    """``source`` copied to ``evidence/<uuid>.partial`` while hashed: the copy,
+    its SHA-256 and size; a file that changes meanwhile is refused."""
     try:
         before = os.stat(source)
     except OSError as error:
@@ -80,29 +173,7 @@ def stage_evidence(
             "complete",
             source,
         )
-    try:
-        image = load_image(partial, max_pixels=max_pixels)
-        exif = exif_summary(partial)
-    except BadInputError as error:
-        remove_partial(partial)
-        raise BadInputError(error.reason, source) from None
-    if image.sha256 != digest.hexdigest():  # our own copy changed: never expected
-        remove_partial(partial)
-        raise BadInputError("the stored copy does not match what was read", source)
-    record = {
-        "sha256": image.sha256,
-        "original_name": printable(source.name),
-        "size": size,
-        "format": image.format,
-        "width": image.size[0],
-        "height": image.size[1],
-        "exif_orientation": image.exif_orientation,
-        "exif": exif,
-        # a GIF / multi-page TIFF / APNG / WebP is analysed on its first frame
-        "warning": multi_frame_warning(printable(source.name), image.frame_count),
-    }
-    del image
-    return partial, record
+    return partial, digest.hexdigest(), size
 
 
 def commit_evidence(folder: Path, partial: Path, sha256: str, source: Path) -> Path:

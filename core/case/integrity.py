@@ -89,10 +89,13 @@ def verify_case(
             problems_rows, row_warnings = _state_checks(db, recorded, version)
             problems += problems_rows
             warnings += row_warnings
+            # images, frames and videos: every evidence file of the case
             exhibits = [
                 _StoredFile(str(r["mark"]), str(r["sha256"]), str(r["original_name"]))
+                for table in ("exhibits", "videos")
+                if table in bound.present_tables(db.execute)
                 for r in db.execute(
-                    "SELECT mark, sha256, original_name FROM exhibits ORDER BY id"
+                    f"SELECT mark, sha256, original_name FROM {table} ORDER BY id"
                 )
             ]
             derived = [
@@ -259,6 +262,12 @@ def _state_checks(
             return f"annotation '{row['label']}'" if row["label"] else "annotation"
         if table == "conclusions":
             return "examiner's conclusion"
+        if table == "videos":
+            return f"video {row['mark']}"
+        if table == "tracks":
+            return f"face track T{row['number']} (run {row['run']}) of a video"
+        if table == "frames":
+            return f"provenance of video frame {marks.get(row['exhibit_id'], '?')}"
         if table == "case_info":
             return f"case number {row['case_number']}, examiner {row['examiner']}"
         return ""

@@ -22,6 +22,7 @@ from core.errors import BadInputError
 from core.faces.detect import Face
 
 ROLE_PREFIX = {"probe": "Q", "gallery": "K"}  # questioned / known (forensic marks)
+VIDEO_PREFIX = "V"  # a video exhibit (its frames become Q… / K… image exhibits)
 # A face record's ``source`` when the examiner rejected it as not a face (a false
 # detection): the row keeps the rejected geometry, is left out of ``Case.faces``
 # (so of comparisons, 1:N and statistics) and its label stays reserved, so a
@@ -113,6 +114,26 @@ class Exhibit:
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "exif": dict(self.exif)}
+
+
+@dataclass(frozen=True)
+class Video:
+    """A video exhibit: the file as stored (byte-identical) and as probed."""
+
+    id: int
+    mark: str
+    role: str  # its frames become exhibits of this role
+    sha256: str
+    original_name: str
+    size: int
+    container: str
+    info: Mapping[str, Any]  # streams, duration, creation time, decoder
+    note: str
+    intake_time: str
+    intake_user: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "info": dict(self.info)}
 
 
 @dataclass(frozen=True)
@@ -267,6 +288,7 @@ class IntakeResult:
     rejected: tuple[Rejection, ...]
     # added, but with a caution (e.g. only the first frame of an animation used)
     warnings: tuple[str, ...] = ()
+    videos: tuple[Video, ...] = ()  # video exhibits added (V1, V2, ...)
 
 
 @dataclass(frozen=True)
@@ -374,6 +396,13 @@ def exhibit_from_row(row: sqlite3.Row) -> Exhibit:
     values = dict(row)
     values["exif"] = json.loads(values["exif"])
     return Exhibit(**values)
+
+
+@_malformed_as_case_error("videos")
+def video_from_row(row: sqlite3.Row) -> Video:
+    values = dict(row)
+    values["info"] = json.loads(values["info"])
+    return Video(**values)
 
 
 @_malformed_as_case_error("faces")

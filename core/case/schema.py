@@ -199,6 +199,58 @@ CREATE TABLE figures (
 CREATE INDEX acev_pair ON acev(questioned, known);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+# Version 4 adds CCTV video (issue 20): the video files, stored byte-identical as
+# exhibits of their own (marks V1, V2, ...); the face tracks found in them; and the
+# provenance of every frame taken from one - a frame becomes an image exhibit (a
+# lossless PNG of the decoded pixels) whose ``frames`` row says where it came from,
+# so that it can be extracted again and compared hash for hash
+# (core/case/videos.py).
+_V4 = """
+CREATE TABLE videos (
+    id INTEGER PRIMARY KEY,
+    mark TEXT NOT NULL UNIQUE,              -- V1, V2
+    role TEXT NOT NULL CHECK (role IN ('probe', 'gallery')),
+    sha256 TEXT NOT NULL UNIQUE,
+    original_name TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    container TEXT NOT NULL,                -- FFmpeg demuxer name
+    info TEXT NOT NULL,                     -- JSON: streams, duration, creation time
+    note TEXT NOT NULL DEFAULT '',
+    intake_time TEXT NOT NULL,
+    intake_user TEXT NOT NULL
+);
+
+CREATE TABLE tracks (
+    id INTEGER PRIMARY KEY,
+    video_id INTEGER NOT NULL REFERENCES videos(id),
+    run INTEGER NOT NULL,                   -- one tracking of the video: 1, 2, ...
+    number INTEGER NOT NULL,                -- T1, T2, ... within the run
+    params TEXT NOT NULL,                   -- JSON: how the run was made
+    content TEXT NOT NULL,                  -- JSON: the track's faces, frame by frame
+    created TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    UNIQUE (video_id, run, number)
+);
+
+CREATE TABLE frames (
+    exhibit_id INTEGER PRIMARY KEY REFERENCES exhibits(id),
+    video_id INTEGER NOT NULL REFERENCES videos(id),
+    track_id INTEGER REFERENCES tracks(id),
+    stream_index INTEGER NOT NULL,
+    frame_number INTEGER NOT NULL,          -- from 0, in presentation order
+    pts INTEGER,                            -- presentation timestamp, time_base ticks
+    time_base TEXT NOT NULL,                -- "num/den" seconds per tick
+    seconds REAL,
+    wall_clock TEXT,                        -- creation_time + offset, if tagged
+    frame_sha256 TEXT NOT NULL,             -- of the decoded RGB24 bytes
+    decoder TEXT NOT NULL,
+    selection TEXT NOT NULL DEFAULT '{}'    -- JSON: rank, score, who chose it
+);
+
+CREATE INDEX tracks_video ON tracks(video_id, run);
+CREATE INDEX frames_video ON frames(video_id);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
 SCHEMA_VERSION = len(MIGRATIONS)
 BINDING_VERSION = 2  # the first schema version whose entries bind rows

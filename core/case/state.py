@@ -42,6 +42,9 @@ BOUND_TABLES: dict[str, tuple[str, ...]] = {
     "case_settings": ("key",),
     "acev": ("id",),
     "figures": ("id",),
+    "videos": ("id",),
+    "tracks": ("id",),
+    "frames": ("exhibit_id",),
 }
 CHAIN_TABLES = ("audit", "audit_head")
 

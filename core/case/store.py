@@ -56,6 +56,7 @@ from core.case.intake import (
     remove_partial_files,
     removing_on_failure,
     stage_evidence,
+    stage_video,
 )
 from core.case.integrity import verify_case
 from core.case.layout import DATABASE, DERIVED, EVIDENCE, LOCK, SESSION
@@ -65,6 +66,7 @@ from core.case.records import (
     REJECTED_SOURCE,
     ROLE_PREFIX,
     SHAPES,
+    VIDEO_PREFIX,
     Annotation,
     AuditEntry,
     CaseError,
@@ -92,11 +94,13 @@ from core.case.records import (
     split_label,
 )
 from core.case.schema import BINDING_VERSION, SCHEMA_VERSION
+from core.case.videos import CaseVideos
 from core.errors import BadInputError, Cancelled, describe_os_error, printable
 from core.faces.detect import Face, face_from_landmarks
 from core.imageio import MAX_PIXELS
 from core.io.atomic import write_atomic
 from core.progress import ProgressCallback
+from core.video.decode import is_video_file
 
 __all__ = [
     "ANCHOR_FORMAT",
@@ -327,22 +331,27 @@ class Case:
             write_settings(db, initial_settings(sequential_unmasking=False))
 
     def _migrate(self, version: int) -> None:
-        """A schema-2 case was given the ACE-V tables: record it, with the
-        examination settings such a case had (no sequential unmasking - its
-        results could be seen - and the default scale)."""
+        """A case of an older schema was given the newer tables: record it.
+
+        A schema-2 case gains the ACE-V tables, with the examination settings such
+        a case had (no sequential unmasking - its results could be seen - and the
+        default scale); any case gains the video tables (schema 4).
+        """
+        added = []
+        details: dict[str, Any] = {"from_schema": version, "to_schema": SCHEMA_VERSION}
         settings = initial_settings(sequential_unmasking=False)
-        with self._change(
-            "case.migrate",
-            {
-                "from_schema": version,
-                "to_schema": SCHEMA_VERSION,
-                "examination_settings": settings,
-                "note": "tables for the examiner's ACE-V records, the examination "
-                "settings and saved figures added; sequential unmasking is off "
-                "(the model's results could be seen before); no stored row changed",
-            },
-        ) as db:
-            write_settings(db, settings)
+        if version < 3:
+            added.append(
+                "tables for the examiner's ACE-V records, the examination settings "
+                "and saved figures added; sequential unmasking is off (the model's "
+                "results could be seen before)"
+            )
+            details["examination_settings"] = settings
+        added.append("tables for videos, their face tracks and frames added")
+        details["note"] = "; ".join(added) + "; no stored row changed"
+        with self._change("case.migrate", details) as db:
+            if version < 3:
+                write_settings(db, settings)
 
     def close(self) -> None:
         """Close; a writable case first moves every committed change from the
@@ -385,6 +394,11 @@ class Case:
         """The examiner's ACE-V records (``blind``: a verifier's blind session;
         ``verifier``: an open verification)."""
         return Examination(self, blind=blind, verifier=verifier)
+
+    @property
+    def videos(self) -> CaseVideos:
+        """The case's video exhibits, their face tracks and the frames taken."""
+        return CaseVideos(self)
 
     # -- transactions and the audit log ----------------------------------------------
     def _change(
@@ -465,7 +479,9 @@ class Case:
             raise CaseError("the case is open read-only", self.folder)
         known = {
             r["sha256"]: r["mark"]
-            for r in self._db.execute("SELECT sha256, mark FROM exhibits")
+            for table in ("exhibits", "videos")
+            if table in bound.present_tables(self._db.execute)
+            for r in self._db.execute(f"SELECT sha256, mark FROM {table}")
         }
         staged: list[tuple[Path, Path, dict[str, Any]]] = []  # source, copy, record
         rejected: list[Rejection] = []
@@ -478,7 +494,11 @@ class Case:
                 if progress:
                     progress(number, total, f"checking {printable(path.name)}")
                 try:
-                    copy, record = stage_evidence(self.folder, path, max_pixels)
+                    copy, record = (
+                        stage_video(self.folder, path, max_pixels, cancel)
+                        if is_video_file(path)
+                        else stage_evidence(self.folder, path, max_pixels)
+                    )
                 except BadInputError as error:
                     rejected.append(Rejection(printable(str(path)), error.reason))
                     continue
@@ -515,6 +535,49 @@ class Case:
                 remove_partial(copy)
         added: list[Exhibit] = []
         refused = [r.__dict__ for r in rejected]
+        videos = [(p, r) for p, r in stored if r.get("kind") == "video"]
+        stored = [(p, r) for p, r in stored if r.get("kind") != "video"]
+        video_marks = self._next_marks("video", len(videos))
+        if videos:
+            stamp = now()
+            with (
+                removing_on_failure(
+                    [f for f in new_files if f.name in {r["sha256"] for _, r in videos}]
+                ),
+                self._change(
+                    "videos.add",
+                    {
+                        "videos": [
+                            {"mark": mark, "role": role}
+                            | {k: r[k] for k in ("sha256", "original_name", "size")}
+                            | {"source_path": printable(str(p))}
+                            for mark, (p, r) in zip(video_marks, videos, strict=True)
+                        ],
+                        "rejected": [] if stored else refused,
+                    },
+                ) as db,
+            ):
+                for mark, (_path, record) in zip(video_marks, videos, strict=True):
+                    db.execute(
+                        "INSERT INTO videos (mark, role, sha256, original_name, size, "
+                        "container, info, note, intake_time, intake_user) VALUES "
+                        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            mark,
+                            role,
+                            record["sha256"],
+                            record["original_name"],
+                            record["size"],
+                            record["container"],
+                            json.dumps(record["info"], default=json_default),
+                            note,
+                            stamp,
+                            self.user,
+                        ),
+                    )
+            new_files = [
+                f for f in new_files if f.name not in {r["sha256"] for _, r in videos}
+            ]
         if stored:
             marks = self._next_marks(role, len(stored))
             stamp = now()
@@ -556,20 +619,25 @@ class Case:
                         ),
                     )
             added = [self.exhibit(mark) for mark in marks]
-        elif rejected:
+        elif rejected and not videos:
             self.log("exhibits.refused", {"role": role, "rejected": refused})
         if progress:
             progress(total, total, "intake done")
-        return IntakeResult(tuple(added), tuple(rejected), tuple(warnings))
+        return IntakeResult(
+            tuple(added),
+            tuple(rejected),
+            tuple(warnings),
+            tuple(self.videos.video(mark) for mark in video_marks),
+        )
 
     def _next_marks(self, role: str, count: int) -> list[str]:
-        prefix = ROLE_PREFIX[role]
-        numbers = [
-            int(r["mark"][1:])
-            for r in self._db.execute(
-                "SELECT mark FROM exhibits WHERE role = ?", (role,)
-            )
-        ]
+        """The next free marks: Q… / K… for images (frames too), V… for videos."""
+        if role == "video":
+            prefix, rows = VIDEO_PREFIX, self._db.execute("SELECT mark FROM videos")
+        else:
+            prefix = ROLE_PREFIX[role]
+            rows = self._db.execute("SELECT mark FROM exhibits WHERE role = ?", (role,))
+        numbers = [int(r["mark"][1:]) for r in rows]
         start = max(numbers, default=0) + 1
         return [f"{prefix}{n}" for n in range(start, start + count)]
 

@@ -17,7 +17,8 @@ import numpy as np
 
 from core import wording
 from core.case.examination import Examination, Figure
-from core.case.store import Case, CaseFace, Comparison, StoredExplanation
+from core.case.store import Case, CaseFace, Comparison, Exhibit, StoredExplanation
+from core.case.videos import FrameCheck, NewFrame, StoredTrack
 from core.compare_views import ALIGNED_SIZE, ViewParams, render_view
 from core.errors import BadInputError, NoFaceError
 from core.explain.base import (
@@ -34,7 +35,7 @@ from core.explain.codec import (
     result_to_json,
 )
 from core.faces.align import chip_for_model, dlib_chip_transform, extract_chip
-from core.faces.detect import FaceDetector, find_faces
+from core.faces.detect import Face, FaceDetector, find_faces
 from core.imageio import LoadedImage, load_image
 from core.metrics.pair_faithfulness import ALGORITHM_VERSION as FAITHFULNESS_VERSION
 from core.metrics.pair_faithfulness import (
@@ -49,6 +50,11 @@ from core.quality import FaceInput, FaceQuality, assess
 from core.quality.pixels import read_jpeg_tables
 from core.report.figures import png_bytes
 from core.verify import decide
+from core.version import __version__
+from core.video.best_frames import MIN_SEPARATION as BEST_FRAMES_SEPARATION
+from core.video.best_frames import RankedFrame, best_frames, rank_frames
+from core.video.decode import extract_frame
+from core.video.tracks import Track, track_faces
 
 
 # ---- faces -----------------------------------------------------------------------
@@ -1090,3 +1096,176 @@ def _face_qualities(
         )
         results.append(assess(face_input, label=face.label))
     return results
+
+
+# ---- video: face tracks and frames (issue 20 items 1, 2 and 4) ----------------------
+DEFAULT_TRACK_EVERY = 2  # detect on every 2nd frame: CCTV at 10-25 fps moves little
+
+
+def track_video(
+    case: Case,
+    mark: str,
+    *,
+    every: int = DEFAULT_TRACK_EVERY,
+    method: str = "hog",
+    model: FaceModel | None = None,
+    stream: int | None = None,
+    detector: FaceDetector | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> list[StoredTrack]:
+    """Find the faces on every ``every``-th frame of video ``mark``, link them into
+    tracks (with ``model``'s embeddings as well as the boxes), and record the run.
+
+    The run's parameters say everything needed to find the same tracks again: the
+    sampling, the detector, the model and its weights' hash, the linking gates and
+    the tracker's algorithm version.
+    """
+    video = case.videos.video(mark)
+    index = case.videos.video_stream(video, stream)
+    found_by = detector or FaceDetector.shared()
+
+    def detect(rgb: np.ndarray) -> list[Face]:
+        return found_by.detect(rgb, method, True)
+
+    embed = None
+    if model is not None:
+        preprocessing = model.preprocessing
+
+        def embed(rgb: np.ndarray, faces: list[Face]) -> np.ndarray:
+            chips = [chip_for_model(rgb, face, preprocessing).chip for face in faces]
+            return model.embed_chips(np.stack(chips))
+
+    result = track_faces(
+        case.videos.video_path(video),
+        detect=detect,
+        embed=embed,
+        every=every,
+        stream_index=index,
+        progress=progress,
+        cancel=cancel,
+    )
+    if result.video_sha256 != video.sha256:  # the stored copy changed under us
+        raise BadInputError(
+            f"the evidence file of {video.mark} no longer matches its intake hash "
+            "(run `xfr case verify`)"
+        )
+    params = {
+        "video_sha256": result.video_sha256,
+        "stream_index": result.stream_index,
+        "every": result.every,
+        "detector": method,
+        "model_id": None if model is None else model.model_id,
+        "model_sha256": None if model is None else model.weights_sha256,
+        "linking": result.parameters.to_dict(),
+        "frames_decoded": result.frames_decoded,
+        "frames_sampled": result.frames_sampled,
+        "decoder": result.decoder,
+        "algorithm_version": result.algorithm_version,
+        "software_version": __version__,
+    }
+    return case.videos.record_tracks(
+        video.mark, [track.to_dict() for track in result.tracks], params
+    )
+
+
+def stored_track(track: StoredTrack) -> Track:
+    """The tracker's ``Track`` of a stored one (its faces, frames and quality)."""
+    try:
+        return Track.from_dict(dict(track.content))
+    except (KeyError, TypeError, ValueError) as error:
+        raise BadInputError(
+            f"track {track.label} of {track.video} cannot be read "
+            f"({type(error).__name__}: {error}); run `xfr case verify`"
+        ) from None
+
+
+def rank_track(case: Case, mark: str, track: str | int) -> list[RankedFrame]:
+    """Every face of a stored track, best first (``core.video.best_frames``)."""
+    return rank_frames(stored_track(case.videos.track(mark, track)))
+
+
+def add_track_frames(
+    case: Case,
+    mark: str,
+    track: str | int,
+    *,
+    best: int | None = None,
+    frames: Sequence[int] = (),
+    min_separation: int = BEST_FRAMES_SEPARATION,
+) -> list[Exhibit]:
+    """Add frames of a track of video ``mark`` as exhibits of the video's role.
+
+    ``best`` takes the best-ranked frames (at least ``min_separation`` apart);
+    ``frames`` names frames by number instead (the examiner's own choice, which
+    may override the ranking).  Each frame is decoded again from the stored video,
+    exactly, and must give the pixels recorded when it was tracked; its face on
+    the track is recorded as the new exhibit's face.
+    """
+    if (best is None) == (not frames):
+        raise BadInputError("give either a number of best frames or frame numbers")
+    stored = case.videos.track(mark, track)
+    found = stored_track(stored)
+    ranked = {r.frame_number: r for r in rank_frames(found)}
+    if best is not None:
+        if best < 1:
+            raise BadInputError(
+                f"the number of best frames must be 1 or more, not {best}"
+            )
+        chosen = best_frames(found, best, min_separation=min_separation)
+        why = "ranked"
+    else:
+        missing = [n for n in frames if n not in ranked]
+        if missing:
+            span = f"{found.first_frame}-{found.last_frame}"
+            raise BadInputError(
+                f"track {stored.label} of {stored.video} has no face on frame "
+                f"{missing[0]} (its faces are on frames {span}, sampled every "
+                f"{stored.params.get('every', 1)} frames; `xfr case tracks --json` "
+                "lists them)"
+            )
+        chosen = [ranked[n] for n in dict.fromkeys(frames)]
+        why = "examiner"
+    video = case.videos.video(stored.video)
+    path = case.videos.video_path(video)
+    new_frames = []
+    for choice in chosen:
+        recorded = choice.face.frame
+        rgb, ref = extract_frame(
+            path, frame_number=recorded.frame_number, stream=recorded.stream_index
+        )
+        if ref.frame_sha256 != recorded.frame_sha256:
+            raise BadInputError(
+                f"frame {recorded.frame_number} of {video.mark} decodes to other "
+                "pixels than when it was tracked (another decoder?); track the "
+                "video again"
+            )
+        new_frames.append(
+            NewFrame(
+                rgb=rgb,
+                ref=ref,
+                track_id=stored.id,
+                selection={
+                    "chosen_by": why,
+                    "rank": choice.rank,
+                    "of": len(ranked),
+                    "ranking": choice.to_dict(),
+                    "track": stored.label,
+                    "run": stored.run,
+                },
+            )
+        )
+    added = case.videos.add_frames(video.mark, new_frames)
+    detector = stored.params.get("detector", "hog")
+    for exhibit, choice in zip(added, chosen, strict=True):
+        case.set_faces(
+            exhibit.mark,
+            [choice.face.to_face()],
+            detector=f"{detector}, {video.mark} track {stored.label} run {stored.run}",
+        )
+    return added
+
+
+def check_frames(case: Case, mark: str | None = None) -> list[FrameCheck]:
+    """Every frame exhibit (of video ``mark``) decoded again and compared."""
+    return [case.videos.check_frame(f.mark) for f in case.videos.frames(mark)]

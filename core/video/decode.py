@@ -35,6 +35,14 @@ if TYPE_CHECKING:
 _NOT_VIDEO_DEMUXERS = frozenset(
     {"image2", "image2pipe", "tty", "gif", "apng", "webp", "ico", "bmp"}
 )
+# File name endings intake reads as video (the containers the bundled FFmpeg opens).
+VIDEO_SUFFIXES = frozenset(
+    {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mts", ".m2ts", ".ts", ".3gp"}
+)
+# ISO base media brands of still images (HEIC, AVIF): "ftyp" but not a video.
+_STILL_BRANDS = frozenset(
+    {b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis"}
+)
 # How a video container begins: a file that starts like one but cannot be opened is
 # damaged or truncated, not "not a video".
 _VIDEO_SIGNATURES = (
@@ -235,7 +243,17 @@ def _looks_like_video(path: Path) -> bool:
             head = handle.read(16)
     except OSError:
         return False
+    if head[4:8] == b"ftyp" and head[8:12] in _STILL_BRANDS:
+        return False
     return any(head[at : at + len(sig)] == sig for at, sig in _VIDEO_SIGNATURES)
+
+
+def is_video_file(path: str | Path) -> bool:
+    """Whether intake should treat ``path`` as a video: it begins like a video
+    container, or is named like one (so that a damaged video is refused as a
+    damaged video, not as "not an image")."""
+    path = Path(path)
+    return path.suffix.lower() in VIDEO_SUFFIXES or _looks_like_video(path)
 
 
 def _reason(error: BaseException) -> str:

@@ -1,0 +1,569 @@
+"""Video exhibits, the face tracks found in them, and the frames taken from them.
+
+A video is stored byte-identical like any image (``evidence/<sha256>``, read-only)
+and gets a mark of its own (V1, V2, ...).  Tracking a video is recorded as a *run*
+of tracks (``tracks``; re-tracking with other settings adds a run, never replaces
+one).  A frame the examiner takes from a video becomes an ordinary image exhibit
+(Q… or K…, the video's role), so detection, comparison, explanation and the report
+treat it like a still; its evidence file is a lossless PNG of the decoded pixels, and
+its ``frames`` row records where it came from: the video's SHA-256, the stream, the
+frame number, the presentation timestamp, the wall-clock time when the container
+carries one, the decoder, and the SHA-256 of the decoded RGB24 bytes.  ``check_frame``
+decodes the frame from the stored video again and compares those hashes.
+
+This module is storage: tracks are kept as the plain JSON the tracker wrote
+(``core.video.tracks`` reads them back); finding them is ``core.case.workflow``'s.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from core.case import state as bound
+from core.case.intake import commit_evidence, remove_partial, removing_on_failure
+from core.case.layout import EVIDENCE, PARTIAL_SUFFIX
+from core.case.records import (
+    CaseError,
+    Exhibit,
+    Video,
+    _malformed_as_case_error,
+    json_default,
+    now,
+    video_from_row,
+)
+from core.errors import BadInputError, printable
+from core.imageio import load_image
+from core.video.decode import extract_frame
+from core.video.provenance import FrameRef, rgb_sha256
+
+if TYPE_CHECKING:
+    from core.case.store import Case
+
+TRACK_PREFIX = "T"
+
+
+@dataclass(frozen=True)
+class VideoFrame:
+    """Where a frame exhibit came from: enough to decode it again and compare."""
+
+    mark: str  # the frame's own exhibit mark (Q3, K2)
+    video: str  # the video's mark (V1)
+    video_sha256: str
+    stream_index: int
+    frame_number: int  # from 0, in presentation order
+    pts: int | None
+    time_base: str  # "num/den" seconds per pts tick
+    seconds: float | None
+    wall_clock: str | None
+    frame_sha256: str  # of the decoded RGB24 bytes
+    decoder: str
+    track: str | None  # "T2" (of run 1) when taken from a track
+    track_run: int | None
+    selection: Mapping[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """One line for the examiner: "frame 41 of V1 (4.100 s, stream 0)"."""
+        when = "" if self.seconds is None else f"{self.seconds:.3f} s, "
+        return (
+            f"frame {self.frame_number} of {self.video} ({when}stream "
+            f"{self.stream_index})"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "selection": dict(self.selection)}
+
+
+@dataclass(frozen=True)
+class StoredTrack:
+    """One face track of a tracking run, as stored."""
+
+    id: int
+    video: str  # the video's mark
+    run: int
+    number: int
+    params: Mapping[str, Any]  # how the run was made (sampling, detector, model…)
+    content: Mapping[str, Any]  # the tracker's own record of the track (JSON)
+    created: str
+    created_by: str
+
+    @property
+    def label(self) -> str:
+        return f"{TRACK_PREFIX}{self.number}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.__dict__,
+            "label": self.label,
+            "params": dict(self.params),
+            "content": dict(self.content),
+        }
+
+
+@dataclass(frozen=True)
+class NewFrame:
+    """A decoded frame to add as an exhibit: its pixels and where they came from."""
+
+    rgb: np.ndarray = field(repr=False)  # (height, width, 3) uint8
+    ref: FrameRef
+    track_id: int | None = None
+    selection: Mapping[str, Any] = field(default_factory=dict)  # rank, score, why
+
+
+@dataclass(frozen=True)
+class FrameCheck:
+    """A frame decoded again from its video and compared with what was recorded."""
+
+    mark: str
+    intact: bool
+    problems: tuple[str, ...]
+    recorded_sha256: str
+    extracted_sha256: str | None  # None when it could not be extracted
+    stored_sha256: str | None  # of the stored PNG's pixels
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@_malformed_as_case_error("tracks")
+def _track_from_row(row: Any) -> StoredTrack:
+    return StoredTrack(
+        id=row["id"],
+        video=row["video_mark"],
+        run=row["run"],
+        number=row["number"],
+        params=json.loads(row["params"]),
+        content=json.loads(row["content"]),
+        created=row["created"],
+        created_by=row["created_by"],
+    )
+
+
+@_malformed_as_case_error("frames")
+def _frame_from_row(row: Any) -> VideoFrame:
+    return VideoFrame(
+        mark=row["mark"],
+        video=row["video_mark"],
+        video_sha256=row["video_sha256"],
+        stream_index=row["stream_index"],
+        frame_number=row["frame_number"],
+        pts=row["pts"],
+        time_base=row["time_base"],
+        seconds=row["seconds"],
+        wall_clock=row["wall_clock"],
+        frame_sha256=row["frame_sha256"],
+        decoder=row["decoder"],
+        track=None if row["track_number"] is None else f"T{row['track_number']}",
+        track_run=row["track_run"],
+        selection=json.loads(row["selection"]),
+    )
+
+
+_FRAME_QUERY = (
+    "SELECT frames.*, exhibits.mark AS mark, videos.mark AS video_mark, "
+    "videos.sha256 AS video_sha256, tracks.number AS track_number, "
+    "tracks.run AS track_run FROM frames "
+    "JOIN exhibits ON exhibits.id = frames.exhibit_id "
+    "JOIN videos ON videos.id = frames.video_id "
+    "LEFT JOIN tracks ON tracks.id = frames.track_id"
+)
+_TRACK_QUERY = (
+    "SELECT tracks.*, videos.mark AS video_mark FROM tracks "
+    "JOIN videos ON videos.id = tracks.video_id"
+)
+
+
+class CaseVideos:
+    """The video exhibits of one open case, their tracks and their frames."""
+
+    def __init__(self, case: Case) -> None:
+        self.case = case
+
+    # -- storage -------------------------------------------------------------------
+    def _has_tables(self) -> bool:
+        """An older case opened read-only is not migrated: it has no video tables."""
+        return "videos" in bound.present_tables(self.case._db.execute)
+
+    def _checked(self, table: str, rows: Sequence[Any]) -> list[Any]:
+        # every row read is checked against the audit log, as exhibits are
+        return list(self.case._audited.checked(table, rows))
+
+    def _writable(self) -> None:
+        if self.case.read_only:
+            raise CaseError("the case is open read-only", self.case.folder)
+
+    # -- videos --------------------------------------------------------------------
+    def videos(self, role: str | None = None) -> list[Video]:
+        if not self._has_tables():
+            return []
+        sql = "SELECT * FROM videos" + (" WHERE role = ?" if role else "")
+        rows = self.case._db.execute(sql + " ORDER BY id", (role,) if role else ())
+        return [video_from_row(r) for r in self._checked("videos", list(rows))]
+
+    def video(self, mark: str) -> Video:
+        found = [v for v in self.videos() if v.mark == mark.strip().upper()]
+        if not found:
+            marks = ", ".join(v.mark for v in self.videos()) or "none yet"
+            raise BadInputError(f"no video {mark!r} in this case (videos: {marks})")
+        return found[0]
+
+    def video_path(self, video: Video) -> Path:
+        return self.case.folder / EVIDENCE / video.sha256
+
+    def video_stream(self, video: Video, stream: int | None = None) -> int:
+        """The stream to read: ``stream`` if the video has it, else its first."""
+        indices = [int(s["index"]) for s in video.info.get("streams", [])]
+        if not indices:
+            raise CaseError(f"video {video.mark} records no video stream")
+        if stream is None:
+            return indices[0]
+        if stream not in indices:
+            listed = ", ".join(map(str, indices))
+            raise BadInputError(
+                f"video {video.mark} has no video stream {stream} (streams: {listed})"
+            )
+        return stream
+
+    # -- tracks --------------------------------------------------------------------
+    def record_tracks(
+        self,
+        mark: str,
+        tracks: Sequence[Mapping[str, Any]],
+        params: Mapping[str, Any],
+    ) -> list[StoredTrack]:
+        """Store one tracking run of video ``mark``: ``tracks`` are the tracker's
+        records (numbered 1, 2, ... in order), ``params`` how they were found."""
+        self._writable()
+        video = self.video(mark)
+        run = 1 + max((t.run for t in self._all_tracks(video.mark)), default=0)
+        stamp = now()
+        params_text = json.dumps(params, default=json_default, sort_keys=True)
+        with self.case._change(
+            "tracks.record",
+            {
+                "video": video.mark,
+                "run": run,
+                "params": dict(params),
+                "tracks": [
+                    {
+                        "track": f"{TRACK_PREFIX}{number}",
+                        "faces": len(track.get("faces", ())),
+                        "first_frame": track.get("first_frame"),
+                        "last_frame": track.get("last_frame"),
+                    }
+                    for number, track in enumerate(tracks, start=1)
+                ],
+            },
+        ) as db:
+            for number, track in enumerate(tracks, start=1):
+                db.execute(
+                    "INSERT INTO tracks (video_id, run, number, params, content, "
+                    "created, created_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        video.id,
+                        run,
+                        number,
+                        params_text,
+                        json.dumps(track, default=json_default, sort_keys=True),
+                        stamp,
+                        self.case.user,
+                    ),
+                )
+        return self.tracks(video.mark, run=run)
+
+    def _all_tracks(self, mark: str) -> list[StoredTrack]:
+        if not self._has_tables():
+            return []
+        rows = self.case._db.execute(
+            _TRACK_QUERY + " WHERE videos.mark = ? ORDER BY tracks.run, tracks.number",
+            (mark.strip().upper(),),
+        )
+        return [_track_from_row(r) for r in self._checked("tracks", list(rows))]
+
+    def runs(self, mark: str) -> list[int]:
+        return sorted({t.run for t in self._all_tracks(self.video(mark).mark)})
+
+    def tracks(self, mark: str, *, run: int | None = None) -> list[StoredTrack]:
+        """The tracks of video ``mark`` from run ``run`` (default: the latest)."""
+        every = self._all_tracks(self.video(mark).mark)
+        if not every:
+            return []
+        wanted = max(t.run for t in every) if run is None else run
+        chosen = [t for t in every if t.run == wanted]
+        if not chosen:
+            runs = ", ".join(str(r) for r in sorted({t.run for t in every}))
+            raise BadInputError(
+                f"video {mark} has no tracking run {run} (runs: {runs})"
+            )
+        return chosen
+
+    def track(
+        self, mark: str, label: str | int, *, run: int | None = None
+    ) -> StoredTrack:
+        """Track ``T2`` (or ``2``) of video ``mark``'s latest run (or ``run``)."""
+        text = str(label).strip().upper().removeprefix(TRACK_PREFIX)
+        tracks = self.tracks(mark, run=run)
+        if not tracks:
+            raise BadInputError(
+                f"video {mark} has not been tracked yet (run `xfr case tracks` first)"
+            )
+        for track in tracks:
+            if text == str(track.number):
+                return track
+        listed = ", ".join(t.label for t in tracks)
+        raise BadInputError(
+            f"no track {label!r} in video {mark}'s run {tracks[0].run} "
+            f"(tracks: {listed})"
+        )
+
+    # -- frames --------------------------------------------------------------------
+    def add_frames(self, mark: str, frames: Sequence[NewFrame]) -> list[Exhibit]:
+        """Add decoded frames of video ``mark`` as image exhibits of its role.
+
+        Each frame's pixels are checked against its recorded hash and against the
+        video's hash before anything is stored; all frames go in one transaction,
+        or none.  A frame whose pixels are already an exhibit is refused.
+        """
+        self._writable()
+        video = self.video(mark)
+        if not frames:
+            raise BadInputError("no frames to add")
+        track_ids = {t.id for t in self._all_tracks(video.mark)}
+        known = {
+            r["sha256"]: r["mark"]
+            for r in self.case._db.execute("SELECT sha256, mark FROM exhibits")
+        }
+        staged: list[tuple[Path, str, int, NewFrame]] = []
+        try:
+            for frame in frames:
+                self._check_new_frame(video, frame, track_ids)
+                data = _png_bytes(frame.rgb)
+                sha256 = _sha256(data)
+                if sha256 in known:
+                    raise BadInputError(
+                        f"frame {frame.ref.frame_number} of {video.mark} is already "
+                        f"in the case as {known[sha256]} (same pixels)"
+                    )
+                known[sha256] = f"frame {frame.ref.frame_number} of this addition"
+                partial = (
+                    self.case.folder / EVIDENCE / f"{uuid.uuid4().hex}{PARTIAL_SUFFIX}"
+                )
+                try:
+                    with open(partial, "xb") as writer:
+                        writer.write(data)
+                except OSError as error:
+                    remove_partial(partial)
+                    raise BadInputError(
+                        f"cannot store frame {frame.ref.frame_number} in the case "
+                        f"({error.strerror})",
+                        self.case.folder,
+                    ) from None
+                staged.append((partial, sha256, len(data), frame))
+            new_files: list[Path] = []
+            for partial, sha256, _size, frame in staged:
+                target = self.case.folder / EVIDENCE / sha256
+                existed = target.exists()
+                commit_evidence(
+                    self.case.folder,
+                    partial,
+                    sha256,
+                    Path(f"{video.mark} frame {frame.ref.frame_number}"),
+                )
+                if not existed:
+                    new_files.append(target)
+        finally:
+            for partial, *_ in staged:
+                remove_partial(partial)
+        marks = self.case._next_marks(video.role, len(staged))
+        stamp = now()
+        entries = [
+            {
+                "mark": new_mark,
+                "role": video.role,
+                "sha256": sha256,
+                "video": video.mark,
+                "frame": frame.ref.to_dict(),
+                "track_id": frame.track_id,
+                "selection": dict(frame.selection),
+            }
+            for new_mark, (_p, sha256, _s, frame) in zip(marks, staged, strict=True)
+        ]
+        with (
+            removing_on_failure(new_files),
+            self.case._change(
+                "frames.add", {"video": video.mark, "frames": entries}
+            ) as db,
+        ):
+            for new_mark, (_p, sha256, size, frame) in zip(marks, staged, strict=True):
+                height, width = frame.rgb.shape[:2]
+                stem = Path(video.original_name).stem
+                name = printable(f"{stem} frame {frame.ref.frame_number}.png")
+                cursor = db.execute(
+                    "INSERT INTO exhibits (mark, role, sha256, original_name, "
+                    "size, format, width, height, exif_orientation, exif, note, "
+                    "intake_time, intake_user) VALUES "
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        new_mark,
+                        video.role,
+                        sha256,
+                        name,
+                        size,
+                        "PNG",
+                        width,
+                        height,
+                        1,
+                        "{}",
+                        f"frame {frame.ref.frame_number} of video {video.mark}",
+                        stamp,
+                        self.case.user,
+                    ),
+                )
+                ref = frame.ref
+                db.execute(
+                    "INSERT INTO frames (exhibit_id, video_id, track_id, stream_index, "
+                    "frame_number, pts, time_base, seconds, wall_clock, frame_sha256, "
+                    "decoder, selection) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        cursor.lastrowid,
+                        video.id,
+                        frame.track_id,
+                        ref.stream_index,
+                        ref.frame_number,
+                        ref.pts,
+                        str(ref.time_base),
+                        ref.seconds,
+                        ref.wall_clock,
+                        ref.frame_sha256,
+                        ref.decoder,
+                        json.dumps(dict(frame.selection), default=json_default),
+                    ),
+                )
+        return [self.case.exhibit(m) for m in marks]
+
+    @staticmethod
+    def _check_new_frame(video: Video, frame: NewFrame, track_ids: set[int]) -> None:
+        ref = frame.ref
+        if ref.video_sha256 != video.sha256:
+            raise BadInputError(
+                f"frame {ref.frame_number} was not decoded from {video.mark} "
+                "(the video's SHA-256 differs)"
+            )
+        rgb = np.ascontiguousarray(frame.rgb)
+        if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise BadInputError(f"frame {ref.frame_number} is not an RGB image")
+        if rgb_sha256(rgb.tobytes()) != ref.frame_sha256:
+            raise BadInputError(
+                f"frame {ref.frame_number}'s pixels do not match their recorded SHA-256"
+            )
+        if frame.track_id is not None and frame.track_id not in track_ids:
+            raise BadInputError(
+                f"track id {frame.track_id} is not a track of {video.mark}"
+            )
+
+    def frame(self, mark: str) -> VideoFrame | None:
+        """Where exhibit ``mark`` came from, or None if it is not a video frame."""
+        if not self._has_tables():
+            return None
+        rows = list(
+            self.case._db.execute(
+                _FRAME_QUERY + " WHERE exhibits.mark = ?", (mark.upper(),)
+            )
+        )
+        found = [_frame_from_row(r) for r in self._checked("frames", rows)]
+        return found[0] if found else None
+
+    def frames(self, video: str | None = None) -> list[VideoFrame]:
+        """Every frame exhibit (of ``video``), in the order they were added."""
+        if not self._has_tables():
+            return []
+        sql, params = _FRAME_QUERY, ()
+        if video is not None:
+            sql, params = sql + " WHERE videos.mark = ?", (self.video(video).mark,)
+        rows = list(self.case._db.execute(sql + " ORDER BY frames.exhibit_id", params))
+        return [_frame_from_row(r) for r in self._checked("frames", rows)]
+
+    def check_frame(self, mark: str) -> FrameCheck:
+        """Decode frame exhibit ``mark`` again from the stored video (by frame
+        number, and by its timestamp) and compare the pixels' SHA-256 with the
+        recorded one and with the stored PNG's."""
+        frame = self.frame(mark)
+        if frame is None:
+            raise BadInputError(f"exhibit {mark} is not a frame of a video")
+        video = self.video(frame.video)
+        problems: list[str] = []
+        extracted: str | None = None
+        path = self.video_path(video)
+        try:
+            _rgb, by_number = extract_frame(
+                path, frame_number=frame.frame_number, stream=frame.stream_index
+            )
+            extracted = by_number.frame_sha256
+            if extracted != frame.frame_sha256:
+                decoder = (
+                    ""
+                    if by_number.decoder == frame.decoder
+                    else f" (decoded with {by_number.decoder}, recorded with "
+                    f"{frame.decoder}: another decoder may round colours otherwise)"
+                )
+                problems.append(
+                    f"frame {frame.frame_number} decoded from {video.mark} now has "
+                    f"other pixels than recorded{decoder}"
+                )
+            if frame.pts is not None:
+                _rgb, by_pts = extract_frame(
+                    path, pts=frame.pts, stream=frame.stream_index
+                )
+                if by_pts.frame_sha256 != frame.frame_sha256:
+                    problems.append(
+                        f"the frame shown at pts {frame.pts} of {video.mark} is not "
+                        "the recorded one"
+                    )
+        except BadInputError as error:
+            problems.append(f"cannot decode it from {video.mark}: {error.reason}")
+        stored: str | None = None
+        exhibit = self.case.exhibit(frame.mark)
+        try:
+            stored = rgb_sha256(
+                np.ascontiguousarray(
+                    load_image(self.case.evidence_path(exhibit)).rgb
+                ).tobytes()
+            )
+            if stored != frame.frame_sha256:
+                problems.append(
+                    f"the stored image of {frame.mark} does not hold the recorded "
+                    "pixels"
+                )
+        except BadInputError as error:
+            problems.append(
+                f"the stored image of {frame.mark} cannot be read: {error.reason}"
+            )
+        return FrameCheck(
+            frame.mark,
+            not problems,
+            tuple(problems),
+            frame.frame_sha256,
+            extracted,
+            stored,
+        )
+
+
+def _png_bytes(rgb: np.ndarray) -> bytes:
+    """A lossless PNG of the decoded pixels (8-bit RGB, no metadata)."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb), "RGB").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
