@@ -75,14 +75,15 @@ def figure_text(value: QualityValue) -> str:
 
 
 def _figure(number: float, unit: str) -> str:
+    # round() rather than the format's own rounding, which prints -0.3 as "-0"
     if unit == "deg":
-        return f"{number:.0f}°"
+        return f"{round(number)}°"
     if unit == "px":
-        return f"{number:.0f} px"
+        return f"{round(number)} px"
     if unit == "fraction 0-1":
-        return f"{100 * number:.0f} %"
+        return f"{round(100 * number)} %"
     if unit == "1-100" or unit == "0-255":
-        return f"{number:.0f}"
+        return f"{round(number)}"
     return f"{number:.2f}"
 
 

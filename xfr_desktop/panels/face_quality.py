@@ -3,8 +3,9 @@
 The figures are measured by ``core.quality`` on the evidence's pixels, so they are
 computed in a TaskRunner worker (``measure_faces``), never on the UI thread, and
 kept per face id (a corrected face is a new record with a new id, so it is
-measured again).  The rating is written out in words and marked by a shape as well
-as a colour (Okabe-Ito's colour-blind-safe palette), never colour alone.
+measured again).  The rating is written out in words and marked by a shape (the
+row's icon: circle, triangle, square) as well as a colour (Okabe-Ito's
+colour-blind-safe palette), never by colour alone.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from core.quality import FaceQuality, all_measures, figure_text, rate
 # distinct under the common colour-vision deficiencies; the words and shapes carry
 # the rating on their own.
 RATING_COLOURS = {"good": "#0072B2", "limited": "#E69F00", "poor": "#D55E00"}
-RATING_MARKS = {"good": "●", "limited": "▲", "poor": "■"}
 PENDING_TEXT = "quality: measuring…"
 
 Measured = dict[int, FaceQuality | str]  # face id -> figures, or why not
@@ -49,19 +49,22 @@ def measure_faces(
 
 
 def short_reason(reasons: tuple[str, ...]) -> str:
-    """The worst reason, and how many more (the tree row is narrow)."""
+    """The worst reason on two short lines (the figure, then its bound), and how
+    many more: tree rows do not wrap and the panel may be 200 px wide."""
     if not reasons:
         return ""
-    more = f" (+{len(reasons) - 1} more)" if len(reasons) > 1 else ""
-    return reasons[0] + more
+    figure, _, bound = reasons[0].partition(" (")
+    more = f" +{len(reasons) - 1} more" if len(reasons) > 1 else ""
+    return f"{figure}\n({bound}{more}" if bound else figure + more
 
 
 def row_text(quality: FaceQuality | str) -> str:
-    """The face row's quality line(s): ``▲ quality: limited`` and its reason."""
+    """The face row's quality lines: ``quality: limited`` and its worst reason
+    (the row's icon gives the rating's shape and colour)."""
     if isinstance(quality, str):
         return "quality: not measured (see tooltip)"
     rating = quality.summary.rating
-    line = f"{RATING_MARKS[rating]} quality: {rating}"
+    line = f"quality: {rating}"
     reason = short_reason(quality.summary.reasons)
     return f"{line}\n{reason}" if reason else line
 
