@@ -11,6 +11,7 @@ colour-blind-safe palette), never by colour alone.
 from __future__ import annotations
 
 import html
+import textwrap
 from collections.abc import Callable
 
 from core import wording
@@ -24,6 +25,7 @@ from core.quality import FaceQuality, all_measures, figure_text, rate
 # the rating on their own.
 RATING_COLOURS = {"good": "#0072B2", "limited": "#E69F00", "poor": "#D55E00"}
 PENDING_TEXT = "quality: measuring…"
+ROW_CHARS = 20  # what a face row of the narrowest panel shows without eliding
 
 Measured = dict[int, FaceQuality | str]  # face id -> figures, or why not
 
@@ -49,13 +51,12 @@ def measure_faces(
 
 
 def short_reason(reasons: tuple[str, ...]) -> str:
-    """The worst reason on two short lines (the figure, then its bound), and how
-    many more: tree rows do not wrap and the panel may be 200 px wide."""
+    """The worst reason, and how many more, in lines of at most ``ROW_CHARS``:
+    tree rows do not re-wrap when the panel (200 px at the least) is resized."""
     if not reasons:
         return ""
-    figure, _, bound = reasons[0].partition(" (")
     more = f" +{len(reasons) - 1} more" if len(reasons) > 1 else ""
-    return f"{figure}\n({bound}{more}" if bound else figure + more
+    return textwrap.fill(reasons[0] + more, ROW_CHARS, break_on_hyphens=False)
 
 
 def row_text(quality: FaceQuality | str) -> str:
