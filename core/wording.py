@@ -167,3 +167,39 @@ READINGS = {
         "'different people'; white or uncoloured regions had little influence."
     ),
 }
+
+# ---- face image quality in the report's per-image analysis (issue 20 item 3) -------
+QUALITY_HEADING = "Image quality measured for each face"
+QUALITY_INTRO = (
+    "For each face used, the software measured the image conditions in the spirit "
+    "of ISO/IEC 29794-5 (face image quality). Each figure describes the image, not "
+    "the person. The ratings good, limited and poor apply this software's stated "
+    "conventions, which are not validated limits; they do not replace the "
+    "examiner's own analysis of suitability above."
+)
+QUALITY_DEFINITIONS_HEADING = "Definitions of the quality measures"
+QUALITY_NO_THRESHOLD = "no threshold"
+QUALITY_NOT_AVAILABLE = "not available"
+QUALITY_UTILITY_WITHHELD = (
+    "The model's embedding length (its utility proxy) is left out for this face: "
+    "it is an output of the model, and a comparison with this face is still masked "
+    "(sequential unmasking)."
+)
+QUALITY_RATING_WORDS = {
+    "good": "good",
+    "limited": "limited",
+    "poor": "poor",
+}
+
+
+def quality_sentence(label: str, rating: str, reasons: tuple[str, ...]) -> str:
+    """The summary sentence of one face's image conditions, as the report and the
+    GUI print it."""
+    words = QUALITY_RATING_WORDS.get(rating, rating)
+    if not reasons:
+        return f"Face {label}: the image conditions are {words}."
+    return f"Face {label}: the image conditions are {words} ({'; '.join(reasons)})."
+
+
+def quality_not_measured(label: str, reason: str) -> str:
+    return f"Face {label}: the image quality could not be measured: {reason}."

@@ -23,6 +23,8 @@ from core.quality.summary import (
     QualitySummary,
     QualityThreshold,
     assess,
+    figure_text,
+    rate,
     summarise,
 )
 
@@ -38,7 +40,9 @@ __all__ = [
     "assess",
     "check_face_input",
     "describe",
+    "figure_text",
     "get",
+    "rate",
     "register",
     "summarise",
 ]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 import numpy as np
 
@@ -28,6 +28,8 @@ from core.errors import BadInputError
 Better = Literal["higher", "lower", "nearer zero", "neither"]
 
 MIN_IMAGE_SIDE = 16  # px; below this no face region can be measured at all
+
+Derived = TypeVar("Derived")
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,23 @@ class FaceInput:
     # orientation): the file's 8x8 JPEG block grid is then not known on them.
     blocks_aligned: bool = True
     name: str = "face"  # what messages name, e.g. "Q1 (cctv.jpg)"
+    # What several measures derive from the same face (the head-pose solution, the
+    # grey aligned face region) is computed once per FaceInput and kept here; not
+    # a field of the face (no init, no comparison), and `dataclasses.replace` gives
+    # the new face an empty one, so a cached result always belongs to these fields.
+    _derived: dict[str, Any] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def derived(self, key: str, compute: Callable[[FaceInput], Derived]) -> Derived:
+        """``compute(self)``, computed on the first call for ``key`` only.
+
+        The face's arrays are taken as they are when first asked: a caller that
+        changes ``rgb`` in place afterwards must build a new FaceInput.
+        """
+        if key not in self._derived:
+            self._derived[key] = compute(self)
+        return self._derived[key]  # type: ignore[no-any-return]
 
     @property
     def points5(self) -> np.ndarray:

@@ -60,8 +60,16 @@ def eye_line_roll(face: FaceInput) -> tuple[float | None, str]:
     return math.degrees(math.atan2(-dy, dx)), ""
 
 
-def head_pose(face: FaceInput) -> tuple[tuple[float, float, float] | None, str]:
-    """(yaw, pitch, roll) in degrees, or None and why."""
+HeadPose = tuple[tuple[float, float, float] | None, str]
+
+
+def head_pose(face: FaceInput) -> HeadPose:
+    """(yaw, pitch, roll) in degrees, or None and why; solved once per face, as
+    yaw, pitch and roll are three figures of one template fit."""
+    return face.derived("head_pose", _solve_head_pose)
+
+
+def _solve_head_pose(face: FaceInput) -> HeadPose:
     if face.landmarks68 is not None:
         indices = tuple(FACE_TEMPLATE_MM)
         image_points = np.asarray(face.landmarks68, float)[list(indices)]

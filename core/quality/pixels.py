@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from core.faces.align import dlib_chip_transform
+from core.faces.align import ChipTransform, dlib_chip_transform
 from core.quality.base import ComputedMeasure, FaceInput, register
 
 REGION_SIZE = 128  # px, side of the aligned face region
@@ -44,9 +44,35 @@ IJG_LUMINANCE = np.array(
 
 
 def face_region(face: FaceInput) -> tuple[np.ndarray, np.ndarray]:
-    """(grey region as float 0-255, boolean mask of the pixels inside the image)."""
-    transform = dlib_chip_transform(face.points5, size=REGION_SIZE, padding=0.0)
-    grey = cv2.cvtColor(np.ascontiguousarray(face.rgb), cv2.COLOR_RGB2GRAY)
+    """(grey region as float 0-255, boolean mask of the pixels inside the image).
+
+    Warped once per face and shared by sharpness, exposure, contrast and clipping
+    (read-only arrays, as every measure reads the same copy).
+    """
+    return face.derived("face_region", _warp_face_region)
+
+
+def _region_transform(face: FaceInput) -> ChipTransform:
+    return face.derived(
+        "region_transform",
+        lambda f: dlib_chip_transform(f.points5, size=REGION_SIZE, padding=0.0),
+    )
+
+
+def _grey(face: FaceInput) -> np.ndarray:
+    """The whole evidence image in grey (uint8), converted once per face."""
+
+    def convert(f: FaceInput) -> np.ndarray:
+        grey = cv2.cvtColor(np.ascontiguousarray(f.rgb), cv2.COLOR_RGB2GRAY)
+        grey.setflags(write=False)
+        return grey
+
+    return face.derived("grey", convert)
+
+
+def _warp_face_region(face: FaceInput) -> tuple[np.ndarray, np.ndarray]:
+    transform = _region_transform(face)
+    grey = _grey(face)
     size = (REGION_SIZE, REGION_SIZE)
     region = cv2.warpAffine(
         grey.astype(np.float32), transform.image_to_chip, size, flags=cv2.INTER_LINEAR
@@ -59,7 +85,10 @@ def face_region(face: FaceInput) -> tuple[np.ndarray, np.ndarray]:
         borderMode=cv2.BORDER_CONSTANT,
         borderValue=0.0,
     )
-    return region.astype(float), inside > 0.999
+    region64, mask = region.astype(float), inside > 0.999
+    region64.setflags(write=False)
+    mask.setflags(write=False)
+    return region64, mask
 
 
 def _region_or_reason(
@@ -113,7 +142,7 @@ def clipped_share(face: FaceInput) -> tuple[float | None, str]:
 def _face_box(face: FaceInput) -> np.ndarray | None:
     """The evidence's own grey pixels in the face region's bounding box, with the
     box's top-left corner snapped to the file's 8x8 block grid."""
-    transform = dlib_chip_transform(face.points5, size=REGION_SIZE, padding=0.0)
+    transform = _region_transform(face)
     corners = transform.to_image(
         np.array([[0, 0], [REGION_SIZE, 0], [0, REGION_SIZE], [REGION_SIZE] * 2])
     )
@@ -124,8 +153,8 @@ def _face_box(face: FaceInput) -> np.ndarray | None:
     bottom = min(height, int(np.ceil(corners[:, 1].max())))
     if right - left < MIN_BLOCK_REGION or bottom - top < MIN_BLOCK_REGION:
         return None
-    box = np.ascontiguousarray(face.rgb[top:bottom, left:right])
-    return cv2.cvtColor(box, cv2.COLOR_RGB2GRAY).astype(float)
+    # grey is per pixel, so the whole image's grey cut to the box is the box's grey
+    return _grey(face)[top:bottom, left:right].astype(float)
 
 
 def _boundary_ratio(grey: np.ndarray) -> float:

@@ -68,15 +68,22 @@ class QualityThreshold:
         )
 
 
+def figure_text(value: QualityValue) -> str:
+    """The figure as the summary's reasons print it ("43 px", "-9°", "0 %"), or
+    "-" when it is not available."""
+    return "-" if value.value is None else _figure(value.value, value.unit)
+
+
 def _figure(number: float, unit: str) -> str:
+    # round() rather than the format's own rounding, which prints -0.3 as "-0"
     if unit == "deg":
-        return f"{number:.0f}°"
+        return f"{round(number)}°"
     if unit == "px":
-        return f"{number:.0f} px"
+        return f"{round(number)} px"
     if unit == "fraction 0-1":
-        return f"{100 * number:.0f} %"
+        return f"{round(100 * number)} %"
     if unit == "1-100" or unit == "0-255":
-        return f"{number:.0f}"
+        return f"{round(number)}"
     return f"{number:.2f}"
 
 
@@ -197,6 +204,20 @@ def summarise(
     found.sort(key=lambda item: -RATINGS.index(item[0]))
     rating = max((r for r, _ in found), key=RATINGS.index, default="good")
     return QualitySummary(rating, tuple(reason for _, reason in found))
+
+
+def rate(
+    value: QualityValue, thresholds: Sequence[QualityThreshold] = THRESHOLDS
+) -> Rating | None:
+    """The rating of one figure on its own (the worst of its thresholds); None when
+    the figure is not available or no threshold applies to its measure."""
+    if value.value is None:
+        return None
+    mine = [t for t in thresholds if t.measure == value.measure]
+    if not mine:
+        return None
+    number = value.value
+    return max((t.level(number) for t in mine), key=RATINGS.index)
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,7 @@ from core.report.examination_content import (
     ExaminationContent,
     gather_examination,
 )
+from core.report.quality_content import FaceQualityContent, gather_quality
 from core.version import __version__, source_commit
 
 Selection = list[tuple[Comparison, list[StoredExplanation]]]
@@ -326,6 +327,8 @@ class ReportContent:
     software_version: str = __version__
     source_commit: str = field(default_factory=source_commit)
     examination: ExaminationContent | None = None  # the examiner's ACE-V records
+    # the image quality of each current face compared (the per-image analysis)
+    quality: tuple[FaceQualityContent, ...] = ()
 
     @property
     def current(self) -> tuple[ComparisonContent, ...]:
@@ -388,6 +391,7 @@ def gather_content(
         signature_note=request.signature_note,
         timestamp_note=request.timestamp_note,
         examination=gather_examination(case, [c for c, _ in selection]),
+        quality=gather_quality(case, [c for c, _ in selection], request.model),
     )
 
 

@@ -1,25 +1,30 @@
 """Exhibits of the open case: thumbnails, marks, hashes, faces; drop files to add.
 
-Each exhibit lists its faces (with where they came from) and the faces the examiner
-rejected, greyed.  The context menu (and a double-click) asks for the face steps
-(place, correct, reject, reset, restore) through signals: the window confirms and
-the case controller does them, undoably.
+Each exhibit lists its faces (with where they came from and their image quality,
+measured in a worker: ``xfr_desktop.panels.face_quality``) and the faces the
+examiner rejected, greyed.  The context menu (and a double-click) asks for the face
+steps (place, correct, reject, reset, restore) through signals: the window confirms
+and the case controller does them, undoably.
 """
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QPoint, QSize, Qt, Signal
+from PySide6.QtCore import QPoint, QPointF, QSize, Qt, Signal
 from PySide6.QtGui import (
     QBrush,
+    QColor,
     QDragEnterEvent,
     QDropEvent,
     QIcon,
     QImage,
+    QPainter,
     QPalette,
     QPixmap,
+    QPolygonF,
 )
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -41,6 +46,8 @@ from core.case import workflow
 from core.case.records import CaseFace
 from core.case.store import Case
 from core.errors import BadInputError
+from core.quality import FaceQuality
+from xfr_desktop.panels import face_quality
 from xfr_desktop.workers import TaskRunner
 
 THUMBNAIL = 72
@@ -69,6 +76,29 @@ def to_pixmap(rgb: np.ndarray) -> QPixmap:
     height, width = rgb.shape[:2]
     image = QImage(rgb.data, width, height, 3 * width, QImage.Format.Format_RGB888)
     return QPixmap.fromImage(image.copy())  # copy: the numpy buffer may go away
+
+
+def rating_icon(rating: str, size: int = 14) -> QIcon:
+    """The rating's shape in its colour (circle, triangle, square): the shape and
+    the row's words say it without the colour."""
+    pixmap = QPixmap(size, size)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    colour = QColor(face_quality.RATING_COLOURS[rating])
+    painter.setBrush(colour)
+    painter.setPen(colour.darker(150))
+    edge = size - 2.0
+    if rating == "good":
+        painter.drawEllipse(1, 1, int(edge), int(edge))
+    elif rating == "limited":
+        painter.drawPolygon(
+            QPolygonF([QPointF(size / 2, 1), QPointF(edge + 1, edge), QPointF(1, edge)])
+        )
+    else:
+        painter.drawRect(2, 2, size - 4, size - 4)
+    painter.end()
+    return QIcon(pixmap)
 
 
 def files_in(paths: list[str]) -> list[str]:
@@ -126,11 +156,23 @@ class ExhibitsPanel(QWidget):
         self._pixmaps: dict[str, QPixmap] = {}
         self._thumbs = TaskRunner(self)
         self._thumbs.result.connect(self._on_thumbnails)
+        # face id -> its quality (or why not): measured once per face record
+        self.qualities: face_quality.Measured = {}
+        self._measuring: set[int] = set()
+        self._measurer = TaskRunner(self)
+        self._measurer.result.connect(self._on_qualities)
+        self._measurer.finished.connect(self._measuring.clear)
 
     # ---- content -------------------------------------------------------------------
     def set_case(self, case: Case | None) -> None:
         self.case = case
         self._pixmaps.clear()
+        # another case (or none): thumbnails and figures still being made are not
+        # its own (thumbnails are keyed by mark, which every case starts at Q1)
+        self._thumbs.cancel()
+        self._measurer.cancel()
+        self._measuring.clear()
+        self.qualities = {}
         self.refresh()
 
     def refresh(self) -> None:
@@ -180,7 +222,10 @@ class ExhibitsPanel(QWidget):
                 top.addChild(item)
                 shown = sorted(faces + rejected, key=lambda f: f.face_index)
                 for face in shown:
-                    item.addChild(self._face_item(face, role, reasons, greyed))
+                    child = self._face_item(face, role, reasons, greyed)
+                    if not face.rejected:
+                        self._show_quality(child, face)
+                    item.addChild(child)
                 if not faces:
                     child = QTreeWidgetItem([NO_FACE_TEXT])
                     child.setFlags(Qt.ItemFlag.ItemIsEnabled)
@@ -197,6 +242,29 @@ class ExhibitsPanel(QWidget):
         self.tree.expandAll()
         if missing:
             self._thumbs.start(workflow.evidence_thumbnails, case, missing, THUMBNAIL)
+        unmeasured = [f.id for f in case.faces() if f.id not in self.qualities]
+        if unmeasured and not set(unmeasured) <= self._measuring:
+            self._measuring = set(unmeasured)
+            self._measurer.start(face_quality.measure_faces, case, unmeasured)
+
+    def _show_quality(self, child: QTreeWidgetItem, face: CaseFace) -> None:
+        """The face row's quality line, rating icon and figures tooltip."""
+        found = self.qualities.get(face.id)
+        text = child.text(0)
+        if found is None:
+            child.setText(0, f"{text}\n{face_quality.PENDING_TEXT}")
+            return
+        child.setText(0, f"{text}\n{face_quality.row_text(found)}")
+        if isinstance(found, FaceQuality):
+            child.setIcon(0, rating_icon(found.summary.rating))
+        recorded = html.escape(child.toolTip(0))
+        child.setToolTip(
+            0, f"<p>{recorded}</p>" + face_quality.tooltip(face.label, found)
+        )
+
+    def _on_qualities(self, found: face_quality.Measured) -> None:
+        self.qualities.update(found)
+        self.refresh()
 
     @staticmethod
     def _face_item(
@@ -362,3 +430,4 @@ class ExhibitsPanel(QWidget):
 
     def shutdown(self) -> None:
         self._thumbs.shutdown()
+        self._measurer.shutdown()

@@ -6,10 +6,13 @@ from __future__ import annotations
 from reportlab.lib.units import mm
 from reportlab.platypus import CondPageBreak, Flowable
 
+from core import wording
 from core.case.acev import FEATURES, SUITABILITY
+from core.quality import all_measures, figure_text, rate
 from core.report.content import ReportContent
 from core.report.examination_content import EARLIER_FACE, NOT_RECORDED, AnalysisRow
 from core.report.layout import TEXT_WIDTH, Styles, table
+from core.report.quality_content import FaceQualityContent
 
 name = "analysis"
 
@@ -65,7 +68,11 @@ def lay_out(content: ReportContent, styles: Styles) -> list[Flowable]:
     exam = content.examination
     rows = list(exam.analyses) if exam else []
     if not rows:
-        return [*story, styles.p(f"Analysis: {NOT_RECORDED} (no faces).")]
+        return [
+            *story,
+            styles.p(f"Analysis: {NOT_RECORDED} (no faces)."),
+            *lay_out_quality(content, styles),
+        ]
     widths = [20 * mm, 28 * mm, 52 * mm, 48 * mm]
     widths.append(TEXT_WIDTH - sum(widths))
     for role in ("examiner", "verifier"):
@@ -78,4 +85,65 @@ def lay_out(content: ReportContent, styles: Styles) -> list[Flowable]:
             for h in ("Face", "Suitability", "Reasons", "Components", "By, when")
         ]
         story.append(table([header, *[_row(r, styles) for r in mine]], widths))
+    return [*story, *lay_out_quality(content, styles)]
+
+
+# ---- the image quality of each face (issue 20 item 3) -----------------------------
+def _quality_rows(item: FaceQualityContent, styles: Styles) -> list[list[object]]:
+    rows: list[list[object]] = []
+    for value in item.values:
+        rating = rate(value)
+        if value.value is None:
+            shown = f"{wording.QUALITY_NOT_AVAILABLE}: {value.note}"
+        else:
+            shown = figure_text(value)
+        rows.append(
+            [
+                styles.p(value.name, styles.small),
+                styles.p(styles.u(shown), styles.small),
+                styles.p(value.unit, styles.small),
+                styles.p(
+                    f"<b>{rating}</b>" if rating else wording.QUALITY_NO_THRESHOLD,
+                    styles.small,
+                ),
+            ]
+        )
+    return rows
+
+
+def lay_out_quality(content: ReportContent, styles: Styles) -> list[Flowable]:
+    """Per face used: its figures (measure, value, unit, rating) and the summary
+    sentence; the measures' definitions once after the last face."""
+    if not content.quality:
+        return []
+    story: list[Flowable] = [
+        CondPageBreak(50 * mm),
+        styles.p(wording.QUALITY_HEADING, styles.h2),
+        styles.p(wording.QUALITY_INTRO),
+    ]
+    widths = [52 * mm, 60 * mm, 26 * mm]
+    widths.append(TEXT_WIDTH - sum(widths))
+    header = [styles.p(h, styles.small) for h in ("Measure", "Value", "Unit", "Rating")]
+    for item in content.quality:
+        label = item.face.label
+        if item.quality is None:
+            story.append(
+                styles.p(styles.u(wording.quality_not_measured(label, item.problem)))
+            )
+            continue
+        summary = item.quality.summary
+        story.append(CondPageBreak(40 * mm))
+        sentence = wording.quality_sentence(label, summary.rating, summary.reasons)
+        story.append(styles.p(styles.u(sentence, bold=True)))
+        story.append(table([header, *_quality_rows(item, styles)], widths))
+        if item.masked:
+            story.append(styles.p(wording.QUALITY_UTILITY_WITHHELD, styles.small))
+    story.append(styles.p(wording.QUALITY_DEFINITIONS_HEADING, styles.h2))
+    for measure in all_measures():
+        story.append(
+            styles.p(
+                f"<b>{measure.name}</b> ({measure.unit}): {measure.definition}.",
+                styles.small,
+            )
+        )
     return story
