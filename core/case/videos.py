@@ -485,7 +485,8 @@ class CaseVideos:
         """Every frame exhibit (of ``video``), in the order they were added."""
         if not self._has_tables():
             return []
-        sql, params = _FRAME_QUERY, ()
+        sql = _FRAME_QUERY
+        params: tuple[str, ...] = ()
         if video is not None:
             sql, params = sql + " WHERE videos.mark = ?", (self.video(video).mark,)
         rows = list(self.case._db.execute(sql + " ORDER BY frames.exhibit_id", params))

@@ -245,6 +245,8 @@ def _looks_like_video(path: Path) -> bool:
         return False
     if head[4:8] == b"ftyp" and head[8:12] in _STILL_BRANDS:
         return False
+    if head[:4] == b"RIFF" and head[8:12] != b"AVI ":  # WebP and WAV are RIFF too
+        return False
     return any(head[at : at + len(sig)] == sig for at, sig in _VIDEO_SIGNATURES)
 
 
