@@ -102,7 +102,9 @@ def degrade(rgb: np.ndarray, face: Face, condition: str) -> tuple[np.ndarray, Fa
     if condition.startswith("JPEG"):
         buffer = io.BytesIO()
         Image.fromarray(rgb).save(buffer, "JPEG", quality=JPEG_QUALITY)
-        return np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")), face
+        return np.asarray(
+            Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+        ), face
     raise ValueError(condition)
 
 
@@ -152,9 +154,7 @@ def run_condition(
             print(f"  {condition}: {number}/{len(paths)}", file=sys.stderr)
         rgb, face = degrade(load_image(path).rgb, faces[path], condition)
         chips.append(chip_for_model(rgb, face, model.preprocessing).chip)
-        quality = assess(
-            FaceInput(rgb=rgb, bbox=face.bbox, landmarks5=face.landmarks5)
-        )
+        quality = assess(FaceInput(rgb=rgb, bbox=face.bbox, landmarks5=face.landmarks5))
         ied.append(figure_of(quality, "inter_eye_distance") or np.nan)
         sharpness.append(figure_of(quality, "sharpness") or np.nan)
         if len(chips) == 32:
@@ -234,8 +234,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"conditions": rows, "by_band": bands.to_dict(),
                           "failed": failed, "seconds": seconds}, indent=2))  # fmt: skip
         return 0
-    print(f"LFW pairs.txt, folds 1-{args.folds}: {len(usable)} of {len(pairs)} pairs "
-          f"usable ({len(failed)} images without a detected face); {DEFAULT_MODEL_ID}")  # fmt: skip
+    print(f"LFW pairs.txt, folds 1-{args.folds}: {len(usable)} of {len(pairs)} "
+          f"pairs usable ({len(failed)} images without a detected face); "
+          f"{DEFAULT_MODEL_ID}")  # fmt: skip
     print()
     print("| condition | median IED (px) | median sharpness | genuine + impostor "
           "| EER | ROC AUC |")  # fmt: skip

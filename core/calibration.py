@@ -61,11 +61,12 @@ from __future__ import annotations
 
 import bisect
 import copy
+import itertools
 import json
 import math
 import platform
-from dataclasses import asdict, dataclass, field, fields, replace
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -490,9 +491,10 @@ def quality_cautions(
     (none inside it), or the one caution that the calibration does not record them.
 
     The bounds are inclusive: a figure equal to the 5th or 95th percentile is
-    inside.  Angles are compared by size and only above the range: a face nearer
-    frontal than the reference faces is not a caution.  A figure beyond the minimum or maximum is outside everything the
-    calibration saw; one between them and the percentile is rare in it.
+    inside.  A figure beyond the minimum or maximum is outside everything the
+    calibration saw; one between them and the percentile is rare in it.  Angles
+    are compared by size and only above the range: a face nearer frontal than the
+    reference faces is not a caution.
     """
     distribution = calibration.quality
     if distribution is None:
@@ -575,7 +577,7 @@ def parse_bands(text: str | None, measure: str) -> tuple[float, ...]:
         raise BadInputError(
             f"--bands {text!r} gives no finite edge, e.g. --bands 16,24,32,48"
         )
-    if any(b <= a for a, b in zip(edges, edges[1:], strict=False)):
+    if any(b <= a for a, b in itertools.pairwise(edges)):
         raise BadInputError(
             f"--bands {text!r}: the edges must increase, e.g. --bands 16,24,32,48"
         )
@@ -600,7 +602,7 @@ def band_limits(
     """The bands of ``edges``: below the first, between neighbours, from the last
     on; each [low, high), None for an open end."""
     ends: list[float | None] = [None, *edges, None]
-    return list(zip(ends[:-1], ends[1:], strict=True))
+    return list(itertools.pairwise(ends))
 
 
 def band_index(value: float, edges: Sequence[float]) -> int:
@@ -695,7 +697,7 @@ class QualityBands:
 
 
 def split_by_band(
-    scores: Sequence[float],
+    scores: Sequence[float] | np.ndarray,
     pair_values: Sequence[float | None],
     edges: Sequence[float],
 ) -> list[np.ndarray]:
@@ -708,9 +710,9 @@ def split_by_band(
 
 
 def fit_banded_calibration(
-    genuine_scores: Sequence[float],
+    genuine_scores: Sequence[float] | np.ndarray,
     genuine_values: Sequence[float | None],
-    impostor_scores: Sequence[float],
+    impostor_scores: Sequence[float] | np.ndarray,
     impostor_values: Sequence[float | None],
     *,
     measure: str,

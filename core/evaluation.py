@@ -86,9 +86,10 @@ class VerificationReport:
 
     def to_dict(self) -> dict:
         data = asdict(self)
-        data["by_quality"] = None if self.by_quality is None else self.by_quality.to_dict()
         if self.by_quality is None:
             del data["by_quality"]
+        else:
+            data["by_quality"] = self.by_quality.to_dict()
         return data
 
     def summary(self) -> str:
@@ -174,9 +175,9 @@ class QualityBandReport:
 
 
 def figures_by_band(
-    genuine_scores: Sequence[float],
+    genuine_scores: Sequence[float] | np.ndarray,
     genuine_values: Sequence[float | None],
-    impostor_scores: Sequence[float],
+    impostor_scores: Sequence[float] | np.ndarray,
     impostor_values: Sequence[float | None],
     *,
     measure: str,

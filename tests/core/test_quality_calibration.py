@@ -99,9 +99,7 @@ def test_cautions_exactly_outside_the_range(calibration):
     assert "higher than 95 %" in quality_cautions(calibration, face(139.0))[0]
 
 
-def test_old_files_load_and_say_the_conditions_are_not_recorded(
-    calibration, tmp_path
-):
+def test_old_files_load_and_say_the_conditions_are_not_recorded(calibration, tmp_path):
     data = calibration.to_dict()
     data["format_version"] = 1
     del data["quality"]
@@ -220,8 +218,7 @@ def test_figures_by_band_by_hand():
     assert report.pairs_without_quality == 1
     assert report.lines()[1:] == [
         "  below 20 px: 2 genuine + 2 impostor pairs; EER 50.00 %, ROC AUC 0.7500",
-        "  20 px and above: 2 genuine + 1 impostor pairs; EER 0.00 %, "
-        "ROC AUC 1.0000",
+        "  20 px and above: 2 genuine + 1 impostor pairs; EER 0.00 %, ROC AUC 1.0000",
     ]
     empty = figures_by_band(
         [0.9], [30.0], [0.2], [30.0], measure="inter_eye_distance",
