@@ -226,3 +226,19 @@ def test_figures_by_band_by_hand():
     )  # fmt: skip
     assert empty.bands[0].eer is None
     assert empty.bands[0].line().endswith("EER and AUC need pairs of both kinds")
+
+
+def test_the_shipped_calibration_records_its_reference_faces():
+    shipped = load_calibration(
+        calibration_module.default_calibration_path("dlib-resnet-v1")
+    )
+    recorded = shipped.quality
+    assert recorded is not None and recorded.faces == 2636  # 2646 less 10 no-face
+    ied = recorded.get("inter_eye_distance")
+    assert ied is not None and 30 < ied.p5 < ied.p50 < ied.p95 < 50
+    assert shipped.bands is None
+    assert quality_cautions(shipped, face(ied.p50, sharpness=0.02)) == ()
+    (caution,) = quality_cautions(shipped, face(10.0, sharpness=0.02))
+    assert caution.startswith(
+        "The questioned face's inter-eye distance (10 px) is below every face"
+    )
