@@ -11,7 +11,7 @@ on the degraded image, so that what changes is the model's input and not whether
 the detector still finds the face (as when an examiner places the points):
 
 * ``original``;
-* ``IED N px`` (N = 48, 32, 24, 16): the whole image downscaled (OpenCV area
+* ``IED N px`` (N = 48, 32, 24, 16, 12, 8): the whole image downscaled (OpenCV area
   interpolation) so that the inter-eye distance measured on the original becomes
   N px, the landmarks scaled with it, *not* upscaled back: the aligner resamples
   the small face to the model's 150x150 chip, as it does for a small CCTV face (an
@@ -59,13 +59,13 @@ from core.quality import FaceInput, assess
 from core.quality.geometry import INTER_EYE_DISTANCE
 
 PAIRS_PER_FOLD = 600
-IED_TARGETS = (48, 32, 24, 16)
+IED_TARGETS = (48, 32, 24, 16, 12, 8)
 BLUR_SIGMA = 2.0
 JPEG_QUALITY = 20
-# Pooled bands centred on the conditions (16, 24, 32 px and the originals at about
+# Pooled bands centred on the conditions (8, 12, 16, 24, 32 px; originals at about
 # 41 px): a downscaled face measures within a fraction of a pixel of its target, so
 # edges *at* the targets would split each condition over two bands.
-POOLED_EDGES = (20.0, 28.0, 36.0)
+POOLED_EDGES = (10.0, 14.0, 20.0, 28.0, 36.0)
 CONDITIONS = (
     "original",
     *(f"IED {n} px" for n in IED_TARGETS),

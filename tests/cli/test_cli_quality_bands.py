@@ -116,3 +116,41 @@ def test_calibrate_records_the_quality_and_refuses_small_bands(tiny, tmp_path, c
         "pairs; a band needs at least 20 of each"
     ) in err
     assert str(tiny) in err
+
+
+@pytest.mark.slow
+@pytest.mark.dlib
+def test_by_quality_measures_real_faces(tmp_path, astronaut_rgb, capsys):
+    """The real pipeline: faces detected and measured; a pair with a half-size
+    copy falls in the band of that copy's (half) inter-eye distance."""
+    from PIL import Image
+
+    from core.faces.detect import find_faces
+    from core.imageio import load_image
+    from core.quality import FaceInput, get
+
+    full = Image.fromarray(astronaut_rgb)
+    half = full.resize((full.width // 2, full.height // 2), Image.Resampling.LANCZOS)
+    for person, images in (("a", (full, half)), ("b", (full.transpose(0), half))):
+        (tmp_path / person).mkdir()
+        for number, image in enumerate(images):
+            image.save(tmp_path / person / f"{number}.png")
+    found = find_faces(load_image(tmp_path / "a" / "0.png"))[0]
+    ied = (
+        get("inter_eye_distance")
+        .measure(FaceInput(astronaut_rgb, found.bbox, found.landmarks5))
+        .value
+    )
+    assert ied is not None
+    edge = f"{0.75 * ied:.1f}"  # between the half and the full size
+    code = main(["eval", "verification", "--data", str(tmp_path), "--device", "cpu",
+                 "--by-quality", "inter_eye_distance", "--bands", edge,
+                 "--json"])  # fmt: skip
+    assert code == EXIT_OK
+    report = json.loads(capsys.readouterr().out)
+    bands = report["by_quality"]
+    assert bands["pairs_without_quality"] == 0
+    low, high = bands["bands"]
+    # genuine: full with half, twice; impostor: full-full once, three with a half
+    assert (low["genuine_pairs"], low["impostor_pairs"]) == (2, 3)
+    assert (high["genuine_pairs"], high["impostor_pairs"]) == (0, 1)
