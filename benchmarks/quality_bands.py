@@ -21,7 +21,10 @@ the detector still finds the face (as when an examiner places the points):
 
 Each condition's embeddings and quality figures are cached in ``--cache`` (one
 ``.npz`` per condition and weights), so a rerun only prints.  Printed: per
-condition the median inter-eye distance and sharpness, EER and ROC AUC; then all
+condition the median inter-eye distance and sharpness, EER and ROC AUC, the
+shipped calibration's Cllr / Cllr_min on the condition's pairs and the share of
+faces whose IED is below its reference faces' 5th percentile (those get an IED
+caution, ``core.calibration.quality_cautions``); then all
 conditions pooled and split by the pair's worse inter-eye distance (bands
 :data:`POOLED_EDGES`) with
 ``core.evaluation.figures_by_band`` (what ``xfr eval verification --by-quality
@@ -42,7 +45,12 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from core.calibration import figure_of, worse_value
+from core.calibration import (
+    calibration_for,
+    check_calibration,
+    figure_of,
+    worse_value,
+)
 from core.cli.common import load_model
 from core.evaluation import (
     equal_error_rate,
@@ -198,6 +206,10 @@ def main(argv: list[str] | None = None) -> int:
     faces, failed = detect_all(images)
     model = load_model(DEFAULT_MODEL_ID, "cpu")
     usable = [p for p in pairs if p.first in faces and p.second in faces]
+    shipped = calibration_for(model.model_id, model.weights_sha256)
+    assert shipped is not None and shipped.quality is not None
+    reference_ied = shipped.quality.get("inter_eye_distance")
+    assert reference_ied is not None
     rows = []
     pooled: dict[str, list] = {"g": [], "gv": [], "i": [], "iv": []}
     for condition in CONDITIONS:
@@ -216,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
             pooled[kind].append(score)
             pooled[kind + "v"].append(worse)
         eer, _ = equal_error_rate(np.array(genuine), np.array(impostor))
+        check = check_calibration(shipped, genuine, impostor, condition)
+        ieds = np.array([figures["ied"][p] for p in faces])
         rows.append(
             {
                 "condition": condition,
@@ -227,6 +241,12 @@ def main(argv: list[str] | None = None) -> int:
                 "impostor_pairs": len(impostor),
                 "eer": eer,
                 "roc_auc": roc_auc(np.array(genuine), np.array(impostor)),
+                # the shipped calibration (fitted on undegraded LFW faces) on them
+                "cllr": check.cllr,
+                "cllr_min": check.cllr_min,
+                "faces_below_calibration_p5_ied": float(
+                    np.mean(ieds < reference_ied.p5)
+                ),
             }
         )
     bands = figures_by_band(
@@ -243,15 +263,22 @@ def main(argv: list[str] | None = None) -> int:
           f"pairs usable ({len(failed)} images without a detected face); "
           f"{DEFAULT_MODEL_ID}")  # fmt: skip
     print()
+    print(
+        f"shipped calibration's reference faces: IED 5th percentile "
+        f"{reference_ied.p5:.1f} px, smallest {reference_ied.minimum:.1f} px"
+    )
+    print()
     print("| condition | median IED (px) | median sharpness | genuine + impostor "
-          "| EER | ROC AUC |")  # fmt: skip
-    print("|---|---:|---:|---:|---:|---:|")
+          "| EER | ROC AUC | Cllr (shipped calibration) | Cllr_min "
+          "| faces cautioned for IED |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         print(
             f"| {row['condition']} | {row['median_ied_px']:.1f} | "
             f"{row['median_sharpness']:.4f} | {row['genuine_pairs']} + "
             f"{row['impostor_pairs']} | {100 * row['eer']:.2f} % | "
-            f"{row['roc_auc']:.4f} |"
+            f"{row['roc_auc']:.4f} | {row['cllr']:.3f} | {row['cllr_min']:.3f} | "
+            f"{100 * row['faces_below_calibration_p5_ied']:.0f} % |"
         )
     print()
     print("All conditions pooled, by the pair's worse inter-eye distance:")
