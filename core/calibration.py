@@ -41,26 +41,48 @@ The verbal equivalents follow the ENFSI Guideline for Evaluative Reporting in
 Forensic Science (European Network of Forensic Science Institutes, 2015), table of
 verbal equivalents, see :func:`verbal_scale`.
 
+Image conditions (format version 2).  A calibration describes the scores of the
+faces it was fitted on, so it also records their *quality distribution*
+(:class:`QualityDistribution`: per measure of :mod:`core.quality`, the minimum, 5th,
+50th and 95th percentile and maximum over the reference faces, and how many faces):
+:func:`quality_cautions` then says in plain words when a questioned or reference
+face lies outside the 5th-95th percentile range of the faces the LR was fitted on.
+A calibration may also hold one calibration per *quality band*
+(:class:`QualityBands`, ``xfr calibrate --by-quality``): a pair is put in the band
+of the *worse* of its two faces, because the worse face limits what the score can
+say.  Version 1 files (no quality section) still load; their cautions say that the
+image conditions are not recorded.
+
 Only numpy is needed to load and evaluate a logistic calibration; ``lir`` is imported
 when fitting (and to refit a KDE calibration).
 """
 
 from __future__ import annotations
 
+import bisect
+import copy
+import itertools
 import json
 import math
 import platform
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from core import __version__
+from core import __version__, wording
 from core.errors import BadInputError
 
+if TYPE_CHECKING:  # core.quality pulls in OpenCV: imported where it is used
+    from core.quality import FaceQuality
+
 FORMAT = "xfr-calibration"
-FORMAT_VERSION = 1
+# 2: the quality distribution of the reference faces and optional quality bands
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 METHODS = ("logistic", "kde")
 SCORE_KINDS = ("cosine",)
 LN10 = math.log(10.0)
@@ -150,6 +172,10 @@ class Calibration:
     lir_version: str
     # only for methods that are refitted on load (kde): the training scores
     training_scores: dict | None = None
+    # image conditions of the reference faces (None: not recorded, version 1 files)
+    quality: QualityDistribution | None = None
+    # one calibration per quality band of the worse face of a pair (None: one for all)
+    bands: QualityBands | None = None
     _fitted: object = field(default=None, init=False, repr=False, compare=False)
 
     # -- evaluation ---------------------------------------------------------------
@@ -207,15 +233,47 @@ class Calibration:
                 path,
             )
 
+    # -- quality bands ------------------------------------------------------------
+    def for_faces(
+        self,
+        questioned: FaceQuality | None = None,
+        reference: FaceQuality | None = None,
+    ) -> tuple[Calibration, QualityBand | None]:
+        """The calibration that applies to a pair of faces, and its band.
+
+        With bands, the band of the worse of the two faces' figures (a face whose
+        figure is not known is left out); without bands, or when neither figure is
+        known, this calibration over all bands (band None).
+        """
+        if self.bands is None:
+            return self, None
+        value = worse_value(
+            self.bands.measure,
+            [figure_of(face, self.bands.measure) for face in (questioned, reference)],
+        )
+        if value is None:
+            return self, None
+        band = self.bands.band_of(value)
+        return band.calibration, band
+
     # -- JSON -----------------------------------------------------------------------
     def to_dict(self) -> dict:
-        data = {"format": FORMAT, "format_version": FORMAT_VERSION}
-        data.update(asdict(self))
+        data: dict[str, Any] = {"format": FORMAT, "format_version": FORMAT_VERSION}
+        # field by field, not asdict(): that would also copy the nested band
+        # calibrations' fitted KDEs
+        data.update(
+            {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self)}
+        )
         data.pop("_fitted", None)
         data["score_range"] = list(self.score_range)
         data["llr_bounds"] = list(self.llr_bounds)
         if data["training_scores"] is None:
             del data["training_scores"]
+        data["quality"] = None if self.quality is None else self.quality.to_dict()
+        if self.bands is None:
+            del data["bands"]
+        else:
+            data["bands"] = self.bands.to_dict()
         return data
 
     @classmethod
@@ -225,7 +283,7 @@ class Calibration:
 
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise bad(f"'format' is not {FORMAT!r}")
-        if data.get("format_version") != FORMAT_VERSION:
+        if data.get("format_version") not in READABLE_VERSIONS:
             raise bad(f"unsupported format_version {data.get('format_version')!r}")
         try:
             method = str(data["method"])
@@ -250,6 +308,16 @@ class Calibration:
                 software_version=str(data["software_version"]),
                 lir_version=str(data.get("lir_version", "")),
                 training_scores=data.get("training_scores"),
+                quality=(
+                    None
+                    if data.get("quality") is None
+                    else QualityDistribution.from_dict(data["quality"])
+                ),
+                bands=(
+                    None
+                    if data.get("bands") is None
+                    else QualityBands.from_dict(data["bands"], path)
+                ),
             )
         except KeyError as error:
             raise bad(f"field {error.args[0]!r} is missing") from None
@@ -279,6 +347,428 @@ class Calibration:
             ):
                 raise bad("a kde calibration needs its training_scores")
         return calibration
+
+
+# ---- image conditions of the reference set ------------------------------------------
+# The measures recorded for the reference faces: cheap once a face is found, and the
+# ones that most change a model's scores (resolution, pose, blur, exposure, JPEG).
+DISTRIBUTION_MEASURES = (
+    "inter_eye_distance",
+    "yaw",
+    "pitch",
+    "sharpness",
+    "exposure",
+    "contrast",
+    "blockiness",
+    "truncation",
+)
+# Angles are recorded and compared as their size (a face turned 30° left is as far
+# from frontal as one turned 30° right).
+ABSOLUTE_MEASURES = ("yaw", "pitch", "roll", "eye_line_roll")
+PERCENTILES = (5.0, 50.0, 95.0)
+
+
+def figure_of(face: FaceQuality | None, measure: str) -> float | None:
+    """The face's figure for ``measure`` (its size for angles), None if unknown."""
+    if face is None:
+        return None
+    try:
+        value = face.value(measure)
+    except KeyError:
+        return None
+    if value is None or not math.isfinite(value):
+        return None
+    return abs(value) if measure in ABSOLUTE_MEASURES else float(value)
+
+
+@dataclass(frozen=True)
+class MeasureDistribution:
+    """One measure over the reference faces (angles: their absolute values)."""
+
+    measure: str  # core.quality measure id
+    name: str
+    unit: str
+    absolute: bool  # the figures are |value| (angles)
+    faces: int  # faces with this figure
+    minimum: float
+    p5: float
+    p50: float
+    p95: float
+    maximum: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MeasureDistribution:
+        return cls(
+            measure=str(data["measure"]),
+            name=str(data["name"]),
+            unit=str(data["unit"]),
+            absolute=bool(data["absolute"]),
+            faces=int(data["faces"]),
+            minimum=float(data["minimum"]),
+            p5=float(data["p5"]),
+            p50=float(data["p50"]),
+            p95=float(data["p95"]),
+            maximum=float(data["maximum"]),
+        )
+
+
+@dataclass(frozen=True)
+class QualityDistribution:
+    """The image conditions of the faces a calibration was fitted on."""
+
+    faces: int  # reference faces measured
+    measures: tuple[MeasureDistribution, ...]
+    source: str = ""  # how the faces were measured (software, detector)
+
+    def get(self, measure: str) -> MeasureDistribution | None:
+        return next((m for m in self.measures if m.measure == measure), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "faces": self.faces,
+            "source": self.source,
+            "measures": [m.to_dict() for m in self.measures],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> QualityDistribution:
+        return cls(
+            faces=int(data["faces"]),
+            measures=tuple(MeasureDistribution.from_dict(m) for m in data["measures"]),
+            source=str(data.get("source", "")),
+        )
+
+
+def quality_distribution(
+    qualities: Sequence[FaceQuality],
+    measures: Sequence[str] = DISTRIBUTION_MEASURES,
+    source: str = "",
+) -> QualityDistribution:
+    """Min / 5th / 50th / 95th percentile / max of each measure over ``qualities``
+    (percentiles linearly interpolated, numpy's default); a measure no face has a
+    figure for is left out."""
+    recorded = []
+    for measure in measures:
+        figures = [
+            v for face in qualities if (v := figure_of(face, measure)) is not None
+        ]
+        if not figures:
+            continue
+        example = next(
+            value
+            for face in qualities
+            for value in face.values
+            if value.measure == measure
+        )
+        p5, p50, p95 = (float(v) for v in np.percentile(figures, PERCENTILES))
+        recorded.append(
+            MeasureDistribution(
+                measure=measure,
+                name=example.name,
+                unit=example.unit,
+                absolute=measure in ABSOLUTE_MEASURES,
+                faces=len(figures),
+                minimum=float(min(figures)),
+                p5=p5,
+                p50=p50,
+                p95=p95,
+                maximum=float(max(figures)),
+            )
+        )
+    return QualityDistribution(len(qualities), tuple(recorded), source)
+
+
+def quality_cautions(
+    calibration: Calibration,
+    questioned: FaceQuality | None = None,
+    reference: FaceQuality | None = None,
+) -> tuple[str, ...]:
+    """Plain-words cautions for an LR of this pair of faces: one per figure of either
+    face outside the 5th-95th percentile range of the calibration's reference faces
+    (none inside it), or the one caution that the calibration does not record them.
+
+    The bounds are inclusive: a figure equal to the 5th or 95th percentile is
+    inside.  A figure beyond the minimum or maximum is outside everything the
+    calibration saw; one between them and the percentile is rare in it.  Angles
+    are compared by size and only above the range: a face nearer frontal than the
+    reference faces is not a caution.
+    """
+    distribution = calibration.quality
+    if distribution is None:
+        return (wording.CALIBRATION_CONDITIONS_NOT_RECORDED,)
+    cautions = []
+    for role, face in (("questioned", questioned), ("reference", reference)):
+        for recorded in distribution.measures:
+            value = figure_of(face, recorded.measure)
+            if value is None:
+                continue
+            if value < recorded.p5 and not recorded.absolute:
+                beyond = value < recorded.minimum
+                bound = recorded.minimum if beyond else recorded.p5
+                side = "below"
+            elif value > recorded.p95:
+                beyond = value > recorded.maximum
+                bound = recorded.maximum if beyond else recorded.p95
+                side = "above"
+            else:
+                continue
+            cautions.append(
+                wording.calibration_range_caution(
+                    role,
+                    recorded.name,
+                    recorded.unit,
+                    recorded.absolute,
+                    value,
+                    side,
+                    beyond,
+                    bound,
+                )
+            )
+    return tuple(cautions)
+
+
+# ---- quality bands --------------------------------------------------------------
+# Fewer pairs of either kind than this in a band and its fit (and its EER) would
+# rest on a handful of faces: the band is refused.
+MIN_BAND_PAIRS = 20
+# ``--by-quality MEASURE`` without ``--bands``: the issue's inter-eye distances, and
+# yaw in the steps of the quality summary's conventions.
+DEFAULT_BANDS: dict[str, tuple[float, ...]] = {
+    "inter_eye_distance": (16.0, 24.0, 32.0, 48.0),
+    "yaw": (10.0, 20.0, 30.0, 45.0),
+    "pitch": (10.0, 20.0, 35.0),
+}
+
+
+def band_measure(measure: str) -> str:
+    """Check that ``measure`` can band pairs: a registered measure with a worse
+    side (not mean luminance, whose middle is best)."""
+    from core.quality import get
+
+    found = get(measure)  # unknown: one line naming the known ones
+    if found.better == "neither" and measure not in ABSOLUTE_MEASURES:
+        raise BadInputError(
+            f"quality measure '{measure}' has no worse side ({found.name}: a middle "
+            "value is best), so pairs cannot be banded by it; choose another measure"
+        )
+    return measure
+
+
+def parse_bands(text: str | None, measure: str) -> tuple[float, ...]:
+    """``--bands 16,24,32,48`` -> the band edges, strictly increasing (None: the
+    measure's default edges)."""
+    if text is None:
+        if measure not in DEFAULT_BANDS:
+            raise BadInputError(
+                f"--by-quality {measure} needs --bands EDGE,EDGE,... (default edges "
+                f"exist only for {', '.join(DEFAULT_BANDS)})"
+            )
+        return DEFAULT_BANDS[measure]
+    try:
+        edges = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise BadInputError(
+            f"--bands {text!r} is not a list of numbers, e.g. --bands 16,24,32,48"
+        ) from None
+    if not edges or not all(math.isfinite(e) for e in edges):
+        raise BadInputError(
+            f"--bands {text!r} gives no finite edge, e.g. --bands 16,24,32,48"
+        )
+    if any(b <= a for a, b in itertools.pairwise(edges)):
+        raise BadInputError(
+            f"--bands {text!r}: the edges must increase, e.g. --bands 16,24,32,48"
+        )
+    return edges
+
+
+def worse_value(measure: str, values: Sequence[float | None]) -> float | None:
+    """The worse of the known figures (angles already absolute): the smaller when
+    higher is better, else the larger; None when none is known."""
+    from core.quality import get
+
+    known = [float(v) for v in values if v is not None]
+    if not known:
+        return None
+    higher_better = get(measure).better == "higher"
+    return min(known) if higher_better else max(known)
+
+
+def band_limits(
+    edges: Sequence[float],
+) -> list[tuple[float | None, float | None]]:
+    """The bands of ``edges``: below the first, between neighbours, from the last
+    on; each [low, high), None for an open end."""
+    ends: list[float | None] = [None, *edges, None]
+    return list(itertools.pairwise(ends))
+
+
+def band_index(value: float, edges: Sequence[float]) -> int:
+    """Which band of :func:`band_limits` holds ``value`` (a value on an edge belongs
+    to the band above it)."""
+    return bisect.bisect_right(list(edges), value)
+
+
+def band_label(low: float | None, high: float | None, unit: str) -> str:
+    """``"below 16 px"``, ``"16-24 px"``, ``"48 px and above"``."""
+    suffix = f" {unit}" if unit in ("px", "deg") else ""
+
+    def number(x: float) -> str:
+        return f"{x:g}"
+
+    if low is None and high is None:
+        return "all"
+    if low is None:
+        return f"below {number(high)}{suffix}"  # type: ignore[arg-type]
+    if high is None:
+        return f"{number(low)}{suffix} and above"
+    return f"{number(low)}-{number(high)}{suffix}"
+
+
+@dataclass(frozen=True)
+class QualityBand:
+    """One band of a banded calibration: [low, high) of the worse face's figure."""
+
+    low: float | None
+    high: float | None
+    label: str
+    calibration: Calibration
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "low": self.low,
+            "high": self.high,
+            "label": self.label,
+            "calibration": self.calibration.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class QualityBands:
+    """One calibration per band of one quality measure."""
+
+    measure: str
+    unit: str
+    edges: tuple[float, ...]
+    bands: tuple[QualityBand, ...]  # len(edges) + 1, in order
+    rule: str = "the worse of the two faces of a pair"
+
+    def band_of(self, value: float) -> QualityBand:
+        return self.bands[band_index(value, self.edges)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "measure": self.measure,
+            "unit": self.unit,
+            "edges": list(self.edges),
+            "rule": self.rule,
+            "bands": [band.to_dict() for band in self.bands],
+        }
+
+    @classmethod
+    def from_dict(
+        cls, data: dict[str, Any], path: str | Path | None = None
+    ) -> QualityBands:
+        edges = tuple(float(e) for e in data["edges"])
+        bands = tuple(
+            QualityBand(
+                low=None if b["low"] is None else float(b["low"]),
+                high=None if b["high"] is None else float(b["high"]),
+                label=str(b["label"]),
+                calibration=Calibration.from_dict(b["calibration"], path),
+            )
+            for b in data["bands"]
+        )
+        if len(bands) != len(edges) + 1:
+            raise BadInputError(
+                f"not a usable calibration file: {len(edges)} band edges need "
+                f"{len(edges) + 1} bands, the file has {len(bands)}",
+                path,
+            )
+        return cls(
+            measure=str(data["measure"]),
+            unit=str(data.get("unit", "")),
+            edges=edges,
+            bands=bands,
+            rule=str(data.get("rule", "the worse of the two faces of a pair")),
+        )
+
+
+def split_by_band(
+    scores: Sequence[float] | np.ndarray,
+    pair_values: Sequence[float | None],
+    edges: Sequence[float],
+) -> list[np.ndarray]:
+    """The scores of each band (pairs whose worse figure is unknown left out)."""
+    groups: list[list[float]] = [[] for _ in range(len(edges) + 1)]
+    for score, value in zip(scores, pair_values, strict=True):
+        if value is not None:
+            groups[band_index(value, edges)].append(float(score))
+    return [np.asarray(group, float) for group in groups]
+
+
+def fit_banded_calibration(
+    genuine_scores: Sequence[float] | np.ndarray,
+    genuine_values: Sequence[float | None],
+    impostor_scores: Sequence[float] | np.ndarray,
+    impostor_values: Sequence[float | None],
+    *,
+    measure: str,
+    unit: str,
+    edges: Sequence[float],
+    model_id: str,
+    model_sha256: str,
+    reference: str,
+    method: str = "logistic",
+    quality: QualityDistribution | None = None,
+    min_pairs: int = MIN_BAND_PAIRS,
+    source: str | Path | None = None,
+) -> Calibration:
+    """One calibration over all pairs, holding one per band of ``measure``.
+
+    ``*_values``: each pair's worse figure (:func:`worse_value`).  Every band needs
+    ``min_pairs`` genuine and impostor pairs; the first that has fewer is refused
+    with one line naming the band and its counts.
+    """
+    genuine_bands = split_by_band(genuine_scores, genuine_values, edges)
+    impostor_bands = split_by_band(impostor_scores, impostor_values, edges)
+    limits = band_limits(edges)
+    for (low, high), g, i in zip(limits, genuine_bands, impostor_bands, strict=True):
+        if g.size < min_pairs or i.size < min_pairs:
+            raise BadInputError(
+                f"quality band {measure} {band_label(low, high, unit)} has "
+                f"{g.size} genuine and {i.size} impostor pairs; a band needs at "
+                f"least {min_pairs} of each to be calibrated: give fewer --bands or "
+                "add reference pairs of that quality",
+                source,
+            )
+    overall = fit_calibration(
+        genuine_scores,
+        impostor_scores,
+        model_id=model_id,
+        model_sha256=model_sha256,
+        reference=reference,
+        method=method,
+    )
+    bands = []
+    for (low, high), g, i in zip(limits, genuine_bands, impostor_bands, strict=True):
+        label = band_label(low, high, unit)
+        band_calibration = fit_calibration(
+            g,
+            i,
+            model_id=model_id,
+            model_sha256=model_sha256,
+            reference=f"{reference}; quality band {measure} {label}",
+            method=method,
+        )
+        bands.append(QualityBand(low, high, label, band_calibration))
+    return replace(
+        overall,
+        quality=quality,
+        bands=QualityBands(measure, unit, tuple(edges), tuple(bands)),
+    )
 
 
 # ---- fitting ------------------------------------------------------------------------
@@ -614,17 +1104,68 @@ def calibration_for(model_id: str, sha256: str) -> Calibration | None:
         return None  # made for other weights: no LR rather than a wrong one
 
 
-def strength_of_evidence(
-    similarity: float, model_id: str, sha256: str
-) -> tuple[float, str, str] | None:
-    """(LR, verbal sentence, reference set) for a cosine score, when calibrated."""
+@dataclass(frozen=True)
+class StrengthOfEvidence:
+    """An LR for one pair as the examiner and the report are given it."""
+
+    likelihood_ratio: float
+    words: str  # the ENFSI sentence
+    reference: str  # the reference set, its pair counts and Cllr (and band)
+    # plain-words cautions on the image conditions (quality_cautions); empty when
+    # both faces lie within the reference faces' 5th-95th percentiles
+    cautions: tuple[str, ...] = ()
+    band: str = ""  # the quality band whose calibration gave the LR ("" if none)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "cautions": list(self.cautions)}
+
+
+def evidence_strength(
+    similarity: float,
+    model_id: str,
+    sha256: str,
+    *,
+    questioned: FaceQuality | None = None,
+    reference: FaceQuality | None = None,
+) -> StrengthOfEvidence | None:
+    """The LR of a cosine score with its cautions, when the model is calibrated.
+
+    A banded calibration gives the LR of the band of the worse of the two faces
+    (:meth:`Calibration.for_faces`); the cautions compare both faces with the
+    reference faces of the whole calibration.
+    """
     calibration = calibration_for(model_id, sha256)
     if calibration is None:
         return None
-    lr = calibration.lr(similarity)
+    applied, band = calibration.for_faces(questioned, reference)
+    lr = applied.lr(similarity)
     name = calibration.reference.split(":")[0].strip()
-    reference = (
-        f"{name}, {calibration.n_genuine} genuine + {calibration.n_impostor} "
-        f"impostor pairs, Cllr {calibration.cllr:.3f}"
+    described = (
+        f"{name}, {applied.n_genuine} genuine + {applied.n_impostor} "
+        f"impostor pairs, Cllr {applied.cllr:.3f}"
     )
-    return lr, verbal_scale(lr), reference
+    band_words = ""
+    if band is not None and calibration.bands is not None:
+        band_words = f"{calibration.bands.measure} {band.label}"
+        described += f", quality band {band_words} ({calibration.bands.rule})"
+    return StrengthOfEvidence(
+        likelihood_ratio=lr,
+        words=verbal_scale(lr),
+        reference=described,
+        cautions=quality_cautions(calibration, questioned, reference),
+        band=band_words,
+    )
+
+
+def strength_of_evidence(
+    similarity: float, model_id: str, sha256: str
+) -> tuple[float, str, str] | None:
+    """(LR, verbal sentence, reference set) for a cosine score, when calibrated.
+
+    Without the faces' quality: a banded calibration gives its LR over all bands.
+    :func:`evidence_strength` adds the faces' bands and cautions.
+    """
+    strength = evidence_strength(similarity, model_id, sha256)
+    if strength is None:
+        return None
+    return strength.likelihood_ratio, strength.words, strength.reference

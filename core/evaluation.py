@@ -22,15 +22,16 @@ import itertools
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from core.errors import BadInputError, Cancelled, NoFaceError
 from core.faces.align import chip_for_model
-from core.faces.detect import FaceDetector
-from core.imageio import load_image
+from core.faces.detect import Face, FaceDetector
+from core.imageio import LoadedImage, load_image
 from core.models.base import (
     FaceModel,
     Threshold,
@@ -39,6 +40,9 @@ from core.models.base import (
 )
 from core.progress import ProgressCallback
 from core.verify import needs_68_landmarks, prepare_face
+
+if TYPE_CHECKING:  # core.quality pulls in OpenCV: imported where it is used
+    from core.quality import FaceQuality
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
@@ -78,11 +82,18 @@ class VerificationReport:
     seconds: float
     seed: int
     centre_fallbacks: int = 0
+    by_quality: QualityBandReport | None = None  # --by-quality
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        if self.by_quality is None:
+            del data["by_quality"]
+        else:
+            data["by_quality"] = self.by_quality.to_dict()
+        return data
 
     def summary(self) -> str:
+        bands = [] if self.by_quality is None else self.by_quality.lines()
         return "\n".join(
             [
                 f"data: {self.data} ({self.protocol})",
@@ -102,9 +113,125 @@ class VerificationReport:
                 f"{100 * self.accuracy_at_threshold:.2f} %, "
                 f"TAR {100 * self.true_accept_rate:.2f} %, "
                 f"FAR {100 * self.false_accept_rate:.2f} %",
+                *bands,
                 f"time {self.seconds:.1f} s",
             ]
         )
+
+
+# ---- figures per quality band ------------------------------------------------------
+@dataclass(frozen=True)
+class BandFigures:
+    """EER and ROC AUC of the pairs of one quality band (None: no pairs of a kind)."""
+
+    label: str  # "16-24 px"
+    low: float | None  # [low, high) of the worse face's figure; None: open
+    high: float | None
+    genuine_pairs: int
+    impostor_pairs: int
+    eer: float | None
+    eer_threshold: float | None
+    roc_auc: float | None
+
+    def line(self) -> str:
+        counts = f"{self.genuine_pairs} genuine + {self.impostor_pairs} impostor pairs"
+        if self.eer is None or self.roc_auc is None:
+            return f"  {self.label}: {counts}; EER and AUC need pairs of both kinds"
+        return (
+            f"  {self.label}: {counts}; EER {100 * self.eer:.2f} %, "
+            f"ROC AUC {self.roc_auc:.4f}"
+        )
+
+
+@dataclass(frozen=True)
+class QualityBandReport:
+    """Verification figures per band of one quality measure (band = worse face)."""
+
+    measure: str
+    name: str
+    unit: str
+    edges: tuple[float, ...]
+    bands: tuple[BandFigures, ...]
+    pairs_without_quality: int  # neither face could be measured: in no band
+    rule: str = "the worse of the two faces of a pair"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "measure": self.measure,
+            "name": self.name,
+            "unit": self.unit,
+            "edges": list(self.edges),
+            "rule": self.rule,
+            "pairs_without_quality": self.pairs_without_quality,
+            "bands": [asdict(band) for band in self.bands],
+        }
+
+    def lines(self) -> list[str]:
+        return [
+            f"by quality band of {self.name} ({self.rule}; "
+            f"{self.pairs_without_quality} pairs without the figure):",
+            *(band.line() for band in self.bands),
+        ]
+
+
+def figures_by_band(
+    genuine_scores: Sequence[float] | np.ndarray,
+    genuine_values: Sequence[float | None],
+    impostor_scores: Sequence[float] | np.ndarray,
+    impostor_values: Sequence[float | None],
+    *,
+    measure: str,
+    name: str,
+    unit: str,
+    edges: Sequence[float],
+) -> QualityBandReport:
+    """EER / ROC AUC per band of the pairs' worse figures (``*_values``, from
+    :func:`core.calibration.worse_value`; None: the pair is in no band)."""
+    from core.calibration import band_label, band_limits, split_by_band
+
+    genuine_bands = split_by_band(genuine_scores, genuine_values, edges)
+    impostor_bands = split_by_band(impostor_scores, impostor_values, edges)
+    bands = []
+    for (low, high), g, i in zip(
+        band_limits(edges), genuine_bands, impostor_bands, strict=True
+    ):
+        defined = g.size > 0 and i.size > 0
+        eer, eer_threshold = equal_error_rate(g, i) if defined else (None, None)
+        bands.append(
+            BandFigures(
+                label=band_label(low, high, unit),
+                low=low,
+                high=high,
+                genuine_pairs=int(g.size),
+                impostor_pairs=int(i.size),
+                eer=eer,
+                eer_threshold=eer_threshold,
+                roc_auc=roc_auc(g, i) if defined else None,
+            )
+        )
+    missing = sum(v is None for v in [*genuine_values, *impostor_values])
+    return QualityBandReport(
+        measure, name, unit, tuple(edges), tuple(bands), int(missing)
+    )
+
+
+def pair_value(
+    measure: str, qualities: dict[Path, FaceQuality], pair: Pair
+) -> float | None:
+    """The worse of the pair's two figures of ``measure`` (None: neither known)."""
+    from core.calibration import figure_of, worse_value
+
+    return worse_value(
+        measure,
+        [figure_of(qualities.get(p), measure) for p in (pair.first, pair.second)],
+    )
+
+
+def measure_name_unit(measure: str) -> tuple[str, str]:
+    from core.quality import get
+
+    found = get(measure)
+    return found.name, found.unit
 
 
 # ---- pair lists ---------------------------------------------------------------------
@@ -302,6 +429,9 @@ class EmbeddedImages:
     failed: list[str]  # "path: reason"
     failures_to_detect: int = 0
     centre_fallbacks: int = 0
+    # with quality=True: each embedded face's quality measures (a face no measure
+    # can use, e.g. coinciding eye landmarks, is missing here but still embedded)
+    qualities: dict[Path, FaceQuality] = field(default_factory=dict)
 
 
 def embed_images(
@@ -312,11 +442,14 @@ def embed_images(
     batch_size: int = 32,
     progress: ProgressCallback | None = None,
     cancel: Callable[[], bool] | None = None,
+    quality: bool = False,
 ) -> EmbeddedImages:
     """Detect, align and embed each image once, in batches.
 
     An image without a usable face is listed in ``failed`` and left out - unless
     ``centre_fallback`` asks for dlib's LFW convention of using the image centre.
+    ``quality``: also measure each face (:func:`core.quality.assess`, without the
+    embedding length) into ``qualities``.
     """
     detector = FaceDetector.shared()
     with_68 = needs_68_landmarks(model)
@@ -340,14 +473,19 @@ def embed_images(
             progress(number, len(images), str(path))
         try:
             try:
-                chip = prepare_face(path, model, detector=detector).aligned.chip
+                prepared = prepare_face(path, model, detector=detector)
+                chip = prepared.aligned.chip
+                image, face = prepared.image, prepared.face
             except NoFaceError:
                 if not centre_fallback:
                     raise
-                rgb = load_image(path).rgb  # read again: rare (no face detected)
+                image = load_image(path)  # read again: rare (no face detected)
+                rgb = image.rgb
                 face = detector.face_in_box(rgb, _centre_box(rgb.shape), with_68)
                 chip = chip_for_model(rgb, face, model.preprocessing).chip
                 result.centre_fallbacks += 1
+            if quality:
+                _measure(result, path, image, face)
         except NoFaceError as error:
             result.failures_to_detect += 1
             result.failed.append(f"{path}: {error.reason}")
@@ -363,6 +501,27 @@ def embed_images(
     return result
 
 
+def _measure(
+    result: EmbeddedImages, path: Path, image: LoadedImage, face: Face
+) -> None:
+    from core.quality import FaceInput, assess
+    from core.quality.pixels import read_jpeg_tables
+
+    face_input = FaceInput(
+        rgb=image.rgb,
+        bbox=face.bbox,
+        landmarks5=face.landmarks5,
+        landmarks68=face.landmarks68,
+        jpeg_tables=read_jpeg_tables(path),
+        blocks_aligned=image.exif_orientation == 1,
+        name=path.name,
+    )
+    try:
+        result.qualities[path] = assess(face_input, label=path.name)
+    except BadInputError:
+        pass  # no measure can use this face: its pairs have no quality band
+
+
 def evaluate_verification(
     data: str | Path,
     model: FaceModel,
@@ -373,7 +532,12 @@ def evaluate_verification(
     batch_size: int = 32,
     progress: ProgressCallback | None = None,
     cancel: Callable[[], bool] | None = None,
+    by_quality: str | None = None,
+    bands: Sequence[float] = (),
 ) -> VerificationReport:
+    """EER, AUC and accuracy of ``model`` on ``data``; with ``by_quality`` (a
+    :mod:`core.quality` measure) also per band of ``bands`` edges, a pair counting
+    in the band of its worse face."""
     started = time.perf_counter()
     pairs, protocol = pairs_for(data, seed=seed, max_pairs=max_pairs)
     images = sorted({p for pair in pairs for p in (pair.first, pair.second)})
@@ -384,12 +548,15 @@ def evaluate_verification(
         batch_size=batch_size,
         progress=progress,
         cancel=cancel,
+        quality=by_quality is not None,
     )
     embeddings = embedded.embeddings
 
     threshold: Threshold = model.threshold
     genuine_scores: list[float] = []
     impostor_scores: list[float] = []
+    genuine_values: list[float | None] = []
+    impostor_values: list[float | None] = []
     correct = evaluated = 0
     accepted_genuine = accepted_impostor = 0
     for pair in pairs:
@@ -400,6 +567,10 @@ def evaluate_verification(
         similarity = cosine_similarity(a, b)
         score = -distance if threshold.metric == "euclidean" else similarity
         (genuine_scores if pair.genuine else impostor_scores).append(score)
+        if by_quality is not None:
+            (genuine_values if pair.genuine else impostor_values).append(
+                pair_value(by_quality, embedded.qualities, pair)
+            )
         accepted = threshold.accepts(similarity, distance)
         evaluated += 1
         correct += accepted == pair.genuine
@@ -414,6 +585,19 @@ def evaluate_verification(
         if threshold.metric == "euclidean"
         else "cosine similarity"
     )
+    band_report = None
+    if by_quality is not None:
+        name, unit = measure_name_unit(by_quality)
+        band_report = figures_by_band(
+            genuine_scores,
+            genuine_values,
+            impostor_scores,
+            impostor_values,
+            measure=by_quality,
+            name=name,
+            unit=unit,
+            edges=bands,
+        )
     return VerificationReport(
         data=str(data),
         protocol=protocol,
@@ -437,6 +621,7 @@ def evaluate_verification(
         seconds=time.perf_counter() - started,
         seed=seed,
         centre_fallbacks=embedded.centre_fallbacks,
+        by_quality=band_report,
     )
 
 
@@ -456,13 +641,67 @@ def pair_scores(
 
     Each distinct image is embedded once; pairs with a failed image are left out.
     """
+    scored = scored_pairs(pairs, model, batch_size=batch_size, progress=progress)
+    return scored.genuine, scored.impostor, scored.failed
+
+
+@dataclass(frozen=True)
+class ScoredPairs:
+    """Cosine scores of the usable pairs, with the faces' quality when measured."""
+
+    genuine: np.ndarray
+    impostor: np.ndarray
+    failed: list[str]
+    genuine_pairs: list[Pair]  # in the order of ``genuine``
+    impostor_pairs: list[Pair]
+    qualities: dict[Path, FaceQuality]  # every scored image that could be measured
+
+    def values(self, measure: str) -> tuple[list[float | None], list[float | None]]:
+        """Each genuine / impostor pair's worse figure of ``measure``."""
+        return (
+            [pair_value(measure, self.qualities, p) for p in self.genuine_pairs],
+            [pair_value(measure, self.qualities, p) for p in self.impostor_pairs],
+        )
+
+    def used_qualities(self) -> list[FaceQuality]:
+        """The quality of each distinct image of the scored pairs, once."""
+        used = {
+            p
+            for pair in [*self.genuine_pairs, *self.impostor_pairs]
+            for p in (pair.first, pair.second)
+        }
+        return [self.qualities[p] for p in sorted(used) if p in self.qualities]
+
+
+def scored_pairs(
+    pairs: Sequence[Pair],
+    model: FaceModel,
+    *,
+    batch_size: int = 32,
+    progress: ProgressCallback | None = None,
+    quality: bool = False,
+) -> ScoredPairs:
+    """:func:`pair_scores`, keeping which pair each score is (and, with
+    ``quality``, each face's quality measures)."""
     images = sorted({p for pair in pairs for p in (pair.first, pair.second)})
-    embedded = embed_images(images, model, batch_size=batch_size, progress=progress)
+    embedded = embed_images(
+        images, model, batch_size=batch_size, progress=progress, quality=quality
+    )
     embeddings = embedded.embeddings
     genuine: list[float] = []
     impostor: list[float] = []
+    genuine_pairs: list[Pair] = []
+    impostor_pairs: list[Pair] = []
     for pair in pairs:
         if pair.first in embeddings and pair.second in embeddings:
             score = cosine_similarity(embeddings[pair.first], embeddings[pair.second])
             (genuine if pair.genuine else impostor).append(score)
-    return np.array(genuine, float), np.array(impostor, float), embedded.failed
+            (genuine_pairs if pair.genuine else impostor_pairs).append(pair)
+    return ScoredPairs(
+        np.array(genuine, float),
+        np.array(impostor, float),
+        embedded.failed,
+        genuine_pairs,
+        impostor_pairs,
+        embedded.qualities,
+    )

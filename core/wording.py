@@ -203,3 +203,58 @@ def quality_sentence(label: str, rating: str, reasons: tuple[str, ...]) -> str:
 
 def quality_not_measured(label: str, reason: str) -> str:
     return f"Face {label}: the image quality could not be measured: {reason}."
+
+
+# ---- the likelihood ratio and the calibration's image conditions (issue 20) -------
+CALIBRATION_CONDITIONS_NOT_RECORDED = (
+    "The calibration file does not record the image conditions (face quality) of "
+    "the faces it was fitted on, so whether these faces lie within what it covers "
+    "cannot be checked."
+)
+
+
+def _quality_figure(value: float, unit: str) -> str:
+    """A quality figure as the caution shows it: 18 px, 42°, 31 %, 0.0123."""
+    if unit == "px":
+        return f"{value:.0f} px"
+    if unit == "deg":
+        return f"{value:.0f}°"
+    if unit == "fraction 0-1":
+        return f"{100 * value:.0f} %"
+    if unit in ("0-255", "1-100"):
+        return f"{value:.0f}"
+    return f"{value:.3g}"
+
+
+def calibration_range_caution(
+    role: str,
+    name: str,
+    unit: str,
+    absolute: bool,
+    value: float,
+    side: str,
+    beyond: bool,
+    bound: float,
+) -> str:
+    """One caution: a face's figure outside the calibration's reference faces.
+
+    ``role`` "questioned" or "reference"; ``side`` "below" or "above" the 5th-95th
+    percentile range; ``beyond``: also beyond the smallest / largest reference face
+    (``bound`` is then that face's figure, else the percentile).
+    """
+    what = f"size of the {name}" if absolute else name
+    figure = _quality_figure(value, unit)
+    bound_figure = _quality_figure(bound, unit)
+    if beyond:
+        extreme = "smallest" if side == "below" else "largest"
+        return (
+            f"The {role} face's {what} ({figure}) is {side} every face the "
+            f"calibration was fitted on ({extreme} {bound_figure}): the likelihood "
+            "ratio is outside what this calibration covers."
+        )
+    share, percentile = ("lower", "5th") if side == "below" else ("higher", "95th")
+    return (
+        f"The {role} face's {what} ({figure}) is {share} than 95 % of the faces the "
+        f"calibration was fitted on ({percentile} percentile {bound_figure}): the "
+        "likelihood ratio rests on few faces like it."
+    )

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from core.cli.common import (
     print_json,
     progress_printer,
 )
+from core.cli.evaluate import add_quality_band_options
 from core.errors import BadInputError
 from core.models.ids import DEFAULT_MODEL_ID
 
@@ -46,18 +48,39 @@ def _command_line(args: argparse.Namespace) -> str:
         words += ["--reference", args.reference]
     if args.method != "logistic":
         words += ["--method", args.method]
+    if args.by_quality is not None:
+        words += ["--by-quality", args.by_quality]
+        if args.bands is not None:
+            words += ["--bands", args.bands]
     return shlex.join(words)
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from core.calibration import fit_calibration, plot_calibration, save_calibration
-    from core.evaluation import pair_scores, pairs_for
+    from core.calibration import (
+        band_measure,
+        fit_banded_calibration,
+        fit_calibration,
+        parse_bands,
+        plot_calibration,
+        quality_distribution,
+        save_calibration,
+    )
+    from core.evaluation import measure_name_unit, pairs_for, scored_pairs
 
     started = time.perf_counter()
+    edges: tuple[float, ...] = ()
+    if args.by_quality is not None:  # these before loading the model
+        if args.evaluate:
+            raise BadInputError("--by-quality fits bands: give --out, not --evaluate")
+        edges = parse_bands(args.bands, band_measure(args.by_quality))
+    elif args.bands is not None:
+        raise BadInputError("--bands needs --by-quality MEASURE")
     model = load_model_from_args(args)
     pairs, protocol = pairs_for(args.data, seed=args.seed, max_pairs=args.max_pairs)
     progress = progress_printer("embedding images", args.json, "count")
-    genuine, impostor, failed = pair_scores(pairs, model, progress=progress)
+    # the faces' quality is measured when fitting: the calibration records it
+    scored = scored_pairs(pairs, model, progress=progress, quality=not args.evaluate)
+    genuine, impostor, failed = scored.genuine, scored.impostor, scored.failed
     if args.evaluate:
         return _evaluate_existing(args, model, genuine, impostor, failed, protocol)
     if genuine.size < 2 or impostor.size < 2:
@@ -74,14 +97,39 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         f"({len(pairs)} selected, {len(failed)} images without a usable face), "
         f"seed {args.seed}, max pairs {args.max_pairs}; command: {command}"
     )
-    calibration = fit_calibration(
-        genuine,
-        impostor,
-        model_id=model.model_id,
-        model_sha256=model.weights_sha256,
-        reference=reference,
-        method=args.method,
+    quality = quality_distribution(
+        scored.used_qualities(),
+        source=f"core.quality measures of the faces found by {_detector_words()}",
     )
+    if args.by_quality is not None:
+        genuine_values, impostor_values = scored.values(args.by_quality)
+        calibration = fit_banded_calibration(
+            genuine,
+            genuine_values,
+            impostor,
+            impostor_values,
+            measure=args.by_quality,
+            unit=measure_name_unit(args.by_quality)[1],
+            edges=edges,
+            model_id=model.model_id,
+            model_sha256=model.weights_sha256,
+            reference=reference,
+            method=args.method,
+            quality=quality,
+            source=args.data,
+        )
+    else:
+        calibration = replace(
+            fit_calibration(
+                genuine,
+                impostor,
+                model_id=model.model_id,
+                model_sha256=model.weights_sha256,
+                reference=reference,
+                method=args.method,
+            ),
+            quality=quality,
+        )
     out = save_calibration(calibration, args.out)
     if args.plot:
         plot_calibration(
@@ -112,8 +160,24 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         f"(ELUB), scores clipped to {calibration.score_range[0]:.4f} .. "
         f"{calibration.score_range[1]:.4f}"
     )
+    print(
+        f"image conditions: {quality.faces} reference faces measured "
+        f"({len(quality.measures)} quality measures recorded)"
+    )
+    if calibration.bands is not None:
+        for band in calibration.bands.bands:
+            fitted = band.calibration
+            print(
+                f"band {calibration.bands.measure} {band.label}: "
+                f"{fitted.n_genuine} genuine + {fitted.n_impostor} impostor pairs, "
+                f"Cllr {fitted.cllr:.4f}"
+            )
     print(f"written: {out} ({seconds:.1f} s)")
     return EXIT_OK
+
+
+def _detector_words() -> str:
+    return "the dlib HOG detector (core.verify.prepare_face)"
 
 
 def _evaluate_existing(
@@ -197,5 +261,8 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--reference", help="name of the reference set (default: the folder name)"
     )
     calibrate.add_argument("--method", default="logistic", choices=["logistic", "kde"])
+    add_quality_band_options(
+        calibrate, "fit one calibration per band (and one over all pairs) of"
+    )
     calibrate.add_argument("--json", action="store_true")
     calibrate.set_defaults(run=cmd_calibrate)

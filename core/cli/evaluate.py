@@ -34,7 +34,14 @@ from core.models.ids import DEFAULT_MODEL_ID
 def cmd_eval_verification(args: argparse.Namespace) -> int:
     from core.evaluation import check_max_pairs, evaluate_verification
 
-    check_max_pairs(args.max_pairs)  # before loading the model
+    check_max_pairs(args.max_pairs)  # these before loading the model
+    bands: tuple[float, ...] = ()
+    if args.by_quality is not None:
+        from core.calibration import band_measure, parse_bands
+
+        bands = parse_bands(args.bands, band_measure(args.by_quality))
+    elif args.bands is not None:
+        raise BadInputError("--bands needs --by-quality MEASURE")
     model = load_model_from_args(args)
     report = evaluate_verification(
         args.data,
@@ -43,6 +50,8 @@ def cmd_eval_verification(args: argparse.Namespace) -> int:
         max_pairs=args.max_pairs,
         centre_fallback=args.centre_fallback,
         progress=progress_printer("embedding images", args.json, "count"),
+        by_quality=args.by_quality,
+        bands=bands,
     )
     if args.json:
         print_json(report.to_dict())
@@ -208,6 +217,23 @@ def cmd_eval_models(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def add_quality_band_options(parser: argparse.ArgumentParser, purpose: str) -> None:
+    """``--by-quality MEASURE --bands EDGE,...`` (shared with ``xfr calibrate``)."""
+    parser.add_argument(
+        "--by-quality",
+        metavar="MEASURE",
+        help=f"{purpose} this face quality measure (e.g. inter_eye_distance, yaw, "
+        "sharpness; xfr case quality lists them); a pair is in the band of its "
+        "worse face",
+    )
+    parser.add_argument(
+        "--bands",
+        metavar="EDGE,EDGE,...",
+        help="band edges of --by-quality, increasing (default for "
+        "inter_eye_distance 16,24,32,48 px; for yaw 10,20,30,45 deg)",
+    )
+
+
 def add_models_eval(
     eval_kinds: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> None:
@@ -349,6 +375,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     add_card_option(verification)
     add_trust_model_code(verification)
+    add_quality_band_options(verification, "report EER and ROC AUC per band of")
     verification.add_argument("--json", action="store_true")
     verification.set_defaults(run=cmd_eval_verification)
     add_models_eval(eval_kinds)
