@@ -494,8 +494,13 @@ def quality_cautions(
     inside.  A figure beyond the minimum or maximum is outside everything the
     calibration saw; one between them and the percentile is rare in it.  Angles
     are compared by size and only above the range: a face nearer frontal than the
-    reference faces is not a caution.
+    reference faces is not a caution.  On a measure's better side (a larger, a
+    sharper face) only a figure beyond every reference face is a caution: known
+    photographs are often sharper and larger than the reference set, and a
+    caution on nearly every comparison would teach the reader to skip them.
     """
+    from core.quality import get
+
     distribution = calibration.quality
     if distribution is None:
         return (wording.CALIBRATION_CONDITIONS_NOT_RECORDED,)
@@ -505,6 +510,7 @@ def quality_cautions(
             value = figure_of(face, recorded.measure)
             if value is None:
                 continue
+            better = get(recorded.measure).better
             if value < recorded.p5 and not recorded.absolute:
                 beyond = value < recorded.minimum
                 bound = recorded.minimum if beyond else recorded.p5
@@ -514,6 +520,11 @@ def quality_cautions(
                 bound = recorded.maximum if beyond else recorded.p95
                 side = "above"
             else:
+                continue
+            on_better_side = (better == "higher" and side == "above") or (
+                better == "lower" and side == "below"
+            )
+            if on_better_side and not beyond:
                 continue
             cautions.append(
                 wording.calibration_range_caution(

@@ -242,8 +242,9 @@ def calibration_range_caution(
     percentile range; ``beyond``: also beyond the smallest / largest reference face
     (``bound`` is then that face's figure, else the percentile).
     """
-    what = f"size of the {name}" if absolute else name
-    figure = _quality_figure(value, unit)
+    what = name
+    # angles are compared by size: 60° means turned 60° to either side
+    figure = _quality_figure(value, unit) + (" either way" if absolute else "")
     bound_figure = _quality_figure(bound, unit)
     if beyond:
         extreme = "smallest" if side == "below" else "largest"

@@ -95,8 +95,12 @@ def test_cautions_exactly_outside_the_range(calibration):
     above = quality_cautions(calibration, face(200.0, yaw=-60.0))
     assert len(above) == 2
     assert "(200 px) is above every face" in above[0] and "largest 141 px" in above[0]
-    assert above[1].startswith("The questioned face's size of the yaw (60°) is above")
-    assert "higher than 95 %" in quality_cautions(calibration, face(139.0))[0]
+    assert above[1].startswith("The questioned face's yaw (60° either way) is above")
+    # on the better side (a larger face) only beyond every reference face counts
+    assert quality_cautions(calibration, face(139.0)) == ()
+    # on the worse side (a more turned head) the rare region counts too
+    (turned,) = quality_cautions(calibration, face(91.0, yaw=49.0))
+    assert "yaw (49° either way) is higher than 95 %" in turned
 
 
 def test_old_files_load_and_say_the_conditions_are_not_recorded(calibration, tmp_path):
