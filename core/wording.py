@@ -259,3 +259,17 @@ def calibration_range_caution(
         f"calibration was fitted on ({percentile} percentile {bound_figure}): the "
         "likelihood ratio rests on few faces like it."
     )
+
+
+def quality_unmeasured_caution(role: str, label: str, reason: str) -> str:
+    """A face whose image conditions could not be measured (``reason``)."""
+    return (
+        f"The image quality of the {role} face {label} could not be measured "
+        f"({reason}): whether it lies within what the calibration covers cannot be "
+        "checked."
+    )
+
+
+def lr_cautions_text(cautions: tuple[str, ...] | list[str]) -> str:
+    """The cautions after a likelihood ratio, each marked as one."""
+    return " ".join(f"Caution: {caution}" for caution in cautions)

@@ -7,6 +7,7 @@ case's own write-protected copy, never from where it was first found.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from core import wording
+from core.calibration import StrengthOfEvidence, calibration_for, evidence_strength
 from core.case.examination import Examination, Figure
 from core.case.store import Case, CaseFace, Comparison, Exhibit, StoredExplanation
 from core.case.videos import FrameCheck, NewFrame, StoredTrack
@@ -730,6 +732,8 @@ class LoadedPair:
     images: tuple[np.ndarray, np.ndarray]  # evidence RGB, EXIF orientation applied
     faces: tuple[CaseFace, CaseFace]
     comparison: Comparison
+    # the LR with its cautions on the image conditions (None: not calibrated)
+    strength: StrengthOfEvidence | None = None
 
 
 def load_pair(
@@ -748,7 +752,7 @@ def load_pair(
     comparison = compare(case, probe_label, gallery_label, model)
     return LoadedPair(
         probe_label, gallery_label, pair, (images[0], images[1]), (probe, gallery),
-        comparison,
+        comparison, comparison_strength(case, comparison),
     )  # fmt: skip
 
 
@@ -895,8 +899,6 @@ def candidate_rows(
 
     Reads the case only (no embedding): quick enough for the GUI thread.
     """
-    from core.calibration import strength_of_evidence
-
     probe = case.face(probe_label)
     current = {f.id: f.label for f in role_faces(case, "gallery")}
     newest: dict[int, Comparison] = {}
@@ -915,9 +917,7 @@ def candidate_rows(
     )
     rows = []
     for rank, comparison in enumerate(ordered, start=1):
-        strength = strength_of_evidence(
-            comparison.similarity, comparison.model_id, comparison.model_sha256
-        )
+        strength = listed_strength(case, comparison)
         rows.append(
             CandidateRow(
                 rank=rank,
@@ -926,8 +926,10 @@ def candidate_rows(
                 distance=float(comparison.distance),
                 similarity=float(comparison.similarity),
                 decision=comparison.decision,
-                likelihood_ratio=None if strength is None else float(strength[0]),
-                lr_words="" if strength is None else strength[1],
+                likelihood_ratio=None
+                if strength is None
+                else float(strength.likelihood_ratio),
+                lr_words="" if strength is None else strength.words,
             )
         )
     return rows
@@ -1269,3 +1271,72 @@ def add_track_frames(
 def check_frames(case: Case, mark: str | None = None) -> list[FrameCheck]:
     """Every frame exhibit (of video ``mark``) decoded again and compared."""
     return [case.videos.check_frame(f.mark) for f in case.videos.frames(mark)]
+
+
+# ---- the likelihood ratio with the faces' image conditions (issue 20 item 5) -------
+_QUALITY_CACHE: dict[tuple[str, int, str], FaceQuality | str] = {}
+_QUALITY_CACHE_SIZE = 1024
+
+
+def face_record_quality(case: Case, face: CaseFace) -> FaceQuality | str:
+    """The quality of one face record (current or not), or why it cannot be
+    measured; kept for the session, since a face record and its evidence file
+    never change (a correction is a new record)."""
+    exhibit = case.exhibit(face.mark)
+    key = (str(case.folder), face.id, exhibit.sha256)
+    if key not in _QUALITY_CACHE:
+        if len(_QUALITY_CACHE) >= _QUALITY_CACHE_SIZE:
+            _QUALITY_CACHE.clear()
+        try:
+            _QUALITY_CACHE[key] = _face_qualities(case, [face], None)[0]
+        except BadInputError as error:
+            _QUALITY_CACHE[key] = error.reason
+    return _QUALITY_CACHE[key]
+
+
+def comparison_strength(
+    case: Case, comparison: Comparison
+) -> StrengthOfEvidence | None:
+    """The comparison's likelihood ratio, with the cautions on both faces' image
+    conditions against the calibration's reference faces (and, for a calibration
+    fitted per quality band, the LR of the worse face's band); None when the
+    model has no calibration.  What the report and the pair view show."""
+    qualities: list[FaceQuality | None] = []
+    unmeasured: list[str] = []
+    for role, face_id in (
+        ("questioned", comparison.probe_face_id),
+        ("reference", comparison.gallery_face_id),
+    ):
+        face = case.face_by_id(face_id)
+        measured = face_record_quality(case, face)
+        if isinstance(measured, str):
+            qualities.append(None)
+            unmeasured.append(
+                wording.quality_unmeasured_caution(role, face.label, measured)
+            )
+        else:
+            qualities.append(measured)
+    strength = evidence_strength(
+        comparison.similarity,
+        comparison.model_id,
+        comparison.model_sha256,
+        questioned=qualities[0],
+        reference=qualities[1],
+    )
+    if strength is None:
+        return None
+    return dataclasses.replace(strength, cautions=strength.cautions + tuple(unmeasured))
+
+
+def listed_strength(case: Case, comparison: Comparison) -> StrengthOfEvidence | None:
+    """The LR for a list of many comparisons read on the window's thread: without
+    measuring the faces (no image is read) when the calibration has no quality
+    bands, which gives the same LR, and else as `comparison_strength`."""
+    calibration = calibration_for(comparison.model_id, comparison.model_sha256)
+    if calibration is None:
+        return None
+    if calibration.bands is None:
+        return evidence_strength(
+            comparison.similarity, comparison.model_id, comparison.model_sha256
+        )
+    return comparison_strength(case, comparison)

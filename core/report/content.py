@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from core import wording
-from core.calibration import strength_of_evidence
+from core.case import workflow
 from core.case.records import FACE_ACTIONS
 from core.case.store import (
     Annotation,
@@ -451,7 +451,7 @@ def _comparison_content(
             case.exhibit(gallery.mark).sha256,
         ),
         decision_text=_plain_decision(comparison),
-        strength_text=_strength_text(comparison),
+        strength_text=_strength_text(case, comparison),
         explanations=tuple(explanations),
         aligned_chips=chips,
         layers=layers,
@@ -526,22 +526,24 @@ def _case_texts(case: Case) -> list[str]:
     return texts
 
 
-def _strength_text(comparison: Comparison) -> str:
-    """The likelihood ratio and its ENFSI verbal equivalent, when calibrated."""
-    strength = strength_of_evidence(
-        comparison.similarity, comparison.model_id, comparison.model_sha256
-    )
+def _strength_text(case: Case, comparison: Comparison) -> str:
+    """The likelihood ratio and its ENFSI verbal equivalent, when calibrated, with
+    the cautions on the faces' image conditions."""
+    strength = workflow.comparison_strength(case, comparison)
     if strength is None:
         return (
             "Strength of evidence: no likelihood ratio is given, because no "
             "calibration is available for this model."
         )
-    lr, sentence, reference = strength
-    return (
-        f"Strength of evidence: likelihood ratio {lr:.3g}. {sentence} The ratio "
-        f"comes from a calibration of this model's scores on a reference set "
-        f"({reference}); it describes the score, not the case as a whole."
+    text = (
+        f"Strength of evidence: likelihood ratio {strength.likelihood_ratio:.3g}. "
+        f"{strength.words} The ratio comes from a calibration of this model's scores "
+        f"on a reference set ({strength.reference}); it describes the score, not the "
+        "case as a whole."
     )
+    if strength.cautions:
+        text += " " + wording.lr_cautions_text(strength.cautions)
+    return text
 
 
 def _plain_decision(comparison: Comparison) -> str:

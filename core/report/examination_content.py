@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.calibration import calibration_for, strength_of_evidence
+from core import wording
+from core.calibration import calibration_for
+from core.case import workflow
 from core.case.acev import AcevRecord, Analysis, Evaluation, Verification, Worksheet
 from core.case.examination import (
     Examination,
@@ -268,13 +270,16 @@ def _model_result(
     else:
         better = sum(1 for c in search.values() if c.similarity > comparison.similarity)
     rank = None if rank_hidden else 1 + better
-    strength = strength_of_evidence(
-        comparison.similarity, comparison.model_id, comparison.model_sha256
-    )
+    strength = workflow.comparison_strength(case, comparison)
     lr_text = (
         "no likelihood ratio (no calibration is available for this model)"
         if strength is None
-        else f"likelihood ratio {strength[0]:.3g} ({strength[2]})"
+        else f"likelihood ratio {strength.likelihood_ratio:.3g} ({strength.reference})"
+        + (
+            ""
+            if not strength.cautions
+            else " " + wording.lr_cautions_text(strength.cautions)
+        )
     )
     return ModelResult(
         comparison.model_id,

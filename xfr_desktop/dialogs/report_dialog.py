@@ -38,7 +38,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.calibration import strength_of_evidence
+from core.case import workflow
 from core.case.examination import MASKED
 from core.case.store import Case
 from core.report import identities as identity_store
@@ -82,10 +82,8 @@ def comparison_items(case: Case, viewed: Collection[int]) -> list[ComparisonItem
             # sequential unmasking: not even the decision in a checklist
             text = f"{probe.label} × {gallery.label} — model's results {MASKED}"
         else:
-            strength = strength_of_evidence(
-                comparison.similarity, comparison.model_id, comparison.model_sha256
-            )
-            lr = "no LR" if strength is None else f"LR {strength[0]:.3g}"
+            strength = workflow.listed_strength(case, comparison)
+            lr = "no LR" if strength is None else f"LR {strength.likelihood_ratio:.3g}"
             text = f"{probe.label} × {gallery.label} — {comparison.decision}, {lr}"
         if superseded:
             text += "  (SUPERSEDED: a face was replaced since)"

@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.calibration import strength_of_evidence
+from core.calibration import StrengthOfEvidence
 from core.case import workflow
 from core.case.examination import Examination
 from core.case.store import Case, Comparison
@@ -137,28 +137,36 @@ def links_figure(pair: FacePair, links: list, height: int = 300) -> np.ndarray:
     return render_correspondence(chips[0], chips[1], scaled, gap=12)
 
 
-def plain_words(comparison: Comparison) -> str:
-    """The score and the decision as an examiner reads them out."""
+def plain_words(comparison: Comparison, strength: StrengthOfEvidence | None) -> str:
+    """The score, the decision and the LR (with its cautions on the image
+    conditions) as an examiner reads them out; ``strength`` is the LR the worker
+    found for the pair (``LoadedPair.strength``)."""
     rule = Threshold.from_dict(comparison.threshold).rule_text()
     verdict = (
         f"The model scores these two faces as the <b>{ACCEPT_WORDS}</b>."
         if comparison.decision == "accept"
         else f"The model scores these two faces as <b>{REJECT_WORDS}</b>."
     )
-    strength = strength_of_evidence(
-        comparison.similarity, comparison.model_id, comparison.model_sha256
-    )
     evidence = (
         "No likelihood ratio: no calibration is available for this model. "
         if strength is None
-        else f"Likelihood ratio <b>{strength[0]:.3g}</b> ({html.escape(strength[1])} "
-        f"Calibrated on: {html.escape(strength[2])}.) "
+        else f"Likelihood ratio <b>{strength.likelihood_ratio:.3g}</b> "
+        f"({html.escape(strength.words)} "
+        f"Calibrated on: {html.escape(strength.reference)}.) "
+    )
+    cautions = (
+        ""
+        if strength is None
+        else "".join(
+            f"<br><b>Caution:</b> {html.escape(caution)}"
+            for caution in strength.cautions
+        )
     )
     return (
         f"Cosine similarity <b>{comparison.similarity:.4f}</b>, Euclidean distance "
         f"<b>{comparison.distance:.4f}</b>; rule: {rule}. {verdict} {evidence}"
         "<i>This is a model score, not an identification: it supports, and does not "
-        "replace, the examiner's comparison.</i>"
+        f"replace, the examiner's comparison.</i>{cautions}"
     )
 
 
@@ -551,7 +559,7 @@ class ComparePanel(QWidget):
         hidden = self.hidden_text()
         if hidden:
             return f"<b>{html.escape(hidden, quote=False)}</b>"
-        return plain_words(loaded.comparison)
+        return plain_words(loaded.comparison, loaded.strength)
 
     # ---- case content --------------------------------------------------------------
     def set_case(self, case: Case | None, model: FaceModel | None) -> None:
