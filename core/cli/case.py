@@ -68,6 +68,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     # blind verification with a resolved disagreement); passed only when asked,
     # so the plain demo needs nothing new of core.case.demo
     options: dict[str, Any] = {"acev": True} if args.acev else {}
+    if args.cctv:  # the video demo (issue 20), likewise passed only when asked
+        options["cctv"] = True
     with create_demo_case(args.case, model=model, **options) as case:
         payload = case.snapshot_info()
     _emit(args, payload, f"demo case created in {args.case}")
@@ -647,6 +649,12 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         action="store_true",
         help="the ACE-V demo: analysis, worksheet, evaluation, unmasking and a "
         "blind verification with a disagreement resolved",
+    )
+    demo.add_argument(
+        "--cctv",
+        action="store_true",
+        help="the video demo: a synthetic CCTV clip tracked, its best frames of "
+        "the astronaut added as probes and compared with the two portraits",
     )
     demo.set_defaults(run=cmd_demo)
 
