@@ -57,6 +57,20 @@ def in_case(args: argparse.Namespace) -> Iterator[None]:
         raise BadInputError(error.reason, args.case) from None
 
 
+def whole_number(text: str | None, option: str, least: int) -> int | None:
+    """An option's whole number (None when not given), or one line saying what is
+    wanted: argparse's own refusal prints its usage, several lines."""
+    if text is None:
+        return None
+    try:
+        number = int(text)
+    except ValueError:
+        raise BadInputError(f"{option} needs a whole number, not {text!r}") from None
+    if number < least:
+        raise BadInputError(f"{option} must be {least} or more, not {number}")
+    return number
+
+
 def _seconds(value: float | None) -> str:
     return "time unknown" if value is None else f"{value:.3f} s"
 
@@ -198,12 +212,15 @@ def track_line(summary: Mapping[str, Any]) -> str:
 def cmd_tracks(args: argparse.Namespace) -> int:
     from core.case import workflow
 
-    if args.track_run is not None and not args.show:
+    every = whole_number(args.every, "--every", 1) or 1
+    stream = whole_number(args.stream, "--stream", 0)
+    run = whole_number(args.track_run, "--run", 1)
+    if run is not None and not args.show:
         raise BadInputError("--run goes with --show (tracking adds a new run)")
     if args.show:
         with open_case(args, read_only=True) as case, in_case(args):
             video = case.videos.video(args.video)
-            stored = case.videos.tracks(video.mark, run=args.track_run)
+            stored = case.videos.tracks(video.mark, run=run)
             if not stored:
                 raise BadInputError(
                     f"video {video.mark} has not been tracked yet (run "
@@ -212,18 +229,16 @@ def cmd_tracks(args: argparse.Namespace) -> int:
             summaries = [track_summary(t) for t in stored]
             params = dict(stored[0].params)
     else:
-        if args.every < 1:
-            raise BadInputError(f"--every must be 1 or more, not {args.every}")
         model = None if args.no_model else load_model_from_args(args)
         with open_case(args) as case, in_case(args):
             video = case.videos.video(args.video)
             stored = workflow.track_video(
                 case,
                 video.mark,
-                every=args.every,
+                every=every,
                 method=args.detector,
                 model=model,
-                stream=args.stream,
+                stream=stream,
                 progress=progress_printer("tracking", args.json),
             )
             summaries = [track_summary(t) for t in stored]
@@ -233,7 +248,7 @@ def cmd_tracks(args: argparse.Namespace) -> int:
     if not stored:
         text = (
             f"{video.mark}: no faces found on the sampled frames (every "
-            f"{args.every} frame(s)); try --every 1 or --detector cnn"
+            f"{every} frame(s)); try --every 1 or --detector cnn"
         )
     else:
         head = (
@@ -293,14 +308,16 @@ def cmd_frames(args: argparse.Namespace) -> int:
         return _check_or_list(args)
     if args.video is None:
         raise BadInputError("--track needs the video's mark, e.g. V1")
-    if (args.best is None) == (not args.frame):
+    best = whole_number(args.best, "--best", 1)
+    numbers = [whole_number(n, "--frame", 0) or 0 for n in args.frame or ()]
+    if (best is None) == (not numbers):
         raise BadInputError("--track needs either --best K or --frame N")
     from core.case import workflow
 
     with open_case(args) as case, in_case(args):
         video = case.videos.video(args.video)
         added = workflow.add_track_frames(
-            case, video.mark, args.track, best=args.best, frames=args.frame or ()
+            case, video.mark, args.track, best=best, frames=numbers
         )
         frames = [case.videos.frame(e.mark) for e in added]
     found = [f for f in frames if f is not None]
@@ -339,16 +356,6 @@ def _no_frames(mark: str | None) -> str:
 
 
 # ---- parser --------------------------------------------------------------------------
-def _frame_numbers(text: str) -> int:
-    try:
-        number = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a frame number: {text!r}") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"frame numbers start at 0, not {number}")
-    return number
-
-
 def add_video_commands(
     sub: argparse._SubParsersAction[argparse.ArgumentParser],
     with_case: argparse.ArgumentParser,
@@ -371,7 +378,7 @@ def add_video_commands(
     )
     tracks.add_argument("video", help="the video's mark, e.g. V1")
     tracks.add_argument(
-        "--every", type=int, default=2, metavar="N", help="every N-th frame (2)"
+        "--every", default="2", metavar="N", help="every N-th frame (2)"
     )
     tracks.add_argument("--detector", default="hog", choices=("hog", "cnn"))
     tracks.add_argument(
@@ -384,14 +391,13 @@ def add_video_commands(
     )
     tracks.add_argument("--device", default="auto", help="auto, cpu or cuda")
     add_trust_model_code(tracks)
-    tracks.add_argument("--stream", type=int, metavar="S", help="video stream index")
+    tracks.add_argument("--stream", metavar="S", help="video stream index")
     tracks.add_argument(
         "--show", action="store_true", help="list the stored tracks, do not track"
     )
     tracks.add_argument(
         "--run",
         dest="track_run",
-        type=int,
         metavar="R",
         help="with --show: this run (default latest)",
     )
@@ -409,11 +415,10 @@ def add_video_commands(
     frames.add_argument("video", nargs="?", help="the video's mark, e.g. V1")
     frames.add_argument("--track", metavar="T", help="the track, e.g. T1")
     frames.add_argument(
-        "--best", type=int, metavar="K", help="the K best-ranked frames of the track"
+        "--best", metavar="K", help="the K best-ranked frames of the track"
     )
     frames.add_argument(
         "--frame",
-        type=_frame_numbers,
         action="append",
         metavar="N",
         help="this frame of the track (repeatable; the examiner's choice)",

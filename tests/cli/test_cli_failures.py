@@ -234,6 +234,7 @@ def _templates(world) -> dict[tuple[str, ...], list[list[str]]]:
             ["case", "frames", "IN", "V1", "--track", "T1", "--best", "1"],
             ["case", "frames", case, "V1", "--track", "T1", "--best", "1"],
             ["case", "frames", case, "V1", "--track", "T1", "--frame", "x"],
+            ["case", "tracks", case, "V1", "--every", "x", "--no-model"],
         ],
         ("identity", "new"): [["identity", "new", "--name", "N", "--out", "OUT"]],
         ("identity", "export"): [["identity", "export", "IN", "--out", fine]],

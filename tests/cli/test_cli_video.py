@@ -254,6 +254,9 @@ def test_check_fails_in_one_line_after_a_frame_file_is_replaced(tracked, capsys)
         (["frames", "CASE", "--track", "T1", "--best", "1"], "needs the video's mark"),
         (["frames", "CASE", "V1", "--track", "T1"], "either --best K or --frame N"),
         (["frames", "CASE", "--check", "--best", "2"], "--best and --frame go with"),
+        (["frames", "CASE", "V1", "--track", "T1", "--frame", "x"], "--frame needs a"),
+        (["frames", "CASE", "V1", "--track", "T1", "--best", "0"], "--best must be 1"),
+        (["tracks", "CASE", "V1", "--every", "x", "--no-model"], "--every needs a"),
     ],
 )
 def test_bad_requests_are_one_line(with_video, capsys, argv, words):
