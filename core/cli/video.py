@@ -91,13 +91,26 @@ def quality_words(quality: Mapping[str, Any] | None, note: str = "") -> str:
 
 
 def _why(ranked: Mapping[str, Any]) -> str:
-    """The ranking's terms, largest first: why a frame ranks where it does."""
+    """The score as its sum of weighted terms (``core.video.best_frames``): size
+    and sharpness add, pose, exposure and truncation subtract."""
     terms = ranked.get("terms") or {}
-    parts = ", ".join(f"{name} {value:.2f}" for name, value in terms.items())
+    weights = ranked.get("weights") or {}
+    parts = []
+    for name, value in terms.items():
+        weight = float(weights.get(name, 1.0))
+        sign = "+" if name in _ADDING_TERMS else "-"
+        scaled = (
+            f"{name} {value:.2f}" if weight == 1 else f"{weight:g} × {name} {value:.2f}"
+        )
+        parts.append(f"{sign} {scaled}")
+    text = " ".join(parts).removeprefix("+ ")
     missing = list(ranked.get("missing") or ())
     if missing:
-        parts += f"; not available: {', '.join(missing)}"
-    return parts
+        text += f"; not available: {', '.join(missing)}"
+    return text
+
+
+_ADDING_TERMS = ("size", "sharpness")
 
 
 # ---- videos ------------------------------------------------------------------------
