@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.cli.common import (
@@ -245,15 +246,27 @@ def cmd_tracks(args: argparse.Namespace) -> int:
         model = None if args.no_model else load_model_from_args(args)
         with open_case(args) as case, in_case(args):
             video = case.videos.video(args.video)
-            stored = workflow.track_video(
-                case,
-                video.mark,
-                every=every,
-                method=args.detector,
-                model=model,
-                stream=stream,
-                progress=progress_printer("tracking", args.json),
-            )
+            try:
+                stored = workflow.track_video(
+                    case,
+                    video.mark,
+                    every=every,
+                    method=args.detector,
+                    model=model,
+                    stream=stream,
+                    progress=progress_printer("tracking", args.json),
+                )
+            except BadInputError as error:
+                # the decoder names the evidence file by its hash; say which video
+                if error.path is None or Path(error.path) != case.videos.video_path(
+                    video
+                ):
+                    raise
+                raise BadInputError(
+                    f"video {video.mark} ({video.original_name}) cannot be read from "
+                    f"the case: {error.reason} (run `xfr case verify`)",
+                    args.case,
+                ) from None
             summaries = [track_summary(t) for t in stored]
             params = dict(stored[0].params) if stored else {}
     run = stored[0].run if stored else None
