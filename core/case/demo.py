@@ -14,6 +14,13 @@ saved superimposition figure - what a report to the ENFSI/FISWG guideline shows.
 The plain demo has sequential unmasking off, so that it shows the model's scores
 at once.
 
+``create_demo_case(..., cctv=True)`` is the video demo (issue 20): the questioned
+material is a synthetic CCTV clip (``core.video.synthetic.write_cctv_clip``: the
+astronaut walks toward the camera, Grace Hopper crosses it) stored as V1, tracked
+on every 2nd frame; the astronaut's track's two best frames are added as Q1, Q2
+with their provenance, and compared with the same two portraits (unmasked, as the
+plain demo).  The clip is drawn from a fixed seed, so the demo is the same each time.
+
 ``open_demo_case`` keeps one demo case in the user's data folder and reuses it
 while it verifies; one that does not is kept (never deleted: it may show what went
 wrong) and a new one is made beside it, with a note saying so.
@@ -24,6 +31,7 @@ from __future__ import annotations
 import io
 import re
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +40,8 @@ import numpy as np
 
 from core.case.acev import Analysis, FeatureObservation, Propositions, Worksheet
 from core.case.store import Case, CaseError, CaseLockedError
-from core.errors import printable
+from core.case.videos import StoredTrack
+from core.errors import BadInputError, printable
 from core.faces.detect import FaceDetector
 from core.io.userdirs import user_data_dir
 from core.models.base import FaceModel
@@ -90,16 +99,26 @@ def create_demo_case(
     model: FaceModel | None = None,
     detector: FaceDetector | None = None,
     acev: bool = False,
+    cctv: bool = False,
 ) -> Case:
     """Create the demo case (faces detected; ranked when a model is given).
 
     ``user`` is who the audit trail names (default: the examiner).  ``acev``: the
     examination demo (sequential unmasking on, examined by ``DEMO_EXAMINER`` and
     verified by ``DEMO_VERIFIER``; ``examiner`` and ``user`` are then not used);
-    the case is returned open as the examiner's.
+    the case is returned open as the examiner's.  ``cctv``: the video demo
+    (``create_cctv_demo_case``); not with ``acev``.
     """
     from core.case import workflow
 
+    if cctv:
+        if acev:
+            raise BadInputError(
+                "the ACE-V demo and the CCTV demo are two demos: choose one"
+            )
+        return create_cctv_demo_case(
+            folder, examiner=examiner, user=user, model=model, detector=detector
+        )
     if acev:
         examiner, user = DEMO_EXAMINER, None
     case = Case.create(
@@ -126,6 +145,85 @@ def create_demo_case(
         case.close()
         raise
     return case
+
+
+CCTV_SEED = 0  # the clip's noise and background: the same demo every time
+CCTV_EVERY = 2  # frames sampled for tracking
+CCTV_BEST = 2  # best frames of the astronaut's track added as probes
+
+
+def create_cctv_demo_case(
+    folder: str | Path,
+    *,
+    examiner: str = "Demo examiner",
+    user: str | None = None,
+    model: FaceModel | None = None,
+    detector: FaceDetector | None = None,
+) -> Case:
+    """The video demo: V1 a synthetic CCTV clip, tracked; its astronaut track's
+    best frames Q1, Q2; K1, K2 the portraits; compared when a model is given."""
+    from core.case import workflow
+    from core.video.synthetic import write_cctv_clip
+
+    case = Case.create(
+        folder,
+        DEMO_CASE_NUMBER,
+        examiner,
+        title="Demo: CCTV clip against two portraits",
+        agency="XFR Desktop demo",
+        user=user,
+        sequential_unmasking=False,
+    )
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            clip = write_cctv_clip(Path(scratch) / "cctv_cam03.mp4", seed=CCTV_SEED)
+            case.add_exhibits(
+                [Path(clip.path)],
+                "probe",
+                note="demo video: synthetic CCTV clip made from public-domain photos",
+            )
+            photos = demo_photos(Path(scratch))
+            case.add_exhibits(
+                photos["gallery"], "gallery", note="demo image (public domain)"
+            )
+        for exhibit in case.exhibits():
+            workflow.detect_faces(case, exhibit.mark, detector=detector)
+        video = case.videos.videos()[0]
+        tracks = workflow.track_video(
+            case, video.mark, every=CCTV_EVERY, model=model, detector=detector
+        )
+        walker = _track_of(tracks, clip.person(1).boxes)
+        workflow.add_track_frames(case, video.mark, walker.label, best=CCTV_BEST)
+        if model is not None:
+            workflow.rank_all_probes(case, model)
+    except BaseException:
+        case.close()
+        raise
+    return case
+
+
+def _track_of(
+    tracks: Sequence[StoredTrack], boxes: Mapping[int, Sequence[float]]
+) -> StoredTrack:
+    """The track whose faces lie on the drawn person's boxes on most frames (the
+    tracker numbers tracks by first appearance, which the demo need not rely on)."""
+    from core.case import workflow
+
+    def hits(stored: StoredTrack) -> int:
+        found = 0
+        for face in workflow.stored_track(stored).faces:
+            drawn = boxes.get(face.frame_number)
+            if drawn is None:
+                continue
+            left, top, right, bottom = face.bbox
+            x, y = (left + right) / 2, (top + bottom) / 2
+            found += int(drawn[0] <= x <= drawn[2] and drawn[1] <= y <= drawn[3])
+        return found
+
+    best = max(tracks, key=hits, default=None)
+    if best is None or hits(best) == 0:
+        raise CaseError("the demo clip's walker was not found by the face detector")
+    return best
 
 
 ANALYSIS_Q1 = Analysis(

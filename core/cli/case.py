@@ -24,6 +24,7 @@ from core.cli.common import (
 from core.cli.examination import add_examination_commands, examination, in_case
 from core.cli.faithfulness import add_faithfulness_options
 from core.cli.quality import add_quality_command, face_quality_dicts
+from core.cli.video import add_video_commands, added_video_line, video_summary_lines
 from core.errors import BadInputError
 from core.io.atomic import write_atomic
 from core.models.ids import DEFAULT_MODEL_ID
@@ -67,6 +68,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     # blind verification with a resolved disagreement); passed only when asked,
     # so the plain demo needs nothing new of core.case.demo
     options: dict[str, Any] = {"acev": True} if args.acev else {}
+    if args.cctv:  # the video demo (issue 20), likewise passed only when asked
+        options["cctv"] = True
     with create_demo_case(args.case, model=model, **options) as case:
         payload = case.snapshot_info()
     _emit(args, payload, f"demo case created in {args.case}")
@@ -77,10 +80,14 @@ def cmd_info(args: argparse.Namespace) -> int:
     with open_case(args, read_only=True) as case:
         payload = case.snapshot_info()
         payload["exhibits"] = [e.to_dict() for e in case.exhibits()]
+        videos = case.videos.videos()
+        if videos:  # a case without videos keeps its output as before
+            payload["videos"] = [v.to_dict() for v in videos]
     lines = [f"case {payload['case_number']}: {payload['title']}"] + [
         f"  {e['mark']:<4} {e['role']:<8} {e['original_name']}  sha256 {e['sha256']}"
         for e in payload["exhibits"]
     ]
+    lines += video_summary_lines(videos)
     _emit(args, payload, "\n".join(lines))
     return EXIT_OK
 
@@ -105,8 +112,11 @@ def cmd_add(args: argparse.Namespace) -> int:
         "rejected": [r.__dict__ for r in intake.rejected],
         "warnings": list(intake.warnings),
     }
+    if intake.videos:
+        payload["videos"] = [v.to_dict() for v in intake.videos]
     lines = (
-        [
+        [added_video_line(v) for v in intake.videos]
+        + [
             f"{e.mark:<4} {e.original_name}  ({faces.get(e.mark, '?')} face(s))"
             for e in intake.added
         ]
@@ -157,6 +167,7 @@ def cmd_faces(args: argparse.Namespace) -> int:
         history = case.face_history(args.history) if args.history else []
         reasons = case.rejection_reasons() if rejected else {}
         marks = [e.mark for e in case.exhibits()]
+        videos = [v.mark for v in case.videos.videos()]
         quality = face_quality_dicts(case, faces) if args.json else {}
     if args.history:
         payload = {"history": [f.to_dict() for f in history]}
@@ -184,6 +195,10 @@ def cmd_faces(args: argparse.Namespace) -> int:
             for f in rejected
         ]
         + [f"{m:<6} no face found (place landmarks with --correct)" for m in without]
+        + [
+            f"{m:<6} video: its faces are in its tracks (xfr case tracks CASE {m})"
+            for m in videos
+        ]
     )
     _emit(args, payload, "\n".join(lines))
     return EXIT_OK
@@ -635,6 +650,12 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="the ACE-V demo: analysis, worksheet, evaluation, unmasking and a "
         "blind verification with a disagreement resolved",
     )
+    demo.add_argument(
+        "--cctv",
+        action="store_true",
+        help="the video demo: a synthetic CCTV clip tracked, its best frames of "
+        "the astronaut added as probes and compared with the two portraits",
+    )
     demo.set_defaults(run=cmd_demo)
 
     info = sub.add_parser("info", parents=[with_case], help="case and exhibits")
@@ -789,3 +810,4 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
     add_examination_commands(sub, with_case)
     add_quality_command(sub, with_case)
+    add_video_commands(sub, with_case)

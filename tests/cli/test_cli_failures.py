@@ -221,6 +221,21 @@ def _templates(world) -> dict[tuple[str, ...], list[list[str]]]:
             ["case", "quality", "IN"],
             ["case", "quality", case, "--face", "Q9"],
         ],
+        ("case", "videos"): [["case", "videos", "IN"]],
+        ("case", "tracks"): [
+            ["case", "tracks", "IN", "V1", "--show"],
+            ["case", "tracks", "IN", "V1", "--no-model"],
+            ["case", "tracks", case, "V1", "--no-model"],  # no video V1
+            ["case", "tracks", case, "V1", "--show", "--run", "2"],
+        ],
+        ("case", "frames"): [
+            ["case", "frames", "IN", "--list"],
+            ["case", "frames", "IN", "--check"],
+            ["case", "frames", "IN", "V1", "--track", "T1", "--best", "1"],
+            ["case", "frames", case, "V1", "--track", "T1", "--best", "1"],
+            ["case", "frames", case, "V1", "--track", "T1", "--frame", "x"],
+            ["case", "tracks", case, "V1", "--every", "x", "--no-model"],
+        ],
         ("identity", "new"): [["identity", "new", "--name", "N", "--out", "OUT"]],
         ("identity", "export"): [["identity", "export", "IN", "--out", fine]],
         ("report",): [
@@ -671,6 +686,8 @@ def read_only_case(mounted, case_with_photo, tmp_path):
         "case unmask CASE Q1 K1".split(),
         "case settings CASE --first same".split(),
         "case verification CASE Q1 K1 --record".split(),
+        "case tracks CASE V1 --no-model".split(),
+        "case frames CASE V1 --track T1 --best 1".split(),
     ],
     ids=[
         "add",
@@ -683,6 +700,8 @@ def read_only_case(mounted, case_with_photo, tmp_path):
         "unmask",
         "settings",
         "verification",
+        "tracks",
+        "frames",
     ],
 )
 def test_writing_to_a_read_only_case_is_one_line(argv, read_only_case, capsys):
@@ -694,10 +713,19 @@ def test_writing_to_a_read_only_case_is_one_line(argv, read_only_case, capsys):
 
 
 @pytest.mark.parametrize(
-    "command", ["info", "log", "verify", "acev", "settings", "quality"]
+    "command", ["info", "log", "verify", "acev", "settings", "quality", "videos"]
 )
 def test_a_read_only_case_can_still_be_read(command, read_only_case, capsys):
     assert main(["case", command, str(read_only_case)]) == 0, capsys.readouterr()
+
+
+@pytest.mark.parametrize("option", ["--list", "--check"])
+def test_a_read_only_case_can_still_list_and_check_frames(
+    option, read_only_case, capsys
+):
+    assert main(["case", "frames", str(read_only_case), option]) == 0, (
+        capsys.readouterr()
+    )
 
 
 @pytest.mark.slow
