@@ -163,6 +163,7 @@ def test_the_slider_shows_the_exact_frame(qtbot, tmp_path, clip):
     )
     rgb, ref = extract_frame(clip.path, frame_number=12)
     assert rgb_sha256(panel.shown_rgb) == ref.frame_sha256
+    assert np.array_equal(panel.shown_rgb, rgb)
     assert "frame 12" in panel.position.text() and "1.200 s" in panel.position.text()
     panel.next_button.click()
     qtbot.waitUntil(lambda: panel.shown_ref.frame_number == 13, timeout=WAIT_MS)
@@ -240,7 +241,8 @@ def test_best_frames_are_ticked_and_added_as_probes(qtbot, tmp_path, clip):
         assert frame.selection["chosen_by"] == "examiner"
         item = window.exhibits.item_for(mark, exhibits_module.EXHIBIT)
         assert item is not None
-        assert frame.describe() in item.text(0)
+        assert exhibits_module.frame_row_text(frame) in item.text(0)
+        assert f"V1 frame {number}" in item.text(0)
         assert frame.describe() in item.toolTip(0)
         assert len(case.faces(mark)) == 1
     assert all(check.intact for check in workflow.check_frames(case, "V1"))

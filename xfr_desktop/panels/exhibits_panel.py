@@ -45,6 +45,7 @@ from core import wording
 from core.case import workflow
 from core.case.records import CaseFace
 from core.case.store import Case
+from core.case.videos import VideoFrame
 from core.errors import BadInputError
 from core.quality import FaceQuality
 from core.video.decode import VIDEO_SUFFIXES
@@ -82,6 +83,13 @@ def to_pixmap(rgb: np.ndarray) -> QPixmap:
     height, width = rgb.shape[:2]
     image = QImage(rgb.data, width, height, 3 * width, QImage.Format.Format_RGB888)
     return QPixmap.fromImage(image.copy())  # copy: the numpy buffer may go away
+
+
+def frame_row_text(frame: VideoFrame) -> str:
+    """A frame exhibit's provenance in a short row ("V1 frame 14, 1.400 s"); the
+    tooltip has the whole line (``VideoFrame.describe``)."""
+    when = "" if frame.seconds is None else f", {frame.seconds:.3f} s"
+    return f"{frame.video} frame {frame.frame_number}{when}"
 
 
 def rating_icon(rating: str, size: int = 14) -> QIcon:
@@ -203,7 +211,7 @@ class ExhibitsPanel(QWidget):
             rejected_by_mark.setdefault(face.mark, []).append(face)
         reasons = case.rejection_reasons() if rejected_by_mark else {}
         # where each frame exhibit came from (its video, frame number, time)
-        provenance = {frame.mark: frame.describe() for frame in case.videos.frames()}
+        frames = {frame.mark: frame for frame in case.videos.frames()}
         greyed = QBrush(self.palette().color(QPalette.ColorRole.PlaceholderText))
         missing = []
         for role, title in ROLE_TITLES.items():
@@ -216,12 +224,13 @@ class ExhibitsPanel(QWidget):
                 count = f"{len(faces)} face(s)" + (
                     f", {len(rejected)} rejected" if rejected else ""
                 )
-                source = provenance.get(exhibit.mark)
+                frame = frames.get(exhibit.mark)
+                source = None if frame is None else frame.describe()
                 item = QTreeWidgetItem(
                     [
                         f"{exhibit.mark}  {exhibit.original_name}\n"
                         f"{exhibit.width}×{exhibit.height}, {count}"
-                        + (f"\n{source}" if source else "")
+                        + ("" if frame is None else f"\n{frame_row_text(frame)}")
                     ]
                 )
                 item.setData(0, Qt.ItemDataRole.UserRole, (exhibit.mark, role))
@@ -280,8 +289,13 @@ class ExhibitsPanel(QWidget):
         missing = []
         for video in videos:
             role = ROLE_TITLES.get(video.role, video.role).split(" ")[0].lower()
+            # short lines: tree rows do not wrap in the narrow panel
+            summary = video_summary(video).split(", ")
             item = QTreeWidgetItem(
-                [f"{video.mark}  {video.original_name}\n{role}: {video_summary(video)}"]
+                [
+                    f"{video.mark}  {video.original_name}\n{role}, {summary[0]}\n"
+                    + "\n".join(summary[1:3])
+                ]
             )
             item.setData(0, Qt.ItemDataRole.UserRole, (video.mark, video.role))
             item.setData(0, KIND_ROLE, VIDEO)

@@ -75,18 +75,19 @@ READ_ONLY_WHY = (
 NO_TRACKS_TEXT = (
     "No face tracks yet: set how often to sample and press “Find face tracks”."
 )
-BEST_COLUMNS = (
-    "rank",
-    "frame",
-    "time",
-    "score",
-    "size",
-    "sharpness",
-    "pose",
-    "exposure",
-    "truncation",
-)
-TERMS = BEST_COLUMNS[4:]
+# column title -> its tooltip; the terms' titles are short to fit 1280 x 720
+BEST_COLUMNS = {
+    "rank": "1 = the best frame by the score; tick the frames to add",
+    "frame": "frame number, from 0",
+    "time": "seconds from the start of the video",
+    "score": "the ranking score (hover over the table for the formula)",
+    "size": "size term: inter-eye distance, 0 at 16 px, 1 at 90 px",
+    "sharp": "sharpness term: 0 heavily blurred, 1 sharp",
+    "pose": "pose term (subtracted): 0 frontal, 1 at the poor pose bounds",
+    "expo": "exposure term (subtracted): 0 well exposed, 1 at the poor bounds",
+    "trunc": "truncation term (subtracted): share of the face outside the image",
+}
+TERMS = ("size", "sharpness", "pose", "exposure", "truncation")
 # The ranking formula, as core.video.best_frames documents it (one source).
 RANKING_TIP = (best_frames_module.__doc__ or "").split("A figure that")[0].strip()
 
@@ -489,14 +490,13 @@ class VideoPanel(QWidget):
         left_layout.addLayout(tracking)
 
         self.best_title = QLabel("Best frames: pick a track below.")
-        self.best_title.setWordWrap(True)
         self.best_title.setToolTip(RANKING_TIP)
         self.best = QTableWidget(0, len(BEST_COLUMNS))
         self.best.setHorizontalHeaderLabels(list(BEST_COLUMNS))
-        for column, name in enumerate(BEST_COLUMNS):
+        for column, tip in enumerate(BEST_COLUMNS.values()):
             header_item = self.best.horizontalHeaderItem(column)
             if header_item is not None:
-                header_item.setToolTip(RANKING_TIP if column > 2 else name)
+                header_item.setToolTip(tip)
         self.best.setToolTip(RANKING_TIP)
         self.best.verticalHeader().hide()
         self.best.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -522,6 +522,7 @@ class VideoPanel(QWidget):
         top.setChildrenCollapsible(False)
         top.setStretchFactor(0, 3)
         top.setStretchFactor(1, 2)
+        top.setSizes([560, 470])
 
         self.strips_box = QWidget()
         self.strips_layout = QVBoxLayout(self.strips_box)
@@ -546,6 +547,7 @@ class VideoPanel(QWidget):
         main.setChildrenCollapsible(False)
         main.setStretchFactor(0, 3)
         main.setStretchFactor(1, 2)
+        main.setSizes([330, 220])  # at 720 px high: two strips in sight
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(main)
@@ -764,7 +766,9 @@ class VideoPanel(QWidget):
             )
             values = [
                 str(frame.frame_number),
-                seconds_text(frame.face.frame.seconds),
+                "?"
+                if frame.face.frame.seconds is None
+                else f"{frame.face.frame.seconds:.3f}",
                 f"{frame.score:.3f}",
                 *(f"{frame.terms.get(term, 0.0):.2f}" for term in TERMS),
             ]
@@ -780,9 +784,12 @@ class VideoPanel(QWidget):
             self.best_title.setText("Best frames: pick a track below.")
         else:
             self.best_title.setText(
-                f"Best frames of {self.picked} (best first; {PRE_TICKED} ticked, at "
-                f"least {workflow.BEST_FRAMES_SEPARATION} frames apart). Tick or "
-                "untick to choose; hover for the formula."
+                f"Best frames of {self.picked}, best first: tick the ones to add."
+            )
+            self.best_title.setToolTip(
+                f"The best {PRE_TICKED} frames at least "
+                f"{workflow.BEST_FRAMES_SEPARATION} frames apart are ticked; tick or "
+                f"untick to choose others.\n\n{RANKING_TIP}"
             )
         self._update_buttons()
 
