@@ -501,6 +501,7 @@ class MainWindow(QMainWindow):
         self.exhibits.video_selected.connect(self.show_video)
         c.exhibits_changed.connect(self._update_video_tab)
         c.case_closed.connect(lambda: self.video_panel.set_video(None))
+        c.case_closed.connect(self._update_video_tab)
         self.exhibits.place_requested.connect(self.place_face)
         self.exhibits.correct_requested.connect(self.correct_face)
         self.exhibits.reject_requested.connect(self._reject_face)

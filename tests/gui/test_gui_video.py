@@ -76,11 +76,15 @@ class TruthDetector:
         return faces
 
 
-def video_window(qtbot, tmp_path: Path, clip: SyntheticClip) -> MainWindow:
+def video_window(
+    qtbot, tmp_path: Path, clip: SyntheticClip, said: list[str] | None = None
+) -> MainWindow:
     window = make_window(
         qtbot, tiny_registry(TinyVideoModel), new_case(tmp_path / "case")
     )
     window.resize(1280, 720)
+    if said is not None:
+        window.controller.status.connect(said.append)
     add_exhibits(qtbot, window, [clip.path], "probe")
     return window
 
@@ -113,9 +117,14 @@ def save_shot(widget, name: str) -> None:
 
 # ---- intake and the list -----------------------------------------------------------
 def test_a_video_is_added_and_listed_with_its_first_frame(qtbot, tmp_path, clip):
-    window = video_window(qtbot, tmp_path, clip)
+    said: list[str] = []
+    window = video_window(qtbot, tmp_path, clip, said)
     case = window.controller.case
     assert [v.mark for v in case.videos.videos()] == ["V1"]
+    assert (
+        "Added video V1 (cctv.mp4): select it in the exhibits list to find its "
+        "face tracks"
+    ) in said
     assert window.tabs.isTabVisible(window.tabs.indexOf(window.video_panel))
     item = window.exhibits.item_for("V1", exhibits_module.VIDEO)
     assert item is not None
@@ -141,6 +150,8 @@ def test_the_file_dialog_offers_videos(qtbot, tmp_path, clip, monkeypatch):
     window.exhibits.add_probe.click()
     assert "*.mp4" in seen["filters"] and "*.mov" in seen["filters"]
     assert "*.png" in seen["filters"]
+    window.controller.close_case()
+    assert not window.tabs.isTabVisible(window.tabs.indexOf(window.video_panel))
 
 
 def test_a_case_without_video_has_no_video_tab(qtbot, tmp_path):
@@ -290,6 +301,7 @@ def test_tracking_can_be_cancelled(qtbot, tmp_path, clip):
 def test_tracking_with_dlib_finds_the_astronaut(qtbot, tmp_path, clip, dlib_model):
     window = video_window(qtbot, tmp_path, clip)
     panel = open_video(qtbot, window)
+    window.controller.model = dlib_model  # its embeddings link the tracks, as in use
     with qtbot.waitSignal(window.controller.tracks_changed, timeout=120_000):
         panel.track_button.click()
     assert panel.tracks, "dlib found no face track in the synthetic clip"

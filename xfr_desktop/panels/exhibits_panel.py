@@ -177,6 +177,9 @@ class ExhibitsPanel(QWidget):
         self._video_pixmaps: dict[str, QPixmap] = {}
         self._video_thumbs = TaskRunner(self)
         self._video_thumbs.result.connect(self._on_video_thumbnails)
+        # videos whose first frame was asked for (once per case: a video that
+        # cannot be decoded is not decoded again at every refresh)
+        self._video_tried: set[str] = set()
         # face id -> its quality (or why not): measured once per face record
         self.qualities: face_quality.Measured = {}
         self._measuring: set[int] = set()
@@ -190,6 +193,7 @@ class ExhibitsPanel(QWidget):
         self._pixmaps.clear()
         self._video_pixmaps.clear()
         self._video_thumbs.cancel()
+        self._video_tried.clear()
         # another case (or none): thumbnails and figures still being made are not
         # its own (thumbnails are keyed by mark, which every case starts at Q1)
         self._thumbs.cancel()
@@ -308,12 +312,15 @@ class ExhibitsPanel(QWidget):
             )
             if video.mark in self._video_pixmaps:
                 item.setIcon(0, QIcon(self._video_pixmaps[video.mark]))
-            else:
+            elif video.mark not in self._video_tried:
                 missing.append(video.mark)
             top.addChild(item)
         top.setExpanded(True)
-        if missing and not self._video_thumbs.is_busy():
-            self._video_thumbs.start(video_thumbnails, case, missing, THUMBNAIL)
+        if missing:
+            # the marks still being made are asked for again with the new ones
+            self._video_tried.update(missing)
+            wanted = [v.mark for v in videos if v.mark not in self._video_pixmaps]
+            self._video_thumbs.start(video_thumbnails, case, wanted, THUMBNAIL)
 
     def _on_video_thumbnails(self, thumbnails: dict[str, np.ndarray]) -> None:
         for mark, rgb in thumbnails.items():
