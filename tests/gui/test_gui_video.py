@@ -309,3 +309,21 @@ def test_tracking_with_dlib_finds_the_astronaut(qtbot, tmp_path, clip, dlib_mode
     assert len(first.faces) >= 3
     panel.pick_track("T1")
     assert panel.ticked_frames()
+
+
+def test_a_damaged_video_is_refused_in_one_line(qtbot, tmp_path, clip):
+    window = make_window(
+        qtbot,
+        tiny_registry(TinyVideoModel),
+        new_case(tmp_path / "case"),
+        show_dialogs=False,
+    )
+    damaged = tmp_path / "cut.mp4"
+    damaged.write_bytes(Path(clip.path).read_bytes()[:3000])  # cut short
+    add_exhibits(qtbot, window, [str(damaged)], "probe")
+    report = window.errors.last_report
+    assert report is not None and report.title == "Some files were not added"
+    line = report.message.splitlines()[-1]
+    assert line.startswith(str(damaged)) and "Traceback" not in report.message
+    assert window.controller.case.videos.videos() == []
+    assert not window.tabs.isTabVisible(window.tabs.indexOf(window.video_panel))
