@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,8 @@ from tests.gui.tiny_case import (
 )
 from xfr_desktop.main_window import MainWindow
 from xfr_desktop.panels import exhibits_panel as exhibits_module
-from xfr_desktop.panels.video_panel import VideoPanel, sampled
+from xfr_desktop.panels import video_panel as video_panel_module
+from xfr_desktop.panels.video_panel import VideoPanel, position_text, sampled
 
 pytestmark = pytest.mark.usefixtures("no_qt_leaks")
 
@@ -162,11 +164,21 @@ def test_a_case_without_video_has_no_video_tab(qtbot, tmp_path):
 
 
 # ---- the frame slider --------------------------------------------------------------
-def test_the_slider_shows_the_exact_frame(qtbot, tmp_path, clip):
+def test_the_slider_shows_the_exact_frame(qtbot, tmp_path, clip, monkeypatch):
     window = video_window(qtbot, tmp_path, clip)
     panel = open_video(qtbot, window)
+    save_shot(window, "video_before_tracking.png")
     assert panel.slider.maximum() == 19
-    for wanted in (3, 7, 12):  # moved quickly: only the last one need be decoded
+    decoded: list[int] = []
+
+    def counted(path, number, stream):
+        decoded.append(number)
+        return video_panel_module.extract_frame(
+            path, frame_number=number, stream=stream
+        )
+
+    monkeypatch.setattr(video_panel_module, "decode_frame", counted)
+    for wanted in (3, 7, 12):  # moved quickly: frames passed over are not decoded
         panel.slider.setValue(wanted)
     qtbot.waitUntil(
         lambda: panel.shown_ref is not None and panel.shown_ref.frame_number == 12,
@@ -175,6 +187,8 @@ def test_the_slider_shows_the_exact_frame(qtbot, tmp_path, clip):
     rgb, ref = extract_frame(clip.path, frame_number=12)
     assert rgb_sha256(panel.shown_rgb) == ref.frame_sha256
     assert np.array_equal(panel.shown_rgb, rgb)
+    # 3 is decoded at once unless the first frame's decode was still ending
+    assert 7 not in decoded and decoded[-1] == 12
     assert "frame 12" in panel.position.text() and "1.200 s" in panel.position.text()
     panel.next_button.click()
     qtbot.waitUntil(lambda: panel.shown_ref.frame_number == 13, timeout=WAIT_MS)
@@ -327,3 +341,20 @@ def test_a_damaged_video_is_refused_in_one_line(qtbot, tmp_path, clip):
     assert line.startswith(str(damaged)) and "Traceback" not in report.message
     assert window.controller.case.videos.videos() == []
     assert not window.tabs.isTabVisible(window.tabs.indexOf(window.video_panel))
+
+
+def test_the_position_names_the_files_own_clock_when_it_has_one(clip):
+    _rgb, ref = extract_frame(clip.path, frame_number=5)
+    assert position_text(ref, 20) == "frame 5 of 0–19 · 0.500 s"
+    tagged = replace(ref, wall_clock="2026-03-01T10:15:00.500000+00:00")
+    assert position_text(tagged, 20) == (
+        "frame 5 of 0–19 · 0.500 s · 2026-03-01T10:15:00.500000+00:00 "
+        "(the file's own clock)"
+    )
+
+
+def test_strips_sample_at_most_twelve_faces_first_and_last_included():
+    assert sampled(5) == [0, 1, 2, 3, 4]
+    picked = sampled(40)
+    assert len(picked) == 12 and picked[0] == 0 and picked[-1] == 39
+    assert picked == sorted(set(picked))
