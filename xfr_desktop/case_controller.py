@@ -22,7 +22,7 @@ from core.case.examination import Examination
 from core.case.records import CaseFace
 from core.case.store import Case, CaseError, CaseLockedError
 from core.errors import BadInputError, printable
-from core.faces.detect import Face
+from core.faces.detect import Face, FaceDetector
 from core.models.base import FaceModel
 from xfr_desktop.errors import ErrorReporter, FolderExistsError, folder_is_taken
 from xfr_desktop.workers import TaskRunner
@@ -115,6 +115,8 @@ class CaseController(QObject):
     jobs_changed = Signal()
     status = Signal(str)  # short messages for the status bar
     intake_finished = Signal(object)  # core IntakeResult
+    tracks_changed = Signal(str)  # a video's mark: a new tracking run was recorded
+    frames_added = Signal(list)  # the frame exhibits just added (core Exhibit)
 
     def __init__(self, errors: ErrorReporter, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -150,6 +152,13 @@ class CaseController(QObject):
         self._ranker.progress.connect(
             lambda done, total, message: self.status.emit(message)
         )
+        # video exhibits: the video panel shows these runners' progress and state
+        self.tracker = self._runner("find the face tracks", self._on_tracked)
+        self.frame_adder = self._runner("add the frames", self._on_frames_added)
+        self._tracking = ""  # the video being tracked
+        # the face finder tracking uses (None: dlib's shared one); tests put a
+        # FaceDetector-like stand-in here so that they need no dlib
+        self.video_detector: FaceDetector | None = None
 
     def _runner(self, doing: str, on_result: Callable[[Any], None]) -> TaskRunner:
         runner = TaskRunner(self)
@@ -163,7 +172,14 @@ class CaseController(QObject):
 
     @property
     def runners(self) -> tuple[TaskRunner, ...]:
-        return (self._opener, self._intake, self._ranker, self._explainer)
+        return (
+            self._opener,
+            self._intake,
+            self._ranker,
+            self._explainer,
+            self.tracker,
+            self.frame_adder,
+        )
 
     # ---- opening and closing -------------------------------------------------------
     def open_case(self, path: str | Path, *, read_only: bool = False) -> None:
@@ -277,6 +293,13 @@ class CaseController(QObject):
         self.faces_changed.emit()
         self.audit_changed.emit()
         self.intake_finished.emit(result)
+        videos = getattr(result, "videos", ())
+        if videos:
+            marks = ", ".join(f"{v.mark} ({v.original_name})" for v in videos)
+            self.status.emit(
+                f"Added video {marks}: select it in the exhibits list to find its "
+                "face tracks"
+            )
         if result.warnings:  # added, but the examiner should know
             self.errors.warn(
                 "Added, with a caution",
@@ -298,6 +321,58 @@ class CaseController(QObject):
                 f"\n{lines}",
                 f"Check these files, or choose others, and add them again.{added}",
             )
+        self.rank()
+
+    # ---- video exhibits: face tracks and frames -----------------------------------
+    def track_video(self, mark: str, every: int, method: str = "hog") -> None:
+        """Find and record the face tracks of video ``mark`` (in a worker), with
+        the loaded model's embeddings when there is one."""
+        if self.case is None:
+            return
+        self._tracking = mark
+        self.status.emit(f"Finding the face tracks of {mark}, every {every} frames…")
+        self.tracker.start(
+            workflow.track_video,
+            self.case,
+            mark,
+            every=every,
+            method=method,
+            model=self.model,
+            detector=self.video_detector,
+        )
+
+    def cancel_tracking(self) -> None:
+        if self.tracker.is_busy():
+            self.tracker.cancel()
+            self.status.emit(f"Finding the face tracks of {self._tracking} cancelled")
+
+    def _on_tracked(self, tracks: Sequence[Any]) -> None:
+        mark = self._tracking
+        self.status.emit(
+            f"{len(tracks)} face track(s) found in {mark}: pick the person's track"
+            if tracks
+            else f"No face found in {mark}: try sampling every frame, or the cnn "
+            "face finder"
+        )
+        self.tracks_changed.emit(mark)
+        self.audit_changed.emit()
+
+    def add_track_frames(self, mark: str, track: str, frames: Sequence[int]) -> None:
+        """Add ``frames`` of ``track`` of video ``mark`` as exhibits (in a worker)."""
+        if self.case is None:
+            return
+        self.status.emit(f"Adding {len(frames)} frame(s) of {mark} {track}…")
+        self.frame_adder.start(
+            workflow.add_track_frames, self.case, mark, track, frames=list(frames)
+        )
+
+    def _on_frames_added(self, added: Sequence[Any]) -> None:
+        marks = ", ".join(exhibit.mark for exhibit in added)
+        self.status.emit(f"Added {marks}: compare them like any other exhibit")
+        self.exhibits_changed.emit()
+        self.faces_changed.emit()
+        self.audit_changed.emit()
+        self.frames_added.emit(list(added))
         self.rank()
 
     # ---- faces under the examiner's control (undoable) ---------------------------

@@ -92,6 +92,7 @@ from xfr_desktop.panels.explain_panel import ExplainPanel
 from xfr_desktop.panels.maps_panels import LayersPanel, MethodGrid
 from xfr_desktop.panels.start_page import StartPage
 from xfr_desktop.panels.superimpose_panel import SuperimposePanel
+from xfr_desktop.panels.video_panel import VideoPanel
 from xfr_desktop.settings import Settings, load_settings, save_settings
 from xfr_desktop.theme import apply_theme
 from xfr_desktop.widgets.annotation_list import AnnotationList
@@ -281,6 +282,7 @@ class MainWindow(QMainWindow):
         self.conclusion = ConclusionEditor()
         self.audit = AuditTrailView()
         self.examination_panel = ExaminationPanel(self.controller)
+        self.video_panel = VideoPanel(self.errors, self.controller)
         # Minimums that add up to less than a 1280 x 720 screen (exhibits 200 +
         # comparison ~650 + methods 260 + handles); no main view collapses away.
         self.exhibits.setMinimumWidth(200)
@@ -302,6 +304,9 @@ class MainWindow(QMainWindow):
         # any of the model's results (and the tab bar still fits 1280 x 720)
         self.tabs.addTab(self.examination_panel, "Examination")
         self.tabs.addTab(compare_page, "Comparison")
+        # shown only while the case holds a video (the tab bar fits 1280 x 720)
+        self.tabs.addTab(self.video_panel, "Video")
+        self.tabs.setTabVisible(self.tabs.indexOf(self.video_panel), False)
         self.tabs.addTab(self.grid, "All methods")
         self.tabs.addTab(self.layers, "Layer by layer")
         self.tabs.addTab(self.superimpose, "Superimpose")
@@ -493,6 +498,10 @@ class MainWindow(QMainWindow):
         c.explanations_changed.connect(self._on_explained)
         self.exhibits.add_requested.connect(c.add_files)
         self.exhibits.face_selected.connect(self.compare.select)
+        self.exhibits.video_selected.connect(self.show_video)
+        c.exhibits_changed.connect(self._update_video_tab)
+        c.case_closed.connect(lambda: self.video_panel.set_video(None))
+        c.case_closed.connect(self._update_video_tab)
         self.exhibits.place_requested.connect(self.place_face)
         self.exhibits.correct_requested.connect(self.correct_face)
         self.exhibits.reject_requested.connect(self._reject_face)
@@ -524,6 +533,19 @@ class MainWindow(QMainWindow):
         self.audit.verify_requested.connect(self.verify_case)
         self._connect_annotation_list()
         self._connect_examination()
+
+    def show_video(self, mark: str) -> None:
+        """The video view on video ``mark`` (the examiner clicked it)."""
+        self._update_video_tab()
+        if self.video_panel.video is None or self.video_panel.video.mark != mark:
+            self.video_panel.set_video(mark)
+        self.tabs.setCurrentWidget(self.video_panel)
+
+    def _update_video_tab(self) -> None:
+        case = self.controller.case
+        has_videos = case is not None and bool(case.videos.videos())
+        self.tabs.setTabVisible(self.tabs.indexOf(self.video_panel), has_videos)
+        self.video_panel.refresh_case()
 
     def _connect_examination(self) -> None:
         c, panel = self.controller, self.examination_panel
@@ -932,6 +954,8 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{title} — {APP_NAME} {__version__}")
         self.conclusion.set_read_only(case.read_only)
         self.exhibits.set_case(case)
+        self.video_panel.set_video(None)
+        self._update_video_tab()
         self.compare.set_case(case, self.model)
         self._refresh_conclusions()
         self._refresh_audit()
@@ -1359,6 +1383,7 @@ class MainWindow(QMainWindow):
             self.face_dialog.shutdown()
         self.compare.shutdown()
         self.superimpose.shutdown()
+        self.video_panel.shutdown()
         self.layers.runner.shutdown()
         self.channels.shutdown()
         self.controller.shutdown()
@@ -1378,6 +1403,10 @@ class MainWindow(QMainWindow):
             pending.append("the report being written")
         if self.layers.runner.is_busy():
             pending.append("the layer-by-layer maps")
+        if self.controller.tracker.is_busy():
+            pending.append("the face tracks being found")
+        if self.controller.frame_adder.is_busy():
+            pending.append("the video frames being added")
         return pending
 
     def close_question(self, pending: Sequence[str]) -> QMessageBox:

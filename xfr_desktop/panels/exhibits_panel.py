@@ -45,9 +45,12 @@ from core import wording
 from core.case import workflow
 from core.case.records import CaseFace
 from core.case.store import Case
+from core.case.videos import VideoFrame
 from core.errors import BadInputError
 from core.quality import FaceQuality
+from core.video.decode import VIDEO_SUFFIXES
 from xfr_desktop.panels import face_quality
+from xfr_desktop.panels.video_panel import video_summary, video_thumbnails
 from xfr_desktop.workers import TaskRunner
 
 THUMBNAIL = 72
@@ -55,6 +58,10 @@ ROLE_TITLES = {"probe": "Questioned (probe)", "gallery": "Known (gallery)"}
 # What a tree item is (item data under KIND_ROLE).
 KIND_ROLE = Qt.ItemDataRole.UserRole + 1
 EXHIBIT, FACE, REJECTED, NO_FACE = "exhibit", "face", "rejected", "no face"
+VIDEO = "video"
+VIDEOS_TITLE = "Videos"
+IMAGE_PATTERNS = "*.jpg *.jpeg *.png *.tif *.tiff *.bmp *.webp *.heic"
+VIDEO_PATTERNS = " ".join(f"*{suffix}" for suffix in sorted(VIDEO_SUFFIXES))
 NO_FACE_TEXT = "no face found:\nright-click →\nPlace a face…"
 DEFAULT_REASON = "not a face"
 READ_ONLY_TIP = "The case is open read-only."
@@ -76,6 +83,13 @@ def to_pixmap(rgb: np.ndarray) -> QPixmap:
     height, width = rgb.shape[:2]
     image = QImage(rgb.data, width, height, 3 * width, QImage.Format.Format_RGB888)
     return QPixmap.fromImage(image.copy())  # copy: the numpy buffer may go away
+
+
+def frame_row_text(frame: VideoFrame) -> str:
+    """A frame exhibit's provenance in a short row ("V1 frame 14, 1.400 s"); the
+    tooltip has the whole line (``VideoFrame.describe``)."""
+    when = "" if frame.seconds is None else f", {frame.seconds:.3f} s"
+    return f"{frame.video} frame {frame.frame_number}{when}"
 
 
 def rating_icon(rating: str, size: int = 14) -> QIcon:
@@ -118,6 +132,7 @@ class ExhibitsPanel(QWidget):
 
     add_requested = Signal(list, str)  # files, role
     face_selected = Signal(str, str)  # face label, role
+    video_selected = Signal(str)  # video mark: open the video view on it
     place_requested = Signal(str)  # exhibit mark: open the face dialog for a new face
     correct_requested = Signal(str)  # face label: the face dialog on that face
     reject_requested = Signal(str, str)  # face label, reason
@@ -141,8 +156,9 @@ class ExhibitsPanel(QWidget):
         self.add_probe.clicked.connect(lambda: self._browse("probe"))
         self.add_gallery.clicked.connect(lambda: self._browse("gallery"))
         hint = QLabel(
-            "Drop image files or folders here to add them. Right-click an exhibit "
-            "or a face to place, correct, reject or reset a face."
+            "Drop image or video files or folders here to add them. Right-click "
+            "an exhibit or a face to place, correct, reject or reset a face; "
+            "click a video to see its frames and face tracks."
         )
         hint.setWordWrap(True)
         buttons = QHBoxLayout()
@@ -156,6 +172,14 @@ class ExhibitsPanel(QWidget):
         self._pixmaps: dict[str, QPixmap] = {}
         self._thumbs = TaskRunner(self)
         self._thumbs.result.connect(self._on_thumbnails)
+        # videos' first frames: their own worker (a new image's thumbnail must not
+        # cancel a video's) and their own keys (V1 is no exhibit mark)
+        self._video_pixmaps: dict[str, QPixmap] = {}
+        self._video_thumbs = TaskRunner(self)
+        self._video_thumbs.result.connect(self._on_video_thumbnails)
+        # videos whose first frame was asked for (once per case: a video that
+        # cannot be decoded is not decoded again at every refresh)
+        self._video_tried: set[str] = set()
         # face id -> its quality (or why not): measured once per face record
         self.qualities: face_quality.Measured = {}
         self._measuring: set[int] = set()
@@ -167,6 +191,9 @@ class ExhibitsPanel(QWidget):
     def set_case(self, case: Case | None) -> None:
         self.case = case
         self._pixmaps.clear()
+        self._video_pixmaps.clear()
+        self._video_thumbs.cancel()
+        self._video_tried.clear()
         # another case (or none): thumbnails and figures still being made are not
         # its own (thumbnails are keyed by mark, which every case starts at Q1)
         self._thumbs.cancel()
@@ -187,6 +214,8 @@ class ExhibitsPanel(QWidget):
         for face in case.rejected_faces():
             rejected_by_mark.setdefault(face.mark, []).append(face)
         reasons = case.rejection_reasons() if rejected_by_mark else {}
+        # where each frame exhibit came from (its video, frame number, time)
+        frames = {frame.mark: frame for frame in case.videos.frames()}
         greyed = QBrush(self.palette().color(QPalette.ColorRole.PlaceholderText))
         missing = []
         for role, title in ROLE_TITLES.items():
@@ -199,10 +228,13 @@ class ExhibitsPanel(QWidget):
                 count = f"{len(faces)} face(s)" + (
                     f", {len(rejected)} rejected" if rejected else ""
                 )
+                frame = frames.get(exhibit.mark)
+                source = None if frame is None else frame.describe()
                 item = QTreeWidgetItem(
                     [
                         f"{exhibit.mark}  {exhibit.original_name}\n"
                         f"{exhibit.width}×{exhibit.height}, {count}"
+                        + ("" if frame is None else f"\n{frame_row_text(frame)}")
                     ]
                 )
                 item.setData(0, Qt.ItemDataRole.UserRole, (exhibit.mark, role))
@@ -213,7 +245,8 @@ class ExhibitsPanel(QWidget):
                     f"SHA-256 {exhibit.sha256}\n{exhibit.size:,} bytes, "
                     f"{exhibit.format}\nadded {exhibit.intake_time} by "
                     f"{exhibit.intake_user}"
-                    + (f"\nnote: {exhibit.note}" if exhibit.note else ""),
+                    + (f"\nnote: {exhibit.note}" if exhibit.note else "")
+                    + (f"\ntaken from {source}" if source else ""),
                 )
                 if exhibit.mark in self._pixmaps:
                     item.setIcon(0, QIcon(self._pixmaps[exhibit.mark]))
@@ -239,6 +272,7 @@ class ExhibitsPanel(QWidget):
                     child.setData(0, KIND_ROLE, NO_FACE)
                     item.addChild(child)
             top.setExpanded(True)
+        self._add_videos(case)
         self.tree.expandAll()
         if missing:
             self._thumbs.start(workflow.evidence_thumbnails, case, missing, THUMBNAIL)
@@ -246,6 +280,53 @@ class ExhibitsPanel(QWidget):
         if unmeasured and not set(unmeasured) <= self._measuring:
             self._measuring = set(unmeasured)
             self._measurer.start(face_quality.measure_faces, case, unmeasured)
+
+    def _add_videos(self, case: Case) -> None:
+        """The "Videos" group: each video with its first frame, length and size
+        (none when the case has no video)."""
+        videos = case.videos.videos()
+        if not videos:
+            return
+        top = QTreeWidgetItem([VIDEOS_TITLE])
+        top.setFlags(Qt.ItemFlag.ItemIsEnabled)
+        self.tree.addTopLevelItem(top)
+        missing = []
+        for video in videos:
+            role = ROLE_TITLES.get(video.role, video.role).split(" ")[0].lower()
+            # short lines: tree rows do not wrap in the narrow panel
+            summary = video_summary(video).split(", ")
+            item = QTreeWidgetItem(
+                [
+                    f"{video.mark}  {video.original_name}\n{role}, {summary[0]}\n"
+                    + "\n".join(summary[1:3])
+                ]
+            )
+            item.setData(0, Qt.ItemDataRole.UserRole, (video.mark, video.role))
+            item.setData(0, KIND_ROLE, VIDEO)
+            item.setToolTip(
+                0,
+                f"{video.mark}: {video.original_name}\nSHA-256 {video.sha256}\n"
+                f"{video.size:,} bytes, {video.container}\nadded {video.intake_time} "
+                f"by {video.intake_user}\nClick to see its frames and find its "
+                "face tracks.",
+            )
+            if video.mark in self._video_pixmaps:
+                item.setIcon(0, QIcon(self._video_pixmaps[video.mark]))
+            elif video.mark not in self._video_tried:
+                missing.append(video.mark)
+            top.addChild(item)
+        top.setExpanded(True)
+        if missing:
+            # the marks still being made are asked for again with the new ones
+            self._video_tried.update(missing)
+            wanted = [v.mark for v in videos if v.mark not in self._video_pixmaps]
+            self._video_thumbs.start(video_thumbnails, case, wanted, THUMBNAIL)
+
+    def _on_video_thumbnails(self, thumbnails: dict[str, np.ndarray]) -> None:
+        for mark, rgb in thumbnails.items():
+            self._video_pixmaps[mark] = to_pixmap(rgb)
+        if thumbnails:
+            self.refresh()
 
     def _show_quality(self, child: QTreeWidgetItem, face: CaseFace) -> None:
         """The face row's quality line, rating icon and figures tooltip."""
@@ -385,7 +466,9 @@ class ExhibitsPanel(QWidget):
 
     def _on_clicked(self, item: QTreeWidgetItem) -> None:
         data = item.data(0, Qt.ItemDataRole.UserRole)
-        if data and item.data(0, KIND_ROLE) in (EXHIBIT, FACE):
+        if data and item.data(0, KIND_ROLE) == VIDEO:
+            self.video_selected.emit(data[0])
+        elif data and item.data(0, KIND_ROLE) in (EXHIBIT, FACE):
             label, role = data
             self.face_selected.emit(label, role)
 
@@ -393,10 +476,10 @@ class ExhibitsPanel(QWidget):
     def _browse(self, role: str) -> None:
         files, _ = QFileDialog.getOpenFileNames(
             self,
-            f"Add {role} images",
+            f"Add {role} images or videos",
             "",
-            "Images (*.jpg *.jpeg *.png *.tif *.tiff *.bmp *.webp *.heic);;"
-            "All files (*)",
+            f"Images and videos ({IMAGE_PATTERNS} {VIDEO_PATTERNS});;"
+            f"Images ({IMAGE_PATTERNS});;Videos ({VIDEO_PATTERNS});;All files (*)",
         )
         if files:
             self.handle_drop(files, role)
@@ -430,4 +513,5 @@ class ExhibitsPanel(QWidget):
 
     def shutdown(self) -> None:
         self._thumbs.shutdown()
+        self._video_thumbs.shutdown()
         self._measurer.shutdown()
