@@ -241,16 +241,19 @@ class Calibration:
     ) -> tuple[Calibration, QualityBand | None]:
         """The calibration that applies to a pair of faces, and its band.
 
-        With bands, the band of the worse of the two faces' figures (a face whose
-        figure is not known is left out); without bands, or when neither figure is
-        known, this calibration over all bands (band None).
+        With bands, the band of the worse of the two faces' figures; without
+        bands, or when either figure is not known, this calibration over all bands
+        (band None): the band of the one known face - often the good reference
+        photograph - would be the calibration least suited to the other.
         """
         if self.bands is None:
             return self, None
-        value = worse_value(
-            self.bands.measure,
-            [figure_of(face, self.bands.measure) for face in (questioned, reference)],
-        )
+        figures = [
+            figure_of(face, self.bands.measure) for face in (questioned, reference)
+        ]
+        if any(figure is None for figure in figures):
+            return self, None
+        value = worse_value(self.bands.measure, figures)
         if value is None:
             return self, None
         band = self.bands.band_of(value)

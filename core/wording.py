@@ -273,3 +273,12 @@ def quality_unmeasured_caution(role: str, label: str, reason: str) -> str:
 def lr_cautions_text(cautions: tuple[str, ...] | list[str]) -> str:
     """The cautions after a likelihood ratio, each marked as one."""
     return " ".join(f"Caution: {caution}" for caution in cautions)
+
+
+def wall_clock_text(wall_clock: str) -> str:
+    """A frame's wall-clock time, with what it rests on: the container's
+    creation_time tag is often the time the clip was exported, not recorded."""
+    return (
+        f"{wall_clock} (the file's creation_time tag plus the frame's offset: "
+        "claimed by the file, not verified; it may be when the clip was exported)"
+    )

@@ -85,6 +85,7 @@ def stage_video(
         remove_partial(partial)
         raise BadInputError("no frame of the video can be decoded", source)
     described = video_info_dict(info)
+    warning = _undecodable_warning(printable(source.name), info)
     return partial, {
         "kind": "video",
         "sha256": digest,
@@ -92,8 +93,28 @@ def stage_video(
         "size": size,
         "container": info.container_format,
         "info": described,
-        "warning": None,
+        "warning": warning,
     }
+
+
+def _undecodable_warning(name: str, info: VideoInfo) -> str | None:
+    """A caution when some frames the file holds cannot be decoded (a clip cut
+    after a key frame: the frames before the next one have no reference)."""
+    short = [
+        f"stream {s.index}: {s.frame_count - s.decoded_frames} of {s.frame_count} "
+        "frames"
+        for s in info.streams
+        if s.frame_count is not None
+        and s.decoded_frames is not None
+        and s.decoded_frames < s.frame_count
+    ]
+    if not short:
+        return None
+    return (
+        f"{name}: {'; '.join(short)} cannot be decoded (the clip was cut without "
+        "the key frame they are predicted from?); they cannot be viewed or taken "
+        "as exhibits"
+    )
 
 
 def video_info_dict(info: VideoInfo) -> dict[str, Any]:
@@ -114,6 +135,7 @@ def video_info_dict(info: VideoInfo) -> dict[str, Any]:
                 "average_rate": None if s.average_rate is None else str(s.average_rate),
                 "time_base": str(s.time_base),
                 "start_pts": s.start_pts,
+                "display_rotation": s.display_rotation,
             }
             for s in info.streams
         ],

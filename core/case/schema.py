@@ -244,6 +244,9 @@ CREATE TABLE frames (
     wall_clock TEXT,                        -- creation_time + offset, if tagged
     frame_sha256 TEXT NOT NULL,             -- of the decoded RGB24 bytes
     decoder TEXT NOT NULL,
+    -- degrees counter-clockwise the stored image was turned from the decoded
+    -- pixels, as the file's display matrix asks (0: not turned)
+    display_rotation INTEGER NOT NULL DEFAULT 0,
     selection TEXT NOT NULL DEFAULT '{}'    -- JSON: rank, score, who chose it
 );
 

@@ -42,7 +42,7 @@ from core.case.records import (
 )
 from core.errors import BadInputError, printable
 from core.imageio import load_image
-from core.video.decode import extract_frame
+from core.video.decode import extract_frame, rotation_words, upright
 from core.video.provenance import FrameRef, rgb_sha256
 
 if TYPE_CHECKING:
@@ -69,13 +69,15 @@ class VideoFrame:
     track: str | None  # "T2" (of run 1) when taken from a track
     track_run: int | None
     selection: Mapping[str, Any] = field(default_factory=dict)
+    display_rotation: int = 0  # degrees counter-clockwise the image was turned
 
     def describe(self) -> str:
         """One line for the examiner: "frame 41 of V1 (4.100 s, stream 0)"."""
         when = "" if self.seconds is None else f"{self.seconds:.3f} s, "
+        turned = rotation_words(self.display_rotation)
         return (
             f"frame {self.frame_number} of {self.video} ({when}stream "
-            f"{self.stream_index})"
+            f"{self.stream_index}{'; ' + turned if turned else ''})"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -164,6 +166,7 @@ def _frame_from_row(row: Any) -> VideoFrame:
         track=None if row["track_number"] is None else f"T{row['track_number']}",
         track_run=row["track_run"],
         selection=json.loads(row["selection"]),
+        display_rotation=row["display_rotation"],
     )
 
 
@@ -345,7 +348,9 @@ class CaseVideos:
         try:
             for frame in frames:
                 self._check_new_frame(video, frame, track_ids)
-                data = _png_bytes(frame.rgb)
+                # stored as a player shows it; the hash checked is of the pixels
+                # as decoded, and check_frame turns the stored image back
+                data = _png_bytes(upright(frame.rgb, frame.ref.display_rotation))
                 sha256 = _sha256(data)
                 if sha256 in known:
                     raise BadInputError(
@@ -403,7 +408,7 @@ class CaseVideos:
             ) as db,
         ):
             for new_mark, (_p, sha256, size, frame) in zip(marks, staged, strict=True):
-                height, width = frame.rgb.shape[:2]
+                height, width = upright(frame.rgb, frame.ref.display_rotation).shape[:2]
                 stem = Path(video.original_name).stem
                 name = printable(f"{stem} frame {frame.ref.frame_number}.png")
                 cursor = db.execute(
@@ -431,7 +436,8 @@ class CaseVideos:
                 db.execute(
                     "INSERT INTO frames (exhibit_id, video_id, track_id, stream_index, "
                     "frame_number, pts, time_base, seconds, wall_clock, frame_sha256, "
-                    "decoder, selection) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "decoder, selection, display_rotation) VALUES "
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         cursor.lastrowid,
                         video.id,
@@ -445,6 +451,7 @@ class CaseVideos:
                         ref.frame_sha256,
                         ref.decoder,
                         json.dumps(dict(frame.selection), default=json_default),
+                        ref.display_rotation if not ref.display_rotation % 90 else 0,
                     ),
                 )
         return [self.case.exhibit(m) for m in marks]
@@ -516,8 +523,15 @@ class CaseVideos:
                     f"{frame.decoder}: another decoder may round colours otherwise)"
                 )
                 problems.append(
-                    f"frame {frame.frame_number} decoded from {video.mark} now has "
-                    f"other pixels than recorded{decoder}"
+                    f"frame {frame.frame_number} decoded from {video.mark} has other "
+                    f"pixels than its provenance record says{decoder}: the record or "
+                    "the video was changed (`xfr case verify` names an altered "
+                    "record and checks the video's hash)"
+                )
+            if by_number.display_rotation % 360 != frame.display_rotation % 360:
+                problems.append(
+                    f"the file now asks for a {by_number.display_rotation}° turn for "
+                    f"display, {frame.display_rotation}° when the frame was taken"
                 )
             if frame.pts is not None:
                 _rgb, by_pts = extract_frame(
@@ -533,11 +547,10 @@ class CaseVideos:
         stored: str | None = None
         exhibit = self.case.exhibit(frame.mark)
         try:
-            stored = rgb_sha256(
-                np.ascontiguousarray(
-                    load_image(self.case.evidence_path(exhibit)).rgb
-                ).tobytes()
-            )
+            shown = load_image(self.case.evidence_path(exhibit)).rgb
+            # turned back from how it was stored to the pixels as decoded
+            decoded = upright(shown, -frame.display_rotation)
+            stored = rgb_sha256(np.ascontiguousarray(decoded).tobytes())
             if stored != frame.frame_sha256:
                 problems.append(
                     f"the stored image of {frame.mark} does not hold the recorded "

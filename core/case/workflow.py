@@ -1214,7 +1214,7 @@ def add_track_frames(
             raise BadInputError(
                 f"the number of best frames must be 1 or more, not {best}"
             )
-        chosen = best_frames(found, best, min_separation=min_separation)
+        chosen = _next_best(case, stored, found, ranked, best, min_separation)
         why = "ranked"
     else:
         missing = [n for n in frames if n not in ranked]
@@ -1268,22 +1268,74 @@ def add_track_frames(
     return added
 
 
+def _next_best(
+    case: Case,
+    stored: StoredTrack,
+    found: Track,
+    ranked: Mapping[int, RankedFrame],
+    best: int,
+    min_separation: int,
+) -> list[RankedFrame]:
+    """The ``best`` best frames not taken yet: frames already exhibits of this
+    video (or with the same pixels, or within ``min_separation`` of one) are
+    passed over, so asking again gives the next best rather than a refusal."""
+    taken = case.videos.frames(stored.video)
+    taken_numbers = [f.frame_number for f in taken]
+    seen = {f.frame_sha256 for f in taken}
+    open_faces = []
+    for face in found.faces:
+        pixels = face.frame.frame_sha256
+        if pixels in seen or any(
+            abs(face.frame_number - number) < min_separation for number in taken_numbers
+        ):
+            continue
+        seen.add(pixels)  # a still scene repeats frames: one of them is enough
+        open_faces.append(face)
+    if not open_faces:
+        listed = ", ".join(f"{f.mark} (frame {f.frame_number})" for f in taken)
+        raise BadInputError(
+            f"every frame of track {stored.label} of {stored.video} is taken or "
+            f"within {min_separation} frames of one taken ({listed}); name frames "
+            "with --frame to take others"
+        )
+    picked = best_frames(
+        dataclasses.replace(found, faces=tuple(open_faces)),
+        best,
+        min_separation=min_separation,
+    )
+    return [ranked[choice.frame_number] for choice in picked]  # ranks of the track
+
+
 def check_frames(case: Case, mark: str | None = None) -> list[FrameCheck]:
     """Every frame exhibit (of video ``mark``) decoded again and compared."""
     return [case.videos.check_frame(f.mark) for f in case.videos.frames(mark)]
 
 
 # ---- the likelihood ratio with the faces' image conditions (issue 20 item 5) -------
-_QUALITY_CACHE: dict[tuple[str, int, str], FaceQuality | str] = {}
+_QUALITY_CACHE: dict[str, FaceQuality | str] = {}
 _QUALITY_CACHE_SIZE = 1024
 
 
 def face_record_quality(case: Case, face: CaseFace) -> FaceQuality | str:
     """The quality of one face record (current or not), or why it cannot be
-    measured; kept for the session, since a face record and its evidence file
-    never change (a correction is a new record)."""
+    measured; kept for the session under everything it depends on - the evidence
+    file's hash and the face's box and landmarks - so no other face, record or
+    case (a case made again at the same path reuses record ids) can share it."""
     exhibit = case.exhibit(face.mark)
-    key = (str(case.folder), face.id, exhibit.sha256)
+    key = hashlib.sha256(
+        json.dumps(
+            [
+                exhibit.sha256,
+                exhibit.exif_orientation,
+                face.label,
+                list(face.bbox),
+                np.asarray(face.landmarks5, float).tolist(),
+                None
+                if face.landmarks68 is None
+                else np.asarray(face.landmarks68, float).tolist(),
+            ]
+        ).encode()
+    ).hexdigest()
     if key not in _QUALITY_CACHE:
         if len(_QUALITY_CACHE) >= _QUALITY_CACHE_SIZE:
             _QUALITY_CACHE.clear()

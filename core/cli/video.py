@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core import wording
 from core.cli.common import (
     EXIT_OK,
     EXIT_TAMPERED,
@@ -302,7 +303,7 @@ def frame_line(frame: VideoFrame) -> str:
             f"{selection.get('of')})"
         )
     if frame.wall_clock:
-        line += f", wall clock {frame.wall_clock}"
+        line += f", wall clock {wording.wall_clock_text(frame.wall_clock)}"
     return line + f"; frame sha256 {frame.frame_sha256}"
 
 

@@ -23,7 +23,10 @@ with every term between 0 and 1 (``clip`` to [0, 1]):
 * ``truncation = clip(T / 0.20)``: the share of the face outside the image, 1 at
   the summary's "poor" 20 %.
 
-A figure that is not available gives its term 0 and is named in ``missing``.
+A figure that is not available is named in ``missing`` and counts at its worst:
+a missing size or sharpness term is 0 and a missing penalty term (pose, exposure,
+truncation) is 1, so that a frame whose figures cannot be measured never ranks
+above one whose figures can.
 The weights (`RankingWeights`) are recorded with every ranked frame, and each
 frame carries its terms, so the examiner sees why one frame ranks above another.
 The ranking orders frames for the examiner to choose from; it is no verdict.
@@ -181,21 +184,23 @@ def _score(face: TrackedFace, weights: RankingWeights) -> _Scored:
             math.log10(sharp / SHARPNESS_FLOOR)
             / math.log10(SHARPNESS_FULL / SHARPNESS_FLOOR)
         ),
+        # a penalty that cannot be measured counts in full: the pose is missing
+        # exactly when the landmarks fit no face, which is no reason to rank first
         "pose": _clip(
             max(
-                0.0 if yaw is None else abs(yaw) / YAW_POOR_DEG,
-                0.0 if pitch is None else abs(pitch) / PITCH_POOR_DEG,
+                1.0 if yaw is None else abs(yaw) / YAW_POOR_DEG,
+                1.0 if pitch is None else abs(pitch) / PITCH_POOR_DEG,
             )
         ),
         "exposure": _clip(
             max(
-                0.0 if clipped is None else clipped / CLIPPED_POOR,
-                0.0
+                1.0 if clipped is None else clipped / CLIPPED_POOR,
+                1.0
                 if luminance is None
                 else (abs(luminance - _MID_GREY) - _LUMINANCE_LIMIT) / _LUMINANCE_SPAN,
             )
         ),
-        "truncation": 0.0
+        "truncation": 1.0
         if truncation is None
         else _clip(truncation / TRUNCATION_POOR),
     }

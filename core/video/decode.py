@@ -95,15 +95,24 @@ def probe_video(
             with _open(path) as container:
                 held = len(_presentation_timestamps(container, path, stream.index))
             _check_complete(stream, held, path)
-            decoded = 0
+            decoded, rotation = 0, 0
             with _open(path) as container:
-                for _frame in _decoded(container, path, stream.index):
+                for _index, _count, frame in _decoded(container, path, stream.index):
                     if cancel is not None and cancel():
                         raise Cancelled(f"checking {path.name} cancelled")
+                    if not decoded:
+                        rotation = _rotation_of(frame)
                     decoded += 1
                     if progress is not None:
                         progress(decoded, held, f"decoding frame {decoded} of {held}")
-            checked.append(replace(stream, frame_count=held, decoded_frames=decoded))
+            checked.append(
+                replace(
+                    stream,
+                    frame_count=held,
+                    decoded_frames=decoded,
+                    display_rotation=rotation,
+                )
+            )
         streams = checked
     return VideoInfo(
         path=str(path),
@@ -222,6 +231,37 @@ def _decode_until(
 
 
 # ---- helpers -----------------------------------------------------------------------
+def upright(rgb: np.ndarray, rotation: int) -> np.ndarray:
+    """The decoded pixels turned as the file's display matrix asks (``rotation``
+    degrees counter-clockwise, a multiple of 90), as a player shows them."""
+    import numpy as np
+
+    if rotation % 90:
+        return rgb  # not a quarter turn: recorded, never resampled
+    return np.ascontiguousarray(np.rot90(rgb, k=(rotation // 90) % 4))
+
+
+def rotation_words(rotation: int) -> str:
+    """How a frame was turned for display, in words ("" when not)."""
+    if not rotation % 360:
+        return ""
+    if rotation % 90:
+        return (
+            f"the file asks for a {rotation}° turn for display, which is not a "
+            "quarter turn: shown as decoded, not turned"
+        )
+    turn = rotation % 360
+    way = "counter-clockwise" if turn <= 180 else "clockwise"
+    degrees = turn if turn <= 180 else 360 - turn
+    return f"turned {degrees}° {way} for display, as the file's display matrix asks"
+
+
+def _rotation_of(frame: Any) -> int:
+    """Degrees counter-clockwise the display matrix turns ``frame`` (0: none)."""
+    value = float(getattr(frame, "rotation", 0) or 0)
+    return round(value) % 360
+
+
 def _checked_file(path: str | Path) -> Path:
     path = Path(path)
     if not path.exists():
@@ -462,6 +502,7 @@ def _frame_and_ref(
     import numpy as np
 
     rgb = np.ascontiguousarray(frame.to_ndarray(format="rgb24"))
+    rotation = _rotation_of(frame)
     pts = None if frame.pts is None else int(frame.pts)
     seconds = None if pts is None else float(pts * stream.time_base)
     ref = FrameRef(
@@ -475,6 +516,7 @@ def _frame_and_ref(
         frame_sha256=rgb_sha256(rgb.tobytes()),
         shape=(int(rgb.shape[0]), int(rgb.shape[1]), int(rgb.shape[2])),
         decoder=decoder,
+        display_rotation=rotation,
     )
     return rgb, ref
 

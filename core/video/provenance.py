@@ -33,6 +33,9 @@ class StreamInfo:
     average_rate: Fraction | None  # frames per second on average
     time_base: Fraction  # seconds per pts tick
     start_pts: int | None  # the first frame's pts, in time_base ticks
+    # degrees counter-clockwise the container's display matrix turns the frames for
+    # display (a phone held upright records sideways and says so here); 0 if none
+    display_rotation: int = 0
 
 
 @dataclass(frozen=True)
@@ -67,8 +70,11 @@ class FrameRef:
     seconds: float | None  # pts × time_base
     wall_clock: str | None  # creation_time + offset from the first frame, if tagged
     frame_sha256: str  # of the RGB24 bytes, row-major, no padding
-    shape: tuple[int, int, int]  # (height, width, 3)
+    shape: tuple[int, int, int]  # (height, width, 3), as decoded (not turned)
     decoder: str
+    # degrees counter-clockwise to turn the decoded pixels for display (the file's
+    # display matrix); frame_sha256 is of the pixels as decoded, before any turn
+    display_rotation: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able values (the time base as "num/den")."""

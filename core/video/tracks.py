@@ -44,7 +44,7 @@ from core.errors import BadInputError, Cancelled
 from core.faces.detect import Face
 from core.progress import ProgressCallback
 from core.quality import FaceInput, assess
-from core.video.decode import iter_frames, probe_video
+from core.video.decode import iter_frames, probe_video, upright
 from core.video.provenance import FrameRef, StreamInfo, VideoInfo
 
 ALGORITHM_VERSION = "xfr-tracks-1"  # changes whenever linking could give other tracks
@@ -308,6 +308,9 @@ def track_faces(
         if ref.frame_number % every:
             continue
         sampled += 1
+        # faces are found and measured as a player shows the frame (turned by the
+        # file's display matrix); the boxes are in those upright pixels
+        rgb = upright(rgb, ref.display_rotation)
         faces = list(detect(rgb))
         embeddings = _embeddings(embed, rgb, faces, path)
         tracked = [
@@ -534,6 +537,7 @@ def frame_ref_from_dict(record: dict[str, Any]) -> FrameRef:
         frame_sha256=str(record["frame_sha256"]),
         shape=_shape(record["shape"]),
         decoder=str(record["decoder"]),
+        display_rotation=int(record.get("display_rotation", 0)),
     )
 
 

@@ -165,10 +165,15 @@ def test_banded_calibration_round_trip_and_band_of_the_worse_face(
     assert band == low and applied.lr(0.85) == low.calibration.lr(0.85)
     assert loaded.for_faces(face(60.0), face(30.0))[1] == high
     assert loaded.for_faces(None, None) == (loaded, None)
+    # one face unmeasured: the fit over all bands, never the known face's band
+    assert loaded.for_faces(None, face(60.0)) == (loaded, None)
+    assert loaded.for_faces(face(20.0), None) == (loaded, None)
     assert low.calibration.lr(0.85) != high.calibration.lr(0.85)
 
     monkeypatch.setattr(calibration_module, "default_calibration_path", lambda _: path)
-    strength = evidence_strength(0.85, "test-model", SHA, questioned=face(20.0))
+    strength = evidence_strength(
+        0.85, "test-model", SHA, questioned=face(20.0), reference=face(60.0)
+    )
     assert strength is not None and strength.band == "inter_eye_distance below 24 px"
     assert strength.likelihood_ratio == pytest.approx(low.calibration.lr(0.85))
     assert "quality band inter_eye_distance below 24 px" in strength.reference
@@ -246,3 +251,39 @@ def test_the_shipped_calibration_records_its_reference_faces():
     assert caution.startswith(
         "The questioned face's inter-eye distance (10 px) is below every face"
     )
+
+
+def test_a_case_made_again_at_the_same_path_gets_its_own_faces_quality(
+    tmp_path, astronaut_rgb
+):
+    """The session's quality cache is keyed by what quality depends on (the
+    evidence and the face's geometry), not by record ids a new case reuses."""
+    import shutil
+
+    from PIL import Image
+
+    from core.case import workflow
+    from core.case.store import Case
+    from core.faces.detect import Face
+
+    photo = tmp_path / "astronaut.png"
+    Image.fromarray(astronaut_rgb).save(photo)
+    points = np.array(
+        [[255.0, 104.0], [238.0, 105.0], [195.0, 101.0], [212.0, 103.0], [224.0, 135.0]]
+    )
+    figures = []
+    for scale in (1.0, 0.5):
+        if (tmp_path / "case").exists():
+            shutil.rmtree(tmp_path / "case")
+        with Case.create(tmp_path / "case", "C", "A") as case:
+            case.add_exhibits([photo], "probe")
+            centre = points.mean(axis=0)
+            scaled = centre + (points - centre) * scale
+            left, top = scaled.min(axis=0) - 20
+            right, bottom = scaled.max(axis=0) + 20
+            face = Face((left, top, right, bottom), scaled, None, 1.0, "manual")
+            (recorded,) = case.set_faces("Q1", [face])
+            quality = workflow.face_record_quality(case, recorded)
+            assert not isinstance(quality, str)
+            figures.append(quality.value("inter_eye_distance"))
+    assert figures[1] == pytest.approx(figures[0] / 2, rel=0.02)

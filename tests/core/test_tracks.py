@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -350,6 +351,25 @@ def test_ranking_terms_move_the_right_way(
     assert rank_frames(passer, weights=size_only)[0].weights == size_only
     assert sharp.to_dict()["weights"] == DEFAULT_WEIGHTS.to_dict()
     json.dumps(sharp.to_dict())
+
+
+def test_a_frame_whose_pose_cannot_be_measured_never_ranks_first(
+    true_tracks: TrackingResult,
+) -> None:
+    """Pose is missing exactly when the landmarks fit no face: counting the
+    missing penalty as 0 would rank the least trustworthy frame first."""
+    walker = true_tracks.tracks[0]
+    best = rank_frames(walker)[0]
+    measures = dict(best.face.quality["measures"])
+    for name in ("yaw", "pitch", "truncation"):
+        measures[name] = {**measures[name], "value": None}
+    unmeasured = replace(best.face, quality={**best.face.quality, "measures": measures})
+    faces = tuple(unmeasured if f is best.face else f for f in walker.faces)
+    again = {r.frame_number: r for r in rank_frames(replace(walker, faces=faces))}
+    hidden = again[best.frame_number]
+    assert hidden.terms["pose"] == 1.0 and hidden.terms["truncation"] == 1.0
+    assert set(hidden.missing) >= {"yaw", "pitch", "truncation"}
+    assert hidden.rank > 1 and hidden.score < best.score
 
 
 def test_best_frames_keep_apart(true_tracks: TrackingResult) -> None:

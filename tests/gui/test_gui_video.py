@@ -343,13 +343,13 @@ def test_a_damaged_video_is_refused_in_one_line(qtbot, tmp_path, clip):
     assert not window.tabs.isTabVisible(window.tabs.indexOf(window.video_panel))
 
 
-def test_the_position_names_the_files_own_clock_when_it_has_one(clip):
+def test_the_position_gives_the_files_claimed_clock_when_it_has_one(clip):
     _rgb, ref = extract_frame(clip.path, frame_number=5)
     assert position_text(ref, 20) == "frame 5 of 0–19 · 0.500 s"
     tagged = replace(ref, wall_clock="2026-03-01T10:15:00.500000+00:00")
     assert position_text(tagged, 20) == (
         "frame 5 of 0–19 · 0.500 s · 2026-03-01T10:15:00.500000+00:00 "
-        "(the file's own clock)"
+        "(claimed by the file's tag, not verified)"
     )
 
 

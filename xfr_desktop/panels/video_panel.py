@@ -55,7 +55,7 @@ from core.errors import BadInputError, Cancelled
 from core.faces.detect import DETECTORS
 from core.video import best_frames as best_frames_module
 from core.video.best_frames import RankedFrame, best_frames
-from core.video.decode import extract_frame, iter_frames
+from core.video.decode import extract_frame, iter_frames, upright
 from core.video.provenance import FrameRef
 from core.video.tracks import Track
 from xfr_desktop.case_controller import CaseController
@@ -128,13 +128,15 @@ def video_thumbnails(
             )
         except Exception:  # a broken copy shows no thumbnail; verify reports it
             continue
-        out[mark] = _thumbnail(rgb, side)
+        out[mark] = _thumbnail(upright(rgb, _ref.display_rotation), side)
     return out
 
 
 def decode_frame(path: Path, number: int, stream: int) -> tuple[np.ndarray, FrameRef]:
-    """Worker: frame ``number`` decoded exactly (seek to its key frame, decode on)."""
-    return extract_frame(path, frame_number=number, stream=stream)
+    """Worker: frame ``number`` decoded exactly (seek to its key frame, decode on),
+    turned as the file's display matrix asks (as the tracks' boxes are)."""
+    rgb, ref = extract_frame(path, frame_number=number, stream=stream)
+    return upright(rgb, ref.display_rotation), ref
 
 
 def sampled(count: int, at_most: int = STRIP_SAMPLES) -> list[int]:
@@ -171,6 +173,8 @@ def track_strips(
     for rgb, ref in iter_frames(case.videos.video_path(video), stream):
         if cancel is not None and cancel():
             raise Cancelled("track strips")
+        if ref.frame_number in wanted:
+            rgb = upright(rgb, ref.display_rotation)  # the boxes' pixels
         for label, index in wanted.get(ref.frame_number, []):
             face = by_label[label].faces[index]
             rating = None if face.quality is None else face.quality.get("rating")
@@ -238,7 +242,7 @@ def position_text(ref: FrameRef, frame_count: int) -> str:
         f"frame {ref.frame_number} of 0–{frame_count - 1} · {seconds_text(ref.seconds)}"
     )
     if ref.wall_clock:
-        text += f" · {ref.wall_clock} (the file's own clock)"
+        text += f" · {ref.wall_clock} (claimed by the file's tag, not verified)"
     return text
 
 
