@@ -221,17 +221,21 @@ class CaseController(QObject):
             sequential_unmasking,
         )
 
-    def open_demo(self, base: str | Path | None = None) -> None:
+    def open_demo(self, base: str | Path | None = None, *, cctv: bool = False) -> None:
         """The demo case in ``base`` (default: the user's data folder), reused
-        while it verifies, made when missing (``core.case.demo.open_demo_case``)."""
-        self.status.emit("Opening the demo case…")
+        while it verifies, made when missing (``core.case.demo.open_demo_case``);
+        ``cctv``: the video demo (a synthetic CCTV clip, tracked, its best frames
+        compared with the portraits)."""
+        what = "the video demo case" if cctv else "the demo case"
+        self.status.emit(f"Opening {what}…")
         self._opening = ""
-        self._open_failure = "Could not open the demo case."
+        self._open_failure = f"Could not open {what}."
         self._opener.start(
             open_demo_case,
             None if base is None else str(base),
             user=self.user or None,
             model=self.model,
+            cctv=cctv,
         )
 
     def _on_opened(self, opened: Case | DemoCase) -> None:

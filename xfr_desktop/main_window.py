@@ -375,6 +375,9 @@ class MainWindow(QMainWindow):
             file_menu, "&Open case…", lambda: self.open_case(""), keys.Open
         )
         self.demo_action = self._action(file_menu, "Open &demo case", self.open_demo)
+        self.video_demo_action = self._action(
+            file_menu, "Open &video demo case", self.open_video_demo
+        )
         self.blind_action = self._action(
             file_menu, "Open for &blind verification…", self.open_for_verification
         )
@@ -593,6 +596,14 @@ class MainWindow(QMainWindow):
             return
         self._end_blind_session_if_idle()
         self.controller.open_demo()
+
+    def open_video_demo(self) -> None:
+        """The video demo case: a synthetic CCTV clip (public-domain portraits on
+        known paths), tracked, its best frames compared with the portraits."""
+        if self.keeps_unsaved_examination():
+            return
+        self._end_blind_session_if_idle()
+        self.controller.open_demo(cctv=True)
 
     # ---- blind verification ---------------------------------------------------------
     def open_for_verification(self) -> None:

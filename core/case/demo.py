@@ -432,10 +432,14 @@ def open_demo_case(
     user: str | None = None,
     model: FaceModel | None = None,
     detector: FaceDetector | None = None,
+    cctv: bool = False,
 ) -> DemoCase:
     """The demo case in ``base`` (default: ``demo_cases_folder()``): the newest one
-    there if it verifies, else a new one beside it; the first one when none is."""
+    there if it verifies, else a new one beside it; the first one when none is.
+    ``cctv``: the video demo (``create_cctv_demo_case``), kept in ``base/cctv``."""
     base = Path(base) if base is not None else demo_cases_folder()
+    if cctv:
+        base = base / "cctv"
     folders = _demo_folders(base)
     note = ""
     if folders and not (folders[-1].is_dir() and not any(folders[-1].iterdir())):
@@ -457,5 +461,7 @@ def open_demo_case(
     else:
         folder = folders[-1] if folders else base / DEMO_FOLDER
     base.mkdir(parents=True, exist_ok=True)
-    case = create_demo_case(folder, user=user, model=model, detector=detector)
+    case = create_demo_case(
+        folder, user=user, model=model, detector=detector, cctv=cctv
+    )
     return DemoCase(case, created=True, note=note)

@@ -1214,7 +1214,14 @@ def add_track_frames(
             raise BadInputError(
                 f"the number of best frames must be 1 or more, not {best}"
             )
-        chosen = _next_best(case, stored, found, ranked, best, min_separation)
+        chosen = next_best_frames(
+            case,
+            stored.video,
+            found,
+            best,
+            min_separation=min_separation,
+            label=stored.label,
+        )
         why = "ranked"
     else:
         missing = [n for n in frames if n not in ranked]
@@ -1268,22 +1275,29 @@ def add_track_frames(
     return added
 
 
-def _next_best(
+def taken_frames(case: Case, mark: str) -> dict[int, str]:
+    """Frame number -> exhibit mark of the frames of video ``mark`` already taken."""
+    return {f.frame_number: f.mark for f in case.videos.frames(mark)}
+
+
+def next_best_frames(
     case: Case,
-    stored: StoredTrack,
-    found: Track,
-    ranked: Mapping[int, RankedFrame],
+    mark: str,
+    track: Track,
     best: int,
-    min_separation: int,
+    *,
+    min_separation: int = BEST_FRAMES_SEPARATION,
+    label: str = "",
 ) -> list[RankedFrame]:
-    """The ``best`` best frames not taken yet: frames already exhibits of this
-    video (or with the same pixels, or within ``min_separation`` of one) are
-    passed over, so asking again gives the next best rather than a refusal."""
-    taken = case.videos.frames(stored.video)
+    """The ``best`` best frames of ``track`` not taken yet: frames already exhibits
+    of video ``mark`` (or with the same pixels, or within ``min_separation`` of
+    one) are passed over, so asking again gives the next best rather than a
+    refusal.  Their ranks are those of the whole track."""
+    taken = case.videos.frames(mark)
     taken_numbers = [f.frame_number for f in taken]
     seen = {f.frame_sha256 for f in taken}
     open_faces = []
-    for face in found.faces:
+    for face in track.faces:
         pixels = face.frame.frame_sha256
         if pixels in seen or any(
             abs(face.frame_number - number) < min_separation for number in taken_numbers
@@ -1294,16 +1308,17 @@ def _next_best(
     if not open_faces:
         listed = ", ".join(f"{f.mark} (frame {f.frame_number})" for f in taken)
         raise BadInputError(
-            f"every frame of track {stored.label} of {stored.video} is taken or "
+            f"every frame of track {label or track.number} of {mark} is taken or "
             f"within {min_separation} frames of one taken ({listed}); name frames "
             "with --frame to take others"
         )
+    ranked = {r.frame_number: r for r in rank_frames(track)}
     picked = best_frames(
-        dataclasses.replace(found, faces=tuple(open_faces)),
+        dataclasses.replace(track, faces=tuple(open_faces)),
         best,
         min_separation=min_separation,
     )
-    return [ranked[choice.frame_number] for choice in picked]  # ranks of the track
+    return [ranked[choice.frame_number] for choice in picked]
 
 
 def check_frames(case: Case, mark: str | None = None) -> list[FrameCheck]:

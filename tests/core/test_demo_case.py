@@ -15,7 +15,12 @@ from tests.case_tampering import tamper
 
 
 def stand_in_demo(
-    folder: str | Path, *, user: str | None = None, model=None, detector=None
+    folder: str | Path,
+    *,
+    user: str | None = None,
+    model=None,
+    detector=None,
+    cctv: bool = False,
 ) -> Case:
     """A demo case without the photos (no dlib needed): what reuse looks at."""
     return Case.create(folder, DEMO_CASE_NUMBER, "Demo examiner", user=user)

@@ -61,3 +61,13 @@ def test_a_damaged_demo_case_is_kept_and_the_examiner_told(qtbot, controller):
     assert report.next_step.startswith("Nothing was deleted")
     assert controller.errors.last_dialog.informativeText() == report.next_step
     assert (old / "case.sqlite").is_file()
+
+
+def test_the_video_demo_is_its_own_case_beside_the_demo(qtbot, controller):
+    plain = open_demo(qtbot, controller)
+    with qtbot.waitSignal(controller.case_opened, timeout=10_000):
+        controller.open_demo(cctv=True)
+    assert controller.case is not None
+    video = Path(controller.case.folder)
+    assert video == demo_cases_folder() / "cctv" / "demo.xfrcase"
+    assert open_demo(qtbot, controller) == plain

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PySide6.QtCore import Qt
 
 pytest.importorskip("PySide6")
 
@@ -271,6 +272,19 @@ def test_best_frames_are_ticked_and_added_as_probes(qtbot, tmp_path, clip):
         assert frame.describe() in item.toolTip(0)
         assert len(case.faces(mark)) == 1
     assert all(check.intact for check in workflow.check_frames(case, "V1"))
+    # the table now names the frames taken, offers them no more, and ticks the
+    # next best away from them
+    qtbot.waitUntil(lambda: bool(panel.taken), timeout=WAIT_MS)
+    for row, frame in enumerate(panel.ranked):
+        item = panel.best.item(row, 0)
+        if frame.frame_number in chosen:
+            assert item.text().endswith(panel.taken[frame.frame_number])
+            assert not item.flags() & Qt.ItemFlag.ItemIsUserCheckable
+    again = panel.ticked_frames()
+    assert again and not set(again) & set(chosen)
+    assert all(
+        abs(a - b) >= workflow.BEST_FRAMES_SEPARATION for a in again for b in chosen
+    )
     save_shot(window, "frames_added.png")
 
 

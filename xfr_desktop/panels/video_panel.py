@@ -54,7 +54,7 @@ from core.case.videos import StoredTrack
 from core.errors import BadInputError, Cancelled
 from core.faces.detect import DETECTORS
 from core.video import best_frames as best_frames_module
-from core.video.best_frames import RankedFrame, best_frames
+from core.video.best_frames import RankedFrame
 from core.video.decode import extract_frame, iter_frames, upright
 from core.video.provenance import FrameRef
 from core.video.tracks import Track
@@ -403,6 +403,7 @@ class VideoPanel(QWidget):
         ] = {}
         self.picked: str | None = None  # the track the examiner picked
         self.ranked: list[RankedFrame] = []
+        self.taken: dict[int, str] = {}  # frame number -> its exhibit's mark
         self.strips: dict[str, TrackStrip] = {}
         self.shown_rgb: np.ndarray | None = None
         self.shown_ref: FrameRef | None = None
@@ -739,12 +740,24 @@ class VideoPanel(QWidget):
         self.picked = label
         self.strips[label].pick.setChecked(True)
         track = self.tracks[label]
-        ticked = {
-            r.frame_number
-            for r in best_frames(
-                track, PRE_TICKED, min_separation=workflow.BEST_FRAMES_SEPARATION
+        case = self.controller.case
+        self.taken = (
+            {} if case is None or self.video is None
+            else workflow.taken_frames(case, self.video.mark)
+        )  # fmt: skip
+        try:
+            ticked = (
+                set()
+                if case is None or self.video is None
+                else {
+                    r.frame_number
+                    for r in workflow.next_best_frames(
+                        case, self.video.mark, track, PRE_TICKED, label=label
+                    )
+                }
             )
-        }
+        except BadInputError:  # every frame taken or near one taken: none ticked
+            ticked = set()
         self._show_ranked(best_frames_module.rank_frames(track), ticked)
 
     def _show_ranked(
@@ -755,19 +768,28 @@ class VideoPanel(QWidget):
         self.best.blockSignals(True)
         self.best.setRowCount(len(ranked))
         for row, frame in enumerate(ranked):
-            rank = QTableWidgetItem(str(frame.rank))
-            rank.setFlags(rank.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            rank.setCheckState(
-                Qt.CheckState.Checked
-                if frame.frame_number in ticked
-                else Qt.CheckState.Unchecked
+            taken = self.taken.get(frame.frame_number)
+            rank = QTableWidgetItem(
+                str(frame.rank) if taken is None else f"{frame.rank} {taken}"
             )
             missing = (
                 f"; not available: {', '.join(frame.missing)}" if frame.missing else ""
             )
-            rank.setToolTip(
-                f"Tick to add frame {frame.frame_number} as an exhibit{missing}."
-            )
+            if taken is None:
+                rank.setFlags(rank.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+                rank.setCheckState(
+                    Qt.CheckState.Checked
+                    if frame.frame_number in ticked
+                    else Qt.CheckState.Unchecked
+                )
+                rank.setToolTip(
+                    f"Tick to add frame {frame.frame_number} as an exhibit{missing}."
+                )
+            else:  # already an exhibit: shown, not offered again
+                rank.setFlags(rank.flags() & ~Qt.ItemFlag.ItemIsUserCheckable)
+                rank.setToolTip(
+                    f"Frame {frame.frame_number} is already exhibit {taken}{missing}."
+                )
             values = [
                 str(frame.frame_number),
                 "?"
@@ -830,6 +852,8 @@ class VideoPanel(QWidget):
 
     def _on_frames_added(self, added: list) -> None:
         if added:
+            if self.picked is not None:  # the frames taken now show their marks
+                self.pick_track(self.picked)
             marks = ", ".join(e.mark for e in added)
             self.best_title.setText(
                 f"Added {marks} from {self.picked}: they are in the exhibits list."
