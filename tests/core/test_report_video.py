@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from case_tampering import add_tracked_video
+from case_tampering import add_tracked_video, short_clip
 from PIL import Image
 
 from core import wording
@@ -20,7 +20,7 @@ from core.faces.detect import Face
 from core.report.api import generate_report
 from core.report.content import ReportRequest, gather_content
 from core.report.layout import Styles
-from core.report.sections import SECTIONS, videos
+from core.report.sections import exhibits
 from tests.gui.tiny_case import tiny_model_class
 
 CREATED = "2026-11-30T14:05:00.000000Z"
@@ -126,8 +126,6 @@ def test_each_frame_exhibit_carries_its_provenance(reported):
 
 def test_the_section_sits_under_evidence_received_before_the_analysis(reported):
     _out, text, _facts = reported
-    names = [s.name for s in SECTIONS]
-    assert names.index("videos") == names.index("exhibits") + 1
     assert (
         text.index("Evidence received")
         < text.index(wording.VIDEO_EXHIBITS_HEADING)
@@ -149,7 +147,7 @@ def test_a_case_without_video_prints_no_video_section(tmp_path, astronaut_rgb):
         case.add_exhibits([path], "probe")
         content = gather_content(case, ReportRequest())
     assert content.videos == ()
-    assert videos.lay_out(content, Styles(content.texts)) == []
+    assert exhibits.lay_out_videos(content, Styles(content.texts)) == []
 
 
 def test_examiner_chosen_and_untracked_frames_say_so():
@@ -166,3 +164,15 @@ def test_examiner_chosen_and_untracked_frames_say_so():
     assert wording.frame_selection_words(ranked) == (
         "ranked 2 of 9 faces of the track by the best-frame ranking, score 0.500"
     )
+
+
+def test_a_video_without_frames_is_listed(tmp_path):
+    with Case.create(tmp_path / "case", "1", "A", sequential_unmasking=False) as case:
+        case.add_exhibits([short_clip(tmp_path)], "probe")
+        content = gather_content(case, ReportRequest())
+    assert content.exhibits == () and len(content.videos) == 1
+    story = exhibits.lay_out(content, Styles(content.texts))
+    text = " ".join(getattr(f, "text", "") for f in story)
+    assert "No image exhibits were added to this case." in text
+    assert wording.VIDEO_EXHIBITS_HEADING in text
+    assert wording.FRAME_PROVENANCE_HEADING not in text  # no frames taken yet

@@ -36,7 +36,6 @@ from core.report.sections import (
     request,
     saved_figures,
     verification,
-    videos,
     worksheet,
 )
 
@@ -53,7 +52,6 @@ SECTIONS: tuple[ReportSection, ...] = (
     cover,
     request,  # a: request, propositions, population
     exhibits,  # b: items, provenance, originals not altered
-    videos,  # b: video exhibits and the frames taken from them
     analysis,  # c: per-image analysis and suitability
     processing,  # d
     method,  # e: method, tools, validation, software version
