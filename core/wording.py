@@ -275,10 +275,65 @@ def lr_cautions_text(cautions: tuple[str, ...] | list[str]) -> str:
     return " ".join(f"Caution: {caution}" for caution in cautions)
 
 
+# ---- video exhibits and the frames taken from them (issue 20 item 1) ---------------
+VIDEO_EXHIBITS_HEADING = "Video exhibits"
+VIDEO_EXHIBITS_INTRO = (
+    "Each video is stored byte for byte as received, read-only, under its SHA-256, "
+    "like any image. A frame taken from a video is an image exhibit of its own: a "
+    "lossless PNG of the decoded pixels, with a record of where in the video it "
+    "came from."
+)
+CREATION_TIME_CLAIM = "as the container claims it (not verified)"
+WALL_CLOCK_CAVEAT = (
+    "derived from the container's creation_time tag and the frame's timestamp, "
+    "not verified; the tag may be when the clip was exported, not recorded"
+)
+FRAME_PROVENANCE_HEADING = "Frames taken from videos"
+
+
+def frame_selection_words(selection: Mapping[str, Any]) -> str:
+    """Why a frame was taken: its rank among the track's faces, the examiner's
+    choice (with the rank the ranking gave it), or "not recorded"."""
+    rank = selection.get("rank")
+    ranked = ""
+    if rank:
+        score = selection.get("ranking", {}).get("score")
+        shown = "" if score is None else f", score {float(score):.3f}"
+        ranked = (
+            f"ranked {rank} of {selection.get('of', '?')} faces of the track by the "
+            f"best-frame ranking{shown}"
+        )
+    if selection.get("chosen_by") == "examiner":
+        return "chosen by the examiner" + (f" ({ranked})" if ranked else "")
+    if selection.get("chosen_by") == "ranked" and ranked:
+        return ranked
+    return "not recorded"
+
+
+def frame_quality_note(mark: str, described: str) -> str:
+    """Beside a frame exhibit's quality figures: where the frame came from."""
+    return (
+        f"{mark} is {described}; where it came from and how to check it are listed "
+        f"under {FRAME_PROVENANCE_HEADING}."
+    )
+
+
+def frame_recheck_sentence(mark: str, video: str, frame_number: int) -> str:
+    """How anyone can decode frame exhibit ``mark`` again and compare its hash."""
+    return (
+        f"To check {mark}, decode frame {frame_number} of {video} again and compare "
+        "the SHA-256 of its RGB24 bytes with the decoded frame's SHA-256 above: "
+        "<i>xfr case frames CASE --check</i> does this from the case, and FFmpeg "
+        "does it without XFR (<i>ffmpeg -noautorotate -i VIDEO -vf "
+        f"'select=eq(n\\,{frame_number})' -vframes 1 -pix_fmt rgb24 -f rawvideo - | "
+        "sha256sum</i>; FFmpeg counts only the frames it can decode, so for a clip "
+        "whose first frames cannot be decoded its number is lower). Another decoder "
+        "build may round colours differently, so a different hash from another "
+        "decoder is not by itself a sign of alteration; the decoder used is named."
+    )
+
+
 def wall_clock_text(wall_clock: str) -> str:
     """A frame's wall-clock time, with what it rests on: the container's
     creation_time tag is often the time the clip was exported, not recorded."""
-    return (
-        f"{wall_clock} (the file's creation_time tag plus the frame's offset: "
-        "claimed by the file, not verified; it may be when the clip was exported)"
-    )
+    return f"{wall_clock} ({WALL_CLOCK_CAVEAT})"

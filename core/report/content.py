@@ -58,6 +58,7 @@ from core.report.examination_content import (
     gather_examination,
 )
 from core.report.quality_content import FaceQualityContent, gather_quality
+from core.report.video_content import VideoContent, gather_videos
 from core.version import __version__, source_commit
 
 Selection = list[tuple[Comparison, list[StoredExplanation]]]
@@ -329,6 +330,8 @@ class ReportContent:
     examination: ExaminationContent | None = None  # the examiner's ACE-V records
     # the image quality of each current face compared (the per-image analysis)
     quality: tuple[FaceQualityContent, ...] = ()
+    # the video exhibits, their tracking runs and the frames taken from them
+    videos: tuple[VideoContent, ...] = ()
 
     @property
     def current(self) -> tuple[ComparisonContent, ...]:
@@ -392,6 +395,7 @@ def gather_content(
         timestamp_note=request.timestamp_note,
         examination=gather_examination(case, [c for c, _ in selection]),
         quality=gather_quality(case, [c for c, _ in selection], request.model),
+        videos=gather_videos(case),
     )
 
 
@@ -517,6 +521,11 @@ def _case_texts(case: Case) -> list[str]:
     texts = [info.case_number, info.title, info.agency, info.examiner]
     texts += [
         t for e in case.exhibits() for t in (e.original_name, e.note, e.intake_user)
+    ]
+    texts += [
+        t
+        for v in case.videos.videos()
+        for t in (v.original_name, v.note, v.intake_user)
     ]
     texts += [t for a in case.annotations() for t in (a.label, a.note, a.author)]
     texts += [t for c in case.conclusions() for t in (c.text, c.author)]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from case_tampering import copied_case, verify
+from case_tampering import add_tracked_video, copied_case, verify
 
 from core.case import state as bound
 from core.case import workflow
@@ -62,6 +62,8 @@ def template(tmp_path_factory, dlib_model) -> Path:
             params={"position": 0.5},
             caption="eye line",
         )
+        # schema 4: a video (V1), its tracking run (T1) and a frame taken from it
+        add_tracked_video(case, folder.parent, best=1)
         assert case.verify().intact
     finally:
         case.close()
@@ -123,7 +125,9 @@ def insert_copy(db: sqlite3.Connection, table: str) -> str:
     """Plant a copy of the first row under a new key (unique columns varied)."""
     row = first_row(db, table)
     for column, value in row.items():
-        if column in ("id", "face_id", "number"):
+        # frames are keyed by their exhibit's id: a planted one needs its own
+        key = column in bound.BOUND_TABLES[table] and isinstance(value, int)
+        if column in ("id", "face_id", "number") or key:
             row[column] = 10_000 + int(value)
         elif isinstance(value, str) and column not in (
             "role",
@@ -178,6 +182,62 @@ def test_every_row_tampering_is_named(folder, table, kind):
         "delete": "gone",
     }
     assert expected[kind] in named[0]
+
+
+def test_the_template_has_a_row_in_every_bound_table(folder):
+    db = raw(folder)
+    try:
+        empty = [
+            table
+            for table in bound.BOUND_TABLES
+            if db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0
+        ]
+    finally:
+        db.close()
+    assert empty == []  # else that table's tampering tests would test nothing
+
+
+# ---- a video's evidence file ------------------------------------------------------
+def video_file(folder: Path) -> Path:
+    db = raw(folder)
+    try:
+        sha256 = db.execute("SELECT sha256 FROM videos WHERE mark = 'V1'").fetchone()
+    finally:
+        db.close()
+    return folder / "evidence" / sha256[0]
+
+
+def test_an_altered_video_file_is_named(folder):
+    path = video_file(folder)
+    os.chmod(path, 0o644)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 1
+    path.write_bytes(bytes(data))
+    os.chmod(path, 0o444)
+    report = verify(folder)
+    assert not report.intact
+    assert any(
+        p.startswith("evidence file of V1 (cctv.mp4) was altered")
+        for p in report.problems
+    ), report.problems
+
+
+def test_a_missing_video_file_is_named(folder):
+    path = video_file(folder)
+    os.chmod(path, 0o644)
+    path.unlink()
+    report = verify(folder)
+    assert any(
+        p.startswith("evidence file of V1 (cctv.mp4) is missing")
+        for p in report.problems
+    ), report.problems
+
+
+def test_a_writable_video_file_is_a_warning(folder):
+    os.chmod(video_file(folder), 0o644)
+    report = verify(folder)
+    assert report.intact  # the bytes are the intake's: a warning, not a problem
+    assert "evidence file of V1 is not write-protected" in report.warnings
 
 
 def test_a_flipped_decision_is_named_with_its_pair(folder):

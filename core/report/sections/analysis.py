@@ -13,6 +13,7 @@ from core.report.content import ReportContent
 from core.report.examination_content import EARLIER_FACE, NOT_RECORDED, AnalysisRow
 from core.report.layout import TEXT_WIDTH, Styles, table
 from core.report.quality_content import FaceQualityContent
+from core.report.video_content import frame_of
 
 name = "analysis"
 
@@ -135,6 +136,10 @@ def lay_out_quality(content: ReportContent, styles: Styles) -> list[Flowable]:
         story.append(CondPageBreak(40 * mm))
         sentence = wording.quality_sentence(label, summary.rating, summary.reasons)
         story.append(styles.p(styles.u(sentence, bold=True)))
+        frame = frame_of(content.videos, item.face.mark)
+        if frame is not None:  # its provenance, beside its quality
+            note = wording.frame_quality_note(frame.mark, frame.describe())
+            story.append(styles.p(note, styles.small))
         story.append(table([header, *_quality_rows(item, styles)], widths))
         if item.masked:
             story.append(styles.p(wording.QUALITY_UTILITY_WITHHELD, styles.small))
