@@ -539,6 +539,7 @@ def quality_cautions(
                     side,
                     beyond,
                     bound,
+                    better_side=on_better_side,
                 )
             )
     return tuple(cautions)

@@ -235,12 +235,14 @@ def calibration_range_caution(
     side: str,
     beyond: bool,
     bound: float,
+    better_side: bool = False,
 ) -> str:
     """One caution: a face's figure outside the calibration's reference faces.
 
     ``role`` "questioned" or "reference"; ``side`` "below" or "above" the 5th-95th
     percentile range; ``beyond``: also beyond the smallest / largest reference face
-    (``bound`` is then that face's figure, else the percentile).
+    (``bound`` is then that face's figure, else the percentile); ``better_side``:
+    the figure is beyond the reference faces on the measure's better side.
     """
     what = name
     # angles are compared by size: 60° means turned 60° to either side
@@ -248,6 +250,13 @@ def calibration_range_caution(
     bound_figure = _quality_figure(bound, unit)
     if beyond:
         extreme = "smallest" if side == "below" else "largest"
+        if better_side:
+            return (
+                f"The {role} face's {what} ({figure}) is {side} every face the "
+                f"calibration was fitted on ({extreme} {bound_figure}): the image "
+                "conditions are better than any it covers, and its likelihood ratio "
+                "has not been validated for them."
+            )
         return (
             f"The {role} face's {what} ({figure}) is {side} every face the "
             f"calibration was fitted on ({extreme} {bound_figure}): the likelihood "

@@ -278,7 +278,8 @@ def _model_result(
         + (
             ""
             if not strength.cautions
-            else " " + wording.lr_cautions_text(strength.cautions)
+            # the sentence that prints it ends with its own full stop
+            else " " + wording.lr_cautions_text(strength.cautions).rstrip(".")
         )
     )
     return ModelResult(

@@ -95,6 +95,8 @@ def test_cautions_exactly_outside_the_range(calibration):
     above = quality_cautions(calibration, face(200.0, yaw=-60.0))
     assert len(above) == 2
     assert "(200 px) is above every face" in above[0] and "largest 141 px" in above[0]
+    assert "better than any it covers" in above[0]  # the better side, said so
+    assert "outside what this calibration covers" in below_every[0]
     assert above[1].startswith("The questioned face's yaw (60° either way) is above")
     # on the better side (a larger face) only beyond every reference face counts
     assert quality_cautions(calibration, face(139.0)) == ()

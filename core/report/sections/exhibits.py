@@ -19,6 +19,7 @@ from core import wording
 from core.report.content import ReportContent
 from core.report.layout import TEXT_WIDTH, Styles, image, table
 from core.report.video_content import FrameContent, TrackingRun, VideoContent
+from core.video.decode import rotation_words
 
 name = "exhibits"
 
@@ -181,6 +182,12 @@ def _frame_rows(item: FrameContent, styles: Styles) -> list[list[Any]]:
         ("Decoded frame SHA-256 (RGB24)", frame.frame_sha256, True),
         ("Stored PNG SHA-256", exhibit.sha256, True),
         ("Decoder", styles.u(frame.decoder), False),
+        (
+            "Turned for display",
+            rotation_words(frame.display_rotation)
+            or "no (the file's display matrix asks for no turn)",
+            False,
+        ),
         ("Track", track, False),
         (
             "Why chosen",
