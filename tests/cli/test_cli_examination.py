@@ -18,8 +18,8 @@ from synthetic_models import SyntheticModel
 import core.cli.case as cli_case
 from core.case.examination import BLIND_HIDDEN, MASKED
 from core.case.store import Case
-from core.cli import main
 from core.faces.detect import Face
+from tests.cli.in_process import one_line_error, xfr
 
 POINTS = np.array([[150, 80], [130, 80], [70, 80], [90, 80], [110, 130]], float)
 
@@ -62,25 +62,10 @@ def model(monkeypatch):
     return tiny
 
 
-def xfr(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 def xfr_json(capsys, *argv) -> dict:
     code, out, err = xfr(capsys, *argv, "--json")
     assert code == 0, err
     return json.loads(out)
-
-
-def one_line_error(capsys, *argv, code: int = 2) -> str:
-    got, out, err = xfr(capsys, *argv)
-    assert got == code, (out, err)
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    assert lines[0].startswith("xfr: error: "), err
-    return lines[0]
 
 
 def similarities(folder: Path) -> dict[str, float]:

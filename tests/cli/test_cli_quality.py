@@ -19,6 +19,7 @@ from core.cli import main
 from core.errors import BadInputError
 from core.faces.detect import Face
 from core.quality.pixels import estimated_jpeg_quality, read_jpeg_tables
+from tests.cli.in_process import one_line_error, xfr
 
 ASTRONAUT_5 = np.array(
     [[255.0, 104.0], [238.0, 105.0], [195.0, 101.0], [212.0, 103.0], [224.0, 135.0]]
@@ -44,21 +45,6 @@ def case(tmp_path, astronaut_path, grace_hopper_path) -> Path:
         opened.set_faces("Q1", [_face(ASTRONAUT_5)], detector="hog")
         opened.set_faces("K1", [_face(GRACE_5)], detector="hog")
     return folder
-
-
-def xfr(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def one_line_error(capsys, *argv) -> str:
-    code, out, err = xfr(capsys, *argv)
-    assert code == 2, (out, err)
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    assert lines[0].startswith("xfr: error: "), err
-    return lines[0]
 
 
 def test_quality_text_names_each_face_its_summary_and_every_figure(capsys, case):

@@ -25,6 +25,7 @@ from core.case.store import Case
 from core.cli import main
 from core.faces.detect import Face, FaceDetector
 from core.video.synthetic import SyntheticClip, write_cctv_clip
+from tests.cli.in_process import one_line_error, xfr
 
 # a face at a fixed place: the clip's pixels there change, the box does not
 FIXED_BOX = (280.0, 110.0, 360.0, 200.0)
@@ -73,21 +74,6 @@ def tracked(with_video, fixed_detector, capsys) -> Path:
     assert main(["case", "tracks", str(with_video), "V1", "--no-model"]) == 0
     capsys.readouterr()
     return with_video
-
-
-def xfr(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def one_line_error(capsys, *argv) -> str:
-    code, out, err = xfr(capsys, *argv)
-    assert code == 2, (out, err)
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    assert lines[0].startswith("xfr: error: "), err
-    return lines[0]
 
 
 def _state(folder: Path) -> tuple:
