@@ -200,5 +200,6 @@ def multi_frame_warning(name: str | Path, frames: int) -> str | None:
     return printable(
         f"{name}: the file holds {frames} frames (an animation or a multi-page "
         "image); only the first frame was analysed - if the face is on another "
-        "frame, save that frame as a still image and add it"
+        "frame, take that frame as an exhibit of its own (Take frame… on the "
+        "exhibit in the window, or `xfr case frames CASE MARK --frame N`)"
     )

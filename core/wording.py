@@ -346,3 +346,15 @@ def wall_clock_text(wall_clock: str) -> str:
     """A frame's wall-clock time, with what it rests on: the container's
     creation_time tag is often the time the clip was exported, not recorded."""
     return f"{wall_clock} ({WALL_CLOCK_CAVEAT})"
+
+
+def still_frame_recheck_sentence(mark: str, source: str, frame_number: int) -> str:
+    """How to read frame exhibit ``mark`` of a multi-frame image again."""
+    return (
+        f"To check {mark}, read frame {frame_number} (counted from 0) of {source} "
+        "again and compare the SHA-256 of its RGB24 bytes with the frame's SHA-256 "
+        "above: <i>xfr case frames CASE --check</i> does this from the case. Another "
+        "image library may convert colours differently (a palette, a colour "
+        "profile), so a different hash from another reader is not by itself a sign "
+        "of alteration; the reader used is named."
+    )

@@ -370,6 +370,14 @@ class CaseController(QObject):
             workflow.add_track_frames, self.case, mark, track, frames=list(frames)
         )
 
+    def take_still_frame(self, mark: str, index: int) -> None:
+        """Frame ``index`` of the multi-frame image exhibit ``mark`` as an exhibit
+        of its own, its faces found (in a worker)."""
+        if self.case is None:
+            return
+        self.status.emit(f"Taking frame {index} of {mark}…")
+        self.frame_adder.start(_take_still_frame, self.case, mark, index)
+
     def _on_frames_added(self, added: Sequence[Any]) -> None:
         marks = ", ".join(exhibit.mark for exhibit in added)
         self.status.emit(f"Added {marks}: compare them like any other exhibit")
@@ -856,3 +864,10 @@ class _FaceCommand(QUndoCommand):
                 error, context=f"Could not undo or redo: {self.text()}."
             )
         self.controller._faces_touched()
+
+
+def _take_still_frame(case: Case, mark: str, index: int) -> list[Any]:
+    """Worker: ``workflow.add_still_frame`` answering like ``add_track_frames``
+    (the exhibits added), so one runner and one signal serve both."""
+    exhibit, _faces = workflow.add_still_frame(case, mark, index)
+    return [exhibit]

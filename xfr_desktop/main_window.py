@@ -506,6 +506,7 @@ class MainWindow(QMainWindow):
         c.case_closed.connect(lambda: self.video_panel.set_video(None))
         c.case_closed.connect(self._update_video_tab)
         self.exhibits.place_requested.connect(self.place_face)
+        self.exhibits.take_frame_requested.connect(self.controller.take_still_frame)
         self.exhibits.correct_requested.connect(self.correct_face)
         self.exhibits.reject_requested.connect(self._reject_face)
         self.exhibits.reset_requested.connect(self._reset_face)

@@ -202,7 +202,8 @@ CREATE INDEX acev_pair ON acev(questioned, known);
 # Version 4 adds CCTV video (issue 20): the video files, stored byte-identical as
 # exhibits of their own (marks V1, V2, ...); the face tracks found in them; and the
 # provenance of every frame taken from one - a frame becomes an image exhibit (a
-# lossless PNG of the decoded pixels) whose ``frames`` row says where it came from,
+# lossless PNG of the decoded pixels) whose ``frames`` row says where it came from
+# (so does a frame taken from a multi-frame image exhibit, e.g. an animated GIF),
 # so that it can be extracted again and compared hash for hash
 # (core/case/videos.py).
 _V4 = """
@@ -234,7 +235,10 @@ CREATE TABLE tracks (
 
 CREATE TABLE frames (
     exhibit_id INTEGER PRIMARY KEY REFERENCES exhibits(id),
-    video_id INTEGER NOT NULL REFERENCES videos(id),
+    -- taken from a video, or from another frame of a multi-frame image exhibit
+    -- (an animated GIF, a multi-page TIFF, APNG, WebP): exactly one of the two
+    video_id INTEGER REFERENCES videos(id),
+    source_exhibit_id INTEGER REFERENCES exhibits(id),
     track_id INTEGER REFERENCES tracks(id),
     stream_index INTEGER NOT NULL,
     frame_number INTEGER NOT NULL,          -- from 0, in presentation order
@@ -247,7 +251,8 @@ CREATE TABLE frames (
     -- degrees counter-clockwise the stored image was turned from the decoded
     -- pixels, as the file's display matrix asks (0: not turned)
     display_rotation INTEGER NOT NULL DEFAULT 0,
-    selection TEXT NOT NULL DEFAULT '{}'    -- JSON: rank, score, who chose it
+    selection TEXT NOT NULL DEFAULT '{}',   -- JSON: rank, score, who chose it
+    CHECK ((video_id IS NULL) != (source_exhibit_id IS NULL))
 );
 
 CREATE INDEX tracks_video ON tracks(video_id, run);

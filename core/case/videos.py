@@ -23,6 +23,7 @@ import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +45,7 @@ from core.errors import BadInputError, printable
 from core.imageio import load_image
 from core.video.decode import extract_frame, rotation_words, upright
 from core.video.provenance import FrameRef, rgb_sha256
+from core.video.stills import still_frame
 
 if TYPE_CHECKING:
     from core.case.store import Case
@@ -70,9 +72,17 @@ class VideoFrame:
     track_run: int | None
     selection: Mapping[str, Any] = field(default_factory=dict)
     display_rotation: int = 0  # degrees counter-clockwise the image was turned
+    # "video", or "image": a frame of a multi-frame image exhibit (``video`` is
+    # then that exhibit's mark, ``video_sha256`` its SHA-256)
+    source: str = "video"
 
     def describe(self) -> str:
         """One line for the examiner: "frame 41 of V1 (4.100 s, stream 0)"."""
+        if self.source == STILL_SOURCE:
+            return (
+                f"frame {self.frame_number} of {self.video} (an animation or "
+                "multi-page image, counted from 0)"
+            )
         when = "" if self.seconds is None else f"{self.seconds:.3f} s, "
         turned = rotation_words(self.display_rotation)
         return (
@@ -135,6 +145,17 @@ class FrameCheck:
         return dict(self.__dict__)
 
 
+@dataclass(frozen=True)
+class _Source:
+    """Where frames are taken from: a video or a multi-frame image exhibit."""
+
+    mark: str
+    role: str  # the frames' exhibits get the source's role
+    column: str  # the frames row's column naming it
+    id: int
+    kind: str  # "video" or "image", for the audit entry and the note
+
+
 @_malformed_as_case_error("tracks")
 def _track_from_row(row: Any) -> StoredTrack:
     return StoredTrack(
@@ -167,17 +188,22 @@ def _frame_from_row(row: Any) -> VideoFrame:
         track_run=row["track_run"],
         selection=json.loads(row["selection"]),
         display_rotation=row["display_rotation"],
+        source="video" if row["video_id"] is not None else STILL_SOURCE,
     )
 
 
+# a frame's source is a video or a multi-frame image exhibit (``sources``)
 _FRAME_QUERY = (
-    "SELECT frames.*, exhibits.mark AS mark, videos.mark AS video_mark, "
-    "videos.sha256 AS video_sha256, tracks.number AS track_number, "
-    "tracks.run AS track_run FROM frames "
+    "SELECT frames.*, exhibits.mark AS mark, "
+    "COALESCE(videos.mark, sources.mark) AS video_mark, "
+    "COALESCE(videos.sha256, sources.sha256) AS video_sha256, "
+    "tracks.number AS track_number, tracks.run AS track_run FROM frames "
     "JOIN exhibits ON exhibits.id = frames.exhibit_id "
-    "JOIN videos ON videos.id = frames.video_id "
+    "LEFT JOIN videos ON videos.id = frames.video_id "
+    "LEFT JOIN exhibits AS sources ON sources.id = frames.source_exhibit_id "
     "LEFT JOIN tracks ON tracks.id = frames.track_id"
 )
+STILL_SOURCE = "image"  # VideoFrame.source of a frame of a multi-frame image
 _TRACK_QUERY = (
     "SELECT tracks.*, videos.mark AS video_mark FROM tracks "
     "JOIN videos ON videos.id = tracks.video_id"
@@ -340,21 +366,33 @@ class CaseVideos:
         if not frames:
             raise BadInputError("no frames to add")
         track_ids = {t.id for t in self._all_tracks(video.mark)}
+        for frame in frames:
+            self._check_new_frame(video.mark, video.sha256, frame, track_ids)
+        return self._store_frames(
+            _Source(video.mark, video.role, "video_id", video.id, "video"),
+            video.original_name,
+            frames,
+        )
+
+    def _store_frames(
+        self, source: _Source, source_name: str, frames: Sequence[NewFrame]
+    ) -> list[Exhibit]:
+        """Store checked frames of ``source`` as image exhibits, one transaction."""
         known = {
             r["sha256"]: r["mark"]
             for r in self.case._db.execute("SELECT sha256, mark FROM exhibits")
         }
         staged: list[tuple[Path, str, int, NewFrame]] = []
+        new_files: list[Path] = []
         try:
             for frame in frames:
-                self._check_new_frame(video, frame, track_ids)
                 # stored as a player shows it; the hash checked is of the pixels
                 # as decoded, and check_frame turns the stored image back
                 data = _png_bytes(upright(frame.rgb, frame.ref.display_rotation))
                 sha256 = _sha256(data)
                 if sha256 in known:
                     raise BadInputError(
-                        f"frame {frame.ref.frame_number} of {video.mark} is already "
+                        f"frame {frame.ref.frame_number} of {source.mark} is already "
                         f"in the case as {known[sha256]} (same pixels)"
                     )
                 known[sha256] = f"frame {frame.ref.frame_number} of this addition"
@@ -372,7 +410,6 @@ class CaseVideos:
                         self.case.folder,
                     ) from None
                 staged.append((partial, sha256, len(data), frame))
-            new_files: list[Path] = []
             for partial, sha256, _size, frame in staged:
                 target = self.case.folder / EVIDENCE / sha256
                 existed = target.exists()
@@ -380,21 +417,21 @@ class CaseVideos:
                     self.case.folder,
                     partial,
                     sha256,
-                    Path(f"{video.mark} frame {frame.ref.frame_number}"),
+                    Path(f"{source.mark} frame {frame.ref.frame_number}"),
                 )
                 if not existed:
                     new_files.append(target)
         finally:
             for partial, *_ in staged:
                 remove_partial(partial)
-        marks = self.case._next_marks(video.role, len(staged))
+        marks = self.case._next_marks(source.role, len(staged))
         stamp = now()
         entries = [
             {
                 "mark": new_mark,
-                "role": video.role,
+                "role": source.role,
                 "sha256": sha256,
-                "video": video.mark,
+                source.kind: source.mark,
                 "frame": frame.ref.to_dict(),
                 "track_id": frame.track_id,
                 "selection": dict(frame.selection),
@@ -404,12 +441,12 @@ class CaseVideos:
         with (
             removing_on_failure(new_files),
             self.case._change(
-                "frames.add", {"video": video.mark, "frames": entries}
+                "frames.add", {source.kind: source.mark, "frames": entries}
             ) as db,
         ):
             for new_mark, (_p, sha256, size, frame) in zip(marks, staged, strict=True):
                 height, width = upright(frame.rgb, frame.ref.display_rotation).shape[:2]
-                stem = Path(video.original_name).stem
+                stem = Path(source_name).stem
                 name = printable(f"{stem} frame {frame.ref.frame_number}.png")
                 cursor = db.execute(
                     "INSERT INTO exhibits (mark, role, sha256, original_name, "
@@ -418,7 +455,7 @@ class CaseVideos:
                     "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         new_mark,
-                        video.role,
+                        source.role,
                         sha256,
                         name,
                         size,
@@ -427,20 +464,21 @@ class CaseVideos:
                         height,
                         1,
                         "{}",
-                        f"frame {frame.ref.frame_number} of video {video.mark}",
+                        f"frame {frame.ref.frame_number} of {source.kind} "
+                        f"{source.mark}",
                         stamp,
                         self.case.user,
                     ),
                 )
                 ref = frame.ref
                 db.execute(
-                    "INSERT INTO frames (exhibit_id, video_id, track_id, stream_index, "
-                    "frame_number, pts, time_base, seconds, wall_clock, frame_sha256, "
-                    "decoder, selection, display_rotation) VALUES "
+                    f"INSERT INTO frames (exhibit_id, {source.column}, track_id, "
+                    "stream_index, frame_number, pts, time_base, seconds, wall_clock, "
+                    "frame_sha256, decoder, selection, display_rotation) VALUES "
                     "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         cursor.lastrowid,
-                        video.id,
+                        source.id,
                         frame.track_id,
                         ref.stream_index,
                         ref.frame_number,
@@ -457,12 +495,14 @@ class CaseVideos:
         return [self.case.exhibit(m) for m in marks]
 
     @staticmethod
-    def _check_new_frame(video: Video, frame: NewFrame, track_ids: set[int]) -> None:
+    def _check_new_frame(
+        mark: str, sha256: str, frame: NewFrame, track_ids: set[int]
+    ) -> None:
         ref = frame.ref
-        if ref.video_sha256 != video.sha256:
+        if ref.video_sha256 != sha256:
             raise BadInputError(
-                f"frame {ref.frame_number} was not decoded from {video.mark} "
-                "(the video's SHA-256 differs)"
+                f"frame {ref.frame_number} was not decoded from {mark} "
+                "(its SHA-256 differs)"
             )
         rgb = np.ascontiguousarray(frame.rgb)
         if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
@@ -472,9 +512,47 @@ class CaseVideos:
                 f"frame {ref.frame_number}'s pixels do not match their recorded SHA-256"
             )
         if frame.track_id is not None and frame.track_id not in track_ids:
+            raise BadInputError(f"track id {frame.track_id} is not a track of {mark}")
+
+    def add_still_frame(self, mark: str, index: int) -> Exhibit:
+        """Frame ``index`` (from 0) of the multi-frame image exhibit ``mark`` (an
+        animated GIF, a multi-page TIFF, APNG or WebP, analysed on its first
+        frame) as an image exhibit of its own, with its provenance."""
+        self._writable()
+        source = self.case.exhibit(mark)
+        taken_from = self.frame(source.mark)
+        if taken_from is not None:
             raise BadInputError(
-                f"track id {frame.track_id} is not a track of {video.mark}"
+                f"{source.mark} is itself {taken_from.describe()}: take the frame "
+                f"from {taken_from.video}"
             )
+        if index == 0:
+            raise BadInputError(
+                f"frame 0 of {source.mark} is the frame {source.mark} is analysed "
+                "on: take another frame"
+            )
+        path = self.case.evidence_path(source)
+        rgb, still = still_frame(path, index)
+        ref = FrameRef(
+            video_sha256=source.sha256,
+            stream_index=0,
+            frame_number=still.index,
+            pts=None,
+            time_base=Fraction(0, 1),
+            seconds=None,
+            wall_clock=None,
+            frame_sha256=still.frame_sha256,
+            shape=still.shape,
+            decoder=_pillow_version(),
+        )
+        new = NewFrame(rgb=rgb, ref=ref, selection={"chosen_by": "examiner"})
+        self._check_new_frame(source.mark, source.sha256, new, set())
+        (added,) = self._store_frames(
+            _Source(source.mark, source.role, "source_exhibit_id", source.id, "image"),
+            source.original_name,
+            [new],
+        )
+        return added
 
     def frame(self, mark: str) -> VideoFrame | None:
         """Where exhibit ``mark`` came from, or None if it is not a video frame."""
@@ -505,10 +583,28 @@ class CaseVideos:
         recorded one and with the stored PNG's."""
         frame = self.frame(mark)
         if frame is None:
-            raise BadInputError(f"exhibit {mark} is not a frame of a video")
-        video = self.video(frame.video)
+            raise BadInputError(
+                f"exhibit {mark} is not a frame taken from a video or another image"
+            )
         problems: list[str] = []
         extracted: str | None = None
+        if frame.source == STILL_SOURCE:
+            source = self.case.exhibit(frame.video)
+            try:
+                _rgb, still = still_frame(
+                    self.case.evidence_path(source), frame.frame_number
+                )
+                extracted = still.frame_sha256
+                if extracted != frame.frame_sha256:
+                    problems.append(
+                        f"frame {frame.frame_number} of {source.mark} has other "
+                        "pixels than its provenance record says: the record or the "
+                        "image was changed (`xfr case verify` names which)"
+                    )
+            except BadInputError as error:
+                problems.append(f"cannot read it from {source.mark}: {error.reason}")
+            return self._checked_stored(frame, problems, extracted)
+        video = self.video(frame.video)
         path = self.video_path(video)
         try:
             _rgb, by_number = extract_frame(
@@ -544,6 +640,12 @@ class CaseVideos:
                     )
         except BadInputError as error:
             problems.append(f"cannot decode it from {video.mark}: {error.reason}")
+        return self._checked_stored(frame, problems, extracted)
+
+    def _checked_stored(
+        self, frame: VideoFrame, problems: list[str], extracted: str | None
+    ) -> FrameCheck:
+        """``check_frame``'s last step: the stored PNG against the recorded hash."""
         stored: str | None = None
         exhibit = self.case.exhibit(frame.mark)
         try:
@@ -568,6 +670,13 @@ class CaseVideos:
             extracted,
             stored,
         )
+
+
+def _pillow_version() -> str:
+    """The decoder of a frame of a multi-frame image (Pillow)."""
+    import PIL
+
+    return f"Pillow {PIL.__version__}"
 
 
 def _png_bytes(rgb: np.ndarray) -> bytes:

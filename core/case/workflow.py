@@ -1407,3 +1407,24 @@ def listed_strength(case: Case, comparison: Comparison) -> StrengthOfEvidence | 
             comparison.similarity, comparison.model_id, comparison.model_sha256
         )
     return comparison_strength(case, comparison)
+
+
+def add_still_frame(
+    case: Case,
+    mark: str,
+    index: int,
+    *,
+    detect: bool = True,
+    method: str = "hog",
+    detector: FaceDetector | None = None,
+) -> tuple[Exhibit, list[CaseFace]]:
+    """Frame ``index`` of the multi-frame image exhibit ``mark`` (an animation or
+    a multi-page file, which is analysed on its first frame) as an exhibit of its
+    own, with its provenance; with ``detect``, its faces found as at intake."""
+    exhibit = case.videos.add_still_frame(mark, index)
+    faces = (
+        detect_faces(case, exhibit.mark, method=method, detector=detector)
+        if detect
+        else []
+    )
+    return exhibit, faces

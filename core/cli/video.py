@@ -298,9 +298,10 @@ def frame_line(frame: VideoFrame) -> str:
     if selection.get("chosen_by") == "ranked":
         line += f", ranked {selection.get('rank')} of {selection.get('of')}"
     elif selection.get("chosen_by") == "examiner":
-        line += (
-            f", chosen by the examiner (ranked {selection.get('rank')} of "
-            f"{selection.get('of')})"
+        line += ", chosen by the examiner" + (
+            f" (ranked {selection.get('rank')} of {selection.get('of')})"
+            if selection.get("rank")
+            else ""
         )
     if frame.wall_clock:
         line += f", wall clock {wording.wall_clock_text(frame.wall_clock)}"
@@ -324,11 +325,15 @@ def check_line(check: FrameCheck) -> list[str]:
 
 
 def cmd_frames(args: argparse.Namespace) -> int:
-    modes = [bool(args.check), bool(args.list), args.track is not None]
+    still = args.track is None and bool(args.frame) and args.best is None
+    modes = [bool(args.check), bool(args.list), args.track is not None or still]
     if sum(modes) != 1:
         raise BadInputError(
-            "give one of --track T (with --best K or --frame N), --check or --list"
+            "give one of --track T (with --best K or --frame N), --frame N alone "
+            "(a frame of an animation or multi-page image exhibit), --check or --list"
         )
+    if still and not (args.check or args.list):
+        return _take_still_frames(args)
     if args.check or args.list:
         if args.best is not None or args.frame:
             raise BadInputError("--best and --frame go with --track")
@@ -355,11 +360,59 @@ def cmd_frames(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _take_still_frames(args: argparse.Namespace) -> int:
+    """``xfr case frames CASE Q1 --frame N``: frame N of a multi-frame image."""
+    if args.video is None:
+        raise BadInputError(
+            "--frame without --track needs the mark of an animation or multi-page "
+            "image exhibit, e.g. Q1"
+        )
+    numbers = [whole_number(n, "--frame", 0) or 0 for n in args.frame]
+    from core.case import workflow
+
+    found = []
+    with open_case(args) as case, in_case(args):
+        source = case.exhibit(args.video)
+        for number in dict.fromkeys(numbers):
+            exhibit, _faces = workflow.add_still_frame(case, source.mark, number)
+            frame = case.videos.frame(exhibit.mark)
+            if frame is not None:
+                found.append((frame, len(_faces)))
+    payload = {"added": [f.to_dict() | {"faces": n} for f, n in found]}
+    _emit(
+        args,
+        payload,
+        "\n".join(
+            f"{f.mark:<4} {f.describe()}, {n} face(s) found; frame sha256 "
+            f"{f.frame_sha256[:8]}…{f.frame_sha256[-4:]}"
+            for f, n in found
+        ),
+    )
+    return EXIT_OK
+
+
 def _check_or_list(args: argparse.Namespace) -> int:
     from core.case import workflow
 
     with open_case(args, read_only=True) as case, in_case(args):
-        mark = case.videos.video(args.video).mark if args.video else None
+        mark = (
+            case.videos.video(args.video).mark
+            if args.video and args.video.strip().upper().startswith("V")
+            else None
+        )
+        if args.video and mark is None:  # an image exhibit: its frames taken
+            source = case.exhibit(args.video).mark
+            listed = [f for f in case.videos.frames() if f.video == source]
+            if args.list:
+                _emit(
+                    args,
+                    {"frames": [f.to_dict() for f in listed]},
+                    "\n".join(frame_line(f) for f in listed)
+                    or f"no frames taken from {source}",
+                )
+                return EXIT_OK
+            image_checks = [case.videos.check_frame(f.mark) for f in listed]
+            return _report_checks(args, image_checks, source)
         if args.list:
             frames = case.videos.frames(mark)
             payload: dict[str, Any] = {"frames": [f.to_dict() for f in frames]}
@@ -367,6 +420,12 @@ def _check_or_list(args: argparse.Namespace) -> int:
             _emit(args, payload, "\n".join(lines) or _no_frames(mark))
             return EXIT_OK
         checks = workflow.check_frames(case, mark)
+    return _report_checks(args, checks, mark)
+
+
+def _report_checks(
+    args: argparse.Namespace, checks: list[Any], mark: str | None
+) -> int:
     intact = all(c.intact for c in checks)
     payload = {"intact": intact, "frames": [c.to_dict() for c in checks]}
     lines = [line for c in checks for line in check_line(c)]

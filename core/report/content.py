@@ -58,7 +58,12 @@ from core.report.examination_content import (
     gather_examination,
 )
 from core.report.quality_content import FaceQualityContent, gather_quality
-from core.report.video_content import VideoContent, gather_videos
+from core.report.video_content import (
+    FrameContent,
+    VideoContent,
+    gather_still_frames,
+    gather_videos,
+)
 from core.version import __version__, source_commit
 
 Selection = list[tuple[Comparison, list[StoredExplanation]]]
@@ -332,6 +337,8 @@ class ReportContent:
     quality: tuple[FaceQualityContent, ...] = ()
     # the video exhibits, their tracking runs and the frames taken from them
     videos: tuple[VideoContent, ...] = ()
+    # frames taken from multi-frame image exhibits (animations, multi-page files)
+    still_frames: tuple[FrameContent, ...] = ()
 
     @property
     def current(self) -> tuple[ComparisonContent, ...]:
@@ -396,6 +403,7 @@ def gather_content(
         examination=gather_examination(case, [c for c, _ in selection]),
         quality=gather_quality(case, [c for c, _ in selection], request.model),
         videos=gather_videos(case),
+        still_frames=gather_still_frames(case),
     )
 
 

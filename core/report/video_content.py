@@ -16,7 +16,7 @@ from typing import Any
 
 from core.case.records import Exhibit, Video
 from core.case.store import Case
-from core.case.videos import VideoFrame
+from core.case.videos import STILL_SOURCE, VideoFrame
 
 
 @dataclass(frozen=True)
@@ -70,10 +70,24 @@ def gather_videos(case: Case) -> tuple[VideoContent, ...]:
     return tuple(found)
 
 
-def frame_of(videos: tuple[VideoContent, ...], mark: str) -> VideoFrame | None:
-    """The provenance of exhibit ``mark`` when it is a frame of a video."""
-    for video in videos:
-        for item in video.frames:
-            if item.frame.mark == mark:
-                return item.frame
+def gather_still_frames(case: Case) -> tuple[FrameContent, ...]:
+    """Every frame taken from a multi-frame image exhibit (an animated GIF, a
+    multi-page TIFF, APNG, WebP), in the order they were taken."""
+    return tuple(
+        FrameContent(frame, case.exhibit(frame.mark))
+        for frame in case.videos.frames()
+        if frame.source == STILL_SOURCE
+    )
+
+
+def frame_of(
+    videos: tuple[VideoContent, ...],
+    mark: str,
+    still_frames: tuple[FrameContent, ...] = (),
+) -> VideoFrame | None:
+    """The provenance of exhibit ``mark`` when it is a frame taken from a video
+    (or from a multi-frame image)."""
+    for item in (*(f for v in videos for f in v.frames), *still_frames):
+        if item.frame.mark == mark:
+            return item.frame
     return None

@@ -373,3 +373,29 @@ def test_demo_cctv_builds_tracks_frames_and_verifies(
         assert not opened.examination().settings().sequential_unmasking
     code, _out, err = xfr(capsys, "case", "frames", folder, "--check")
     assert code == 0, err
+
+
+def test_a_frame_of_an_animation_is_taken_listed_and_checked(
+    case, tmp_path, fixed_detector, capsys
+):
+    from tests.core.test_video_frames import write_pages
+
+    pages = tmp_path / "pages.tiff"
+    write_pages(pages)
+    code, out, _err = xfr(capsys, "case", "add", case, pages, "--role", "probe")
+    assert code == 0 and "3 frames" in out
+    code, out, err = xfr(capsys, "case", "frames", case, "Q1", "--frame", "1")
+    assert code == 0, err
+    assert out.startswith("Q2   frame 1 of Q1 (an animation or multi-page image")
+    assert "1 face(s) found" in out
+    code, out, _err = xfr(capsys, "case", "frames", case, "Q1", "--list", "--json")
+    (listed,) = json.loads(out)["frames"]
+    assert listed["mark"] == "Q2" and listed["source"] == "image"
+    code, out, _err = xfr(capsys, "case", "frames", case, "--check")
+    assert code == 0 and "Q2" in out and "intact" in out
+    assert "is the frame Q1 is analysed on" in one_line_error(
+        capsys, "case", "frames", case, "Q1", "--frame", "0"
+    )
+    assert "no frame 9" in one_line_error(
+        capsys, "case", "frames", case, "Q1", "--frame", "9"
+    )

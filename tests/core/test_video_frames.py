@@ -132,3 +132,46 @@ def test_a_clip_cut_after_a_key_frame_is_taken_with_a_warning(case, tmp_path):
     (warning,) = result.warnings
     assert f"{held - decoded} of {held} frames cannot be decoded" in warning
     assert "cut.mkv" in warning
+
+
+def write_pages(path: Path, count: int = 3) -> list[np.ndarray]:
+    """A multi-page TIFF whose pages differ (a block moving down the page)."""
+    from PIL import Image
+
+    pages = []
+    for number in range(count):
+        rgb = np.full((HEIGHT, WIDTH, 3), 30, np.uint8)
+        rgb[10 * number : 10 * number + 10, :20] = (200, 60 + 50 * number, 90)
+        pages.append(rgb)
+    images = [Image.fromarray(page) for page in pages]
+    images[0].save(path, save_all=True, append_images=images[1:])
+    return pages
+
+
+def test_a_frame_of_a_multi_page_image_is_taken_with_its_provenance(case, tmp_path):
+    path = tmp_path / "pages.tiff"
+    pages = write_pages(path)
+    result = case.add_exhibits([path], "probe")
+    (source,) = result.added
+    assert "Take frame" in result.warnings[0] and "--frame N" in result.warnings[0]
+    exhibit, faces = workflow.add_still_frame(case, source.mark, 2, detect=False)
+    assert faces == [] and exhibit.mark == "Q2" and exhibit.role == "probe"
+    assert np.array_equal(workflow.load_evidence(case, exhibit.mark).rgb, pages[2])
+    frame = case.videos.frame(exhibit.mark)
+    assert frame is not None and frame.source == "image"
+    assert (frame.video, frame.video_sha256) == (source.mark, source.sha256)
+    assert frame.frame_number == 2 and frame.decoder.startswith("Pillow")
+    assert "frame 2 of Q1 (an animation or multi-page image" in frame.describe()
+    (check,) = workflow.check_frames(case)
+    assert check.intact, check.problems
+    assert case.verify().intact
+    for bad, reason in (
+        (0, "frame 0 of Q1 is the frame Q1 is analysed on"),
+        (7, "no frame 7: the file has 3 frames"),
+    ):
+        with pytest.raises(Exception, match=reason):
+            case.videos.add_still_frame(source.mark, bad)
+    with pytest.raises(Exception, match="Q2 is itself frame 2 of Q1"):
+        case.videos.add_still_frame(exhibit.mark, 1)
+    with pytest.raises(Exception, match="already in the case as Q2"):
+        case.videos.add_still_frame(source.mark, 2)

@@ -372,3 +372,42 @@ def test_strips_sample_at_most_twelve_faces_first_and_last_included():
     picked = sampled(40)
     assert len(picked) == 12 and picked[0] == 0 and picked[-1] == 39
     assert picked == sorted(set(picked))
+
+
+def test_a_frame_of_a_multi_page_image_is_taken_from_the_exhibits_menu(
+    qtbot, tmp_path, monkeypatch
+):
+    from PySide6.QtWidgets import QInputDialog
+
+    from tests.core.test_video_frames import write_pages
+
+    pages = tmp_path / "pages.tiff"
+    write_pages(pages)
+    window = make_window(
+        qtbot, tiny_registry(TinyVideoModel), new_case(tmp_path / "case")
+    )
+    window.resize(1280, 720)
+    add_exhibits(qtbot, window, [pages], "probe")
+    controller = window.controller
+    item = window.exhibits.item_for("Q1", exhibits_module.EXHIBIT)
+    assert item is not None
+    menu = window.exhibits.menu_for(item)
+    (take,) = [a for a in menu.actions() if a.text() == exhibits_module.TAKE_FRAME]
+    assert "holds 3 frames" in take.toolTip()
+    monkeypatch.setattr(QInputDialog, "getInt", lambda *a, **k: (2, True))
+    with qtbot.waitSignal(controller.frames_added, timeout=WAIT_MS) as added:
+        take.trigger()
+    (exhibit,) = added.args[0]
+    frame = controller.case.videos.frame(exhibit.mark)
+    assert frame is not None and frame.video == "Q1" and frame.frame_number == 2
+    qtbot.waitUntil(
+        lambda: (
+            window.exhibits.item_for(exhibit.mark, exhibits_module.EXHIBIT) is not None
+        ),
+        timeout=WAIT_MS,
+    )
+    row = window.exhibits.item_for(exhibit.mark, exhibits_module.EXHIBIT)
+    assert "Q1 frame 2" in row.text(0) and frame.describe() in row.toolTip(0)
+    # a frame taken offers no frames of its own
+    menu = window.exhibits.menu_for(row)
+    assert exhibits_module.TAKE_FRAME not in [a.text() for a in menu.actions()]

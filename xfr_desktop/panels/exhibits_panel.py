@@ -47,6 +47,7 @@ from core.case.records import CaseFace
 from core.case.store import Case
 from core.case.videos import VideoFrame
 from core.errors import BadInputError
+from core.imageio import frame_count
 from core.quality import FaceQuality
 from core.video.decode import VIDEO_SUFFIXES
 from xfr_desktop.panels import face_quality
@@ -71,6 +72,7 @@ CORRECT = "Correct this face…"
 REJECT = "Reject as not a face…"
 RESET = "Reset to the detected face"
 RESTORE = "Restore"
+TAKE_FRAME = "Take frame…"  # of an animation or multi-page image
 
 
 def source_text(face: CaseFace) -> str:
@@ -138,6 +140,7 @@ class ExhibitsPanel(QWidget):
     reject_requested = Signal(str, str)  # face label, reason
     reset_requested = Signal(str)  # face label
     restore_requested = Signal(str)  # face label
+    take_frame_requested = Signal(str, int)  # exhibit mark, frame index
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -398,6 +401,13 @@ class ExhibitsPanel(QWidget):
         mark = label.partition("#")[0]
         if kind in (EXHIBIT, NO_FACE):
             menu.addAction(PLACE, lambda: self.place_requested.emit(mark))
+            frames = self._frames_of(mark)
+            if frames > 1:
+                take = menu.addAction(TAKE_FRAME, lambda: self._ask_frame(mark, frames))
+                take.setToolTip(
+                    f"{mark} holds {frames} frames and is analysed on its first: "
+                    "take another frame as an exhibit of its own."
+                )
         elif kind == FACE:
             menu.addAction(CORRECT, lambda: self.correct_requested.emit(label))
             menu.addAction(REJECT, lambda: self._ask_reject(label))
@@ -417,6 +427,31 @@ class ExhibitsPanel(QWidget):
                 action.setEnabled(False)
                 action.setToolTip(READ_ONLY_TIP)
         return menu
+
+    def _frames_of(self, mark: str) -> int:
+        """How many frames exhibit ``mark``'s file holds (1 when unreadable: the
+        menu then offers no frame; verify names a damaged file)."""
+        assert self.case is not None
+        try:
+            exhibit = self.case.exhibit(mark)
+            if self.case.videos.frame(mark) is not None:
+                return 1  # a frame taken already: take from its source instead
+            return frame_count(self.case.evidence_path(exhibit))
+        except BadInputError:
+            return 1
+
+    def _ask_frame(self, mark: str, frames: int) -> None:
+        index, ok = QInputDialog.getInt(
+            self,
+            TAKE_FRAME.rstrip("…"),
+            f"Frame of {mark} to take as an exhibit (1 to {frames - 1}; frame 0 is "
+            f"the one {mark} is analysed on):",
+            1,
+            1,
+            frames - 1,
+        )
+        if ok:
+            self.take_frame_requested.emit(mark, index)
 
     def _can_reset(self, label: str) -> bool:
         assert self.case is not None

@@ -851,6 +851,14 @@ class VideoPanel(QWidget):
         self.controller.add_track_frames(self.video.mark, self.picked, frames)
 
     def _on_frames_added(self, added: list) -> None:
+        case = self.controller.case
+        if case is not None and self.video is not None:  # this video's frames only
+            added = [
+                e
+                for e in added
+                if (frame := case.videos.frame(e.mark)) is not None
+                and frame.video == self.video.mark
+            ]
         if added:
             if self.picked is not None:  # the frames taken now show their marks
                 self.pick_track(self.picked)

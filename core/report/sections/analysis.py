@@ -136,7 +136,7 @@ def lay_out_quality(content: ReportContent, styles: Styles) -> list[Flowable]:
         story.append(CondPageBreak(40 * mm))
         sentence = wording.quality_sentence(label, summary.rating, summary.reasons)
         story.append(styles.p(styles.u(sentence, bold=True)))
-        frame = frame_of(content.videos, item.face.mark)
+        frame = frame_of(content.videos, item.face.mark, content.still_frames)
         if frame is not None:  # its provenance, beside its quality
             note = wording.frame_quality_note(frame.mark, frame.describe())
             story.append(styles.p(note, styles.small))

@@ -16,6 +16,7 @@ from reportlab.lib.units import mm
 from reportlab.platypus import CondPageBreak, Flowable, KeepTogether, PageBreak, Spacer
 
 from core import wording
+from core.case.videos import STILL_SOURCE
 from core.report.content import ReportContent
 from core.report.layout import TEXT_WIDTH, Styles, image, table
 from core.report.video_content import FrameContent, TrackingRun, VideoContent
@@ -168,6 +169,23 @@ def _frame_rows(item: FrameContent, styles: Styles) -> list[list[Any]]:
         else f"{frame.track} of tracking run {frame.track_run}"
     )
     selection = dict(frame.selection)
+    if frame.source == STILL_SOURCE:
+        still: list[tuple[str, str, bool]] = [
+            ("Exhibit", f"{exhibit.mark}: {styles.u(exhibit.original_name)}", False),
+            ("Taken from", styles.u(frame.describe()), False),
+            ("Source SHA-256", frame.video_sha256, True),
+            ("Frame SHA-256 (RGB24)", frame.frame_sha256, True),
+            ("Stored PNG SHA-256", exhibit.sha256, True),
+            ("Read with", styles.u(frame.decoder), False),
+            ("Why chosen", wording.frame_selection_words(selection), False),
+        ]
+        return [
+            [
+                styles.p(label, styles.small),
+                styles.p(value, styles.hash if mono else styles.small),
+            ]
+            for label, value, mono in still
+        ]
     fields: list[tuple[str, str, bool]] = [
         ("Exhibit", f"{exhibit.mark}: {styles.u(exhibit.original_name)}", False),
         (
@@ -207,31 +225,38 @@ def _frame_rows(item: FrameContent, styles: Styles) -> list[list[Any]]:
 def lay_out_videos(content: ReportContent, styles: Styles) -> list[Flowable]:
     """The video exhibits, their tracking runs and the frames taken from them
     (issue 20 item 1); nothing for a case without videos."""
-    if not content.videos:
+    if not content.videos and not content.still_frames:
         return []
-    story: list[Flowable] = [
-        CondPageBreak(50 * mm),
-        styles.p(wording.VIDEO_EXHIBITS_HEADING, styles.h2),
-        styles.p(wording.VIDEO_EXHIBITS_INTRO),
-    ]
-    header = [
-        styles.p(h, styles.small)
-        for h in ("Mark", "File, intake", "Container, streams", "SHA-256")
-    ]
-    rows = [header, *[_video_row(v, styles) for v in content.videos]]
-    # the hash column as wide as the exhibits table's, so a hash stays on one line
-    story.append(table(rows, [11 * mm, 30 * mm, 44 * mm, TEXT_WIDTH - 85 * mm]))
-    for item in content.videos:
-        for run in item.runs:
-            story.append(styles.p(styles.u(_run_text(item.video.mark, run))))
-    frames = [f for v in content.videos for f in v.frames]
+    story: list[Flowable] = [CondPageBreak(50 * mm)]
+    if content.videos:
+        story += [
+            styles.p(wording.VIDEO_EXHIBITS_HEADING, styles.h2),
+            styles.p(wording.VIDEO_EXHIBITS_INTRO),
+        ]
+        header = [
+            styles.p(h, styles.small)
+            for h in ("Mark", "File, intake", "Container, streams", "SHA-256")
+        ]
+        rows = [header, *[_video_row(v, styles) for v in content.videos]]
+        # the hash column as wide as the exhibits table's: a hash stays on one line
+        story.append(table(rows, [11 * mm, 30 * mm, 44 * mm, TEXT_WIDTH - 85 * mm]))
+        for item in content.videos:
+            for run in item.runs:
+                story.append(styles.p(styles.u(_run_text(item.video.mark, run))))
+    frames = [f for v in content.videos for f in v.frames] + list(content.still_frames)
     if not frames:
         return story
     heading: list[Flowable] = [styles.p(wording.FRAME_PROVENANCE_HEADING, styles.h2)]
     widths = [44 * mm, TEXT_WIDTH - 44 * mm]
     for frame in frames:
-        recheck = wording.frame_recheck_sentence(
-            frame.frame.mark, frame.frame.video, frame.frame.frame_number
+        recheck = (
+            wording.still_frame_recheck_sentence(
+                frame.frame.mark, frame.frame.video, frame.frame.frame_number
+            )
+            if frame.frame.source == STILL_SOURCE
+            else wording.frame_recheck_sentence(
+                frame.frame.mark, frame.frame.video, frame.frame.frame_number
+            )
         )
         # a frame's record and how to check it are read together: one page
         story.append(
