@@ -43,6 +43,7 @@ from core.case.records import (
 )
 from core.errors import BadInputError, printable
 from core.imageio import load_image
+from core.resources import sha256_file
 from core.video.decode import extract_frame, rotation_words, upright
 from core.video.provenance import FrameRef, rgb_sha256
 from core.video.stills import still_frame
@@ -590,6 +591,13 @@ class CaseVideos:
         extracted: str | None = None
         if frame.source == STILL_SOURCE:
             source = self.case.exhibit(frame.video)
+            problem = _file_problem(
+                self.case.evidence_path(source),
+                source.sha256,
+                f"the evidence file of {source.mark}",
+            )
+            if problem:
+                problems.append(problem)
             try:
                 _rgb, still = still_frame(
                     self.case.evidence_path(source), frame.frame_number
@@ -606,6 +614,12 @@ class CaseVideos:
             return self._checked_stored(frame, problems, extracted)
         video = self.video(frame.video)
         path = self.video_path(video)
+        # the file itself first: damage away from this frame decodes it unchanged
+        problem = _file_problem(
+            path, video.sha256, f"the evidence file of {video.mark}"
+        )
+        if problem:
+            problems.append(problem)
         try:
             _rgb, by_number = extract_frame(
                 path, frame_number=frame.frame_number, stream=frame.stream_index
@@ -648,6 +662,13 @@ class CaseVideos:
         """``check_frame``'s last step: the stored PNG against the recorded hash."""
         stored: str | None = None
         exhibit = self.case.exhibit(frame.mark)
+        problem = _file_problem(
+            self.case.evidence_path(exhibit),
+            exhibit.sha256,
+            f"the stored image of {frame.mark}",
+        )
+        if problem:
+            problems.append(problem)
         try:
             shown = load_image(self.case.evidence_path(exhibit)).rgb
             # turned back from how it was stored to the pixels as decoded
@@ -670,6 +691,19 @@ class CaseVideos:
             extracted,
             stored,
         )
+
+
+def _file_problem(path: Path, sha256: str, what: str) -> str:
+    """Why ``path`` is not the file recorded with ``sha256`` ("" when it is)."""
+    try:
+        if sha256_file(path) == sha256:
+            return ""
+    except OSError as error:
+        return f"{what} cannot be read ({error.strerror}): run `xfr case verify`"
+    return (
+        f"{what} was altered: its SHA-256 no longer matches the one recorded at "
+        "intake (run `xfr case verify`)"
+    )
 
 
 def _pillow_version() -> str:

@@ -49,8 +49,9 @@ from core.metrics.pair_faithfulness import (
 from core.models.base import FaceModel, Threshold
 from core.progress import ProgressCallback
 from core.quality import FaceInput, FaceQuality, assess
-from core.quality.pixels import read_jpeg_tables
+from core.quality.pixels import VIDEO_FRAME_NO_GRID, read_jpeg_tables
 from core.report.figures import png_bytes
+from core.resources import sha256_file
 from core.verify import decide
 from core.version import __version__
 from core.video.best_frames import MIN_SEPARATION as BEST_FRAMES_SEPARATION
@@ -1085,6 +1086,8 @@ def _face_qualities(
             view = face_view(case, face, model, "probe")
             embedding = model.embed_chips(view.chip[None])[0]
         exhibit = case.exhibit(face.mark)
+        taken = case.videos.frame(face.mark)
+        video_frame = taken is not None and taken.source == "video"
         face_input = FaceInput(
             rgb=image.rgb,
             bbox=face.bbox,
@@ -1094,6 +1097,7 @@ def _face_qualities(
             jpeg_tables=tables,
             # EXIF turned the pixels: the file's 8x8 block grid is not theirs.
             blocks_aligned=image.exif_orientation == 1,
+            no_block_grid=VIDEO_FRAME_NO_GRID if video_frame else "",
             name=f"face {face.label} ({exhibit.original_name})",
         )
         results.append(assess(face_input, label=face.label))
@@ -1237,6 +1241,12 @@ def add_track_frames(
         why = "examiner"
     video = case.videos.video(stored.video)
     path = case.videos.video_path(video)
+    if sha256_file(path) != video.sha256:  # decoding a damaged copy proves nothing
+        raise BadInputError(
+            f"the evidence file of {video.mark} ({video.original_name}) no longer "
+            "matches its intake hash: no frame is taken from it (run `xfr case "
+            "verify`)"
+        )
     new_frames = []
     for choice in chosen:
         recorded = choice.face.frame
@@ -1261,6 +1271,7 @@ def add_track_frames(
                     "ranking": choice.to_dict(),
                     "track": stored.label,
                     "run": stored.run,
+                    **({"min_separation": min_separation} if best is not None else {}),
                 },
             )
         )

@@ -34,22 +34,48 @@ def cmd_quality(args: argparse.Namespace) -> int:
     from core.quality import all_measures, describe
 
     model = load_model_from_args(args) if args.model else None
+    withheld: list[str] = []
     with open_case(args, read_only=True) as case:
-        if args.face:
-            qualities = [workflow.face_quality(case, args.face, model)]
-        else:
-            qualities = workflow.case_quality(case, model)
+        labels = [args.face] if args.face else [f.label for f in case.faces()]
+        hidden = _in_masked_pairs(case) if model is not None else set()
+        qualities = []
+        for label in labels:
+            # the model's embedding length of a face in a masked pair is a model
+            # output the examiner has not unmasked (the report withholds it too)
+            masked = case.face(label).id in hidden
+            qualities.append(
+                workflow.face_quality(case, label, None if masked else model)
+            )
+            if masked:
+                withheld.append(label)
     if args.json:
         payload: dict[str, Any] = {
             "faces": [quality.to_dict() for quality in qualities],
             "measures": [describe(measure) for measure in all_measures()],
+            "model_output_withheld": withheld,
         }
         print(json.dumps(payload, indent=2))
         return EXIT_OK
     if not qualities:
         print("no faces in the case (find them with xfr case faces --detect MARK)")
     print("\n\n".join(quality_text(quality) for quality in qualities))
+    if withheld:
+        print(
+            f"\nthe model's embedding length of {', '.join(withheld)} is withheld: "
+            "a pair with the face is masked (sequential unmasking); unmask it first"
+        )
     return EXIT_OK
+
+
+def _in_masked_pairs(case: Case) -> set[int]:
+    """Face record ids of every comparison whose results are masked."""
+    examination = case.examination()
+    return {
+        face_id
+        for comparison in case.comparisons()
+        if examination.masked_comparison(comparison)
+        for face_id in (comparison.probe_face_id, comparison.gallery_face_id)
+    }
 
 
 def face_quality_dicts(case: Case, faces: Sequence[CaseFace]) -> dict[str, Any]:

@@ -51,6 +51,9 @@ class FaceInput:
     # False when the analysed pixels were turned from the file's (EXIF
     # orientation): the file's 8x8 JPEG block grid is then not known on them.
     blocks_aligned: bool = True
+    # why the pixels have no JPEG 8x8 grid to measure ("" when they may): a frame
+    # decoded from a video went through its codec's own blocks and deblocking
+    no_block_grid: str = ""
     name: str = "face"  # what messages name, e.g. "Q1 (cctv.jpg)"
     # What several measures derive from the same face (the head-pose solution, the
     # grey aligned face region) is computed once per FaceInput and kept here; not

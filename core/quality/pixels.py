@@ -166,7 +166,15 @@ def _boundary_ratio(grey: np.ndarray) -> float:
     return float(steps[:, at_boundary].mean()) / max(inside, 1e-6)
 
 
+VIDEO_FRAME_NO_GRID = (
+    "a frame decoded from a video: its codec's blocks and deblocking are not the "
+    "JPEG 8x8 grid this measure reads"
+)
+
+
 def blockiness(face: FaceInput) -> tuple[float | None, str]:
+    if face.no_block_grid:
+        return None, face.no_block_grid
     if not face.blocks_aligned:
         return None, "EXIF orientation turned the image, so its block grid is unknown"
     grey = _face_box(face)

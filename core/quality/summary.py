@@ -62,10 +62,13 @@ class QualityThreshold:
         bound = self.poor if rating == "poor" else self.limited
         assert bound is not None and value.value is not None
         words = {"below": "below ", "above": "above ", "beyond": "beyond ±"}[self.side]
-        return (
-            f"{value.name} {_figure(value.value, value.unit)} "
-            f"({words}{_figure(bound, value.unit)})"
-        )
+        # as many digits as it takes for the figure not to print as its bound
+        for extra in range(4):
+            shown = _figure(value.value, value.unit, extra)
+            limit = _figure(bound, value.unit, extra)
+            if shown != limit:
+                break
+        return f"{value.name} {shown} ({words}{limit})"
 
 
 def figure_text(value: QualityValue) -> str:
@@ -74,17 +77,27 @@ def figure_text(value: QualityValue) -> str:
     return "-" if value.value is None else _figure(value.value, value.unit)
 
 
-def _figure(number: float, unit: str) -> str:
-    # round() rather than the format's own rounding, which prints -0.3 as "-0"
+def _figure(number: float, unit: str, extra: int = 0) -> str:
+    """``number`` in ``unit`` as a reader reads it, with ``extra`` more digits.
+
+    Whole units by default; a ratio with three significant figures (a sharpness
+    of 0.0049 is not "0.00").  round() rather than the format's own rounding,
+    which prints -0.3 as "-0".
+    """
+
+    def whole(value: float) -> str:
+        rounded = round(value, extra) if extra else round(value)
+        return f"{rounded + 0:.{extra}f}" if extra else f"{rounded + 0}"
+
     if unit == "deg":
-        return f"{round(number)}°"
+        return f"{whole(number)}°"
     if unit == "px":
-        return f"{round(number)} px"
+        return f"{whole(number)} px"
     if unit == "fraction 0-1":
-        return f"{round(100 * number)} %"
+        return f"{whole(100 * number)} %"
     if unit == "1-100" or unit == "0-255":
-        return f"{round(number)}"
-    return f"{number:.2f}"
+        return whole(number)
+    return f"{number:.{3 + extra}g}"
 
 
 # IED: ISO/IEC 19794-5 and 39794-5 (as ICAO 9303 for passports) ask full-frontal

@@ -18,7 +18,7 @@ UNIT_NORM_TOLERANCE = 1e-3  # an embedding this close to length 1 was normalised
 
 def embedding_norm(face: FaceInput) -> tuple[float | None, str]:
     if face.embedding is None:
-        return None, "no face model was given; --model measures it"
+        return None, "no face model was given (xfr case quality --model measures it)"
     norm = float(np.linalg.norm(np.asarray(face.embedding, float)))
     if abs(norm - 1.0) < UNIT_NORM_TOLERANCE:
         return None, "the model normalises its embeddings itself, so every length is 1"

@@ -44,6 +44,7 @@ from core.errors import BadInputError, Cancelled
 from core.faces.detect import Face
 from core.progress import ProgressCallback
 from core.quality import FaceInput, assess
+from core.quality.pixels import VIDEO_FRAME_NO_GRID
 from core.video.decode import iter_frames, probe_video, upright
 from core.video.provenance import FrameRef, StreamInfo, VideoInfo
 
@@ -469,6 +470,7 @@ def _tracked(
                 landmarks68=face.landmarks68,
                 embedding=embedding,
                 name=label,
+                no_block_grid=VIDEO_FRAME_NO_GRID,
             ),
             label=label,
         ).to_dict()

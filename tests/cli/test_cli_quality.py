@@ -60,7 +60,7 @@ def test_quality_text_names_each_face_its_summary_and_every_figure(capsys, case)
     assert "inter-eye distance" in q1 and "43.1 px" in q1
     assert "estimated JPEG quality" in q1 and "not available (the evidence" in q1
     assert "embedding length (model utility proxy)" in q1
-    assert "no face model was given; --model measures it" in q1
+    assert "no face model was given (xfr case quality --model measures it)" in q1
 
 
 def test_quality_json_matches_the_workflow_and_describes_the_measures(capsys, case):
@@ -115,6 +115,28 @@ def test_with_a_model_the_embedding_length_is_measured(capsys, case, monkeypatch
     expected = float(np.linalg.norm(tiny.embed_chips(view.chip[None])[0]))
     assert norm["value"] == pytest.approx(expected, abs=1e-4)
     assert "model-specific" in norm["note"]
+
+
+def test_a_masked_pairs_faces_get_no_embedding_length(capsys, case, monkeypatch):
+    """Sequential unmasking: the model's embedding length of a face in a masked
+    pair is a model output not yet unmasked (the report withholds it too)."""
+    torch.manual_seed(0)
+    network = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4))
+    tiny = SyntheticModel(network, 8)
+    monkeypatch.setattr(cli_quality, "load_model_from_args", lambda args: tiny)
+    with Case.open(case) as opened:
+        workflow.compare(opened, "Q1", "K1", tiny)
+        assert opened.examination().masked("Q1", "K1")
+    code, out, err = xfr(
+        capsys, "case", "quality", case, "--model", "synthetic", "--json"
+    )
+    assert code == 0, err
+    payload = json.loads(out)
+    assert payload["model_output_withheld"] == ["Q1", "K1"]
+    for face in payload["faces"]:
+        assert face["measures"]["embedding_norm"]["value"] is None
+    code, out, err = xfr(capsys, "case", "quality", case, "--model", "synthetic")
+    assert "embedding length of Q1, K1 is withheld" in out
 
 
 def test_faces_json_gains_each_faces_quality(capsys, case):

@@ -223,6 +223,8 @@ def test_check_frame_catches_a_replaced_png(framed_copy):
         check = case.videos.check_frame("Q1")
         assert not check.intact
         assert check.problems == (
+            "the stored image of Q1 was altered: its SHA-256 no longer matches the "
+            "one recorded at intake (run `xfr case verify`)",
             "the stored image of Q1 does not hold the recorded pixels",
         )
         assert any(p.startswith("evidence file of Q1") for p in case.verify().problems)
@@ -311,3 +313,24 @@ def test_a_case_with_video_and_frames_round_trips_through_the_archive(framed, tm
         assert sha256_of(stored) == video.sha256
         assert not os.stat(stored).st_mode & 0o222
         assert all(copy.videos.check_frame(f.mark).intact for f in frames)
+
+
+def test_check_frame_names_an_altered_video_even_where_the_frame_decodes(
+    framed_copy,
+):
+    """Damage away from the frames taken decodes them unchanged: the check must
+    still fail, on the video file's own hash."""
+    with Case.open(framed_copy, read_only=True) as case:
+        video = case.videos.videos()[0]
+        path = case.videos.video_path(video)
+    os.chmod(path, 0o644)
+    data = bytearray(path.read_bytes())
+    data[-40] ^= 0xFF  # near the end of the file, away from the frames' pixels
+    path.write_bytes(bytes(data))
+    with Case.open(framed_copy, read_only=True) as case:
+        for frame in case.videos.frames():
+            check = case.videos.check_frame(frame.mark)
+            assert not check.intact
+            assert check.problems[0].startswith(
+                f"the evidence file of {video.mark} was altered"
+            )

@@ -242,7 +242,10 @@ def test_embedding_norm_only_when_the_model_gives_an_unnormalised_one(astronaut_
         value = next(v for v in quality.values if v.measure == "embedding_norm")
         return value.value, value.note
 
-    assert norm_of(None) == (None, "no face model was given; --model measures it")
+    assert norm_of(None) == (
+        None,
+        "no face model was given (xfr case quality --model measures it)",
+    )
     value, note = norm_of(np.array([0.6, 0.8]))
     assert value is None and "normalises" in note
     value, _ = norm_of(np.array([3.0, 4.0]))
@@ -358,3 +361,24 @@ def test_dlib_landmarks_give_proportional_inter_eye_distances(grace_hopper_path)
             base.value("inter_eye_distance") * factor, rel=0.1
         )
         assert quality.value("yaw") == pytest.approx(base.value("yaw"), abs=5.0)
+
+
+def test_a_reason_never_prints_a_figure_as_its_bound():
+    """Rounding must not make "sharpness 0.01 (below 0.01)" of 0.005 < 0.006."""
+    from core.quality.base import QualityValue
+    from core.quality.summary import THRESHOLDS
+
+    units = {"sharpness": "ratio", "inter_eye_distance": "px"}
+    for threshold in THRESHOLDS:
+        if threshold.measure not in units:
+            continue
+        for value in (0.0049, 0.005, 0.0059, 0.019, 29.6, 29.96, 59.7):
+            rating = threshold.level(value)
+            if rating == "good":
+                continue
+            text = threshold.reason(
+                QualityValue(threshold.measure, "x", value, units[threshold.measure]),
+                rating,
+            )
+            shown, bound = text.split(" (")
+            assert shown.removeprefix("x ") != bound.split(" ", 1)[1].rstrip(")"), text

@@ -177,3 +177,31 @@ def test_a_video_without_frames_is_listed(tmp_path):
     assert "No image exhibits were added to this case." in text
     assert wording.VIDEO_EXHIBITS_HEADING in text
     assert wording.FRAME_PROVENANCE_HEADING not in text  # no frames taken yet
+
+
+def test_the_ranking_score_is_printed_as_the_sum_it_is():
+    """A reader can add the printed terms up to the printed score."""
+    import re
+
+    from core.report.sections.exhibits import _terms
+
+    selection = {
+        "chosen_by": "ranked",
+        "rank": 1,
+        "min_separation": 5,
+        "ranking": {
+            "score": 1.4455,
+            "terms": {"size": 0.91, "sharpness": 0.608, "pose": 0.145,
+                      "exposure": 0.0, "truncation": 0.0},
+            "weights": {"size": 1.0, "sharpness": 1.0, "pose": 0.5,
+                        "exposure": 0.5, "truncation": 1.0},
+            "missing": ["truncation"],
+        },
+    }  # fmt: skip
+    text = _terms(selection)
+    total = 0.0
+    for sign, weight, value in re.findall(r"([+−]?) ?([\d.]+) × \w+ ([\d.]+)", text):
+        total += (-1 if sign == "−" else 1) * float(weight) * float(value)
+    assert total == pytest.approx(1.4455, abs=1e-3) and "= 1.446" in text
+    assert "counted at their worst: truncation" in text
+    assert "at least 5 frames apart" in text

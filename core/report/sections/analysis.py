@@ -102,7 +102,10 @@ def _quality_rows(item: FaceQualityContent, styles: Styles) -> list[list[object]
             [
                 styles.p(value.name, styles.small),
                 styles.p(styles.u(shown), styles.small),
-                styles.p(value.unit, styles.small),
+                # the unit the figure is printed in ("0 %", not "fraction 0-1")
+                styles.p(
+                    "%" if value.unit == "fraction 0-1" else value.unit, styles.small
+                ),
                 styles.p(
                     f"<b>{rating}</b>" if rating else wording.QUALITY_NO_THRESHOLD,
                     styles.small,

@@ -138,20 +138,45 @@ def _run_text(video: str, run: TrackingRun) -> str:
             if model is None
             else f"face model {model} (weights SHA-256 {params.get('model_sha256')})"
         )
-        + f", linking gates IoU ≥ {linking.get('min_iou')}, similarity ≥ "
-        f"{linking.get('min_similarity')}, gap ≤ {linking.get('max_gap')}, length ≥ "
-        f"{linking.get('min_length')}; tracker {params.get('algorithm_version')}, "
+        + f", a face joins a track when its box overlaps the track's by IoU ≥ "
+        f"{linking.get('min_iou')} or its embedding's cosine similarity is ≥ "
+        f"{linking.get('min_similarity')}; a track may miss {linking.get('max_gap')} "
+        f"sampled frames; tracks of fewer than {linking.get('min_length')} faces are "
+        f"kept and marked short; tracker {params.get('algorithm_version')}, "
         f"decoder {params.get('decoder')}, XFR {params.get('software_version')}."
     )
 
 
+# the signs of the ranking's terms (core.video.best_frames): gains, then penalties
+_GAINS = ("size", "sharpness")
+
+
 def _terms(selection: Mapping[str, Any]) -> str:
-    terms = selection.get("ranking", {}).get("terms", {})
+    """The ranking score as the weighted sum it is, so that it can be checked from
+    the page, with the terms that could not be measured and the spacing rule."""
+    ranking = selection.get("ranking", {})
+    terms, weights = ranking.get("terms", {}), ranking.get("weights", {})
     if not terms:
         return ""
-    return (
-        " (terms: " + ", ".join(f"{k} {float(v):.3f}" for k, v in terms.items()) + ")"
-    )
+    parts = []
+    for name, value in terms.items():
+        sign = "+" if name in _GAINS else "−"
+        parts.append(
+            f"{sign} {float(weights.get(name, 1)):g} × {name} {float(value):.3f}"
+        )
+    text = "; score = " + " ".join(parts).removeprefix("+ ")
+    if ranking.get("score") is not None:
+        text += f" = {float(ranking['score']):.3f}"
+    missing = ranking.get("missing") or []
+    if missing:
+        text += f"; not measured, so counted at their worst: {', '.join(missing)}"
+    separation = selection.get("min_separation")
+    if separation:
+        text += (
+            f"; frames are taken at least {separation} frames apart, so a frame "
+            "ranked higher but nearer one taken was passed over"
+        )
+    return text
 
 
 def _frame_rows(item: FrameContent, styles: Styles) -> list[list[Any]]:
