@@ -245,16 +245,24 @@ class CaseVideos:
             raise BadInputError(f"no video {mark!r} in this case (videos: {marks})")
         return found[0]
 
+    def stream_info(self, video: Video, stream: int | None = None) -> dict[str, Any]:
+        """What intake recorded of a stream (``video_stream``'s by default)."""
+        index = self.video_stream(video, stream)
+        return next(dict(s) for s in video.info["streams"] if int(s["index"]) == index)
+
     def video_path(self, video: Video) -> Path:
         return self.case.folder / EVIDENCE / video.sha256
 
     def video_stream(self, video: Video, stream: int | None = None) -> int:
-        """The stream to read: ``stream`` if the video has it, else its first."""
-        indices = [int(s["index"]) for s in video.info.get("streams", [])]
+        """The stream to read: ``stream`` if the video has it, else its first
+        stream with a frame that decodes (its first, when none is recorded)."""
+        streams = list(video.info.get("streams", []))
+        indices = [int(s["index"]) for s in streams]
         if not indices:
             raise CaseError(f"video {video.mark} records no video stream")
         if stream is None:
-            return indices[0]
+            decodable = [int(s["index"]) for s in streams if s.get("decoded_frames")]
+            return decodable[0] if decodable else indices[0]
         if stream not in indices:
             listed = ", ".join(map(str, indices))
             raise BadInputError(

@@ -1151,6 +1151,11 @@ def track_video(
         progress=progress,
         cancel=cancel,
     )
+    if not result.frames_decoded:
+        raise BadInputError(
+            f"no frame of stream {index} of {video.mark} ({video.original_name}) "
+            "can be decoded; nothing was tracked"
+        )
     if result.video_sha256 != video.sha256:  # the stored copy changed under us
         raise BadInputError(
             f"the evidence file of {video.mark} no longer matches its intake hash "

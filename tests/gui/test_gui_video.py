@@ -411,3 +411,46 @@ def test_a_frame_of_a_multi_page_image_is_taken_from_the_exhibits_menu(
     # a frame taken offers no frames of its own
     menu = window.exhibits.menu_for(row)
     assert exhibits_module.TAKE_FRAME not in [a.text() for a in menu.actions()]
+
+
+def test_a_clip_cut_after_a_key_frame_opens_on_its_first_decodable_frame(
+    qtbot, tmp_path
+):
+    import av
+
+    from tests.core.test_video_frames import write_clip
+
+    whole = tmp_path / "whole.mp4"
+    try:
+        write_clip(whole, codec="libx264", frames=16)
+    except (av.error.FFmpegError, ValueError):
+        pytest.skip("this PyAV wheel has no H.264 encoder")
+    cut = tmp_path / "cut.mkv"
+    with av.open(str(whole)) as source, av.open(str(cut), "w") as out:
+        video = source.streams.video[0]
+        copy = out.add_stream_from_template(video)
+        for packet in [p for p in source.demux(video) if p.size][2:]:
+            packet.stream = copy
+            out.mux(packet)
+    window = make_window(
+        qtbot,
+        tiny_registry(TinyVideoModel),
+        new_case(tmp_path / "case"),
+        show_dialogs=False,
+    )
+    window.resize(1280, 720)
+    add_exhibits(qtbot, window, [str(cut)], "probe")
+    stream = window.controller.case.videos.stream_info(
+        window.controller.case.videos.video("V1")
+    )
+    held, decoded = stream["frame_count"], stream["decoded_frames"]
+    assert decoded < held
+    window.errors.last_report = None
+    panel = open_video(qtbot, window)
+    assert panel.shown_ref.frame_number == held - decoded
+    assert f"({decoded} decodable)" in panel.header.text()
+    panel.slider.setValue(0)  # before the first key frame: said, no dialog
+    qtbot.waitUntil(
+        lambda: "cannot be decoded" in panel.position.text(), timeout=WAIT_MS
+    )
+    assert window.errors.last_report is None

@@ -121,10 +121,13 @@ def video_thumbnails(
     for mark in marks:
         try:
             video = case.videos.video(mark)
+            stream = case.videos.stream_info(video)
+            held, decoded = stream.get("frame_count"), stream.get("decoded_frames")
+            first = held - decoded if held and decoded and decoded < held else 0
             rgb, _ref = extract_frame(
                 case.videos.video_path(video),
-                frame_number=0,
-                stream=case.videos.video_stream(video),
+                frame_number=first,  # the first that decodes (a clip cut short)
+                stream=int(stream["index"]),
             )
         except Exception:  # a broken copy shows no thumbnail; verify reports it
             continue
@@ -215,11 +218,16 @@ def video_summary(video: Video) -> str:
     """ "V1  cctv.mp4: 2.0 s, 20 frames, 640×360, 1,234 bytes" (the list and header)."""
     info = video.info
     streams = info.get("streams") or [{}]
-    first = streams[0]
+    decodable = [s for s in streams if s.get("decoded_frames")]
+    first = (decodable or streams)[0]  # the stream shown (CaseVideos.video_stream)
     duration = info.get("duration_seconds")
+    held, decoded = first.get("frame_count"), first.get("decoded_frames")
+    frames = f"{held if held is not None else '?'} frames"
+    if held is not None and decoded is not None and decoded < held:
+        frames += f" ({decoded} decodable)"
     parts = [
         "duration unknown" if duration is None else f"{duration:.1f} s",
-        f"{first.get('frame_count', '?')} frames",
+        frames,
         f"{first.get('width', '?')}×{first.get('height', '?')}",
         f"{video.size:,} bytes",
     ]
@@ -294,7 +302,11 @@ class FrameView(QWidget):
         painter.fillRect(self.rect(), QColor("#202020"))
         if self.image is None:
             painter.setPen(QColor("#dddddd"))
-            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self.message)
+            painter.drawText(
+                self.rect().adjusted(12, 12, -12, -12),
+                Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                self.message,
+            )
             painter.end()
             return
         target = self.image_rect()
@@ -403,6 +415,7 @@ class VideoPanel(QWidget):
         ] = {}
         self.picked: str | None = None  # the track the examiner picked
         self.ranked: list[RankedFrame] = []
+        self.tracking: str | None = None  # the video being tracked, if any
         self.taken: dict[int, str] = {}  # frame number -> its exhibit's mark
         self.strips: dict[str, TrackStrip] = {}
         self.shown_rgb: np.ndarray | None = None
@@ -596,17 +609,25 @@ class VideoPanel(QWidget):
                 f"SHA-256 {video.sha256}\n{video.info.get('decoder', '')}\n"
                 f"added {video.intake_time} by {video.intake_user}"
             )
-            streams = video.info.get("streams") or [{}]
-            self._frame_count = int(streams[0].get("frame_count") or 1)
-            self.view.message = f"Decoding frame 0 of {video.mark}…"
+            stream = case.videos.stream_info(video) if case is not None else {}
+            self._frame_count = int(stream.get("frame_count") or 1)
+            decoded = stream.get("decoded_frames")
+            # a clip cut after a key frame cannot show its first frames: open on
+            # the first that decodes (they are the last ``decoded`` ones)
+            first = (
+                self._frame_count - int(decoded)
+                if decoded and int(decoded) < self._frame_count
+                else 0
+            )
+            self.view.message = f"Decoding frame {first} of {video.mark}…"
             self.slider.blockSignals(True)
             self.slider.setRange(0, self._frame_count - 1)
-            self.slider.setValue(0)
+            self.slider.setValue(first)
             self.slider.blockSignals(False)
             self.position.setText("")
         self._load_tracks()
         if self.video is not None:
-            self.show_frame(0)
+            self.show_frame(self.slider.value())
 
     def refresh_case(self) -> None:
         """The case was opened, closed or changed: keep the video if it is still
@@ -649,6 +670,15 @@ class VideoPanel(QWidget):
 
     def _on_decode_error(self, error: BaseException, details: str) -> None:
         mark = self.video.mark if self.video is not None else "the video"
+        if isinstance(error, BadInputError):  # this frame cannot be shown: say so
+            self.shown_rgb = self.shown_ref = None
+            self.view.message = error.reason
+            self.view.set_frame(None, [])
+            self.position.setText(
+                f"frame {self.slider.value()} of 0–{self._frame_count - 1}: "
+                "cannot be decoded"
+            )
+            return
         self.errors.report(
             error,
             details,
@@ -661,15 +691,22 @@ class VideoPanel(QWidget):
         if self.video is None:
             return
         self.progress.setValue(0)
+        self.tracking = self.video.mark
         self.controller.track_video(
             self.video.mark, self.every.value(), self.detector.currentText()
         )
 
     def _on_tracking_progress(self, done: int, total: int, message: str) -> None:
+        # one tracking at a time, whichever video is shown: the bar names it
         self.progress.setMaximum(max(total, 1))
         self.progress.setValue(done)
-        self.progress.setFormat(f"{done}/{total}")
+        self.progress.setFormat(
+            f"tracking {self.tracking or 'a video'}: {done}/{total}"
+        )
         self.progress.setToolTip(message)
+        self.cancel_button.setToolTip(
+            f"Stop finding face tracks in {self.tracking or 'the video'}"
+        )
 
     def _on_tracks_changed(self, mark: str) -> None:
         if self.video is not None and self.video.mark == mark:
