@@ -85,7 +85,7 @@ def stage_video(
         remove_partial(partial)
         raise BadInputError("no frame of the video can be decoded", source)
     described = video_info_dict(info)
-    warning = _undecodable_warning(printable(source.name), info)
+    warning = _video_warning(printable(source.name), info)
     return partial, {
         "kind": "video",
         "sha256": digest,
@@ -97,9 +97,10 @@ def stage_video(
     }
 
 
-def _undecodable_warning(name: str, info: VideoInfo) -> str | None:
+def _video_warning(name: str, info: VideoInfo) -> str | None:
     """A caution when some frames the file holds cannot be decoded (a clip cut
-    after a key frame: the frames before the next one have no reference)."""
+    after a key frame: the frames before the next one have no reference), or when
+    its display matrix mirrors them (not applied)."""
     short = [
         f"stream {s.index}: {s.frame_count - s.decoded_frames} of {s.frame_count} "
         "frames"
@@ -108,13 +109,19 @@ def _undecodable_warning(name: str, info: VideoInfo) -> str | None:
         and s.decoded_frames is not None
         and s.decoded_frames < s.frame_count
     ]
-    if not short:
-        return None
-    return (
-        f"{name}: {'; '.join(short)} cannot be decoded (the clip was cut without "
-        "the key frame they are predicted from?); they cannot be viewed or taken "
-        "as exhibits"
-    )
+    cautions = []
+    if short:
+        cautions.append(
+            f"{'; '.join(short)} cannot be decoded (the clip was cut without the "
+            "key frame they are predicted from?); they cannot be viewed or taken "
+            "as exhibits"
+        )
+    if any(s.display_mirrored for s in info.streams):
+        cautions.append(
+            "the file asks for its frames to be shown mirrored (a front camera?); "
+            "XFR shows them as decoded, neither mirrored nor turned"
+        )
+    return f"{name}: {'; '.join(cautions)}" if cautions else None
 
 
 def video_info_dict(info: VideoInfo) -> dict[str, Any]:
@@ -136,6 +143,7 @@ def video_info_dict(info: VideoInfo) -> dict[str, Any]:
                 "time_base": str(s.time_base),
                 "start_pts": s.start_pts,
                 "display_rotation": s.display_rotation,
+                "display_mirrored": s.display_mirrored,
             }
             for s in info.streams
         ],

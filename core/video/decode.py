@@ -95,13 +95,13 @@ def probe_video(
             with _open(path) as container:
                 held = len(_presentation_timestamps(container, path, stream.index))
             _check_complete(stream, held, path)
-            decoded, rotation = 0, 0
+            decoded, rotation, mirrored = 0, 0, False
             with _open(path) as container:
                 for _index, _count, frame in _decoded(container, path, stream.index):
                     if cancel is not None and cancel():
                         raise Cancelled(f"checking {path.name} cancelled")
                     if not decoded:
-                        rotation = _rotation_of(frame)
+                        rotation, mirrored = _rotation_of(frame), _mirrored(frame)
                     decoded += 1
                     if progress is not None:
                         progress(decoded, held, f"decoding frame {decoded} of {held}")
@@ -111,6 +111,7 @@ def probe_video(
                     frame_count=held,
                     decoded_frames=decoded,
                     display_rotation=rotation,
+                    display_mirrored=mirrored,
                 )
             )
         streams = checked
@@ -257,9 +258,26 @@ def rotation_words(rotation: int) -> str:
 
 
 def _rotation_of(frame: Any) -> int:
-    """Degrees counter-clockwise the display matrix turns ``frame`` (0: none)."""
+    """Degrees counter-clockwise the display matrix turns ``frame`` (0: none, and
+    0 for a matrix that also mirrors: its angle alone would turn it wrongly)."""
+    if _mirrored(frame):
+        return 0
     value = float(getattr(frame, "rotation", 0) or 0)
     return round(value) % 360
+
+
+def _mirrored(frame: Any) -> bool:
+    """Whether the frame's display matrix mirrors it (a negative determinant of
+    its 2x2 part: a front camera's clip, say)."""
+    import struct
+
+    for side in getattr(frame, "side_data", ()) or ():
+        if "DISPLAYMATRIX" in str(getattr(side, "type", "")):
+            data = bytes(side)
+            if len(data) >= 36:
+                a, b, _u, c, d, *_rest = struct.unpack("<9i", data[:36])
+                return a * d - b * c < 0
+    return False
 
 
 def _checked_file(path: str | Path) -> Path:

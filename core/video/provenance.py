@@ -36,6 +36,9 @@ class StreamInfo:
     # degrees counter-clockwise the container's display matrix turns the frames for
     # display (a phone held upright records sideways and says so here); 0 if none
     display_rotation: int = 0
+    # the display matrix also mirrors the frames: they are shown as decoded (not
+    # mirrored, and not turned, since the angle of such a matrix misleads)
+    display_mirrored: bool = False
 
 
 @dataclass(frozen=True)

@@ -175,3 +175,28 @@ def test_a_frame_of_a_multi_page_image_is_taken_with_its_provenance(case, tmp_pa
         case.videos.add_still_frame(exhibit.mark, 1)
     with pytest.raises(Exception, match="already in the case as Q2"):
         case.videos.add_still_frame(source.mark, 2)
+
+
+def test_a_mirroring_display_matrix_is_said_and_not_applied(case, tmp_path):
+    """A matrix that mirrors (a front camera) has a misleading angle: the frames
+    are kept as decoded, and intake says so."""
+    path = tmp_path / "selfie.mp4"
+    container = av.open(str(path), "w")
+    stream = container.add_stream("mpeg4", rate=5)
+    stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+    stream.set_display_rotation(90, hflip=True)
+    for _ in range(4):
+        rgb = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
+        for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+    container.close()
+    result = case.add_exhibits([path], "probe")
+    (video,) = result.videos
+    (warning,) = result.warnings
+    assert "shown mirrored" in warning and "neither mirrored nor turned" in warning
+    info = video.info["streams"][0]
+    assert info["display_mirrored"] is True and info["display_rotation"] == 0
+    _rgb, ref = extract_frame(case.videos.video_path(video), frame_number=1)
+    assert ref.display_rotation == 0
