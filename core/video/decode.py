@@ -276,7 +276,7 @@ def _mirrored(frame: Any) -> bool:
             data = bytes(side)
             if len(data) >= 36:
                 a, b, _u, c, d, *_rest = struct.unpack("<9i", data[:36])
-                return a * d - b * c < 0
+                return bool(a * d - b * c < 0)
     return False
 
 
