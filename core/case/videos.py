@@ -541,7 +541,15 @@ class CaseVideos:
                 "on: take another frame"
             )
         path = self.case.evidence_path(source)
-        rgb, still = still_frame(path, index)
+        problem = _file_problem(path, source.sha256, f"the evidence file of {mark}")
+        if problem:  # a frame of a damaged copy proves nothing
+            raise BadInputError(problem)
+        try:
+            rgb, still = still_frame(path, index)
+        except BadInputError as error:  # named by its mark, not the stored copy
+            raise BadInputError(
+                f"{source.mark} ({source.original_name}): {error.reason}"
+            ) from None
         ref = FrameRef(
             video_sha256=source.sha256,
             stream_index=0,

@@ -167,7 +167,7 @@ def test_a_frame_of_a_multi_page_image_is_taken_with_its_provenance(case, tmp_pa
     assert case.verify().intact
     for bad, reason in (
         (0, "frame 0 of Q1 is the frame Q1 is analysed on"),
-        (7, "no frame 7: the file has 3 frames"),
+        (7, r"Q1 \(pages.tiff\): no frame 7: the file has 3 frames"),
     ):
         with pytest.raises(Exception, match=reason):
             case.videos.add_still_frame(source.mark, bad)
