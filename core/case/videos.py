@@ -630,16 +630,15 @@ class CaseVideos:
             return self._checked_stored(frame, problems, extracted)
         video = self.video(frame.video)
         path = self.video_path(video)
-        # the file itself first: damage away from this frame decodes it unchanged
-        problem = _file_problem(
-            path, video.sha256, f"the evidence file of {video.mark}"
-        )
-        if problem:
-            problems.append(problem)
+        what = f"the evidence file of {video.mark}"
         try:
             _rgb, by_number = extract_frame(
                 path, frame_number=frame.frame_number, stream=frame.stream_index
             )
+            # extract_frame hashed the file it read: damage away from this frame
+            # decodes it unchanged, the hash does not
+            if by_number.video_sha256 != video.sha256:
+                problems.append(_altered(what))
             extracted = by_number.frame_sha256
             if extracted != frame.frame_sha256:
                 decoder = (
@@ -669,6 +668,8 @@ class CaseVideos:
                         "the recorded one"
                     )
         except BadInputError as error:
+            problem = _file_problem(path, video.sha256, what)
+            problems += [problem] if problem else []
             problems.append(f"cannot decode it from {video.mark}: {error.reason}")
         return self._checked_stored(frame, problems, extracted)
 
@@ -716,6 +717,10 @@ def _file_problem(path: Path, sha256: str, what: str) -> str:
             return ""
     except OSError as error:
         return f"{what} cannot be read ({error.strerror}): run `xfr case verify`"
+    return _altered(what)
+
+
+def _altered(what: str) -> str:
     return (
         f"{what} was altered: its SHA-256 no longer matches the one recorded at "
         "intake (run `xfr case verify`)"

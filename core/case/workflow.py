@@ -1246,18 +1246,24 @@ def add_track_frames(
         why = "examiner"
     video = case.videos.video(stored.video)
     path = case.videos.video_path(video)
-    if sha256_file(path) != video.sha256:  # decoding a damaged copy proves nothing
-        raise BadInputError(
-            f"the evidence file of {video.mark} ({video.original_name}) no longer "
-            "matches its intake hash: no frame is taken from it (run `xfr case "
-            "verify`)"
-        )
+    damaged = BadInputError(
+        f"the evidence file of {video.mark} ({video.original_name}) no longer "
+        "matches its intake hash: no frame is taken from it (run `xfr case verify`)"
+    )
     new_frames = []
     for choice in chosen:
         recorded = choice.face.frame
-        rgb, ref = extract_frame(
-            path, frame_number=recorded.frame_number, stream=recorded.stream_index
-        )
+        try:
+            rgb, ref = extract_frame(
+                path, frame_number=recorded.frame_number, stream=recorded.stream_index
+            )
+        except BadInputError:
+            if sha256_file(path) != video.sha256:
+                raise damaged from None
+            raise
+        # extract_frame hashed the file it read: a damaged copy proves nothing
+        if ref.video_sha256 != video.sha256:
+            raise damaged
         if ref.frame_sha256 != recorded.frame_sha256:
             raise BadInputError(
                 f"frame {recorded.frame_number} of {video.mark} decodes to other "

@@ -21,6 +21,7 @@ from core.case import workflow
 from core.case.archive import export_case, import_case
 from core.case.schema import SCHEMA_VERSION
 from core.case.store import Case, CaseError
+from core.errors import BadInputError
 from core.video.decode import extract_frame
 
 CREATED = "2026-11-30T14:05:00.000000Z"
@@ -334,3 +335,23 @@ def test_check_frame_names_an_altered_video_even_where_the_frame_decodes(
             assert check.problems[0].startswith(
                 f"the evidence file of {video.mark} was altered"
             )
+
+
+def test_no_frame_is_taken_from_an_altered_video(framed_copy):
+    """extract_frame hashes what it reads: a copy altered away from the frame
+    decodes it unchanged, and is still refused by its hash."""
+    with Case.open(framed_copy, read_only=True) as case:
+        video = case.videos.videos()[0]
+        path = case.videos.video_path(video)
+        track = workflow.stored_track(case.videos.track("V1", "T1"))
+        taken = set(workflow.taken_frames(case, "V1"))
+    number = next(n for n in track.frame_numbers if n not in taken)
+    os.chmod(path, 0o644)
+    data = bytearray(path.read_bytes())
+    data[-40] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with Case.open(framed_copy) as case:
+        before = len(case.exhibits())
+        with pytest.raises(BadInputError, match="no longer matches its intake hash"):
+            workflow.add_track_frames(case, "V1", "T1", frames=[number])
+        assert len(case.exhibits()) == before
