@@ -495,8 +495,10 @@ def add_video_commands(
         help="add a track's frames as exhibits, list or check frame exhibits",
         description="--track T --best K adds the K best-ranked frames of track T "
         "(--frame N, repeatable, names frames instead) as exhibits of the video's "
-        "role; --list shows every frame exhibit's provenance; --check decodes each "
-        "again from its video and compares the hashes (exit 1 when any differ).",
+        "role; MARK --frame N without --track takes frame N of an animation or "
+        "multi-page image exhibit; --list shows every frame exhibit's provenance; "
+        "--check decodes each again from its source and compares the hashes (exit 1 "
+        "when any differ).",
     )
     frames.add_argument("video", nargs="?", help="the video's mark, e.g. V1")
     frames.add_argument("--track", metavar="T", help="the track, e.g. T1")
