@@ -40,7 +40,15 @@ from core.params import Param, ParamValue
 from core.progress import ProgressCallback
 
 CHAIN_FORMAT = 1  # the JSON layout of a recorded chain (``chain_to_json``)
-CATEGORIES = ("geometry", "tone", "colour", "noise", "sharpness", "restoration", "video")
+CATEGORIES = (
+    "geometry",
+    "tone",
+    "colour",
+    "noise",
+    "sharpness",
+    "restoration",
+    "video",
+)
 
 
 class ProcessingError(BadInputError):
@@ -231,7 +239,7 @@ class Step:
         return get(self.op_id).info
 
     def describe(self) -> str:
-        """"Levels and gamma (v1): black=10, white=240, gamma=1.2"."""
+        """ "Levels and gamma (v1): black=10, white=240, gamma=1.2"."""
         values = ", ".join(f"{k}={_shown(v)}" for k, v in self.params.items())
         name = self.info.display_name if self.op_id in _REGISTRY else self.op_id
         return f"{name} (v{self.version})" + (f": {values}" if values else "")
@@ -379,7 +387,9 @@ def run_chain(
         try:
             image = operation.apply(image, step.params, ctx)
         except ProcessingError as error:
-            raise ProcessingError(f"step {index + 1} ({step.op_id}): {error.reason}") from None
+            raise ProcessingError(
+                f"step {index + 1} ({step.op_id}): {error.reason}"
+            ) from None
         inputs.append(ctx.inputs)
     if progress:
         progress(len(steps), len(steps), "processing done")

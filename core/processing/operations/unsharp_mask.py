@@ -17,7 +17,10 @@ def gaussian(image: np.ndarray, sigma: float) -> np.ndarray:
     without repeating the edge pixel (OpenCV BORDER_REFLECT_101)."""
     size = 2 * int(np.ceil(3 * sigma)) + 1
     return cv2.GaussianBlur(
-        image, (size, size), sigmaX=sigma, sigmaY=sigma,
+        image,
+        (size, size),
+        sigmaX=sigma,
+        sigmaY=sigma,
         borderType=cv2.BORDER_REFLECT_101,
     )
 
@@ -37,8 +40,17 @@ class UnsharpMask(Operation):
         implementation="OpenCV cv2.GaussianBlur (float64) and numpy",
         params=(
             Param("radius", float, 1.5, "Gaussian sigma in pixels", 0.1, 25.0),
-            Param("amount", float, 1.0, "strength: 1 adds the full difference", 0.0, 10.0),
-            Param("threshold", int, 0, "smallest difference sharpened (grey levels)", 0, 255),
+            Param(
+                "amount", float, 1.0, "strength: 1 adds the full difference", 0.0, 10.0
+            ),
+            Param(
+                "threshold",
+                int,
+                0,
+                "smallest difference sharpened (grey levels)",
+                0,
+                255,
+            ),
         ),
     )
 
