@@ -7,7 +7,7 @@ was not checked, the report's limitations and map readings.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 # ---- per-pair faithfulness verdicts (``core.metrics.pair_faithfulness``) ----------
@@ -358,3 +358,29 @@ def still_frame_recheck_sentence(mark: str, source: str, frame_number: int) -> s
         "profile), so a different hash from another reader is not by itself a sign "
         "of alteration; the reader used is named."
     )
+
+
+# ---- processed (derived) exhibits (issue 21) --------------------------------------
+def derived_exhibit_note(mark: str, original: str, operations: Sequence[str]) -> str:
+    """What a processed exhibit is, wherever its faces, scores or maps appear."""
+    steps = ", ".join(operations) if operations else "no step"
+    return (
+        f"{mark} is a processed copy of {original} ({steps}); faces, scores and maps "
+        f"on {mark} are of the processed image, and {original} itself is unchanged"
+    )
+
+
+NON_GENERATIVE_STATEMENT = (
+    "Only the non-generative operations listed were applied, each a fixed, "
+    "documented signal-processing function of the pixels, in the order and with the "
+    "parameters shown; the processed images can be re-created bit for bit from the "
+    "originals and this record (xfr case verify does it). No generative or "
+    "learning-based enhancement (super-resolution, learned denoising or face "
+    "\u201cenhancement\u201d) was used: XFR Desktop offers none, and such methods are "
+    "out of its scope because they can add detail that was never recorded."
+)
+
+
+def derivation_lineage_text(marks: Sequence[str]) -> str:
+    """ "Q1 -> Q1.1 -> Q1.1.1": how a processed exhibit descends from its original."""
+    return " \u2192 ".join(marks)

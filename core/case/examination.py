@@ -829,15 +829,12 @@ def write_settings(db: Any, values: Mapping[str, Any]) -> None:
         )
 
 
-def _mark_order(label: str) -> tuple[str, int, int]:
-    """K2 before K10 before K10#1."""
+def _mark_order(label: str) -> tuple[str, tuple[int, ...], int]:
+    """K2 before K10 before K10#1, and K10.1 (processed from K10) after K10."""
     mark, _, index = label.partition("#")
-    digits = "".join(ch for ch in mark if ch.isdigit())
-    return (
-        mark.rstrip("0123456789"),
-        int(digits) if digits else 0,
-        int(index) if index.isdigit() else 0,
-    )
+    prefix = mark.rstrip("0123456789.")
+    numbers = tuple(int(n) for n in mark[len(prefix) :].split(".") if n.isdigit())
+    return (prefix, numbers, int(index) if index.isdigit() else 0)
 
 
 def same_person(name: str) -> str:

@@ -11,12 +11,15 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import io
 import os
 import stat
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
+
+import numpy as np
 
 from core.case.layout import DERIVED, EVIDENCE, PARTIAL_SUFFIX
 from core.errors import BadInputError, printable
@@ -295,3 +298,50 @@ def _exif_value(value: Any) -> Any:
     if isinstance(value, (int, float)):
         return value
     return str(value).strip("\x00 ")
+
+
+# ---- files XFR writes itself (frames, processed images) ----------------------------
+def file_problem(path: Path, sha256: str, what: str) -> str:
+    """Why ``path`` is not the file recorded with ``sha256`` ("" when it is)."""
+    try:
+        if sha256_file(path) == sha256:
+            return ""
+    except OSError as error:
+        return f"{what} cannot be read ({error.strerror}): run `xfr case verify`"
+    return (
+        f"{what} was altered: its SHA-256 no longer matches the one recorded at "
+        "intake (run `xfr case verify`)"
+    )
+
+
+def png_bytes(rgb: np.ndarray) -> bytes:
+    """A lossless PNG of the pixels (8-bit RGB, no metadata)."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb), "RGB").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def stage_bytes(folder: Path, data: bytes, sha256: str, label: str) -> Path | None:
+    """Write ``data`` into the evidence folder as ``<sha256>`` (read-only); the
+    path when the file is new, None when an identical file was already there."""
+    target = folder / EVIDENCE / sha256
+    existed = target.exists()
+    partial = folder / EVIDENCE / f"{uuid.uuid4().hex}{PARTIAL_SUFFIX}"
+    try:
+        try:
+            with open(partial, "xb") as writer:
+                writer.write(data)
+        except OSError as error:
+            raise BadInputError(
+                f"cannot store {label} in the case ({error.strerror})", folder
+            ) from None
+        commit_evidence(folder, partial, sha256, Path(label))
+    finally:
+        remove_partial(partial)
+    return None if existed else target

@@ -3,7 +3,8 @@
 Everything is read in one read transaction, so a writer committing in another
 process meanwhile is never taken for tampering: the chain, the schema, every
 stored row against the digest its latest entry recorded, ``case.session`` and an
-optional anchor; then every evidence and derived file against its hash.
+optional anchor; then every evidence and derived file against its hash, and every
+processed exhibit re-created from its source and its recorded chain.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from core.case.audit import (
     verify_chain,
 )
 from core.case.db import AuditedDb, LockedConnection, statements
+from core.case.derivations import replay_plans, replay_problems
 from core.case.layout import DERIVED, EVIDENCE, PARTIAL_SUFFIX, SHA256_HEX
 from core.case.records import VerifyReport
 from core.case.schema import BINDING_VERSION, MIGRATIONS, SCHEMA_VERSION
@@ -101,6 +103,7 @@ def verify_case(
             derived = [
                 dict(r) for r in db.execute("SELECT * FROM derived ORDER BY sha256")
             ]
+            plans = replay_plans(db.execute)
             info = db.execute("SELECT case_uuid FROM case_info WHERE id = 1").fetchone()
             # a missing row is named by the state checks
             case_uuid = "" if info is None else info["case_uuid"]
@@ -114,7 +117,7 @@ def verify_case(
     warnings += session_warnings
     if anchor is not None:
         problems += anchor_problems(anchor, audit_rows, case_uuid)
-    total = len(exhibits) + len(derived)
+    total = len(exhibits) + len(derived) + len(plans)
     for number, exhibit in enumerate(exhibits):
         if progress:
             progress(number, total, f"checking {exhibit.mark}")
@@ -168,6 +171,15 @@ def verify_case(
             problems.append(
                 f"derived file {row['file_name']} cannot be read ({error.strerror})"
             )
+    replayed, replay_warnings = replay_problems(
+        folder,
+        plans,
+        None
+        if progress is None
+        else lambda n, what: progress(len(exhibits) + len(derived) + n, total, what),
+    )
+    problems += replayed
+    warnings += replay_warnings
     referenced = {e.sha256 for e in exhibits}
     for name in listed:
         if name not in referenced and not name.endswith(PARTIAL_SUFFIX):
@@ -268,6 +280,8 @@ def _state_checks(
             return f"face track T{row['number']} (run {row['run']}) of a video"
         if table == "frames":
             return f"provenance of video frame {marks.get(row['exhibit_id'], '?')}"
+        if table == "derivations":
+            return f"processing record of {marks.get(row['exhibit_id'], '?')}"
         if table == "case_info":
             return f"case number {row['case_number']}, examiner {row['examiner']}"
         return ""

@@ -259,6 +259,29 @@ CREATE INDEX tracks_video ON tracks(video_id, run);
 CREATE INDEX frames_video ON frames(video_id);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
+# Version 5 adds processed images (issue 21): an exhibit derived from another by a
+# recorded chain of operations (core/processing/) is an image exhibit of its own
+# (Q1.1, a lossless PNG); its ``derivations`` row holds the chain and every hash
+# needed to re-create its pixels bit for bit (core/case/derivations.py).
+_V5 = """
+CREATE TABLE derivations (
+    exhibit_id INTEGER PRIMARY KEY REFERENCES exhibits(id),
+    source_exhibit_id INTEGER NOT NULL REFERENCES exhibits(id),
+    source_sha256 TEXT NOT NULL,            -- of the source's evidence file
+    source_pixels_sha256 TEXT NOT NULL,     -- of its pixels as analysed
+    chain TEXT NOT NULL,                    -- JSON: steps (op, version, params)
+    inputs TEXT NOT NULL DEFAULT '[]',      -- JSON: per step, frames it read
+    output_sha256 TEXT NOT NULL,            -- of the output pixels
+    software_version TEXT NOT NULL,
+    libraries TEXT NOT NULL,                -- JSON: OpenCV, scikit-image, ...
+    created TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    CHECK (exhibit_id != source_exhibit_id)
+);
+
+CREATE INDEX derivations_source ON derivations(source_exhibit_id);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
 SCHEMA_VERSION = len(MIGRATIONS)
 BINDING_VERSION = 2  # the first schema version whose entries bind rows

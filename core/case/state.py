@@ -45,6 +45,7 @@ BOUND_TABLES: dict[str, tuple[str, ...]] = {
     "videos": ("id",),
     "tracks": ("id",),
     "frames": ("exhibit_id",),
+    "derivations": ("exhibit_id",),
 }
 CHAIN_TABLES = ("audit", "audit_head")
 

@@ -49,6 +49,7 @@ from core.case.audit import (
     write_session,
 )
 from core.case.db import AuditedDb, LockedConnection, WriteLock, open_database
+from core.case.derivations import CaseDerivations
 from core.case.examination import Examination, initial_settings, write_settings
 from core.case.intake import (
     commit_evidence,
@@ -335,7 +336,8 @@ class Case:
 
         A schema-2 case gains the ACE-V tables, with the examination settings such
         a case had (no sequential unmasking - its results could be seen - and the
-        default scale); any case gains the video tables (schema 4).
+        default scale); an older case gains the video tables (schema 4) and any
+        case the table of processed exhibits (schema 5).
         """
         added = []
         details: dict[str, Any] = {"from_schema": version, "to_schema": SCHEMA_VERSION}
@@ -347,7 +349,9 @@ class Case:
                 "results could be seen before)"
             )
             details["examination_settings"] = settings
-        added.append("tables for videos, their face tracks and frames added")
+        if version < 4:
+            added.append("tables for videos, their face tracks and frames added")
+        added.append("a table for processed (derived) exhibits added")
         details["note"] = "; ".join(added) + "; no stored row changed"
         with self._change("case.migrate", details) as db:
             if version < 3:
@@ -399,6 +403,11 @@ class Case:
     def videos(self) -> CaseVideos:
         """The case's video exhibits, their face tracks and the frames taken."""
         return CaseVideos(self)
+
+    @property
+    def derivations(self) -> CaseDerivations:
+        """The case's processed exhibits and how each was made (Q1 -> Q1.1)."""
+        return CaseDerivations(self)
 
     # -- transactions and the audit log ----------------------------------------------
     def _change(
@@ -637,7 +646,8 @@ class Case:
         else:
             prefix = ROLE_PREFIX[role]
             rows = self._db.execute("SELECT mark FROM exhibits WHERE role = ?", (role,))
-        numbers = [int(r["mark"][1:]) for r in rows]
+        # a processed exhibit (Q1.1) takes no number of its own
+        numbers = [int(r["mark"][1:]) for r in rows if r["mark"][1:].isdigit()]
         start = max(numbers, default=0) + 1
         return [f"{prefix}{n}" for n in range(start, start + count)]
 

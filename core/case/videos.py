@@ -17,10 +17,7 @@ This module is storage: tracks are kept as the plain JSON the tracker wrote
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -30,8 +27,20 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from core.case import state as bound
-from core.case.intake import commit_evidence, remove_partial, removing_on_failure
-from core.case.layout import EVIDENCE, PARTIAL_SUFFIX
+from core.case.intake import (
+    file_problem as _file_problem,
+)
+from core.case.intake import (
+    png_bytes as _png_bytes,
+)
+from core.case.intake import (
+    removing_on_failure,
+    stage_bytes,
+)
+from core.case.intake import (
+    sha256_bytes as _sha256,
+)
+from core.case.layout import EVIDENCE
 from core.case.records import (
     CaseError,
     Exhibit,
@@ -43,7 +52,6 @@ from core.case.records import (
 )
 from core.errors import BadInputError, printable
 from core.imageio import load_image
-from core.resources import sha256_file
 from core.video.decode import extract_frame, rotation_words, upright
 from core.video.provenance import FrameRef, rgb_sha256
 from core.video.stills import still_frame
@@ -391,9 +399,9 @@ class CaseVideos:
             r["sha256"]: r["mark"]
             for r in self.case._db.execute("SELECT sha256, mark FROM exhibits")
         }
-        staged: list[tuple[Path, str, int, NewFrame]] = []
+        staged: list[tuple[str, int, NewFrame]] = []
         new_files: list[Path] = []
-        try:
+        with removing_on_failure(new_files):
             for frame in frames:
                 # stored as a player shows it; the hash checked is of the pixels
                 # as decoded, and check_frame turns the stored image back
@@ -405,34 +413,15 @@ class CaseVideos:
                         f"in the case as {known[sha256]} (same pixels)"
                     )
                 known[sha256] = f"frame {frame.ref.frame_number} of this addition"
-                partial = (
-                    self.case.folder / EVIDENCE / f"{uuid.uuid4().hex}{PARTIAL_SUFFIX}"
-                )
-                try:
-                    with open(partial, "xb") as writer:
-                        writer.write(data)
-                except OSError as error:
-                    remove_partial(partial)
-                    raise BadInputError(
-                        f"cannot store frame {frame.ref.frame_number} in the case "
-                        f"({error.strerror})",
-                        self.case.folder,
-                    ) from None
-                staged.append((partial, sha256, len(data), frame))
-            for partial, sha256, _size, frame in staged:
-                target = self.case.folder / EVIDENCE / sha256
-                existed = target.exists()
-                commit_evidence(
+                target = stage_bytes(
                     self.case.folder,
-                    partial,
+                    data,
                     sha256,
-                    Path(f"{source.mark} frame {frame.ref.frame_number}"),
+                    f"frame {frame.ref.frame_number} of {source.mark}",
                 )
-                if not existed:
+                if target is not None:
                     new_files.append(target)
-        finally:
-            for partial, *_ in staged:
-                remove_partial(partial)
+                staged.append((sha256, len(data), frame))
         marks = self.case._next_marks(source.role, len(staged))
         stamp = now()
         entries = [
@@ -445,7 +434,7 @@ class CaseVideos:
                 "track_id": frame.track_id,
                 "selection": dict(frame.selection),
             }
-            for new_mark, (_p, sha256, _s, frame) in zip(marks, staged, strict=True)
+            for new_mark, (sha256, _s, frame) in zip(marks, staged, strict=True)
         ]
         with (
             removing_on_failure(new_files),
@@ -453,7 +442,7 @@ class CaseVideos:
                 "frames.add", {source.kind: source.mark, "frames": entries}
             ) as db,
         ):
-            for new_mark, (_p, sha256, size, frame) in zip(marks, staged, strict=True):
+            for new_mark, (sha256, size, frame) in zip(marks, staged, strict=True):
                 height, width = upright(frame.rgb, frame.ref.display_rotation).shape[:2]
                 stem = Path(source_name).stem
                 name = printable(f"{stem} frame {frame.ref.frame_number}.png")
@@ -710,16 +699,6 @@ class CaseVideos:
         )
 
 
-def _file_problem(path: Path, sha256: str, what: str) -> str:
-    """Why ``path`` is not the file recorded with ``sha256`` ("" when it is)."""
-    try:
-        if sha256_file(path) == sha256:
-            return ""
-    except OSError as error:
-        return f"{what} cannot be read ({error.strerror}): run `xfr case verify`"
-    return _altered(what)
-
-
 def _altered(what: str) -> str:
     return (
         f"{what} was altered: its SHA-256 no longer matches the one recorded at "
@@ -732,16 +711,3 @@ def _pillow_version() -> str:
     import PIL
 
     return f"Pillow {PIL.__version__}"
-
-
-def _png_bytes(rgb: np.ndarray) -> bytes:
-    """A lossless PNG of the decoded pixels (8-bit RGB, no metadata)."""
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgb), "RGB").save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()

@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from core import wording
+from core import processing, wording
 from core.calibration import StrengthOfEvidence, calibration_for, evidence_strength
+from core.case.derivations import DerivationCheck, Processed
 from core.case.examination import Examination, Figure
 from core.case.store import Case, CaseFace, Comparison, Exhibit, StoredExplanation
 from core.case.videos import FrameCheck, NewFrame, StoredTrack
@@ -47,6 +48,7 @@ from core.metrics.pair_faithfulness import (
     check_pair,
 )
 from core.models.base import FaceModel, Threshold
+from core.processing import Step
 from core.progress import ProgressCallback
 from core.quality import FaceInput, FaceQuality, assess
 from core.quality.pixels import VIDEO_FRAME_NO_GRID, read_jpeg_tables
@@ -1450,3 +1452,60 @@ def add_still_frame(
         else []
     )
     return exhibit, faces
+
+
+# ---- processed exhibits (issue 21) ------------------------------------------------
+def process_exhibit(
+    case: Case,
+    mark: str,
+    steps: Sequence[Step],
+    progress: ProgressCallback | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> Processed:
+    """The chain applied to exhibit ``mark``, nothing stored (the panel's preview)."""
+    return case.derivations.process(mark, steps, progress, cancel)
+
+
+def derive_exhibit(
+    case: Case,
+    mark: str,
+    steps: Sequence[Step],
+    *,
+    detect: bool = True,
+    progress: ProgressCallback | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> Exhibit:
+    """Store exhibit ``mark`` processed by ``steps`` as a new exhibit (Q1 -> Q1.1)
+    and, with ``detect``, find its faces like any exhibit's."""
+    exhibit = case.derivations.derive(mark, steps, progress, cancel)
+    if detect:
+        try:
+            detect_faces(case, exhibit.mark)
+        except NoFaceError:
+            pass  # a processed crop of an ear is still a processed exhibit
+    return exhibit
+
+
+def derived_note(case: Case, mark: str) -> str | None:
+    """The sentence saying that ``mark`` (an exhibit or a face label) is a
+    processed copy, or None for an original."""
+    lineage = case.derivations.lineage(mark.partition("#")[0])
+    if not lineage:
+        return None
+    operations = [
+        get_operation_name(op) for link in lineage for op in link.operations()
+    ]
+    return wording.derived_exhibit_note(lineage[-1].mark, lineage[0].source, operations)
+
+
+def get_operation_name(op_id: str) -> str:
+    """An operation's name in lower case ("levels and gamma"), or its id."""
+    try:
+        return processing.get(op_id).info.display_name.lower()
+    except BadInputError:
+        return op_id
+
+
+def check_derivations(case: Case) -> list[DerivationCheck]:
+    """Re-run every processed exhibit's chain on its stored source."""
+    return case.derivations.check_all()
