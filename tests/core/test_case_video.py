@@ -252,14 +252,14 @@ def test_a_read_only_case_reads_videos_and_refuses_changes(framed_copy, clip):
 @pytest.fixture
 def schema_3_case(tmp_path, astronaut_path) -> Path:
     """A case as the version before videos wrote it (schema 3): the schema-4
-    tables dropped and the version set back, as test_examination does for 2."""
-    assert SCHEMA_VERSION == 4
+    tables (and the schema-5 one) dropped and the version set back, as
+    test_examination does for 2."""
     with Case.create(tmp_path / "old", "2026-3", "A. Examiner") as case:
         case.add_exhibits([astronaut_path], "probe")
         folder = case.folder
     db = sqlite3.connect(folder / "case.sqlite")
     try:
-        for table in ("frames", "tracks", "videos"):
+        for table in ("derivations", "frames", "tracks", "videos"):
             db.execute(f"DROP TABLE {table}")
         db.execute("PRAGMA user_version = 3")
         db.commit()
@@ -277,19 +277,23 @@ def test_a_schema_3_case_reads_read_only_with_no_videos(schema_3_case):
         assert case.verify().intact
 
 
-def test_a_schema_3_case_migrates_to_4_when_opened_for_writing(schema_3_case, clip):
+def test_a_schema_3_case_migrates_when_opened_for_writing(schema_3_case, clip):
     with Case.open(schema_3_case, read_only=True) as case:
         settings = case.examination().settings()
     with Case.open(schema_3_case) as case:
         entry = case.audit_log()[-1]
         assert entry.action == "case.migrate"
-        assert (entry.details["from_schema"], entry.details["to_schema"]) == (3, 4)
+        assert (entry.details["from_schema"], entry.details["to_schema"]) == (
+            3,
+            SCHEMA_VERSION,
+        )
+        assert "videos" in entry.details["note"]
         assert case.examination().settings() == settings  # kept as they were
         assert case.add_exhibits([clip], "probe").videos[0].mark == "V1"
         assert case.verify().intact
     db = sqlite3.connect(schema_3_case / "case.sqlite")
     try:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     finally:
         db.close()
 
