@@ -63,8 +63,14 @@ def luma_exact(rgb: np.ndarray, weights: str = "bt601") -> np.ndarray:
     return weighted_sum_int(rgb, coefficients) / float(denominator)
 
 
-def per_channel_lut(gains: np.ndarray) -> np.ndarray:
-    """A 256x3 table ``value * gain`` per channel (float64; ``apply_lut`` rounds
-    half to even and clips to 0..255)."""
+def per_channel_lut(
+    numerators: np.ndarray, denominators: np.ndarray | None = None
+) -> np.ndarray:
+    """A 256x3 table ``value * numerator / denominator`` per channel (float64,
+    multiplied first and divided once, so a whole-number ratio that lands exactly
+    half-way stays half-way; ``apply_lut`` rounds half to even and clips)."""
     values = np.arange(256, dtype=np.float64)[:, None]
-    return values * np.asarray(gains, dtype=np.float64)[None, :]
+    table = values * np.asarray(numerators, dtype=np.float64)[None, :]
+    if denominators is not None:
+        table = table / np.asarray(denominators, dtype=np.float64)[None, :]
+    return table

@@ -66,4 +66,4 @@ class ContrastStretch(Operation):
         if hi <= lo:
             return rgb.copy()
         values = np.arange(256, dtype=np.float64)
-        return apply_lut(rgb, (values - lo) * (255.0 / (hi - lo)))
+        return apply_lut(rgb, (values - lo) * 255.0 / (hi - lo))

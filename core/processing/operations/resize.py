@@ -45,8 +45,9 @@ def target_size(
             "resize, parameter width: give width, height (or both) or scale"
         )
     if scale is not None:
-        # the exact binary value of the scale, rounded half to even
-        factor = Fraction(float(scale))
+        # the scale as its shortest decimal (what was typed: 0.15, not the binary
+        # 0.1499999...), the product rounded half to even
+        factor = Fraction(repr(float(scale)))
         new_w, new_h = round(width * factor), round(height * factor)
         name = "scale"
     elif new_h is None:
@@ -78,9 +79,10 @@ class Resize(Operation):
         display_name="Resize",
         description=(
             "Resamples the image to the given width and height (one of them alone "
-            "keeps the aspect ratio, or a scale factor; the missing size rounded "
-            "half to even) with OpenCV resize, interpolation nearest (pixel "
-            "centres, INTER_NEAREST_EXACT), bilinear (bit-exact INTER_LINEAR_EXACT), "
+            "keeps the aspect ratio, or a decimal scale factor; a size that is not "
+            "whole rounded half to even) with OpenCV resize, interpolation nearest "
+            "(pixel centres, INTER_NEAREST_EXACT), bilinear (bit-exact "
+            "INTER_LINEAR_EXACT), "
             "bicubic, Lanczos-4 or area averaging, pixel centres aligned and edge "
             "pixels repeated beyond the border, 8-bit results rounded by OpenCV."
         ),

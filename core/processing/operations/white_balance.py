@@ -19,22 +19,29 @@ from core.processing.util import apply_lut, per_channel_lut
 CHANNELS = ("red", "green", "blue")
 
 
-def channel_gains(rgb: np.ndarray, params: Mapping[str, ParamValue]) -> np.ndarray:
-    """The three float64 gains the method gives for this image."""
+def channel_gains(
+    rgb: np.ndarray, params: Mapping[str, ParamValue]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The three gains the method gives for this image, as float64 numerators and
+    denominators (gain = numerator / denominator, divided once in the table)."""
     method = str_param(params, "method")
     if method == "manual":
-        return np.array([float_param(params, c) for c in CHANNELS], dtype=np.float64)
+        gains = [float_param(params, c) for c in CHANNELS]
+        return np.array(gains, dtype=np.float64), np.ones(3, dtype=np.float64)
     pixels = rgb.reshape(-1, 3)
     if method == "grey_world":
-        # exact integer sums, divided once: the channel means
+        # channel mean m_c = S_c / n and target (S_r + S_g + S_b) / 3n, so the gain
+        # is (S_r + S_g + S_b) / (3 S_c): exact whole-number sums
         sums = pixels.sum(axis=0, dtype=np.int64)
-        reference = np.float64(sums.sum()) / (3 * pixels.shape[0])
-        levels = sums.astype(np.float64) / pixels.shape[0]
+        levels = sums.astype(np.float64)
+        numerators = np.full(3, float(sums.sum()), dtype=np.float64)
+        denominators = 3.0 * levels
         what = "mean"
     else:  # white_patch
         percentile = float_param(params, "percentile")
         levels = np.percentile(pixels, percentile, axis=0, method="linear")
-        reference = np.float64(255.0)
+        numerators = np.full(3, 255.0, dtype=np.float64)
+        denominators = np.asarray(levels, dtype=np.float64)
         what = f"{percentile:g}th percentile"
     for name, level in zip(CHANNELS, levels, strict=True):
         if level <= 0:
@@ -42,7 +49,7 @@ def channel_gains(rgb: np.ndarray, params: Mapping[str, ParamValue]) -> np.ndarr
                 f"white_balance, parameter method: the {name} channel's {what} is 0, "
                 f"so {method} has no gain for it (use manual)"
             )
-    return reference / np.asarray(levels, dtype=np.float64)
+    return numerators, denominators
 
 
 @register
@@ -52,7 +59,8 @@ class WhiteBalance(Operation):
         display_name="White balance",
         description=(
             "Multiplies red, green and blue each by its own gain, computed in float64 "
-            "and applied by a 256x3 look-up table, results rounded half to even and "
+            "(value times numerator, divided once) and applied by a 256x3 look-up "
+            "table, results rounded half to even and "
             "clipped to 0..255: grey_world makes each channel's mean the mean of the "
             "three means, white_patch makes each channel's percentile (linearly "
             "interpolated) 255, and manual uses the red, green and blue gains given."
@@ -85,4 +93,4 @@ class WhiteBalance(Operation):
     def run(
         self, rgb: np.ndarray, params: Mapping[str, ParamValue], ctx: StepContext
     ) -> np.ndarray:
-        return apply_lut(rgb, per_channel_lut(channel_gains(rgb, params)))
+        return apply_lut(rgb, per_channel_lut(*channel_gains(rgb, params)))
