@@ -275,6 +275,18 @@ def test_rotate_30_degrees_canvas_is_the_bounding_box_rounded_up() -> None:
     assert kept.shape == rgb.shape
 
 
+@pytest.mark.parametrize("angle", [10.0, 30.0, -30.0, 135.0, 200.0])
+def test_rotate_expand_loses_no_pixel(angle: float) -> None:
+    # bilinear resampling keeps the area of a white rectangle on black: the turned
+    # 30x20 image still holds 600 pixels' worth of white when the canvas grows,
+    # and visibly less when the corners are cut (expand off)
+    white = np.full((20, 30, 3), 255, np.uint8)
+    grown = _run(white, "rotate", angle=angle, interpolation="bilinear")
+    assert abs(grown[..., 0].sum() / 255 - 600) < 6
+    cut = _run(white, "rotate", angle=angle, interpolation="bilinear", expand=False)
+    assert cut[..., 0].sum() / 255 < 590
+
+
 def test_rotate_45_degrees_of_a_square_is_not_over_rounded() -> None:
     # 2 * 10 * cos 45 = 14.142..., ceil 15; 2x2 at 45 gives 2.83 -> 3
     assert _run(_noise(10, 10), "rotate", angle=45.0).shape[:2] == (15, 15)
@@ -320,6 +332,15 @@ def test_resize_nearest_doubling_repeats_each_pixel() -> None:
     assert np.array_equal(doubled, np.repeat(np.repeat(rgb, 2, axis=0), 2, axis=1))
     by_width = _run(rgb, "resize", width=4, interpolation="nearest")
     assert np.array_equal(by_width, doubled)
+
+
+def test_resize_nearest_samples_at_pixel_centres() -> None:
+    # halving 0..5: output pixel d covers input d*2 .. d*2+2, its centre falls in
+    # input pixel 2d+1 (a top-left-corner rule would take 0, 2, 4)
+    row = np.arange(6, dtype=np.uint8)
+    rgb = np.repeat(np.tile(row, (2, 1))[..., None], 3, axis=2)
+    half = _run(rgb, "resize", width=3, height=1, interpolation="nearest")
+    assert half[0, :, 0].tolist() == [1, 3, 5]
 
 
 def test_resize_keeps_the_aspect_rounded_half_to_even() -> None:
@@ -454,6 +475,16 @@ def test_white_patch_maps_each_percentile_to_white() -> None:
     # red max 200: gain 1.275, so 100 -> 127.5 -> 128 (half to even)
     assert out[0, 50, 0] == 128
     assert out[0, 50, 1] == 128  # green 50 * 2.55 = 127.5 -> 128
+
+
+def test_white_patch_below_100_clips_the_brightest() -> None:
+    ramp = np.arange(101, dtype=np.uint8)  # 0..100 in every channel
+    rgb = np.repeat(ramp[None, :, None], 3, axis=2)
+    out = _run(rgb, "white_balance", method="white_patch", percentile=80.0)
+    # the 80th percentile of 0..100 is 80: gain 255/80, 40 -> 127.5 -> 128
+    assert out[0, 80].tolist() == [255] * 3 and out[0, 100].tolist() == [255] * 3
+    assert out[0, 40].tolist() == [128] * 3
+    assert out[0, 79].tolist() == [252] * 3  # 79 * 255 / 80 = 251.81
 
 
 def test_manual_gains_by_hand() -> None:
