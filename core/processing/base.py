@@ -386,9 +386,9 @@ def run_chain(
         ctx = StepContext(index, read_frames)
         try:
             image = operation.apply(image, step.params, ctx)
-        except ProcessingError as error:
+        except BadInputError as error:  # a bad value, named with its step
             raise ProcessingError(
-                f"step {index + 1} ({step.op_id}): {error.reason}"
+                f"step {index + 1} ({step.op_id}): {error.reason}", error.path
             ) from None
         inputs.append(ctx.inputs)
     if progress:

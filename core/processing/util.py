@@ -22,8 +22,11 @@ def apply_lut(rgb: np.ndarray, lut: np.ndarray) -> np.ndarray:
 
 
 def luminance(rgb: np.ndarray) -> np.ndarray:
-    """ITU-R BT.601 luma (0.299 R + 0.587 G + 0.114 B) in float64, 0..255."""
-    return rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    """ITU-R BT.601 luma (0.299 R + 0.587 G + 0.114 B) in float64, 0..255, summed
+    element by element in that order (a matrix product may go through BLAS, whose
+    summation order - and so the last bit - can differ between machines)."""
+    image = rgb.astype(np.float64)
+    return image[..., 0] * 0.299 + image[..., 1] * 0.587 + image[..., 2] * 0.114
 
 
 # ---- exact integer luma and rounding (ops-a) ----------------------------------------

@@ -40,8 +40,11 @@ class Levels(Operation):
     )
 
     def check(self, params: Mapping[str, ParamValue], height: int, width: int) -> None:
-        if int_param(params, "white") <= int_param(params, "black"):
-            raise ProcessingError("levels: white must be above black")
+        black, white = int_param(params, "black"), int_param(params, "white")
+        if white <= black:
+            raise ProcessingError(
+                f"levels: white ({white}) must be above black ({black})"
+            )
 
     def run(
         self, rgb: np.ndarray, params: Mapping[str, ParamValue], ctx: StepContext
