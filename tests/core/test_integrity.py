@@ -29,6 +29,7 @@ from core.case.demo import create_demo_case
 from core.case.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 from core.case.store import GENESIS, Case, CaseError
 from core.case.store import entry_hash as chain_hash
+from core.processing import parse_step
 from core.report.figures import png_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,6 +65,8 @@ def template(tmp_path_factory, dlib_model) -> Path:
         )
         # schema 4: a video (V1), its tracking run (T1) and a frame taken from it
         add_tracked_video(case, folder.parent, best=1)
+        # schema 5: a processed exhibit (Q1 -> Q1.1)
+        case.derivations.derive("Q1", [parse_step("levels:gamma=1.2")])
         assert case.verify().intact
     finally:
         case.close()
