@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -80,11 +81,16 @@ def cmd_info(args: argparse.Namespace) -> int:
     with open_case(args, read_only=True) as case:
         payload = case.snapshot_info()
         payload["exhibits"] = [e.to_dict() for e in case.exhibits()]
+        processed = {d.mark: d.source for d in case.derivations.derivations()}
+        for exhibit in payload["exhibits"]:
+            if exhibit["mark"] in processed:  # originals keep their output
+                exhibit["processed_from"] = processed[exhibit["mark"]]
         videos = case.videos.videos()
         if videos:  # a case without videos keeps its output as before
             payload["videos"] = [v.to_dict() for v in videos]
     lines = [f"case {payload['case_number']}: {payload['title']}"] + [
         f"  {e['mark']:<4} {e['role']:<8} {e['original_name']}  sha256 {e['sha256']}"
+        + (f"  (processed from {e['processed_from']})" if "processed_from" in e else "")
         for e in payload["exhibits"]
     ]
     lines += video_summary_lines(videos)
@@ -226,12 +232,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
             probe: {c.face.label for c in found if exam.masked(probe, c.face.label)}
             for probe, found in rankings.items()
         }
+        notes = processed_notes(
+            case,
+            [*probes, *(c.face.label for f in rankings.values() for c in f)],
+        )
     payload = {
         "model": {"id": model.model_id, "weights_sha256": model.weights_sha256},
         "threshold": model.threshold.to_dict(),
         "rankings": {p: _masked_ranking(r, masked[p]) for p, r in rankings.items()},
         "masked": {p: sorted(labels) for p, labels in masked.items()},
     }
+    if notes:
+        payload["processed"] = notes
     lines = []
     for probe, candidates in rankings.items():
         if masked[probe]:
@@ -243,8 +255,22 @@ def cmd_compare(args: argparse.Namespace) -> int:
             f"distance {c.comparison.distance:.4f}  {c.comparison.decision}"
             for c in candidates
         ]
+    lines += [f"note: {note}" for note in notes.values()]
     _emit(args, payload, "\n".join(lines))
     return EXIT_OK
+
+
+def processed_notes(case: Case, labels: Sequence[str]) -> dict[str, str]:
+    """For each processed exhibit among the faces ``labels``, the sentence that
+    says so (issue 21: a processed image's faces, scores and maps say so)."""
+    from core.case import workflow
+
+    notes: dict[str, str] = {}
+    for label in labels:
+        mark = label.partition("#")[0].upper()
+        if mark not in notes and (note := workflow.derived_note(case, mark)):
+            notes[mark] = note
+    return notes
 
 
 def _masked_ranking(candidates: list[Any], masked: set[str]) -> list[dict[str, Any]]:
@@ -326,6 +352,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
                 for label in (args.probe, args.gallery)
             ]
             files = write_result(done.result, images, args.out)["files"]
+        notes = processed_notes(case, [args.probe, args.gallery])
     payload = {
         "explanation_id": done.stored.id,
         "from_cache": done.from_cache,
@@ -345,6 +372,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
         again = "stored check reused" if checked.from_cache else "checked and stored"
         lines = [f"faithfulness ({again}):", *verdict_lines(checked.result)]
         text += "\n" + "\n  ".join(lines)
+    if notes:
+        payload["processed"] = notes
+        text += "".join(f"\nnote: {note}" for note in notes.values())
     _emit(args, payload, text)
     return EXIT_OK
 
