@@ -89,6 +89,7 @@ def test_opencv_threads_do_not_change_the_bytes(
     ("op_id", "params", "named"),
     [
         ("bilateral", {"diameter": 40}, "diameter"),
+        ("bilateral", {"diameter": 1}, "diameter"),
         ("bilateral", {"sigma_colour": 0}, "sigma_colour"),
         ("nl_means", {"strength": 60}, "strength"),
         ("nl_means", {"template": 1}, "template"),
@@ -115,6 +116,7 @@ def test_bad_parameter_names_it(op_id: str, params: dict, named: str) -> None:
     ("op_id", "params", "words"),
     [
         ("bilateral", {"diameter": 31}, "diameter 31 is larger than the 20x20"),
+        ("bilateral", {"diameter": 8}, "diameter must be odd"),
         ("nl_means", {"template": 8}, "template must be odd"),
         ("nl_means", {"search": 20}, "search must be odd"),
         ("nl_means", {"template": 9, "search": 7}, "search (7) must be at least"),
@@ -302,6 +304,46 @@ def test_denoisers_lower_noise_on_a_flat_patch(op_id: str, params: dict) -> None
     assert abs(out.astype(np.float64).mean() - 128) < 1.5  # no shift of the level
 
 
+def _bilateral_by_hand(
+    rgb: np.ndarray, diameter: int, sigma_colour: float, sigma_space: float
+) -> np.ndarray:
+    """The operation's description, written out: a disc of radius diameter // 2,
+    Gaussian weights on the distance and on the summed |R|+|G|+|B| difference,
+    edges mirrored without repeating the edge pixel, rounded half to even."""
+    r = diameter // 2
+    padded = np.pad(rgb.astype(np.float64), ((r, r), (r, r), (0, 0)), mode="reflect")
+    height, width = rgb.shape[:2]
+    out = np.zeros((height, width, 3))
+    offsets = [(j, i) for j in range(-r, r + 1) for i in range(-r, r + 1)]
+    offsets = [(j, i) for j, i in offsets if i * i + j * j <= r * r]
+    for y in range(height):
+        for x in range(width):
+            centre = padded[y + r, x + r]
+            total, weights = np.zeros(3), 0.0
+            for j, i in offsets:
+                value = padded[y + r + j, x + r + i]
+                colour = np.abs(value - centre).sum()
+                weight = np.exp(-(i * i + j * j) / (2 * sigma_space**2)) * np.exp(
+                    -(colour**2) / (2 * sigma_colour**2)
+                )
+                total += weight * value
+                weights += weight
+            out[y, x] = total / weights
+    return np.rint(out).astype(np.uint8)
+
+
+@pytest.mark.parametrize(("diameter", "colour", "space"), [(5, 50, 3), (9, 30, 5)])
+def test_bilateral_is_what_its_description_says(
+    diameter: int, colour: float, space: float
+) -> None:
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (14, 17, 3), dtype=np.uint8)
+    out = _run(
+        image, "bilateral", diameter=diameter, sigma_colour=colour, sigma_space=space
+    )
+    assert np.array_equal(out, _bilateral_by_hand(image, diameter, colour, space))
+
+
 def test_bilateral_keeps_an_edge() -> None:
     image = np.zeros((32, 32, 3), np.uint8)
     image[:, 16:] = 200
@@ -373,6 +415,20 @@ def test_frame_average_registers_and_lowers_noise(shifted_frames) -> None:
     assert pixels_sha256(again) == pixels_sha256(out)
 
 
+def test_frame_average_threads_do_not_change_the_bytes(shifted_frames, threads) -> None:
+    _, source, neighbours = shifted_frames
+    results = set()
+    for count in (1, 2, 4):
+        cv2.setNumThreads(count)
+        out, inputs = run_chain(
+            source,
+            [make_step("frame_average")],
+            read_frames=_reader(neighbours, source),
+        )
+        results.add((pixels_sha256(out), repr(inputs)))
+    assert len(results) == 1
+
+
 def test_frame_average_on_a_region(shifted_frames) -> None:
     _, source, neighbours = shifted_frames
     step = make_step("frame_average", {"region": "40,30,96,96", "before": 1})
@@ -399,8 +455,9 @@ def test_frame_average_without_registration_is_the_rounded_mean() -> None:
 def test_frame_average_refuses_a_neighbour_of_another_size() -> None:
     source = np.zeros((24, 20, 3), np.uint8)
     reader = _reader({1: np.zeros((20, 24, 3), np.uint8)}, source)
+    step = make_step("frame_average", {"registration": "none"})
     with pytest.raises(ProcessingError) as error:
-        run_chain(source, [make_step("frame_average")], read_frames=reader)
+        run_chain(source, [step], read_frames=reader)
     assert "offset +1 is 24x20x3" in str(error.value)
     assert "source frame 20x24x3" in str(error.value)
 
@@ -409,6 +466,16 @@ def test_frame_average_with_no_neighbour_in_the_video() -> None:
     source = np.zeros((24, 20, 3), np.uint8)
     with pytest.raises(ProcessingError, match="none of the frames asked for"):
         run_chain(source, [make_step("frame_average")], read_frames=_reader({}, source))
+
+
+def test_frame_average_refuses_to_register_a_flat_region() -> None:
+    flat = np.full((32, 32, 3), 77, np.uint8)
+    reader = _reader({1: flat}, flat)
+    with pytest.raises(ProcessingError, match="one grey level in the region"):
+        run_chain(flat, [make_step("frame_average")], read_frames=reader)
+    step = make_step("frame_average", {"registration": "none"})
+    out, _ = run_chain(flat, [step], read_frames=reader)
+    assert np.array_equal(out, flat)
 
 
 def test_frame_average_must_be_the_first_step() -> None:

@@ -23,10 +23,11 @@ class Bilateral(Operation):
         op_id="bilateral",
         display_name="Bilateral filter",
         description=(
-            "Replaces each pixel by the weighted mean of the pixels within a disc of "
-            "the given diameter, weighted by exp(-d^2 / (2 sigma_space^2)) for the "
-            "distance d and exp(-c^2 / (2 sigma_colour^2)) for c the sum of the "
-            "absolute red, green and blue differences, the edges reflected without "
+            "Replaces each pixel by the weighted mean of the pixels at most "
+            "(diameter - 1) / 2 pixels from it (a disc), weighted by "
+            "exp(-d^2 / (2 sigma_space^2)) for the distance d and "
+            "exp(-c^2 / (2 sigma_colour^2)) for c the sum of the absolute red, green "
+            "and blue differences, the edges reflected without "
             "repeating the edge pixel, computed by OpenCV on the 8-bit image and "
             "rounded to the nearest value (the same result with any number of "
             "threads)."
@@ -34,7 +35,7 @@ class Bilateral(Operation):
         category="noise",
         implementation="OpenCV cv2.bilateralFilter (8-bit, BORDER_REFLECT_101)",
         params=(
-            Param("diameter", int, 9, "window diameter in pixels", 1, 31),
+            Param("diameter", int, 9, "window diameter in pixels (odd)", 3, 31),
             Param(
                 "sigma_colour",
                 float,
@@ -49,6 +50,10 @@ class Bilateral(Operation):
 
     def check(self, params: Mapping[str, ParamValue], height: int, width: int) -> None:
         diameter = int_param(params, "diameter")
+        if diameter % 2 == 0:
+            # OpenCV uses radius diameter // 2, so an even diameter would act as
+            # the next odd one
+            raise ProcessingError(f"parameter diameter must be odd (it is {diameter})")
         if diameter > min(height, width):
             raise ProcessingError(
                 f"parameter diameter {diameter} is larger than the "

@@ -99,7 +99,10 @@ class FrameAverage(Operation):
         register_frames = str_param(params, "registration") == "translation"
         x, y, w, h = _region(params, height, width)
         window = cv2.createHanningWindow((w, h), cv2.CV_64F)
-        reference = luminance(rgb[y : y + h, x : x + w]) * window
+        reference = luminance(rgb[y : y + h, x : x + w])
+        if register_frames:
+            _has_detail(reference, "the source frame")
+        reference = reference * window
         total = rgb.astype(np.float64)
         used = []
         for offset in found:
@@ -112,10 +115,17 @@ class FrameAverage(Operation):
             pixels = frame.astype(np.float64)
             dx = dy = 0.0
             if register_frames:
-                moving = luminance(frame[y : y + h, x : x + w]) * window
+                moving = luminance(frame[y : y + h, x : x + w])
+                _has_detail(moving, f"the frame at offset {offset:+d}")
+                moving = moving * window
                 # the window is applied here rather than passed to phaseCorrelate:
                 # OpenCV 5.0's binding gave the same shift with and without it
                 (dx, dy), _ = cv2.phaseCorrelate(reference, moving)
+                if not (np.isfinite(dx) and np.isfinite(dy)):  # pragma: no cover
+                    raise ProcessingError(
+                        f"the shift of the frame at offset {offset:+d} could not be "
+                        "measured; use registration=none or another region"
+                    )
                 # the neighbour's content sits (dx, dy) from this frame's: sample
                 # it at (x + dx, y + dy)
                 matrix = np.array([[1.0, 0.0, -dx], [0.0, 1.0, -dy]])
@@ -146,6 +156,16 @@ def _region(
         )
     x, y, w, h = (int(v) for v in region)
     return x, y, w, h
+
+
+def _has_detail(luma: np.ndarray, what: str) -> None:
+    """Phase correlation of a region of one grey level is meaningless (OpenCV
+    answers half the region's size): refuse it."""
+    if float(np.ptp(luma)) == 0.0:
+        raise ProcessingError(
+            f"{what} is one grey level in the region registered: there is nothing "
+            "to align (choose another region, or registration=none)"
+        )
 
 
 def _size(frame: np.ndarray) -> str:
