@@ -328,7 +328,9 @@ def _open(path: Path) -> Iterator[Any]:
     import av
 
     try:
-        container = av.open(str(path), mode="r")
+        # a tag that is not UTF-8 (some cameras write Latin-1) is read with
+        # replacement characters rather than refusing the whole file
+        container = av.open(str(path), mode="r", metadata_errors="replace")
     except av.error.FFmpegError as error:
         if _looks_like_video(path):
             raise BadInputError(

@@ -307,12 +307,37 @@ def test_check_tells_a_cross_platform_difference_from_an_alteration(derived, tmp
 
 
 # ---- a video frame's neighbours, an older case -------------------------------------
-def test_a_frame_exhibit_can_be_processed_and_verified(tmp_path):
+def test_frames_averaged_from_the_video_are_recorded_and_re_read(tmp_path):
     with Case.create(tmp_path / "video", "2026-21", "A. Examiner") as case:
         (frame,) = add_tracked_video(case, tmp_path)
-        added = case.derivations.derive(frame.mark, steps("levels:gamma=1.3"))
+        number = case.videos.frame(frame.mark).frame_number
+        chain = steps("frame_average:before=2,after=2", "levels:gamma=1.3")
+        added = case.derivations.derive(frame.mark, chain)
         assert added.mark == f"{frame.mark}.1"
+        record = case.derivations.derivation(added.mark)
+        used = record.inputs[0]["frames"]
+        assert used and all(
+            u["frame_number"] == number + u["offset"] and len(u["frame_sha256"]) == 64
+            for u in used
+        )
+        assert len(used) + len(record.inputs[0]["missing_offsets"]) == 4
+        assert case.derivations.check(added.mark).ok
         assert case.verify().intact
+        video = case.videos.video_path(case.videos.video("V1"))
+        folder = case.folder
+    os.chmod(video, 0o644)
+    data = bytearray(video.read_bytes())
+    data[-10] ^= 0xFF
+    video.write_bytes(bytes(data))
+    problems = _reopened_problems(folder)
+    assert any(
+        f"processed exhibit {added.mark}:" in p and "video" in p for p in problems
+    ), problems
+
+
+def test_frame_averaging_an_image_that_is_no_frame_is_refused(case_with_q1):
+    with pytest.raises(BadInputError, match="frame exhibit taken from a video"):
+        case_with_q1.derivations.derive("Q1", steps("frame_average"))
 
 
 @pytest.fixture

@@ -274,6 +274,20 @@ def test_a_truncated_mp4_is_refused_in_one_line(
     assert "damaged or truncated video" in message
 
 
+def test_a_metadata_tag_that_is_not_utf8_does_not_stop_decoding(
+    clips: dict[str, Path], tmp_path: Path
+) -> None:
+    """A byte flipped in an MP4's tags (there at the end of this file) once made
+    PyAV raise UnicodeDecodeError out of av.open: a traceback, not one line."""
+    data = bytearray(clips["h264.mp4"].read_bytes())
+    data[-10] ^= 0xFF
+    odd = tmp_path / "odd tag.mp4"
+    odd.write_bytes(bytes(data))
+    frames = [ref.frame_number for _rgb, ref in iter_frames(odd)]
+    assert frames == [ref.frame_number for _rgb, ref in iter_frames(clips["h264.mp4"])]
+    assert probe_video(odd).streams
+
+
 def test_a_truncated_avi_names_the_first_missing_frame(
     clips: dict[str, Path], tmp_path: Path
 ) -> None:
