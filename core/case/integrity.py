@@ -198,6 +198,7 @@ def verify_case(
         first_broken,
         head=head,
         state_digest=recorded.digest(),
+        processed_exhibits=len(plans),
     )
 
 

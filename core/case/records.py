@@ -303,6 +303,7 @@ class VerifyReport:
     first_broken_entry: int | None = None
     head: tuple[int, str] | None = None  # (seq, hash) of the last entry read
     state_digest: str = ""  # of the state the chain records at ``head``
+    processed_exhibits: int = 0  # processed exhibits whose chain was re-run
 
     @property
     def intact(self) -> bool:

@@ -512,6 +512,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
         f"{'INTACT' if report.intact else 'TAMPERED'}: {report.audit_entries} audit "
         f"entries, {report.evidence_files} evidence files, {report.derived_files} "
         "derived files checked"
+        + (
+            f"; the processing of {report.processed_exhibits} processed exhibit(s) "
+            "re-run"
+            if report.processed_exhibits
+            else ""
+        )
     ]
     lines += [f"problem: {p}" for p in report.problems]
     lines += [f"warning: {w}" for w in report.warnings]
