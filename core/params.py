@@ -8,6 +8,7 @@ error for a bad one.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -69,6 +70,8 @@ class Param:
         for number in numbers:
             if isinstance(number, bool) or not isinstance(number, int | float):
                 continue
+            if not math.isfinite(number):  # NaN passes every < and > test
+                raise BadInputError(f"{where}: {number} is not a finite number")
             if self.minimum is not None and number < self.minimum:
                 raise BadInputError(f"{where}: {number} is below {self.minimum:g}")
             if self.maximum is not None and number > self.maximum:

@@ -110,6 +110,16 @@ def test_a_recorded_step_of_another_version_is_refused():
         recorded_step({"op": "levels", "version": 1, "params": {"gamma": 1.4}})
 
 
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e999"])
+def test_a_number_that_is_not_finite_is_refused(value):
+    """NaN passes every range test (all comparisons are false) and would reach
+    the pixels as an undefined cast: refused for operations and methods alike."""
+    with pytest.raises(BadInputError, match="not a finite number"):
+        parse_step(f"levels:gamma={value}")
+    with pytest.raises(BadInputError, match="not a finite number"):
+        Param("p", float, 1.0, "a number").coerce(value, "lime")
+
+
 def test_parse_step_reads_the_command_lines_form():
     step = parse_step("crop:x=1,y=2,w=30,h=40")
     assert dict(step.params) == {"x": 1, "y": 2, "w": 30, "h": 40}
