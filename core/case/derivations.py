@@ -195,10 +195,13 @@ class CaseDerivations:
         """Every derived exhibit (made directly from ``source``), oldest first."""
         if not self._has_table():
             return []
-        sql, params = _QUERY, ()
+        sql: str = _QUERY
+        params: tuple[str, ...] = ()
         if source is not None:
-            sql += " WHERE sources.mark = ?"
-            params = (self.case.exhibit(source).mark,)  # type: ignore[assignment]
+            sql, params = (
+                sql + " WHERE sources.mark = ?",
+                (self.case.exhibit(source).mark,),
+            )
         rows = list(self.case._db.execute(sql + " ORDER BY exhibit_id", params))
         return [
             _derivation_from_row(r)
