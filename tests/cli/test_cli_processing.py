@@ -199,3 +199,33 @@ def test_a_read_only_case_is_one_line(case, capsys, monkeypatch):
     monkeypatch.undo()
     assert _marks(case) == ["Q1"]
     assert not list((case / EVIDENCE).glob("*.partial"))
+
+
+# ---- the report's manifest -----------------------------------------------------------
+def test_the_report_manifest_names_each_processed_exhibit(case, capsys, tmp_path):
+    from core.report.api import read_manifest
+
+    assert xfr(capsys, "case", "process", case, "Q1", *CHAIN, "--no-detect")[0] == 0
+    out = tmp_path / "report.pdf"
+    code, _, err = xfr(capsys, "report", case, "--out", out, "--no-faithfulness")
+    assert code == 0, err
+    manifest = read_manifest(out)
+    assert manifest is not None
+    [entry] = manifest["processed_exhibits"]
+    with Case.open(case, read_only=True) as opened:
+        record = opened.derivations.derivation("Q1.1")
+        marks = {e["mark"]: e["sha256"] for e in manifest["exhibits"]}
+        assert marks["Q1.1"] == opened.exhibit("Q1.1").sha256
+    assert record is not None
+    assert entry == {
+        "mark": "Q1.1",
+        "source": "Q1",
+        "steps": list(record.steps),
+        "inputs": list(record.inputs),
+        "source_sha256": record.source_sha256,
+        "source_pixels_sha256": record.source_pixels_sha256,
+        "output_sha256": record.output_sha256,
+        "software_version": record.software_version,
+        "libraries": record.libraries,
+    }
+    assert [s["op"] for s in entry["steps"]] == ["crop", "levels"]
