@@ -45,6 +45,7 @@ COMMAND_GROUPS = (
     "verify",  # models, layers, verify, methods
     "explain",
     "case",
+    "processing",  # processing ops
     "report",  # identity, report
     "calibration",  # calibrate
     "channels",

@@ -24,6 +24,7 @@ from core.cli.common import (
 )
 from core.cli.examination import add_examination_commands, examination, in_case
 from core.cli.faithfulness import add_faithfulness_options
+from core.cli.processing import add_processing_commands
 from core.cli.quality import add_quality_command, face_quality_dicts
 from core.cli.video import add_video_commands, added_video_line, video_summary_lines
 from core.errors import BadInputError
@@ -847,3 +848,4 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     add_examination_commands(sub, with_case)
     add_quality_command(sub, with_case)
     add_video_commands(sub, with_case)
+    add_processing_commands(sub, with_case)

@@ -2,8 +2,9 @@
 
 The report carries a machine-readable manifest (``xfr-report.json``, a PDF file
 attachment inside the signed bytes): report id, case identifier, every exhibit's
-mark and SHA-256, the comparisons and explanations.  ``verify_report`` checks the
-signatures and, given the case, that this manifest matches the case's evidence.
+mark and SHA-256, each processed exhibit's chain and hashes, the comparisons and
+explanations.  ``verify_report`` checks the signatures and, given the case, that
+this manifest matches the case's evidence.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.case.store import Case
 from core.errors import BadInputError
@@ -32,6 +33,9 @@ from core.report.signing import (
     sign_pdf,
     verify_pdf,
 )
+
+if TYPE_CHECKING:
+    from core.case.derivations import Derivation
 
 MANIFEST_NAME = "xfr-report.json"
 VERIFIED = "The countersignature is the verifier's"
@@ -68,6 +72,10 @@ def _manifest(case: Case, built: BuiltReport, anchor: dict[str, Any]) -> dict[st
         # each with its pair, result and "superseded" (a face of it was replaced)
         "comparisons": list(built.comparison_entries),
         "explanations": list(built.explanations),
+        # each processed (derived) exhibit's record: enough to re-create its pixels
+        "processed_exhibits": [
+            _processed_entry(d) for d in case.derivations.derivations()
+        ],
         # the code that made it: the version alone does not name a development build
         "software": {"version": built.software_version, "commit": built.source_commit},
         # the state the report describes: `report verify --case` finds this entry
@@ -76,6 +84,21 @@ def _manifest(case: Case, built: BuiltReport, anchor: dict[str, Any]) -> dict[st
         "audit_head": {"seq": anchor["seq"], "hash": anchor["hash"]},
         "state_digest": anchor["state_digest"],
         "anchored": anchor["time"],
+    }
+
+
+def _processed_entry(derivation: Derivation) -> dict[str, Any]:
+    """A derived exhibit in the manifest: its source, chain and hashes."""
+    return {
+        "mark": derivation.mark,
+        "source": derivation.source,
+        "steps": [dict(step) for step in derivation.steps],
+        "inputs": [dict(step_inputs) for step_inputs in derivation.inputs],
+        "source_sha256": derivation.source_sha256,
+        "source_pixels_sha256": derivation.source_pixels_sha256,
+        "output_sha256": derivation.output_sha256,
+        "software_version": derivation.software_version,
+        "libraries": dict(derivation.libraries),
     }
 
 

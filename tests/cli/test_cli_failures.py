@@ -236,6 +236,18 @@ def _templates(world) -> dict[tuple[str, ...], list[list[str]]]:
             ["case", "frames", case, "V1", "--track", "T1", "--frame", "x"],
             ["case", "tracks", case, "V1", "--every", "x", "--no-model"],
         ],
+        ("case", "process"): [
+            ["case", "process", "IN", "Q1", "--op", "levels", "--no-detect"],
+            ["case", "process", case, "Q1", "--no-detect"],  # no --op
+            ["case", "process", case, "Q1", "--op", "bogus"],
+            ["case", "process", case, "Q1", "--op", "levels:gamma=0"],
+            ["case", "process", case, "Q9", "--op", "levels"],
+        ],
+        ("case", "processed"): [
+            ["case", "processed", "IN", "--check"],
+            ["case", "processed", case, "Q9"],
+        ],
+        ("processing", "ops"): [["processing", "ops", "--bogus-option"]],
         ("identity", "new"): [["identity", "new", "--name", "N", "--out", "OUT"]],
         ("identity", "export"): [["identity", "export", "IN", "--out", fine]],
         ("report",): [
