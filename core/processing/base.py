@@ -414,8 +414,8 @@ def library_versions() -> dict[str, str]:
     import skimage
 
     return {
-        "opencv": str(cv2.__version__),
-        "scikit-image": str(skimage.__version__),
+        "opencv": str(getattr(cv2, "__version__", "unknown")),
+        "scikit-image": str(getattr(skimage, "__version__", "unknown")),
         "scipy": str(scipy.__version__),
         "numpy": str(np.__version__),
         "platform": f"{platform.system()} {platform.machine()}",

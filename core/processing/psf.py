@@ -84,14 +84,16 @@ def motion_psf(length: float, angle_degrees: float) -> np.ndarray:
         (1, 1, fy * fx),
     ):
         np.add.at(kernel, (y0 + dy, x0 + dx), share * weight)
-    return kernel / kernel.sum()
+    normalised: np.ndarray = kernel / kernel.sum()
+    return normalised
 
 
 def gaussian_psf(sigma: float) -> np.ndarray:
     half = math.ceil(3.0 * sigma)
     axis = np.arange(-half, half + 1, dtype=np.float64)
     kernel = np.exp(-(axis[:, None] ** 2 + axis[None, :] ** 2) / (2.0 * sigma**2))
-    return kernel / kernel.sum()
+    normalised: np.ndarray = kernel / kernel.sum()
+    return normalised
 
 
 def box_psf(size: int) -> np.ndarray:

@@ -9,7 +9,8 @@ import numpy as np
 def to_uint8(values: np.ndarray) -> np.ndarray:
     """Floating-point pixels back to 8 bits: rounded half to even (``numpy.rint``),
     then clipped to 0..255 - the one rounding rule of every operation."""
-    return np.clip(np.rint(values), 0, 255).astype(np.uint8)
+    out: np.ndarray = np.clip(np.rint(values), 0, 255).astype(np.uint8)
+    return out
 
 
 def apply_lut(rgb: np.ndarray, lut: np.ndarray) -> np.ndarray:
@@ -17,7 +18,8 @@ def apply_lut(rgb: np.ndarray, lut: np.ndarray) -> np.ndarray:
     256x3 table, one column per channel)."""
     table = to_uint8(np.asarray(lut, dtype=np.float64))
     if table.ndim == 1:
-        return table[rgb]
+        mapped: np.ndarray = table[rgb]
+        return mapped
     return np.stack([table[:, c][rgb[..., c]] for c in range(3)], axis=-1)
 
 
@@ -56,7 +58,8 @@ def divide_round_half_even(numerator: np.ndarray, denominator: int) -> np.ndarra
     quotient, remainder = np.divmod(numerator, denominator)
     twice = 2 * remainder
     up = (twice > denominator) | ((twice == denominator) & (quotient % 2 == 1))
-    return quotient + up
+    rounded: np.ndarray = quotient + up
+    return rounded
 
 
 def luma_exact(rgb: np.ndarray, weights: str = "bt601") -> np.ndarray:

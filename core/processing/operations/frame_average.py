@@ -112,7 +112,7 @@ class FrameAverage(Operation):
                     f"the frame at offset {offset:+d} is "
                     f"{_size(frame)}, the source frame {width}x{height}x3 8-bit"
                 )
-            pixels = frame.astype(np.float64)
+            pixels: np.ndarray = frame.astype(np.float64)
             dx = dy = 0.0
             if register_frames:
                 moving = luminance(frame[y : y + h, x : x + w])

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from core.imageio import MAX_PIXELS
-from core.params import Param, ParamValue, str_param
+from core.params import Param, ParamValue, float_param, int_param, str_param
 from core.processing.base import (
     Operation,
     OperationInfo,
@@ -30,12 +30,17 @@ INTERPOLATIONS = {
 MAX_SIDE = 100_000
 
 
+def _optional_int(params: Mapping[str, ParamValue], name: str) -> int | None:
+    return None if params[name] is None else int_param(params, name)
+
+
 def target_size(
     params: Mapping[str, ParamValue], height: int, width: int
 ) -> tuple[int, int]:
     """(new width, new height) from width / height / scale, refused in one line
     when they do not say one size or give under 1 or over MAX_PIXELS pixels."""
-    new_w, new_h, scale = params["width"], params["height"], params["scale"]
+    new_w, new_h = _optional_int(params, "width"), _optional_int(params, "height")
+    scale = None if params["scale"] is None else float_param(params, "scale")
     if scale is not None and (new_w is not None or new_h is not None):
         raise ProcessingError(
             "resize, parameter scale: give either scale or width/height, not both"
@@ -47,18 +52,19 @@ def target_size(
     if scale is not None:
         # the scale as its shortest decimal (what was typed: 0.15, not the binary
         # 0.1499999...), the product rounded half to even
-        factor = Fraction(repr(float(scale)))
+        factor = Fraction(repr(scale))
         new_w, new_h = round(width * factor), round(height * factor)
         name = "scale"
     elif new_h is None:
-        new_h = round(Fraction(height * int(new_w), width))  # keep the aspect
+        assert new_w is not None  # one of the three was given (checked above)
+        new_h = round(Fraction(height * new_w, width))  # keep the aspect
         name = "width"
     elif new_w is None:
-        new_w = round(Fraction(width * int(new_h), height))
+        new_w = round(Fraction(width * new_h, height))
         name = "height"
     else:
         name = "width"
-    new_w, new_h = int(new_w), int(new_h)
+    assert new_w is not None and new_h is not None
     if new_w < 1 or new_h < 1:
         raise ProcessingError(
             f"resize, parameter {name}: the {width}x{height} image would become "

@@ -81,8 +81,11 @@ def _fit(image: np.ndarray, height: int, width: int, fill: str) -> np.ndarray:
     pad_y = height - image.shape[0]
     pad_x = width - image.shape[1]
     if pad_y > 0 or pad_x > 0:
-        pads = ((max(pad_y, 0) // 2, max(pad_y, 0) - max(pad_y, 0) // 2),)
-        pads += ((max(pad_x, 0) // 2, max(pad_x, 0) - max(pad_x, 0) // 2), (0, 0))
+        pads: tuple[tuple[int, int], ...] = (
+            (max(pad_y, 0) // 2, max(pad_y, 0) - max(pad_y, 0) // 2),
+            (max(pad_x, 0) // 2, max(pad_x, 0) - max(pad_x, 0) // 2),
+            (0, 0),
+        )
         if fill == "edge":
             image = np.pad(image, pads, mode="edge")
         else:
