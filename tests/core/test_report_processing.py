@@ -161,7 +161,7 @@ def test_the_processing_log_states_the_rerun_and_the_statements(reported):
     assert "NOT re-created" not in log
     assert plain(wording.NON_GENERATIVE_STATEMENT) in log
     assert plain(wording.PROCESSING_OUT_OF_SCOPE) in log
-    applied = section(text, "Processing applied", "Processing log")
+    applied = section(text, "Processing applied •", "Processing log")
     assert "No enhancement" not in applied
     assert "Q1.1 from Q1 (levels and gamma, unsharp mask)" in applied
     # the EXIF / alignment lines stay
@@ -175,6 +175,9 @@ def test_processed_exhibits_are_marked_where_they_appear(reported):
     assert "Q1 — processed" not in received  # the original is not marked
     comparisons = section(text, "Comparisons", "Verification")
     assert "Processed image: " + plain(facts["note"]) in comparisons
+    # the examiner's analysis and the quality measured are of the processed image
+    analysis = section(text, "Analysis and suitability", "Processing applied •")
+    assert analysis.count("Processed image: " + plain(facts["note"])) == 2
 
 
 def test_a_failed_rerun_is_printed_as_one(tmp_path):
@@ -218,7 +221,7 @@ def test_a_case_without_processing_says_no_enhancement(tmp_path):
         out = tmp_path / "plain.pdf"
         generate_report(case, out, ReportRequest(model=TinyModel()))
     text = pdf_text(out)
-    applied = section(text, "Processing applied", "Method and tools")
+    applied = section(text, "Processing applied •", "Method and tools")
     assert plain(wording.no_enhancement_text()) in applied
     assert "Processing log" not in text
     assert "processed from" not in text
