@@ -227,3 +227,33 @@ def test_a_case_without_processing_says_no_enhancement(tmp_path):
     assert "processed from" not in text
     assert "Processed image:" not in text
     assert plain(wording.PROCESSING_OUT_OF_SCOPE) in applied
+
+
+def test_what_a_step_read_and_an_unknown_operation_are_put_in_words():
+    from core.report.processing_content import _step
+
+    inputs = {
+        "frames": [
+            {"offset": -1, "frame_number": 41, "frame_sha256": "a" * 64},
+            {
+                "offset": 1,
+                "frame_number": 43,
+                "frame_sha256": "b" * 64,
+                "shift": [0.5, -0.25],
+            },
+        ],
+        "missing_offsets": [2],
+    }
+    step = _step(1, {"op": "levels", "version": 1, "params": {"black": 3}}, inputs)
+    assert step.read == (
+        f"frame 41 (offset -1), decoded pixels SHA-256 {'a' * 64}",
+        f"frame 43 (offset +1), decoded pixels SHA-256 {'b' * 64}, shifted by "
+        "(0.50, -0.25) pixels to register it",
+        "offsets +2 asked for but not in the video (left out of the average)",
+    )
+    assert step.params_text == "black=3"
+    assert step.params[0].meaning == "input value that becomes output_black"
+    gone = _step(2, {"op": "retired_op", "version": 3, "params": {"k": [1, 2]}}, {})
+    assert (gone.name, gone.version, gone.params_text) == ("retired_op", 3, "k=1,2")
+    assert gone.description == wording.PROCESSING_OPERATION_UNKNOWN
+    assert gone.read == ()
