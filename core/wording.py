@@ -384,3 +384,71 @@ NON_GENERATIVE_STATEMENT = (
 def derivation_lineage_text(marks: Sequence[str]) -> str:
     """ "Q1 -> Q1.1 -> Q1.1.1": how a processed exhibit descends from its original."""
     return " \u2192 ".join(marks)
+
+
+# ---- the report's processing log (issue 21) ----------------------------------------
+PROCESSING_LOG_HEADING = "Processing log"
+PROCESSING_LOG_INTRO = (
+    "Each processed exhibit below is a new exhibit made from another by the listed "
+    "operations, applied in the order shown with the parameters shown; the exhibit "
+    "it was made from is kept unchanged. The record names the SHA-256 of the source "
+    "file and of its pixels, of the processed pixels and of the stored PNG, and the "
+    "software and libraries that made it; the chain was re-run for this report."
+)
+PROCESSING_OUT_OF_SCOPE = (
+    "Out of scope: super-resolution, learned de-noising or de-blurring, face "
+    "\u201cenhancement\u201d, in-painting and every other operation that learns from "
+    "other images or synthesises detail are not offered by this software and were "
+    "not used; none of the operations listed adds information that the source "
+    "pixels do not hold."
+)
+PROCESSING_OPERATION_UNKNOWN = (
+    "an operation this version of the software does not have: shown as recorded, "
+    "and it cannot be re-run here"
+)
+PIXELS_HASH_NOTE = (
+    "Pixel SHA-256s are of \u201cHxWx3:\u201d followed by the RGB bytes row by row "
+    "(core.processing.pixels_sha256); file SHA-256s are of the stored file's bytes."
+)
+
+
+def no_enhancement_text() -> str:
+    """The processing section's last line for a case without a processed exhibit."""
+    return (
+        "No enhancement (sharpening, contrast, de-noising, interpolation to a larger "
+        "size) was applied to the evidence in this software."
+    )
+
+
+def processed_exhibits_text(processed: Sequence[tuple[str, str, str]]) -> str:
+    """The processing section's last line when exhibits were processed, from
+    (mark, source, operations) per processed exhibit."""
+    listed = "; ".join(f"{m} from {s} ({ops})" for m, s, ops in processed)
+    sources = ", ".join(dict.fromkeys(s for _m, s, _ops in processed))
+    return (
+        "Processing was applied only as listed in the processing log below, each "
+        f"time to make a new, processed exhibit: {listed}. The exhibits processed "
+        f"({sources}) are unchanged, and no other enhancement was applied to the "
+        "evidence in this software."
+    )
+
+
+def processed_from_text(mark: str, source: str) -> str:
+    """The exhibits list's mark for a processed exhibit."""
+    return f"{mark} \u2014 processed from {source}, see Processing applied"
+
+
+def processing_rerun_ok(mark: str, sha256: str) -> str:
+    return (
+        f"Re-run for this report: the recorded chain applied to the source again "
+        f"re-created the pixels of {mark} bit for bit (SHA-256 {sha256}), and the "
+        "stored image holds those pixels."
+    )
+
+
+def processing_rerun_failed(mark: str, problem: str) -> str:
+    return f"Re-run for this report: {mark} was NOT re-created: {problem}."
+
+
+def processing_rerun_warning(mark: str, warning: str) -> str:
+    return f"Re-run for this report, note on {mark}: {warning}."

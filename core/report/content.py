@@ -57,6 +57,7 @@ from core.report.examination_content import (
     ExaminationContent,
     gather_examination,
 )
+from core.report.processing_content import ProcessedExhibit, gather_processing
 from core.report.quality_content import FaceQualityContent, gather_quality
 from core.report.video_content import (
     FrameContent,
@@ -339,6 +340,14 @@ class ReportContent:
     videos: tuple[VideoContent, ...] = ()
     # frames taken from multi-frame image exhibits (animations, multi-page files)
     still_frames: tuple[FrameContent, ...] = ()
+    # the processed (derived) exhibits: their chains, hashes and re-run results
+    processed: tuple[ProcessedExhibit, ...] = ()
+
+    def processed_exhibit(self, mark_or_label: str) -> ProcessedExhibit | None:
+        """The processing record of an exhibit (or of a face's exhibit, "Q1.1#1");
+        None for an original."""
+        mark = mark_or_label.partition("#")[0].upper()
+        return next((p for p in self.processed if p.mark == mark), None)
 
     @property
     def current(self) -> tuple[ComparisonContent, ...]:
@@ -404,6 +413,7 @@ def gather_content(
         quality=gather_quality(case, [c for c, _ in selection], request.model),
         videos=gather_videos(case),
         still_frames=gather_still_frames(case),
+        processed=gather_processing(case),
     )
 
 

@@ -319,9 +319,18 @@ def _processing(case: Case, compared: bool) -> list[str]:
             "(a derived copy, recomputed from the original); the comparison views "
             "and saved figures use the same alignment on one eye line."
         )
+    processed = [
+        (
+            d.mark,
+            d.source,
+            ", ".join(workflow.get_operation_name(op) for op in d.operations()),
+        )
+        for d in case.derivations.derivations()
+    ]
     lines.append(
-        "No enhancement (sharpening, contrast, de-noising, interpolation to a larger "
-        "size) was applied to the evidence in this software."
+        wording.processed_exhibits_text(processed)
+        if processed
+        else wording.no_enhancement_text()
     )
     return lines
 

@@ -86,7 +86,24 @@ def lay_out(content: ReportContent, styles: Styles) -> list[Flowable]:
             for h in ("Face", "Suitability", "Reasons", "Components", "By, when")
         ]
         story.append(table([header, *[_row(r, styles) for r in mine]], widths))
+    story += _processed_notes(content, [r.face for r in rows], styles)
     return [*story, *lay_out_quality(content, styles)]
+
+
+def _processed_notes(
+    content: ReportContent, labels: list[str], styles: Styles
+) -> list[Flowable]:
+    """A line per processed exhibit among the faces analysed (issue 21)."""
+    marks = dict.fromkeys(label.partition("#")[0] for label in labels)
+    found = [content.processed_exhibit(mark) for mark in marks]
+    return [
+        styles.p(
+            f"<b>Processed image:</b> {styles.u(p.note)} (see Processing applied).",
+            styles.small,
+        )
+        for p in found
+        if p is not None and p.note
+    ]
 
 
 # ---- the image quality of each face (issue 20 item 3) -----------------------------
@@ -143,6 +160,7 @@ def lay_out_quality(content: ReportContent, styles: Styles) -> list[Flowable]:
         if frame is not None:  # its provenance, beside its quality
             note = wording.frame_quality_note(frame.mark, frame.describe())
             story.append(styles.p(note, styles.small))
+        story += _processed_notes(content, [label], styles)
         story.append(table([header, *_quality_rows(item, styles)], widths))
         if item.masked:
             story.append(styles.p(wording.QUALITY_UTILITY_WITHHELD, styles.small))

@@ -170,6 +170,7 @@ def _comparison(
                 [
                     styles.p(f"Comparison {title}", styles.h2),
                     figure,
+                    *_processed_notes(content, item, styles),
                     styles.p(
                         f"<b>Model results:</b> {MODEL_MASKED} (sequential "
                         "unmasking). No score, decision, likelihood ratio, rank or "
@@ -182,6 +183,7 @@ def _comparison(
         styles.p(f"Comparison {title}", styles.h2),
         *([_superseded_banner(replaced, styles)] if replaced else []),
         figure,
+        *_processed_notes(content, item, styles),
         styles.p(
             "Green box: the face the model compared; cyan crosses: the five landmarks "
             "used to align it; yellow: the examiner's annotations (numbered as in the "
@@ -219,6 +221,24 @@ def _comparison(
     if item.layers is not None:
         story += layer_strip(item.layers, styles)
     return story
+
+
+def _processed_notes(
+    content: ReportContent, item: ComparisonContent, styles: Styles
+) -> list[Flowable]:
+    """A line per face of the pair on a processed exhibit (workflow.derived_note)."""
+    notes = []
+    for mark in dict.fromkeys(face.mark for face in item.faces):
+        processed = content.processed_exhibit(mark)
+        if processed is not None and processed.note:
+            notes.append(
+                styles.p(
+                    f"<b>Processed image:</b> {styles.u(processed.note)} (see "
+                    "Processing applied).",
+                    styles.small,
+                )
+            )
+    return notes
 
 
 def _source(face: CaseFace) -> str:

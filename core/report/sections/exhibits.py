@@ -49,6 +49,14 @@ def lay_out(content: ReportContent, styles: Styles) -> list[Flowable]:
     ]
     for item in content.exhibits:
         exhibit = item.exhibit
+        processed = content.processed_exhibit(exhibit.mark)
+        derived = (
+            ""
+            if processed is None
+            else "<b>"
+            + styles.u(wording.processed_from_text(exhibit.mark, processed.source))
+            + "</b><br/>"
+        )
         thumb: Flowable = (
             styles.p("unreadable", styles.small)  # a damaged copy: verify names it
             if item.thumbnail is None
@@ -59,7 +67,8 @@ def lay_out(content: ReportContent, styles: Styles) -> list[Flowable]:
                 styles.p(f"<b>{exhibit.mark}</b>", styles.small),
                 thumb,
                 styles.p(
-                    f"{styles.u(exhibit.original_name)}<br/>{exhibit.size:,} bytes, "
+                    derived + f"{styles.u(exhibit.original_name)}<br/>"
+                    f"{exhibit.size:,} bytes, "
                     f"{exhibit.format}, {exhibit.width}×{exhibit.height}<br/>"
                     f"received {exhibit.intake_time} by "
                     f"{styles.u(exhibit.intake_user)}"
