@@ -376,8 +376,7 @@ NON_GENERATIVE_STATEMENT = (
     "parameters shown; the processed images can be re-created bit for bit from the "
     "originals and this record (xfr case verify does it). No generative or "
     "learning-based enhancement (super-resolution, learned denoising or face "
-    "\u201cenhancement\u201d) was used: XFR Desktop offers none, and such methods are "
-    "out of its scope because they can add detail that was never recorded."
+    "\u201cenhancement\u201d) was used."
 )
 
 
