@@ -32,6 +32,7 @@ class Param:
     maximum: float | None = None
     choices: tuple[str, ...] | None = None
     optional: bool = False  # None is allowed and means "derive it" (see description)
+    length: int | None = None  # a tuple's number of values, when fixed
 
     def coerce(self, value: Any, method: str, *, owner: str = "method") -> ParamValue:
         """A value from Python or from the command line (a string) -> checked value.
@@ -52,14 +53,16 @@ class Param:
                 result: ParamValue = _to_bool(value)
             elif self.type is tuple:
                 parts = value.split(",") if isinstance(value, str) else list(value)
-                result = tuple(int(part) for part in parts)
+                result = tuple(_whole(part) for part in parts)
                 if not result:
                     raise ValueError("empty list")
+                if self.length is not None and len(result) != self.length:
+                    raise ValueError(f"{self.length} whole numbers needed")
             elif self.type is int:
-                if isinstance(value, float) and not value.is_integer():
-                    raise ValueError(f"{value} is not a whole number")
-                result = int(value)
+                result = _whole(value)
             else:
+                if isinstance(value, bool):  # True is 1 to Python, not to a user
+                    raise ValueError("a number, not true or false")
                 result = self.type(value)
         except (TypeError, ValueError) as error:
             raise BadInputError(
@@ -81,6 +84,17 @@ class Param:
                 f"{where}: {result!r} is not one of {', '.join(self.choices)}"
             )
         return result
+
+
+def _whole(value: Any) -> int:
+    """A whole number; a fraction is refused rather than cut (0.9 is not 0)."""
+    if isinstance(value, bool):
+        raise ValueError("a whole number, not true or false")
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError(f"{value} is not a whole number")
+    if isinstance(value, str):
+        return int(value.strip())
+    return int(value)
 
 
 def _to_bool(value: Any) -> bool:

@@ -150,7 +150,7 @@ def _derivation_from_row(row: Any) -> Derivation:
     chain = json.loads(row["chain"])
     return Derivation(
         mark=row["mark"],
-        source=row["source_mark"],
+        source=row["source_mark"] or MISSING_SOURCE,
         source_sha256=row["source_sha256"],
         source_pixels_sha256=row["source_pixels_sha256"],
         steps=tuple(chain["steps"]),
@@ -163,11 +163,14 @@ def _derivation_from_row(row: Any) -> Derivation:
     )
 
 
+# LEFT JOIN: a processed exhibit whose source row is gone stays a processed
+# exhibit (verify names the missing source), never passes for an original
 _QUERY = (
     "SELECT derivations.*, exhibits.mark AS mark, sources.mark AS source_mark "
     "FROM derivations JOIN exhibits ON exhibits.id = derivations.exhibit_id "
-    "JOIN exhibits AS sources ON sources.id = derivations.source_exhibit_id"
+    "LEFT JOIN exhibits AS sources ON sources.id = derivations.source_exhibit_id"
 )
+MISSING_SOURCE = "an exhibit no longer in the case"
 
 
 class CaseDerivations:
@@ -214,6 +217,8 @@ class CaseDerivations:
         current = self.derivation(mark)
         while current is not None and len(chain) < 100:
             chain.append(current)
+            if current.source == MISSING_SOURCE:
+                break
             current = self.derivation(current.source)
         return chain[::-1]
 
@@ -278,8 +283,21 @@ class CaseDerivations:
         source = done.source
         data = png_bytes(done.rgb)
         sha256 = sha256_bytes(data)
+        output = pixels_sha256(done.rgb)
+        if output == done.source_pixels_sha256:
+            raise BadInputError(
+                f"this processing leaves the pixels of {source.mark} as they are: "
+                "nothing to store (change a parameter)"
+            )
         known = self.case._db.execute(
-            "SELECT mark FROM exhibits WHERE sha256 = ?", (sha256,)
+            # the same file, or the same pixels as a processed exhibit or as
+            # an exhibit processed before (their pixel hashes are recorded)
+            "SELECT mark FROM exhibits WHERE sha256 = ? UNION ALL SELECT exhibits.mark "
+            "FROM derivations JOIN exhibits ON exhibits.id = derivations.exhibit_id "
+            "WHERE derivations.output_sha256 = ? UNION ALL SELECT sources.mark FROM "
+            "derivations JOIN exhibits AS sources ON sources.id = "
+            "derivations.source_exhibit_id WHERE derivations.source_pixels_sha256 = ?",
+            (sha256, output, output),
         ).fetchone()
         if known is not None:
             raise BadInputError(
@@ -296,7 +314,7 @@ class CaseDerivations:
             "source_pixels_sha256": done.source_pixels_sha256,
             "chain": chain,
             "inputs": list(done.inputs),
-            "output_sha256": pixels_sha256(done.rgb),
+            "output_sha256": output,
             "sha256": sha256,
             "software_version": __version__,
             "libraries": library_versions(),
@@ -362,9 +380,16 @@ class CaseDerivations:
     # -- checking ------------------------------------------------------------------
     def check(self, mark: str) -> DerivationCheck:
         """Re-run the chain of derived exhibit ``mark`` on its stored source."""
-        derivation = self.derivation(mark)
+        derivation = self.derivation(self.case.exhibit(mark).mark)
         if derivation is None:
             raise BadInputError(f"exhibit {mark} is an original, not a processed one")
+        if derivation.source == MISSING_SOURCE:
+            return DerivationCheck(
+                derivation.mark,
+                False,
+                ("the exhibit it was made from is no longer in the case",),
+                recorded=derivation.output_sha256,
+            )
         exhibit = self.case.exhibit(derivation.mark)
         source = self.case.exhibit(derivation.source)
         reader: FrameReader | None = None
@@ -450,22 +475,17 @@ def check_derivation(
             mark, False, tuple(problems), tuple(warnings), recorded, None, stored
         )
     if recreated != recorded:
-        same_setup = derivation.libraries == library_versions()
+        here = library_versions()
+        same_setup = derivation.libraries == here
         near = _small_difference(out, stored_rgb)
         if near is not None and not same_setup:
             warnings.append(
                 f"re-running the processing of {mark} gives pixels within the "
                 f"cross-platform tolerance ({near}), not bit for bit: it was made "
-                f"with {_setup(derivation.libraries)}, re-run with "
-                f"{_setup(library_versions())}"
+                f"{_setup(derivation.libraries, here)}"
             )
         else:
-            setup = (
-                ""
-                if same_setup
-                else f" (made with {_setup(derivation.libraries)}, re-run with "
-                f"{_setup(library_versions())})"
-            )
+            setup = "" if same_setup else f" ({_setup(derivation.libraries, here)})"
             problems.append(
                 f"re-running the recorded processing of {mark} on "
                 f"{derivation.source} does not give the recorded pixels{setup}: the "
@@ -493,8 +513,14 @@ def _small_difference(a: np.ndarray, b: np.ndarray | None) -> str | None:
     return f"at most {int(diff.max())} grey levels, in {share:.2%} of the pixels"
 
 
-def _setup(libraries: dict[str, str]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in sorted(libraries.items()))
+def _setup(made: dict[str, str], here: dict[str, str]) -> str:
+    """What differs between the setup a derivation was made with and this one."""
+    changed = [
+        f"{key} {made.get(key, 'not recorded')} then, {here.get(key, 'unknown')} now"
+        for key in sorted(set(made) | set(here))
+        if made.get(key) != here.get(key)
+    ]
+    return "made with another setup: " + "; ".join(changed)
 
 
 # ---- reading the frames around a frame exhibit ---------------------------------------
@@ -572,7 +598,7 @@ _PLAN_QUERY = (
     "SELECT derivations.*, exhibits.mark AS mark, exhibits.sha256 AS stored_sha256, "
     "sources.mark AS source_mark, sources.sha256 AS source_file_sha256 "
     "FROM derivations JOIN exhibits ON exhibits.id = derivations.exhibit_id "
-    "JOIN exhibits AS sources ON sources.id = derivations.source_exhibit_id "
+    "LEFT JOIN exhibits AS sources ON sources.id = derivations.source_exhibit_id "
     "ORDER BY derivations.exhibit_id"
 )
 
@@ -599,13 +625,21 @@ def replay_plans(execute: Callable[..., Any]) -> list[ReplayPlan]:
             problem = ""
         except CaseError as error:
             derivation, problem = None, error.reason
+        if row["source_mark"] is None:
+            derivation, problem = (
+                None,
+                (
+                    f"the exhibit it was made from (row {row['source_exhibit_id']}) is "
+                    "no longer in the case"
+                ),
+            )
         frame = frames.get(str(row["source_mark"]))
         plans.append(
             ReplayPlan(
                 mark,
                 derivation,
                 problem,
-                str(row["source_file_sha256"]),
+                str(row["source_file_sha256"] or ""),
                 str(row["stored_sha256"]),
                 _reader_for(frame),
             )

@@ -294,6 +294,23 @@ def recorded_step(data: Mapping[str, Any]) -> Step:
         raise ProcessingError(
             f"the recorded step {op_id} lacks parameter(s) {', '.join(missing)}"
         )
+    # replayed only as recorded: a value that checking would change (a fraction
+    # where a whole number belongs, a number as text) is not what was run
+    canonical = step.to_dict()["params"]
+    odd = sorted(
+        k
+        for k in params
+        if params[k] != canonical[k]
+        or (
+            type(params[k]) is not type(canonical[k])
+            and not (isinstance(params[k], int) and isinstance(canonical[k], float))
+        )
+    )
+    if odd:
+        raise ProcessingError(
+            f"the recorded step {op_id} holds parameter value(s) this XFR would not "
+            f"have recorded ({', '.join(f'{k}={params[k]!r}' for k in odd)})"
+        )
     return step
 
 
@@ -407,16 +424,36 @@ def pixels_sha256(rgb: np.ndarray) -> str:
 
 
 def library_versions() -> dict[str, str]:
-    """The libraries the operations use, and the platform: recorded with every
-    derivation, and named when a chain re-runs to other pixels elsewhere."""
+    """The libraries the operations use, the platform and the processor features
+    their optimised code paths were chosen by: recorded with every derivation, and
+    named when a chain re-runs to other pixels elsewhere.
+
+    The same OpenCV on a processor without AVX2 (an older or virtual machine, an
+    x86 Python under emulation) takes other code paths whose 8-bit rounding can
+    differ by a grey level, so the dispatched features are part of the setup
+    (``cv2.getCPUFeaturesLine``: a feature marked ``?`` is built but not used here).
+    """
     import cv2
     import scipy
     import skimage
 
     return {
         "opencv": str(getattr(cv2, "__version__", "unknown")),
+        "opencv cpu": str(cv2.getCPUFeaturesLine()),
         "scikit-image": str(getattr(skimage, "__version__", "unknown")),
         "scipy": str(scipy.__version__),
         "numpy": str(np.__version__),
+        "numpy cpu": _numpy_cpu_features(),
         "platform": f"{platform.system()} {platform.machine()}",
     }
+
+
+def _numpy_cpu_features() -> str:
+    """The processor features numpy's optimised loops use here."""
+    try:
+        from numpy._core._multiarray_umath import (  # type: ignore[attr-defined]
+            __cpu_features__ as features,
+        )
+    except ImportError:  # numpy < 2 or a build without the table
+        return "unknown"
+    return " ".join(sorted(name for name, on in features.items() if on))

@@ -172,6 +172,16 @@ def test_the_same_pixels_twice_are_refused(derived):
         derived.derivations.derive("Q1", steps())
 
 
+def test_processing_that_changes_no_pixel_is_refused(case_with_q1):
+    with pytest.raises(BadInputError, match="leaves the pixels of Q1 as they are"):
+        case_with_q1.derivations.derive("Q1", steps("levels"))
+
+
+def test_checking_an_unknown_exhibit_names_it(case_with_q1):
+    with pytest.raises(BadInputError, match="no exhibit 'ZZ'"):
+        case_with_q1.derivations.check("ZZ")
+
+
 def test_bad_operations_and_parameters_are_one_line():
     with pytest.raises(BadInputError, match="unknown processing operation 'sharpen'"):
         parse_step("sharpen:amount=2")
@@ -260,6 +270,27 @@ def test_verify_names_an_altered_source(derived):
         "processed exhibit Q1.1:" in p and "evidence file of Q1 was altered" in p
         for p in problems
     ), problems
+
+
+def test_a_deleted_source_is_named_and_the_copy_stays_marked_processed(derived):
+    folder = derived.folder
+    derived.close()
+    tamper(folder, "PRAGMA foreign_keys = OFF")
+    db = sqlite3.connect(folder / "case.sqlite")
+    try:
+        db.execute("PRAGMA foreign_keys = OFF")
+        db.execute("DELETE FROM exhibits WHERE mark = 'Q1'")
+        db.commit()
+    finally:
+        db.close()
+    problems = _reopened_problems(folder)
+    assert any(
+        "processed exhibit Q1.1: the exhibit it was made from" in p for p in problems
+    ), problems
+    with Case.open(folder, read_only=True) as case:
+        note = workflow.derived_note(case, "Q1.1")
+        assert note is not None and "processed copy of an exhibit no longer" in note
+        assert not case.derivations.check("Q1.1").ok
 
 
 def test_check_tells_a_cross_platform_difference_from_an_alteration(derived, tmp_path):

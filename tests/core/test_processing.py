@@ -160,3 +160,35 @@ def test_registry_refuses_duplicates_and_unknown_categories():
 
     with pytest.raises(ValueError, match="registered twice"):
         processing.register(Other)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("crop:x=true", "cannot use 'true'"),
+        ("levels:gamma=yes", "cannot use"),
+        ("frame_average:region=0,0,16", "4 whole numbers needed"),
+        ("frame_average:region=0.9,0,16,16", "cannot use '0.9,0,16,16'"),
+    ],
+)
+def test_values_are_never_silently_cut_or_read_as_numbers(text, message):
+    with pytest.raises(BadInputError, match=message):
+        parse_step(text)
+    with pytest.raises(BadInputError, match="not true or false"):
+        make_step("crop", {"x": True})
+    with pytest.raises(BadInputError, match="not true or false"):
+        make_step("levels", {"gamma": True})
+    with pytest.raises(BadInputError, match="0.9 is not a whole number"):
+        make_step("frame_average", {"region": [0.9, 0, 16, 16]})
+
+
+def test_a_recorded_value_checking_would_change_is_refused():
+    data = make_step("crop", {"x": 2, "y": 2, "w": 9, "h": 9}).to_dict()
+    data["params"]["w"] = "9"  # text where the record holds a number
+    with pytest.raises(BadInputError, match="would not have recorded"):
+        recorded_step(data)
+
+
+def test_the_setup_names_the_processor_features_used():
+    setup = processing.library_versions()
+    assert {"opencv", "opencv cpu", "numpy", "numpy cpu", "platform"} <= set(setup)

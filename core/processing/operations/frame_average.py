@@ -59,6 +59,7 @@ class FrameAverage(Operation):
                 "whole frame)",
                 minimum=0,
                 optional=True,
+                length=4,
             ),
         ),
         needs_frames=True,
