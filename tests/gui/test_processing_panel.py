@@ -123,12 +123,18 @@ def test_a_chain_built_in_the_panel_becomes_q1_1_with_exactly_that_chain(
     q1, q11 = tree.item_for("Q1", EXHIBIT), tree.item_for("Q1.1", EXHIBIT)
     assert q1 is not None and q11 is not None
     assert q11.parent() is q1
+    assert q11.text(0).startswith("Q1.1  processed Q1\n")
+    assert "processed" not in q1.text(0)
     assert q1.parent().text(0).startswith("Questioned")
     for line in link.step_lines():
         assert line in q11.toolTip(0)
     assert "Q1 → Q1.1" in q11.toolTip(0)
-    # the source list now offers Q1.1 (processing it again gives Q1.1.1)
+    # the source list now offers Q1.1 (processing it again gives Q1.1.1), and
+    # picking it in the exhibits list makes it the source, its lineage shown
     assert panel.source_combo.findData("Q1.1") >= 0
+    tree.tree.itemClicked.emit(q11, 0)
+    assert panel.source_mark() == "Q1.1"
+    assert "Q1 → Q1.1" in panel.lineage.text()
 
     # a comparison with Q1.1's face says what that face is of
     window.tabs.setCurrentWidget(window.compare_page)

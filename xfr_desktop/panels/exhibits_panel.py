@@ -248,10 +248,18 @@ class ExhibitsPanel(QWidget):
                 )
                 frame = frames.get(exhibit.mark)
                 source = None if frame is None else frame.describe()
+                link = derived.get(exhibit.mark)
                 item = QTreeWidgetItem(
                     [
-                        f"{exhibit.mark}  {exhibit.original_name}\n"
-                        f"{exhibit.width}×{exhibit.height}, {count}"
+                        # a processed copy's file name is long and says less
+                        # than its source (the tooltip has both)
+                        f"{exhibit.mark}  "
+                        + (
+                            exhibit.original_name
+                            if link is None
+                            else f"processed {link.source}"
+                        )
+                        + f"\n{exhibit.width}×{exhibit.height}, {count}"
                         + ("" if frame is None else f"\n{frame_row_text(frame)}")
                     ]
                 )
@@ -265,13 +273,12 @@ class ExhibitsPanel(QWidget):
                     f"{exhibit.intake_user}"
                     + (f"\nnote: {exhibit.note}" if exhibit.note else "")
                     + (f"\ntaken from {source}" if source else "")
-                    + derivation_tip(derived.get(exhibit.mark), case),
+                    + derivation_tip(link, case),
                 )
                 if exhibit.mark in self._pixmaps:
                     item.setIcon(0, QIcon(self._pixmaps[exhibit.mark]))
                 else:
                     missing.append(exhibit.mark)
-                link = derived.get(exhibit.mark)
                 parent = top if link is None else items.get(link.source, top)
                 parent.addChild(item)
                 items[exhibit.mark] = item
