@@ -1,6 +1,7 @@
 """Screenshots of the Processing tab (issue 21) at 1280x720 and 1600x1000: levels
 and gamma then unsharp mask on the demo case's CCTV still Q1, side by side and in
-the wipe view, then the exhibits list with the derived exhibit Q1.1 under Q1.
+the wipe view, then the exhibits list with the derived exhibit Q1.1 under Q1, and
+a comparison of Q1.1's face with the note on what it is of.
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python scripts/processing_screenshots.py docs/processing
 
@@ -64,6 +65,20 @@ def main(out: Path) -> None:
         window.resize(width, height)
         driver.settle(2)
         shot(f"processing-exhibits-tree-q1.1-{width}x{height}")
+    # a comparison with the processed exhibit's face says what it is of
+    window.tabs.setCurrentWidget(window.compare_page)
+    window.compare.select("Q1.1", "probe")
+    wait(
+        lambda: (
+            window.compare.loaded is not None
+            and window.compare.loaded.faces[0].label == "Q1.1"
+        ),
+        120,
+    )
+    for width, height in SIZES:
+        window.resize(width, height)
+        driver.settle(2)
+        shot(f"processing-compare-q1.1-{width}x{height}")
     window.close()
 
 

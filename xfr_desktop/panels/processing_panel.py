@@ -130,6 +130,14 @@ def _fit(widget: QWidget, image: QImage, top: float = 0.0) -> QRectF:
     return QRectF((widget.width() - width) / 2, top + (height - tall) / 2, width, tall)
 
 
+def _smooth(painter: QPainter, target: QRectF, image: QImage) -> None:
+    """Smooth an image only where it is drawn smaller than it is: enlarged, its
+    pixels show as blocks (nothing drawn between them that the file does not hold)."""
+    painter.setRenderHint(
+        QPainter.RenderHint.SmoothPixmapTransform, target.width() < image.width()
+    )
+
+
 def _paint_message(painter: QPainter, widget: QWidget, text: str) -> None:
     painter.setPen(QColor("#dddddd"))
     painter.drawText(
@@ -173,8 +181,9 @@ class ImagePane(QWidget):
         if self.image is None:
             _paint_message(painter, self, self.message)
         else:
-            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-            painter.drawImage(_fit(self, self.image, self.CAPTION), self.image)
+            target = _fit(self, self.image, self.CAPTION)
+            _smooth(painter, target, self.image)
+            painter.drawImage(target, self.image)
         painter.end()
 
 
@@ -240,8 +249,8 @@ class WipeView(QWidget):
             _paint_message(painter, self, self.message)
             painter.end()
             return
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
         target = _fit(self, shown)
+        _smooth(painter, target, shown)
         if not self.same_size or self.before is None or self.after is None:
             painter.drawImage(target, shown)
             painter.end()
@@ -513,6 +522,8 @@ class ProcessingPanel(QWidget):
         case = self.controller.case
         if case is not self._case:  # another case (or none): its own chain
             self._case = case
+            self._wanted = None
+            self._previewer.cancel()  # its result is of the case gone
             self.entries = []
             self._fill_steps(-1)
         current = self.source_mark()
