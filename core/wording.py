@@ -451,3 +451,22 @@ def processing_rerun_failed(mark: str, problem: str) -> str:
 
 def processing_rerun_warning(mark: str, warning: str) -> str:
     return f"Re-run for this report, note on {mark}: {warning}."
+# The Processing tab (xfr_desktop/panels/processing_panel.py): the short form of
+# NON_GENERATIVE_STATEMENT shown under the preview (its tooltip is the full one).
+PROCESSING_PANEL_STATEMENT = (
+    "Non-generative processing only: each step is a fixed, documented "
+    "signal-processing function of the pixels, recorded with its parameters and "
+    "re-run bit for bit by verify; nothing is learned or added. The source "
+    "exhibit is never changed."
+)
+
+
+def processing_wipe_size_note(
+    width: int, height: int, out_width: int, out_height: int
+) -> str:
+    """Why the wipe view shows the processed image alone (a crop, resize, turn)."""
+    return (
+        f"The result is {out_width}×{out_height} and the source {width}×{height}: "
+        "there is no common frame to wipe across, so only the result is shown "
+        "here. Use Side by side to compare them."
+    )

@@ -117,6 +117,7 @@ class CaseController(QObject):
     intake_finished = Signal(object)  # core IntakeResult
     tracks_changed = Signal(str)  # a video's mark: a new tracking run was recorded
     frames_added = Signal(list)  # the frame exhibits just added (core Exhibit)
+    derived = Signal(object)  # the processed exhibit just added (core Exhibit)
 
     def __init__(self, errors: ErrorReporter, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -155,6 +156,8 @@ class CaseController(QObject):
         # video exhibits: the video panel shows these runners' progress and state
         self.tracker = self._runner("find the face tracks", self._on_tracked)
         self.frame_adder = self._runner("add the frames", self._on_frames_added)
+        # processed (derived) exhibits: the processing panel follows this runner
+        self.deriver = self._runner("add the processed exhibit", self._on_derived)
         self._tracking = ""  # the video being tracked
         # the face finder tracking uses (None: dlib's shared one); tests put a
         # FaceDetector-like stand-in here so that they need no dlib
@@ -179,6 +182,7 @@ class CaseController(QObject):
             self._explainer,
             self.tracker,
             self.frame_adder,
+            self.deriver,
         )
 
     # ---- opening and closing -------------------------------------------------------
@@ -385,6 +389,25 @@ class CaseController(QObject):
         self.faces_changed.emit()
         self.audit_changed.emit()
         self.frames_added.emit(list(added))
+        self.rank()
+
+    # ---- processed (derived) exhibits ---------------------------------------------
+    def derive_exhibit(self, mark: str, steps: Sequence[Any]) -> None:
+        """Store exhibit ``mark`` processed by ``steps`` (``core.processing.Step``)
+        as a new exhibit, its faces found (in a worker)."""
+        if self.case is None:
+            return
+        self.status.emit(f"Processing {mark} into a new exhibit…")
+        self.deriver.start(workflow.derive_exhibit, self.case, mark, list(steps))
+
+    def _on_derived(self, exhibit: Any) -> None:
+        self.status.emit(
+            f"Added {exhibit.mark}, a processed copy: compare it like any other exhibit"
+        )
+        self.exhibits_changed.emit()
+        self.faces_changed.emit()
+        self.audit_changed.emit()
+        self.derived.emit(exhibit)
         self.rank()
 
     # ---- faces under the examiner's control (undoable) ---------------------------

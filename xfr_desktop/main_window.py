@@ -90,6 +90,7 @@ from xfr_desktop.panels.examination_panel import ExaminationPanel
 from xfr_desktop.panels.exhibits_panel import ExhibitsPanel
 from xfr_desktop.panels.explain_panel import ExplainPanel
 from xfr_desktop.panels.maps_panels import LayersPanel, MethodGrid
+from xfr_desktop.panels.processing_panel import ProcessingPanel
 from xfr_desktop.panels.start_page import StartPage
 from xfr_desktop.panels.superimpose_panel import SuperimposePanel
 from xfr_desktop.panels.video_panel import VideoPanel
@@ -283,6 +284,7 @@ class MainWindow(QMainWindow):
         self.audit = AuditTrailView()
         self.examination_panel = ExaminationPanel(self.controller)
         self.video_panel = VideoPanel(self.errors, self.controller)
+        self.processing = ProcessingPanel(self.errors, self.controller)
         # Minimums that add up to less than a 1280 x 720 screen (exhibits 200 +
         # comparison ~650 + methods 260 + handles); no main view collapses away.
         self.exhibits.setMinimumWidth(200)
@@ -311,6 +313,7 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.layers, "Layer by layer")
         self.tabs.addTab(self.superimpose, "Superimpose")
         self.tabs.addTab(self.channels, "Channels")
+        self.tabs.addTab(self.processing, "Processing")
         self.tabs.addTab(self.conclusion, "Conclusion")
         self.tabs.addTab(self.audit, "Audit trail")
         # the window still opens on the comparison (the examiner picks the pair
@@ -503,6 +506,12 @@ class MainWindow(QMainWindow):
         self.exhibits.face_selected.connect(self.compare.select)
         self.exhibits.video_selected.connect(self.show_video)
         c.exhibits_changed.connect(self._update_video_tab)
+        c.exhibits_changed.connect(self.processing.refresh_case)
+        c.case_closed.connect(self.processing.refresh_case)
+        # the processing tab follows the exhibit picked in the list
+        self.exhibits.face_selected.connect(
+            lambda label, _role: self.processing.set_source(label)
+        )
         c.case_closed.connect(lambda: self.video_panel.set_video(None))
         c.case_closed.connect(self._update_video_tab)
         self.exhibits.place_requested.connect(self.place_face)
@@ -968,6 +977,7 @@ class MainWindow(QMainWindow):
         self.exhibits.set_case(case)
         self.video_panel.set_video(None)
         self._update_video_tab()
+        self.processing.refresh_case()
         self.compare.set_case(case, self.model)
         self._refresh_conclusions()
         self._refresh_audit()
@@ -1396,6 +1406,7 @@ class MainWindow(QMainWindow):
         self.compare.shutdown()
         self.superimpose.shutdown()
         self.video_panel.shutdown()
+        self.processing.shutdown()
         self.layers.runner.shutdown()
         self.channels.shutdown()
         self.controller.shutdown()

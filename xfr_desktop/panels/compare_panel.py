@@ -59,7 +59,13 @@ from core.explain.render_correspondence import render_correspondence
 from core.explain.stability import stability_sentence
 from core.metrics.pair_faithfulness import FaithfulnessSettings, PairFaithfulness
 from core.models.base import FaceModel, Threshold
-from core.wording import ACCEPT_WORDS, NOT_CHECKED_YET, REJECT_WORDS, UNITS_NOT_STATED
+from core.wording import (
+    ACCEPT_WORDS,
+    NON_GENERATIVE_STATEMENT,
+    NOT_CHECKED_YET,
+    REJECT_WORDS,
+    UNITS_NOT_STATED,
+)
 from xfr_desktop.dialogs.annotation_dialog import AnnotationDialog
 from xfr_desktop.masking import (
     Masking,
@@ -208,6 +214,10 @@ class ComparePanel(QWidget):
         self.earlier_note = QLabel()
         self.earlier_note.setWordWrap(True)
         self.earlier_note.hide()
+        # a face on a processed exhibit (Q1.1): what the pair's scores and maps are of
+        self.derived_note = QLabel()
+        self.derived_note.setWordWrap(True)
+        self.derived_note.hide()
         self._hover_at: tuple[int, float, float] | None = None  # side, x, y
         self._unsigned_colour_map = DEFAULT_COLOUR_MAP
         self.shown_peak: float | None = None  # the scale both views are drawn on
@@ -434,6 +444,7 @@ class ComparePanel(QWidget):
         column.addLayout(controls)
         column.addWidget(self.earlier_note)
         column.addLayout(views, 1)
+        column.addWidget(self.derived_note)
         column.addWidget(self.hover)
 
         score_tab = QWidget()
@@ -565,6 +576,7 @@ class ComparePanel(QWidget):
     def set_case(self, case: Case | None, model: FaceModel | None) -> None:
         self.case, self.model = case, model
         self.loaded = None
+        self.derived_note.hide()
         self._checker.cancel()
         self.checks = {}
         writable = case is None or not case.read_only
@@ -683,6 +695,7 @@ class ComparePanel(QWidget):
             self.viewers[side].set_face(face.bbox, face.landmarks5)
             self.chips[side].set_chip(loaded.pair.sides[side].chip)
             self.chips[side].set_caption(f"{face.label}: aligned chip")
+        self._show_derived_note(loaded)
         self.sync.set_anchors(loaded.faces[0].bbox, loaded.faces[1].bbox)
         self.zoom_to_faces()
         self.score.setText(self._score_text(loaded))
@@ -690,6 +703,18 @@ class ComparePanel(QWidget):
         self.refresh_candidates()
         self._fill_method_combo()  # the new pair may be masked
         self.pair_loaded.emit(loaded)
+
+    def _show_derived_note(self, loaded: LoadedPair) -> None:
+        """Under the pair: which of its faces are on a processed exhibit."""
+        notes = []
+        if self.case is not None:
+            for face in loaded.faces:
+                note = workflow.derived_note(self.case, face.label)
+                if note:
+                    notes.append(note[:1].upper() + note[1:] + ".")
+        self.derived_note.setText(" ".join(notes))
+        self.derived_note.setToolTip(NON_GENERATIVE_STATEMENT if notes else "")
+        self.derived_note.setVisible(bool(notes))
 
     def fit_views(self) -> None:
         """Each view shows its whole image (with the views synchronised the

@@ -43,6 +43,7 @@ from PySide6.QtWidgets import (
 
 from core import wording
 from core.case import workflow
+from core.case.derivations import Derivation
 from core.case.records import CaseFace
 from core.case.store import Case
 from core.case.videos import VideoFrame
@@ -92,6 +93,17 @@ def frame_row_text(frame: VideoFrame) -> str:
     tooltip has the whole line (``VideoFrame.describe``)."""
     when = "" if frame.seconds is None else f", {frame.seconds:.3f} s"
     return f"{frame.video} frame {frame.frame_number}{when}"
+
+
+def derivation_tip(link: Derivation | None, case: Case) -> str:
+    """A processed exhibit's tooltip lines: where it comes from and its chain."""
+    if link is None:
+        return ""
+    lineage = case.derivations.lineage(link.mark) or [link]
+    marks = [lineage[0].source, *(d.mark for d in lineage)]
+    return f"\nprocessed: {wording.derivation_lineage_text(marks)}, by\n" + "\n".join(
+        link.step_lines()
+    )
 
 
 def rating_icon(rating: str, size: int = 14) -> QIcon:
@@ -219,12 +231,15 @@ class ExhibitsPanel(QWidget):
         reasons = case.rejection_reasons() if rejected_by_mark else {}
         # where each frame exhibit came from (its video, frame number, time)
         frames = {frame.mark: frame for frame in case.videos.frames()}
+        # processed exhibits (Q1.1) are listed under their source (Q1)
+        derived = {d.mark: d for d in case.derivations.derivations()}
         greyed = QBrush(self.palette().color(QPalette.ColorRole.PlaceholderText))
         missing = []
         for role, title in ROLE_TITLES.items():
             top = QTreeWidgetItem([title])
             top.setFlags(Qt.ItemFlag.ItemIsEnabled)
             self.tree.addTopLevelItem(top)
+            items: dict[str, QTreeWidgetItem] = {}
             for exhibit in case.exhibits(role):
                 faces = faces_by_mark.get(exhibit.mark, [])
                 rejected = rejected_by_mark.get(exhibit.mark, [])
@@ -233,10 +248,18 @@ class ExhibitsPanel(QWidget):
                 )
                 frame = frames.get(exhibit.mark)
                 source = None if frame is None else frame.describe()
+                link = derived.get(exhibit.mark)
                 item = QTreeWidgetItem(
                     [
-                        f"{exhibit.mark}  {exhibit.original_name}\n"
-                        f"{exhibit.width}×{exhibit.height}, {count}"
+                        # a processed copy's file name is long and says less
+                        # than its source (the tooltip has both)
+                        f"{exhibit.mark}  "
+                        + (
+                            exhibit.original_name
+                            if link is None
+                            else f"processed {link.source}"
+                        )
+                        + f"\n{exhibit.width}×{exhibit.height}, {count}"
                         + ("" if frame is None else f"\n{frame_row_text(frame)}")
                     ]
                 )
@@ -249,13 +272,16 @@ class ExhibitsPanel(QWidget):
                     f"{exhibit.format}\nadded {exhibit.intake_time} by "
                     f"{exhibit.intake_user}"
                     + (f"\nnote: {exhibit.note}" if exhibit.note else "")
-                    + (f"\ntaken from {source}" if source else ""),
+                    + (f"\ntaken from {source}" if source else "")
+                    + derivation_tip(link, case),
                 )
                 if exhibit.mark in self._pixmaps:
                     item.setIcon(0, QIcon(self._pixmaps[exhibit.mark]))
                 else:
                     missing.append(exhibit.mark)
-                top.addChild(item)
+                parent = top if link is None else items.get(link.source, top)
+                parent.addChild(item)
+                items[exhibit.mark] = item
                 shown = sorted(faces + rejected, key=lambda f: f.face_index)
                 for face in shown:
                     child = self._face_item(face, role, reasons, greyed)

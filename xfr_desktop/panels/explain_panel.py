@@ -1,7 +1,8 @@
 """Pick explanation methods, edit their parameters, queue them, follow the jobs.
 
-The parameter form is generated from each method's typed ``Param`` defaults; the
-method's plain-language description is its tooltip.
+The parameter form is generated from each method's typed ``Param`` defaults
+(``xfr_desktop.widgets.param_form``); the method's plain-language description is
+its tooltip.
 """
 
 from __future__ import annotations
@@ -11,14 +12,11 @@ from typing import Any
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
-    QComboBox,
-    QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QLineEdit,
     QListWidget,
     QListWidgetItem,
     QProgressBar,
@@ -30,57 +28,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.explain import ExplainerInfo, Param, infos
+from core.explain import ExplainerInfo, infos
 from xfr_desktop.case_controller import ExplainJob
 from xfr_desktop.masking import Masking
-
-INT_LIMIT = 2_000_000_000
-
-
-def editor_for(param: Param) -> QWidget:
-    """A widget for one typed parameter, showing its default."""
-    if param.choices:
-        combo = QComboBox()
-        combo.addItems([str(c) for c in param.choices])
-        combo.setCurrentText(str(param.default))
-        editor: QWidget = combo
-    elif param.type is int:
-        spin = QSpinBox()
-        spin.setRange(
-            int(param.minimum if param.minimum is not None else -INT_LIMIT),
-            int(param.maximum if param.maximum is not None else INT_LIMIT),
-        )
-        spin.setValue(int(param.default))
-        editor = spin
-    elif param.type is float:
-        double = QDoubleSpinBox()
-        double.setDecimals(4)
-        double.setRange(
-            float(param.minimum if param.minimum is not None else -1e9),
-            float(param.maximum if param.maximum is not None else 1e9),
-        )
-        double.setValue(float(param.default))
-        editor = double
-    else:
-        line = QLineEdit()
-        if isinstance(param.default, tuple):
-            line.setText(",".join(str(v) for v in param.default))
-        elif param.default is not None:
-            line.setText(str(param.default))
-        if param.optional:
-            line.setPlaceholderText("automatic")
-        editor = line
-    editor.setToolTip(param.description)
-    return editor
-
-
-def value_of(editor: QWidget) -> Any:
-    if isinstance(editor, QComboBox):
-        return editor.currentText()
-    if isinstance(editor, (QSpinBox, QDoubleSpinBox)):
-        return editor.value()
-    assert isinstance(editor, QLineEdit)
-    return editor.text().strip()  # the method's Param coerces and checks it
+from xfr_desktop.widgets.param_form import INT_LIMIT, editor_for, value_of
 
 
 class ExplainPanel(QWidget):
