@@ -468,7 +468,7 @@ class ProbeChains:
         """Both chains (recorded JSON form and one line per step) and the
         software and library versions that computed them."""
         from core.processing import chain_to_json, library_versions
-        from core.version import __version__
+        from core.version import __version__, source_commit
 
         def chain(steps: tuple[Step, ...]) -> dict[str, Any]:
             return {
@@ -482,6 +482,7 @@ class ProbeChains:
             "degrade": chain(self.degrade),
             "process": chain(self.process),
             "software_version": __version__,
+            "software_commit": source_commit(),
             "libraries": library_versions(),
         }
 
@@ -495,7 +496,10 @@ def processing_lines(record: dict[str, Any]) -> list[str]:
         if steps:
             lines.append(f"    chain {record[name]['chain']}")
     libraries = ", ".join(f"{k} {v}" for k, v in record["libraries"].items())
-    lines.append(f"  software {record['software_version']}; {libraries}")
+    lines.append(
+        f"  software {record['software_version']} (commit "
+        f"{record['software_commit']}); {libraries}"
+    )
     return lines
 
 

@@ -52,7 +52,7 @@ def steps_from(flag: str, texts: Sequence[str] | None) -> list:
     for text in texts or ():
         try:
             step = parse_step(text)
-        except ProcessingError as error:
+        except BadInputError as error:  # a ProcessingError, or a parameter's value
             reason = error.reason
             prefix = f"--op {text.strip()!r}: "
             if reason.startswith(prefix):
