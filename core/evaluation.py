@@ -10,14 +10,20 @@ Two layouts are read:
   ``name1 i name2 j`` for impostor pairs), given directly or as a folder holding
   ``pairs.txt`` and ``pairs-images/`` (or the usual LFW image folder beside it).
 
-Each image is embedded once.  Reported: EER, ROC AUC, accuracy / true-accept and
-false-accept rates at the model's threshold, pair counts, and failures to detect (a
-pair with an undetected face is left out and counted, never guessed - unless the
-caller asks for dlib's LFW convention of falling back to the centre of the image).
+Each image is embedded once.  With ``ProbeChains`` (``xfr eval verification
+--degrade / --process``) the probe of every pair (its first image) is run through a
+processing chain after loading and before detection, and embedded apart from the
+same file used unprocessed as a gallery image (the second of a pair).
+
+Reported: EER, ROC AUC, accuracy / true-accept and false-accept rates at the model's
+threshold, pair counts, and failures to detect (a pair with an undetected face is
+left out and counted, never guessed - unless the caller asks for dlib's LFW
+convention of falling back to the centre of the image).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import random
 import time
@@ -39,9 +45,10 @@ from core.models.base import (
     euclidean_distance,
 )
 from core.progress import ProgressCallback
-from core.verify import needs_68_landmarks, prepare_face
+from core.verify import PreparedFace, needs_68_landmarks, prepare_face
 
 if TYPE_CHECKING:  # core.quality pulls in OpenCV: imported where it is used
+    from core.processing import Step
     from core.quality import FaceQuality
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
@@ -83,6 +90,7 @@ class VerificationReport:
     seed: int
     centre_fallbacks: int = 0
     by_quality: QualityBandReport | None = None  # --by-quality
+    probe_processing: dict | None = None  # --degrade / --process (ProbeChains)
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -90,14 +98,22 @@ class VerificationReport:
             del data["by_quality"]
         else:
             data["by_quality"] = self.by_quality.to_dict()
+        if self.probe_processing is None:
+            del data["probe_processing"]
         return data
 
     def summary(self) -> str:
         bands = [] if self.by_quality is None else self.by_quality.lines()
+        processing = (
+            []
+            if self.probe_processing is None
+            else processing_lines(self.probe_processing)
+        )
         return "\n".join(
             [
                 f"data: {self.data} ({self.protocol})",
                 f"model: {self.model_id} (weights {self.weights_sha256[:12]}…)",
+                *processing,
                 f"pairs: {self.genuine_pairs} genuine + "
                 f"{self.impostor_pairs} impostor; "
                 f"{self.pairs_evaluated} evaluated, {self.pairs_skipped} skipped "
@@ -216,14 +232,19 @@ def figures_by_band(
 
 
 def pair_value(
-    measure: str, qualities: dict[Path, FaceQuality], pair: Pair
+    measure: str,
+    qualities: dict[Path, FaceQuality],
+    pair: Pair,
+    probe_qualities: dict[Path, FaceQuality] | None = None,
 ) -> float | None:
-    """The worse of the pair's two figures of ``measure`` (None: neither known)."""
+    """The worse of the pair's two figures of ``measure`` (None: neither known);
+    ``probe_qualities``: the first image's figures are of its processed copy."""
     from core.calibration import figure_of, worse_value
 
+    first = (qualities if probe_qualities is None else probe_qualities).get(pair.first)
     return worse_value(
         measure,
-        [figure_of(qualities.get(p), measure) for p in (pair.first, pair.second)],
+        [figure_of(first, measure), figure_of(qualities.get(pair.second), measure)],
     )
 
 
@@ -420,6 +441,68 @@ def equal_error_rate(
     return float((far[best] + frr[best]) / 2), float(candidates[best])
 
 
+# ---- processing the probes (--degrade, --process) --------------------------------
+PROBE_SIDE = "the probe: the first image of every pair (the gallery image is unchanged)"
+
+
+@dataclass(frozen=True)
+class ProbeChains:
+    """Processing applied to the probe of every pair, after loading and before
+    detection: ``degrade`` first (a simulated condition: low light, blur), then
+    ``process`` (the enhancement measured).  Either may be empty."""
+
+    degrade: tuple[Step, ...] = ()
+    process: tuple[Step, ...] = ()
+
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        return (*self.degrade, *self.process)
+
+    def apply(self, rgb: np.ndarray) -> np.ndarray:
+        """The probe's pixels through ``degrade`` then ``process``."""
+        from core.processing import run_chain
+
+        return run_chain(rgb, self.steps)[0] if self.steps else rgb
+
+    def to_dict(self) -> dict[str, Any]:
+        """Both chains (recorded JSON form and one line per step) and the
+        software and library versions that computed them."""
+        from core.processing import chain_to_json, library_versions
+        from core.version import __version__, source_commit
+
+        def chain(steps: tuple[Step, ...]) -> dict[str, Any]:
+            return {
+                "chain": chain_to_json(steps),
+                "steps": [s.describe() for s in steps],
+            }
+
+        return {
+            "applied_to": PROBE_SIDE,
+            "order": "degrade, then process",
+            "degrade": chain(self.degrade),
+            "process": chain(self.process),
+            "software_version": __version__,
+            "software_commit": source_commit(),
+            "libraries": library_versions(),
+        }
+
+
+def processing_lines(record: dict[str, Any]) -> list[str]:
+    """The text summary's lines for a ``ProbeChains.to_dict`` record."""
+    lines = [f"processed: {record['applied_to']}; {record['order']}"]
+    for name in ("degrade", "process"):
+        steps = record[name]["steps"]
+        lines.append(f"  --{name}: " + ("; ".join(steps) if steps else "none"))
+        if steps:
+            lines.append(f"    chain {record[name]['chain']}")
+    libraries = ", ".join(f"{k} {v}" for k, v in record["libraries"].items())
+    lines.append(
+        f"  software {record['software_version']} (commit "
+        f"{record['software_commit']}); {libraries}"
+    )
+    return lines
+
+
 # ---- running ----------------------------------------------------------------------
 @dataclass
 class EmbeddedImages:
@@ -443,13 +526,16 @@ def embed_images(
     progress: ProgressCallback | None = None,
     cancel: Callable[[], bool] | None = None,
     quality: bool = False,
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> EmbeddedImages:
     """Detect, align and embed each image once, in batches.
 
     An image without a usable face is listed in ``failed`` and left out - unless
     ``centre_fallback`` asks for dlib's LFW convention of using the image centre.
     ``quality``: also measure each face (:func:`core.quality.assess`, without the
-    embedding length) into ``qualities``.
+    embedding length) into ``qualities``.  ``transform``: the loaded pixels are
+    replaced by ``transform(rgb)`` before detection (the processed probes of
+    ``ProbeChains``; a failed image is then named "(processed probe)").
     """
     detector = FaceDetector.shared()
     with_68 = needs_68_landmarks(model)
@@ -473,25 +559,25 @@ def embed_images(
             progress(number, len(images), str(path))
         try:
             try:
-                prepared = prepare_face(path, model, detector=detector)
+                prepared = _prepare(path, model, detector, transform)
                 chip = prepared.aligned.chip
                 image, face = prepared.image, prepared.face
             except NoFaceError:
                 if not centre_fallback:
                     raise
-                image = load_image(path)  # read again: rare (no face detected)
+                image = _load(path, transform)  # again: rare (no face detected)
                 rgb = image.rgb
                 face = detector.face_in_box(rgb, _centre_box(rgb.shape), with_68)
                 chip = chip_for_model(rgb, face, model.preprocessing).chip
                 result.centre_fallbacks += 1
             if quality:
-                _measure(result, path, image, face)
+                _measure(result, path, image, face, processed=transform is not None)
         except NoFaceError as error:
             result.failures_to_detect += 1
-            result.failed.append(f"{path}: {error.reason}")
+            result.failed.append(f"{_named(path, transform)}: {error.reason}")
             continue
         except BadInputError as error:
-            result.failed.append(f"{path}: {error.reason}")
+            result.failed.append(f"{_named(path, transform)}: {error.reason}")
             continue
         pending_paths.append(path)
         pending_chips.append(chip)
@@ -501,19 +587,57 @@ def embed_images(
     return result
 
 
+def _named(path: Path, transform: object | None) -> str:
+    return str(path) if transform is None else f"{path} (processed probe)"
+
+
+def _load(
+    path: Path, transform: Callable[[np.ndarray], np.ndarray] | None
+) -> LoadedImage:
+    image = load_image(path)
+    if transform is None:
+        return image
+    return dataclasses.replace(image, rgb=transform(image.rgb))
+
+
+def _prepare(
+    path: Path,
+    model: FaceModel,
+    detector: FaceDetector,
+    transform: Callable[[np.ndarray], np.ndarray] | None,
+) -> PreparedFace:
+    """``prepare_face`` (largest face), on the processed pixels when ``transform``."""
+    if transform is None:
+        return prepare_face(path, model, detector=detector)
+    from core.faces.detect import find_faces, select_face
+
+    image = _load(path, transform)
+    faces = find_faces(image, detector=detector, with_68=needs_68_landmarks(model))
+    face = select_face(faces, None, path=image.path)
+    aligned = chip_for_model(image.rgb, face, model.preprocessing)
+    return PreparedFace(image, face, len(faces), 0, aligned)
+
+
 def _measure(
-    result: EmbeddedImages, path: Path, image: LoadedImage, face: Face
+    result: EmbeddedImages,
+    path: Path,
+    image: LoadedImage,
+    face: Face,
+    *,
+    processed: bool = False,
 ) -> None:
     from core.quality import FaceInput, assess
     from core.quality.pixels import read_jpeg_tables
 
+    # a processed probe's pixels are no longer the file's JPEG blocks: its
+    # compression tables and block grid say nothing about them
     face_input = FaceInput(
         rgb=image.rgb,
         bbox=face.bbox,
         landmarks5=face.landmarks5,
         landmarks68=face.landmarks68,
-        jpeg_tables=read_jpeg_tables(path),
-        blocks_aligned=image.exif_orientation == 1,
+        jpeg_tables=None if processed else read_jpeg_tables(path),
+        blocks_aligned=image.exif_orientation == 1 and not processed,
         name=path.name,
     )
     try:
@@ -534,23 +658,37 @@ def evaluate_verification(
     cancel: Callable[[], bool] | None = None,
     by_quality: str | None = None,
     bands: Sequence[float] = (),
+    probe_chains: ProbeChains | None = None,
 ) -> VerificationReport:
     """EER, AUC and accuracy of ``model`` on ``data``; with ``by_quality`` (a
     :mod:`core.quality` measure) also per band of ``bands`` edges, a pair counting
-    in the band of its worse face."""
+    in the band of its worse face.  ``probe_chains``: the first image of every
+    pair is processed before detection (its embedding, failures and quality are
+    those of the processed copy, kept apart from the same file as a gallery
+    image)."""
     started = time.perf_counter()
     pairs, protocol = pairs_for(data, seed=seed, max_pairs=max_pairs)
-    images = sorted({p for pair in pairs for p in (pair.first, pair.second)})
-    embedded = embed_images(
-        images,
-        model,
-        centre_fallback=centre_fallback,
-        batch_size=batch_size,
-        progress=progress,
-        cancel=cancel,
-        quality=by_quality is not None,
-    )
-    embeddings = embedded.embeddings
+    options: dict[str, Any] = {
+        "centre_fallback": centre_fallback,
+        "batch_size": batch_size,
+        "cancel": cancel,
+        "quality": by_quality is not None,
+    }
+    processing = None
+    if probe_chains is None or not probe_chains.steps:
+        images = sorted({p for pair in pairs for p in (pair.first, pair.second)})
+        embedded = embed_images(images, model, progress=progress, **options)
+        probe_embeddings = embeddings = embedded.embeddings
+        probe_qualities = None
+        image_count = len(images)
+    else:
+        processing = probe_chains.to_dict()
+        embedded, probe_embedded, image_count = _embed_with_probe_chains(
+            pairs, model, probe_chains, progress, options
+        )
+        embeddings = embedded.embeddings
+        probe_embeddings = probe_embedded.embeddings
+        probe_qualities = probe_embedded.qualities
 
     threshold: Threshold = model.threshold
     genuine_scores: list[float] = []
@@ -560,16 +698,16 @@ def evaluate_verification(
     correct = evaluated = 0
     accepted_genuine = accepted_impostor = 0
     for pair in pairs:
-        if pair.first not in embeddings or pair.second not in embeddings:
+        if pair.first not in probe_embeddings or pair.second not in embeddings:
             continue
-        a, b = embeddings[pair.first], embeddings[pair.second]
+        a, b = probe_embeddings[pair.first], embeddings[pair.second]
         distance = euclidean_distance(a, b)
         similarity = cosine_similarity(a, b)
         score = -distance if threshold.metric == "euclidean" else similarity
         (genuine_scores if pair.genuine else impostor_scores).append(score)
         if by_quality is not None:
             (genuine_values if pair.genuine else impostor_values).append(
-                pair_value(by_quality, embedded.qualities, pair)
+                pair_value(by_quality, embedded.qualities, pair, probe_qualities)
             )
         accepted = threshold.accepts(similarity, distance)
         evaluated += 1
@@ -609,7 +747,7 @@ def evaluate_verification(
         impostor_pairs=sum(not p.genuine for p in pairs),
         pairs_evaluated=evaluated,
         pairs_skipped=len(pairs) - evaluated,
-        images=len(images),
+        images=image_count,
         failures_to_detect=embedded.failures_to_detect,
         failed_images=embedded.failed,
         eer=eer,
@@ -622,7 +760,45 @@ def evaluate_verification(
         seed=seed,
         centre_fallbacks=embedded.centre_fallbacks,
         by_quality=band_report,
+        probe_processing=processing,
     )
+
+
+def _embed_with_probe_chains(
+    pairs: Sequence[Pair],
+    model: FaceModel,
+    chains: ProbeChains,
+    progress: ProgressCallback | None,
+    options: dict[str, Any],
+) -> tuple[EmbeddedImages, EmbeddedImages, int]:
+    """The gallery images (second of a pair) as they are, and the probes (first of
+    a pair) through ``chains``: two embeddings each for a file on both sides.
+    Returns (gallery, probes with failures merged into the first, image count)."""
+    gallery_images = sorted({pair.second for pair in pairs})
+    probe_images = sorted({pair.first for pair in pairs})
+    total = len(gallery_images) + len(probe_images)
+
+    def shifted(offset: int) -> ProgressCallback | None:
+        if progress is None:
+            return None
+        return lambda done, _total, message: progress(offset + done, total, message)
+
+    gallery = embed_images(gallery_images, model, progress=shifted(0), **options)
+    probes = embed_images(
+        probe_images,
+        model,
+        progress=shifted(len(gallery_images)),
+        transform=chains.apply,
+        **options,
+    )
+    merged = EmbeddedImages(
+        gallery.embeddings,
+        [*gallery.failed, *probes.failed],
+        gallery.failures_to_detect + probes.failures_to_detect,
+        gallery.centre_fallbacks + probes.centre_fallbacks,
+        gallery.qualities,
+    )
+    return merged, probes, total
 
 
 def _centre_box(shape: tuple[int, ...]) -> tuple[float, float, float, float]:

@@ -31,10 +31,47 @@ from core.metrics.pair_defaults import MIN_OTHER_MAPS
 from core.models.ids import DEFAULT_MODEL_ID
 
 
+def probe_chains_from(args: argparse.Namespace):
+    """``--degrade`` and ``--process`` (each repeatable, in order) -> the chains
+    applied to every pair's probe; None when neither is given (the plain run)."""
+    from core.evaluation import ProbeChains
+
+    degrade = steps_from("--degrade", args.degrade)
+    process = steps_from("--process", args.process)
+    if not degrade and not process:
+        return None
+    return ProbeChains(tuple(degrade), tuple(process))
+
+
+def steps_from(flag: str, texts: Sequence[str] | None) -> list:
+    """Each ``OP[:name=value,...]`` checked into a step (one line naming the flag
+    and what it was given when one is wrong)."""
+    from core.processing import ProcessingError, parse_step
+
+    steps = []
+    for text in texts or ():
+        try:
+            step = parse_step(text)
+        except BadInputError as error:  # a ProcessingError, or a parameter's value
+            reason = error.reason
+            prefix = f"--op {text.strip()!r}: "
+            if reason.startswith(prefix):
+                reason = reason[len(prefix) :]
+            raise ProcessingError(f"{flag} {text!r}: {reason}") from None
+        if step.info.needs_frames:
+            raise ProcessingError(
+                f"{flag} {text!r}: {step.op_id} reads the frames of a video; an "
+                "evaluation image is a still"
+            )
+        steps.append(step)
+    return steps
+
+
 def cmd_eval_verification(args: argparse.Namespace) -> int:
     from core.evaluation import check_max_pairs, evaluate_verification
 
     check_max_pairs(args.max_pairs)  # these before loading the model
+    probe_chains = probe_chains_from(args)
     bands: tuple[float, ...] = ()
     if args.by_quality is not None:
         from core.calibration import band_measure, parse_bands
@@ -52,6 +89,7 @@ def cmd_eval_verification(args: argparse.Namespace) -> int:
         progress=progress_printer("embedding images", args.json, "count"),
         by_quality=args.by_quality,
         bands=bands,
+        probe_chains=probe_chains,
     )
     if args.json:
         print_json(report.to_dict())
@@ -376,6 +414,24 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     add_card_option(verification)
     add_trust_model_code(verification)
     add_quality_band_options(verification, "report EER and ROC AUC per band of")
+    verification.add_argument(
+        "--degrade",
+        action="append",
+        metavar="OP[:NAME=VALUE,...]",
+        help="simulate a condition on the PROBE of every pair (the first image; the "
+        "second, gallery image is left as it is) after loading and before "
+        "detection, e.g. levels:output_white=60 (low light) or "
+        "gaussian_blur:sigma=2 (blur); repeatable, applied in order, before "
+        "--process (xfr processing ops lists the operations)",
+    )
+    verification.add_argument(
+        "--process",
+        action="append",
+        metavar="OP[:NAME=VALUE,...]",
+        help="enhance the PROBE of every pair (the first image) after --degrade and "
+        "before detection, e.g. clahe:clip=2 or unsharp:radius=2,amount=1; "
+        "repeatable, applied in order; the output records both chains",
+    )
     verification.add_argument("--json", action="store_true")
     verification.set_defaults(run=cmd_eval_verification)
     add_models_eval(eval_kinds)
