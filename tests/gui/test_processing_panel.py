@@ -268,3 +268,49 @@ def test_a_read_only_case_cannot_add_a_processed_exhibit(qtbot, demo_path):
     assert panel.shown.after is not None
     assert not panel.derive_button.isEnabled()
     assert panel.derive_button.toolTip() == READ_ONLY_WHY
+
+
+def test_done_when_made_in_the_gui_in_the_report_and_verified(
+    qtbot, demo_path, tmp_path, capsys
+):
+    """Issue 21's done-when, end to end: levels + unsharp on the demo case's CCTV
+    still (Q1) made in the Processing tab; the report's processing log shows the
+    chain; `xfr case verify` re-runs it and finds the case intact."""
+    from core.report.api import generate_report
+    from tests.cli.in_process import xfr
+    from tests.core.test_report_processing import pdf_text
+
+    window = open_window(qtbot, demo_path)
+    panel, case = window.processing, window.controller.case
+    assert case.exhibit("Q1").original_name == "cctv_still_cam03.jpg"
+    panel.set_source("Q1")
+    add_step(qtbot, panel, "levels", **LEVELS)
+    add_step(qtbot, panel, "unsharp", **UNSHARP)
+    wait_preview(qtbot, panel)
+    with qtbot.waitSignal(window.controller.derived, timeout=WAIT_MS):
+        qtbot.mouseClick(panel.derive_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not window.controller.deriver.is_busy(), timeout=WAIT_MS)
+    link = case.derivations.derivation("Q1.1")
+    assert link is not None
+
+    out = tmp_path / "report.pdf"
+    generate_report(case, out)
+    text = pdf_text(out)
+    assert "Processing log" in text and "Q1.1: processed from Q1" in text
+    for line in (
+        "black = 12",
+        "white = 236",
+        "gamma = 1.25",
+        "radius = 2",
+        "amount = 0.8",
+        "threshold = 3",
+    ):
+        assert line in text, line
+    assert link.output_sha256 in text.replace(" ", "")
+    assert "Levels and gamma" in text and "Unsharp mask" in text
+    assert " ".join(wording.NON_GENERATIVE_STATEMENT.split()) in text
+
+    window.controller.close_case()
+    code, printed, _err = xfr(capsys, "case", "verify", demo_path)
+    assert code == 0, printed
+    assert printed.startswith("INTACT") and "1 processed exhibit(s) re-run" in printed
