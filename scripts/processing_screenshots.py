@@ -3,7 +3,8 @@ and gamma then unsharp mask on the demo case's CCTV still Q1, side by side and i
 the wipe view, then the exhibits list with the derived exhibit Q1.1 under Q1, and
 a comparison of Q1.1's face with the note on what it is of.
 
-    QT_QPA_PLATFORM=offscreen .venv/bin/python scripts/processing_screenshots.py docs/processing
+    QT_QPA_PLATFORM=offscreen .venv/bin/python \
+        scripts/processing_screenshots.py docs/processing
 
 Uses a temporary settings/data folder (scripts/app_driver.py); needs dlib (the
 demo case's faces).
