@@ -451,6 +451,8 @@ def processing_rerun_failed(mark: str, problem: str) -> str:
 
 def processing_rerun_warning(mark: str, warning: str) -> str:
     return f"Re-run for this report, note on {mark}: {warning}."
+
+
 # The Processing tab (xfr_desktop/panels/processing_panel.py): the short form of
 # NON_GENERATIVE_STATEMENT shown under the preview (its tooltip is the full one).
 PROCESSING_PANEL_STATEMENT = (
