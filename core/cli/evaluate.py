@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from typing import Any
 
 from core.cli.common import (
     EXIT_OK,
@@ -31,7 +32,7 @@ from core.metrics.pair_defaults import MIN_OTHER_MAPS
 from core.models.ids import DEFAULT_MODEL_ID
 
 
-def probe_chains_from(args: argparse.Namespace):
+def probe_chains_from(args: argparse.Namespace) -> Any:
     """``--degrade`` and ``--process`` (each repeatable, in order) -> the chains
     applied to every pair's probe; None when neither is given (the plain run)."""
     from core.evaluation import ProbeChains
@@ -43,7 +44,7 @@ def probe_chains_from(args: argparse.Namespace):
     return ProbeChains(tuple(degrade), tuple(process))
 
 
-def steps_from(flag: str, texts: Sequence[str] | None) -> list:
+def steps_from(flag: str, texts: Sequence[str] | None) -> list[Any]:
     """Each ``OP[:name=value,...]`` checked into a step (one line naming the flag
     and what it was given when one is wrong)."""
     from core.processing import ProcessingError, parse_step

@@ -26,6 +26,7 @@ Rules every operation keeps (tests in ``tests/core/test_processing*.py``):
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import platform
 from collections.abc import Callable, Mapping, Sequence
@@ -450,10 +451,11 @@ def library_versions() -> dict[str, str]:
 
 def _numpy_cpu_features() -> str:
     """The processor features numpy's optimised loops use here."""
-    try:
-        from numpy._core._multiarray_umath import (  # type: ignore[attr-defined]
-            __cpu_features__ as features,
-        )
-    except ImportError:  # numpy < 2 or a build without the table
+    try:  # a private table (numpy >= 2): read by name, so its absence is one word
+        module = importlib.import_module("numpy._core._multiarray_umath")
+    except ImportError:
         return "unknown"
-    return " ".join(sorted(name for name, on in features.items() if on))
+    features = getattr(module, "__cpu_features__", None)
+    if not isinstance(features, dict):
+        return "unknown"
+    return " ".join(sorted(str(name) for name, on in features.items() if on))

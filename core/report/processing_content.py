@@ -127,7 +127,9 @@ def _processed(case: Case, derivation: Derivation) -> ProcessedExhibit:
 
 def _padded(derivation: Derivation) -> list[Mapping[str, Any]]:
     """One inputs record per step (an older or damaged record may have fewer)."""
-    inputs = [i if isinstance(i, Mapping) else {} for i in derivation.inputs]
+    inputs: list[Mapping[str, Any]] = [
+        i if isinstance(i, Mapping) else {} for i in derivation.inputs
+    ]
     return (inputs + [{}] * len(derivation.steps))[: len(derivation.steps)]
 
 
