@@ -373,8 +373,11 @@ def derived_exhibit_note(mark: str, original: str, operations: Sequence[str]) ->
 NON_GENERATIVE_STATEMENT = (
     "Only the non-generative operations listed were applied, each a fixed, "
     "documented signal-processing function of the pixels, in the order and with the "
-    "parameters shown; the processed images can be re-created bit for bit from the "
-    "originals and this record (xfr case verify does it). No generative or "
+    "parameters shown. The processed images can be re-created from the originals "
+    "(and, for frame averaging, the video the frame was taken from) and this record: "
+    "bit for bit with the software, library versions and processor features "
+    "recorded, and within 2 grey levels in at most 1 % of the pixels elsewhere "
+    "(xfr case verify re-runs every chain and says which). No generative or "
     "learning-based enhancement (super-resolution, learned denoising or face "
     "\u201cenhancement\u201d) was used."
 )
@@ -398,8 +401,9 @@ PROCESSING_OUT_OF_SCOPE = (
     "Out of scope: super-resolution, learned de-noising or de-blurring, face "
     "\u201cenhancement\u201d, in-painting and every other operation that learns from "
     "other images or synthesises detail are not offered by this software and were "
-    "not used; none of the operations listed adds information that the source "
-    "pixels do not hold."
+    "not used. None of the operations listed adds information that its recorded "
+    "inputs do not hold: the source image and, for frame averaging only, the other "
+    "frames of the same video named in its step."
 )
 PROCESSING_OPERATION_UNKNOWN = (
     "an operation this version of the software does not have: shown as recorded, "

@@ -116,17 +116,26 @@ class _Task:
         try:
             value = self.function(*self.args, **kwargs)
             if not self.cancel_event.is_set():
-                self.signals.result.emit(self.generation, value)
+                _emit(self.signals.result, self.generation, value)
         except Cancelled:
             pass
         except Exception as error:  # every failure goes to the one error path
-            self.signals.error.emit(self.generation, error, traceback.format_exc())
+            _emit(self.signals.error, self.generation, error, traceback.format_exc())
         finally:
             # A task that was asked to stop counts as cancelled however it ended.
-            self.signals.finished.emit(self.generation, self.cancel_event.is_set())
+            _emit(self.signals.finished, self.generation, self.cancel_event.is_set())
             with _live_lock:
                 _live_tasks.discard(self)
             self.done_event.set()  # last: after this the task touches nothing
+
+
+def _emit(signal: Any, *args: Any) -> None:
+    """Emit from a pool thread; a window torn down while the task ran has deleted
+    the signals' object, and then nobody is left to tell (not an error)."""
+    try:
+        signal.emit(*args)
+    except RuntimeError:  # "Signal source has been deleted"
+        pass
 
 
 class TaskRunner(QObject):

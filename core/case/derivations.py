@@ -194,6 +194,21 @@ class CaseDerivations:
         checked = self.case._audited.checked("derivations", rows)
         return _derivation_from_row(checked[0]) if checked else None
 
+    def record_problem(self, mark: str) -> str | None:
+        """Why the processing record of ``mark`` is not what the audit log
+        recorded (edited outside XFR), or None.  Checked even in a case open
+        read-only, which otherwise shows its rows as they are."""
+        if not self._has_table():
+            return None
+        rows = list(
+            self.case._db.execute(_QUERY + " WHERE exhibits.mark = ?", (mark.upper(),))
+        )
+        try:
+            self.case._audited.checked("derivations", rows, even_read_only=True)
+        except CaseError as error:
+            return error.reason
+        return None
+
     def derivations(self, source: str | None = None) -> list[Derivation]:
         """Every derived exhibit (made directly from ``source``), oldest first."""
         if not self._has_table():
@@ -261,6 +276,7 @@ class CaseDerivations:
                 frame.stream_index,
                 frame.frame_number,
                 frame.display_rotation,
+                video.mark,
             )
         source = self.case.exhibit(frame.video)
         return still_frame_reader(
@@ -321,6 +337,13 @@ class CaseDerivations:
         }
         stamp = now()
         names = ", ".join(s.info.display_name.lower() for s in steps)
+        # named after the original's file (Q1.1.1 is "cctv_still Q1.1.1.png")
+        first = self.original(source.mark)
+        original_stem = Path(
+            self.case.exhibit(first).original_name
+            if first != MISSING_SOURCE
+            else source.original_name
+        ).stem
         with (
             removing_on_failure([target] if target else []),
             self.case._change("exhibits.derive", record) as db,
@@ -334,7 +357,7 @@ class CaseDerivations:
                     new_mark,
                     source.role,
                     sha256,
-                    printable(f"{Path(source.original_name).stem} {new_mark}.png"),
+                    printable(f"{original_stem} {new_mark}.png"),
                     len(data),
                     "PNG",
                     width,
@@ -383,6 +406,14 @@ class CaseDerivations:
         derivation = self.derivation(self.case.exhibit(mark).mark)
         if derivation is None:
             raise BadInputError(f"exhibit {mark} is an original, not a processed one")
+        altered = self.record_problem(derivation.mark)
+        if altered is not None:
+            return DerivationCheck(
+                derivation.mark,
+                False,
+                (f"its processing record was changed: {altered}",),
+                recorded=derivation.output_sha256,
+            )
         if derivation.source == MISSING_SOURCE:
             return DerivationCheck(
                 derivation.mark,
@@ -525,9 +556,10 @@ def _setup(made: dict[str, str], here: dict[str, str]) -> str:
 
 # ---- reading the frames around a frame exhibit ---------------------------------------
 def video_frame_reader(
-    path: Path, sha256: str, stream: int, number: int, rotation: int
+    path: Path, sha256: str, stream: int, number: int, rotation: int, mark: str = ""
 ) -> FrameReader:
-    """Frames ``number + offset`` of the stored video, turned as the frame was."""
+    """Frames ``number + offset`` of the stored video (exhibit ``mark``), turned as
+    the frame was; each frame's record names the video by mark and SHA-256."""
 
     def read(offsets: Sequence[int]) -> FrameSet:
         wanted = {number + o: o for o in offsets}
@@ -545,6 +577,9 @@ def video_frame_reader(
                 offset = wanted[ref.frame_number]
                 frames[offset] = upright(rgb, rotation)
                 records[offset] = {
+                    "video": mark,
+                    "video_sha256": sha256,
+                    "stream": stream,
                     "frame_number": ref.frame_number,
                     "frame_sha256": ref.frame_sha256,
                 }
@@ -573,6 +608,7 @@ def still_frame_reader(path: Path, sha256: str, number: int) -> FrameReader:
                 continue  # past its last frame
             frames[offset] = rgb
             records[offset] = {
+                "image_sha256": sha256,
                 "frame_number": still.index,
                 "frame_sha256": still.frame_sha256,
             }

@@ -92,6 +92,13 @@ def cmd_eval_verification(args: argparse.Namespace) -> int:
         bands=bands,
         probe_chains=probe_chains,
     )
+    if report.pairs_evaluated == 0:  # no EER, TAR or FAR is a measurement then
+        first = report.failed_images[0] if report.failed_images else "none named"
+        raise BadInputError(
+            f"no pair could be scored ({report.pairs_skipped} left out; "
+            f"{len(report.failed_images)} image(s) failed, the first: {first})",
+            args.data,
+        )
     if args.json:
         print_json(report.to_dict())
     else:

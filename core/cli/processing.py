@@ -122,14 +122,15 @@ def _refuse_video(case: Case, mark: str) -> None:
 
 
 def _hash_lines(derivation: Derivation, file_sha256: str | None) -> list[str]:
+    # SHA-256s of: short labels, so that each line fits 80 columns whole
     rows = [
-        ("source file sha256", derivation.source_sha256),
-        ("source pixels sha256", derivation.source_pixels_sha256),
-        ("output pixels sha256", derivation.output_sha256),
+        ("source file", derivation.source_sha256),
+        ("source pix", derivation.source_pixels_sha256),
+        ("output pix", derivation.output_sha256),
     ]
     if file_sha256:
-        rows.append(("output file sha256 (PNG)", file_sha256))
-    return [f"  {label:<25} {digest}" for label, digest in rows]
+        rows.append(("output PNG", file_sha256))
+    return ["  SHA-256s of:"] + [f"  {label:<11} {digest}" for label, digest in rows]
 
 
 def _step_lines(derivation: Derivation) -> list[str]:
@@ -143,7 +144,13 @@ def _step_lines(derivation: Derivation) -> list[str]:
 
 
 def _made_with(derivation: Derivation) -> str:
-    libraries = ", ".join(f"{k} {v}" for k, v in sorted(derivation.libraries.items()))
+    """Who made it, when, with which versions (the processor features the
+    libraries used are in the --json output: a long list)."""
+    libraries = ", ".join(
+        f"{k} {v}"
+        for k, v in sorted(derivation.libraries.items())
+        if not k.endswith(" cpu")
+    )
     return (
         f"made {derivation.created} by {derivation.created_by}, XFR "
         f"{derivation.software_version}; {libraries}"
@@ -258,6 +265,11 @@ def cmd_processed(args: argparse.Namespace) -> int:
             for d in listed
         ]
         text = [line for d in listed for line in derivation_lines(case, d)]
+        altered = {
+            d.mark: problem
+            for d in listed
+            if (problem := case.derivations.record_problem(d.mark))
+        }
         checks = [case.derivations.check(d.mark) for d in listed] if args.check else []
     payload: dict[str, Any] = {"processed": entries}
     if not listed:
@@ -266,7 +278,14 @@ def cmd_processed(args: argparse.Namespace) -> int:
             f"no processed exhibits{where} (make one with `xfr case process CASE "
             "Q1 --op levels:gamma=1.2`)"
         ]
-    intact = all(c.ok for c in checks)
+    intact = all(c.ok for c in checks) and not altered
+    if altered:  # listed as stored, and said to be so
+        payload["altered_records"] = altered
+        text += [
+            f"warning: {mark}: the record above is not what the audit log recorded "
+            f"({why}); run `xfr case verify`"
+            for mark, why in altered.items()
+        ]
     if args.check:
         payload |= {"intact": intact, "checks": [c.to_dict() for c in checks]}
         text += [line for c in checks for line in check_lines(c)]

@@ -132,6 +132,13 @@ class StepContext:
     read_frames: FrameReader | None = None  # only for a video frame exhibit
     # what the step read besides its input (frame numbers and hashes), recorded
     inputs: dict[str, Any] = field(default_factory=dict)
+    cancel: Callable[[], bool] | None = None  # the caller's "stop", for long steps
+
+    def check_cancelled(self) -> None:
+        """Raise ``Cancelled`` when the caller asked to stop (long steps call it
+        between iterations; the result is then never stored)."""
+        if self.cancel is not None and self.cancel():
+            raise Cancelled()
 
     def frames(self, op_id: str, offsets: Sequence[int]) -> FrameSet:
         if self.read_frames is None:
@@ -250,8 +257,10 @@ def _jsonable(value: ParamValue) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
-def _shown(value: ParamValue) -> str:
-    if isinstance(value, tuple):
+def _shown(value: Any) -> str:
+    """A value as ``--op`` takes it (a list as 1,2,3), so a listed step can be
+    typed again."""
+    if isinstance(value, tuple | list):
         return ",".join(str(v) for v in value)
     if isinstance(value, float):
         return f"{value:g}"
@@ -401,7 +410,7 @@ def run_chain(
                 f"step {index + 1} ({step.op_id}) is version {step.version}; this XFR "
                 f"has version {operation.info.version}"
             )
-        ctx = StepContext(index, read_frames)
+        ctx = StepContext(index, read_frames, cancel=cancel)
         try:
             image = operation.apply(image, step.params, ctx)
         except BadInputError as error:  # a bad value, named with its step

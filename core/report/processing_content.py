@@ -206,8 +206,16 @@ def _inputs_words(inputs: Mapping[str, Any]) -> list[str]:
             else ""
         )
         offset = frame.get("offset")
+        video = frame.get("video") or ""
+        source = (
+            f" of video {video} (SHA-256 {frame['video_sha256']})"
+            if frame.get("video_sha256")
+            else f" of the image with SHA-256 {frame['image_sha256']}"
+            if frame.get("image_sha256")
+            else ""
+        )
         lines.append(
-            f"frame {frame.get('frame_number', '?')}"
+            f"frame {frame.get('frame_number', '?')}{source}"
             + (f" (offset {int(offset):+d})" if isinstance(offset, int) else "")
             + f", decoded pixels SHA-256 {frame.get('frame_sha256', 'not recorded')}"
             + moved

@@ -229,3 +229,26 @@ def test_the_report_manifest_names_each_processed_exhibit(case, capsys, tmp_path
         "libraries": record.libraries,
     }
     assert [s["op"] for s in entry["steps"]] == ["crop", "levels"]
+
+
+def test_a_record_edited_outside_xfr_is_listed_as_such(case, capsys):
+    """Listing shows what is stored; a record that is not what the audit log
+    recorded is said to be so (and --check fails on it), as the report refuses."""
+    import sqlite3
+
+    assert xfr(capsys, "case", "process", case, "Q1", *CHAIN, "--no-detect")[0] == 0
+    db = sqlite3.connect(case / "case.sqlite")
+    try:
+        db.execute(
+            "UPDATE derivations SET chain = replace(chain, '\"black\":10', "
+            "'\"black\":12')"
+        )
+        db.commit()
+    finally:
+        db.close()
+    code, out, _ = xfr(capsys, "case", "processed", case)
+    assert code == 1 and "black=12" in out
+    assert "warning: Q1.1: the record above is not what the audit log recorded" in out
+    code, out, _ = xfr(capsys, "case", "processed", case, "--check")
+    assert code == 1 and "problem: Q1.1: its processing record was changed" in out
+    assert all(len(line) <= 80 for line in out.splitlines() if "SHA" in line)

@@ -192,3 +192,19 @@ def test_a_recorded_value_checking_would_change_is_refused():
 def test_the_setup_names_the_processor_features_used():
     setup = processing.library_versions()
     assert {"opencv", "opencv cpu", "numpy", "numpy cpu", "platform"} <= set(setup)
+
+
+def test_a_long_step_stops_between_iterations_when_asked():
+    from core.errors import Cancelled
+
+    asked = iter([False] + [False] * 3 + [True] * 1000)  # stop in the 4th iteration
+    calls = []
+
+    def cancel() -> bool:
+        calls.append(1)
+        return next(asked)
+
+    step = make_step("richardson_lucy", {"iterations": 200, "length": 3.0})
+    with pytest.raises(Cancelled):
+        run_chain(noisy_face(), [step], cancel=cancel)
+    assert len(calls) == 5  # once before the step, then once per iteration

@@ -323,3 +323,23 @@ def test_a_chain_that_does_not_fit_a_probe_leaves_its_pairs_out(
     assert report.failures_to_detect == 0
     assert len(report.failed_images) == 3  # every probe, the gallery ones fine
     assert all("(processed probe): step 1 (crop)" in f for f in report.failed_images)
+
+
+def test_a_run_that_scores_no_pair_is_refused_not_reported(
+    colours, monkeypatch, capsys
+):
+    """A chain that fits no probe (or no face found at all) leaves nothing to
+    measure: one line and exit 2, never "EER nan %" and "TAR 0.00 %"."""
+
+    def nothing_embedded(images, model, *, transform=None, **options):
+        failed = [
+            f"{path} (processed probe): step 1 (crop): too big" for path in images
+        ]
+        return evaluation.EmbeddedImages({}, failed)
+
+    monkeypatch.setattr(evaluation, "embed_images", nothing_embedded)
+    code = main(["eval", "verification", "--data", str(colours.root), "--json"])
+    captured = capsys.readouterr()
+    assert code == EXIT_BAD_INPUT and captured.out == ""
+    err = captured.err.strip()
+    assert "\n" not in err and "no pair could be scored" in err and "too big" in err

@@ -20,6 +20,7 @@ from PySide6.QtCore import Qt
 from core import processing, wording
 from core.case import workflow
 from core.case.demo import create_demo_case
+from core.case.store import Case
 from core.imageio import load_image
 from tests.gui.tiny_case import (
     WAIT_MS,
@@ -314,3 +315,55 @@ def test_done_when_made_in_the_gui_in_the_report_and_verified(
     code, printed, _err = xfr(capsys, "case", "verify", demo_path)
     assert code == 0, printed
     assert printed.startswith("INTACT") and "1 processed exhibit(s) re-run" in printed
+
+
+def test_a_number_left_automatic_can_be_entered(qtbot, demo_path):
+    """Resize's width, height and scale may each be left empty ("automatic"): the
+    form gives them a text field, not a spin box that cannot hold "none"."""
+    window = open_window(qtbot, demo_path)
+    panel = window.processing
+    panel.set_source("Q1")
+    panel.choose_operation("resize")
+    qtbot.mouseClick(panel.add_button, Qt.MouseButton.LeftButton)
+    width = panel.editors["width"]
+    assert width.text() == "" and width.placeholderText() == "automatic"
+    qtbot.keyClicks(width, "100")
+    qtbot.waitUntil(lambda: not panel.preview_pending(), timeout=WAIT_MS)
+    qtbot.waitUntil(
+        lambda: panel.shown is not None and panel.shown.after is not None,
+        timeout=WAIT_MS,
+    )
+    assert panel.shown.after.shape[1] == 100
+    assert not panel.error_line.isVisible()
+
+
+def test_an_error_of_a_chain_since_corrected_does_not_stay(qtbot, demo_path):
+    window = open_window(qtbot, demo_path)
+    panel = window.processing
+    panel.set_source("Q1")
+    add_step(qtbot, panel, "nl_means", search=61, template=21)  # slow: overlaps
+    add_step(qtbot, panel, "crop", w=5000)
+    # the failing chain is computing when the examiner corrects it
+    qtbot.waitUntil(lambda: panel._running[1] == panel._request, timeout=WAIT_MS)
+    panel.editors["w"].setValue(100)
+    qtbot.waitUntil(lambda: not panel.preview_pending(), timeout=WAIT_MS)
+    qtbot.waitUntil(
+        lambda: panel.shown is not None and panel.shown.after is not None,
+        timeout=WAIT_MS,
+    )
+    assert panel.shown.after.shape[1] == 100
+    assert not panel.error_line.isVisible() and panel.derive_button.isEnabled()
+
+
+def test_a_long_lineage_is_listed_one_level_under_its_original(qtbot, demo_path):
+    with Case.open(demo_path) as case:
+        case.derivations.derive("Q1", [processing.make_step("levels", LEVELS)])
+        case.derivations.derive("Q1.1", [processing.parse_step("crop:w=100,h=90")])
+        case.derivations.derive("Q1.1.1", [processing.parse_step("flip")])
+    window = open_window(qtbot, demo_path)
+    tree = window.exhibits
+    q1 = tree.item_for("Q1", EXHIBIT)
+    for mark, source in (("Q1.1", "Q1"), ("Q1.1.1", "Q1.1"), ("Q1.1.1.1", "Q1.1.1")):
+        item = tree.item_for(mark, EXHIBIT)
+        assert item is not None and item.parent() is q1, mark
+        assert item.text(0).startswith(f"{mark}  processed {source}\n")

@@ -231,8 +231,17 @@ class ExhibitsPanel(QWidget):
         reasons = case.rejection_reasons() if rejected_by_mark else {}
         # where each frame exhibit came from (its video, frame number, time)
         frames = {frame.mark: frame for frame in case.videos.frames()}
-        # processed exhibits (Q1.1) are listed under their source (Q1)
+        # processed exhibits (Q1.1, Q1.1.1) are listed under their original (Q1),
+        # one level deep so that a long lineage stays readable; the row names the
+        # exhibit each was made from
         derived = {d.mark: d for d in case.derivations.derivations()}
+
+        def original(mark: str) -> str:
+            seen = 0
+            while mark in derived and seen < 100:
+                mark, seen = derived[mark].source, seen + 1
+            return mark
+
         greyed = QBrush(self.palette().color(QPalette.ColorRole.PlaceholderText))
         missing = []
         for role, title in ROLE_TITLES.items():
@@ -279,7 +288,7 @@ class ExhibitsPanel(QWidget):
                     item.setIcon(0, QIcon(self._pixmaps[exhibit.mark]))
                 else:
                     missing.append(exhibit.mark)
-                parent = top if link is None else items.get(link.source, top)
+                parent = top if link is None else items.get(original(exhibit.mark), top)
                 parent.addChild(item)
                 items[exhibit.mark] = item
                 shown = sorted(faces + rejected, key=lambda f: f.face_index)

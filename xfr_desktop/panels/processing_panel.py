@@ -321,6 +321,7 @@ class ProcessingPanel(QWidget):
         self._case: Case | None = None  # the case the chain was built in
         self._request = 0  # the latest preview asked for
         self._wanted: tuple[str, tuple[Step, ...], int] | None = None
+        self._running: tuple[str | None, int] = (None, 0)  # the preview computing
         self._previewer = TaskRunner(self)
         self._previewer.result.connect(self._on_preview)
         self._previewer.error.connect(self._on_preview_error)
@@ -740,6 +741,7 @@ class ProcessingPanel(QWidget):
                 self.working.setText("")
             return
         (mark, steps, request), self._wanted = self._wanted, None
+        self._running = (mark, request)  # whose error an error signal is
         self._previewer.start(make_preview, case, mark, steps, request)
 
     def preview_pending(self) -> bool:
@@ -749,6 +751,8 @@ class ProcessingPanel(QWidget):
     def _on_preview(self, preview: Preview) -> None:
         if preview.request != self._request or preview.mark != self.source_mark():
             return  # stale: a newer chain or another source was asked for since
+        self._set_problem("")  # an older request's error no longer holds
+        self._update_buttons()
         self.shown = preview
         before = preview.before
         height, width = before.shape[:2]
@@ -776,6 +780,9 @@ class ProcessingPanel(QWidget):
             self.wipe_slider.setEnabled(False)
 
     def _on_preview_error(self, error: BaseException, details: str) -> None:
+        mark, request = self._running
+        if request != self._request or mark != self.source_mark():
+            return  # the error of a chain since changed: the newer one decides
         if isinstance(error, BadInputError):  # a step cannot run: one red line
             self._set_problem(error.reason)
             self.after_view.set_image(None)

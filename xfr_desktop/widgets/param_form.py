@@ -37,7 +37,7 @@ def editor_for(param: Param, value: Any = None) -> QWidget:
         check = QCheckBox()
         check.setChecked(bool(shown))
         editor = check
-    elif param.type is int:
+    elif param.type is int and not param.optional:
         spin = QSpinBox()
         spin.setRange(
             int(param.minimum if param.minimum is not None else -INT_LIMIT),
@@ -45,7 +45,7 @@ def editor_for(param: Param, value: Any = None) -> QWidget:
         )
         spin.setValue(int(shown))  # type: ignore[arg-type]
         editor = spin
-    elif param.type is float:
+    elif param.type is float and not param.optional:
         double = QDoubleSpinBox()
         double.setDecimals(4)
         double.setRange(
@@ -54,7 +54,7 @@ def editor_for(param: Param, value: Any = None) -> QWidget:
         )
         double.setValue(float(shown))  # type: ignore[arg-type]
         editor = double
-    else:
+    else:  # text, lists, and numbers that may be left "automatic" (empty)
         line = QLineEdit()
         if isinstance(shown, tuple | list):
             line.setText(",".join(str(v) for v in shown))

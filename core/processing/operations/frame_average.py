@@ -107,6 +107,7 @@ class FrameAverage(Operation):
         total = rgb.astype(np.float64)
         used = []
         for offset in found:
+            ctx.check_cancelled()
             frame = np.asarray(frame_set.frames[offset])
             if frame.dtype != np.uint8 or frame.shape != rgb.shape:
                 raise ProcessingError(

@@ -71,6 +71,7 @@ class RichardsonLucy(Operation):
         backward = otf(kernel[::-1, ::-1].copy(), shape)
         estimate = observed.copy()
         for _ in range(int_param(params, "iterations")):
+            ctx.check_cancelled()
             blurred = convolve_circular(estimate, forward)
             ratio = observed / np.maximum(blurred, EPSILON)
             estimate = estimate * convolve_circular(ratio, backward)

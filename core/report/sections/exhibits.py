@@ -60,7 +60,7 @@ def lay_out(content: ReportContent, styles: Styles) -> list[Flowable]:
         thumb: Flowable = (
             styles.p("unreadable", styles.small)  # a damaged copy: verify names it
             if item.thumbnail is None
-            else image(item.thumbnail, 22 * mm)
+            else image(item.thumbnail, 21 * mm)
         )
         rows.append(
             [
@@ -70,8 +70,9 @@ def lay_out(content: ReportContent, styles: Styles) -> list[Flowable]:
                     derived + f"{styles.u(exhibit.original_name)}<br/>"
                     f"{exhibit.size:,} bytes, "
                     f"{exhibit.format}, {exhibit.width}×{exhibit.height}<br/>"
-                    f"received {exhibit.intake_time} by "
-                    f"{styles.u(exhibit.intake_user)}"
+                    # a processed exhibit was made here, not received
+                    f"{'received' if processed is None else 'made by processing'} "
+                    f"{exhibit.intake_time} by {styles.u(exhibit.intake_user)}"
                     + (f"<br/>note: {styles.u(exhibit.note)}" if exhibit.note else ""),
                     styles.small,
                 ),
@@ -79,7 +80,8 @@ def lay_out(content: ReportContent, styles: Styles) -> list[Flowable]:
                 styles.p(exhibit.sha256, styles.hash),
             ]
         )
-    story.append(table(rows, [11 * mm, 24 * mm, 50 * mm, TEXT_WIDTH - 85 * mm]))
+    # the mark column holds a processed exhibit's mark (Q1.1.1) on one line
+    story.append(table(rows, [15 * mm, 23 * mm, 47 * mm, TEXT_WIDTH - 85 * mm]))
     return [*story, *lay_out_videos(content, styles)]
 
 

@@ -118,7 +118,16 @@ def _step_row(step: ProcessingStep, styles: Styles) -> list[Any]:
 
 
 def _hash_rows(item: ProcessedExhibit, styles: Styles) -> list[list[Any]]:
-    libraries = ", ".join(f"{k} {v}" for k, v in item.libraries if k != "platform")
+    libraries = ", ".join(
+        f"{k} {v}"
+        for k, v in item.libraries
+        if k != "platform" and not k.endswith(" cpu")
+    )
+    features = "; ".join(
+        f"{k.removesuffix(' cpu')}: {v}"
+        for k, v in item.libraries
+        if k.endswith(" cpu")
+    )
     platform = dict(item.libraries).get("platform", "not recorded")
     fields: list[tuple[str, str, bool]] = [
         (f"Source file SHA-256 ({item.source})", item.source_sha256, True),
@@ -128,6 +137,7 @@ def _hash_rows(item: ProcessedExhibit, styles: Styles) -> list[list[Any]]:
         ("Software", f"XFR Desktop {styles.u(item.software_version)}", False),
         ("Libraries", styles.u(libraries or "not recorded"), False),
         ("Platform", styles.u(platform), False),
+        ("Processor features used", styles.u(features or "not recorded"), False),
         ("Made", f"{item.created} by {styles.u(item.created_by)}", False),
     ]
     return [
