@@ -996,6 +996,8 @@ class MainWindow(QMainWindow):
         self.layers.set_pair(None, self.model)
         self.superimpose.set_pair(None, "", "")
         self.grid.set_results({}, None)
+        for panel in (self.grid, self.layers, self.superimpose):
+            panel.processed_note.show_text("")
         self.case_label.setText("No case open")
         self.setWindowTitle(f"{APP_NAME} {__version__}")
         self.pages.setCurrentWidget(self.start_page)
@@ -1146,6 +1148,10 @@ class MainWindow(QMainWindow):
             self.controller.case, loaded.probe_label, loaded.gallery_label
         )
         self.layers.set_pair(loaded.pair, self.model)
+        # every view of the pair says when a face is on a processed exhibit
+        processed = self.compare.derived_note.text()
+        for panel in (self.grid, self.layers, self.superimpose):
+            panel.processed_note.show_text(processed)
         self.explain.setEnabled(True)
         self._results_loader.start(
             workflow.load_results, self.controller.case, loaded.comparison.id

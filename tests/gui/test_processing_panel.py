@@ -151,6 +151,10 @@ def test_a_chain_built_in_the_panel_becomes_q1_1_with_exactly_that_chain(
     note = workflow.derived_note(case, "Q1.1")
     assert note and note in window.compare.derived_note.text()
     assert window.compare.derived_note.isVisible()
+    # and so do the other views of the pair: all methods, layers, superimpose
+    for panel in (window.grid, window.layers, window.superimpose):
+        assert note in panel.processed_note.text()
+        assert not panel.processed_note.isHidden()
     window.compare.select("Q1", "probe")
     qtbot.waitUntil(
         lambda: (
@@ -160,6 +164,8 @@ def test_a_chain_built_in_the_panel_becomes_q1_1_with_exactly_that_chain(
         timeout=WAIT_MS,
     )
     assert not window.compare.derived_note.isVisible()
+    for panel in (window.grid, window.layers, window.superimpose):
+        assert panel.processed_note.isHidden()
 
 
 def test_a_bad_value_is_one_red_line_and_nothing_is_added(qtbot, demo_path):

@@ -61,7 +61,6 @@ from core.metrics.pair_faithfulness import FaithfulnessSettings, PairFaithfulnes
 from core.models.base import FaceModel, Threshold
 from core.wording import (
     ACCEPT_WORDS,
-    NON_GENERATIVE_STATEMENT,
     NOT_CHECKED_YET,
     REJECT_WORDS,
     UNITS_NOT_STATED,
@@ -79,6 +78,7 @@ from xfr_desktop.widgets.chip_view import ChipView
 from xfr_desktop.widgets.colour_bar import ColourBar
 from xfr_desktop.widgets.faithfulness_plot import FaithfulnessPlot
 from xfr_desktop.widgets.flow_layout import FlowLayout
+from xfr_desktop.widgets.processed_note import ProcessedNote, processed_pair_text
 from xfr_desktop.widgets.view_sync import ViewSync
 from xfr_desktop.widgets.viewer import EvidenceViewer
 from xfr_desktop.workers import TaskRunner
@@ -215,9 +215,7 @@ class ComparePanel(QWidget):
         self.earlier_note.setWordWrap(True)
         self.earlier_note.hide()
         # a face on a processed exhibit (Q1.1): what the pair's scores and maps are of
-        self.derived_note = QLabel()
-        self.derived_note.setWordWrap(True)
-        self.derived_note.hide()
+        self.derived_note = ProcessedNote()
         self._hover_at: tuple[int, float, float] | None = None  # side, x, y
         self._unsigned_colour_map = DEFAULT_COLOUR_MAP
         self.shown_peak: float | None = None  # the scale both views are drawn on
@@ -706,15 +704,9 @@ class ComparePanel(QWidget):
 
     def _show_derived_note(self, loaded: LoadedPair) -> None:
         """Under the pair: which of its faces are on a processed exhibit."""
-        notes = []
-        if self.case is not None:
-            for face in loaded.faces:
-                note = workflow.derived_note(self.case, face.label)
-                if note:
-                    notes.append(note[:1].upper() + note[1:] + ".")
-        self.derived_note.setText(" ".join(notes))
-        self.derived_note.setToolTip(NON_GENERATIVE_STATEMENT if notes else "")
-        self.derived_note.setVisible(bool(notes))
+        self.derived_note.show_text(
+            processed_pair_text(self.case, [face.label for face in loaded.faces])
+        )
 
     def fit_views(self) -> None:
         """Each view shows its whole image (with the views synchronised the

@@ -33,6 +33,7 @@ from xfr_desktop.errors import ErrorReporter
 from xfr_desktop.masking import Masking
 from xfr_desktop.widgets.chip_view import ChipView
 from xfr_desktop.widgets.colour_bar import ColourBar
+from xfr_desktop.widgets.processed_note import ProcessedNote
 from xfr_desktop.workers import TaskRunner
 
 LAYER_CHIP_SIZE = 240  # px; the grid's tiles are TILE_CHIP_SIZE
@@ -219,8 +220,10 @@ class MethodGrid(QWidget):
         top = QHBoxLayout()
         top.addWidget(intro, 1)
         top.addWidget(self.kind)
+        self.processed_note = ProcessedNote()  # a face on a processed exhibit
         layout = QVBoxLayout(self)
         layout.addLayout(top)
+        layout.addWidget(self.processed_note)
         layout.addWidget(self.empty)
         layout.addWidget(self.tiles_area, 1)
         layout.addStretch(0)
@@ -404,8 +407,10 @@ class LayersPanel(QWidget):
             chips.addWidget(chip)
         chips.addWidget(self.colour_bar)
         chips.addStretch(1)
+        self.processed_note = ProcessedNote()  # a face on a processed exhibit
         layout = QVBoxLayout(self)
         layout.addLayout(top)
+        layout.addWidget(self.processed_note)
         layout.addWidget(QLabel("Depth (shallow → deep)"))
         layout.addWidget(self.slider)
         layout.addWidget(self.layer_label)

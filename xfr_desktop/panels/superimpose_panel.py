@@ -45,6 +45,7 @@ from core.compare_views import (
     render_view,
 )
 from xfr_desktop.errors import ErrorReporter
+from xfr_desktop.widgets.processed_note import ProcessedNote
 from xfr_desktop.widgets.qimage import rgb_to_qimage
 from xfr_desktop.widgets.view_sync import ViewSync
 from xfr_desktop.widgets.viewer import EvidenceViewer
@@ -157,8 +158,10 @@ class SuperimposePanel(QWidget):
         saving.addWidget(self.save_view_button)
         saving.addWidget(self.save_magnifier_button)
         saving.addWidget(self.saved, 1)
+        self.processed_note = ProcessedNote()  # a face on a processed exhibit
         layout = QVBoxLayout(self)
         layout.addLayout(controls)
+        layout.addWidget(self.processed_note)
         layout.addWidget(self.note)
         layout.addWidget(self.caption)
         layout.addLayout(views, 1)

@@ -1,0 +1,41 @@
+"""The line that says a pair's face is on a processed exhibit (issue 21: a
+processed image's faces, scores and maps say so wherever they are shown).
+
+Every view of a pair - the comparison, all methods, layer by layer, superimpose -
+shows the same sentences, from ``processed_pair_text``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from PySide6.QtWidgets import QLabel, QWidget
+
+from core.case import workflow
+from core.case.store import Case
+from core.wording import NON_GENERATIVE_STATEMENT
+
+
+def processed_pair_text(case: Case | None, labels: Sequence[str]) -> str:
+    """One sentence per face of the pair that is on a processed exhibit ("" when
+    none is)."""
+    notes = []
+    for label in labels if case is not None else ():
+        note = workflow.derived_note(case, label)  # type: ignore[arg-type]
+        if note:
+            notes.append(note[:1].upper() + note[1:] + ".")
+    return " ".join(notes)
+
+
+class ProcessedNote(QLabel):
+    """Hidden unless the pair shown has a face on a processed exhibit."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWordWrap(True)
+        self.hide()
+
+    def show_text(self, text: str) -> None:
+        self.setText(text)
+        self.setToolTip(NON_GENERATIVE_STATEMENT if text else "")
+        self.setVisible(bool(text))
