@@ -176,6 +176,7 @@ def cmd_faces(args: argparse.Namespace) -> int:
         marks = [e.mark for e in case.exhibits()]
         videos = [v.mark for v in case.videos.videos()]
         quality = face_quality_dicts(case, faces) if args.json else {}
+        processed = {d.mark: d.source for d in case.derivations.derivations()}
     if args.history:
         payload = {"history": [f.to_dict() for f in history]}
         lines = [
@@ -186,7 +187,12 @@ def cmd_faces(args: argparse.Namespace) -> int:
         _emit(args, payload, "\n".join(lines))
         return EXIT_OK
     payload = {
-        "faces": [f.to_dict() | {"quality": quality.get(f.label)} for f in faces],
+        "faces": [
+            f.to_dict()
+            | {"quality": quality.get(f.label)}
+            | ({"processed_from": processed[f.mark]} if f.mark in processed else {})
+            for f in faces
+        ],
         "rejected": [f.to_dict() for f in rejected],
     }
     with_face = {f.mark for f in (*faces, *rejected)}
@@ -194,6 +200,11 @@ def cmd_faces(args: argparse.Namespace) -> int:
     lines = (
         [
             f"{f.label:<6} {f.source:<6} box {', '.join(f'{v:.0f}' for v in f.bbox)}"
+            + (
+                f"  (on a processed copy of {processed[f.mark]})"
+                if f.mark in processed
+                else ""
+            )
             for f in faces
         ]
         + [
