@@ -59,6 +59,7 @@ from core.imageio import load_image
 from core.processing import OperationInfo, Step
 from xfr_desktop.case_controller import CaseController
 from xfr_desktop.errors import ErrorReporter
+from xfr_desktop.theme import problem_style
 from xfr_desktop.widgets.param_form import editor_for, on_change, value_of
 from xfr_desktop.workers import TaskRunner
 
@@ -72,7 +73,6 @@ CATEGORY_TITLES = {
     "video": "Video",
 }
 OP_ROLE = Qt.ItemDataRole.UserRole
-ERROR_STYLE = "color: #c0392b; font-weight: bold;"
 READ_ONLY_WHY = (
     "The case is open read-only: no processed exhibit can be added. Close it and "
     "open it normally to add one."
@@ -384,7 +384,6 @@ class ProcessingPanel(QWidget):
         )
         self.error_line = QLabel()
         self.error_line.setWordWrap(True)
-        self.error_line.setStyleSheet(ERROR_STYLE)
         self.error_line.hide()
         self.statement = QLabel(wording.PROCESSING_PANEL_STATEMENT)
         self.statement.setWordWrap(True)
@@ -718,6 +717,10 @@ class ProcessingPanel(QWidget):
 
     def _set_problem(self, text: str) -> None:
         self.problem = text
+        # the theme's own red, read when shown (the theme may have changed since)
+        self.error_line.setStyleSheet(
+            problem_style(self.palette()) + " font-weight: bold;"
+        )
         self.error_line.setText(text)
         self.error_line.setVisible(bool(text))
 
