@@ -373,3 +373,25 @@ def test_a_long_lineage_is_listed_one_level_under_its_original(qtbot, demo_path)
         item = tree.item_for(mark, EXHIBIT)
         assert item is not None and item.parent() is q1, mark
         assert item.text(0).startswith(f"{mark}  processed {source}\n")
+
+
+def test_every_operation_can_be_added_and_previewed(qtbot, demo_path):
+    """Each registered operation gets a form and a preview (or one red line, as
+    resize without a size): none reaches the error dialog."""
+    window = open_window(qtbot, demo_path)
+    panel = window.processing
+    panel.set_source("Q1")
+    for info in processing.infos():
+        if info.needs_frames:  # Q1 is no video frame: the red line says so
+            continue
+        panel.choose_operation(info.op_id)
+        qtbot.mouseClick(panel.add_button, Qt.MouseButton.LeftButton)
+        assert [e.op_id for e in panel.entries] == [info.op_id]
+        assert set(panel.editors) == {p.name for p in info.params}
+        qtbot.waitUntil(lambda: not panel.preview_pending(), timeout=WAIT_MS)
+        assert window.errors.last_report is None, info.op_id
+        assert panel.problem or (
+            panel.shown is not None and panel.shown.after is not None
+        ), info.op_id
+        qtbot.mouseClick(panel.remove_button, Qt.MouseButton.LeftButton)
+        assert panel.entries == []
