@@ -461,9 +461,9 @@ def processing_rerun_warning(mark: str, warning: str) -> str:
 # NON_GENERATIVE_STATEMENT shown under the preview (its tooltip is the full one).
 PROCESSING_PANEL_STATEMENT = (
     "Non-generative processing only: each step is a fixed, documented "
-    "signal-processing function of the pixels, recorded with its parameters and "
-    "re-run bit for bit by verify; nothing is learned or added. The source "
-    "exhibit is never changed."
+    "signal-processing function of the pixels (frame averaging: also of the "
+    "video's neighbouring frames), recorded with its parameters and re-run by "
+    "verify; nothing is learned or invented. The source exhibit is never changed."
 )
 
 
