@@ -476,3 +476,13 @@ def processing_wipe_size_note(
         "there is no common frame to wipe across, so only the result is shown "
         "here. Use Side by side to compare them."
     )
+
+
+# `xfr gallery search` (core/cli/gallery.py): what a 1:N result is and is not.
+GALLERY_SEARCH_LEAD = (
+    "A 1:N gallery search result is an investigative lead, not an identification: "
+    "the candidates are the reference templates most similar to the probe under "
+    "this model, ranked by cosine similarity; the most similar may be a different "
+    "person, and the true person may not be in the gallery at all. Each candidate "
+    "needs a one-to-one examination by an examiner before any conclusion."
+)

@@ -52,6 +52,7 @@ COMMAND_GROUPS = (
     "selftest",  # self-test
     "train",
     "evaluate",  # eval
+    "gallery",  # gallery build, gallery search
 )
 
 

@@ -278,6 +278,13 @@ def _templates(world) -> dict[tuple[str, ...], list[list[str]]]:
             "eval sanity --data IN --methods gradient --max-pairs 1 --out OUT".split()
         ],
         ("eval", "models"): [["eval", "models", "--data", "IN", "--models", "x"]],
+        ("gallery", "build"): [
+            ["gallery", "build", "IN", "--out", fine + ".xfrgallery"]
+        ],
+        ("gallery", "search"): [
+            ["gallery", "search", "IN", photo],
+            ["gallery", "search", case, photo, "--top", "0"],
+        ],
     }
 
 
