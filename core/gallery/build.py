@@ -1,7 +1,8 @@
 """Building a reference gallery from images, and searching it with a probe image.
 
 The source is either a folder of identities, ``DIR/<identity>/<images>`` (as
-``xfr eval`` reads), or a CSV file of ``identity,path`` lines (a path relative to
+``xfr eval`` reads; images directly in DIR and hidden folders are not read), or
+a CSV file of ``identity,path`` lines (a path relative to
 the CSV's folder unless absolute; an optional first line ``identity,path``).  Each
 image is detected, aligned and embedded once by ``core.evaluation.embed_images``
 (the largest face); an image with no usable face is listed in the manifest's
@@ -59,7 +60,9 @@ def source_images(source: str | Path) -> list[SourceImage]:
 
 
 def _folder_images(root: Path) -> list[SourceImage]:
-    people = sorted(p for p in root.iterdir() if p.is_dir())
+    people = sorted(
+        p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
+    )
     found = [
         SourceImage(person.name, image, f"{person.name}/{image.name}")
         for person in people

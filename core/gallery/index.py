@@ -136,10 +136,15 @@ def build_index(templates: np.ndarray, spec: IndexSpec, *, threads: int = 1) -> 
     return index
 
 
-def write_index(index: Any, path: Path) -> None:
+def faiss_bytes(index: Any) -> bytes:
+    """The index serialised as faiss writes it to a file."""
     import faiss
 
-    path.write_bytes(faiss.serialize_index(index).tobytes())
+    return bytes(faiss.serialize_index(index).tobytes())
+
+
+def write_index(index: Any, path: Path) -> None:
+    path.write_bytes(faiss_bytes(index))
 
 
 def read_index(path: Path, spec: IndexSpec, count: int, dim: int) -> Any:

@@ -165,7 +165,7 @@ def write_gallery(
         lines = [f"{_sha256(temp / name)}  {name}\n" for name in HASHED]
         (temp / CHECKSUMS).write_text("".join(lines), encoding="utf-8")
         for name in (*HASHED, CHECKSUMS):
-            with open(temp / name, "rb") as handle:
+            with open(temp / name, "r+b") as handle:  # Windows syncs a writable one
                 os.fsync(handle.fileno())
         fsync_dir(temp)
         os.rename(temp, out)  # refuses (on POSIX: a non-empty folder) a new target

@@ -265,6 +265,16 @@ def test_approximate_search_ranks_the_top_10_as_exact_search(tmp_path):
     ]
 
 
+def test_a_one_thread_hnsw_build_is_reproducible():
+    templates = clustered(gi.EXACT_BELOW, 16, 50, seed=5)
+    spec = gi.spec_for(len(templates))
+    first = gi.build_index(templates, spec, threads=1)
+    second = gi.build_index(templates.copy(), spec, threads=1)
+    assert type(first).__name__ == "IndexHNSWFlat"
+    serialised = [gi.faiss_bytes(index) for index in (first, second)]
+    assert serialised[0] == serialised[1]
+
+
 def test_the_index_kind_follows_the_size():
     assert gi.spec_for(gi.EXACT_BELOW - 1).kind == "flat-ip"
     assert gi.spec_for(gi.EXACT_BELOW).kind == "hnsw-flat-ip"
