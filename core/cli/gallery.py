@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import textwrap
+from pathlib import Path
 from typing import Any
 
 from core.cli.common import (
@@ -43,10 +44,30 @@ def _check_threads(threads: int) -> None:
         raise BadInputError(f"--threads must be at least 1, got {threads}")
 
 
+def _check_writable(out: Path) -> None:
+    """--out must be new, in a folder this process can write: found out before
+    any image is embedded (one line naming --out)."""
+    import tempfile
+
+    if out.exists():
+        raise BadInputError("already exists; a gallery is never overwritten", out)
+    parent = out.absolute().parent
+    if not parent.is_dir():
+        raise BadInputError("--out: its folder does not exist", parent)
+    try:
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as error:
+        raise BadInputError(
+            f"--out: cannot write in this folder ({error.strerror})", parent
+        ) from None
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     from core.gallery.build import build_gallery, source_images
 
     _check_threads(args.threads)
+    _check_writable(Path(args.out))  # before the embedding, not after it
     source_images(args.source)  # a bad source is refused before the model loads
     model = load_model(args.model, args.device, args.card, args.trust_model_code)
     result = build_gallery(

@@ -84,7 +84,16 @@ def _csv_images(file: Path) -> list[SourceImage]:
         ) from None
     found: list[SourceImage] = []
     seen: set[tuple[str, str]] = set()
-    for number, row in enumerate(csv.reader(text.splitlines()), start=1):
+    rows = csv.reader(text.splitlines(), strict=True)
+    number = 0
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            break
+        except csv.Error as error:  # an unterminated quote, ...
+            raise BadInputError(f"line {rows.line_num}: {error}", file) from None
+        number = rows.line_num
         if not row or not "".join(row).strip():
             continue
         cells = [cell.strip() for cell in row]
@@ -100,11 +109,10 @@ def _csv_images(file: Path) -> list[SourceImage]:
             raise BadInputError(f"line {number}: {identity},{given} listed twice", file)
         seen.add((identity, given))
         path = Path(given)
-        found.append(
-            SourceImage(
-                identity, path if path.is_absolute() else file.parent / path, given
-            )
-        )
+        path = path if path.is_absolute() else file.parent / path
+        if not path.is_file():  # listed by the examiner: not a "no face" failure
+            raise BadInputError(f"line {number}: no such image file {given!r}", file)
+        found.append(SourceImage(identity, path, given))
     if not found:
         raise BadInputError("no identity,path lines", file)
     return found
@@ -148,6 +156,7 @@ def build_gallery(
     reasons = _reasons(embedded.failed, unique)
     entries, vectors, failures = [], [], []
     hashes: dict[Path, str] = {}
+    by_image: dict[str, Entry] = {}  # image SHA-256 -> its entry
     for image in images:
         embedding = embedded.embeddings.get(image.path)
         if embedding is None:
@@ -157,7 +166,14 @@ def build_gallery(
             continue
         if image.path not in hashes:
             hashes[image.path] = sha256_file(image.path)
+        twin = by_image.get(hashes[image.path])
+        if twin is not None:  # one photo twice would rank twice (or as two people)
+            raise BadInputError(
+                f"{image.given} ({image.identity}) is the same image as {twin.file} "
+                f"({twin.identity}): list each photo once"
+            )
         entries.append(Entry(image.identity, image.given, hashes[image.path], 0))
+        by_image[hashes[image.path]] = entries[-1]
         vectors.append(np.asarray(embedding, dtype=np.float64))
     if not entries:
         first = failures[0] if failures else {"file": "none", "reason": ""}

@@ -42,6 +42,12 @@ RERANK_FACTOR = 4  # candidates re-scored exactly: RERANK_FACTOR * k
 KINDS = ("flat-ip", "hnsw-flat-ip")
 
 
+def _whole(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadInputError(f"{value!r} is not a whole number")
+    return int(value)
+
+
 @dataclass(frozen=True)
 class IndexSpec:
     """The index kind and its parameters, as the manifest records them."""
@@ -65,8 +71,10 @@ class IndexSpec:
             m=values.get("m"),
             ef_construction=values.get("ef_construction"),
             ef_search=values.get("ef_search"),
-            rerank_factor=int(values.get("rerank_factor", RERANK_FACTOR)),
+            rerank_factor=_whole(values.get("rerank_factor", RERANK_FACTOR)),
         )
+        if spec.rerank_factor < 1:
+            raise BadInputError(f"rerank_factor {spec.rerank_factor} is below 1")
         if spec.kind == "hnsw-flat-ip":
             spec.hnsw()  # its parameters are there
         return spec
@@ -94,6 +102,15 @@ def spec_for(count: int, *, ef_search: int = HNSW_EF_SEARCH) -> IndexSpec:
     if count < EXACT_BELOW:
         return IndexSpec("flat-ip")
     return IndexSpec("hnsw-flat-ip", HNSW_M, HNSW_EF_CONSTRUCTION, ef_search)
+
+
+def unit64(probe: np.ndarray) -> np.ndarray:
+    """The probe scaled to unit length in float64: the exact score is the float64
+    product of it with the float32-stored templates."""
+    normalised(probe)  # refuses a probe with no direction
+    vector = np.asarray(probe, dtype=np.float64).reshape(-1)
+    unit: np.ndarray = vector / np.linalg.norm(vector)
+    return unit
 
 
 def normalised(vectors: np.ndarray) -> np.ndarray:
@@ -147,10 +164,12 @@ def write_index(index: Any, path: Path) -> None:
     path.write_bytes(faiss_bytes(index))
 
 
-def read_index(path: Path, spec: IndexSpec, count: int, dim: int) -> Any:
-    """The stored index, checked against what the manifest says it holds."""
+def read_index(path: Path, spec: IndexSpec, templates: np.ndarray) -> Any:
+    """The stored index, checked against what the manifest says it holds and
+    against the stored templates (``templates``, N x d)."""
     import faiss
 
+    count, dim = int(templates.shape[0]), int(templates.shape[1])
     try:
         index = faiss.deserialize_index(np.fromfile(path, dtype=np.uint8))
     except RuntimeError as error:
@@ -161,6 +180,14 @@ def read_index(path: Path, spec: IndexSpec, count: int, dim: int) -> Any:
         raise BadInputError(
             f"the index is a {type(index).__name__} of {index.ntotal} x {index.d}; "
             f"the manifest says {expected} of {count} x {dim}",
+            path,
+        )
+    # the index must hold exactly the stored templates: candidates come from it
+    # alone, so an index of other vectors (rehashed) would hide the true match
+    if count and not np.array_equal(index.reconstruct_n(0, count), templates):
+        raise BadInputError(
+            "the index does not hold the gallery's templates (templates.npy): the "
+            "gallery cannot be used",
             path,
         )
     return index
@@ -213,7 +240,7 @@ def search(
         parameters.efSearch = max(spec.hnsw()[2], wanted)
         _, ids = index.search(query, wanted, params=parameters)
     rows = np.unique(ids[0][ids[0] >= 0])  # -1: fewer found than asked
-    exact = templates[rows].astype(np.float64) @ query[0].astype(np.float64)
+    exact = templates[rows].astype(np.float64) @ unit64(probe)
     order = np.lexsort((rows, -exact))[:k]  # score descending, then row
     return [
         Hit(int(rows[i]), float(exact[i]), rank)
@@ -223,8 +250,7 @@ def search(
 
 def exact_search(templates: np.ndarray, probe: np.ndarray, k: int) -> list[Hit]:
     """The reference: every template scored (float64), the same order rule."""
-    query = normalised(probe)[0].astype(np.float64)
-    exact = templates.astype(np.float64) @ query
+    exact = templates.astype(np.float64) @ unit64(probe)
     rows = np.arange(templates.shape[0])
     order = np.lexsort((rows, -exact))[: min(k, rows.size)]
     return [Hit(int(i), float(exact[i]), rank) for rank, i in enumerate(order, start=1)]

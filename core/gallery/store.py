@@ -221,9 +221,7 @@ class Gallery:
     @property
     def index(self) -> Any:
         if self._index is None:
-            self._index = read_index(
-                self.path / INDEX, self.spec, self.count, self.templates.shape[1]
-            )
+            self._index = read_index(self.path / INDEX, self.spec, self.templates)
         return self._index
 
     def check_model(self, model_id: str, weights_sha256: str) -> None:
@@ -341,4 +339,24 @@ def open_gallery(path: str | Path) -> Gallery:
             f"({count}, {dim})",
             folder / TEMPLATES,
         )
-    return Gallery(folder, manifest, templates, digest)
+    norms = np.linalg.norm(templates.astype(np.float64), axis=1)
+    bad = np.flatnonzero(~np.isfinite(norms) | (np.abs(norms - 1.0) > 1e-4))
+    if bad.size:  # a score shown as a cosine must be one
+        raise BadInputError(
+            f"template {int(bad[0])} is not a unit vector (length {norms[bad[0]]:.6g}):"
+            " the gallery cannot be used",
+            folder / TEMPLATES,
+        )
+    gallery = Gallery(folder, manifest, templates, digest)
+    try:  # every field a search reads, read once now: a damaged one is one line
+        _ = (gallery.uuid, gallery.model_id, gallery.weights_sha256, gallery.spec)
+        entries = gallery.entries
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise BadInputError(
+            f"damaged: a field is missing or of the wrong kind ({error!r})",
+            folder / MANIFEST,
+        ) from None
+    if len(entries) != count:
+        raise BadInputError("damaged: entries and templates differ", folder / MANIFEST)
+    _ = gallery.index  # the index is checked against the templates on opening
+    return gallery

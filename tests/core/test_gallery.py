@@ -181,9 +181,12 @@ def test_a_csv_builds_the_same_templates_as_the_folder(stand_in, identities, tmp
         ("a,b,c\n", "line 1: expected identity,path"),
         ("identity,path\nx,a.png\nx,a.png\n", "line 3: x,a.png listed twice"),
         ("identity,path\n", "no identity,path lines"),
+        ('x,"a.png\n', "line 1: unexpected end of data"),  # unterminated quote
+        ("identity,path\nx,missing.png\n", "line 2: no such image file"),
     ],
 )
 def test_a_bad_csv_is_one_line_naming_the_line(tmp_path, text, problem):
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
     csv = tmp_path / "bad.csv"
     csv.write_text(text, encoding="utf-8")
     with pytest.raises(BadInputError, match=problem) as error:
@@ -410,3 +413,64 @@ def test_cli_failures_are_one_line(
         str(built / TEMPLATES),
         "changed since",
     )
+
+
+def rehash(folder: Path) -> None:
+    """Rewrite manifest.sha256 for the files as they now are (an editor who knows
+    the format: the checksums alone do not catch this)."""
+    lines = []
+    for line in (folder / CHECKSUMS).read_text(encoding="utf-8").splitlines():
+        name = line.partition("  ")[2]
+        lines.append(f"{sha256(folder / name)}  {name}")
+    (folder / CHECKSUMS).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def test_an_index_of_other_vectors_is_refused_even_rehashed(built):
+    """Candidates come from the index alone: one that hid a template (here
+    negated) would drop the true best match, so the index must hold the
+    stored templates exactly."""
+    import faiss
+
+    templates = np.load(built / TEMPLATES)
+    forged = templates.copy()
+    forged[1] = -forged[1]
+    index = faiss.IndexFlatIP(forged.shape[1])
+    index.add(forged)
+    (built / INDEX).write_bytes(faiss.serialize_index(index).tobytes())
+    rehash(built)
+    with pytest.raises(BadInputError, match="does not hold the gallery's templates"):
+        open_gallery(built)
+
+
+@pytest.mark.parametrize("value", [50.0, np.nan])
+def test_a_template_that_is_no_unit_vector_is_refused(built, value):
+    """A score shown as a cosine must be one (a scaled row once ranked at 42.3)."""
+    templates = np.load(built / TEMPLATES)
+    templates[0] = templates[0] * value
+    np.save(built / TEMPLATES, templates)
+    rehash(built)
+    with pytest.raises(BadInputError, match="template 0 is not a unit vector"):
+        open_gallery(built)
+
+
+def test_a_damaged_manifest_field_is_one_line(built):
+    manifest = json.loads((built / MANIFEST).read_text(encoding="utf-8"))
+    manifest["index"]["rerank_factor"] = 0
+    (built / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+    rehash(built)
+    with pytest.raises(BadInputError, match="rerank_factor 0 is below 1"):
+        open_gallery(built)
+    del manifest["model"]
+    manifest["index"]["rerank_factor"] = 4
+    (built / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+    rehash(built)
+    with pytest.raises(BadInputError, match="damaged: a field is missing"):
+        open_gallery(built)
+
+
+def test_the_same_photo_twice_is_refused(stand_in, identities, tmp_path):
+    first = sorted(identities.glob("*/*.png"))[0]
+    csv = tmp_path / "twice.csv"
+    csv.write_text(f"obama,{first}\nbiden,{first.parent}/./{first.name}\n", "utf-8")
+    with pytest.raises(BadInputError, match="is the same image as"):
+        build_gallery(csv, MODEL, tmp_path / "G.xfrgallery")
