@@ -308,6 +308,11 @@ def file_problem(path: Path, sha256: str, what: str) -> str:
             return ""
     except OSError as error:
         return f"{what} cannot be read ({error.strerror}): run `xfr case verify`"
+    return altered_problem(what)
+
+
+def altered_problem(what: str) -> str:
+    """The one wording of a stored file whose SHA-256 is not the recorded one."""
     return (
         f"{what} was altered: its SHA-256 no longer matches the one recorded at "
         "intake (run `xfr case verify`)"

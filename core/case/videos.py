@@ -28,17 +28,12 @@ import numpy as np
 
 from core.case import state as bound
 from core.case.intake import (
-    file_problem as _file_problem,
-)
-from core.case.intake import (
-    png_bytes as _png_bytes,
-)
-from core.case.intake import (
+    altered_problem,
+    file_problem,
+    png_bytes,
     removing_on_failure,
+    sha256_bytes,
     stage_bytes,
-)
-from core.case.intake import (
-    sha256_bytes as _sha256,
 )
 from core.case.layout import EVIDENCE
 from core.case.records import (
@@ -405,8 +400,8 @@ class CaseVideos:
             for frame in frames:
                 # stored as a player shows it; the hash checked is of the pixels
                 # as decoded, and check_frame turns the stored image back
-                data = _png_bytes(upright(frame.rgb, frame.ref.display_rotation))
-                sha256 = _sha256(data)
+                data = png_bytes(upright(frame.rgb, frame.ref.display_rotation))
+                sha256 = sha256_bytes(data)
                 if sha256 in known:
                     raise BadInputError(
                         f"frame {frame.ref.frame_number} of {source.mark} is already "
@@ -530,7 +525,7 @@ class CaseVideos:
                 "on: take another frame"
             )
         path = self.case.evidence_path(source)
-        problem = _file_problem(path, source.sha256, f"the evidence file of {mark}")
+        problem = file_problem(path, source.sha256, f"the evidence file of {mark}")
         if problem:  # a frame of a damaged copy proves nothing
             raise BadInputError(problem)
         try:
@@ -596,7 +591,7 @@ class CaseVideos:
         extracted: str | None = None
         if frame.source == STILL_SOURCE:
             source = self.case.exhibit(frame.video)
-            problem = _file_problem(
+            problem = file_problem(
                 self.case.evidence_path(source),
                 source.sha256,
                 f"the evidence file of {source.mark}",
@@ -627,7 +622,7 @@ class CaseVideos:
             # extract_frame hashed the file it read: damage away from this frame
             # decodes it unchanged, the hash does not
             if by_number.video_sha256 != video.sha256:
-                problems.append(_altered(what))
+                problems.append(altered_problem(what))
             extracted = by_number.frame_sha256
             if extracted != frame.frame_sha256:
                 decoder = (
@@ -657,7 +652,7 @@ class CaseVideos:
                         "the recorded one"
                     )
         except BadInputError as error:
-            problem = _file_problem(path, video.sha256, what)
+            problem = file_problem(path, video.sha256, what)
             problems += [problem] if problem else []
             problems.append(f"cannot decode it from {video.mark}: {error.reason}")
         return self._checked_stored(frame, problems, extracted)
@@ -668,7 +663,7 @@ class CaseVideos:
         """``check_frame``'s last step: the stored PNG against the recorded hash."""
         stored: str | None = None
         exhibit = self.case.exhibit(frame.mark)
-        problem = _file_problem(
+        problem = file_problem(
             self.case.evidence_path(exhibit),
             exhibit.sha256,
             f"the stored image of {frame.mark}",
@@ -697,13 +692,6 @@ class CaseVideos:
             extracted,
             stored,
         )
-
-
-def _altered(what: str) -> str:
-    return (
-        f"{what} was altered: its SHA-256 no longer matches the one recorded at "
-        "intake (run `xfr case verify`)"
-    )
 
 
 def _pillow_version() -> str:

@@ -1498,6 +1498,17 @@ def derived_note(case: Case, mark: str) -> str | None:
     return wording.derived_exhibit_note(lineage[-1].mark, lineage[0].source, operations)
 
 
+def derived_notes(case: Case, labels: Sequence[str]) -> dict[str, str]:
+    """For each processed exhibit among the faces or exhibits ``labels`` (each
+    exhibit once, in order), its ``derived_note``; originals are left out."""
+    notes: dict[str, str] = {}
+    for label in labels:
+        mark = label.partition("#")[0].upper()
+        if mark not in notes and (note := derived_note(case, mark)):
+            notes[mark] = note
+    return notes
+
+
 def get_operation_name(op_id: str) -> str:
     """An operation's name in lower case ("levels and gamma"), or its id."""
     try:

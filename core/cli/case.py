@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -244,7 +243,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             probe: {c.face.label for c in found if exam.masked(probe, c.face.label)}
             for probe, found in rankings.items()
         }
-        notes = processed_notes(
+        notes = workflow.derived_notes(
             case,
             [*probes, *(c.face.label for f in rankings.values() for c in f)],
         )
@@ -270,19 +269,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
     lines += [f"note: {note}" for note in notes.values()]
     _emit(args, payload, "\n".join(lines))
     return EXIT_OK
-
-
-def processed_notes(case: Case, labels: Sequence[str]) -> dict[str, str]:
-    """For each processed exhibit among the faces ``labels``, the sentence that
-    says so (issue 21: a processed image's faces, scores and maps say so)."""
-    from core.case import workflow
-
-    notes: dict[str, str] = {}
-    for label in labels:
-        mark = label.partition("#")[0].upper()
-        if mark not in notes and (note := workflow.derived_note(case, mark)):
-            notes[mark] = note
-    return notes
 
 
 def _masked_ranking(candidates: list[Any], masked: set[str]) -> list[dict[str, Any]]:
@@ -364,7 +350,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
                 for label in (args.probe, args.gallery)
             ]
             files = write_result(done.result, images, args.out)["files"]
-        notes = processed_notes(case, [args.probe, args.gallery])
+        notes = workflow.derived_notes(case, [args.probe, args.gallery])
     payload = {
         "explanation_id": done.stored.id,
         "from_cache": done.from_cache,

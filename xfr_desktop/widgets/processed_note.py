@@ -17,14 +17,12 @@ from core.wording import NON_GENERATIVE_STATEMENT
 
 
 def processed_pair_text(case: Case | None, labels: Sequence[str]) -> str:
-    """One sentence per face of the pair that is on a processed exhibit ("" when
+    """One sentence per exhibit of the pair's faces that is processed ("" when
     none is)."""
-    notes = []
-    for label in labels if case is not None else ():
-        note = workflow.derived_note(case, label)  # type: ignore[arg-type]
-        if note:
-            notes.append(note[:1].upper() + note[1:] + ".")
-    return " ".join(notes)
+    if case is None:
+        return ""
+    notes = workflow.derived_notes(case, labels).values()
+    return " ".join(note[:1].upper() + note[1:] + "." for note in notes)
 
 
 class ProcessedNote(QLabel):
