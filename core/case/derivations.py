@@ -237,6 +237,14 @@ class CaseDerivations:
             current = self.derivation(current.source)
         return chain[::-1]
 
+    def lineage_marks(self, mark: str) -> list[str]:
+        """The marks from the original down to ``mark`` (["Q1", "Q1.1", "Q1.1.1"];
+        [mark] for an original)."""
+        lineage = self.lineage(mark)
+        if not lineage:
+            return [self.case.exhibit(mark).mark]
+        return [lineage[0].source, *(link.mark for link in lineage)]
+
     def original(self, mark: str) -> str:
         """The original exhibit ``mark`` was derived from (itself, if original)."""
         lineage = self.lineage(mark)

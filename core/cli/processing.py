@@ -179,9 +179,7 @@ def cmd_process(args: argparse.Namespace) -> int:
         if derivation is None:  # pragma: no cover - derive always records one
             raise BadInputError(f"{exhibit.mark} was stored without its record")
         faces = None if args.no_detect else [f.label for f in case.faces(exhibit.mark)]
-        lineage = [case.derivations.original(exhibit.mark)] + [
-            d.mark for d in case.derivations.lineage(exhibit.mark)
-        ]
+        lineage = case.derivations.lineage_marks(exhibit.mark)
         note = workflow.derived_note(case, exhibit.mark)
     payload = derivation.to_dict() | {
         "exhibit": exhibit.mark,
@@ -228,9 +226,7 @@ def _listed(case: Case, mark: str | None) -> list[Derivation]:
 
 
 def derivation_lines(case: Case, derivation: Derivation) -> list[str]:
-    lineage = [case.derivations.original(derivation.mark)] + [
-        d.mark for d in case.derivations.lineage(derivation.mark)
-    ]
+    lineage = case.derivations.lineage_marks(derivation.mark)
     from core import wording
 
     exhibit = case.exhibit(derivation.mark)
@@ -259,8 +255,7 @@ def cmd_processed(args: argparse.Namespace) -> int:
             d.to_dict()
             | {
                 "file_sha256": case.exhibit(d.mark).sha256,
-                "lineage": [case.derivations.original(d.mark)]
-                + [x.mark for x in case.derivations.lineage(d.mark)],
+                "lineage": case.derivations.lineage_marks(d.mark),
             }
             for d in listed
         ]

@@ -91,8 +91,7 @@ def gather_processing(case: Case) -> tuple[ProcessedExhibit, ...]:
 
 def _processed(case: Case, derivation: Derivation) -> ProcessedExhibit:
     mark = derivation.mark
-    lineage = case.derivations.lineage(mark)
-    marks = [lineage[0].source, *(link.mark for link in lineage)] if lineage else [mark]
+    marks = case.derivations.lineage_marks(mark)
     libraries = dict(derivation.libraries)
     platform = libraries.pop("platform", None)
     ordered = sorted(libraries.items())

@@ -99,8 +99,7 @@ def derivation_tip(link: Derivation | None, case: Case) -> str:
     """A processed exhibit's tooltip lines: where it comes from and its chain."""
     if link is None:
         return ""
-    lineage = case.derivations.lineage(link.mark) or [link]
-    marks = [lineage[0].source, *(d.mark for d in lineage)]
+    marks = case.derivations.lineage_marks(link.mark)
     return f"\nprocessed: {wording.derivation_lineage_text(marks)}, by\n" + "\n".join(
         link.step_lines()
     )
