@@ -340,7 +340,9 @@ class CaseGallerySearches:
             "index": dict(done.index_spec),
             "k": done.k,
             "candidates": len(candidates),
-            "top": candidates[0],
+            # the ranked list and its scores are in the row this entry binds;
+            # the trail (shown in the report) names no score: a pair may be masked
+            "top": {k: candidates[0][k] for k in ("rank", "identity", "file")},
         }
         stamp = now()
         with self.case._change("gallery.search", details) as db:
@@ -433,8 +435,7 @@ class CaseGallerySearches:
             "gallery_digest": found.gallery_digest,
             "gallery_size": found.gallery_size,
             "model_sha256": found.model_sha256,
-            "rank": candidate.rank,
-            "cosine_similarity": candidate.similarity,
+            "rank": candidate.rank,  # its score: in the search's row (masking)
             "identity": candidate.identity,
             "file": candidate.file,
             "lead": "investigative lead from a 1:N gallery search",
@@ -442,8 +443,9 @@ class CaseGallerySearches:
         note = (
             f"investigative lead: candidate {candidate.rank} of 1:N search "
             f"{found.name} ({found.probe_label} against gallery {found.gallery_uuid}, "
-            f"{found.gallery_size} templates), cosine {candidate.similarity:.4f}; "
-            f"gallery identity {candidate.identity}, file {candidate.file}"
+            f"{found.gallery_size} templates); gallery identity "
+            f"{candidate.identity}, file {candidate.file} (its score is in the "
+            "search record, not here: a masked pair's scores are not shown)"
         )
         stamp = now()
         with (

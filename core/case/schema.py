@@ -315,11 +315,11 @@ CREATE TABLE gallery_searches (
 CREATE TABLE gallery_leads (
     exhibit_id INTEGER PRIMARY KEY REFERENCES exhibits(id),
     search_id INTEGER NOT NULL REFERENCES gallery_searches(id),
-    rank INTEGER NOT NULL,                  -- the candidate's rank in that search
+    -- the candidate's rank in that search (pulled once: exhibits.sha256 is unique)
+    rank INTEGER NOT NULL,
     image_path TEXT NOT NULL,               -- where the image was read from
     created TEXT NOT NULL,
-    created_by TEXT NOT NULL,
-    UNIQUE (search_id, rank)
+    created_by TEXT NOT NULL
 );
 
 CREATE INDEX gallery_searches_probe ON gallery_searches(probe_face_id);

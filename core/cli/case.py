@@ -102,7 +102,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         for exhibit in payload["exhibits"]:
             if exhibit["mark"] in leads:
                 exhibit["investigative_lead"] = leads[exhibit["mark"]].to_dict()
-        lead_notes = workflow.lead_notes(case, list(leads))
+        # exhibits, not scores: a lead's search score is in `gallery_searches`
+        lead_notes = workflow.lead_notes(case, list(leads), scored=False)
     lines = [f"case {payload['case_number']}: {payload['title']}"] + [
         f"  {e['mark']:<4} {e['role']:<8} {e['original_name']}  sha256 {e['sha256']}"
         + (f"  (processed from {e['processed_from']})" if "processed_from" in e else "")

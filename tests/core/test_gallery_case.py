@@ -137,7 +137,9 @@ def test_a_search_records_the_gallery_model_and_exact_ranked_scores(
     entry = case.audit_log()[-1]
     assert entry.action == "gallery.search"
     assert entry.details["gallery_digest"] == opened.digest
-    assert entry.details["top"]["rank"] == 1
+    assert entry.details["top"] == {
+        k: getattr(searched.candidates[0], k) for k in ("rank", "identity", "file")
+    }
     assert case.verify().intact
 
 
@@ -179,7 +181,7 @@ def test_pulling_rank_1_imports_a_known_exhibit_with_its_provenance(
     assert entry.action == "exhibits.pull_candidate"
     assert entry.details["search"] == "S1" and entry.details["rank"] == 1
     assert entry.details["gallery_digest"] == searched.gallery_digest
-    assert entry.details["cosine_similarity"] == top.similarity
+    assert "cosine_similarity" not in entry.details  # in the bound row (masking)
     note = workflow.lead_note(case, "K1")
     assert note == wording.gallery_lead_note(
         "K1", 1, "S1", "Q1", searched.gallery_uuid, 4, top.similarity
@@ -366,3 +368,30 @@ def test_cli_failures_are_one_line(case, gallery, capsys, tmp_path):
     assert code == EXIT_BAD_INPUT
     err = capsys.readouterr().err.strip()
     assert "no such gallery" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs pdftotext")
+def test_a_masked_pair_shows_the_lead_without_the_search_score(
+    tmp_path, probe_image, gallery, dlib_model
+):
+    """Sequential unmasking on: the pair Q1 / K1 is masked, so neither its score
+    nor the search's score of K1 is printed; that K1 is a lead still is."""
+    from core.report.api import generate_report
+    from core.report.content import ReportRequest
+
+    with Case.create(tmp_path / "masked", "2026-22", "A. Examiner") as masked:
+        masked.add_exhibits([probe_image], "probe")
+        workflow.detect_faces(masked, "Q1")
+        searched = workflow.search_gallery(masked, "Q1", gallery, 3, dlib_model)
+        workflow.pull_candidate(masked, "S1", 1)
+        workflow.rank_gallery(masked, "Q1", dlib_model)
+        assert masked.examination().masked("Q1", "K1")
+        out = tmp_path / "masked.pdf"
+        generate_report(masked, out, ReportRequest(model=dlib_model))
+    text = pdf_text(out)
+    unscored = wording.gallery_lead_note(
+        "K1", 1, "S1", "Q1", searched.gallery_uuid, 4, None
+    )
+    assert unscored in text
+    assert f"{searched.candidate(1).similarity:.4f}" not in text
+    assert wording.GALLERY_SEARCHES_HEADING in text
