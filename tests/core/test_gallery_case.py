@@ -317,13 +317,16 @@ def pdf_text(path: Path) -> str:
 def test_the_report_discloses_the_lead_and_lists_the_search(
     case, searched, dlib_model, tmp_path
 ):
-    from core.report.api import generate_report
+    from core.report.api import generate_report, read_manifest
     from core.report.content import ReportRequest
 
     workflow.pull_candidate(case, "S1", 1)
     workflow.rank_gallery(case, "Q1", dlib_model)
     out = tmp_path / "report.pdf"
     generate_report(case, out, ReportRequest(model=dlib_model))
+    (lead,) = read_manifest(out)["investigative_leads"]
+    assert (lead["mark"], lead["search"], lead["rank"]) == ("K1", "S1", 1)
+    assert lead["gallery_digest"] == searched.gallery_digest
     text = pdf_text(out)
     assert "K1 is an investigative lead, not an identification" in text
     assert wording.GALLERY_SEARCHES_HEADING in text
@@ -395,3 +398,21 @@ def test_a_masked_pair_shows_the_lead_without_the_search_score(
     assert unscored in text
     assert f"{searched.candidate(1).similarity:.4f}" not in text
     assert wording.GALLERY_SEARCHES_HEADING in text
+
+
+def test_a_candidate_is_looked_for_where_the_gallery_source_had_it(tmp_path):
+    folder, csv = tmp_path / "people", tmp_path / "lists" / "people.csv"
+    folder.mkdir()
+    csv.parent.mkdir()
+    csv.write_text("identity,path\n")
+    candidate = SimpleNamespace(file="collins/a.png")
+    by_folder = SimpleNamespace(gallery_source=str(folder))
+    by_csv = SimpleNamespace(gallery_source=str(csv))
+    assert workflow.candidate_image_path(by_folder, candidate) == (
+        folder / "collins" / "a.png"
+    )
+    assert workflow.candidate_image_path(by_csv, candidate) == (
+        csv.parent / "collins" / "a.png"
+    )
+    absolute = SimpleNamespace(file=str(tmp_path / "x.png"))
+    assert workflow.candidate_image_path(by_csv, absolute) == tmp_path / "x.png"
