@@ -1594,12 +1594,21 @@ def search_gallery(
 
 def candidate_image_path(search: GallerySearch, candidate: SearchCandidate) -> Path:
     """Where the gallery's source had the candidate's image: its file name as
-    recorded, relative to the source folder (or to the CSV's folder)."""
+    recorded, relative to the source folder (or to the CSV's folder).  A source
+    recorded as a relative path is looked for from here, then from the folder
+    the gallery was in when searched; the first place that has the file wins."""
     given = Path(candidate.file)
     if given.is_absolute():
         return given
     source = Path(search.gallery_source)
-    return (source if source.is_dir() else source.parent) / given
+    places = [source]
+    if not source.is_absolute() and search.gallery_path:
+        places.append(Path(search.gallery_path).parent / source)
+    found = [
+        (place if place.is_dir() or not place.suffix else place.parent) / given
+        for place in places
+    ]
+    return next((path for path in found if path.is_file()), found[0])
 
 
 def pull_candidate(

@@ -406,8 +406,8 @@ def test_a_candidate_is_looked_for_where_the_gallery_source_had_it(tmp_path):
     csv.parent.mkdir()
     csv.write_text("identity,path\n")
     candidate = SimpleNamespace(file="collins/a.png")
-    by_folder = SimpleNamespace(gallery_source=str(folder))
-    by_csv = SimpleNamespace(gallery_source=str(csv))
+    by_folder = SimpleNamespace(gallery_source=str(folder), gallery_path="")
+    by_csv = SimpleNamespace(gallery_source=str(csv), gallery_path="")
     assert workflow.candidate_image_path(by_folder, candidate) == (
         folder / "collins" / "a.png"
     )
@@ -416,3 +416,13 @@ def test_a_candidate_is_looked_for_where_the_gallery_source_had_it(tmp_path):
     )
     absolute = SimpleNamespace(file=str(tmp_path / "x.png"))
     assert workflow.candidate_image_path(by_csv, absolute) == tmp_path / "x.png"
+    # a source given as a relative path, searched from elsewhere: found beside
+    # the gallery
+    (folder / "collins").mkdir()
+    (folder / "collins" / "a.png").write_bytes(b"x")
+    relative = SimpleNamespace(
+        gallery_source="people", gallery_path=str(tmp_path / "g.xfrgallery")
+    )
+    assert workflow.candidate_image_path(relative, candidate) == (
+        folder / "collins" / "a.png"
+    )
