@@ -444,8 +444,8 @@ class CaseGallerySearches:
             f"investigative lead: candidate {candidate.rank} of 1:N search "
             f"{found.name} ({found.probe_label} against gallery {found.gallery_uuid}, "
             f"{found.gallery_size} templates); gallery identity "
-            f"{candidate.identity}, file {candidate.file} (its score is in the "
-            "search record, not here: a masked pair's scores are not shown)"
+            f"{candidate.identity}, file {candidate.file} (its score: in the "
+            "search record, shown only where the pair is not masked)"
         )
         stamp = now()
         with (

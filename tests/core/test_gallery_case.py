@@ -426,3 +426,22 @@ def test_a_candidate_is_looked_for_where_the_gallery_source_had_it(tmp_path):
     assert workflow.candidate_image_path(relative, candidate) == (
         folder / "collins" / "a.png"
     )
+
+
+def test_searches_and_leads_survive_export_and_import(case, searched, tmp_path):
+    from core.case.archive import export_case, import_case
+
+    workflow.pull_candidate(case, "S1", 1)
+    folder = case.folder
+    case.close()
+    with Case.open(folder, read_only=True) as before:
+        searches = [s.to_dict() for s in before.gallery_searches.searches()]
+        leads = [lead.to_dict() for lead in before.gallery_searches.leads()]
+    export_case(folder, tmp_path / "case.zip")
+    result = import_case(tmp_path / "case.zip", tmp_path / "imported")
+    assert result.warnings == ()
+    with Case.open(tmp_path / "imported", read_only=True) as after:
+        assert after.verify().intact
+        assert [s.to_dict() for s in after.gallery_searches.searches()] == searches
+        assert [lead.to_dict() for lead in after.gallery_searches.leads()] == leads
+        assert workflow.lead_note(after, "K1") is not None
