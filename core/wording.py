@@ -486,3 +486,39 @@ GALLERY_SEARCH_LEAD = (
     "person, and the true person may not be in the gallery at all. Each candidate "
     "needs a one-to-one examination by an examiner before any conclusion."
 )
+
+
+# ---- a case's searches against reference galleries (issue 22, item 4) -------------
+def gallery_lead_note(
+    mark: str,
+    rank: int,
+    search: str,
+    probe: str,
+    gallery_uuid: str,
+    gallery_size: int,
+    similarity: float | None,
+) -> str:
+    """What a candidate pulled into the case from a 1:N gallery search is,
+    wherever its faces or scores appear (CLI, report, window); ``similarity``
+    None where the pair's model results are masked (sequential unmasking)."""
+    score = "" if similarity is None else f"; cosine {similarity:.4f}"
+    return (
+        f"{mark} is an investigative lead, not an identification: it came into the "
+        f"case as candidate {rank} of the 1:N search {search} of {probe} against "
+        f"reference gallery {gallery_uuid} ({gallery_size} templates{score}); it "
+        "was chosen because the model found it similar, so "
+        f"scores between {probe} and {mark} are not independent of that search, "
+        "and it needs a one-to-one examination before any conclusion"
+    )
+
+
+GALLERY_SEARCHES_HEADING = "1:N searches against reference galleries"
+GALLERY_SEARCHES_INTRO = (
+    "A face of this case was searched against a reference gallery kept outside the "
+    "case. Each search is recorded with the probe's template hash, the gallery's "
+    "uuid and digest (SHA-256 of its manifest.sha256, which names its exact "
+    "content), its size, the model and the index; the candidates listed are those "
+    "pulled into the case as exhibits. A candidate from such a search is an "
+    "investigative lead, not an identification: the most similar template may be a "
+    "different person, and the person sought may not be in the gallery at all."
+)

@@ -283,6 +283,13 @@ def _state_checks(
             return f"provenance of video frame {marks.get(row['exhibit_id'], '?')}"
         if table == "derivations":
             return f"processing record of {marks.get(row['exhibit_id'], '?')}"
+        if table == "gallery_searches":
+            return f"record of gallery search S{row['id']} of {row['probe_label']}"
+        if table == "gallery_leads":
+            return (
+                f"investigative-lead record of {marks.get(row['exhibit_id'], '?')} "
+                f"(search S{row['search_id']}, rank {row['rank']})"
+            )
         if table == "case_info":
             return f"case number {row['case_number']}, examiner {row['examiner']}"
         return ""

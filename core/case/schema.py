@@ -282,6 +282,49 @@ CREATE TABLE derivations (
 CREATE INDEX derivations_source ON derivations(source_exhibit_id);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
+# Version 6 adds 1:N searches of a case face against a reference gallery kept
+# outside the case (issue 22, core/gallery/): each search with the probe's template
+# hash, the gallery's uuid, digest and size, the model, the index and the ranked
+# candidates with their exact scores; and, for a candidate pulled into the case as
+# a known exhibit, which search and rank it came from - an investigative lead
+# (core/case/gallery_searches.py).
+_V6 = """
+CREATE TABLE gallery_searches (
+    id INTEGER PRIMARY KEY,
+    probe_face_id INTEGER NOT NULL REFERENCES faces(id),
+    probe_label TEXT NOT NULL,              -- Q1, Q1#2 when searched
+    probe_exhibit_sha256 TEXT NOT NULL,     -- the probe exhibit's evidence file
+    probe_template_sha256 TEXT NOT NULL,    -- of the float32 little-endian template
+    gallery_uuid TEXT NOT NULL,
+    gallery_digest TEXT NOT NULL,           -- SHA-256 of the gallery's manifest.sha256
+    gallery_size INTEGER NOT NULL,          -- templates searched
+    gallery_path TEXT NOT NULL,             -- where it was, when searched
+    gallery_source TEXT NOT NULL,           -- its source, as its manifest says
+    model_id TEXT NOT NULL,
+    model_sha256 TEXT NOT NULL,
+    index_spec TEXT NOT NULL,               -- JSON: kind and parameters
+    k INTEGER NOT NULL,                     -- candidates asked for
+    candidates TEXT NOT NULL,               -- JSON: rank, identity, file, image
+                                            -- SHA-256, face index, exact cosine, row
+    software_version TEXT NOT NULL,
+    created TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    CHECK (k >= 1 AND gallery_size >= 1)
+);
+
+CREATE TABLE gallery_leads (
+    exhibit_id INTEGER PRIMARY KEY REFERENCES exhibits(id),
+    search_id INTEGER NOT NULL REFERENCES gallery_searches(id),
+    -- the candidate's rank in that search (pulled once: exhibits.sha256 is unique)
+    rank INTEGER NOT NULL,
+    image_path TEXT NOT NULL,               -- where the image was read from
+    created TEXT NOT NULL,
+    created_by TEXT NOT NULL
+);
+
+CREATE INDEX gallery_searches_probe ON gallery_searches(probe_face_id);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 SCHEMA_VERSION = len(MIGRATIONS)
 BINDING_VERSION = 2  # the first schema version whose entries bind rows

@@ -46,6 +46,8 @@ BOUND_TABLES: dict[str, tuple[str, ...]] = {
     "tracks": ("id",),
     "frames": ("exhibit_id",),
     "derivations": ("exhibit_id",),
+    "gallery_searches": ("id",),
+    "gallery_leads": ("exhibit_id",),
 }
 CHAIN_TABLES = ("audit", "audit_head")
 

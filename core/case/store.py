@@ -51,6 +51,7 @@ from core.case.audit import (
 from core.case.db import AuditedDb, LockedConnection, WriteLock, open_database
 from core.case.derivations import CaseDerivations
 from core.case.examination import Examination, initial_settings, write_settings
+from core.case.gallery_searches import CaseGallerySearches
 from core.case.intake import (
     commit_evidence,
     remove_partial,
@@ -336,8 +337,9 @@ class Case:
 
         A schema-2 case gains the ACE-V tables, with the examination settings such
         a case had (no sequential unmasking - its results could be seen - and the
-        default scale); an older case gains the video tables (schema 4) and any
-        case the table of processed exhibits (schema 5).
+        default scale); an older case gains the video tables (schema 4), the table
+        of processed exhibits (schema 5) and any case the gallery search tables
+        (schema 6).
         """
         added = []
         details: dict[str, Any] = {"from_schema": version, "to_schema": SCHEMA_VERSION}
@@ -351,7 +353,12 @@ class Case:
             details["examination_settings"] = settings
         if version < 4:
             added.append("tables for videos, their face tracks and frames added")
-        added.append("a table for processed (derived) exhibits added")
+        if version < 5:
+            added.append("a table for processed (derived) exhibits added")
+        added.append(
+            "tables for searches against reference galleries and the candidates "
+            "pulled in from them (investigative leads) added"
+        )
         details["note"] = "; ".join(added) + "; no stored row changed"
         with self._change("case.migrate", details) as db:
             if version < 3:
@@ -408,6 +415,12 @@ class Case:
     def derivations(self) -> CaseDerivations:
         """The case's processed exhibits and how each was made (Q1 -> Q1.1)."""
         return CaseDerivations(self)
+
+    @property
+    def gallery_searches(self) -> CaseGallerySearches:
+        """The case's searches against reference galleries and the candidates
+        pulled in from them (investigative leads)."""
+        return CaseGallerySearches(self)
 
     # -- transactions and the audit log ----------------------------------------------
     def _change(

@@ -12,6 +12,7 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,20 @@ from core import processing, wording
 from core.calibration import StrengthOfEvidence, calibration_for, evidence_strength
 from core.case.derivations import DerivationCheck, Processed
 from core.case.examination import Examination, Figure
-from core.case.store import Case, CaseFace, Comparison, Exhibit, StoredExplanation
+from core.case.gallery_searches import (
+    GallerySearch,
+    NewSearch,
+    SearchCandidate,
+    template_sha256,
+)
+from core.case.store import (
+    Case,
+    CaseError,
+    CaseFace,
+    Comparison,
+    Exhibit,
+    StoredExplanation,
+)
 from core.case.videos import FrameCheck, NewFrame, StoredTrack
 from core.compare_views import ALIGNED_SIZE, ViewParams, render_view
 from core.errors import BadInputError, NoFaceError
@@ -1520,3 +1534,134 @@ def get_operation_name(op_id: str) -> str:
 def check_derivations(case: Case) -> list[DerivationCheck]:
     """Re-run every processed exhibit's chain on its stored source."""
     return case.derivations.check_all()
+
+
+# ---- 1:N searches against reference galleries (issue 22, item 4) ------------------
+def search_gallery(
+    case: Case,
+    label: str,
+    gallery_path: str | Path,
+    top: int,
+    model: FaceModel,
+    *,
+    threads: int = 1,
+    progress: ProgressCallback | None = None,
+) -> GallerySearch:
+    """Search face ``label`` (Q1, Q1#2) against the reference gallery at
+    ``gallery_path`` and record the search.  The gallery's files are checked, and
+    its templates must have been made with ``model``'s weights (refused
+    otherwise); the probe's template is the case's own (its face record, as every
+    comparison of the case uses it)."""
+    from core.gallery.store import open_gallery
+
+    if case.read_only:
+        raise CaseError("the case is open read-only", case.folder)
+    if top < 1:
+        raise BadInputError(f"--top must be at least 1, got {top}")
+    face = case.face(label)
+    gallery = open_gallery(gallery_path)
+    gallery.check_model(model.model_id, model.weights_sha256)
+    vector = embed_faces(case, [face], model, progress)[face.id]
+    found = gallery.search(vector, top, threads=threads)
+    return case.gallery_searches.record(
+        NewSearch(
+            probe_label=face.label,
+            probe_template_sha256=template_sha256(vector),
+            gallery_uuid=gallery.uuid,
+            gallery_digest=gallery.digest,
+            gallery_size=gallery.count,
+            gallery_path=str(Path(gallery_path).absolute()),
+            gallery_source=str(gallery.manifest.get("source", "")),
+            model_id=model.model_id,
+            model_sha256=model.weights_sha256,
+            index_spec=gallery.spec.to_dict(),
+            k=top,
+            candidates=[
+                SearchCandidate(
+                    c.rank,
+                    c.identity,
+                    c.file,
+                    c.image_sha256,
+                    c.face_index,
+                    c.similarity,
+                    c.row,
+                )
+                for c in found
+            ],
+        )
+    )
+
+
+def candidate_image_path(search: GallerySearch, candidate: SearchCandidate) -> Path:
+    """Where the gallery's source had the candidate's image: its file name as
+    recorded, relative to the source folder (or to the CSV's folder).  A source
+    recorded as a relative path is looked for from here, then from the folder
+    the gallery was in when searched; the first place that has the file wins."""
+    given = Path(candidate.file)
+    if given.is_absolute():
+        return given
+    source = Path(search.gallery_source)
+    places = [source]
+    if not source.is_absolute() and search.gallery_path:
+        places.append(Path(search.gallery_path).parent / source)
+    found = [
+        (place if place.is_dir() or not place.suffix else place.parent) / given
+        for place in places
+    ]
+    return next((path for path in found if path.is_file()), found[0])
+
+
+def pull_candidate(
+    case: Case,
+    search: str | int,
+    rank: int,
+    *,
+    image: str | Path | None = None,
+    mark: str | None = None,
+    detect: bool = True,
+    method: str = "hog",
+) -> Exhibit:
+    """Candidate ``rank`` of recorded search ``search`` as a known exhibit (an
+    investigative lead), read from ``image`` or from where the gallery's source
+    had it; its SHA-256 must be the gallery's, or nothing changes.  With
+    ``detect``, its faces are found as at intake."""
+    if case.read_only:
+        raise CaseError("the case is open read-only", case.folder)
+    found = case.gallery_searches.search(search)
+    candidate = found.candidate(rank)
+    path = Path(image) if image is not None else candidate_image_path(found, candidate)
+    exhibit = case.gallery_searches.pull(found.id, candidate.rank, path, mark=mark)
+    if detect:
+        detect_faces(case, exhibit.mark, method=method)
+    return exhibit
+
+
+def lead_note(case: Case, mark: str, *, scored: bool = True) -> str | None:
+    """The sentence saying that ``mark`` (an exhibit or a face label) came in as a
+    candidate of a 1:N gallery search - an investigative lead - or None; without
+    the search's score unless ``scored`` (for a pair whose results are masked)."""
+    lead = case.gallery_searches.lead(mark.partition("#")[0])
+    if lead is None:
+        return None
+    return wording.gallery_lead_note(
+        lead.mark,
+        lead.candidate.rank,
+        lead.search.name,
+        lead.search.probe_label,
+        lead.search.gallery_uuid,
+        lead.search.gallery_size,
+        lead.candidate.similarity if scored else None,
+    )
+
+
+def lead_notes(
+    case: Case, labels: Sequence[str], *, scored: bool = True
+) -> dict[str, str]:
+    """For each exhibit among the faces or exhibits ``labels`` (each once, in
+    order) that came from a gallery search, its ``lead_note``."""
+    notes: dict[str, str] = {}
+    for label in labels:
+        mark = label.partition("#")[0].upper()
+        if mark not in notes and (note := lead_note(case, mark, scored=scored)):
+            notes[mark] = note
+    return notes

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.cli.case_gallery import add_gallery_commands
 from core.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_OK,
@@ -78,6 +79,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    from core.case import workflow
+
     with open_case(args, read_only=True) as case:
         payload = case.snapshot_info()
         payload["exhibits"] = [e.to_dict() for e in case.exhibits()]
@@ -88,12 +91,37 @@ def cmd_info(args: argparse.Namespace) -> int:
         videos = case.videos.videos()
         if videos:  # a case without videos keeps its output as before
             payload["videos"] = [v.to_dict() for v in videos]
+        searches = case.gallery_searches.searches()
+        leads = {lead.mark: lead for lead in case.gallery_searches.leads()}
+        if searches:  # a case without gallery searches keeps its output
+            payload["gallery_searches"] = [
+                {k: v for k, v in s.to_dict().items() if k != "candidates"}
+                | {"candidates": len(s.candidates)}
+                for s in searches
+            ]
+        for exhibit in payload["exhibits"]:
+            if exhibit["mark"] in leads:
+                exhibit["investigative_lead"] = leads[exhibit["mark"]].to_dict()
+        # exhibits, not scores: a lead's search score is in `gallery_searches`
+        lead_notes = workflow.lead_notes(case, list(leads), scored=False)
     lines = [f"case {payload['case_number']}: {payload['title']}"] + [
         f"  {e['mark']:<4} {e['role']:<8} {e['original_name']}  sha256 {e['sha256']}"
         + (f"  (processed from {e['processed_from']})" if "processed_from" in e else "")
+        + (
+            f"  (lead: {e['investigative_lead']['search']} rank "
+            f"{e['investigative_lead']['rank']})"
+            if "investigative_lead" in e
+            else ""
+        )
         for e in payload["exhibits"]
     ]
     lines += video_summary_lines(videos)
+    lines += [
+        f"search {s.name}: {s.probe_label} against gallery {s.gallery_uuid} "
+        f"({s.gallery_size} templates), top {s.k}, {s.created}"
+        for s in searches
+    ]
+    lines += [f"note: {note}" for note in lead_notes.values()]
     _emit(args, payload, "\n".join(lines))
     return EXIT_OK
 
@@ -243,10 +271,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
             probe: {c.face.label for c in found if exam.masked(probe, c.face.label)}
             for probe, found in rankings.items()
         }
-        notes = workflow.derived_notes(
-            case,
-            [*probes, *(c.face.label for f in rankings.values() for c in f)],
-        )
+        shown = [*probes, *(c.face.label for f in rankings.values() for c in f)]
+        notes = workflow.derived_notes(case, shown)
+        # a masked pair's score is not shown through its lead's search either
+        leads = workflow.lead_notes(case, shown, scored=not any(masked.values()))
     payload = {
         "model": {"id": model.model_id, "weights_sha256": model.weights_sha256},
         "threshold": model.threshold.to_dict(),
@@ -255,6 +283,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     }
     if notes:
         payload["processed"] = notes
+    if leads:
+        payload["investigative_leads"] = leads
     lines = []
     for probe, candidates in rankings.items():
         if masked[probe]:
@@ -266,7 +296,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             f"distance {c.comparison.distance:.4f}  {c.comparison.decision}"
             for c in candidates
         ]
-    lines += [f"note: {note}" for note in notes.values()]
+    lines += [f"note: {note}" for note in [*notes.values(), *leads.values()]]
     _emit(args, payload, "\n".join(lines))
     return EXIT_OK
 
@@ -351,6 +381,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
             ]
             files = write_result(done.result, images, args.out)["files"]
         notes = workflow.derived_notes(case, [args.probe, args.gallery])
+        leads = workflow.lead_notes(case, [args.probe, args.gallery])
     payload = {
         "explanation_id": done.stored.id,
         "from_cache": done.from_cache,
@@ -373,6 +404,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if notes:
         payload["processed"] = notes
         text += "".join(f"\nnote: {note}" for note in notes.values())
+    if leads:
+        payload["investigative_leads"] = leads
+        text += "".join(f"\nnote: {note}" for note in leads.values())
     _emit(args, payload, text)
     return EXIT_OK
 
@@ -846,3 +880,4 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     add_quality_command(sub, with_case)
     add_video_commands(sub, with_case)
     add_processing_commands(sub, with_case)
+    add_gallery_commands(sub, with_case)

@@ -76,6 +76,18 @@ def _manifest(case: Case, built: BuiltReport, anchor: dict[str, Any]) -> dict[st
         "processed_exhibits": [
             _processed_entry(d) for d in case.derivations.derivations()
         ],
+        # each exhibit pulled in from a 1:N gallery search (an investigative lead):
+        # the search, its gallery and the rank (the scores are in the case's bound
+        # search record, and in the report only where the pair is unmasked)
+        "investigative_leads": [
+            {
+                k: v
+                for k, v in lead.to_dict().items()
+                if k not in ("cosine_similarity", "image_path")
+            }
+            | {"model_sha256": lead.search.model_sha256}
+            for lead in case.gallery_searches.leads()
+        ],
         # the code that made it: the version alone does not name a development build
         "software": {"version": built.software_version, "commit": built.source_commit},
         # the state the report describes: `report verify --case` finds this entry

@@ -57,6 +57,7 @@ from core.report.examination_content import (
     ExaminationContent,
     gather_examination,
 )
+from core.report.gallery_content import SearchContent, gather_gallery_searches
 from core.report.processing_content import ProcessedExhibit, gather_processing
 from core.report.quality_content import FaceQualityContent, gather_quality
 from core.report.video_content import (
@@ -342,6 +343,18 @@ class ReportContent:
     still_frames: tuple[FrameContent, ...] = ()
     # the processed (derived) exhibits: their chains, hashes and re-run results
     processed: tuple[ProcessedExhibit, ...] = ()
+    # searches against reference galleries, and the candidates pulled in from
+    # them: exhibit mark -> the sentence that it is an investigative lead
+    gallery_searches: tuple[SearchContent, ...] = ()
+    leads: Mapping[str, str] = field(default_factory=dict)
+    unscored_leads: Mapping[str, str] = field(default_factory=dict)  # no score
+
+    def lead_note(self, mark_or_label: str, *, scored: bool = True) -> str | None:
+        """The lead sentence of an exhibit (or of a face's exhibit) pulled in
+        from a gallery search (``scored``: with the search's score); None for
+        any other."""
+        notes = self.leads if scored else self.unscored_leads
+        return notes.get(mark_or_label.partition("#")[0].upper())
 
     def processed_exhibit(self, mark_or_label: str) -> ProcessedExhibit | None:
         """The processing record of an exhibit (or of a face's exhibit, "Q1.1#1");
@@ -373,6 +386,7 @@ def gather_content(
     replaced = {c.id: superseded_faces(case, c) for c, _ in selection}
     report_id = _report_id(case, selection, stamp)
     seq, digest = case.head()
+    searches, leads, unscored = gather_gallery_searches(case)
     exhibits = tuple(_exhibit_content(case, e) for e in case.exhibits())
     images: dict[str, np.ndarray] = {}
 
@@ -414,6 +428,9 @@ def gather_content(
         videos=gather_videos(case),
         still_frames=gather_still_frames(case),
         processed=gather_processing(case),
+        gallery_searches=searches,
+        leads=leads,
+        unscored_leads=unscored,
     )
 
 

@@ -247,6 +247,30 @@ def _templates(world) -> dict[tuple[str, ...], list[list[str]]]:
             ["case", "processed", "IN", "--check"],
             ["case", "processed", case, "Q9"],
         ],
+        ("case", "gallery-search"): [
+            ["case", "gallery-search", case, "--probe", "Q1", "--gallery", "IN"],
+            "case gallery-search CASE --probe Q1 --gallery IN --top 0".replace(
+                "CASE", case
+            ).split(),
+            "case gallery-search CASE --probe Q1#1 --face 2 --gallery IN".replace(
+                "CASE", case
+            ).split(),
+        ],
+        ("case", "pull-candidate"): [
+            ["case", "pull-candidate", "IN", "--search", "S1", "--rank", "1"],
+            [
+                "case",
+                "pull-candidate",
+                case,
+                "--search",
+                "S1",
+                "--rank",
+                "1",
+                "--image",
+                "IN",
+            ],
+            ["case", "pull-candidate", case, "--search", "x", "--rank", "1"],
+        ],
         ("processing", "ops"): [["processing", "ops", "--bogus-option"]],
         ("identity", "new"): [["identity", "new", "--name", "N", "--out", "OUT"]],
         ("identity", "export"): [["identity", "export", "IN", "--out", fine]],

@@ -252,14 +252,21 @@ def test_a_read_only_case_reads_videos_and_refuses_changes(framed_copy, clip):
 @pytest.fixture
 def schema_3_case(tmp_path, astronaut_path) -> Path:
     """A case as the version before videos wrote it (schema 3): the schema-4
-    tables (and the schema-5 one) dropped and the version set back, as
+    tables (and the later ones) dropped and the version set back, as
     test_examination does for 2."""
     with Case.create(tmp_path / "old", "2026-3", "A. Examiner") as case:
         case.add_exhibits([astronaut_path], "probe")
         folder = case.folder
     db = sqlite3.connect(folder / "case.sqlite")
     try:
-        for table in ("derivations", "frames", "tracks", "videos"):
+        for table in (
+            "gallery_leads",
+            "gallery_searches",
+            "derivations",
+            "frames",
+            "tracks",
+            "videos",
+        ):
             db.execute(f"DROP TABLE {table}")
         db.execute("PRAGMA user_version = 3")
         db.commit()

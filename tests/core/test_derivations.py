@@ -374,12 +374,14 @@ def test_frame_averaging_an_image_that_is_no_frame_is_refused(case_with_q1):
 @pytest.fixture
 def schema_4_case(tmp_path, astronaut_path) -> Path:
     """A case as the version before processing wrote it (schema 4)."""
-    assert SCHEMA_VERSION == 5
+    assert SCHEMA_VERSION == 6
     with Case.create(tmp_path / "old", "2026-4", "A. Examiner") as case:
         case.add_exhibits([astronaut_path], "probe")
         folder = case.folder
     db = sqlite3.connect(folder / "case.sqlite")
     try:
+        db.execute("DROP TABLE gallery_leads")  # schema 6
+        db.execute("DROP TABLE gallery_searches")
         db.execute("DROP TABLE derivations")
         db.execute("PRAGMA user_version = 4")
         db.commit()
@@ -396,14 +398,14 @@ def test_a_schema_4_case_reads_read_only_and_migrates_for_writing(schema_4_case)
     with Case.open(schema_4_case) as case:
         entry = case.audit_log()[-1]
         assert entry.action == "case.migrate"
-        assert (entry.details["from_schema"], entry.details["to_schema"]) == (4, 5)
+        assert (entry.details["from_schema"], entry.details["to_schema"]) == (4, 6)
         assert "processed" in entry.details["note"]
         assert "videos" not in entry.details["note"]  # it had them already
         case.derivations.derive("Q1", steps("levels:gamma=2"))
         assert case.verify().intact
     db = sqlite3.connect(schema_4_case / "case.sqlite")
     try:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 5
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 6
     finally:
         db.close()
 

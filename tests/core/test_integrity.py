@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from case_tampering import add_tracked_video, copied_case, verify
+from PIL import Image
 
 from core.case import state as bound
 from core.case import workflow
@@ -29,6 +30,7 @@ from core.case.demo import create_demo_case
 from core.case.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 from core.case.store import GENESIS, Case, CaseError
 from core.case.store import entry_hash as chain_hash
+from core.gallery.build import build_gallery
 from core.processing import parse_step
 from core.report.figures import png_bytes
 
@@ -36,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory, dlib_model) -> Path:
+def template(tmp_path_factory, dlib_model, astronaut_rgb) -> Path:
     """A closed case with a row in every bound table (and a superseded face)."""
     folder = tmp_path_factory.mktemp("template") / "case"
     case = create_demo_case(folder, model=dlib_model)
@@ -67,6 +69,15 @@ def template(tmp_path_factory, dlib_model) -> Path:
         add_tracked_video(case, folder.parent, best=1)
         # schema 5: a processed exhibit (Q1 -> Q1.1)
         case.derivations.derive("Q1", [parse_step("levels:gamma=1.2")])
+        # schema 6: a search of Q1 against a reference gallery, its rank 1 pulled in
+        people = folder.parent / "people" / "collins"
+        people.mkdir(parents=True)
+        brighter = np.clip(astronaut_rgb.astype(int) + 30, 0, 255).astype(np.uint8)
+        Image.fromarray(brighter).save(people / "brighter.png")
+        gallery = folder.parent / "people.xfrgallery"
+        build_gallery(people.parent, dlib_model, gallery)
+        workflow.search_gallery(case, "Q1", gallery, 1, dlib_model)
+        workflow.pull_candidate(case, "S1", 1, detect=False)
         assert case.verify().intact
     finally:
         case.close()

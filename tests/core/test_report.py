@@ -544,6 +544,7 @@ def test_report_sections_are_all_registered_in_order():
         "evaluation",
         "conclusion",
         "model_relation",
+        "gallery_searches",
         "comparisons",
         "verification",
         "limitations",

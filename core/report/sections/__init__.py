@@ -27,6 +27,7 @@ from core.report.sections import (
     evaluation,
     examiner_annotations,
     exhibits,
+    gallery_searches,
     limitations,
     method,
     methods,
@@ -60,6 +61,7 @@ SECTIONS: tuple[ReportSection, ...] = (
     evaluation,  # g: the conclusion on the printed scale
     conclusion,  # g: the examiner's written conclusion, verbatim
     model_relation,  # h, i: the model's result beside the opinion; 1:N search
+    gallery_searches,  # h: searches against reference galleries, the leads pulled
     comparisons,  # h: the model's results (model behaviour), unmasked pairs only
     verification,  # j
     limitations,  # k

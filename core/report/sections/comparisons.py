@@ -226,9 +226,20 @@ def _comparison(
 def _processed_notes(
     content: ReportContent, item: ComparisonContent, styles: Styles
 ) -> list[Flowable]:
-    """A line per face of the pair on a processed exhibit (workflow.derived_note)."""
+    """A line per face of the pair on a processed exhibit (workflow.derived_note)
+    and per face on an exhibit pulled in from a gallery search (workflow.lead_note:
+    an investigative lead)."""
     notes = []
     for mark in dict.fromkeys(face.mark for face in item.faces):
+        lead = content.lead_note(mark, scored=not item.masked)
+        if lead:
+            notes.append(
+                styles.p(
+                    f"<b>Investigative lead:</b> {styles.u(lead)} (see "
+                    f"{wording.GALLERY_SEARCHES_HEADING}).",
+                    styles.small,
+                )
+            )
         processed = content.processed_exhibit(mark)
         if processed is not None and processed.note:
             notes.append(

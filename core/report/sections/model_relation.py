@@ -146,4 +146,7 @@ def lay_out(content: ReportContent, styles: Styles) -> list[Flowable]:
     story += _unmasking_words(content, styles)
     for pair in exam.pairs:
         story += _pair(pair, styles)
+        lead = content.lead_note(pair.known, scored=not pair.masked)
+        if lead:  # the known face was itself found by a search outside the case
+            story.append(styles.p(f"{styles.u(lead[:1].upper() + lead[1:])}."))
     return story

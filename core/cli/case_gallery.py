@@ -1,0 +1,180 @@
+"""``xfr case gallery-search`` and ``xfr case pull-candidate``: a case face
+searched against a reference gallery (1:N), and a candidate pulled into the case
+as a known exhibit - an investigative lead (issue 22, item 4).
+
+Both go through ``core.case.workflow`` (``search_gallery``, ``pull_candidate``)
+and ``case.gallery_searches``, as the GUI would; every failure is one line.
+Building the parser imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import textwrap
+from typing import Any
+
+from core.cli.common import (
+    EXIT_OK,
+    add_trust_model_code,
+    load_model_from_args,
+    open_case,
+    progress_printer,
+)
+from core.errors import BadInputError
+
+WIDTH = 79
+
+
+def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
+    print(json.dumps(payload, indent=2, ensure_ascii=False) if args.json else text)
+
+
+def _wrapped(text: str, indent: str = "") -> list[str]:
+    return textwrap.wrap(text, WIDTH, initial_indent=indent, subsequent_indent=indent)
+
+
+def _probe_label(probe: str, face: int | None) -> str:
+    mark, _, index = probe.partition("#")
+    if face is None:
+        return probe
+    if index:
+        raise BadInputError(f"--probe {probe} already names a face; leave out --face")
+    if face < 0:
+        raise BadInputError(f"--face must be 0 or more, got {face}")
+    return mark if face == 0 else f"{mark}#{face}"
+
+
+def cmd_gallery_search(args: argparse.Namespace) -> int:
+    from core import wording
+    from core.case import workflow
+    from core.gallery.store import open_gallery
+
+    if args.top < 1:
+        raise BadInputError(f"--top must be at least 1, got {args.top}")
+    if args.threads < 1:
+        raise BadInputError(f"--threads must be at least 1, got {args.threads}")
+    label = _probe_label(args.probe, args.face)
+    gallery = open_gallery(args.gallery)  # checked before the model loads
+    args.model = args.model or gallery.model_id
+    model = load_model_from_args(args)
+    with open_case(args) as case:
+        done = workflow.search_gallery(
+            case,
+            label,
+            args.gallery,
+            args.top,
+            model,
+            threads=args.threads,
+            progress=progress_printer("embedding", args.json, style="step"),
+        )
+    payload = done.to_dict() | {"note": wording.GALLERY_SEARCH_LEAD}
+    kind = "exact" if done.exact else "approximate, re-scored exactly"
+    lines = [
+        f"search {done.name}: {done.probe_label} against gallery {done.gallery_uuid}",
+        f"  {done.gallery_size} templates, digest {done.gallery_digest}",
+        f"  model {done.model_id} (weights SHA-256 {done.model_sha256})",
+        f"  probe template SHA-256 {done.probe_template_sha256}; top {done.k} ({kind})",
+        f"{'rank':>4}  {'cosine':>7}  identity / file (image SHA-256)",
+    ]
+    lines += [
+        f"{c.rank:>4}  {c.similarity:>7.4f}  {c.identity} / {c.file} "
+        f"({c.image_sha256[:12]}...)"
+        for c in done.candidates
+    ]
+    lines += [
+        f"pull one in with `xfr case pull-candidate CASE --search {done.name} "
+        "--rank R`",
+        "",
+        *_wrapped(wording.GALLERY_SEARCH_LEAD),
+    ]
+    _emit(args, payload, "\n".join(lines))
+    return EXIT_OK
+
+
+def cmd_pull_candidate(args: argparse.Namespace) -> int:
+    from core.case import workflow
+
+    with open_case(args) as case:
+        exhibit = workflow.pull_candidate(
+            case,
+            args.search,
+            args.rank,
+            image=args.image,
+            mark=args.as_mark,
+            detect=not args.no_detect,
+        )
+        lead = case.gallery_searches.lead(exhibit.mark)
+        note = workflow.lead_note(case, exhibit.mark)
+        faces = None if args.no_detect else [f.label for f in case.faces(exhibit.mark)]
+    if lead is None:  # pragma: no cover - pull always records one
+        raise BadInputError(f"{exhibit.mark} was stored without its lead record")
+    payload = {
+        "exhibit": exhibit.to_dict(),
+        "lead": lead.to_dict(),
+        "faces": faces,
+        "note": note,
+    }
+    lines = [
+        f"{exhibit.mark}: candidate {lead.candidate.rank} of {lead.search.name} "
+        f"({lead.candidate.identity} / {lead.candidate.file}), known exhibit",
+        f"  from {lead.image_path} (SHA-256 {exhibit.sha256}, as the gallery recorded)",
+        "  faces: "
+        + (
+            "not looked for (--no-detect)"
+            if faces is None
+            else (", ".join(faces) if faces else "none found")
+        ),
+        *_wrapped(note or "", "  "),
+    ]
+    _emit(args, payload, "\n".join(lines))
+    return EXIT_OK
+
+
+def add_gallery_commands(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    with_case: argparse.ArgumentParser,
+) -> None:
+    """Register ``xfr case gallery-search`` and ``xfr case pull-candidate``."""
+    search = sub.add_parser(
+        "gallery-search",
+        parents=[with_case],
+        help="search a case face against a reference gallery (1:N, leads)",
+        description="Check the gallery's files, embed the probe face as the case "
+        "does (its face record) with the gallery's model - another model's weights "
+        "are refused - list the --top most similar templates by exact cosine "
+        "similarity and record the search in the case (gallery uuid, digest and "
+        "size, model, index, k, the ranked candidates).  A result is an "
+        "investigative lead, not an identification.",
+    )
+    search.add_argument("--probe", required=True, help="probe face (Q1, Q1#2)")
+    search.add_argument("--face", type=int, help="face index of --probe (0: first)")
+    search.add_argument("--gallery", required=True, help="a .xfrgallery folder")
+    search.add_argument("--top", type=int, default=50, help="candidates (default 50)")
+    search.add_argument(
+        "--model", default=None, help="model id or file (default: the gallery's)"
+    )
+    search.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    search.add_argument("--card", help="model card of a model file")
+    add_trust_model_code(search)
+    search.add_argument("--threads", type=int, default=1, help="faiss threads")
+    search.set_defaults(run=cmd_gallery_search)
+
+    pull = sub.add_parser(
+        "pull-candidate",
+        parents=[with_case],
+        help="bring a gallery search candidate into the case as a known exhibit",
+        description="Read candidate --rank of search --search from --image (by "
+        "default where the gallery's source had it), check that its SHA-256 is "
+        "the one the gallery recorded, and store it as a known (K) exhibit whose "
+        "record says it is an investigative lead from that 1:N search.  A changed "
+        "or missing file changes nothing.",
+    )
+    pull.add_argument("--search", required=True, help="search id (S1 or 1)")
+    pull.add_argument("--rank", required=True, type=int, help="the candidate's rank")
+    pull.add_argument("--image", help="the candidate's image file")
+    pull.add_argument(
+        "--as", dest="as_mark", metavar="MARK", help="its mark (default: next K)"
+    )
+    pull.add_argument("--no-detect", action="store_true", help="do not find faces")
+    pull.set_defaults(run=cmd_pull_candidate)

@@ -1,0 +1,42 @@
+"""The report's record of a case's searches against reference galleries (issue
+22, item 4): each search with its gallery (uuid, digest, size), model, index and
+k, the candidates pulled into the case from it, and for each such exhibit the
+sentence that it is an investigative lead (``workflow.lead_note``), which the
+comparison pages print beside its scores.  Gathered here so that the sections lay
+it out without the case."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from core.case import workflow
+from core.case.gallery_searches import GallerySearch, Lead
+from core.case.store import Case
+
+
+@dataclass(frozen=True)
+class SearchContent:
+    """One recorded search and the candidates pulled into the case from it."""
+
+    search: GallerySearch
+    pulled: tuple[Lead, ...]
+
+
+def gather_gallery_searches(
+    case: Case,
+) -> tuple[tuple[SearchContent, ...], Mapping[str, str], Mapping[str, str]]:
+    """Every search of the case (oldest first) with its pulled candidates, and
+    the lead sentence of every pulled exhibit by mark: with the search's score,
+    and without it (for the pages of pairs whose results are masked)."""
+    leads = case.gallery_searches.leads()
+    searches = tuple(
+        SearchContent(s, tuple(lead for lead in leads if lead.search.id == s.id))
+        for s in case.gallery_searches.searches()
+    )
+    marks = [lead.mark for lead in leads]
+    return (
+        searches,
+        workflow.lead_notes(case, marks),
+        workflow.lead_notes(case, marks, scored=False),
+    )

@@ -1,0 +1,447 @@
+"""A case face searched against a reference gallery, and a candidate pulled into
+the case as an investigative lead (issue 22, item 4, the case side): the search
+and the pull are recorded and bound to the audit chain, verify names an edited or
+deleted record, another model's gallery, a changed image and a read-only case are
+refused with nothing changed, and every place the lead's scores appear says it is
+a lead.  The real dlib model on a gallery of four shipped-image variants."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sqlite3
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core import wording
+from core.case import workflow
+from core.case.schema import SCHEMA_VERSION
+from core.case.store import Case, CaseError
+from core.cli import EXIT_BAD_INPUT, EXIT_OK, main
+from core.errors import BadInputError
+from core.gallery.build import build_gallery
+from core.gallery.store import open_gallery
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def identities(tmp_path_factory, astronaut_rgb, grace_hopper_path) -> Path:
+    """collins: the astronaut and a brighter JPEG of it; hopper: Grace Hopper and
+    a crop of her."""
+    root = tmp_path_factory.mktemp("identities")
+    (root / "collins").mkdir()
+    (root / "hopper").mkdir()
+    Image.fromarray(astronaut_rgb).save(root / "collins" / "a.png")
+    brighter = np.clip(astronaut_rgb.astype(int) + 25, 0, 255).astype(np.uint8)
+    Image.fromarray(brighter).save(root / "collins" / "b.jpg", quality=80)
+    hopper = np.asarray(Image.open(grace_hopper_path).convert("RGB"))
+    Image.fromarray(hopper).save(root / "hopper" / "a.jpg")
+    Image.fromarray(hopper[10:-10, 8:-8]).save(root / "hopper" / "b.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def gallery(tmp_path_factory, identities, dlib_model) -> Path:
+    out = tmp_path_factory.mktemp("galleries") / "people.xfrgallery"
+    build_gallery(identities, dlib_model, out)
+    return out
+
+
+@pytest.fixture
+def probe_image(tmp_path, astronaut_rgb) -> Path:
+    """Another photo of 'collins': darker, with noise."""
+    rng = np.random.default_rng(1)
+    darker = astronaut_rgb.astype(float) * 0.8 + rng.normal(0, 6, astronaut_rgb.shape)
+    path = tmp_path / "probe.png"
+    Image.fromarray(np.clip(darker, 0, 255).astype(np.uint8)).save(path)
+    return path
+
+
+@pytest.fixture
+def case(tmp_path, probe_image) -> Case:
+    opened = Case.create(
+        tmp_path / "case", "2026-22", "A. Examiner", sequential_unmasking=False
+    )
+    opened.add_exhibits([probe_image], "probe")
+    workflow.detect_faces(opened, "Q1")
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def searched(case, gallery, dlib_model):
+    return workflow.search_gallery(case, "Q1", gallery, 3, dlib_model)
+
+
+def tamper(folder: Path, sql: str, *params) -> None:
+    db = sqlite3.connect(folder / "case.sqlite")
+    try:
+        db.execute(sql, params)
+        db.commit()
+    finally:
+        db.close()
+
+
+def problems_of(folder: Path) -> list[str]:
+    with Case.open(folder, read_only=True) as case:
+        return list(case.verify().problems)
+
+
+# ---- searching ------------------------------------------------------------------
+def test_a_search_records_the_gallery_model_and_exact_ranked_scores(
+    case, gallery, searched, dlib_model
+):
+    opened = open_gallery(gallery)
+    assert searched.name == "S1" and searched.probe_label == "Q1"
+    assert searched.gallery_uuid == opened.uuid
+    assert (
+        searched.gallery_digest == opened.digest == sha256(gallery / "manifest.sha256")
+    )
+    assert searched.gallery_size == 4 and searched.k == 3
+    assert searched.model_sha256 == dlib_model.weights_sha256
+    assert searched.index_spec["kind"] == "flat-ip" and searched.exact
+    assert searched.probe_exhibit_sha256 == case.exhibit("Q1").sha256
+    # the template searched is the case's cached embedding of Q1, hashed
+    face = case.face("Q1")
+    (vector,) = case.cached_embeddings([face.id], dlib_model.weights_sha256).values()
+    vector = np.asarray(vector, "<f4")
+    assert (
+        searched.probe_template_sha256 == hashlib.sha256(vector.tobytes()).hexdigest()
+    )
+    # ranked by the exact cosine of the stored templates, collins first
+    ranks = [c.rank for c in searched.candidates]
+    assert ranks == [1, 2, 3]
+    unit = vector.astype(np.float64) / np.linalg.norm(vector.astype(np.float64))
+    for c in searched.candidates:
+        assert c.similarity == pytest.approx(
+            float(opened.templates[c.row].astype(np.float64) @ unit), abs=1e-12
+        )
+        entry = opened.entries[c.row]
+        assert (c.identity, c.file, c.image_sha256) == (
+            entry.identity,
+            entry.file,
+            entry.image_sha256,
+        )
+    assert [c.identity for c in searched.candidates[:2]] == ["collins", "collins"]
+    sims = [c.similarity for c in searched.candidates]
+    assert sims == sorted(sims, reverse=True)
+    entry = case.audit_log()[-1]
+    assert entry.action == "gallery.search"
+    assert entry.details["gallery_digest"] == opened.digest
+    assert entry.details["top"] == {
+        k: getattr(searched.candidates[0], k) for k in ("rank", "identity", "file")
+    }
+    assert case.verify().intact
+
+
+def test_another_models_gallery_is_refused_and_nothing_is_recorded(case, gallery):
+    head = case.head()
+    other = SimpleNamespace(model_id="other", weights_sha256="b" * 64)
+    with pytest.raises(BadInputError, match="cannot be compared"):
+        workflow.search_gallery(case, "Q1", gallery, 3, other)
+    assert case.head() == head and case.gallery_searches.searches() == []
+
+
+def test_a_changed_gallery_is_refused(case, gallery, dlib_model, tmp_path):
+    copy = tmp_path / "copy.xfrgallery"
+    shutil.copytree(gallery, copy)
+    data = json.loads((copy / "manifest.json").read_text())
+    data["templates"][0]["identity"] = "someone else"
+    (copy / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(BadInputError, match="changed since the gallery was made"):
+        workflow.search_gallery(case, "Q1", copy, 3, dlib_model)
+    assert case.gallery_searches.searches() == []
+
+
+# ---- pulling a candidate in -----------------------------------------------------
+def test_pulling_rank_1_imports_a_known_exhibit_with_its_provenance(
+    case, searched, identities
+):
+    top = searched.candidate(1)
+    exhibit = workflow.pull_candidate(case, searched.name, 1)
+    assert exhibit.mark == "K1" and exhibit.role == "gallery"
+    assert exhibit.sha256 == top.image_sha256
+    assert exhibit.original_name == Path(top.file).name
+    assert "investigative lead" in exhibit.note and "S1" in exhibit.note
+    assert case.faces("K1"), "its face is found as at intake"
+    lead = case.gallery_searches.lead("K1")
+    assert lead is not None and lead.candidate == top
+    assert lead.search.gallery_uuid == searched.gallery_uuid
+    assert Path(lead.image_path) == identities / top.file
+    entry = case.audit_log()[-2]  # the pull; then faces.detect
+    assert entry.action == "exhibits.pull_candidate"
+    assert entry.details["search"] == "S1" and entry.details["rank"] == 1
+    assert entry.details["gallery_digest"] == searched.gallery_digest
+    assert "cosine_similarity" not in entry.details  # in the bound row (masking)
+    note = workflow.lead_note(case, "K1")
+    assert note == wording.gallery_lead_note(
+        "K1", 1, "S1", "Q1", searched.gallery_uuid, 4, top.similarity
+    )
+    assert workflow.lead_notes(case, ["Q1", "K1", "K1#1"]) == {"K1": note}
+    assert workflow.lead_note(case, "Q1") is None
+    assert case.verify().intact
+    # the same candidate twice is refused
+    with pytest.raises(BadInputError, match="already in the case as K1"):
+        workflow.pull_candidate(case, "S1", 1)
+
+
+def test_a_changed_or_missing_image_is_one_line_and_nothing_changes(
+    case, searched, tmp_path, grace_hopper_path
+):
+    head = case.head()
+    evidence = sorted(p.name for p in (case.folder / "evidence").iterdir())
+    wrong = tmp_path / "wrong.jpg"
+    shutil.copy(grace_hopper_path, wrong)
+    with pytest.raises(BadInputError) as error:
+        workflow.pull_candidate(case, "S1", 1, image=wrong)
+    assert "nothing was added" in str(error.value) and "\n" not in str(error.value)
+    assert "wrong.jpg" in str(error.value)
+    with pytest.raises(BadInputError, match="no such image file"):
+        workflow.pull_candidate(case, "S1", 1, image=tmp_path / "gone.png")
+    with pytest.raises(BadInputError, match="no candidate of rank 9"):
+        workflow.pull_candidate(case, "S1", 9)
+    with pytest.raises(BadInputError, match="no search S7"):
+        workflow.pull_candidate(case, "S7", 1)
+    with pytest.raises(BadInputError, match="marked K1"):
+        workflow.pull_candidate(case, "S1", 1, mark="Q5")
+    assert case.head() == head
+    assert [e.mark for e in case.exhibits()] == ["Q1"]
+    assert sorted(p.name for p in (case.folder / "evidence").iterdir()) == evidence
+
+
+def test_a_read_only_case_is_refused(case, searched, gallery, dlib_model):
+    folder = case.folder
+    case.close()
+    with Case.open(folder, read_only=True) as readonly:
+        assert [s.name for s in readonly.gallery_searches.searches()] == ["S1"]
+        with pytest.raises(CaseError, match="read-only"):
+            workflow.search_gallery(readonly, "Q1", gallery, 3, dlib_model)
+        with pytest.raises(CaseError, match="read-only"):
+            workflow.pull_candidate(readonly, "S1", 1)
+
+
+# ---- verify ---------------------------------------------------------------------
+def test_verify_names_an_edited_search_row(case, searched):
+    folder = case.folder
+    case.close()
+    tamper(
+        folder,
+        "UPDATE gallery_searches SET candidates = replace(candidates, "
+        "'\"rank\": 1', '\"rank\": 0') WHERE id = 1",
+    )
+    problems = problems_of(folder)
+    assert any(
+        "gallery_searches row 1" in p and "S1 of Q1" in p and "changed" in p
+        for p in problems
+    ), problems
+
+
+def test_verify_names_a_deleted_search_and_lead(case, searched):
+    workflow.pull_candidate(case, "S1", 1)
+    folder = case.folder
+    case.close()
+    tamper(folder, "PRAGMA foreign_keys = OFF")
+    db = sqlite3.connect(folder / "case.sqlite")
+    try:
+        db.execute("DELETE FROM gallery_leads")
+        db.execute("DELETE FROM gallery_searches")
+        db.commit()
+    finally:
+        db.close()
+    problems = problems_of(folder)
+    assert any("gallery_leads row" in p and "is gone" in p for p in problems), problems
+    assert any("gallery_searches row 1" in p and "is gone" in p for p in problems)
+
+
+def test_an_edited_score_is_not_shown_as_recorded(case, searched):
+    workflow.pull_candidate(case, "S1", 1)
+    folder = case.folder
+    case.close()
+    tamper(folder, "UPDATE gallery_leads SET rank = 2")
+    assert any("gallery_leads row" in p for p in problems_of(folder))
+    with Case.open(folder) as opened, pytest.raises(CaseError, match="altered"):
+        opened.gallery_searches.lead("K1")
+
+
+# ---- an older case --------------------------------------------------------------
+def test_a_schema_5_case_reads_as_having_no_searches_and_migrates(
+    tmp_path, probe_image, gallery, dlib_model
+):
+    assert SCHEMA_VERSION == 6
+    with Case.create(tmp_path / "old", "2026-5", "A. Examiner") as made:
+        made.add_exhibits([probe_image], "probe")
+        folder = made.folder
+    db = sqlite3.connect(folder / "case.sqlite")
+    try:
+        db.execute("DROP TABLE gallery_leads")
+        db.execute("DROP TABLE gallery_searches")
+        db.execute("PRAGMA user_version = 5")
+        db.commit()
+    finally:
+        db.close()
+    with Case.open(folder, read_only=True) as old:
+        assert old.gallery_searches.searches() == []
+        assert old.gallery_searches.leads() == []
+        assert old.gallery_searches.lead("Q1") is None
+        assert workflow.lead_note(old, "Q1") is None
+        assert old.verify().intact
+    with Case.open(folder) as migrated:
+        entry = migrated.audit_log()[-1]
+        assert entry.action == "case.migrate"
+        assert (entry.details["from_schema"], entry.details["to_schema"]) == (5, 6)
+        assert "reference galleries" in entry.details["note"]
+        assert "processed" not in entry.details["note"]  # it had that table
+        workflow.detect_faces(migrated, "Q1")
+        workflow.search_gallery(migrated, "Q1", gallery, 2, dlib_model)
+        assert migrated.verify().intact
+
+
+# ---- the report -----------------------------------------------------------------
+def pdf_text(path: Path) -> str:
+    done = subprocess.run(
+        ["pdftotext", str(path), "-"], capture_output=True, check=True
+    )
+    return " ".join(done.stdout.decode().split())
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs pdftotext")
+def test_the_report_discloses_the_lead_and_lists_the_search(
+    case, searched, dlib_model, tmp_path
+):
+    from core.report.api import generate_report, read_manifest
+    from core.report.content import ReportRequest
+
+    workflow.pull_candidate(case, "S1", 1)
+    workflow.rank_gallery(case, "Q1", dlib_model)
+    out = tmp_path / "report.pdf"
+    generate_report(case, out, ReportRequest(model=dlib_model))
+    (lead,) = read_manifest(out)["investigative_leads"]
+    assert (lead["mark"], lead["search"], lead["rank"]) == ("K1", "S1", 1)
+    assert lead["gallery_digest"] == searched.gallery_digest
+    text = pdf_text(out)
+    assert "K1 is an investigative lead, not an identification" in text
+    assert wording.GALLERY_SEARCHES_HEADING in text
+    assert searched.gallery_uuid in text and searched.gallery_digest in text
+    top = searched.candidate(1)
+    assert f"{top.similarity:.4f}" in text
+    assert "1:N search S1" in text
+
+
+# ---- the command line -----------------------------------------------------------
+def test_cli_search_and_pull(case, gallery, capsys):
+    folder = case.folder
+    case.close()
+    argv = ["case", "gallery-search", str(folder), "--probe", "Q1", "--face", "0"]
+    assert main([*argv, "--gallery", str(gallery), "--top", "2", "--json"]) == EXIT_OK
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["search"] == "S1" and len(payload["candidates"]) == 2
+    assert payload["note"] == wording.GALLERY_SEARCH_LEAD
+    assert main(["case", "pull-candidate", str(folder), "--search", "S1", "--rank",
+                 "1", "--as", "K7"]) == EXIT_OK  # fmt: skip
+    out = capsys.readouterr().out
+    assert out.startswith("K7: candidate 1 of S1") and "investigative lead" in out
+    assert main(["case", "info", str(folder)]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "(lead: S1 rank 1)" in out and "search S1: Q1 against gallery" in out
+    assert main(["case", "compare", str(folder), "--probe", "Q1"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "note: K7 is an investigative lead" in out
+    assert main(["case", "verify", str(folder)]) == EXIT_OK
+
+
+def test_cli_failures_are_one_line(case, gallery, capsys, tmp_path):
+    folder = case.folder
+    case.close()
+    code = main(["case", "pull-candidate", str(folder), "--search", "S1", "--rank",
+                 "1"])  # fmt: skip
+    assert code == EXIT_BAD_INPUT
+    err = capsys.readouterr().err.strip()
+    assert "no search S1" in err and len(err.splitlines()) == 1
+    code = main(["case", "gallery-search", str(folder), "--probe", "Q1",
+                 "--gallery", str(tmp_path / "none")])  # fmt: skip
+    assert code == EXIT_BAD_INPUT
+    err = capsys.readouterr().err.strip()
+    assert "no such gallery" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs pdftotext")
+def test_a_masked_pair_shows_the_lead_without_the_search_score(
+    tmp_path, probe_image, gallery, dlib_model
+):
+    """Sequential unmasking on: the pair Q1 / K1 is masked, so neither its score
+    nor the search's score of K1 is printed; that K1 is a lead still is."""
+    from core.report.api import generate_report
+    from core.report.content import ReportRequest
+
+    with Case.create(tmp_path / "masked", "2026-22", "A. Examiner") as masked:
+        masked.add_exhibits([probe_image], "probe")
+        workflow.detect_faces(masked, "Q1")
+        searched = workflow.search_gallery(masked, "Q1", gallery, 3, dlib_model)
+        workflow.pull_candidate(masked, "S1", 1)
+        workflow.rank_gallery(masked, "Q1", dlib_model)
+        assert masked.examination().masked("Q1", "K1")
+        out = tmp_path / "masked.pdf"
+        generate_report(masked, out, ReportRequest(model=dlib_model))
+    text = pdf_text(out)
+    unscored = wording.gallery_lead_note(
+        "K1", 1, "S1", "Q1", searched.gallery_uuid, 4, None
+    )
+    assert unscored in text
+    assert f"{searched.candidate(1).similarity:.4f}" not in text
+    assert wording.GALLERY_SEARCHES_HEADING in text
+
+
+def test_a_candidate_is_looked_for_where_the_gallery_source_had_it(tmp_path):
+    folder, csv = tmp_path / "people", tmp_path / "lists" / "people.csv"
+    folder.mkdir()
+    csv.parent.mkdir()
+    csv.write_text("identity,path\n")
+    candidate = SimpleNamespace(file="collins/a.png")
+    by_folder = SimpleNamespace(gallery_source=str(folder), gallery_path="")
+    by_csv = SimpleNamespace(gallery_source=str(csv), gallery_path="")
+    assert workflow.candidate_image_path(by_folder, candidate) == (
+        folder / "collins" / "a.png"
+    )
+    assert workflow.candidate_image_path(by_csv, candidate) == (
+        csv.parent / "collins" / "a.png"
+    )
+    absolute = SimpleNamespace(file=str(tmp_path / "x.png"))
+    assert workflow.candidate_image_path(by_csv, absolute) == tmp_path / "x.png"
+    # a source given as a relative path, searched from elsewhere: found beside
+    # the gallery
+    (folder / "collins").mkdir()
+    (folder / "collins" / "a.png").write_bytes(b"x")
+    relative = SimpleNamespace(
+        gallery_source="people", gallery_path=str(tmp_path / "g.xfrgallery")
+    )
+    assert workflow.candidate_image_path(relative, candidate) == (
+        folder / "collins" / "a.png"
+    )
+
+
+def test_searches_and_leads_survive_export_and_import(case, searched, tmp_path):
+    from core.case.archive import export_case, import_case
+
+    workflow.pull_candidate(case, "S1", 1)
+    folder = case.folder
+    case.close()
+    with Case.open(folder, read_only=True) as before:
+        searches = [s.to_dict() for s in before.gallery_searches.searches()]
+        leads = [lead.to_dict() for lead in before.gallery_searches.leads()]
+    export_case(folder, tmp_path / "case.zip")
+    result = import_case(tmp_path / "case.zip", tmp_path / "imported")
+    assert result.warnings == ()
+    with Case.open(tmp_path / "imported", read_only=True) as after:
+        assert after.verify().intact
+        assert [s.to_dict() for s in after.gallery_searches.searches()] == searches
+        assert [lead.to_dict() for lead in after.gallery_searches.leads()] == leads
+        assert workflow.lead_note(after, "K1") is not None
