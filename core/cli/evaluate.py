@@ -25,6 +25,7 @@ from core.cli.common import (
     progress_printer,
 )
 from core.cli.faithfulness import add_faithfulness_grid_options
+from core.engine.base import ENGINE_IDS
 from core.errors import BadInputError
 from core.metrics.data_set import metric_ids
 from core.metrics.model_comparison import DEFAULT_METHOD, NORMALIZATIONS
@@ -68,6 +69,65 @@ def steps_from(flag: str, texts: Sequence[str] | None) -> list[Any]:
     return steps
 
 
+def add_engine_options(
+    parser: argparse.ArgumentParser, checkpoint_default: str
+) -> None:
+    """``--engine {local,ray} [--ray-address ADDR] [--checkpoint DIR]`` (the
+    evaluation commands, ``xfr calibrate`` and ``xfr gallery build``)."""
+    parser.add_argument(
+        "--engine",
+        choices=ENGINE_IDS,
+        default="local",
+        help="where the shards run: local (this process, the default) or ray (a "
+        "local Ray, or the lab's cluster with --ray-address); the results are "
+        "the same (docs/distributed.md)",
+    )
+    parser.add_argument(
+        "--ray-address",
+        metavar="HOST:PORT",
+        help="the head of the lab's Ray cluster ('ray start --head'), e.g. "
+        "10.0.0.5:6379; without it --engine ray starts a local Ray",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        metavar="DIR",
+        help="folder where each finished shard is kept, so a rerun after a stop "
+        f"resumes; a changed input is computed again ({checkpoint_default})",
+    )
+
+
+def engine_from_args(
+    args: argparse.Namespace, label: str, default_checkpoint: str | None = None
+) -> Any:
+    """The engine ``--engine``, ``--ray-address`` and ``--checkpoint`` name."""
+    from core.engine import make_engine
+
+    checkpoint = args.checkpoint if args.checkpoint is not None else default_checkpoint
+    engine = make_engine(
+        args.engine,
+        address=args.ray_address,
+        checkpoint=checkpoint,
+        progress=progress_printer(label, args.json, "count"),
+    )
+    return engine
+
+
+def report_engine(engine: Any) -> None:
+    """One line on stderr: where the shards ran and how many were reused (none
+    for the plain in-process run without a checkpoint: nothing to say)."""
+    import sys
+
+    if engine.name == "local" and engine.checkpoint is None:
+        return
+    stats = engine.stats
+    where = "" if engine.checkpoint is None else f"; checkpoint {engine.checkpoint}"
+    print(
+        f"engine {engine.name}: {stats.shards} shard(s), {stats.computed} computed, "
+        f"{stats.reused} from the checkpoint{where}",
+        file=sys.stderr,
+    )
+
+
 def cmd_eval_verification(args: argparse.Namespace) -> int:
     from core.evaluation import check_max_pairs, evaluate_verification
 
@@ -80,18 +140,22 @@ def cmd_eval_verification(args: argparse.Namespace) -> int:
         bands = parse_bands(args.bands, band_measure(args.by_quality))
     elif args.bands is not None:
         raise BadInputError("--bands needs --by-quality MEASURE")
-    model = load_model_from_args(args)
-    report = evaluate_verification(
-        args.data,
-        model,
-        seed=args.seed,
-        max_pairs=args.max_pairs,
-        centre_fallback=args.centre_fallback,
-        progress=progress_printer("embedding images", args.json, "count"),
-        by_quality=args.by_quality,
-        bands=bands,
-        probe_chains=probe_chains,
-    )
+    engine = engine_from_args(args, "embedding images")  # a bad address: first
+    try:
+        model = load_model_from_args(args)
+        report = evaluate_verification(
+            args.data,
+            model,
+            seed=args.seed,
+            max_pairs=args.max_pairs,
+            centre_fallback=args.centre_fallback,
+            by_quality=args.by_quality,
+            bands=bands,
+            probe_chains=probe_chains,
+            engine=engine,
+        )
+    finally:
+        engine.close()
     if report.pairs_evaluated == 0:  # no EER, TAR or FAR is a measurement then
         first = report.failed_images[0] if report.failed_images else "none named"
         raise BadInputError(
@@ -99,6 +163,7 @@ def cmd_eval_verification(args: argparse.Namespace) -> int:
             f"{len(report.failed_images)} image(s) failed, the first: {first})",
             args.data,
         )
+    report_engine(engine)
     if args.json:
         print_json(report.to_dict())
     else:
@@ -440,6 +505,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "before detection, e.g. clahe:clip=2 or unsharp:radius=2,amount=1; "
         "repeatable, applied in order; the output records both chains",
     )
+    add_engine_options(verification, "default: none")
     verification.add_argument("--json", action="store_true")
     verification.set_defaults(run=cmd_eval_verification)
     add_models_eval(eval_kinds)
