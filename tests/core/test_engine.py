@@ -317,3 +317,29 @@ def test_cli_verification_checkpoint_resumes_and_says_so(identities, tmp_path, c
     a, b = json.loads(first.out), json.loads(second.out)
     a.pop("seconds"), b.pop("seconds")
     assert a == b
+
+
+@pytest.mark.slow
+def test_cli_calibrate_and_gallery_build_on_ray_equal_local(
+    identities, tmp_path, capsys, ray_engine
+):
+    from core.cli import main
+
+    outputs = {}
+    for engine in ("local", "ray"):
+        out = tmp_path / f"{engine}.json"
+        argv = ["calibrate", "--data", str(identities), "--out", str(out),
+                "--engine", engine]  # fmt: skip
+        assert main(argv) == 0
+        calibration = json.loads(out.read_text())
+        for volatile in ("created", "reference"):
+            calibration.pop(volatile)
+        gallery = tmp_path / f"{engine}.xfrgallery"
+        assert main(["gallery", "build", str(identities), "--out", str(gallery),
+                     "--engine", engine, "--json"]) == 0  # fmt: skip
+        outputs[engine] = (calibration, np.load(gallery / "templates.npy"))
+    err = capsys.readouterr().err
+    assert err.count("engine ray: 1 shard(s), 1 computed") == 2
+    assert outputs["local"][0] == outputs["ray"][0]
+    assert np.array_equal(outputs["local"][1], outputs["ray"][1])
+    assert ray_engine._ray.is_initialized()  # a Ray it did not start is left running
