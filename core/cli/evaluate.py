@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from core.cli.common import (
@@ -179,19 +180,26 @@ def cmd_eval_faithfulness(args: argparse.Namespace) -> int:
     methods = method_list(args.methods)
     check_max_pairs(args.max_pairs)  # before loading the model
     params = params_by_method(args.param, methods)
-    model = load_model_from_args(args)
-    table = evaluate_faithfulness(
-        args.data,
-        model,
-        methods,
-        args.metric,
-        max_pairs=args.max_pairs,
-        seed=args.seed,
-        params=params,
-        references=args.references,
-        pair_settings=settings_from(args),
-        progress=progress_printer("faithfulness", args.json),
-    )
+    # no default checkpoint: a shard keeps every map (about 0.8 MB a pair and
+    # method for a dense one), which --checkpoint asks for knowingly
+    engine = engine_from_args(args, "faithfulness maps")
+    try:
+        model = load_model_from_args(args)
+        table = evaluate_faithfulness(
+            args.data,
+            model,
+            methods,
+            args.metric,
+            max_pairs=args.max_pairs,
+            seed=args.seed,
+            params=params,
+            references=args.references,
+            pair_settings=settings_from(args),
+            engine=engine,
+        )
+    finally:
+        engine.close()
+    report_engine(engine)
     files = write_outputs(table, args.out) if args.out else {}
     if args.json:
         print_json({**table.to_dict(), "files": files})
@@ -250,18 +258,24 @@ def cmd_eval_sanity(args: argparse.Namespace) -> int:
     check_max_pairs(args.max_pairs)  # these before loading the model
     choose_depths(1, args.blocks)  # refuses --blocks below 1
     params = params_by_method(args.param, methods)
-    model = load_model_from_args(args)
-    depths = choose_depths(len(model_blocks(model)), args.blocks)
-    _, pairs, skipped, protocol = aligned_pairs(
-        args.data, model, args.seed, args.max_pairs
-    )
-    if not pairs:
-        raise BadInputError("no usable pair (no face found in any)", args.data)
-    table = sanity_check(
-        model, pairs, methods, depths=depths, seed=args.seed, params=params,
-        progress=progress_printer("sanity", args.json), data=str(args.data),
-        protocol=protocol, pairs_skipped=skipped,
-    )  # fmt: skip
+    default_checkpoint = None if not args.out else str(Path(args.out) / "checkpoint")
+    engine = engine_from_args(args, "sanity", default_checkpoint)
+    try:
+        model = load_model_from_args(args)
+        depths = choose_depths(len(model_blocks(model)), args.blocks)
+        _, pairs, skipped, protocol = aligned_pairs(
+            args.data, model, args.seed, args.max_pairs
+        )
+        if not pairs:
+            raise BadInputError("no usable pair (no face found in any)", args.data)
+        table = sanity_check(
+            model, pairs, methods, depths=depths, seed=args.seed, params=params,
+            data=str(args.data), protocol=protocol, pairs_skipped=skipped,
+            engine=engine,
+        )  # fmt: skip
+    finally:
+        engine.close()
+    report_engine(engine)
     files = write_sanity(table, args.out) if args.out else {}
     if args.json:
         print_json({**table.to_dict(), "files": files})
@@ -440,6 +454,11 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     faithful.add_argument("--max-pairs", type=int)
     faithful.add_argument("--seed", type=int, default=0)
     faithful.add_argument("--out", help="folder for CSV curves, PNG plot, tables")
+    add_engine_options(
+        faithful,
+        "default: none; it keeps every map, about 0.8 MB "
+        "a pair and method for a dense one",
+    )
     faithful.add_argument("--json", action="store_true")
     faithful.set_defaults(run=cmd_eval_faithfulness)
     sanity = eval_kinds.add_parser(
@@ -464,6 +483,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--seed", type=int, default=0, help="methods' and weights' seed"
     )
     sanity.add_argument("--out", help="folder for the CSV, Markdown, JSON and plot")
+    add_engine_options(sanity, "default: OUT/checkpoint with --out, else none")
     sanity.add_argument("--json", action="store_true")
     sanity.set_defaults(run=cmd_eval_sanity)
     verification = eval_kinds.add_parser(

@@ -343,3 +343,79 @@ def test_cli_calibrate_and_gallery_build_on_ray_equal_local(
     assert outputs["local"][0] == outputs["ray"][0]
     assert np.array_equal(outputs["local"][1], outputs["ray"][1])
     assert ray_engine._ray.is_initialized()  # a Ray it did not start is left running
+
+
+def test_quality_measures_come_back_from_the_checkpoint_unchanged(
+    identities, dlib_model, tmp_path
+):
+    pairs, _ = evaluation.pairs_for(identities)
+    checkpoint = tmp_path / "checkpoint"
+    computed = evaluation.scored_pairs(
+        pairs, dlib_model, quality=True, engine=local_engine(checkpoint)
+    )
+    engine = local_engine(checkpoint)
+    read_back = evaluation.scored_pairs(pairs, dlib_model, quality=True, engine=engine)
+    assert engine.stats.computed == 0 and engine.stats.reused == 4
+    assert read_back.qualities == computed.qualities and len(computed.qualities) == 8
+    assert np.array_equal(read_back.genuine, computed.genuine)
+    plain = evaluation.scored_pairs(pairs, dlib_model, quality=True)  # no engine
+    assert plain.qualities == computed.qualities
+
+
+# ---- xfr eval faithfulness: the maps in shards -------------------------------------
+def faithfulness_rows(table) -> tuple[list, dict]:
+    timing = ("s/pair explain", "s/pair metric")
+    rows = [{k: v for k, v in row.items() if k not in timing} for row in table.rows]
+    return rows, table.curves
+
+
+@pytest.mark.slow
+def test_faithfulness_maps_on_ray_give_the_local_table_and_resume(
+    identities, dlib_model, ray_engine, tmp_path
+):
+    from core.metrics.evaluate import evaluate_faithfulness
+
+    def run(engine):
+        return evaluate_faithfulness(
+            identities, dlib_model, ["gradient", "gradcam"], "deletion-insertion",
+            max_pairs=6, steps=5, random_orders=1, engine=engine,
+        )  # fmt: skip
+
+    plain = run(None)
+    checkpoint = tmp_path / "checkpoint"
+    remote = on_ray(ray_engine, checkpoint, shard_size=2)
+    on_cluster = run(remote)
+    assert remote.stats.computed == 3 and plain.pairs_used == 6
+    assert faithfulness_rows(on_cluster) == faithfulness_rows(plain)
+    again = local_engine(checkpoint)  # every shard read back from the checkpoint
+    resumed = run(again)
+    assert (again.stats.computed, again.stats.reused) == (0, 3)
+    assert faithfulness_rows(resumed) == faithfulness_rows(plain)
+
+
+# ---- xfr eval sanity: the pairs in shards ------------------------------------------
+@pytest.mark.slow
+def test_sanity_on_ray_gives_the_local_table_and_resumes(
+    identities, dlib_model, ray_engine, tmp_path
+):
+    from core.metrics.evaluate import aligned_pairs
+    from core.metrics.sanity import sanity_check
+
+    _, pairs, _, _ = aligned_pairs(identities, dlib_model, 0, 5)
+
+    def run(engine):
+        table = sanity_check(dlib_model, pairs, ["gradient", "gradcam"],
+                             depths=[2, 6], engine=engine)  # fmt: skip
+        rows = [{k: v for k, v in r.items() if k != "s/pair"} for r in table.rows]
+        return rows, table.verdicts
+
+    plain = run(None)
+    checkpoint = tmp_path / "checkpoint"
+    remote = on_ray(ray_engine, checkpoint, shard_size=2)
+    assert run(remote) == plain and remote.stats.computed == 3
+    again = local_engine(checkpoint)
+    assert run(again) == plain and (again.stats.computed, again.stats.reused) == (0, 3)
+    assert len(plain[0]) == 4 and {v["method"] for v in plain[1]} == {
+        "gradient",
+        "gradcam",
+    }
