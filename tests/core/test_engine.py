@@ -419,3 +419,25 @@ def test_sanity_on_ray_gives_the_local_table_and_resumes(
         "gradient",
         "gradcam",
     }
+
+
+@pytest.mark.slow
+def test_probe_chains_travel_to_ray_workers_and_give_the_same_table(
+    identities, dlib_model, ray_engine
+):
+    from core.processing import parse_step
+
+    chains = evaluation.ProbeChains((parse_step("gaussian_blur:sigma=2"),), ())
+
+    def run(engine):
+        return table(evaluation.evaluate_verification(
+            identities, dlib_model, probe_chains=chains, engine=engine
+        ))  # fmt: skip
+
+    plain = run(None)
+    assert plain["probe_processing"]["degrade"]["steps"]
+    # one shard of 32 is the one-pass run's batch: the same table
+    assert run(local_engine(shard_size=evaluation.SHARD_IMAGES)) == plain
+    # shards of 2 are other batches (last bits may differ from one pass), the
+    # same on both runners
+    assert run(local_engine()) == run(on_ray(ray_engine))
