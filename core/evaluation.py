@@ -24,10 +24,12 @@ convention of falling back to the centre of the image).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import io
 import itertools
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,7 +39,7 @@ import numpy as np
 from core.errors import BadInputError, Cancelled, NoFaceError
 from core.faces.align import chip_for_model
 from core.faces.detect import Face, FaceDetector
-from core.imageio import LoadedImage, load_image
+from core.imageio import LoadedImage, decode_image, load_image, read_image_bytes
 from core.models.base import (
     FaceModel,
     Threshold,
@@ -48,6 +50,7 @@ from core.progress import ProgressCallback
 from core.verify import PreparedFace, needs_68_landmarks, prepare_face
 
 if TYPE_CHECKING:  # core.quality pulls in OpenCV: imported where it is used
+    from core.engine import Engine
     from core.processing import Step
     from core.quality import FaceQuality
 
@@ -527,6 +530,7 @@ def embed_images(
     cancel: Callable[[], bool] | None = None,
     quality: bool = False,
     transform: Callable[[np.ndarray], np.ndarray] | None = None,
+    read: Callable[[Path], bytes] | None = None,
 ) -> EmbeddedImages:
     """Detect, align and embed each image once, in batches.
 
@@ -536,6 +540,8 @@ def embed_images(
     embedding length) into ``qualities``.  ``transform``: the loaded pixels are
     replaced by ``transform(rgb)`` before detection (the processed probes of
     ``ProbeChains``; a failed image is then named "(processed probe)").
+    ``read``: each image's bytes (default: read from its path; a distributed
+    worker is given the bytes the driver read and hashed, :func:`embed_shard`).
     """
     detector = FaceDetector.shared()
     with_68 = needs_68_landmarks(model)
@@ -559,19 +565,22 @@ def embed_images(
             progress(number, len(images), str(path))
         try:
             try:
-                prepared = _prepare(path, model, detector, transform)
+                prepared = _prepare(path, model, detector, transform, read)
                 chip = prepared.aligned.chip
                 image, face = prepared.image, prepared.face
             except NoFaceError:
                 if not centre_fallback:
                     raise
-                image = _load(path, transform)  # again: rare (no face detected)
+                image = _load(path, transform, read)  # again: rare (no face)
                 rgb = image.rgb
                 face = detector.face_in_box(rgb, _centre_box(rgb.shape), with_68)
                 chip = chip_for_model(rgb, face, model.preprocessing).chip
                 result.centre_fallbacks += 1
             if quality:
-                _measure(result, path, image, face, processed=transform is not None)
+                _measure(
+                    result, path, image, face, processed=transform is not None,
+                    read=read,
+                )  # fmt: skip
         except NoFaceError as error:
             result.failures_to_detect += 1
             result.failed.append(f"{_named(path, transform)}: {error.reason}")
@@ -592,9 +601,11 @@ def _named(path: Path, transform: object | None) -> str:
 
 
 def _load(
-    path: Path, transform: Callable[[np.ndarray], np.ndarray] | None
+    path: Path,
+    transform: Callable[[np.ndarray], np.ndarray] | None,
+    read: Callable[[Path], bytes] | None = None,
 ) -> LoadedImage:
-    image = load_image(path)
+    image = load_image(path) if read is None else decode_image(read(path), path)
     if transform is None:
         return image
     return dataclasses.replace(image, rgb=transform(image.rgb))
@@ -605,13 +616,15 @@ def _prepare(
     model: FaceModel,
     detector: FaceDetector,
     transform: Callable[[np.ndarray], np.ndarray] | None,
+    read: Callable[[Path], bytes] | None = None,
 ) -> PreparedFace:
-    """``prepare_face`` (largest face), on the processed pixels when ``transform``."""
-    if transform is None:
+    """``prepare_face`` (largest face), on the processed pixels when ``transform``
+    (and on the bytes ``read`` gives, when given)."""
+    if transform is None and read is None:
         return prepare_face(path, model, detector=detector)
     from core.faces.detect import find_faces, select_face
 
-    image = _load(path, transform)
+    image = _load(path, transform, read)
     faces = find_faces(image, detector=detector, with_68=needs_68_landmarks(model))
     face = select_face(faces, None, path=image.path)
     aligned = chip_for_model(image.rgb, face, model.preprocessing)
@@ -625,9 +638,12 @@ def _measure(
     face: Face,
     *,
     processed: bool = False,
+    read: Callable[[Path], bytes] | None = None,
 ) -> None:
     from core.quality import FaceInput, assess
     from core.quality.pixels import read_jpeg_tables
+
+    source: Path | io.BytesIO = path if read is None else io.BytesIO(read(path))
 
     # a processed probe's pixels are no longer the file's JPEG blocks: its
     # compression tables and block grid say nothing about them
@@ -636,7 +652,7 @@ def _measure(
         bbox=face.bbox,
         landmarks5=face.landmarks5,
         landmarks68=face.landmarks68,
-        jpeg_tables=None if processed else read_jpeg_tables(path),
+        jpeg_tables=None if processed else read_jpeg_tables(source),
         blocks_aligned=image.exif_orientation == 1 and not processed,
         name=path.name,
     )
@@ -659,13 +675,15 @@ def evaluate_verification(
     by_quality: str | None = None,
     bands: Sequence[float] = (),
     probe_chains: ProbeChains | None = None,
+    engine: Engine | None = None,
 ) -> VerificationReport:
     """EER, AUC and accuracy of ``model`` on ``data``; with ``by_quality`` (a
     :mod:`core.quality` measure) also per band of ``bands`` edges, a pair counting
     in the band of its worse face.  ``probe_chains``: the first image of every
     pair is processed before detection (its embedding, failures and quality are
     those of the processed copy, kept apart from the same file as a gallery
-    image)."""
+    image).  ``engine``: embed shard by shard on it (:mod:`core.engine`; None:
+    in this process, in one pass)."""
     started = time.perf_counter()
     pairs, protocol = pairs_for(data, seed=seed, max_pairs=max_pairs)
     options: dict[str, Any] = {
@@ -677,15 +695,17 @@ def evaluate_verification(
     processing = None
     if probe_chains is None or not probe_chains.steps:
         images = sorted({p for pair in pairs for p in (pair.first, pair.second)})
-        embedded = embed_images(images, model, progress=progress, **options)
+        embed = embedder(engine, "eval verification")
+        embedded = embed(images, model, progress=progress, **options)
         probe_embeddings = embeddings = embedded.embeddings
         probe_qualities = None
         image_count = len(images)
     else:
         processing = probe_chains.to_dict()
         embedded, probe_embedded, image_count = _embed_with_probe_chains(
-            pairs, model, probe_chains, progress, options
-        )
+            pairs, model, probe_chains, progress, options,
+            embedder(engine, "eval verification", probe_chains),
+        )  # fmt: skip
         embeddings = embedded.embeddings
         probe_embeddings = probe_embedded.embeddings
         probe_qualities = probe_embedded.qualities
@@ -770,6 +790,7 @@ def _embed_with_probe_chains(
     chains: ProbeChains,
     progress: ProgressCallback | None,
     options: dict[str, Any],
+    embed: Callable[..., EmbeddedImages] | None = None,
 ) -> tuple[EmbeddedImages, EmbeddedImages, int]:
     """The gallery images (second of a pair) as they are, and the probes (first of
     a pair) through ``chains``: two embeddings each for a file on both sides.
@@ -783,8 +804,9 @@ def _embed_with_probe_chains(
             return None
         return lambda done, _total, message: progress(offset + done, total, message)
 
-    gallery = embed_images(gallery_images, model, progress=shifted(0), **options)
-    probes = embed_images(
+    embed = embed_images if embed is None else embed
+    gallery = embed(gallery_images, model, progress=shifted(0), **options)
+    probes = embed(
         probe_images,
         model,
         progress=shifted(len(gallery_images)),
@@ -856,11 +878,14 @@ def scored_pairs(
     batch_size: int = 32,
     progress: ProgressCallback | None = None,
     quality: bool = False,
+    engine: Engine | None = None,
+    command: str = "calibrate",
 ) -> ScoredPairs:
     """:func:`pair_scores`, keeping which pair each score is (and, with
-    ``quality``, each face's quality measures)."""
+    ``quality``, each face's quality measures).  ``engine``: embed shard by shard
+    on it (``command`` names the work in the shards' keys)."""
     images = sorted({p for pair in pairs for p in (pair.first, pair.second)})
-    embedded = embed_images(
+    embedded = embedder(engine, command)(
         images, model, batch_size=batch_size, progress=progress, quality=quality
     )
     embeddings = embedded.embeddings
@@ -881,3 +906,252 @@ def scored_pairs(
         impostor_pairs,
         embedded.qualities,
     )
+
+
+# ---- shards (core.engine: --engine local|ray, --checkpoint) ------------------------
+SHARD_IMAGES = 32  # images per shard: one embedding batch
+
+
+@dataclass(frozen=True)
+class ImageShard:
+    """The images of one shard as the driver read them, in its order: names,
+    bytes, hashes (``errors``: the files that could not be read, and why; their
+    bytes and hash are empty)."""
+
+    names: tuple[str, ...]
+    data: tuple[bytes, ...]
+    sha256: tuple[str, ...]
+    errors: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class EmbedOptions:
+    """What :func:`embed_shard` does with a shard's images (part of its key)."""
+
+    centre_fallback: bool = False
+    quality: bool = False
+    chains: ProbeChains | None = None  # the probes' processing, None for none
+    batch_size: int = SHARD_IMAGES
+
+    def key_parameters(self) -> dict[str, Any]:
+        from core.processing import chain_to_json
+
+        return {
+            "centre_fallback": self.centre_fallback,
+            "quality": self.quality,
+            "batch_size": self.batch_size,
+            "chains": None
+            if self.chains is None
+            else [
+                chain_to_json(self.chains.degrade),
+                chain_to_json(self.chains.process),
+            ],
+        }
+
+
+def embed_shard(
+    model: FaceModel, shard: ImageShard, options: EmbedOptions
+) -> EmbeddedImages:
+    """The shard function of every image-embedding command: :func:`embed_images`
+    on the bytes the driver read, each checked against its SHA-256 first.  The
+    local and the Ray runner both call this, on the same shards."""
+    contents = dict(zip(shard.names, zip(shard.data, shard.sha256, strict=True),
+                        strict=True))  # fmt: skip
+    errors = dict(shard.errors)
+
+    def read(path: Path) -> bytes:
+        name = str(path)
+        if name in errors:
+            raise BadInputError(errors[name], path)
+        data, expected = contents[name]
+        if hashlib.sha256(data).hexdigest() != expected:
+            raise BadInputError("the bytes received differ from those hashed", path)
+        return data
+
+    return embed_images(
+        [Path(name) for name in shard.names],
+        model,
+        centre_fallback=options.centre_fallback,
+        batch_size=options.batch_size,
+        quality=options.quality,
+        transform=None if options.chains is None else options.chains.apply,
+        read=read,
+    )
+
+
+def encode_embedded(result: EmbeddedImages) -> dict[str, Any]:
+    """A shard's result as JSON data (the checkpoint; floats round-trip exactly)."""
+    return {
+        "embeddings": [
+            [str(p), [float(v) for v in e]] for p, e in result.embeddings.items()
+        ],
+        "failed": list(result.failed),
+        "failures_to_detect": result.failures_to_detect,
+        "centre_fallbacks": result.centre_fallbacks,
+        "qualities": [
+            [str(p), _encode_quality(q)] for p, q in result.qualities.items()
+        ],
+    }
+
+
+def _encode_quality(quality: FaceQuality) -> dict[str, Any]:
+    return {
+        "label": quality.label,
+        "values": [
+            [
+                v.measure,
+                v.name,
+                None if v.value is None else float(v.value),
+                v.unit,
+                v.note,
+            ]
+            for v in quality.values
+        ],
+        "rating": quality.summary.rating,
+        "reasons": list(quality.summary.reasons),
+    }
+
+
+def _decode_quality(data: dict[str, Any]) -> FaceQuality:
+    from core.quality import FaceQuality
+    from core.quality.base import QualityValue
+    from core.quality.summary import QualitySummary
+
+    values = tuple(QualityValue(*value) for value in data["values"])
+    return FaceQuality(
+        data["label"], values, QualitySummary(data["rating"], tuple(data["reasons"]))
+    )
+
+
+def decode_embedded(data: dict[str, Any]) -> EmbeddedImages:
+    return EmbeddedImages(
+        {
+            Path(name): np.asarray(values, dtype=np.float64)
+            for name, values in data["embeddings"]
+        },
+        list(data["failed"]),
+        int(data["failures_to_detect"]),
+        int(data["centre_fallbacks"]),
+        {Path(name): _decode_quality(q) for name, q in data.get("qualities", [])},
+    )
+
+
+def embed_images_sharded(
+    images: Sequence[Path],
+    model: FaceModel,
+    engine: Engine,
+    options: EmbedOptions,
+    *,
+    command: str,
+    progress: ProgressCallback | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> EmbeddedImages:
+    """:func:`embed_images` shard by shard on ``engine``: each shard's files read
+    and hashed here, on the driver; the results merged in shard order; every file
+    hashed again at the end, so a file changed during the run is refused."""
+    from core.engine import Shard, run_sharded, shard_key
+
+    images = list(images)
+    read_hashes: dict[Path, str] = {}
+    parameters = options.key_parameters()
+    size = engine.shard_size or SHARD_IMAGES
+
+    def shards() -> Iterator[Shard]:
+        for index, start in enumerate(range(0, len(images), size)):
+            names: list[str] = []
+            data: list[bytes] = []
+            hashes: list[str] = []
+            errors: list[tuple[str, str]] = []
+            keyed: list[tuple[str, str]] = []
+            for path in images[start : start + size]:
+                try:
+                    content = read_image_bytes(path)
+                except BadInputError as error:
+                    errors.append((str(path), error.reason))
+                    content, digest = b"", ""
+                else:
+                    digest = hashlib.sha256(content).hexdigest()
+                    read_hashes[path] = digest
+                names.append(str(path))
+                data.append(content)
+                hashes.append(digest)
+                keyed.append((str(path), digest or f"unreadable: {errors[-1][1]}"))
+            key = shard_key(command, parameters, keyed, model.weights_sha256)
+            payload = ImageShard(tuple(names), tuple(data), tuple(hashes),
+                                 tuple(errors))  # fmt: skip
+            yield Shard(index, key, payload, len(keyed))
+
+    parts = run_sharded(
+        engine,
+        embed_shard,
+        model,
+        shards(),
+        options,
+        command=command,
+        total=len(images),
+        encode=encode_embedded,
+        decode=decode_embedded,
+        progress=progress,
+        cancel=cancel,
+    )
+    merged = EmbeddedImages({}, [])
+    for part in parts:
+        merged.embeddings.update(part.embeddings)
+        merged.failed.extend(part.failed)
+        merged.failures_to_detect += part.failures_to_detect
+        merged.centre_fallbacks += part.centre_fallbacks
+        merged.qualities.update(part.qualities)
+    check_unchanged(read_hashes)
+    return merged
+
+
+def check_unchanged(hashes: dict[Path, str]) -> None:
+    """Every file still has the SHA-256 it had when it was read (one line naming
+    the first that changed: its result is not of the file as it is now)."""
+    from core.resources import sha256_file
+
+    for path, digest in hashes.items():
+        try:
+            now = sha256_file(path)
+        except OSError:
+            now = "unreadable"
+        if now != digest:
+            raise BadInputError(
+                "the file changed (or went) while the evaluation ran; run it again",
+                path,
+            )
+
+
+def embedder(
+    engine: Engine | None, command: str, chains: ProbeChains | None = None
+) -> Callable[..., EmbeddedImages]:
+    """:func:`embed_images`, or (with an engine) the same, shard by shard on it:
+    called as ``embed(images, model, progress=..., cancel=..., centre_fallback=...,
+    batch_size=..., quality=..., transform=...)``; ``chains``: what ``transform``
+    stands for (a shard is shipped with the chains, not a function)."""
+    if engine is None:
+        return embed_images
+    sharded_engine = engine
+
+    def embed(
+        images: Sequence[Path],
+        model: FaceModel,
+        *,
+        progress: ProgressCallback | None = None,
+        cancel: Callable[[], bool] | None = None,
+        centre_fallback: bool = False,
+        batch_size: int = SHARD_IMAGES,
+        quality: bool = False,
+        transform: Callable[[np.ndarray], np.ndarray] | None = None,
+    ) -> EmbeddedImages:
+        if transform is not None and chains is None:
+            raise ValueError("a sharded embedding ships chains, not a function")
+        options = EmbedOptions(
+            centre_fallback, quality, None if transform is None else chains, batch_size
+        )
+        return embed_images_sharded(
+            images, model, sharded_engine, options, command=command,
+            progress=progress, cancel=cancel,
+        )  # fmt: skip
+
+    return embed

@@ -75,15 +75,28 @@ def to_rgb8(image: Image.Image) -> np.ndarray:
 
 def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> LoadedImage:
     """Read an image file for analysis; the file itself is only ever read."""
+    return decode_image(read_image_bytes(path), path, max_pixels)
+
+
+def read_image_bytes(path: str | Path) -> bytes:
+    """An image file's bytes (one line naming the file when it cannot be read)."""
     path = Path(path)
     if not path.exists():
         raise BadInputError("file not found", path)
     if not path.is_file():
         raise BadInputError("not a file", path)
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as error:
         raise BadInputError(f"cannot read file ({error.strerror})", path) from None
+
+
+def decode_image(
+    data: bytes, path: str | Path, max_pixels: int = MAX_PIXELS
+) -> LoadedImage:
+    """:func:`load_image` on bytes already read from ``path`` (a distributed
+    worker gets the file's bytes, never the driver's file system)."""
+    path = Path(path)
     if not data:
         raise BadInputError("file is empty (0 bytes)", path)
     digest = hashlib.sha256(data).hexdigest()

@@ -27,9 +27,13 @@ from core.cli.common import (
     add_trust_model_code,
     load_model_from_args,
     print_json,
-    progress_printer,
 )
-from core.cli.evaluate import add_quality_band_options
+from core.cli.evaluate import (
+    add_engine_options,
+    add_quality_band_options,
+    engine_from_args,
+    report_engine,
+)
 from core.errors import BadInputError
 from core.models.ids import DEFAULT_MODEL_ID
 
@@ -75,11 +79,15 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         edges = parse_bands(args.bands, band_measure(args.by_quality))
     elif args.bands is not None:
         raise BadInputError("--bands needs --by-quality MEASURE")
-    model = load_model_from_args(args)
     pairs, protocol = pairs_for(args.data, seed=args.seed, max_pairs=args.max_pairs)
-    progress = progress_printer("embedding images", args.json, "count")
-    # the faces' quality is measured when fitting: the calibration records it
-    scored = scored_pairs(pairs, model, progress=progress, quality=not args.evaluate)
+    engine = engine_from_args(args, "embedding images")  # a bad address: first
+    try:
+        model = load_model_from_args(args)
+        # the faces' quality is measured when fitting: the calibration records it
+        scored = scored_pairs(pairs, model, quality=not args.evaluate, engine=engine)
+    finally:
+        engine.close()
+    report_engine(engine)
     genuine, impostor, failed = scored.genuine, scored.impostor, scored.failed
     if args.evaluate:
         return _evaluate_existing(args, model, genuine, impostor, failed, protocol)
@@ -264,5 +272,6 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     add_quality_band_options(
         calibrate, "fit one calibration per band (and one over all pairs) of"
     )
+    add_engine_options(calibrate, "default: none")
     calibrate.add_argument("--json", action="store_true")
     calibrate.set_defaults(run=cmd_calibrate)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from core.cli.common import (
@@ -25,6 +26,7 @@ from core.cli.common import (
     progress_printer,
 )
 from core.cli.faithfulness import add_faithfulness_grid_options
+from core.engine.base import ENGINE_IDS
 from core.errors import BadInputError
 from core.metrics.data_set import metric_ids
 from core.metrics.model_comparison import DEFAULT_METHOD, NORMALIZATIONS
@@ -68,6 +70,65 @@ def steps_from(flag: str, texts: Sequence[str] | None) -> list[Any]:
     return steps
 
 
+def add_engine_options(
+    parser: argparse.ArgumentParser, checkpoint_default: str
+) -> None:
+    """``--engine {local,ray} [--ray-address ADDR] [--checkpoint DIR]`` (the
+    evaluation commands, ``xfr calibrate`` and ``xfr gallery build``)."""
+    parser.add_argument(
+        "--engine",
+        choices=ENGINE_IDS,
+        default="local",
+        help="where the shards run: local (this process, the default) or ray (a "
+        "local Ray, or the lab's cluster with --ray-address); the results are "
+        "the same (docs/distributed.md)",
+    )
+    parser.add_argument(
+        "--ray-address",
+        metavar="HOST:PORT",
+        help="the head of the lab's Ray cluster ('ray start --head'), e.g. "
+        "10.0.0.5:6379; without it --engine ray starts a local Ray",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        metavar="DIR",
+        help="folder where each finished shard is kept, so a rerun after a stop "
+        f"resumes; a changed input is computed again ({checkpoint_default})",
+    )
+
+
+def engine_from_args(
+    args: argparse.Namespace, label: str, default_checkpoint: str | None = None
+) -> Any:
+    """The engine ``--engine``, ``--ray-address`` and ``--checkpoint`` name."""
+    from core.engine import make_engine
+
+    checkpoint = args.checkpoint if args.checkpoint is not None else default_checkpoint
+    engine = make_engine(
+        args.engine,
+        address=args.ray_address,
+        checkpoint=checkpoint,
+        progress=progress_printer(label, args.json, "count"),
+    )
+    return engine
+
+
+def report_engine(engine: Any) -> None:
+    """One line on stderr: where the shards ran and how many were reused (none
+    for the plain in-process run without a checkpoint: nothing to say)."""
+    import sys
+
+    if engine.name == "local" and engine.checkpoint is None:
+        return
+    stats = engine.stats
+    where = "" if engine.checkpoint is None else f"; checkpoint {engine.checkpoint}"
+    print(
+        f"engine {engine.name}: {stats.shards} shard(s), {stats.computed} computed, "
+        f"{stats.reused} from the checkpoint{where}",
+        file=sys.stderr,
+    )
+
+
 def cmd_eval_verification(args: argparse.Namespace) -> int:
     from core.evaluation import check_max_pairs, evaluate_verification
 
@@ -80,18 +141,22 @@ def cmd_eval_verification(args: argparse.Namespace) -> int:
         bands = parse_bands(args.bands, band_measure(args.by_quality))
     elif args.bands is not None:
         raise BadInputError("--bands needs --by-quality MEASURE")
-    model = load_model_from_args(args)
-    report = evaluate_verification(
-        args.data,
-        model,
-        seed=args.seed,
-        max_pairs=args.max_pairs,
-        centre_fallback=args.centre_fallback,
-        progress=progress_printer("embedding images", args.json, "count"),
-        by_quality=args.by_quality,
-        bands=bands,
-        probe_chains=probe_chains,
-    )
+    engine = engine_from_args(args, "embedding images")  # a bad address: first
+    try:
+        model = load_model_from_args(args)
+        report = evaluate_verification(
+            args.data,
+            model,
+            seed=args.seed,
+            max_pairs=args.max_pairs,
+            centre_fallback=args.centre_fallback,
+            by_quality=args.by_quality,
+            bands=bands,
+            probe_chains=probe_chains,
+            engine=engine,
+        )
+    finally:
+        engine.close()
     if report.pairs_evaluated == 0:  # no EER, TAR or FAR is a measurement then
         first = report.failed_images[0] if report.failed_images else "none named"
         raise BadInputError(
@@ -99,6 +164,7 @@ def cmd_eval_verification(args: argparse.Namespace) -> int:
             f"{len(report.failed_images)} image(s) failed, the first: {first})",
             args.data,
         )
+    report_engine(engine)
     if args.json:
         print_json(report.to_dict())
     else:
@@ -114,19 +180,26 @@ def cmd_eval_faithfulness(args: argparse.Namespace) -> int:
     methods = method_list(args.methods)
     check_max_pairs(args.max_pairs)  # before loading the model
     params = params_by_method(args.param, methods)
-    model = load_model_from_args(args)
-    table = evaluate_faithfulness(
-        args.data,
-        model,
-        methods,
-        args.metric,
-        max_pairs=args.max_pairs,
-        seed=args.seed,
-        params=params,
-        references=args.references,
-        pair_settings=settings_from(args),
-        progress=progress_printer("faithfulness", args.json),
-    )
+    # no default checkpoint: a shard keeps every map (about 0.8 MB a pair and
+    # method for a dense one), which --checkpoint asks for knowingly
+    engine = engine_from_args(args, "faithfulness maps")
+    try:
+        model = load_model_from_args(args)
+        table = evaluate_faithfulness(
+            args.data,
+            model,
+            methods,
+            args.metric,
+            max_pairs=args.max_pairs,
+            seed=args.seed,
+            params=params,
+            references=args.references,
+            pair_settings=settings_from(args),
+            engine=engine,
+        )
+    finally:
+        engine.close()
+    report_engine(engine)
     files = write_outputs(table, args.out) if args.out else {}
     if args.json:
         print_json({**table.to_dict(), "files": files})
@@ -185,18 +258,24 @@ def cmd_eval_sanity(args: argparse.Namespace) -> int:
     check_max_pairs(args.max_pairs)  # these before loading the model
     choose_depths(1, args.blocks)  # refuses --blocks below 1
     params = params_by_method(args.param, methods)
-    model = load_model_from_args(args)
-    depths = choose_depths(len(model_blocks(model)), args.blocks)
-    _, pairs, skipped, protocol = aligned_pairs(
-        args.data, model, args.seed, args.max_pairs
-    )
-    if not pairs:
-        raise BadInputError("no usable pair (no face found in any)", args.data)
-    table = sanity_check(
-        model, pairs, methods, depths=depths, seed=args.seed, params=params,
-        progress=progress_printer("sanity", args.json), data=str(args.data),
-        protocol=protocol, pairs_skipped=skipped,
-    )  # fmt: skip
+    default_checkpoint = None if not args.out else str(Path(args.out) / "checkpoint")
+    engine = engine_from_args(args, "sanity", default_checkpoint)
+    try:
+        model = load_model_from_args(args)
+        depths = choose_depths(len(model_blocks(model)), args.blocks)
+        _, pairs, skipped, protocol = aligned_pairs(
+            args.data, model, args.seed, args.max_pairs
+        )
+        if not pairs:
+            raise BadInputError("no usable pair (no face found in any)", args.data)
+        table = sanity_check(
+            model, pairs, methods, depths=depths, seed=args.seed, params=params,
+            data=str(args.data), protocol=protocol, pairs_skipped=skipped,
+            engine=engine,
+        )  # fmt: skip
+    finally:
+        engine.close()
+    report_engine(engine)
     files = write_sanity(table, args.out) if args.out else {}
     if args.json:
         print_json({**table.to_dict(), "files": files})
@@ -375,6 +454,11 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     faithful.add_argument("--max-pairs", type=int)
     faithful.add_argument("--seed", type=int, default=0)
     faithful.add_argument("--out", help="folder for CSV curves, PNG plot, tables")
+    add_engine_options(
+        faithful,
+        "default: none; it keeps every map, about 0.8 MB "
+        "a pair and method for a dense one",
+    )
     faithful.add_argument("--json", action="store_true")
     faithful.set_defaults(run=cmd_eval_faithfulness)
     sanity = eval_kinds.add_parser(
@@ -399,6 +483,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--seed", type=int, default=0, help="methods' and weights' seed"
     )
     sanity.add_argument("--out", help="folder for the CSV, Markdown, JSON and plot")
+    add_engine_options(sanity, "default: OUT/checkpoint with --out, else none")
     sanity.add_argument("--json", action="store_true")
     sanity.set_defaults(run=cmd_eval_sanity)
     verification = eval_kinds.add_parser(
@@ -440,6 +525,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "before detection, e.g. clahe:clip=2 or unsharp:radius=2,amount=1; "
         "repeatable, applied in order; the output records both chains",
     )
+    add_engine_options(verification, "default: none")
     verification.add_argument("--json", action="store_true")
     verification.set_defaults(run=cmd_eval_verification)
     add_models_eval(eval_kinds)

@@ -22,8 +22,8 @@ from core.cli.common import (
     add_device_option,
     add_trust_model_code,
     load_model,
-    progress_printer,
 )
+from core.cli.evaluate import add_engine_options, engine_from_args, report_engine
 from core.errors import BadInputError
 from core.models.ids import DEFAULT_MODEL_ID
 
@@ -69,14 +69,15 @@ def cmd_build(args: argparse.Namespace) -> int:
     _check_threads(args.threads)
     _check_writable(Path(args.out))  # before the embedding, not after it
     source_images(args.source)  # a bad source is refused before the model loads
-    model = load_model(args.model, args.device, args.card, args.trust_model_code)
-    result = build_gallery(
-        args.source,
-        model,
-        args.out,
-        progress_printer("embedding images", args.json, "count"),
-        threads=args.threads,
-    )
+    engine = engine_from_args(args, "embedding images")
+    try:
+        model = load_model(args.model, args.device, args.card, args.trust_model_code)
+        result = build_gallery(
+            args.source, model, args.out, threads=args.threads, engine=engine
+        )
+    finally:
+        engine.close()
+    report_engine(engine)
     from core.gallery.store import open_gallery
 
     gallery = open_gallery(result.path)  # read back: what was written is usable
@@ -190,6 +191,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     build.add_argument("source", help="folder of identities, or CSV identity,path")
     build.add_argument("--out", required=True, help="the gallery to write (new)")
     _model_options(build, DEFAULT_MODEL_ID)
+    add_engine_options(build, "default: none")
     build.set_defaults(run=cmd_build)
 
     search = sub.add_parser(

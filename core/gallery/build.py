@@ -29,6 +29,7 @@ from core.resources import sha256_file
 from core.version import __version__, source_commit
 
 if TYPE_CHECKING:
+    from core.engine import Engine
     from core.models.base import FaceModel
 
 
@@ -139,10 +140,13 @@ def build_gallery(
     cancel: Callable[[], bool] | None = None,
     *,
     threads: int = 1,
+    engine: Engine | None = None,
 ) -> BuildResult:
     """Embed every image of ``source`` with ``model`` and write ``out``.
 
     ``threads``: faiss's threads for the index (1: a reproducible build).
+    ``engine``: embed shard by shard on it (``--engine local|ray``, a checkpoint
+    folder; :mod:`core.engine`); None: in this process, in one pass.
     """
     started = time.perf_counter()
     out = Path(out)
@@ -150,7 +154,8 @@ def build_gallery(
         raise BadInputError("already exists; a gallery is never overwritten", out)
     images = source_images(source)
     unique = list(dict.fromkeys(image.path for image in images))
-    embedded = evaluation.embed_images(unique, model, progress=progress, cancel=cancel)
+    embed = evaluation.embedder(engine, "gallery build")
+    embedded = embed(unique, model, progress=progress, cancel=cancel)
     if cancel is not None and cancel():
         raise Cancelled("gallery build cancelled")
     reasons = _reasons(embedded.failed, unique)

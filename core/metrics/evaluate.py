@@ -19,19 +19,21 @@ Curves go to CSV and a PNG plot per metric; the table to JSON and Markdown.
 
 from __future__ import annotations
 
+import base64
 import csv
+import io
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from core.errors import BadInputError, NoFaceError
 from core.evaluation import pairs_for
-from core.explain.base import FacePair, get
+from core.explain.base import ExplanationResult, FacePair, ImageMaps, get
 from core.metrics.data_set import METRICS, MetricRun
 from core.metrics.data_set import load as load_metric
 from core.metrics.pair_faithfulness import (
@@ -42,7 +44,11 @@ from core.models.base import FaceModel
 from core.progress import ProgressCallback
 from core.verify import prepare_face
 
+if TYPE_CHECKING:
+    from core.engine import Engine
+
 DEFAULT_REFERENCES = MIN_OTHER_MAPS  # the fewest for a pair-specific verdict
+SHARD_PAIRS = 4  # pairs per shard of maps (a map takes from 0.01 s to minutes)
 
 
 @dataclass
@@ -111,10 +117,13 @@ def evaluate_faithfulness(
     references: int = DEFAULT_REFERENCES,
     pair_settings: FaithfulnessSettings | None = None,
     progress: ProgressCallback | None = None,
+    engine: Engine | None = None,
 ) -> FaithfulnessTable:
     """``random_orders`` and ``steps`` are deletion-insertion's; ``references`` and
     ``pair_settings`` (default: 30 random orders, seeded with ``seed``) are
-    pair-specificity's (module docstring)."""
+    pair-specificity's (module docstring).  ``engine``: the maps are computed
+    shard by shard on it (:func:`explain_shard`, pairs per shard), the metric
+    then runs here on all of them."""
     if metric not in METRICS:
         raise BadInputError(f"unknown metric {metric!r} (one of: {', '.join(METRICS)})")
     measure = load_metric(metric)
@@ -127,10 +136,17 @@ def evaluate_faithfulness(
     table = FaithfulnessTable(str(data), protocol, metric, len(chips), skipped)
     total = len(methods) * len(chips)
     done = 0
+    sharded: dict[str, list[ExplanationResult]] = {}
+    if engine is not None:
+        began = time.perf_counter()
+        sharded = explain_sharded(
+            face_pairs, model, engine, ExplainOptions(tuple(methods), params, seed)
+        )
+        shared_seconds = (time.perf_counter() - began) / len(face_pairs) / len(methods)
     for method_id, explainer in explainers.items():
         began = time.perf_counter()
-        results = []
-        for face_pair in face_pairs:
+        results = sharded.get(method_id, [])
+        for face_pair in face_pairs if engine is None else ():
             results.append(
                 explainer.explain(face_pair, model, (params or {}).get(method_id), seed)
             )
@@ -138,6 +154,8 @@ def evaluate_faithfulness(
             if progress:
                 progress(done, total, f"{method_id}: maps")
         explain_seconds = (time.perf_counter() - began) / len(face_pairs)
+        if engine is not None:  # every method's maps came in the same shards
+            explain_seconds = shared_seconds
         began = time.perf_counter()
         rows, curves = measure(
             MetricRun(
@@ -217,3 +235,160 @@ def write_outputs(table: FaithfulnessTable, out_dir: str | Path) -> dict[str, st
     plt.close(figure)
     files["plot"] = str(folder / f"{table.metric}.png")
     return files
+
+
+# ---- shards (core.engine: --engine local|ray, --checkpoint) ------------------------
+@dataclass(frozen=True)
+class ExplainOptions:
+    """The methods a shard explains its pairs with, their parameters, the seed."""
+
+    methods: tuple[str, ...]
+    params: dict[str, dict[str, Any]] | None
+    seed: int
+
+    def key_parameters(self) -> dict[str, Any]:
+        return {
+            "methods": list(self.methods),
+            "params": {m: (self.params or {}).get(m) or {} for m in self.methods},
+            "seed": self.seed,
+        }
+
+
+def explain_shard(
+    model: FaceModel, pairs: tuple[FacePair, ...], options: ExplainOptions
+) -> dict[str, list[ExplanationResult]]:
+    """The shard function of ``xfr eval faithfulness``: every method's map of every
+    pair of the shard (the local and the Ray runner both call this)."""
+    return {
+        method_id: [
+            get(method_id).explain(
+                pair, model, (options.params or {}).get(method_id), options.seed
+            )
+            for pair in pairs
+        ]
+        for method_id in options.methods
+    }
+
+
+def encode_explained(result: dict[str, list[ExplanationResult]]) -> dict[str, Any]:
+    """A shard's maps as JSON data (the checkpoint): each result's record
+    (``core.explain.codec``) and its maps in an ``.npz`` that keeps every array's
+    dtype, so the maps read back exactly as they were computed."""
+    from core.explain.codec import result_to_json
+
+    return {
+        method_id: [
+            {"record": result_to_json(explained),
+             "maps": base64.b64encode(_maps_npz(explained)).decode()}
+            for explained in results
+        ]
+        for method_id, results in result.items()
+    }  # fmt: skip
+
+
+def _maps_npz(result: ExplanationResult) -> bytes:
+    arrays: dict[str, np.ndarray] = {}
+    for maps in result.images:
+        side = maps.side
+        for kind, chip_map in maps.chip_maps().items():
+            arrays[f"{side}/chip/{kind}"] = chip_map
+        if maps.chip.uncertainty is not None:
+            arrays[f"{side}/uncertainty"] = maps.chip.uncertainty
+        for kind, evidence in maps.evidence.items():
+            arrays[f"{side}/evidence/{kind}"] = evidence.values
+            arrays[f"{side}/origin/{kind}"] = np.asarray(evidence.origin, np.int64)
+            arrays[f"{side}/shape/{kind}"] = np.asarray(evidence.image_shape, np.int64)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, allow_pickle=False, **arrays)
+    return buffer.getvalue()
+
+
+def _maps_from_npz(data: bytes) -> tuple[ImageMaps, ImageMaps]:
+    from core.explain.base import ChipMaps, EvidenceMap
+
+    sides = []
+    with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+        stored = {name: arrays[name] for name in arrays.files}
+    for side in ("probe", "gallery"):
+        chip = {
+            name.rsplit("/", 1)[1]: value
+            for name, value in stored.items()
+            if name.startswith(f"{side}/chip/")
+        }
+        evidence = {}
+        for name, value in stored.items():
+            if name.startswith(f"{side}/evidence/"):
+                kind = name.rsplit("/", 1)[1]
+                origin = tuple(int(v) for v in stored[f"{side}/origin/{kind}"])
+                shape = tuple(int(v) for v in stored[f"{side}/shape/{kind}"])
+                evidence[kind] = EvidenceMap(
+                    value, (origin[0], origin[1]), (shape[0], shape[1])
+                )
+        maps = ChipMaps(
+            chip["similarity"],
+            chip.get("dissimilarity"),
+            chip["combined"],
+            uncertainty=stored.get(f"{side}/uncertainty"),
+        )
+        sides.append(ImageMaps(side, maps, evidence))
+    return sides[0], sides[1]
+
+
+def decode_explained(data: dict[str, Any]) -> dict[str, list[ExplanationResult]]:
+    from core.explain.codec import result_from_json
+
+    decoded = {}
+    for method_id, items in data.items():
+        results = []
+        for item in items:
+            probe, gallery = _maps_from_npz(base64.b64decode(item["maps"]))
+            results.append(result_from_json(item["record"], probe, gallery))
+        decoded[method_id] = results
+    return decoded
+
+
+def explain_sharded(
+    face_pairs: Sequence[FacePair],
+    model: FaceModel,
+    engine: Engine,
+    options: ExplainOptions,
+) -> dict[str, list[ExplanationResult]]:
+    """Every method's maps of every pair, shard by shard on ``engine``; each
+    shard's key names its pairs' image hashes and face records."""
+    from core.engine import Shard, run_sharded, shard_key
+
+    size = engine.shard_size or SHARD_PAIRS
+    parameters = options.key_parameters()
+
+    def shards() -> Iterator[Shard]:
+        for index, start in enumerate(range(0, len(face_pairs), size)):
+            pairs = tuple(face_pairs[start : start + size])
+            keyed = [
+                (
+                    f"{view.path}#{json.dumps(view.face_record, sort_keys=True)}",
+                    view.image_sha256,
+                )
+                for pair in pairs
+                for view in pair.sides
+            ]
+            key = shard_key(
+                "eval faithfulness", parameters, keyed, model.weights_sha256
+            )
+            yield Shard(index, key, pairs, len(pairs))
+
+    parts = run_sharded(
+        engine,
+        explain_shard,
+        model,
+        shards(),
+        options,
+        command="eval faithfulness",
+        total=len(face_pairs),
+        encode=encode_explained,
+        decode=decode_explained,
+    )
+    merged: dict[str, list[ExplanationResult]] = {m: [] for m in options.methods}
+    for part in parts:
+        for method_id in options.methods:
+            merged[method_id].extend(part[method_id])
+    return merged

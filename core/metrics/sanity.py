@@ -65,10 +65,10 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -78,7 +78,11 @@ from core.explain.base import Explainer, FacePair, get
 from core.models.base import FaceModel
 from core.progress import ProgressCallback
 
+if TYPE_CHECKING:
+    from core.engine import Engine
+
 PASS_THRESHOLD = 0.2
+SHARD_PAIRS = 4  # pairs per shard (each pair: a map per method and depth)
 PASSES = "passes"
 FAILS = "fails: the map survives randomising the model"
 CONSTANT_ORIGINAL = (
@@ -360,11 +364,14 @@ def sanity_check(
     data: str = "",
     protocol: str = "",
     pairs_skipped: int = 0,
+    engine: Engine | None = None,
 ) -> SanityTable:
     """Run the cascading randomisation test; ``depths`` default to every block.
 
     ``methods`` are registered ids or ``Explainer`` instances (a test's control).
-    ``seed`` is the methods' seed and the re-initialisation seed.
+    ``seed`` is the methods' seed and the re-initialisation seed.  ``engine``:
+    the pairs are measured shard by shard on it (:func:`measure_pairs`), the
+    table made here from all of them with the same code.
     """
     if not pairs:
         raise BadInputError("the randomisation test needs at least one pair")
@@ -384,56 +391,35 @@ def sanity_check(
         threshold,
     )  # fmt: skip
     table.copy_check = _copy_check(model, pairs)
-    total = len(explainers) * len(pairs) * (1 + len(depths))
-    done = 0
-
-    def explain(explainer: Explainer, pair: FacePair, on: FaceModel):
-        nonlocal done
-        method_id = explainer.info.method_id
-        result = explainer.explain(pair, on, (params or {}).get(method_id), seed)
-        done += 1
-        if progress is not None:
-            progress(done, total, method_id)
-        return [maps.chip.combined for maps in result.images]
-
-    originals = {
-        explainer.info.method_id: [explain(explainer, pair, model) for pair in pairs]
-        for explainer in explainers
-    }
-    measured: dict[str, dict[int, list[dict[str, float]]]] = {}
+    options = SanityOptions(tuple(explainers), tuple(depths), seed,
+                            None if params is None else dict(params))  # fmt: skip
+    if engine is None:
+        total = len(explainers) * len(pairs) * (1 + len(depths))
+        parts = [measure_pairs(model, tuple(pairs), options, progress, total)]
+    else:
+        parts = _measured_sharded(pairs, model, engine, options)
+    measured: dict[str, dict[int, list[dict[str, Any]]]] = {}
     refused: dict[str, str] = {}
+    for explainer in explainers:  # the first depth any shard refused, its message
+        method_id = explainer.info.method_id
+        stops = [part[method_id]["refused"] for part in parts]
+        first = min((stop for stop in stops if stop is not None),
+                    key=lambda stop: stop[0], default=None)  # fmt: skip
+        if first is not None:
+            refused[method_id] = first[1]
     for depth in depths:
-        randomised = randomised_copy(model, depth, seed)
         for explainer in explainers:
             method_id = explainer.info.method_id
-            if method_id in refused:
-                done += len(pairs)
+            stop = [p[method_id]["refused"] for p in parts if p[method_id]["refused"]]
+            if any(depth >= refused_at for refused_at, _ in stop):
                 continue
-            began = time.perf_counter()
-            per_pair = []
-            try:
-                for pair, original in zip(pairs, originals[method_id], strict=True):
-                    maps = explain(explainer, pair, randomised)
-                    sides = [
-                        compare_maps(o, r) for o, r in zip(original, maps, strict=True)
-                    ]
-                    per_pair.append(
-                        {k: float(np.mean([s[k] for s in sides])) for k in sides[0]}
-                        | {
-                            "constant": sum(s["constant"] for s in sides),
-                            "constant_original": sum(
-                                s["constant_original"] for s in sides
-                            ),
-                            # the comparisons the verdict is made on (no constant map)
-                            "usable": [s for s in sides if not s["constant"]],
-                        }
-                    )
-            except BadInputError as error:  # e.g. a part trained for the weights
-                # its own advice (e.g. "train one for this model") does not apply
-                refused[method_id] = str(error).split("; ")[0]
-                continue
+            per_pair = [
+                row for part in parts for row in part[method_id]["depths"][str(depth)]
+            ]
             measured.setdefault(method_id, {})[depth] = per_pair
-            seconds = (time.perf_counter() - began) / len(pairs)
+            seconds = sum(
+                part[method_id]["seconds"][str(depth)] for part in parts
+            ) / len(pairs)
             table.rows.append(
                 _row(method_id, depth, blocks[len(blocks) - depth].name, per_pair)
                 | {"s/pair": round(seconds, 3)}
@@ -450,6 +436,138 @@ def sanity_check(
             )
         )
     return table
+
+
+@dataclass(frozen=True)
+class SanityOptions:
+    """What :func:`measure_pairs` runs on a shard's pairs."""
+
+    explainers: tuple[Explainer, ...]
+    depths: tuple[int, ...]
+    seed: int
+    params: dict[str, Mapping[str, Any]] | None
+
+    def key_parameters(self) -> dict[str, Any]:
+        ids = [explainer.info.method_id for explainer in self.explainers]
+        return {
+            "methods": ids,
+            "depths": list(self.depths),
+            "seed": self.seed,
+            "params": {m: dict((self.params or {}).get(m) or {}) for m in ids},
+        }
+
+
+def measure_pairs(
+    model: FaceModel,
+    pairs: tuple[FacePair, ...],
+    options: SanityOptions,
+    progress: ProgressCallback | None = None,
+    total: int = 0,
+) -> dict[str, dict[str, Any]]:
+    """The shard function of ``xfr eval sanity``: for each method, every pair's
+    map on the trained model and on the model randomised to each depth, compared
+    (``compare_maps``); the first depth a method refuses, and why; the seconds
+    per depth.  JSON data (the checkpoint keeps it as it is)."""
+    done = 0
+    seed, params = options.seed, options.params
+
+    def explain(explainer: Explainer, pair: FacePair, on: FaceModel) -> list[Any]:
+        nonlocal done
+        method_id = explainer.info.method_id
+        result = explainer.explain(pair, on, (params or {}).get(method_id), seed)
+        done += 1
+        if progress is not None:
+            progress(done, total, method_id)
+        return [maps.chip.combined for maps in result.images]
+
+    originals = {
+        explainer.info.method_id: [explain(explainer, pair, model) for pair in pairs]
+        for explainer in options.explainers
+    }
+    out: dict[str, dict[str, Any]] = {
+        e.info.method_id: {"depths": {}, "seconds": {}, "refused": None}
+        for e in options.explainers
+    }
+    for depth in options.depths:
+        randomised = randomised_copy(model, depth, seed)
+        for explainer in options.explainers:
+            method_id = explainer.info.method_id
+            if out[method_id]["refused"] is not None:
+                done += len(pairs)
+                continue
+            began = time.perf_counter()
+            per_pair = []
+            try:
+                for pair, original in zip(pairs, originals[method_id], strict=True):
+                    maps = explain(explainer, pair, randomised)
+                    sides = [
+                        _plain(compare_maps(o, r))
+                        for o, r in zip(original, maps, strict=True)
+                    ]
+                    per_pair.append(
+                        {k: float(np.mean([s[k] for s in sides])) for k in sides[0]}
+                        | {
+                            "constant": sum(s["constant"] for s in sides),
+                            "constant_original": sum(
+                                s["constant_original"] for s in sides
+                            ),
+                            # the comparisons the verdict is made on (no constant map)
+                            "usable": [s for s in sides if not s["constant"]],
+                        }
+                    )
+            except BadInputError as error:  # e.g. a part trained for the weights
+                # its own advice (e.g. "train one for this model") does not apply
+                out[method_id]["refused"] = [depth, str(error).split("; ")[0]]
+                continue
+            out[method_id]["depths"][str(depth)] = per_pair
+            out[method_id]["seconds"][str(depth)] = time.perf_counter() - began
+    return out
+
+
+def _plain(values: Mapping[str, Any]) -> dict[str, Any]:
+    """numpy scalars as Python numbers (JSON, and equal after a round trip)."""
+    return {
+        key: bool(value) if isinstance(value, (bool, np.bool_)) else float(value)
+        for key, value in values.items()
+    }
+
+
+def _measured_sharded(
+    pairs: Sequence[FacePair],
+    model: FaceModel,
+    engine: Engine,
+    options: SanityOptions,
+) -> list[dict[str, dict[str, Any]]]:
+    from core.engine import Shard, run_sharded, shard_key
+
+    size = engine.shard_size or SHARD_PAIRS
+    parameters = options.key_parameters()
+
+    def shards() -> Iterator[Shard]:
+        for index, start in enumerate(range(0, len(pairs), size)):
+            chunk = tuple(pairs[start : start + size])
+            keyed = [
+                (
+                    f"{view.path}#{json.dumps(view.face_record, sort_keys=True)}",
+                    view.image_sha256,
+                )
+                for pair in chunk
+                for view in pair.sides
+            ]
+            key = shard_key("eval sanity", parameters, keyed, model.weights_sha256)
+            yield Shard(index, key, chunk, len(chunk))
+
+    return run_sharded(
+        engine,
+        measure_pairs,
+        model,
+        shards(),
+        options,
+        command="eval sanity",
+        total=len(pairs),
+        encode=lambda result: result,
+        decode=lambda data: data,
+    )
 
 
 def _copy_check(model: FaceModel, pairs: Sequence[FacePair]) -> float:

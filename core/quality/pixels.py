@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import cv2
 import numpy as np
@@ -203,7 +204,7 @@ def estimated_jpeg_quality(tables: Mapping[int, Sequence[int]]) -> float | None:
     return float(int(np.argmin(errors)) + 1)
 
 
-def read_jpeg_tables(path: Path) -> dict[int, list[int]] | None:
+def read_jpeg_tables(path: Path | BinaryIO) -> dict[int, list[int]] | None:
     """The quantisation tables of a JPEG file (None for any other file).
 
     The file was read and checked as evidence before (``core.imageio``); a file
