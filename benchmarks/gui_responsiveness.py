@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+import core  # noqa: F401  first, as the app does: the OpenMP wait policy (core.compute)
 import torch
 
 TIMER_INTERVAL_MS = 5
@@ -113,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     # -- the explanation in the background ------------------------------------------
     outcome: dict[str, Any] = {}
     progress_events = [0]
-    runner = TaskRunner()
+    runner = TaskRunner(model_job="explanation")  # as the GUI runs it
     runner.result.connect(lambda value: outcome.setdefault("result", value))
     runner.error.connect(lambda error, details: outcome.setdefault("error", details))
     runner.progress.connect(
