@@ -51,12 +51,13 @@ BUSY_LOOP = "while True:\n    pass\n"
 
 # ---- child: one setting ------------------------------------------------------------
 def _child(setting: str, seconds: float, batch: int) -> None:
-    import numpy as np
-
-    from core import compute  # before torch: sets the wait policy
+    # isort: off
+    from core import compute  # before torch: sets OpenMP's wait policy
     from core.models import DEFAULT_MODEL_ID, registry
-
+    import numpy as np
     import torch
+
+    # isort: on
 
     _, through_executor = SETTINGS[setting]
     model = registry().load(DEFAULT_MODEL_ID, "cpu")

@@ -25,10 +25,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+# isort: off
+import core  # noqa: F401  before torch, as in the app: OpenMP's wait policy (core.compute)
 import numpy as np
-
-import core  # noqa: F401  first, as the app does: the OpenMP wait policy (core.compute)
 import torch
+
+# isort: on
 
 TIMER_INTERVAL_MS = 5
 TARGET_MAX_GAP_MS = 50.0
