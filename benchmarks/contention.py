@@ -4,8 +4,8 @@
 
 Embeds random 150x150 chips with the default model (dlib ResNet, torch port, CPU;
 its speed does not depend on the pixels) in child processes, one per setting, the
-settings taking turns round after round so that a change in the machine's other load
-falls on all of them alike:
+settings taking turns round after round (each round starting with the next), so
+that a change in the machine's other load falls on all of them alike:
 
 * ``library defaults`` - no executor: libgomp's default wait (spin 300 000 times at
   a barrier, ``GOMP_SPINCOUNT=300000``), torch's default threads, two jobs are two
@@ -165,8 +165,11 @@ def main() -> None:
     print(f"cores available: {cores}; before: {_uptime()}")
     print(f"{args.rounds} rounds x {len(SETTINGS)} settings, {args.seconds:g} s each")
     runs: dict[str, list[dict]] = {name: [] for name in SETTINGS}
+    names = list(SETTINGS)
     for round_number in range(args.rounds):
-        for name in SETTINGS:
+        # each round starts with the next setting: none is always first or last
+        shift = round_number % len(names)
+        for name in names[shift:] + names[:shift]:
             runs[name].append(_run_child(name, args.seconds, args.batch))
         print(f"  round {round_number + 1} done ({_uptime()})")
     print(f"after: {_uptime()}")
