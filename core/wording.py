@@ -522,3 +522,12 @@ GALLERY_SEARCHES_INTRO = (
     "investigative lead, not an identification: the most similar template may be a "
     "different person, and the person sought may not be in the gallery at all."
 )
+
+
+# The compute executor (core/compute.py): what a model job shows while another
+# model job holds the CPU cores.
+def compute_waiting_message(running: str, place: int) -> str:
+    """``place`` = model jobs ahead of this one (the running one included)."""
+    ahead = "1 model job" if place == 1 else f"{place} model jobs"
+    doing = f" ({running} is running)" if running else ""
+    return f"Waiting for the processor: {ahead} ahead{doing}"

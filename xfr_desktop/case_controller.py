@@ -139,13 +139,19 @@ class CaseController(QObject):
         self._opener.error.connect(self._on_open_failed)
         self._opening = ""
         self._open_failure = "Could not open the case."  # what the opener is doing
-        self._intake = self._runner("add the images", self._on_intake)
+        self._intake = self._runner(
+            "add the images", model_job="intake", on_result=self._on_intake
+        )
         # files added while an intake runs wait their turn: a second intake would
         # cancel the first one's report and run the face detector twice at once
         self._waiting_intakes: list[tuple[list[str], str]] = []
         self._intake.finished.connect(self._start_next_intake)
-        self._ranker = self._runner("rank the gallery", self._on_ranked)
-        self._explainer = self._runner("explain the pair", self._on_explained)
+        self._ranker = self._runner(
+            "rank the gallery", model_job="ranking", on_result=self._on_ranked
+        )
+        self._explainer = self._runner(
+            "explain the pair", model_job="explanation", on_result=self._on_explained
+        )
         self._explainer.progress.connect(self._on_job_progress)
         self._explainer.cancelled.connect(self._on_job_cancelled)
         self._explainer.error.connect(self._on_job_failed)
@@ -154,17 +160,28 @@ class CaseController(QObject):
             lambda done, total, message: self.status.emit(message)
         )
         # video exhibits: the video panel shows these runners' progress and state
-        self.tracker = self._runner("find the face tracks", self._on_tracked)
-        self.frame_adder = self._runner("add the frames", self._on_frames_added)
+        self.tracker = self._runner(
+            "find the face tracks", model_job="face tracks", on_result=self._on_tracked
+        )
+        self.frame_adder = self._runner(
+            "add the frames", model_job="frames", on_result=self._on_frames_added
+        )
         # processed (derived) exhibits: the processing panel follows this runner
-        self.deriver = self._runner("add the processed exhibit", self._on_derived)
+        self.deriver = self._runner(
+            "add the processed exhibit",
+            model_job="processed exhibit",
+            on_result=self._on_derived,
+        )
         self._tracking = ""  # the video being tracked
         # the face finder tracking uses (None: dlib's shared one); tests put a
         # FaceDetector-like stand-in here so that they need no dlib
         self.video_detector: FaceDetector | None = None
 
-    def _runner(self, doing: str, on_result: Callable[[Any], None]) -> TaskRunner:
-        runner = TaskRunner(self)
+    def _runner(
+        self, doing: str, *, model_job: str, on_result: Callable[[Any], None]
+    ) -> TaskRunner:
+        # model work: each task waits its turn for the cores (core.compute)
+        runner = TaskRunner(self, model_job=model_job)
         runner.result.connect(on_result)
         runner.error.connect(
             lambda error, details: self.errors.report(

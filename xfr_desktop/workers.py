@@ -13,6 +13,13 @@ slow old result can never overwrite a newer one.  Signals arrive on the GUI thre
 ``wait_all()`` cancels and awaits every task still running; the application calls it
 on ``aboutToQuit`` so that no worker outlives the GUI.
 
+A runner made with ``model_job="ranking"`` (a name the examiner may see) runs each
+task as a model job of ``core.compute``: it waits its turn for the CPU cores (FIFO,
+one model job at a time, so two never fight over the cores), says so through its
+progress ("Waiting for the processor: ..."), and can be cancelled while it waits.
+Such tasks run in their own pool (``model_pool()``), so jobs waiting for the cores
+never hold up the threads that load thumbnails, files and reports.
+
 Usage::
 
     runner = TaskRunner(parent=panel)
@@ -35,6 +42,7 @@ from typing import Any
 import shiboken6
 from PySide6.QtCore import QCoreApplication, QObject, QThread, QThreadPool, Signal
 
+from core import compute
 from core.errors import Cancelled
 
 _HOOKS = ("progress", "cancel")
@@ -43,6 +51,10 @@ _HOOKS = ("progress", "cancel")
 # uncooperative task (a superseded model load) would hold up every other panel.
 MIN_POOL_THREADS = 4
 _pool: QThreadPool | None = None
+# Model jobs mostly wait for each other (core.compute runs one at a time): a thread
+# each, up to this many, so that waiting never blocks ``task_pool``.
+MODEL_POOL_THREADS = 16
+_model_pool: QThreadPool | None = None
 
 # Every task that has not ended, whichever runner started it (for wait_all).
 _live_tasks: set[_Task] = set()
@@ -56,6 +68,15 @@ def task_pool() -> QThreadPool:
         _pool = QThreadPool(QCoreApplication.instance())
         _pool.setMaxThreadCount(max(MIN_POOL_THREADS, QThread.idealThreadCount()))
     return _pool
+
+
+def model_pool() -> QThreadPool:
+    """The pool model jobs run (and wait for the cores) in."""
+    global _model_pool
+    if _model_pool is None or not shiboken6.isValid(_model_pool):
+        _model_pool = QThreadPool(QCoreApplication.instance())
+        _model_pool.setMaxThreadCount(MODEL_POOL_THREADS)
+    return _model_pool
 
 
 def _accepted_hooks(function: Callable[..., Any]) -> tuple[str, ...]:
@@ -96,8 +117,10 @@ class _Task:
         function: Callable[..., Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
+        model_job: str | None = None,
     ) -> None:
         self.generation = generation
+        self.model_job = model_job
         self.function = function
         self.args = args
         self.kwargs = kwargs
@@ -114,7 +137,15 @@ class _Task:
         for name in _accepted_hooks(self.function):
             kwargs.setdefault(name, hooks[name])
         try:
-            value = self.function(*self.args, **kwargs)
+            if self.model_job is None:
+                value = self.function(*self.args, **kwargs)
+            else:
+                with compute.model_job(
+                    self.model_job,
+                    cancel=self.cancel_event.is_set,
+                    progress=self._progress,
+                ):
+                    value = self.function(*self.args, **kwargs)
             if not self.cancel_event.is_set():
                 _emit(self.signals.result, self.generation, value)
         except Cancelled:
@@ -159,10 +190,17 @@ class TaskRunner(QObject):
     finished = Signal()
 
     def __init__(
-        self, parent: QObject | None = None, pool: QThreadPool | None = None
+        self,
+        parent: QObject | None = None,
+        pool: QThreadPool | None = None,
+        *,
+        model_job: str | None = None,
     ) -> None:
+        """``model_job``: run each task as a ``core.compute`` model job of that
+        name (waiting its turn for the cores, in ``model_pool()``)."""
         super().__init__(parent)
-        self._pool = pool or task_pool()
+        self.model_job = model_job
+        self._pool = pool or (model_pool() if model_job else task_pool())
         self._generation = 0
         self._current: _Task | None = None  # None once ended or cancelled
         self._tasks: list[_Task] = []  # started here and maybe still running
@@ -183,7 +221,7 @@ class TaskRunner(QObject):
         """
         self.cancel()
         self._generation += 1
-        task = _Task(self._generation, function, args, kwargs)
+        task = _Task(self._generation, function, args, kwargs, self.model_job)
         task.signals.progress.connect(self._on_progress)
         task.signals.result.connect(self._on_result)
         task.signals.error.connect(self._on_error)

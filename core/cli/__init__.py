@@ -34,6 +34,7 @@ from core.cli.common import (
     EXIT_OK,
     EXIT_TAMPERED,
     CommandParser,
+    apply_compute_options,
     check_output_folder,
 )
 from core.errors import BadInputError, XfrError, plain_message, printable
@@ -133,6 +134,7 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         for path in _output_paths(args):
             check_output_folder(path)
+        apply_compute_options()  # XFR_THREADS (core.compute)
         return int(args.run(args))
     except KeyboardInterrupt:
         _interrupted()

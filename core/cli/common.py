@@ -56,6 +56,17 @@ def add_device_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", choices=list(DEVICES))
 
 
+def apply_compute_options() -> None:
+    """The model's thread count for a command (``core.compute``): ``XFR_THREADS``
+    when it is set (a bad value is one clear error before any work), else torch's
+    default (one thread per core this process may use).  Imports torch only when
+    the variable is set."""
+    from core import compute
+
+    if os.environ.get(compute.THREADS_ENV, "").strip():
+        compute.configure()
+
+
 def note_trusted_code(model: object, source: str) -> None:
     """One line on stderr when a model file's program code was trusted to run."""
     if getattr(model, "code_trusted", False):

@@ -162,7 +162,7 @@ class ChannelsPanel(QWidget):
         self.loader.error.connect(
             lambda e, d: errors.report(e, d, context="The model could not be loaded.")
         )
-        self.runner = TaskRunner(self)
+        self.runner = TaskRunner(self, model_job="channels")
         self.runner.progress.connect(self._on_progress)
         self.runner.result.connect(self._on_result)
         self.runner.error.connect(

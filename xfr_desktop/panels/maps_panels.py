@@ -374,7 +374,7 @@ class LayersPanel(QWidget):
         self.masking: Masking | None = None
         self.compute = QPushButton("Compute layer-by-layer maps")
         self.compute.clicked.connect(self.start)
-        self.runner = TaskRunner(self)
+        self.runner = TaskRunner(self, model_job="layer-by-layer maps")
         self.cancel = QPushButton("Cancel")
         self.cancel.clicked.connect(lambda: self.runner.cancel())
         self.progress = QProgressBar()
