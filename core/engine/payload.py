@@ -150,9 +150,8 @@ def _build(payload: ModelPayload) -> FaceModel:
 
 
 def configure_worker_threads(threads: int = WORKER_THREADS) -> None:
-    """The torch threads of a worker process: the one place to size them (to be
-    replaced by the compute executor's configure function when it lands)."""
-    import torch
+    """The torch threads of a worker process, through the compute executor (so a
+    worker's model jobs use the same thread rule as the app's)."""
+    from core import compute
 
-    if torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
+    compute.configure(threads=threads)
