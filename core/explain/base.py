@@ -421,7 +421,7 @@ class ExplainContext:
         on the model's device.  Forward passes run in batches; progress and
         cancellation are handled between batches.
         """
-        out = torch.empty(count, dtype=torch.float32)
+        out = torch.empty(count, dtype=torch.float32, device="cpu")
         reference = reference.to(self.device)
         with torch.inference_mode():
             for start in range(0, count, self.batch_size):

@@ -64,7 +64,7 @@ def rise_masks(
     )[:, 0]
     shifts_y = rng.integers(0, cell_h, count)
     shifts_x = rng.integers(0, cell_w, count)
-    masks = torch.empty((count, height, width), dtype=torch.float32)
+    masks = torch.empty((count, height, width), dtype=torch.float32, device="cpu")
     for index, (dy, dx) in enumerate(zip(shifts_y, shifts_x, strict=True)):
         masks[index] = upsampled[index, dy : dy + height, dx : dx + width]
     return masks
@@ -77,7 +77,7 @@ def pixel_correlation(masks: torch.Tensor, scores: torch.Tensor) -> np.ndarray:
     score = scores.double() - scores.double().mean()
     denominator = centred.norm(dim=0) * score.norm()
     correlation = (centred.T @ score) / denominator.clamp_min(1e-12)
-    return correlation.reshape(masks.shape[1:]).float().numpy()
+    return correlation.reshape(masks.shape[1:]).float().cpu().numpy()
 
 
 class CorrelationSums:
@@ -93,7 +93,7 @@ class CorrelationSums:
 
     def add(self, first_index: int, masks: torch.Tensor, scores: torch.Tensor) -> None:
         groups = (first_index + np.arange(len(masks))) % GROUPS
-        m, s = masks.double().numpy(), scores.double().numpy()
+        m, s = masks.double().cpu().numpy(), scores.double().cpu().numpy()
         for group in range(GROUPS):
             chosen = groups == group
             if not chosen.any():

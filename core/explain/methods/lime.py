@@ -243,4 +243,4 @@ class Lime(Explainer):
         scores = ctx.scores(
             side, count, lambda a, b: blend(x, black, keep(a, b)), reference, message
         )
-        samples.add(first, rows, scores.double().numpy())
+        samples.add(first, rows, scores.double().cpu().numpy())
