@@ -1,5 +1,6 @@
-"""Explainer speed: FGGB vs a per-dimension loop, time to a stable map, LIME vs the
-lime package at equal stability, and a per-method time table, side by side in one run.
+"""Explainer speed: forward layouts, FGGB vs a per-dimension loop, time to a stable
+map, LIME vs the lime package at equal stability, and a per-method time table, side
+by side in one run.
 
 Time to a stable map: every stochastic method at its old fixed budget, with the
 stopping rule checked once a round (algorithm version 2) and with its default
@@ -113,6 +114,58 @@ def bench_fggb(pair: FacePair, model, repeats: int) -> None:
     )
     pair_s, _ = timed(lambda: get("fggb").explain(pair, model), repeats)
     print(f"FGGB whole pair (both images, warped to evidence): {pair_s:.3f} s")
+
+
+def bench_forward(pair: FacePair, model, chips: int = 256) -> None:
+    """Forward passes without gradients: the old layout and batch (NCHW, 64)
+    against the new (channels-last on the CPU, ``auto_batch_size``), interleaved
+    three times; chips per CPU second (process time: less sensitive to other jobs
+    on the machine than wall time) and per wall second, medians."""
+    import statistics
+
+    import core.explain.base as base
+
+    x = model.prepare(pair.probe.chip[None]).expand(64, -1, -1, -1).contiguous()
+    fast_batch = base.auto_batch_size(model.device)
+    configs = {
+        "NCHW, batch 64 (before)": (False, 64),
+        f"channels-last on CPU, batch {fast_batch} (now)": (True, fast_batch),
+    }
+    figures: dict[str, list[tuple[float, float]]] = {name: [] for name in configs}
+    try:
+        for _ in range(3):
+            for name, (channels_last, batch) in configs.items():
+                base.CHANNELS_LAST_ON_CPU = channels_last
+                inputs = base.forward_layout(model, x[:batch])
+                with torch.inference_mode():
+                    model.embed(inputs)
+                    _sync()
+                    cpu, wall = time.process_time(), time.perf_counter()
+                    for _ in range(chips // batch):
+                        model.embed(inputs)
+                    _sync()
+                    done = chips // batch * batch
+                    figures[name].append(
+                        (
+                            done / (time.process_time() - cpu),
+                            done / (time.perf_counter() - wall),
+                        )
+                    )
+    finally:
+        base.CHANNELS_LAST_ON_CPU = True
+    print(
+        "\n## Forward passes without gradients\n\n| layout | chips per CPU "
+        "second | chips per second (wall) |\n|---|---|---|"
+    )
+    medians = {}
+    for name, values in figures.items():
+        medians[name] = [statistics.median(v[i] for v in values) for i in (0, 1)]
+        print(f"| {name} | {medians[name][0]:.1f} | {medians[name][1]:.1f} |")
+    before, now = medians.values()
+    print(
+        f"ratio now / before: {now[0] / before[0]:.2f}x per CPU second, "
+        f"{now[1] / before[1]:.2f}x wall"
+    )
 
 
 # The fixed counts the stochastic methods had before their stopping rules.
@@ -336,6 +389,7 @@ def main() -> None:
     )
     began = time.perf_counter()
     get("gradient").explain(pair, model)  # warm-up: first-call allocations
+    bench_forward(pair, model)
     if not args.skip_fggb:
         bench_fggb(pair, model, args.repeats)
     if not args.skip_stopping:

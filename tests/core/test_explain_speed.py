@@ -101,3 +101,63 @@ def test_lime_with_finer_checks_never_needs_more_copies(region_model, pair):
         b = fine.details["stability"][side]
         assert b["samples"] <= a["samples"]
         assert b["stopped_by"] == a["stopped_by"] == "target"
+
+
+# Perturbation methods whose forward passes go through ExplainContext.scores or
+# embed_batches, with reduced work (the real dlib model on the CPU).
+PLAIN_VS_FAST = {
+    "xface": {"patch_sizes": "28", "stride": 20},
+    "lime": {"samples": 64, "max_samples": 64},
+    "corrrise": {"masks": 64, "max_samples": 64},
+    "minusplus": {"stride": 30},
+    "components": {"pairs": False},
+}
+
+
+@pytest.mark.parametrize("method_id", sorted(PLAIN_VS_FAST))
+def test_channels_last_and_cpu_batches_keep_every_map_within_1e5(
+    method_id, dlib_model, photo_pair, monkeypatch
+):
+    """The fast path (channels-last inputs, batches of 32) against the plain one
+    (NCHW, batches of 64): every map and table value within 1e-5."""
+    import core.explain.base as base
+
+    pair = photo_pair[2]
+    params = PLAIN_VS_FAST[method_id]
+    fast = get(method_id).explain(pair, dlib_model, params, seed=0)
+    assert fast.batch_size == 32
+    monkeypatch.setattr(base, "CHANNELS_LAST_ON_CPU", False)
+    plain = get(method_id).explain(pair, dlib_model, params, seed=0, batch_size=64)
+    assert fast.cache_key == plain.cache_key  # the same explanation
+    for a, b in zip(fast.images, plain.images, strict=True):
+        for kind, array in a.chip_maps().items():
+            np.testing.assert_allclose(array, b.chip_maps()[kind], rtol=0, atol=1e-5)
+    _close(fast.details, plain.details)  # tables (components) and stability
+
+
+def _close(first, second, path="details"):
+    """Equal structures; floats within 1e-5 (the only values that may move)."""
+    if isinstance(first, dict):
+        assert sorted(first) == sorted(second), path
+        for key in first:
+            _close(first[key], second[key], f"{path}.{key}")
+    elif isinstance(first, list | tuple):
+        assert len(first) == len(second), path
+        for index, (a, b) in enumerate(zip(first, second, strict=True)):
+            _close(a, b, f"{path}[{index}]")
+    elif isinstance(first, float) and not isinstance(first, bool):
+        assert abs(first - second) <= 1e-5, (path, first, second)
+    else:
+        assert first == second, (path, first, second)
+
+
+def test_forward_layout_is_channels_last_on_the_cpu_only(dlib_model):
+    import torch
+
+    from core.explain.base import forward_layout
+
+    batch = torch.zeros((2, 3, 150, 150))
+    fast = forward_layout(dlib_model, batch)
+    assert fast.is_contiguous(memory_format=torch.channels_last)
+    assert not batch.is_contiguous(memory_format=torch.channels_last)
+    assert forward_layout(dlib_model, batch[0]).shape == (3, 150, 150)  # not 4-d
