@@ -44,7 +44,8 @@ def sample_images() -> tuple[str, str]:
     import skimage.data
     from PIL import Image
 
-    astronaut = Path(tempfile.gettempdir()) / "xfr-bench-astronaut.png"
+    # per process: two benchmarks run at once must not read each other's half-file
+    astronaut = Path(tempfile.gettempdir()) / f"xfr-bench-astronaut-{os.getpid()}.png"
     Image.fromarray(skimage.data.astronaut()).save(astronaut)
     hopper = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
     return str(astronaut), str(hopper)

@@ -45,14 +45,22 @@ def test_rounds_after_the_first_have_the_check_size():
     assert StoppingRule(20, 47, 0.95).next_count(20) == 20  # 0: as the first round
 
 
-def test_lime_draws_the_same_copies_whatever_the_check_size(region_model, pair):
+def _params(method_id: str) -> tuple[str, dict]:
+    if method_id == "lime":
+        return "samples", dict(LIME)
+    return "masks", {"masks": 20}
+
+
+@pytest.mark.parametrize("method_id", ["lime", "corrrise"])
+def test_the_same_samples_whatever_the_check_size(method_id, region_model, pair):
     """At a fixed count (target 1 = never stop) the maps are bit-identical: the
-    finer checks only decide when to stop, never which copies are drawn."""
+    finer checks only decide when to stop, never which samples are drawn."""
+    _count, base = _params(method_id)
     runs = [
-        get("lime").explain(
+        get(method_id).explain(
             pair,
             region_model,
-            {**LIME, "stability": 1.0, "max_samples": 40, "check_every": every},
+            {**base, "stability": 1.0, "max_samples": 40, "check_every": every},
             seed=2,
         )
         for every in (20, 5)
@@ -90,17 +98,27 @@ def test_finer_checks_stop_at_a_checked_count_that_reached_the_target(
         assert all(value < 0.95 for _c, value in reached["history"][:-1])
 
 
-def test_lime_with_finer_checks_never_needs_more_copies(region_model, pair):
-    """The coarse run's checks are a subset of the fine run's, on the same copies,
+@pytest.mark.parametrize("method_id", ["lime", "corrrise"])
+def test_finer_checks_never_need_more_samples(method_id, region_model, pair):
+    """The coarse run's checks are a subset of the fine run's, on the same samples,
     so the fine run stops at the coarse run's count or before it."""
-    params = {**LIME, "max_samples": 2000}
-    coarse = get("lime").explain(pair, region_model, {**params, "check_every": 20})
-    fine = get("lime").explain(pair, region_model, {**params, "check_every": 5})
+    _count, base = _params(method_id)
+    params = {**base, "max_samples": 2000}
+    coarse = get(method_id).explain(pair, region_model, {**params, "check_every": 20})
+    fine = get(method_id).explain(pair, region_model, {**params, "check_every": 5})
     for side in ("probe", "gallery"):
         a = coarse.details["stability"][side]
         b = fine.details["stability"][side]
         assert b["samples"] <= a["samples"]
         assert b["stopped_by"] == a["stopped_by"] == "target"
+    assert (
+        sum(
+            coarse.details["stability"][side]["samples"]
+            - fine.details["stability"][side]["samples"]
+            for side in ("probe", "gallery")
+        )
+        > 0
+    )  # and here it does stop sooner
 
 
 # Perturbation methods whose forward passes go through ExplainContext.scores or

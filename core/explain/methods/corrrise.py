@@ -50,11 +50,18 @@ from core.explain.stability import (
 def rise_masks(
     rng: np.random.Generator, count: int, grid: int, keep: float, size: tuple[int, int]
 ) -> torch.Tensor:
-    """(count, H, W) smooth random masks in [0, 1] (Petsiuk et al., 2018)."""
+    """(count, H, W) smooth random masks in [0, 1] (Petsiuk et al., 2018).
+
+    Each mask's cells and shift are drawn one mask after the other, so mask i of
+    a stream is the same whatever the sizes of the rounds it was drawn in."""
     height, width = size
     cell_h, cell_w = math.ceil(height / grid), math.ceil(width / grid)
+    draws = [
+        (rng.random((grid, grid)) < keep, rng.integers(cell_h), rng.integers(cell_w))
+        for _ in range(count)
+    ]
     cells = torch.from_numpy(
-        (rng.random((count, 1, grid, grid)) < keep).astype(np.float32)
+        np.stack([on for on, _dy, _dx in draws]).astype(np.float32)[:, None]
     )
     upsampled = F.interpolate(
         cells,
@@ -62,10 +69,8 @@ def rise_masks(
         mode="bilinear",
         align_corners=False,
     )[:, 0]
-    shifts_y = rng.integers(0, cell_h, count)
-    shifts_x = rng.integers(0, cell_w, count)
     masks = torch.empty((count, height, width), dtype=torch.float32, device="cpu")
-    for index, (dy, dx) in enumerate(zip(shifts_y, shifts_x, strict=True)):
+    for index, (_on, dy, dx) in enumerate(draws):
         masks[index] = upsampled[index, dy : dy + height, dx : dx + width]
     return masks
 
@@ -147,7 +152,8 @@ class CorrRISE(Explainer):
         stochastic=True,
         # 2: masks drawn in rounds until the map is stable (it was a fixed count)
         # 3: after the first round of 1000, stability checked every 250 masks
-        # (it stops sooner, and later rounds draw their masks in smaller batches)
+        # (it stops sooner); each mask's cells and shift drawn in turn, so the
+        # masks no longer depend on the round sizes (other masks than version 2)
         algorithm_version=3,
         params=(
             Param(
