@@ -189,7 +189,9 @@ def _sides(result, key: str) -> str:
     return " / ".join(str(v) for v in values)
 
 
-def bench_stopping(pair, model, compare_rounds: bool) -> dict[str, float]:
+def bench_stopping(
+    pair, model, compare_rounds: bool, only: list[str] | None = None
+) -> dict[str, float]:
     """Per stochastic method: the old fixed budget against the stopping rule."""
     print(
         "\n## Time to a stable map (target: split-half r 0.95, Spearman-Brown "
@@ -198,6 +200,8 @@ def bench_stopping(pair, model, compare_rounds: bool) -> dict[str, float]:
     )
     seconds: dict[str, float] = {}
     for info in (i for i in infos() if i.stochastic):
+        if only and info.method_id not in only:
+            continue
         count, fixed = OLD_FIXED[info.method_id]
         defaults = info.defaults()
         runs = [
@@ -364,6 +368,9 @@ def main() -> None:
         help="leave out the stopping rule checked only once a round (version 2)",
     )
     parser.add_argument("--skip-table", action="store_true")
+    parser.add_argument(
+        "--stochastic", help="comma-separated stochastic methods (default: all)"
+    )
     parser.add_argument("--pair", help="aligned pair saved with --save-pair")
     parser.add_argument("--save-pair", help="store the aligned pair and stop")
     args = parser.parse_args()
@@ -394,7 +401,8 @@ def main() -> None:
     if not args.skip_fggb:
         bench_fggb(pair, model, args.repeats)
     if not args.skip_stopping:
-        bench_stopping(pair, model, not args.skip_rounds)
+        only = args.stochastic.split(",") if args.stochastic else None
+        bench_stopping(pair, model, not args.skip_rounds, only)
     if not args.skip_lime_package:
         bench_lime_equal_stability(pair, model, 1000)
     if not args.skip_table:
