@@ -1,5 +1,11 @@
-"""Explainer speed: FGGB vs a per-dimension loop, LIME vs the lime package, and a
-per-method time table.  Ratios are measured side by side in one run.
+"""Explainer speed: forward layouts, FGGB vs a per-dimension loop, time to a stable
+map, LIME vs the lime package at equal stability, and a per-method time table, side
+by side in one run.
+
+Time to a stable map: every stochastic method at its old fixed budget, with the
+stopping rule checked once a round (algorithm version 2) and with its default
+stopping rule: samples, the split-half stability reached and seconds.  LIME at
+equal stability: see ``bench_lime_equal_stability`` (seed-to-seed r of the maps).
 
     python benchmarks/explain_speed.py --probe A.jpg --gallery B.jpg [--device cuda]
 
@@ -7,13 +13,14 @@ Without --probe/--gallery the scikit-image astronaut and matplotlib's Grace Hopp
 photo are used.  ``--save-pair F.npz`` stores the aligned pair and ``--pair F.npz``
 reads it back, for machines without dlib's detector (e.g. a GPU box).
 --skip-lime-package skips the comparison with the ``lime`` package
-(``pip install -e .[bench]``).
+(``pip install -e .[bench]``); --threads N sets torch's intra-op threads.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import tempfile
 import time
@@ -22,10 +29,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.explain import get, method_ids
+from core.errors import BadInputError
+from core.explain import get, infos, method_ids
 from core.explain.base import FacePair, eval_mode, make_context
 from core.explain.methods.fggb import fggb_map
-from core.explain.perturb import superpixels
+from core.explain.perturb import gaussian_smooth, superpixels
+from core.explain.stability import pearson
 from core.models import registry
 from core.verify import prepare_face
 
@@ -35,7 +44,8 @@ def sample_images() -> tuple[str, str]:
     import skimage.data
     from PIL import Image
 
-    astronaut = Path(tempfile.gettempdir()) / "xfr-bench-astronaut.png"
+    # per process: two benchmarks run at once must not read each other's half-file
+    astronaut = Path(tempfile.gettempdir()) / f"xfr-bench-astronaut-{os.getpid()}.png"
     Image.fromarray(skimage.data.astronaut()).save(astronaut)
     hopper = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
     return str(astronaut), str(hopper)
@@ -107,47 +117,239 @@ def bench_fggb(pair: FacePair, model, repeats: int) -> None:
     print(f"FGGB whole pair (both images, warped to evidence): {pair_s:.3f} s")
 
 
-def bench_lime(pair: FacePair, model, repeats: int) -> None:
+def bench_forward(pair: FacePair, model, chips: int = 256) -> None:
+    """Forward passes without gradients: the old layout and batch (NCHW, 64)
+    against the new (channels-last on the CPU, ``auto_batch_size``), interleaved
+    three times; chips per CPU second (process time: less sensitive to other jobs
+    on the machine than wall time) and per wall second, medians."""
+    import statistics
+
+    import core.explain.base as base
+
+    x = model.prepare(pair.probe.chip[None]).expand(64, -1, -1, -1).contiguous()
+    fast_batch = base.auto_batch_size(model.device)
+    configs = {
+        "NCHW, batch 64 (before)": (False, 64),
+        f"channels-last on CPU, batch {fast_batch} (now)": (True, fast_batch),
+    }
+    figures: dict[str, list[tuple[float, float]]] = {name: [] for name in configs}
+    try:
+        for _ in range(3):
+            for name, (channels_last, batch) in configs.items():
+                base.CHANNELS_LAST_ON_CPU = channels_last
+                inputs = base.forward_layout(model, x[:batch])
+                with torch.inference_mode():
+                    model.embed(inputs)
+                    _sync()
+                    cpu, wall = time.process_time(), time.perf_counter()
+                    for _ in range(chips // batch):
+                        model.embed(inputs)
+                    _sync()
+                    done = chips // batch * batch
+                    figures[name].append(
+                        (
+                            done / (time.process_time() - cpu),
+                            done / (time.perf_counter() - wall),
+                        )
+                    )
+    finally:
+        base.CHANNELS_LAST_ON_CPU = True
+    print(
+        "\n## Forward passes without gradients\n\n| layout | chips per CPU "
+        "second | chips per second (wall) |\n|---|---|---|"
+    )
+    medians = {}
+    for name, values in figures.items():
+        medians[name] = [statistics.median(v[i] for v in values) for i in (0, 1)]
+        print(f"| {name} | {medians[name][0]:.1f} | {medians[name][1]:.1f} |")
+    before, now = medians.values()
+    print(
+        f"ratio now / before: {now[0] / before[0]:.2f}x per CPU second, "
+        f"{now[1] / before[1]:.2f}x wall"
+    )
+
+
+# The fixed counts the stochastic methods had before their stopping rules.
+OLD_FIXED = {"lime": ("samples", 1000), "corrrise": ("masks", 1000)}
+OLD_FIXED["smoothgrad"] = ("samples", 50)
+
+
+def once(function):
+    began = time.perf_counter()
+    result = function()
+    _sync()
+    return time.perf_counter() - began, result
+
+
+def _sides(result, key: str) -> str:
+    stability = result.details["stability"]
+    values = [stability[side][key] for side in ("probe", "gallery")]
+    if key == "reached":
+        return " / ".join("n/a" if v is None else f"{v:.3f}" for v in values)
+    return " / ".join(str(v) for v in values)
+
+
+def bench_stopping(
+    pair, model, compare_rounds: bool, only: list[str] | None = None
+) -> dict[str, float]:
+    """Per stochastic method: the old fixed budget against the stopping rule."""
+    print(
+        "\n## Time to a stable map (target: split-half r 0.95, Spearman-Brown "
+        "corrected)\n\n| method | run | samples probe / gallery | stability "
+        "probe / gallery | seconds per pair |\n|---|---|---|---|---|"
+    )
+    seconds: dict[str, float] = {}
+    for info in (i for i in infos() if i.stochastic):
+        if only and info.method_id not in only:
+            continue
+        count, fixed = OLD_FIXED[info.method_id]
+        defaults = info.defaults()
+        runs = [
+            (
+                f"fixed budget ({fixed}, the old count)",
+                {count: fixed, "max_samples": fixed, "stability": 1.0},
+            )
+        ]
+        if compare_rounds and "check_every" in defaults:
+            runs.append(
+                (
+                    f"stopping rule, checked every {defaults[count]} (version 2)",
+                    {"check_every": defaults[count]},
+                )
+            )
+        runs.append(("stopping rule (default)", {}))
+        for label, params in runs:
+            took, result = once(
+                lambda m=info.method_id, p=params: get(m).explain(
+                    pair, model, p, seed=0
+                )
+            )
+            if not params:
+                seconds[info.method_id] = took
+            print(
+                f"| {info.method_id} | {label} | {_sides(result, 'samples')} | "
+                f"{_sides(result, 'reached')} | {took:.2f} |"
+            )
+    return seconds
+
+
+def _package_map(view, other_embedding, labels, samples: int, seed: int, model):
+    """The lime package's coefficients painted and smoothed as ours are."""
     from lime import lime_image
 
-    ours_s, _ = timed(lambda: get("lime").explain(pair, model, seed=0), repeats)
-    reference = model.embed_chips(pair.gallery.chip[None])[0]
-    reference = reference / np.linalg.norm(reference)
+    reference = other_embedding / np.linalg.norm(other_embedding)
 
     def classifier(images: np.ndarray) -> np.ndarray:
         embeddings = model.embed_chips(np.clip(images, 0, 255).astype(np.uint8))
         embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
         return (embeddings @ reference)[:, None]
 
-    def package_one(view) -> None:
-        with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink):
-            explain_with_package(view)  # lime draws a progress bar per image
-
-    def explain_with_package(view) -> None:
-        explainer = lime_image.LimeImageExplainer(kernel_width=0.25, random_state=0)
-        explainer.explain_instance(
+    explainer = lime_image.LimeImageExplainer(kernel_width=0.25, random_state=seed)
+    with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink):
+        explanation = explainer.explain_instance(  # it draws a progress bar
             view.chip,
             classifier,
             labels=(0,),
             hide_color=0,
-            num_samples=1000,
+            num_samples=samples,
             batch_size=64,
-            segmentation_fn=lambda image: superpixels(image, 75)[0],
+            segmentation_fn=lambda image: labels,
             num_features=100000,
         )
+    coefficients = np.zeros(int(labels.max()) + 1)
+    for feature, weight in explanation.local_exp[0]:
+        coefficients[feature] = weight
+    return gaussian_smooth(coefficients[labels], 4.0)
 
-    package_s, _ = timed(lambda: [package_one(v) for v in pair.sides], repeats)
+
+def needed_count(r: float, target: float, measured_at: int, step: int = 250) -> int:
+    """Samples at which a map with seed-to-seed r at ``measured_at`` samples reaches
+    ``target`` (Spearman-Brown prophecy: R(k) = k r / (1 + (k - 1) r) for k times
+    the samples), rounded up to ``step``."""
+    r = min(max(r, 1e-6), 1 - 1e-9)
+    k = target * (1 - r) / (r * (1 - target))
+    return max(step, math.ceil(k * measured_at / step) * step)
+
+
+def bench_lime_equal_stability(pair, model, first_count: int) -> tuple[float, float]:
+    """Ours (stopping rule) against the lime package at EQUAL seed-to-seed r.
+
+    Method: ours runs with seeds 0 and 1; its stability is the Pearson r of the two
+    seeds' combined maps, per face.  The package runs with random_state 0 and 1 at
+    ``first_count`` samples, its coefficients painted on the same superpixels and
+    smoothed as ours (sigma 4), giving its seed-to-seed r; the Spearman-Brown
+    prophecy gives the count at which it would match our r, and the package is run
+    again at that count (both seeds) to check the r it really reaches.  Its time
+    is that of one seed at that count, both faces.
+    """
+    print("\n## LIME at equal stability (seed-to-seed r of the map, per face)\n")
+    ours = [
+        once(lambda s=seed: get("lime").explain(pair, model, seed=s)) for seed in (0, 1)
+    ]
+    ours_seconds = sum(took for took, _ in ours) / 2
+    ours_r = [
+        pearson(a.combined_map, b.combined_map)
+        for a, b in zip(ours[0][1].images, ours[1][1].images, strict=True)
+    ]
+    samples = [
+        [r.details["stability"][side]["samples"] for _, r in ours]
+        for side in ("probe", "gallery")
+    ]
     print(
-        f"LIME pair (75 SLIC segments, 1000 samples each image): ours {ours_s:.3f} s, "
-        f"lime package {package_s:.3f} s -> {package_s / ours_s:.2f}x faster"
+        f"ours (stopping rule): samples per face (seed 0, seed 1) probe "
+        f"{samples[0]}, gallery {samples[1]}; seed-to-seed r probe "
+        f"{ours_r[0]:.3f}, gallery {ours_r[1]:.3f}; {ours_seconds:.2f} s a pair "
+        "(mean of the two seeds)"
     )
+    embeddings = [model.embed_chips(view.chip[None])[0] for view in pair.sides]
+    labels = [superpixels(view.chip, 75)[0] for view in pair.sides]
+    package_seconds = 0.0
+    first_seconds = 0.0
+    for index, view in enumerate(pair.sides):
+        other = embeddings[1 - index]
+
+        def run(count: int, seed: int, v=view, o=other, lab=labels[index]):
+            return once(lambda: _package_map(v, o, lab, count, seed, model))
+
+        (took, first), (_, second) = run(first_count, 0), run(first_count, 1)
+        first_seconds += took
+        r_first = pearson(first, second)
+        count = needed_count(r_first, ours_r[index], first_count)
+        (took, first), (_, second) = run(count, 0), run(count, 1)
+        r_count = pearson(first, second)
+        package_seconds += took
+        print(
+            f"lime package, {view.side}: seed-to-seed r {r_first:.3f} at "
+            f"{first_count} samples; to match ours ({ours_r[index]:.3f}) the "
+            f"Spearman-Brown prophecy asks {count}; measured there: r "
+            f"{r_count:.3f} in {took:.2f} s"
+            + ("" if r_count >= ours_r[index] - 0.005 else " (still below ours)")
+        )
+    print(
+        f"lime package at {first_count} samples a face: {first_seconds:.2f} s a pair"
+        f"\nLIME at equal stability: lime package {package_seconds:.2f} s, ours "
+        f"{ours_seconds:.2f} s a pair -> {package_seconds / ours_seconds:.2f}x "
+        "(target >= 3x)"
+    )
+    return ours_seconds, package_seconds
 
 
-def method_table(pair: FacePair, model) -> None:
-    print(f"\n| method | seconds per pair ({model.device}) |\n|---|---|")
+def method_table(pair, model) -> float:
+    print(
+        f"\n## Every method once, default parameters ({model.device})\n\n"
+        "| method | seconds per pair |\n|---|---|"
+    )
+    total = 0.0
     for method_id in method_ids():
-        seconds, _ = timed(lambda m=method_id: get(m).explain(pair, model, seed=0), 1)
+        try:
+            seconds, _ = once(lambda m=method_id: get(m).explain(pair, model, seed=0))
+        except BadInputError as error:
+            print(f"| {method_id} | not run: {error} |")
+            continue
+        total += seconds
         print(f"| {method_id} | {seconds:.2f} |")
+    print(f"| **all methods** | **{total:.2f}** (target <= 10) |")
+    return total
 
 
 def main() -> None:
@@ -156,11 +358,24 @@ def main() -> None:
     parser.add_argument("--gallery")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--threads", type=int, help="torch intra-op threads")
     parser.add_argument("--skip-lime-package", action="store_true")
+    parser.add_argument("--skip-fggb", action="store_true")
+    parser.add_argument("--skip-stopping", action="store_true")
+    parser.add_argument(
+        "--skip-rounds",
+        action="store_true",
+        help="leave out the stopping rule checked only once a round (version 2)",
+    )
     parser.add_argument("--skip-table", action="store_true")
+    parser.add_argument(
+        "--stochastic", help="comma-separated stochastic methods (default: all)"
+    )
     parser.add_argument("--pair", help="aligned pair saved with --save-pair")
     parser.add_argument("--save-pair", help="store the aligned pair and stop")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     model = registry().load("dlib-resnet-v1", args.device)
     if args.pair:
         pair = load_pair(args.pair)
@@ -168,18 +383,35 @@ def main() -> None:
         probe_path, gallery_path = (
             (args.probe, args.gallery) if args.probe else sample_images()
         )
-        pair = FacePair.from_prepared(
-            prepare_face(probe_path, model), prepare_face(gallery_path, model)
+        pair = FacePair.from_prepared(  # 68 landmarks: the components method
+            prepare_face(probe_path, model, with_68=True),
+            prepare_face(gallery_path, model, with_68=True),
         )
     if args.save_pair:
         save_pair(pair, args.save_pair)
         return
-    print(f"device {model.device}, torch threads {torch.get_num_threads()}")
-    bench_fggb(pair, model, args.repeats)
+    load = os.getloadavg()
+    print(
+        f"device {model.device}, torch threads {torch.get_num_threads()}, "
+        f"load average before {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+    )
+    began = time.perf_counter()
+    get("gradient").explain(pair, model)  # warm-up: first-call allocations
+    bench_forward(pair, model)
+    if not args.skip_fggb:
+        bench_fggb(pair, model, args.repeats)
+    if not args.skip_stopping:
+        only = args.stochastic.split(",") if args.stochastic else None
+        bench_stopping(pair, model, not args.skip_rounds, only)
     if not args.skip_lime_package:
-        bench_lime(pair, model, args.repeats)
+        bench_lime_equal_stability(pair, model, 1000)
     if not args.skip_table:
         method_table(pair, model)
+    load = os.getloadavg()
+    print(
+        f"\nload average after {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; "
+        f"benchmark {time.perf_counter() - began:.0f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -143,7 +143,9 @@ def explain_layers(
                 if resolved["reference"] == "pair"
                 else references[side]
             )
-            scores = torch.empty((samples, len(names)), dtype=torch.float64)
+            scores = torch.empty(
+                (samples, len(names)), dtype=torch.float64, device="cpu"
+            )
             x = ctx.inputs[side]
             for start in range(0, samples, ctx.batch_size):
                 stop = min(samples, start + ctx.batch_size)
@@ -159,7 +161,7 @@ def explain_layers(
                 ctx.step(stop - start, f"{pair.sides[side].side}, layer-by-layer LIME")
             for column, name in enumerate(names):
                 scaled, _signed = lime_map(
-                    labels, design, scores[:, column].numpy(), resolved
+                    labels, design, scores[:, column].cpu().numpy(), resolved
                 )
                 lime[name].append(scaled)
             for name, (activation, gradient) in activations_and_gradients(

@@ -162,7 +162,7 @@ class _Runner:
                 if self.progress is not None:
                     self.progress(self.done, self.total, self.message)
         if not parts:
-            return torch.empty(0, 0)
+            return torch.empty(0, 0, device=self.model.device)
         return torch.cat(parts)
 
     def embed_chips(self, chips: Sequence[np.ndarray]) -> torch.Tensor:

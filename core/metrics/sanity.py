@@ -169,7 +169,7 @@ def parameters_sha256(network: torch.nn.Module) -> str:
     for name, tensor in [*network.named_parameters(), *network.named_buffers()]:
         values = tensor.detach().cpu().contiguous()
         digest.update(f"{name}:{tuple(values.shape)}:{values.dtype}".encode())
-        digest.update(values.numpy().tobytes() if values.numel() else b"")
+        digest.update(values.cpu().numpy().tobytes() if values.numel() else b"")
     return digest.hexdigest()
 
 
@@ -199,13 +199,14 @@ def _reinitialise(parameter: torch.Tensor, name: str, seed: int) -> None:
     if parameter.dim() >= 2:
         fan_in = math.prod(parameter.shape[1:])
         std = math.sqrt(2.0 / fan_in)  # He et al. 2015, truncated as in the paper
-        values = torch.empty(parameter.shape, dtype=torch.float32)
+        values = torch.empty(parameter.shape, dtype=torch.float32, device="cpu")
         torch.nn.init.trunc_normal_(
             values, 0.0, std, -2 * std, 2 * std, generator=_generator(seed, name)
         )
     else:
         scale = name.rsplit(".", 1)[-1] in ("weight", "gamma")
-        values = torch.ones(parameter.shape) if scale else torch.zeros(parameter.shape)
+        fill = torch.ones if scale else torch.zeros
+        values = fill(parameter.shape, device="cpu")
     parameter.copy_(values.to(parameter.device, parameter.dtype))
 
 

@@ -15,10 +15,11 @@ from core.explain.methods.corrrise import CorrelationSums, pixel_correlation
 from core.explain.stability import pearson, spearman_brown
 
 STOCHASTIC = sorted(info.method_id for info in infos() if info.stochastic)
-# small rounds, so that reaching the target takes several of them
+# small rounds, so that reaching the target takes several of them (every round
+# the same size here; test_explain_speed.py checks later rounds of other sizes)
 ROUND = {
-    "corrrise": {"masks": 50},
-    "lime": {"samples": 20, "segments": 60, "sigma": 1},
+    "corrrise": {"masks": 50, "check_every": 50},
+    "lime": {"samples": 20, "segments": 60, "sigma": 1, "check_every": 20},
     "smoothgrad": {"samples": 2},
 }
 COUNT = {"corrrise": "masks", "lime": "samples", "smoothgrad": "samples"}

@@ -154,7 +154,7 @@ def residual_maps(
 
 def psnr_db(reconstruction: torch.Tensor, chip: torch.Tensor) -> float:
     mse = float(((reconstruction - chip) ** 2).mean())
-    return 10.0 * torch.log10(torch.tensor(1.0 / max(mse, 1e-12))).item()
+    return 10.0 * torch.log10(torch.tensor(1.0 / max(mse, 1e-12), device="cpu")).item()
 
 
 @register

@@ -62,7 +62,7 @@ class IntegratedGradients(Explainer):
         steps = int_param(ctx.params, "steps")
         ctx.start(2 * steps)
         baseline = ctx.black_input()
-        alphas = (torch.arange(steps, dtype=torch.float32) + 0.5) / steps
+        alphas = (torch.arange(steps, dtype=torch.float32, device="cpu") + 0.5) / steps
         maps = []
         for side in (0, 1):
             x = ctx.inputs[side]

@@ -119,6 +119,8 @@ class MinusPlus(Explainer):
             alone = score_masks(ctx, side, windows, ctx.other(side))
             minus = torch.einsum("n,nhw->hw", original - removed, windows) / coverage
             plus = torch.einsum("n,nhw->hw", alone, windows) / coverage
-            saliency = 0.5 * (scale_01(minus.numpy()) + scale_01(plus.numpy()))
+            saliency = 0.5 * (
+                scale_01(minus.cpu().numpy()) + scale_01(plus.cpu().numpy())
+            )
             maps.append(ChipMaps(saliency, None, saliency))
         return maps[0], maps[1]

@@ -46,10 +46,15 @@ class GradientSums:
     def __init__(self, x: torch.Tensor, black: torch.Tensor) -> None:
         self.contribution_factor = x[0] - black[0]  # (input - black image)
         self.sizes = [0] * GROUPS
-        self.sums = torch.zeros((GROUPS, *x.shape[1:]), dtype=torch.float64)
+        self.sums = torch.zeros(
+            (GROUPS, *x.shape[1:]), dtype=torch.float64, device="cpu"
+        )
 
     def add(self, first_index: int, gradients: torch.Tensor) -> None:
-        groups = torch.arange(first_index, first_index + len(gradients)) % GROUPS
+        groups = (
+            torch.arange(first_index, first_index + len(gradients), device="cpu")
+            % GROUPS
+        )
         self.sums.index_add_(0, groups, gradients.double().cpu())
         for group in groups.tolist():
             self.sizes[group] += 1
@@ -61,7 +66,7 @@ class GradientSums:
             return None
         mean_gradient = self.sums[chosen].sum(0) / count
         factor = self.contribution_factor.double().cpu()
-        return (mean_gradient * factor).sum(0).float().numpy()
+        return (mean_gradient * factor).sum(0).float().cpu().numpy()
 
 
 @register
@@ -148,7 +153,10 @@ class SmoothGrad(Explainer):
         for start in range(0, count, ctx.batch_size):
             size = min(ctx.batch_size, count - start)
             noise = torch.stack(
-                [torch.randn(x.shape[1:], generator=generator) for _ in range(size)]
+                [
+                    torch.randn(x.shape[1:], generator=generator, device="cpu")
+                    for _ in range(size)
+                ]
             )
             noisy = x + sigma * noise.to(ctx.device)
             gradient = input_gradient(

@@ -50,7 +50,7 @@ def occlusion_positions(
 def occlusion_keep(
     positions: list[tuple[int, int]], patch: int, size: tuple[int, int]
 ) -> torch.Tensor:
-    keep = torch.ones((len(positions), *size), dtype=torch.float32)
+    keep = torch.ones((len(positions), *size), dtype=torch.float32, device="cpu")
     for index, (y, x) in enumerate(positions):
         keep[index, y : y + patch, x : x + patch] = 0.0
     return keep
@@ -141,7 +141,7 @@ class XFace(Explainer):
             for side in (0, 1):
                 deviation = (distances[side] - original) / patch**2
                 painted = torch.einsum("n,nhw->hw", deviation.float(), 1.0 - keep)
-                painted = (painted / len(keep)).numpy()
+                painted = (painted / len(keep)).cpu().numpy()
                 kernel = stride if stride % 2 else stride + 1
                 per_side[side].append(
                     cv2.GaussianBlur(painted, (kernel, kernel), stride)
