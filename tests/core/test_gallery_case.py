@@ -184,7 +184,14 @@ def test_pulling_rank_1_imports_a_known_exhibit_with_its_provenance(
     assert "cosine_similarity" not in entry.details  # in the bound row (masking)
     note = workflow.lead_note(case, "K1")
     assert note == wording.gallery_lead_note(
-        "K1", 1, "S1", "Q1", searched.gallery_uuid, 4, top.similarity
+        "K1",
+        1,
+        "S1",
+        "Q1",
+        searched.gallery_uuid,
+        4,
+        top.similarity,
+        gallery_digest=searched.short_digest,
     )
     assert workflow.lead_notes(case, ["Q1", "K1", "K1#1"]) == {"K1": note}
     assert workflow.lead_note(case, "Q1") is None
@@ -393,7 +400,14 @@ def test_a_masked_pair_shows_the_lead_without_the_search_score(
         generate_report(masked, out, ReportRequest(model=dlib_model))
     text = pdf_text(out)
     unscored = wording.gallery_lead_note(
-        "K1", 1, "S1", "Q1", searched.gallery_uuid, 4, None
+        "K1",
+        1,
+        "S1",
+        "Q1",
+        searched.gallery_uuid,
+        4,
+        None,
+        gallery_digest=searched.short_digest,
     )
     assert unscored in text
     assert f"{searched.candidate(1).similarity:.4f}" not in text
