@@ -548,19 +548,32 @@ def compute_waiting_message(running: str, place: int) -> str:
 
 
 # ---- a case's gallery searches: the scale, masking and caps (issue 22, item 4) ----
-def gallery_cosine_scale(model_id: str, threshold: Any) -> str:
+def gallery_cosine_scale(
+    model_id: str, threshold: Any, probe_norm: float | None = None
+) -> str:
     """What a search cosine means for the model: its one-to-one decision rule
-    as a cosine (``threshold``: a ``core.models.base.Threshold``)."""
+    as a cosine (``threshold``: a ``core.models.base.Threshold``; ``probe_norm``:
+    the length of the probe's raw embedding, for a distance rule)."""
     if threshold.metric == "euclidean":
-        cosine = 1.0 - float(threshold.value) ** 2 / 2.0
+        d = float(threshold.value)
+        unit = 1.0 - d**2 / 2.0
         rule = (
-            f"the one-to-one decision rule of {model_id} ({threshold.rule_text()}) "
-            f"corresponds, for unit-length templates such as the gallery's, to a "
-            f"cosine similarity of {cosine:.4f} (cosine = 1 - d\u00b2/2; the "
-            "case's comparisons measure the distance between the model's own "
-            "embeddings, whose length is close to 1, so this is a guide, not the "
-            "decision)"
+            f"the one-to-one decision rule of {model_id} is "
+            f"{threshold.rule_text()}, a distance between its embeddings; for "
+            f"unit-length vectors a distance d is a cosine of 1 - d\u00b2/2, so "
+            f"the rule corresponds to a cosine similarity of {unit:.4f}"
         )
+        if probe_norm is not None and abs(probe_norm - 1.0) > 1e-3:
+            scaled = 1.0 - d**2 / (2.0 * probe_norm**2)
+            rule += (
+                f" if the embeddings were unit length; this model's are not (the "
+                f"probe's has length {probe_norm:.2f}), and for two embeddings of "
+                f"that length r the rule corresponds to a cosine of 1 - "
+                f"d\u00b2/(2r\u00b2) = {scaled:.4f}. The search's cosines are of "
+                "unit-length templates, so this is a guide, not the case's decision"
+            )
+        else:
+            rule += " (a guide, not the case's decision)"
     else:
         rule = f"the one-to-one decision rule of {model_id} is {threshold.rule_text()}"
     return (

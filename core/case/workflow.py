@@ -1604,7 +1604,9 @@ def search_gallery(
                 )
                 for c in found
             ],
-            threshold=model.threshold.to_dict(),
+            # the model's rule, and the probe's raw length to express it as a cosine
+            threshold=model.threshold.to_dict()
+            | {"probe_embedding_norm": float(np.linalg.norm(np.asarray(vector)))},
         )
     )
 
@@ -1623,8 +1625,11 @@ def search_scale_note(search: GallerySearch) -> str | None:
     threshold)."""
     if not search.threshold:
         return None
+    norm = search.threshold.get("probe_embedding_norm")
     return wording.gallery_cosine_scale(
-        search.model_id, Threshold.from_dict(dict(search.threshold))
+        search.model_id,
+        Threshold.from_dict(dict(search.threshold)),
+        None if norm is None else float(norm),
     )
 
 

@@ -196,6 +196,8 @@ def test_pulling_rank_1_imports_a_known_exhibit_with_its_provenance(
         gallery_digest=searched.short_digest,
     )
     assert workflow.lead_notes(case, ["Q1", "K1", "K1#1"]) == {"K1": note}
+    assert f"digest {searched.gallery_digest[:12]}, 4 templates" in note
+    assert "between Q1's template and the gallery's template" in note
     assert workflow.lead_note(case, "Q1") is None
     assert case.verify().intact
     # the same candidate twice is refused
@@ -576,8 +578,13 @@ def test_the_report_lists_every_candidate_the_scale_and_a_processed_probe(
     text = pdf_text(out)
     for c in searched.candidates:  # unmasked: every rank with its score
         assert f"{c.similarity:.4f}" in text and c.file in text
-    # the scale: dlib's distance 0.6 as a cosine of unit vectors, 1 - 0.36 / 2
+    # the scale: dlib's distance 0.6 as a cosine of unit vectors, 1 - 0.36 / 2,
+    # and of two embeddings of the probe's raw length r (dlib's are ~1.4 long)
     assert "cosine similarity of 0.8200" in text
+    r = searched.threshold["probe_embedding_norm"]
+    assert r == pytest.approx(np.linalg.norm(case.cached_embeddings(
+        [case.face("Q1.1").id], dlib_model.weights_sha256).popitem()[1]))  # fmt: skip
+    assert abs(r - 1) > 0.1 and f"= {1 - 0.36 / (2 * r * r):.4f}" in text
     assert "different people commonly score above that threshold" in text
     assert flat(workflow.derived_note(case, "Q1.1")) in text
     assert f"digest {searched.gallery_digest[:12]}" in text
@@ -641,17 +648,26 @@ def test_a_stored_template_is_checked_against_its_hash(searched):
 def test_top_is_capped_at_the_gallery_size_and_at_the_most_a_search_lists(
     case, gallery, dlib_model, capsys, monkeypatch
 ):
+    from core.processing import make_step
+
+    workflow.derive_exhibit(case, "Q1", [make_step("levels", {"gamma": 1.2})])
+    derived = workflow.derived_note(case, "Q1.1")
     folder = case.folder
     case.close()
-    argv = ["case", "gallery-search", str(folder), "--probe", "Q1", "--gallery",
+    argv = ["case", "gallery-search", str(folder), "--probe", "Q1.1", "--gallery",
             str(gallery), "--top", "99999999999999999999"]  # fmt: skip
     assert main(argv) == EXIT_OK
     out = capsys.readouterr().out
     assert "--top 999999999999... capped at 4 (the gallery has 4 templates)" in out
+    # a processed probe says so; unmasked, the scores and what they mean
+    assert f"probe: {flat(derived)}" in flat(out)
+    assert "What a search cosine means" in out and "masked" not in out
     monkeypatch.setattr(workflow, "MAX_TOP", 2)
     with Case.open(folder) as reopened:
         (first,) = reopened.gallery_searches.searches()
         assert first.k == 4 and len(first.candidates) == 4
+        assert all(first.score(c.rank) == c.similarity for c in first.candidates)
+        assert f"{first.candidates[0].similarity:.4f}" in out
         capped = workflow.search_gallery(reopened, "Q1", gallery, 3, dlib_model)
         assert capped.k == 2 and len(capped.candidates) == 2
         assert workflow.gallery_top_note(3, capped) == (
