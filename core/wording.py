@@ -497,18 +497,29 @@ def gallery_lead_note(
     gallery_uuid: str,
     gallery_size: int,
     similarity: float | None,
+    *,
+    gallery_digest: str = "",
 ) -> str:
     """What a candidate pulled into the case from a 1:N gallery search is,
     wherever its faces or scores appear (CLI, report, window); ``similarity``
-    None where the pair's model results are masked (sequential unmasking)."""
-    score = "" if similarity is None else f"; cosine {similarity:.4f}"
+    None where the pair's model results are masked (sequential unmasking);
+    ``gallery_digest``: the first 12 hex digits of the gallery's digest."""
+    digest = f"digest {gallery_digest}, " if gallery_digest else ""
+    score = (
+        ""
+        if similarity is None
+        else f"; the search's cosine between {probe}'s template and the gallery's "
+        f"template of this candidate: {similarity:.4f}"
+    )
     return (
         f"{mark} is an investigative lead, not an identification: it came into the "
         f"case as candidate {rank} of the 1:N search {search} of {probe} against "
-        f"reference gallery {gallery_uuid} ({gallery_size} templates{score}); it "
-        "was chosen because the model found it similar, so "
-        f"scores between {probe} and {mark} are not independent of that search, "
-        "and it needs a one-to-one examination before any conclusion"
+        f"reference gallery {gallery_uuid} ({digest}{gallery_size} templates"
+        f"{score}); the examiner knew its rank in that search before the "
+        "one-to-one examination, and the rank itself says the model found it "
+        f"among the most similar to {probe}, so scores between {probe} and {mark} "
+        "are not independent of that search, and it needs a one-to-one "
+        "examination before any conclusion"
     )
 
 
@@ -517,8 +528,11 @@ GALLERY_SEARCHES_INTRO = (
     "A face of this case was searched against a reference gallery kept outside the "
     "case. Each search is recorded with the probe's template hash, the gallery's "
     "uuid and digest (SHA-256 of its manifest.sha256, which names its exact "
-    "content), its size, the model and the index; the candidates listed are those "
-    "pulled into the case as exhibits. A candidate from such a search is an "
+    "content), its size, the model and the index, with its full ranked list of "
+    "candidates (those pulled into the case as exhibits named), so that a reader "
+    "sees which higher-ranked candidates were not pulled. A search's scores are "
+    "shown only for candidates in the case whose pair with the probe was "
+    "unmasked (sequential unmasking). A candidate from such a search is an "
     "investigative lead, not an identification: the most similar template may be a "
     "different person, and the person sought may not be in the gallery at all."
 )
@@ -531,3 +545,59 @@ def compute_waiting_message(running: str, place: int) -> str:
     ahead = "1 model job" if place == 1 else f"{place} model jobs"
     doing = f" ({running} is running)" if running else ""
     return f"Waiting for the processor: {ahead} ahead{doing}"
+
+
+# ---- a case's gallery searches: the scale, masking and caps (issue 22, item 4) ----
+def gallery_cosine_scale(
+    model_id: str, threshold: Any, probe_norm: float | None = None
+) -> str:
+    """What a search cosine means for the model: its one-to-one decision rule
+    as a cosine (``threshold``: a ``core.models.base.Threshold``; ``probe_norm``:
+    the length of the probe's raw embedding, for a distance rule)."""
+    if threshold.metric == "euclidean":
+        d = float(threshold.value)
+        unit = 1.0 - d**2 / 2.0
+        rule = (
+            f"the one-to-one decision rule of {model_id} is "
+            f"{threshold.rule_text()}, a distance between its embeddings; for "
+            f"unit-length vectors a distance d is a cosine of 1 - d\u00b2/2, so "
+            f"the rule corresponds to a cosine similarity of {unit:.4f}"
+        )
+        if probe_norm is not None and abs(probe_norm - 1.0) > 1e-3:
+            scaled = 1.0 - d**2 / (2.0 * probe_norm**2)
+            rule += (
+                f" if the embeddings were unit length; this model's are not (the "
+                f"probe's has length {probe_norm:.2f}), and for two embeddings of "
+                f"that length r the rule corresponds to a cosine of 1 - "
+                f"d\u00b2/(2r\u00b2) = {scaled:.4f}. The search's cosines are of "
+                "unit-length templates, so this is a guide, not the case's decision"
+            )
+        else:
+            rule += " (a guide, not the case's decision)"
+    else:
+        rule = f"the one-to-one decision rule of {model_id} is {threshold.rule_text()}"
+    return (
+        f"What a search cosine means: {rule}. In a large gallery, different people "
+        "commonly score above that threshold, so a high rank or a cosine above it "
+        "says only that the template is among the most similar, not that it is the "
+        "same person."
+    )
+
+
+GALLERY_SCORES_MASKED = (
+    "Scores not shown: sequential unmasking is on. A candidate's score becomes "
+    "visible once it is pulled into the case and the examiner has recorded the "
+    "analysis and evaluation of the pair and unmasked it; the ranks, identities "
+    "and files are shown, and every score is kept in the case's search record."
+)
+
+
+def gallery_top_capped(asked: int, listed: int, size: int, most: int) -> str:
+    """The line saying ``--top`` was capped."""
+    why = (
+        f"the gallery has {size} templates"
+        if listed == size and size < most
+        else f"a search lists at most {most}"
+    )
+    shown = str(asked) if len(str(asked)) <= 12 else f"{str(asked)[:12]}..."
+    return f"--top {shown} capped at {listed} ({why})"

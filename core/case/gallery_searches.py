@@ -6,9 +6,12 @@ any case.  Searching it from a case stores one ``gallery_searches`` row: the pro
 face and the SHA-256 of its template, the gallery's uuid, digest (SHA-256 of its
 ``manifest.sha256``) and size, the model (id and weights SHA-256), the index kind
 and parameters, k, and the ranked candidates (identity, file name as the gallery
-records it, the image's SHA-256, exact cosine similarity, rank).  Pulling a
-candidate in reads its image, checks that its SHA-256 is the one the gallery
-recorded, and stores it as a known (K) exhibit through the evidence intake
+records it, the image's SHA-256, exact cosine similarity, rank, and the
+gallery's template itself: float32 little-endian, base64, with its SHA-256).
+Pulling a candidate in reads its image, checks that its SHA-256 is the one the
+gallery recorded and that the model, run on it by the gallery's face rule,
+reproduces the stored template (``workflow.pull_candidate``; the figure is kept
+in the lead's row), and stores it as a known (K) exhibit through the evidence intake
 (``core.case.intake``), with a ``gallery_leads`` row naming the search and rank
 in the same transaction.  Both tables are bound to the audit chain like every
 other record (``core.case.state``), so ``xfr case verify`` names an edited,
@@ -17,14 +20,22 @@ planted or deleted row.
 This module stores and reads; it opens no gallery and runs no model (the case
 storage layer is below the science): ``core.case.workflow.search_gallery`` does
 the search and hands the result here as a ``NewSearch``.
+
+Which scores may be shown is decided here, once, from the examination
+(``core.case.examination``): with sequential unmasking on, a candidate's search
+score is shown only once it is in the case as an exhibit and the pair (the
+search's probe face, the exhibit's face 0 - the largest, the gallery's face
+rule) is unmasked; ``GallerySearch.score`` and ``Lead.score`` are None otherwise,
+and every printed form (``to_dict``, ``workflow.lead_note``) goes through them.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -65,8 +76,11 @@ class SearchCandidate:
     face_index: int
     similarity: float  # exact cosine similarity of probe and template
     row: int  # the template's row in the gallery
+    template: str = ""  # the gallery's template: float32 little-endian, base64
+    template_sha256: str = ""  # of those bytes
 
     def to_dict(self) -> dict[str, Any]:
+        """As stored in the search's row (the score included: it is bound)."""
         return {
             "rank": self.rank,
             "identity": self.identity,
@@ -75,7 +89,44 @@ class SearchCandidate:
             "face_index": self.face_index,
             "cosine_similarity": self.similarity,
             "template_row": self.row,
+            "template": self.template,
+            "template_sha256": self.template_sha256,
         }
+
+    def shown(self, score: float | None) -> dict[str, Any]:
+        """For output: the template by its hash, the score only if given."""
+        values = self.to_dict()
+        del values["template"]
+        values["cosine_similarity"] = score
+        return values
+
+    def vector(self) -> Any:
+        """The stored template (float32), checked against its SHA-256."""
+        import numpy as np
+
+        try:
+            data = base64.b64decode(self.template.encode("ascii"), validate=True)
+        except ValueError:
+            data = b""
+        vector = np.frombuffer(data, dtype="<f4") if len(data) % 4 == 0 else None
+        if (
+            vector is None
+            or not data
+            or template_sha256(vector) != (self.template_sha256)
+        ):
+            raise BadInputError(
+                f"the stored template of candidate {self.rank} ({self.identity} / "
+                f"{self.file}) does not match its SHA-256"
+            )
+        return vector
+
+    @staticmethod
+    def encode(vector: Any) -> tuple[str, str]:
+        """A template as stored: (base64 of float32 little-endian, SHA-256)."""
+        import numpy as np
+
+        data = np.ascontiguousarray(np.asarray(vector, dtype="<f4")).tobytes()
+        return base64.b64encode(data).decode("ascii"), template_sha256(vector)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> SearchCandidate:
@@ -87,6 +138,8 @@ class SearchCandidate:
             int(values["face_index"]),
             float(values["cosine_similarity"]),
             int(values["template_row"]),
+            str(values["template"]),
+            str(values["template_sha256"]),
         )
 
 
@@ -106,6 +159,8 @@ class NewSearch:
     index_spec: Mapping[str, Any]
     k: int
     candidates: Sequence[SearchCandidate]
+    # the model's one-to-one threshold (Threshold.to_dict), for the cosine scale
+    threshold: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -129,10 +184,27 @@ class GallerySearch:
     software_version: str
     created: str
     created_by: str
+    threshold: dict[str, Any] = field(default_factory=dict)  # the model's 1:1 rule
+    # the ranks whose scores may be shown now (``CaseGallerySearches._shown``):
+    # every rank with sequential unmasking off; with it on, only the ranks pulled
+    # into the case whose pair with the probe is unmasked
+    shown_ranks: frozenset[int] = frozenset()
 
     @property
     def name(self) -> str:
         return f"S{self.id}"
+
+    @property
+    def short_digest(self) -> str:
+        """The gallery digest's first 12 hex digits (tells two galleries of one
+        uuid apart)."""
+        return self.gallery_digest[:12]
+
+    def score(self, rank: int) -> float | None:
+        """Candidate ``rank``'s cosine, or None while the pair is masked."""
+        if rank not in self.shown_ranks:
+            return None
+        return self.candidate(rank).similarity
 
     @property
     def exact(self) -> bool:
@@ -148,10 +220,16 @@ class GallerySearch:
         )
 
     def to_dict(self) -> dict[str, Any]:
+        """For output: a masked candidate's score is None (listed in
+        ``scores_hidden``); the templates by their SHA-256."""
+        hidden = ("candidates", "shown_ranks")
         return {
-            **{k: v for k, v in self.__dict__.items() if k != "candidates"},
+            **{k: v for k, v in self.__dict__.items() if k not in hidden},
             "search": self.name,
-            "candidates": [c.to_dict() for c in self.candidates],
+            "candidates": [c.shown(self.score(c.rank)) for c in self.candidates],
+            "scores_hidden": [
+                c.rank for c in self.candidates if c.rank not in self.shown_ranks
+            ],
         }
 
 
@@ -165,6 +243,15 @@ class Lead:
     image_path: str
     created: str
     created_by: str
+    # the cosine of the model's template of the pulled image (the gallery's face
+    # rule) with the gallery's stored template: 1 up to float rounding
+    template_cosine: float = float("nan")
+
+    @property
+    def score(self) -> float | None:
+        """The search's cosine of the probe and the gallery's template of this
+        candidate, or None while the pair is masked (sequential unmasking)."""
+        return self.search.score(self.candidate.rank)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -174,7 +261,9 @@ class Lead:
             "gallery_digest": self.search.gallery_digest,
             "gallery_size": self.search.gallery_size,
             "rank": self.candidate.rank,
-            "cosine_similarity": self.candidate.similarity,
+            "cosine_similarity": self.score,  # None while the pair is masked
+            "template_sha256": self.candidate.template_sha256,
+            "template_reproduction_cosine": self.template_cosine,
             "identity": self.candidate.identity,
             "file": self.candidate.file,
             "image_sha256": self.candidate.image_sha256,
@@ -201,8 +290,9 @@ def _search_from_row(row: Any) -> GallerySearch:
         SearchCandidate.from_dict(c) for c in json.loads(row["candidates"])
     )
     spec = json.loads(row["index_spec"])
-    if not isinstance(spec, dict):
-        raise TypeError("index_spec is not an object")
+    threshold = json.loads(row["threshold"])
+    if not isinstance(spec, dict) or not isinstance(threshold, dict):
+        raise TypeError("index_spec or threshold is not an object")
     return GallerySearch(
         id=int(row["id"]),
         probe_label=str(row["probe_label"]),
@@ -221,6 +311,7 @@ def _search_from_row(row: Any) -> GallerySearch:
         software_version=str(row["software_version"]),
         created=str(row["created"]),
         created_by=str(row["created_by"]),
+        threshold=threshold,
     )
 
 
@@ -258,7 +349,7 @@ class CaseGallerySearches:
             return []
         rows = list(self.case._db.execute("SELECT * FROM gallery_searches ORDER BY id"))
         found = [
-            _search_from_row(r)
+            self._shown(_search_from_row(r))
             for r in self.case._audited.checked("gallery_searches", rows)
         ]
         if probe is not None:
@@ -279,7 +370,39 @@ class CaseGallerySearches:
             known = ", ".join(s.name for s in self.searches()) or "none yet"
             raise BadInputError(f"no search S{number} in this case (searches: {known})")
         checked = self.case._audited.checked("gallery_searches", rows)
-        return _search_from_row(checked[0])
+        return self._shown(_search_from_row(checked[0]))
+
+    def _shown(self, search: GallerySearch) -> GallerySearch:
+        """``search`` with the ranks whose scores may be shown now - the one place
+        that decides it: all with sequential unmasking off; with it on, those
+        pulled into the case as an exhibit whose face 0 (the largest face, the
+        gallery's face rule) is unmasked with the search's probe face."""
+        from dataclasses import replace
+
+        examination = self.case.examination()
+        if not examination.settings().sequential_unmasking:
+            shown = frozenset(c.rank for c in search.candidates)
+            return replace(search, shown_ranks=shown)
+        rows = list(
+            self.case._db.execute(
+                "SELECT * FROM gallery_leads WHERE search_id = ?", (search.id,)
+            )
+        )
+        pulled = {
+            int(row["rank"]): int(row["exhibit_id"])
+            for row in self.case._audited.checked("gallery_leads", rows)
+        }
+        marks = {
+            int(r["id"]): str(r["mark"])
+            for r in self.case._db.execute("SELECT id, mark FROM exhibits")
+        }
+        shown = frozenset(
+            rank
+            for rank, exhibit in pulled.items()
+            if exhibit in marks
+            and not examination.masked(search.probe_label, marks[exhibit])
+        )
+        return replace(search, shown_ranks=shown)
 
     def lead(self, mark: str) -> Lead | None:
         """How exhibit ``mark`` came in from a gallery search, or None."""
@@ -304,6 +427,7 @@ class CaseGallerySearches:
             str(row["image_path"]),
             str(row["created"]),
             str(row["created_by"]),
+            float(row["template_cosine"]),
         )
 
     def leads(self) -> list[Lead]:
@@ -325,6 +449,8 @@ class CaseGallerySearches:
         exhibit = self.case.exhibit(face.mark)
         if not done.candidates:
             raise BadInputError("the search found no candidate: nothing to record")
+        if not all(c.template and c.template_sha256 for c in done.candidates):
+            raise BadInputError("a candidate has no template: nothing was recorded")
         candidates = [c.to_dict() for c in done.candidates]
         spec = json.dumps(dict(done.index_spec), sort_keys=True)
         details = {
@@ -339,6 +465,7 @@ class CaseGallerySearches:
             "model_sha256": done.model_sha256,
             "index": dict(done.index_spec),
             "k": done.k,
+            "threshold": dict(done.threshold),
             "candidates": len(candidates),
             # the ranked list and its scores are in the row this entry binds;
             # the trail (shown in the report) names no score: a pair may be masked
@@ -350,9 +477,9 @@ class CaseGallerySearches:
                 "INSERT INTO gallery_searches (probe_face_id, probe_label, "
                 "probe_exhibit_sha256, probe_template_sha256, gallery_uuid, "
                 "gallery_digest, gallery_size, gallery_path, gallery_source, "
-                "model_id, model_sha256, index_spec, k, candidates, "
+                "model_id, model_sha256, index_spec, k, candidates, threshold, "
                 "software_version, created, created_by) VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     face.id,
                     face.label,
@@ -368,6 +495,7 @@ class CaseGallerySearches:
                     spec,
                     int(done.k),
                     json.dumps(candidates, sort_keys=True),
+                    json.dumps(dict(done.threshold), sort_keys=True),
                     __version__,
                     stamp,
                     self.case.user,
@@ -382,12 +510,16 @@ class CaseGallerySearches:
         rank: int,
         image: str | Path,
         *,
+        reproduce: Callable[[Path, SearchCandidate], float],
         mark: str | None = None,
         max_pixels: int = MAX_PIXELS,
     ) -> Exhibit:
         """Candidate ``rank`` of ``search``, read from ``image``, stored as a known
         exhibit with its provenance; the image must be the one the gallery
-        recorded (same SHA-256), or nothing changes."""
+        recorded (same SHA-256), and ``reproduce(copy, candidate)`` - run on the
+        checked copy before anything is stored - returns the cosine of the
+        model's template of it with the gallery's (it raises ``BadInputError``
+        when that is not the template searched), or nothing changes."""
         self._writable()
         found = self.search(search)
         candidate = found.candidate(int(rank))
@@ -417,6 +549,7 @@ class CaseGallerySearches:
                     "the image that was searched; nothing was added",
                     path,
                 )
+            template_cosine = float(reproduce(copy, candidate))
             target = self.case.folder / EVIDENCE / record["sha256"]
             existed = target.exists()
             commit_evidence(self.case.folder, copy, record["sha256"], path)
@@ -436,6 +569,8 @@ class CaseGallerySearches:
             "gallery_size": found.gallery_size,
             "model_sha256": found.model_sha256,
             "rank": candidate.rank,  # its score: in the search's row (masking)
+            "template_sha256": candidate.template_sha256,
+            "template_reproduction_cosine": template_cosine,
             "identity": candidate.identity,
             "file": candidate.file,
             "lead": "investigative lead from a 1:N gallery search",
@@ -474,12 +609,13 @@ class CaseGallerySearches:
             )
             db.execute(
                 "INSERT INTO gallery_leads (exhibit_id, search_id, rank, image_path, "
-                "created, created_by) VALUES (?, ?, ?, ?, ?, ?)",
+                "template_cosine, created, created_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     cursor.lastrowid,
                     found.id,
                     candidate.rank,
                     printable(str(path)),
+                    template_cosine,
                     stamp,
                     self.case.user,
                 ),

@@ -305,7 +305,11 @@ CREATE TABLE gallery_searches (
     index_spec TEXT NOT NULL,               -- JSON: kind and parameters
     k INTEGER NOT NULL,                     -- candidates asked for
     candidates TEXT NOT NULL,               -- JSON: rank, identity, file, image
-                                            -- SHA-256, face index, exact cosine, row
+                                            -- SHA-256, face index, exact cosine, row,
+                                            -- the gallery's template (float32 LE,
+                                            -- base64) and its SHA-256
+    threshold TEXT NOT NULL,                -- JSON: the model's one-to-one rule
+                                            -- (metric, value, source)
     software_version TEXT NOT NULL,
     created TEXT NOT NULL,
     created_by TEXT NOT NULL,
@@ -318,6 +322,9 @@ CREATE TABLE gallery_leads (
     -- the candidate's rank in that search (pulled once: exhibits.sha256 is unique)
     rank INTEGER NOT NULL,
     image_path TEXT NOT NULL,               -- where the image was read from
+    -- cosine of the model's template of the pulled image (the gallery's face
+    -- rule) with the gallery's template stored in the search: 1 up to rounding
+    template_cosine REAL NOT NULL,
     created TEXT NOT NULL,
     created_by TEXT NOT NULL
 );

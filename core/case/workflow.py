@@ -1537,6 +1537,16 @@ def check_derivations(case: Case) -> list[DerivationCheck]:
 
 
 # ---- 1:N searches against reference galleries (issue 22, item 4) ------------------
+# the most candidates one search lists (and records, each with its template)
+MAX_TOP = 1000
+# a pulled image must give back the gallery's template: the cosine of the model's
+# template of it (the gallery's face rule) with the stored one.  The same file,
+# model and device give it to float32 rounding (measured 1.0 within 1e-7 on the
+# test gallery, dlib on the CPU); another device or library build may differ in
+# the last digits, a different photo of the same person scores far lower (0.9x)
+TEMPLATE_REPRODUCTION = 0.9999
+
+
 def search_gallery(
     case: Case,
     label: str,
@@ -1551,7 +1561,11 @@ def search_gallery(
     ``gallery_path`` and record the search.  The gallery's files are checked, and
     its templates must have been made with ``model``'s weights (refused
     otherwise); the probe's template is the case's own (its face record, as every
-    comparison of the case uses it)."""
+    comparison of the case uses it).  ``top`` is capped at ``MAX_TOP`` and at the
+    gallery's size: the recorded ``k`` is the number listed (a caller compares it
+    with ``top`` to say so).  Each candidate's template is recorded with it (a
+    pulled image must reproduce it), and the model's one-to-one threshold (to
+    say what a cosine means for this model)."""
     from core.gallery.store import open_gallery
 
     if case.read_only:
@@ -1561,8 +1575,9 @@ def search_gallery(
     face = case.face(label)
     gallery = open_gallery(gallery_path)
     gallery.check_model(model.model_id, model.weights_sha256)
+    k = min(int(top), MAX_TOP, gallery.count)
     vector = embed_faces(case, [face], model, progress)[face.id]
-    found = gallery.search(vector, top, threads=threads)
+    found = gallery.search(vector, k, threads=threads)
     return case.gallery_searches.record(
         NewSearch(
             probe_label=face.label,
@@ -1575,7 +1590,7 @@ def search_gallery(
             model_id=model.model_id,
             model_sha256=model.weights_sha256,
             index_spec=gallery.spec.to_dict(),
-            k=top,
+            k=k,
             candidates=[
                 SearchCandidate(
                     c.rank,
@@ -1585,10 +1600,36 @@ def search_gallery(
                     c.face_index,
                     c.similarity,
                     c.row,
+                    *SearchCandidate.encode(gallery.templates[c.row]),
                 )
                 for c in found
             ],
+            # the model's rule, and the probe's raw length to express it as a cosine
+            threshold=model.threshold.to_dict()
+            | {"probe_embedding_norm": float(np.linalg.norm(np.asarray(vector)))},
         )
+    )
+
+
+def gallery_top_note(top: int, search: GallerySearch) -> str | None:
+    """The line saying ``top`` was capped for ``search`` (None when not)."""
+    if int(top) <= len(search.candidates):
+        return None
+    return wording.gallery_top_capped(
+        int(top), len(search.candidates), search.gallery_size, MAX_TOP
+    )
+
+
+def search_scale_note(search: GallerySearch) -> str | None:
+    """What a cosine of ``search`` means for its model (None without the
+    threshold)."""
+    if not search.threshold:
+        return None
+    norm = search.threshold.get("probe_embedding_norm")
+    return wording.gallery_cosine_scale(
+        search.model_id,
+        Threshold.from_dict(dict(search.threshold)),
+        None if norm is None else float(norm),
     )
 
 
@@ -1620,26 +1661,91 @@ def pull_candidate(
     mark: str | None = None,
     detect: bool = True,
     method: str = "hog",
+    model: FaceModel | None = None,
 ) -> Exhibit:
     """Candidate ``rank`` of recorded search ``search`` as a known exhibit (an
     investigative lead), read from ``image`` or from where the gallery's source
-    had it; its SHA-256 must be the gallery's, or nothing changes.  With
-    ``detect``, its faces are found as at intake."""
+    had it.  Its SHA-256 must be the gallery's, and ``model`` (the search's:
+    same weights; None loads the search's model id), run on it by the
+    gallery's face rule, must reproduce the template the search recorded
+    (cosine >= ``TEMPLATE_REPRODUCTION``, kept in the lead's row), or nothing
+    changes.  With ``detect``, its faces are found as at intake."""
     if case.read_only:
         raise CaseError("the case is open read-only", case.folder)
     found = case.gallery_searches.search(search)
     candidate = found.candidate(rank)
     path = Path(image) if image is not None else candidate_image_path(found, candidate)
-    exhibit = case.gallery_searches.pull(found.id, candidate.rank, path, mark=mark)
+    if model is None:
+        from core.models.loading import load_model
+
+        model = load_model(found.model_id)
+    if model.weights_sha256 != found.model_sha256:
+        raise BadInputError(
+            f"model {model.model_id} (weights SHA-256 {model.weights_sha256[:12]}...) "
+            f"is not the model of search {found.name} ({found.model_id}, "
+            f"{found.model_sha256[:12]}...): it cannot check the candidate's template"
+        )
+    used = model
+
+    def reproduce(copy: Path, wanted: SearchCandidate) -> float:
+        return template_reproduction(copy, path, found, wanted, used)
+
+    exhibit = case.gallery_searches.pull(
+        found.id, candidate.rank, path, reproduce=reproduce, mark=mark
+    )
     if detect:
         detect_faces(case, exhibit.mark, method=method)
     return exhibit
 
 
+def template_reproduction(
+    copy: Path,
+    path: Path,
+    search: GallerySearch,
+    candidate: SearchCandidate,
+    model: FaceModel,
+) -> float:
+    """The cosine of ``model``'s template of the image ``copy`` (read from
+    ``path``), by the gallery's face rule, with the template ``search``
+    recorded for ``candidate``; ``BadInputError`` (one line, naming ``path``)
+    when it does not reproduce it."""
+    from core.gallery.build import embed_probe
+    from core.gallery.store import FACE_RULE
+
+    stored = np.asarray(candidate.vector(), dtype=np.float64)
+    what = f"candidate {candidate.rank} of {search.name} ({candidate.identity} / "
+    what += f"{candidate.file})"
+    try:
+        made = np.asarray(embed_probe(copy, model), dtype=np.float64)
+    except BadInputError as error:
+        raise BadInputError(
+            f"{error.reason}: the model gives no template of {what} by the "
+            f"gallery's face rule ({FACE_RULE}); nothing was added",
+            path,
+        ) from None
+    if made.shape != stored.shape:
+        raise BadInputError(
+            f"the model's template of {what} has {made.size} values, the gallery's "
+            f"{stored.size}; nothing was added",
+            path,
+        )
+    cosine = float((made / np.linalg.norm(made)) @ (stored / np.linalg.norm(stored)))
+    if not cosine >= TEMPLATE_REPRODUCTION:
+        raise BadInputError(
+            f"the model's template of {what} has cosine {cosine:.6f} with the "
+            f"template the gallery recorded for it (SHA-256 "
+            f"{candidate.template_sha256[:12]}...), below {TEMPLATE_REPRODUCTION}: "
+            "not the face that was searched; nothing was added",
+            path,
+        )
+    return cosine
+
+
 def lead_note(case: Case, mark: str, *, scored: bool = True) -> str | None:
     """The sentence saying that ``mark`` (an exhibit or a face label) came in as a
-    candidate of a 1:N gallery search - an investigative lead - or None; without
-    the search's score unless ``scored`` (for a pair whose results are masked)."""
+    candidate of a 1:N gallery search - an investigative lead - or None.  The
+    search's score is in it only where the case shows it (``Lead.score``: not
+    while the pair is masked); ``scored=False`` leaves it out in any case."""
     lead = case.gallery_searches.lead(mark.partition("#")[0])
     if lead is None:
         return None
@@ -1650,8 +1756,14 @@ def lead_note(case: Case, mark: str, *, scored: bool = True) -> str | None:
         lead.search.probe_label,
         lead.search.gallery_uuid,
         lead.search.gallery_size,
-        lead.candidate.similarity if scored else None,
+        lead.score if scored else None,
+        gallery_digest=lead.search.short_digest,
     )
+
+
+def search_probe_note(case: Case, search: GallerySearch) -> str | None:
+    """The sentence saying the search's probe is a processed copy, or None."""
+    return derived_note(case, search.probe_label)
 
 
 def lead_notes(

@@ -118,7 +118,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     lines += video_summary_lines(videos)
     lines += [
         f"search {s.name}: {s.probe_label} against gallery {s.gallery_uuid} "
-        f"({s.gallery_size} templates), top {s.k}, {s.created}"
+        f"(digest {s.short_digest}, {s.gallery_size} templates), top {s.k}, "
+        f"{s.created}"
         for s in searches
     ]
     lines += [f"note: {note}" for note in lead_notes.values()]

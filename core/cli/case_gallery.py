@@ -68,24 +68,41 @@ def cmd_gallery_search(args: argparse.Namespace) -> int:
             threads=args.threads,
             progress=progress_printer("embedding", args.json, style="step"),
         )
-    payload = done.to_dict() | {"note": wording.GALLERY_SEARCH_LEAD}
+        probe_note = workflow.search_probe_note(case, done)
+    capped = workflow.gallery_top_note(args.top, done)
+    scale = workflow.search_scale_note(done)
+    # sequential unmasking: ranks, identities and files, not the scores (kept in
+    # the case's record; shown with each pair's unmasking)
+    hidden = not done.shown_ranks
+    payload = done.to_dict() | {
+        "note": wording.GALLERY_SEARCH_LEAD,
+        "probe_note": probe_note,
+        "top_capped": capped,
+        "scores_note": wording.GALLERY_SCORES_MASKED if hidden else scale,
+    }
     kind = "exact" if done.exact else "approximate, re-scored exactly"
     lines = [
         f"search {done.name}: {done.probe_label} against gallery {done.gallery_uuid}",
         f"  {done.gallery_size} templates, digest {done.gallery_digest}",
         f"  model {done.model_id} (weights SHA-256 {done.model_sha256})",
         f"  probe template SHA-256 {done.probe_template_sha256}; top {done.k} ({kind})",
-        f"{'rank':>4}  {'cosine':>7}  identity / file (image SHA-256)",
+        *_wrapped(f"probe: {probe_note}" if probe_note else "", "  "),
+        *([capped] if capped else []),
+        f"{'rank':>4}  {'' if hidden else 'cosine':>7}  identity / file "
+        "(image SHA-256)",
     ]
-    lines += [
-        f"{c.rank:>4}  {c.similarity:>7.4f}  {c.identity} / {c.file} "
-        f"({c.image_sha256[:12]}...)"
-        for c in done.candidates
-    ]
+    for c in done.candidates:
+        score = done.score(c.rank)
+        shown = "" if hidden else ("masked" if score is None else f"{score:.4f}")
+        lines.append(
+            f"{c.rank:>4}  {shown:>7}  {c.identity} / {c.file} "
+            f"({c.image_sha256[:12]}...)"
+        )
     lines += [
         f"pull one in with `xfr case pull-candidate CASE --search {done.name} "
         "--rank R`",
         "",
+        *_wrapped(wording.GALLERY_SCORES_MASKED if hidden else (scale or "")),
         *_wrapped(wording.GALLERY_SEARCH_LEAD),
     ]
     _emit(args, payload, "\n".join(lines))
@@ -96,6 +113,9 @@ def cmd_pull_candidate(args: argparse.Namespace) -> int:
     from core.case import workflow
 
     with open_case(args) as case:
+        found = case.gallery_searches.search(args.search)
+        args.model = args.model or found.model_id
+        model = load_model_from_args(args)
         exhibit = workflow.pull_candidate(
             case,
             args.search,
@@ -103,6 +123,7 @@ def cmd_pull_candidate(args: argparse.Namespace) -> int:
             image=args.image,
             mark=args.as_mark,
             detect=not args.no_detect,
+            model=model,
         )
         lead = case.gallery_searches.lead(exhibit.mark)
         note = workflow.lead_note(case, exhibit.mark)
@@ -119,6 +140,9 @@ def cmd_pull_candidate(args: argparse.Namespace) -> int:
         f"{exhibit.mark}: candidate {lead.candidate.rank} of {lead.search.name} "
         f"({lead.candidate.identity} / {lead.candidate.file}), known exhibit",
         f"  from {lead.image_path} (SHA-256 {exhibit.sha256}, as the gallery recorded)",
+        f"  the model's template of it reproduces the gallery's (cosine "
+        f"{lead.template_cosine:.6f}, template SHA-256 "
+        f"{lead.candidate.template_sha256[:12]}...)",
         "  faces: "
         + (
             "not looked for (--no-detect)"
@@ -150,7 +174,9 @@ def add_gallery_commands(
     search.add_argument("--probe", required=True, help="probe face (Q1, Q1#2)")
     search.add_argument("--face", type=int, help="face index of --probe (0: first)")
     search.add_argument("--gallery", required=True, help="a .xfrgallery folder")
-    search.add_argument("--top", type=int, default=50, help="candidates (default 50)")
+    search.add_argument(
+        "--top", type=int, default=50, help="candidates (default 50, at most 1000)"
+    )
     search.add_argument(
         "--model", default=None, help="model id or file (default: the gallery's)"
     )
@@ -168,7 +194,11 @@ def add_gallery_commands(
         "default where the gallery's source had it), check that its SHA-256 is "
         "the one the gallery recorded, and store it as a known (K) exhibit whose "
         "record says it is an investigative lead from that 1:N search.  A changed "
-        "or missing file changes nothing.",
+        "or missing file changes nothing.  The model (the search's; --model "
+        "defaults to its id) is run on it by the gallery's face rule (the largest "
+        "face) and must reproduce the template the search recorded (cosine >= "
+        "0.9999), or nothing changes.  A pull is never withdrawn (the case is "
+        "append-only), and an image already in the case cannot be pulled.",
     )
     pull.add_argument("--search", required=True, help="search id (S1 or 1)")
     pull.add_argument("--rank", required=True, type=int, help="the candidate's rank")
@@ -177,4 +207,10 @@ def add_gallery_commands(
         "--as", dest="as_mark", metavar="MARK", help="its mark (default: next K)"
     )
     pull.add_argument("--no-detect", action="store_true", help="do not find faces")
+    pull.add_argument(
+        "--model", default=None, help="model id or file (default: the search's)"
+    )
+    pull.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    pull.add_argument("--card", help="model card of a model file")
+    add_trust_model_code(pull)
     pull.set_defaults(run=cmd_pull_candidate)

@@ -19,19 +19,27 @@ from core.case.store import Case
 class SearchContent:
     """One recorded search and the candidates pulled into the case from it."""
 
-    search: GallerySearch
+    search: GallerySearch  # its scores: ``search.score(rank)``, None if masked
     pulled: tuple[Lead, ...]
+    probe_note: str | None = None  # the probe is a processed copy (derived_note)
+    scale: str | None = None  # what a cosine means for the search's model
 
 
 def gather_gallery_searches(
     case: Case,
 ) -> tuple[tuple[SearchContent, ...], Mapping[str, str], Mapping[str, str]]:
     """Every search of the case (oldest first) with its pulled candidates, and
-    the lead sentence of every pulled exhibit by mark: with the search's score,
-    and without it (for the pages of pairs whose results are masked)."""
+    the lead sentence of every pulled exhibit by mark: with the search's score
+    where the case shows it (``Lead.score``: not while the pair is masked), and
+    without it."""
     leads = case.gallery_searches.leads()
     searches = tuple(
-        SearchContent(s, tuple(lead for lead in leads if lead.search.id == s.id))
+        SearchContent(
+            s,
+            tuple(lead for lead in leads if lead.search.id == s.id),
+            workflow.search_probe_note(case, s),
+            workflow.search_scale_note(s),
+        )
         for s in case.gallery_searches.searches()
     )
     marks = [lead.mark for lead in leads]

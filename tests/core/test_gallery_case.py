@@ -7,6 +7,7 @@ a lead.  The real dlib model on a gallery of four shipped-image variants."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -21,6 +22,7 @@ from PIL import Image
 
 from core import wording
 from core.case import workflow
+from core.case.acev import Analysis
 from core.case.schema import SCHEMA_VERSION
 from core.case.store import Case, CaseError
 from core.cli import EXIT_BAD_INPUT, EXIT_OK, main
@@ -184,9 +186,18 @@ def test_pulling_rank_1_imports_a_known_exhibit_with_its_provenance(
     assert "cosine_similarity" not in entry.details  # in the bound row (masking)
     note = workflow.lead_note(case, "K1")
     assert note == wording.gallery_lead_note(
-        "K1", 1, "S1", "Q1", searched.gallery_uuid, 4, top.similarity
+        "K1",
+        1,
+        "S1",
+        "Q1",
+        searched.gallery_uuid,
+        4,
+        top.similarity,
+        gallery_digest=searched.short_digest,
     )
     assert workflow.lead_notes(case, ["Q1", "K1", "K1#1"]) == {"K1": note}
+    assert f"digest {searched.gallery_digest[:12]}, 4 templates" in note
+    assert "between Q1's template and the gallery's template" in note
     assert workflow.lead_note(case, "Q1") is None
     assert case.verify().intact
     # the same candidate twice is refused
@@ -393,7 +404,14 @@ def test_a_masked_pair_shows_the_lead_without_the_search_score(
         generate_report(masked, out, ReportRequest(model=dlib_model))
     text = pdf_text(out)
     unscored = wording.gallery_lead_note(
-        "K1", 1, "S1", "Q1", searched.gallery_uuid, 4, None
+        "K1",
+        1,
+        "S1",
+        "Q1",
+        searched.gallery_uuid,
+        4,
+        None,
+        gallery_digest=searched.short_digest,
     )
     assert unscored in text
     assert f"{searched.candidate(1).similarity:.4f}" not in text
@@ -445,3 +463,214 @@ def test_searches_and_leads_survive_export_and_import(case, searched, tmp_path):
         assert [s.to_dict() for s in after.gallery_searches.searches()] == searches
         assert [lead.to_dict() for lead in after.gallery_searches.leads()] == leads
         assert workflow.lead_note(after, "K1") is not None
+
+
+# ---- sequential unmasking, the template check, caps (the review of issue 22) ------
+SUITABLE = Analysis("suitable", visible=("eyes", "nose"), not_visible=("ears",))
+
+
+@pytest.fixture
+def masked_case(tmp_path, probe_image) -> Case:
+    """Sequential unmasking on (the default for a new case)."""
+    opened = Case.create(tmp_path / "masked", "2026-22", "A. Examiner")
+    opened.add_exhibits([probe_image], "probe")
+    workflow.detect_faces(opened, "Q1")
+    yield opened
+    opened.close()
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_while_masked_no_output_shows_a_search_score_until_the_pair_is_unmasked(
+    masked_case, gallery, capsys
+):
+    folder = masked_case.folder
+    masked_case.close()
+    argv = ["case", "gallery-search", str(folder), "--probe", "Q1", "--gallery",
+            str(gallery), "--top", "3"]  # fmt: skip
+    assert main(argv) == EXIT_OK
+    text = capsys.readouterr().out
+    assert main([*argv, "--json"]) == EXIT_OK
+    payload = json.loads(capsys.readouterr().out)
+    with Case.open(folder, read_only=True) as case:
+        stored = [
+            json.loads(r["candidates"])
+            for r in case._db.execute("SELECT candidates FROM gallery_searches")
+        ]
+    scores = [f"{c['cosine_similarity']:.4f}" for c in stored[0]]
+    # the search: ranks, identities and files; no score (kept in the record)
+    assert "collins / collins/a.png" in text or "collins / collins/b.jpg" in text
+    assert not any(score in text for score in scores), text
+    assert wording.GALLERY_SCORES_MASKED in flat(text)
+    assert [c["cosine_similarity"] for c in payload["candidates"]] == [None] * 3
+    assert payload["scores_hidden"] == [1, 2, 3]
+    assert payload["scores_note"] == wording.GALLERY_SCORES_MASKED
+    assert "template" not in payload["candidates"][0]  # the vector: by its hash
+    # pulling rank 3, never compared: its score is not shown either
+    pull = ["case", "pull-candidate", str(folder), "--search", "S1", "--rank", "3"]
+    assert main(pull) == EXIT_OK
+    text = capsys.readouterr().out
+    assert not any(score in text for score in scores), text
+    assert "the examiner knew its rank in that search" in flat(text)
+    assert main(["case", "info", str(folder), "--json"]) == EXIT_OK
+    info = json.loads(capsys.readouterr().out)
+    (lead,) = [e["investigative_lead"] for e in info["exhibits"] if e["mark"] == "K1"]
+    assert lead["cosine_similarity"] is None and lead["rank"] == 3
+    assert not any(score in json.dumps(info) for score in scores)
+    with Case.open(folder) as case:
+        note = workflow.lead_note(case, "K1")
+        assert note is not None and not any(score in note for score in scores)
+        assert workflow.lead_notes(case, ["K1"]) == {"K1": note}
+        assert case.gallery_searches.lead("K1").score is None
+        # the pair's unmasking shows its search score, and only its
+        exam = case.examination()
+        exam.record_analysis("Q1", SUITABLE)
+        exam.record_evaluation("Q1", "K1", "moderate_same")
+        exam.unmask("Q1", "K1")
+        search = case.gallery_searches.search("S1")
+        assert search.score(3) == stored[0][2]["cosine_similarity"]
+        assert search.score(1) is None and search.score(2) is None
+        assert scores[2] in workflow.lead_note(case, "K1")
+        assert (
+            case.gallery_searches.lead("K1").to_dict()["cosine_similarity"]
+            == (stored[0][2]["cosine_similarity"])
+        )
+        # a later search of the same probe is masked as a whole again
+        assert case.gallery_searches.search("S2").shown_ranks == frozenset()
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs pdftotext")
+def test_a_masked_report_prints_no_score_of_a_pulled_pair_never_compared(
+    masked_case, gallery, dlib_model, tmp_path
+):
+    from core.report.api import generate_report
+    from core.report.content import ReportRequest
+
+    searched = workflow.search_gallery(masked_case, "Q1", gallery, 3, dlib_model)
+    workflow.pull_candidate(masked_case, "S1", 3, model=dlib_model)
+    assert not masked_case.comparisons()
+    out = tmp_path / "masked.pdf"
+    generate_report(masked_case, out, ReportRequest(model=dlib_model))
+    text = pdf_text(out)
+    assert not [c.rank for c in searched.candidates if f"{c.similarity:.4f}" in text]
+    assert all(c.file in text for c in searched.candidates)  # the full ranked list
+    assert flat(wording.GALLERY_SCORES_MASKED) in text
+    assert "the examiner knew its rank in that search" in text
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs pdftotext")
+def test_the_report_lists_every_candidate_the_scale_and_a_processed_probe(
+    case, gallery, dlib_model, tmp_path
+):
+    from core.processing import make_step
+    from core.report.api import generate_report
+    from core.report.content import ReportRequest
+
+    workflow.derive_exhibit(
+        case, "Q1", [make_step("levels", {"black": 12, "white": 240, "gamma": 1.3})]
+    )
+    searched = workflow.search_gallery(case, "Q1.1", gallery, 4, dlib_model)
+    workflow.pull_candidate(case, searched.name, 4, model=dlib_model)
+    out = tmp_path / "report.pdf"
+    generate_report(case, out, ReportRequest(model=dlib_model))
+    text = pdf_text(out)
+    for c in searched.candidates:  # unmasked: every rank with its score
+        assert f"{c.similarity:.4f}" in text and c.file in text
+    # the scale: dlib's distance 0.6 as a cosine of unit vectors, 1 - 0.36 / 2,
+    # and of two embeddings of the probe's raw length r (dlib's are ~1.4 long)
+    assert "cosine similarity of 0.8200" in text
+    r = searched.threshold["probe_embedding_norm"]
+    assert r == pytest.approx(np.linalg.norm(case.cached_embeddings(
+        [case.face("Q1.1").id], dlib_model.weights_sha256).popitem()[1]))  # fmt: skip
+    assert abs(r - 1) > 0.1 and f"= {1 - 0.36 / (2 * r * r):.4f}" in text
+    assert "different people commonly score above that threshold" in text
+    assert flat(workflow.derived_note(case, "Q1.1")) in text
+    assert f"digest {searched.gallery_digest[:12]}" in text
+
+
+def test_a_rewritten_manifest_cannot_attach_another_face_to_a_template(
+    case, gallery, dlib_model, tmp_path, grace_hopper_path
+):
+    """The manifest says collins/b.jpg is another image (checksums made
+    consistent): the SHA-256 check passes, the template check refuses."""
+    other = tmp_path / "other.png"
+    hopper = np.asarray(Image.open(grace_hopper_path).convert("RGB"))
+    Image.fromarray(hopper[:, ::-1]).save(other)
+    forged = tmp_path / "forged.xfrgallery"
+    shutil.copytree(gallery, forged)
+    manifest = json.loads((forged / "manifest.json").read_text())
+    for entry in manifest["templates"]:
+        if entry["file"] == "collins/b.jpg":
+            entry["image_sha256"] = sha256(other)
+    (forged / "manifest.json").write_text(json.dumps(manifest))
+    lines = (forged / "manifest.sha256").read_text().splitlines()
+    (forged / "manifest.sha256").write_text(
+        "".join(
+            f"{sha256(forged / 'manifest.json')}  manifest.json\n"
+            if line.endswith("  manifest.json")
+            else line + "\n"
+            for line in lines
+        )
+    )
+    found = workflow.search_gallery(case, "Q1", forged, 4, dlib_model)
+    (rank,) = [c.rank for c in found.candidates if c.file == "collins/b.jpg"]
+    head = case.head()
+    with pytest.raises(BadInputError) as error:
+        workflow.pull_candidate(case, found.name, rank, image=other, model=dlib_model)
+    message = str(error.value)
+    assert "not the face that was searched; nothing was added" in message
+    assert "other.png" in message and "\n" not in message
+    assert case.head() == head and [e.mark for e in case.exhibits()] == ["Q1"]
+    # the genuine image of another rank reproduces its template (measured: 1 to
+    # float32 rounding), and the lead's row keeps the figure
+    workflow.pull_candidate(case, found.name, 1, model=dlib_model)
+    lead = case.gallery_searches.lead("K1")
+    assert lead.template_cosine == pytest.approx(1.0, abs=1e-6)
+    assert lead.template_cosine >= workflow.TEMPLATE_REPRODUCTION
+    assert lead.to_dict()["template_reproduction_cosine"] == lead.template_cosine
+    assert case.verify().intact
+    # another model's weights cannot check it
+    other_model = SimpleNamespace(model_id="other", weights_sha256="b" * 64)
+    with pytest.raises(BadInputError, match="is not the model of search"):
+        workflow.pull_candidate(case, found.name, 2, model=other_model)
+
+
+def test_a_stored_template_is_checked_against_its_hash(searched):
+    candidate = searched.candidate(1)
+    assert candidate.vector().dtype == np.dtype("<f4")
+    broken = dataclasses.replace(candidate, template_sha256="0" * 64)
+    with pytest.raises(BadInputError, match="does not match its SHA-256"):
+        broken.vector()
+
+
+def test_top_is_capped_at_the_gallery_size_and_at_the_most_a_search_lists(
+    case, gallery, dlib_model, capsys, monkeypatch
+):
+    from core.processing import make_step
+
+    workflow.derive_exhibit(case, "Q1", [make_step("levels", {"gamma": 1.2})])
+    derived = workflow.derived_note(case, "Q1.1")
+    folder = case.folder
+    case.close()
+    argv = ["case", "gallery-search", str(folder), "--probe", "Q1.1", "--gallery",
+            str(gallery), "--top", "99999999999999999999"]  # fmt: skip
+    assert main(argv) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "--top 999999999999... capped at 4 (the gallery has 4 templates)" in out
+    # a processed probe says so; unmasked, the scores and what they mean
+    assert f"probe: {flat(derived)}" in flat(out)
+    assert "What a search cosine means" in out and "masked" not in out
+    monkeypatch.setattr(workflow, "MAX_TOP", 2)
+    with Case.open(folder) as reopened:
+        (first,) = reopened.gallery_searches.searches()
+        assert first.k == 4 and len(first.candidates) == 4
+        assert all(first.score(c.rank) == c.similarity for c in first.candidates)
+        assert f"{first.candidates[0].similarity:.4f}" in out
+        capped = workflow.search_gallery(reopened, "Q1", gallery, 3, dlib_model)
+        assert capped.k == 2 and len(capped.candidates) == 2
+        assert workflow.gallery_top_note(3, capped) == (
+            "--top 3 capped at 2 (a search lists at most 2)"
+        )
+        assert workflow.gallery_top_note(2, capped) is None

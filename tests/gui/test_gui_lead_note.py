@@ -38,14 +38,18 @@ def test_a_lead_says_so_under_the_pair(qtbot, tmp_path, astronaut_rgb):
             NewSearch(
                 "Q1", "0" * 64, "uuid-1", "d" * 64, 10, "g", "src", "m", "w" * 64,
                 {"kind": "flat-ip", "exact_search": True}, 5,
-                [SearchCandidate(1, "collins", "c/candidate.png", digest, 0, 0.93, 4)],
+                [SearchCandidate(1, "collins", "c/candidate.png", digest, 0, 0.93, 4,
+                                 *SearchCandidate.encode(np.ones(4) / 2))],
             )
         )  # fmt: skip
-        case.gallery_searches.pull("S1", 1, candidate)
+        # the stand-in's template check (workflow.pull_candidate runs the model)
+        case.gallery_searches.pull("S1", 1, candidate, reproduce=lambda *_: 1.0)
         case.set_faces("K1", [FACE], detector="manual")
         text = processed_pair_text(case, ["Q1", "K1"])
         assert case.verify().intact
-    expected = wording.gallery_lead_note("K1", 1, "S1", "Q1", "uuid-1", 10, None)
+    expected = wording.gallery_lead_note(
+        "K1", 1, "S1", "Q1", "uuid-1", 10, None, gallery_digest="d" * 12
+    )
     assert text == expected[:1].upper() + expected[1:] + "."
     assert "0.93" not in text
     note = ProcessedNote()

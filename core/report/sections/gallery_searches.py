@@ -1,8 +1,10 @@
 """1:N searches against reference galleries (issue 22, item 4): which face was
 searched against which gallery (uuid, digest, size), with which model, index and
-k, and which candidates were pulled into the case - each an investigative lead,
-at the rank and score the search gave it.  Nothing is printed for a case that
-searched no gallery."""
+k, its full ranked list (so a reader sees which higher-ranked candidates were not
+pulled), and which candidates were pulled into the case - each an investigative
+lead.  A score is printed only where the case shows it (``GallerySearch.score``:
+not while the pair is masked by sequential unmasking).  Nothing is printed for a
+case that searched no gallery."""
 
 from __future__ import annotations
 
@@ -28,22 +30,52 @@ def _index_words(item: SearchContent) -> str:
     )
 
 
-def _masked_marks(content: ReportContent) -> set[str]:
-    """Exhibits in a pair whose model results are masked (sequential unmasking):
-    their search scores are not printed either."""
-    return {
-        face.mark for item in content.comparisons if item.masked for face in item.faces
-    }
+PER_ROW = 2  # candidates side by side in the ranked list (k may be 1000)
 
 
-def _search(item: SearchContent, styles: Styles, masked: set[str]) -> list[Flowable]:
+def _ranked(item: SearchContent, styles: Styles) -> Flowable:
+    """The search's full ranked list, compact: rank, cosine (or "masked"),
+    identity / file, and the exhibit it became in the case."""
     s = item.search
+    marks = {lead.candidate.rank: lead.mark for lead in item.pulled}
+    one = ("Rank", "Cosine", "Gallery identity / file", "In case")
+    header = [styles.p(h, styles.small) for h in one * PER_ROW]
+    cells: list[list[Flowable]] = []
+    for c in s.candidates:
+        score = s.score(c.rank)
+        cells.append(
+            [
+                styles.p(str(c.rank), styles.small),
+                styles.p("masked" if score is None else f"{score:.4f}", styles.small),
+                styles.p(f"{styles.u(c.identity)} / {styles.u(c.file)}", styles.small),
+                styles.p(styles.u(marks.get(c.rank, "-")), styles.small),
+            ]
+        )
+    half = (len(cells) + PER_ROW - 1) // PER_ROW  # down the first column, then on
+    rows = [header]
+    for i in range(half):
+        row: list[Flowable] = []
+        for j in range(PER_ROW):
+            at = i + j * half
+            row += cells[at] if at < len(cells) else [styles.p("", styles.small)] * 4
+        rows.append(row)
+    width = TEXT_WIDTH / PER_ROW
+    widths = [9 * mm, 13 * mm, width - 35 * mm, 13 * mm] * PER_ROW
+    return table(rows, widths)
+
+
+def _search(item: SearchContent, styles: Styles) -> list[Flowable]:
+    s = item.search
+    probe = f"{styles.u(s.probe_label)} (template SHA-256 {s.probe_template_sha256})"
+    if item.probe_note:
+        probe += f"; {styles.u(item.probe_note)}"
     facts = [
+        ("Probe", probe),
         (
-            "Probe",
-            f"{styles.u(s.probe_label)} (template SHA-256 {s.probe_template_sha256})",
+            "Gallery",
+            f"uuid {s.gallery_uuid} (digest {s.short_digest}...), "
+            f"{s.gallery_size} templates",
         ),
-        ("Gallery", f"uuid {s.gallery_uuid}, {s.gallery_size} templates"),
         ("Gallery digest", f"{s.gallery_digest} (SHA-256 of manifest.sha256)"),
         ("Model", f"{styles.u(s.model_id)}, weights SHA-256 {s.model_sha256}"),
         ("Index, k", f"{_index_words(item)}; k = {s.k}"),
@@ -57,38 +89,36 @@ def _search(item: SearchContent, styles: Styles, masked: set[str]) -> list[Flowa
         styles.p(f"Search {s.name}", styles.h2),
         table(rows, [28 * mm, TEXT_WIDTH - 28 * mm], header=False),
         Spacer(1, 2 * mm),
+        styles.p(
+            f"The {len(s.candidates)} candidates of {s.name}, best first"
+            + (
+                "; none was pulled into the case."
+                if not item.pulled
+                else f"; {len(item.pulled)} pulled into the case."
+            ),
+            styles.small,
+        ),
+        _ranked(item, styles),
+        Spacer(1, 1 * mm),
     ]
-    if not item.pulled:
-        story.append(
-            styles.p(
-                f"No candidate of {s.name} was pulled into the case "
-                f"({len(s.candidates)} recorded in the case file).",
-                styles.small,
+    hidden = [c.rank for c in s.candidates if s.score(c.rank) is None]
+    if hidden:
+        story.append(styles.p(wording.GALLERY_SCORES_MASKED, styles.small))
+    if item.scale and len(hidden) < len(s.candidates):
+        story.append(styles.p(styles.u(item.scale), styles.small))
+    if item.pulled:
+        header = ("Exhibit", "Rank", "Image SHA-256", "Template reproduced")
+        rows = [[styles.p(h, styles.small) for h in header]]
+        for lead in item.pulled:
+            rows.append(
+                [
+                    styles.p(styles.u(lead.mark), styles.small),
+                    styles.p(f"{lead.candidate.rank}", styles.small),
+                    styles.p(lead.candidate.image_sha256, styles.hash),
+                    styles.p(f"cosine {lead.template_cosine:.6f}", styles.small),
+                ]
             )
-        )
-        return story
-    header = ("Exhibit", "Rank", "Cosine", "Gallery identity / file", "Image SHA-256")
-    rows = [[styles.p(h, styles.small) for h in header]]
-    for lead in item.pulled:
-        c = lead.candidate
-        rows.append(
-            [
-                styles.p(styles.u(lead.mark), styles.small),
-                styles.p(f"{c.rank} of {len(s.candidates)}", styles.small),
-                styles.p(
-                    "masked" if lead.mark in masked else f"{c.similarity:.4f}",
-                    styles.small,
-                ),
-                styles.p(f"{styles.u(c.identity)} / {styles.u(c.file)}", styles.small),
-                styles.p(c.image_sha256, styles.hash),
-            ]
-        )
-    story.append(
-        table(
-            rows,
-            [16 * mm, 16 * mm, 16 * mm, 45 * mm, TEXT_WIDTH - 93 * mm],
-        )
-    )
+        story.append(table(rows, [16 * mm, 12 * mm, TEXT_WIDTH - 63 * mm, 35 * mm]))
     return story
 
 
@@ -100,11 +130,10 @@ def lay_out(content: ReportContent, styles: Styles) -> list[Flowable]:
         styles.p(wording.GALLERY_SEARCHES_HEADING, styles.h1),
         styles.p(wording.GALLERY_SEARCHES_INTRO),
     ]
-    masked = _masked_marks(content)
     for item in content.gallery_searches:
-        story += _search(item, styles, masked)
+        story += _search(item, styles)
     for mark in content.leads:
-        note = content.lead_note(mark, scored=mark not in masked) or ""
+        note = content.lead_note(mark) or ""  # scored only where the case shows it
         story.append(
             styles.p(f"{styles.u(note[:1].upper() + note[1:])}.", styles.small)
         )
