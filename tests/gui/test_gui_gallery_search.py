@@ -8,6 +8,7 @@ unmasking hides them, and the action disabled on a read-only case."""
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ import pytest
 from PIL import Image
 from PySide6.QtWidgets import QFileDialog
 
-from core import wording
+from core import compute, wording
 from core.case import workflow
 from core.case.store import Case
 from core.gallery.build import build_gallery
@@ -214,6 +215,43 @@ def test_a_wrong_image_goes_to_the_one_error_path_and_adds_nothing(
     dialog.close()
 
 
+def test_a_search_waiting_for_the_cores_shows_it_and_can_be_cancelled(
+    qtbot, tmp_path, astronaut_rgb, gallery, dlib_model
+):
+    window = open_window(qtbot, make_case(tmp_path / "case", astronaut_rgb), dlib_model)
+    dialog = window.search_gallery()
+    dialog.gallery_edit.setText(str(gallery))
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:  # another model job holds the cores
+        with compute.model_job("explanation"):
+            holding.set()
+            release.wait(WAIT_MS / 1000)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert holding.wait(WAIT_MS / 1000)
+        dialog.search_button.click()
+        # core.compute's own words, through the runner's progress
+        qtbot.waitUntil(
+            lambda: "explanation is running" in dialog.progress.format(),
+            timeout=WAIT_MS,
+        )
+        assert compute.activity() == ("explanation", ["gallery search"])
+        assert dialog.cancel_button.isEnabled()
+        assert not dialog.search_button.isEnabled()  # one search at a time
+        with qtbot.waitSignal(dialog.searcher.finished, timeout=WAIT_MS):
+            dialog.cancel_button.click()
+    finally:
+        release.set()
+        holder.join(WAIT_MS / 1000)
+    assert dialog.status.text() == "Search cancelled: nothing was recorded."
+    assert window.controller.case.gallery_searches.searches() == []
+    assert dialog.search_button.isEnabled() and not dialog.progress.isVisible()
+    dialog.close()
+
+
 def test_scores_are_masked_while_sequential_unmasking_hides_them(
     qtbot, tmp_path, astronaut_rgb, gallery, dlib_model
 ):
@@ -247,3 +285,30 @@ def test_the_action_is_disabled_on_a_read_only_case(
         assert not searching.isEnabled()
         assert searching.toolTip() == READ_ONLY_TIP
     assert window.search_gallery() is None
+
+
+class _Examination:
+    """Sequential unmasking on; only the pairs given are unmasked."""
+
+    def __init__(self, unmasked: set[tuple[str, str]], on: bool = True) -> None:
+        self.unmasked, self.on = unmasked, on
+
+    def settings(self):
+        return type("Settings", (), {"sequential_unmasking": self.on})()
+
+    def masked(self, questioned: str, known: str) -> bool:
+        return (questioned, known) not in self.unmasked
+
+
+def test_a_pulled_candidate_s_score_shows_once_its_pair_is_unmasked(
+    tmp_path, astronaut_rgb, gallery, dlib_model
+):
+    case_path = make_case(tmp_path / "case", astronaut_rgb)
+    with Case.open(case_path) as case:
+        recorded = workflow.search_gallery(case, "Q1", gallery, 3, dlib_model)
+    pulled = {2: "K1"}
+    hidden = dialog_module.hidden_ranks
+    assert hidden(_Examination(set()), recorded, pulled) == {1, 2, 3}
+    assert hidden(_Examination({("Q1", "K1")}), recorded, pulled) == {1, 3}
+    assert hidden(_Examination(set(), on=False), recorded, pulled) == set()
+    assert hidden(None, recorded, pulled) == {1, 2, 3}  # nothing to ask: hidden

@@ -100,19 +100,33 @@ def lead_marks(case: Case, search: GallerySearch) -> dict[int, str]:
 def hidden_ranks(
     examination: Examination | None, search: GallerySearch, pulled: dict[int, str]
 ) -> set[int]:
-    """The ranks of ``search`` whose score this session may not see: all while
-    sequential unmasking is on, except a pulled candidate whose pair with the
-    probe was unmasked; none when sequential unmasking is off."""
+    """The ranks of ``search`` whose score this session may not see.  Hidden
+    where the search itself withholds the score (``GallerySearch.score`` None,
+    where the case side offers it) and, for this session (a blind verifier's
+    own unmaskings), all while sequential unmasking is on except a pulled
+    candidate whose pair with the probe was unmasked; none when it is off."""
     ranks = {candidate.rank for candidate in search.candidates}
     if examination is None:
         return ranks  # nothing to ask: hide, never show by mistake
+    withheld = {rank for rank in ranks if offered_score(search, rank) is None}
     if not examination.settings().sequential_unmasking:
-        return set()
-    return {
+        return withheld
+    return withheld | {
         rank
         for rank in ranks
         if rank not in pulled or examination.masked(search.probe_label, pulled[rank])
     }
+
+
+def offered_score(search: GallerySearch, rank: int) -> float | None:
+    """Candidate ``rank``'s cosine as the search offers it: through
+    ``GallerySearch.score`` (None while masked) where the case side has it,
+    else the recorded similarity (which ``hidden_ranks`` then masks)."""
+    score = getattr(search, "score", None)
+    if callable(score):
+        value = score(rank)
+        return None if value is None else float(value)
+    return search.candidate(rank).similarity
 
 
 def search_summary(search: GallerySearch) -> str:
@@ -120,9 +134,21 @@ def search_summary(search: GallerySearch) -> str:
     return (
         f"{search.name}: {search.probe_label} against gallery {search.gallery_uuid} "
         f"({search.gallery_size} templates, digest {search.gallery_digest[:12]}…), "
-        f"model {search.model_id}, top {search.k} ({kind}); {search.created} by "
+        f"model {search.model_id}, top {search.k} ({kind}); {_when(search.created)} by "
         f"{search.created_by}"
     )
+
+
+def _when(stamp: str) -> str:
+    """An ISO time stamp as 2026-12-02 06:25:05 (UTC, as the case records it)."""
+    return stamp[:19].replace("T", " ") + (" UTC" if stamp.endswith("Z") else "")
+
+
+def _workflow_note(name: str, *args: Any) -> str | None:
+    """A sentence the case side words about a search (``workflow.<name>``:
+    what a cosine means for the model, a capped top), where it offers one."""
+    note = getattr(workflow, name, None)
+    return note(*args) if callable(note) else None
 
 
 def _accepts(function: Any, name: str) -> bool:
@@ -175,6 +201,7 @@ class GallerySearchDialog(QDialog):
         self.search: GallerySearch | None = None  # the one shown
         self._searches_before = 0  # recorded searches when the running one started
         self._pulling: tuple[str, int] | None = None
+        self._top_asked = TOP_DEFAULT
         self.setWindowTitle(TITLE)
         self.setMinimumSize(760, 520)
 
@@ -313,7 +340,7 @@ class GallerySearchDialog(QDialog):
         for search in searches:
             self.earlier.addItem(
                 f"{search.name}: {search.probe_label}, top {search.k} of "
-                f"{search.gallery_size} ({search.created[:16]})",
+                f"{search.gallery_size} ({_when(search.created)[:16]})",
                 search.id,
             )
         if select is not None:
@@ -373,10 +400,11 @@ class GallerySearchDialog(QDialog):
                 f" — scores masked: sequential unmasking is on; {len(hidden)} of "
                 f"{len(search.candidates)} hidden until the pair is unmasked"
             )
-        self.summary.setText(summary)
+        scale = _workflow_note("search_scale_note", search)
+        self.summary.setText(summary + (f"\n{scale}" if scale else ""))
         self.table.setRowCount(len(search.candidates))
         for row, candidate in enumerate(search.candidates):
-            self._set_row(row, candidate, candidate.rank in hidden, pulled)
+            self._set_row(row, search, candidate, candidate.rank in hidden, pulled)
         self.table.setSortingEnabled(True)
         self.table.sortByColumn(RANK, Qt.SortOrder.AscendingOrder)
         self._update_buttons()
@@ -384,16 +412,18 @@ class GallerySearchDialog(QDialog):
     def _set_row(
         self,
         row: int,
+        search: GallerySearch,
         candidate: SearchCandidate,
         hidden: bool,
         pulled: dict[int, str],
     ) -> None:
-        score = MASKED_CELL if hidden else f"{candidate.similarity:.4f}"
+        shown = None if hidden else offered_score(search, candidate.rank)
+        score = MASKED_CELL if shown is None else f"{shown:.4f}"
         cells = {
             RANK: (str(candidate.rank), candidate.rank),
             IDENTITY: (candidate.identity, None),
             FILE: (candidate.file, None),
-            SCORE: (score, None if hidden else candidate.similarity),
+            SCORE: (score, shown),
             IN_CASE: (pulled.get(candidate.rank, ""), None),
         }
         for column, (text, key) in cells.items():
@@ -478,6 +508,7 @@ class GallerySearchDialog(QDialog):
         gallery = self.gallery_edit.text().strip()
         probe = self.probe_combo.currentText()
         self._searches_before = len(case.gallery_searches.searches())
+        self._top_asked = self.top_spin.value()
         self.status.setText(f"Searching {probe} against {Path(gallery).name}…")
         self._show_busy("Waiting for the processor…")
         self.searcher.start(
@@ -499,8 +530,10 @@ class GallerySearchDialog(QDialog):
         self.controller.audit_changed.emit()  # the search is in the audit trail
         self._fill_earlier(select=search)
         self.show_search(search)
+        capped = _workflow_note("gallery_top_note", self._top_asked, search)
         self.status.setText(
             f"Recorded as {search.name}: {len(search.candidates)} candidate(s)."
+            + (f" {capped}" if capped else "")
         )
 
     def _on_search_cancelled(self) -> None:
