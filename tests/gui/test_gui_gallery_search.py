@@ -153,8 +153,11 @@ def test_search_lists_the_candidates_under_the_lead_statement_and_pulls_one(
     # an earlier search opens from the list, in a new dialog
     again = window.search_gallery()
     assert again.recorded_searches() == ["S1"]
+    assert again.top_spin.value() == 50 and again.rows() == []
     again.open_search("S1")
     assert again.rows()[0][len(COLUMNS) - 1] == "K1"
+    assert again.top_spin.value() == 3  # Search again repeats it
+    assert again.gallery_edit.text() == str(gallery.absolute())
     again.close()
 
 

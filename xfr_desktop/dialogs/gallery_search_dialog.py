@@ -390,8 +390,12 @@ class GallerySearchDialog(QDialog):
             self.summary.setText("")
             self._update_buttons()
             return
-        if search.gallery_path and not self.gallery_edit.text():
+        # Search again repeats it: its gallery, probe and top
+        if search.gallery_path:
             self.gallery_edit.setText(search.gallery_path)
+        if self.probe_combo.findText(search.probe_label) >= 0:
+            self.probe_combo.setCurrentText(search.probe_label)
+        self.top_spin.setValue(max(TOP_MIN, min(search.k, TOP_MAX)))
         pulled = lead_marks(case, search)
         hidden = hidden_ranks(self.controller.examination(), search, pulled)
         summary = search_summary(search)
