@@ -71,6 +71,11 @@ from core.report.signing import WrongPasswordError
 from xfr_desktop.case_controller import CaseController, ExplainJob
 from xfr_desktop.dialogs.export_done_dialog import ExportDoneDialog
 from xfr_desktop.dialogs.face_dialog import FaceDialog, replaced_results_question
+from xfr_desktop.dialogs.gallery_search_dialog import (
+    ACTION_TEXT,
+    GallerySearchDialog,
+    action_state,
+)
 from xfr_desktop.dialogs.identity_dialog import (
     ImportIdentityDialog,
     NewIdentityDialog,
@@ -249,6 +254,7 @@ class MainWindow(QMainWindow):
         self._check_trust: list[str] = []  # the certificates that check trusts
         self._export_signer: Path | None = None  # the identity of the running export
         self.face_dialog: FaceDialog | None = None  # the last one opened
+        self.gallery_search_dialog: GallerySearchDialog | None = None  # the last
         # File → Open for blind verification: the case being opened for it
         self._blind_opening = False
         self._build_pages()
@@ -388,6 +394,11 @@ class MainWindow(QMainWindow):
             file_menu, "&Close case", self.close_case, keys.Close
         )
         file_menu.addSeparator()
+        # 1:N against a reference gallery outside the case (issue 22, item 4)
+        self.gallery_search_action = self._action(
+            file_menu, ACTION_TEXT, self.search_gallery
+        )
+        file_menu.setToolTipsVisible(True)  # why it is disabled (read-only)
         self.report_action = self._action(
             file_menu, "&Export report…", self.ask_export_report, keys.Print
         )
@@ -522,6 +533,7 @@ class MainWindow(QMainWindow):
         self.exhibits.restore_requested.connect(c.restore_face)
         c.case_closed.connect(self._close_face_dialog)
         self.compare.pair_loaded.connect(self._on_pair_loaded)
+        self.compare.gallery_search.clicked.connect(self.search_gallery)
         self.compare.annotation_requested.connect(lambda f: c.add_annotation(**f))
         self.compare.annotation_moved.connect(c.move_annotation)
         self.compare.annotation_delete_requested.connect(c.delete_annotation)
@@ -732,6 +744,20 @@ class MainWindow(QMainWindow):
         box.setDefaultButton(keep)
         box.exec()
         return box.clickedButton() is not keep
+
+    def search_gallery(self) -> GallerySearchDialog | None:
+        """The reference-gallery search dialog, on the comparison's probe."""
+        if not action_state(self.controller.case)[0]:
+            return None
+        earlier = self.gallery_search_dialog
+        if earlier is not None and not earlier.busy():
+            earlier.deleteLater()  # a closed one still running ends on its own
+        dialog = GallerySearchDialog(
+            self.controller, self.compare.probe_combo.currentText(), self
+        )
+        self.gallery_search_dialog = dialog
+        dialog.open()  # window-modal: the case cannot close under it
+        return dialog
 
     def verify_case(self) -> None:
         if self.controller.case is not None:
@@ -1017,6 +1043,14 @@ class MainWindow(QMainWindow):
             if self.controller.blind
             else ""
         )
+        searchable, why = action_state(case)
+        for searching in (self.gallery_search_action, self.compare.gallery_search):
+            searching.setEnabled(searchable)
+            searching.setToolTip(
+                why
+                or "Search a case face against a reference "
+                "gallery (1:N); candidates are investigative leads"
+            )
         for button in (
             self.exhibits.add_probe,
             self.exhibits.add_gallery,

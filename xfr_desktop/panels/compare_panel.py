@@ -226,6 +226,8 @@ class ComparePanel(QWidget):
         self.candidates = CandidatesTable()
         self.candidates.candidate_chosen.connect(self._on_candidate)
         self.candidates_title = QLabel("<b>Candidates</b> (1:N)")
+        # 1:N beyond the case: the window opens the reference-gallery search
+        self.gallery_search = QPushButton("Search a reference gallery…")
         self.probe_combo.activated.connect(lambda _: self.refresh_candidates())
         self.score = QLabel("Open a case and choose a probe and a gallery face.")
         self.score.setWordWrap(True)
@@ -466,7 +468,10 @@ class ComparePanel(QWidget):
         candidates_tab = QWidget()
         candidates = QVBoxLayout(candidates_tab)
         candidates.setContentsMargins(4, 4, 4, 4)
-        candidates.addWidget(self.candidates_title)
+        title_row = QHBoxLayout()
+        title_row.addWidget(self.candidates_title, 1)
+        title_row.addWidget(self.gallery_search, 0, Qt.AlignmentFlag.AlignTop)
+        candidates.addLayout(title_row)
         candidates.addWidget(self.candidates, 1)
         # what some methods measure besides their maps: links, components table
         details_tab = QWidget()
