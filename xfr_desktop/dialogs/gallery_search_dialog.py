@@ -21,7 +21,6 @@ are shown (the rank is what made the candidate a lead).
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -119,14 +118,9 @@ def hidden_ranks(
 
 
 def offered_score(search: GallerySearch, rank: int) -> float | None:
-    """Candidate ``rank``'s cosine as the search offers it: through
-    ``GallerySearch.score`` (None while masked) where the case side has it,
-    else the recorded similarity (which ``hidden_ranks`` then masks)."""
-    score = getattr(search, "score", None)
-    if callable(score):
-        value = score(rank)
-        return None if value is None else float(value)
-    return search.candidate(rank).similarity
+    """Candidate ``rank``'s cosine as the case side offers it (None while masked)."""
+    value = search.score(rank)
+    return None if value is None else float(value)
 
 
 def search_summary(search: GallerySearch) -> str:
@@ -144,20 +138,6 @@ def _when(stamp: str) -> str:
     return stamp[:19].replace("T", " ") + (" UTC" if stamp.endswith("Z") else "")
 
 
-def _workflow_note(name: str, *args: Any) -> str | None:
-    """A sentence the case side words about a search (``workflow.<name>``:
-    what a cosine means for the model, a capped top), where it offers one."""
-    note = getattr(workflow, name, None)
-    return note(*args) if callable(note) else None
-
-
-def _accepts(function: Any, name: str) -> bool:
-    try:
-        return name in inspect.signature(function).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def _pull(
     case: Case,
     search: str,
@@ -165,12 +145,9 @@ def _pull(
     image: str | None,
     model: Any,
 ) -> Any:
-    """``workflow.pull_candidate``, with the model when it takes one (the pulled
-    face is embedded to check it against the gallery's template)."""
-    extra: dict[str, Any] = {}
-    if _accepts(workflow.pull_candidate, "model"):
-        extra["model"] = model
-    return workflow.pull_candidate(case, search, rank, image=image, **extra)
+    """``workflow.pull_candidate`` with the loaded model (the pulled face is
+    embedded to check it against the gallery's template)."""
+    return workflow.pull_candidate(case, search, rank, image=image, model=model)
 
 
 class _Cell(QTableWidgetItem):
@@ -404,7 +381,7 @@ class GallerySearchDialog(QDialog):
                 f" — scores masked: sequential unmasking is on; {len(hidden)} of "
                 f"{len(search.candidates)} hidden until the pair is unmasked"
             )
-        scale = _workflow_note("search_scale_note", search)
+        scale = workflow.search_scale_note(search)
         self.summary.setText(summary + (f"\n{scale}" if scale else ""))
         self.table.setRowCount(len(search.candidates))
         for row, candidate in enumerate(search.candidates):
@@ -534,7 +511,7 @@ class GallerySearchDialog(QDialog):
         self.controller.audit_changed.emit()  # the search is in the audit trail
         self._fill_earlier(select=search)
         self.show_search(search)
-        capped = _workflow_note("gallery_top_note", self._top_asked, search)
+        capped = workflow.gallery_top_note(self._top_asked, search)
         self.status.setText(
             f"Recorded as {search.name}: {len(search.candidates)} candidate(s)."
             + (f" {capped}" if capped else "")
