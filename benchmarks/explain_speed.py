@@ -3,8 +3,11 @@ map, LIME vs the lime package at equal stability, and a per-method time table, s
 by side in one run.
 
 Time to a stable map: every stochastic method at its old fixed budget, with the
-stopping rule checked once a round (algorithm version 2) and with its default
-stopping rule: samples, the split-half stability reached and seconds.  LIME at
+stopping rule checked once a round (algorithm version 2), with its stopping
+rule unpaired (``antithetic`` off, the version before the pairs) and with its
+default: samples, the split-half stability reached, seconds, and for the
+stopping rules the seed-to-seed r of seeds 0 and 1 (the figure the split-half
+stability claims to predict).  LIME at
 equal stability: see ``bench_lime_equal_stability`` (seed-to-seed r of the maps).
 
     python benchmarks/explain_speed.py --probe A.jpg --gallery B.jpg [--device cuda]

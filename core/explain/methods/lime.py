@@ -3,7 +3,9 @@
 The chip is divided into 75 SLIC superpixels; perturbed copies are made in a
 first round of 1000, then in rounds of 250, each superpixel blacked out with
 probability 0.6 (the first copy is the unperturbed chip, as in the LIME
-package), until the map is stable (split-half
+package; ``antithetic``, the default: copies in pairs, the second drawn from
+1 - u where the first drew u, so a region shown in one is hidden in the other;
+the pairs stay together in the stability check), until the map is stable (split-half
 correlation 0.95, ``core.explain.stability``) or 10000 copies per face were used;
 each copy's score is the cosine similarity of its embedding to a reference
 embedding; a weighted linear (ridge, alpha = 1) surrogate
