@@ -3,8 +3,11 @@ map, LIME vs the lime package at equal stability, and a per-method time table, s
 by side in one run.
 
 Time to a stable map: every stochastic method at its old fixed budget, with the
-stopping rule checked once a round (algorithm version 2) and with its default
-stopping rule: samples, the split-half stability reached and seconds.  LIME at
+stopping rule checked once a round (algorithm version 2), with its stopping
+rule unpaired (``antithetic`` off, the version before the pairs) and with its
+default: samples, the split-half stability reached, seconds, and for the
+stopping rules the seed-to-seed r of seeds 0 and 1 (the figure the split-half
+stability claims to predict).  LIME at
 equal stability: see ``bench_lime_equal_stability`` (seed-to-seed r of the maps).
 
     python benchmarks/explain_speed.py --probe A.jpg --gallery B.jpg [--device cuda]
@@ -191,46 +194,73 @@ def _sides(result, key: str) -> str:
 
 def bench_stopping(
     pair, model, compare_rounds: bool, only: list[str] | None = None
-) -> dict[str, float]:
-    """Per stochastic method: the old fixed budget against the stopping rule."""
+) -> tuple[dict[str, float], dict[str, list]]:
+    """Per stochastic method: the old fixed budget against the stopping rule, the
+    stopping rule without and with opposite pairs (``antithetic``); each stopping
+    rule also with seed 1, for the seed-to-seed r its split-half figure claims."""
     print(
         "\n## Time to a stable map (target: split-half r 0.95, Spearman-Brown "
-        "corrected)\n\n| method | run | samples probe / gallery | stability "
-        "probe / gallery | seconds per pair |\n|---|---|---|---|---|"
+        "corrected)\n\nSamples, stability and seconds of seed 0; seed-to-seed r: "
+        "the Pearson r of the combined maps of seeds 0 and 1 (seed 1's samples in "
+        "brackets), the figure the split-half stability predicts.\n\n"
+        "| method | run | samples probe / gallery | stability probe / gallery | "
+        "seed-to-seed r probe / gallery (seed 1 samples) | seconds per pair |"
+        "\n|---|---|---|---|---|---|"
     )
     seconds: dict[str, float] = {}
+    defaults_runs: dict[str, list] = {}
     for info in (i for i in infos() if i.stochastic):
         if only and info.method_id not in only:
             continue
         count, fixed = OLD_FIXED[info.method_id]
         defaults = info.defaults()
+        unpaired = {"antithetic": False} if "antithetic" in defaults else {}
         runs = [
             (
                 f"fixed budget ({fixed}, the old count)",
-                {count: fixed, "max_samples": fixed, "stability": 1.0},
+                {count: fixed, "max_samples": fixed, "stability": 1.0, **unpaired},
+                False,
             )
         ]
         if compare_rounds and "check_every" in defaults:
             runs.append(
                 (
                     f"stopping rule, checked every {defaults[count]} (version 2)",
-                    {"check_every": defaults[count]},
+                    {"check_every": defaults[count], **unpaired},
+                    False,
                 )
             )
-        runs.append(("stopping rule (default)", {}))
-        for label, params in runs:
+        if unpaired:
+            runs.append(("stopping rule, unpaired (before)", unpaired, True))
+        runs.append(("stopping rule (default: antithetic pairs)", {}, True))
+        for label, params, both_seeds in runs:
             took, result = once(
                 lambda m=info.method_id, p=params: get(m).explain(
                     pair, model, p, seed=0
                 )
             )
+            agreement = "-"
+            if both_seeds:
+                _took, other = once(
+                    lambda m=info.method_id, p=params: get(m).explain(
+                        pair, model, p, seed=1
+                    )
+                )
+                r = [
+                    pearson(a.combined_map, b.combined_map)
+                    for a, b in zip(result.images, other.images, strict=True)
+                ]
+                agreement = f"{r[0]:.3f} / {r[1]:.3f} ({_sides(other, 'samples')})"
+                if not params:
+                    defaults_runs[info.method_id] = [(took, result), (_took, other)]
             if not params:
                 seconds[info.method_id] = took
             print(
                 f"| {info.method_id} | {label} | {_sides(result, 'samples')} | "
-                f"{_sides(result, 'reached')} | {took:.2f} |"
+                f"{_sides(result, 'reached')} | {agreement} | {took:.2f} |",
+                flush=True,
             )
-    return seconds
+    return seconds, defaults_runs
 
 
 def _package_map(view, other_embedding, labels, samples: int, seed: int, model):
@@ -271,7 +301,9 @@ def needed_count(r: float, target: float, measured_at: int, step: int = 250) -> 
     return max(step, math.ceil(k * measured_at / step) * step)
 
 
-def bench_lime_equal_stability(pair, model, first_count: int) -> tuple[float, float]:
+def bench_lime_equal_stability(
+    pair, model, first_count: int, ours: list | None = None
+) -> tuple[float, float]:
     """Ours (stopping rule) against the lime package at EQUAL seed-to-seed r.
 
     Method: ours runs with seeds 0 and 1; its stability is the Pearson r of the two
@@ -283,9 +315,11 @@ def bench_lime_equal_stability(pair, model, first_count: int) -> tuple[float, fl
     is that of one seed at that count, both faces.
     """
     print("\n## LIME at equal stability (seed-to-seed r of the map, per face)\n")
-    ours = [
-        once(lambda s=seed: get("lime").explain(pair, model, seed=s)) for seed in (0, 1)
-    ]
+    if ours is None:  # else: (seconds, result) of seeds 0 and 1, from bench_stopping
+        ours = [
+            once(lambda s=seed: get("lime").explain(pair, model, seed=s))
+            for seed in (0, 1)
+        ]
     ours_seconds = sum(took for took, _ in ours) / 2
     ours_r = [
         pearson(a.combined_map, b.combined_map)
@@ -400,11 +434,15 @@ def main() -> None:
     bench_forward(pair, model)
     if not args.skip_fggb:
         bench_fggb(pair, model, args.repeats)
+    ours = None
     if not args.skip_stopping:
         only = args.stochastic.split(",") if args.stochastic else None
-        bench_stopping(pair, model, not args.skip_rounds, only)
+        _seconds, defaults_runs = bench_stopping(
+            pair, model, not args.skip_rounds, only
+        )
+        ours = defaults_runs.get("lime")
     if not args.skip_lime_package:
-        bench_lime_equal_stability(pair, model, 1000)
+        bench_lime_equal_stability(pair, model, 1000, ours)
     if not args.skip_table:
         method_table(pair, model)
     load = os.getloadavg()

@@ -1,14 +1,17 @@
 """How stable the stochastic explainers are at their default settings, on real pairs.
 
     python benchmarks/stochastic_stability.py --data ../shared/data/lfw/pairs.txt \
-        [--pairs 5] [--methods corrrise,lime,smoothgrad] [--json out.json]
+        [--pairs 5] [--methods corrrise,lime,smoothgrad] [--unpaired] [--json out.json]
 
 Per method and face (probe and gallery of each pair), two runs with different
 seeds: the samples each used, whether it stopped on the stability target or the
 cap, the split-half stability it reported (Spearman-Brown corrected), and the
 Pearson r between the two seeds' combined maps - the figure the reported
 stability claims to predict.  ``--fixed`` also runs each method at one round
-(the old fixed count) for comparison.  The real dlib model runs on the CPU.
+(the old fixed count) for comparison; ``--unpaired`` also runs the default with
+``antithetic`` off (every sample drawn on its own, as before the opposite pairs),
+so the samples saved and the honesty of the split-half figure under pairing (its
+seed-to-seed r) are measured side by side.  The real dlib model runs on the CPU.
 """
 
 from __future__ import annotations
@@ -44,6 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--fixed", action="store_true", help="also run one round (the old count)"
     )
+    parser.add_argument(
+        "--unpaired",
+        action="store_true",
+        help="also run the default without opposite pairs (antithetic off)",
+    )
     parser.add_argument("--json", type=Path, help="write the rows here")
     args = parser.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -72,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
                     parser.error(f"--fixed: no count parameter known for {method_id}")
                 one_round = {"max_samples": explainer.info.defaults()[count]}
                 settings = [("one round", one_round), ("default", {})]
+            if args.unpaired and "antithetic" in explainer.info.defaults():
+                settings.append(("unpaired", {"antithetic": False}))
             for label, params in settings:
                 runs = []
                 for seed in seeds:

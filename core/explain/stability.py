@@ -20,13 +20,18 @@ the same rounds, so it stops at the same point with the same map.
 
 Per-pixel uncertainty: samples also fall into ``GROUPS`` = 8 groups by index
 (index mod 8; the even groups make the even half, so the split above is a union
-of groups).  The delete-a-group jackknife over them (Efron & Tibshirani, An
-Introduction to the Bootstrap, 1993, ch. 11) gives the standard error of the
-full map at each pixel, in the units of the combined map.  We use it rather than
-the difference of the two half-maps because it has 7 degrees of freedom per
-pixel instead of 1 (a single |A - B| is as large as its own mean by chance), it
-holds for the non-linear estimators used here (a correlation, a ridge fit), and
-it costs only 8 more map evaluations from statistics already kept.
+of groups). Samples drawn in opposite pairs (``antithetic``: a mask and its
+complement, a noise and its negative; ``PairedDraws``) are grouped by pair
+instead (pair index mod 8), so both of a pair always fall in the same group and
+the same half: the halves stay independent and the corrected split-half figure
+still predicts the seed-to-seed agreement. The delete-a-group jackknife over
+them (Efron & Tibshirani, An Introduction to the Bootstrap, 1993, ch. 11) gives
+the standard error of the full map at each pixel, in the units of the combined
+map. We use it rather than the difference of the two half-maps because it has 7
+degrees of freedom per pixel instead of 1 (a single |A - B| is as large as its
+own mean by chance), it holds for the non-linear estimators used here (a
+correlation, a ridge fit), and it costs only 8 more map evaluations from
+statistics already kept.
 """
 
 from __future__ import annotations
@@ -51,12 +56,31 @@ MEASURE = (
 
 
 def stopping_params(
-    unit: str, cap: int, maximum: int, check_every: int | None = None
+    unit: str,
+    cap: int,
+    maximum: int,
+    check_every: int | None = None,
+    antithetic: str | None = None,
 ) -> tuple[Param, ...]:
     """The parameters every stochastic method adds to its sample count: the target
     and the cap, and (``check_every``, for methods whose rounds are large) how many
     samples each round after the first draws before the stability is measured
-    again."""
+    again; ``antithetic`` (the method's words for a sample's opposite) adds the
+    switch for drawing samples in opposite pairs (``paired_draws``)."""
+    pairing = (
+        ()
+        if antithetic is None
+        else (
+            Param(
+                "antithetic",
+                bool,
+                True,
+                f"draw the {unit} in opposite pairs ({antithetic}); both of a "
+                "pair count in the same half of the stability check, so the "
+                "figure stays honest, and the map needs fewer samples",
+            ),
+        )
+    )
     check = (
         ()
         if check_every is None
@@ -93,7 +117,77 @@ def stopping_params(
             maximum=maximum,
         ),
         *check,
+        *pairing,
     )
+
+
+def group_of(index: int, pair: int = 1) -> int:
+    """The group of sample ``index``: by sample, or by pair when samples are drawn
+    in opposite pairs (``pair`` = 2), so both of a pair fall in the same group and
+    so in the same half of the split-half check (a pair straddling the halves
+    would make them correlated and the stability figure too high)."""
+    return (index // pair) % GROUPS
+
+
+def groups_of(first_index: int, count: int, pair: int = 1) -> np.ndarray:
+    """``group_of`` for samples ``first_index`` .. ``first_index + count - 1``."""
+    return (np.arange(first_index, first_index + count) // pair) % GROUPS
+
+
+class PairedDraws:
+    """Samples in opposite pairs: sample 2k is drawn, sample 2k + 1 is its opposite.
+
+    ``draw(n)`` draws n new samples (stacked on axis 0) from the method's stream;
+    ``opposite`` maps samples to their opposites (1 - mask, -noise).  Pair k's base
+    is the k-th draw of the stream whatever the round sizes: a round that ends
+    after the base of a pair keeps it, and the next round starts with its
+    opposite.  With ``paired`` False every sample is a draw of its own.
+    """
+
+    def __init__(
+        self,
+        draw: Callable[[int], Any],
+        opposite: Callable[[Any], Any],
+        concatenate: Callable[[list[Any]], Any],
+        paired: bool,
+    ) -> None:
+        self.draw, self.opposite, self.concatenate = draw, opposite, concatenate
+        self.paired = paired
+        self.pending: Any = None  # the base of a pair whose opposite is not drawn
+        self.next_index = 0
+
+    @property
+    def pair(self) -> int:
+        """Samples per group unit: 2 when paired (see ``group_of``), else 1."""
+        return 2 if self.paired else 1
+
+    def take(self, first_index: int, count: int) -> Any:
+        """Samples ``first_index`` .. ``first_index + count - 1`` (in order)."""
+        if first_index != self.next_index:
+            raise ValueError(f"samples drawn out of order ({first_index})")
+        self.next_index += count
+        if not self.paired:
+            return self.draw(count)
+        parts: list[Any] = []
+        index, end = first_index, first_index + count
+        if index % 2 == 1 and index < end:  # the opposite of the last base
+            parts.append(self.opposite(self.pending))
+            self.pending = None
+            index += 1
+        pairs = (end - index) // 2
+        if pairs:
+            bases = self.draw(pairs)
+            both = self.concatenate([bases, self.opposite(bases)])
+            # interleaved: base 0, its opposite, base 1, its opposite, ...
+            parts.append(
+                both[[k + half * pairs for k in range(pairs) for half in (0, 1)]]
+            )
+            index += 2 * pairs
+        if index < end:  # a pair's base; its opposite comes first in the next round
+            base = self.draw(1)
+            parts.append(base)
+            self.pending = base
+        return self.concatenate(parts) if len(parts) > 1 else parts[0]
 
 
 class GroupedEstimate(Protocol):

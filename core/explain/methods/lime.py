@@ -3,7 +3,9 @@
 The chip is divided into 75 SLIC superpixels; perturbed copies are made in a
 first round of 1000, then in rounds of 250, each superpixel blacked out with
 probability 0.6 (the first copy is the unperturbed chip, as in the LIME
-package), until the map is stable (split-half
+package; ``antithetic``, the default: copies in pairs, the second drawn from
+1 - u where the first drew u, so a region shown in one is hidden in the other;
+the pairs stay together in the stability check), until the map is stable (split-half
 correlation 0.95, ``core.explain.stability``) or 10000 copies per face were used;
 each copy's score is the cosine similarity of its embedding to a reference
 embedding; a weighted linear (ridge, alpha = 1) surrogate
@@ -45,7 +47,9 @@ from core.explain.perturb import (
 )
 from core.explain.stability import (
     GROUPS,
+    PairedDraws,
     StoppingRule,
+    groups_of,
     record,
     sample_until_stable,
     stopping_params,
@@ -121,8 +125,8 @@ def lime_map(
 class LimeSamples:
     """The on/off rows and scores drawn so far, with each row's group."""
 
-    def __init__(self, labels: np.ndarray, params) -> None:
-        self.labels, self.params = labels, params
+    def __init__(self, labels: np.ndarray, params, pair: int = 1) -> None:
+        self.labels, self.params, self.pair = labels, params, pair
         self.sizes = [0] * GROUPS
         self.rows: list[np.ndarray] = []
         self.scores: list[np.ndarray] = []
@@ -130,12 +134,12 @@ class LimeSamples:
     def add(self, first_index: int, rows: np.ndarray, scores: np.ndarray) -> None:
         self.rows.append(rows)
         self.scores.append(scores)
-        for index in range(first_index, first_index + len(rows)):
-            self.sizes[index % GROUPS] += 1
+        for group in groups_of(first_index, len(rows), self.pair):
+            self.sizes[group] += 1
 
     def map_of(self, groups: Sequence[int]) -> np.ndarray | None:
         rows, scores = np.concatenate(self.rows), np.concatenate(self.scores)
-        chosen = np.isin(np.arange(len(rows)) % GROUPS, list(groups))
+        chosen = np.isin(groups_of(0, len(rows), self.pair), list(groups))
         if chosen.sum() < 2:
             return None
         _scaled, signed = lime_map(
@@ -182,10 +186,21 @@ class Lime(Explainer):
         # 2: copies drawn in rounds until the map is stable (it was a fixed count)
         # 3: after the first round of 1000, stability checked every 250 copies
         # (the same copies in the same order; it stops sooner, so maps differ)
-        algorithm_version=3,
+        # 4: copies in complementary pairs (antithetic), grouped by pair in the
+        # stability check; other copies than version 3 (antithetic=False: as 3)
+        algorithm_version=4,
         params=(
             *LIME_PARAMS,
-            *stopping_params("copies", 10000, 1000000, check_every=250),
+            *stopping_params(
+                "copies",
+                10000,
+                1000000,
+                check_every=250,
+                antithetic=(
+                    "each region's random draw u, then 1 - u: a region shown in "
+                    "one copy is hidden in the other"
+                ),
+            ),
         ),
     )
 
@@ -198,10 +213,9 @@ class Lime(Explainer):
             labels, note = superpixels(view.chip, int_param(ctx.params, "segments"))
             if note:
                 ctx.notes.append(f"{view.side}: {note}")
-            samples = LimeSamples(labels, ctx.params)
-            draw_round = partial(
-                self._draw_round, ctx, side, samples, ctx.rng(stream=side)
-            )
+            draws = self._copies(ctx, labels, ctx.rng(stream=side))
+            samples = LimeSamples(labels, ctx.params, draws.pair)
+            draw_round = partial(self._draw_round, ctx, side, samples, draws)
             signed, uncertainty, stability = sample_until_stable(
                 ctx, side, rule, samples, draw_round, "copies"
             )
@@ -213,23 +227,38 @@ class Lime(Explainer):
         return maps[0], maps[1]
 
     @staticmethod
+    def _copies(
+        ctx: ExplainContext, labels: np.ndarray, rng: np.random.Generator
+    ) -> PairedDraws:
+        """The uniform draws behind the on/off rows (a superpixel is shown when its
+        draw is >= ``hide_probability``), in antithetic pairs (u, then 1 - u) when
+        ``antithetic``: both copies of a pair have the same distribution as an
+        unpaired copy (each superpixel hidden with the same probability), and a
+        superpixel shown in one is hidden in the other (with 0.5 exactly the
+        complementary set).  Unpaired, the stream is the one ``lime_design``
+        draws from, so a run that stops after its first round used the same
+        copies as the fixed-count version."""
+        segments = int(labels.max()) + 1
+        return PairedDraws(
+            lambda count: rng.random((count, segments)),
+            lambda draws: 1.0 - draws,
+            np.concatenate,
+            bool(ctx.params.get("antithetic", False)),
+        )
+
+    @staticmethod
     def _draw_round(
         ctx: ExplainContext,
         side: int,
         samples: LimeSamples,
-        rng: np.random.Generator,
+        draws: PairedDraws,
         first: int,
         count: int,
         message: str,
     ) -> None:
-        """Copies ``first`` .. ``first + count - 1``: on/off rows and their scores.
-
-        The stream is the one ``lime_design`` draws from, so a run that stops
-        after its first round used the same copies as the fixed-count version.
-        """
-        segments = int(samples.labels.max()) + 1
+        """Copies ``first`` .. ``first + count - 1``: on/off rows and their scores."""
         hide = float_param(ctx.params, "hide_probability")
-        rows = (rng.random((count, segments)) >= hide).astype(np.float64)
+        rows = (draws.take(first, count) >= hide).astype(np.float64)
         if first == 0:
             rows[0] = 1.0  # the unperturbed chip, as LIME does
         labels = samples.labels
