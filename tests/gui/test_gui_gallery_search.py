@@ -113,7 +113,7 @@ def test_search_lists_the_candidates_under_the_lead_statement_and_pulls_one(
     search(qtbot, dialog, gallery, 3)
     assert window.errors.last_report is None
     case = window.controller.case
-    (recorded,) = case.gallery_searches.searches()
+    (recorded,) = case.gallery_searches.searches(examination=case.examination())
     assert dialog.search == recorded and dialog.recorded_searches() == ["S1"]
     rows = dialog.rows()
     assert [c.rank for c in recorded.candidates] == [1, 2, 3]
@@ -134,7 +134,7 @@ def test_search_lists_the_candidates_under_the_lead_statement_and_pulls_one(
     new = [e for e in case.exhibits() if e.mark not in marks_before]
     assert [(e.mark, e.role) for e in new] == [("K1", "gallery")]
     assert new[0].sha256 == recorded.candidate(1).image_sha256
-    lead = case.gallery_searches.lead("K1")
+    lead = case.gallery_searches.lead("K1", examination=case.examination())
     assert lead is not None and lead.search.name == "S1" and lead.candidate.rank == 1
     assert "K1" in [f.label for f in case.faces("K1")]  # found as at intake
     assert dialog.rows()[0][len(COLUMNS) - 1] == "K1"
@@ -185,7 +185,9 @@ def test_a_missing_image_is_asked_for_and_the_pull_retried_with_it(
     pull(qtbot, dialog, 2)
     assert len(asked) == 1 and candidate.file in asked[0]
     assert window.errors.last_report is None
-    lead = window.controller.case.gallery_searches.lead("K1")
+    lead = window.controller.case.gallery_searches.lead(
+        "K1", examination=window.controller.case.examination()
+    )
     assert lead is not None and lead.candidate.rank == 2
     assert lead.image_path == str(moved / candidate.file)
 
@@ -197,7 +199,12 @@ def test_a_missing_image_is_asked_for_and_the_pull_retried_with_it(
     dialog.pull_button.click()
     assert not dialog.puller.is_busy()
     assert "nothing was added" in dialog.status.text()
-    assert window.controller.case.gallery_searches.lead("K2") is None
+    assert (
+        window.controller.case.gallery_searches.lead(
+            "K2", examination=window.controller.case.examination()
+        )
+        is None
+    )
     dialog.close()
 
 
@@ -250,7 +257,12 @@ def test_a_search_waiting_for_the_cores_shows_it_and_can_be_cancelled(
         release.set()
         holder.join(WAIT_MS / 1000)
     assert dialog.status.text() == "Search cancelled: nothing was recorded."
-    assert window.controller.case.gallery_searches.searches() == []
+    assert (
+        window.controller.case.gallery_searches.searches(
+            examination=window.controller.case.examination()
+        )
+        == []
+    )
     assert dialog.search_button.isEnabled() and not dialog.progress.isVisible()
     dialog.close()
 
@@ -262,7 +274,9 @@ def test_scores_are_masked_while_sequential_unmasking_hides_them(
     window = open_window(qtbot, case_path, dlib_model)
     dialog = window.search_gallery()
     search(qtbot, dialog, gallery, 3)
-    recorded = window.controller.case.gallery_searches.search("S1")
+    recorded = window.controller.case.gallery_searches.search(
+        "S1", examination=window.controller.case.examination()
+    )
     rows = dialog.rows()
     assert [r[3] for r in rows] == [MASKED_CELL] * 3
     assert [r[:3] for r in rows] == [
@@ -308,7 +322,9 @@ def test_a_pulled_candidate_s_score_shows_once_its_pair_is_unmasked(
 ):
     case_path = make_case(tmp_path / "case", astronaut_rgb)
     with Case.open(case_path) as case:
-        recorded = workflow.search_gallery(case, "Q1", gallery, 3, dlib_model)
+        recorded = workflow.search_gallery(
+            case, "Q1", gallery, 3, dlib_model, examination=case.examination()
+        )
     pulled = {2: "K1"}
     hidden = dialog_module.hidden_ranks
     assert hidden(_Examination(set()), recorded, pulled) == {1, 2, 3}
