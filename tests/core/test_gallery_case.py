@@ -739,3 +739,204 @@ def test_top_is_capped_at_the_gallery_size_and_at_the_most_a_search_lists(
             "--top 3 capped at 2 (a search lists at most 2)"
         )
         assert workflow.gallery_top_note(2, capped) is None
+
+
+# ---- the second review of issue 22 (R2-1 .. R2-4) -----------------------------------
+@pytest.fixture
+def two_face_probe(tmp_path, astronaut_rgb, grace_hopper_path) -> Path:
+    """The astronaut and Grace Hopper side by side: a probe with faces Q1, Q1#1."""
+    hopper = Image.open(grace_hopper_path).convert("RGB").resize((512, 512))
+    path = tmp_path / "two.png"
+    Image.fromarray(np.concatenate([astronaut_rgb, np.asarray(hopper)], 1)).save(path)
+    return path
+
+
+def test_a_blind_verifier_never_sees_a_score_only_the_examiner_unmasked(
+    tmp_path, two_face_probe, gallery, dlib_model, capsys
+):
+    """R2-1: alice unmasks Q1 / K1; bob, blind, works on Q1#1 / K1 only: his
+    explanation's lead note, and every reading of S1 with his examination, has
+    no S1 score (it used to come from the examiner's unmaskings)."""
+    with Case.create(tmp_path / "blind", "2026-22", "alice") as case:
+        case.add_exhibits([two_face_probe], "probe")
+        workflow.detect_faces(case, "Q1")
+        assert {"Q1", "Q1#1"} <= {f.label for f in case.faces("Q1")}
+        searched = workflow.search_gallery(
+            case, "Q1", gallery, 3, dlib_model, examination=case.examination()
+        )
+        workflow.pull_candidate(case, "S1", 1, model=dlib_model)
+        alice = case.examination()
+        alice.record_analysis("Q1", SUITABLE)
+        alice.record_evaluation("Q1", "K1", "moderate_same")
+        alice.unmask("Q1", "K1")
+        score = f"{searched.candidate(1).similarity:.4f}"
+        assert score in workflow.lead_note(case, "K1", examination=alice)
+        case.user = "bob"
+        bob = case.examination(blind=True)
+        bob.start_blind_session()
+        bob.record_analysis("Q1#1", SUITABLE)
+        bob.record_evaluation("Q1#1", "K1", "moderate_different")
+        bob.unmask("Q1#1", "K1")
+        assert case.gallery_searches.search("S1", examination=bob).shown_ranks == (
+            frozenset()
+        )
+        assert case.gallery_searches.lead("K1", examination=bob).score is None
+        assert score not in workflow.lead_note(case, "K1", examination=bob)
+        folder = case.folder
+    argv = ["case", "explain", str(folder), "--probe", "Q1#1", "--gallery", "K1",
+            "--method", "gradient"]  # fmt: skip
+    assert main([*argv, "--blind", "--user", "bob"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "note: K1 is an investigative lead" in out
+    assert score not in out.split("note:", 1)[1], out
+    assert main([*argv, "--blind", "--user", "bob", "--json"]) == EXIT_OK
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["investigative_leads"]["K1"] == wording.gallery_lead_note(
+        "K1", 1, "S1", "Q1", searched.gallery_uuid, 4, None,
+        gallery_digest=searched.short_digest,
+    )  # fmt: skip
+    # the examiner's own session still shows what she unmasked
+    assert main(["case", "gallery-search", str(folder), "--probe", "Q1",
+                 "--gallery", str(gallery), "--top", "3", "--blind", "--user",
+                 "bob", "--json"]) == EXIT_OK  # fmt: skip
+    assert json.loads(capsys.readouterr().out)["scores_hidden"] == [1, 2, 3]
+
+
+def test_a_search_of_a_face_record_since_replaced_says_so_and_stays_masked(
+    masked_case, gallery, dlib_model, capsys
+):
+    """R2-2: S1 was of Q1's first face record; Q1 is then corrected and the
+    pair unmasked with the new record: S1's scores are of a record never
+    unmasked (hidden), and every note says the search was of a record of Q1
+    since replaced."""
+    case = masked_case
+    first = case.face("Q1")
+    searched = workflow.search_gallery(
+        case, "Q1", gallery, 3, dlib_model, examination=case.examination()
+    )
+    assert searched.probe_face_id == first.id and searched.probe_current
+    workflow.pull_candidate(case, "S1", 1, model=dlib_model)
+    left, top, right, bottom = first.bbox
+    workflow.place_face_in_box(case, "Q1", (left - 6, top - 6, right + 6, bottom + 6))
+    assert case.face("Q1").id != first.id
+    exam = case.examination()
+    exam.record_analysis("Q1", SUITABLE)
+    exam.record_evaluation("Q1", "K1", "moderate_same")
+    exam.unmask("Q1", "K1")
+    assert not exam.masked("Q1", "K1")  # the current records are unmasked
+    again = case.gallery_searches.search("S1", examination=exam)
+    assert not again.probe_current and again.shown_ranks == frozenset()
+    assert again.to_dict()["probe_face_current"] is False
+    note = workflow.lead_note(case, "K1", examination=exam)
+    assert "1:N search S1 of Q1 (for a face record of Q1 since replaced)" in note
+    assert f"{searched.candidate(1).similarity:.4f}" not in note
+    # without masking the score is shown, as that earlier record's
+    scored = wording.gallery_lead_note(
+        "K1", 1, "S1", "Q1", "u", 4, 0.5, probe_replaced=True
+    )
+    assert "between the template of a face record of Q1 since replaced and" in (scored)
+    made = workflow.search_gallery(
+        case, "Q1", gallery, 3, dlib_model, examination=case.examination()
+    )
+    assert made.probe_current and made.probe_face_id == case.face("Q1").id
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs pdftotext")
+def test_the_report_says_a_search_was_of_a_face_record_since_replaced(
+    case, searched, dlib_model, tmp_path
+):
+    """R2-2 (report): unmasked, the old record's score is printed, attributed
+    to a face record of Q1 since replaced, not to Q1's (current) template."""
+    from core.report.api import generate_report
+    from core.report.content import ReportRequest
+
+    workflow.pull_candidate(case, "S1", 1, model=dlib_model)
+    left, top, right, bottom = case.face("Q1").bbox
+    workflow.place_face_in_box(case, "Q1", (left - 6, top - 6, right + 6, bottom + 6))
+    workflow.rank_gallery(case, "Q1", dlib_model)
+    out = tmp_path / "replaced.pdf"
+    generate_report(case, out, ReportRequest(model=dlib_model))
+    text = pdf_text(out)
+    assert flat(wording.gallery_probe_replaced("Q1")) in text
+    assert "1:N search S1 of Q1 (for a face record of Q1 since replaced)" in text
+    assert "between the template of a face record of Q1 since replaced" in text
+    assert "between Q1's template" not in text
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs pdftotext")
+def test_a_partly_masked_list_says_which_scores_are_hidden(
+    masked_case, gallery, dlib_model, tmp_path
+):
+    """R2-5: rank 2 unmasked beside masked ranks: "Scores hidden for the ranks
+    marked 'masked'", not "Scores not shown"."""
+    from core.report.api import generate_report
+    from core.report.content import ReportRequest
+
+    case = masked_case
+    searched = workflow.search_gallery(
+        case, "Q1", gallery, 3, dlib_model, examination=case.examination()
+    )
+    workflow.pull_candidate(case, "S1", 2, model=dlib_model)
+    exam = case.examination()
+    exam.record_analysis("Q1", SUITABLE)
+    exam.record_evaluation("Q1", "K1", "moderate_same")
+    exam.unmask("Q1", "K1")
+    out = tmp_path / "partly.pdf"
+    generate_report(case, out, ReportRequest(model=dlib_model))
+    text = pdf_text(out)
+    assert f"{searched.candidate(2).similarity:.4f}" in text
+    assert f"{searched.candidate(1).similarity:.4f}" not in text
+    assert flat(wording.GALLERY_SCORES_PARTLY_MASKED) in text
+    assert flat(wording.GALLERY_SCORES_MASKED) not in text
+
+
+def test_a_closed_case_says_so_not_read_only(case, searched, gallery, dlib_model):
+    """R2-3 (core): a task still holding a case that was closed is told it was
+    closed (it used to read "the case is open read-only")."""
+    case.close()
+    assert case.closed
+    for attempt in (
+        lambda: workflow.search_gallery(
+            case, "Q1", gallery, 3, dlib_model, examination=None
+        ),
+        lambda: workflow.pull_candidate(case, "S1", 1, model=dlib_model),
+    ):
+        with pytest.raises(CaseError) as error:
+            attempt()
+        assert "the case was closed" in str(error.value)
+        assert "read-only" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "given",
+    ["S²", "S99999999999999999999999", "١", "S١", "S" + "9" * 5000, "S0", "S-1"],
+)
+def test_a_search_id_is_ascii_digits_within_bounds(case, searched, given):
+    """R2-4: not an internal ValueError / OverflowError, not "١" taken as S1."""
+    with pytest.raises(BadInputError, match="is not a search id") as error:
+        case.gallery_searches.search(given, examination=case.examination())
+    assert "\n" not in str(error.value)
+    assert case.gallery_searches.search(" s1 ", examination=None).name == "S1"
+
+
+def test_the_cli_listing_marks_candidates_already_in_the_case(case, gallery, capsys):
+    """R2-6: the text listing has an "in case" column, as the window's."""
+    folder = case.folder
+    case.close()
+    argv = ["case", "gallery-search", str(folder), "--probe", "Q1", "--gallery",
+            str(gallery), "--top", "3"]  # fmt: skip
+    assert main(argv) == EXIT_OK
+    capsys.readouterr()
+    pull = ["case", "pull-candidate", str(folder), "--search", "S1", "--rank", "2"]
+    assert main(pull) == EXIT_OK
+    capsys.readouterr()
+    assert main(argv) == EXIT_OK
+    lines = capsys.readouterr().out.splitlines()
+    assert "in case" in next(line for line in lines if line.lstrip().startswith("rank"))
+    (row,) = [line for line in lines if line.lstrip().startswith("2 ")]
+    assert " K1 " in row
+    assert all(
+        " K1 " not in line for line in lines if line.lstrip()[:2] in ("1 ", "3 ")
+    )
+    assert main([*argv, "--json"]) == EXIT_OK
+    assert json.loads(capsys.readouterr().out)["in_case"] == {"2": "K1"}
