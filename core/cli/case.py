@@ -80,6 +80,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    from core import wording
     from core.case import workflow
 
     with open_case(args, read_only=True) as case:
@@ -125,6 +126,11 @@ def cmd_info(args: argparse.Namespace) -> int:
         f"search {s.name}: {s.probe_label} against gallery {s.gallery_uuid} "
         f"(digest {s.short_digest}, {s.gallery_size} templates), top {s.k}, "
         f"{s.created}"
+        + (
+            ""
+            if s.probe_current
+            else f" ({wording.gallery_probe_replaced(s.probe_label)})"
+        )
         for s in searches
     ]
     lines += [f"note: {note}" for note in lead_notes.values()]

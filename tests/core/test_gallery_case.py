@@ -839,6 +839,14 @@ def test_a_search_of_a_face_record_since_replaced_says_so_and_stays_masked(
         case, "Q1", gallery, 3, dlib_model, examination=case.examination()
     )
     assert made.probe_current and made.probe_face_id == case.face("Q1").id
+    folder = case.folder
+    case.close()
+    assert main(["case", "info", str(folder)]) == EXIT_OK
+    lines = capsys.readouterr().out.splitlines()
+    (old,) = [line for line in lines if line.startswith("search S1:")]
+    assert old.endswith(f"({wording.gallery_probe_replaced('Q1')})")
+    (new,) = [line for line in lines if line.startswith("search S2:")]
+    assert "since replaced" not in new
 
 
 @pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs pdftotext")
