@@ -499,21 +499,34 @@ def gallery_lead_note(
     similarity: float | None,
     *,
     gallery_digest: str = "",
+    probe_replaced: bool = False,
 ) -> str:
     """What a candidate pulled into the case from a 1:N gallery search is,
     wherever its faces or scores appear (CLI, report, window); ``similarity``
     None where the pair's model results are masked (sequential unmasking);
-    ``gallery_digest``: the first 12 hex digits of the gallery's digest."""
+    ``gallery_digest``: the first 12 hex digits of the gallery's digest;
+    ``probe_replaced``: the search was of a face record of ``probe`` since
+    replaced (its score is that record's template's, not the current one's)."""
     digest = f"digest {gallery_digest}, " if gallery_digest else ""
+    template = (
+        f"the template of a face record of {probe} since replaced"
+        if probe_replaced
+        else f"{probe}'s template"
+    )
     score = (
         ""
         if similarity is None
-        else f"; the search's cosine between {probe}'s template and the gallery's "
+        else f"; the search's cosine between {template} and the gallery's "
         f"template of this candidate: {similarity:.4f}"
+    )
+    searched = (
+        f"{probe} (for a face record of {probe} since replaced)"
+        if probe_replaced
+        else probe
     )
     return (
         f"{mark} is an investigative lead, not an identification: it came into the "
-        f"case as candidate {rank} of the 1:N search {search} of {probe} against "
+        f"case as candidate {rank} of the 1:N search {search} of {searched} against "
         f"reference gallery {gallery_uuid} ({digest}{gallery_size} templates"
         f"{score}); the examiner knew its rank in that search before the "
         "one-to-one examination, and the rank itself says the model found it "
@@ -601,3 +614,22 @@ def gallery_top_capped(asked: int, listed: int, size: int, most: int) -> str:
     )
     shown = str(asked) if len(str(asked)) <= 12 else f"{str(asked)[:12]}..."
     return f"--top {shown} capped at {listed} ({why})"
+
+
+# a search's ranked list with some scores shown, others masked (report, CLI)
+GALLERY_SCORES_PARTLY_MASKED = (
+    "Scores hidden for the ranks marked 'masked': sequential unmasking is on, and "
+    "a candidate's score is shown only once it is pulled into the case and the "
+    "pair has been analysed, evaluated and unmasked; every score is kept in the "
+    "case's search record."
+)
+
+
+def gallery_probe_replaced(probe: str) -> str:
+    """A search made with a face record of ``probe`` that has since been
+    replaced (a corrected face): its candidates and scores are that record's."""
+    return (
+        f"searched for a face record of {probe} since replaced: its ranks and "
+        f"scores are of that earlier record's template, not of {probe}'s current "
+        "face record (search again to rank the current one)"
+    )

@@ -100,6 +100,8 @@ class CaseController(QObject):
     # the window offers that (path, the one-line reason)
     open_read_only_offered = Signal(str, str)
     case_closed = Signal()
+    # about to close (a dialog's own runners stop and wait on it, first)
+    case_closing = Signal()
     exhibits_changed = Signal()
     faces_changed = Signal()
     comparisons_changed = Signal()
@@ -279,6 +281,8 @@ class CaseController(QObject):
             )
 
     def close_case(self) -> None:
+        if self.case is not None:
+            self.case_closing.emit()
         for runner in self.runners[1:]:
             runner.shutdown()
         self.jobs.clear()

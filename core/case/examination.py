@@ -443,10 +443,17 @@ class Examination:
     def masked_comparison(self, comparison: Comparison) -> bool:
         """By the comparison's own face records: one of a face since replaced
         was never unmasked, whatever its label's current record was."""
+        return self.masked_faces(comparison.probe_face_id, comparison.gallery_face_id)
+
+    def masked_faces(
+        self, questioned_face_id: int | None, known_face_id: int | None
+    ) -> bool:
+        """By face record ids (a gallery search's probe face, a pulled exhibit's
+        face): masked unless this session unmasked exactly those records."""
         if not self.settings().sequential_unmasking:
             return False
-        pair = (comparison.probe_face_id, comparison.gallery_face_id)
-        return pair not in self._unmasked_face_ids()
+        pair = (questioned_face_id, known_face_id)
+        return None in pair or pair not in self._unmasked_face_ids()
 
     def any_masked(self, questioned: str) -> bool:
         """Whether any of this questioned face's pairs is masked (a 1:N list then

@@ -21,12 +21,18 @@ This module stores and reads; it opens no gallery and runs no model (the case
 storage layer is below the science): ``core.case.workflow.search_gallery`` does
 the search and hands the result here as a ``NewSearch``.
 
-Which scores may be shown is decided here, once, from the examination
-(``core.case.examination``): with sequential unmasking on, a candidate's search
-score is shown only once it is in the case as an exhibit and the pair (the
-search's probe face, the exhibit's face 0 - the largest, the gallery's face
-rule) is unmasked; ``GallerySearch.score`` and ``Lead.score`` are None otherwise,
-and every printed form (``to_dict``, ``workflow.lead_note``) goes through them.
+Which scores may be shown is decided here, once (``CaseGallerySearches._shown``),
+from the examination of the session that reads (``core.case.examination``: the
+CLI command's, the window's, the report's - a blind verifier's own unmaskings in
+a blind session), which every reading method takes as a required keyword
+(``examination=None``: no score at all): with sequential unmasking on, a
+candidate's search score is shown only once it is in the case as an exhibit and
+the face records of the pair (the search's own probe face record, by id as
+``Examination.masked_comparison`` does, and the exhibit's face 0 - the largest,
+the gallery's face rule) were unmasked by that session; ``GallerySearch.score``
+and ``Lead.score`` are None otherwise, and every printed form (``to_dict``,
+``workflow.lead_note``) goes through them.  A search whose probe face record has
+since been replaced (``xfr case faces --box``) says so (``probe_current``).
 """
 
 from __future__ import annotations
@@ -59,10 +65,15 @@ from core.imageio import MAX_PIXELS
 from core.version import __version__
 
 if TYPE_CHECKING:
+    from core.case.examination import Examination
     from core.case.store import Case
 
 TABLES = ("gallery_searches", "gallery_leads")
 KNOWN_MARK = re.compile(r"K[1-9][0-9]*")
+# a search or pull still running when its case was closed (the window's dialog)
+CASE_CLOSED = "the case was closed before this could be recorded: nothing was added"
+SEARCH_ID = re.compile(r"[Ss]?([0-9]+)")  # ASCII digits only (not "²", "١")
+MAX_SEARCH_ID = 2**63 - 1  # SQLite's largest row id
 
 
 @dataclass(frozen=True)
@@ -189,6 +200,11 @@ class GallerySearch:
     # every rank with sequential unmasking off; with it on, only the ranks pulled
     # into the case whose pair with the probe is unmasked
     shown_ranks: frozenset[int] = frozenset()
+    # the probe's face record searched (its id), and whether it is still the
+    # current record of ``probe_label`` (False: corrected since; the scores are
+    # of that earlier record's template)
+    probe_face_id: int | None = None
+    probe_current: bool = True
 
     @property
     def name(self) -> str:
@@ -222,7 +238,7 @@ class GallerySearch:
     def to_dict(self) -> dict[str, Any]:
         """For output: a masked candidate's score is None (listed in
         ``scores_hidden``); the templates by their SHA-256."""
-        hidden = ("candidates", "shown_ranks")
+        hidden = ("candidates", "shown_ranks", "probe_face_id", "probe_current")
         return {
             **{k: v for k, v in self.__dict__.items() if k not in hidden},
             "search": self.name,
@@ -230,6 +246,9 @@ class GallerySearch:
             "scores_hidden": [
                 c.rank for c in self.candidates if c.rank not in self.shown_ranks
             ],
+            "probe_face_id": self.probe_face_id,
+            # False: the probe's face record searched was replaced since
+            "probe_face_current": self.probe_current,
         }
 
 
@@ -312,14 +331,17 @@ def _search_from_row(row: Any) -> GallerySearch:
         created=str(row["created"]),
         created_by=str(row["created_by"]),
         threshold=threshold,
+        probe_face_id=int(row["probe_face_id"]),
     )
 
 
 def _search_id(search: str | int) -> int:
     """``3``, ``"3"`` or ``"S3"`` -> 3."""
     text = str(search).strip()
-    digits = text[1:] if text[:1] in ("S", "s") else text
-    if not digits.isdigit() or int(digits) < 1:
+    found = SEARCH_ID.fullmatch(text)
+    digits = found.group(1) if found else ""
+    # the length first: int() of thousands of digits is itself refused
+    if not digits or len(digits) > 19 or not 1 <= int(digits) <= MAX_SEARCH_ID:
         raise BadInputError(f"--search {text!r} is not a search id (S1, S2, ...)")
     return int(digits)
 
@@ -337,19 +359,24 @@ class CaseGallerySearches:
         return all(table in present for table in TABLES)
 
     def _writable(self) -> None:
+        if self.case.closed:
+            raise CaseError(CASE_CLOSED, self.case.folder)
         if self.case.read_only:
             raise CaseError("the case is open read-only", self.case.folder)
         if not self._has_tables():
             raise CaseError("the case has no gallery search tables", self.case.folder)
 
     # -- reading -------------------------------------------------------------------
-    def searches(self, probe: str | None = None) -> list[GallerySearch]:
-        """Every recorded search (of faces of exhibit ``probe``), oldest first."""
+    def searches(
+        self, probe: str | None = None, *, examination: Examination | None
+    ) -> list[GallerySearch]:
+        """Every recorded search (of faces of exhibit ``probe``), oldest first,
+        with the scores ``examination`` (the reading session's) may see."""
         if not self._has_tables():
             return []
         rows = list(self.case._db.execute("SELECT * FROM gallery_searches ORDER BY id"))
         found = [
-            self._shown(_search_from_row(r))
+            self._shown(_search_from_row(r), examination)
             for r in self.case._audited.checked("gallery_searches", rows)
         ]
         if probe is not None:
@@ -357,7 +384,10 @@ class CaseGallerySearches:
             found = [s for s in found if s.probe_label.partition("#")[0] == mark]
         return found
 
-    def search(self, search: str | int) -> GallerySearch:
+    def search(
+        self, search: str | int, *, examination: Examination | None
+    ) -> GallerySearch:
+        """Search ``search`` (S3, 3), with the scores ``examination`` may see."""
         number = _search_id(search)
         rows: list[Any] = []
         if self._has_tables():
@@ -367,19 +397,36 @@ class CaseGallerySearches:
                 )
             )
         if not rows:
-            known = ", ".join(s.name for s in self.searches()) or "none yet"
+            known = (
+                ", ".join(s.name for s in self.searches(examination=None)) or "none yet"
+            )
             raise BadInputError(f"no search S{number} in this case (searches: {known})")
         checked = self.case._audited.checked("gallery_searches", rows)
-        return self._shown(_search_from_row(checked[0]))
+        return self._shown(_search_from_row(checked[0]), examination)
 
-    def _shown(self, search: GallerySearch) -> GallerySearch:
-        """``search`` with the ranks whose scores may be shown now - the one place
-        that decides it: all with sequential unmasking off; with it on, those
-        pulled into the case as an exhibit whose face 0 (the largest face, the
-        gallery's face rule) is unmasked with the search's probe face."""
+    def _current_face_id(self, label: str) -> int | None:
+        """The id of ``label``'s current face record (None: it has none)."""
+        try:
+            return int(self.case.face(label).id)
+        except BadInputError:
+            return None
+
+    def _shown(
+        self, search: GallerySearch, examination: Examination | None
+    ) -> GallerySearch:
+        """``search`` with the ranks whose scores ``examination`` (the reading
+        session's: blind or not) may see now - the one place that decides it:
+        none without an examination; all with sequential unmasking off; with it
+        on, those pulled into the case as an exhibit whose face 0 (the largest
+        face, the gallery's face rule) was unmasked with the search's own probe
+        face record (by ids, as ``Examination.masked_comparison``: a record of
+        the probe since replaced was never unmasked)."""
         from dataclasses import replace
 
-        examination = self.case.examination()
+        current = self._current_face_id(search.probe_label)
+        search = replace(search, probe_current=current == search.probe_face_id)
+        if examination is None:
+            return replace(search, shown_ranks=frozenset())
         if not examination.settings().sequential_unmasking:
             shown = frozenset(c.rank for c in search.candidates)
             return replace(search, shown_ranks=shown)
@@ -400,12 +447,15 @@ class CaseGallerySearches:
             rank
             for rank, exhibit in pulled.items()
             if exhibit in marks
-            and not examination.masked(search.probe_label, marks[exhibit])
+            and not examination.masked_faces(
+                search.probe_face_id, self._current_face_id(marks[exhibit])
+            )
         )
         return replace(search, shown_ranks=shown)
 
-    def lead(self, mark: str) -> Lead | None:
-        """How exhibit ``mark`` came in from a gallery search, or None."""
+    def lead(self, mark: str, *, examination: Examination | None) -> Lead | None:
+        """How exhibit ``mark`` came in from a gallery search, or None; its
+        score as ``examination`` (the reading session's) may see it."""
         if not self._has_tables():
             return None
         rows = list(
@@ -419,7 +469,7 @@ class CaseGallerySearches:
         if not rows:
             return None
         (row,) = self.case._audited.checked("gallery_leads", rows)
-        search = self.search(int(row["search_id"]))
+        search = self.search(int(row["search_id"]), examination=examination)
         return Lead(
             str(row["mark"]),
             search,
@@ -430,8 +480,9 @@ class CaseGallerySearches:
             float(row["template_cosine"]),
         )
 
-    def leads(self) -> list[Lead]:
-        """Every exhibit pulled in from a search, in the order they were pulled."""
+    def leads(self, *, examination: Examination | None) -> list[Lead]:
+        """Every exhibit pulled in from a search, in the order they were pulled
+        (scores as ``examination`` may see them)."""
         if not self._has_tables():
             return []
         rows = self.case._db.execute(
@@ -439,11 +490,18 @@ class CaseGallerySearches:
             "exhibits.id = gallery_leads.exhibit_id ORDER BY gallery_leads.created, "
             "exhibits.id"
         )
-        return [lead for r in list(rows) if (lead := self.lead(str(r["mark"])))]
+        return [
+            lead
+            for r in list(rows)
+            if (lead := self.lead(str(r["mark"]), examination=examination))
+        ]
 
     # -- writing -------------------------------------------------------------------
-    def record(self, done: NewSearch) -> GallerySearch:
-        """Store a search done against a gallery; returns it as recorded."""
+    def record(
+        self, done: NewSearch, *, examination: Examination | None
+    ) -> GallerySearch:
+        """Store a search done against a gallery; returns it as recorded (the
+        scores as ``examination``, the recording session's, may see them)."""
         self._writable()
         face = self.case.face(done.probe_label)
         exhibit = self.case.exhibit(face.mark)
@@ -502,7 +560,7 @@ class CaseGallerySearches:
                 ),
             )
             number = int(cursor.lastrowid or 0)
-        return self.search(number)
+        return self.search(number, examination=examination)
 
     def pull(
         self,
@@ -521,7 +579,7 @@ class CaseGallerySearches:
         model's template of it with the gallery's (it raises ``BadInputError``
         when that is not the template searched), or nothing changes."""
         self._writable()
-        found = self.search(search)
+        found = self.search(search, examination=None)  # no score is used here
         candidate = found.candidate(int(rank))
         path = Path(image)
         if not path.is_file():

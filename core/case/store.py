@@ -153,6 +153,7 @@ class Case:
         self._audited = AuditedDb(folder, self._db, self._audit, lock)
         self.schema_problems: tuple[str, ...] = ()  # found at open (read-only)
         self.open_warnings: tuple[str, ...] = ()
+        self._closed = False
 
     # -- opening -------------------------------------------------------------------
     @classmethod
@@ -367,6 +368,7 @@ class Case:
     def close(self) -> None:
         """Close; a writable case first moves every committed change from the
         write-ahead log into ``case.sqlite``, so the folder alone holds them."""
+        self._closed = True  # a task still holding it says so (not "read-only")
         if not self.read_only:
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -398,6 +400,11 @@ class Case:
     @property
     def read_only(self) -> bool:
         return self._audited.read_only
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close`` was called (a closed case also reads as read-only)."""
+        return self._closed
 
     def examination(
         self, *, blind: bool = False, verifier: bool = False

@@ -22,6 +22,7 @@ from core.calibration import StrengthOfEvidence, calibration_for, evidence_stren
 from core.case.derivations import DerivationCheck, Processed
 from core.case.examination import Examination, Figure
 from core.case.gallery_searches import (
+    CASE_CLOSED,
     GallerySearch,
     NewSearch,
     SearchCandidate,
@@ -1554,6 +1555,7 @@ def search_gallery(
     top: int,
     model: FaceModel,
     *,
+    examination: Examination | None,
     threads: int = 1,
     progress: ProgressCallback | None = None,
 ) -> GallerySearch:
@@ -1565,9 +1567,12 @@ def search_gallery(
     gallery's size: the recorded ``k`` is the number listed (a caller compares it
     with ``top`` to say so).  Each candidate's template is recorded with it (a
     pulled image must reproduce it), and the model's one-to-one threshold (to
-    say what a cosine means for this model)."""
+    say what a cosine means for this model).  The search is returned with the
+    scores ``examination`` (the session's, blind or not) may see."""
     from core.gallery.store import open_gallery
 
+    if case.closed:
+        raise CaseError(CASE_CLOSED, case.folder)
     if case.read_only:
         raise CaseError("the case is open read-only", case.folder)
     if top < 1:
@@ -1607,7 +1612,8 @@ def search_gallery(
             # the model's rule, and the probe's raw length to express it as a cosine
             threshold=model.threshold.to_dict()
             | {"probe_embedding_norm": float(np.linalg.norm(np.asarray(vector)))},
-        )
+        ),
+        examination=examination,
     )
 
 
@@ -1670,9 +1676,11 @@ def pull_candidate(
     gallery's face rule, must reproduce the template the search recorded
     (cosine >= ``TEMPLATE_REPRODUCTION``, kept in the lead's row), or nothing
     changes.  With ``detect``, its faces are found as at intake."""
+    if case.closed:
+        raise CaseError(CASE_CLOSED, case.folder)
     if case.read_only:
         raise CaseError("the case is open read-only", case.folder)
-    found = case.gallery_searches.search(search)
+    found = case.gallery_searches.search(search, examination=None)  # no score used
     candidate = found.candidate(rank)
     path = Path(image) if image is not None else candidate_image_path(found, candidate)
     if model is None:
@@ -1741,12 +1749,15 @@ def template_reproduction(
     return cosine
 
 
-def lead_note(case: Case, mark: str, *, scored: bool = True) -> str | None:
+def lead_note(case: Case, mark: str, *, examination: Examination | None) -> str | None:
     """The sentence saying that ``mark`` (an exhibit or a face label) came in as a
     candidate of a 1:N gallery search - an investigative lead - or None.  The
-    search's score is in it only where the case shows it (``Lead.score``: not
-    while the pair is masked); ``scored=False`` leaves it out in any case."""
-    lead = case.gallery_searches.lead(mark.partition("#")[0])
+    search's score is in it only where ``examination`` - the session that shows
+    it (the CLI command's, the window's, the report's; blind or not) - may see it
+    (``Lead.score``: not while that session has the pair masked);
+    ``examination=None`` leaves it out in any case.  A search of a probe face
+    record since replaced says so (its score is that record's)."""
+    lead = case.gallery_searches.lead(mark.partition("#")[0], examination=examination)
     if lead is None:
         return None
     return wording.gallery_lead_note(
@@ -1756,8 +1767,9 @@ def lead_note(case: Case, mark: str, *, scored: bool = True) -> str | None:
         lead.search.probe_label,
         lead.search.gallery_uuid,
         lead.search.gallery_size,
-        lead.score if scored else None,
+        lead.score,
         gallery_digest=lead.search.short_digest,
+        probe_replaced=not lead.search.probe_current,
     )
 
 
@@ -1767,13 +1779,16 @@ def search_probe_note(case: Case, search: GallerySearch) -> str | None:
 
 
 def lead_notes(
-    case: Case, labels: Sequence[str], *, scored: bool = True
+    case: Case, labels: Sequence[str], *, examination: Examination | None
 ) -> dict[str, str]:
     """For each exhibit among the faces or exhibits ``labels`` (each once, in
-    order) that came from a gallery search, its ``lead_note``."""
+    order) that came from a gallery search, its ``lead_note`` (scores as
+    ``examination`` may see them; None: none)."""
     notes: dict[str, str] = {}
     for label in labels:
         mark = label.partition("#")[0].upper()
-        if mark not in notes and (note := lead_note(case, mark, scored=scored)):
+        if mark not in notes and (
+            note := lead_note(case, mark, examination=examination)
+        ):
             notes[mark] = note
     return notes

@@ -33,6 +33,7 @@ from core.models.ids import DEFAULT_MODEL_ID
 from core.progress import ProgressCallback
 
 if TYPE_CHECKING:
+    from core.case.examination import Examination
     from core.case.store import Case
 
 
@@ -79,6 +80,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    from core import wording
     from core.case import workflow
 
     with open_case(args, read_only=True) as case:
@@ -91,8 +93,12 @@ def cmd_info(args: argparse.Namespace) -> int:
         videos = case.videos.videos()
         if videos:  # a case without videos keeps its output as before
             payload["videos"] = [v.to_dict() for v in videos]
-        searches = case.gallery_searches.searches()
-        leads = {lead.mark: lead for lead in case.gallery_searches.leads()}
+        # `info` takes no --blind: this session is the examiner's
+        exam = case.examination()
+        searches = case.gallery_searches.searches(examination=exam)
+        leads = {
+            lead.mark: lead for lead in case.gallery_searches.leads(examination=exam)
+        }
         if searches:  # a case without gallery searches keeps its output
             payload["gallery_searches"] = [
                 {k: v for k, v in s.to_dict().items() if k != "candidates"}
@@ -103,7 +109,7 @@ def cmd_info(args: argparse.Namespace) -> int:
             if exhibit["mark"] in leads:
                 exhibit["investigative_lead"] = leads[exhibit["mark"]].to_dict()
         # exhibits, not scores: a lead's search score is in `gallery_searches`
-        lead_notes = workflow.lead_notes(case, list(leads), scored=False)
+        lead_notes = workflow.lead_notes(case, list(leads), examination=None)
     lines = [f"case {payload['case_number']}: {payload['title']}"] + [
         f"  {e['mark']:<4} {e['role']:<8} {e['original_name']}  sha256 {e['sha256']}"
         + (f"  (processed from {e['processed_from']})" if "processed_from" in e else "")
@@ -120,6 +126,11 @@ def cmd_info(args: argparse.Namespace) -> int:
         f"search {s.name}: {s.probe_label} against gallery {s.gallery_uuid} "
         f"(digest {s.short_digest}, {s.gallery_size} templates), top {s.k}, "
         f"{s.created}"
+        + (
+            ""
+            if s.probe_current
+            else f" ({wording.gallery_probe_replaced(s.probe_label)})"
+        )
         for s in searches
     ]
     lines += [f"note: {note}" for note in lead_notes.values()]
@@ -275,7 +286,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         shown = [*probes, *(c.face.label for f in rankings.values() for c in f)]
         notes = workflow.derived_notes(case, shown)
         # a masked pair's score is not shown through its lead's search either
-        leads = workflow.lead_notes(case, shown, scored=not any(masked.values()))
+        leads = workflow.lead_notes(
+            case, shown, examination=None if any(masked.values()) else exam
+        )
     payload = {
         "model": {"id": model.model_id, "weights_sha256": model.weights_sha256},
         "threshold": model.threshold.to_dict(),
@@ -360,7 +373,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     model = load_model_from_args(args)
     checked = None
     with open_case(args) as case:
-        _refuse_masked(args, case)
+        exam = _refuse_masked(args, case)  # this session's (blind or not)
         done = workflow.explain(
             case,
             args.probe,
@@ -382,7 +395,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
             ]
             files = write_result(done.result, images, args.out)["files"]
         notes = workflow.derived_notes(case, [args.probe, args.gallery])
-        leads = workflow.lead_notes(case, [args.probe, args.gallery])
+        leads = workflow.lead_notes(case, [args.probe, args.gallery], examination=exam)
     payload = {
         "explanation_id": done.stored.id,
         "from_cache": done.from_cache,
@@ -412,8 +425,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _refuse_masked(args: argparse.Namespace, case: Case) -> None:
-    """No explanation of a masked pair: it would show the model's decision."""
+def _refuse_masked(args: argparse.Namespace, case: Case) -> Examination:
+    """No explanation of a masked pair: it would show the model's decision.
+    Returns this session's examination (blind with --blind)."""
     from core.cli.examination import UNMASK_HINT
 
     probe, gallery = case.face(args.probe).label, case.face(args.gallery).label
@@ -425,6 +439,7 @@ def _refuse_masked(args: argparse.Namespace, case: Case) -> None:
                 "unmasked (sequential unmasking): "
                 + UNMASK_HINT.format(case=args.case, q=probe, k=gallery)
             )
+    return exam
 
 
 def _faithfulness_settings(args: argparse.Namespace) -> Any:

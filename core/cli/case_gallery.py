@@ -4,6 +4,8 @@ as a known exhibit - an investigative lead (issue 22, item 4).
 
 Both go through ``core.case.workflow`` (``search_gallery``, ``pull_candidate``)
 and ``case.gallery_searches``, as the GUI would; every failure is one line.
+The scores printed are those this session may see (``--blind --user NAME``: a
+verifier's blind session, their own unmaskings; ``core.case.gallery_searches``).
 Building the parser imports nothing heavy.
 """
 
@@ -16,6 +18,7 @@ from typing import Any
 
 from core.cli.common import (
     EXIT_OK,
+    add_blind_options,
     add_trust_model_code,
     load_model_from_args,
     open_case,
@@ -48,6 +51,7 @@ def _probe_label(probe: str, face: int | None) -> str:
 def cmd_gallery_search(args: argparse.Namespace) -> int:
     from core import wording
     from core.case import workflow
+    from core.cli.examination import examination, in_case
     from core.gallery.store import open_gallery
 
     if args.top < 1:
@@ -59,26 +63,38 @@ def cmd_gallery_search(args: argparse.Namespace) -> int:
     args.model = args.model or gallery.model_id
     model = load_model_from_args(args)
     with open_case(args) as case:
+        with in_case(args):
+            exam = examination(case, args, writing=True)
         done = workflow.search_gallery(
             case,
             label,
             args.gallery,
             args.top,
             model,
+            examination=exam,
             threads=args.threads,
             progress=progress_printer("embedding", args.json, style="step"),
         )
         probe_note = workflow.search_probe_note(case, done)
+        in_case_marks = _in_case(case, done)
     capped = workflow.gallery_top_note(args.top, done)
     scale = workflow.search_scale_note(done)
     # sequential unmasking: ranks, identities and files, not the scores (kept in
     # the case's record; shown with each pair's unmasking)
     hidden = not done.shown_ranks
+    partly = not hidden and len(done.shown_ranks) < len(done.candidates)
+    scores_note = (
+        wording.GALLERY_SCORES_MASKED
+        if hidden
+        else (wording.GALLERY_SCORES_PARTLY_MASKED if partly else scale)
+    )
     payload = done.to_dict() | {
         "note": wording.GALLERY_SEARCH_LEAD,
         "probe_note": probe_note,
         "top_capped": capped,
-        "scores_note": wording.GALLERY_SCORES_MASKED if hidden else scale,
+        "scores_note": scores_note,
+        # rank -> the exhibit already in the case with that candidate's image
+        "in_case": {str(rank): mark for rank, mark in in_case_marks.items()},
     }
     kind = "exact" if done.exact else "approximate, re-scored exactly"
     lines = [
@@ -88,32 +104,47 @@ def cmd_gallery_search(args: argparse.Namespace) -> int:
         f"  probe template SHA-256 {done.probe_template_sha256}; top {done.k} ({kind})",
         *_wrapped(f"probe: {probe_note}" if probe_note else "", "  "),
         *([capped] if capped else []),
-        f"{'rank':>4}  {'' if hidden else 'cosine':>7}  identity / file "
-        "(image SHA-256)",
+        f"{'rank':>4}  {'' if hidden else 'cosine':>7}  {'in case':<7}  "
+        "identity / file (image SHA-256)",
     ]
     for c in done.candidates:
         score = done.score(c.rank)
         shown = "" if hidden else ("masked" if score is None else f"{score:.4f}")
         lines.append(
-            f"{c.rank:>4}  {shown:>7}  {c.identity} / {c.file} "
-            f"({c.image_sha256[:12]}...)"
+            f"{c.rank:>4}  {shown:>7}  {in_case_marks.get(c.rank, '-'):<7}  "
+            f"{c.identity} / {c.file} ({c.image_sha256[:12]}...)"
         )
     lines += [
         f"pull one in with `xfr case pull-candidate CASE --search {done.name} "
         "--rank R`",
         "",
-        *_wrapped(wording.GALLERY_SCORES_MASKED if hidden else (scale or "")),
+        *_wrapped(scores_note or ""),
+        *(_wrapped(scale or "") if partly else []),
         *_wrapped(wording.GALLERY_SEARCH_LEAD),
     ]
     _emit(args, payload, "\n".join(lines))
     return EXIT_OK
 
 
+def _in_case(case: Any, search: Any) -> dict[int, str]:
+    """Rank -> the mark of the exhibit in the case with that candidate's image
+    (pulled from this search, or the same file already in the case)."""
+    by_sha = {e.sha256: e.mark for e in case.exhibits()}
+    return {
+        c.rank: by_sha[c.image_sha256]
+        for c in search.candidates
+        if c.image_sha256 in by_sha
+    }
+
+
 def cmd_pull_candidate(args: argparse.Namespace) -> int:
     from core.case import workflow
+    from core.cli.examination import examination, in_case
 
     with open_case(args) as case:
-        found = case.gallery_searches.search(args.search)
+        with in_case(args):
+            exam = examination(case, args, writing=True)
+        found = case.gallery_searches.search(args.search, examination=None)
         args.model = args.model or found.model_id
         model = load_model_from_args(args)
         exhibit = workflow.pull_candidate(
@@ -125,8 +156,8 @@ def cmd_pull_candidate(args: argparse.Namespace) -> int:
             detect=not args.no_detect,
             model=model,
         )
-        lead = case.gallery_searches.lead(exhibit.mark)
-        note = workflow.lead_note(case, exhibit.mark)
+        lead = case.gallery_searches.lead(exhibit.mark, examination=exam)
+        note = workflow.lead_note(case, exhibit.mark, examination=exam)
         faces = None if args.no_detect else [f.label for f in case.faces(exhibit.mark)]
     if lead is None:  # pragma: no cover - pull always records one
         raise BadInputError(f"{exhibit.mark} was stored without its lead record")
@@ -160,9 +191,11 @@ def add_gallery_commands(
     with_case: argparse.ArgumentParser,
 ) -> None:
     """Register ``xfr case gallery-search`` and ``xfr case pull-candidate``."""
+    blind = argparse.ArgumentParser(add_help=False)
+    add_blind_options(blind)
     search = sub.add_parser(
         "gallery-search",
-        parents=[with_case],
+        parents=[with_case, blind],
         help="search a case face against a reference gallery (1:N, leads)",
         description="Check the gallery's files, embed the probe face as the case "
         "does (its face record) with the gallery's model - another model's weights "
@@ -188,7 +221,7 @@ def add_gallery_commands(
 
     pull = sub.add_parser(
         "pull-candidate",
-        parents=[with_case],
+        parents=[with_case, blind],
         help="bring a gallery search candidate into the case as a known exhibit",
         description="Read candidate --rank of search --search from --image (by "
         "default where the gallery's source had it), check that its SHA-256 is "

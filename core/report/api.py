@@ -86,7 +86,7 @@ def _manifest(case: Case, built: BuiltReport, anchor: dict[str, Any]) -> dict[st
                 if k not in ("cosine_similarity", "image_path")
             }
             | {"model_sha256": lead.search.model_sha256}
-            for lead in case.gallery_searches.leads()
+            for lead in case.gallery_searches.leads(examination=None)  # no score
         ],
         # the code that made it: the version alone does not name a development build
         "software": {"version": built.software_version, "commit": built.source_commit},

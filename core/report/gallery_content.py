@@ -32,7 +32,10 @@ def gather_gallery_searches(
     the lead sentence of every pulled exhibit by mark: with the search's score
     where the case shows it (``Lead.score``: not while the pair is masked), and
     without it."""
-    leads = case.gallery_searches.leads()
+    # the report follows the first examiner's work (``case.examination()``, as
+    # its comparisons and audit trail do; it is never made in a blind session)
+    examination = case.examination()
+    leads = case.gallery_searches.leads(examination=examination)
     searches = tuple(
         SearchContent(
             s,
@@ -40,11 +43,11 @@ def gather_gallery_searches(
             workflow.search_probe_note(case, s),
             workflow.search_scale_note(s),
         )
-        for s in case.gallery_searches.searches()
+        for s in case.gallery_searches.searches(examination=examination)
     )
     marks = [lead.mark for lead in leads]
     return (
         searches,
-        workflow.lead_notes(case, marks),
-        workflow.lead_notes(case, marks, scored=False),
+        workflow.lead_notes(case, marks, examination=examination),
+        workflow.lead_notes(case, marks, examination=None),
     )

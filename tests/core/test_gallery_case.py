@@ -81,7 +81,9 @@ def case(tmp_path, probe_image) -> Case:
 
 @pytest.fixture
 def searched(case, gallery, dlib_model):
-    return workflow.search_gallery(case, "Q1", gallery, 3, dlib_model)
+    return workflow.search_gallery(
+        case, "Q1", gallery, 3, dlib_model, examination=case.examination()
+    )
 
 
 def tamper(folder: Path, sql: str, *params) -> None:
@@ -149,8 +151,13 @@ def test_another_models_gallery_is_refused_and_nothing_is_recorded(case, gallery
     head = case.head()
     other = SimpleNamespace(model_id="other", weights_sha256="b" * 64)
     with pytest.raises(BadInputError, match="cannot be compared"):
-        workflow.search_gallery(case, "Q1", gallery, 3, other)
-    assert case.head() == head and case.gallery_searches.searches() == []
+        workflow.search_gallery(
+            case, "Q1", gallery, 3, other, examination=case.examination()
+        )
+    assert (
+        case.head() == head
+        and case.gallery_searches.searches(examination=case.examination()) == []
+    )
 
 
 def test_a_changed_gallery_is_refused(case, gallery, dlib_model, tmp_path):
@@ -160,8 +167,10 @@ def test_a_changed_gallery_is_refused(case, gallery, dlib_model, tmp_path):
     data["templates"][0]["identity"] = "someone else"
     (copy / "manifest.json").write_text(json.dumps(data))
     with pytest.raises(BadInputError, match="changed since the gallery was made"):
-        workflow.search_gallery(case, "Q1", copy, 3, dlib_model)
-    assert case.gallery_searches.searches() == []
+        workflow.search_gallery(
+            case, "Q1", copy, 3, dlib_model, examination=case.examination()
+        )
+    assert case.gallery_searches.searches(examination=case.examination()) == []
 
 
 # ---- pulling a candidate in -----------------------------------------------------
@@ -175,7 +184,7 @@ def test_pulling_rank_1_imports_a_known_exhibit_with_its_provenance(
     assert exhibit.original_name == Path(top.file).name
     assert "investigative lead" in exhibit.note and "S1" in exhibit.note
     assert case.faces("K1"), "its face is found as at intake"
-    lead = case.gallery_searches.lead("K1")
+    lead = case.gallery_searches.lead("K1", examination=case.examination())
     assert lead is not None and lead.candidate == top
     assert lead.search.gallery_uuid == searched.gallery_uuid
     assert Path(lead.image_path) == identities / top.file
@@ -184,7 +193,7 @@ def test_pulling_rank_1_imports_a_known_exhibit_with_its_provenance(
     assert entry.details["search"] == "S1" and entry.details["rank"] == 1
     assert entry.details["gallery_digest"] == searched.gallery_digest
     assert "cosine_similarity" not in entry.details  # in the bound row (masking)
-    note = workflow.lead_note(case, "K1")
+    note = workflow.lead_note(case, "K1", examination=case.examination())
     assert note == wording.gallery_lead_note(
         "K1",
         1,
@@ -195,10 +204,12 @@ def test_pulling_rank_1_imports_a_known_exhibit_with_its_provenance(
         top.similarity,
         gallery_digest=searched.short_digest,
     )
-    assert workflow.lead_notes(case, ["Q1", "K1", "K1#1"]) == {"K1": note}
+    assert workflow.lead_notes(
+        case, ["Q1", "K1", "K1#1"], examination=case.examination()
+    ) == {"K1": note}
     assert f"digest {searched.gallery_digest[:12]}, 4 templates" in note
     assert "between Q1's template and the gallery's template" in note
-    assert workflow.lead_note(case, "Q1") is None
+    assert workflow.lead_note(case, "Q1", examination=case.examination()) is None
     assert case.verify().intact
     # the same candidate twice is refused
     with pytest.raises(BadInputError, match="already in the case as K1"):
@@ -233,9 +244,21 @@ def test_a_read_only_case_is_refused(case, searched, gallery, dlib_model):
     folder = case.folder
     case.close()
     with Case.open(folder, read_only=True) as readonly:
-        assert [s.name for s in readonly.gallery_searches.searches()] == ["S1"]
+        assert [
+            s.name
+            for s in readonly.gallery_searches.searches(
+                examination=readonly.examination()
+            )
+        ] == ["S1"]
         with pytest.raises(CaseError, match="read-only"):
-            workflow.search_gallery(readonly, "Q1", gallery, 3, dlib_model)
+            workflow.search_gallery(
+                readonly,
+                "Q1",
+                gallery,
+                3,
+                dlib_model,
+                examination=readonly.examination(),
+            )
         with pytest.raises(CaseError, match="read-only"):
             workflow.pull_candidate(readonly, "S1", 1)
 
@@ -280,7 +303,7 @@ def test_an_edited_score_is_not_shown_as_recorded(case, searched):
     tamper(folder, "UPDATE gallery_leads SET rank = 2")
     assert any("gallery_leads row" in p for p in problems_of(folder))
     with Case.open(folder) as opened, pytest.raises(CaseError, match="altered"):
-        opened.gallery_searches.lead("K1")
+        opened.gallery_searches.lead("K1", examination=opened.examination())
 
 
 # ---- an older case --------------------------------------------------------------
@@ -300,10 +323,10 @@ def test_a_schema_5_case_reads_as_having_no_searches_and_migrates(
     finally:
         db.close()
     with Case.open(folder, read_only=True) as old:
-        assert old.gallery_searches.searches() == []
-        assert old.gallery_searches.leads() == []
-        assert old.gallery_searches.lead("Q1") is None
-        assert workflow.lead_note(old, "Q1") is None
+        assert old.gallery_searches.searches(examination=old.examination()) == []
+        assert old.gallery_searches.leads(examination=old.examination()) == []
+        assert old.gallery_searches.lead("Q1", examination=old.examination()) is None
+        assert workflow.lead_note(old, "Q1", examination=old.examination()) is None
         assert old.verify().intact
     with Case.open(folder) as migrated:
         entry = migrated.audit_log()[-1]
@@ -312,7 +335,9 @@ def test_a_schema_5_case_reads_as_having_no_searches_and_migrates(
         assert "reference galleries" in entry.details["note"]
         assert "processed" not in entry.details["note"]  # it had that table
         workflow.detect_faces(migrated, "Q1")
-        workflow.search_gallery(migrated, "Q1", gallery, 2, dlib_model)
+        workflow.search_gallery(
+            migrated, "Q1", gallery, 2, dlib_model, examination=migrated.examination()
+        )
         assert migrated.verify().intact
 
 
@@ -396,7 +421,9 @@ def test_a_masked_pair_shows_the_lead_without_the_search_score(
     with Case.create(tmp_path / "masked", "2026-22", "A. Examiner") as masked:
         masked.add_exhibits([probe_image], "probe")
         workflow.detect_faces(masked, "Q1")
-        searched = workflow.search_gallery(masked, "Q1", gallery, 3, dlib_model)
+        searched = workflow.search_gallery(
+            masked, "Q1", gallery, 3, dlib_model, examination=masked.examination()
+        )
         workflow.pull_candidate(masked, "S1", 1)
         workflow.rank_gallery(masked, "Q1", dlib_model)
         assert masked.examination().masked("Q1", "K1")
@@ -453,16 +480,30 @@ def test_searches_and_leads_survive_export_and_import(case, searched, tmp_path):
     folder = case.folder
     case.close()
     with Case.open(folder, read_only=True) as before:
-        searches = [s.to_dict() for s in before.gallery_searches.searches()]
-        leads = [lead.to_dict() for lead in before.gallery_searches.leads()]
+        searches = [
+            s.to_dict()
+            for s in before.gallery_searches.searches(examination=before.examination())
+        ]
+        leads = [
+            lead.to_dict()
+            for lead in before.gallery_searches.leads(examination=before.examination())
+        ]
     export_case(folder, tmp_path / "case.zip")
     result = import_case(tmp_path / "case.zip", tmp_path / "imported")
     assert result.warnings == ()
     with Case.open(tmp_path / "imported", read_only=True) as after:
         assert after.verify().intact
-        assert [s.to_dict() for s in after.gallery_searches.searches()] == searches
-        assert [lead.to_dict() for lead in after.gallery_searches.leads()] == leads
-        assert workflow.lead_note(after, "K1") is not None
+        assert [
+            s.to_dict()
+            for s in after.gallery_searches.searches(examination=after.examination())
+        ] == searches
+        assert [
+            lead.to_dict()
+            for lead in after.gallery_searches.leads(examination=after.examination())
+        ] == leads
+        assert (
+            workflow.lead_note(after, "K1", examination=after.examination()) is not None
+        )
 
 
 # ---- sequential unmasking, the template check, caps (the review of issue 22) ------
@@ -520,25 +561,39 @@ def test_while_masked_no_output_shows_a_search_score_until_the_pair_is_unmasked(
     assert lead["cosine_similarity"] is None and lead["rank"] == 3
     assert not any(score in json.dumps(info) for score in scores)
     with Case.open(folder) as case:
-        note = workflow.lead_note(case, "K1")
+        note = workflow.lead_note(case, "K1", examination=case.examination())
         assert note is not None and not any(score in note for score in scores)
-        assert workflow.lead_notes(case, ["K1"]) == {"K1": note}
-        assert case.gallery_searches.lead("K1").score is None
+        assert workflow.lead_notes(case, ["K1"], examination=case.examination()) == {
+            "K1": note
+        }
+        assert (
+            case.gallery_searches.lead("K1", examination=case.examination()).score
+            is None
+        )
         # the pair's unmasking shows its search score, and only its
         exam = case.examination()
         exam.record_analysis("Q1", SUITABLE)
         exam.record_evaluation("Q1", "K1", "moderate_same")
         exam.unmask("Q1", "K1")
-        search = case.gallery_searches.search("S1")
+        search = case.gallery_searches.search("S1", examination=case.examination())
         assert search.score(3) == stored[0][2]["cosine_similarity"]
         assert search.score(1) is None and search.score(2) is None
-        assert scores[2] in workflow.lead_note(case, "K1")
+        assert scores[2] in workflow.lead_note(
+            case, "K1", examination=case.examination()
+        )
         assert (
-            case.gallery_searches.lead("K1").to_dict()["cosine_similarity"]
+            case.gallery_searches.lead("K1", examination=case.examination()).to_dict()[
+                "cosine_similarity"
+            ]
             == (stored[0][2]["cosine_similarity"])
         )
         # a later search of the same probe is masked as a whole again
-        assert case.gallery_searches.search("S2").shown_ranks == frozenset()
+        assert (
+            case.gallery_searches.search(
+                "S2", examination=case.examination()
+            ).shown_ranks
+            == frozenset()
+        )
 
 
 @pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs pdftotext")
@@ -548,7 +603,9 @@ def test_a_masked_report_prints_no_score_of_a_pulled_pair_never_compared(
     from core.report.api import generate_report
     from core.report.content import ReportRequest
 
-    searched = workflow.search_gallery(masked_case, "Q1", gallery, 3, dlib_model)
+    searched = workflow.search_gallery(
+        masked_case, "Q1", gallery, 3, dlib_model, examination=masked_case.examination()
+    )
     workflow.pull_candidate(masked_case, "S1", 3, model=dlib_model)
     assert not masked_case.comparisons()
     out = tmp_path / "masked.pdf"
@@ -571,7 +628,9 @@ def test_the_report_lists_every_candidate_the_scale_and_a_processed_probe(
     workflow.derive_exhibit(
         case, "Q1", [make_step("levels", {"black": 12, "white": 240, "gamma": 1.3})]
     )
-    searched = workflow.search_gallery(case, "Q1.1", gallery, 4, dlib_model)
+    searched = workflow.search_gallery(
+        case, "Q1.1", gallery, 4, dlib_model, examination=case.examination()
+    )
     workflow.pull_candidate(case, searched.name, 4, model=dlib_model)
     out = tmp_path / "report.pdf"
     generate_report(case, out, ReportRequest(model=dlib_model))
@@ -614,7 +673,9 @@ def test_a_rewritten_manifest_cannot_attach_another_face_to_a_template(
             for line in lines
         )
     )
-    found = workflow.search_gallery(case, "Q1", forged, 4, dlib_model)
+    found = workflow.search_gallery(
+        case, "Q1", forged, 4, dlib_model, examination=case.examination()
+    )
     (rank,) = [c.rank for c in found.candidates if c.file == "collins/b.jpg"]
     head = case.head()
     with pytest.raises(BadInputError) as error:
@@ -626,7 +687,7 @@ def test_a_rewritten_manifest_cannot_attach_another_face_to_a_template(
     # the genuine image of another rank reproduces its template (measured: 1 to
     # float32 rounding), and the lead's row keeps the figure
     workflow.pull_candidate(case, found.name, 1, model=dlib_model)
-    lead = case.gallery_searches.lead("K1")
+    lead = case.gallery_searches.lead("K1", examination=case.examination())
     assert lead.template_cosine == pytest.approx(1.0, abs=1e-6)
     assert lead.template_cosine >= workflow.TEMPLATE_REPRODUCTION
     assert lead.to_dict()["template_reproduction_cosine"] == lead.template_cosine
@@ -664,13 +725,226 @@ def test_top_is_capped_at_the_gallery_size_and_at_the_most_a_search_lists(
     assert "What a search cosine means" in out and "masked" not in out
     monkeypatch.setattr(workflow, "MAX_TOP", 2)
     with Case.open(folder) as reopened:
-        (first,) = reopened.gallery_searches.searches()
+        (first,) = reopened.gallery_searches.searches(
+            examination=reopened.examination()
+        )
         assert first.k == 4 and len(first.candidates) == 4
         assert all(first.score(c.rank) == c.similarity for c in first.candidates)
         assert f"{first.candidates[0].similarity:.4f}" in out
-        capped = workflow.search_gallery(reopened, "Q1", gallery, 3, dlib_model)
+        capped = workflow.search_gallery(
+            reopened, "Q1", gallery, 3, dlib_model, examination=reopened.examination()
+        )
         assert capped.k == 2 and len(capped.candidates) == 2
         assert workflow.gallery_top_note(3, capped) == (
             "--top 3 capped at 2 (a search lists at most 2)"
         )
         assert workflow.gallery_top_note(2, capped) is None
+
+
+# ---- the second review of issue 22 (R2-1 .. R2-4) -----------------------------------
+@pytest.fixture
+def two_face_probe(tmp_path, astronaut_rgb, grace_hopper_path) -> Path:
+    """The astronaut and Grace Hopper side by side: a probe with faces Q1, Q1#1."""
+    hopper = Image.open(grace_hopper_path).convert("RGB").resize((512, 512))
+    path = tmp_path / "two.png"
+    Image.fromarray(np.concatenate([astronaut_rgb, np.asarray(hopper)], 1)).save(path)
+    return path
+
+
+def test_a_blind_verifier_never_sees_a_score_only_the_examiner_unmasked(
+    tmp_path, two_face_probe, gallery, dlib_model, capsys
+):
+    """R2-1: alice unmasks Q1 / K1; bob, blind, works on Q1#1 / K1 only: his
+    explanation's lead note, and every reading of S1 with his examination, has
+    no S1 score (it used to come from the examiner's unmaskings)."""
+    with Case.create(tmp_path / "blind", "2026-22", "alice") as case:
+        case.add_exhibits([two_face_probe], "probe")
+        workflow.detect_faces(case, "Q1")
+        assert {"Q1", "Q1#1"} <= {f.label for f in case.faces("Q1")}
+        searched = workflow.search_gallery(
+            case, "Q1", gallery, 3, dlib_model, examination=case.examination()
+        )
+        workflow.pull_candidate(case, "S1", 1, model=dlib_model)
+        alice = case.examination()
+        alice.record_analysis("Q1", SUITABLE)
+        alice.record_evaluation("Q1", "K1", "moderate_same")
+        alice.unmask("Q1", "K1")
+        score = f"{searched.candidate(1).similarity:.4f}"
+        assert score in workflow.lead_note(case, "K1", examination=alice)
+        case.user = "bob"
+        bob = case.examination(blind=True)
+        bob.start_blind_session()
+        bob.record_analysis("Q1#1", SUITABLE)
+        bob.record_evaluation("Q1#1", "K1", "moderate_different")
+        bob.unmask("Q1#1", "K1")
+        assert case.gallery_searches.search("S1", examination=bob).shown_ranks == (
+            frozenset()
+        )
+        assert case.gallery_searches.lead("K1", examination=bob).score is None
+        assert score not in workflow.lead_note(case, "K1", examination=bob)
+        folder = case.folder
+    argv = ["case", "explain", str(folder), "--probe", "Q1#1", "--gallery", "K1",
+            "--method", "gradient"]  # fmt: skip
+    assert main([*argv, "--blind", "--user", "bob"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "note: K1 is an investigative lead" in out
+    assert score not in out.split("note:", 1)[1], out
+    assert main([*argv, "--blind", "--user", "bob", "--json"]) == EXIT_OK
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["investigative_leads"]["K1"] == wording.gallery_lead_note(
+        "K1", 1, "S1", "Q1", searched.gallery_uuid, 4, None,
+        gallery_digest=searched.short_digest,
+    )  # fmt: skip
+    # the examiner's own session still shows what she unmasked
+    assert main(["case", "gallery-search", str(folder), "--probe", "Q1",
+                 "--gallery", str(gallery), "--top", "3", "--blind", "--user",
+                 "bob", "--json"]) == EXIT_OK  # fmt: skip
+    assert json.loads(capsys.readouterr().out)["scores_hidden"] == [1, 2, 3]
+
+
+def test_a_search_of_a_face_record_since_replaced_says_so_and_stays_masked(
+    masked_case, gallery, dlib_model, capsys
+):
+    """R2-2: S1 was of Q1's first face record; Q1 is then corrected and the
+    pair unmasked with the new record: S1's scores are of a record never
+    unmasked (hidden), and every note says the search was of a record of Q1
+    since replaced."""
+    case = masked_case
+    first = case.face("Q1")
+    searched = workflow.search_gallery(
+        case, "Q1", gallery, 3, dlib_model, examination=case.examination()
+    )
+    assert searched.probe_face_id == first.id and searched.probe_current
+    workflow.pull_candidate(case, "S1", 1, model=dlib_model)
+    left, top, right, bottom = first.bbox
+    workflow.place_face_in_box(case, "Q1", (left - 6, top - 6, right + 6, bottom + 6))
+    assert case.face("Q1").id != first.id
+    exam = case.examination()
+    exam.record_analysis("Q1", SUITABLE)
+    exam.record_evaluation("Q1", "K1", "moderate_same")
+    exam.unmask("Q1", "K1")
+    assert not exam.masked("Q1", "K1")  # the current records are unmasked
+    again = case.gallery_searches.search("S1", examination=exam)
+    assert not again.probe_current and again.shown_ranks == frozenset()
+    assert again.to_dict()["probe_face_current"] is False
+    note = workflow.lead_note(case, "K1", examination=exam)
+    assert "1:N search S1 of Q1 (for a face record of Q1 since replaced)" in note
+    assert f"{searched.candidate(1).similarity:.4f}" not in note
+    # without masking the score is shown, as that earlier record's
+    scored = wording.gallery_lead_note(
+        "K1", 1, "S1", "Q1", "u", 4, 0.5, probe_replaced=True
+    )
+    assert "between the template of a face record of Q1 since replaced and" in (scored)
+    made = workflow.search_gallery(
+        case, "Q1", gallery, 3, dlib_model, examination=case.examination()
+    )
+    assert made.probe_current and made.probe_face_id == case.face("Q1").id
+    folder = case.folder
+    case.close()
+    assert main(["case", "info", str(folder)]) == EXIT_OK
+    lines = capsys.readouterr().out.splitlines()
+    (old,) = [line for line in lines if line.startswith("search S1:")]
+    assert old.endswith(f"({wording.gallery_probe_replaced('Q1')})")
+    (new,) = [line for line in lines if line.startswith("search S2:")]
+    assert "since replaced" not in new
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs pdftotext")
+def test_the_report_says_a_search_was_of_a_face_record_since_replaced(
+    case, searched, dlib_model, tmp_path
+):
+    """R2-2 (report): unmasked, the old record's score is printed, attributed
+    to a face record of Q1 since replaced, not to Q1's (current) template."""
+    from core.report.api import generate_report
+    from core.report.content import ReportRequest
+
+    workflow.pull_candidate(case, "S1", 1, model=dlib_model)
+    left, top, right, bottom = case.face("Q1").bbox
+    workflow.place_face_in_box(case, "Q1", (left - 6, top - 6, right + 6, bottom + 6))
+    workflow.rank_gallery(case, "Q1", dlib_model)
+    out = tmp_path / "replaced.pdf"
+    generate_report(case, out, ReportRequest(model=dlib_model))
+    text = pdf_text(out)
+    assert flat(wording.gallery_probe_replaced("Q1")) in text
+    assert "1:N search S1 of Q1 (for a face record of Q1 since replaced)" in text
+    assert "between the template of a face record of Q1 since replaced" in text
+    assert "between Q1's template" not in text
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs pdftotext")
+def test_a_partly_masked_list_says_which_scores_are_hidden(
+    masked_case, gallery, dlib_model, tmp_path
+):
+    """R2-5: rank 2 unmasked beside masked ranks: "Scores hidden for the ranks
+    marked 'masked'", not "Scores not shown"."""
+    from core.report.api import generate_report
+    from core.report.content import ReportRequest
+
+    case = masked_case
+    searched = workflow.search_gallery(
+        case, "Q1", gallery, 3, dlib_model, examination=case.examination()
+    )
+    workflow.pull_candidate(case, "S1", 2, model=dlib_model)
+    exam = case.examination()
+    exam.record_analysis("Q1", SUITABLE)
+    exam.record_evaluation("Q1", "K1", "moderate_same")
+    exam.unmask("Q1", "K1")
+    out = tmp_path / "partly.pdf"
+    generate_report(case, out, ReportRequest(model=dlib_model))
+    text = pdf_text(out)
+    assert f"{searched.candidate(2).similarity:.4f}" in text
+    assert f"{searched.candidate(1).similarity:.4f}" not in text
+    assert flat(wording.GALLERY_SCORES_PARTLY_MASKED) in text
+    assert flat(wording.GALLERY_SCORES_MASKED) not in text
+
+
+def test_a_closed_case_says_so_not_read_only(case, searched, gallery, dlib_model):
+    """R2-3 (core): a task still holding a case that was closed is told it was
+    closed (it used to read "the case is open read-only")."""
+    case.close()
+    assert case.closed
+    for attempt in (
+        lambda: workflow.search_gallery(
+            case, "Q1", gallery, 3, dlib_model, examination=None
+        ),
+        lambda: workflow.pull_candidate(case, "S1", 1, model=dlib_model),
+    ):
+        with pytest.raises(CaseError) as error:
+            attempt()
+        assert "the case was closed" in str(error.value)
+        assert "read-only" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "given",
+    ["S²", "S99999999999999999999999", "١", "S١", "S" + "9" * 5000, "S0", "S-1"],
+)
+def test_a_search_id_is_ascii_digits_within_bounds(case, searched, given):
+    """R2-4: not an internal ValueError / OverflowError, not "١" taken as S1."""
+    with pytest.raises(BadInputError, match="is not a search id") as error:
+        case.gallery_searches.search(given, examination=case.examination())
+    assert "\n" not in str(error.value)
+    assert case.gallery_searches.search(" s1 ", examination=None).name == "S1"
+
+
+def test_the_cli_listing_marks_candidates_already_in_the_case(case, gallery, capsys):
+    """R2-6: the text listing has an "in case" column, as the window's."""
+    folder = case.folder
+    case.close()
+    argv = ["case", "gallery-search", str(folder), "--probe", "Q1", "--gallery",
+            str(gallery), "--top", "3"]  # fmt: skip
+    assert main(argv) == EXIT_OK
+    capsys.readouterr()
+    pull = ["case", "pull-candidate", str(folder), "--search", "S1", "--rank", "2"]
+    assert main(pull) == EXIT_OK
+    capsys.readouterr()
+    assert main(argv) == EXIT_OK
+    lines = capsys.readouterr().out.splitlines()
+    assert "in case" in next(line for line in lines if line.lstrip().startswith("rank"))
+    (row,) = [line for line in lines if line.lstrip().startswith("2 ")]
+    assert " K1 " in row
+    assert all(
+        " K1 " not in line for line in lines if line.lstrip()[:2] in ("1 ", "3 ")
+    )
+    assert main([*argv, "--json"]) == EXIT_OK
+    assert json.loads(capsys.readouterr().out)["in_case"] == {"2": "K1"}

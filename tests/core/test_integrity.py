@@ -76,7 +76,9 @@ def template(tmp_path_factory, dlib_model, astronaut_rgb) -> Path:
         Image.fromarray(brighter).save(people / "brighter.png")
         gallery = folder.parent / "people.xfrgallery"
         build_gallery(people.parent, dlib_model, gallery)
-        workflow.search_gallery(case, "Q1", gallery, 1, dlib_model)
+        workflow.search_gallery(
+            case, "Q1", gallery, 1, dlib_model, examination=case.examination()
+        )
         workflow.pull_candidate(case, "S1", 1, detect=False)
         assert case.verify().intact
     finally:

@@ -18,10 +18,12 @@ from PySide6.QtWidgets import QFileDialog
 
 from core import compute, wording
 from core.case import workflow
+from core.case.acev import Analysis
 from core.case.store import Case
 from core.gallery.build import build_gallery
 from core.models import registry
 from tests.gui.tiny_case import WAIT_MS, make_window
+from xfr_desktop import workers
 from xfr_desktop.dialogs import gallery_search_dialog as dialog_module
 from xfr_desktop.dialogs.gallery_search_dialog import (
     COLUMNS,
@@ -113,7 +115,7 @@ def test_search_lists_the_candidates_under_the_lead_statement_and_pulls_one(
     search(qtbot, dialog, gallery, 3)
     assert window.errors.last_report is None
     case = window.controller.case
-    (recorded,) = case.gallery_searches.searches()
+    (recorded,) = case.gallery_searches.searches(examination=case.examination())
     assert dialog.search == recorded and dialog.recorded_searches() == ["S1"]
     rows = dialog.rows()
     assert [c.rank for c in recorded.candidates] == [1, 2, 3]
@@ -134,7 +136,7 @@ def test_search_lists_the_candidates_under_the_lead_statement_and_pulls_one(
     new = [e for e in case.exhibits() if e.mark not in marks_before]
     assert [(e.mark, e.role) for e in new] == [("K1", "gallery")]
     assert new[0].sha256 == recorded.candidate(1).image_sha256
-    lead = case.gallery_searches.lead("K1")
+    lead = case.gallery_searches.lead("K1", examination=case.examination())
     assert lead is not None and lead.search.name == "S1" and lead.candidate.rank == 1
     assert "K1" in [f.label for f in case.faces("K1")]  # found as at intake
     assert dialog.rows()[0][len(COLUMNS) - 1] == "K1"
@@ -185,7 +187,9 @@ def test_a_missing_image_is_asked_for_and_the_pull_retried_with_it(
     pull(qtbot, dialog, 2)
     assert len(asked) == 1 and candidate.file in asked[0]
     assert window.errors.last_report is None
-    lead = window.controller.case.gallery_searches.lead("K1")
+    lead = window.controller.case.gallery_searches.lead(
+        "K1", examination=window.controller.case.examination()
+    )
     assert lead is not None and lead.candidate.rank == 2
     assert lead.image_path == str(moved / candidate.file)
 
@@ -197,7 +201,12 @@ def test_a_missing_image_is_asked_for_and_the_pull_retried_with_it(
     dialog.pull_button.click()
     assert not dialog.puller.is_busy()
     assert "nothing was added" in dialog.status.text()
-    assert window.controller.case.gallery_searches.lead("K2") is None
+    assert (
+        window.controller.case.gallery_searches.lead(
+            "K2", examination=window.controller.case.examination()
+        )
+        is None
+    )
     dialog.close()
 
 
@@ -250,7 +259,12 @@ def test_a_search_waiting_for_the_cores_shows_it_and_can_be_cancelled(
         release.set()
         holder.join(WAIT_MS / 1000)
     assert dialog.status.text() == "Search cancelled: nothing was recorded."
-    assert window.controller.case.gallery_searches.searches() == []
+    assert (
+        window.controller.case.gallery_searches.searches(
+            examination=window.controller.case.examination()
+        )
+        == []
+    )
     assert dialog.search_button.isEnabled() and not dialog.progress.isVisible()
     dialog.close()
 
@@ -262,7 +276,9 @@ def test_scores_are_masked_while_sequential_unmasking_hides_them(
     window = open_window(qtbot, case_path, dlib_model)
     dialog = window.search_gallery()
     search(qtbot, dialog, gallery, 3)
-    recorded = window.controller.case.gallery_searches.search("S1")
+    recorded = window.controller.case.gallery_searches.search(
+        "S1", examination=window.controller.case.examination()
+    )
     rows = dialog.rows()
     assert [r[3] for r in rows] == [MASKED_CELL] * 3
     assert [r[:3] for r in rows] == [
@@ -290,28 +306,83 @@ def test_the_action_is_disabled_on_a_read_only_case(
     assert window.search_gallery() is None
 
 
-class _Examination:
-    """Sequential unmasking on; only the pairs given are unmasked."""
-
-    def __init__(self, unmasked: set[tuple[str, str]], on: bool = True) -> None:
-        self.unmasked, self.on = unmasked, on
-
-    def settings(self):
-        return type("Settings", (), {"sequential_unmasking": self.on})()
-
-    def masked(self, questioned: str, known: str) -> bool:
-        return (questioned, known) not in self.unmasked
+SUITABLE = Analysis("suitable", visible=("eyes", "nose"), not_visible=("ears",))
 
 
 def test_a_pulled_candidate_s_score_shows_once_its_pair_is_unmasked(
     tmp_path, astronaut_rgb, gallery, dlib_model
 ):
-    case_path = make_case(tmp_path / "case", astronaut_rgb)
+    """The dialog's hidden ranks are the case side's (one function), for the
+    session's examination: the examiner's unmasking shows rank 2 to her, not
+    to a blind verifier."""
+    case_path = make_case(tmp_path / "case", astronaut_rgb, sequential_unmasking=True)
     with Case.open(case_path) as case:
-        recorded = workflow.search_gallery(case, "Q1", gallery, 3, dlib_model)
-    pulled = {2: "K1"}
-    hidden = dialog_module.hidden_ranks
-    assert hidden(_Examination(set()), recorded, pulled) == {1, 2, 3}
-    assert hidden(_Examination({("Q1", "K1")}), recorded, pulled) == {1, 3}
-    assert hidden(_Examination(set(), on=False), recorded, pulled) == set()
-    assert hidden(None, recorded, pulled) == {1, 2, 3}  # nothing to ask: hidden
+        exam = case.examination()
+        workflow.search_gallery(case, "Q1", gallery, 3, dlib_model, examination=exam)
+        workflow.pull_candidate(case, "S1", 2, model=dlib_model)
+
+        def hidden(examination):
+            search = dialog_module.session_search(case, examination, "S1")
+            return dialog_module.hidden_ranks(search)
+
+        assert hidden(exam) == {1, 2, 3}
+        exam.record_analysis("Q1", SUITABLE)
+        exam.record_evaluation("Q1", "K1", "moderate_same")
+        exam.unmask("Q1", "K1")
+        assert hidden(exam) == {1, 3}
+        assert hidden(None) == {1, 2, 3}  # nothing to ask: hidden
+        case.user = "B. Verifier"
+        assert hidden(case.examination(blind=True)) == {1, 2, 3}
+
+
+def hold_the_cores():
+    """Another model job holds the cores until ``release`` is set."""
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with compute.model_job("explanation"):
+            holding.set()
+            release.wait(WAIT_MS / 1000)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert holding.wait(WAIT_MS / 1000)
+    return holder, release
+
+
+@pytest.mark.parametrize("closing", ["dialog", "case"])
+def test_closing_the_dialog_or_the_case_stops_its_search_first(
+    qtbot, tmp_path, astronaut_rgb, gallery, dlib_model, closing
+):
+    """R2-3: a search waiting for the cores is cancelled and waited for when the
+    dialog or the case closes; nothing runs on against the closed case, and no
+    untrue "read-only" error follows."""
+    window = open_window(qtbot, make_case(tmp_path / "case", astronaut_rgb), dlib_model)
+    dialog = window.search_gallery()
+    dialog.gallery_edit.setText(str(gallery))
+    holder, release = hold_the_cores()
+    try:
+        dialog.search_button.click()
+        qtbot.waitUntil(
+            lambda: "explanation is running" in dialog.progress.format(),
+            timeout=WAIT_MS,
+        )
+        if closing == "dialog":
+            dialog.close()
+        else:
+            window.controller.close_case()
+        # waited for: it ended before the close returned (no longer queued)
+        assert dialog.searcher.wait(0) and dialog.puller.wait(0)
+        assert compute.activity() == ("explanation", [])
+    finally:
+        release.set()
+        holder.join(WAIT_MS / 1000)
+    assert workers.wait_all(WAIT_MS / 1000)
+    qtbot.wait(50)  # deliver anything queued
+    assert window.errors.last_report is None
+    if closing == "dialog":
+        case = window.controller.case
+        assert case.gallery_searches.searches(examination=None) == []
+    else:
+        with Case.open(tmp_path / "case", read_only=True) as closed:
+            assert closed.gallery_searches.searches(examination=None) == []

@@ -40,7 +40,8 @@ def test_a_lead_says_so_under_the_pair(qtbot, tmp_path, astronaut_rgb):
                 {"kind": "flat-ip", "exact_search": True}, 5,
                 [SearchCandidate(1, "collins", "c/candidate.png", digest, 0, 0.93, 4,
                                  *SearchCandidate.encode(np.ones(4) / 2))],
-            )
+            ),
+            examination=case.examination(),
         )  # fmt: skip
         # the stand-in's template check (workflow.pull_candidate runs the model)
         case.gallery_searches.pull("S1", 1, candidate, reproduce=lambda *_: 1.0)

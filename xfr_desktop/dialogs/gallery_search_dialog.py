@@ -15,8 +15,13 @@ The investigative-lead statement (``core.wording``) stays above the results.
 While sequential unmasking hides a pair's results, its score reads "masked":
 a candidate not in the case has no pair to unmask yet, so its score stays
 hidden as long as sequential unmasking is on; a pulled candidate's score is
-shown once its pair with the probe is unmasked.  Ranks, identities and files
-are shown (the rank is what made the candidate a lead).
+shown once its pair with the probe is unmasked - by this session (the window's
+examination: a blind verifier's own unmaskings), decided in one place
+(``core.case.gallery_searches``).  Ranks, identities and files are shown (the
+rank is what made the candidate a lead).
+
+Closing the dialog, or the case, first cancels its search or pull and waits for
+it to end (``case_closing``), so nothing runs on against a closed case.
 """
 
 from __future__ import annotations
@@ -91,30 +96,25 @@ def lead_marks(case: Case, search: GallerySearch) -> dict[int, str]:
     """Rank -> the mark of the exhibit pulled in from that rank of ``search``."""
     return {
         lead.candidate.rank: lead.mark
-        for lead in case.gallery_searches.leads()
+        for lead in case.gallery_searches.leads(examination=None)
         if lead.search.id == search.id
     }
 
 
-def hidden_ranks(
-    examination: Examination | None, search: GallerySearch, pulled: dict[int, str]
-) -> set[int]:
-    """The ranks of ``search`` whose score this session may not see.  Hidden
-    where the search itself withholds the score (``GallerySearch.score`` None,
-    where the case side offers it) and, for this session (a blind verifier's
-    own unmaskings), all while sequential unmasking is on except a pulled
-    candidate whose pair with the probe was unmasked; none when it is off."""
-    ranks = {candidate.rank for candidate in search.candidates}
-    if examination is None:
-        return ranks  # nothing to ask: hide, never show by mistake
-    withheld = {rank for rank in ranks if offered_score(search, rank) is None}
-    if not examination.settings().sequential_unmasking:
-        return withheld
-    return withheld | {
-        rank
-        for rank in ranks
-        if rank not in pulled or examination.masked(search.probe_label, pulled[rank])
-    }
+def session_search(
+    case: Case, examination: Examination | None, search: GallerySearch | str | int
+) -> GallerySearch:
+    """``search`` read again with the scores this session (``examination``: the
+    window's, blind or not; None: no score) may see - the case side decides."""
+    number = search.id if isinstance(search, GallerySearch) else search
+    return case.gallery_searches.search(number, examination=examination)
+
+
+def hidden_ranks(search: GallerySearch) -> set[int]:
+    """The ranks of ``search`` whose score is not shown: those it withholds
+    (``GallerySearch.score`` None) - read with ``session_search``, so for this
+    session's examination, the one function that decides it."""
+    return {c.rank for c in search.candidates if search.score(c.rank) is None}
 
 
 def offered_score(search: GallerySearch, rank: int) -> float | None:
@@ -284,6 +284,8 @@ class GallerySearchDialog(QDialog):
         )
         self.puller.finished.connect(self._on_finished)
         self.controller.examination_changed.connect(self.show_search_again)
+        # before the case closes: stop and wait for this dialog's work first
+        self.controller.case_closing.connect(self.stop_work)
         self.controller.case_closed.connect(self.reject)
 
         self._fill_probes(probe)
@@ -313,7 +315,9 @@ class GallerySearchDialog(QDialog):
         case = self.case
         self.earlier.clear()
         self.earlier.addItem(NEW_SEARCH, None)
-        searches = [] if case is None else case.gallery_searches.searches()
+        searches = (
+            [] if case is None else case.gallery_searches.searches(examination=None)
+        )
         for search in searches:
             self.earlier.addItem(
                 f"{search.name}: {search.probe_label}, top {search.k} of "
@@ -338,7 +342,7 @@ class GallerySearchDialog(QDialog):
             self.show_search(None)
             return
         try:
-            search = case.gallery_searches.search(int(number))
+            search = session_search(case, self.controller.examination(), int(number))
         except BadInputError as error:
             self.errors.report(error, context="Could not read the recorded search.")
             return
@@ -349,24 +353,28 @@ class GallerySearchDialog(QDialog):
         case = self.case
         if case is None:
             return
-        search = case.gallery_searches.search(name)
+        search = session_search(case, self.controller.examination(), name)
         self._fill_earlier(select=search)
         self.show_search(search)
 
     def show_search_again(self) -> None:
         """Re-read the shown search (an unmasking or a pull changes what shows)."""
         if self.search is not None and self.case is not None:
-            self.show_search(self.case.gallery_searches.search(self.search.id))
+            self.show_search(self.search)
 
     def show_search(self, search: GallerySearch | None) -> None:
-        self.search = search
+        """Show ``search`` as this session may see it (read again: its scores are
+        those the window's examination may see, whoever read it before)."""
         self.table.setSortingEnabled(False)
         self.table.setRowCount(0)
         case = self.case
         if search is None or case is None:
+            self.search = None
             self.summary.setText("")
             self._update_buttons()
             return
+        search = session_search(case, self.controller.examination(), search)
+        self.search = search
         # Search again repeats it: its gallery, probe and top
         if search.gallery_path:
             self.gallery_edit.setText(search.gallery_path)
@@ -374,8 +382,10 @@ class GallerySearchDialog(QDialog):
             self.probe_combo.setCurrentText(search.probe_label)
         self.top_spin.setValue(max(TOP_MIN, min(search.k, TOP_MAX)))
         pulled = lead_marks(case, search)
-        hidden = hidden_ranks(self.controller.examination(), search, pulled)
+        hidden = hidden_ranks(search)
         summary = search_summary(search)
+        if not search.probe_current:
+            summary += f" — {wording.gallery_probe_replaced(search.probe_label)}"
         if hidden:
             summary += (
                 f" — scores masked: sequential unmasking is on; {len(hidden)} of "
@@ -488,12 +498,18 @@ class GallerySearchDialog(QDialog):
             return
         gallery = self.gallery_edit.text().strip()
         probe = self.probe_combo.currentText()
-        self._searches_before = len(case.gallery_searches.searches())
+        self._searches_before = len(case.gallery_searches.searches(examination=None))
         self._top_asked = self.top_spin.value()
         self.status.setText(f"Searching {probe} against {Path(gallery).name}…")
         self._show_busy("Waiting for the processor…")
         self.searcher.start(
-            workflow.search_gallery, case, probe, gallery, self.top_spin.value(), model
+            workflow.search_gallery,
+            case,
+            probe,
+            gallery,
+            self.top_spin.value(),
+            model,
+            examination=self.controller.examination(),
         )
         self._update_buttons()
 
@@ -519,7 +535,9 @@ class GallerySearchDialog(QDialog):
 
     def _on_search_cancelled(self) -> None:
         case = self.case
-        searches = [] if case is None else case.gallery_searches.searches()
+        searches = (
+            [] if case is None else case.gallery_searches.searches(examination=None)
+        )
         if len(searches) > self._searches_before:
             # it ran to its end before it could stop: say so, it is in the case
             self.controller.audit_changed.emit()
@@ -538,6 +556,16 @@ class GallerySearchDialog(QDialog):
     def cancel(self) -> None:
         self.searcher.cancel()
         self.puller.cancel()
+
+    def stop_work(self) -> None:
+        """Cancel the search or pull and wait for it to end (closing the dialog
+        or the case): nothing of this dialog runs on against a closed case."""
+        self.searcher.shutdown()
+        self.puller.shutdown()
+
+    def done(self, result: int) -> None:  # Close, Esc, the window's X, reject()
+        self.stop_work()
+        super().done(result)
 
     # ---- pulling ------------------------------------------------------------------
     def pull_selected(self) -> None:

@@ -25,7 +25,7 @@ def processed_pair_text(case: Case | None, labels: Sequence[str]) -> str:
         return ""
     notes = [
         *workflow.derived_notes(case, labels).values(),
-        *workflow.lead_notes(case, labels, scored=False).values(),
+        *workflow.lead_notes(case, labels, examination=None).values(),
     ]
     return " ".join(note[:1].upper() + note[1:] + "." for note in notes)
 

@@ -2,9 +2,10 @@
 searched against which gallery (uuid, digest, size), with which model, index and
 k, its full ranked list (so a reader sees which higher-ranked candidates were not
 pulled), and which candidates were pulled into the case - each an investigative
-lead.  A score is printed only where the case shows it (``GallerySearch.score``:
-not while the pair is masked by sequential unmasking).  Nothing is printed for a
-case that searched no gallery."""
+lead.  A score is printed only where the case shows it (``GallerySearch.score``,
+read with the report's examination - the first examiner's work, as the report
+follows it: not while the pair is masked by sequential unmasking).  Nothing
+is printed for a case that searched no gallery."""
 
 from __future__ import annotations
 
@@ -67,6 +68,8 @@ def _ranked(item: SearchContent, styles: Styles) -> Flowable:
 def _search(item: SearchContent, styles: Styles) -> list[Flowable]:
     s = item.search
     probe = f"{styles.u(s.probe_label)} (template SHA-256 {s.probe_template_sha256})"
+    if not s.probe_current:
+        probe += f"; {styles.u(wording.gallery_probe_replaced(s.probe_label))}"
     if item.probe_note:
         probe += f"; {styles.u(item.probe_note)}"
     facts = [
@@ -103,7 +106,16 @@ def _search(item: SearchContent, styles: Styles) -> list[Flowable]:
     ]
     hidden = [c.rank for c in s.candidates if s.score(c.rank) is None]
     if hidden:
-        story.append(styles.p(wording.GALLERY_SCORES_MASKED, styles.small))
+        # some shown beside "masked" ones: say which are hidden, not "not shown"
+        partly = len(hidden) < len(s.candidates)
+        story.append(
+            styles.p(
+                wording.GALLERY_SCORES_PARTLY_MASKED
+                if partly
+                else wording.GALLERY_SCORES_MASKED,
+                styles.small,
+            )
+        )
     if item.scale and len(hidden) < len(s.candidates):
         story.append(styles.p(styles.u(item.scale), styles.small))
     if item.pulled:
