@@ -601,3 +601,19 @@ def gallery_top_capped(asked: int, listed: int, size: int, most: int) -> str:
     )
     shown = str(asked) if len(str(asked)) <= 12 else f"{str(asked)[:12]}..."
     return f"--top {shown} capped at {listed} ({why})"
+
+
+def engine_facts(
+    engine: str, checkpoint: str | None, computed: int, reused: int
+) -> str:
+    """Where a data-set run's shards ran and how many came from a checkpoint (for
+    every output of the run: a table from reused shards must say so)."""
+    where = (
+        "no checkpoint folder"
+        if checkpoint is None
+        else f"checkpoint folder {checkpoint}"
+    )
+    return (
+        f"engine {engine}, {where}: {computed + reused} shard(s), {computed} "
+        f"computed in this run, {reused} reused from the checkpoint"
+    )
