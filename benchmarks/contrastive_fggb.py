@@ -34,6 +34,10 @@ import sys
 import time
 from pathlib import Path
 
+# isort: off
+import core  # noqa: F401 - first: its OMP_WAIT_POLICY=PASSIVE must precede torch
+
+# isort: on
 import numpy as np
 import torch
 from scipy.stats import spearmanr

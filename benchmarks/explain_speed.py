@@ -29,6 +29,10 @@ import tempfile
 import time
 from pathlib import Path
 
+# isort: off
+import core  # noqa: F401 - first: its OMP_WAIT_POLICY=PASSIVE must precede torch
+
+# isort: on
 import numpy as np
 import torch
 

@@ -18,9 +18,10 @@ things prevent it:
   function inside does not wait for itself).
 * **Threads sized to the cores this process may use** (``os.sched_getaffinity``:
   a ``taskset`` or a container's CPU set counts), or ``XFR_THREADS``, or
-  :func:`configure`.  torch's thread count is per OS thread under OpenMP (a new
-  thread starts with the default), so every job sets it in its own thread when it
-  differs.
+  :func:`configure`, never more than those cores (a larger count is capped and
+  the settings' ``source`` says so).  torch's thread count is per OS thread
+  under OpenMP (a new thread starts with the default), so every job sets it in
+  its own thread when it differs.
 
 Torch-free at import (the CLI's parser imports this module): torch is imported by
 :func:`configure` and :func:`model_job` only when it is first needed.
@@ -93,7 +94,8 @@ class ComputeSettings:
     """What the executor uses: ``threads`` per model job, and where it came from."""
 
     threads: int
-    source: str  # "cores available", "XFR_THREADS", "configured"
+    # "cores available", "XFR_THREADS", "configured" (+ ": N asked, capped at ...")
+    source: str
     wait_policy: str  # OMP_WAIT_POLICY as the OpenMP runtime read it ("" = default)
 
 
@@ -186,7 +188,9 @@ def _apply_threads(threads: int) -> None:
 
 def configure(threads: int | None = None) -> ComputeSettings:
     """Set the threads every model job uses, once for the process (and now in the
-    calling thread).  ``None``: ``XFR_THREADS``, else the cores available.
+    calling thread).  ``None``: ``XFR_THREADS``, else the cores available.  A
+    count above the cores available is capped at them (``source`` says so:
+    ``XFR_THREADS=10000`` would otherwise start 10 000 OS threads per job).
 
     For a worker process too (a Ray task): ``compute.configure(threads=n)`` before
     its first model call.  Calling it again replaces the setting.
@@ -198,6 +202,10 @@ def configure(threads: int | None = None) -> ComputeSettings:
         threads, source = from_env, THREADS_ENV
     else:
         threads, source = available_cores(), "cores available"
+    cores = available_cores()
+    if threads > cores:  # more threads than cores only oversubscribe them
+        source = f"{source}: {threads} asked, capped at the {cores} core(s) available"
+        threads = cores
     with _settings_lock:
         _settings = ComputeSettings(
             threads, source, os.environ.get("OMP_WAIT_POLICY", "")

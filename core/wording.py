@@ -632,4 +632,19 @@ def gallery_probe_replaced(probe: str) -> str:
         f"searched for a face record of {probe} since replaced: its ranks and "
         f"scores are of that earlier record's template, not of {probe}'s current "
         "face record (search again to rank the current one)"
+
+
+def engine_facts(
+    engine: str, checkpoint: str | None, computed: int, reused: int
+) -> str:
+    """Where a data-set run's shards ran and how many came from a checkpoint (for
+    every output of the run: a table from reused shards must say so)."""
+    where = (
+        "no checkpoint folder"
+        if checkpoint is None
+        else f"checkpoint folder {checkpoint}"
+    )
+    return (
+        f"engine {engine}, {where}: {computed + reused} shard(s), {computed} "
+        f"computed in this run, {reused} reused from the checkpoint"
     )

@@ -103,7 +103,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         f"{name}: {Path(args.data)} ({protocol}); {genuine.size} genuine + "
         f"{impostor.size} impostor pairs scored "
         f"({len(pairs)} selected, {len(failed)} images without a usable face), "
-        f"seed {args.seed}, max pairs {args.max_pairs}; command: {command}"
+        f"seed {args.seed}, max pairs {args.max_pairs}; {engine.facts()}; "
+        f"command: {command}"
     )
     quality = quality_distribution(
         scored.used_qualities(),

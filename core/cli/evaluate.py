@@ -129,6 +129,27 @@ def report_engine(engine: Any) -> None:
     )
 
 
+ENGINE_RECORD = "engine.json"
+
+
+def write_engine_record(engine: Any, out: str | None) -> dict[str, str]:
+    """``OUT/engine.json``: the run's engine facts beside its tables (where the
+    shards ran, the checkpoint folder, shards computed and reused)."""
+    if not out:
+        return {}
+    import json
+
+    from core.io.atomic import write_atomic
+
+    path = Path(out) / ENGINE_RECORD
+    record = {**engine.describe(), "sentence": engine.facts()}
+    try:
+        write_atomic(path, (json.dumps(record, indent=2) + "\n").encode("utf-8"))
+    except OSError as error:
+        raise BadInputError(f"cannot write ({error.strerror})", path) from None
+    return {"engine": str(path)}
+
+
 def cmd_eval_verification(args: argparse.Namespace) -> int:
     from core.evaluation import check_max_pairs, evaluate_verification
 
@@ -166,9 +187,10 @@ def cmd_eval_verification(args: argparse.Namespace) -> int:
         )
     report_engine(engine)
     if args.json:
-        print_json(report.to_dict())
+        print_json({**report.to_dict(), "engine": engine.describe()})
     else:
         print(report.summary())
+        print(engine.facts())
     return EXIT_OK
 
 
@@ -201,12 +223,14 @@ def cmd_eval_faithfulness(args: argparse.Namespace) -> int:
         engine.close()
     report_engine(engine)
     files = write_outputs(table, args.out) if args.out else {}
+    files.update(write_engine_record(engine, args.out))
     if args.json:
-        print_json({**table.to_dict(), "files": files})
+        print_json({**table.to_dict(), "engine": engine.describe(), "files": files})
     else:
         print(f"{table.metric} on {table.data} ({table.protocol}); "
               f"{table.pairs_used} pairs, {table.pairs_skipped} skipped")  # fmt: skip
         print(table.markdown())
+        print(engine.facts())
     return EXIT_OK
 
 
@@ -277,12 +301,14 @@ def cmd_eval_sanity(args: argparse.Namespace) -> int:
         engine.close()
     report_engine(engine)
     files = write_sanity(table, args.out) if args.out else {}
+    files.update(write_engine_record(engine, args.out))
     if args.json:
-        print_json({**table.to_dict(), "files": files})
+        print_json({**table.to_dict(), "engine": engine.describe(), "files": files})
     else:
         print(f"model-parameter randomisation on {table.data} ({table.protocol}); "
               f"{table.pairs_used} pairs, {table.pairs_skipped} skipped")  # fmt: skip
         print(table.markdown())
+        print(engine.facts())
     return EXIT_OK
 
 

@@ -6,21 +6,33 @@ checkpoint folder, hands the shards not found there to the runner, writes each
 finished shard's result atomically as it arrives, streams progress, and returns
 the results in shard order.  A shard's key is a SHA-256 over the command, its
 parameters, the SHA-256 of every file the shard reads, the model's weights
-SHA-256 and the software version, so a changed input, model, parameter or
-version never reuses a stale result: it is another key and is computed again.
+SHA-256 and the software version; ``run_sharded`` stores it under a key that
+adds the model's whole identity (its card's SHA-256, its parsed preprocessing,
+threshold and embedding output, and the device), so a changed input, model,
+card, device, parameter or version never reuses a stale result: it is another
+key and is computed again.
+
+Each shard file is authenticated with an HMAC-SHA256 under a key kept outside
+the checkpoint folder (:func:`checkpoint_key`): a shard edited by hand, even with
+its checksum recomputed, is refused with one line naming it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import hmac
 import json
+import os
+import secrets
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from core.errors import BadInputError, Cancelled
-from core.io.atomic import write_atomic
+from core.io.atomic import fsync_dir, remove_quietly
 from core.progress import ProgressCallback
 from core.version import __version__
 
@@ -28,7 +40,11 @@ if TYPE_CHECKING:
     from core.models.base import FaceModel
 
 ENGINE_IDS = ("local", "ray")
-CHECKPOINT_FORMAT = "xfr-shard/1"
+CHECKPOINT_FORMAT = "xfr-shard/2"  # /2: HMAC-SHA256 authenticated, model identity keyed
+CHECKPOINT_KEY_ENV = "XFR_CHECKPOINT_KEY"
+"""Environment variable: the secret that authenticates checkpoint shards (any
+text of at least 16 characters); without it, the per-user key file is used."""
+CHECKPOINT_KEY_FILE = "checkpoint.key"  # in the user's XFR config folder, mode 0600
 
 ShardFunction = Callable[["FaceModel", Any, Any], Any]
 """``(model, shard payload, options) -> result``: pure, module-level (a Ray
@@ -117,11 +133,19 @@ class Engine:
         self.runner.close()
 
     def describe(self) -> dict[str, Any]:
+        """The run's engine facts, recorded in every output of the run."""
         return {
             "engine": self.name,
             "checkpoint": None if self.checkpoint is None else str(self.checkpoint),
             **self.stats.to_dict(),
         }
+
+    def facts(self) -> str:
+        """:meth:`describe` as one sentence (text outputs, calibration records)."""
+        from core.wording import engine_facts
+
+        folder = None if self.checkpoint is None else str(self.checkpoint)
+        return engine_facts(self.name, folder, self.stats.computed, self.stats.reused)
 
 
 def checkpoint_folder(path: str | Path) -> Path:
@@ -160,21 +184,123 @@ def shard_key(
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def model_identity(model: FaceModel) -> dict[str, Any]:
+    """Everything about the model a shard's result depends on besides its weights
+    hash: the card file's SHA-256 (a model file's card), the parsed preprocessing
+    (input size, channel order, mean/std, alignment, flip averaging), threshold
+    and embedding output, the embedding size and the device.  A changed card or
+    device therefore makes another key: stale embeddings are never reused."""
+    card = getattr(model, "card", None)
+    card_path = getattr(card, "path", None)
+    card_sha256: str | None = None
+    if card_path is not None:
+        try:
+            card_sha256 = hashlib.sha256(Path(card_path).read_bytes()).hexdigest()
+        except OSError as error:
+            raise BadInputError(
+                f"cannot read the model card ({error.strerror})", Path(card_path)
+            ) from None
+    try:
+        device = str(model.device)
+    except (AttributeError, StopIteration):  # a model without parameters
+        device = "cpu"
+    return {
+        "model_id": getattr(model, "model_id", None),
+        "weights_sha256": getattr(model, "weights_sha256", None),
+        "card_sha256": card_sha256,
+        "preprocessing": _plain(getattr(model, "preprocessing", None)),
+        "threshold": _plain(getattr(model, "threshold", None)),
+        "embedding_output": getattr(card, "embedding_output", None),
+        "embedding_dim": getattr(model, "embedding_dim", None),
+        "device": device,
+    }
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return None if value is None else repr(value)
+
+
+def stored_key(key: str, identity: dict[str, Any]) -> str:
+    """The name a shard is kept under: its key with the model's identity."""
+    return _digest({"shard_key": key, "model": identity})
+
+
+def checkpoint_key() -> bytes:
+    """The secret that authenticates shard files, never kept in the checkpoint
+    folder: ``XFR_CHECKPOINT_KEY`` when set (the same on every machine that shares
+    a checkpoint folder), else a per-user key file (32 random bytes, created once
+    with mode 0600 in the user's XFR config folder).  Whoever can read the key can
+    forge a shard; it protects against an edited or swapped shard file by anyone
+    who can write the checkpoint folder but not read the key."""
+    text = os.environ.get(CHECKPOINT_KEY_ENV)
+    if text is not None:
+        if len(text) < 16:
+            raise BadInputError(
+                f"{CHECKPOINT_KEY_ENV} must be at least 16 characters "
+                "(a secret shared by the machines that share a checkpoint folder)"
+            )
+        return text.encode("utf-8")
+    from core.io.userdirs import user_config_dir
+
+    path = user_config_dir() / CHECKPOINT_KEY_FILE
+    try:
+        return _key_from_file(path)
+    except OSError as error:
+        raise BadInputError(
+            f"cannot read or create the checkpoint key ({error.strerror}); set "
+            f"{CHECKPOINT_KEY_ENV} instead",
+            path,
+        ) from None
+
+
+def _key_from_file(path: Path) -> bytes:
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it first: use theirs
+            pass
+        else:
+            with os.fdopen(handle, "wb") as file:
+                file.write(secrets.token_hex(32).encode("ascii"))
+                file.flush()
+                os.fsync(file.fileno())
+    key = path.read_bytes().strip()
+    if len(key) < 16:
+        raise BadInputError(
+            "the checkpoint key file is empty or too short; delete it to make a "
+            "new one (shards written with the old key are then refused)",
+            path,
+        )
+    return key
+
+
 def _digest(encoded: Any) -> str:
     text = json.dumps(encoded, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _mac(secret: bytes, record: dict[str, Any]) -> str:
+    """HMAC-SHA256 over the whole record but its ``mac`` (canonical JSON)."""
+    body = {name: value for name, value in record.items() if name != "mac"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return hmac.new(secret, text.encode(), hashlib.sha256).hexdigest()
 
 
 def shard_file(folder: Path, key: str) -> Path:
     return folder / f"shard-{key}.json"
 
 
-def read_shard(folder: Path, key: str) -> Any | None:
-    """A finished shard's encoded result, None when there is none; a damaged or
-    altered file is one line naming it (never silently recomputed or used)."""
+def read_shard(folder: Path, key: str, secret: bytes | None = None) -> Any | None:
+    """A finished shard's encoded result, None when there is none; a damaged,
+    altered or unauthenticated file is one line naming it (never silently
+    recomputed or used)."""
     path = shard_file(folder, key)
     if not path.is_file():
         return None
+    secret = checkpoint_key() if secret is None else secret
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
         valid = (
@@ -182,19 +308,33 @@ def read_shard(folder: Path, key: str) -> Any | None:
             and record["key"] == key
             and record["result_sha256"] == _digest(record["result"])
         )
+        authentic = valid and hmac.compare_digest(
+            str(record["mac"]), _mac(secret, record)
+        )
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
-        valid = False
+        valid = authentic = False
     if not valid:
         raise BadInputError(
-            "damaged or altered checkpoint shard (its key or checksum does not "
-            "match); delete the file to compute the shard again",
+            "damaged or altered checkpoint shard (its format, key or checksum does "
+            "not match); delete the file to compute the shard again",
+            path,
+        )
+    if not authentic:
+        raise BadInputError(
+            "checkpoint shard not authenticated: its HMAC does not match this "
+            "user's checkpoint key (edited, or written with another key; see "
+            f"{CHECKPOINT_KEY_ENV}); delete the file to compute the shard again",
             path,
         )
     return record["result"]
 
 
-def write_shard(folder: Path, key: str, command: str, encoded: Any) -> None:
-    record = {
+def write_shard(
+    folder: Path, key: str, command: str, encoded: Any, secret: bytes | None = None
+) -> None:
+    """The shard's record, written atomically under a unique temporary name (two
+    runs sharing a folder never collide); one line naming the file on failure."""
+    record: dict[str, Any] = {
         "format": CHECKPOINT_FORMAT,
         "key": key,
         "command": command,
@@ -202,7 +342,40 @@ def write_shard(folder: Path, key: str, command: str, encoded: Any) -> None:
         "result_sha256": _digest(encoded),
         "result": encoded,
     }
-    write_atomic(shard_file(folder, key), json.dumps(record).encode("utf-8"))
+    record["mac"] = _mac(checkpoint_key() if secret is None else secret, record)
+    data = json.dumps(record).encode("utf-8")
+    target = shard_file(folder, key)
+    temp: Path | None = None
+    try:
+        handle, name = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=".partial", dir=folder
+        )
+        temp = Path(name)
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp, target)
+        temp = None
+        fsync_dir(folder)
+    except OSError as error:
+        if temp is not None:
+            remove_quietly(temp)
+        if _same_content(target, data):  # another run wrote the same shard
+            return
+        reason = error.strerror or type(error).__name__
+        raise BadInputError(
+            f"cannot write the checkpoint shard ({reason}); free space or choose "
+            "another --checkpoint folder",
+            target,
+        ) from None
+
+
+def _same_content(path: Path, data: bytes) -> bool:
+    try:
+        return path.read_bytes() == data
+    except OSError:
+        return False
 
 
 def run_sharded(
@@ -229,6 +402,9 @@ def run_sharded(
     progress = progress if progress is not None else engine.progress
     stop = _either(cancel, engine.cancel)
     done_items = 0
+    folder = engine.checkpoint
+    secret = checkpoint_key() if folder is not None else b""
+    identity = model_identity(model) if folder is not None else {}
 
     def finished(shard: Shard, result: Any, reused: bool) -> None:
         nonlocal done_items
@@ -237,8 +413,9 @@ def run_sharded(
             stats.reused += 1
         else:
             stats.computed += 1
-            if engine.checkpoint is not None:
-                write_shard(engine.checkpoint, shard.key, command, encode(result))
+            if folder is not None:
+                name = stored_key(shard.key, identity)
+                write_shard(folder, name, command, encode(result), secret)
         done_items += shard.size
         if progress is not None:
             what = "from the checkpoint" if reused else f"on {engine.name}"
@@ -247,8 +424,9 @@ def run_sharded(
     def to_compute() -> Iterator[Shard]:
         for shard in shards:
             stats.shards += 1
-            if engine.checkpoint is not None:
-                encoded = read_shard(engine.checkpoint, shard.key)
+            if folder is not None:
+                name = stored_key(shard.key, identity)
+                encoded = read_shard(folder, name, secret)
                 if encoded is not None:
                     finished(shard, decode(encoded), True)
                     continue

@@ -10,9 +10,10 @@ each task gets its shard's payload (image bytes read and hashed on the driver).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from core.engine.base import Shard, ShardFunction
@@ -29,7 +30,8 @@ if TYPE_CHECKING:
     from core.models.base import FaceModel
 
 NOT_INSTALLED = "ray is not installed: pip install 'xfr-desktop[distributed]'"
-CONNECT_TIMEOUT_S = 5.0
+CONNECT_TIMEOUT_S = 5.0  # the address check (TCP connect, then Ray's answer)
+JOIN_TIMEOUT_S = 30.0  # ray.init on a cluster that answered the check
 # Ray environment settings applied before ray is imported: no usage statistics
 # sent to Anyscale, no dashboard, no metrics exporter.
 PRIVATE_ENVIRONMENT = {
@@ -37,11 +39,25 @@ PRIVATE_ENVIRONMENT = {
     "RAY_USAGE_STATS_PROMPT_ENABLED": "0",
     "RAY_DISABLE_DOCKER_CPU_WARNING": "1",
 }
+# Ray's C++ backend and gRPC log to stderr; only fatal lines are let through
+# (a value the user set is kept), so an error stays one line.
+QUIET_ENVIRONMENT = {
+    "RAY_BACKEND_LOG_LEVEL": "fatal",
+    "GRPC_VERBOSITY": "NONE",
+}
+# The HTTP/2 client preface and an empty SETTINGS frame: a Ray GCS (a gRPC
+# server) answers with its own SETTINGS frame (type 4); anything else is no Ray.
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes(
+    [0, 0, 0, 4, 0, 0, 0, 0, 0]
+)
 
 
 def import_ray() -> Any:
-    """``ray``, with usage statistics off; one line when it is not installed."""
+    """``ray``, with usage statistics off and its backend's logs quiet; one line
+    when it is not installed."""
     os.environ.update(PRIVATE_ENVIRONMENT)
+    for name, value in QUIET_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
     try:
         import ray
     except ImportError:
@@ -50,23 +66,96 @@ def import_ray() -> Any:
 
 
 def check_address(address: str) -> None:
-    """``HOST:PORT`` (or ``ray://HOST:PORT``) must answer on TCP, checked with a
-    short timeout so that a wrong address is one line, not a minute's wait."""
+    """``HOST:PORT`` (or ``ray://HOST:PORT``) must answer as a gRPC (HTTP/2)
+    server, checked with a short timeout so that a wrong address - nothing
+    listening, or another kind of server - is one line, not a minute's wait."""
     text = address.removeprefix("ray://")
     host, _, port = text.rpartition(":")
+    if host.startswith("[") or text.count(":") > 1:
+        raise BadInputError(
+            f"--ray-address {address!r}: IPv6 addresses are not supported; give "
+            "the head's IPv4 address or host name as HOST:PORT"
+        )
     if not host or not port.isdigit():
         raise BadInputError(
             f"--ray-address {address!r} is not HOST:PORT (e.g. 10.0.0.5:6379)"
         )
+    if not 0 < int(port) < 65536:
+        raise BadInputError(
+            f"--ray-address {address!r}: port out of range (1 to 65535)"
+        )
     try:
-        with socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S):
-            pass
+        with socket.create_connection(
+            (host, int(port)), timeout=CONNECT_TIMEOUT_S
+        ) as connection:
+            connection.settimeout(CONNECT_TIMEOUT_S)
+            connection.sendall(_HTTP2_PREFACE)
+            answer = _read_at_most(connection, 9)
     except OSError as error:
         reason = error.strerror or type(error).__name__
+        if isinstance(error, TimeoutError) or reason == "timed out":
+            reason = f"no answer within {CONNECT_TIMEOUT_S:g} s"
         raise BadInputError(
             f"--ray-address {address}: no Ray cluster answers there ({reason}); "
             "is 'ray start --head' running on that machine?"
         ) from None
+    if len(answer) < 9 or answer[3] != 4:  # not an HTTP/2 SETTINGS frame
+        raise BadInputError(
+            f"--ray-address {address}: no Ray cluster answers there (a server "
+            "answers, but not Ray's); is the port the head's GCS port (6379)?"
+        )
+
+
+def _read_at_most(connection: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = connection.recv(size - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+@contextlib.contextmanager
+def _backend_stderr_quiet() -> Iterator[None]:
+    """File descriptor 2 to the null device for the block (Ray's C++ backend
+    writes there directly; Python's ``sys.stderr`` is not affected when it is
+    not fd 2, e.g. under pytest)."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _init_bounded(ray: Any, timeout_s: float, **options: Any) -> None:
+    """``ray.init`` in a helper thread, waited for at most ``timeout_s``: a
+    cluster that accepts the connection and then never answers is one line."""
+    import threading
+
+    failure: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            ray.init(**options)
+        except BaseException as error:  # handed to the caller's thread
+            failure.append(error)
+
+    thread = threading.Thread(target=start, name="xfr-ray-init", daemon=True)
+    with _backend_stderr_quiet():  # Ray's C++ client logs its retries on fd 2
+        thread.start()
+        thread.join(timeout_s)
+    if thread.is_alive():
+        raise TimeoutError(f"no answer within {timeout_s:g} s")
+    if failure:
+        raise failure[0]
 
 
 def _run_task(
@@ -100,8 +189,8 @@ class RayRunner:
                 if address is None:
                     ray.init(num_cpus=num_cpus, **options)
                 else:
-                    ray.init(address=address, **options)
-            except (ConnectionError, RuntimeError, ValueError) as error:
+                    _init_bounded(ray, JOIN_TIMEOUT_S, address=address, **options)
+            except (ConnectionError, RuntimeError, ValueError, TimeoutError) as error:
                 first = (str(error).strip().splitlines() or [type(error).__name__])[0]
                 where = address or "a local Ray"
                 raise BadInputError(f"cannot start or join {where}: {first}") from None

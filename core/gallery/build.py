@@ -203,6 +203,7 @@ def build_gallery(
         build_threads=threads,
         software_version=__version__,
         software_commit=source_commit(),
+        engine=None if engine is None else engine.describe(),
     )
     return BuildResult(
         out,

@@ -126,8 +126,10 @@ def write_gallery(
     build_threads: int,
     software_version: str,
     software_commit: str,
+    engine: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a gallery folder atomically; returns ``out``."""
+    """Write a gallery folder atomically; returns ``out``.  ``engine``: where the
+    embeddings were computed and how many shards came from a checkpoint."""
     out = Path(out)
     if out.exists():
         raise BadInputError("already exists; a gallery is never overwritten", out)
@@ -154,6 +156,8 @@ def write_gallery(
         "templates": [e.to_dict() for e in entries],
         "failures": failures,
     }
+    if engine is not None:
+        manifest["engine"] = engine
     temp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.partial")
     temp.mkdir()
     try:

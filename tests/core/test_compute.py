@@ -201,6 +201,9 @@ def test_a_model_job_may_call_another_model_function_inside():
 def test_every_job_runs_with_the_configured_threads_in_its_own_thread(threads):
     import torch
 
+    if threads > compute.available_cores():
+        pytest.skip("more threads than this machine's cores are capped")
+
     compute.configure(threads=threads)
     seen: list[int] = []
 
@@ -215,6 +218,17 @@ def test_every_job_runs_with_the_configured_threads_in_its_own_thread(threads):
     assert seen == [threads]
     assert compute.settings().threads == threads
     assert compute.settings().source == "configured"
+
+
+def test_more_threads_than_cores_are_capped_and_say_so(monkeypatch):
+    cores = compute.available_cores()
+    monkeypatch.setenv(compute.THREADS_ENV, "10000")
+    settings = compute.configure()
+    assert settings.threads == cores
+    assert settings.source == (
+        f"XFR_THREADS: 10000 asked, capped at the {cores} core(s) available"
+    )
+    assert compute.configure(threads=cores + 1).threads == cores
 
 
 def test_the_default_is_the_cores_this_process_may_use(monkeypatch):

@@ -19,7 +19,7 @@ from PIL import Image
 
 import core.evaluation as evaluation
 from core.engine import Shard, make_engine, run_sharded, shard_key
-from core.engine.base import Engine, LocalRunner, read_shard, shard_file
+from core.engine.base import Engine, LocalRunner, read_shard
 from core.engine.payload import model_from_payload, payload_for
 from core.errors import BadInputError, Cancelled
 
@@ -196,12 +196,15 @@ def test_an_altered_checkpoint_shard_is_refused_in_one_line(tmp_path):
         command="test", total=1, encode=lambda r: r, decode=lambda r: r,
     )  # fmt: skip
     assert result == [6]
-    path = shard_file(tmp_path, "k" * 64)
+    path = _only_shard(tmp_path)
     record = json.loads(path.read_text())
     record["result"] = 7  # edited by hand: its checksum no longer matches
     path.write_text(json.dumps(record))
     with pytest.raises(BadInputError) as caught:
-        read_shard(tmp_path, "k" * 64)
+        run_sharded(
+            Engine(LocalRunner(), tmp_path), double, None, shards, None,
+            command="test", total=1, encode=lambda r: r, decode=lambda r: r,
+        )  # fmt: skip
     assert "altered checkpoint shard" in str(caught.value)
     assert "\n" not in str(caught.value) and path.name in str(caught.value)
 
@@ -316,7 +319,17 @@ def test_cli_verification_checkpoint_resumes_and_says_so(identities, tmp_path, c
     assert "0 computed, 1 from the checkpoint" in second.err
     a, b = json.loads(first.out), json.loads(second.out)
     a.pop("seconds"), b.pop("seconds")
-    assert a == b
+    ran, resumed = a.pop("engine"), b.pop("engine")
+    assert a == b  # the same table, and the output says where it came from
+    folder = str(tmp_path / "ck")
+    assert ran == {"engine": "local", "checkpoint": folder, "shards": 1,
+                   "computed": 1, "reused": 0}  # fmt: skip
+    assert resumed == {**ran, "computed": 0, "reused": 1}
+    argv.remove("--json")
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert f"engine local, checkpoint folder {folder}: 1 shard(s), 0 computed in " \
+        "this run, 1 reused from the checkpoint" in text  # fmt: skip
 
 
 @pytest.mark.slow
@@ -441,3 +454,217 @@ def test_probe_chains_travel_to_ray_workers_and_give_the_same_table(
     # shards of 2 are other batches (last bits may differ from one pass), the
     # same on both runners
     assert run(local_engine()) == run(on_ray(ray_engine))
+
+
+# ---- review fixes: authenticated shards, model identity, address, writes ----------
+def _double(model, payload, options):
+    return payload * 2
+
+
+def _run_double(engine, model=None, payloads=(3,)):
+    shards = [Shard(i, f"{i}" * 64, p, 1) for i, p in enumerate(payloads)]
+    return run_sharded(
+        engine, _double, model, shards, None,
+        command="test", total=len(shards), encode=lambda r: r, decode=lambda r: r,
+    )  # fmt: skip
+
+
+def _only_shard(folder: Path) -> Path:
+    (path,) = folder.glob("shard-*.json")
+    return path
+
+
+def test_a_forged_shard_with_its_checksum_recomputed_is_refused(tmp_path):
+    from core.engine.base import _digest
+
+    assert _run_double(Engine(LocalRunner(), tmp_path)) == [6]
+    path = _only_shard(tmp_path)
+    record = json.loads(path.read_text())
+    record["result"] = 7  # edited by hand, the unkeyed checksum made to match
+    record["result_sha256"] = _digest(7)
+    path.write_text(json.dumps(record))
+    engine = Engine(LocalRunner(), tmp_path)
+    with pytest.raises(BadInputError) as caught:
+        _run_double(engine)
+    message = str(caught.value)
+    assert "not authenticated" in message and "HMAC" in message
+    assert path.name in message and "\n" not in message
+
+
+def test_the_key_is_a_private_file_outside_the_checkpoint_or_the_environment(
+    tmp_path, monkeypatch
+):
+    from core.engine.base import CHECKPOINT_KEY_ENV, CHECKPOINT_KEY_FILE
+    from core.io.userdirs import user_config_dir
+
+    monkeypatch.delenv(CHECKPOINT_KEY_ENV, raising=False)
+    folder = tmp_path / "ck"
+    folder.mkdir()
+    assert _run_double(Engine(LocalRunner(), folder)) == [6]
+    key_file = user_config_dir() / CHECKPOINT_KEY_FILE
+    assert key_file.is_file() and (key_file.stat().st_mode & 0o777) == 0o600
+    assert [p.name for p in folder.iterdir()] == [_only_shard(folder).name]
+    engine = Engine(LocalRunner(), folder)
+    assert _run_double(engine) == [6] and engine.stats.reused == 1  # same key
+    monkeypatch.setenv(CHECKPOINT_KEY_ENV, "another lab secret, 32 characters")
+    with pytest.raises(BadInputError, match="not authenticated"):
+        _run_double(Engine(LocalRunner(), folder))  # written under the file's key
+    monkeypatch.setenv(CHECKPOINT_KEY_ENV, "short")
+    with pytest.raises(BadInputError, match="at least 16 characters"):
+        _run_double(Engine(LocalRunner(), folder))
+
+
+class _CardModel:
+    """What the shard's stored key reads of a model: ids, card, device."""
+
+    def __init__(self, card: Path, device: str = "cpu") -> None:
+        from types import SimpleNamespace
+
+        from core.models.base import Preprocessing
+
+        self.model_id = "byom"
+        self.weights_sha256 = "w" * 64
+        self.card = SimpleNamespace(path=card, embedding_output=None)
+        self.preprocessing = Preprocessing((112, 112))
+        self.embedding_dim = 4
+        self.device = device
+
+
+def test_an_edited_card_or_another_device_computes_the_shards_again(tmp_path):
+    card = tmp_path / "model.toml"
+    card.write_text('[preprocessing]\nchannel_order = "RGB"\n')
+    folder = tmp_path / "ck"
+    folder.mkdir()
+    for model, computed in [
+        (_CardModel(card), 1),
+        (_CardModel(card), 0),  # the same model and card: reused
+        (_CardModel(card, device="cuda:0"), 1),  # another device
+    ]:
+        engine = Engine(LocalRunner(), folder)
+        assert _run_double(engine, model) == [6]
+        assert engine.stats.computed == computed
+    card.write_text('[preprocessing]\nchannel_order = "BGR"\n')  # same weights
+    engine = Engine(LocalRunner(), folder)
+    assert _run_double(engine, _CardModel(card)) == [6]
+    assert engine.stats.computed == 1 and engine.stats.reused == 0
+
+
+def test_two_runs_writing_the_same_shard_at_once_both_succeed(tmp_path):
+    import threading
+
+    from core.engine.base import write_shard
+
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def writer() -> None:
+        start.wait()
+        try:
+            for _ in range(40):
+                write_shard(tmp_path, "k" * 64, "test", list(range(2000)))
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=writer) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert read_shard(tmp_path, "k" * 64) == list(range(2000))
+    assert [p.name for p in tmp_path.iterdir()] == [f"shard-{'k' * 64}.json"]
+
+
+def test_a_checkpoint_write_that_fails_is_one_line_naming_the_file(tmp_path):
+    code = (
+        "import resource, signal\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000))\n"
+        "from pathlib import Path\n"
+        "from core.engine.base import write_shard\n"
+        "from core.errors import BadInputError\n"
+        "try:\n"
+        f"    write_shard(Path({str(tmp_path)!r}), 'k' * 64, 't', list(range(9000)))\n"
+        "except BadInputError as e:\n    print(e)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True,
+        cwd=Path(__file__).parents[2], check=True,
+        env={**__import__("os").environ, "XFR_CHECKPOINT_KEY": "x" * 32},
+    )  # fmt: skip
+    line = done.stdout.strip()
+    assert "cannot write the checkpoint shard (File too large)" in line, done.stderr
+    assert f"shard-{'k' * 64}.json" in line and "\n" not in line
+    assert list(tmp_path.iterdir()) == []  # no partial file left behind
+
+
+def test_a_server_that_is_not_ray_is_one_line_without_starting_ray():
+    pytest.importorskip("ray")
+    import socket
+    import time
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        for _ in range(200):  # until it listens
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        with pytest.raises(BadInputError) as caught:
+            make_engine("ray", address=f"127.0.0.1:{port}")
+    finally:
+        server.terminate()
+        server.wait()
+    message = str(caught.value)
+    assert "no Ray cluster answers there (a server answers, but not Ray's)" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("address", "words"),
+    [("[::1]:6379", "IPv6 addresses are not supported"),
+     ("localhost:99999", "port out of range")],
+)  # fmt: skip
+def test_ipv6_and_out_of_range_addresses_are_named(address, words):
+    pytest.importorskip("ray")
+    with pytest.raises(BadInputError, match=words):
+        make_engine("ray", address=address)
+
+
+@pytest.mark.slow
+def test_the_address_check_accepts_a_real_ray(ray_engine):
+    from core.engine.ray_runner import check_address
+
+    check_address(ray_engine._ray.get_runtime_context().gcs_address)
+
+
+def test_calibration_record_and_gallery_manifest_say_shards_were_reused(
+    identities, tmp_path, capsys
+):
+    from core.cli import main
+
+    folder = str(tmp_path / "ck")
+    for run in ("first", "second"):
+        out = tmp_path / f"{run}.json"
+        assert main(["calibrate", "--data", str(identities), "--out", str(out),
+                     "--checkpoint", folder]) == 0  # fmt: skip
+    reference = json.loads(out.read_text())["reference"]
+    assert f"engine local, checkpoint folder {folder}: 1 shard(s), 0 computed in " \
+        "this run, 1 reused from the checkpoint" in reference  # fmt: skip
+    manifests = []
+    for run in ("first", "second"):
+        gallery = tmp_path / f"{run}.xfrgallery"
+        assert main(["gallery", "build", str(identities), "--out", str(gallery),
+                     "--checkpoint", folder, "--json"]) == 0  # fmt: skip
+        manifests.append(json.loads((gallery / "manifest.json").read_text()))
+    ran = {"engine": "local", "checkpoint": folder, "shards": 1}
+    assert manifests[0]["engine"] == {**ran, "computed": 1, "reused": 0}
+    assert manifests[1]["engine"] == {**ran, "computed": 0, "reused": 1}
+    capsys.readouterr()
