@@ -632,6 +632,7 @@ def gallery_probe_replaced(probe: str) -> str:
         f"searched for a face record of {probe} since replaced: its ranks and "
         f"scores are of that earlier record's template, not of {probe}'s current "
         "face record (search again to rank the current one)"
+    )
 
 
 def engine_facts(
