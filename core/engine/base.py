@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from core import compute
 from core.errors import BadInputError, Cancelled
 from core.io.atomic import fsync_dir, remove_quietly
 from core.progress import ProgressCallback
@@ -213,6 +214,8 @@ def model_identity(model: FaceModel) -> dict[str, Any]:
         "embedding_output": getattr(card, "embedding_output", None),
         "embedding_dim": getattr(model, "embedding_dim", None),
         "device": device,
+        # gradients differ in their last bits between thread counts
+        "torch_threads": compute.settings().threads,
     }
 
 
@@ -258,15 +261,21 @@ def checkpoint_key() -> bytes:
 def _key_from_file(path: Path) -> bytes:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
+        # written whole under a temporary name, then linked into place: a reader
+        # never sees a half-written key, and the first of two makers wins
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".key-")
         try:
-            handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process made it first: use theirs
-            pass
-        else:
             with os.fdopen(handle, "wb") as file:
                 file.write(secrets.token_hex(32).encode("ascii"))
                 file.flush()
                 os.fsync(file.fileno())
+            os.chmod(temporary, 0o600)
+            try:
+                os.link(temporary, path)
+            except FileExistsError:  # another process made it first: use theirs
+                pass
+        finally:
+            os.unlink(temporary)
     key = path.read_bytes().strip()
     if len(key) < 16:
         raise BadInputError(

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from core import compute
 from core.errors import BadInputError
 
 if TYPE_CHECKING:
@@ -40,6 +41,10 @@ class ModelPayload:
     card: bytes | None = None
     trust_code: bool = False
     device: str = "cpu"
+    # the driver's torch threads: gradients (sanity, faithfulness maps) differ in
+    # their last bits between thread counts, so workers use the driver's count and
+    # the Ray tables equal the local ones exactly
+    threads: int = 1
 
     def without_bytes(self) -> str:
         return f"{self.model_id} (weights SHA-256 {self.weights_sha256})"
@@ -72,7 +77,13 @@ def payload_for(model: FaceModel, device: str = "cpu") -> ModelPayload:
     card = getattr(model, "card", None)
     if card is None and model.model_id in BUILTIN_BACKENDS:
         return ModelPayload(
-            model.model_id, digest, "builtin", path.name, weights, device=device
+            model.model_id,
+            digest,
+            "builtin",
+            path.name,
+            weights,
+            device=device,
+            threads=compute.settings().threads,
         )
     card_path = getattr(card, "path", None)
     if card_path is None:
@@ -91,6 +102,7 @@ def payload_for(model: FaceModel, device: str = "cpu") -> ModelPayload:
         card=card_path.read_bytes(),
         trust_code=model.code_trusted,
         device=device,
+        threads=compute.settings().threads,
     )
 
 
@@ -152,6 +164,4 @@ def _build(payload: ModelPayload) -> FaceModel:
 def configure_worker_threads(threads: int = WORKER_THREADS) -> None:
     """The torch threads of a worker process, through the compute executor (so a
     worker's model jobs use the same thread rule as the app's)."""
-    from core import compute
-
     compute.configure(threads=threads)

@@ -16,6 +16,7 @@ import socket
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from core import compute
 from core.engine.base import Shard, ShardFunction
 from core.engine.payload import (
     ModelPayload,
@@ -162,7 +163,7 @@ def _run_task(
     fn: ShardFunction, payload: ModelPayload, shard_payload: Any, options: Any
 ) -> tuple[str, Any]:
     """A shard on a worker: the model from its payload, then the shard function."""
-    configure_worker_threads()
+    configure_worker_threads(payload.threads)
     model = model_from_payload(payload)
     return __version__, fn(model, shard_payload, options)
 
@@ -187,6 +188,10 @@ class RayRunner:
             }
             try:
                 if address is None:
+                    # the local workers inherit the driver's OpenMP thread count
+                    os.environ.setdefault(
+                        "OMP_NUM_THREADS", str(compute.settings().threads)
+                    )
                     ray.init(num_cpus=num_cpus, **options)
                 else:
                     _init_bounded(ray, JOIN_TIMEOUT_S, address=address, **options)
@@ -195,7 +200,15 @@ class RayRunner:
                 where = address or "a local Ray"
                 raise BadInputError(f"cannot start or join {where}: {first}") from None
         self._ray = ray
-        self._task = ray.remote(num_cpus=1, max_retries=1)(_run_task)
+        # Ray gives each worker OMP_NUM_THREADS=1 unless told otherwise, and OpenMP
+        # reads it when it starts: the workers get the driver's thread count (the
+        # environment only, nothing shipped) so their gradients equal the local run's
+        threads = str(compute.settings().threads)
+        self._task = ray.remote(
+            num_cpus=1,
+            max_retries=1,
+            runtime_env={"env_vars": {"OMP_NUM_THREADS": threads}},
+        )(_run_task)
         self._payloads: dict[str, Any] = {}  # weights SHA-256 -> object ref
 
     def _model_ref(self, model: FaceModel) -> Any:

@@ -425,9 +425,23 @@ def test_sanity_on_ray_gives_the_local_table_and_resumes(
     plain = run(None)
     checkpoint = tmp_path / "checkpoint"
     remote = on_ray(ray_engine, checkpoint, shard_size=2)
-    assert run(remote) == plain and remote.stats.computed == 2
+    on_cluster = run(remote)
+    assert remote.stats.computed == 2
+    # Gradients differ in their last bits when a worker's OpenMP started with
+    # another thread count than this process (docs/distributed.md): equal to 1e-4
+    # here, exactly equal when the counts match (a fresh local Ray inherits them)
+    assert on_cluster[1] == plain[1]
+    assert len(on_cluster[0]) == len(plain[0])
+    for ray_row, local_row in zip(on_cluster[0], plain[0], strict=True):
+        assert ray_row.keys() == local_row.keys()
+        for key, value in local_row.items():
+            if isinstance(value, float):
+                assert ray_row[key] == pytest.approx(value, rel=1e-4, abs=1e-6)
+            else:
+                assert ray_row[key] == value
     again = local_engine(checkpoint)
-    assert run(again) == plain and (again.stats.computed, again.stats.reused) == (0, 2)
+    assert run(again) == on_cluster  # read back exactly from the checkpoint
+    assert (again.stats.computed, again.stats.reused) == (0, 2)
     assert len(plain[0]) == 2 and {v["method"] for v in plain[1]} == {
         "gradient",
         "gradcam",
