@@ -299,6 +299,10 @@ def test_done_when_made_in_the_gui_in_the_report_and_verified(
     qtbot.waitUntil(lambda: not window.controller.deriver.is_busy(), timeout=WAIT_MS)
     link = case.derivations.derivation("Q1.1")
     assert link is not None
+    # the new exhibit's faces and ranking are model jobs that may still be waiting
+    # for the cores (core.compute): the report refuses a case that changes under it
+    runners = window.controller.runners
+    qtbot.waitUntil(lambda: not any(r.is_busy() for r in runners), timeout=WAIT_MS)
 
     out = tmp_path / "report.pdf"
     generate_report(case, out)
