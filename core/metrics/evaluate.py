@@ -45,7 +45,7 @@ from core.progress import ProgressCallback
 from core.verify import prepare_face
 
 if TYPE_CHECKING:
-    from core.engine import Engine
+    from core.engine import Engine, Shard
 
 DEFAULT_REFERENCES = MIN_OTHER_MAPS  # the fewest for a pair-specific verdict
 SHARD_PAIRS = 4  # pairs per shard of maps (a map takes from 0.01 s to minutes)
@@ -347,6 +347,31 @@ def decode_explained(data: dict[str, Any]) -> dict[str, list[ExplanationResult]]
     return decoded
 
 
+def face_pair_shards(
+    face_pairs: Sequence[FacePair],
+    model: FaceModel,
+    size: int,
+    command: str,
+    parameters: Any,
+) -> Iterator[Shard]:
+    """The pairs in shards of ``size`` (for ``eval faithfulness`` and ``eval
+    sanity``), each keyed by its pairs' image hashes and face records."""
+    from core.engine import Shard, shard_key
+
+    for index, start in enumerate(range(0, len(face_pairs), size)):
+        pairs = tuple(face_pairs[start : start + size])
+        keyed = [
+            (
+                f"{view.path}#{json.dumps(view.face_record, sort_keys=True)}",
+                view.image_sha256,
+            )
+            for pair in pairs
+            for view in pair.sides
+        ]
+        key = shard_key(command, parameters, keyed, model.weights_sha256)
+        yield Shard(index, key, pairs, len(pairs))
+
+
 def explain_sharded(
     face_pairs: Sequence[FacePair],
     model: FaceModel,
@@ -355,32 +380,17 @@ def explain_sharded(
 ) -> dict[str, list[ExplanationResult]]:
     """Every method's maps of every pair, shard by shard on ``engine``; each
     shard's key names its pairs' image hashes and face records."""
-    from core.engine import Shard, run_sharded, shard_key
+    from core.engine import run_sharded
 
     size = engine.shard_size or SHARD_PAIRS
-    parameters = options.key_parameters()
-
-    def shards() -> Iterator[Shard]:
-        for index, start in enumerate(range(0, len(face_pairs), size)):
-            pairs = tuple(face_pairs[start : start + size])
-            keyed = [
-                (
-                    f"{view.path}#{json.dumps(view.face_record, sort_keys=True)}",
-                    view.image_sha256,
-                )
-                for pair in pairs
-                for view in pair.sides
-            ]
-            key = shard_key(
-                "eval faithfulness", parameters, keyed, model.weights_sha256
-            )
-            yield Shard(index, key, pairs, len(pairs))
-
+    shards = face_pair_shards(
+        face_pairs, model, size, "eval faithfulness", options.key_parameters()
+    )
     parts = run_sharded(
         engine,
         explain_shard,
         model,
-        shards(),
+        shards,
         options,
         command="eval faithfulness",
         total=len(face_pairs),

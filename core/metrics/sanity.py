@@ -65,7 +65,7 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -539,30 +539,18 @@ def _measured_sharded(
     engine: Engine,
     options: SanityOptions,
 ) -> list[dict[str, dict[str, Any]]]:
-    from core.engine import Shard, run_sharded, shard_key
+    from core.engine import run_sharded
+    from core.metrics.evaluate import face_pair_shards
 
     size = engine.shard_size or SHARD_PAIRS
-    parameters = options.key_parameters()
-
-    def shards() -> Iterator[Shard]:
-        for index, start in enumerate(range(0, len(pairs), size)):
-            chunk = tuple(pairs[start : start + size])
-            keyed = [
-                (
-                    f"{view.path}#{json.dumps(view.face_record, sort_keys=True)}",
-                    view.image_sha256,
-                )
-                for pair in chunk
-                for view in pair.sides
-            ]
-            key = shard_key("eval sanity", parameters, keyed, model.weights_sha256)
-            yield Shard(index, key, chunk, len(chunk))
-
+    shards = face_pair_shards(
+        pairs, model, size, "eval sanity", options.key_parameters()
+    )
     return run_sharded(
         engine,
         measure_pairs,
         model,
-        shards(),
+        shards,
         options,
         command="eval sanity",
         total=len(pairs),

@@ -29,6 +29,7 @@ from core.cli import EXIT_BAD_INPUT, EXIT_OK, main
 from core.errors import BadInputError
 from core.gallery.build import build_gallery
 from core.gallery.store import open_gallery
+from tests.gallery_people import write_people
 
 
 def sha256(path: Path) -> str:
@@ -37,18 +38,9 @@ def sha256(path: Path) -> str:
 
 @pytest.fixture(scope="module")
 def identities(tmp_path_factory, astronaut_rgb, grace_hopper_path) -> Path:
-    """collins: the astronaut and a brighter JPEG of it; hopper: Grace Hopper and
-    a crop of her."""
-    root = tmp_path_factory.mktemp("identities")
-    (root / "collins").mkdir()
-    (root / "hopper").mkdir()
-    Image.fromarray(astronaut_rgb).save(root / "collins" / "a.png")
-    brighter = np.clip(astronaut_rgb.astype(int) + 25, 0, 255).astype(np.uint8)
-    Image.fromarray(brighter).save(root / "collins" / "b.jpg", quality=80)
-    hopper = np.asarray(Image.open(grace_hopper_path).convert("RGB"))
-    Image.fromarray(hopper).save(root / "hopper" / "a.jpg")
-    Image.fromarray(hopper[10:-10, 8:-8]).save(root / "hopper" / "b.png")
-    return root
+    return write_people(
+        tmp_path_factory.mktemp("identities"), astronaut_rgb, grace_hopper_path
+    )
 
 
 @pytest.fixture(scope="module")
@@ -283,14 +275,8 @@ def test_verify_names_a_deleted_search_and_lead(case, searched):
     workflow.pull_candidate(case, "S1", 1)
     folder = case.folder
     case.close()
-    tamper(folder, "PRAGMA foreign_keys = OFF")
-    db = sqlite3.connect(folder / "case.sqlite")
-    try:
-        db.execute("DELETE FROM gallery_leads")
-        db.execute("DELETE FROM gallery_searches")
-        db.commit()
-    finally:
-        db.close()
+    tamper(folder, "DELETE FROM gallery_leads")  # SQLite's foreign keys are off
+    tamper(folder, "DELETE FROM gallery_searches")
     problems = problems_of(folder)
     assert any("gallery_leads row" in p and "is gone" in p for p in problems), problems
     assert any("gallery_searches row 1" in p and "is gone" in p for p in problems)

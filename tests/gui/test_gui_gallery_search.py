@@ -22,6 +22,7 @@ from core.case.acev import Analysis
 from core.case.store import Case
 from core.gallery.build import build_gallery
 from core.models import registry
+from tests.gallery_people import write_people
 from tests.gui.tiny_case import WAIT_MS, make_window
 from xfr_desktop import workers
 from xfr_desktop.dialogs import gallery_search_dialog as dialog_module
@@ -37,18 +38,9 @@ pytestmark = pytest.mark.usefixtures("no_qt_leaks")
 
 @pytest.fixture(scope="module")
 def identities(tmp_path_factory, astronaut_rgb, grace_hopper_path) -> Path:
-    """collins: the astronaut and a brighter JPEG of it; hopper: Grace Hopper and
-    a crop of her (as tests/core/test_gallery_case.py)."""
-    root = tmp_path_factory.mktemp("identities")
-    (root / "collins").mkdir()
-    (root / "hopper").mkdir()
-    Image.fromarray(astronaut_rgb).save(root / "collins" / "a.png")
-    brighter = np.clip(astronaut_rgb.astype(int) + 25, 0, 255).astype(np.uint8)
-    Image.fromarray(brighter).save(root / "collins" / "b.jpg", quality=80)
-    hopper = np.asarray(Image.open(grace_hopper_path).convert("RGB"))
-    Image.fromarray(hopper).save(root / "hopper" / "a.jpg")
-    Image.fromarray(hopper[10:-10, 8:-8]).save(root / "hopper" / "b.png")
-    return root
+    return write_people(
+        tmp_path_factory.mktemp("identities"), astronaut_rgb, grace_hopper_path
+    )
 
 
 @pytest.fixture(scope="module")
