@@ -39,6 +39,7 @@ from typing import TypeVar
 
 from core.errors import BadInputError, Cancelled
 from core.progress import ProgressCallback
+from core.wording import compute_waiting_message
 
 T = TypeVar("T")
 
@@ -135,7 +136,7 @@ class _Cores:
                     place = self._place(ticket)
                     if progress is not None and place != told:
                         told = place
-                        progress(0, 0, _waiting_message(self._owner_name, place))
+                        progress(0, 0, compute_waiting_message(self._owner_name, place))
                     self._condition.wait(_CANCEL_POLL_S if cancel else None)
             except BaseException:
                 self._queue = deque(t for t in self._queue if t[0] != ticket)
@@ -165,12 +166,6 @@ class _Cores:
         with self._condition:
             running = self._owner_name if self._owner is not None else None
             return running, [name for _, name in self._queue]
-
-
-def _waiting_message(running: str, place: int) -> str:
-    from core.wording import compute_waiting_message
-
-    return compute_waiting_message(running, place)
 
 
 _cores = _Cores()
